@@ -1,0 +1,212 @@
+//! scanwatch's own JSON Lines event format: one JSON object per line, the format the
+//! sensor sends on the wire and `analyze --format jsonl` reads. Documented in
+//! `docs/formats.md`; the `v` field is the format version.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::{parse_rfc3339, Action, Direction, Event, Protocol, TcpFlags, Timestamp};
+
+/// Version written in the `v` field. Readers accept lines without `v` as version 1.
+pub const WIRE_VERSION: u32 = 1;
+
+/// The JSON shape of one event line.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct WireEvent<'a> {
+    #[serde(default = "default_version")]
+    pub v: u32,
+    /// RFC 3339 time, e.g. `2026-11-26T10:40:00.123Z`.
+    #[serde(borrow)]
+    pub time: Cow<'a, str>,
+    /// Sensor name; optional in files, filled in by the sensor on the wire.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub sensor: Option<Cow<'a, str>>,
+    /// `tcp`, `udp`, `icmp`, `icmpv6` or a protocol number.
+    #[serde(borrow)]
+    pub proto: Cow<'a, str>,
+    pub src: IpAddr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_port: Option<u16>,
+    pub dst: IpAddr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_port: Option<u16>,
+    /// TCP flags as letters (`S`, `SA`, `FA`); absent when unknown.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub flags: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icmp_type: Option<u8>,
+    /// `in` or `out`; absent when unknown.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<Cow<'a, str>>,
+    /// `accept`, `drop` or `reject`; absent when unknown.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Cow<'a, str>>,
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub count: u32,
+}
+
+fn default_version() -> u32 {
+    WIRE_VERSION
+}
+fn one() -> u32 {
+    1
+}
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
+/// Why a JSON line is not a valid event.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum WireError {
+    #[error("invalid json: {0}")]
+    Json(String),
+    #[error("unsupported event format version {0} (this build reads version {WIRE_VERSION})")]
+    Version(u32),
+    #[error("invalid time {0:?}: expected RFC 3339 such as 2026-11-26T10:40:00Z")]
+    Time(String),
+    #[error("unknown protocol {0:?}")]
+    Proto(String),
+    #[error("{0} event without dst_port")]
+    MissingPort(&'static str),
+    #[error("invalid tcp flags {0:?}: expected letters such as S, SA, FA")]
+    Flags(String),
+    #[error("invalid {field} {value:?}")]
+    Field { field: &'static str, value: String },
+    #[error("count must be at least 1")]
+    ZeroCount,
+}
+
+impl<'a> WireEvent<'a> {
+    /// Parses one line of the format.
+    pub fn parse_line(line: &'a str) -> Result<WireEvent<'a>, WireError> {
+        serde_json::from_str(line).map_err(|e| WireError::Json(e.to_string()))
+    }
+
+    /// Converts to an [`Event`], validating every field.
+    pub fn to_event(&self) -> Result<Event, WireError> {
+        if self.v != WIRE_VERSION {
+            return Err(WireError::Version(self.v));
+        }
+        let time = parse_rfc3339(&self.time).ok_or_else(|| WireError::Time(self.time.to_string()))?;
+        let proto = Protocol::parse(&self.proto).ok_or_else(|| WireError::Proto(self.proto.to_string()))?;
+        if proto.has_ports() && self.dst_port.is_none() {
+            return Err(WireError::MissingPort(if proto == Protocol::Tcp { "tcp" } else { "udp" }));
+        }
+        let (flags, flags_known) = match &self.flags {
+            Some(f) => (
+                TcpFlags::parse_letters(f).ok_or_else(|| WireError::Flags(f.to_string()))?,
+                true,
+            ),
+            None => (TcpFlags(0), false),
+        };
+        let direction = match self.direction.as_deref() {
+            None => Direction::Unknown,
+            Some("in") => Direction::Inbound,
+            Some("out") => Direction::Outbound,
+            Some(other) => {
+                return Err(WireError::Field { field: "direction", value: other.to_string() })
+            }
+        };
+        let action = match self.action.as_deref() {
+            None => Action::Unknown,
+            Some("accept") => Action::Accept,
+            Some("drop") => Action::Drop,
+            Some("reject") => Action::Reject,
+            Some(other) => return Err(WireError::Field { field: "action", value: other.to_string() }),
+        };
+        if self.count == 0 {
+            return Err(WireError::ZeroCount);
+        }
+        let ports = proto.has_ports();
+        Ok(Event {
+            time,
+            proto,
+            src: self.src,
+            dst: self.dst,
+            src_port: if ports { self.src_port } else { None },
+            dst_port: if ports { self.dst_port } else { None },
+            flags,
+            flags_known: flags_known && proto == Protocol::Tcp,
+            icmp_type: self.icmp_type,
+            direction,
+            action,
+            count: self.count,
+        })
+    }
+
+    /// The wire form of an event, with an optional sensor name.
+    pub fn from_event(e: &Event, sensor: Option<&'a str>) -> WireEvent<'a> {
+        WireEvent {
+            v: WIRE_VERSION,
+            time: Cow::Owned(Timestamp::to_rfc3339(e.time)),
+            sensor: sensor.map(Cow::Borrowed),
+            proto: e.proto.name(),
+            src: e.src,
+            src_port: e.src_port,
+            dst: e.dst,
+            dst_port: e.dst_port,
+            flags: e.flags_known.then(|| Cow::Owned(e.flags.letters())),
+            icmp_type: e.icmp_type,
+            direction: match e.direction {
+                Direction::Inbound => Some(Cow::Borrowed("in")),
+                Direction::Outbound => Some(Cow::Borrowed("out")),
+                Direction::Unknown => None,
+            },
+            action: match e.action {
+                Action::Unknown => None,
+                a => Some(Cow::Borrowed(a.name())),
+            },
+            count: e.count,
+        }
+    }
+
+    /// One JSON line, without the trailing newline.
+    pub fn to_line(&self) -> String {
+        // Serialising this struct cannot fail: every field is a plain value.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_minimal_and_full() {
+        let w = WireEvent::parse_line(
+            r#"{"time":"2026-11-26T10:40:00Z","proto":"tcp","src":"192.0.2.1","dst":"198.51.100.7","dst_port":1025,"flags":"S"}"#,
+        )
+        .unwrap();
+        let e = w.to_event().unwrap();
+        assert_eq!(e.scanned_port(), Some((Protocol::Tcp, 1025)));
+        assert_eq!(e.count, 1);
+        let line = WireEvent::from_event(&e, Some("s1")).to_line();
+        assert_eq!(
+            line,
+            r#"{"v":1,"time":"2026-11-26T10:40:00Z","sensor":"s1","proto":"tcp","src":"192.0.2.1","dst":"198.51.100.7","dst_port":1025,"flags":"S"}"#
+        );
+        let back = WireEvent::parse_line(&line).unwrap().to_event().unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn errors_are_specific() {
+        let cases = [
+            (r#"{"time":"x","proto":"tcp","src":"192.0.2.1","dst":"192.0.2.2","dst_port":1}"#, "invalid time"),
+            (r#"{"time":"2026-01-01T00:00:00Z","proto":"tcp","src":"192.0.2.1","dst":"192.0.2.2"}"#, "without dst_port"),
+            (r#"{"time":"2026-01-01T00:00:00Z","proto":"zz","src":"192.0.2.1","dst":"192.0.2.2"}"#, "unknown protocol"),
+            (r#"{"v":9,"time":"2026-01-01T00:00:00Z","proto":"udp","src":"192.0.2.1","dst":"192.0.2.2","dst_port":1}"#, "version"),
+            (r#"{"time":"2026-01-01T00:00:00Z","proto":"udp","src":"192.0.2.1","dst":"192.0.2.2","dst_port":1,"count":0}"#, "count"),
+            (r#"{"time":"2026-01-01T00:00:00Z","proto":"tcp","src":"192.0.2.1","dst":"192.0.2.2","dst_port":1,"flags":"Q"}"#, "flags"),
+            (r#"{"time":"2026-01-01T00:00:00Z","proto":"udp","src":"1.2.3","dst":"192.0.2.2","dst_port":1}"#, "invalid json"),
+            (r#"not json"#, "invalid json"),
+        ];
+        for (line, want) in cases {
+            let err = WireEvent::parse_line(line).and_then(|w| w.to_event()).unwrap_err();
+            assert!(err.to_string().contains(want), "{line}: {err}");
+        }
+    }
+}

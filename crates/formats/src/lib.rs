@@ -1,0 +1,165 @@
+//! Log-format parsers: turn lines of firewall and IDS logs into [`Event`]s.
+//!
+//! Every format is one module behind the [`FormatSpec`] trait, registered in
+//! [`REGISTRY`]. Parsers do no I/O: they take `&str` lines and return, per line, an
+//! event, a skip (blank, header, or a line of another program) or a [`ParseError`].
+//! Parsing never fails as a whole: [`parse_str`] collects events and per-line errors.
+
+mod dshield;
+mod jsonl;
+mod netfilter;
+mod syslog;
+
+use scanwatch_event::{Event, Timestamp};
+use thiserror::Error;
+
+pub use syslog::YearResolver;
+
+/// Options every parser gets.
+#[derive(Clone, Copy, Debug)]
+pub struct ParserOptions {
+    /// The instant the log was written up to (for a file: its modification time).
+    /// Used only to infer the year of syslog timestamps that have none; see
+    /// [`YearResolver`].
+    pub reference_time: Timestamp,
+}
+
+/// What one line turned out to be.
+#[derive(Debug, PartialEq)]
+pub enum LineOutcome<'l> {
+    /// An event, and the name of the host or sensor the line itself gives
+    /// (syslog host field, DShield user id, JSON `sensor`), if any.
+    Event { event: Event, host: Option<&'l str> },
+    /// Not an event line: blank, comment, header, or another program's log line.
+    Skip,
+    /// A line of this format that cannot be read.
+    Error(ParseError),
+}
+
+/// Why a line could not be parsed. Messages are lowercase, with no trailing period.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum ParseError {
+    #[error("missing field {0}")]
+    MissingField(&'static str),
+    #[error("invalid {field}: {value:?}")]
+    InvalidField { field: &'static str, value: String },
+    #[error("unreadable timestamp: {0:?}")]
+    Timestamp(String),
+    #[error("expected {expected} tab-separated fields, found {found}")]
+    FieldCount { expected: usize, found: usize },
+    #[error("{0}")]
+    Wire(#[from] scanwatch_event::WireError),
+}
+
+impl ParseError {
+    pub(crate) fn invalid(field: &'static str, value: &str) -> ParseError {
+        // Cap what is echoed back so a huge garbage line gives a short message.
+        let value: String = value.chars().take(64).collect();
+        ParseError::InvalidField { field, value }
+    }
+}
+
+/// A parser for one stream of lines (it may keep state, e.g. the current year).
+pub trait LineParser: Send {
+    fn parse_line<'l>(&mut self, line: &'l str) -> LineOutcome<'l>;
+}
+
+/// One log format: its name, how to recognise it, and how to make a parser.
+pub trait FormatSpec: Sync {
+    /// Name used by `--format` and in reports.
+    fn name(&self) -> &'static str;
+    /// One line for `--help` and docs.
+    fn description(&self) -> &'static str;
+    /// Whether a sample line looks like this format (used by `--format auto`).
+    fn sniff(&self, line: &str) -> bool;
+    fn parser(&self, opts: &ParserOptions) -> Box<dyn LineParser>;
+}
+
+/// Every format scanwatch reads, in auto-detection order. Adding a format is one
+/// module plus one entry here.
+pub static REGISTRY: &[&dyn FormatSpec] = &[&jsonl::SPEC, &dshield::SPEC, &netfilter::SPEC];
+
+/// Looks a format up by name.
+pub fn format_by_name(name: &str) -> Option<&'static dyn FormatSpec> {
+    REGISTRY.iter().copied().find(|f| f.name() == name)
+}
+
+/// Names of all formats, for help texts and error messages.
+pub fn format_names() -> Vec<&'static str> {
+    REGISTRY.iter().map(|f| f.name()).collect()
+}
+
+/// How many leading lines auto-detection looks at.
+pub const SNIFF_LINES: usize = 50;
+
+/// Guesses the format of a file from its first lines: the first format that
+/// recognises a non-blank, non-comment line wins.
+pub fn detect<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<&'static dyn FormatSpec> {
+    for line in lines.into_iter().take(SNIFF_LINES) {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        if let Some(f) = REGISTRY.iter().copied().find(|f| f.sniff(line)) {
+            return Some(f);
+        }
+    }
+    None
+}
+
+/// An event with the line it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParsedEvent {
+    pub line: usize,
+    pub event: Event,
+    pub host: Option<String>,
+}
+
+/// A line that could not be parsed (1-based line number).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LineError {
+    pub line: usize,
+    pub error: ParseError,
+}
+
+/// Everything one input yielded.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ParseOutput {
+    pub events: Vec<ParsedEvent>,
+    pub errors: Vec<LineError>,
+    pub skipped: usize,
+}
+
+/// Parses a whole text with one format. Never fails: bad lines become [`LineError`]s.
+pub fn parse_str(spec: &dyn FormatSpec, input: &str, opts: &ParserOptions) -> ParseOutput {
+    let mut parser = spec.parser(opts);
+    let mut out = ParseOutput::default();
+    for (i, line) in input.lines().enumerate() {
+        match parser.parse_line(line) {
+            LineOutcome::Event { event, host } => out.events.push(ParsedEvent {
+                line: i + 1,
+                event,
+                host: host.map(str::to_string),
+            }),
+            LineOutcome::Skip => out.skipped += 1,
+            LineOutcome::Error(error) => out.errors.push(LineError { line: i + 1, error }),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detect_picks_each_format() {
+        let nf = "Jun  8 14:34:33 h kernel: [1.2] IN=eth0 OUT= SRC=192.0.2.1 DST=192.0.2.2 PROTO=UDP SPT=1 DPT=2";
+        let ds = "2026-11-26 10:00:00 -0500\t42\t1\t192.0.2.1\t4000\t192.0.2.2\t1025\t6\tS";
+        let js = r#"{"time":"2026-11-26T10:00:00Z","proto":"udp","src":"192.0.2.1","dst":"192.0.2.2","dst_port":53}"#;
+        assert_eq!(detect(["", "# c", nf]).map(|f| f.name()), Some("netfilter"));
+        assert_eq!(detect([ds]).map(|f| f.name()), Some("dshield"));
+        assert_eq!(detect([js]).map(|f| f.name()), Some("jsonl"));
+        assert!(detect(["hello world"]).is_none());
+    }
+}

@@ -1,0 +1,291 @@
+//! Linux netfilter log lines: the kernel `LOG` target and nftables `log` statement as
+//! they appear in syslog files and `journalctl -k`, ulogd2 LOGEMU files, and the
+//! Proxmox `pve-firewall` variant. IPv4 and IPv6; TCP, UDP, ICMP and others.
+//!
+//! A line is a netfilter line when it has both a `SRC=` and a `DST=` field. The
+//! kernel always prints `IN=` and `OUT=`, so a netfilter line without them is an error.
+
+use std::net::IpAddr;
+
+use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
+
+use crate::syslog::{month_number, parse_clock, parse_header, YearResolver};
+use crate::{FormatSpec, LineOutcome, LineParser, ParseError, ParserOptions};
+
+pub(crate) struct Spec;
+pub(crate) static SPEC: Spec = Spec;
+
+impl FormatSpec for Spec {
+    fn name(&self) -> &'static str {
+        "netfilter"
+    }
+    fn description(&self) -> &'static str {
+        "Linux iptables/nftables kernel log lines (syslog, journalctl -k, ulogd2 LOGEMU, Proxmox)"
+    }
+    fn sniff(&self, line: &str) -> bool {
+        find_field(line, "SRC=").is_some() && find_field(line, "DST=").is_some()
+    }
+    fn parser(&self, opts: &ParserOptions) -> Box<dyn LineParser> {
+        Box::new(NetfilterParser::new(opts))
+    }
+}
+
+/// Parser state: only the year resolver.
+#[derive(Debug)]
+pub struct NetfilterParser {
+    years: YearResolver,
+}
+
+impl NetfilterParser {
+    pub fn new(opts: &ParserOptions) -> NetfilterParser {
+        NetfilterParser { years: YearResolver::new(opts.reference_time) }
+    }
+}
+
+/// Finds `key` at the start of the line or after a space.
+fn find_field(line: &str, key: &str) -> Option<usize> {
+    let b = line.as_bytes();
+    memchr::memmem::find_iter(b, key.as_bytes()).find(|&i| i == 0 || b[i - 1] == b' ')
+}
+
+impl LineParser for NetfilterParser {
+    fn parse_line<'l>(&mut self, line: &'l str) -> LineOutcome<'l> {
+        let Some(src_at) = find_field(line, "SRC=") else {
+            return LineOutcome::Skip;
+        };
+        // The key/value part starts at IN= (kernel order: IN= OUT= [PHYSIN=] MAC= SRC=).
+        let kv_start = match find_field(&line[..src_at], "IN=") {
+            Some(i) => i,
+            None => return LineOutcome::Error(ParseError::MissingField("IN=")),
+        };
+        match self.parse(line, kv_start) {
+            Ok(o) => o,
+            Err(e) => LineOutcome::Error(e),
+        }
+    }
+}
+
+/// Parses a Proxmox `dd/Mon/yyyy:hh:mm:ss +zzzz` timestamp token pair.
+fn proxmox_time(prefix: &str) -> Option<Timestamp> {
+    let mut toks = prefix.split(' ');
+    while let Some(tok) = toks.next() {
+        let b = tok.as_bytes();
+        if b.len() == 20 && b[2] == b'/' && b[6] == b'/' && b[11] == b':' {
+            let day: u32 = tok[0..2].parse().ok()?;
+            let month = month_number(&b[3..6])?;
+            let year: i32 = tok[7..11].parse().ok()?;
+            let (h, m, s, ms, _) = parse_clock(&b[12..])?;
+            let t = Timestamp::from_civil(year, month, day, h, m, s, ms)?;
+            let off = toks.next()?;
+            let ob = off.as_bytes();
+            if ob.len() != 5 || !(ob[0] == b'+' || ob[0] == b'-') {
+                return None;
+            }
+            let oh: i64 = off[1..3].parse().ok()?;
+            let om: i64 = off[3..5].parse().ok()?;
+            let mut offset_ms = (oh * 60 + om) * 60_000;
+            if ob[0] == b'-' {
+                offset_ms = -offset_ms;
+            }
+            return Some(Timestamp(t.0 - offset_ms));
+        }
+    }
+    None
+}
+
+fn action_from_prefix(prefix: &str) -> Action {
+    // Log prefixes are free text chosen by the admin; these are the common spellings
+    // (`DROP`, `IPTABLES-DROP:`, `policy DROP:`, UniFi `[WAN_LOCAL-D-…]`, `REJECT`,
+    // `ACCEPT`, `BLOCK`). The action is informational: it never decides counting.
+    let up = prefix.to_ascii_uppercase();
+    if up.contains("DROP") || up.contains("BLOCK") || up.contains("DENY") || up.contains("-D-") {
+        Action::Drop
+    } else if up.contains("REJECT") || up.contains("-R-") {
+        Action::Reject
+    } else if up.contains("ACCEPT") || up.contains("ALLOW") || up.contains("-A-") {
+        Action::Accept
+    } else {
+        Action::Unknown
+    }
+}
+
+fn parse_ip(field: &'static str, v: &str) -> Result<IpAddr, ParseError> {
+    v.parse().map_err(|_| ParseError::invalid(field, v))
+}
+
+fn parse_port(field: &'static str, v: &str) -> Result<u16, ParseError> {
+    v.parse().map_err(|_| ParseError::invalid(field, v))
+}
+
+impl NetfilterParser {
+    fn parse<'l>(&mut self, line: &'l str, kv_start: usize) -> Result<LineOutcome<'l>, ParseError> {
+        let prefix = &line[..kv_start];
+        let (time, host, tag) = match parse_header(prefix, &mut self.years)? {
+            Some(h) => (h.time, h.host, h.rest),
+            None => match proxmox_time(prefix) {
+                Some(t) => (t, None, prefix),
+                None => {
+                    let shown: String = prefix.chars().take(40).collect();
+                    return Err(ParseError::Timestamp(shown.trim_end().to_string()));
+                }
+            },
+        };
+
+        let mut iface_in: Option<&str> = None;
+        let mut iface_out: Option<&str> = None;
+        let mut src = None;
+        let mut dst = None;
+        let mut proto = None;
+        let mut spt = None;
+        let mut dpt = None;
+        let mut icmp_type = None;
+        let mut flags = TcpFlags(0);
+        for tok in line[kv_start..].split(' ') {
+            // ICMP errors quote the offending packet in brackets: stop there, its
+            // SRC/DST/PROTO belong to another packet.
+            if tok.starts_with('[') {
+                break;
+            }
+            match memchr::memchr(b'=', tok.as_bytes()) {
+                Some(eq) => {
+                    let (k, v) = (&tok[..eq], &tok[eq + 1..]);
+                    match k {
+                        "IN" if iface_in.is_none() => iface_in = Some(v),
+                        "OUT" if iface_out.is_none() => iface_out = Some(v),
+                        "SRC" if src.is_none() => src = Some(parse_ip("SRC", v)?),
+                        "DST" if dst.is_none() => dst = Some(parse_ip("DST", v)?),
+                        "PROTO" if proto.is_none() => {
+                            proto = Some(Protocol::parse(v).ok_or_else(|| ParseError::invalid("PROTO", v))?)
+                        }
+                        "SPT" if spt.is_none() => spt = Some(parse_port("SPT", v)?),
+                        "DPT" if dpt.is_none() => dpt = Some(parse_port("DPT", v)?),
+                        "TYPE" if icmp_type.is_none() => {
+                            icmp_type = Some(v.parse::<u8>().map_err(|_| ParseError::invalid("TYPE", v))?)
+                        }
+                        _ => {}
+                    }
+                }
+                None => {
+                    // Bare words are TCP flags (SYN, ACK, …) or IP flags (DF, MF, CE).
+                    flags.set_word(tok);
+                }
+            }
+        }
+        // Proxmox's pve-firewall omits OUT= on inbound lines.
+        let iface_out = iface_out.unwrap_or("");
+        let iface_in = iface_in.unwrap_or("");
+        let src = src.ok_or(ParseError::MissingField("SRC="))?;
+        let dst = dst.ok_or(ParseError::MissingField("DST="))?;
+        let proto = proto.ok_or(ParseError::MissingField("PROTO="))?;
+        let (src_port, dst_port) = if proto.has_ports() {
+            // Fragments after the first carry no ports; they cannot be attributed.
+            (Some(spt.ok_or(ParseError::MissingField("SPT="))?), Some(dpt.ok_or(ParseError::MissingField("DPT="))?))
+        } else {
+            (None, None)
+        };
+        let direction = match (iface_in.is_empty(), iface_out.is_empty()) {
+            (false, _) => Direction::Inbound,
+            (true, false) => Direction::Outbound,
+            (true, true) => Direction::Unknown,
+        };
+        let event = Event {
+            time,
+            proto,
+            src,
+            dst,
+            src_port,
+            dst_port,
+            flags: if proto == Protocol::Tcp { flags } else { TcpFlags(0) },
+            flags_known: proto == Protocol::Tcp,
+            icmp_type: if matches!(proto, Protocol::Icmp | Protocol::Icmpv6) { icmp_type } else { None },
+            direction,
+            action: action_from_prefix(tag),
+            count: 1,
+        };
+        Ok(LineOutcome::Event { event, host })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scanwatch_event::parse_rfc3339;
+
+    fn parse(line: &str) -> LineOutcome<'_> {
+        let opts = ParserOptions { reference_time: parse_rfc3339("2026-11-26T12:00:00Z").unwrap() };
+        NetfilterParser::new(&opts).parse_line(line)
+    }
+
+    fn event(line: &str) -> (Event, Option<&str>) {
+        match parse(line) {
+            LineOutcome::Event { event, host } => (event, host),
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn kernel_syslog_tcp_syn() {
+        let (e, host) = event("Jun  8 14:34:33 sd-126005 kernel: [50028442.088484] IN=enp1s0 OUT= MAC=00:08:a2:0c:1f:12:00:c8:8b:e2:d6:87:08:00 SRC=195.54.160.107 DST=51.15.166.67 LEN=40 TOS=0x00 PREC=0x00 TTL=245 ID=37308 PROTO=TCP SPT=8080 DPT=8123 WINDOW=1024 RES=0x00 SYN URGP=0");
+        assert_eq!(host, Some("sd-126005"));
+        assert_eq!(e.time, parse_rfc3339("2026-06-08T14:34:33Z").unwrap());
+        assert_eq!(e.scanned_port(), Some((Protocol::Tcp, 8123)));
+        assert_eq!(e.src_port, Some(8080));
+        assert_eq!(e.direction, Direction::Inbound);
+    }
+
+    #[test]
+    fn ipv6_icmp_and_ack_number_field() {
+        let (e, _) = event("Nov 26 10:00:00 gw kernel: DROP IN=eth0 OUT= MAC=aa SRC=2001:db8::1 DST=2001:db8::2 LEN=80 TC=0 HOPLIMIT=64 FLOWLBL=0 PROTO=TCP SPT=40000 DPT=445 SEQ=1 ACK=0 WINDOW=64240 RES=0x00 SYN URGP=0");
+        assert!(e.src.is_ipv6());
+        assert_eq!(e.flags.0, TcpFlags::SYN, "ACK=0 is the ack number, not the flag");
+        assert_eq!(e.action, Action::Drop);
+        let (e, _) = event("Nov 26 10:00:00 gw kernel: IN=eth0 OUT= SRC=192.0.2.9 DST=192.0.2.1 LEN=56 PROTO=ICMP TYPE=3 CODE=3 [SRC=192.0.2.1 DST=192.0.2.9 LEN=28 PROTO=UDP SPT=53 DPT=4444 LEN=8 ]");
+        assert_eq!(e.proto, Protocol::Icmp);
+        assert_eq!(e.icmp_type, Some(3));
+        assert_eq!(e.dst_port, None);
+        assert_eq!(e.scanned_port(), None);
+    }
+
+    #[test]
+    fn replies_and_outbound_are_parsed_but_not_counted() {
+        let (e, _) = event("Nov 26 10:00:00 gw kernel: IN=eth0 OUT= SRC=192.0.2.9 DST=192.0.2.1 PROTO=TCP SPT=80 DPT=5555 ACK SYN URGP=0");
+        assert_eq!(e.scanned_port(), None);
+        let (e, _) = event("Nov 26 10:00:00 gw kernel: IN= OUT=eth0 SRC=192.0.2.1 DST=192.0.2.9 PROTO=UDP SPT=5 DPT=53");
+        assert_eq!(e.direction, Direction::Outbound);
+        assert_eq!(e.scanned_port(), None);
+    }
+
+    #[test]
+    fn proxmox_and_ulogd_and_journal() {
+        let (e, host) = event("0 3 PVEFW-HOST-IN 20/Jun/2022:13:09:14 +0200 policy DROP: IN=vmbr0.94 MAC=24:8a SRC=10.3.94.11 DST=10.3.94.12 LEN=52 PROTO=UDP SPT=49152 DPT=3784 LEN=32");
+        assert_eq!(host, None);
+        assert_eq!(e.time, parse_rfc3339("2022-06-20T11:09:14Z").unwrap());
+        assert_eq!(e.direction, Direction::Inbound);
+        assert_eq!(e.action, Action::Drop);
+        let (_, host) = event("Nov 26 10:11:12 darknet1 DROP-IN IN=eth0 OUT= MAC= SRC=192.0.2.1 DST=192.0.2.2 LEN=40 PROTO=TCP SPT=1 DPT=23 SYN");
+        assert_eq!(host, Some("darknet1"));
+        let (e, _) = event("2026-11-26T10:11:12+0000 darknet1 kernel: IN=eth0 OUT= SRC=192.0.2.1 DST=192.0.2.2 PROTO=UDP SPT=1 DPT=161");
+        assert_eq!(e.time, parse_rfc3339("2026-11-26T10:11:12Z").unwrap());
+    }
+
+    #[test]
+    fn errors() {
+        let cases: &[(&str, &str)] = &[
+            ("Jun  8 14:34:33 h kernel: XX=e OUT= SRC=1.2.3.4 DST=1.2.3.5 PROTO=TCP SPT=1 DPT=2 SYN", "missing field IN="),
+            ("Jun  8 14:34:33 h kernel: IN=e OUT= SRC=1.2.3 DST=1.2.3.5 PROTO=TCP SPT=1 DPT=2 SYN", "invalid SRC"),
+            ("Jun  8 14:34:33 h kernel: IN=e OUT= SRC=1.2.3.4 DST=1.2.3.5 PROTO=TCP SPT=1 DPT=70000 SYN", "invalid DPT"),
+            ("Jun  8 14:34:33 h kernel: IN=e OUT= SRC=1.2.3.4 DST=1.2.3.5 PROTO=TCP SPT=1 SYN", "missing field DPT="),
+            ("Jun  8 14:34:33 h kernel: IN=e OUT= SRC=1.2.3.4 DST=1.2.3.5 SPT=1 DPT=2", "missing field PROTO="),
+            ("[  203.842973] IN=lo OUT= SRC=1.2.3.4 DST=1.2.3.5 PROTO=UDP SPT=1 DPT=2", "unreadable timestamp"),
+            ("Feb 30 14:34:33 h kernel: IN=e OUT= SRC=1.2.3.4 DST=1.2.3.5 PROTO=UDP SPT=1 DPT=2", "unreadable timestamp"),
+        ];
+        for (line, want) in cases {
+            match parse(line) {
+                LineOutcome::Error(e) => assert!(e.to_string().starts_with(want), "{line}: {e}"),
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+        assert_eq!(parse("Jun  8 14:34:33 h sshd[1]: Failed password"), LineOutcome::Skip);
+        assert_eq!(parse(""), LineOutcome::Skip);
+    }
+}
