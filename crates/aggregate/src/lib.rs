@@ -1,1 +1,314 @@
-//! placeholder
+//! Aggregation on event time: per (window, protocol, port) the events, distinct
+//! sources, distinct sensors, distinct targets and top sources of unsolicited
+//! inbound traffic. Exact while a cell is small, mergeable sketches when it is large,
+//! so partial aggregates from several processes merge into the same answer.
+//!
+//! Windows are aligned on the Unix epoch and close on *event time*: a window
+//! `[s, s+W)` closes once an event at or after `s + W + lateness` has been seen (the
+//! watermark). An event for a window that has already closed is *late*: it is not
+//! merged into a closed window but counted in [`Aggregator::late_events`], and the
+//! caller reports it. Nothing here reads the clock.
+
+mod counted;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use rustc_hash::FxHashMap;
+use scanwatch_event::{Event, Protocol, Timestamp};
+
+pub use counted::{Counted, HEAVY_MAP_SIZE, HLL_LG_K};
+
+/// A sensor, named by the stable 64-bit hash of its name (see [`sensor_key`]), so that
+/// partial aggregates made in different processes agree on who is who.
+pub type SensorKey = u64;
+
+/// Stable hash of a sensor name (xxh3; the same in every process and version).
+pub fn sensor_key(name: &str) -> SensorKey {
+    xxhash_rust::xxh3::xxh3_64(name.as_bytes())
+}
+
+/// Aggregation settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AggregateConfig {
+    /// Window length in milliseconds.
+    pub window_ms: i64,
+    /// How long after a window's end events for it are still accepted.
+    pub lateness_ms: i64,
+    /// Keys kept exactly per counter before switching to sketches.
+    pub exact_limit: usize,
+}
+
+impl AggregateConfig {
+    /// Default exact limit: up to 64 distinct keys per counter are kept exactly.
+    pub const DEFAULT_EXACT_LIMIT: usize = 64;
+
+    pub fn new(window_ms: i64) -> AggregateConfig {
+        AggregateConfig {
+            window_ms,
+            // Default lateness: one window, at least 5 minutes, at most one hour.
+            lateness_ms: window_ms.clamp(300_000, 3_600_000),
+            exact_limit: Self::DEFAULT_EXACT_LIMIT,
+        }
+    }
+}
+
+/// Counters for one (window, protocol, port).
+#[derive(Clone, Debug, Default)]
+pub struct Cell {
+    pub events: u64,
+    pub sources: Counted<IpAddr>,
+    pub targets: Counted<IpAddr>,
+    pub sensors: Counted<SensorKey>,
+}
+
+impl Cell {
+    #[inline]
+    pub fn add(&mut self, sensor: SensorKey, e: &Event, limit: usize) {
+        let n = u64::from(e.count);
+        self.events += n;
+        self.sources.add(e.src, n, limit);
+        self.targets.add(e.dst, n, limit);
+        self.sensors.add(sensor, n, limit);
+    }
+
+    /// Merges a partial aggregate of the same (window, protocol, port).
+    pub fn merge(&mut self, other: &Cell, limit: usize) {
+        self.events += other.events;
+        self.sources.merge(&other.sources, limit);
+        self.targets.merge(&other.targets, limit);
+        self.sensors.merge(&other.sensors, limit);
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.sources.heap_bytes() + self.targets.heap_bytes() + self.sensors.heap_bytes()
+    }
+
+    /// The read-out of this cell.
+    pub fn summary(&self, proto: Protocol, port: u16, top_n: usize) -> CellSummary {
+        CellSummary {
+            proto,
+            port,
+            events: self.events,
+            sources: self.sources.distinct(),
+            sensors: self.sensors.distinct(),
+            targets: self.targets.distinct(),
+            top_sources: self.sources.top(top_n, |a, b| a.cmp(b)),
+            top_sensors: self.sensors.top(top_n, |a, b| a.cmp(b)),
+            exact: self.sources.is_exact() && self.targets.is_exact() && self.sensors.is_exact(),
+        }
+    }
+}
+
+/// What one (window, protocol, port) cell says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CellSummary {
+    pub proto: Protocol,
+    pub port: u16,
+    pub events: u64,
+    pub sources: u64,
+    pub sensors: u64,
+    pub targets: u64,
+    /// Up to `top_n` (source, events), most events first.
+    pub top_sources: Vec<(IpAddr, u64)>,
+    /// Up to `top_n` (sensor, events), most events first.
+    pub top_sensors: Vec<(SensorKey, u64)>,
+    /// Whether every distinct count is exact (no sketch involved).
+    pub exact: bool,
+}
+
+/// Per-window totals over all traffic, counted or not.
+#[derive(Clone, Debug, Default)]
+pub struct WindowTotals {
+    /// Sensors that reported any event in the window (the denominator of breadth).
+    pub sensors: Counted<SensorKey>,
+    /// All events, including replies, outbound and ICMP.
+    pub all_events: u64,
+    /// Unsolicited inbound events to a port (what the cells count).
+    pub port_events: u64,
+    /// ICMP/ICMPv6 events (kept, but not ports).
+    pub icmp_events: u64,
+}
+
+/// One window's aggregate, open or closed.
+#[derive(Clone, Debug, Default)]
+pub struct Window {
+    pub cells: FxHashMap<(Protocol, u16), Cell>,
+    pub totals: WindowTotals,
+}
+
+impl Window {
+    /// Merges another partial aggregate of the same window.
+    pub fn merge(&mut self, other: &Window, limit: usize) {
+        for (k, c) in &other.cells {
+            self.cells.entry(*k).or_default().merge(c, limit);
+        }
+        self.totals.sensors.merge(&other.totals.sensors, limit);
+        self.totals.all_events += other.totals.all_events;
+        self.totals.port_events += other.totals.port_events;
+        self.totals.icmp_events += other.totals.icmp_events;
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.cells.capacity() * std::mem::size_of::<((Protocol, u16), Cell)>()
+            + self.cells.values().map(Cell::heap_bytes).sum::<usize>()
+    }
+}
+
+/// A window that will not change any more, read out in a fixed order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClosedWindow {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// Cells sorted by (protocol, port).
+    pub cells: Vec<CellSummary>,
+    /// Sensors that reported anything in this window.
+    pub active_sensors: u64,
+    pub all_events: u64,
+    pub port_events: u64,
+    pub icmp_events: u64,
+}
+
+impl ClosedWindow {
+    pub fn from_window(start: Timestamp, window_ms: i64, w: &Window, top_n: usize) -> ClosedWindow {
+        let mut cells: Vec<CellSummary> = w
+            .cells
+            .iter()
+            .map(|((p, port), c)| c.summary(*p, *port, top_n))
+            .collect();
+        cells.sort_by_key(|c| (c.proto, c.port));
+        ClosedWindow {
+            start,
+            end: Timestamp(start.0 + window_ms),
+            cells,
+            active_sensors: w.totals.sensors.distinct(),
+            all_events: w.totals.all_events,
+            port_events: w.totals.port_events,
+            icmp_events: w.totals.icmp_events,
+        }
+    }
+}
+
+/// Streaming aggregator: feed events in roughly time order, collect closed windows.
+#[derive(Debug)]
+pub struct Aggregator {
+    cfg: AggregateConfig,
+    top_n: usize,
+    open: BTreeMap<i64, Window>,
+    watermark: Option<i64>,
+    /// Start of the earliest window that is still open; earlier ones are closed.
+    closed_before: Option<i64>,
+    late_events: u64,
+    /// Window starts with late events, for the report.
+    late_windows: BTreeMap<i64, u64>,
+}
+
+impl Aggregator {
+    pub fn new(cfg: AggregateConfig, top_n: usize) -> Aggregator {
+        Aggregator {
+            cfg,
+            top_n,
+            open: BTreeMap::new(),
+            watermark: None,
+            closed_before: None,
+            late_events: 0,
+            late_windows: BTreeMap::new(),
+        }
+    }
+
+    pub fn config(&self) -> &AggregateConfig {
+        &self.cfg
+    }
+
+    /// Adds one event seen by `sensor`. Returns false if it was late (its window had
+    /// already closed); late events are counted, not merged.
+    #[inline]
+    pub fn add(&mut self, sensor: SensorKey, e: &Event) -> bool {
+        let ws = e.time.floor(self.cfg.window_ms).0;
+        if let Some(cb) = self.closed_before {
+            if ws < cb {
+                self.late_events += u64::from(e.count);
+                *self.late_windows.entry(ws).or_insert(0) += u64::from(e.count);
+                return false;
+            }
+        }
+        let limit = self.cfg.exact_limit;
+        let w = self.open.entry(ws).or_default();
+        let n = u64::from(e.count);
+        w.totals.all_events += n;
+        w.totals.sensors.add(sensor, n, limit);
+        if let Some((proto, port)) = e.scanned_port() {
+            w.totals.port_events += n;
+            w.cells
+                .entry((proto, port))
+                .or_default()
+                .add(sensor, e, limit);
+        } else if matches!(e.proto, Protocol::Icmp | Protocol::Icmpv6) {
+            w.totals.icmp_events += n;
+        }
+        self.watermark = Some(self.watermark.map_or(e.time.0, |m| m.max(e.time.0)));
+        true
+    }
+
+    /// Windows that closed because the watermark passed their end plus lateness,
+    /// oldest first. Windows with no events in between are not produced (the
+    /// detector treats missing windows as zero).
+    pub fn drain_closed(&mut self) -> Vec<ClosedWindow> {
+        let Some(wm) = self.watermark else {
+            return Vec::new();
+        };
+        let horizon = wm - self.cfg.lateness_ms;
+        // Window [ws, ws+W) is closed iff ws + W <= horizon, i.e. ws < floor(horizon/W)*W.
+        let cb = horizon.div_euclid(self.cfg.window_ms) * self.cfg.window_ms;
+        let mut out = Vec::new();
+        while let Some(entry) = self.open.first_entry() {
+            if *entry.key() >= cb {
+                break;
+            }
+            let (ws, w) = entry.remove_entry();
+            out.push(ClosedWindow::from_window(
+                Timestamp(ws),
+                self.cfg.window_ms,
+                &w,
+                self.top_n,
+            ));
+        }
+        self.closed_before = Some(self.closed_before.map_or(cb, |old| old.max(cb)));
+        out
+    }
+
+    /// Closes every remaining window (end of input), oldest first.
+    pub fn finish(&mut self) -> Vec<ClosedWindow> {
+        let open = std::mem::take(&mut self.open);
+        let out: Vec<ClosedWindow> = open
+            .into_iter()
+            .map(|(ws, w)| {
+                ClosedWindow::from_window(Timestamp(ws), self.cfg.window_ms, &w, self.top_n)
+            })
+            .collect();
+        if let Some(last) = out.last() {
+            self.closed_before = Some(last.end.0);
+        }
+        out
+    }
+
+    /// Events that arrived after their window had closed.
+    pub fn late_events(&self) -> u64 {
+        self.late_events
+    }
+
+    /// Late events per window start.
+    pub fn late_windows(&self) -> &BTreeMap<i64, u64> {
+        &self.late_windows
+    }
+
+    /// Open windows, for inspection and the memory benchmark.
+    pub fn open_windows(&self) -> &BTreeMap<i64, Window> {
+        &self.open
+    }
+
+    /// Number of open (window, protocol, port) cells.
+    pub fn open_cells(&self) -> usize {
+        self.open.values().map(|w| w.cells.len()).sum()
+    }
+}

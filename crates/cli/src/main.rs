@@ -1,1 +1,53 @@
-fn main() {}
+//! The `scanwatch` binary: parses arguments and runs a command. Errors are reported
+//! here, at the edge, with anyhow.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use scanwatch::{analyze, demo};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "scanwatch",
+    version,
+    about = "Early warning for Internet scanning and attack surges"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read firewall logs, find port surges, print the port report and warnings.
+    Analyze(analyze::AnalyzeArgs),
+    /// Simulate a sensor network with the seed case and print what scanwatch warns about.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let mut err = io::stderr();
+    let result = match &cli.command {
+        Command::Analyze(a) => analyze::run(a, &mut out, &mut err).map(|failed| failed == 0),
+        Command::Demo(d) => demo::run(d, &mut out, &mut err).map(|()| true),
+    };
+    let _ = out.flush();
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            // A closed pipe (e.g. `| head`) is not an error worth reporting.
+            if e.downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            {
+                return ExitCode::SUCCESS;
+            }
+            let _ = writeln!(err, "error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,1 +1,364 @@
-//! placeholder
+//! Surge detection: a per-port baseline learnt from the history of closed windows, a
+//! score for how far a window is above it, and warnings with their evidence.
+//!
+//! The method, its reasons and its sources are in `docs/detection.md`. In short, per
+//! (protocol, port) and per metric (distinct sources, events, distinct sensors):
+//! - the baseline is the **median** of the metric over the last `history` windows,
+//!   counting windows in which the port was silent as zero; the spread is the
+//!   **MAD** (median absolute deviation) scaled by 1.4826, floored at the Poisson
+//!   spread √max(median, 1). Median and MAD ignore earlier spikes and silent days;
+//! - `z` is the robust z-score `(x − median) / spread`;
+//! - `rise` is `log2((x + k) / (median + k))` with k = 5 for sources and 10 for
+//!   events, so tiny counts cannot produce huge ratios;
+//! - `breadth` is the share of the sensors reporting in this window that saw the port;
+//! - `score = (0.6·rise_sources + 0.4·rise_events) · (0.5 + 0.5·breadth)`.
+//!
+//! A window is a warning only when every gate holds: enough history, at least
+//! `min_sources` sources, at least `min_sensors` sensors, no single sensor with more
+//! than `max_sensor_share` of the events, `z_sources ≥ min_z`, `rise_sources ≥ 1`
+//! (at least about twice the baseline) and `score ≥ min_score`.
+//!
+//! Nothing here reads the clock: time is the windows' event time only, so replaying
+//! a log gives the same warnings as seeing it live.
+
+mod stats;
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+use rustc_hash::FxHashMap;
+use scanwatch_aggregate::{CellSummary, ClosedWindow, SensorKey};
+use scanwatch_event::{Protocol, Timestamp};
+
+pub use stats::SortedWindow;
+
+/// Detection settings. Every default is documented in `docs/detection.md`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DetectConfig {
+    pub window_ms: i64,
+    /// How far back the baseline looks.
+    pub history_ms: i64,
+    /// Windows of history needed before any warning (default 6).
+    pub min_history_windows: usize,
+    /// Distinct sources a window needs to be a warning (default 20).
+    pub min_sources: u64,
+    /// Distinct sensors a window needs to be a warning (default 3).
+    pub min_sensors: u64,
+    /// Largest share of a window's events one sensor may have (default 0.5).
+    pub max_sensor_share: f64,
+    /// Smallest robust z-score of sources (default 5).
+    pub min_z: f64,
+    /// Smallest score (default 1).
+    pub min_score: f64,
+}
+
+impl DetectConfig {
+    pub fn new(window_ms: i64, history_ms: i64) -> DetectConfig {
+        DetectConfig {
+            window_ms,
+            history_ms,
+            min_history_windows: 6,
+            min_sources: 20,
+            min_sensors: 3,
+            max_sensor_share: 0.5,
+            min_z: 5.0,
+            min_score: 1.0,
+        }
+    }
+
+    /// Windows in a full history.
+    pub fn history_windows(&self) -> usize {
+        (self.history_ms / self.window_ms).max(1) as usize
+    }
+}
+
+/// How bad a warning is, from its score.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    /// Score bands: info < 1.5 ≤ low < 2.5 ≤ medium < 3.3 ≤ high < 4.2 ≤ critical.
+    pub fn from_score(score: f64) -> Severity {
+        if score >= 4.2 {
+            Severity::Critical
+        } else if score >= 3.3 {
+            Severity::High
+        } else if score >= 2.5 {
+            Severity::Medium
+        } else if score >= 1.5 {
+            Severity::Low
+        } else {
+            Severity::Info
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        [
+            Severity::Info,
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ]
+        .into_iter()
+        .find(|v| v.name() == s)
+    }
+}
+
+/// Baseline of one metric.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MetricBaseline {
+    /// Median over the history windows (silent windows count as zero).
+    pub median: f64,
+    /// 1.4826 × MAD, floored at √max(median, 1).
+    pub spread: f64,
+}
+
+impl MetricBaseline {
+    pub fn z(&self, x: f64) -> f64 {
+        (x - self.median) / self.spread
+    }
+}
+
+/// Baselines of a port at one window.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Baseline {
+    pub events: MetricBaseline,
+    pub sources: MetricBaseline,
+    pub sensors: MetricBaseline,
+    /// Windows the baseline was computed over.
+    pub windows: usize,
+}
+
+/// A warning: one window of one port, with its evidence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Alert {
+    pub proto: Protocol,
+    pub port: u16,
+    pub window_start: Timestamp,
+    pub window_end: Timestamp,
+    pub events: u64,
+    pub sources: u64,
+    pub sensors: u64,
+    pub targets: u64,
+    /// Sensors that reported anything in the window.
+    pub active_sensors: u64,
+    pub baseline: Baseline,
+    pub z_sources: f64,
+    pub z_events: f64,
+    pub rise_sources: f64,
+    pub rise_events: f64,
+    pub breadth: f64,
+    /// Share of events from the busiest sensor.
+    pub top_sensor_share: f64,
+    pub score: f64,
+    pub severity: Severity,
+    pub top_sources: Vec<(IpAddr, u64)>,
+    pub top_sensors: Vec<(SensorKey, u64)>,
+    /// Start of the first window of this surge (consecutive warning windows of one
+    /// port form one surge).
+    pub episode_start: Timestamp,
+    /// False for the first window of a surge, true for its later windows.
+    pub is_update: bool,
+}
+
+impl Alert {
+    /// "47×": sources over their baseline (baseline floored at 1).
+    pub fn times_normal(&self) -> f64 {
+        self.sources as f64 / self.baseline.sources.median.max(1.0)
+    }
+}
+
+/// Per-port history of recent non-silent windows.
+#[derive(Debug, Default)]
+struct PortHistory {
+    /// (window start, [events, sources, sensors]) of windows where the port was seen.
+    recent: VecDeque<(i64, [u64; 3])>,
+    sorted: [SortedWindow; 3],
+    /// Window start of the last warning, for grouping windows into surges.
+    last_alert: Option<(i64, i64)>,
+}
+
+impl PortHistory {
+    fn evict_before(&mut self, t: i64) {
+        while let Some(&(ws, vals)) = self.recent.front() {
+            if ws >= t {
+                break;
+            }
+            self.recent.pop_front();
+            for (s, v) in self.sorted.iter_mut().zip(vals) {
+                s.remove(v);
+            }
+        }
+    }
+
+    fn push(&mut self, ws: i64, vals: [u64; 3]) {
+        self.recent.push_back((ws, vals));
+        for (s, v) in self.sorted.iter_mut().zip(vals) {
+            s.insert(v);
+        }
+    }
+}
+
+/// The streaming detector. Feed it closed windows in time order.
+#[derive(Debug)]
+pub struct Detector {
+    cfg: DetectConfig,
+    ports: FxHashMap<(Protocol, u16), PortHistory>,
+    first_window: Option<i64>,
+    last_window: Option<i64>,
+}
+
+fn rise(x: f64, base: f64, k: f64) -> f64 {
+    ((x + k) / (base + k)).log2()
+}
+
+impl Detector {
+    pub fn new(cfg: DetectConfig) -> Detector {
+        Detector {
+            cfg,
+            ports: FxHashMap::default(),
+            first_window: None,
+            last_window: None,
+        }
+    }
+
+    pub fn config(&self) -> &DetectConfig {
+        &self.cfg
+    }
+
+    /// Windows of history available before window start `ws`.
+    fn history_len(&self, ws: i64) -> usize {
+        let Some(first) = self.first_window else {
+            return 0;
+        };
+        let seen = ((ws - first) / self.cfg.window_ms).max(0) as usize;
+        seen.min(self.cfg.history_windows())
+    }
+
+    /// The baseline of one port for the window starting at `ws`.
+    pub fn baseline(&mut self, proto: Protocol, port: u16, ws: i64) -> Baseline {
+        let n = self.history_len(ws);
+        let from = ws - n as i64 * self.cfg.window_ms;
+        let h = self.ports.entry((proto, port)).or_default();
+        h.evict_before(from);
+        let zeros = n.saturating_sub(h.recent.len());
+        let [e, s, n_s] = &h.sorted;
+        Baseline {
+            events: metric(e, zeros),
+            sources: metric(s, zeros),
+            sensors: metric(n_s, zeros),
+            windows: n,
+        }
+    }
+
+    /// Evaluates one closed window, then adds it to the history. Windows must come in
+    /// increasing start order; an older window is ignored (returns no alerts).
+    pub fn observe(&mut self, w: &ClosedWindow) -> Vec<Alert> {
+        let ws = w.start.0;
+        if self.last_window.is_some_and(|l| ws <= l) {
+            return Vec::new();
+        }
+        if self.first_window.is_none() {
+            self.first_window = Some(ws);
+        }
+        let mut alerts = Vec::new();
+        for c in &w.cells {
+            if let Some(a) = self.evaluate(w, c) {
+                alerts.push(a);
+            }
+        }
+        for c in &w.cells {
+            let h = self.ports.entry((c.proto, c.port)).or_default();
+            h.push(ws, [c.events, c.sources, c.sensors]);
+        }
+        self.last_window = Some(ws);
+        alerts
+    }
+
+    fn evaluate(&mut self, w: &ClosedWindow, c: &CellSummary) -> Option<Alert> {
+        let cfg = self.cfg;
+        // Cheap gates first: most cells stop here without computing a baseline.
+        if c.sources < cfg.min_sources || c.sensors < cfg.min_sensors {
+            return None;
+        }
+        let top_sensor = c.top_sensors.first().map_or(0, |s| s.1);
+        let share = top_sensor as f64 / c.events.max(1) as f64;
+        if share > cfg.max_sensor_share {
+            return None;
+        }
+        let ws = w.start.0;
+        let b = self.baseline(c.proto, c.port, ws);
+        if b.windows < cfg.min_history_windows {
+            return None;
+        }
+        let (xs, xe) = (c.sources as f64, c.events as f64);
+        let z_sources = b.sources.z(xs);
+        let rise_sources = rise(xs, b.sources.median, 5.0);
+        if z_sources < cfg.min_z || rise_sources < 1.0 {
+            return None;
+        }
+        let rise_events = rise(xe, b.events.median, 10.0).max(0.0);
+        let breadth = (c.sensors as f64 / w.active_sensors.max(1) as f64).min(1.0);
+        let score = (0.6 * rise_sources + 0.4 * rise_events) * (0.5 + 0.5 * breadth);
+        if score < cfg.min_score {
+            return None;
+        }
+        let h = self.ports.entry((c.proto, c.port)).or_default();
+        // A surge continues while warnings are at most one window apart.
+        let (episode_start, is_update) = match h.last_alert {
+            Some((last, start)) if ws - last <= 2 * cfg.window_ms => (start, true),
+            _ => (ws, false),
+        };
+        h.last_alert = Some((ws, episode_start));
+        Some(Alert {
+            proto: c.proto,
+            port: c.port,
+            window_start: w.start,
+            window_end: w.end,
+            events: c.events,
+            sources: c.sources,
+            sensors: c.sensors,
+            targets: c.targets,
+            active_sensors: w.active_sensors,
+            baseline: b,
+            z_sources,
+            z_events: b.events.z(xe),
+            rise_sources,
+            rise_events,
+            breadth,
+            top_sensor_share: share,
+            score,
+            severity: Severity::from_score(score),
+            top_sources: c.top_sources.clone(),
+            top_sensors: c.top_sensors.clone(),
+            episode_start: Timestamp(episode_start),
+            is_update,
+        })
+    }
+}
+
+fn metric(sorted: &SortedWindow, zeros: usize) -> MetricBaseline {
+    let (median, mad) = sorted.median_mad_with_zeros(zeros);
+    let floor = median.max(1.0).sqrt();
+    MetricBaseline {
+        median,
+        spread: (1.4826 * mad).max(floor),
+    }
+}

@@ -18,7 +18,9 @@ pub fn parse_duration(s: &str) -> Result<i64, DurationError> {
         reason: e.to_string(),
     })?;
     if d.subsec_nanos() != 0 || d.as_secs() == 0 {
-        return Err(DurationError::NotWholeSeconds { input: s.to_string() });
+        return Err(DurationError::NotWholeSeconds {
+            input: s.to_string(),
+        });
     }
     i64::try_from(d.as_millis()).map_err(|_| DurationError::Invalid {
         input: s.to_string(),

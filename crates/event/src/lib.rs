@@ -14,7 +14,7 @@ use std::net::IpAddr;
 
 pub use duration::{parse_duration, DurationError};
 pub use time::{format_rfc3339, parse_rfc3339, Timestamp};
-pub use wire::{WireEvent, WireError, WIRE_VERSION};
+pub use wire::{WireError, WireEvent, WIRE_VERSION};
 
 /// IP protocol of an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -282,7 +282,12 @@ mod tests {
         let a = TcpFlags::ACK;
         let table = [
             (Protocol::Tcp, s, Inbound, true),
-            (Protocol::Tcp, s | TcpFlags::ECE | TcpFlags::CWR, Inbound, true),
+            (
+                Protocol::Tcp,
+                s | TcpFlags::ECE | TcpFlags::CWR,
+                Inbound,
+                true,
+            ),
             (Protocol::Tcp, s | a, Inbound, false),
             (Protocol::Tcp, a, Inbound, false),
             (Protocol::Tcp, TcpFlags::RST, Inbound, false),

@@ -4,7 +4,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Milliseconds since 1970-01-01T00:00:00Z. Ordered, copyable, no time zone.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 
@@ -70,7 +72,11 @@ pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
         return Some(Timestamp(dt.timestamp_millis()));
     }
     // `+0000` offsets (journalctl short-iso, Suricata) are not RFC 3339 proper.
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f %z"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f %z",
+    ] {
         if let Ok(dt) = DateTime::parse_from_str(s, fmt) {
             return Some(Timestamp(dt.timestamp_millis()));
         }
@@ -90,7 +96,9 @@ mod tests {
         let t = parse_rfc3339("2026-11-26T10:47:13.250+01:00").unwrap();
         assert_eq!(t.to_rfc3339(), "2026-11-26T09:47:13.250Z");
         assert_eq!(
-            parse_rfc3339("2026-11-26T10:47:13.5+0000").unwrap().to_rfc3339(),
+            parse_rfc3339("2026-11-26T10:47:13.5+0000")
+                .unwrap()
+                .to_rfc3339(),
             "2026-11-26T10:47:13.500Z"
         );
         assert_eq!(Timestamp(-1).floor(1000), Timestamp(-1000));

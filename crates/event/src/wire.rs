@@ -90,10 +90,16 @@ impl<'a> WireEvent<'a> {
         if self.v != WIRE_VERSION {
             return Err(WireError::Version(self.v));
         }
-        let time = parse_rfc3339(&self.time).ok_or_else(|| WireError::Time(self.time.to_string()))?;
-        let proto = Protocol::parse(&self.proto).ok_or_else(|| WireError::Proto(self.proto.to_string()))?;
+        let time =
+            parse_rfc3339(&self.time).ok_or_else(|| WireError::Time(self.time.to_string()))?;
+        let proto =
+            Protocol::parse(&self.proto).ok_or_else(|| WireError::Proto(self.proto.to_string()))?;
         if proto.has_ports() && self.dst_port.is_none() {
-            return Err(WireError::MissingPort(if proto == Protocol::Tcp { "tcp" } else { "udp" }));
+            return Err(WireError::MissingPort(if proto == Protocol::Tcp {
+                "tcp"
+            } else {
+                "udp"
+            }));
         }
         let (flags, flags_known) = match &self.flags {
             Some(f) => (
@@ -107,7 +113,10 @@ impl<'a> WireEvent<'a> {
             Some("in") => Direction::Inbound,
             Some("out") => Direction::Outbound,
             Some(other) => {
-                return Err(WireError::Field { field: "direction", value: other.to_string() })
+                return Err(WireError::Field {
+                    field: "direction",
+                    value: other.to_string(),
+                })
             }
         };
         let action = match self.action.as_deref() {
@@ -115,7 +124,12 @@ impl<'a> WireEvent<'a> {
             Some("accept") => Action::Accept,
             Some("drop") => Action::Drop,
             Some("reject") => Action::Reject,
-            Some(other) => return Err(WireError::Field { field: "action", value: other.to_string() }),
+            Some(other) => {
+                return Err(WireError::Field {
+                    field: "action",
+                    value: other.to_string(),
+                })
+            }
         };
         if self.count == 0 {
             return Err(WireError::ZeroCount);
@@ -195,17 +209,40 @@ mod tests {
     #[test]
     fn errors_are_specific() {
         let cases = [
-            (r#"{"time":"x","proto":"tcp","src":"192.0.2.1","dst":"192.0.2.2","dst_port":1}"#, "invalid time"),
-            (r#"{"time":"2026-01-01T00:00:00Z","proto":"tcp","src":"192.0.2.1","dst":"192.0.2.2"}"#, "without dst_port"),
-            (r#"{"time":"2026-01-01T00:00:00Z","proto":"zz","src":"192.0.2.1","dst":"192.0.2.2"}"#, "unknown protocol"),
-            (r#"{"v":9,"time":"2026-01-01T00:00:00Z","proto":"udp","src":"192.0.2.1","dst":"192.0.2.2","dst_port":1}"#, "version"),
-            (r#"{"time":"2026-01-01T00:00:00Z","proto":"udp","src":"192.0.2.1","dst":"192.0.2.2","dst_port":1,"count":0}"#, "count"),
-            (r#"{"time":"2026-01-01T00:00:00Z","proto":"tcp","src":"192.0.2.1","dst":"192.0.2.2","dst_port":1,"flags":"Q"}"#, "flags"),
-            (r#"{"time":"2026-01-01T00:00:00Z","proto":"udp","src":"1.2.3","dst":"192.0.2.2","dst_port":1}"#, "invalid json"),
+            (
+                r#"{"time":"x","proto":"tcp","src":"192.0.2.1","dst":"192.0.2.2","dst_port":1}"#,
+                "invalid time",
+            ),
+            (
+                r#"{"time":"2026-01-01T00:00:00Z","proto":"tcp","src":"192.0.2.1","dst":"192.0.2.2"}"#,
+                "without dst_port",
+            ),
+            (
+                r#"{"time":"2026-01-01T00:00:00Z","proto":"zz","src":"192.0.2.1","dst":"192.0.2.2"}"#,
+                "unknown protocol",
+            ),
+            (
+                r#"{"v":9,"time":"2026-01-01T00:00:00Z","proto":"udp","src":"192.0.2.1","dst":"192.0.2.2","dst_port":1}"#,
+                "version",
+            ),
+            (
+                r#"{"time":"2026-01-01T00:00:00Z","proto":"udp","src":"192.0.2.1","dst":"192.0.2.2","dst_port":1,"count":0}"#,
+                "count",
+            ),
+            (
+                r#"{"time":"2026-01-01T00:00:00Z","proto":"tcp","src":"192.0.2.1","dst":"192.0.2.2","dst_port":1,"flags":"Q"}"#,
+                "flags",
+            ),
+            (
+                r#"{"time":"2026-01-01T00:00:00Z","proto":"udp","src":"1.2.3","dst":"192.0.2.2","dst_port":1}"#,
+                "invalid json",
+            ),
             (r#"not json"#, "invalid json"),
         ];
         for (line, want) in cases {
-            let err = WireEvent::parse_line(line).and_then(|w| w.to_event()).unwrap_err();
+            let err = WireEvent::parse_line(line)
+                .and_then(|w| w.to_event())
+                .unwrap_err();
             assert!(err.to_string().contains(want), "{line}: {err}");
         }
     }

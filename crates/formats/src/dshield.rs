@@ -44,7 +44,7 @@ fn parse_time(s: &str) -> Option<scanwatch_event::Timestamp> {
     let (dt, zone) = s.rsplit_once(' ')?;
     let zone = match zone {
         "Z" | "UTC" | "GMT" => "+00:00".to_string(),
-        z if z.len() == 5 => format!("{}:{}", &z[..3], &z[3..]),
+        z if z.len() == 5 && z.is_ascii() => format!("{}:{}", &z[..3], &z[3..]),
         z => z.to_string(),
     };
     parse_rfc3339(&format!("{}T{}{}", dt.get(..10)?, dt.get(11..)?, zone))
@@ -68,33 +68,54 @@ fn parse(line: &str) -> Result<LineOutcome<'_>, ParseError> {
     let mut n = 0;
     for part in line.split('\t') {
         if n == FIELDS {
-            return Err(ParseError::FieldCount { expected: FIELDS, found: line.split('\t').count() });
+            return Err(ParseError::FieldCount {
+                expected: FIELDS,
+                found: line.split('\t').count(),
+            });
         }
         f[n] = part.trim();
         n += 1;
     }
     // The flags column may be missing entirely on non-TCP lines.
     if n < FIELDS - 1 {
-        return Err(ParseError::FieldCount { expected: FIELDS, found: n });
+        return Err(ParseError::FieldCount {
+            expected: FIELDS,
+            found: n,
+        });
     }
-    let time = parse_time(f[0]).ok_or_else(|| ParseError::Timestamp(f[0].chars().take(40).collect()))?;
+    let time =
+        parse_time(f[0]).ok_or_else(|| ParseError::Timestamp(f[0].chars().take(40).collect()))?;
     let host = (!f[1].is_empty()).then_some(f[1]);
-    let count: u32 = f[2].parse().map_err(|_| ParseError::invalid("count", f[2]))?;
+    let count: u32 = f[2]
+        .parse()
+        .map_err(|_| ParseError::invalid("count", f[2]))?;
     if count == 0 {
         return Err(ParseError::invalid("count", f[2]));
     }
-    let src = f[3].parse().map_err(|_| ParseError::invalid("source ip", f[3]))?;
-    let dst = f[5].parse().map_err(|_| ParseError::invalid("target ip", f[5]))?;
+    let src = f[3]
+        .parse()
+        .map_err(|_| ParseError::invalid("source ip", f[3]))?;
+    let dst = f[5]
+        .parse()
+        .map_err(|_| ParseError::invalid("target ip", f[5]))?;
     let proto = Protocol::parse(f[7]).ok_or_else(|| ParseError::invalid("protocol", f[7]))?;
-    let port = |name: &'static str, v: &str| v.parse::<u16>().map_err(|_| ParseError::invalid(name, v));
+    let port =
+        |name: &'static str, v: &str| v.parse::<u16>().map_err(|_| ParseError::invalid(name, v));
     let (src_port, dst_port, icmp_type) = if proto.has_ports() {
-        (Some(port("source port", f[4])?), Some(port("target port", f[6])?), None)
+        (
+            Some(port("source port", f[4])?),
+            Some(port("target port", f[6])?),
+            None,
+        )
     } else {
         (None, None, f[4].parse::<u8>().ok())
     };
     let (flags, flags_known) = match (proto, f[8]) {
         (Protocol::Tcp, "") => (TcpFlags(0), false),
-        (Protocol::Tcp, s) => (TcpFlags::parse_letters(s).ok_or_else(|| ParseError::invalid("tcp flags", s))?, true),
+        (Protocol::Tcp, s) => (
+            TcpFlags::parse_letters(s).ok_or_else(|| ParseError::invalid("tcp flags", s))?,
+            true,
+        ),
         _ => (TcpFlags(0), false),
     };
     let event = Event {
@@ -125,19 +146,25 @@ mod tests {
 
     #[test]
     fn parses_lines() {
-        let LineOutcome::Event { event, host } = p("2026-11-26 10:40:12 -0500\t42\t3\t192.0.2.1\t4000\t198.51.100.7\t1025\t6\tS") else {
+        let LineOutcome::Event { event, host } =
+            p("2026-11-26 10:40:12 -0500\t42\t3\t192.0.2.1\t4000\t198.51.100.7\t1025\t6\tS")
+        else {
             panic!()
         };
         assert_eq!(host, Some("42"));
         assert_eq!(event.count, 3);
         assert_eq!(event.time.to_rfc3339(), "2026-11-26T15:40:12Z");
         assert_eq!(event.scanned_port(), Some((Protocol::Tcp, 1025)));
-        let LineOutcome::Event { event, .. } = p("2026-11-26 10:40:12 +01:00\t42\t1\t192.0.2.1\t8\t198.51.100.7\t0\t1") else {
+        let LineOutcome::Event { event, .. } =
+            p("2026-11-26 10:40:12 +01:00\t42\t1\t192.0.2.1\t8\t198.51.100.7\t0\t1")
+        else {
             panic!()
         };
         assert_eq!(event.proto, Protocol::Icmp);
         assert_eq!(event.icmp_type, Some(8));
-        let LineOutcome::Event { event, .. } = p("2026-11-26T10:40:12Z\t42\t1\t192.0.2.1\t1\t198.51.100.7\t23\tTCP\t") else {
+        let LineOutcome::Event { event, .. } =
+            p("2026-11-26T10:40:12Z\t42\t1\t192.0.2.1\t1\t198.51.100.7\t23\tTCP\t")
+        else {
             panic!()
         };
         assert!(!event.flags_known);
@@ -148,14 +175,47 @@ mod tests {
     #[test]
     fn errors() {
         for (line, want) in [
-            ("2026-11-26 10:40:12 -0500\t42\t1\t192.0.2.1", "expected 9 tab-separated fields, found 4"),
-            ("yesterday\t42\t1\t192.0.2.1\t1\t192.0.2.2\t1\t6\tS", "unreadable timestamp"),
-            ("2026-11-26 10:40:12 -0500\t42\tx\t192.0.2.1\t1\t192.0.2.2\t1\t6\tS", "invalid count"),
-            ("2026-11-26 10:40:12 -0500\t42\t0\t192.0.2.1\t1\t192.0.2.2\t1\t6\tS", "invalid count"),
-            ("2026-11-26 10:40:12 -0500\t42\t1\t192.0.2.1\t1\t192.0.2.2\t99999\t6\tS", "invalid target port"),
-            ("2026-11-26 10:40:12 -0500\t42\t1\t192.0.2.1\t1\t192.0.2.2\t1\tfoo\tS", "invalid protocol"),
-            ("2026-11-26 10:40:12 -0500\t42\t1\t192.0.2.1\t1\t192.0.2.2\t1\t6\tSZ", "invalid tcp flags"),
-            ("2026-11-26 10:40:12 -0500\t42\t1\t192.0.2.1\t1\t192.0.2.2\t1\t6\tS\textra", "expected 9 tab-separated fields, found 10"),
+            (
+                "2026-11-26 10:40:12 -0500\t42\t1\t192.0.2.1",
+                "expected 9 tab-separated fields, found 4",
+            ),
+            (
+                "yesterday\t42\t1\t192.0.2.1\t1\t192.0.2.2\t1\t6\tS",
+                "unreadable timestamp",
+            ),
+            // Found by fuzzing: a 5-byte zone with a multibyte character was sliced at byte 3.
+            (
+                "2026-11-26 10:40:12 -0\u{e9}0\t42\t1\t192.0.2.1\t1\t192.0.2.2\t1\t6\tS",
+                "unreadable timestamp",
+            ),
+            (
+                "2026-11-26 10:40:12 10\u{fffd}\t42\t1\t192.0.2.1\t1\t192.0.2.2\t1\t6\tS",
+                "unreadable timestamp",
+            ),
+            (
+                "2026-11-26 10:40:12 -0500\t42\tx\t192.0.2.1\t1\t192.0.2.2\t1\t6\tS",
+                "invalid count",
+            ),
+            (
+                "2026-11-26 10:40:12 -0500\t42\t0\t192.0.2.1\t1\t192.0.2.2\t1\t6\tS",
+                "invalid count",
+            ),
+            (
+                "2026-11-26 10:40:12 -0500\t42\t1\t192.0.2.1\t1\t192.0.2.2\t99999\t6\tS",
+                "invalid target port",
+            ),
+            (
+                "2026-11-26 10:40:12 -0500\t42\t1\t192.0.2.1\t1\t192.0.2.2\t1\tfoo\tS",
+                "invalid protocol",
+            ),
+            (
+                "2026-11-26 10:40:12 -0500\t42\t1\t192.0.2.1\t1\t192.0.2.2\t1\t6\tSZ",
+                "invalid tcp flags",
+            ),
+            (
+                "2026-11-26 10:40:12 -0500\t42\t1\t192.0.2.1\t1\t192.0.2.2\t1\t6\tS\textra",
+                "expected 9 tab-separated fields, found 10",
+            ),
         ] {
             match p(line) {
                 LineOutcome::Error(e) => assert!(e.to_string().starts_with(want), "{line}: {e}"),

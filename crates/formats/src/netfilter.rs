@@ -38,7 +38,9 @@ pub struct NetfilterParser {
 
 impl NetfilterParser {
     pub fn new(opts: &ParserOptions) -> NetfilterParser {
-        NetfilterParser { years: YearResolver::new(opts.reference_time) }
+        NetfilterParser {
+            years: YearResolver::new(opts.reference_time),
+        }
     }
 }
 
@@ -56,7 +58,12 @@ impl LineParser for NetfilterParser {
         // The key/value part starts at IN= (kernel order: IN= OUT= [PHYSIN=] MAC= SRC=).
         let kv_start = match find_field(&line[..src_at], "IN=") {
             Some(i) => i,
-            None => return LineOutcome::Error(ParseError::MissingField("IN=")),
+            // Proxmox's pve-firewall prints IN= only when there is an input device: its
+            // host-outbound lines (`PVEFW-HOST-OUT … REJECT: OUT=vmbr0 SRC=…`) start at OUT=.
+            None => match find_field(&line[..src_at], "OUT=") {
+                Some(i) if proxmox_time(&line[..i]).is_some() => i,
+                _ => return LineOutcome::Error(ParseError::MissingField("IN=")),
+            },
         };
         match self.parse(line, kv_start) {
             Ok(o) => o,
@@ -78,7 +85,10 @@ fn proxmox_time(prefix: &str) -> Option<Timestamp> {
             let t = Timestamp::from_civil(year, month, day, h, m, s, ms)?;
             let off = toks.next()?;
             let ob = off.as_bytes();
-            if ob.len() != 5 || !(ob[0] == b'+' || ob[0] == b'-') {
+            if ob.len() != 5
+                || !(ob[0] == b'+' || ob[0] == b'-')
+                || !ob[1..].iter().all(u8::is_ascii_digit)
+            {
                 return None;
             }
             let oh: i64 = off[1..3].parse().ok()?;
@@ -93,10 +103,34 @@ fn proxmox_time(prefix: &str) -> Option<Timestamp> {
     None
 }
 
+/// The action letter of a UniFi rule tag `[WAN_LOCAL-D-2147483647]` (`A` accept, `D`
+/// drop, `R` reject), if the prefix has one.
+fn unifi_rule_action(prefix: &str) -> Option<Action> {
+    prefix.split('[').skip(1).find_map(|part| {
+        let tag = &part[..part.find(']')?];
+        let mut it = tag.rsplitn(3, '-');
+        let (id, letter, chain) = (it.next()?, it.next()?, it.next()?);
+        if chain.is_empty() || id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        match letter {
+            "A" => Some(Action::Accept),
+            "D" => Some(Action::Drop),
+            "R" => Some(Action::Reject),
+            _ => None,
+        }
+    })
+}
+
 fn action_from_prefix(prefix: &str) -> Action {
     // Log prefixes are free text chosen by the admin; these are the common spellings
     // (`DROP`, `IPTABLES-DROP:`, `policy DROP:`, UniFi `[WAN_LOCAL-D-…]`, `REJECT`,
     // `ACCEPT`, `BLOCK`). The action is informational: it never decides counting.
+    // A UniFi rule tag is authoritative: the `DESCR="…"` after it is the rule's
+    // free-text name and may say anything ("Block All Traffic" on an accept rule).
+    if let Some(a) = unifi_rule_action(prefix) {
+        return a;
+    }
     let up = prefix.to_ascii_uppercase();
     if up.contains("DROP") || up.contains("BLOCK") || up.contains("DENY") || up.contains("-D-") {
         Action::Drop
@@ -155,12 +189,18 @@ impl NetfilterParser {
                         "SRC" if src.is_none() => src = Some(parse_ip("SRC", v)?),
                         "DST" if dst.is_none() => dst = Some(parse_ip("DST", v)?),
                         "PROTO" if proto.is_none() => {
-                            proto = Some(Protocol::parse(v).ok_or_else(|| ParseError::invalid("PROTO", v))?)
+                            proto = Some(
+                                Protocol::parse(v)
+                                    .ok_or_else(|| ParseError::invalid("PROTO", v))?,
+                            )
                         }
                         "SPT" if spt.is_none() => spt = Some(parse_port("SPT", v)?),
                         "DPT" if dpt.is_none() => dpt = Some(parse_port("DPT", v)?),
                         "TYPE" if icmp_type.is_none() => {
-                            icmp_type = Some(v.parse::<u8>().map_err(|_| ParseError::invalid("TYPE", v))?)
+                            icmp_type = Some(
+                                v.parse::<u8>()
+                                    .map_err(|_| ParseError::invalid("TYPE", v))?,
+                            )
                         }
                         _ => {}
                     }
@@ -179,7 +219,10 @@ impl NetfilterParser {
         let proto = proto.ok_or(ParseError::MissingField("PROTO="))?;
         let (src_port, dst_port) = if proto.has_ports() {
             // Fragments after the first carry no ports; they cannot be attributed.
-            (Some(spt.ok_or(ParseError::MissingField("SPT="))?), Some(dpt.ok_or(ParseError::MissingField("DPT="))?))
+            (
+                Some(spt.ok_or(ParseError::MissingField("SPT="))?),
+                Some(dpt.ok_or(ParseError::MissingField("DPT="))?),
+            )
         } else {
             (None, None)
         };
@@ -195,9 +238,17 @@ impl NetfilterParser {
             dst,
             src_port,
             dst_port,
-            flags: if proto == Protocol::Tcp { flags } else { TcpFlags(0) },
+            flags: if proto == Protocol::Tcp {
+                flags
+            } else {
+                TcpFlags(0)
+            },
             flags_known: proto == Protocol::Tcp,
-            icmp_type: if matches!(proto, Protocol::Icmp | Protocol::Icmpv6) { icmp_type } else { None },
+            icmp_type: if matches!(proto, Protocol::Icmp | Protocol::Icmpv6) {
+                icmp_type
+            } else {
+                None
+            },
             direction,
             action: action_from_prefix(tag),
             count: 1,
@@ -212,7 +263,9 @@ mod tests {
     use scanwatch_event::parse_rfc3339;
 
     fn parse(line: &str) -> LineOutcome<'_> {
-        let opts = ParserOptions { reference_time: parse_rfc3339("2026-11-26T12:00:00Z").unwrap() };
+        let opts = ParserOptions {
+            reference_time: parse_rfc3339("2026-11-26T12:00:00Z").unwrap(),
+        };
         NetfilterParser::new(&opts).parse_line(line)
     }
 
@@ -237,7 +290,11 @@ mod tests {
     fn ipv6_icmp_and_ack_number_field() {
         let (e, _) = event("Nov 26 10:00:00 gw kernel: DROP IN=eth0 OUT= MAC=aa SRC=2001:db8::1 DST=2001:db8::2 LEN=80 TC=0 HOPLIMIT=64 FLOWLBL=0 PROTO=TCP SPT=40000 DPT=445 SEQ=1 ACK=0 WINDOW=64240 RES=0x00 SYN URGP=0");
         assert!(e.src.is_ipv6());
-        assert_eq!(e.flags.0, TcpFlags::SYN, "ACK=0 is the ack number, not the flag");
+        assert_eq!(
+            e.flags.0,
+            TcpFlags::SYN,
+            "ACK=0 is the ack number, not the flag"
+        );
         assert_eq!(e.action, Action::Drop);
         let (e, _) = event("Nov 26 10:00:00 gw kernel: IN=eth0 OUT= SRC=192.0.2.9 DST=192.0.2.1 LEN=56 PROTO=ICMP TYPE=3 CODE=3 [SRC=192.0.2.1 DST=192.0.2.9 LEN=28 PROTO=UDP SPT=53 DPT=4444 LEN=8 ]");
         assert_eq!(e.proto, Protocol::Icmp);
@@ -269,6 +326,54 @@ mod tests {
     }
 
     #[test]
+    fn proxmox_host_out_without_in() {
+        // pve-firewall omits IN= when there is no input device (PVEFW-HOST-OUT).
+        let (e, host) = event("0 1 PVEFW-HOST-OUT 20/Jun/2022:13:16:23 +0200 REJECT: OUT=vmbr0.94 SRC=10.3.94.12 DST=10.3.94.10 LEN=60 TOS=0x10 PREC=0x00 TTL=64 ID=59156 DF PROTO=TCP SPT=49566 DPT=22 SEQ=708451139 ACK=0 WINDOW=64240 SYN ");
+        assert_eq!(host, None);
+        assert_eq!(e.direction, Direction::Outbound);
+        assert_eq!(e.action, Action::Reject);
+        assert_eq!(e.dst_port, Some(22));
+        assert_eq!(e.scanned_port(), None);
+        // Kernel LOG/nftables lines always print IN=: without it they stay errors.
+        assert_eq!(
+            parse(
+                "Jun  8 14:34:33 h kernel: OUT=eth0 SRC=1.2.3.4 DST=1.2.3.5 PROTO=UDP SPT=1 DPT=2"
+            ),
+            LineOutcome::Error(ParseError::MissingField("IN="))
+        );
+    }
+
+    #[test]
+    fn proxmox_bad_offset_is_an_error_not_a_panic() {
+        // A 5-byte offset with a multibyte character (`+0é0`) was sliced at byte 3 and
+        // panicked (seen while fuzzing; the netfilter fuzz target reproduces it).
+        for off in ["+0\u{e9}0", "+-100", "+01x0"] {
+            let line = format!("0 3 PVEFW-HOST-IN 20/Jun/2022:13:09:14 {off} policy DROP: IN=vmbr0 SRC=10.3.94.11 DST=10.3.94.12 PROTO=UDP SPT=1 DPT=2");
+            assert!(
+                matches!(parse(&line), LineOutcome::Error(ParseError::Timestamp(_))),
+                "{off}"
+            );
+        }
+    }
+
+    #[test]
+    fn unifi_rule_tag_decides_action() {
+        let line = |tag: &str| {
+            format!("Jun 13 23:29:15 UDMP {tag} DESCR=\"[WAN_LOCAL]Block All Traffic\" IN=eth8 OUT= SRC=192.168.1.2 DST=192.168.1.25 PROTO=UDP SPT=1 DPT=2")
+        };
+        for (tag, want) in [
+            ("[WAN_LOCAL-A-2147483647]", Action::Accept),
+            ("[WAN_LOCAL-D-2147483647]", Action::Drop),
+            ("[LAN_IN-R-3001]", Action::Reject),
+            ("[UFW BLOCK]", Action::Drop),
+        ] {
+            let l = line(tag);
+            assert_eq!(event(&l).0.action, want, "{tag}");
+        }
+        assert_eq!(unifi_rule_action("kernel: [50028442.088484] "), None);
+    }
+
+    #[test]
     fn errors() {
         let cases: &[(&str, &str)] = &[
             ("Jun  8 14:34:33 h kernel: XX=e OUT= SRC=1.2.3.4 DST=1.2.3.5 PROTO=TCP SPT=1 DPT=2 SYN", "missing field IN="),
@@ -285,7 +390,10 @@ mod tests {
                 other => panic!("{line}: {other:?}"),
             }
         }
-        assert_eq!(parse("Jun  8 14:34:33 h sshd[1]: Failed password"), LineOutcome::Skip);
+        assert_eq!(
+            parse("Jun  8 14:34:33 h sshd[1]: Failed password"),
+            LineOutcome::Skip
+        );
         assert_eq!(parse(""), LineOutcome::Skip);
     }
 }

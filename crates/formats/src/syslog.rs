@@ -28,11 +28,22 @@ pub struct YearResolver {
 
 impl YearResolver {
     pub fn new(reference: Timestamp) -> YearResolver {
-        YearResolver { reference, current: None }
+        YearResolver {
+            reference,
+            current: None,
+        }
     }
 
     /// Resolves civil fields without a year into a timestamp.
-    pub fn resolve(&mut self, month: u32, day: u32, h: u32, m: u32, s: u32, ms: u32) -> Option<Timestamp> {
+    pub fn resolve(
+        &mut self,
+        month: u32,
+        day: u32,
+        h: u32,
+        m: u32,
+        s: u32,
+        ms: u32,
+    ) -> Option<Timestamp> {
         let year = match self.current {
             None => {
                 let ref_year = chrono::DateTime::from_timestamp_millis(self.reference.0)
@@ -74,7 +85,8 @@ pub(crate) struct Header<'l> {
 
 pub(crate) fn month_number(b: &[u8]) -> Option<u32> {
     const MONTHS: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
     ];
     if b.len() < 3 {
         return None;
@@ -87,7 +99,9 @@ pub(crate) fn month_number(b: &[u8]) -> Option<u32> {
 
 fn two_digits(b: &[u8]) -> Option<u32> {
     match b {
-        [a, b] if a.is_ascii_digit() && b.is_ascii_digit() => Some(u32::from(a - b'0') * 10 + u32::from(b - b'0')),
+        [a, b] if a.is_ascii_digit() && b.is_ascii_digit() => {
+            Some(u32::from(a - b'0') * 10 + u32::from(b - b'0'))
+        }
         _ => None,
     }
 }
@@ -129,12 +143,24 @@ pub(crate) fn next_token(s: &str) -> Option<(&str, &str)> {
     }
 }
 
+/// The first `n` bytes of `s`, or fewer so as not to cut a character in two.
+fn head(s: &str, n: usize) -> &str {
+    let mut end = n.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Parses a syslog header; `Ok(None)` when the line does not start like syslog.
-pub(crate) fn parse_header<'l>(line: &'l str, years: &mut YearResolver) -> Result<Option<Header<'l>>, ParseError> {
+pub(crate) fn parse_header<'l>(
+    line: &'l str,
+    years: &mut YearResolver,
+) -> Result<Option<Header<'l>>, ParseError> {
     let mut s = line;
     // RFC 5424 / forwarded RFC 3164: `<134>` priority, then optional version `1 `.
     if s.starts_with('<') {
-        if let Some(end) = s[..s.len().min(6)].find('>') {
+        if let Some(end) = head(s, 6).find('>') {
             s = &s[end + 1..];
             if let Some(r) = s.strip_prefix("1 ") {
                 s = r;
@@ -148,20 +174,27 @@ pub(crate) fn parse_header<'l>(line: &'l str, years: &mut YearResolver) -> Resul
         let day_field = &b[4..6];
         let day = match day_field {
             [b' ', d] if d.is_ascii_digit() => u32::from(d - b'0'),
-            _ => two_digits(day_field).ok_or_else(|| ParseError::Timestamp(s[..15.min(s.len())].to_string()))?,
+            _ => two_digits(day_field)
+                .ok_or_else(|| ParseError::Timestamp(head(s, 15).to_string()))?,
         };
         if b[6] != b' ' {
-            return Err(ParseError::Timestamp(s[..15].to_string()));
+            return Err(ParseError::Timestamp(head(s, 15).to_string()));
         }
         let (h, m, sec, ms, used) =
-            parse_clock(&b[7..]).ok_or_else(|| ParseError::Timestamp(s[..15].to_string()))?;
+            parse_clock(&b[7..]).ok_or_else(|| ParseError::Timestamp(head(s, 15).to_string()))?;
         let t = years
             .resolve(month, day, h, m, sec, ms)
-            .ok_or_else(|| ParseError::Timestamp(s[..7 + used].to_string()))?;
+            .ok_or_else(|| ParseError::Timestamp(head(&s[..7 + used], 32).to_string()))?;
         (t, &s[7 + used..])
-    } else if b.len() >= 20 && b[4] == b'-' && b[7] == b'-' && (b[10] == b'T') && b[0].is_ascii_digit() {
+    } else if b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && (b[10] == b'T')
+        && b[0].is_ascii_digit()
+    {
         let (tok, rest) = next_token(s).unwrap_or((s, ""));
-        let t = parse_rfc3339(tok).ok_or_else(|| ParseError::Timestamp(tok.to_string()))?;
+        let t =
+            parse_rfc3339(tok).ok_or_else(|| ParseError::Timestamp(head(tok, 40).to_string()))?;
         (t, rest)
     } else {
         return Ok(None);
@@ -187,15 +220,30 @@ mod tests {
     fn year_rule() {
         // Log read in the same year.
         let mut y = YearResolver::new(ts("2026-11-26T12:00:00Z"));
-        assert_eq!(y.resolve(11, 26, 10, 0, 0, 0), Some(ts("2026-11-26T10:00:00Z")));
+        assert_eq!(
+            y.resolve(11, 26, 10, 0, 0, 0),
+            Some(ts("2026-11-26T10:00:00Z"))
+        );
         // December lines in a file modified in January belong to last year, and the
         // rollover inside the file moves to the new year.
         let mut y = YearResolver::new(ts("2027-01-02T00:00:00Z"));
-        assert_eq!(y.resolve(12, 31, 23, 59, 59, 0), Some(ts("2026-12-31T23:59:59Z")));
-        assert_eq!(y.resolve(1, 1, 0, 0, 1, 0), Some(ts("2027-01-01T00:00:01Z")));
+        assert_eq!(
+            y.resolve(12, 31, 23, 59, 59, 0),
+            Some(ts("2026-12-31T23:59:59Z"))
+        );
+        assert_eq!(
+            y.resolve(1, 1, 0, 0, 1, 0),
+            Some(ts("2027-01-01T00:00:01Z"))
+        );
         // A stray older line does not move the current year back.
-        assert_eq!(y.resolve(12, 30, 0, 0, 0, 0), Some(ts("2026-12-30T00:00:00Z")));
-        assert_eq!(y.resolve(1, 2, 0, 0, 0, 0), Some(ts("2027-01-02T00:00:00Z")));
+        assert_eq!(
+            y.resolve(12, 30, 0, 0, 0, 0),
+            Some(ts("2026-12-30T00:00:00Z"))
+        );
+        assert_eq!(
+            y.resolve(1, 2, 0, 0, 0, 0),
+            Some(ts("2027-01-02T00:00:00Z"))
+        );
         // Invalid civil dates are refused, not panicked on.
         assert_eq!(y.resolve(2, 30, 0, 0, 0, 0), None);
         assert_eq!(y.resolve(1, 1, 25, 0, 0, 0), None);
@@ -204,19 +252,60 @@ mod tests {
     #[test]
     fn headers() {
         let mut y = YearResolver::new(ts("2026-11-26T12:00:00Z"));
-        let h = parse_header("Jun  8 14:34:33 sd-126005 kernel: [1.0] IN=eth0", &mut y).unwrap().unwrap();
+        let h = parse_header("Jun  8 14:34:33 sd-126005 kernel: [1.0] IN=eth0", &mut y)
+            .unwrap()
+            .unwrap();
         assert_eq!(h.time, ts("2026-06-08T14:34:33Z"));
         assert_eq!(h.host, Some("sd-126005"));
         assert_eq!(h.rest, "kernel: [1.0] IN=eth0");
-        let h = parse_header("2026-11-26T10:11:12.5+0100 gw kernel: IN=eth0", &mut y).unwrap().unwrap();
+        let h = parse_header("2026-11-26T10:11:12.5+0100 gw kernel: IN=eth0", &mut y)
+            .unwrap()
+            .unwrap();
         assert_eq!(h.time, ts("2026-11-26T09:11:12.500Z"));
         assert_eq!(h.host, Some("gw"));
-        let h = parse_header("<4>1 2026-11-26T10:11:12Z gw kernel - - - IN=eth0", &mut y).unwrap().unwrap();
+        let h = parse_header("<4>1 2026-11-26T10:11:12Z gw kernel - - - IN=eth0", &mut y)
+            .unwrap()
+            .unwrap();
         assert_eq!(h.host, Some("gw"));
-        let h = parse_header("Nov 26 10:11:12.123456 gw kernel: x", &mut y).unwrap().unwrap();
+        let h = parse_header("Nov 26 10:11:12.123456 gw kernel: x", &mut y)
+            .unwrap()
+            .unwrap();
         assert_eq!(h.time, ts("2026-11-26T10:11:12.123Z"));
         assert!(parse_header("[  203.8] IN=lo", &mut y).unwrap().is_none());
         assert!(parse_header("Jun 88 14:34:33 h kernel:", &mut y).is_err());
         assert!(parse_header("Jun  8 14:3x:33 h kernel:", &mut y).is_err());
+    }
+
+    #[test]
+    fn multibyte_text_in_a_bad_header_is_an_error_not_a_panic() {
+        // Found by fuzzing: error messages cut the line at byte 15 (or 6), which may
+        // fall inside a character.
+        let mut y = YearResolver::new(ts("2026-11-26T12:00:00Z"));
+        for line in [
+            "Jun  \u{fffd}\u{fffd}\u{fffd}\u{fffd}8 14:34:33 h kernel: IN=",
+            "Jun  8x14:34:3\u{e9}3 h kernel: IN=",
+            "Jun  8 14:34:3\u{e9} h kernel: IN=",
+            "Jun x8 14:34:3\u{e9} h kernel: IN=",
+        ] {
+            assert!(
+                matches!(parse_header(line, &mut y), Err(ParseError::Timestamp(_))),
+                "{line:?}"
+            );
+        }
+        assert!(parse_header("<1234\u{e9}>1 x", &mut y).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_huge_bad_timestamp_gives_a_short_error() {
+        // Found by fuzzing: the whole ISO token (or every fraction digit) was echoed.
+        let mut y = YearResolver::new(ts("2026-11-26T12:00:00Z"));
+        let iso = format!("2026-11-26T00:11:1{} gw kernel: IN=", "\u{3}".repeat(5000));
+        let frac = format!("Feb 30 00:00:00.{} gw kernel: IN=", "1".repeat(5000));
+        for line in [iso, frac] {
+            match parse_header(&line, &mut y) {
+                Err(ParseError::Timestamp(shown)) => assert!(shown.len() <= 40, "{}", shown.len()),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }

@@ -1,0 +1,171 @@
+//! A keyed counter that is exact while small and becomes a pair of mergeable sketches
+//! (HyperLogLog for the distinct count, frequent items for the heaviest keys) when it
+//! outgrows its limit. Used for sources, targets and sensors of a cell.
+
+use std::hash::Hash;
+
+use datasketches::frequencies::{ErrorType, FrequentItemsSketch};
+use datasketches::hll::{HllSketch, HllType, HllUnion};
+use rustc_hash::FxHashMap;
+
+/// log2 of the HLL register count: 2^14 registers give a relative standard error of
+/// 1.04/√16384 ≈ 0.8 %, so 2 % is about 2.5 standard errors.
+pub const HLL_LG_K: u8 = 14;
+/// Map size of the frequent-items sketch (count error ≤ 3.5/256 ≈ 1.4 % of the weight).
+pub const HEAVY_MAP_SIZE: usize = 256;
+
+/// Exact key → count map, or sketches once there are more than `limit` keys.
+#[derive(Clone)]
+pub enum Counted<K: Eq + Hash + Clone> {
+    Exact(FxHashMap<K, u64>),
+    Sketch(Box<Sketches<K>>),
+}
+
+#[derive(Clone)]
+pub struct Sketches<K: Eq + Hash + Clone> {
+    pub distinct: HllSketch,
+    pub heavy: FrequentItemsSketch<K>,
+}
+
+impl<K: Eq + Hash + Clone> std::fmt::Debug for Sketches<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Sketches(~{:.0} keys)",
+            self.distinct.composite_estimate()
+        )
+    }
+}
+
+impl<K: Eq + Hash + Clone> std::fmt::Debug for Counted<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Counted::Exact(m) => write!(f, "Exact({} keys)", m.len()),
+            Counted::Sketch(s) => write!(f, "Sketch(~{:.0} keys)", s.distinct.composite_estimate()),
+        }
+    }
+}
+
+impl<K: Eq + Hash + Clone> Default for Counted<K> {
+    fn default() -> Self {
+        Counted::Exact(FxHashMap::default())
+    }
+}
+
+fn new_hll() -> HllSketch {
+    // lg_k 14 is inside the valid range [4, 21]; this cannot fail.
+    HllSketch::new(HLL_LG_K, HllType::Hll4).unwrap_or_else(|_| unreachable!("valid lg_k"))
+}
+
+fn new_heavy<K: Eq + Hash + Clone>() -> FrequentItemsSketch<K> {
+    FrequentItemsSketch::new(HEAVY_MAP_SIZE).unwrap_or_else(|_| unreachable!("power of two"))
+}
+
+impl<K: Eq + Hash + Clone> Counted<K> {
+    /// Adds `n` to key `k`; switches to sketches once more than `limit` keys are seen.
+    #[inline]
+    pub fn add(&mut self, k: K, n: u64, limit: usize) {
+        match self {
+            Counted::Exact(m) => {
+                *m.entry(k).or_insert(0) += n;
+                if m.len() > limit {
+                    self.promote();
+                }
+            }
+            Counted::Sketch(s) => {
+                s.distinct.update(&k);
+                s.heavy.update_with_count(k, n);
+            }
+        }
+    }
+
+    fn promote(&mut self) {
+        if let Counted::Exact(m) = self {
+            let mut s = Sketches {
+                distinct: new_hll(),
+                heavy: new_heavy(),
+            };
+            for (k, n) in m.drain() {
+                s.distinct.update(&k);
+                s.heavy.update_with_count(k, n);
+            }
+            *self = Counted::Sketch(Box::new(s));
+        }
+    }
+
+    pub fn is_exact(&self) -> bool {
+        matches!(self, Counted::Exact(_))
+    }
+
+    /// Number of distinct keys: exact, or the order-independent HLL estimate (so the
+    /// answer does not depend on the order events or partial aggregates arrived in).
+    pub fn distinct(&self) -> u64 {
+        match self {
+            Counted::Exact(m) => m.len() as u64,
+            Counted::Sketch(s) => s.distinct.composite_estimate().round() as u64,
+        }
+    }
+
+    /// The `n` keys with the highest counts, highest first; ties broken by `order`.
+    /// Exact while small; from the frequent-items sketch (lower-bound estimates, no
+    /// false negatives among keys above the sketch error) once large.
+    pub fn top(&self, n: usize, order: impl Fn(&K, &K) -> std::cmp::Ordering) -> Vec<(K, u64)> {
+        let mut v: Vec<(K, u64)> = match self {
+            Counted::Exact(m) => m.iter().map(|(k, c)| (k.clone(), *c)).collect(),
+            Counted::Sketch(s) => s
+                .heavy
+                .frequent_items(ErrorType::NoFalseNegatives)
+                .into_iter()
+                .map(|r| (r.item().clone(), r.estimate()))
+                .collect(),
+        };
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| order(&a.0, &b.0)));
+        v.truncate(n);
+        v
+    }
+
+    /// The largest single count (exact, or the sketch's estimate of the heaviest key).
+    pub fn max_count(&self) -> u64 {
+        match self {
+            Counted::Exact(m) => m.values().copied().max().unwrap_or(0),
+            Counted::Sketch(s) => s
+                .heavy
+                .frequent_items(ErrorType::NoFalseNegatives)
+                .iter()
+                .map(|r| r.estimate())
+                .max()
+                .unwrap_or(0),
+        }
+    }
+
+    /// Merges another partial count into this one. The result equals counting the
+    /// union of both inputs: exactly while small, within the sketch bounds once large.
+    pub fn merge(&mut self, other: &Counted<K>, limit: usize) {
+        match other {
+            Counted::Exact(om) => {
+                for (k, n) in om {
+                    self.add(k.clone(), *n, limit);
+                }
+            }
+            Counted::Sketch(os) => {
+                self.promote();
+                if let Counted::Sketch(s) = self {
+                    let mut u =
+                        HllUnion::new(HLL_LG_K).unwrap_or_else(|_| unreachable!("valid lg_k"));
+                    u.update(&s.distinct);
+                    u.update(&os.distinct);
+                    s.distinct = u.to_sketch(HllType::Hll4);
+                    s.heavy.merge(&os.heavy);
+                }
+            }
+        }
+    }
+
+    /// Approximate heap bytes used (for the memory benchmark).
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Counted::Exact(m) => m.capacity() * (std::mem::size_of::<(K, u64)>() + 1),
+            Counted::Sketch(s) => s.distinct.estimated_size() + s.heavy.estimated_size(),
+        }
+    }
+}

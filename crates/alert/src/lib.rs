@@ -1,0 +1,121 @@
+//! The alert stage: turns warnings and windows into what people and machines read —
+//! a one-sentence explanation per warning, the JSON Lines schema of `analyze --json`
+//! (documented in `docs/json-schema.md`, kept stable), and the text report in the
+//! style of the Internet Storm Center's top-ports table.
+
+mod json;
+mod text;
+
+pub use json::{
+    alert_json, summary_json, window_json, AlertJson, BaselineJson, SourceJson, SummaryJson,
+    WindowJson,
+};
+pub use text::{render_report, window_text, RunStats};
+
+use scanwatch_detect::Alert;
+use scanwatch_event::Timestamp;
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A baseline value for text: whole numbers without decimals, others with one.
+pub fn base_num(x: f64) -> String {
+    if (x - x.round()).abs() < 1e-9 {
+        thousands(x.round() as u64)
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+/// `2026-11-26 10:00–11:00 UTC` (the end date is shown when it differs).
+pub fn window_span(start: Timestamp, end: Timestamp) -> String {
+    let s = chrono::DateTime::from_timestamp_millis(start.0).unwrap_or_default();
+    let e = chrono::DateTime::from_timestamp_millis(end.0).unwrap_or_default();
+    let next_midnight = s
+        .date_naive()
+        .succ_opt()
+        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc());
+    let end = if e.date_naive() == s.date_naive() {
+        e.format("%H:%M").to_string()
+    } else if Some(e) == next_midnight {
+        "24:00".to_string()
+    } else {
+        e.format("%Y-%m-%d %H:%M").to_string()
+    };
+    format!("{}–{end} UTC", s.format("%Y-%m-%d %H:%M"))
+}
+
+/// "times normal" for text: `47×`, `3.2×`.
+pub fn times(x: f64) -> String {
+    if x >= 10.0 {
+        format!("{}×", thousands(x.round() as u64))
+    } else {
+        format!("{x:.1}×")
+    }
+}
+
+/// The one-sentence explanation of a warning, with its numbers.
+pub fn summary(a: &Alert) -> String {
+    let proto = a.proto.name().to_uppercase();
+    format!(
+        "{proto}/{}: {} sources (baseline {}) and {} events (baseline {}) across {} of {} sensors in {}; {} normal",
+        a.port,
+        thousands(a.sources),
+        base_num(a.baseline.sources.median),
+        thousands(a.events),
+        base_num(a.baseline.events.median),
+        thousands(a.sensors),
+        thousands(a.active_sensors),
+        window_span(a.window_start, a.window_end),
+        times(a.times_normal()),
+    )
+}
+
+/// Orders warnings most severe first: severity, then score, then time and port.
+pub fn by_severity(a: &Alert, b: &Alert) -> std::cmp::Ordering {
+    b.severity
+        .cmp(&a.severity)
+        .then(b.score.total_cmp(&a.score))
+        .then(a.window_start.cmp(&b.window_start))
+        .then((a.proto, a.port).cmp(&(b.proto, b.port)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formatting() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(base_num(31.0), "31");
+        assert_eq!(base_num(1.5), "1.5");
+        assert_eq!(times(47.2), "47×");
+        assert_eq!(times(3.25), "3.2×");
+        let t = |s: &str| scanwatch_event::parse_rfc3339(s).unwrap();
+        assert_eq!(
+            window_span(t("2026-11-26T10:40:00Z"), t("2026-11-26T10:50:00Z")),
+            "2026-11-26 10:40–10:50 UTC"
+        );
+        assert_eq!(
+            window_span(t("2026-11-26T23:00:00Z"), t("2026-11-27T00:00:00Z")),
+            "2026-11-26 23:00–24:00 UTC"
+        );
+        assert_eq!(
+            window_span(t("2026-11-26T00:00:00Z"), t("2026-11-28T00:00:00Z")),
+            "2026-11-26 00:00–2026-11-28 00:00 UTC"
+        );
+    }
+}

@@ -1,0 +1,284 @@
+//! `scanwatch analyze`: read firewall logs, aggregate, detect, and print the port
+//! report and the warnings (text, or JSON Lines with `--json`).
+
+use std::io::Write;
+
+use anyhow::{bail, Result};
+use scanwatch_alert::{
+    alert_json, by_severity, render_report, summary_json, window_json, RunStats,
+};
+use scanwatch_event::{parse_duration, Timestamp};
+use scanwatch_pipeline::{Output, Pipeline, PipelineConfig, Report};
+
+use crate::input::{FileStats, Input, Merge, SensorId, SHOWN_ERRORS_PER_FILE};
+
+/// What `--emit` selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Emit {
+    Alerts,
+    Windows,
+    All,
+}
+
+/// Options of `analyze` (see `scanwatch analyze --help`).
+#[derive(Clone, Debug, clap::Args)]
+pub struct AnalyzeArgs {
+    /// Log files to read: plain, .gz, or - for standard input.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<String>,
+    /// Log format: auto (detect per file), netfilter, dshield or jsonl.
+    #[arg(long, default_value = "auto")]
+    pub format: String,
+    #[command(flatten)]
+    pub detection: DetectionArgs,
+    /// Who the sensor of a line is: the input file, the line's host field, or the destination address.
+    #[arg(long, value_enum, default_value = "file")]
+    pub sensor_id: SensorId,
+    /// Year for syslog timestamps that have none (default: from each file's modification time).
+    #[arg(long)]
+    pub year: Option<i32>,
+    /// Write JSON Lines to stdout (human text goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// What to print: warnings, per-window port metrics, or both.
+    #[arg(long, value_enum, default_value = "alerts")]
+    pub emit: Emit,
+}
+
+/// Window, history and detection thresholds, shared by `analyze` and `demo`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DetectionArgs {
+    /// Window length (e.g. 30s, 10m, 1h, 1d).
+    #[arg(long, default_value = PipelineConfig::DEFAULT_WINDOW)]
+    pub window: String,
+    /// How far back the per-port baseline looks.
+    #[arg(long, default_value = PipelineConfig::DEFAULT_HISTORY)]
+    pub history: String,
+    /// How long after a window's end its late events are still accepted
+    /// (default: one window, at least 5m, at most 1h).
+    #[arg(long)]
+    pub lateness: Option<String>,
+    /// Distinct sources a window needs before it can be a warning.
+    #[arg(long, default_value_t = 20)]
+    pub min_sources: u64,
+    /// Distinct sensors a window needs before it can be a warning.
+    #[arg(long, default_value_t = 3)]
+    pub min_sensors: u64,
+}
+
+impl DetectionArgs {
+    pub fn config(&self) -> Result<PipelineConfig> {
+        let window = parse_duration(&self.window)?;
+        let history = parse_duration(&self.history)?;
+        if history < window {
+            bail!(
+                "--history ({}) must be at least one --window ({})",
+                self.history,
+                self.window
+            );
+        }
+        let mut cfg = PipelineConfig::new(window, history);
+        if let Some(l) = &self.lateness {
+            cfg.aggregate.lateness_ms = parse_duration(l)?;
+        }
+        cfg.detect.min_sources = self.min_sources;
+        cfg.detect.min_sensors = self.min_sensors;
+        Ok(cfg)
+    }
+
+    pub fn describe(&self) -> String {
+        format!("window {}, history {}", self.window, self.history)
+    }
+}
+
+/// Writes one JSON value as a line.
+pub fn json_line(out: &mut dyn Write, v: &impl serde::Serialize) -> Result<()> {
+    serde_json::to_writer(&mut *out, v)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// Handles the pipeline's outputs for `--emit`.
+pub struct Emitter<'a> {
+    pub out: &'a mut dyn Write,
+    pub json: bool,
+    pub emit: Emit,
+    pub error: Option<anyhow::Error>,
+}
+
+impl Emitter<'_> {
+    pub fn handle(&mut self, o: Output) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Output::Window(w) = o {
+            if matches!(self.emit, Emit::Windows | Emit::All) {
+                let r = if self.json {
+                    w.window.cells.iter().try_for_each(|c| {
+                        json_line(self.out, &window_json(w.window.start, w.window.end, c))
+                    })
+                } else {
+                    let mut s = String::new();
+                    scanwatch_alert::window_text(&mut s, &w);
+                    self.out.write_all(s.as_bytes()).map_err(Into::into)
+                };
+                if let Err(e) = r {
+                    self.error = Some(e);
+                }
+            }
+        }
+    }
+
+    /// Prints the end of the run: warnings (JSON) or the whole report (text).
+    pub fn finish(&mut self, report: &Report, stats: &RunStats, header: &str) -> Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if self.json {
+            if matches!(self.emit, Emit::Alerts | Emit::All) {
+                let mut alerts: Vec<_> = report.alerts.iter().collect();
+                alerts.sort_by(|a, b| by_severity(a, b));
+                for a in alerts {
+                    json_line(self.out, &alert_json(a))?;
+                }
+            }
+            json_line(self.out, &summary_json(report, stats))?;
+        } else if matches!(self.emit, Emit::Alerts | Emit::All) {
+            self.out
+                .write_all(render_report(report, stats, header).as_bytes())?;
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+/// Runs `analyze`. Returns the number of inputs that could not be read (the caller
+/// turns a non-zero count into a failing exit status).
+pub fn run(args: &AnalyzeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<usize> {
+    let cfg = args.detection.config()?;
+    let format = match args.format.as_str() {
+        "auto" => None,
+        name => match scanwatch_formats::format_by_name(name) {
+            Some(f) => Some(f),
+            None => bail!(
+                "unknown format {name:?}; choose auto or one of: {}",
+                scanwatch_formats::format_names().join(", ")
+            ),
+        },
+    };
+    // The only wall-clock read of analyze: the default year of stdin's syslog lines.
+    let now = Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+    );
+    let year_ref = args
+        .year
+        .and_then(|y| Timestamp::from_civil(y, 12, 31, 23, 59, 59, 0));
+    let reference = |mtime: Option<Timestamp>| year_ref.or(mtime).unwrap_or(now);
+
+    let mut failed = 0;
+    let mut inputs = Vec::new();
+    for f in &args.files {
+        match Input::open(f, format, args.sensor_id, reference) {
+            Ok(i) => inputs.push(i),
+            Err(e) => {
+                writeln!(err, "error: {e:#}")?;
+                failed += 1;
+            }
+        }
+    }
+    if inputs.is_empty() {
+        bail!("no input could be read");
+    }
+    let mut pipeline = Pipeline::new(cfg);
+    for i in &inputs {
+        let (k, name) = i.file_sensor();
+        if args.sensor_id == SensorId::File {
+            pipeline.name_sensor(k, name);
+        }
+    }
+    let mut report_err = |s: &FileStats, line: u64, msg: &str| {
+        if s.errors <= SHOWN_ERRORS_PER_FILE {
+            let _ = writeln!(err, "{}:{line}: {msg}", s.name);
+        }
+    };
+    let mut merge = Merge::new(inputs, &mut report_err)?;
+    let mut emitter = Emitter {
+        out,
+        json: args.json,
+        emit: args.emit,
+        error: None,
+    };
+    let mut n = 0u64;
+    while let Some((sensor, e)) = merge.next(&mut report_err)? {
+        pipeline.push(sensor, &e);
+        n += 1;
+        if n % 256 == 0 {
+            for inp in &mut merge.inputs {
+                for (k, name) in inp.new_sensors.drain(..) {
+                    pipeline.name_sensor(k, &name);
+                }
+            }
+        }
+        pipeline.drain(&mut |o| emitter.handle(o));
+    }
+    for inp in &mut merge.inputs {
+        for (k, name) in inp.new_sensors.drain(..) {
+            pipeline.name_sensor(k, &name);
+        }
+    }
+    let report = pipeline.finish(&mut |o| emitter.handle(o));
+    let mut stats = RunStats {
+        files: merge.inputs.len(),
+        ..Default::default()
+    };
+    for i in &merge.inputs {
+        stats.lines += i.stats.lines;
+        stats.parse_errors += i.stats.errors;
+        stats.skipped_lines += i.stats.skipped;
+        if i.stats.errors > 0 {
+            writeln!(
+                err,
+                "{}: {} of {} lines could not be parsed as {} ({} shown above)",
+                i.stats.name,
+                i.stats.errors,
+                i.stats.lines,
+                i.stats.format,
+                i.stats.errors.min(SHOWN_ERRORS_PER_FILE)
+            )?;
+        }
+    }
+    if report.late_events > 0 {
+        writeln!(
+            err,
+            "{} events arrived after their window had closed (lateness {} ms) and were counted but not aggregated",
+            report.late_events, cfg.aggregate.lateness_ms
+        )?;
+    }
+    let header = format!(
+        "{}; formats: {}",
+        args.detection.describe(),
+        formats_used(&merge.inputs)
+    );
+    emitter.finish(&report, &stats, &header)?;
+    if args.json {
+        writeln!(
+            err,
+            "{} files, {} lines, {} events, {} parse errors, {} warnings",
+            stats.files,
+            stats.lines,
+            report.events,
+            stats.parse_errors,
+            report.alerts.len()
+        )?;
+    }
+    Ok(failed)
+}
+
+fn formats_used(inputs: &[Input]) -> String {
+    let mut f: Vec<&str> = inputs.iter().map(|i| i.stats.format).collect();
+    f.sort_unstable();
+    f.dedup();
+    f.join(", ")
+}

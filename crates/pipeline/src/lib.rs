@@ -1,0 +1,196 @@
+//! The in-process pipeline: events in, closed windows and warnings out. It owns one
+//! aggregator and one detector, runs the detector on every window as it closes, and
+//! keeps what the report needs (the last window, the busiest windows, every
+//! warning). It does no I/O and reads no clock; `analyze`, `demo` and the benches
+//! drive it the same way.
+
+use std::collections::BTreeMap;
+
+use scanwatch_aggregate::{AggregateConfig, Aggregator, CellSummary, ClosedWindow, SensorKey};
+use scanwatch_detect::{Alert, Baseline, DetectConfig, Detector};
+use scanwatch_event::{Event, Timestamp};
+
+pub use scanwatch_aggregate::sensor_key;
+
+/// Settings of one pipeline run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PipelineConfig {
+    pub aggregate: AggregateConfig,
+    pub detect: DetectConfig,
+    /// Top sources kept per cell, and ports per window in the report (default 10).
+    pub top_n: usize,
+    /// Busiest windows kept for the report (default 3).
+    pub busiest: usize,
+}
+
+impl PipelineConfig {
+    /// Default window: one hour. Default history: seven days.
+    pub const DEFAULT_WINDOW: &'static str = "1h";
+    pub const DEFAULT_HISTORY: &'static str = "7d";
+
+    pub fn new(window_ms: i64, history_ms: i64) -> PipelineConfig {
+        PipelineConfig {
+            aggregate: AggregateConfig::new(window_ms),
+            detect: DetectConfig::new(window_ms, history_ms),
+            top_n: 10,
+            busiest: 3,
+        }
+    }
+}
+
+/// One port of one window beside its baseline at that time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PortRow {
+    pub cell: CellSummary,
+    pub baseline: Baseline,
+}
+
+/// A closed window with its busiest ports and their baselines.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowReport {
+    pub window: ClosedWindow,
+    /// Up to `top_n` ports with the most events, most first.
+    pub top: Vec<PortRow>,
+}
+
+/// What the pipeline produces as windows close.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    Window(Box<WindowReport>),
+    Alert(Box<Alert>),
+}
+
+/// What a finished run leaves for the report.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Report {
+    pub last: Option<WindowReport>,
+    /// Busiest windows by port events, busiest first.
+    pub busiest: Vec<WindowReport>,
+    pub alerts: Vec<Alert>,
+    pub sensors: BTreeMap<SensorKey, String>,
+    pub windows: usize,
+    pub first_window: Option<Timestamp>,
+    pub events: u64,
+    pub late_events: u64,
+}
+
+impl Report {
+    pub fn sensor_name(&self, key: SensorKey) -> String {
+        self.sensors
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| format!("{key:016x}"))
+    }
+}
+
+/// The pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    cfg: PipelineConfig,
+    agg: Aggregator,
+    det: Detector,
+    report: Report,
+}
+
+impl Pipeline {
+    pub fn new(cfg: PipelineConfig) -> Pipeline {
+        Pipeline {
+            agg: Aggregator::new(cfg.aggregate, cfg.top_n),
+            det: Detector::new(cfg.detect),
+            cfg,
+            report: Report::default(),
+        }
+    }
+
+    pub fn config(&self) -> &PipelineConfig {
+        &self.cfg
+    }
+
+    /// Names a sensor key (first name wins).
+    pub fn name_sensor(&mut self, key: SensorKey, name: &str) {
+        self.report
+            .sensors
+            .entry(key)
+            .or_insert_with(|| name.to_string());
+    }
+
+    /// Adds one event; returns false if it was late and only counted.
+    #[inline]
+    pub fn push(&mut self, sensor: SensorKey, e: &Event) -> bool {
+        self.report.events += u64::from(e.count);
+        self.agg.add(sensor, e)
+    }
+
+    /// Processes the windows that have closed so far.
+    pub fn drain(&mut self, out: &mut impl FnMut(Output)) {
+        let closed = self.agg.drain_closed();
+        self.process(closed, out);
+    }
+
+    /// Closes everything (end of input) and returns the report.
+    pub fn finish(mut self, out: &mut impl FnMut(Output)) -> Report {
+        let closed = self.agg.finish();
+        self.process(closed, out);
+        self.report.late_events = self.agg.late_events();
+        self.report
+    }
+
+    /// Open cells right now (for the memory benchmark).
+    pub fn open_cells(&self) -> usize {
+        self.agg.open_cells()
+    }
+
+    /// Heap bytes of the open windows (for the memory benchmark).
+    pub fn open_heap_bytes(&self) -> usize {
+        self.agg
+            .open_windows()
+            .values()
+            .map(|w| w.heap_bytes())
+            .sum()
+    }
+
+    fn process(&mut self, closed: Vec<ClosedWindow>, out: &mut impl FnMut(Output)) {
+        for w in closed {
+            let mut idx: Vec<usize> = (0..w.cells.len()).collect();
+            idx.sort_by(|&a, &b| {
+                let (ca, cb) = (&w.cells[a], &w.cells[b]);
+                cb.events
+                    .cmp(&ca.events)
+                    .then((ca.proto, ca.port).cmp(&(cb.proto, cb.port)))
+            });
+            idx.truncate(self.cfg.top_n);
+            let top: Vec<PortRow> = idx
+                .into_iter()
+                .map(|i| {
+                    let c = &w.cells[i];
+                    PortRow {
+                        baseline: self.det.baseline(c.proto, c.port, w.start.0),
+                        cell: c.clone(),
+                    }
+                })
+                .collect();
+            let alerts = self.det.observe(&w);
+            let wr = WindowReport { window: w, top };
+            self.report.windows += 1;
+            if self.report.first_window.is_none() {
+                self.report.first_window = Some(wr.window.start);
+            }
+            self.keep_busiest(&wr);
+            out(Output::Window(Box::new(wr.clone())));
+            self.report.last = Some(wr);
+            for a in alerts {
+                out(Output::Alert(Box::new(a.clone())));
+                self.report.alerts.push(a);
+            }
+        }
+    }
+
+    fn keep_busiest(&mut self, wr: &WindowReport) {
+        let b = &mut self.report.busiest;
+        let pos = b.partition_point(|x| x.window.port_events >= wr.window.port_events);
+        if pos < self.cfg.busiest {
+            b.insert(pos, wr.clone());
+            b.truncate(self.cfg.busiest);
+        }
+    }
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Runs every cargo-fuzz target in fuzz/ for N seconds each (default 60):
+#
+#   scripts/fuzz.sh [SECONDS]
+#
+# Installs cargo-fuzz if it is missing. The toolchain is stable, so cargo-fuzz's -Z
+# flags are allowed with RUSTC_BOOTSTRAP=1. Each target starts from the committed
+# seeds (fuzz/seeds/<target>/) copied into a scratch corpus, fuzz/corpus/<target>/
+# (gitignored; FUZZ_CORPUS_DIR moves it). Crash inputs land in fuzz/artifacts/<target>/,
+# logs in fuzz/artifacts/logs/. Exits non-zero if any target fails to build or finds a
+# crash, leak, timeout or out-of-memory input.
+#
+# Environment: FUZZ_SANITIZER (default address; "none" is faster), FUZZ_CORPUS_DIR.
+set -euo pipefail
+
+secs="${1:-60}"
+case "$secs" in
+    '' | *[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;;
+esac
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+fuzz_dir="$root/fuzz"
+corpus_root="${FUZZ_CORPUS_DIR:-$fuzz_dir/corpus}"
+log_dir="$fuzz_dir/artifacts/logs"
+sanitizer="${FUZZ_SANITIZER:-address}"
+
+export RUSTC_BOOTSTRAP=1
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "== installing cargo-fuzz"
+    cargo install cargo-fuzz --locked
+fi
+
+cd "$fuzz_dir"
+mapfile -t targets < <(cargo fuzz list)
+if [ "${#targets[@]}" -eq 0 ]; then
+    echo "no fuzz targets found" >&2
+    exit 1
+fi
+
+echo "== building ${#targets[@]} targets (sanitizer: $sanitizer)"
+cargo fuzz build --sanitizer "$sanitizer"
+
+mkdir -p "$log_dir"
+failed=()
+summary=()
+for t in "${targets[@]}"; do
+    corpus="$corpus_root/$t"
+    mkdir -p "$corpus"
+    if [ -d "seeds/$t" ]; then
+        cp -R "seeds/$t/." "$corpus/"
+    fi
+    log="$log_dir/$t.log"
+    echo "== $t: ${secs}s, corpus $corpus"
+    if cargo fuzz run --sanitizer "$sanitizer" "$t" "$corpus" -- \
+        -max_total_time="$secs" -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
+        result=ok
+    else
+        result=FAILED
+        failed+=("$t")
+        tail -n 40 "$log" >&2
+    fi
+    runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
+    rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)"
+    done_line="$(grep -E '^Done [0-9]+ runs' "$log" | tail -n 1 || true)"
+    summary+=("$t: $result; executions ${runs:-?} (${rate:-?}/s); ${done_line:-no Done line}")
+done
+
+echo "== summary (logs in $log_dir)"
+printf '  %s\n' "${summary[@]}"
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "fuzzing found problems in: ${failed[*]} (inputs in $fuzz_dir/artifacts/)" >&2
+    exit 1
+fi
