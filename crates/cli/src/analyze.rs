@@ -58,6 +58,9 @@ pub struct DetectionArgs {
     /// (default: one window, at least 5m, at most 1h).
     #[arg(long)]
     pub lateness: Option<String>,
+    /// History needed before any warning (at least 6 windows are always needed).
+    #[arg(long, default_value = "1d")]
+    pub min_history: String,
     /// Distinct sources a window needs before it can be a warning.
     #[arg(long, default_value_t = 20)]
     pub min_sources: u64,
@@ -81,6 +84,7 @@ impl DetectionArgs {
         if let Some(l) = &self.lateness {
             cfg.aggregate.lateness_ms = parse_duration(l)?;
         }
+        cfg.detect.min_history_ms = parse_duration(&self.min_history)?;
         cfg.detect.min_sources = self.min_sources;
         cfg.detect.min_sensors = self.min_sensors;
         Ok(cfg)

@@ -40,6 +40,10 @@ pub struct DetectConfig {
     pub history_ms: i64,
     /// Windows of history needed before any warning (default 6).
     pub min_history_windows: usize,
+    /// History needed before any warning, in milliseconds (default one day, so the
+    /// first morning's rise of a daily cycle is not taken for a surge). Capped at
+    /// `history_ms`.
+    pub min_history_ms: i64,
     /// Distinct sources a window needs to be a warning (default 20).
     pub min_sources: u64,
     /// Distinct sensors a window needs to be a warning (default 3).
@@ -58,6 +62,7 @@ impl DetectConfig {
             window_ms,
             history_ms,
             min_history_windows: 6,
+            min_history_ms: 86_400_000,
             min_sources: 20,
             min_sensors: 3,
             max_sensor_share: 0.5,
@@ -69,6 +74,13 @@ impl DetectConfig {
     /// Windows in a full history.
     pub fn history_windows(&self) -> usize {
         (self.history_ms / self.window_ms).max(1) as usize
+    }
+
+    /// Windows of history needed before any warning: the larger of
+    /// `min_history_windows` and `min_history_ms`, but never more than a full history.
+    pub fn required_history_windows(&self) -> usize {
+        let by_time = (self.min_history_ms.min(self.history_ms) + self.window_ms - 1) / self.window_ms;
+        self.min_history_windows.max(by_time.max(0) as usize).min(self.history_windows().max(self.min_history_windows))
     }
 }
 
@@ -305,7 +317,7 @@ impl Detector {
         }
         let ws = w.start.0;
         let b = self.baseline(c.proto, c.port, ws);
-        if b.windows < cfg.min_history_windows {
+        if b.windows < cfg.required_history_windows() {
             return None;
         }
         let (xs, xe) = (c.sources as f64, c.events as f64);

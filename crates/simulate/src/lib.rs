@@ -357,6 +357,28 @@ pub fn netfilter_line(host: &str, e: &Event) -> String {
     )
 }
 
+/// Formats an event as a DShield submission line (tab-separated) from user `user`.
+pub fn dshield_line(user: &str, e: &Event) -> String {
+    let dt = chrono::DateTime::from_timestamp_millis(e.time.0).unwrap_or_default();
+    let proto = match e.proto {
+        Protocol::Tcp => 6,
+        Protocol::Udp => 17,
+        Protocol::Icmp => 1,
+        Protocol::Icmpv6 => 58,
+        Protocol::Other(n) => n,
+    };
+    format!(
+        "{}\t{user}\t{}\t{}\t{}\t{}\t{}\t{proto}\t{}",
+        dt.format("%Y-%m-%d %H:%M:%S +0000"),
+        e.count,
+        e.src,
+        e.src_port.unwrap_or(0),
+        e.dst,
+        e.dst_port.unwrap_or(0),
+        if e.flags_known { e.flags.letters() } else { String::new() },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,155 @@
+//! End-to-end tests of the `scanwatch` binary: input handling, bad input, output
+//! schemas, and the demo's seed case.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_scanwatch"))
+}
+
+fn tmpdir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("scanwatch-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+const GOOD: &str = "Nov 26 10:00:01 fw1 kernel: [1.0] DROP IN=eth0 OUT= MAC=00 SRC=192.0.2.1 DST=198.18.0.1 LEN=40 PROTO=TCP SPT=4000 DPT=1025 WINDOW=1024 RES=0x00 SYN URGP=0\n";
+
+#[test]
+fn bad_lines_are_counted_reported_and_the_rest_is_kept() {
+    let d = tmpdir("bad-lines");
+    let f = d.join("fw1.log");
+    let mut body = String::new();
+    for i in 0..10 {
+        body.push_str(GOOD);
+        body.push_str(&format!("Nov 26 10:00:0{i} fw1 kernel: IN=eth0 OUT= SRC=192.0.2.1{i} DST=1.2.3 PROTO=TCP SPT=1 DPT=2 SYN\n"));
+    }
+    body.push_str("Nov 26 10:00:09 fw1 sshd[1]: not a firewall line\n");
+    std::fs::write(&f, body).unwrap();
+    let out = bin().args(["analyze", "--json", "--year", "2026", "--emit", "all"]).arg(&f).output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    // The first five errors are shown with file and line; all ten are counted.
+    assert!(stderr.contains("fw1.log:2: invalid DST: \"1.2.3\""), "{stderr}");
+    assert!(stderr.contains("fw1.log:10: invalid DST"), "{stderr}");
+    assert!(!stderr.contains("fw1.log:12:"), "only five shown: {stderr}");
+    assert!(stderr.contains("10 of 21 lines could not be parsed as netfilter"), "{stderr}");
+    let lines: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let window = lines.iter().find(|v| v["type"] == "window").unwrap();
+    assert_eq!(window["events"], 10);
+    assert_eq!(window["port"], 1025);
+    assert_eq!(window["protocol"], "tcp");
+    assert_eq!(window["window_start"], "2026-11-26T10:00:00Z");
+    assert_eq!(window["top_sources"][0]["ip"], "192.0.2.1");
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["parse_errors"], 10);
+    assert_eq!(summary["lines"], 21);
+}
+
+#[test]
+fn missing_file_fails_but_other_files_are_still_read() {
+    let d = tmpdir("missing");
+    let f = d.join("fw1.log");
+    std::fs::write(&f, GOOD).unwrap();
+    let out = bin().args(["analyze", "--json", "--year", "2026"]).arg(d.join("nope.log")).arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("cannot open"), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("\"events\":1"), "{stdout}");
+}
+
+#[test]
+fn gzip_and_stdin_and_explicit_formats() {
+    let d = tmpdir("gz");
+    let f = d.join("fw1.log.gz");
+    let mut enc = flate2_writer(&f);
+    enc.write_all(GOOD.as_bytes()).unwrap();
+    drop(enc);
+    let out = bin().args(["analyze", "--json", "--year", "2026"]).arg(&f).output().unwrap();
+    assert!(String::from_utf8(out.stdout).unwrap().contains("\"events\":1"));
+
+    let mut child = bin()
+        .args(["analyze", "--json", "--format", "dshield", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"2026-11-26 10:40:12 -0500\t42\t3\t192.0.2.1\t4000\t198.51.100.7\t1025\t6\tS\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(s.contains("\"events\":3"), "{s}");
+
+    let out = bin().args(["analyze", "--format", "nope", "-"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("unknown format \"nope\""));
+    let out = bin().args(["analyze", "--window", "ten", "-"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("invalid duration"));
+}
+
+#[test]
+fn undetectable_format_is_a_clear_error() {
+    let d = tmpdir("undetectable");
+    let f = d.join("notes.txt");
+    std::fs::write(&f, "hello\nworld\n").unwrap();
+    let out = bin().args(["analyze"]).arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8(out.stderr).unwrap();
+    assert!(e.contains("cannot tell the log format") && e.contains("--format"), "{e}");
+}
+
+#[test]
+fn binary_garbage_does_not_stop_the_run() {
+    let d = tmpdir("garbage");
+    let f = d.join("fw1.log");
+    let mut bytes = GOOD.as_bytes().to_vec();
+    bytes.extend_from_slice(&[0xff, 0xfe, 0x00, b'\n']);
+    bytes.extend_from_slice(GOOD.as_bytes());
+    std::fs::write(&f, bytes).unwrap();
+    let out = bin().args(["analyze", "--json", "--year", "2026", "--format", "netfilter"]).arg(&f).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8(out.stderr).unwrap().contains("fw1.log:2: invalid utf-8"));
+    assert!(String::from_utf8(out.stdout).unwrap().contains("\"events\":2"));
+}
+
+#[test]
+fn demo_warns_about_the_seed_case_and_the_445_wave() {
+    let out = bin().args(["demo", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let alerts: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["type"] == "alert")
+        .collect();
+    let first = |port: u64| {
+        alerts
+            .iter()
+            .filter(|a| a["port"] == port && a["update"] == false)
+            .map(|a| a["window_start"].as_str().unwrap())
+            .min()
+            .map(str::to_string)
+    };
+    assert_eq!(first(1025).as_deref(), Some("2026-11-23T02:00:00Z"));
+    assert_eq!(first(445).as_deref(), Some("2026-11-25T08:00:00Z"));
+    // The noisy single sensors never warn; nothing else does either.
+    assert!(alerts.iter().all(|a| a["port"] == 1025 || a["port"] == 445), "{alerts:?}");
+    // Most severe first.
+    let sev = |s: &str| ["info", "low", "medium", "high", "critical"].iter().position(|x| *x == s).unwrap();
+    assert!(alerts.windows(2).all(|w| sev(w[0]["severity"].as_str().unwrap()) >= sev(w[1]["severity"].as_str().unwrap())));
+}
+
+fn flate2_writer(path: &std::path::Path) -> impl Write {
+    flate2::write::GzEncoder::new(std::fs::File::create(path).unwrap(), flate2::Compression::default())
+}

@@ -1,0 +1,119 @@
+//! Golden tests: each `testdata/<case>/` holds `input/` logs, the `args` to analyze
+//! them with, and `expected.jsonl` (warnings and summary of `analyze --json`),
+//! replayed on event time. Outputs must match byte for byte; `UPDATE_EXPECT=1`
+//! rewrites the expected files. Each case also has assertions of its own, so a
+//! snapshot can never silently bless a wrong answer.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
+}
+
+fn inputs(case: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join(case).join("input"))
+        .unwrap_or_else(|e| panic!("{case}: {e}"))
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+fn run(case: &str, files: &[PathBuf]) -> String {
+    let args = std::fs::read_to_string(root().join(case).join("args")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_scanwatch"))
+        .arg("analyze")
+        .args(args.split_whitespace())
+        .arg("--json")
+        .args(files)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{case}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn alerts(out: &str) -> Vec<Value> {
+    out.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["type"] == "alert")
+        .collect()
+}
+
+fn check_golden(case: &str) -> Vec<Value> {
+    let out = run(case, &inputs(case));
+    let expected_path = root().join(case).join("expected.jsonl");
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        std::fs::write(&expected_path, &out).unwrap();
+    }
+    let expected = std::fs::read_to_string(&expected_path)
+        .unwrap_or_else(|_| panic!("{case}: no expected.jsonl; run with UPDATE_EXPECT=1 and review it"));
+    assert!(out == expected, "{case}: output differs from expected.jsonl\n--- got\n{out}");
+    let summary: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["parse_errors"], 0);
+    alerts(&out)
+}
+
+fn first_alert_window(alerts: &[Value], proto: &str, port: u64) -> Option<String> {
+    alerts
+        .iter()
+        .filter(|a| a["protocol"] == proto && a["port"] == port && a["update"] == false)
+        .map(|a| a["window_start"].as_str().unwrap().to_string())
+        .min()
+}
+
+#[test]
+fn seed_surge_alerts_on_the_window_where_it_begins() {
+    let a = check_golden("seed-surge");
+    // The surge is injected at hour 3·24+10 from 2026-11-16T00:00Z.
+    assert_eq!(first_alert_window(&a, "tcp", 1025).as_deref(), Some("2026-11-19T10:00:00Z"));
+    assert!(a.iter().all(|x| x["port"] == 1025), "only TCP/1025 may warn");
+    assert!(a.iter().any(|x| x["severity"] == "critical" || x["severity"] == "high"));
+    let onset = a.iter().find(|x| x["window_start"] == "2026-11-19T10:00:00Z").unwrap();
+    assert!(onset["sensors"].as_u64().unwrap() >= 6, "{onset}");
+    assert!(onset["summary"].as_str().unwrap().starts_with("TCP/1025: "));
+}
+
+#[test]
+fn one_noisy_sensor_cannot_fake_a_surge() {
+    assert!(check_golden("noisy-sensor").is_empty());
+}
+
+#[test]
+fn silent_port_waking_up_alerts() {
+    let a = check_golden("silent-port-wakes");
+    assert_eq!(first_alert_window(&a, "udp", 47808).as_deref(), Some("2026-11-19T00:00:00Z"));
+    assert!(a.iter().all(|x| x["port"] == 47808));
+    assert_eq!(a[0]["baseline"]["sources"], 0.0);
+}
+
+#[test]
+fn diurnal_background_does_not_alert() {
+    assert!(check_golden("diurnal-background").is_empty());
+}
+
+#[test]
+fn tiny_absolute_numbers_do_not_alert() {
+    assert!(check_golden("tiny-numbers").is_empty());
+}
+
+#[test]
+fn slow_ramp() {
+    // A ramp slower than the history is absorbed into the median baseline (see
+    // docs/detection.md, "Known blind spots"); what matters here is that nothing else
+    // warns and the answer is stable.
+    let a = check_golden("slow-ramp");
+    assert!(a.iter().all(|x| x["port"] == 6379));
+}
+
+#[test]
+fn same_input_same_bytes_whatever_the_file_order() {
+    let mut files = inputs("seed-surge");
+    let a = run("seed-surge", &files);
+    files.reverse();
+    let b = run("seed-surge", &files);
+    assert_eq!(a, b);
+}
