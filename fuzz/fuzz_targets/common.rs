@@ -1,6 +1,6 @@
 //! Invariants every parser must keep on any input, shared by the fuzz targets.
 
-use scanwatch_event::Timestamp;
+use scanwatch_event::{Protocol, Timestamp};
 use scanwatch_formats::{parse_str, FormatSpec, ParseError, ParserOptions};
 
 /// Bytes to text: invalid UTF-8 is replaced (U+FFFD), so every input reaches the parser.
@@ -31,13 +31,22 @@ pub fn check(spec: &dyn FormatSpec, input: &str) {
         let ev = &e.event;
         assert!(ev.count >= 1, "{}: count {} < 1", spec.name(), ev.count);
         if ev.proto.has_ports() {
+            // The source port may be unknown (it is optional in the JSON Lines format).
             assert!(ev.dst_port.is_some(), "{}: {} event without dst_port", spec.name(), ev.proto);
-            assert!(ev.src_port.is_some(), "{}: {} event without src_port", spec.name(), ev.proto);
         } else {
             assert!(ev.src_port.is_none() && ev.dst_port.is_none(), "{}: ports on a {} event", spec.name(), ev.proto);
         }
+        // `Event` docs: flags are zero for other protocols; the ICMP type is for ICMP.
         if ev.flags_known || ev.flags.0 != 0 {
-            assert_eq!(ev.proto, scanwatch_event::Protocol::Tcp, "{}: tcp flags on {}", spec.name(), ev.proto);
+            assert_eq!(ev.proto, Protocol::Tcp, "{}: tcp flags on {}", spec.name(), ev.proto);
+        }
+        if ev.icmp_type.is_some() {
+            assert!(
+                matches!(ev.proto, Protocol::Icmp | Protocol::Icmpv6),
+                "{}: icmp type on {}",
+                spec.name(),
+                ev.proto
+            );
         }
         // Only a port-bearing event can count as a scanned port.
         if let Some((p, port)) = ev.scanned_port() {

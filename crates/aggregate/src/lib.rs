@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use rustc_hash::FxHashMap;
 use scanwatch_event::{Event, Protocol, Timestamp};
 
-pub use counted::{Counted, HEAVY_MAP_SIZE, HLL_LG_K};
+pub use counted::{key_hash, Counted, Distinct, HEAVY_MAP_SIZE, HLL_LG_K};
 
 /// A sensor, named by the stable 64-bit hash of its name (see [`sensor_key`]), so that
 /// partial aggregates made in different processes agree on who is who.
@@ -26,6 +26,15 @@ pub type SensorKey = u64;
 /// Stable hash of a sensor name (xxh3; the same in every process and version).
 pub fn sensor_key(name: &str) -> SensorKey {
     xxhash_rust::xxh3::xxh3_64(name.as_bytes())
+}
+
+/// Stable hash of an address (IPv4 as its 4 bytes, IPv6 as its 16).
+#[inline]
+pub fn ip_hash(ip: IpAddr) -> u64 {
+    match ip {
+        IpAddr::V4(a) => key_hash(&a.octets()),
+        IpAddr::V6(a) => key_hash(&a.octets()),
+    }
 }
 
 /// Aggregation settings.
@@ -58,7 +67,7 @@ impl AggregateConfig {
 pub struct Cell {
     pub events: u64,
     pub sources: Counted<IpAddr>,
-    pub targets: Counted<IpAddr>,
+    pub targets: Distinct,
     pub sensors: Counted<SensorKey>,
 }
 
@@ -68,7 +77,7 @@ impl Cell {
         let n = u64::from(e.count);
         self.events += n;
         self.sources.add(e.src, n, limit);
-        self.targets.add(e.dst, n, limit);
+        self.targets.add_hash(ip_hash(e.dst), limit);
         self.sensors.add(sensor, n, limit);
     }
 
@@ -121,7 +130,7 @@ pub struct CellSummary {
 #[derive(Clone, Debug, Default)]
 pub struct WindowTotals {
     /// Sensors that reported any event in the window (the denominator of breadth).
-    pub sensors: Counted<SensorKey>,
+    pub sensors: Distinct,
     /// All events, including replies, outbound and ICMP.
     pub all_events: u64,
     /// Unsolicited inbound events to a port (what the cells count).
@@ -170,6 +179,19 @@ pub struct ClosedWindow {
 }
 
 impl ClosedWindow {
+    /// The same window with its cells left out (totals only).
+    pub fn without_cells(&self) -> ClosedWindow {
+        ClosedWindow {
+            start: self.start,
+            end: self.end,
+            cells: Vec::new(),
+            active_sensors: self.active_sensors,
+            all_events: self.all_events,
+            port_events: self.port_events,
+            icmp_events: self.icmp_events,
+        }
+    }
+
     pub fn from_window(start: Timestamp, window_ms: i64, w: &Window, top_n: usize) -> ClosedWindow {
         let mut cells: Vec<CellSummary> = w
             .cells
@@ -236,7 +258,7 @@ impl Aggregator {
         let w = self.open.entry(ws).or_default();
         let n = u64::from(e.count);
         w.totals.all_events += n;
-        w.totals.sensors.add(sensor, n, limit);
+        w.totals.sensors.add_hash(sensor, limit);
         if let Some((proto, port)) = e.scanned_port() {
             w.totals.port_events += n;
             w.cells

@@ -156,3 +156,53 @@ fn replies_are_not_cells_but_count_in_totals() {
     assert_eq!(w[0].all_events, 1);
     assert_eq!(w[0].port_events, 0);
 }
+
+/// The same bound and merge property for the count-free [`Distinct`] (targets).
+#[test]
+fn distinct_only_error_and_merge_at_one_million() {
+    use scanwatch_aggregate::{ip_hash, Distinct};
+    let mut whole = Distinct::default();
+    let mut parts = vec![Distinct::default(); 3];
+    for i in 0..1_000_000u32 {
+        let h = ip_hash(ip(0x0B00_0000 + i));
+        whole.add_hash(h, 64);
+        parts[(i % 3) as usize].add_hash(h, 64);
+    }
+    assert!(
+        rel_err(whole.distinct(), 1_000_000) <= 0.02,
+        "{}",
+        whole.distinct()
+    );
+    let mut merged = Distinct::default();
+    for p in &parts {
+        merged.merge(p, 64);
+    }
+    assert_eq!(merged.distinct(), whole.distinct());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn distinct_merge_equals_union(keys in prop::collection::vec(0u32..5000, 0..400), split in 0usize..400) {
+        use scanwatch_aggregate::{ip_hash, Distinct};
+        let split = split.min(keys.len());
+        let build = |ks: &[u32]| {
+            let mut d = Distinct::default();
+            for k in ks {
+                d.add_hash(ip_hash(ip(*k)), 64);
+            }
+            d
+        };
+        let whole = build(&keys);
+        let mut a = build(&keys[..split]);
+        a.merge(&build(&keys[split..]), 64);
+        prop_assert_eq!(a.distinct(), whole.distinct());
+        let truth = keys.iter().collect::<std::collections::HashSet<_>>().len() as u64;
+        if whole.is_exact() {
+            prop_assert_eq!(whole.distinct(), truth);
+        } else {
+            prop_assert!(rel_err(whole.distinct(), truth) <= 0.02);
+        }
+    }
+}

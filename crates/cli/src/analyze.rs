@@ -196,6 +196,7 @@ pub fn run(args: &AnalyzeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
         bail!("no input could be read");
     }
     let mut pipeline = Pipeline::new(cfg);
+    pipeline.set_emit_windows(matches!(args.emit, Emit::Windows | Emit::All));
     for i in &inputs {
         let (k, name) = i.file_sensor();
         if args.sensor_id == SensorId::File {

@@ -63,6 +63,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
     let cfg = args.detection.config()?;
     let sc = scanwatch_simulate::demo();
     let mut pipeline = Pipeline::new(cfg);
+    pipeline.set_emit_windows(matches!(args.emit, Emit::Windows | Emit::All));
     let names: Vec<String> = (0..sc.sensors).map(|i| sc.sensor_name(i)).collect();
     let keys: Vec<u64> = names.iter().map(|n| sensor_key(n)).collect();
     for (k, n) in keys.iter().zip(&names) {

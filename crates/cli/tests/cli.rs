@@ -30,15 +30,29 @@ fn bad_lines_are_counted_reported_and_the_rest_is_kept() {
     }
     body.push_str("Nov 26 10:00:09 fw1 sshd[1]: not a firewall line\n");
     std::fs::write(&f, body).unwrap();
-    let out = bin().args(["analyze", "--json", "--year", "2026", "--emit", "all"]).arg(&f).output().unwrap();
+    let out = bin()
+        .args(["analyze", "--json", "--year", "2026", "--emit", "all"])
+        .arg(&f)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
     // The first five errors are shown with file and line; all ten are counted.
-    assert!(stderr.contains("fw1.log:2: invalid DST: \"1.2.3\""), "{stderr}");
+    assert!(
+        stderr.contains("fw1.log:2: invalid DST: \"1.2.3\""),
+        "{stderr}"
+    );
     assert!(stderr.contains("fw1.log:10: invalid DST"), "{stderr}");
     assert!(!stderr.contains("fw1.log:12:"), "only five shown: {stderr}");
-    assert!(stderr.contains("10 of 21 lines could not be parsed as netfilter"), "{stderr}");
-    let lines: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(
+        stderr.contains("10 of 21 lines could not be parsed as netfilter"),
+        "{stderr}"
+    );
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let window = lines.iter().find(|v| v["type"] == "window").unwrap();
     assert_eq!(window["events"], 10);
     assert_eq!(window["port"], 1025);
@@ -56,7 +70,12 @@ fn missing_file_fails_but_other_files_are_still_read() {
     let d = tmpdir("missing");
     let f = d.join("fw1.log");
     std::fs::write(&f, GOOD).unwrap();
-    let out = bin().args(["analyze", "--json", "--year", "2026"]).arg(d.join("nope.log")).arg(&f).output().unwrap();
+    let out = bin()
+        .args(["analyze", "--json", "--year", "2026"])
+        .arg(d.join("nope.log"))
+        .arg(&f)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("cannot open"), "{stderr}");
@@ -71,8 +90,14 @@ fn gzip_and_stdin_and_explicit_formats() {
     let mut enc = flate2_writer(&f);
     enc.write_all(GOOD.as_bytes()).unwrap();
     drop(enc);
-    let out = bin().args(["analyze", "--json", "--year", "2026"]).arg(&f).output().unwrap();
-    assert!(String::from_utf8(out.stdout).unwrap().contains("\"events\":1"));
+    let out = bin()
+        .args(["analyze", "--json", "--year", "2026"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("\"events\":1"));
 
     let mut child = bin()
         .args(["analyze", "--json", "--format", "dshield", "-"])
@@ -90,12 +115,22 @@ fn gzip_and_stdin_and_explicit_formats() {
     let s = String::from_utf8(out.stdout).unwrap();
     assert!(s.contains("\"events\":3"), "{s}");
 
-    let out = bin().args(["analyze", "--format", "nope", "-"]).output().unwrap();
+    let out = bin()
+        .args(["analyze", "--format", "nope", "-"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("unknown format \"nope\""));
-    let out = bin().args(["analyze", "--window", "ten", "-"]).output().unwrap();
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("unknown format \"nope\""));
+    let out = bin()
+        .args(["analyze", "--window", "ten", "-"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("invalid duration"));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("invalid duration"));
 }
 
 #[test]
@@ -106,7 +141,10 @@ fn undetectable_format_is_a_clear_error() {
     let out = bin().args(["analyze"]).arg(&f).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let e = String::from_utf8(out.stderr).unwrap();
-    assert!(e.contains("cannot tell the log format") && e.contains("--format"), "{e}");
+    assert!(
+        e.contains("cannot tell the log format") && e.contains("--format"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -117,10 +155,25 @@ fn binary_garbage_does_not_stop_the_run() {
     bytes.extend_from_slice(&[0xff, 0xfe, 0x00, b'\n']);
     bytes.extend_from_slice(GOOD.as_bytes());
     std::fs::write(&f, bytes).unwrap();
-    let out = bin().args(["analyze", "--json", "--year", "2026", "--format", "netfilter"]).arg(&f).output().unwrap();
+    let out = bin()
+        .args([
+            "analyze",
+            "--json",
+            "--year",
+            "2026",
+            "--format",
+            "netfilter",
+        ])
+        .arg(&f)
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8(out.stderr).unwrap().contains("fw1.log:2: invalid utf-8"));
-    assert!(String::from_utf8(out.stdout).unwrap().contains("\"events\":2"));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("fw1.log:2: invalid utf-8"));
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("\"events\":2"));
 }
 
 #[test]
@@ -144,12 +197,25 @@ fn demo_warns_about_the_seed_case_and_the_445_wave() {
     assert_eq!(first(1025).as_deref(), Some("2026-11-23T02:00:00Z"));
     assert_eq!(first(445).as_deref(), Some("2026-11-25T08:00:00Z"));
     // The noisy single sensors never warn; nothing else does either.
-    assert!(alerts.iter().all(|a| a["port"] == 1025 || a["port"] == 445), "{alerts:?}");
+    assert!(
+        alerts.iter().all(|a| a["port"] == 1025 || a["port"] == 445),
+        "{alerts:?}"
+    );
     // Most severe first.
-    let sev = |s: &str| ["info", "low", "medium", "high", "critical"].iter().position(|x| *x == s).unwrap();
-    assert!(alerts.windows(2).all(|w| sev(w[0]["severity"].as_str().unwrap()) >= sev(w[1]["severity"].as_str().unwrap())));
+    let sev = |s: &str| {
+        ["info", "low", "medium", "high", "critical"]
+            .iter()
+            .position(|x| *x == s)
+            .unwrap()
+    };
+    assert!(alerts.windows(2).all(
+        |w| sev(w[0]["severity"].as_str().unwrap()) >= sev(w[1]["severity"].as_str().unwrap())
+    ));
 }
 
 fn flate2_writer(path: &std::path::Path) -> impl Write {
-    flate2::write::GzEncoder::new(std::fs::File::create(path).unwrap(), flate2::Compression::default())
+    flate2::write::GzEncoder::new(
+        std::fs::File::create(path).unwrap(),
+        flate2::Compression::default(),
+    )
 }

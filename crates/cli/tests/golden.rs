@@ -31,7 +31,11 @@ fn run(case: &str, files: &[PathBuf]) -> String {
         .args(files)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{case}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{case}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -48,9 +52,13 @@ fn check_golden(case: &str) -> Vec<Value> {
     if std::env::var_os("UPDATE_EXPECT").is_some() {
         std::fs::write(&expected_path, &out).unwrap();
     }
-    let expected = std::fs::read_to_string(&expected_path)
-        .unwrap_or_else(|_| panic!("{case}: no expected.jsonl; run with UPDATE_EXPECT=1 and review it"));
-    assert!(out == expected, "{case}: output differs from expected.jsonl\n--- got\n{out}");
+    let expected = std::fs::read_to_string(&expected_path).unwrap_or_else(|_| {
+        panic!("{case}: no expected.jsonl; run with UPDATE_EXPECT=1 and review it")
+    });
+    assert!(
+        out == expected,
+        "{case}: output differs from expected.jsonl\n--- got\n{out}"
+    );
     let summary: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(summary["type"], "summary");
     assert_eq!(summary["parse_errors"], 0);
@@ -69,10 +77,21 @@ fn first_alert_window(alerts: &[Value], proto: &str, port: u64) -> Option<String
 fn seed_surge_alerts_on_the_window_where_it_begins() {
     let a = check_golden("seed-surge");
     // The surge is injected at hour 3·24+10 from 2026-11-16T00:00Z.
-    assert_eq!(first_alert_window(&a, "tcp", 1025).as_deref(), Some("2026-11-19T10:00:00Z"));
-    assert!(a.iter().all(|x| x["port"] == 1025), "only TCP/1025 may warn");
-    assert!(a.iter().any(|x| x["severity"] == "critical" || x["severity"] == "high"));
-    let onset = a.iter().find(|x| x["window_start"] == "2026-11-19T10:00:00Z").unwrap();
+    assert_eq!(
+        first_alert_window(&a, "tcp", 1025).as_deref(),
+        Some("2026-11-19T10:00:00Z")
+    );
+    assert!(
+        a.iter().all(|x| x["port"] == 1025),
+        "only TCP/1025 may warn"
+    );
+    assert!(a
+        .iter()
+        .any(|x| x["severity"] == "critical" || x["severity"] == "high"));
+    let onset = a
+        .iter()
+        .find(|x| x["window_start"] == "2026-11-19T10:00:00Z")
+        .unwrap();
     assert!(onset["sensors"].as_u64().unwrap() >= 6, "{onset}");
     assert!(onset["summary"].as_str().unwrap().starts_with("TCP/1025: "));
 }
@@ -85,7 +104,10 @@ fn one_noisy_sensor_cannot_fake_a_surge() {
 #[test]
 fn silent_port_waking_up_alerts() {
     let a = check_golden("silent-port-wakes");
-    assert_eq!(first_alert_window(&a, "udp", 47808).as_deref(), Some("2026-11-19T00:00:00Z"));
+    assert_eq!(
+        first_alert_window(&a, "udp", 47808).as_deref(),
+        Some("2026-11-19T00:00:00Z")
+    );
     assert!(a.iter().all(|x| x["port"] == 47808));
     assert_eq!(a[0]["baseline"]["sources"], 0.0);
 }

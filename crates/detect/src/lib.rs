@@ -79,8 +79,11 @@ impl DetectConfig {
     /// Windows of history needed before any warning: the larger of
     /// `min_history_windows` and `min_history_ms`, but never more than a full history.
     pub fn required_history_windows(&self) -> usize {
-        let by_time = (self.min_history_ms.min(self.history_ms) + self.window_ms - 1) / self.window_ms;
-        self.min_history_windows.max(by_time.max(0) as usize).min(self.history_windows().max(self.min_history_windows))
+        let by_time =
+            (self.min_history_ms.min(self.history_ms) + self.window_ms - 1) / self.window_ms;
+        self.min_history_windows
+            .max(by_time.max(0) as usize)
+            .min(self.history_windows().max(self.min_history_windows))
     }
 }
 
@@ -202,7 +205,6 @@ impl Alert {
 struct PortHistory {
     /// (window start, [events, sources, sensors]) of windows where the port was seen.
     recent: VecDeque<(i64, [u64; 3])>,
-    sorted: [SortedWindow; 3],
     /// Window start of the last warning, for grouping windows into surges.
     last_alert: Option<(i64, i64)>,
 }
@@ -213,18 +215,20 @@ impl PortHistory {
             if ws >= t {
                 break;
             }
+            let _ = vals;
             self.recent.pop_front();
-            for (s, v) in self.sorted.iter_mut().zip(vals) {
-                s.remove(v);
-            }
         }
     }
 
     fn push(&mut self, ws: i64, vals: [u64; 3]) {
         self.recent.push_back((ws, vals));
-        for (s, v) in self.sorted.iter_mut().zip(vals) {
-            s.insert(v);
-        }
+    }
+
+    /// The non-zero history values of metric `m`, sorted. Built on demand: only
+    /// cells that pass the cheap gates (and the report's top ports) need a baseline,
+    /// so the many ports of the long tail cost one deque push per window.
+    fn sorted(&self, m: usize) -> SortedWindow {
+        SortedWindow::from_values(self.recent.iter().map(|(_, v)| v[m]).collect())
     }
 }
 
@@ -271,11 +275,10 @@ impl Detector {
         let h = self.ports.entry((proto, port)).or_default();
         h.evict_before(from);
         let zeros = n.saturating_sub(h.recent.len());
-        let [e, s, n_s] = &h.sorted;
         Baseline {
-            events: metric(e, zeros),
-            sources: metric(s, zeros),
-            sensors: metric(n_s, zeros),
+            events: metric(&h.sorted(0), zeros),
+            sources: metric(&h.sorted(1), zeros),
+            sensors: metric(&h.sorted(2), zeros),
             windows: n,
         }
     }
@@ -296,8 +299,10 @@ impl Detector {
                 alerts.push(a);
             }
         }
+        let keep_from = ws - self.cfg.history_windows() as i64 * self.cfg.window_ms;
         for c in &w.cells {
             let h = self.ports.entry((c.proto, c.port)).or_default();
+            h.evict_before(keep_from);
             h.push(ws, [c.events, c.sources, c.sensors]);
         }
         self.last_window = Some(ws);

@@ -1,6 +1,6 @@
 //! Median and MAD over a sliding window of counts, where windows in which a port was
 //! silent are implicit zeros. Kept as a sorted vector so each window costs one
-//! insertion, one removal and a linear pass, never a sort.
+//! insertion, one removal and a linear pass.
 
 /// A sorted multiset of the non-zero history values of one metric.
 #[derive(Clone, Debug, Default)]
@@ -9,6 +9,12 @@ pub struct SortedWindow {
 }
 
 impl SortedWindow {
+    /// From values in any order.
+    pub fn from_values(mut values: Vec<u64>) -> SortedWindow {
+        values.sort_unstable();
+        SortedWindow { values }
+    }
+
     pub fn insert(&mut self, v: u64) {
         let i = self.values.partition_point(|&x| x < v);
         self.values.insert(i, v);

@@ -51,6 +51,19 @@ impl Protocol {
             Some(Protocol::Icmp)
         } else if b.eq_ignore_ascii_case(b"icmpv6") || b.eq_ignore_ascii_case(b"ipv6-icmp") {
             Some(Protocol::Icmpv6)
+        } else if let Some(n) = [
+            ("sctp", 132),
+            ("udplite", 136),
+            ("gre", 47),
+            ("esp", 50),
+            ("ah", 51),
+            ("igmp", 2),
+        ]
+        .iter()
+        .find(|(name, _)| b.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|(_, n)| *n)
+        {
+            Some(Protocol::Other(n))
         } else if let Some(rest) = s.strip_prefix("ip-") {
             rest.parse::<u8>().ok().map(Protocol::from_number)
         } else {
@@ -95,17 +108,6 @@ impl TcpFlags {
     pub const ECE: u8 = 0x40;
     pub const CWR: u8 = 0x80;
 
-    const NAMES: [(u8, &'static str); 8] = [
-        (Self::CWR, "CWR"),
-        (Self::ECE, "ECE"),
-        (Self::URG, "URG"),
-        (Self::ACK, "ACK"),
-        (Self::PSH, "PSH"),
-        (Self::RST, "RST"),
-        (Self::SYN, "SYN"),
-        (Self::FIN, "FIN"),
-    ];
-
     pub fn contains(self, bit: u8) -> bool {
         self.0 & bit == bit
     }
@@ -118,13 +120,19 @@ impl TcpFlags {
     /// Sets the bit named by an iptables-style flag word (`SYN`, `ACK`, `PSH`, …).
     /// Returns false when the word is not a flag name.
     pub fn set_word(&mut self, word: &str) -> bool {
-        for (bit, name) in Self::NAMES {
-            if word == name {
-                self.0 |= bit;
-                return true;
-            }
-        }
-        false
+        let bit = match word.as_bytes() {
+            b"SYN" => Self::SYN,
+            b"ACK" => Self::ACK,
+            b"FIN" => Self::FIN,
+            b"RST" => Self::RST,
+            b"PSH" => Self::PSH,
+            b"URG" => Self::URG,
+            b"ECE" => Self::ECE,
+            b"CWR" => Self::CWR,
+            _ => return false,
+        };
+        self.0 |= bit;
+        true
     }
 
     /// Parses letter flags as used by DShield, tcpdump and pf (`S`, `SA`, `FPU`, `.`).

@@ -135,6 +135,8 @@ impl<'a> WireEvent<'a> {
             return Err(WireError::ZeroCount);
         }
         let ports = proto.has_ports();
+        let tcp = proto == Protocol::Tcp;
+        let icmp = matches!(proto, Protocol::Icmp | Protocol::Icmpv6);
         Ok(Event {
             time,
             proto,
@@ -142,9 +144,10 @@ impl<'a> WireEvent<'a> {
             dst: self.dst,
             src_port: if ports { self.src_port } else { None },
             dst_port: if ports { self.dst_port } else { None },
-            flags,
-            flags_known: flags_known && proto == Protocol::Tcp,
-            icmp_type: self.icmp_type,
+            // `Event::flags` is zero for other protocols, `icmp_type` is for ICMP only.
+            flags: if tcp { flags } else { TcpFlags(0) },
+            flags_known: flags_known && tcp,
+            icmp_type: if icmp { self.icmp_type } else { None },
             direction,
             action,
             count: self.count,
@@ -204,6 +207,28 @@ mod tests {
         );
         let back = WireEvent::parse_line(&line).unwrap().to_event().unwrap();
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn fields_of_other_protocols_are_dropped() {
+        // Found by fuzzing: a udp line with "flags" gave a UDP event with TCP flag bits.
+        let e = WireEvent::parse_line(
+            r#"{"time":"2026-11-26T10:40:00Z","proto":"udp","src":"192.0.2.1","dst":"192.0.2.2","dst_port":53,"flags":"S","icmp_type":8}"#,
+        )
+        .unwrap()
+        .to_event()
+        .unwrap();
+        assert_eq!(
+            (e.flags, e.flags_known, e.icmp_type),
+            (TcpFlags(0), false, None)
+        );
+        let e = WireEvent::parse_line(
+            r#"{"time":"2026-11-26T10:40:00Z","proto":"icmp","src":"192.0.2.1","dst":"192.0.2.2","flags":"S","icmp_type":8}"#,
+        )
+        .unwrap()
+        .to_event()
+        .unwrap();
+        assert_eq!((e.flags, e.icmp_type), (TcpFlags(0), Some(8)));
     }
 
     #[test]

@@ -108,7 +108,13 @@ fn parse(line: &str) -> Result<LineOutcome<'_>, ParseError> {
             None,
         )
     } else {
-        (None, None, f[4].parse::<u8>().ok())
+        // The source-port column holds the ICMP type for ICMP, nothing for others.
+        let icmp = matches!(proto, Protocol::Icmp | Protocol::Icmpv6);
+        (
+            None,
+            None,
+            if icmp { f[4].parse::<u8>().ok() } else { None },
+        )
     };
     let (flags, flags_known) = match (proto, f[8]) {
         (Protocol::Tcp, "") => (TcpFlags(0), false),
@@ -162,6 +168,13 @@ mod tests {
         };
         assert_eq!(event.proto, Protocol::Icmp);
         assert_eq!(event.icmp_type, Some(8));
+        // Other port-less protocols (GRE here) have no ICMP type.
+        let LineOutcome::Event { event, .. } =
+            p("2026-11-26 10:40:12 +01:00\t42\t1\t192.0.2.1\t8\t198.51.100.7\t0\t47")
+        else {
+            panic!()
+        };
+        assert_eq!((event.proto, event.icmp_type), (Protocol::Other(47), None));
         let LineOutcome::Event { event, .. } =
             p("2026-11-26T10:40:12Z\t42\t1\t192.0.2.1\t1\t198.51.100.7\t23\tTCP\t")
         else {

@@ -13,6 +13,7 @@ mod syslog;
 use scanwatch_event::{Event, Timestamp};
 use thiserror::Error;
 
+pub use netfilter::NetfilterParser;
 pub use syslog::YearResolver;
 
 /// Options every parser gets.

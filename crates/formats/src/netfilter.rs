@@ -23,7 +23,7 @@ impl FormatSpec for Spec {
         "Linux iptables/nftables kernel log lines (syslog, journalctl -k, ulogd2 LOGEMU, Proxmox)"
     }
     fn sniff(&self, line: &str) -> bool {
-        find_field(line, "SRC=").is_some() && find_field(line, "DST=").is_some()
+        find_field(&SRC_FINDER, line).is_some() && find_field(&DST_FINDER, line).is_some()
     }
     fn parser(&self, opts: &ParserOptions) -> Box<dyn LineParser> {
         Box::new(NetfilterParser::new(opts))
@@ -34,41 +34,166 @@ impl FormatSpec for Spec {
 #[derive(Debug)]
 pub struct NetfilterParser {
     years: YearResolver,
+    /// The last log prefix and its action: prefixes repeat line after line.
+    last_tag: (String, Action),
 }
 
 impl NetfilterParser {
     pub fn new(opts: &ParserOptions) -> NetfilterParser {
         NetfilterParser {
             years: YearResolver::new(opts.reference_time),
+            last_tag: (String::new(), Action::Unknown),
         }
     }
 }
 
-/// Finds `key` at the start of the line or after a space.
-fn find_field(line: &str, key: &str) -> Option<usize> {
+static SRC_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"SRC="));
+static DST_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"DST="));
+static OUT_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"OUT="));
+static FAST_FINDERS: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 5]> =
+    std::sync::LazyLock::new(|| {
+        [" DST=", " PROTO=", " SPT=", " DPT=", " TYPE="]
+            .map(|k| memchr::memmem::Finder::new(k.as_bytes()))
+    });
+static IN_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"IN="));
+
+/// Finds the finder's key at the start of the line or after a space.
+fn find_field(finder: &memchr::memmem::Finder<'_>, line: &str) -> Option<usize> {
     let b = line.as_bytes();
-    memchr::memmem::find_iter(b, key.as_bytes()).find(|&i| i == 0 || b[i - 1] == b' ')
+    finder.find_iter(b).find(|&i| i == 0 || b[i - 1] == b' ')
 }
 
 impl LineParser for NetfilterParser {
     fn parse_line<'l>(&mut self, line: &'l str) -> LineOutcome<'l> {
-        let Some(src_at) = find_field(line, "SRC=") else {
+        self.parse_line_with(line, true)
+    }
+}
+
+impl NetfilterParser {
+    /// Parses with the general tokenizer only, never the fast path. The fast path
+    /// must give exactly this answer; tests and the fuzz target check that.
+    pub fn parse_line_general<'l>(&mut self, line: &'l str) -> LineOutcome<'l> {
+        self.parse_line_with(line, false)
+    }
+
+    fn parse_line_with<'l>(&mut self, line: &'l str, fast: bool) -> LineOutcome<'l> {
+        let Some(src_at) = find_field(&SRC_FINDER, line) else {
             return LineOutcome::Skip;
         };
         // The key/value part starts at IN= (kernel order: IN= OUT= [PHYSIN=] MAC= SRC=).
-        let kv_start = match find_field(&line[..src_at], "IN=") {
+        let kv_start = match find_field(&IN_FINDER, &line[..src_at]) {
             Some(i) => i,
             // Proxmox's pve-firewall prints IN= only when there is an input device: its
             // host-outbound lines (`PVEFW-HOST-OUT … REJECT: OUT=vmbr0 SRC=…`) start at OUT=.
-            None => match find_field(&line[..src_at], "OUT=") {
+            None => match find_field(&OUT_FINDER, &line[..src_at]) {
                 Some(i) if proxmox_time(&line[..i]).is_some() => i,
                 _ => return LineOutcome::Error(ParseError::MissingField("IN=")),
             },
         };
-        match self.parse(line, kv_start) {
+        match self.parse(line, kv_start, fast) {
             Ok(o) => o,
             Err(e) => LineOutcome::Error(e),
         }
+    }
+}
+
+/// The fields the kernel prints in a fixed order, found with SIMD searches instead
+/// of tokenizing every field (`IN= OUT= MAC= SRC= DST= LEN= … PROTO= SPT= DPT= …`).
+struct FastFields<'l> {
+    iface_in: &'l str,
+    iface_out: Option<&'l str>,
+    src: &'l str,
+    dst: &'l str,
+    proto: &'l str,
+    spt: Option<&'l str>,
+    dpt: Option<&'l str>,
+    icmp_type: Option<&'l str>,
+    /// Where the flag words may start (after the last field read).
+    tail: usize,
+}
+
+/// The value that starts at `at`, up to the next space.
+fn value_at(line: &str, at: usize) -> (&str, usize) {
+    // Values are short: a plain loop beats a memchr call here.
+    let b = line.as_bytes();
+    let mut end = at;
+    while end < b.len() && b[end] != b' ' {
+        end += 1;
+    }
+    (&line[at..end], end)
+}
+
+/// The fast path for lines in the kernel's field order; `None` sends the line to the
+/// general tokenizer (other orders, missing fields, quoted ICMP packets).
+fn fast_fields(line: &str, kv_start: usize) -> Option<FastFields<'_>> {
+    let b = line.as_bytes();
+    if !line[kv_start..].starts_with("IN=") {
+        return None;
+    }
+    let (iface_in, after_in) = value_at(line, kv_start + 3);
+    let src_at = kv_start + find_field(&SRC_FINDER, &line[kv_start..])?;
+    let iface_out = line[after_in..src_at]
+        .strip_prefix(" OUT=")
+        .map(|r| r.split(' ').next().unwrap_or(""));
+    let (src, mut pos) = value_at(line, src_at + 4);
+    let [f_dst, f_proto, f_spt, f_dpt, f_type] = &*FAST_FINDERS;
+    let find =
+        |f: &memchr::memmem::Finder<'_>, from: usize, klen: usize| -> Option<(&str, usize)> {
+            let i = from + f.find(&b[from..])?;
+            // Never read past a quoted packet.
+            if memchr::memchr(b'[', &b[from..i]).is_some() {
+                return None;
+            }
+            Some(value_at(line, i + klen))
+        };
+    let (dst, p) = find(f_dst, pos, 5)?;
+    pos = p;
+    let (proto, p) = find(f_proto, pos, 7)?;
+    pos = p;
+    let (mut spt, mut dpt, mut icmp_type) = (None, None, None);
+    if proto == "TCP" || proto == "UDP" {
+        let (v, p) = find(f_spt, pos, 5)?;
+        spt = Some(v);
+        let (v, p) = find(f_dpt, p, 5)?;
+        dpt = Some(v);
+        pos = p;
+    } else if proto.starts_with("ICMP") {
+        let (v, p) = find(f_type, pos, 6)?;
+        icmp_type = Some(v);
+        pos = p;
+    }
+    Some(FastFields {
+        iface_in,
+        iface_out,
+        src,
+        dst,
+        proto,
+        spt,
+        dpt,
+        icmp_type,
+        tail: pos,
+    })
+}
+
+impl NetfilterParser {
+    /// The action of a log prefix, cached: the kernel's `[uptime]` stamp is skipped
+    /// so that the same rule prefix hits the cache on every line.
+    fn action(&mut self, tag: &str) -> Action {
+        let tag = match tag
+            .strip_prefix("kernel: [")
+            .and_then(|r| r.split_once("] "))
+        {
+            Some((_, rest)) => rest,
+            None => tag,
+        };
+        if tag != self.last_tag.0 {
+            self.last_tag = (tag.to_string(), action_from_prefix(tag));
+        }
+        self.last_tag.1
     }
 }
 
@@ -106,6 +231,9 @@ fn proxmox_time(prefix: &str) -> Option<Timestamp> {
 /// The action letter of a UniFi rule tag `[WAN_LOCAL-D-2147483647]` (`A` accept, `D`
 /// drop, `R` reject), if the prefix has one.
 fn unifi_rule_action(prefix: &str) -> Option<Action> {
+    if memchr::memchr(b'-', prefix.as_bytes()).is_none() {
+        return None;
+    }
     prefix.split('[').skip(1).find_map(|part| {
         let tag = &part[..part.find(']')?];
         let mut it = tag.rsplitn(3, '-');
@@ -131,16 +259,30 @@ fn action_from_prefix(prefix: &str) -> Action {
     if let Some(a) = unifi_rule_action(prefix) {
         return a;
     }
-    let up = prefix.to_ascii_uppercase();
-    if up.contains("DROP") || up.contains("BLOCK") || up.contains("DENY") || up.contains("-D-") {
-        Action::Drop
-    } else if up.contains("REJECT") || up.contains("-R-") {
-        Action::Reject
-    } else if up.contains("ACCEPT") || up.contains("ALLOW") || up.contains("-A-") {
-        Action::Accept
-    } else {
-        Action::Unknown
+    // One pass over the (short) prefix, without allocating.
+    let b = prefix.as_bytes();
+    let at =
+        |i: usize, w: &[u8]| b.len() >= i + w.len() && b[i..i + w.len()].eq_ignore_ascii_case(w);
+    for i in 0..b.len() {
+        // Words start the prefix or follow a separator (`IPTABLES-DROP:`, `[DROP]`).
+        if i > 0 && !matches!(b[i - 1], b' ' | b'[' | b'-' | b'_' | b':' | b'(') && b[i] != b'-' {
+            continue;
+        }
+        match b[i] | 0x20 {
+            b'd' if at(i, b"DROP") || at(i, b"DENY") => return Action::Drop,
+            b'b' if at(i, b"BLOCK") => return Action::Drop,
+            b'r' if at(i, b"REJECT") => return Action::Reject,
+            b'a' if at(i, b"ACCEPT") || at(i, b"ALLOW") => return Action::Accept,
+            b'-' if b.len() > i + 2 && b[i + 2] == b'-' => match b[i + 1] {
+                b'D' => return Action::Drop,
+                b'R' => return Action::Reject,
+                b'A' => return Action::Accept,
+                _ => {}
+            },
+            _ => {}
+        }
     }
+    Action::Unknown
 }
 
 fn parse_ip(field: &'static str, v: &str) -> Result<IpAddr, ParseError> {
@@ -152,7 +294,12 @@ fn parse_port(field: &'static str, v: &str) -> Result<u16, ParseError> {
 }
 
 impl NetfilterParser {
-    fn parse<'l>(&mut self, line: &'l str, kv_start: usize) -> Result<LineOutcome<'l>, ParseError> {
+    fn parse<'l>(
+        &mut self,
+        line: &'l str,
+        kv_start: usize,
+        fast: bool,
+    ) -> Result<LineOutcome<'l>, ParseError> {
         let prefix = &line[..kv_start];
         let (time, host, tag) = match parse_header(prefix, &mut self.years)? {
             Some(h) => (h.time, h.host, h.rest),
@@ -174,54 +321,102 @@ impl NetfilterParser {
         let mut dpt = None;
         let mut icmp_type = None;
         let mut flags = TcpFlags(0);
-        for tok in line[kv_start..].split(' ') {
-            // ICMP errors quote the offending packet in brackets: stop there, its
-            // SRC/DST/PROTO belong to another packet.
-            if tok.starts_with('[') {
-                break;
+        if let Some(f) = fast.then(|| fast_fields(line, kv_start)).flatten() {
+            iface_in = Some(f.iface_in);
+            iface_out = f.iface_out;
+            src = Some(parse_ip("SRC", f.src)?);
+            dst = Some(parse_ip("DST", f.dst)?);
+            let p =
+                Protocol::parse(f.proto).ok_or_else(|| ParseError::invalid("PROTO", f.proto))?;
+            proto = Some(p);
+            if let Some(v) = f.spt {
+                spt = Some(parse_port("SPT", v)?);
             }
-            match memchr::memchr(b'=', tok.as_bytes()) {
-                Some(eq) => {
-                    let (k, v) = (&tok[..eq], &tok[eq + 1..]);
-                    match k {
-                        "IN" if iface_in.is_none() => iface_in = Some(v),
-                        "OUT" if iface_out.is_none() => iface_out = Some(v),
-                        "SRC" if src.is_none() => src = Some(parse_ip("SRC", v)?),
-                        "DST" if dst.is_none() => dst = Some(parse_ip("DST", v)?),
-                        "PROTO" if proto.is_none() => {
-                            proto = Some(
-                                Protocol::parse(v)
-                                    .ok_or_else(|| ParseError::invalid("PROTO", v))?,
-                            )
-                        }
-                        "SPT" if spt.is_none() => spt = Some(parse_port("SPT", v)?),
-                        "DPT" if dpt.is_none() => dpt = Some(parse_port("DPT", v)?),
-                        "TYPE" if icmp_type.is_none() => {
-                            icmp_type = Some(
-                                v.parse::<u8>()
-                                    .map_err(|_| ParseError::invalid("TYPE", v))?,
-                            )
-                        }
-                        _ => {}
+            if let Some(v) = f.dpt {
+                dpt = Some(parse_port("DPT", v)?);
+            }
+            if let Some(v) = f.icmp_type {
+                icmp_type = Some(
+                    v.parse::<u8>()
+                        .map_err(|_| ParseError::invalid("TYPE", v))?,
+                );
+            }
+            // Flag words are three-letter bare words; stop at a quoted packet.
+            let tail = &line.as_bytes()[f.tail..];
+            let mut start = 0;
+            for (i, &c) in tail.iter().chain(std::iter::once(&b' ')).enumerate() {
+                if c == b' ' {
+                    if i - start == 3 {
+                        flags.set_word(&line[f.tail + start..f.tail + i]);
                     }
+                    start = i + 1;
+                } else if c == b'[' && i == start {
+                    break;
                 }
-                None => {
+            }
+        } else {
+            // A hand-rolled tokenizer: tokens are short, and a byte loop beats calling
+            // a searcher per token (this loop is the hot path of `analyze`).
+            let bytes = line.as_bytes();
+            let mut i = kv_start;
+            while i < bytes.len() {
+                let start = i;
+                let mut eq = 0;
+                while i < bytes.len() && bytes[i] != b' ' {
+                    if eq == 0 && bytes[i] == b'=' {
+                        eq = i;
+                    }
+                    i += 1;
+                }
+                let end = i;
+                i += 1;
+                if end == start {
+                    continue;
+                }
+                // ICMP errors quote the offending packet in brackets: stop there, its
+                // SRC/DST/PROTO belong to another packet.
+                if bytes[start] == b'[' {
+                    break;
+                }
+                if eq == 0 {
                     // Bare words are TCP flags (SYN, ACK, …) or IP flags (DF, MF, CE).
-                    flags.set_word(tok);
+                    flags.set_word(&line[start..end]);
+                    continue;
+                }
+                let v = &line[eq + 1..end];
+                match &bytes[start..eq] {
+                    b"IN" if iface_in.is_none() => iface_in = Some(v),
+                    b"OUT" if iface_out.is_none() => iface_out = Some(v),
+                    b"SRC" if src.is_none() => src = Some(parse_ip("SRC", v)?),
+                    b"DST" if dst.is_none() => dst = Some(parse_ip("DST", v)?),
+                    b"PROTO" if proto.is_none() => {
+                        proto = Some(
+                            Protocol::parse(v).ok_or_else(|| ParseError::invalid("PROTO", v))?,
+                        )
+                    }
+                    b"SPT" if spt.is_none() => spt = Some(parse_port("SPT", v)?),
+                    b"DPT" if dpt.is_none() => dpt = Some(parse_port("DPT", v)?),
+                    b"TYPE" if icmp_type.is_none() => {
+                        icmp_type = Some(
+                            v.parse::<u8>()
+                                .map_err(|_| ParseError::invalid("TYPE", v))?,
+                        )
+                    }
+                    _ => {}
                 }
             }
         }
         // Proxmox's pve-firewall omits OUT= on inbound lines.
         let iface_out = iface_out.unwrap_or("");
         let iface_in = iface_in.unwrap_or("");
-        let src = src.ok_or(ParseError::MissingField("SRC="))?;
-        let dst = dst.ok_or(ParseError::MissingField("DST="))?;
-        let proto = proto.ok_or(ParseError::MissingField("PROTO="))?;
+        let src = src.ok_or_else(|| ParseError::MissingField("SRC="))?;
+        let dst = dst.ok_or_else(|| ParseError::MissingField("DST="))?;
+        let proto = proto.ok_or_else(|| ParseError::MissingField("PROTO="))?;
         let (src_port, dst_port) = if proto.has_ports() {
             // Fragments after the first carry no ports; they cannot be attributed.
             (
-                Some(spt.ok_or(ParseError::MissingField("SPT="))?),
-                Some(dpt.ok_or(ParseError::MissingField("DPT="))?),
+                Some(spt.ok_or_else(|| ParseError::MissingField("SPT="))?),
+                Some(dpt.ok_or_else(|| ParseError::MissingField("DPT="))?),
             )
         } else {
             (None, None)
@@ -250,7 +445,7 @@ impl NetfilterParser {
                 None
             },
             direction,
-            action: action_from_prefix(tag),
+            action: self.action(tag),
             count: 1,
         };
         Ok(LineOutcome::Event { event, host })
@@ -260,6 +455,50 @@ impl NetfilterParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every line in this file's tests and in the fixtures: fast path == general path.
+    #[test]
+    fn fast_path_matches_general_tokenizer() {
+        let src = include_str!("netfilter.rs");
+        let mut lines: Vec<String> = src
+            .lines()
+            .filter_map(|l| l.split('"').nth(1).map(str::to_string))
+            .filter(|l| l.contains("SRC="))
+            .collect();
+        for f in [
+            "crowdsecurity-hub__iptables-logs.log",
+            "crowdsecurity-hub__iptables-scan-multi-port.log",
+            "crowdsecurity-hub__proxmox-iptables.log",
+            "crowdsecurity-hub__unifi-logs.log",
+        ] {
+            let path = format!(
+                "{}/../../testdata/fixtures/iptables/{f}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            lines.extend(text.lines().map(str::to_string));
+        }
+        for extra in [
+            "Nov 26 10:00:00 gw kernel: IN=eth0 OUT= SRC=192.0.2.9 DST=192.0.2.1 LEN=56 PROTO=ICMP TYPE=3 CODE=3 [SRC=192.0.2.1 DST=192.0.2.9 LEN=28 PROTO=UDP SPT=53 DPT=4444 LEN=8 ]",
+            "Nov 26 10:00:00 gw kernel: IN=eth0 OUT= SRC=192.0.2.9 DST=192.0.2.1 LEN=56 PROTO=47",
+            "Nov 26 10:00:00 gw kernel: IN=eth0 OUT= SRC=192.0.2.9 DST=192.0.2.1 PROTO=SCTP SPT=1 DPT=2",
+            "Nov 26 10:00:00 gw kernel: IN=eth0 OUT= SRC=192.0.2.9 DST=192.0.2.1 PROTO=TCP DPT=2 SPT=1 SYN",
+            "Nov 26 10:00:00 gw kernel: IN=eth0 OUT= DST=192.0.2.1 SRC=192.0.2.9 PROTO=TCP SPT=1 DPT=2 SYN",
+            "Nov 26 10:00:00 gw kernel: IN=eth0 OUT= SRC=192.0.2.9 DST=192.0.2.1 PROTO=TCP SPT=1 DPT=2 [SYN",
+            "Nov 26 10:00:00 gw kernel: IN=eth0 OUT=eth1 SRC=192.0.2.9 DST=192.0.2.1 PROTO=UDP SPT=1 DPT=x",
+        ] {
+            lines.push(extra.to_string());
+        }
+        assert!(lines.len() > 60, "{}", lines.len());
+        let opts = ParserOptions {
+            reference_time: parse_rfc3339("2026-11-26T12:00:00Z").unwrap(),
+        };
+        for l in &lines {
+            let fast = NetfilterParser::new(&opts).parse_line(l);
+            let general = NetfilterParser::new(&opts).parse_line_general(l);
+            assert_eq!(fast, general, "{l}");
+        }
+    }
     use scanwatch_event::parse_rfc3339;
 
     fn parse(line: &str) -> LineOutcome<'_> {

@@ -24,6 +24,8 @@ const DAY_MS: i64 = 86_400_000;
 pub struct YearResolver {
     reference: Timestamp,
     current: Option<(i32, u32)>,
+    /// Cache of the last civil date seen: (year, month, day) → its midnight in ms.
+    last_day: Option<((i32, u32, u32), i64)>,
 }
 
 impl YearResolver {
@@ -31,6 +33,7 @@ impl YearResolver {
         YearResolver {
             reference,
             current: None,
+            last_day: None,
         }
     }
 
@@ -69,8 +72,27 @@ impl YearResolver {
                 }
             }
         };
-        // Feb 29 in a non-leap year falls back to the previous leap year's rule: invalid.
-        Timestamp::from_civil(year, month, day, h, m, s, ms)
+        // Most lines share the date of the line before: skip the calendar maths.
+        if h > 23 || m > 59 || s > 60 || ms > 999 {
+            return None;
+        }
+        let midnight = match self.last_day {
+            Some((d, t)) if d == (year, month, day) => t,
+            _ => {
+                // Feb 29 of a non-leap year and the like are refused here.
+                let t = Timestamp::from_civil(year, month, day, 0, 0, 0, 0)?.0;
+                self.last_day = Some(((year, month, day), t));
+                t
+            }
+        };
+        // A leap second (:60) is folded onto the next second.
+        Some(Timestamp(
+            midnight
+                + i64::from(h) * 3_600_000
+                + i64::from(m) * 60_000
+                + i64::from(s) * 1000
+                + i64::from(ms),
+        ))
     }
 }
 

@@ -87,6 +87,7 @@ impl Report {
 #[derive(Debug)]
 pub struct Pipeline {
     cfg: PipelineConfig,
+    emit_windows: bool,
     agg: Aggregator,
     det: Detector,
     report: Report,
@@ -95,6 +96,7 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(cfg: PipelineConfig) -> Pipeline {
         Pipeline {
+            emit_windows: true,
             agg: Aggregator::new(cfg.aggregate, cfg.top_n),
             det: Detector::new(cfg.detect),
             cfg,
@@ -104,6 +106,12 @@ impl Pipeline {
 
     pub fn config(&self) -> &PipelineConfig {
         &self.cfg
+    }
+
+    /// Whether closed windows are passed to the output callback (default true).
+    /// Turning it off saves a copy of every window when only warnings are wanted.
+    pub fn set_emit_windows(&mut self, on: bool) {
+        self.emit_windows = on;
     }
 
     /// Names a sensor key (first name wins).
@@ -175,9 +183,16 @@ impl Pipeline {
             if self.report.first_window.is_none() {
                 self.report.first_window = Some(wr.window.start);
             }
-            self.keep_busiest(&wr);
-            out(Output::Window(Box::new(wr.clone())));
-            self.report.last = Some(wr);
+            // The report keeps windows without their cells: only the top rows are shown.
+            let light = WindowReport {
+                window: wr.window.without_cells(),
+                top: wr.top.clone(),
+            };
+            self.keep_busiest(&light);
+            self.report.last = Some(light);
+            if self.emit_windows {
+                out(Output::Window(Box::new(wr)));
+            }
             for a in alerts {
                 out(Output::Alert(Box::new(a.clone())));
                 self.report.alerts.push(a);

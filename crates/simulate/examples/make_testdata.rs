@@ -17,7 +17,10 @@ fn main() -> std::io::Result<()> {
         let events = sc.all_events();
         let gz = |name: String| -> std::io::Result<_> {
             let f = std::fs::File::create(dir.join(name))?;
-            Ok(flate2::write::GzEncoder::new(std::io::BufWriter::new(f), flate2::Compression::best()))
+            Ok(flate2::write::GzEncoder::new(
+                std::io::BufWriter::new(f),
+                flate2::Compression::best(),
+            ))
         };
         let args;
         if sc.name == "seed-surge" {
@@ -26,7 +29,11 @@ fn main() -> std::io::Result<()> {
                 files.push(gz(format!("{}.log.gz", sc.sensor_name(i)))?);
             }
             for (s, e) in &events {
-                writeln!(files[*s as usize], "{}", netfilter_line(&sc.sensor_name(*s), e))?;
+                writeln!(
+                    files[*s as usize],
+                    "{}",
+                    netfilter_line(&sc.sensor_name(*s), e)
+                )?;
             }
             for f in files {
                 f.finish()?.flush()?;

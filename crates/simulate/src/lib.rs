@@ -73,6 +73,10 @@ pub struct Scenario {
     pub noisy: Vec<NoisyBurst>,
     /// Research scanners: each hits every sensor on `research_ports` every hour.
     pub research_scanners: u32,
+    /// Probes per hour to uniformly random ports (vertical scans, misconfigured
+    /// peers, backscatter): the long tail that makes every port of a real darknet
+    /// see a little traffic.
+    pub random_port_probes_per_hour: u32,
     pub research_ports: Vec<(Protocol, u16)>,
 }
 
@@ -313,6 +317,26 @@ impl Iterator for Generator<'_> {
                 ));
             }
         }
+        if sc.random_port_probes_per_hour > 0 {
+            // A small pool of vertical scanners per hour sends the probes.
+            let pool: Vec<IpAddr> = (0..25).map(|_| random_source(&mut self.rng)).collect();
+            for _ in 0..sc.random_port_probes_per_hour {
+                let src = pool[self.rng.gen_range(0..pool.len())];
+                let s = self.rng.gen_range(0..sc.sensors);
+                let proto = if self.rng.gen_bool(0.8) {
+                    Protocol::Tcp
+                } else {
+                    Protocol::Udp
+                };
+                let port = self.rng.gen_range(1..=65535);
+                let t = t0 + self.rng.gen_range(0..HOUR_MS);
+                let dst = sensor_target(s, self.rng.gen_range(1..=254));
+                out.push((
+                    s,
+                    syn(t, proto, src, dst, self.rng.gen_range(1024..=65535), port),
+                ));
+            }
+        }
         for (r, src) in sc.research_scanner_ips().into_iter().enumerate() {
             for s in 0..sc.sensors {
                 for &(proto, port) in &sc.research_ports {
@@ -375,7 +399,11 @@ pub fn dshield_line(user: &str, e: &Event) -> String {
         e.src_port.unwrap_or(0),
         e.dst,
         e.dst_port.unwrap_or(0),
-        if e.flags_known { e.flags.letters() } else { String::new() },
+        if e.flags_known {
+            e.flags.letters()
+        } else {
+            String::new()
+        },
     )
 }
 

@@ -125,6 +125,7 @@ pub fn demo() -> Scenario {
             },
         ],
         research_scanners: 5,
+        random_port_probes_per_hour: 3000,
         research_ports: vec![
             (TCP, 21),
             (TCP, 22),
@@ -170,6 +171,7 @@ fn small(name: &'static str, seed: u64) -> Scenario {
         surges: vec![],
         noisy: vec![],
         research_scanners: 1,
+        random_port_probes_per_hour: 0,
         research_ports: vec![(TCP, 22), (TCP, 443)],
     }
 }
