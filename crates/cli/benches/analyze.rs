@@ -1,5 +1,6 @@
 //! Criterion bench: `analyze` end to end in memory (parse + aggregate + detect) beside
 //! the bare loop, on simulated netfilter lines.
+#![allow(clippy::unwrap_used)] // a test or bench may panic on a broken setup
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -16,6 +17,8 @@ fn bench(c: &mut Criterion) {
     g.bench_function("parse_aggregate_detect", |b| {
         b.iter(|| common::pipeline(&text))
     });
+    let parsed = common::parsed_events(&text);
+    g.bench_function("aggregate_detect", |b| b.iter(|| common::aggregate_detect(&parsed)));
     g.finish();
 }
 

@@ -1,6 +1,7 @@
 //! Reproduces every figure in BENCHMARKS.md, each beside a baseline measured in the
 //! same run, as a ratio (the machines are shared and noisy, so only ratios compare).
 //! Run with `scripts/bench.sh` or `cargo bench -p scanwatch --bench figures`.
+#![allow(clippy::unwrap_used)] // a test or bench may panic on a broken setup
 
 use std::time::Instant;
 

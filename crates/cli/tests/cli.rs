@@ -1,5 +1,6 @@
 //! End-to-end tests of the `scanwatch` binary: input handling, bad input, output
 //! schemas, and the demo's seed case.
+#![allow(clippy::unwrap_used)] // a test or bench may panic on a broken setup
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -3,6 +3,7 @@
 //! replayed on event time. Outputs must match byte for byte; `UPDATE_EXPECT=1`
 //! rewrites the expected files. Each case also has assertions of its own, so a
 //! snapshot can never silently bless a wrong answer.
+#![allow(clippy::unwrap_used)] // a test or bench may panic on a broken setup
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

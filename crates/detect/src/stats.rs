@@ -111,7 +111,7 @@ mod tests {
 
     fn naive(values: &[u64], zeros: usize) -> (f64, f64) {
         let mut v: Vec<f64> = values.iter().map(|&x| x as f64).collect();
-        v.extend(std::iter::repeat(0.0).take(zeros));
+        v.extend(std::iter::repeat_n(0.0, zeros));
         if v.is_empty() {
             return (0.0, 0.0);
         }

@@ -1,4 +1,5 @@
 //! Criterion benches: lines/s and bytes/s of each parser on simulated lines.
+#![allow(clippy::unwrap_used)] // a test or bench may panic on a broken setup
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use scanwatch_event::{Timestamp, WireEvent};

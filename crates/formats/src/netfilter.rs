@@ -231,9 +231,7 @@ fn proxmox_time(prefix: &str) -> Option<Timestamp> {
 /// The action letter of a UniFi rule tag `[WAN_LOCAL-D-2147483647]` (`A` accept, `D`
 /// drop, `R` reject), if the prefix has one.
 fn unifi_rule_action(prefix: &str) -> Option<Action> {
-    if memchr::memchr(b'-', prefix.as_bytes()).is_none() {
-        return None;
-    }
+    memchr::memchr(b'-', prefix.as_bytes())?;
     prefix.split('[').skip(1).find_map(|part| {
         let tag = &part[..part.find(']')?];
         let mut it = tag.rsplitn(3, '-');
@@ -409,14 +407,14 @@ impl NetfilterParser {
         // Proxmox's pve-firewall omits OUT= on inbound lines.
         let iface_out = iface_out.unwrap_or("");
         let iface_in = iface_in.unwrap_or("");
-        let src = src.ok_or_else(|| ParseError::MissingField("SRC="))?;
-        let dst = dst.ok_or_else(|| ParseError::MissingField("DST="))?;
-        let proto = proto.ok_or_else(|| ParseError::MissingField("PROTO="))?;
+        let src = src.ok_or(ParseError::MissingField("SRC="))?;
+        let dst = dst.ok_or(ParseError::MissingField("DST="))?;
+        let proto = proto.ok_or(ParseError::MissingField("PROTO="))?;
         let (src_port, dst_port) = if proto.has_ports() {
             // Fragments after the first carry no ports; they cannot be attributed.
             (
-                Some(spt.ok_or_else(|| ParseError::MissingField("SPT="))?),
-                Some(dpt.ok_or_else(|| ParseError::MissingField("DPT="))?),
+                Some(spt.ok_or(ParseError::MissingField("SPT="))?),
+                Some(dpt.ok_or(ParseError::MissingField("DPT="))?),
             )
         } else {
             (None, None)

@@ -25,6 +25,7 @@
 //! among the lines *that* parser saw, so they are located by their message instead.
 //!
 //! All mismatches are collected and reported together as `file:line: field …`.
+#![allow(clippy::unwrap_used)] // a test or bench may panic on a broken setup
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

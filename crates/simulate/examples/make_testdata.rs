@@ -3,6 +3,7 @@
 //! The seed case is written as per-sensor netfilter syslog files, the others as one
 //! DShield file whose user-id column names the sensor. Expected outputs are made by
 //! the golden test itself (`UPDATE_EXPECT=1 cargo test -p scanwatch --test golden`).
+#![allow(clippy::unwrap_used)] // a test or bench may panic on a broken setup
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -22,8 +23,7 @@ fn main() -> std::io::Result<()> {
                 flate2::Compression::best(),
             ))
         };
-        let args;
-        if sc.name == "seed-surge" {
+        let args = if sc.name == "seed-surge" {
             let mut files = Vec::new();
             for i in 0..sc.sensors {
                 files.push(gz(format!("{}.log.gz", sc.sensor_name(i)))?);
@@ -38,15 +38,15 @@ fn main() -> std::io::Result<()> {
             for f in files {
                 f.finish()?.flush()?;
             }
-            args = "--year 2026 --window 1h --history 2d";
+            "--year 2026 --window 1h --history 2d"
         } else {
             let mut f = gz("dshield.log.gz".into())?;
             for (s, e) in &events {
                 writeln!(f, "{}", dshield_line(&sc.sensor_name(*s), e))?;
             }
             f.finish()?.flush()?;
-            args = "--sensor-id host --window 1h --history 2d";
-        }
+            "--sensor-id host --window 1h --history 2d"
+        };
         std::fs::write(root.join(sc.name).join("args"), format!("{args}\n"))?;
         println!("{}: {} events", sc.name, events.len());
     }

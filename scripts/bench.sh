@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Reproduces every figure in BENCHMARKS.md: each throughput beside the bare loop
+# measured in the same run, as a ratio, and the measured memory per cell. Then runs
+# the criterion benches (parsers, analyze) unless QUICK=1.
+#
+#   scripts/bench.sh                 # 24 simulated hours (SCANWATCH_BENCH_HOURS)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/setup.sh
+echo "== figures (crates/cli/benches/figures.rs)"
+cargo bench --locked -p scanwatch --bench figures
+if [ "${QUICK:-0}" != 1 ]; then
+    echo "== criterion: parsers"
+    cargo bench --locked -p scanwatch-formats --bench parsers
+    echo "== criterion: analyze"
+    cargo bench --locked -p scanwatch --bench analyze
+fi

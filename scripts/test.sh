@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every test on a fresh Debian machine, installing what the tests need first:
+# formatting and lint checks, the unit/property/golden/end-to-end tests, and a short
+# fuzzing pass over every parser. Exits non-zero on the first failure.
+#
+#   scripts/test.sh            # everything (fuzzing FUZZ_SECONDS=30 per target)
+#   FUZZ_SECONDS=0 scripts/test.sh   # skip fuzzing (local quick run only)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+start=$(date +%s)
+
+scripts/setup.sh
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    rustup component add rustfmt clippy
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --release --locked -- -D warnings
+
+echo "== cargo test (release: the golden and million-key tests want optimised code)"
+cargo test --workspace --release --locked
+
+fuzz_seconds="${FUZZ_SECONDS:-30}"
+if [ "$fuzz_seconds" -gt 0 ]; then
+    echo "== fuzzing every parser for ${fuzz_seconds}s each"
+    scripts/fuzz.sh "$fuzz_seconds"
+fi
+
+echo "== all tests passed in $(( $(date +%s) - start ))s"
