@@ -1,8 +1,10 @@
 //! Fuzz the `netfilter` parser: any bytes, parsed as a netfilter log, must keep the invariants
-//! in `common.rs` and never panic.
+//! in `common.rs` and never panic; and the fast path must give, line by line, exactly
+//! what the general tokenizer gives (`NetfilterParser::parse_line_general`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use scanwatch_formats::{LineParser, NetfilterParser};
 
 #[path = "common.rs"]
 mod common;
@@ -11,4 +13,13 @@ fuzz_target!(|data: &[u8]| {
     let input = common::text(data);
     let spec = scanwatch_formats::format_by_name("netfilter").expect("format is registered");
     common::check(spec, &input);
+
+    // Two parsers fed the same lines keep the same state (year, cached action).
+    let mut fast = NetfilterParser::new(&common::opts());
+    let mut general = NetfilterParser::new(&common::opts());
+    for (i, line) in input.lines().enumerate() {
+        let a = fast.parse_line(line);
+        let b = general.parse_line_general(line);
+        assert_eq!(a, b, "line {}: fast path and general tokenizer differ on {line:?}", i + 1);
+    }
 });

@@ -14,9 +14,15 @@ pub const HLL_LG_K: u8 = 14;
 /// Map size of the frequent-items sketch (count error ≤ 3.5/256 ≈ 1.4 % of the weight).
 pub const HEAVY_MAP_SIZE: usize = 256;
 
-/// Exact key → count map, or sketches once there are more than `limit` keys.
+/// Keys kept inline, without a heap allocation, before a hash map is used. Most
+/// cells of a real sensor network see one or two sources.
+pub const SMALL_KEYS: usize = 8;
+
+/// Exact key → count pairs (inline while few, then a map), or sketches once there
+/// are more than `limit` keys.
 #[derive(Clone)]
 pub enum Counted<K: Eq + Hash + Clone> {
+    Small(smallvec::SmallVec<[(K, u64); 2]>),
     Exact(FxHashMap<K, u64>),
     Sketch(Box<Sketches<K>>),
 }
@@ -40,6 +46,7 @@ impl<K: Eq + Hash + Clone> std::fmt::Debug for Sketches<K> {
 impl<K: Eq + Hash + Clone> std::fmt::Debug for Counted<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Counted::Small(v) => write!(f, "Small({} keys)", v.len()),
             Counted::Exact(m) => write!(f, "Exact({} keys)", m.len()),
             Counted::Sketch(s) => write!(f, "Sketch(~{:.0} keys)", s.distinct.composite_estimate()),
         }
@@ -48,7 +55,7 @@ impl<K: Eq + Hash + Clone> std::fmt::Debug for Counted<K> {
 
 impl<K: Eq + Hash + Clone> Default for Counted<K> {
     fn default() -> Self {
-        Counted::Exact(FxHashMap::default())
+        Counted::Small(smallvec::SmallVec::new())
     }
 }
 
@@ -66,6 +73,22 @@ impl<K: Eq + Hash + Clone> Counted<K> {
     #[inline]
     pub fn add(&mut self, k: K, n: u64, limit: usize) {
         match self {
+            Counted::Small(v) => {
+                if let Some(e) = v.iter_mut().find(|e| e.0 == k) {
+                    e.1 += n;
+                    return;
+                }
+                v.push((k, n));
+                if v.len() > SMALL_KEYS.min(limit) {
+                    let m: FxHashMap<K, u64> = v.drain(..).collect();
+                    *self = Counted::Exact(m);
+                    if let Counted::Exact(m) = self {
+                        if m.len() > limit {
+                            self.promote();
+                        }
+                    }
+                }
+            }
             Counted::Exact(m) => {
                 *m.entry(k).or_insert(0) += n;
                 if m.len() > limit {
@@ -80,27 +103,31 @@ impl<K: Eq + Hash + Clone> Counted<K> {
     }
 
     fn promote(&mut self) {
-        if let Counted::Exact(m) = self {
-            let mut s = Sketches {
-                distinct: new_hll(),
-                heavy: new_heavy(),
-            };
-            for (k, n) in m.drain() {
-                s.distinct.update(&k);
-                s.heavy.update_with_count(k, n);
-            }
-            *self = Counted::Sketch(Box::new(s));
+        let entries: Vec<(K, u64)> = match self {
+            Counted::Small(v) => v.drain(..).collect(),
+            Counted::Exact(m) => m.drain().collect(),
+            Counted::Sketch(_) => return,
+        };
+        let mut s = Sketches {
+            distinct: new_hll(),
+            heavy: new_heavy(),
+        };
+        for (k, n) in entries {
+            s.distinct.update(&k);
+            s.heavy.update_with_count(k, n);
         }
+        *self = Counted::Sketch(Box::new(s));
     }
 
     pub fn is_exact(&self) -> bool {
-        matches!(self, Counted::Exact(_))
+        !matches!(self, Counted::Sketch(_))
     }
 
     /// Number of distinct keys: exact, or the order-independent HLL estimate (so the
     /// answer does not depend on the order events or partial aggregates arrived in).
     pub fn distinct(&self) -> u64 {
         match self {
+            Counted::Small(v) => v.len() as u64,
             Counted::Exact(m) => m.len() as u64,
             Counted::Sketch(s) => s.distinct.composite_estimate().round() as u64,
         }
@@ -111,6 +138,7 @@ impl<K: Eq + Hash + Clone> Counted<K> {
     /// false negatives among keys above the sketch error) once large.
     pub fn top(&self, n: usize, order: impl Fn(&K, &K) -> std::cmp::Ordering) -> Vec<(K, u64)> {
         let mut v: Vec<(K, u64)> = match self {
+            Counted::Small(v) => v.to_vec(),
             Counted::Exact(m) => m.iter().map(|(k, c)| (k.clone(), *c)).collect(),
             Counted::Sketch(s) => s
                 .heavy
@@ -127,6 +155,7 @@ impl<K: Eq + Hash + Clone> Counted<K> {
     /// The largest single count (exact, or the sketch's estimate of the heaviest key).
     pub fn max_count(&self) -> u64 {
         match self {
+            Counted::Small(v) => v.iter().map(|e| e.1).max().unwrap_or(0),
             Counted::Exact(m) => m.values().copied().max().unwrap_or(0),
             Counted::Sketch(s) => s
                 .heavy
@@ -142,6 +171,11 @@ impl<K: Eq + Hash + Clone> Counted<K> {
     /// union of both inputs: exactly while small, within the sketch bounds once large.
     pub fn merge(&mut self, other: &Counted<K>, limit: usize) {
         match other {
+            Counted::Small(ov) => {
+                for (k, n) in ov {
+                    self.add(k.clone(), *n, limit);
+                }
+            }
             Counted::Exact(om) => {
                 for (k, n) in om {
                     self.add(k.clone(), *n, limit);
@@ -164,6 +198,13 @@ impl<K: Eq + Hash + Clone> Counted<K> {
     /// Approximate heap bytes used (for the memory benchmark).
     pub fn heap_bytes(&self) -> usize {
         match self {
+            Counted::Small(v) => {
+                if v.spilled() {
+                    v.capacity() * std::mem::size_of::<(K, u64)>()
+                } else {
+                    0
+                }
+            }
             Counted::Exact(m) => m.capacity() * (std::mem::size_of::<(K, u64)>() + 1),
             Counted::Sketch(s) => s.distinct.estimated_size() + s.heavy.estimated_size(),
         }
@@ -178,6 +219,7 @@ impl<K: Eq + Hash + Clone> Counted<K> {
 pub enum Distinct {
     #[default]
     Empty,
+    Small(smallvec::SmallVec<[u64; 4]>),
     Exact(rustc_hash::FxHashSet<u64>),
     Sketch(Box<HllSketch>),
 }
@@ -198,21 +240,40 @@ impl Distinct {
     pub fn add_hash(&mut self, h: u64, limit: usize) {
         match self {
             Distinct::Empty => {
-                let mut s = rustc_hash::FxHashSet::default();
-                s.insert(h);
-                *self = Distinct::Exact(s);
+                *self = Distinct::Small(smallvec::smallvec![h]);
+                if limit == 0 {
+                    self.make_sketch();
+                }
+            }
+            Distinct::Small(v) => {
+                if !v.contains(&h) {
+                    v.push(h);
+                    if v.len() > SMALL_KEYS.min(limit) {
+                        let set: rustc_hash::FxHashSet<u64> = v.iter().copied().collect();
+                        *self = Distinct::Exact(set);
+                        if self.distinct() as usize > limit {
+                            self.make_sketch();
+                        }
+                    }
+                }
             }
             Distinct::Exact(s) => {
                 if s.insert(h) && s.len() > limit {
-                    let mut hll = new_hll();
-                    for k in s.iter() {
-                        hll.update(k);
-                    }
-                    *self = Distinct::Sketch(Box::new(hll));
+                    self.make_sketch();
                 }
             }
             Distinct::Sketch(hll) => hll.update(h),
         }
+    }
+
+    fn make_sketch(&mut self) {
+        let mut hll = new_hll();
+        match self {
+            Distinct::Empty | Distinct::Sketch(_) => return,
+            Distinct::Small(v) => v.iter().for_each(|k| hll.update(k)),
+            Distinct::Exact(s) => s.iter().for_each(|k| hll.update(k)),
+        }
+        *self = Distinct::Sketch(Box::new(hll));
     }
 
     pub fn is_exact(&self) -> bool {
@@ -223,6 +284,7 @@ impl Distinct {
     pub fn distinct(&self) -> u64 {
         match self {
             Distinct::Empty => 0,
+            Distinct::Small(v) => v.len() as u64,
             Distinct::Exact(s) => s.len() as u64,
             Distinct::Sketch(h) => h.composite_estimate().round() as u64,
         }
@@ -232,6 +294,11 @@ impl Distinct {
     pub fn merge(&mut self, other: &Distinct, limit: usize) {
         match other {
             Distinct::Empty => {}
+            Distinct::Small(v) => {
+                for h in v {
+                    self.add_hash(*h, limit);
+                }
+            }
             Distinct::Exact(s) => {
                 for h in s {
                     self.add_hash(*h, limit);
@@ -241,6 +308,11 @@ impl Distinct {
                 let mut u = HllUnion::new(HLL_LG_K).unwrap_or_else(|_| unreachable!("valid lg_k"));
                 match self {
                     Distinct::Empty => {}
+                    Distinct::Small(v) => {
+                        for h in v.iter() {
+                            u.update_value(h);
+                        }
+                    }
                     Distinct::Exact(s) => {
                         for h in s.iter() {
                             u.update_value(h);
@@ -257,6 +329,13 @@ impl Distinct {
     pub fn heap_bytes(&self) -> usize {
         match self {
             Distinct::Empty => 0,
+            Distinct::Small(v) => {
+                if v.spilled() {
+                    v.capacity() * 8
+                } else {
+                    0
+                }
+            }
             Distinct::Exact(s) => s.capacity() * 9,
             Distinct::Sketch(h) => h.estimated_size(),
         }

@@ -18,7 +18,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| common::pipeline(&text))
     });
     let parsed = common::parsed_events(&text);
-    g.bench_function("aggregate_detect", |b| b.iter(|| common::aggregate_detect(&parsed)));
+    g.bench_function("aggregate_detect", |b| {
+        b.iter(|| common::aggregate_detect(&parsed))
+    });
     g.finish();
 }
 

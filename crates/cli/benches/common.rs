@@ -7,7 +7,11 @@ use scanwatch_pipeline::{sensor_key, Output, Pipeline, PipelineConfig};
 
 /// `hours` hours of the demo network as kernel netfilter syslog lines.
 pub fn netfilter_text(hours: usize) -> String {
-    let sc = scanwatch_simulate::demo();
+    netfilter_text_of(&scanwatch_simulate::demo(), hours)
+}
+
+/// `hours` hours of a scenario as kernel netfilter syslog lines.
+pub fn netfilter_text_of(sc: &scanwatch_simulate::Scenario, hours: usize) -> String {
     let mut out = String::new();
     for (s, e) in sc.generator().take(hours).flatten() {
         out.push_str(&scanwatch_simulate::netfilter_line(&sc.sensor_name(s), &e));

@@ -5,12 +5,6 @@
 
 use std::time::Instant;
 
-use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
-
-/// Counts allocations so the memory figure is measured, not estimated.
-#[global_allocator]
-static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
-
 #[path = "common.rs"]
 mod common;
 
@@ -34,6 +28,16 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(24);
     let text = common::netfilter_text(hours);
+    if std::env::var("SCANWATCH_BENCH_ONLY").as_deref() == Ok("aggregate") {
+        // For profiling: aggregation alone, many times.
+        let parsed = common::parsed_events(&text);
+        let t = best(10, || common::aggregate_detect(&parsed));
+        println!(
+            "aggregate + detect: {:.0} events/s",
+            parsed.len() as f64 / t
+        );
+        return;
+    }
     let lines = text.lines().count() as f64;
     let mb = text.len() as f64 / 1e6;
     println!("input: {hours} simulated hours, {lines:.0} netfilter lines, {mb:.1} MB, one thread (one core)");
@@ -62,37 +66,5 @@ fn main() {
         );
     }
 
-    // Memory per active (window, protocol, port) cell: hold many windows open by
-    // giving the aggregator a lateness longer than the input, then measure.
-    use scanwatch_pipeline::{sensor_key, Pipeline, PipelineConfig};
-    let mut cfg = PipelineConfig::new(3_600_000, 7 * 86_400_000);
-    cfg.aggregate.lateness_ms = i64::MAX / 4;
-    let opts = scanwatch_formats::ParserOptions {
-        reference_time: scanwatch_event::Timestamp(1_796_000_000_000),
-    };
-    let mut p = scanwatch_formats::format_by_name("netfilter")
-        .expect("registered")
-        .parser(&opts);
-    let events: Vec<_> = text
-        .lines()
-        .filter_map(|l| match p.parse_line(l) {
-            scanwatch_formats::LineOutcome::Event { event, host } => {
-                Some((sensor_key(host.unwrap_or("")), event))
-            }
-            _ => None,
-        })
-        .collect();
-    let region = Region::new(GLOBAL);
-    let mut pl = Pipeline::new(cfg);
-    for (k, e) in &events {
-        pl.push(*k, e);
-    }
-    let stats = region.change();
-    let live = stats.bytes_allocated as i64 - stats.bytes_deallocated as i64
-        + stats.bytes_reallocated as i64;
-    let cells = pl.open_cells().max(1);
-    println!(
-        "memory: {cells} open (window, protocol, port) cells; {:.0} live heap bytes/cell measured by the allocator (target ≤ 2048)",
-        live as f64 / cells as f64,
-    );
+    println!("(memory per cell: cargo bench -p scanwatch --bench memory)");
 }
