@@ -24,12 +24,13 @@ corpus_root="${FUZZ_CORPUS_DIR:-$fuzz_dir/corpus}"
 log_dir="$fuzz_dir/artifacts/logs"
 sanitizer="${FUZZ_SANITIZER:-address}"
 
-export RUSTC_BOOTSTRAP=1
-
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "== installing cargo-fuzz"
     cargo install cargo-fuzz --locked
 fi
+
+# Only for building and running the targets (cargo-fuzz passes -Z flags to rustc).
+export RUSTC_BOOTSTRAP=1
 
 cd "$fuzz_dir"
 mapfile -t targets < <(cargo fuzz list)

@@ -47,6 +47,32 @@ fn main() {
     let full = best(reps, || common::pipeline(&text));
     let parsed = common::parsed_events(&text);
     let agg = best(reps, || common::aggregate_detect(&parsed));
+    // The real command on a file: reading, format detection, sensor naming, merge.
+    let path = std::env::temp_dir().join(format!("scanwatch-bench-{}.log", std::process::id()));
+    std::fs::write(&path, &text).expect("write temp file");
+    let args = scanwatch::analyze::AnalyzeArgs {
+        files: vec![path.display().to_string()],
+        format: "auto".into(),
+        detection: scanwatch::analyze::DetectionArgs {
+            window: "1h".into(),
+            history: "7d".into(),
+            lateness: None,
+            min_history: "1d".into(),
+            min_sources: 20,
+            min_sensors: 3,
+        },
+        sensor_id: scanwatch::input::SensorId::Host,
+        year: Some(2026),
+        json: true,
+        emit: scanwatch::analyze::Emit::Alerts,
+    };
+    let e2e = best(reps, || {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        scanwatch::analyze::run(&args, &mut out, &mut err).expect("analyze runs");
+        out.len()
+    });
+    let _ = std::fs::remove_file(&path);
     println!(
         "{:<34} {:>14} {:>10} {:>12}",
         "figure", "lines/s", "MB/s", "vs bare loop"
@@ -56,6 +82,7 @@ fn main() {
         ("netfilter parse", parse),
         ("parse + aggregate + detect", full),
         ("aggregate + detect (pre-parsed)", agg),
+        ("scanwatch analyze on a file", e2e),
     ] {
         println!(
             "{:<34} {:>14.0} {:>10.1} {:>11.1}%",

@@ -69,6 +69,10 @@ pub trait LineParser: Send {
 pub trait FormatSpec: Sync {
     /// Name used by `--format` and in reports.
     fn name(&self) -> &'static str;
+    /// Other names `--format` accepts for this format.
+    fn aliases(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// One line for `--help` and docs.
     fn description(&self) -> &'static str;
     /// Whether a sample line looks like this format (used by `--format auto`).
@@ -80,9 +84,12 @@ pub trait FormatSpec: Sync {
 /// module plus one entry here.
 pub static REGISTRY: &[&dyn FormatSpec] = &[&jsonl::SPEC, &dshield::SPEC, &netfilter::SPEC];
 
-/// Looks a format up by name.
+/// Looks a format up by name or alias.
 pub fn format_by_name(name: &str) -> Option<&'static dyn FormatSpec> {
-    REGISTRY.iter().copied().find(|f| f.name() == name)
+    REGISTRY
+        .iter()
+        .copied()
+        .find(|f| f.name() == name || f.aliases().contains(&name))
 }
 
 /// Names of all formats, for help texts and error messages.
@@ -152,6 +159,21 @@ pub fn parse_str(spec: &dyn FormatSpec, input: &str, opts: &ParserOptions) -> Pa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_and_aliases() {
+        for (name, want) in [
+            ("netfilter", "netfilter"),
+            ("iptables", "netfilter"),
+            ("nftables", "netfilter"),
+            ("ulogd", "netfilter"),
+            ("dshield", "dshield"),
+            ("jsonl", "jsonl"),
+        ] {
+            assert_eq!(format_by_name(name).map(|f| f.name()), Some(want), "{name}");
+        }
+        assert!(format_by_name("auto").is_none());
+    }
 
     #[test]
     fn detect_picks_each_format() {

@@ -19,6 +19,9 @@ impl FormatSpec for Spec {
     fn name(&self) -> &'static str {
         "netfilter"
     }
+    fn aliases(&self) -> &'static [&'static str] {
+        &["iptables", "nftables", "ulogd"]
+    }
     fn description(&self) -> &'static str {
         "Linux iptables/nftables kernel log lines (syslog, journalctl -k, ulogd2 LOGEMU, Proxmox)"
     }
@@ -53,10 +56,12 @@ static DST_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"DST="));
 static OUT_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"OUT="));
-static FAST_FINDERS: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 5]> =
+static FAST_FINDERS: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 8]> =
     std::sync::LazyLock::new(|| {
-        [" DST=", " PROTO=", " SPT=", " DPT=", " TYPE="]
-            .map(|k| memchr::memmem::Finder::new(k.as_bytes()))
+        [
+            " OUT=", " SRC=", " DST=", " PROTO=", " SPT=", " DPT=", " TYPE=", " [",
+        ]
+        .map(|k| memchr::memmem::Finder::new(k.as_bytes()))
     });
 static IN_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"IN="));
@@ -101,19 +106,21 @@ impl NetfilterParser {
     }
 }
 
-/// The fields the kernel prints in a fixed order, found with SIMD searches instead
-/// of tokenizing every field (`IN= OUT= MAC= SRC= DST= LEN= … PROTO= SPT= DPT= …`).
-struct FastFields<'l> {
-    iface_in: &'l str,
+/// The key/value fields of a netfilter line, as the general tokenizer defines them:
+/// for each key, its first `KEY=` token after `IN=` and before any token that starts
+/// with `[` (an ICMP error's quoted packet); TCP flags are the bare words after the
+/// first `DPT=` token.
+#[derive(Default)]
+struct Fields<'l> {
+    iface_in: Option<&'l str>,
     iface_out: Option<&'l str>,
-    src: &'l str,
-    dst: &'l str,
-    proto: &'l str,
-    spt: Option<&'l str>,
-    dpt: Option<&'l str>,
-    icmp_type: Option<&'l str>,
-    /// Where the flag words may start (after the last field read).
-    tail: usize,
+    src: Option<IpAddr>,
+    dst: Option<IpAddr>,
+    proto: Option<Protocol>,
+    spt: Option<u16>,
+    dpt: Option<u16>,
+    icmp_type: Option<u8>,
+    flags: TcpFlags,
 }
 
 /// The value that starts at `at`, up to the next space.
@@ -127,56 +134,112 @@ fn value_at(line: &str, at: usize) -> (&str, usize) {
     (&line[at..end], end)
 }
 
-/// The fast path for lines in the kernel's field order; `None` sends the line to the
-/// general tokenizer (other orders, missing fields, quoted ICMP packets).
-fn fast_fields(line: &str, kv_start: usize) -> Option<FastFields<'_>> {
-    let b = line.as_bytes();
+/// The fast path: each key found with one SIMD search instead of tokenizing every
+/// field. It gives exactly the general tokenizer's answer or `None` (then the caller
+/// runs the tokenizer, which also produces the precise error for bad lines); tests
+/// and the fuzz target check the equivalence.
+fn fields_fast(line: &str, kv_start: usize) -> Option<Fields<'_>> {
     if !line[kv_start..].starts_with("IN=") {
         return None;
     }
-    let (iface_in, after_in) = value_at(line, kv_start + 3);
-    let src_at = kv_start + find_field(&SRC_FINDER, &line[kv_start..])?;
-    let iface_out = line[after_in..src_at]
-        .strip_prefix(" OUT=")
-        .map(|r| r.split(' ').next().unwrap_or(""));
-    let (src, mut pos) = value_at(line, src_at + 4);
-    let [f_dst, f_proto, f_spt, f_dpt, f_type] = &*FAST_FINDERS;
-    let find =
-        |f: &memchr::memmem::Finder<'_>, from: usize, klen: usize| -> Option<(&str, usize)> {
-            let i = from + f.find(&b[from..])?;
-            // Never read past a quoted packet.
-            if memchr::memchr(b'[', &b[from..i]).is_some() {
-                return None;
+    let b = line.as_bytes();
+    let [f_out, f_src, f_dst, f_proto, f_spt, f_dpt, f_type, f_bracket] = &*FAST_FINDERS;
+    let end = f_bracket
+        .find(&b[kv_start..])
+        .map_or(b.len(), |i| kv_start + i);
+    let region = &b[kv_start..end];
+    let find = |f: &memchr::memmem::Finder<'_>, klen: usize| -> Option<(&str, usize)> {
+        f.find(region).map(|i| value_at(line, kv_start + i + klen))
+    };
+    let opt_parse = |v: Option<(&str, usize)>| -> Option<Option<u16>> {
+        match v {
+            Some((v, _)) => v.parse().ok().map(Some),
+            None => Some(None),
+        }
+    };
+    let dpt_found = find(f_dpt, 5);
+    let mut f = Fields {
+        iface_in: Some(value_at(line, kv_start + 3).0),
+        iface_out: find(f_out, 5).map(|v| v.0),
+        src: Some(find(f_src, 5)?.0.parse().ok()?),
+        dst: Some(find(f_dst, 5)?.0.parse().ok()?),
+        proto: Some(Protocol::parse(find(f_proto, 7)?.0)?),
+        spt: opt_parse(find(f_spt, 5))?,
+        dpt: opt_parse(dpt_found)?,
+        icmp_type: match find(f_type, 6) {
+            Some((v, _)) => Some(v.parse().ok()?),
+            None => None,
+        },
+        flags: TcpFlags(0),
+    };
+    if let Some((_, tail)) = dpt_found {
+        // Flag words are three-letter bare words.
+        let mut start = tail + 1;
+        for i in tail + 1..=end {
+            if i == end || b[i] == b' ' {
+                if i == start + 3 {
+                    f.flags.set_word(&line[start..i]);
+                }
+                start = i + 1;
             }
-            Some(value_at(line, i + klen))
-        };
-    let (dst, p) = find(f_dst, pos, 5)?;
-    pos = p;
-    let (proto, p) = find(f_proto, pos, 7)?;
-    pos = p;
-    let (mut spt, mut dpt, mut icmp_type) = (None, None, None);
-    if proto == "TCP" || proto == "UDP" {
-        let (v, p) = find(f_spt, pos, 5)?;
-        spt = Some(v);
-        let (v, p) = find(f_dpt, p, 5)?;
-        dpt = Some(v);
-        pos = p;
-    } else if proto.starts_with("ICMP") {
-        let (v, p) = find(f_type, pos, 6)?;
-        icmp_type = Some(v);
-        pos = p;
+        }
     }
-    Some(FastFields {
-        iface_in,
-        iface_out,
-        src,
-        dst,
-        proto,
-        spt,
-        dpt,
-        icmp_type,
-        tail: pos,
-    })
+    Some(f)
+}
+
+/// The general tokenizer: every token after `IN=`, one at a time.
+fn fields_general(line: &str, kv_start: usize) -> Result<Fields<'_>, ParseError> {
+    let mut f = Fields::default();
+    let bytes = line.as_bytes();
+    let mut i = kv_start;
+    while i < bytes.len() {
+        let start = i;
+        let mut eq = 0;
+        while i < bytes.len() && bytes[i] != b' ' {
+            if eq == 0 && bytes[i] == b'=' {
+                eq = i;
+            }
+            i += 1;
+        }
+        let end = i;
+        i += 1;
+        if end == start {
+            continue;
+        }
+        // ICMP errors quote the offending packet in brackets: stop there, its
+        // SRC/DST/PROTO belong to another packet.
+        if bytes[start] == b'[' {
+            break;
+        }
+        if eq == 0 {
+            // Bare words after DPT= are TCP flags (SYN, ACK, …); IP flags such as DF
+            // come earlier and are not TCP flags.
+            if f.dpt.is_some() {
+                f.flags.set_word(&line[start..end]);
+            }
+            continue;
+        }
+        let v = &line[eq + 1..end];
+        match &bytes[start..eq] {
+            b"IN" if f.iface_in.is_none() => f.iface_in = Some(v),
+            b"OUT" if f.iface_out.is_none() => f.iface_out = Some(v),
+            b"SRC" if f.src.is_none() => f.src = Some(parse_ip("SRC", v)?),
+            b"DST" if f.dst.is_none() => f.dst = Some(parse_ip("DST", v)?),
+            b"PROTO" if f.proto.is_none() => {
+                f.proto = Some(Protocol::parse(v).ok_or_else(|| ParseError::invalid("PROTO", v))?)
+            }
+            b"SPT" if f.spt.is_none() => f.spt = Some(parse_port("SPT", v)?),
+            b"DPT" if f.dpt.is_none() => f.dpt = Some(parse_port("DPT", v)?),
+            b"TYPE" if f.icmp_type.is_none() => {
+                f.icmp_type = Some(
+                    v.parse::<u8>()
+                        .map_err(|_| ParseError::invalid("TYPE", v))?,
+                )
+            }
+            _ => {}
+        }
+    }
+    Ok(f)
 }
 
 impl NetfilterParser {
@@ -310,100 +373,21 @@ impl NetfilterParser {
             },
         };
 
-        let mut iface_in: Option<&str> = None;
-        let mut iface_out: Option<&str> = None;
-        let mut src = None;
-        let mut dst = None;
-        let mut proto = None;
-        let mut spt = None;
-        let mut dpt = None;
-        let mut icmp_type = None;
-        let mut flags = TcpFlags(0);
-        if let Some(f) = fast.then(|| fast_fields(line, kv_start)).flatten() {
-            iface_in = Some(f.iface_in);
-            iface_out = f.iface_out;
-            src = Some(parse_ip("SRC", f.src)?);
-            dst = Some(parse_ip("DST", f.dst)?);
-            let p =
-                Protocol::parse(f.proto).ok_or_else(|| ParseError::invalid("PROTO", f.proto))?;
-            proto = Some(p);
-            if let Some(v) = f.spt {
-                spt = Some(parse_port("SPT", v)?);
-            }
-            if let Some(v) = f.dpt {
-                dpt = Some(parse_port("DPT", v)?);
-            }
-            if let Some(v) = f.icmp_type {
-                icmp_type = Some(
-                    v.parse::<u8>()
-                        .map_err(|_| ParseError::invalid("TYPE", v))?,
-                );
-            }
-            // Flag words are three-letter bare words; stop at a quoted packet.
-            let tail = &line.as_bytes()[f.tail..];
-            let mut start = 0;
-            for (i, &c) in tail.iter().chain(std::iter::once(&b' ')).enumerate() {
-                if c == b' ' {
-                    if i - start == 3 {
-                        flags.set_word(&line[f.tail + start..f.tail + i]);
-                    }
-                    start = i + 1;
-                } else if c == b'[' && i == start {
-                    break;
-                }
-            }
-        } else {
-            // A hand-rolled tokenizer: tokens are short, and a byte loop beats calling
-            // a searcher per token (this loop is the hot path of `analyze`).
-            let bytes = line.as_bytes();
-            let mut i = kv_start;
-            while i < bytes.len() {
-                let start = i;
-                let mut eq = 0;
-                while i < bytes.len() && bytes[i] != b' ' {
-                    if eq == 0 && bytes[i] == b'=' {
-                        eq = i;
-                    }
-                    i += 1;
-                }
-                let end = i;
-                i += 1;
-                if end == start {
-                    continue;
-                }
-                // ICMP errors quote the offending packet in brackets: stop there, its
-                // SRC/DST/PROTO belong to another packet.
-                if bytes[start] == b'[' {
-                    break;
-                }
-                if eq == 0 {
-                    // Bare words are TCP flags (SYN, ACK, …) or IP flags (DF, MF, CE).
-                    flags.set_word(&line[start..end]);
-                    continue;
-                }
-                let v = &line[eq + 1..end];
-                match &bytes[start..eq] {
-                    b"IN" if iface_in.is_none() => iface_in = Some(v),
-                    b"OUT" if iface_out.is_none() => iface_out = Some(v),
-                    b"SRC" if src.is_none() => src = Some(parse_ip("SRC", v)?),
-                    b"DST" if dst.is_none() => dst = Some(parse_ip("DST", v)?),
-                    b"PROTO" if proto.is_none() => {
-                        proto = Some(
-                            Protocol::parse(v).ok_or_else(|| ParseError::invalid("PROTO", v))?,
-                        )
-                    }
-                    b"SPT" if spt.is_none() => spt = Some(parse_port("SPT", v)?),
-                    b"DPT" if dpt.is_none() => dpt = Some(parse_port("DPT", v)?),
-                    b"TYPE" if icmp_type.is_none() => {
-                        icmp_type = Some(
-                            v.parse::<u8>()
-                                .map_err(|_| ParseError::invalid("TYPE", v))?,
-                        )
-                    }
-                    _ => {}
-                }
-            }
-        }
+        let f = match fast.then(|| fields_fast(line, kv_start)).flatten() {
+            Some(f) => f,
+            None => fields_general(line, kv_start)?,
+        };
+        let Fields {
+            iface_in,
+            iface_out,
+            src,
+            dst,
+            proto,
+            spt,
+            dpt,
+            icmp_type,
+            flags,
+        } = f;
         // Proxmox's pve-firewall omits OUT= on inbound lines.
         let iface_out = iface_out.unwrap_or("");
         let iface_in = iface_in.unwrap_or("");
@@ -487,6 +471,12 @@ mod tests {
         ] {
             lines.push(extra.to_string());
         }
+        // Inputs the fuzzer found where an earlier fast path disagreed.
+        lines.push("Nov 26 10:00:00 gw kernel: IN=eth0 :::::::T= SRC=192.0.2.9 DSTEN=56 PROTO=ICMPEY T.2.1 DST=19LENPROTO=UD928 PROTO=UDPnel: DRJP1".to_string());
+        lines.push("Nov 26 10:00:00 gw kernel: IN=eth0 OUT= SRC=192.0.2.9 PROTO=TCP DST=192.0.2.1 SPT=1 DPT=2 SYN".to_string());
+        lines.push("Nov 26 10:00:00 gw kernel: IN=eth0 OUT= SRC=192.0.2.9 DST=192.0.2.1 PROTO=TCP SYN SPT=1 DPT=2 ACK TYPE=x".to_string());
+        lines.push("Nov 26 10:00:00 gw kernel: IN=eth0 OUT= SRC=192.0.2.9 DST=192.0.2.1 PROTO=ICMP TYPE=8 SPT=99999".to_string());
+        lines.push("Nov 26 10:00:00 gw kernel: IN=eth0 OUT=a OUT=b SRC=192.0.2.9 SRC=192.0.2.8 DST=192.0.2.1 PROTO=UDP SPT=1 DPT=2  SYN  FIN".to_string());
         assert!(lines.len() > 60, "{}", lines.len());
         let opts = ParserOptions {
             reference_time: parse_rfc3339("2026-11-26T12:00:00Z").unwrap(),
