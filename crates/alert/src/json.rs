@@ -40,11 +40,21 @@ impl From<&Baseline> for BaselineJson {
     }
 }
 
+/// Evidence of a trend warning.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct TrendJson {
+    pub recent_sources: f64,
+    pub before_sources: f64,
+    pub windows: usize,
+}
+
 /// One `"type":"alert"` line.
 #[derive(Debug, Serialize, PartialEq)]
 pub struct AlertJson {
     #[serde(rename = "type")]
     pub kind: &'static str,
+    /// `surge` (one window far above baseline) or `trend` (a sustained rise).
+    pub alert_kind: &'static str,
     pub protocol: String,
     pub port: u16,
     pub service: &'static str,
@@ -65,6 +75,8 @@ pub struct AlertJson {
     pub episode_start: String,
     pub update: bool,
     pub top_sources: Vec<SourceJson>,
+    /// Set for trend warnings, `null` for surges.
+    pub trend: Option<TrendJson>,
     pub summary: String,
 }
 
@@ -81,6 +93,7 @@ fn sources(v: &[(IpAddr, u64)]) -> Vec<SourceJson> {
 pub fn alert_json(a: &Alert) -> AlertJson {
     AlertJson {
         kind: "alert",
+        alert_kind: a.kind.name(),
         protocol: a.proto.name().into_owned(),
         port: a.port,
         service: scanwatch_context::service_name(a.proto, a.port),
@@ -101,6 +114,11 @@ pub fn alert_json(a: &Alert) -> AlertJson {
         episode_start: rfc(a.episode_start),
         update: a.is_update,
         top_sources: sources(&a.top_sources),
+        trend: a.trend.map(|t| TrendJson {
+            recent_sources: r3(t.recent_sources),
+            before_sources: r3(t.before_sources),
+            windows: t.span_windows,
+        }),
         summary: crate::summary(a),
     }
 }

@@ -67,6 +67,21 @@ pub fn times(x: f64) -> String {
 /// The one-sentence explanation of a warning, with its numbers.
 pub fn summary(a: &Alert) -> String {
     let proto = a.proto.name().to_uppercase();
+    if let Some(t) = &a.trend {
+        return format!(
+            "{proto}/{}: rising for {} windows: median {} sources per window (before: {}), {} now; {} sources and {} events across {} of {} sensors in {}",
+            a.port,
+            t.span_windows,
+            base_num(t.recent_sources),
+            base_num(t.before_sources),
+            times(t.recent_sources / t.before_sources.max(1.0)),
+            thousands(a.sources),
+            thousands(a.events),
+            thousands(a.sensors),
+            thousands(a.active_sensors),
+            window_span(a.window_start, a.window_end),
+        );
+    }
     format!(
         "{proto}/{}: {} sources (baseline {}) and {} events (baseline {}) across {} of {} sensors in {}; {} normal",
         a.port,

@@ -123,14 +123,19 @@ pub fn render_report(r: &Report, stats: &RunStats, header: &str) -> String {
         })
         .collect();
     peaks.sort_by(|a, b| by_severity(a.0, b.0));
-    let _ = writeln!(out, "Surges ({}), most severe first", peaks.len());
+    let _ = writeln!(
+        out,
+        "Surges and trends ({}), most severe first",
+        peaks.len()
+    );
     for (peak, all) in &peaks {
         let first = all[0];
         let info = port_info(peak.proto, peak.port);
         let _ = writeln!(
             out,
-            "  [{}] {}/{} {}{} — score {:.1}",
+            "  [{}] {} on {}/{} {}{} — score {:.1}",
             peak.severity.name().to_uppercase(),
+            peak.kind.name(),
             peak.proto,
             peak.port,
             info.map_or("", |i| i.name),

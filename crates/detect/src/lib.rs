@@ -13,10 +13,12 @@
 //! - `breadth` is the share of the sensors reporting in this window that saw the port;
 //! - `score = (0.6·rise_sources + 0.4·rise_events) · (0.5 + 0.5·breadth)`.
 //!
-//! A window is a warning only when every gate holds: enough history, at least
+//! A window is a surge warning only when every gate holds: enough history, at least
 //! `min_sources` sources, at least `min_sensors` sensors, no single sensor with more
 //! than `max_sensor_share` of the events, `z_sources ≥ min_z`, `rise_sources ≥ 1`
-//! (at least about twice the baseline) and `score ≥ min_score`.
+//! (at least about twice the baseline) and `score ≥ min_score`. A window that passes
+//! the first gates but not the surge test is checked for a *trend* (a slow ramp):
+//! the median of the last day against the median of the history before it.
 //!
 //! Nothing here reads the clock: time is the windows' event time only, so replaying
 //! a log gives the same warnings as seeing it live.
@@ -54,6 +56,12 @@ pub struct DetectConfig {
     pub min_z: f64,
     /// Smallest score (default 1).
     pub min_score: f64,
+    /// The span of the trend test: the median of the last `trend_span_ms` of windows
+    /// is compared with the median of the history before it (default one day, so
+    /// both sides hold whole daily cycles).
+    pub trend_span_ms: i64,
+    /// Smallest `log2` rise of the trend test (default 1.5, about 2.8×).
+    pub min_trend_rise: f64,
 }
 
 impl DetectConfig {
@@ -68,6 +76,8 @@ impl DetectConfig {
             max_sensor_share: 0.5,
             min_z: 5.0,
             min_score: 1.0,
+            trend_span_ms: 86_400_000,
+            min_trend_rise: 1.5,
         }
     }
 
@@ -161,9 +171,44 @@ pub struct Baseline {
     pub windows: usize,
 }
 
+/// What kind of rise a warning is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AlertKind {
+    /// One window far above the port's baseline.
+    Surge,
+    /// A sustained rise: the last day's median far above the history before it,
+    /// though no single window stands out (a slow ramp).
+    Trend,
+}
+
+impl AlertKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertKind::Surge => "surge",
+            AlertKind::Trend => "trend",
+        }
+    }
+}
+
+/// Evidence of a trend warning.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrendEvidence {
+    /// Median sources per window over the trend span (including this window).
+    pub recent_sources: f64,
+    /// Median sources per window over the history before the span.
+    pub before_sources: f64,
+    /// Windows in the span.
+    pub span_windows: usize,
+    /// `log2((recent + 5) / (before + 5))`.
+    pub rise: f64,
+}
+
 /// A warning: one window of one port, with its evidence.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Alert {
+    pub kind: AlertKind,
+    /// Set for trend warnings.
+    pub trend: Option<TrendEvidence>,
     pub proto: Protocol,
     pub port: u16,
     pub window_start: Timestamp,
@@ -205,8 +250,11 @@ impl Alert {
 struct PortHistory {
     /// (window start, [events, sources, sensors]) of windows where the port was seen.
     recent: VecDeque<(i64, [u64; 3])>,
-    /// Window start of the last warning, for grouping windows into surges.
+    /// (window start, episode start) of the last surge warning, for grouping
+    /// windows into surges.
     last_alert: Option<(i64, i64)>,
+    /// The same for trend warnings.
+    last_trend: Option<(i64, i64)>,
 }
 
 impl PortHistory {
@@ -328,23 +376,30 @@ impl Detector {
         let (xs, xe) = (c.sources as f64, c.events as f64);
         let z_sources = b.sources.z(xs);
         let rise_sources = rise(xs, b.sources.median, 5.0);
-        if z_sources < cfg.min_z || rise_sources < 1.0 {
-            return None;
-        }
         let rise_events = rise(xe, b.events.median, 10.0).max(0.0);
         let breadth = (c.sensors as f64 / w.active_sensors.max(1) as f64).min(1.0);
         let score = (0.6 * rise_sources + 0.4 * rise_events) * (0.5 + 0.5 * breadth);
-        if score < cfg.min_score {
-            return None;
-        }
+        let surge = z_sources >= cfg.min_z && rise_sources >= 1.0 && score >= cfg.min_score;
+        let (kind, trend, score) = if surge {
+            (AlertKind::Surge, None, score)
+        } else {
+            let t = self.trend(c, ws, b.windows)?;
+            (AlertKind::Trend, Some(t), t.rise * (0.5 + 0.5 * breadth))
+        };
         let h = self.ports.entry((c.proto, c.port)).or_default();
-        // A surge continues while warnings are at most one window apart.
-        let (episode_start, is_update) = match h.last_alert {
+        // A surge (or trend) continues while warnings are at most one window apart.
+        let slot = match kind {
+            AlertKind::Surge => &mut h.last_alert,
+            AlertKind::Trend => &mut h.last_trend,
+        };
+        let (episode_start, is_update) = match *slot {
             Some((last, start)) if ws - last <= 2 * cfg.window_ms => (start, true),
             _ => (ws, false),
         };
-        h.last_alert = Some((ws, episode_start));
+        *slot = Some((ws, episode_start));
         Some(Alert {
+            kind,
+            trend,
             proto: c.proto,
             port: c.port,
             window_start: w.start,
@@ -367,6 +422,48 @@ impl Detector {
             top_sensors: c.top_sensors.clone(),
             episode_start: Timestamp(episode_start),
             is_update,
+        })
+    }
+
+    /// The trend test (after GreyNoise's "recent average vs long-term average"): the
+    /// median of sources over the last `trend_span_ms` (this window included) against
+    /// the median over the history before it. Medians of whole days cancel the daily
+    /// cycle and ignore single spikes. Needs a span of history before the span, and
+    /// stays quiet while the port has a surge warning within the span (the surge
+    /// already explains the rise).
+    fn trend(&self, c: &CellSummary, ws: i64, history: usize) -> Option<TrendEvidence> {
+        let cfg = self.cfg;
+        let span = ((cfg.trend_span_ms / cfg.window_ms).max(1)) as usize;
+        if history < 2 * span {
+            return None;
+        }
+        let h = self.ports.get(&(c.proto, c.port))?;
+        if h.last_alert
+            .is_some_and(|(last, _)| ws - last <= span as i64 * cfg.window_ms)
+        {
+            return None;
+        }
+        let split = ws - (span as i64 - 1) * cfg.window_ms;
+        let from = ws - history as i64 * cfg.window_ms;
+        let mut recent = vec![c.sources];
+        let mut before = Vec::new();
+        for &(t, v) in &h.recent {
+            if t >= split {
+                recent.push(v[1]);
+            } else if t >= from {
+                before.push(v[1]);
+            }
+        }
+        let recent_zeros = span.saturating_sub(recent.len());
+        let before_zeros = (history + 1 - span).saturating_sub(before.len());
+        let (r, _) = SortedWindow::from_values(recent).median_mad_with_zeros(recent_zeros);
+        let (b, _) = SortedWindow::from_values(before).median_mad_with_zeros(before_zeros);
+        let rise = rise(r, b, 5.0);
+        (r >= cfg.min_sources as f64 && rise >= cfg.min_trend_rise).then_some(TrendEvidence {
+            recent_sources: r,
+            before_sources: b,
+            span_windows: span,
+            rise,
         })
     }
 }
