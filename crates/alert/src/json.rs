@@ -165,6 +165,9 @@ pub struct SummaryJson {
     pub files: usize,
     pub lines: u64,
     pub events: u64,
+    /// Events counted towards a port (unsolicited inbound TCP SYN and UDP).
+    pub port_events: u64,
+    pub icmp_events: u64,
     pub parse_errors: u64,
     pub late_events: u64,
     pub windows: usize,
@@ -178,6 +181,8 @@ pub fn summary_json(r: &Report, stats: &crate::RunStats) -> SummaryJson {
         files: stats.files,
         lines: stats.lines,
         events: r.events,
+        port_events: r.port_events,
+        icmp_events: r.icmp_events,
         parse_errors: stats.parse_errors,
         late_events: r.late_events,
         windows: r.windows,

@@ -84,10 +84,12 @@ pub fn render_report(r: &Report, stats: &RunStats, header: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} files, {} lines, {} events, {} parse errors, {} late events; {} windows, {} sensors",
+        "{} files, {} lines, {} events ({} unsolicited to a port, {} ICMP), {} parse errors, {} late events; {} windows, {} sensors",
         stats.files,
         thousands(stats.lines),
         thousands(r.events),
+        thousands(r.port_events),
+        thousands(r.icmp_events),
         thousands(stats.parse_errors),
         thousands(r.late_events),
         thousands(r.windows as u64),

@@ -70,7 +70,12 @@ pub struct Report {
     pub sensors: BTreeMap<SensorKey, String>,
     pub windows: usize,
     pub first_window: Option<Timestamp>,
+    /// All events pushed (summed counts), counted or not.
     pub events: u64,
+    /// Unsolicited inbound events to a port: what the port tables count.
+    pub port_events: u64,
+    /// ICMP/ICMPv6 events (kept, not ports).
+    pub icmp_events: u64,
     pub late_events: u64,
 }
 
@@ -180,6 +185,8 @@ impl Pipeline {
             let alerts = self.det.observe(&w);
             let wr = WindowReport { window: w, top };
             self.report.windows += 1;
+            self.report.port_events += wr.window.port_events;
+            self.report.icmp_events += wr.window.icmp_events;
             if self.report.first_window.is_none() {
                 self.report.first_window = Some(wr.window.start);
             }
