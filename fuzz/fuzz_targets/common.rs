@@ -10,7 +10,9 @@ pub fn text(data: &[u8]) -> std::borrow::Cow<'_, str> {
 
 pub fn opts() -> ParserOptions {
     // 2026-11-26T00:00:00Z: a fixed reference, so runs are reproducible.
-    ParserOptions { reference_time: Timestamp(1_795_651_200_000) }
+    ParserOptions {
+        reference_time: Timestamp(1_795_651_200_000),
+    }
 }
 
 /// Parses `input` with `spec` and checks what must hold for every output.
@@ -25,20 +27,41 @@ pub fn check(spec: &dyn FormatSpec, input: &str) {
     );
     let mut last = 0;
     for e in &out.events {
-        assert!(e.line >= 1 && e.line <= lines, "{}: line number {} out of 1..={lines}", spec.name(), e.line);
+        assert!(
+            e.line >= 1 && e.line <= lines,
+            "{}: line number {} out of 1..={lines}",
+            spec.name(),
+            e.line
+        );
         assert!(e.line > last, "{}: events not in line order", spec.name());
         last = e.line;
         let ev = &e.event;
         assert!(ev.count >= 1, "{}: count {} < 1", spec.name(), ev.count);
         if ev.proto.has_ports() {
             // The source port may be unknown (it is optional in the JSON Lines format).
-            assert!(ev.dst_port.is_some(), "{}: {} event without dst_port", spec.name(), ev.proto);
+            assert!(
+                ev.dst_port.is_some(),
+                "{}: {} event without dst_port",
+                spec.name(),
+                ev.proto
+            );
         } else {
-            assert!(ev.src_port.is_none() && ev.dst_port.is_none(), "{}: ports on a {} event", spec.name(), ev.proto);
+            assert!(
+                ev.src_port.is_none() && ev.dst_port.is_none(),
+                "{}: ports on a {} event",
+                spec.name(),
+                ev.proto
+            );
         }
         // `Event` docs: flags are zero for other protocols; the ICMP type is for ICMP.
         if ev.flags_known || ev.flags.0 != 0 {
-            assert_eq!(ev.proto, Protocol::Tcp, "{}: tcp flags on {}", spec.name(), ev.proto);
+            assert_eq!(
+                ev.proto,
+                Protocol::Tcp,
+                "{}: tcp flags on {}",
+                spec.name(),
+                ev.proto
+            );
         }
         if ev.icmp_type.is_some() {
             assert!(
@@ -57,13 +80,23 @@ pub fn check(spec: &dyn FormatSpec, input: &str) {
         let _ = ev.time.to_rfc3339();
     }
     for err in &out.errors {
-        assert!(err.line >= 1 && err.line <= lines, "{}: error line {} out of range", spec.name(), err.line);
+        assert!(
+            err.line >= 1 && err.line <= lines,
+            "{}: error line {} out of range",
+            spec.name(),
+            err.line
+        );
         // Errors echo at most a short piece of the line (`ParseError::invalid` caps at
         // 64 characters), so a huge garbage line gives a short message. Wire errors come
         // from scanwatch-event and are not checked here.
         match &err.error {
             ParseError::Timestamp(v) | ParseError::InvalidField { value: v, .. } => {
-                assert!(v.chars().count() <= 64, "{}: error echoes {} chars", spec.name(), v.chars().count())
+                assert!(
+                    v.chars().count() <= 64,
+                    "{}: error echoes {} chars",
+                    spec.name(),
+                    v.chars().count()
+                )
             }
             _ => {}
         }

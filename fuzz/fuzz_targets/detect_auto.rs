@@ -11,7 +11,8 @@ fuzz_target!(|data: &[u8]| {
     let input = common::text(data);
     if let Some(spec) = scanwatch_formats::detect(input.lines()) {
         // Detection only picks a registered format, by a name that finds it again.
-        let by_name = scanwatch_formats::format_by_name(spec.name()).expect("detected format is registered");
+        let by_name =
+            scanwatch_formats::format_by_name(spec.name()).expect("detected format is registered");
         assert_eq!(by_name.name(), spec.name());
         common::check(spec, &input);
     }
