@@ -21,7 +21,10 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --release --locked -- -D warnings
 
 echo "== cargo test (release: the golden and million-key tests want optimised code)"
-cargo test --workspace --release --locked
+test_log="$(mktemp)"
+trap 'rm -f "$test_log"' EXIT
+cargo test --workspace --release --locked 2>&1 | tee "$test_log"
+read -r passed failed < <(awk '/^test result:/ {p += $4; f += $6} END {print p + 0, f + 0}' "$test_log")
 
 fuzz_seconds="${FUZZ_SECONDS:-30}"
 if [ "$fuzz_seconds" -gt 0 ]; then
@@ -29,4 +32,5 @@ if [ "$fuzz_seconds" -gt 0 ]; then
     scripts/fuzz.sh "$fuzz_seconds"
 fi
 
-echo "== all tests passed in $(( $(date +%s) - start ))s"
+echo "== all checks passed in $(( $(date +%s) - start ))s"
+echo "cargo test: ${passed} passed, ${failed} failed"
