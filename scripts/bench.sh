@@ -9,6 +9,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup.sh
 echo "== figures (crates/cli/benches/figures.rs)"
 cargo bench --locked -p scanwatch --bench figures
+echo "== memory per cell (crates/cli/benches/memory.rs)"
+cargo bench --locked -p scanwatch --bench memory
 if [ "${QUICK:-0}" != 1 ]; then
     echo "== criterion: parsers"
     cargo bench --locked -p scanwatch-formats --bench parsers

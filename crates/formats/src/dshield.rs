@@ -35,8 +35,45 @@ impl FormatSpec for Spec {
 #[derive(Debug, Default)]
 pub struct DshieldParser;
 
+/// The usual `YYYY-MM-DD HH:MM:SS ±HHMM` read by hand (chrono's general parser is
+/// most of a line's cost); anything else goes to the general path.
+fn parse_time_fast(s: &str) -> Option<scanwatch_event::Timestamp> {
+    let b = s.as_bytes();
+    if b.len() != 25 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[19] != b' ' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let (h, m, sec, _, used) = crate::syslog::parse_clock(&b[11..19])?;
+    if used != 8 {
+        return None;
+    }
+    let t = scanwatch_event::Timestamp::from_civil(
+        num(0..4)? as i32,
+        num(5..7)?,
+        num(8..10)?,
+        h,
+        m,
+        sec,
+        0,
+    )?;
+    let sign = match b[20] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let offset_ms = i64::from(num(21..23)? * 60 + num(23..25)?) * 60_000;
+    Some(scanwatch_event::Timestamp(t.0 - sign * offset_ms))
+}
+
 fn parse_time(s: &str) -> Option<scanwatch_event::Timestamp> {
     let s = s.trim();
+    if let Some(t) = parse_time_fast(s) {
+        return Some(t);
+    }
     if let Some(t) = parse_rfc3339(s) {
         return Some(t);
     }
@@ -183,6 +220,29 @@ mod tests {
         assert!(!event.flags_known);
         assert!(event.is_unsolicited());
         assert_eq!(p("# header"), LineOutcome::Skip);
+    }
+
+    #[test]
+    fn fast_and_general_time_agree() {
+        for s in [
+            "2026-11-26 10:40:12 -0500",
+            "2026-11-26 10:40:12 +0130",
+            "2024-02-29 23:59:59 +0000",
+            "2026-02-30 10:40:12 +0000",
+            "2026-11-26 24:40:12 +0000",
+            "2026-11-26 10:40:12 +05x0",
+        ] {
+            let fast = parse_time_fast(s);
+            let (dt, zone) = s.rsplit_once(' ').unwrap();
+            let general = parse_rfc3339(&format!(
+                "{}T{}{}:{}",
+                &dt[..10],
+                &dt[11..],
+                &zone[..3],
+                &zone[3..]
+            ));
+            assert_eq!(fast, general, "{s}");
+        }
     }
 
     #[test]
