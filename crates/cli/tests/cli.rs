@@ -220,3 +220,51 @@ fn flate2_writer(path: &std::path::Path) -> impl Write {
         flate2::Compression::default(),
     )
 }
+
+#[test]
+fn history_shorter_than_window_is_refused() {
+    let out = bin()
+        .args(["analyze", "--window", "1d", "--history", "1h", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        e.contains("--history (1h) must be at least one --window (1d)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn events_later_than_the_lateness_are_counted_not_lost_silently() {
+    let d = tmpdir("late");
+    let f = d.join("fw1.log");
+    // 10:00, then 12:30 (closes the 10:00 window with 5m lateness), then a 10:05 line.
+    let line = |t: &str| GOOD.replacen("Nov 26 10:00:01", &format!("Nov 26 {t}"), 1);
+    std::fs::write(
+        &f,
+        [line("10:00:01"), line("12:30:00"), line("10:05:00")].concat(),
+    )
+    .unwrap();
+    let out = bin()
+        .args(["analyze", "--json", "--year", "2026", "--lateness", "5m"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("1 events arrived after their window had closed"),
+        "{stderr}"
+    );
+    let summary: Value = serde_json::from_str(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["late_events"], 1);
+    assert_eq!(summary["events"], 3);
+}
