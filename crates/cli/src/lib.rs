@@ -1,6 +1,7 @@
 //! The `scanwatch` command: argument parsing at the edge and the commands themselves.
 //! Library form so the end-to-end benches and tests can call the commands directly.
 
+pub mod admin;
 pub mod analyze;
 pub mod demo;
 pub mod input;

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use scanwatch::{analyze, demo};
+use scanwatch::{admin, analyze, demo};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,6 +24,8 @@ enum Command {
     Analyze(analyze::AnalyzeArgs),
     /// Simulate a sensor network with the seed case and print what scanwatch warns about.
     Demo(demo::DemoArgs),
+    /// Manage the data directory: sensors and their tokens.
+    Admin(admin::AdminArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Analyze(a) => analyze::run(a, &mut out, &mut err).map(|failed| failed == 0),
         Command::Demo(d) => demo::run(d, &mut out, &mut err).map(|()| true),
+        Command::Admin(a) => admin::run(a, &mut out, &mut err).map(|()| true),
     };
     let _ = out.flush();
     match result {

@@ -268,3 +268,65 @@ fn events_later_than_the_lateness_are_counted_not_lost_silently() {
     assert_eq!(summary["late_events"], 1);
     assert_eq!(summary["events"], 3);
 }
+
+#[test]
+fn admin_sensor_add_list_revoke() {
+    let d = tmpdir("admin");
+    let data = d.join("data");
+    let out = bin()
+        .args(["admin", "sensor", "add", "fw-1", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    assert!(token.trim().starts_with("swt_"), "{token}");
+    let again = bin()
+        .args(["admin", "sensor", "add", "fw-1", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8(again.stderr)
+        .unwrap()
+        .contains("a sensor named \"fw-1\" already exists"));
+    let list = bin()
+        .args(["admin", "sensor", "list", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(list.stdout).unwrap();
+    assert!(
+        text.contains("fw-1") && text.contains("active") && text.contains("never"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(token.trim()),
+        "the token is never shown again"
+    );
+    let rev = bin()
+        .args(["admin", "sensor", "revoke", "fw-1", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(rev.status.success());
+    let list = bin()
+        .args(["admin", "sensor", "list", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8(list.stdout).unwrap().contains("revoked"));
+    let ghost = bin()
+        .args(["admin", "sensor", "revoke", "ghost", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(ghost.status.code(), Some(2));
+    assert!(String::from_utf8(ghost.stderr)
+        .unwrap()
+        .contains("no sensor named \"ghost\""));
+}

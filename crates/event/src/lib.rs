@@ -71,6 +71,17 @@ impl Protocol {
         }
     }
 
+    /// The IANA protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+            Protocol::Icmp => 1,
+            Protocol::Icmpv6 => 58,
+            Protocol::Other(n) => n,
+        }
+    }
+
     /// Maps an IANA protocol number.
     pub fn from_number(n: u8) -> Protocol {
         match n {

@@ -1,0 +1,112 @@
+//! The store: what must survive a restart — sensors and their token hashes, every
+//! ingested batch (for exactly-once counting on top of at-least-once delivery) and
+//! the raw events of each batch. One trait, [`Store`], so the analysis code never
+//! cares which store is underneath; [`sqlite::SqliteStore`] is the embedded default.
+//!
+//! The store reads no clock: callers pass the time of each change.
+
+pub mod sqlite;
+
+use scanwatch_event::{Event, Timestamp};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+/// Version of the persisted schema (SQLite `user_version`).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Errors of a store. Messages are lowercase with no trailing period.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("cannot use data directory {path}: {reason}")]
+    DataDir { path: String, reason: String },
+    #[error(
+        "the data directory has schema version {found}; this build reads version {SCHEMA_VERSION}"
+    )]
+    SchemaVersion { found: u32 },
+    #[error("a sensor named {0:?} already exists")]
+    SensorExists(String),
+    #[error("no sensor named {0:?}")]
+    NoSuchSensor(String),
+    #[error("invalid sensor name {0:?}: use 1-64 letters, digits, '.', '_' or '-'")]
+    InvalidName(String),
+    #[error("cannot read random bytes for a token: {0}")]
+    Random(String),
+}
+
+/// One sensor as the store knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SensorRecord {
+    pub name: String,
+    pub created: Timestamp,
+    pub revoked: bool,
+    /// When its last batch was accepted.
+    pub last_seen: Option<Timestamp>,
+    pub batches: u64,
+    pub events: u64,
+}
+
+/// What committing a batch did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// Stored, durably, with this many events.
+    Accepted { events: usize },
+    /// This sensor already sent this batch id: nothing was stored again.
+    Duplicate,
+}
+
+/// A new random token (`swt_` and 64 hex digits). Shown once; only its hash is kept.
+pub fn new_token() -> Result<String, StoreError> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| StoreError::Random(e.to_string()))?;
+    Ok(format!("swt_{}", hex(&b)))
+}
+
+/// SHA-256 of a token, hex. Tokens are 256 random bits, so a fast hash is enough
+/// (a slow password hash protects guessable secrets, which these are not).
+pub fn hash_token(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Sensor names: 1-64 of `[A-Za-z0-9._-]`.
+pub fn valid_sensor_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+}
+
+/// Everything scanwatch keeps. Implementations: [`sqlite::SqliteStore`] (embedded
+/// default); the scale-out issue adds ClickHouse behind the same trait.
+pub trait Store: Send {
+    /// Registers a sensor and returns its token (the only time it is shown).
+    fn add_sensor(&mut self, name: &str, now: Timestamp) -> Result<String, StoreError>;
+    /// Revokes a sensor: its token is refused from now on. Its data stays.
+    fn revoke_sensor(&mut self, name: &str) -> Result<(), StoreError>;
+    /// All sensors, by name.
+    fn sensors(&self) -> Result<Vec<SensorRecord>, StoreError>;
+    /// The name of the live (not revoked) sensor this token belongs to.
+    fn authenticate_sensor(&self, token: &str) -> Result<Option<String>, StoreError>;
+    /// Stores a batch atomically and durably (when this returns `Accepted`, the batch
+    /// survives a crash of the process that very moment). A batch id the sensor has
+    /// used before is a `Duplicate` and changes nothing.
+    fn commit_batch(
+        &mut self,
+        sensor: &str,
+        batch_id: &str,
+        events: &[Event],
+        received: Timestamp,
+    ) -> Result<BatchOutcome, StoreError>;
+    /// Raw events with event time in `[from, to)`, in time order, with their sensor.
+    fn events_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(String, Event)>, StoreError>;
+}

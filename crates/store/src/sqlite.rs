@@ -1,0 +1,291 @@
+//! The embedded default store: one SQLite file (`scanwatch.db`) in the data
+//! directory, in WAL mode with `synchronous = FULL`, so a committed transaction is on
+//! disk before the caller is told so.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
+
+use crate::{
+    hash_token, new_token, valid_sensor_name, BatchOutcome, SensorRecord, Store, StoreError,
+    SCHEMA_VERSION,
+};
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "scanwatch.db";
+
+const SCHEMA: &str = "
+CREATE TABLE sensors (
+    id           INTEGER PRIMARY KEY,
+    name         TEXT    NOT NULL UNIQUE,
+    token_hash   TEXT    NOT NULL UNIQUE,
+    created_ms   INTEGER NOT NULL,
+    revoked      INTEGER NOT NULL DEFAULT 0,
+    last_seen_ms INTEGER,
+    batches      INTEGER NOT NULL DEFAULT 0,
+    events       INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE batches (
+    sensor_id   INTEGER NOT NULL REFERENCES sensors(id),
+    batch_id    TEXT    NOT NULL,
+    received_ms INTEGER NOT NULL,
+    events      INTEGER NOT NULL,
+    PRIMARY KEY (sensor_id, batch_id)
+) WITHOUT ROWID;
+CREATE TABLE events (
+    time_ms   INTEGER NOT NULL,
+    sensor_id INTEGER NOT NULL REFERENCES sensors(id),
+    proto     INTEGER NOT NULL,
+    src       BLOB    NOT NULL,
+    dst       BLOB    NOT NULL,
+    src_port  INTEGER,
+    dst_port  INTEGER,
+    flags     INTEGER,
+    icmp_type INTEGER,
+    direction INTEGER NOT NULL,
+    action    INTEGER NOT NULL,
+    count     INTEGER NOT NULL
+);
+CREATE INDEX events_by_time ON events(time_ms);
+";
+
+/// SQLite behind the [`Store`] trait.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn ip_bytes(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+fn ip_from(b: &[u8]) -> Option<IpAddr> {
+    match b.len() {
+        4 => Some(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
+        16 => <[u8; 16]>::try_from(b)
+            .ok()
+            .map(|a| IpAddr::V6(Ipv6Addr::from(a))),
+        _ => None,
+    }
+}
+
+fn direction_code(d: Direction) -> i64 {
+    match d {
+        Direction::Unknown => 0,
+        Direction::Inbound => 1,
+        Direction::Outbound => 2,
+    }
+}
+
+fn action_code(a: Action) -> i64 {
+    match a {
+        Action::Unknown => 0,
+        Action::Accept => 1,
+        Action::Drop => 2,
+        Action::Reject => 3,
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::DataDir {
+            path: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open(&path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        match version {
+            0 => {
+                conn.execute_batch(&format!(
+                    "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                ))?;
+            }
+            SCHEMA_VERSION => {}
+            found => return Err(StoreError::SchemaVersion { found }),
+        }
+        Ok(SqliteStore { conn, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sensor_id(&self, name: &str) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("SELECT id FROM sensors WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .ok_or_else(|| StoreError::NoSuchSensor(name.to_string()))
+    }
+}
+
+impl Store for SqliteStore {
+    fn add_sensor(&mut self, name: &str, now: Timestamp) -> Result<String, StoreError> {
+        if !valid_sensor_name(name) {
+            return Err(StoreError::InvalidName(name.to_string()));
+        }
+        let token = new_token()?;
+        let r = self.conn.execute(
+            "INSERT INTO sensors (name, token_hash, created_ms) VALUES (?1, ?2, ?3)",
+            params![name, hash_token(&token), now.0],
+        );
+        match r {
+            Ok(_) => Ok(token),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::SensorExists(name.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn revoke_sensor(&mut self, name: &str) -> Result<(), StoreError> {
+        let n = self
+            .conn
+            .execute("UPDATE sensors SET revoked = 1 WHERE name = ?1", [name])?;
+        if n == 0 {
+            return Err(StoreError::NoSuchSensor(name.to_string()));
+        }
+        Ok(())
+    }
+
+    fn sensors(&self) -> Result<Vec<SensorRecord>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT name, created_ms, revoked, last_seen_ms, batches, events FROM sensors ORDER BY name",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(SensorRecord {
+                name: r.get(0)?,
+                created: Timestamp(r.get(1)?),
+                revoked: r.get::<_, i64>(2)? != 0,
+                last_seen: r.get::<_, Option<i64>>(3)?.map(Timestamp),
+                batches: r.get::<_, i64>(4)? as u64,
+                events: r.get::<_, i64>(5)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn authenticate_sensor(&self, token: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT name FROM sensors WHERE token_hash = ?1 AND revoked = 0",
+                [hash_token(token)],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn commit_batch(
+        &mut self,
+        sensor: &str,
+        batch_id: &str,
+        events: &[Event],
+        received: Timestamp,
+    ) -> Result<BatchOutcome, StoreError> {
+        let sensor_id = self.sensor_id(sensor)?;
+        let tx = self.conn.transaction()?;
+        let fresh = tx.execute(
+            "INSERT OR IGNORE INTO batches (sensor_id, batch_id, received_ms, events) VALUES (?1, ?2, ?3, ?4)",
+            params![sensor_id, batch_id, received.0, events.len() as i64],
+        )?;
+        if fresh == 0 {
+            return Ok(BatchOutcome::Duplicate);
+        }
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO events (time_ms, sensor_id, proto, src, dst, src_port, dst_port, flags, icmp_type, direction, action, count)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?;
+            for e in events {
+                st.execute(params![
+                    e.time.0,
+                    sensor_id,
+                    i64::from(e.proto.number()),
+                    ip_bytes(e.src),
+                    ip_bytes(e.dst),
+                    e.src_port,
+                    e.dst_port,
+                    e.flags_known.then_some(e.flags.0),
+                    e.icmp_type,
+                    direction_code(e.direction),
+                    action_code(e.action),
+                    i64::from(e.count),
+                ])?;
+            }
+        }
+        let total: i64 = events.iter().map(|e| i64::from(e.count)).sum();
+        tx.execute(
+            "UPDATE sensors SET batches = batches + 1, events = events + ?1,
+                 last_seen_ms = MAX(COALESCE(last_seen_ms, ?2), ?2) WHERE id = ?3",
+            params![total, received.0, sensor_id],
+        )?;
+        tx.commit()?;
+        Ok(BatchOutcome::Accepted {
+            events: events.len(),
+        })
+    }
+
+    fn events_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(String, Event)>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT s.name, e.time_ms, e.proto, e.src, e.dst, e.src_port, e.dst_port, e.flags, e.icmp_type, e.direction, e.action, e.count
+             FROM events e JOIN sensors s ON s.id = e.sensor_id
+             WHERE e.time_ms >= ?1 AND e.time_ms < ?2 ORDER BY e.time_ms, e.rowid",
+        )?;
+        let rows = st.query_map(params![from.0, to.0], |r| {
+            let bad = |i: usize| {
+                rusqlite::Error::InvalidColumnType(i, "ip".into(), rusqlite::types::Type::Blob)
+            };
+            let src: Vec<u8> = r.get(3)?;
+            let dst: Vec<u8> = r.get(4)?;
+            let flags: Option<u8> = r.get(7)?;
+            Ok((
+                r.get::<_, String>(0)?,
+                Event {
+                    time: Timestamp(r.get(1)?),
+                    proto: Protocol::from_number(r.get(2)?),
+                    src: ip_from(&src).ok_or_else(|| bad(3))?,
+                    dst: ip_from(&dst).ok_or_else(|| bad(4))?,
+                    src_port: r.get(5)?,
+                    dst_port: r.get(6)?,
+                    flags: TcpFlags(flags.unwrap_or(0)),
+                    flags_known: flags.is_some(),
+                    icmp_type: r.get(8)?,
+                    direction: match r.get::<_, i64>(9)? {
+                        1 => Direction::Inbound,
+                        2 => Direction::Outbound,
+                        _ => Direction::Unknown,
+                    },
+                    action: match r.get::<_, i64>(10)? {
+                        1 => Action::Accept,
+                        2 => Action::Drop,
+                        3 => Action::Reject,
+                        _ => Action::Unknown,
+                    },
+                    count: r.get(11)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
