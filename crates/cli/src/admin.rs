@@ -72,8 +72,8 @@ pub fn run(args: &AdminArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
             let store = SqliteStore::open(data)?;
             writeln!(
                 out,
-                "{:<24} {:<8} {:>10} {:>12}  {}",
-                "name", "state", "batches", "events", "last seen"
+                "{:<24} {:<8} {:>10} {:>12}  last seen",
+                "name", "state", "batches", "events"
             )?;
             for s in store.sensors()? {
                 writeln!(
