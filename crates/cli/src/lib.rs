@@ -5,3 +5,4 @@ pub mod admin;
 pub mod analyze;
 pub mod demo;
 pub mod input;
+pub mod server;

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use scanwatch::{admin, analyze, demo};
+use scanwatch::{admin, analyze, demo, server};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,6 +26,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Manage the data directory: sensors and their tokens.
     Admin(admin::AdminArgs),
+    /// Run the centre: sensors submit events over HTTP; stored in SQLite.
+    Server(server::ServerArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
         Command::Analyze(a) => analyze::run(a, &mut out, &mut err).map(|failed| failed == 0),
         Command::Demo(d) => demo::run(d, &mut out, &mut err).map(|()| true),
         Command::Admin(a) => admin::run(a, &mut out, &mut err).map(|()| true),
+        Command::Server(s) => server::run(s, &mut err).map(|()| true),
     };
     let _ = out.flush();
     match result {

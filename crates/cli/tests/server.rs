@@ -1,0 +1,169 @@
+//! The real server process on loopback: ingest over HTTP, `kill -9` right after an
+//! acknowledgement loses nothing, a resend after restart is not counted twice, and
+//! SIGTERM stops it cleanly.
+#![allow(clippy::unwrap_used)] // a test may panic on a broken setup
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_scanwatch"))
+}
+
+/// Kills the server when the test ends, however it ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(data: &std::path::Path, port: u16) -> Server {
+    let child = bin()
+        .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(data)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let s = Server(child);
+    // Bounded wait for the port: 200 tries, 50 ms apart.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if request(port, "GET", "/healthz", &[], b"").is_some() {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("server did not answer on port {port}");
+}
+
+/// A minimal HTTP/1.1 request over loopback; returns (status, body).
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    s.write_all(body).ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let status = resp.split_whitespace().nth(1)?.parse().ok()?;
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+fn post(port: u16, token: &str, batch: &str, body: &str) -> (u16, String) {
+    let auth = format!("Bearer {token}");
+    request(
+        port,
+        "POST",
+        "/api/v1/events",
+        &[("Authorization", &auth), ("X-Scanwatch-Batch", batch)],
+        body.as_bytes(),
+    )
+    .unwrap()
+}
+
+const LINE: &str = r#"{"v":1,"time":"2026-11-26T10:40:00Z","sensor":"fw-1","proto":"tcp","src":"192.0.2.1","dst":"198.18.0.1","dst_port":1025,"flags":"S"}"#;
+
+#[test]
+fn acknowledged_batches_survive_kill_9_and_resends_count_once() {
+    let dir = std::env::temp_dir().join(format!("scanwatch-server-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = bin()
+        .args(["admin", "sensor", "add", "fw-1", "--data"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let port = free_port();
+
+    let mut server = start(&dir, port);
+    let body = format!("{LINE}\n{LINE}\n{LINE}\n");
+    let (status, reply) = post(port, &token, "batch-1", &body);
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains("\"accepted\":3"), "{reply}");
+    // kill -9 right after the acknowledgement.
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+
+    let list = bin()
+        .args(["admin", "sensor", "list", "--data"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(list.stdout).unwrap();
+    let row = text.lines().find(|l| l.starts_with("fw-1")).unwrap();
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        (cols[2], cols[3]),
+        ("1", "3"),
+        "one batch of three events is on disk: {row}"
+    );
+
+    let mut server = start(&dir, port);
+    let (status, reply) = post(port, &token, "batch-1", &body);
+    assert_eq!(status, 200);
+    assert!(
+        reply.contains("\"duplicate\":true"),
+        "a resend after restart is not counted again: {reply}"
+    );
+    let (status, reply) = post(port, &token, "batch-2", LINE);
+    assert_eq!(status, 200, "{reply}");
+    let (status, _) = post(port, "swt_wrong", "batch-3", LINE);
+    assert_eq!(status, 401);
+
+    // SIGTERM: a clean stop.
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(s) = server.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(code.success(), "{code:?}");
+    let list = bin()
+        .args(["admin", "sensor", "list", "--data"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(list.stdout).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("fw-1") && l.split_whitespace().nth(3) == Some("4")),
+        "{text}"
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,62 @@
+//! The one error type of the HTTP app: each variant maps to a status and a JSON body
+//! `{"error": "..."}`; internal failures are logged and answered without details.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+#[derive(Debug)]
+pub enum AppError {
+    /// Missing, unknown or revoked token.
+    Unauthorized,
+    /// Malformed request: bad header, bad line, not UTF-8, bad gzip.
+    BadRequest(String),
+    /// A size limit was exceeded.
+    TooLarge(String),
+    /// A `Content-Encoding` other than gzip or identity.
+    UnsupportedEncoding(String),
+    /// Anything else; the message is logged, never sent.
+    Internal(String),
+}
+
+impl AppError {
+    pub fn internal(msg: impl Into<String>) -> AppError {
+        AppError::Internal(msg.into())
+    }
+}
+
+impl From<scanwatch_store::StoreError> for AppError {
+    fn from(e: scanwatch_store::StoreError) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Body {
+    error: String,
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, msg) = match self {
+            AppError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "missing, unknown or revoked sensor token".to_string(),
+            ),
+            AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            AppError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
+            AppError::UnsupportedEncoding(e) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("unsupported content-encoding {e:?}; use gzip or none"),
+            ),
+            AppError::Internal(m) => {
+                eprintln!("internal error: {m}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error".to_string(),
+                )
+            }
+        };
+        (status, Json(Body { error: msg })).into_response()
+    }
+}

@@ -1,0 +1,309 @@
+//! The collector: the only part of scanwatch that knows HTTP. Sensors `POST` batches
+//! of JSON Lines events to `/api/v1/events` with their token; the collector checks
+//! the token and every limit, stores the batch durably and exactly once (the batch id
+//! makes resends harmless), answers, and feeds the events to the pipeline.
+//!
+//! Built as `fn app(state) -> Router` so tests drive it with `oneshot`, no socket.
+
+mod error;
+
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use scanwatch_aggregate::sensor_key;
+use scanwatch_detect::Alert;
+use scanwatch_event::{Event, Timestamp, WireEvent};
+use scanwatch_pipeline::{Output, Pipeline};
+use scanwatch_store::{BatchOutcome, Store};
+use serde::Serialize;
+
+pub use error::AppError;
+
+/// Header that carries the sensor's batch id.
+pub const BATCH_HEADER: &str = "x-scanwatch-batch";
+
+/// Ingest limits. Every violation is a 4xx with a JSON error body, and is counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request body as sent (default 8 MiB).
+    pub max_body_bytes: usize,
+    /// Largest body after gzip decompression (default 64 MiB): no compression bombs.
+    pub max_decompressed_bytes: usize,
+    /// Most events in one batch (default 100,000).
+    pub max_events_per_batch: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 8 << 20,
+            max_decompressed_bytes: 64 << 20,
+            max_events_per_batch: 100_000,
+        }
+    }
+}
+
+/// Counters of what the collector accepted and refused.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub batches_accepted: AtomicU64,
+    pub batches_duplicate: AtomicU64,
+    pub events_accepted: AtomicU64,
+    pub refused_unauthorized: AtomicU64,
+    pub refused_too_large: AtomicU64,
+    pub refused_malformed: AtomicU64,
+    pub refused_encoding: AtomicU64,
+}
+
+/// The clock the collector stamps batches with (injectable for tests).
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// Shared state of the HTTP app.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<Mutex<Box<dyn Store>>>,
+    pub pipeline: Arc<Mutex<Pipeline>>,
+    /// Warnings raised since start (the server replays stored events at start, so
+    /// this is the full picture of the retained history).
+    pub alerts: Arc<Mutex<Vec<Alert>>>,
+    pub limits: Limits,
+    pub counters: Arc<Counters>,
+    pub clock: Clock,
+}
+
+impl AppState {
+    pub fn new(
+        store: Box<dyn Store>,
+        pipeline: Pipeline,
+        limits: Limits,
+        clock: Clock,
+    ) -> AppState {
+        AppState {
+            store: Arc::new(Mutex::new(store)),
+            pipeline: Arc::new(Mutex::new(pipeline)),
+            alerts: Arc::new(Mutex::new(Vec::new())),
+            limits,
+            counters: Arc::new(Counters::default()),
+            clock,
+        }
+    }
+
+    /// Feeds events of one sensor to the pipeline and keeps the warnings it raises.
+    pub fn feed(&self, sensor: &str, events: &[Event]) -> Result<(), AppError> {
+        let key = sensor_key(sensor);
+        let mut new_alerts = Vec::new();
+        {
+            let mut p = self
+                .pipeline
+                .lock()
+                .map_err(|_| AppError::internal("pipeline lock poisoned"))?;
+            p.name_sensor(key, sensor);
+            for e in events {
+                p.push(key, e);
+            }
+            p.drain(&mut |o| {
+                if let Output::Alert(a) = o {
+                    new_alerts.push(*a);
+                }
+            });
+        }
+        if !new_alerts.is_empty() {
+            self.alerts
+                .lock()
+                .map_err(|_| AppError::internal("alerts lock poisoned"))?
+                .extend(new_alerts);
+        }
+        Ok(())
+    }
+}
+
+/// The HTTP app.
+pub fn app(state: AppState) -> Router {
+    let body_limit = state.limits.max_body_bytes;
+    Router::new()
+        .route("/api/v1/events", post(ingest))
+        .route("/healthz", get(healthz))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+#[derive(Debug, Serialize)]
+struct Health {
+    status: &'static str,
+}
+
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Answer to an ingest request.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct IngestReply {
+    pub batch: String,
+    /// Events stored by this request (0 for a duplicate).
+    pub accepted: usize,
+    /// True when the batch id had been accepted before: nothing was stored again.
+    pub duplicate: bool,
+}
+
+fn valid_batch_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b':'))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// Decompresses per `Content-Encoding`, never beyond the limit.
+fn decode_body(headers: &HeaderMap, body: &[u8], limit: usize) -> Result<Vec<u8>, AppError> {
+    let encoding = headers
+        .get(axum::http::header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").to_ascii_lowercase());
+    match encoding.as_deref() {
+        None | Some("identity") => Ok(body.to_vec()),
+        Some("gzip") => {
+            let mut out = Vec::new();
+            let mut dec = flate2::read::MultiGzDecoder::new(body).take(limit as u64 + 1);
+            dec.read_to_end(&mut out)
+                .map_err(|e| AppError::BadRequest(format!("invalid gzip body: {e}")))?;
+            if out.len() > limit {
+                return Err(AppError::TooLarge(format!(
+                    "decompressed body exceeds {limit} bytes"
+                )));
+            }
+            Ok(out)
+        }
+        Some(other) => Err(AppError::UnsupportedEncoding(other.to_string())),
+    }
+}
+
+/// Parses a JSON Lines body; the first bad line refuses the whole batch.
+fn parse_batch(body: &[u8], max_events: usize) -> Result<Vec<Event>, AppError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| AppError::BadRequest(format!("body is not utf-8: {e}")))?;
+    let mut events = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let e = WireEvent::parse_line(line)
+            .and_then(|w| w.to_event())
+            .map_err(|e| AppError::BadRequest(format!("line {}: {e}", i + 1)))?;
+        events.push(e);
+        if events.len() > max_events {
+            return Err(AppError::TooLarge(format!(
+                "more than {max_events} events in one batch"
+            )));
+        }
+    }
+    Ok(events)
+}
+
+async fn ingest(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<IngestReply>, AppError> {
+    let r = ingest_inner(&st, &headers, body).await;
+    let c = &st.counters;
+    match &r {
+        Ok(reply) if reply.duplicate => c.batches_duplicate.fetch_add(1, Ordering::Relaxed),
+        Ok(reply) => {
+            c.events_accepted
+                .fetch_add(reply.accepted as u64, Ordering::Relaxed);
+            c.batches_accepted.fetch_add(1, Ordering::Relaxed)
+        }
+        Err(AppError::Unauthorized) => c.refused_unauthorized.fetch_add(1, Ordering::Relaxed),
+        Err(AppError::TooLarge(_)) => c.refused_too_large.fetch_add(1, Ordering::Relaxed),
+        Err(AppError::BadRequest(_)) => c.refused_malformed.fetch_add(1, Ordering::Relaxed),
+        Err(AppError::UnsupportedEncoding(_)) => c.refused_encoding.fetch_add(1, Ordering::Relaxed),
+        Err(AppError::Internal(_)) => 0,
+    };
+    r.map(Json)
+}
+
+async fn ingest_inner(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<IngestReply, AppError> {
+    let token = bearer(headers).ok_or(AppError::Unauthorized)?.to_string();
+    let store = st.store.clone();
+    let sensor = tokio::task::spawn_blocking(move || {
+        store
+            .lock()
+            .map_err(|_| AppError::internal("store lock poisoned"))?
+            .authenticate_sensor(&token)
+            .map_err(AppError::from)
+    })
+    .await
+    .map_err(|e| AppError::internal(e.to_string()))??
+    .ok_or(AppError::Unauthorized)?;
+    let batch = headers
+        .get(BATCH_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| valid_batch_id(id))
+        .ok_or_else(|| {
+            AppError::BadRequest(format!(
+                "header {BATCH_HEADER} must be 1-128 of A-Z a-z 0-9 . _ - :"
+            ))
+        })?
+        .to_string();
+    let body = body.map_err(|r| {
+        if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::TooLarge(format!(
+                "request body exceeds {} bytes",
+                st.limits.max_body_bytes
+            ))
+        } else {
+            AppError::BadRequest("cannot read the request body".into())
+        }
+    })?;
+    let raw = decode_body(headers, &body, st.limits.max_decompressed_bytes)?;
+    let events = parse_batch(&raw, st.limits.max_events_per_batch)?;
+    let received = (st.clock)();
+    let store = st.store.clone();
+    let (s2, b2) = (sensor.clone(), batch.clone());
+    let commit_events = events.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        store
+            .lock()
+            .map_err(|_| AppError::internal("store lock poisoned"))?
+            .commit_batch(&s2, &b2, &commit_events, received)
+            .map_err(AppError::from)
+    })
+    .await
+    .map_err(|e| AppError::internal(e.to_string()))??;
+    match outcome {
+        BatchOutcome::Duplicate => Ok(IngestReply {
+            batch,
+            accepted: 0,
+            duplicate: true,
+        }),
+        BatchOutcome::Accepted { events: n } => {
+            // Durable first, then counted: a crash here loses nothing, and the
+            // server replays stored events into the pipeline at start.
+            st.feed(&sensor, &events)?;
+            Ok(IngestReply {
+                batch,
+                accepted: n,
+                duplicate: false,
+            })
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! The ingest API driven with `oneshot`: every refusal path answers a 4xx with a JSON
+//! error and is counted, nothing refused is stored, and resends are harmless.
+#![allow(clippy::unwrap_used)] // a test may panic on a broken setup
+
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use scanwatch_collector::{app, AppState, Limits, BATCH_HEADER};
+use scanwatch_event::Timestamp;
+use scanwatch_pipeline::{Pipeline, PipelineConfig};
+use scanwatch_store::sqlite::SqliteStore;
+use scanwatch_store::Store;
+use serde_json::Value;
+use tower::ServiceExt;
+
+const LINE: &str = r#"{"v":1,"time":"2026-11-26T10:40:00Z","proto":"tcp","src":"192.0.2.1","dst":"198.18.0.1","dst_port":1025,"flags":"S"}"#;
+
+struct Setup {
+    state: AppState,
+    token: String,
+    revoked: String,
+    _dir: tempfile::TempDir,
+}
+
+fn setup(limits: Limits) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let token = store.add_sensor("fw-1", Timestamp(0)).unwrap();
+    let revoked = store.add_sensor("old", Timestamp(0)).unwrap();
+    store.revoke_sensor("old").unwrap();
+    let pipeline = Pipeline::new(PipelineConfig::new(3_600_000, 7 * 86_400_000));
+    let state = AppState::new(
+        Box::new(store),
+        pipeline,
+        limits,
+        Arc::new(|| Timestamp(1_000)),
+    );
+    Setup {
+        state,
+        token,
+        revoked,
+        _dir: dir,
+    }
+}
+
+async fn post(
+    s: &Setup,
+    token: Option<&str>,
+    batch: Option<&str>,
+    encoding: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
+    let mut req = Request::post("/api/v1/events");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    if let Some(b) = batch {
+        req = req.header(BATCH_HEADER, b);
+    }
+    if let Some(e) = encoding {
+        req = req.header("content-encoding", e);
+    }
+    let resp = app(s.state.clone())
+        .oneshot(req.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn stored(s: &Setup) -> usize {
+    s.state
+        .store
+        .lock()
+        .unwrap()
+        .events_between(Timestamp(i64::MIN), Timestamp(i64::MAX))
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn accepted_once_then_duplicate() {
+    let s = setup(Limits::default());
+    let body = format!("{LINE}\n{LINE}\n").into_bytes();
+    let (st, v) = post(&s, Some(&s.token), Some("b-1"), None, body.clone()).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        v,
+        serde_json::json!({"batch": "b-1", "accepted": 2, "duplicate": false})
+    );
+    let (st, v) = post(&s, Some(&s.token), Some("b-1"), None, body).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["duplicate"], true);
+    assert_eq!(stored(&s), 2, "a resend is not stored twice");
+    let (st, v) = post(
+        &s,
+        Some(&s.token),
+        Some("b-2"),
+        Some("gzip"),
+        gzip(LINE.as_bytes()),
+    )
+    .await;
+    assert_eq!((st, v["accepted"].as_u64()), (StatusCode::OK, Some(1)));
+    assert_eq!(stored(&s), 3);
+    let c = &s.state.counters;
+    assert_eq!(c.batches_accepted.load(Ordering::Relaxed), 2);
+    assert_eq!(c.batches_duplicate.load(Ordering::Relaxed), 1);
+    assert_eq!(c.events_accepted.load(Ordering::Relaxed), 3);
+}
+
+/// (name, token, batch id, content-encoding, body, expected status, expected message)
+type Case<'a> = (
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Vec<u8>,
+    StatusCode,
+    &'a str,
+);
+
+#[tokio::test]
+async fn every_refusal_is_a_json_4xx_and_stores_nothing() {
+    let limits = Limits {
+        max_body_bytes: 4096,
+        max_decompressed_bytes: 8192,
+        max_events_per_batch: 3,
+    };
+    let s = setup(limits);
+    let one = LINE.as_bytes().to_vec();
+    let cases: Vec<Case> = vec![
+        (
+            "no token",
+            None,
+            Some("b"),
+            None,
+            one.clone(),
+            StatusCode::UNAUTHORIZED,
+            "sensor token",
+        ),
+        (
+            "bad token",
+            Some("swt_nope"),
+            Some("b"),
+            None,
+            one.clone(),
+            StatusCode::UNAUTHORIZED,
+            "sensor token",
+        ),
+        (
+            "revoked",
+            Some(s.revoked.as_str()),
+            Some("b"),
+            None,
+            one.clone(),
+            StatusCode::UNAUTHORIZED,
+            "revoked",
+        ),
+        (
+            "no batch id",
+            Some(s.token.as_str()),
+            None,
+            None,
+            one.clone(),
+            StatusCode::BAD_REQUEST,
+            BATCH_HEADER,
+        ),
+        (
+            "bad batch id",
+            Some(s.token.as_str()),
+            Some("a b"),
+            None,
+            one.clone(),
+            StatusCode::BAD_REQUEST,
+            BATCH_HEADER,
+        ),
+        (
+            "oversized",
+            Some(s.token.as_str()),
+            Some("b"),
+            None,
+            vec![b' '; 5000],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "exceeds 4096 bytes",
+        ),
+        (
+            "gzip bomb",
+            Some(s.token.as_str()),
+            Some("b"),
+            Some("gzip"),
+            gzip(&vec![b'\n'; 1 << 20]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "decompressed body exceeds 8192",
+        ),
+        (
+            "bad gzip",
+            Some(s.token.as_str()),
+            Some("b"),
+            Some("gzip"),
+            b"not gzip".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid gzip",
+        ),
+        (
+            "zstd",
+            Some(s.token.as_str()),
+            Some("b"),
+            Some("br"),
+            one.clone(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content-encoding",
+        ),
+        (
+            "malformed line",
+            Some(s.token.as_str()),
+            Some("b"),
+            None,
+            format!("{LINE}\n{{\"time\":\"x\"}}\n").into_bytes(),
+            StatusCode::BAD_REQUEST,
+            "line 2:",
+        ),
+        (
+            "not utf-8",
+            Some(s.token.as_str()),
+            Some("b"),
+            None,
+            vec![0xff, 0xfe],
+            StatusCode::BAD_REQUEST,
+            "utf-8",
+        ),
+        (
+            "too many events",
+            Some(s.token.as_str()),
+            Some("b"),
+            None,
+            format!("{LINE}\n{LINE}\n{LINE}\n{LINE}\n").into_bytes(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "more than 3 events",
+        ),
+    ];
+    for (name, token, batch, enc, body, want, msg) in cases {
+        let (st, v) = post(&s, token, batch, enc, body).await;
+        assert_eq!(st, want, "{name}: {v}");
+        let err = v["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no JSON error body: {v}"));
+        assert!(err.contains(msg), "{name}: {err}");
+    }
+    assert_eq!(stored(&s), 0, "nothing refused is stored");
+    let c = &s.state.counters;
+    assert_eq!(c.refused_unauthorized.load(Ordering::Relaxed), 3);
+    assert_eq!(c.refused_malformed.load(Ordering::Relaxed), 5);
+    assert_eq!(c.refused_too_large.load(Ordering::Relaxed), 3);
+    assert_eq!(c.refused_encoding.load(Ordering::Relaxed), 1);
+    // The batch id of a refused request is still free.
+    let (st, _) = post(&s, Some(&s.token), Some("b"), None, one).await;
+    assert_eq!(st, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn health() {
+    let s = setup(Limits::default());
+    let resp = app(s.state.clone())
+        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
