@@ -15,6 +15,8 @@ pub enum AppError {
     TooLarge(String),
     /// A `Content-Encoding` other than gzip or identity.
     UnsupportedEncoding(String),
+    /// The sensor is over its events-per-second budget.
+    RateLimited(String),
     /// Anything else; the message is logged, never sent.
     Internal(String),
 }
@@ -49,6 +51,7 @@ impl IntoResponse for AppError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 format!("unsupported content-encoding {e:?}; use gzip or none"),
             ),
+            AppError::RateLimited(m) => (StatusCode::TOO_MANY_REQUESTS, m),
             AppError::Internal(m) => {
                 eprintln!("internal error: {m}");
                 (

@@ -37,6 +37,10 @@ pub struct Limits {
     pub max_decompressed_bytes: usize,
     /// Most events in one batch (default 100,000).
     pub max_events_per_batch: usize,
+    /// Sustained events per second one sensor may submit (default 100,000), with a
+    /// burst of ten seconds' worth; over it, batches are refused with 429 and the
+    /// sensor retries later from its spool.
+    pub max_events_per_second_per_sensor: u64,
 }
 
 impl Default for Limits {
@@ -45,6 +49,31 @@ impl Default for Limits {
             max_body_bytes: 8 << 20,
             max_decompressed_bytes: 64 << 20,
             max_events_per_batch: 100_000,
+            max_events_per_second_per_sensor: 100_000,
+        }
+    }
+}
+
+/// A token bucket per sensor, refilled from the collector's clock.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    buckets: std::collections::HashMap<String, (f64, Timestamp)>,
+}
+
+impl RateLimiter {
+    /// Takes `n` events from `sensor`'s bucket; false (and nothing taken) if it has
+    /// fewer. The bucket holds ten seconds' worth and refills at `rate` per second.
+    pub fn take(&mut self, sensor: &str, n: u64, rate: u64, now: Timestamp) -> bool {
+        let cap = rate as f64 * 10.0;
+        let (level, last) = self.buckets.entry(sensor.to_string()).or_insert((cap, now));
+        let elapsed = (now.0 - last.0).max(0) as f64 / 1000.0;
+        *level = (*level + elapsed * rate as f64).min(cap);
+        *last = now;
+        if *level >= n as f64 {
+            *level -= n as f64;
+            true
+        } else {
+            false
         }
     }
 }
@@ -59,6 +88,54 @@ pub struct Counters {
     pub refused_too_large: AtomicU64,
     pub refused_malformed: AtomicU64,
     pub refused_encoding: AtomicU64,
+    pub refused_rate_limited: AtomicU64,
+    pub alerts_raised: AtomicU64,
+}
+
+impl Counters {
+    /// Prometheus text exposition of the counters.
+    pub fn prometheus(&self) -> String {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, rows: &[(&str, u64)]| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+            for (labels, v) in rows {
+                out.push_str(&format!("{name}{labels} {v}\n"));
+            }
+        };
+        counter(
+            "scanwatch_batches_accepted_total",
+            "Batches stored.",
+            &[("", g(&self.batches_accepted))],
+        );
+        counter(
+            "scanwatch_batches_duplicate_total",
+            "Resent batches answered without storing again.",
+            &[("", g(&self.batches_duplicate))],
+        );
+        counter(
+            "scanwatch_events_accepted_total",
+            "Events stored.",
+            &[("", g(&self.events_accepted))],
+        );
+        counter(
+            "scanwatch_requests_refused_total",
+            "Ingest requests refused, by reason.",
+            &[
+                ("{reason=\"unauthorized\"}", g(&self.refused_unauthorized)),
+                ("{reason=\"too_large\"}", g(&self.refused_too_large)),
+                ("{reason=\"malformed\"}", g(&self.refused_malformed)),
+                ("{reason=\"encoding\"}", g(&self.refused_encoding)),
+                ("{reason=\"rate_limited\"}", g(&self.refused_rate_limited)),
+            ],
+        );
+        counter(
+            "scanwatch_alerts_raised_total",
+            "Warnings raised by the detector.",
+            &[("", g(&self.alerts_raised))],
+        );
+        out
+    }
 }
 
 /// The clock the collector stamps batches with (injectable for tests).
@@ -75,6 +152,7 @@ pub struct AppState {
     pub limits: Limits,
     pub counters: Arc<Counters>,
     pub clock: Clock,
+    pub rate: Arc<Mutex<RateLimiter>>,
 }
 
 impl AppState {
@@ -91,6 +169,7 @@ impl AppState {
             limits,
             counters: Arc::new(Counters::default()),
             clock,
+            rate: Arc::new(Mutex::new(RateLimiter::default())),
         }
     }
 
@@ -113,6 +192,9 @@ impl AppState {
                 }
             });
         }
+        self.counters
+            .alerts_raised
+            .fetch_add(new_alerts.len() as u64, Ordering::Relaxed);
         if !new_alerts.is_empty() {
             self.alerts
                 .lock()
@@ -129,6 +211,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/events", post(ingest))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -140,6 +223,18 @@ struct Health {
 
 async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
+}
+
+async fn metrics(
+    State(st): State<AppState>,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        st.counters.prometheus(),
+    )
 }
 
 /// Answer to an ingest request.
@@ -232,6 +327,7 @@ async fn ingest(
         Err(AppError::TooLarge(_)) => c.refused_too_large.fetch_add(1, Ordering::Relaxed),
         Err(AppError::BadRequest(_)) => c.refused_malformed.fetch_add(1, Ordering::Relaxed),
         Err(AppError::UnsupportedEncoding(_)) => c.refused_encoding.fetch_add(1, Ordering::Relaxed),
+        Err(AppError::RateLimited(_)) => c.refused_rate_limited.fetch_add(1, Ordering::Relaxed),
         Err(AppError::Internal(_)) => 0,
     };
     r.map(Json)
@@ -277,6 +373,22 @@ async fn ingest_inner(
     let raw = decode_body(headers, &body, st.limits.max_decompressed_bytes)?;
     let events = parse_batch(&raw, st.limits.max_events_per_batch)?;
     let received = (st.clock)();
+    let allowed = st
+        .rate
+        .lock()
+        .map_err(|_| AppError::internal("rate lock poisoned"))?
+        .take(
+            &sensor,
+            events.iter().map(|e| u64::from(e.count)).sum(),
+            st.limits.max_events_per_second_per_sensor,
+            received,
+        );
+    if !allowed {
+        return Err(AppError::RateLimited(format!(
+            "sensor {sensor:?} is over {} events per second; retry later",
+            st.limits.max_events_per_second_per_sensor
+        )));
+    }
     let store = st.store.clone();
     let (s2, b2) = (sensor.clone(), batch.clone());
     let commit_events = events.clone();

@@ -139,6 +139,7 @@ async fn every_refusal_is_a_json_4xx_and_stores_nothing() {
         max_body_bytes: 4096,
         max_decompressed_bytes: 8192,
         max_events_per_batch: 3,
+        ..Limits::default()
     };
     let s = setup(limits);
     let one = LINE.as_bytes().to_vec();
@@ -279,4 +280,96 @@ async fn health() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_sensor_over_its_rate_gets_429_and_recovers() {
+    use std::sync::atomic::AtomicI64;
+    let now = Arc::new(AtomicI64::new(0));
+    let clock_now = now.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let token = store.add_sensor("fw-1", Timestamp(0)).unwrap();
+    // 1 event/s, bucket of 10.
+    let limits = Limits {
+        max_events_per_second_per_sensor: 1,
+        ..Limits::default()
+    };
+    let pipeline = Pipeline::new(PipelineConfig::new(3_600_000, 7 * 86_400_000));
+    let state = AppState::new(
+        Box::new(store),
+        pipeline,
+        limits,
+        Arc::new(move || Timestamp(clock_now.load(Ordering::Relaxed))),
+    );
+    let s = Setup {
+        state,
+        token: token.clone(),
+        revoked: String::new(),
+        _dir: dir,
+    };
+    let eight = format!("{LINE}\n").repeat(8).into_bytes();
+    assert_eq!(
+        post(&s, Some(&token), Some("a"), None, eight.clone())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (st, v) = post(&s, Some(&token), Some("b"), None, eight.clone()).await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("retry later"));
+    // Six seconds later the bucket holds 8 again.
+    now.store(6_000, Ordering::Relaxed);
+    assert_eq!(
+        post(&s, Some(&token), Some("b"), None, eight).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(stored(&s), 16);
+    assert_eq!(
+        s.state
+            .counters
+            .refused_rate_limited
+            .load(Ordering::Relaxed),
+        1
+    );
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let s = setup(Limits::default());
+    let _ = post(&s, None, Some("b"), None, LINE.as_bytes().to_vec()).await;
+    let _ = post(
+        &s,
+        Some(&s.token),
+        Some("b"),
+        None,
+        LINE.as_bytes().to_vec(),
+    )
+    .await;
+    let resp = app(s.state.clone())
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains("scanwatch_events_accepted_total 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("scanwatch_requests_refused_total{reason=\"unauthorized\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE scanwatch_batches_accepted_total counter"),
+        "{text}"
+    );
 }
