@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use scanwatch_event::Timestamp;
 use scanwatch_store::sqlite::SqliteStore;
-use scanwatch_store::Store;
+use scanwatch_store::{Role, Store};
 
 /// Default data directory (relative to the working directory).
 pub const DEFAULT_DATA_DIR: &str = "scanwatch-data";
@@ -23,6 +23,22 @@ pub enum AdminCommand {
     /// Manage sensors: the hosts allowed to submit events.
     #[command(subcommand)]
     Sensor(SensorCommand),
+    /// Manage API tokens: scripts and people reading the API.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token and print it (shown once; only a hash is stored).
+    Add {
+        name: String,
+        /// analyst: read endpoints; admin: also endpoints that change state.
+        #[arg(long, value_parser = ["analyst", "admin"])]
+        role: String,
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+    },
 }
 
 #[derive(Clone, Debug, clap::Subcommand)]
@@ -87,6 +103,18 @@ pub fn run(args: &AdminArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
                         .map_or_else(|| "never".to_string(), |t| t.to_rfc3339())
                 )?;
             }
+        }
+        AdminCommand::Token(TokenCommand::Add { name, role, data }) => {
+            let role = Role::parse(role)
+                .ok_or_else(|| anyhow::anyhow!("role must be analyst or admin"))?;
+            let mut store = SqliteStore::open(data)?;
+            let token = store.add_api_token(name, role, now())?;
+            writeln!(out, "{token}")?;
+            writeln!(
+                err,
+                "{} token {name:?} added; keep the token above: it is not shown again",
+                role.name()
+            )?;
         }
         AdminCommand::Sensor(SensorCommand::Revoke { name, data }) => {
             let mut store = SqliteStore::open(data)?;

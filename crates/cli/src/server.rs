@@ -43,18 +43,26 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
     let store = SqliteStore::open(&args.data)?;
     let replay = store.events_between(Timestamp(i64::MIN), Timestamp(i64::MAX))?;
     let mut pipeline = Pipeline::new(cfg);
-    pipeline.set_emit_windows(false);
+    pipeline.set_emit_windows(true);
     let state = AppState::new(
         Box::new(store),
         pipeline,
         Limits::default(),
         Arc::new(wall_clock),
     );
-    // Replay in stored time order, sensor by sensor name.
-    for (sensor, event) in &replay {
+    // Replay in stored time order, in runs of events of the same sensor.
+    let mut i = 0;
+    while i < replay.len() {
+        let sensor = &replay[i].0;
+        let run: Vec<_> = replay[i..]
+            .iter()
+            .take_while(|(s, _)| s == sensor)
+            .map(|(_, e)| e.clone())
+            .collect();
+        i += run.len();
         state
-            .feed(sensor, std::slice::from_ref(event))
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            .feed(sensor, &run)
+            .map_err(|e| anyhow::anyhow!("replay failed: {e:?}"))?;
     }
     writeln!(
         err,

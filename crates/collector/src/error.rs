@@ -7,8 +7,14 @@ use axum::Json;
 
 #[derive(Debug)]
 pub enum AppError {
-    /// Missing, unknown or revoked token.
+    /// Missing, unknown or revoked sensor token.
     Unauthorized,
+    /// Missing, unknown or revoked API token.
+    UnauthorizedApi,
+    /// A valid API token without the role the endpoint needs.
+    Forbidden(String),
+    /// No such resource.
+    NotFound(String),
     /// Malformed request: bad header, bad line, not UTF-8, bad gzip.
     BadRequest(String),
     /// A size limit was exceeded.
@@ -45,6 +51,12 @@ impl IntoResponse for AppError {
                 StatusCode::UNAUTHORIZED,
                 "missing, unknown or revoked sensor token".to_string(),
             ),
+            AppError::UnauthorizedApi => (
+                StatusCode::UNAUTHORIZED,
+                "missing, unknown or revoked API token".to_string(),
+            ),
+            AppError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
+            AppError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             AppError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
             AppError::UnsupportedEncoding(e) => (

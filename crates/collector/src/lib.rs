@@ -5,6 +5,7 @@
 //!
 //! Built as `fn app(state) -> Router` so tests drive it with `oneshot`, no socket.
 
+mod api;
 mod error;
 
 use std::io::Read;
@@ -17,10 +18,10 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use scanwatch_aggregate::sensor_key;
-use scanwatch_detect::Alert;
+use scanwatch_alert::{alert_json, window_json};
 use scanwatch_event::{Event, Timestamp, WireEvent};
 use scanwatch_pipeline::{Output, Pipeline};
-use scanwatch_store::{BatchOutcome, Store};
+use scanwatch_store::{AlertRow, BatchOutcome, Store, WindowRow};
 use serde::Serialize;
 
 pub use error::AppError;
@@ -146,9 +147,6 @@ pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 pub struct AppState {
     pub store: Arc<Mutex<Box<dyn Store>>>,
     pub pipeline: Arc<Mutex<Pipeline>>,
-    /// Warnings raised since start (the server replays stored events at start, so
-    /// this is the full picture of the retained history).
-    pub alerts: Arc<Mutex<Vec<Alert>>>,
     pub limits: Limits,
     pub counters: Arc<Counters>,
     pub clock: Clock,
@@ -165,7 +163,6 @@ impl AppState {
         AppState {
             store: Arc::new(Mutex::new(store)),
             pipeline: Arc::new(Mutex::new(pipeline)),
-            alerts: Arc::new(Mutex::new(Vec::new())),
             limits,
             counters: Arc::new(Counters::default()),
             clock,
@@ -176,7 +173,8 @@ impl AppState {
     /// Feeds events of one sensor to the pipeline and keeps the warnings it raises.
     pub fn feed(&self, sensor: &str, events: &[Event]) -> Result<(), AppError> {
         let key = sensor_key(sensor);
-        let mut new_alerts = Vec::new();
+        let mut windows = Vec::new();
+        let mut alerts = Vec::new();
         {
             let mut p = self
                 .pipeline
@@ -186,20 +184,49 @@ impl AppState {
             for e in events {
                 p.push(key, e);
             }
-            p.drain(&mut |o| {
-                if let Output::Alert(a) = o {
-                    new_alerts.push(*a);
-                }
+            p.drain(&mut |o| match o {
+                Output::Window(w) => windows.extend(w.window.cells.iter().map(|c| {
+                    WindowRow {
+                        window_start: w.window.start,
+                        window_end: w.window.end,
+                        proto: c.proto.number(),
+                        port: c.port,
+                        events: c.events,
+                        sources: c.sources,
+                        sensors: c.sensors,
+                        targets: c.targets,
+                        top_sources_json: serde_json::to_string(
+                            &window_json(w.window.start, w.window.end, c).top_sources,
+                        )
+                        .unwrap_or_else(|_| "[]".into()),
+                    }
+                })),
+                Output::Alert(a) => alerts.push(*a),
             });
+        }
+        if windows.is_empty() && alerts.is_empty() {
+            return Ok(());
         }
         self.counters
             .alerts_raised
-            .fetch_add(new_alerts.len() as u64, Ordering::Relaxed);
-        if !new_alerts.is_empty() {
-            self.alerts
-                .lock()
-                .map_err(|_| AppError::internal("alerts lock poisoned"))?
-                .extend(new_alerts);
+            .fetch_add(alerts.len() as u64, Ordering::Relaxed);
+        let mut store = self
+            .store
+            .lock()
+            .map_err(|_| AppError::internal("store lock poisoned"))?;
+        store.put_windows(&windows)?;
+        for a in &alerts {
+            let json = serde_json::to_string(&alert_json(a))
+                .map_err(|e| AppError::internal(e.to_string()))?;
+            store.put_alert(&AlertRow {
+                id: 0,
+                kind: a.kind.name().to_string(),
+                proto: a.proto.number(),
+                port: a.port,
+                window_start: a.window_start,
+                severity_rank: a.severity as u8,
+                json,
+            })?;
         }
         Ok(())
     }
@@ -210,6 +237,13 @@ pub fn app(state: AppState) -> Router {
     let body_limit = state.limits.max_body_bytes;
     Router::new()
         .route("/api/v1/events", post(ingest))
+        .route("/api/v1/alerts", get(api::alerts))
+        .route("/api/v1/alerts/{id}", get(api::alert))
+        .route("/api/v1/sensors", get(api::sensors))
+        .route(
+            "/api/v1/ports/{proto}/{port}/history",
+            get(api::port_history),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_limit))
@@ -255,7 +289,16 @@ fn valid_batch_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b':'))
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// Runs blocking store work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AppError> + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AppError::internal(e.to_string()))?
+}
+
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
@@ -328,7 +371,12 @@ async fn ingest(
         Err(AppError::BadRequest(_)) => c.refused_malformed.fetch_add(1, Ordering::Relaxed),
         Err(AppError::UnsupportedEncoding(_)) => c.refused_encoding.fetch_add(1, Ordering::Relaxed),
         Err(AppError::RateLimited(_)) => c.refused_rate_limited.fetch_add(1, Ordering::Relaxed),
-        Err(AppError::Internal(_)) => 0,
+        Err(
+            AppError::Internal(_)
+            | AppError::UnauthorizedApi
+            | AppError::Forbidden(_)
+            | AppError::NotFound(_),
+        ) => 0,
     };
     r.map(Json)
 }
@@ -410,7 +458,10 @@ async fn ingest_inner(
         BatchOutcome::Accepted { events: n } => {
             // Durable first, then counted: a crash here loses nothing, and the
             // server replays stored events into the pipeline at start.
-            st.feed(&sensor, &events)?;
+            let st2 = st.clone();
+            tokio::task::spawn_blocking(move || st2.feed(&sensor, &events))
+                .await
+                .map_err(|e| AppError::internal(e.to_string()))??;
             Ok(IngestReply {
                 batch,
                 accepted: n,

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 /// Version of the persisted schema (SQLite `user_version`).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Errors of a store. Messages are lowercase with no trailing period.
 #[derive(Debug, Error)]
@@ -27,6 +27,8 @@ pub enum StoreError {
     SchemaVersion { found: u32 },
     #[error("a sensor named {0:?} already exists")]
     SensorExists(String),
+    #[error("an API token named {0:?} already exists")]
+    TokenExists(String),
     #[error("no sensor named {0:?}")]
     NoSuchSensor(String),
     #[error("invalid sensor name {0:?}: use 1-64 letters, digits, '.', '_' or '-'")]
@@ -45,6 +47,60 @@ pub struct SensorRecord {
     pub last_seen: Option<Timestamp>,
     pub batches: u64,
     pub events: u64,
+}
+
+/// Roles of API tokens: analysts read, admins also change state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Analyst,
+    Admin,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Analyst => "analyst",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "analyst" => Some(Role::Analyst),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// One (window, protocol, port) cell as stored for queries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowRow {
+    pub window_start: Timestamp,
+    pub window_end: Timestamp,
+    /// Protocol number (6 tcp, 17 udp).
+    pub proto: u8,
+    pub port: u16,
+    pub events: u64,
+    pub sources: u64,
+    pub sensors: u64,
+    pub targets: u64,
+    /// `[{"ip":…,"events":…}]`, as the API returns it.
+    pub top_sources_json: String,
+}
+
+/// A stored warning: indexed columns plus its JSON (`docs/json-schema.md`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertRow {
+    /// Assigned by the store.
+    pub id: i64,
+    pub kind: String,
+    pub proto: u8,
+    pub port: u16,
+    pub window_start: Timestamp,
+    /// 0 info … 4 critical.
+    pub severity_rank: u8,
+    pub json: String,
 }
 
 /// What committing a batch did.
@@ -103,6 +159,37 @@ pub trait Store: Send {
         events: &[Event],
         received: Timestamp,
     ) -> Result<BatchOutcome, StoreError>;
+    /// Stores closed windows; a window stored again (a replay) replaces the old row.
+    fn put_windows(&mut self, rows: &[WindowRow]) -> Result<(), StoreError>;
+    /// Windows of one port in `[from, to)`, oldest first.
+    fn port_history(
+        &self,
+        proto: u8,
+        port: u16,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<WindowRow>, StoreError>;
+    /// Stores a warning once: the same (kind, protocol, port, window) again is ignored
+    /// (a replay raises it again). Returns its id.
+    fn put_alert(&mut self, alert: &AlertRow) -> Result<i64, StoreError>;
+    /// Warnings with window start in `[from, to)` and at least `min_severity`, most
+    /// severe first, then newest first.
+    fn alerts(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        min_severity: u8,
+    ) -> Result<Vec<AlertRow>, StoreError>;
+    fn alert(&self, id: i64) -> Result<Option<AlertRow>, StoreError>;
+    /// Creates an API token (printed once; only the hash is kept).
+    fn add_api_token(
+        &mut self,
+        name: &str,
+        role: Role,
+        now: Timestamp,
+    ) -> Result<String, StoreError>;
+    /// The (name, role) of a live API token.
+    fn authenticate_api(&self, token: &str) -> Result<Option<(String, Role)>, StoreError>;
     /// Raw events with event time in `[from, to)`, in time order, with their sensor.
     fn events_between(
         &self,

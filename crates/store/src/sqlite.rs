@@ -9,8 +9,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
 
 use crate::{
-    hash_token, new_token, valid_sensor_name, BatchOutcome, SensorRecord, Store, StoreError,
-    SCHEMA_VERSION,
+    hash_token, new_token, valid_sensor_name, AlertRow, BatchOutcome, Role, SensorRecord, Store,
+    StoreError, WindowRow, SCHEMA_VERSION,
 };
 
 /// The database file inside the data directory.
@@ -49,6 +49,42 @@ CREATE TABLE events (
     count     INTEGER NOT NULL
 );
 CREATE INDEX events_by_time ON events(time_ms);
+";
+
+/// Version 2 added windows, alerts and API tokens.
+const SCHEMA_V2: &str = "
+CREATE TABLE windows (
+    window_start_ms INTEGER NOT NULL,
+    window_end_ms   INTEGER NOT NULL,
+    proto           INTEGER NOT NULL,
+    port            INTEGER NOT NULL,
+    events          INTEGER NOT NULL,
+    sources         INTEGER NOT NULL,
+    sensors         INTEGER NOT NULL,
+    targets         INTEGER NOT NULL,
+    top_sources     TEXT    NOT NULL,
+    PRIMARY KEY (proto, port, window_start_ms)
+) WITHOUT ROWID;
+CREATE INDEX windows_by_time ON windows(window_start_ms);
+CREATE TABLE alerts (
+    id              INTEGER PRIMARY KEY,
+    kind            TEXT    NOT NULL,
+    proto           INTEGER NOT NULL,
+    port            INTEGER NOT NULL,
+    window_start_ms INTEGER NOT NULL,
+    severity        INTEGER NOT NULL,
+    json            TEXT    NOT NULL,
+    UNIQUE (kind, proto, port, window_start_ms)
+);
+CREATE INDEX alerts_by_time ON alerts(window_start_ms);
+CREATE TABLE api_tokens (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT    NOT NULL UNIQUE,
+    role       TEXT    NOT NULL,
+    token_hash TEXT    NOT NULL UNIQUE,
+    created_ms INTEGER NOT NULL,
+    revoked    INTEGER NOT NULL DEFAULT 0
+);
 ";
 
 /// SQLite behind the [`Store`] trait.
@@ -109,9 +145,13 @@ impl SqliteStore {
         match version {
             0 => {
                 conn.execute_batch(&format!(
-                    "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                    "BEGIN; {SCHEMA} {SCHEMA_V2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
                 ))?;
             }
+            // Migration from version 1: add the tables of version 2.
+            1 => conn.execute_batch(&format!(
+                "BEGIN; {SCHEMA_V2} PRAGMA user_version = 2; COMMIT;"
+            ))?,
             SCHEMA_VERSION => {}
             found => return Err(StoreError::SchemaVersion { found }),
         }
@@ -133,7 +173,148 @@ impl SqliteStore {
     }
 }
 
+fn window_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WindowRow> {
+    Ok(WindowRow {
+        window_start: Timestamp(r.get(0)?),
+        window_end: Timestamp(r.get(1)?),
+        proto: r.get(2)?,
+        port: r.get(3)?,
+        events: r.get::<_, i64>(4)? as u64,
+        sources: r.get::<_, i64>(5)? as u64,
+        sensors: r.get::<_, i64>(6)? as u64,
+        targets: r.get::<_, i64>(7)? as u64,
+        top_sources_json: r.get(8)?,
+    })
+}
+
+fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRow> {
+    Ok(AlertRow {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        proto: r.get(2)?,
+        port: r.get(3)?,
+        window_start: Timestamp(r.get(4)?),
+        severity_rank: r.get(5)?,
+        json: r.get(6)?,
+    })
+}
+
+const ALERT_COLUMNS: &str = "id, kind, proto, port, window_start_ms, severity, json";
+
 impl Store for SqliteStore {
+    fn put_windows(&mut self, rows: &[WindowRow]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO windows (window_start_ms, window_end_ms, proto, port, events, sources, sensors, targets, top_sources)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for w in rows {
+                st.execute(params![
+                    w.window_start.0,
+                    w.window_end.0,
+                    w.proto,
+                    w.port,
+                    w.events as i64,
+                    w.sources as i64,
+                    w.sensors as i64,
+                    w.targets as i64,
+                    w.top_sources_json
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn port_history(
+        &self,
+        proto: u8,
+        port: u16,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<WindowRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT window_start_ms, window_end_ms, proto, port, events, sources, sensors, targets, top_sources FROM windows
+             WHERE proto = ?1 AND port = ?2 AND window_start_ms >= ?3 AND window_start_ms < ?4 ORDER BY window_start_ms",
+        )?;
+        let rows = st.query_map(params![proto, port, from.0, to.0], window_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn put_alert(&mut self, a: &AlertRow) -> Result<i64, StoreError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO alerts (kind, proto, port, window_start_ms, severity, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![a.kind, a.proto, a.port, a.window_start.0, a.severity_rank, a.json],
+        )?;
+        Ok(self.conn.query_row(
+            "SELECT id FROM alerts WHERE kind = ?1 AND proto = ?2 AND port = ?3 AND window_start_ms = ?4",
+            params![a.kind, a.proto, a.port, a.window_start.0],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn alerts(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        min_severity: u8,
+    ) -> Result<Vec<AlertRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE window_start_ms >= ?1 AND window_start_ms < ?2 AND severity >= ?3
+             ORDER BY severity DESC, window_start_ms DESC, id"
+        ))?;
+        let rows = st.query_map(params![from.0, to.0, min_severity], alert_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn alert(&self, id: i64) -> Result<Option<AlertRow>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"),
+                [id],
+                alert_row,
+            )
+            .optional()?)
+    }
+
+    fn add_api_token(
+        &mut self,
+        name: &str,
+        role: Role,
+        now: Timestamp,
+    ) -> Result<String, StoreError> {
+        if !valid_sensor_name(name) {
+            return Err(StoreError::InvalidName(name.to_string()));
+        }
+        let token = new_token()?;
+        match self.conn.execute(
+            "INSERT INTO api_tokens (name, role, token_hash, created_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![name, role.name(), hash_token(&token), now.0],
+        ) {
+            Ok(_) => Ok(token),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::TokenExists(name.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn authenticate_api(&self, token: &str) -> Result<Option<(String, Role)>, StoreError> {
+        let row: Option<(String, String)> = self
+            .conn
+            .query_row(
+                "SELECT name, role FROM api_tokens WHERE token_hash = ?1 AND revoked = 0",
+                [hash_token(token)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row.and_then(|(n, r)| Role::parse(&r).map(|r| (n, r))))
+    }
+
     fn add_sensor(&mut self, name: &str, now: Timestamp) -> Result<String, StoreError> {
         if !valid_sensor_name(name) {
             return Err(StoreError::InvalidName(name.to_string()));

@@ -106,6 +106,26 @@ fn batches_count_once_and_events_round_trip() {
 }
 
 #[test]
+fn version_1_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    s.add_sensor("fw-1", Timestamp(0)).unwrap();
+    drop(s);
+    let conn = rusqlite::Connection::open(dir.path().join("scanwatch.db")).unwrap();
+    conn.execute_batch(
+        "DROP TABLE windows; DROP TABLE alerts; DROP TABLE api_tokens; PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(conn);
+    let s = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(s.sensors().unwrap().len(), 1, "data of version 1 is kept");
+    assert!(s
+        .alerts(Timestamp(i64::MIN), Timestamp(i64::MAX), 0)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
 fn a_newer_schema_is_refused_not_overwritten() {
     let dir = tempfile::tempdir().unwrap();
     drop(SqliteStore::open(dir.path()).unwrap());
@@ -114,4 +134,82 @@ fn a_newer_schema_is_refused_not_overwritten() {
     drop(conn);
     let err = SqliteStore::open(dir.path()).unwrap_err();
     assert!(err.to_string().contains("schema version 99"), "{err}");
+}
+
+#[test]
+fn windows_alerts_and_api_tokens() {
+    use scanwatch_store::{AlertRow, Role, WindowRow};
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    let w = |start: i64, events: u64| WindowRow {
+        window_start: Timestamp(start),
+        window_end: Timestamp(start + 3_600_000),
+        proto: 6,
+        port: 1025,
+        events,
+        sources: 3,
+        sensors: 2,
+        targets: 1,
+        top_sources_json: "[]".into(),
+    };
+    s.put_windows(&[w(0, 5), w(3_600_000, 7)]).unwrap();
+    s.put_windows(&[w(3_600_000, 9)]).unwrap(); // a replay replaces
+    let h = s
+        .port_history(6, 1025, Timestamp(0), Timestamp(10_000_000))
+        .unwrap();
+    assert_eq!(h.iter().map(|r| r.events).collect::<Vec<_>>(), vec![5, 9]);
+    assert!(s
+        .port_history(17, 1025, Timestamp(0), Timestamp(10_000_000))
+        .unwrap()
+        .is_empty());
+
+    let a = |start: i64, sev: u8| AlertRow {
+        id: 0,
+        kind: "surge".into(),
+        proto: 6,
+        port: 1025,
+        window_start: Timestamp(start),
+        severity_rank: sev,
+        json: format!("{{\"start\":{start}}}"),
+    };
+    let id1 = s.put_alert(&a(0, 2)).unwrap();
+    let id2 = s.put_alert(&a(3_600_000, 4)).unwrap();
+    assert_eq!(
+        s.put_alert(&a(0, 2)).unwrap(),
+        id1,
+        "the same warning again is not a new one"
+    );
+    let all = s
+        .alerts(Timestamp(i64::MIN), Timestamp(i64::MAX), 0)
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![id2, id1],
+        "most severe first"
+    );
+    assert_eq!(
+        s.alerts(Timestamp(i64::MIN), Timestamp(i64::MAX), 3)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(s.alert(id1).unwrap().unwrap().json, "{\"start\":0}");
+    assert!(s.alert(999).unwrap().is_none());
+
+    let t = s
+        .add_api_token("alice", Role::Analyst, Timestamp(0))
+        .unwrap();
+    assert_eq!(
+        s.authenticate_api(&t).unwrap(),
+        Some(("alice".to_string(), Role::Analyst))
+    );
+    assert!(matches!(
+        s.add_api_token("alice", Role::Admin, Timestamp(0)),
+        Err(StoreError::TokenExists(_))
+    ));
+    assert_eq!(s.authenticate_api("swt_x").unwrap(), None);
+    // Sensor tokens are not API tokens and the other way round.
+    let sensor = s.add_sensor("fw-1", Timestamp(0)).unwrap();
+    assert_eq!(s.authenticate_api(&sensor).unwrap(), None);
+    assert_eq!(s.authenticate_sensor(&t).unwrap(), None);
 }

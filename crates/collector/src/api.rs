@@ -1,0 +1,219 @@
+//! The read API for analysts and scripts: warnings, sensors and one port's history,
+//! with the same JSON field names as `analyze --json`. Every endpoint needs an API
+//! token (`scanwatch admin token add`) as `Authorization: Bearer`; sensor tokens are
+//! not accepted here.
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use scanwatch_event::{parse_rfc3339, Protocol, Timestamp};
+use scanwatch_store::Role;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{bearer, blocking, AppError, AppState};
+
+/// Checks the API token; returns its name and role.
+async fn authorize(
+    st: &AppState,
+    headers: &HeaderMap,
+    need: Role,
+) -> Result<(String, Role), AppError> {
+    let token = bearer(headers)
+        .ok_or(AppError::UnauthorizedApi)?
+        .to_string();
+    let store = st.store.clone();
+    let who = blocking(move || {
+        store
+            .lock()
+            .map_err(|_| AppError::internal("store lock poisoned"))?
+            .authenticate_api(&token)
+            .map_err(AppError::from)
+    })
+    .await?
+    .ok_or(AppError::UnauthorizedApi)?;
+    if who.1 < need {
+        return Err(AppError::Forbidden(format!(
+            "this needs the {} role",
+            need.name()
+        )));
+    }
+    Ok(who)
+}
+
+fn time_param(name: &str, v: &Option<String>, default: i64) -> Result<Timestamp, AppError> {
+    match v {
+        None => Ok(Timestamp(default)),
+        Some(s) => parse_rfc3339(s).ok_or_else(|| {
+            AppError::BadRequest(format!(
+                "{name} must be an RFC 3339 time such as 2026-11-26T10:00:00Z"
+            ))
+        }),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsQuery {
+    from: Option<String>,
+    to: Option<String>,
+    min_severity: Option<String>,
+}
+
+fn with_id(id: i64, json: &str) -> Result<Value, AppError> {
+    let mut v: Value = serde_json::from_str(json).map_err(|e| AppError::internal(e.to_string()))?;
+    if let Value::Object(m) = &mut v {
+        m.insert("id".into(), Value::from(id));
+    }
+    Ok(v)
+}
+
+/// `GET /api/v1/alerts?from=&to=&min_severity=`: most severe first, then newest.
+pub async fn alerts(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<AlertsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<Value>>, AppError> {
+    authorize(&st, &headers, Role::Analyst).await?;
+    let Query(q) = q.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let from = time_param("from", &q.from, i64::MIN)?;
+    let to = time_param("to", &q.to, i64::MAX)?;
+    let min = match q.min_severity.as_deref() {
+        None => 0,
+        Some(s) => scanwatch_detect::Severity::parse(s).ok_or_else(|| {
+            AppError::BadRequest("min_severity must be info, low, medium, high or critical".into())
+        })? as u8,
+    };
+    let store = st.store.clone();
+    let rows = blocking(move || {
+        store
+            .lock()
+            .map_err(|_| AppError::internal("store lock poisoned"))?
+            .alerts(from, to, min)
+            .map_err(AppError::from)
+    })
+    .await?;
+    rows.iter()
+        .map(|r| with_id(r.id, &r.json))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Json)
+}
+
+/// `GET /api/v1/alerts/{id}`.
+pub async fn alert(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    authorize(&st, &headers, Role::Analyst).await?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| AppError::BadRequest("alert id must be a number".into()))?;
+    let store = st.store.clone();
+    let row = blocking(move || {
+        store
+            .lock()
+            .map_err(|_| AppError::internal("store lock poisoned"))?
+            .alert(id)
+            .map_err(AppError::from)
+    })
+    .await?
+    .ok_or_else(|| AppError::NotFound(format!("no alert {id}")))?;
+    with_id(row.id, &row.json).map(Json)
+}
+
+#[derive(Debug, Serialize)]
+pub struct SensorJson {
+    name: String,
+    state: &'static str,
+    created: String,
+    last_seen: Option<String>,
+    batches: u64,
+    events: u64,
+}
+
+/// `GET /api/v1/sensors`.
+pub async fn sensors(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<SensorJson>>, AppError> {
+    authorize(&st, &headers, Role::Analyst).await?;
+    let store = st.store.clone();
+    let rows = blocking(move || {
+        store
+            .lock()
+            .map_err(|_| AppError::internal("store lock poisoned"))?
+            .sensors()
+            .map_err(AppError::from)
+    })
+    .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|s| SensorJson {
+                name: s.name,
+                state: if s.revoked { "revoked" } else { "active" },
+                created: s.created.to_rfc3339(),
+                last_seen: s.last_seen.map(Timestamp::to_rfc3339),
+                batches: s.batches,
+                events: s.events,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// `GET /api/v1/ports/{tcp|udp}/{port}/history?from=&to=`: one `window` object per
+/// window the port was seen in, oldest first.
+pub async fn port_history(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path((proto, port)): Path<(String, String)>,
+    q: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<Value>>, AppError> {
+    authorize(&st, &headers, Role::Analyst).await?;
+    let Query(q) = q.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let proto = match proto.as_str() {
+        "tcp" => Protocol::Tcp,
+        "udp" => Protocol::Udp,
+        _ => return Err(AppError::BadRequest("protocol must be tcp or udp".into())),
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| AppError::BadRequest("port must be 0-65535".into()))?;
+    let from = time_param("from", &q.from, i64::MIN)?;
+    let to = time_param("to", &q.to, i64::MAX)?;
+    let store = st.store.clone();
+    let rows = blocking(move || {
+        store
+            .lock()
+            .map_err(|_| AppError::internal("store lock poisoned"))?
+            .port_history(proto.number(), port, from, to)
+            .map_err(AppError::from)
+    })
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let top: Value = serde_json::from_str(&r.top_sources_json)
+                .map_err(|e| AppError::internal(e.to_string()))?;
+            Ok(serde_json::json!({
+                "type": "window",
+                "protocol": proto.name(),
+                "port": r.port,
+                "window_start": r.window_start.to_rfc3339(),
+                "window_end": r.window_end.to_rfc3339(),
+                "events": r.events,
+                "sources": r.sources,
+                "sensors": r.sensors,
+                "targets": r.targets,
+                "top_sources": top,
+            }))
+        })
+        .collect::<Result<Vec<_>, AppError>>()
+        .map(Json)
+}

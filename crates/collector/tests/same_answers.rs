@@ -1,0 +1,195 @@
+//! The centre gives the same warnings as `analyze`: the golden seed-surge network is
+//! submitted over the ingest API, sensor by sensor and hour by hour, and the read API
+//! then returns exactly the warnings of `testdata/seed-surge/expected.jsonl`. Also
+//! the read API's authorization and refusals.
+#![allow(clippy::unwrap_used)] // a test may panic on a broken setup
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use scanwatch_collector::{app, AppState, Limits, BATCH_HEADER};
+use scanwatch_event::{Timestamp, WireEvent};
+use scanwatch_pipeline::{Pipeline, PipelineConfig};
+use scanwatch_store::sqlite::SqliteStore;
+use scanwatch_store::{Role, Store};
+use serde_json::Value;
+use tower::ServiceExt;
+
+async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, Value) {
+    let resp = app(state.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn get(path: &str, token: Option<&str>) -> Request<Body> {
+    let mut r = Request::get(path);
+    if let Some(t) = token {
+        r = r.header("authorization", format!("Bearer {t}"));
+    }
+    r.body(Body::empty()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_warnings_equal_analyze_warnings() {
+    let sc = scanwatch_simulate::golden_cases()
+        .into_iter()
+        .find(|c| c.name == "seed-surge")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let tokens: Vec<String> = (0..sc.sensors)
+        .map(|i| store.add_sensor(&sc.sensor_name(i), Timestamp(0)).unwrap())
+        .collect();
+    let analyst = store
+        .add_api_token("alice", Role::Analyst, Timestamp(0))
+        .unwrap();
+    // As the golden case's args: --window 1h --history 2d (other settings default).
+    let mut pipeline = Pipeline::new(PipelineConfig::new(3_600_000, 2 * 86_400_000));
+    pipeline.set_emit_windows(true);
+    let state = AppState::new(
+        Box::new(store),
+        pipeline,
+        Limits::default(),
+        Arc::new(|| Timestamp(0)),
+    );
+
+    for (h, hour) in sc.generator().enumerate() {
+        for s in 0..sc.sensors {
+            let name = sc.sensor_name(s);
+            let body: String = hour
+                .iter()
+                .filter(|(i, _)| *i == s)
+                .map(|(_, e)| WireEvent::from_event(e, Some(&name)).to_line() + "\n")
+                .collect();
+            if body.is_empty() {
+                continue;
+            }
+            let req = Request::post("/api/v1/events")
+                .header("authorization", format!("Bearer {}", tokens[s as usize]))
+                .header(BATCH_HEADER, format!("{name}-{h}"))
+                .body(Body::from(body))
+                .unwrap();
+            let (st, v) = call(&state, req).await;
+            assert_eq!(st, StatusCode::OK, "{v}");
+        }
+    }
+
+    let (st, got) = call(&state, get("/api/v1/alerts", Some(&analyst))).await;
+    assert_eq!(st, StatusCode::OK, "{got}");
+    let mut got: Vec<Value> = got.as_array().unwrap().clone();
+    for g in &mut got {
+        g.as_object_mut().unwrap().remove("id");
+    }
+    let expected_text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/seed-surge/expected.jsonl"
+    ))
+    .unwrap();
+    let mut expected: Vec<Value> = expected_text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["type"] == "alert")
+        .collect();
+    let key = |v: &Value| {
+        (
+            v["window_start"].as_str().unwrap().to_string(),
+            v["port"].as_u64().unwrap(),
+        )
+    };
+    got.sort_by_key(key);
+    expected.sort_by_key(key);
+    assert_eq!(got.len(), expected.len());
+    for (g, e) in got.iter().zip(&expected) {
+        assert_eq!(g, e, "the server's warning differs from analyze's");
+    }
+
+    // One port's history, as `window` objects.
+    let (st, hist) = call(
+        &state,
+        get(
+            "/api/v1/ports/tcp/1025/history?from=2026-11-19T10:00:00Z&to=2026-11-19T11:00:00Z",
+            Some(&analyst),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{hist}");
+    let onset = &hist.as_array().unwrap()[0];
+    assert_eq!(onset["window_start"], "2026-11-19T10:00:00Z");
+    let golden_onset = expected
+        .iter()
+        .find(|e| e["window_start"] == "2026-11-19T10:00:00Z")
+        .unwrap();
+    assert_eq!(onset["sources"], golden_onset["sources"]);
+    assert_eq!(onset["events"], golden_onset["events"]);
+
+    // One alert by id; sensors.
+    let (_, all) = call(
+        &state,
+        get("/api/v1/alerts?min_severity=critical", Some(&analyst)),
+    )
+    .await;
+    let id = all[0]["id"].as_i64().unwrap();
+    let (st, one) = call(&state, get(&format!("/api/v1/alerts/{id}"), Some(&analyst))).await;
+    assert_eq!(
+        (st, one["severity"].as_str()),
+        (StatusCode::OK, Some("critical"))
+    );
+    let (st, sensors) = call(&state, get("/api/v1/sensors", Some(&analyst))).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(sensors.as_array().unwrap().len(), sc.sensors as usize);
+
+    // Refusals of the read API.
+    for (path, token, want) in [
+        ("/api/v1/alerts", None, StatusCode::UNAUTHORIZED),
+        (
+            "/api/v1/alerts",
+            Some(tokens[0].as_str()),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "/api/v1/alerts?from=yesterday",
+            Some(analyst.as_str()),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/v1/alerts?min_severity=huge",
+            Some(analyst.as_str()),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/v1/alerts?bogus=1",
+            Some(analyst.as_str()),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/v1/alerts/999999",
+            Some(analyst.as_str()),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/api/v1/alerts/x",
+            Some(analyst.as_str()),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/v1/ports/sctp/1/history",
+            Some(analyst.as_str()),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/v1/ports/tcp/70000/history",
+            Some(analyst.as_str()),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (st, v) = call(&state, get(path, token)).await;
+        assert_eq!(st, want, "{path}: {v}");
+        assert!(v["error"].is_string(), "{path}: JSON error body: {v}");
+    }
+}
