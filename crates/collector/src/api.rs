@@ -217,3 +217,116 @@ pub async fn port_history(
         .collect::<Result<Vec<_>, AppError>>()
         .map(Json)
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopQuery {
+    by: Option<String>,
+    limit: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+fn proto_name(n: u8) -> String {
+    Protocol::from_number(n).name().into_owned()
+}
+
+/// `GET /api/v1/topports?by=events|sources|sensors&limit=N&from=&to=`, like the
+/// Internet Storm Center's top ports; distinct counts are exact over the range.
+pub async fn topports(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<TopQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<Value>>, AppError> {
+    authorize(&st, &headers, Role::Analyst).await?;
+    let Query(q) = q.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let by = match q.by.as_deref().unwrap_or("events") {
+        "events" => scanwatch_store::TopBy::Events,
+        "sources" => scanwatch_store::TopBy::Sources,
+        "sensors" => scanwatch_store::TopBy::Sensors,
+        _ => {
+            return Err(AppError::BadRequest(
+                "by must be events, sources or sensors".into(),
+            ))
+        }
+    };
+    let limit: usize = match &q.limit {
+        None => 10,
+        Some(l) => l
+            .parse()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| AppError::BadRequest("limit must be 1-1000".into()))?,
+    };
+    let from = time_param("from", &q.from, i64::MIN)?;
+    let to = time_param("to", &q.to, i64::MAX)?;
+    let store = st.store.clone();
+    let rows = blocking(move || {
+        store
+            .lock()
+            .map_err(|_| AppError::internal("store lock poisoned"))?
+            .top_ports(from, to, by, limit)
+            .map_err(AppError::from)
+    })
+    .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| {
+                let proto = Protocol::from_number(r.proto);
+                serde_json::json!({
+                    "protocol": proto_name(r.proto),
+                    "port": r.port,
+                    "service": scanwatch_context::service_name(proto, r.port),
+                    "events": r.events,
+                    "sources": r.sources,
+                    "sensors": r.sensors,
+                    "targets": r.targets,
+                })
+            })
+            .collect(),
+    ))
+}
+
+/// `GET /api/v1/sources/{ip}?from=&to=`: what one source did, per port.
+pub async fn source(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(ip): Path<String>,
+    q: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, AppError> {
+    authorize(&st, &headers, Role::Analyst).await?;
+    let Query(q) = q.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let addr: std::net::IpAddr = ip
+        .parse()
+        .map_err(|_| AppError::BadRequest("not an IP address".into()))?;
+    let from = time_param("from", &q.from, i64::MIN)?;
+    let to = time_param("to", &q.to, i64::MAX)?;
+    let store = st.store.clone();
+    let rows = blocking(move || {
+        store
+            .lock()
+            .map_err(|_| AppError::internal("store lock poisoned"))?
+            .source_activity(addr, from, to)
+            .map_err(AppError::from)
+    })
+    .await?;
+    let ports: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "protocol": proto_name(r.proto),
+                "port": r.port,
+                "events": r.events,
+                "sensors": r.sensors,
+                "targets": r.targets,
+                "first_seen": r.first_seen.to_rfc3339(),
+                "last_seen": r.last_seen.to_rfc3339(),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "ip": addr,
+        "events": rows.iter().map(|r| r.events).sum::<u64>(),
+        "ports": ports,
+    })))
+}

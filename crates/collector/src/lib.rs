@@ -240,6 +240,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/alerts", get(api::alerts))
         .route("/api/v1/alerts/{id}", get(api::alert))
         .route("/api/v1/sensors", get(api::sensors))
+        .route("/api/v1/topports", get(api::topports))
+        .route("/api/v1/sources/{ip}", get(api::source))
         .route(
             "/api/v1/ports/{proto}/{port}/history",
             get(api::port_history),

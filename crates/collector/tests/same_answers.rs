@@ -144,6 +144,37 @@ async fn server_warnings_equal_analyze_warnings() {
     assert_eq!(st, StatusCode::OK);
     assert_eq!(sensors.as_array().unwrap().len(), sc.sensors as usize);
 
+    // Top ports over the surge day: TCP/1025 has the most sources; exact counts.
+    let (st, top) = call(
+        &state,
+        get(
+            "/api/v1/topports?by=sources&limit=3&from=2026-11-19T00:00:00Z&to=2026-11-20T00:00:00Z",
+            Some(&analyst),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{top}");
+    let top = top.as_array().unwrap();
+    assert_eq!(top.len(), 3);
+    assert_eq!(
+        (top[0]["protocol"].as_str(), top[0]["port"].as_u64()),
+        (Some("tcp"), Some(1025))
+    );
+    assert!(top[0]["sources"].as_u64().unwrap() > 500, "{}", top[0]);
+    // What one of the surge's top sources did.
+    let ip = golden_onset["top_sources"][0]["ip"].as_str().unwrap();
+    let (st, src) = call(
+        &state,
+        get(&format!("/api/v1/sources/{ip}"), Some(&analyst)),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{src}");
+    assert_eq!(src["ports"][0]["port"], 1025);
+    assert!(
+        src["events"].as_u64().unwrap()
+            >= golden_onset["top_sources"][0]["events"].as_u64().unwrap()
+    );
+
     // Refusals of the read API.
     for (path, token, want) in [
         ("/api/v1/alerts", None, StatusCode::UNAUTHORIZED),

@@ -103,6 +103,37 @@ pub struct AlertRow {
     pub json: String,
 }
 
+/// What `top_ports` ranks by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TopBy {
+    Events,
+    Sources,
+    Sensors,
+}
+
+/// Totals of one port over a time range (exact distinct counts).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortTotals {
+    pub proto: u8,
+    pub port: u16,
+    pub events: u64,
+    pub sources: u64,
+    pub sensors: u64,
+    pub targets: u64,
+}
+
+/// What one source did on one port over a time range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourcePort {
+    pub proto: u8,
+    pub port: u16,
+    pub events: u64,
+    pub sensors: u64,
+    pub targets: u64,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+}
+
 /// What committing a batch did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BatchOutcome {
@@ -159,6 +190,21 @@ pub trait Store: Send {
         events: &[Event],
         received: Timestamp,
     ) -> Result<BatchOutcome, StoreError>;
+    /// The busiest ports over `[from, to)` by unsolicited traffic, at most `limit`.
+    fn top_ports(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        by: TopBy,
+        limit: usize,
+    ) -> Result<Vec<PortTotals>, StoreError>;
+    /// What one source address did over `[from, to)`, per port, busiest first.
+    fn source_activity(
+        &self,
+        src: std::net::IpAddr,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<SourcePort>, StoreError>;
     /// Stores closed windows; a window stored again (a replay) replaces the old row.
     fn put_windows(&mut self, rows: &[WindowRow]) -> Result<(), StoreError>;
     /// Windows of one port in `[from, to)`, oldest first.

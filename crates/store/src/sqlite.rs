@@ -9,8 +9,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
 
 use crate::{
-    hash_token, new_token, valid_sensor_name, AlertRow, BatchOutcome, Role, SensorRecord, Store,
-    StoreError, WindowRow, SCHEMA_VERSION,
+    hash_token, new_token, valid_sensor_name, AlertRow, BatchOutcome, PortTotals, Role,
+    SensorRecord, SourcePort, Store, StoreError, TopBy, WindowRow, SCHEMA_VERSION,
 };
 
 /// The database file inside the data directory.
@@ -53,6 +53,8 @@ CREATE INDEX events_by_time ON events(time_ms);
 
 /// Version 2 added windows, alerts and API tokens.
 const SCHEMA_V2: &str = "
+ALTER TABLE events ADD COLUMN scanned_port INTEGER;
+CREATE INDEX events_by_src ON events(src, time_ms);
 CREATE TABLE windows (
     window_start_ms INTEGER NOT NULL,
     window_end_ms   INTEGER NOT NULL,
@@ -199,9 +201,69 @@ fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRow> {
     })
 }
 
+fn port_totals(r: &rusqlite::Row<'_>) -> rusqlite::Result<PortTotals> {
+    Ok(PortTotals {
+        proto: r.get(0)?,
+        port: r.get(1)?,
+        events: r.get::<_, i64>(2)? as u64,
+        sources: r.get::<_, i64>(3)? as u64,
+        sensors: r.get::<_, i64>(4)? as u64,
+        targets: r.get::<_, i64>(5)? as u64,
+    })
+}
+
 const ALERT_COLUMNS: &str = "id, kind, proto, port, window_start_ms, severity, json";
 
 impl Store for SqliteStore {
+    fn top_ports(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        by: TopBy,
+        limit: usize,
+    ) -> Result<Vec<PortTotals>, StoreError> {
+        // Exact distinct counts over the raw events of the range (a later version
+        // answers long ranges from stored sketches instead).
+        let order = match by {
+            TopBy::Events => "events",
+            TopBy::Sources => "sources",
+            TopBy::Sensors => "sensors",
+        };
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT proto, scanned_port, SUM(count) AS events, COUNT(DISTINCT src) AS sources,
+                    COUNT(DISTINCT sensor_id) AS sensors, COUNT(DISTINCT dst) AS targets
+             FROM events WHERE time_ms >= ?1 AND time_ms < ?2 AND scanned_port IS NOT NULL
+             GROUP BY proto, scanned_port ORDER BY {order} DESC, events DESC, proto, scanned_port LIMIT ?3"
+        ))?;
+        let rows = st.query_map(params![from.0, to.0, limit as i64], port_totals)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn source_activity(
+        &self,
+        src: IpAddr,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<SourcePort>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT proto, scanned_port, SUM(count), COUNT(DISTINCT sensor_id), COUNT(DISTINCT dst), MIN(time_ms), MAX(time_ms)
+             FROM events WHERE src = ?1 AND time_ms >= ?2 AND time_ms < ?3 AND scanned_port IS NOT NULL
+             GROUP BY proto, scanned_port ORDER BY 3 DESC, proto, scanned_port",
+        )?;
+        let rows = st.query_map(params![ip_bytes(src), from.0, to.0], |r| {
+            Ok(SourcePort {
+                proto: r.get(0)?,
+                port: r.get(1)?,
+                events: r.get::<_, i64>(2)? as u64,
+                sensors: r.get::<_, i64>(3)? as u64,
+                targets: r.get::<_, i64>(4)? as u64,
+                first_seen: Timestamp(r.get(5)?),
+                last_seen: Timestamp(r.get(6)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn put_windows(&mut self, rows: &[WindowRow]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         {
@@ -391,8 +453,8 @@ impl Store for SqliteStore {
         }
         {
             let mut st = tx.prepare_cached(
-                "INSERT INTO events (time_ms, sensor_id, proto, src, dst, src_port, dst_port, flags, icmp_type, direction, action, count)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                "INSERT INTO events (time_ms, sensor_id, proto, src, dst, src_port, dst_port, flags, icmp_type, direction, action, count, scanned_port)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
             for e in events {
                 st.execute(params![
@@ -408,6 +470,7 @@ impl Store for SqliteStore {
                     direction_code(e.direction),
                     action_code(e.action),
                     i64::from(e.count),
+                    e.scanned_port().map(|(_, p)| p),
                 ])?;
             }
         }

@@ -113,7 +113,7 @@ fn version_1_is_migrated() {
     drop(s);
     let conn = rusqlite::Connection::open(dir.path().join("scanwatch.db")).unwrap();
     conn.execute_batch(
-        "DROP TABLE windows; DROP TABLE alerts; DROP TABLE api_tokens; PRAGMA user_version = 1;",
+        "DROP INDEX events_by_src; ALTER TABLE events DROP COLUMN scanned_port; DROP TABLE windows; DROP TABLE alerts; DROP TABLE api_tokens; PRAGMA user_version = 1;",
     )
     .unwrap();
     drop(conn);
@@ -212,4 +212,75 @@ fn windows_alerts_and_api_tokens() {
     let sensor = s.add_sensor("fw-1", Timestamp(0)).unwrap();
     assert_eq!(s.authenticate_api(&sensor).unwrap(), None);
     assert_eq!(s.authenticate_sensor(&t).unwrap(), None);
+}
+
+#[test]
+fn top_ports_and_source_activity_count_only_scans() {
+    use scanwatch_store::TopBy;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    s.add_sensor("a", Timestamp(0)).unwrap();
+    s.add_sensor("b", Timestamp(0)).unwrap();
+    let mut reply = ev(1_000, "192.0.2.9", 80);
+    reply.flags = TcpFlags(TcpFlags::SYN | TcpFlags::ACK);
+    s.commit_batch(
+        "a",
+        "1",
+        &[
+            ev(1_000, "192.0.2.1", 1025),
+            ev(1_500, "192.0.2.2", 1025),
+            ev(2_000, "192.0.2.1", 445),
+            reply,
+        ],
+        Timestamp(0),
+    )
+    .unwrap();
+    s.commit_batch("b", "1", &[ev(1_200, "192.0.2.1", 1025)], Timestamp(0))
+        .unwrap();
+    let top = s
+        .top_ports(Timestamp(0), Timestamp(10_000), TopBy::Sources, 10)
+        .unwrap();
+    assert_eq!(
+        top.len(),
+        2,
+        "the SYN-ACK to port 80 is not a scan: {top:?}"
+    );
+    assert_eq!(
+        (
+            top[0].port,
+            top[0].events,
+            top[0].sources,
+            top[0].sensors,
+            top[0].targets
+        ),
+        (1025, 6, 2, 2, 1)
+    );
+    assert_eq!((top[1].port, top[1].events), (445, 2));
+    assert_eq!(
+        s.top_ports(Timestamp(0), Timestamp(10_000), TopBy::Events, 1)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(s
+        .top_ports(Timestamp(5_000), Timestamp(10_000), TopBy::Events, 10)
+        .unwrap()
+        .is_empty());
+    let act = s
+        .source_activity(
+            "192.0.2.1".parse().unwrap(),
+            Timestamp(0),
+            Timestamp(10_000),
+        )
+        .unwrap();
+    assert_eq!(
+        act.iter()
+            .map(|a| (a.port, a.events, a.sensors))
+            .collect::<Vec<_>>(),
+        vec![(1025, 4, 2), (445, 2, 1)]
+    );
+    assert_eq!(
+        (act[0].first_seen, act[0].last_seen),
+        (Timestamp(1_000), Timestamp(1_200))
+    );
 }
