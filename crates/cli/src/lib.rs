@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod analyze;
+pub mod config;
 pub mod demo;
 pub mod input;
 pub mod server;

@@ -9,25 +9,59 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use scanwatch_collector::{app, AppState, Limits};
+use scanwatch_collector::{app, AppState};
 use scanwatch_event::Timestamp;
 use scanwatch_pipeline::Pipeline;
 use scanwatch_store::sqlite::SqliteStore;
 use scanwatch_store::Store;
 
-use crate::admin::DEFAULT_DATA_DIR;
-use crate::analyze::DetectionArgs;
+use crate::config::ServerConfig;
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServerArgs {
-    /// Data directory (the SQLite store lives here).
-    #[arg(long, default_value = DEFAULT_DATA_DIR)]
-    pub data: PathBuf,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8470")]
-    pub listen: SocketAddr,
-    #[command(flatten)]
-    pub detection: DetectionArgs,
+    /// TOML config file (docs/server.md); the flags below override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory (the SQLite store lives here) [default: scanwatch-data].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8470].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Window length [default: 1h].
+    #[arg(long)]
+    pub window: Option<String>,
+    /// How far back the per-port baseline looks [default: 7d].
+    #[arg(long)]
+    pub history: Option<String>,
+}
+
+impl ServerArgs {
+    /// The config file (if any) with the flags applied on top, validated.
+    pub fn effective_config(&self) -> Result<ServerConfig> {
+        let mut cfg = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                ServerConfig::parse(&text).with_context(|| format!("in {}", path.display()))?
+            }
+            None => ServerConfig::default(),
+        };
+        if let Some(d) = &self.data {
+            cfg.server.data = d.clone();
+        }
+        if let Some(l) = self.listen {
+            cfg.server.listen = l;
+        }
+        if let Some(w) = &self.window {
+            cfg.detection.window = w.clone();
+        }
+        if let Some(h) = &self.history {
+            cfg.detection.history = h.clone();
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
 }
 
 fn wall_clock() -> Timestamp {
@@ -39,15 +73,18 @@ fn wall_clock() -> Timestamp {
 }
 
 pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
-    let cfg = args.detection.config()?;
-    let store = SqliteStore::open(&args.data)?;
+    let file_cfg = args.effective_config()?;
+    let cfg = file_cfg.detection_args().config()?;
+    let data = file_cfg.server.data.clone();
+    let listen = file_cfg.server.listen;
+    let store = SqliteStore::open(&data)?;
     let replay = store.events_between(Timestamp(i64::MIN), Timestamp(i64::MAX))?;
     let mut pipeline = Pipeline::new(cfg);
     pipeline.set_emit_windows(true);
     let state = AppState::new(
         Box::new(store),
         pipeline,
-        Limits::default(),
+        file_cfg.limits(),
         Arc::new(wall_clock),
     );
     // Replay in stored time order, in runs of events of the same sensor.
@@ -68,15 +105,15 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
         err,
         "replayed {} stored events from {}",
         replay.len(),
-        args.data.display()
+        data.display()
     )?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
+            .with_context(|| format!("cannot listen on {listen}"))?;
         writeln!(err, "listening on http://{}", listener.local_addr()?)?;
         axum::serve(listener, app(state))
             .with_graceful_shutdown(shutdown())

@@ -167,3 +167,52 @@ fn acknowledged_batches_survive_kill_9_and_resends_count_once() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn config_file_and_flag_overrides() {
+    let dir = std::env::temp_dir().join(format!("scanwatch-config-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let cfg = dir.join("server.toml");
+    std::fs::write(
+        &cfg,
+        format!("version = 1\n[server]\ndata = \"{}\"\nlisten = \"127.0.0.1:1\"\n[detection]\nwindow = \"10m\"\n", dir.join("data").display()),
+    )
+    .unwrap();
+    // The flag overrides the file's (unusable) port.
+    let child = bin()
+        .args(["server", "--config"])
+        .arg(&cfg)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Server(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while request(port, "GET", "/healthz", &[], b"").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "server with --config did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        dir.join("data").join("scanwatch.db").exists(),
+        "data dir from the file"
+    );
+
+    std::fs::write(&cfg, "version = 1\n[server]\nlisten_on = \"x\"\n").unwrap();
+    let out = bin()
+        .args(["server", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("unknown field `listen_on`") && err.contains("server.toml"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
