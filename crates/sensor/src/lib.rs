@@ -1,0 +1,6 @@
+//! The sensor side: follow log files, keep only unsolicited inbound events, spool
+//! them to disk in checksummed batches, and submit the batches to the centre with
+//! retries. What is spooled survives restarts and `kill -9`; what the centre
+//! acknowledged is never sent again.
+
+pub mod spool;
