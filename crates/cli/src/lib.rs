@@ -6,4 +6,5 @@ pub mod analyze;
 pub mod config;
 pub mod demo;
 pub mod input;
+pub mod sensor;
 pub mod server;

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use scanwatch::{admin, analyze, demo, server};
+use scanwatch::{admin, analyze, demo, sensor, server};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,6 +28,8 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Run the centre: sensors submit events over HTTP; stored in SQLite.
     Server(server::ServerArgs),
+    /// Run a sensor: follow firewall logs and submit their events to the centre.
+    Sensor(sensor::SensorArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         Command::Demo(d) => demo::run(d, &mut out, &mut err).map(|()| true),
         Command::Admin(a) => admin::run(a, &mut out, &mut err).map(|()| true),
         Command::Server(s) => server::run(s, &mut err).map(|()| true),
+        Command::Sensor(s) => sensor::run(s, &mut err).map(|()| true),
     };
     let _ = out.flush();
     match result {

@@ -216,3 +216,151 @@ fn config_file_and_flag_overrides() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn syn_lines(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| {
+            format!(
+                "Nov 26 10:{:02}:{:02} fw1 kernel: DROP IN=eth0 OUT= MAC=00 SRC=192.0.2.{} DST=198.18.0.1 LEN=40 PROTO=TCP SPT=4000 DPT=1025 WINDOW=1024 RES=0x00 SYN URGP=0\n",
+                (i / 60) % 60,
+                i % 60,
+                i % 250 + 1
+            )
+        })
+        .collect()
+}
+
+fn stored_events(data: &std::path::Path) -> u64 {
+    let list = bin()
+        .args(["admin", "sensor", "list", "--data"])
+        .arg(data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(list.stdout).unwrap();
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("fw-1"))
+        .unwrap_or_else(|| panic!("{text}"));
+    row.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
+#[test]
+fn sensor_delivers_every_event_once_across_rotation_truncation_and_outage() {
+    let dir = std::env::temp_dir().join(format!("scanwatch-sensor-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("data");
+    let out = bin()
+        .args(["admin", "sensor", "add", "fw-1", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, out.stdout).unwrap();
+    let port = free_port();
+    let log = dir.join("fw.log");
+    let spool = dir.join("spool");
+    let run_sensor = |extra: &[&str]| {
+        let out = bin()
+            .args([
+                "sensor",
+                "run",
+                "--server",
+                &format!("http://127.0.0.1:{port}"),
+                "--token-file",
+            ])
+            .arg(&token_file)
+            .arg("--spool")
+            .arg(&spool)
+            .arg("--source")
+            .arg(format!("{}:netfilter", log.display()))
+            .arg("--once")
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    };
+
+    let server = start(&data, port);
+    // 50 scans and 10 replies (replies are not sent).
+    let mut text = syn_lines(0, 50);
+    text.push_str(&syn_lines(50, 10).replace(" SYN ", " ACK SYN "));
+    std::fs::write(&log, &text).unwrap();
+    let msg = run_sensor(&["--from-start"]);
+    assert!(msg.contains("50 events kept, 10 ignored"), "{msg}");
+    assert_eq!(stored_events(&data), 50);
+
+    // Appended lines: only they are sent (the position was saved).
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut f, syn_lines(100, 20).as_bytes()).unwrap();
+    drop(f);
+    run_sensor(&[]);
+    assert_eq!(stored_events(&data), 70);
+
+    // Rotation by rename and create.
+    std::fs::rename(&log, dir.join("fw.log.1")).unwrap();
+    std::fs::write(&log, syn_lines(200, 30)).unwrap();
+    run_sensor(&[]);
+    assert_eq!(stored_events(&data), 100);
+
+    // Copy-truncate: the same file, emptied and refilled.
+    std::fs::write(&log, syn_lines(300, 10)).unwrap();
+    run_sensor(&[]);
+    assert_eq!(stored_events(&data), 110);
+
+    // The centre is down: the sensor spools and retries until it is back.
+    drop(server);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut f, syn_lines(400, 15).as_bytes()).unwrap();
+    drop(f);
+    let child = bin()
+        .args([
+            "sensor",
+            "run",
+            "--server",
+            &format!("http://127.0.0.1:{port}"),
+            "--token-file",
+        ])
+        .arg(&token_file)
+        .arg("--spool")
+        .arg(&spool)
+        .arg("--source")
+        .arg(format!("{}:netfilter", log.display()))
+        .arg("--once")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut sensor = Server(child);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        sensor.0.try_wait().unwrap().is_none(),
+        "the sensor waits for the centre"
+    );
+    let _server = start(&data, port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = sensor.0.try_wait().unwrap() {
+            assert!(status.success());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the spool did not drain after the centre came back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(stored_events(&data), 125, "every event once, nothing lost");
+    let leftover: Vec<_> = std::fs::read_dir(&spool)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("batch-"))
+        .collect();
+    assert!(leftover.is_empty(), "the spool drained completely");
+    drop(sensor);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,4 +3,6 @@
 //! retries. What is spooled survives restarts and `kill -9`; what the centre
 //! acknowledged is never sent again.
 
+pub mod follow;
+pub mod run;
 pub mod spool;

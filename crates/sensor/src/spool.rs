@@ -249,6 +249,14 @@ impl Spool {
         Ok(Some(seq))
     }
 
+    /// Records positions reached without a new batch (lines read that held no
+    /// event to keep).
+    pub fn set_positions(&mut self, positions: &Positions) -> Result<(), SpoolError> {
+        self.positions = positions.clone();
+        let pos = serde_json::to_string(&(self.next_seq - 1, positions)).unwrap_or_default();
+        write_atomic(&self.dir, "positions.json", pos.as_bytes())
+    }
+
     /// The oldest batch not yet acknowledged.
     pub fn oldest(&self) -> Option<SpooledBatch> {
         let (&seq, _) = self.pending.first_key_value()?;

@@ -1,0 +1,233 @@
+//! The sensor loop: follow every source, keep unsolicited inbound events, spool them
+//! in batches with the positions reached, and submit the spool to the centre,
+//! oldest first, with exponential backoff. Stops when asked, or (with `once`) when
+//! every source is read to its end and the spool is empty.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use scanwatch_event::{Timestamp, WireEvent};
+use scanwatch_formats::{detect, FormatSpec, LineOutcome, LineParser, ParserOptions};
+use thiserror::Error;
+
+use crate::follow::Follower;
+use crate::spool::{Positions, Spool, SpoolError};
+
+#[derive(Debug, Error)]
+pub enum SensorError {
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// One source: a file and, optionally, its format (auto-detected otherwise).
+#[derive(Clone)]
+pub struct Source {
+    pub path: PathBuf,
+    pub format: Option<&'static dyn FormatSpec>,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}",
+            self.path.display(),
+            self.format.map_or("auto", |s| s.name())
+        )
+    }
+}
+
+/// Sensor settings.
+#[derive(Clone, Debug)]
+pub struct SensorConfig {
+    /// Base URL of the centre, e.g. `http://127.0.0.1:8470`.
+    pub server: String,
+    pub token: String,
+    pub spool_dir: PathBuf,
+    pub sources: Vec<Source>,
+    /// Read existing files from their start instead of their end (backfill).
+    pub from_start: bool,
+    /// Spool size limit in bytes (default 256 MiB); when full, reading pauses.
+    pub max_spool_bytes: u64,
+    /// Exit once all sources are read and the spool is empty.
+    pub once: bool,
+    /// Pause between polls when idle (default 200 ms).
+    pub poll: Duration,
+    /// Reference time for syslog years (the edge passes the current time).
+    pub reference_time: Timestamp,
+}
+
+/// What a run did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SensorStats {
+    pub lines: u64,
+    pub events_kept: u64,
+    pub events_ignored: u64,
+    pub parse_errors: u64,
+    pub batches_sent: u64,
+    pub batches_rejected: u64,
+    pub send_failures: u64,
+}
+
+struct Followed {
+    follower: Follower,
+    parser: Option<Box<dyn LineParser>>,
+    format: Option<&'static dyn FormatSpec>,
+    pending_lines: Vec<String>,
+}
+
+/// The outcome of one submission.
+enum Sent {
+    Accepted,
+    /// Refused for good (4xx other than 429): set aside, never retried.
+    Rejected(u16),
+    /// Try again later (network error, 429, 5xx).
+    Retry,
+}
+
+fn submit(cfg: &SensorConfig, id: &str, body: &str) -> Sent {
+    let url = format!("{}/api/v1/events", cfg.server.trim_end_matches('/'));
+    let r = ureq::post(&url)
+        .header("Authorization", &format!("Bearer {}", cfg.token))
+        .header("X-Scanwatch-Batch", id)
+        .send(body);
+    match r {
+        Ok(_) => Sent::Accepted,
+        Err(ureq::Error::StatusCode(429)) => Sent::Retry,
+        Err(ureq::Error::StatusCode(code)) if (400..500).contains(&code) => Sent::Rejected(code),
+        Err(_) => Sent::Retry,
+    }
+}
+
+/// Runs until `stop` is set (or, with `once`, until everything is delivered).
+pub fn run(
+    cfg: &SensorConfig,
+    stop: &AtomicBool,
+    log: &mut dyn FnMut(&str),
+) -> Result<SensorStats, SensorError> {
+    let mut spool = Spool::open(&cfg.spool_dir, cfg.max_spool_bytes)?;
+    let saved = spool.positions().clone();
+    let mut sources: Vec<Followed> = cfg
+        .sources
+        .iter()
+        .map(|s| {
+            let key = s.path.display().to_string();
+            Followed {
+                follower: Follower::new(&s.path, saved.get(&key).copied(), cfg.from_start),
+                parser: None,
+                format: s.format,
+                pending_lines: Vec::new(),
+            }
+        })
+        .collect();
+    let opts = ParserOptions {
+        reference_time: cfg.reference_time,
+    };
+    let mut stats = SensorStats::default();
+    let mut backoff = Duration::from_millis(200);
+    let mut next_send = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let mut all_at_end = true;
+        // Read and spool, unless the spool is full (backpressure: lines stay unread).
+        if spool.backlog().1 < cfg.max_spool_bytes {
+            for src in &mut sources {
+                let mut lines = std::mem::take(&mut src.pending_lines);
+                let at_end =
+                    src.follower
+                        .poll(&mut lines, 1 << 20)
+                        .map_err(|e| SensorError::Read {
+                            path: src.follower.path().display().to_string(),
+                            source: e,
+                        })?;
+                all_at_end &= at_end;
+                if src.parser.is_none() {
+                    let spec = src
+                        .format
+                        .or_else(|| detect(lines.iter().map(String::as_str)));
+                    match spec {
+                        Some(spec) => src.parser = Some(spec.parser(&opts)),
+                        None if lines.len() < 50 && !at_end => {
+                            src.pending_lines = lines; // not enough lines to tell yet
+                            continue;
+                        }
+                        None => {
+                            stats.parse_errors += lines.len() as u64;
+                            if !lines.is_empty() {
+                                log(&format!(
+                                    "{}: cannot tell the log format; give it as PATH:FORMAT",
+                                    src.follower.path().display()
+                                ));
+                            }
+                            continue;
+                        }
+                    }
+                }
+                let Some(parser) = src.parser.as_mut() else {
+                    continue;
+                };
+                // One poll chunk (at most 1 MiB of log) becomes one batch, spooled
+                // together with the position reached: a crash replays nothing twice.
+                let mut body = String::new();
+                let mut n = 0usize;
+                for line in &lines {
+                    stats.lines += 1;
+                    match parser.parse_line(line) {
+                        LineOutcome::Event { event, .. } if event.is_unsolicited() => {
+                            body.push_str(&WireEvent::from_event(&event, None).to_line());
+                            body.push('\n');
+                            n += 1;
+                        }
+                        LineOutcome::Event { .. } | LineOutcome::Skip => stats.events_ignored += 1,
+                        LineOutcome::Error(_) => stats.parse_errors += 1,
+                    }
+                }
+                stats.events_kept += n as u64;
+                let mut positions: Positions = spool.positions().clone();
+                positions.insert(
+                    src.follower.path().display().to_string(),
+                    src.follower.position(),
+                );
+                if n > 0 {
+                    spool.append(&body, n, &positions)?;
+                } else if &positions != spool.positions() {
+                    spool.set_positions(&positions)?;
+                }
+            }
+        }
+        // Send what waits, oldest first.
+        while Instant::now() >= next_send {
+            let Some(batch) = spool.oldest() else { break };
+            match submit(cfg, &batch.id, &batch.body) {
+                Sent::Accepted => {
+                    spool.ack(batch.seq)?;
+                    stats.batches_sent += 1;
+                    backoff = Duration::from_millis(200);
+                }
+                Sent::Rejected(code) => {
+                    log(&format!(
+                        "batch {} refused by the centre ({code}); set aside",
+                        batch.id
+                    ));
+                    spool.ack(batch.seq)?;
+                    stats.batches_rejected += 1;
+                }
+                Sent::Retry => {
+                    stats.send_failures += 1;
+                    next_send = Instant::now() + backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                }
+            }
+        }
+        if cfg.once && all_at_end && spool.backlog().0 == 0 {
+            break;
+        }
+        std::thread::sleep(cfg.poll);
+    }
+    Ok(stats)
+}
