@@ -11,6 +11,8 @@ echo "== figures (crates/cli/benches/figures.rs)"
 cargo bench --locked -p scanwatch --bench figures
 echo "== memory per cell (crates/cli/benches/memory.rs)"
 cargo bench --locked -p scanwatch --bench memory
+echo "== server ingest over loopback (crates/collector/benches/ingest.rs)"
+cargo bench --locked -p scanwatch-collector --bench ingest
 if [ "${QUICK:-0}" != 1 ]; then
     echo "== criterion: parsers"
     cargo bench --locked -p scanwatch-formats --bench parsers
