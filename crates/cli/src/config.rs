@@ -25,6 +25,36 @@ pub struct ServerConfig {
     pub detection: DetectionSection,
     #[serde(default)]
     pub limits: LimitsSection,
+    #[serde(default)]
+    pub retention: RetentionSection,
+}
+
+/// How long data is kept; pruned at start and every hour (wall clock at the edge).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSection {
+    /// Raw events (default 30 days; replayed at start, so this bounds start time too).
+    pub events: String,
+    /// Window aggregates and warnings (default 400 days).
+    pub windows: String,
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        RetentionSection {
+            events: "30d".into(),
+            windows: "400d".into(),
+        }
+    }
+}
+
+impl RetentionSection {
+    /// (events, windows) retention in milliseconds.
+    pub fn millis(&self) -> Result<(i64, i64)> {
+        let e = scanwatch_event::parse_duration(&self.events).context("retention.events")?;
+        let w = scanwatch_event::parse_duration(&self.windows).context("retention.windows")?;
+        Ok((e, w))
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -97,6 +127,7 @@ impl Default for ServerConfig {
             server: ServerSection::default(),
             detection: DetectionSection::default(),
             limits: LimitsSection::default(),
+            retention: RetentionSection::default(),
         }
     }
 }
@@ -118,6 +149,15 @@ impl ServerConfig {
             );
         }
         self.detection_args().config()?;
+        let (events, _) = self.retention.millis()?;
+        let history = scanwatch_event::parse_duration(&self.detection.history)?;
+        if events < history {
+            bail!(
+                "retention.events ({}) must be at least detection.history ({})",
+                self.retention.events,
+                self.detection.history
+            );
+        }
         let l = &self.limits;
         if l.max_body_bytes == 0
             || l.max_decompressed_bytes == 0
@@ -212,6 +252,14 @@ max_events_per_batch = 5000
                 "greater than zero",
             ),
             ("version = 1\n[server]\nlisten = \"nowhere\"", "invalid"),
+            (
+                "version = 1\n[retention]\nevents = \"1d\"",
+                "must be at least detection.history",
+            ),
+            (
+                "version = 1\n[retention]\nwindows = \"forever\"",
+                "retention.windows",
+            ),
         ] {
             let err = format!("{:#}", ServerConfig::parse(text).unwrap_err());
             assert!(err.contains(want), "{text}: {err}");

@@ -77,7 +77,16 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
     let cfg = file_cfg.detection_args().config()?;
     let data = file_cfg.server.data.clone();
     let listen = file_cfg.server.listen;
-    let store = SqliteStore::open(&data)?;
+    let mut store = SqliteStore::open(&data)?;
+    let retention = file_cfg.retention.millis()?;
+    let now = wall_clock();
+    let (pe, pw) = store.prune(
+        Timestamp(now.0 - retention.0),
+        Timestamp(now.0 - retention.1),
+    )?;
+    if pe + pw > 0 {
+        writeln!(err, "retention: pruned {pe} events and {pw} windows")?;
+    }
     let replay = store.events_between(Timestamp(i64::MIN), Timestamp(i64::MAX))?;
     let mut pipeline = Pipeline::new(cfg);
     pipeline.set_emit_windows(true);
@@ -115,6 +124,28 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         writeln!(err, "listening on http://{}", listener.local_addr()?)?;
+        // Retention, hourly.
+        let store = state.store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let store = store.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    let now = wall_clock();
+                    if let Ok(mut s) = store.lock() {
+                        if let Err(e) = s.prune(
+                            Timestamp(now.0 - retention.0),
+                            Timestamp(now.0 - retention.1),
+                        ) {
+                            eprintln!("retention failed: {e}");
+                        }
+                    }
+                })
+                .await;
+            }
+        });
         axum::serve(listener, app(state))
             .with_graceful_shutdown(shutdown())
             .await?;

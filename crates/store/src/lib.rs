@@ -236,6 +236,15 @@ pub trait Store: Send {
     ) -> Result<String, StoreError>;
     /// The (name, role) of a live API token.
     fn authenticate_api(&self, token: &str) -> Result<Option<(String, Role)>, StoreError>;
+    /// Retention: deletes raw events whose event time is before `events_before` (and
+    /// batch ids received before it), and windows and warnings that start before
+    /// `windows_before`.
+    /// Returns (events, windows) deleted.
+    fn prune(
+        &mut self,
+        events_before: Timestamp,
+        windows_before: Timestamp,
+    ) -> Result<(u64, u64), StoreError>;
     /// Raw events with event time in `[from, to)`, in time order, with their sensor.
     fn events_between(
         &self,

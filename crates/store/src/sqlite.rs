@@ -215,6 +215,29 @@ fn port_totals(r: &rusqlite::Row<'_>) -> rusqlite::Result<PortTotals> {
 const ALERT_COLUMNS: &str = "id, kind, proto, port, window_start_ms, severity, json";
 
 impl Store for SqliteStore {
+    fn prune(
+        &mut self,
+        events_before: Timestamp,
+        windows_before: Timestamp,
+    ) -> Result<(u64, u64), StoreError> {
+        let tx = self.conn.transaction()?;
+        let events = tx.execute("DELETE FROM events WHERE time_ms < ?1", [events_before.0])?;
+        tx.execute(
+            "DELETE FROM batches WHERE received_ms < ?1",
+            [events_before.0],
+        )?;
+        let windows = tx.execute(
+            "DELETE FROM windows WHERE window_start_ms < ?1",
+            [windows_before.0],
+        )?;
+        tx.execute(
+            "DELETE FROM alerts WHERE window_start_ms < ?1",
+            [windows_before.0],
+        )?;
+        tx.commit()?;
+        Ok((events as u64, windows as u64))
+    }
+
     fn top_ports(
         &self,
         from: Timestamp,

@@ -284,3 +284,61 @@ fn top_ports_and_source_activity_count_only_scans() {
         (Timestamp(1_000), Timestamp(1_200))
     );
 }
+
+#[test]
+fn retention_prunes_old_rows_only() {
+    use scanwatch_store::WindowRow;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    s.add_sensor("a", Timestamp(0)).unwrap();
+    s.commit_batch(
+        "a",
+        "old",
+        &[ev(1_000, "192.0.2.1", 1025)],
+        Timestamp(1_000),
+    )
+    .unwrap();
+    s.commit_batch(
+        "a",
+        "new",
+        &[ev(9_000, "192.0.2.1", 1025)],
+        Timestamp(9_000),
+    )
+    .unwrap();
+    let w = |start: i64| WindowRow {
+        window_start: Timestamp(start),
+        window_end: Timestamp(start + 1),
+        proto: 6,
+        port: 1,
+        events: 1,
+        sources: 1,
+        sensors: 1,
+        targets: 1,
+        top_sources_json: "[]".into(),
+    };
+    s.put_windows(&[w(100), w(8_000)]).unwrap();
+    assert_eq!(s.prune(Timestamp(5_000), Timestamp(5_000)).unwrap(), (1, 1));
+    assert_eq!(
+        s.events_between(Timestamp(0), Timestamp(i64::MAX))
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        s.port_history(6, 1, Timestamp(0), Timestamp(i64::MAX))
+            .unwrap()
+            .len(),
+        1
+    );
+    // The pruned batch id is forgotten with its events; the kept one still dedupes.
+    assert_eq!(
+        s.commit_batch(
+            "a",
+            "new",
+            &[ev(9_000, "192.0.2.1", 1025)],
+            Timestamp(9_500)
+        )
+        .unwrap(),
+        BatchOutcome::Duplicate
+    );
+}
