@@ -355,6 +355,28 @@ fn sensor_delivers_every_event_once_across_rotation_truncation_and_outage() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(stored_events(&data), 125, "every event once, nothing lost");
+    // The sensor's last heartbeat reports an empty spool.
+    let out = bin()
+        .args([
+            "admin", "token", "add", "ops", "--role", "analyst", "--data",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let api = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let auth = format!("Bearer {api}");
+    let (st, body) = request(
+        port,
+        "GET",
+        "/api/v1/sensors",
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(st, 200, "{body}");
+    let sensors: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(sensors[0]["heartbeat"]["spool_batches"], 0, "{sensors}");
+    assert_eq!(sensors[0]["heartbeat"]["events_kept"], 15, "{sensors}");
     let leftover: Vec<_> = std::fs::read_dir(&spool)
         .unwrap()
         .filter_map(|e| e.ok())

@@ -18,10 +18,19 @@ const BATCH: usize = 1000;
 
 fn bodies(n_batches: usize) -> Vec<String> {
     let sc = scanwatch_simulate::demo();
-    let events: Vec<_> = sc.generator().flatten().take(n_batches * BATCH).map(|(_, e)| e).collect();
+    let events: Vec<_> = sc
+        .generator()
+        .flatten()
+        .take(n_batches * BATCH)
+        .map(|(_, e)| e)
+        .collect();
     events
         .chunks(BATCH)
-        .map(|c| c.iter().map(|e| WireEvent::from_event(e, None).to_line() + "\n").collect())
+        .map(|c| {
+            c.iter()
+                .map(|e| WireEvent::from_event(e, None).to_line() + "\n")
+                .collect()
+        })
         .collect()
 }
 
@@ -33,7 +42,10 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let n_batches: usize = std::env::var("SCANWATCH_BENCH_BATCHES").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let n_batches: usize = std::env::var("SCANWATCH_BENCH_BATCHES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
     let bodies = Arc::new(bodies(n_batches));
     let events = (n_batches * BATCH) as f64;
     println!("input: {n_batches} batches of {BATCH} events (simulated demo traffic), JSON Lines");
@@ -44,8 +56,13 @@ fn main() {
     store.add_sensor("s", Timestamp(0)).unwrap();
     let t = Instant::now();
     for (i, b) in bodies.iter().enumerate() {
-        let evs: Vec<_> = b.lines().map(|l| WireEvent::parse_line(l).unwrap().to_event().unwrap()).collect();
-        store.commit_batch("s", &format!("b{i}"), &evs, Timestamp(0)).unwrap();
+        let evs: Vec<_> = b
+            .lines()
+            .map(|l| WireEvent::parse_line(l).unwrap().to_event().unwrap())
+            .collect();
+        store
+            .commit_batch("s", &format!("b{i}"), &evs, Timestamp(0))
+            .unwrap();
     }
     let direct = t.elapsed().as_secs_f64();
 
@@ -55,10 +72,19 @@ fn main() {
     let token = store.add_sensor("s", Timestamp(0)).unwrap();
     let mut pipeline = Pipeline::new(PipelineConfig::new(3_600_000, 7 * 86_400_000));
     pipeline.set_emit_windows(true);
-    let limits = Limits { max_events_per_second_per_sensor: u64::MAX / 100, ..Limits::default() };
+    let limits = Limits {
+        max_events_per_second_per_sensor: u64::MAX / 100,
+        ..Limits::default()
+    };
     let state = AppState::new(Box::new(store), pipeline, limits, Arc::new(|| Timestamp(0)));
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let addr = listener.local_addr().unwrap();
     rt.spawn(async move { axum::serve(listener, app(state)).await });
     let url = format!("http://{addr}/api/v1/events");
@@ -83,11 +109,28 @@ fn main() {
             })
         })
         .collect();
-    let mut lat: Vec<f64> = threads.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let mut lat: Vec<f64> = threads
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     let http = t.elapsed().as_secs_f64();
     lat.sort_by(f64::total_cmp);
     println!("{:<48} {:>12} {:>10}", "figure", "events/s", "vs direct");
-    println!("{:<48} {:>12.0} {:>9.1}%", "direct: parse + commit to SQLite (baseline)", events / direct, 100.0);
-    println!("{:<48} {:>12.0} {:>9.1}%", "server over loopback: 2 clients, 1,000/batch", events / http, 100.0 * direct / http);
-    println!("ack latency per batch: p50 {:.2} ms, p99 {:.2} ms", percentile(&lat, 0.5), percentile(&lat, 0.99));
+    println!(
+        "{:<48} {:>12.0} {:>9.1}%",
+        "direct: parse + commit to SQLite (baseline)",
+        events / direct,
+        100.0
+    );
+    println!(
+        "{:<48} {:>12.0} {:>9.1}%",
+        "server over loopback: 2 clients, 1,000/batch",
+        events / http,
+        100.0 * direct / http
+    );
+    println!(
+        "ack latency per batch: p50 {:.2} ms, p99 {:.2} ms",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99)
+    );
 }

@@ -130,6 +130,9 @@ pub struct SensorJson {
     last_seen: Option<String>,
     batches: u64,
     events: u64,
+    /// When the last heartbeat arrived, and what the sensor reported in it.
+    last_heartbeat: Option<String>,
+    heartbeat: Option<Value>,
 }
 
 /// `GET /api/v1/sensors`.
@@ -156,6 +159,11 @@ pub async fn sensors(
                 last_seen: s.last_seen.map(Timestamp::to_rfc3339),
                 batches: s.batches,
                 events: s.events,
+                last_heartbeat: s.heartbeat.as_ref().map(|h| h.0.to_rfc3339()),
+                heartbeat: s
+                    .heartbeat
+                    .as_ref()
+                    .and_then(|h| serde_json::from_str(&h.1).ok()),
             })
             .collect(),
     ))

@@ -237,6 +237,7 @@ pub fn app(state: AppState) -> Router {
     let body_limit = state.limits.max_body_bytes;
     Router::new()
         .route("/api/v1/events", post(ingest))
+        .route("/api/v1/heartbeat", post(heartbeat))
         .route("/api/v1/alerts", get(api::alerts))
         .route("/api/v1/alerts/{id}", get(api::alert))
         .route("/api/v1/sensors", get(api::sensors))
@@ -352,6 +353,42 @@ fn parse_batch(body: &[u8], max_events: usize) -> Result<Vec<Event>, AppError> {
         }
     }
     Ok(events)
+}
+
+/// `POST /api/v1/heartbeat`: a sensor reports its own counters (a JSON object:
+/// spool backlog, lines read, parse errors, …), shown by `GET /api/v1/sensors`.
+async fn heartbeat(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<Health>, AppError> {
+    let token = bearer(&headers).ok_or(AppError::Unauthorized)?.to_string();
+    let body = body.map_err(|_| AppError::BadRequest("cannot read the request body".into()))?;
+    if body.len() > 64 * 1024 {
+        return Err(AppError::TooLarge("a heartbeat is at most 64 KiB".into()));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| AppError::BadRequest(format!("heartbeat is not JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(AppError::BadRequest(
+            "heartbeat must be a JSON object".into(),
+        ));
+    }
+    let json = v.to_string();
+    let now = (st.clock)();
+    let store = st.store.clone();
+    blocking(move || {
+        let mut s = store
+            .lock()
+            .map_err(|_| AppError::internal("store lock poisoned"))?;
+        let sensor = s
+            .authenticate_sensor(&token)?
+            .ok_or(AppError::Unauthorized)?;
+        s.record_heartbeat(&sensor, &json, now)
+            .map_err(AppError::from)
+    })
+    .await?;
+    Ok(Json(Health { status: "ok" }))
 }
 
 async fn ingest(

@@ -373,3 +373,45 @@ async fn metrics_are_prometheus_text() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn heartbeats_are_recorded_and_refused_without_a_sensor_token() {
+    let s = setup(Limits::default());
+    let hb = |token: Option<&str>, body: &str| {
+        let mut r = Request::post("/api/v1/heartbeat");
+        if let Some(t) = token {
+            r = r.header("authorization", format!("Bearer {t}"));
+        }
+        r.body(Body::from(body.to_string())).unwrap()
+    };
+    let resp = app(s.state.clone())
+        .oneshot(hb(
+            Some(&s.token),
+            r#"{"spool_batches":2,"spool_bytes":1234}"#,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    for (token, body, want) in [
+        (None, "{}", StatusCode::UNAUTHORIZED),
+        (Some(s.revoked.as_str()), "{}", StatusCode::UNAUTHORIZED),
+        (Some(s.token.as_str()), "not json", StatusCode::BAD_REQUEST),
+        (Some(s.token.as_str()), "[1]", StatusCode::BAD_REQUEST),
+    ] {
+        let resp = app(s.state.clone()).oneshot(hb(token, body)).await.unwrap();
+        assert_eq!(resp.status(), want, "{body}");
+    }
+    let rec = s
+        .state
+        .store
+        .lock()
+        .unwrap()
+        .sensors()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name == "fw-1")
+        .unwrap();
+    let (at, json) = rec.heartbeat.unwrap();
+    assert_eq!(at, Timestamp(1_000));
+    assert!(json.contains("\"spool_batches\":2"), "{json}");
+}

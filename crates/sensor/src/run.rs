@@ -82,6 +82,32 @@ struct Followed {
     pending_lines: Vec<String>,
 }
 
+/// Reports the sensor's counters and spool backlog to the centre (best effort).
+fn heartbeat(cfg: &SensorConfig, stats: &SensorStats, spool: &Spool) {
+    let (batches, bytes) = spool.backlog();
+    let body = serde_json::json!({
+        "spool_batches": batches,
+        "spool_bytes": bytes,
+        "spool_full": spool.stats.full,
+        "spool_corrupt": spool.stats.corrupt,
+        "lines": stats.lines,
+        "events_kept": stats.events_kept,
+        "events_ignored": stats.events_ignored,
+        "parse_errors": stats.parse_errors,
+        "batches_sent": stats.batches_sent,
+        "batches_rejected": stats.batches_rejected,
+        "send_failures": stats.send_failures,
+    });
+    let url = format!("{}/api/v1/heartbeat", cfg.server.trim_end_matches('/'));
+    let _ = ureq::post(&url)
+        .header("Authorization", &format!("Bearer {}", cfg.token))
+        .header("Content-Type", "application/json")
+        .send(body.to_string().as_str());
+}
+
+/// How often a running sensor reports its counters.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
+
 /// The outcome of one submission.
 enum Sent {
     Accepted,
@@ -132,6 +158,7 @@ pub fn run(
     let mut stats = SensorStats::default();
     let mut backoff = Duration::from_millis(200);
     let mut next_send = Instant::now();
+    let mut next_heartbeat = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let mut all_at_end = true;
         // Read and spool, unless the spool is full (backpressure: lines stay unread).
@@ -224,7 +251,12 @@ pub fn run(
                 }
             }
         }
+        if Instant::now() >= next_heartbeat {
+            heartbeat(cfg, &stats, &spool);
+            next_heartbeat = Instant::now() + HEARTBEAT_EVERY;
+        }
         if cfg.once && all_at_end && spool.backlog().0 == 0 {
+            heartbeat(cfg, &stats, &spool);
             break;
         }
         std::thread::sleep(cfg.poll);

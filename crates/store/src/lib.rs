@@ -47,6 +47,9 @@ pub struct SensorRecord {
     pub last_seen: Option<Timestamp>,
     pub batches: u64,
     pub events: u64,
+    /// The last heartbeat: when it arrived, and the sensor's own counters as JSON
+    /// (spool backlog, lines read, parse errors, …).
+    pub heartbeat: Option<(Timestamp, String)>,
 }
 
 /// Roles of API tokens: analysts read, admins also change state.
@@ -178,6 +181,13 @@ pub trait Store: Send {
     fn revoke_sensor(&mut self, name: &str) -> Result<(), StoreError>;
     /// All sensors, by name.
     fn sensors(&self) -> Result<Vec<SensorRecord>, StoreError>;
+    /// Records a sensor's heartbeat (its counters as a JSON object).
+    fn record_heartbeat(
+        &mut self,
+        sensor: &str,
+        json: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
     /// The name of the live (not revoked) sensor this token belongs to.
     fn authenticate_sensor(&self, token: &str) -> Result<Option<String>, StoreError>;
     /// Stores a batch atomically and durably (when this returns `Accepted`, the batch

@@ -54,6 +54,8 @@ CREATE INDEX events_by_time ON events(time_ms);
 /// Version 2 added windows, alerts and API tokens.
 const SCHEMA_V2: &str = "
 ALTER TABLE events ADD COLUMN scanned_port INTEGER;
+ALTER TABLE sensors ADD COLUMN heartbeat_ms INTEGER;
+ALTER TABLE sensors ADD COLUMN heartbeat TEXT;
 CREATE INDEX events_by_src ON events(src, time_ms);
 CREATE TABLE windows (
     window_start_ms INTEGER NOT NULL,
@@ -432,7 +434,7 @@ impl Store for SqliteStore {
 
     fn sensors(&self) -> Result<Vec<SensorRecord>, StoreError> {
         let mut st = self.conn.prepare(
-            "SELECT name, created_ms, revoked, last_seen_ms, batches, events FROM sensors ORDER BY name",
+            "SELECT name, created_ms, revoked, last_seen_ms, batches, events, heartbeat_ms, heartbeat FROM sensors ORDER BY name",
         )?;
         let rows = st.query_map([], |r| {
             Ok(SensorRecord {
@@ -442,9 +444,29 @@ impl Store for SqliteStore {
                 last_seen: r.get::<_, Option<i64>>(3)?.map(Timestamp),
                 batches: r.get::<_, i64>(4)? as u64,
                 events: r.get::<_, i64>(5)? as u64,
+                heartbeat: match (r.get::<_, Option<i64>>(6)?, r.get::<_, Option<String>>(7)?) {
+                    (Some(t), Some(j)) => Some((Timestamp(t), j)),
+                    _ => None,
+                },
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn record_heartbeat(
+        &mut self,
+        sensor: &str,
+        json: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "UPDATE sensors SET heartbeat_ms = ?1, heartbeat = ?2 WHERE name = ?3",
+            params![now.0, json, sensor],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoSuchSensor(sensor.to_string()));
+        }
+        Ok(())
     }
 
     fn authenticate_sensor(&self, token: &str) -> Result<Option<String>, StoreError> {

@@ -113,7 +113,7 @@ fn version_1_is_migrated() {
     drop(s);
     let conn = rusqlite::Connection::open(dir.path().join("scanwatch.db")).unwrap();
     conn.execute_batch(
-        "DROP INDEX events_by_src; ALTER TABLE events DROP COLUMN scanned_port; DROP TABLE windows; DROP TABLE alerts; DROP TABLE api_tokens; PRAGMA user_version = 1;",
+        "DROP INDEX events_by_src; ALTER TABLE events DROP COLUMN scanned_port; ALTER TABLE sensors DROP COLUMN heartbeat_ms; ALTER TABLE sensors DROP COLUMN heartbeat; DROP TABLE windows; DROP TABLE alerts; DROP TABLE api_tokens; PRAGMA user_version = 1;",
     )
     .unwrap();
     drop(conn);
@@ -341,4 +341,22 @@ fn retention_prunes_old_rows_only() {
         .unwrap(),
         BatchOutcome::Duplicate
     );
+}
+
+#[test]
+fn heartbeats_are_kept_per_sensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    s.add_sensor("fw-1", Timestamp(0)).unwrap();
+    assert_eq!(s.sensors().unwrap()[0].heartbeat, None);
+    s.record_heartbeat("fw-1", "{\"spool_batches\":3}", Timestamp(8))
+        .unwrap();
+    assert_eq!(
+        s.sensors().unwrap()[0].heartbeat,
+        Some((Timestamp(8), "{\"spool_batches\":3}".to_string()))
+    );
+    assert!(matches!(
+        s.record_heartbeat("ghost", "{}", Timestamp(9)),
+        Err(StoreError::NoSuchSensor(_))
+    ));
 }
