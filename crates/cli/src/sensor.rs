@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use scanwatch_event::Timestamp;
+use scanwatch_sensor::rules::{parse_action, parse_network, parse_ports, Anonymize, Rules};
 use scanwatch_sensor::run::{run as run_sensor, SensorConfig, Source};
 
 #[derive(Clone, Debug, clap::Args)]
@@ -42,6 +43,24 @@ pub enum SensorCommand {
         /// Spool size limit in MiB; when full, reading pauses until batches are delivered.
         #[arg(long, default_value_t = 256)]
         max_spool_mib: u64,
+        /// Only send events to these destination ports (e.g. 1-1024,3389).
+        #[arg(long)]
+        include_ports: Option<String>,
+        /// Never send events to these destination ports.
+        #[arg(long)]
+        exclude_ports: Option<String>,
+        /// Never send events from this source address or CIDR (repeatable), e.g. your own scanners.
+        #[arg(long = "exclude-source")]
+        exclude_sources: Vec<String>,
+        /// Only send events the firewall logged with this action (repeatable): accept, drop, reject.
+        #[arg(long = "action")]
+        actions: Vec<String>,
+        /// Target addresses sent to the centre: as logged, dropped, or keyed prefix-preserving.
+        #[arg(long, value_parser = ["none", "drop", "keyed"], default_value = "none")]
+        anonymize_targets: String,
+        /// Key for --anonymize-targets keyed (a file of at least 16 bytes; keep it secret).
+        #[arg(long)]
+        anonymize_key_file: Option<PathBuf>,
     },
 }
 
@@ -69,7 +88,43 @@ pub fn run(args: &SensorArgs, err: &mut dyn Write) -> Result<()> {
         from_start,
         once,
         max_spool_mib,
+        include_ports,
+        exclude_ports,
+        exclude_sources,
+        actions,
+        anonymize_targets,
+        anonymize_key_file,
     } = &args.command;
+    let anonymize = match (anonymize_targets.as_str(), anonymize_key_file) {
+        ("none", _) => Anonymize::None,
+        ("drop", _) => Anonymize::Drop,
+        ("keyed", Some(f)) => Rules::keyed(
+            &std::fs::read(f)
+                .with_context(|| format!("cannot read the key file {}", f.display()))?,
+        )?,
+        _ => bail!("--anonymize-targets keyed needs --anonymize-key-file"),
+    };
+    let rules = Rules::new(
+        include_ports
+            .as_deref()
+            .map(parse_ports)
+            .transpose()?
+            .unwrap_or_default(),
+        exclude_ports
+            .as_deref()
+            .map(parse_ports)
+            .transpose()?
+            .unwrap_or_default(),
+        exclude_sources
+            .iter()
+            .map(|s| parse_network(s))
+            .collect::<Result<_, _>>()?,
+        actions
+            .iter()
+            .map(|a| parse_action(a))
+            .collect::<Result<_, _>>()?,
+        anonymize,
+    );
     let token = std::fs::read_to_string(token_file)
         .with_context(|| format!("cannot read the token file {}", token_file.display()))?
         .trim()
@@ -97,6 +152,7 @@ pub fn run(args: &SensorArgs, err: &mut dyn Write) -> Result<()> {
         once: *once,
         poll: Duration::from_millis(200),
         reference_time: now,
+        rules,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let mut log = |m: &str| {
@@ -105,10 +161,11 @@ pub fn run(args: &SensorArgs, err: &mut dyn Write) -> Result<()> {
     let stats = run_sensor(&cfg, &stop, &mut log)?;
     writeln!(
         err,
-        "sensor: {} lines, {} events kept, {} ignored, {} parse errors; {} batches sent, {} refused, {} send retries",
+        "sensor: {} lines, {} events kept, {} ignored, {} excluded by local rules, {} parse errors; {} batches sent, {} refused, {} send retries",
         stats.lines,
         stats.events_kept,
         stats.events_ignored,
+        stats.events_excluded,
         stats.parse_errors,
         stats.batches_sent,
         stats.batches_rejected,

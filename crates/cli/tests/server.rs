@@ -386,3 +386,118 @@ fn sensor_delivers_every_event_once_across_rotation_truncation_and_outage() {
     drop(sensor);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn sensor_local_rules_and_target_anonymisation() {
+    let dir = std::env::temp_dir().join(format!("scanwatch-rules-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("data");
+    let out = bin()
+        .args(["admin", "sensor", "add", "fw-1", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, out.stdout).unwrap();
+    let out = bin()
+        .args([
+            "admin", "token", "add", "ops", "--role", "analyst", "--data",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let auth = format!("Bearer {}", String::from_utf8(out.stdout).unwrap().trim());
+    let port = free_port();
+    let _server = start(&data, port);
+    let log = dir.join("fw.log");
+    // 20 scans from 192.0.2.1..20 to 198.18.0.1 on port 1025; the sources .5 and the
+    // port 22 line are to be left out by the rules.
+    let mut text = syn_lines(0, 20);
+    text.push_str(&syn_lines(0, 1).replace("DPT=1025", "DPT=22"));
+    std::fs::write(&log, text).unwrap();
+    let out = bin()
+        .args([
+            "sensor",
+            "run",
+            "--server",
+            &format!("http://127.0.0.1:{port}"),
+            "--token-file",
+        ])
+        .arg(&token_file)
+        .arg("--spool")
+        .arg(dir.join("spool"))
+        .arg("--source")
+        .arg(&log)
+        .args([
+            "--once",
+            "--from-start",
+            "--exclude-source",
+            "192.0.2.5/32",
+            "--exclude-ports",
+            "22",
+            "--anonymize-targets",
+            "drop",
+        ])
+        .output()
+        .unwrap();
+    let msg = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{msg}");
+    assert!(
+        msg.contains("19 events kept") && msg.contains("2 excluded by local rules"),
+        "{msg}"
+    );
+    let (st, body) = request(
+        port,
+        "GET",
+        "/api/v1/topports",
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(st, 200, "{body}");
+    let top: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(top.as_array().unwrap().len(), 1, "{top}");
+    assert_eq!(
+        (
+            top[0]["port"].as_u64(),
+            top[0]["events"].as_u64(),
+            top[0]["targets"].as_u64()
+        ),
+        (Some(1025), Some(19), Some(1))
+    );
+    let (_, body) = request(
+        port,
+        "GET",
+        "/api/v1/sources/192.0.2.5",
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .unwrap();
+    assert!(
+        body.contains("\"events\":0"),
+        "an excluded source never reaches the centre: {body}"
+    );
+    // A keyed anonymisation without a key is refused before anything is read.
+    let out = bin()
+        .args([
+            "sensor",
+            "run",
+            "--server",
+            "http://127.0.0.1:1",
+            "--token-file",
+        ])
+        .arg(&token_file)
+        .arg("--spool")
+        .arg(dir.join("spool2"))
+        .arg("--source")
+        .arg(&log)
+        .args(["--once", "--anonymize-targets", "keyed"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("needs --anonymize-key-file"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

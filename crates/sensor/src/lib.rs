@@ -4,5 +4,6 @@
 //! acknowledged is never sent again.
 
 pub mod follow;
+pub mod rules;
 pub mod run;
 pub mod spool;

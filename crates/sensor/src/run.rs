@@ -12,6 +12,7 @@ use scanwatch_formats::{detect, FormatSpec, LineOutcome, LineParser, ParserOptio
 use thiserror::Error;
 
 use crate::follow::Follower;
+use crate::rules::Rules;
 use crate::spool::{Positions, Spool, SpoolError};
 
 #[derive(Debug, Error)]
@@ -61,6 +62,8 @@ pub struct SensorConfig {
     pub poll: Duration,
     /// Reference time for syslog years (the edge passes the current time).
     pub reference_time: Timestamp,
+    /// Local include/exclude rules and target anonymisation.
+    pub rules: Rules,
 }
 
 /// What a run did.
@@ -69,6 +72,8 @@ pub struct SensorStats {
     pub lines: u64,
     pub events_kept: u64,
     pub events_ignored: u64,
+    /// Unsolicited events the local rules left out.
+    pub events_excluded: u64,
     pub parse_errors: u64,
     pub batches_sent: u64,
     pub batches_rejected: u64,
@@ -93,6 +98,7 @@ fn heartbeat(cfg: &SensorConfig, stats: &SensorStats, spool: &Spool) {
         "lines": stats.lines,
         "events_kept": stats.events_kept,
         "events_ignored": stats.events_ignored,
+        "events_excluded": stats.events_excluded,
         "parse_errors": stats.parse_errors,
         "batches_sent": stats.batches_sent,
         "batches_rejected": stats.batches_rejected,
@@ -156,6 +162,7 @@ pub fn run(
         reference_time: cfg.reference_time,
     };
     let mut stats = SensorStats::default();
+    let mut rules = cfg.rules.clone();
     let mut backoff = Duration::from_millis(200);
     let mut next_send = Instant::now();
     let mut next_heartbeat = Instant::now();
@@ -205,10 +212,15 @@ pub fn run(
                 for line in &lines {
                     stats.lines += 1;
                     match parser.parse_line(line) {
-                        LineOutcome::Event { event, .. } if event.is_unsolicited() => {
-                            body.push_str(&WireEvent::from_event(&event, None).to_line());
-                            body.push('\n');
-                            n += 1;
+                        LineOutcome::Event { mut event, .. } if event.is_unsolicited() => {
+                            if rules.keep(&event) {
+                                rules.apply(&mut event);
+                                body.push_str(&WireEvent::from_event(&event, None).to_line());
+                                body.push('\n');
+                                n += 1;
+                            } else {
+                                stats.events_excluded += 1;
+                            }
                         }
                         LineOutcome::Event { .. } | LineOutcome::Skip => stats.events_ignored += 1,
                         LineOutcome::Error(_) => stats.parse_errors += 1,
