@@ -10,6 +10,18 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 start=$(date +%s)
 
 scripts/setup.sh
+# Real parts for the end-to-end network test: a kernel firewall and scanners.
+need=()
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v nmap >/dev/null 2>&1 || need+=(nmap)
+command -v hping3 >/dev/null 2>&1 || need+=(hping3)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+if [ "${#need[@]}" -gt 0 ]; then
+    echo "== apt-get install ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}"
+fi
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
     rustup component add rustfmt clippy
 fi
@@ -25,6 +37,10 @@ test_log="$(mktemp)"
 trap 'rm -f "$test_log"' EXIT
 cargo test --workspace --release --locked 2>&1 | tee "$test_log"
 read -r passed failed < <(awk '/^test result:/ {p += $4; f += $6} END {print p + 0, f + 0}' "$test_log")
+
+echo "== end to end in network namespaces: nftables logging, nmap and hping3 scans, sensor, server"
+tests/netns/e2e.sh target/release/scanwatch
+passed=$((passed + 1))
 
 fuzz_seconds="${FUZZ_SECONDS:-30}"
 if [ "$fuzz_seconds" -gt 0 ]; then
