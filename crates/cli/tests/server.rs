@@ -501,3 +501,70 @@ fn sensor_local_rules_and_target_anonymisation() {
         .contains("needs --anonymize-key-file"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn kill_9_of_the_centre_during_ingest_loses_nothing_and_counts_nothing_twice() {
+    let dir = std::env::temp_dir().join(format!("scanwatch-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("data");
+    let out = bin()
+        .args(["admin", "sensor", "add", "fw-1", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, out.stdout).unwrap();
+    let port = free_port();
+    let log = dir.join("fw.log");
+    // 40 chunks of new lines arrive while the centre is killed and restarted.
+    std::fs::write(&log, syn_lines(0, 3000)).unwrap();
+    let mut server = start(&data, port);
+    let child = bin()
+        .args([
+            "sensor",
+            "run",
+            "--server",
+            &format!("http://127.0.0.1:{port}"),
+            "--token-file",
+        ])
+        .arg(&token_file)
+        .arg("--spool")
+        .arg(dir.join("spool"))
+        .arg("--source")
+        .arg(format!("{}:netfilter", log.display()))
+        .arg("--from-start")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _sensor = Server(child);
+    let mut written = 3000;
+    for round in 0..40 {
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        std::io::Write::write_all(&mut f, syn_lines(written, 500).as_bytes()).unwrap();
+        written += 500;
+        std::thread::sleep(Duration::from_millis(25));
+        if round % 10 == 5 {
+            // kill -9 in the middle of ingest, then back.
+            server.0.kill().unwrap();
+            server.0.wait().unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            server = start(&data, port);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = stored_events(&data);
+        if got == written as u64 {
+            break;
+        }
+        assert!(got < written as u64, "counted twice: {got} > {written}");
+        assert!(
+            Instant::now() < deadline,
+            "only {got} of {written} events arrived"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
