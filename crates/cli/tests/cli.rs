@@ -330,3 +330,36 @@ fn admin_sensor_add_list_revoke() {
         .unwrap()
         .contains("no sensor named \"ghost\""));
 }
+
+#[test]
+fn daily_windows_warn_from_six_windows_of_history_with_the_seed_numbers() {
+    // The framing: ~30 sources a day before, ~1,500 on the surge day.
+    let out = bin()
+        .args(["demo", "--json", "--window", "1d", "--history", "7d"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let alerts: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["type"] == "alert")
+        .collect();
+    let seed = alerts
+        .iter()
+        .find(|a| a["port"] == 1025)
+        .expect("the seed surge warns with daily windows");
+    assert_eq!(seed["window_start"], "2026-11-23T00:00:00Z");
+    let windows = seed["baseline"]["windows"].as_u64().unwrap();
+    assert!((6..=7).contains(&windows), "history of {windows} windows");
+    let (sources, base) = (
+        seed["sources"].as_u64().unwrap(),
+        seed["baseline"]["sources"].as_f64().unwrap(),
+    );
+    assert!(
+        (1300..=1700).contains(&sources) && (15.0..=50.0).contains(&base),
+        "{seed}"
+    );
+    assert!(seed["events"].as_u64().unwrap() >= 8000);
+    assert!(["high", "critical"].contains(&seed["severity"].as_str().unwrap()));
+}
