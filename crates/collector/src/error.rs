@@ -19,7 +19,7 @@ pub enum AppError {
     BadRequest(String),
     /// A size limit was exceeded.
     TooLarge(String),
-    /// A `Content-Encoding` other than gzip or identity.
+    /// A `Content-Encoding` other than gzip, zstd or identity.
     UnsupportedEncoding(String),
     /// The sensor is over its events-per-second budget.
     RateLimited(String),
@@ -61,7 +61,7 @@ impl IntoResponse for AppError {
             AppError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
             AppError::UnsupportedEncoding(e) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("unsupported content-encoding {e:?}; use gzip or none"),
+                format!("unsupported content-encoding {e:?}; use gzip, zstd or none"),
             ),
             AppError::RateLimited(m) => (StatusCode::TOO_MANY_REQUESTS, m),
             AppError::Internal(m) => {

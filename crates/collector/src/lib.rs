@@ -310,7 +310,7 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Decompresses per `Content-Encoding`, never beyond the limit.
+/// Decompresses per `Content-Encoding` (gzip or zstd), never beyond the limit.
 fn decode_body(headers: &HeaderMap, body: &[u8], limit: usize) -> Result<Vec<u8>, AppError> {
     let encoding = headers
         .get(axum::http::header::CONTENT_ENCODING)
@@ -322,6 +322,20 @@ fn decode_body(headers: &HeaderMap, body: &[u8], limit: usize) -> Result<Vec<u8>
             let mut dec = flate2::read::MultiGzDecoder::new(body).take(limit as u64 + 1);
             dec.read_to_end(&mut out)
                 .map_err(|e| AppError::BadRequest(format!("invalid gzip body: {e}")))?;
+            if out.len() > limit {
+                return Err(AppError::TooLarge(format!(
+                    "decompressed body exceeds {limit} bytes"
+                )));
+            }
+            Ok(out)
+        }
+        Some("zstd") => {
+            let dec = ruzstd::decoding::StreamingDecoder::new(body)
+                .map_err(|e| AppError::BadRequest(format!("invalid zstd body: {e}")))?;
+            let mut out = Vec::new();
+            dec.take(limit as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| AppError::BadRequest(format!("invalid zstd body: {e}")))?;
             if out.len() > limit {
                 return Err(AppError::TooLarge(format!(
                     "decompressed body exceeds {limit} bytes"

@@ -116,10 +116,21 @@ async fn accepted_once_then_duplicate() {
     .await;
     assert_eq!((st, v["accepted"].as_u64()), (StatusCode::OK, Some(1)));
     assert_eq!(stored(&s), 3);
+    let zstd = ruzstd::encoding::compress_to_vec(
+        format!("{LINE}\n{LINE}\n").as_bytes(),
+        ruzstd::encoding::CompressionLevel::Fastest,
+    );
+    let (st, v) = post(&s, Some(&s.token), Some("b-3"), Some("zstd"), zstd).await;
+    assert_eq!(
+        (st, v["accepted"].as_u64()),
+        (StatusCode::OK, Some(2)),
+        "{v}"
+    );
+    assert_eq!(stored(&s), 5);
     let c = &s.state.counters;
-    assert_eq!(c.batches_accepted.load(Ordering::Relaxed), 2);
+    assert_eq!(c.batches_accepted.load(Ordering::Relaxed), 3);
     assert_eq!(c.batches_duplicate.load(Ordering::Relaxed), 1);
-    assert_eq!(c.events_accepted.load(Ordering::Relaxed), 3);
+    assert_eq!(c.events_accepted.load(Ordering::Relaxed), 5);
 }
 
 /// (name, token, batch id, content-encoding, body, expected status, expected message)
@@ -217,13 +228,34 @@ async fn every_refusal_is_a_json_4xx_and_stores_nothing() {
             "invalid gzip",
         ),
         (
-            "zstd",
+            "brotli",
             Some(s.token.as_str()),
             Some("b"),
             Some("br"),
             one.clone(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "content-encoding",
+        ),
+        (
+            "zstd bomb",
+            Some(s.token.as_str()),
+            Some("b"),
+            Some("zstd"),
+            ruzstd::encoding::compress_to_vec(
+                &vec![b'\n'; 1 << 20][..],
+                ruzstd::encoding::CompressionLevel::Fastest,
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "decompressed body exceeds 8192",
+        ),
+        (
+            "bad zstd",
+            Some(s.token.as_str()),
+            Some("b"),
+            Some("zstd"),
+            b"not zstd".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid zstd",
         ),
         (
             "malformed line",
@@ -264,8 +296,8 @@ async fn every_refusal_is_a_json_4xx_and_stores_nothing() {
     assert_eq!(stored(&s), 0, "nothing refused is stored");
     let c = &s.state.counters;
     assert_eq!(c.refused_unauthorized.load(Ordering::Relaxed), 3);
-    assert_eq!(c.refused_malformed.load(Ordering::Relaxed), 5);
-    assert_eq!(c.refused_too_large.load(Ordering::Relaxed), 3);
+    assert_eq!(c.refused_malformed.load(Ordering::Relaxed), 6);
+    assert_eq!(c.refused_too_large.load(Ordering::Relaxed), 4);
     assert_eq!(c.refused_encoding.load(Ordering::Relaxed), 1);
     // The batch id of a refused request is still free.
     let (st, _) = post(&s, Some(&s.token), Some("b"), None, one).await;
