@@ -26,7 +26,7 @@ pub struct AnalyzeArgs {
     /// Log files to read: plain, .gz, or - for standard input.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<String>,
-    /// Log format: auto (detect per file), netfilter (alias iptables, nftables, ulogd), dshield or jsonl.
+    /// Log format: auto (detect per file), netfilter (alias iptables), dshield, jsonl, suricata, filterlog (pfSense/OPNsense), winfw (Windows Firewall) or zeek; see docs/formats.md.
     #[arg(long, default_value = "auto")]
     pub format: String,
     #[command(flatten)]

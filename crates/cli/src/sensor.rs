@@ -31,7 +31,7 @@ pub enum SensorCommand {
         /// Spool directory: batches wait here until the centre acknowledges them.
         #[arg(long)]
         spool: PathBuf,
-        /// A log to follow, as PATH or PATH:FORMAT (netfilter, dshield, jsonl); repeatable.
+        /// A log to follow, as PATH or PATH:FORMAT (netfilter, dshield, jsonl, suricata, filterlog, winfw, zeek); repeatable.
         #[arg(long = "source", required = true)]
         sources: Vec<String>,
         /// Read existing files from the start (backfill) instead of from their end.

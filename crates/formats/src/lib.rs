@@ -6,9 +6,13 @@
 //! Parsing never fails as a whole: [`parse_str`] collects events and per-line errors.
 
 mod dshield;
+mod filterlog;
 mod jsonl;
 mod netfilter;
+mod suricata;
 mod syslog;
+mod winfw;
+mod zeek;
 
 use scanwatch_event::{Event, Timestamp};
 use thiserror::Error;
@@ -82,7 +86,15 @@ pub trait FormatSpec: Sync {
 
 /// Every format scanwatch reads, in auto-detection order. Adding a format is one
 /// module plus one entry here.
-pub static REGISTRY: &[&dyn FormatSpec] = &[&jsonl::SPEC, &dshield::SPEC, &netfilter::SPEC];
+pub static REGISTRY: &[&dyn FormatSpec] = &[
+    &suricata::SPEC,
+    &jsonl::SPEC,
+    &dshield::SPEC,
+    &filterlog::SPEC,
+    &winfw::SPEC,
+    &zeek::SPEC,
+    &netfilter::SPEC,
+];
 
 /// Looks a format up by name or alias.
 pub fn format_by_name(name: &str) -> Option<&'static dyn FormatSpec> {
@@ -169,6 +181,14 @@ mod tests {
             ("ulogd", "netfilter"),
             ("dshield", "dshield"),
             ("jsonl", "jsonl"),
+            ("suricata", "suricata"),
+            ("eve", "suricata"),
+            ("filterlog", "filterlog"),
+            ("pfsense", "filterlog"),
+            ("winfw", "winfw"),
+            ("pfirewall", "winfw"),
+            ("zeek", "zeek"),
+            ("bro", "zeek"),
         ] {
             assert_eq!(format_by_name(name).map(|f| f.name()), Some(want), "{name}");
         }
@@ -183,6 +203,19 @@ mod tests {
         assert_eq!(detect(["", "# c", nf]).map(|f| f.name()), Some("netfilter"));
         assert_eq!(detect([ds]).map(|f| f.name()), Some("dshield"));
         assert_eq!(detect([js]).map(|f| f.name()), Some("jsonl"));
+        let eve = r#"{"timestamp":"2022-07-11T05:52:18.378379+0000","event_type":"flow","src_ip":"192.0.2.1","src_port":1,"dest_ip":"192.0.2.2","dest_port":22,"proto":"TCP"}"#;
+        assert_eq!(detect([eve]).map(|f| f.name()), Some("suricata"));
+        let pf = "Sep 28 10:38:24 pfSense filterlog: 53,,,1000102631,em0,match,block,in,4,0x0,,64,600,0,none,6,tcp,44,10.0.2.2,10.0.2.15,53792,22,0,S,31552001,,65535,,mss";
+        assert_eq!(detect([pf]).map(|f| f.name()), Some("filterlog"));
+        let opn = r#"<134>1 2022-09-06T18:37:34+02:00 opnsense filterlog 69805 - [meta sequenceId="2633353"] 10,,,02f4,re0,match,block,in,4,0x0,,118,28579,0,none,17,udp,132,212.102.36.22,37.120.48.198,49838,52938,112"#;
+        assert_eq!(detect([opn]).map(|f| f.name()), Some("filterlog"));
+        let wf = "2005-04-11 08:05:57 DROP UDP 123.45.78.90 123.156.78.255 137 137 78 - - - - - - - RECEIVE";
+        assert_eq!(
+            detect(["#Version: 1.5", "#Fields: date time action", wf]).map(|f| f.name()),
+            Some("winfw")
+        );
+        let zk = "1521911721.411148\tCXWfTK3LRdiuQxBbM6\t10.47.25.80\t50817\t10.128.0.218\t23189\ttcp\t-\t0.000486\t0\t0\tREJ\t-\t-\t0\tSr\t2\t104\t2\t80\t-";
+        assert_eq!(detect(["#fields\tts", zk]).map(|f| f.name()), Some("zeek"));
         assert!(detect(["hello world"]).is_none());
     }
 }
