@@ -11,7 +11,7 @@ use scanwatch_store::Role;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{bearer, blocking, AppError, AppState};
+use crate::{bearer, AppError, AppState};
 
 /// Checks the API token; returns its name and role.
 async fn authorize(
@@ -22,16 +22,10 @@ async fn authorize(
     let token = bearer(headers)
         .ok_or(AppError::UnauthorizedApi)?
         .to_string();
-    let store = st.store.clone();
-    let who = blocking(move || {
-        store
-            .lock()
-            .map_err(|_| AppError::internal("store lock poisoned"))?
-            .authenticate_api(&token)
-            .map_err(AppError::from)
-    })
-    .await?
-    .ok_or(AppError::UnauthorizedApi)?;
+    let who = st
+        .with_store(move |s| s.authenticate_api(&token))
+        .await?
+        .ok_or(AppError::UnauthorizedApi)?;
     if who.1 < need {
         return Err(AppError::Forbidden(format!(
             "this needs the {} role",
@@ -84,15 +78,7 @@ pub async fn alerts(
             AppError::BadRequest("min_severity must be info, low, medium, high or critical".into())
         })? as u8,
     };
-    let store = st.store.clone();
-    let rows = blocking(move || {
-        store
-            .lock()
-            .map_err(|_| AppError::internal("store lock poisoned"))?
-            .alerts(from, to, min)
-            .map_err(AppError::from)
-    })
-    .await?;
+    let rows = st.with_store(move |s| s.alerts(from, to, min)).await?;
     rows.iter()
         .map(|r| with_id(r.id, &r.json))
         .collect::<Result<Vec<_>, _>>()
@@ -109,16 +95,10 @@ pub async fn alert(
     let id: i64 = id
         .parse()
         .map_err(|_| AppError::BadRequest("alert id must be a number".into()))?;
-    let store = st.store.clone();
-    let row = blocking(move || {
-        store
-            .lock()
-            .map_err(|_| AppError::internal("store lock poisoned"))?
-            .alert(id)
-            .map_err(AppError::from)
-    })
-    .await?
-    .ok_or_else(|| AppError::NotFound(format!("no alert {id}")))?;
+    let row = st
+        .with_store(move |s| s.alert(id))
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no alert {id}")))?;
     with_id(row.id, &row.json).map(Json)
 }
 
@@ -141,15 +121,7 @@ pub async fn sensors(
     headers: HeaderMap,
 ) -> Result<Json<Vec<SensorJson>>, AppError> {
     authorize(&st, &headers, Role::Analyst).await?;
-    let store = st.store.clone();
-    let rows = blocking(move || {
-        store
-            .lock()
-            .map_err(|_| AppError::internal("store lock poisoned"))?
-            .sensors()
-            .map_err(AppError::from)
-    })
-    .await?;
+    let rows = st.with_store(move |s| s.sensors()).await?;
     Ok(Json(
         rows.into_iter()
             .map(|s| SensorJson {
@@ -196,15 +168,9 @@ pub async fn port_history(
         .map_err(|_| AppError::BadRequest("port must be 0-65535".into()))?;
     let from = time_param("from", &q.from, i64::MIN)?;
     let to = time_param("to", &q.to, i64::MAX)?;
-    let store = st.store.clone();
-    let rows = blocking(move || {
-        store
-            .lock()
-            .map_err(|_| AppError::internal("store lock poisoned"))?
-            .port_history(proto.number(), port, from, to)
-            .map_err(AppError::from)
-    })
-    .await?;
+    let rows = st
+        .with_store(move |s| s.port_history(proto.number(), port, from, to))
+        .await?;
     rows.into_iter()
         .map(|r| {
             let top: Value = serde_json::from_str(&r.top_sources_json)
@@ -268,15 +234,9 @@ pub async fn topports(
     };
     let from = time_param("from", &q.from, i64::MIN)?;
     let to = time_param("to", &q.to, i64::MAX)?;
-    let store = st.store.clone();
-    let rows = blocking(move || {
-        store
-            .lock()
-            .map_err(|_| AppError::internal("store lock poisoned"))?
-            .top_ports(from, to, by, limit)
-            .map_err(AppError::from)
-    })
-    .await?;
+    let rows = st
+        .with_store(move |s| s.top_ports(from, to, by, limit))
+        .await?;
     Ok(Json(
         rows.into_iter()
             .map(|r| {
@@ -309,15 +269,9 @@ pub async fn source(
         .map_err(|_| AppError::BadRequest("not an IP address".into()))?;
     let from = time_param("from", &q.from, i64::MIN)?;
     let to = time_param("to", &q.to, i64::MAX)?;
-    let store = st.store.clone();
-    let rows = blocking(move || {
-        store
-            .lock()
-            .map_err(|_| AppError::internal("store lock poisoned"))?
-            .source_activity(addr, from, to)
-            .map_err(AppError::from)
-    })
-    .await?;
+    let rows = st
+        .with_store(move |s| s.source_activity(addr, from, to))
+        .await?;
     let ports: Vec<Value> = rows
         .iter()
         .map(|r| {

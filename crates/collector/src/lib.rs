@@ -170,6 +170,21 @@ impl AppState {
         }
     }
 
+    /// Runs `f` on the store off the async threads (SQLite calls block).
+    pub(crate) async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn Store) -> Result<T, scanwatch_store::StoreError> + Send + 'static,
+    ) -> Result<T, AppError> {
+        let store = self.store.clone();
+        blocking(move || {
+            let mut guard = store
+                .lock()
+                .map_err(|_| AppError::internal("store lock poisoned"))?;
+            f(guard.as_mut()).map_err(AppError::from)
+        })
+        .await
+    }
+
     /// Feeds events of one sensor to the pipeline and keeps the warnings it raises.
     pub fn feed(&self, sensor: &str, events: &[Event]) -> Result<(), AppError> {
         let key = sensor_key(sensor);
@@ -440,17 +455,10 @@ async fn ingest_inner(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<IngestReply, AppError> {
     let token = bearer(headers).ok_or(AppError::Unauthorized)?.to_string();
-    let store = st.store.clone();
-    let sensor = tokio::task::spawn_blocking(move || {
-        store
-            .lock()
-            .map_err(|_| AppError::internal("store lock poisoned"))?
-            .authenticate_sensor(&token)
-            .map_err(AppError::from)
-    })
-    .await
-    .map_err(|e| AppError::internal(e.to_string()))??
-    .ok_or(AppError::Unauthorized)?;
+    let sensor = st
+        .with_store(move |s| s.authenticate_sensor(&token))
+        .await?
+        .ok_or(AppError::Unauthorized)?;
     let batch = headers
         .get(BATCH_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -490,18 +498,11 @@ async fn ingest_inner(
             st.limits.max_events_per_second_per_sensor
         )));
     }
-    let store = st.store.clone();
     let (s2, b2) = (sensor.clone(), batch.clone());
     let commit_events = events.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        store
-            .lock()
-            .map_err(|_| AppError::internal("store lock poisoned"))?
-            .commit_batch(&s2, &b2, &commit_events, received)
-            .map_err(AppError::from)
-    })
-    .await
-    .map_err(|e| AppError::internal(e.to_string()))??;
+    let outcome = st
+        .with_store(move |s| s.commit_batch(&s2, &b2, &commit_events, received))
+        .await?;
     match outcome {
         BatchOutcome::Duplicate => Ok(IngestReply {
             batch,
@@ -512,9 +513,7 @@ async fn ingest_inner(
             // Durable first, then counted: a crash here loses nothing, and the
             // server replays stored events into the pipeline at start.
             let st2 = st.clone();
-            tokio::task::spawn_blocking(move || st2.feed(&sensor, &events))
-                .await
-                .map_err(|e| AppError::internal(e.to_string()))??;
+            blocking(move || st2.feed(&sensor, &events)).await?;
             Ok(IngestReply {
                 batch,
                 accepted: n,
