@@ -230,6 +230,46 @@ fn syn_lines(from: usize, n: usize) -> String {
         .collect()
 }
 
+/// Registers sensor `fw-1` in `data` and writes its token to `dir/token`.
+fn add_sensor(data: &std::path::Path, dir: &std::path::Path) -> std::path::PathBuf {
+    let out = bin()
+        .args(["admin", "sensor", "add", "fw-1", "--data"])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, out.stdout).unwrap();
+    token_file
+}
+
+/// `scanwatch sensor run` against the server on `port`, with one source.
+fn sensor_cmd(
+    port: u16,
+    token_file: &std::path::Path,
+    spool: &std::path::Path,
+    source: impl AsRef<std::ffi::OsStr>,
+) -> Command {
+    let mut c = bin();
+    c.args([
+        "sensor",
+        "run",
+        "--server",
+        &format!("http://127.0.0.1:{port}"),
+        "--token-file",
+    ])
+    .arg(token_file)
+    .arg("--spool")
+    .arg(spool)
+    .arg("--source")
+    .arg(source);
+    c
+}
+
 fn stored_events(data: &std::path::Path) -> u64 {
     let list = bin()
         .args(["admin", "sensor", "list", "--data"])
@@ -250,34 +290,21 @@ fn sensor_delivers_every_event_once_across_rotation_truncation_and_outage() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let data = dir.join("data");
-    let out = bin()
-        .args(["admin", "sensor", "add", "fw-1", "--data"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    let token_file = dir.join("token");
-    std::fs::write(&token_file, out.stdout).unwrap();
+    let token_file = add_sensor(&data, &dir);
     let port = free_port();
     let log = dir.join("fw.log");
     let spool = dir.join("spool");
     let run_sensor = |extra: &[&str]| {
-        let out = bin()
-            .args([
-                "sensor",
-                "run",
-                "--server",
-                &format!("http://127.0.0.1:{port}"),
-                "--token-file",
-            ])
-            .arg(&token_file)
-            .arg("--spool")
-            .arg(&spool)
-            .arg("--source")
-            .arg(format!("{}:netfilter", log.display()))
-            .arg("--once")
-            .args(extra)
-            .output()
-            .unwrap();
+        let out = sensor_cmd(
+            port,
+            &token_file,
+            &spool,
+            format!("{}:netfilter", log.display()),
+        )
+        .arg("--once")
+        .args(extra)
+        .output()
+        .unwrap();
         assert!(
             out.status.success(),
             "{}",
@@ -318,23 +345,16 @@ fn sensor_delivers_every_event_once_across_rotation_truncation_and_outage() {
     let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     std::io::Write::write_all(&mut f, syn_lines(400, 15).as_bytes()).unwrap();
     drop(f);
-    let child = bin()
-        .args([
-            "sensor",
-            "run",
-            "--server",
-            &format!("http://127.0.0.1:{port}"),
-            "--token-file",
-        ])
-        .arg(&token_file)
-        .arg("--spool")
-        .arg(&spool)
-        .arg("--source")
-        .arg(format!("{}:netfilter", log.display()))
-        .arg("--once")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = sensor_cmd(
+        port,
+        &token_file,
+        &spool,
+        format!("{}:netfilter", log.display()),
+    )
+    .arg("--once")
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let mut sensor = Server(child);
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
@@ -393,13 +413,7 @@ fn sensor_local_rules_and_target_anonymisation() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let data = dir.join("data");
-    let out = bin()
-        .args(["admin", "sensor", "add", "fw-1", "--data"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    let token_file = dir.join("token");
-    std::fs::write(&token_file, out.stdout).unwrap();
+    let token_file = add_sensor(&data, &dir);
     let out = bin()
         .args([
             "admin", "token", "add", "ops", "--role", "analyst", "--data",
@@ -416,19 +430,7 @@ fn sensor_local_rules_and_target_anonymisation() {
     let mut text = syn_lines(0, 20);
     text.push_str(&syn_lines(0, 1).replace("DPT=1025", "DPT=22"));
     std::fs::write(&log, text).unwrap();
-    let out = bin()
-        .args([
-            "sensor",
-            "run",
-            "--server",
-            &format!("http://127.0.0.1:{port}"),
-            "--token-file",
-        ])
-        .arg(&token_file)
-        .arg("--spool")
-        .arg(dir.join("spool"))
-        .arg("--source")
-        .arg(&log)
+    let out = sensor_cmd(port, &token_file, &dir.join("spool"), &log)
         .args([
             "--once",
             "--from-start",
@@ -508,35 +510,22 @@ fn kill_9_of_the_centre_during_ingest_loses_nothing_and_counts_nothing_twice() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let data = dir.join("data");
-    let out = bin()
-        .args(["admin", "sensor", "add", "fw-1", "--data"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    let token_file = dir.join("token");
-    std::fs::write(&token_file, out.stdout).unwrap();
+    let token_file = add_sensor(&data, &dir);
     let port = free_port();
     let log = dir.join("fw.log");
     // 40 chunks of new lines arrive while the centre is killed and restarted.
     std::fs::write(&log, syn_lines(0, 3000)).unwrap();
     let mut server = start(&data, port);
-    let child = bin()
-        .args([
-            "sensor",
-            "run",
-            "--server",
-            &format!("http://127.0.0.1:{port}"),
-            "--token-file",
-        ])
-        .arg(&token_file)
-        .arg("--spool")
-        .arg(dir.join("spool"))
-        .arg("--source")
-        .arg(format!("{}:netfilter", log.display()))
-        .arg("--from-start")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = sensor_cmd(
+        port,
+        &token_file,
+        &dir.join("spool"),
+        format!("{}:netfilter", log.display()),
+    )
+    .arg("--from-start")
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
     let _sensor = Server(child);
     let mut written = 3000;
     for round in 0..40 {
