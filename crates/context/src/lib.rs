@@ -3,7 +3,15 @@
 //! threat-context issue extends it with the system services database, user
 //! overrides and advisories.
 
+pub mod advisory;
+pub mod assets;
+pub mod benign;
+pub mod explain;
+pub mod exposure;
+pub mod knowledge;
+pub mod mitigate;
 mod ports;
+pub mod services;
 
 use scanwatch_event::Protocol;
 
