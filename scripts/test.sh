@@ -16,6 +16,7 @@ command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v nmap >/dev/null 2>&1 || need+=(nmap)
 command -v hping3 >/dev/null 2>&1 || need+=(hping3)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 if [ "${#need[@]}" -gt 0 ]; then
     echo "== apt-get install ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -40,6 +41,10 @@ read -r passed failed < <(awk '/^test result:/ {p += $4; f += $6} END {print p +
 
 echo "== end to end in network namespaces: nftables logging, nmap and hping3 scans, sensor, server"
 tests/netns/e2e.sh target/release/scanwatch
+passed=$((passed + 1))
+
+echo "== threat context in network namespaces: nmap XML inventory, advisories, exposure, nft -c and loaded rules"
+tests/netns/context.sh target/release/scanwatch
 passed=$((passed + 1))
 
 fuzz_seconds="${FUZZ_SECONDS:-30}"

@@ -78,6 +78,10 @@ pub struct AlertJson {
     /// Set for trend warnings, `null` for surges.
     pub trend: Option<TrendJson>,
     pub summary: String,
+    /// What the port is, what may explain the surge, what to block, who is exposed
+    /// (docs/context.md); absent when no context was loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<scanwatch_context::AlertContext>,
 }
 
 fn rfc(t: Timestamp) -> String {
@@ -120,6 +124,7 @@ pub fn alert_json(a: &Alert) -> AlertJson {
             windows: t.span_windows,
         }),
         summary: crate::summary(a),
+        context: None,
     }
 }
 
@@ -173,6 +178,16 @@ pub struct SummaryJson {
     pub windows: usize,
     pub sensors: usize,
     pub alerts: usize,
+    /// Port events from known benign scanners, kept out of the counts above the
+    /// line (present when a benign list was loaded and matched).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub benign_events: u64,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub benign_by_label: std::collections::BTreeMap<String, u64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 pub fn summary_json(r: &Report, stats: &crate::RunStats) -> SummaryJson {
@@ -188,5 +203,7 @@ pub fn summary_json(r: &Report, stats: &crate::RunStats) -> SummaryJson {
         windows: r.windows,
         sensors: r.sensors.len(),
         alerts: r.alerts.len(),
+        benign_events: r.benign_events,
+        benign_by_label: r.benign_by_label.clone(),
     }
 }

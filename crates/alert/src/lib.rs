@@ -10,7 +10,7 @@ pub use json::{
     alert_json, summary_json, window_json, AlertJson, BaselineJson, SourceJson, SummaryJson,
     WindowJson,
 };
-pub use text::{render_report, window_text, RunStats};
+pub use text::{context_block, render_report, render_report_with, window_text, RunStats};
 
 use scanwatch_detect::Alert;
 use scanwatch_event::Timestamp;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use scanwatch_context::{port_info, service_name};
+use scanwatch_context::{AlertContext, ContextData};
 use scanwatch_detect::Alert;
 use scanwatch_pipeline::{PortRow, Report, WindowReport};
 
@@ -81,6 +82,17 @@ fn window_block(out: &mut String, title: &str, w: &WindowReport) {
 
 /// Renders the whole report. `header` is the run description line(s).
 pub fn render_report(r: &Report, stats: &RunStats, header: &str) -> String {
+    render_report_with(r, stats, header, None)
+}
+
+/// The report with each surge's context (port facts, explanation, mitigation,
+/// exposed assets) when `ctx` is given.
+pub fn render_report_with(
+    r: &Report,
+    stats: &RunStats,
+    header: &str,
+    ctx: Option<&ContextData>,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -95,7 +107,21 @@ pub fn render_report(r: &Report, stats: &RunStats, header: &str) -> String {
         thousands(r.windows as u64),
         thousands(r.sensors.len() as u64),
     );
-    let _ = writeln!(out, "{header}\n");
+    let _ = writeln!(out, "{header}");
+    if r.benign_events > 0 {
+        let labels: Vec<String> = r
+            .benign_by_label
+            .iter()
+            .map(|(l, n)| format!("{l} {}", thousands(*n)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "known benign scanners: {} port events kept out of the counts ({})",
+            thousands(r.benign_events),
+            labels.join(", ")
+        );
+    }
+    let _ = writeln!(out);
     if let Some(last) = &r.last {
         window_block(&mut out, "Top ports, last window", last);
     }
@@ -176,6 +202,10 @@ pub fn render_report(r: &Report, stats: &RunStats, header: &str) -> String {
             sensors.join(", "),
             peak.top_sensor_share * 100.0
         );
+        if let Some(ctx) = ctx {
+            let c = ctx.enrich(peak.proto, peak.port, first.window_start, peak.window_end);
+            context_block(&mut out, &c);
+        }
     }
     let mut all: Vec<&Alert> = r.alerts.iter().collect();
     all.sort_by(|a, b| by_severity(a, b));
@@ -190,4 +220,132 @@ pub fn render_report(r: &Report, stats: &RunStats, header: &str) -> String {
         );
     }
     out
+}
+
+/// The context lines of one surge, indented under it.
+pub fn context_block(out: &mut String, c: &AlertContext) {
+    let a = &c.assessment;
+    if let Some(p) = &c.port {
+        if !p.note.is_empty() {
+            let _ = writeln!(
+                out,
+                "    what it is: {} — {} [{}]",
+                p.name, p.note, p.source
+            );
+        }
+    }
+    let _ = writeln!(out, "    assessment: {}", a.statement);
+    if !a.candidates.is_empty() {
+        let _ = writeln!(out, "    possible explanations, best first:");
+    }
+    for (i, k) in a.candidates.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "      {}. {} (score {:.1}) {}{}",
+            i + 1,
+            k.id,
+            k.score,
+            k.title,
+            k.published
+                .as_deref()
+                .map_or(String::new(), |p| format!(", published {p}"))
+        );
+        let _ = writeln!(
+            out,
+            "         {} match: {}",
+            k.match_strength.name(),
+            k.match_reason
+        );
+        if !k.exploits.is_empty() {
+            let shown: Vec<&str> = k.exploits.iter().take(5).map(String::as_str).collect();
+            let _ = writeln!(
+                out,
+                "         {} public exploit{}: {}{}",
+                k.exploits.len(),
+                if k.exploits.len() == 1 { "" } else { "s" },
+                shown.join("; "),
+                if k.exploits.len() > 5 { "; …" } else { "" }
+            );
+        }
+        if let Some(kev) = &k.kev {
+            let _ = writeln!(
+                out,
+                "         in CISA KEV since {}{}",
+                kev.date_added.as_deref().unwrap_or("?"),
+                if kev.known_ransomware {
+                    " (used by ransomware)"
+                } else {
+                    ""
+                }
+            );
+        }
+        if let Some(ids) = &k.ids {
+            let _ = writeln!(
+                out,
+                "         IDS: {} alerts from {} sources ({})",
+                ids.alerts,
+                ids.sources,
+                ids.signatures.join("; ")
+            );
+        }
+    }
+    let m = &a.mitigation;
+    if !m.block.is_empty() {
+        let what: Vec<String> = m
+            .block
+            .iter()
+            .map(|b| format!("{} ({})", b.label(), b.why))
+            .collect();
+        let _ = writeln!(
+            out,
+            "    block new inbound connections to: {}",
+            what.join("; ")
+        );
+        for (name, text) in [
+            ("nftables", &m.rules.nftables),
+            ("iptables", &m.rules.iptables),
+            ("pf", &m.rules.pf),
+            ("windows", &m.rules.windows),
+        ] {
+            // The rule lines only, once each (nftables repeats them in its input
+            // and forward chains; iptables for IPv6 and FORWARD).
+            let mut rules: Vec<&str> = Vec::new();
+            for l in text.lines().map(str::trim) {
+                let rule =
+                    l.contains("dport") || l.starts_with("block ") || l.starts_with("netsh ");
+                if rule
+                    && !l.starts_with("ip6tables")
+                    && !l.contains(" FORWARD ")
+                    && !rules.contains(&l)
+                {
+                    rules.push(l);
+                }
+            }
+            let _ = writeln!(out, "      {name}:");
+            for l in &rules {
+                let _ = writeln!(out, "        {l}");
+            }
+        }
+    }
+    for r in &m.required_actions {
+        let _ = writeln!(out, "    required action (CISA KEV): {r}");
+    }
+    if c.exposed_total > 0 {
+        let _ = writeln!(
+            out,
+            "    your most exposed assets ({} of {}):",
+            c.exposed.len(),
+            c.exposed_total
+        );
+        for e in &c.exposed {
+            let _ = writeln!(
+                out,
+                "      {} {} (score {}): {}",
+                e.host,
+                e.address.map_or(String::new(), |a| a.to_string()),
+                e.score,
+                e.reasons.join(", ")
+            );
+        }
+    }
 }

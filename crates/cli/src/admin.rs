@@ -63,7 +63,7 @@ pub enum SensorCommand {
     },
 }
 
-fn now() -> Timestamp {
+pub fn now() -> Timestamp {
     // The binary's edge may read the clock: when a sensor was created is wall time.
     Timestamp(
         std::time::SystemTime::now()

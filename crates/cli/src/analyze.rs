@@ -5,12 +5,15 @@ use std::io::Write;
 
 use anyhow::{bail, Result};
 use scanwatch_alert::{
-    alert_json, by_severity, render_report, summary_json, window_json, RunStats,
+    alert_json, by_severity, render_report_with, summary_json, window_json, RunStats,
 };
+use scanwatch_context::benign::BenignSet;
+use scanwatch_context::ContextData;
 use scanwatch_event::{parse_duration, Timestamp};
 use scanwatch_pipeline::{Output, Pipeline, PipelineConfig, Report};
 
 use crate::input::{FileStats, Input, Merge, SensorId, SHOWN_ERRORS_PER_FILE};
+use crate::intel::{load_context, ContextArgs};
 
 /// What `--emit` selects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -43,6 +46,8 @@ pub struct AnalyzeArgs {
     /// What to print: warnings, per-window port metrics, or both.
     #[arg(long, value_enum, default_value = "alerts")]
     pub emit: Emit,
+    #[command(flatten)]
+    pub context: ContextArgs,
 }
 
 /// Window, history and detection thresholds, shared by `analyze` and `demo`.
@@ -108,6 +113,8 @@ pub struct Emitter<'a> {
     pub json: bool,
     pub emit: Emit,
     pub error: Option<anyhow::Error>,
+    /// Threat context for the warnings, when loaded.
+    pub ctx: Option<&'a ContextData>,
 }
 
 impl Emitter<'_> {
@@ -143,13 +150,18 @@ impl Emitter<'_> {
                 let mut alerts: Vec<_> = report.alerts.iter().collect();
                 alerts.sort_by(|a, b| by_severity(a, b));
                 for a in alerts {
-                    json_line(self.out, &alert_json(a))?;
+                    let mut j = alert_json(a);
+                    if let Some(ctx) = self.ctx {
+                        j.context =
+                            Some(ctx.enrich(a.proto, a.port, a.episode_start, a.window_end));
+                    }
+                    json_line(self.out, &j)?;
                 }
             }
             json_line(self.out, &summary_json(report, stats))?;
         } else if matches!(self.emit, Emit::Alerts | Emit::All) {
             self.out
-                .write_all(render_report(report, stats, header).as_bytes())?;
+                .write_all(render_report_with(report, stats, header, self.ctx).as_bytes())?;
         }
         self.out.flush()?;
         Ok(())
@@ -195,7 +207,18 @@ pub fn run(args: &AnalyzeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
     if inputs.is_empty() {
         bail!("no input could be read");
     }
+    let ctx_year = args.year.unwrap_or_else(|| {
+        chrono::DateTime::from_timestamp_millis(now.0).map_or(1970, |d| chrono::Datelike::year(&d))
+    });
+    let (ctx, benign) = match args.context.wanted() {
+        true => {
+            let (c, b) = load_context(&args.context, ctx_year, err)?;
+            (Some(c), b)
+        }
+        false => (None, BenignSet::default()),
+    };
     let mut pipeline = Pipeline::new(cfg);
+    pipeline.set_benign(benign);
     pipeline.set_emit_windows(matches!(args.emit, Emit::Windows | Emit::All));
     for i in &inputs {
         let (k, name) = i.file_sensor();
@@ -214,6 +237,7 @@ pub fn run(args: &AnalyzeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
         json: args.json,
         emit: args.emit,
         error: None,
+        ctx: ctx.as_ref(),
     };
     let mut n = 0u64;
     while let Some((sensor, e)) = merge.next(&mut report_err)? {

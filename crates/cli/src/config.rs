@@ -64,6 +64,11 @@ pub struct ServerSection {
     pub data: PathBuf,
     /// Listen address (default `127.0.0.1:8470`).
     pub listen: SocketAddr,
+    /// TLS certificate chain (PEM). With `tls_key`, the server speaks HTTPS only
+    /// (rustls); without both, plain HTTP (put it behind a TLS proxy then).
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServerSection {
@@ -71,6 +76,8 @@ impl Default for ServerSection {
         ServerSection {
             data: PathBuf::from(DEFAULT_DATA_DIR),
             listen: SocketAddr::from(([127, 0, 0, 1], 8470)),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -148,6 +155,9 @@ impl ServerConfig {
                 self.version
             );
         }
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            bail!("server.tls_cert and server.tls_key go together: give both or neither");
+        }
         self.detection_args().config()?;
         let (events, _) = self.retention.millis()?;
         let history = scanwatch_event::parse_duration(&self.detection.history)?;
@@ -192,6 +202,180 @@ impl ServerConfig {
             max_events_per_batch: l.max_events_per_batch,
             max_events_per_second_per_sensor: l.max_events_per_second_per_sensor,
         }
+    }
+}
+
+/// `scanwatch sensor run --config FILE`: the same options as the flags.
+///
+/// ```toml
+/// version = 1
+/// [sensor]
+/// server = "https://centre.example.net:8470"
+/// token_file = "/etc/scanwatch/token"
+/// spool = "/var/lib/scanwatch/spool"
+/// ca_file = "/etc/scanwatch/centre-ca.pem"   # optional
+/// from_start = false
+/// max_spool_mib = 256
+/// sources = ["/var/log/kern.log:netfilter", "/var/log/suricata/eve.json:suricata"]
+/// [rules]
+/// include_ports = "1-65535"
+/// exclude_ports = "53"
+/// exclude_sources = ["192.0.2.0/28"]
+/// actions = ["drop", "reject"]
+/// anonymize_targets = "keyed"                 # none, drop or keyed
+/// anonymize_key_file = "/etc/scanwatch/anon.key"
+/// ```
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SensorFileConfig {
+    pub version: u32,
+    #[serde(default)]
+    pub sensor: SensorSection,
+    #[serde(default)]
+    pub rules: RulesSection,
+}
+
+impl Default for SensorFileConfig {
+    fn default() -> Self {
+        SensorFileConfig {
+            version: CONFIG_VERSION,
+            sensor: SensorSection::default(),
+            rules: RulesSection::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SensorSection {
+    pub server: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub spool: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub from_start: bool,
+    /// Spool size limit in MiB (default 256).
+    pub max_spool_mib: u64,
+    /// `PATH` or `PATH:FORMAT`.
+    pub sources: Vec<String>,
+}
+
+impl Default for SensorSection {
+    fn default() -> Self {
+        SensorSection {
+            server: None,
+            token_file: None,
+            spool: None,
+            ca_file: None,
+            from_start: false,
+            max_spool_mib: 256,
+            sources: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesSection {
+    pub include_ports: Option<String>,
+    pub exclude_ports: Option<String>,
+    pub exclude_sources: Vec<String>,
+    pub actions: Vec<String>,
+    /// `none` (default), `drop` or `keyed`.
+    pub anonymize_targets: String,
+    pub anonymize_key_file: Option<PathBuf>,
+}
+
+impl Default for RulesSection {
+    fn default() -> Self {
+        RulesSection {
+            include_ports: None,
+            exclude_ports: None,
+            exclude_sources: Vec::new(),
+            actions: Vec::new(),
+            anonymize_targets: "none".into(),
+            anonymize_key_file: None,
+        }
+    }
+}
+
+impl RulesSection {
+    /// The sensor's rules (the anonymiser is built by the caller, who reads the key).
+    pub fn rules(
+        &self,
+        anonymize: scanwatch_sensor::rules::Anonymize,
+    ) -> Result<scanwatch_sensor::rules::Rules> {
+        use scanwatch_sensor::rules::{parse_action, parse_network, parse_ports, Rules};
+        let ports = |p: &Option<String>| -> Result<Vec<(u16, u16)>> {
+            Ok(p.as_deref()
+                .map(parse_ports)
+                .transpose()?
+                .unwrap_or_default())
+        };
+        Ok(Rules::new(
+            ports(&self.include_ports).context("include_ports")?,
+            ports(&self.exclude_ports).context("exclude_ports")?,
+            self.exclude_sources
+                .iter()
+                .map(|s| parse_network(s))
+                .collect::<Result<_, _>>()
+                .context("exclude_sources")?,
+            self.actions
+                .iter()
+                .map(|a| parse_action(a))
+                .collect::<Result<_, _>>()
+                .context("actions")?,
+            anonymize,
+        ))
+    }
+}
+
+impl SensorFileConfig {
+    /// Parses TOML text (no I/O) and checks what can be checked without the
+    /// flags (the required fields are checked by [`SensorFileConfig::validate`]
+    /// once the flags are applied).
+    pub fn parse(text: &str) -> Result<SensorFileConfig> {
+        let cfg: SensorFileConfig = toml::from_str(text).context("invalid config")?;
+        if cfg.version != CONFIG_VERSION {
+            bail!(
+                "config version {} is not supported; this build reads version {CONFIG_VERSION}",
+                cfg.version
+            );
+        }
+        Ok(cfg)
+    }
+
+    /// Checks every value without touching the disk or the network.
+    pub fn validate(&self) -> Result<()> {
+        let s = &self.sensor;
+        match &s.server {
+            None => bail!("no centre: give --server or sensor.server"),
+            Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                bail!("sensor.server {u:?} must start with http:// or https://")
+            }
+            Some(_) => {}
+        }
+        if s.token_file.is_none() {
+            bail!("no token: give --token-file or sensor.token_file");
+        }
+        if s.spool.is_none() {
+            bail!("no spool directory: give --spool or sensor.spool");
+        }
+        if s.sources.is_empty() {
+            bail!("no log to follow: give --source or sensor.sources");
+        }
+        if s.max_spool_mib == 0 {
+            bail!("sensor.max_spool_mib must be greater than zero");
+        }
+        let r = &self.rules;
+        match (r.anonymize_targets.as_str(), &r.anonymize_key_file) {
+            ("none" | "drop", _) | ("keyed", Some(_)) => {}
+            ("keyed", None) => bail!(
+                "--anonymize-targets keyed needs --anonymize-key-file (rules.anonymize_key_file)"
+            ),
+            (other, _) => bail!("anonymize_targets {other:?}: expected none, drop or keyed"),
+        }
+        r.rules(scanwatch_sensor::rules::Anonymize::None)?;
+        Ok(())
     }
 }
 
@@ -253,6 +437,10 @@ max_events_per_batch = 5000
             ),
             ("version = 1\n[server]\nlisten = \"nowhere\"", "invalid"),
             (
+                "version = 1\n[server]\ntls_cert = \"cert.pem\"",
+                "tls_cert and server.tls_key go together",
+            ),
+            (
                 "version = 1\n[retention]\nevents = \"1d\"",
                 "must be at least detection.history",
             ),
@@ -263,6 +451,58 @@ max_events_per_batch = 5000
         ] {
             let err = format!("{:#}", ServerConfig::parse(text).unwrap_err());
             assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn sensor_config_parses_validates_and_refuses_mistakes() {
+        let text = r#"
+version = 1
+[sensor]
+server = "https://centre.example.net:8470"
+token_file = "/etc/scanwatch/token"
+spool = "/var/lib/scanwatch/spool"
+sources = ["/var/log/kern.log:netfilter"]
+[rules]
+include_ports = "1-1024"
+exclude_sources = ["192.0.2.0/28"]
+actions = ["drop"]
+"#;
+        let c = SensorFileConfig::parse(text).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.sensor.max_spool_mib, 256, "documented default");
+        assert_eq!(c.rules.anonymize_targets, "none");
+        let bad = [
+            ("version = 2", "version 2 is not supported"),
+            ("version = 1\n[sensor]\nservr = \"x\"", "unknown field"),
+        ];
+        for (t, want) in bad {
+            let e = format!("{:#}", SensorFileConfig::parse(t).unwrap_err());
+            assert!(e.contains(want), "{t}: {e}");
+        }
+        let invalid = [
+            (text.replace("https://", "ftp://"), "must start with http"),
+            (
+                text.replace("include_ports = \"1-1024\"", "include_ports = \"0-x\""),
+                "include_ports",
+            ),
+            (text.replace("192.0.2.0/28", "not-a-net"), "exclude_sources"),
+            (text.replace("[\"drop\"]", "[\"explode\"]"), "actions"),
+            (
+                text.replace("actions", "anonymize_targets = \"keyed\"\nactions"),
+                "needs --anonymize-key-file",
+            ),
+            (
+                text.replace("sources = [\"/var/log/kern.log:netfilter\"]", ""),
+                "no log to follow",
+            ),
+        ];
+        for (t, want) in invalid {
+            let e = format!(
+                "{:#}",
+                SensorFileConfig::parse(&t).unwrap().validate().unwrap_err()
+            );
+            assert!(e.contains(want), "{want}: {e}");
         }
     }
 }

@@ -12,7 +12,12 @@ use scanwatch_alert::RunStats;
 use scanwatch_pipeline::{sensor_key, Pipeline};
 use scanwatch_simulate::{netfilter_line, Scenario};
 
+use chrono::Datelike;
+use scanwatch_context::benign::BenignSet;
+use scanwatch_event::Timestamp;
+
 use crate::analyze::{DetectionArgs, Emit, Emitter};
+use crate::intel::{load_context, ContextArgs};
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct DemoArgs {
@@ -27,6 +32,13 @@ pub struct DemoArgs {
     /// Also write the simulated logs, one gzip'd netfilter syslog file per sensor, to DIR.
     #[arg(long, value_name = "DIR")]
     pub write_logs: Option<PathBuf>,
+    /// Start of the simulated ten days (UTC date). The TCP/1025 surge begins seven
+    /// days later; e.g. 2007-04-12 replays the 2007 Windows DNS RPC case against
+    /// the real advisories of that week.
+    #[arg(long, default_value = "2026-11-16")]
+    pub start: String,
+    #[command(flatten)]
+    pub context: ContextArgs,
 }
 
 fn describe(sc: &Scenario) -> String {
@@ -61,8 +73,27 @@ fn describe(sc: &Scenario) -> String {
 
 pub fn run(args: &DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
     let cfg = args.detection.config()?;
-    let sc = scanwatch_simulate::demo();
+    let start = chrono::NaiveDate::parse_from_str(&args.start, "%Y-%m-%d").map_err(|e| {
+        anyhow::anyhow!(
+            "invalid --start {:?}: {e} (expected YYYY-MM-DD)",
+            args.start
+        )
+    })?;
+    let mut sc = scanwatch_simulate::demo();
+    sc.start = Timestamp(
+        start
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+            .timestamp_millis(),
+    );
+    let (ctx, benign) = if args.context.wanted() {
+        let (c, b) = load_context(&args.context, start.year(), err)?;
+        (Some(c), b)
+    } else {
+        (None, BenignSet::default())
+    };
     let mut pipeline = Pipeline::new(cfg);
+    pipeline.set_benign(benign);
     pipeline.set_emit_windows(matches!(args.emit, Emit::Windows | Emit::All));
     let names: Vec<String> = (0..sc.sensors).map(|i| sc.sensor_name(i)).collect();
     let keys: Vec<u64> = names.iter().map(|n| sensor_key(n)).collect();
@@ -92,6 +123,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         json: args.json,
         emit: args.emit,
         error: None,
+        ctx: ctx.as_ref(),
     };
     let mut stats = RunStats {
         files: 0,
@@ -119,9 +151,10 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
     if let Some(dir) = &args.write_logs {
         writeln!(
             err,
-            "wrote {} sensor logs to {}; replay them with: scanwatch analyze --year 2026 {}/*.log.gz",
+            "wrote {} sensor logs to {}; replay them with: scanwatch analyze --year {} {}/*.log.gz",
             sc.sensors,
             dir.display(),
+            start.year(),
             dir.display()
         )?;
     }

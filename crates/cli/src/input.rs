@@ -75,7 +75,7 @@ fn stem(path: &str) -> String {
     }
 }
 
-fn open(path: &str) -> Result<(Box<dyn BufRead>, Option<Timestamp>)> {
+pub(crate) fn open(path: &str) -> Result<(Box<dyn BufRead>, Option<Timestamp>)> {
     let (raw, mtime): (Box<dyn Read>, Option<Timestamp>) = if path == "-" {
         (Box::new(io::stdin()), None)
     } else {

@@ -6,5 +6,6 @@ pub mod analyze;
 pub mod config;
 pub mod demo;
 pub mod input;
+pub mod intel;
 pub mod sensor;
 pub mod server;

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use scanwatch::{admin, analyze, demo, sensor, server};
+use scanwatch::{admin, analyze, demo, intel, sensor, server};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,6 +30,12 @@ enum Command {
     Server(server::ServerArgs),
     /// Run a sensor: follow firewall logs and submit their events to the centre.
     Sensor(sensor::SensorArgs),
+    /// Import advisories (NVD, CISA KEV, Exploit-DB) and benign-scanner lists.
+    Intel(intel::IntelArgs),
+    /// Import and list the asset inventory (CSV or nmap XML).
+    Assets(intel::AssetsArgs),
+    /// For each active warning, your assets that are most exposed, with reasons.
+    Exposure(intel::ExposureArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +49,9 @@ fn main() -> ExitCode {
         Command::Admin(a) => admin::run(a, &mut out, &mut err).map(|()| true),
         Command::Server(s) => server::run(s, &mut err).map(|()| true),
         Command::Sensor(s) => sensor::run(s, &mut err).map(|()| true),
+        Command::Intel(a) => intel::run_intel(a, &mut out, &mut err),
+        Command::Assets(a) => intel::run_assets(a, &mut out, &mut err),
+        Command::Exposure(a) => intel::run_exposure(a, &mut out, &mut err),
     };
     let _ = out.flush();
     match result {

@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use scanwatch_event::Timestamp;
-use scanwatch_sensor::rules::{parse_action, parse_network, parse_ports, Anonymize, Rules};
+use scanwatch_sensor::rules::{Anonymize, Rules};
 use scanwatch_sensor::run::{run as run_sensor, SensorConfig, Source};
+
+use crate::config::SensorFileConfig;
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct SensorArgs {
@@ -21,47 +23,113 @@ pub struct SensorArgs {
 #[derive(Clone, Debug, clap::Subcommand)]
 pub enum SensorCommand {
     /// Follow log files (like tail -F) and submit their events to the centre.
-    Run {
-        /// Base URL of the centre, e.g. http://127.0.0.1:8470.
-        #[arg(long)]
-        server: String,
-        /// File holding this sensor's token (from `scanwatch admin sensor add`).
-        #[arg(long)]
-        token_file: PathBuf,
-        /// Spool directory: batches wait here until the centre acknowledges them.
-        #[arg(long)]
-        spool: PathBuf,
-        /// A log to follow, as PATH or PATH:FORMAT (netfilter, dshield, jsonl, suricata, filterlog, winfw, zeek); repeatable.
-        #[arg(long = "source", required = true)]
-        sources: Vec<String>,
-        /// Read existing files from the start (backfill) instead of from their end.
-        #[arg(long)]
-        from_start: bool,
-        /// Exit once every source is read and the spool is delivered.
-        #[arg(long)]
-        once: bool,
-        /// Spool size limit in MiB; when full, reading pauses until batches are delivered.
-        #[arg(long, default_value_t = 256)]
-        max_spool_mib: u64,
-        /// Only send events to these destination ports (e.g. 1-1024,3389).
-        #[arg(long)]
-        include_ports: Option<String>,
-        /// Never send events to these destination ports.
-        #[arg(long)]
-        exclude_ports: Option<String>,
-        /// Never send events from this source address or CIDR (repeatable), e.g. your own scanners.
-        #[arg(long = "exclude-source")]
-        exclude_sources: Vec<String>,
-        /// Only send events the firewall logged with this action (repeatable): accept, drop, reject.
-        #[arg(long = "action")]
-        actions: Vec<String>,
-        /// Target addresses sent to the centre: as logged, dropped, or keyed prefix-preserving.
-        #[arg(long, value_parser = ["none", "drop", "keyed"], default_value = "none")]
-        anonymize_targets: String,
-        /// Key for --anonymize-targets keyed (a file of at least 16 bytes; keep it secret).
-        #[arg(long)]
-        anonymize_key_file: Option<PathBuf>,
-    },
+    Run(Box<RunArgs>),
+}
+
+/// `sensor run` options; each may also come from `--config` (flags win).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct RunArgs {
+    /// TOML config file (docs/server.md, "Sensor config"); the flags below override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Base URL of the centre, e.g. http://127.0.0.1:8470 or https://centre:8470.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// File holding this sensor's token (from `scanwatch admin sensor add`).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Spool directory: batches wait here until the centre acknowledges them.
+    #[arg(long)]
+    pub spool: Option<PathBuf>,
+    /// A log to follow, as PATH or PATH:FORMAT (netfilter, dshield, jsonl, suricata, filterlog, winfw, zeek); repeatable; replaces the config's sources.
+    #[arg(long = "source")]
+    pub sources: Vec<String>,
+    /// Read existing files from the start (backfill) instead of from their end.
+    #[arg(long)]
+    pub from_start: bool,
+    /// Exit once every source is read and the spool is delivered.
+    #[arg(long)]
+    pub once: bool,
+    /// Spool size limit in MiB; when full, reading pauses until batches are delivered [default: 256].
+    #[arg(long)]
+    pub max_spool_mib: Option<u64>,
+    /// Only send events to these destination ports (e.g. 1-1024,3389).
+    #[arg(long)]
+    pub include_ports: Option<String>,
+    /// Never send events to these destination ports.
+    #[arg(long)]
+    pub exclude_ports: Option<String>,
+    /// Never send events from this source address or CIDR (repeatable), e.g. your own scanners.
+    #[arg(long = "exclude-source")]
+    pub exclude_sources: Vec<String>,
+    /// Only send events the firewall logged with this action (repeatable): accept, drop, reject.
+    #[arg(long = "action")]
+    pub actions: Vec<String>,
+    /// Target addresses sent to the centre: as logged (none), dropped, or keyed prefix-preserving [default: none].
+    #[arg(long, value_parser = ["none", "drop", "keyed"])]
+    pub anonymize_targets: Option<String>,
+    /// Key for --anonymize-targets keyed (a file of at least 16 bytes; keep it secret).
+    #[arg(long)]
+    pub anonymize_key_file: Option<PathBuf>,
+    /// PEM certificate(s) to trust for an https:// centre (its private CA or
+    /// self-signed certificate) instead of the public web PKI roots.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// The config file (if any) with the flags applied on top, validated.
+    pub fn effective_config(&self) -> Result<SensorFileConfig> {
+        let mut c = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                SensorFileConfig::parse(&text).with_context(|| format!("in {}", path.display()))?
+            }
+            None => SensorFileConfig::default(),
+        };
+        let s = &mut c.sensor;
+        if let Some(v) = &self.server {
+            s.server = Some(v.clone());
+        }
+        if let Some(v) = &self.token_file {
+            s.token_file = Some(v.clone());
+        }
+        if let Some(v) = &self.spool {
+            s.spool = Some(v.clone());
+        }
+        if !self.sources.is_empty() {
+            s.sources = self.sources.clone();
+        }
+        s.from_start |= self.from_start;
+        if let Some(v) = self.max_spool_mib {
+            s.max_spool_mib = v;
+        }
+        if let Some(v) = &self.ca_file {
+            s.ca_file = Some(v.clone());
+        }
+        let r = &mut c.rules;
+        if let Some(v) = &self.include_ports {
+            r.include_ports = Some(v.clone());
+        }
+        if let Some(v) = &self.exclude_ports {
+            r.exclude_ports = Some(v.clone());
+        }
+        if !self.exclude_sources.is_empty() {
+            r.exclude_sources = self.exclude_sources.clone();
+        }
+        if !self.actions.is_empty() {
+            r.actions = self.actions.clone();
+        }
+        if let Some(v) = &self.anonymize_targets {
+            r.anonymize_targets = v.clone();
+        }
+        if let Some(v) = &self.anonymize_key_file {
+            r.anonymize_key_file = Some(v.clone());
+        }
+        c.validate()?;
+        Ok(c)
+    }
 }
 
 fn parse_source(s: &str) -> Result<Source> {
@@ -80,51 +148,23 @@ fn parse_source(s: &str) -> Result<Source> {
 }
 
 pub fn run(args: &SensorArgs, err: &mut dyn Write) -> Result<()> {
-    let SensorCommand::Run {
-        server,
-        token_file,
-        spool,
-        sources,
-        from_start,
-        once,
-        max_spool_mib,
-        include_ports,
-        exclude_ports,
-        exclude_sources,
-        actions,
-        anonymize_targets,
-        anonymize_key_file,
-    } = &args.command;
-    let anonymize = match (anonymize_targets.as_str(), anonymize_key_file) {
-        ("none", _) => Anonymize::None,
-        ("drop", _) => Anonymize::Drop,
+    let SensorCommand::Run(run_args) = &args.command;
+    let c = run_args.effective_config()?;
+    let (Some(server), Some(token_file), Some(spool)) =
+        (&c.sensor.server, &c.sensor.token_file, &c.sensor.spool)
+    else {
+        bail!("validated config lacks server, token_file or spool");
+    };
+    let r = &c.rules;
+    let anonymize = match (r.anonymize_targets.as_str(), &r.anonymize_key_file) {
         ("keyed", Some(f)) => Rules::keyed(
             &std::fs::read(f)
                 .with_context(|| format!("cannot read the key file {}", f.display()))?,
         )?,
-        _ => bail!("--anonymize-targets keyed needs --anonymize-key-file"),
+        ("drop", _) => Anonymize::Drop,
+        _ => Anonymize::None,
     };
-    let rules = Rules::new(
-        include_ports
-            .as_deref()
-            .map(parse_ports)
-            .transpose()?
-            .unwrap_or_default(),
-        exclude_ports
-            .as_deref()
-            .map(parse_ports)
-            .transpose()?
-            .unwrap_or_default(),
-        exclude_sources
-            .iter()
-            .map(|s| parse_network(s))
-            .collect::<Result<_, _>>()?,
-        actions
-            .iter()
-            .map(|a| parse_action(a))
-            .collect::<Result<_, _>>()?,
-        anonymize,
-    );
+    let rules = r.rules(anonymize)?;
     let token = std::fs::read_to_string(token_file)
         .with_context(|| format!("cannot read the token file {}", token_file.display()))?
         .trim()
@@ -132,7 +172,9 @@ pub fn run(args: &SensorArgs, err: &mut dyn Write) -> Result<()> {
     if token.is_empty() {
         bail!("the token file {} is empty", token_file.display());
     }
-    let sources = sources
+    let sources = c
+        .sensor
+        .sources
         .iter()
         .map(|s| parse_source(s))
         .collect::<Result<Vec<_>>>()?;
@@ -147,12 +189,20 @@ pub fn run(args: &SensorArgs, err: &mut dyn Write) -> Result<()> {
         token,
         spool_dir: spool.clone(),
         sources,
-        from_start: *from_start,
-        max_spool_bytes: max_spool_mib.saturating_mul(1 << 20),
-        once: *once,
+        from_start: c.sensor.from_start,
+        max_spool_bytes: c.sensor.max_spool_mib.saturating_mul(1 << 20),
+        once: run_args.once,
         poll: Duration::from_millis(200),
         reference_time: now,
         rules,
+        ca_pem: c
+            .sensor
+            .ca_file
+            .as_ref()
+            .map(|f| {
+                std::fs::read(f).with_context(|| format!("cannot read the CA file {}", f.display()))
+            })
+            .transpose()?,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let mut log = |m: &str| {

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use rustls::pki_types::pem::PemObject;
 use scanwatch_collector::{app, AppState};
 use scanwatch_event::Timestamp;
 use scanwatch_pipeline::Pipeline;
@@ -34,6 +35,12 @@ pub struct ServerArgs {
     /// How far back the per-port baseline looks [default: 7d].
     #[arg(long)]
     pub history: Option<String>,
+    /// TLS certificate chain (PEM); with --tls-key the server speaks HTTPS only.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ServerArgs {
@@ -58,6 +65,10 @@ impl ServerArgs {
         }
         if let Some(h) = &self.history {
             cfg.detection.history = h.clone();
+        }
+        if let (Some(c), Some(k)) = (&self.tls_cert, &self.tls_key) {
+            cfg.server.tls_cert = Some(c.clone());
+            cfg.server.tls_key = Some(k.clone());
         }
         cfg.validate()?;
         Ok(cfg)
@@ -88,14 +99,29 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
         writeln!(err, "retention: pruned {pe} events and {pw} windows")?;
     }
     let replay = store.events_between(Timestamp(i64::MIN), Timestamp(i64::MAX))?;
+    // Threat context from the data directory: imported advisories, assets and
+    // benign scanners, and ports.toml. Loaded once at start (restart to reload).
+    let ctx_args = crate::intel::ContextArgs {
+        data: Some(data.clone()),
+        ..Default::default()
+    };
+    let (ctx, benign) = crate::intel::load_context(&ctx_args, 1970, err)?;
+    writeln!(
+        err,
+        "context: {} advisory groups, {} assets",
+        ctx.intel.len(),
+        ctx.assets.len()
+    )?;
     let mut pipeline = Pipeline::new(cfg);
     pipeline.set_emit_windows(true);
+    pipeline.set_benign(benign);
     let state = AppState::new(
         Box::new(store),
         pipeline,
         file_cfg.limits(),
         Arc::new(wall_clock),
-    );
+    )
+    .with_context(ctx);
     // Replay in stored time order, in runs of events of the same sensor.
     let mut i = 0;
     while i < replay.len() {
@@ -120,10 +146,19 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
+        let tls = match (&file_cfg.server.tls_cert, &file_cfg.server.tls_key) {
+            (Some(c), Some(k)) => Some(tls_config(c, k).await?),
+            _ => None,
+        };
+        let listener = std::net::TcpListener::bind(listen)
             .with_context(|| format!("cannot listen on {listen}"))?;
-        writeln!(err, "listening on http://{}", listener.local_addr()?)?;
+        listener.set_nonblocking(true)?;
+        writeln!(
+            err,
+            "listening on {}://{}",
+            if tls.is_some() { "https" } else { "http" },
+            listener.local_addr()?
+        )?;
         // Retention, hourly.
         let store = state.store.clone();
         tokio::spawn(async move {
@@ -146,13 +181,58 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
                 .await;
             }
         });
-        axum::serve(listener, app(state))
-            .with_graceful_shutdown(shutdown())
-            .await?;
+        match tls {
+            Some(tls) => {
+                // axum-server does rustls; a handle gives the same graceful shutdown.
+                let handle = axum_server::Handle::<SocketAddr>::new();
+                let h = handle.clone();
+                tokio::spawn(async move {
+                    shutdown().await;
+                    h.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+                });
+                axum_server::from_tcp_rustls(listener, tls)?
+                    .handle(handle)
+                    .serve(app(state).into_make_service())
+                    .await?;
+            }
+            None => {
+                axum::serve(tokio::net::TcpListener::from_std(listener)?, app(state))
+                    .with_graceful_shutdown(shutdown())
+                    .await?;
+            }
+        }
         Ok::<(), anyhow::Error>(())
     })?;
     writeln!(err, "stopped")?;
     Ok(())
+}
+
+/// Reads the certificate chain and key (PEM) into a rustls server config (ring
+/// provider; TLS 1.2 and 1.3).
+async fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<axum_server::tls_rustls::RustlsConfig> {
+    let cert_pem =
+        std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
+    let key_pem = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{}: invalid certificate: {e}", cert.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("{}: no certificate found", cert.display());
+    }
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|e| anyhow::anyhow!("{}: invalid private key: {e}", key.display()))?;
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("the TLS certificate and key do not fit together")?;
+    Ok(axum_server::tls_rustls::RustlsConfig::from_config(
+        Arc::new(cfg),
+    ))
 }
 
 /// Resolves on SIGINT or SIGTERM; in-flight requests finish (each batch commits in

@@ -254,19 +254,28 @@ fn sensor_cmd(
     spool: &std::path::Path,
     source: impl AsRef<std::ffi::OsStr>,
 ) -> Command {
-    let mut c = bin();
-    c.args([
-        "sensor",
-        "run",
-        "--server",
+    sensor_cmd_url(
         &format!("http://127.0.0.1:{port}"),
-        "--token-file",
-    ])
-    .arg(token_file)
-    .arg("--spool")
-    .arg(spool)
-    .arg("--source")
-    .arg(source);
+        token_file,
+        spool,
+        source,
+    )
+}
+
+/// `scanwatch sensor run` against the centre at `url`, with one source.
+fn sensor_cmd_url(
+    url: &str,
+    token_file: &std::path::Path,
+    spool: &std::path::Path,
+    source: impl AsRef<std::ffi::OsStr>,
+) -> Command {
+    let mut c = bin();
+    c.args(["sensor", "run", "--server", url, "--token-file"])
+        .arg(token_file)
+        .arg("--spool")
+        .arg(spool)
+        .arg("--source")
+        .arg(source);
     c
 }
 
@@ -555,5 +564,67 @@ fn kill_9_of_the_centre_during_ingest_loses_nothing_and_counts_nothing_twice() {
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tls_centre_accepts_a_sensor_that_trusts_its_certificate_only() {
+    let dir = std::env::temp_dir().join(format!("scanwatch-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("data");
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let token_file = add_sensor(&data, &dir);
+    let port = free_port();
+    let child = bin()
+        .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(&data)
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Server(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "TLS server did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    assert_eq!(request(port, "GET", "/healthz", &[], b""), None);
+
+    let log = dir.join("fw.log");
+    std::fs::write(&log, syn_lines(0, 50)).unwrap();
+    let url = format!("https://127.0.0.1:{port}");
+    // A sensor that does not trust the certificate delivers nothing; its spool keeps
+    // the events.
+    let mut untrusting = sensor_cmd_url(&url, &token_file, &dir.join("spool"), &log)
+        .arg("--from-start")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    untrusting.kill().unwrap();
+    untrusting.wait().unwrap();
+    assert_eq!(stored_events(&data), 0);
+    // Trusting it (--ca-file), the same sensor delivers all 50, once.
+    let out = sensor_cmd_url(&url, &token_file, &dir.join("spool"), &log)
+        .arg("--once")
+        .arg("--ca-file")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stored_events(&data), 50);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -19,6 +19,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use scanwatch_aggregate::sensor_key;
 use scanwatch_alert::{alert_json, window_json};
+use scanwatch_context::ContextData;
 use scanwatch_event::{Event, Timestamp, WireEvent};
 use scanwatch_pipeline::{Output, Pipeline};
 use scanwatch_store::{AlertRow, BatchOutcome, Store, WindowRow};
@@ -91,6 +92,52 @@ pub struct Counters {
     pub refused_encoding: AtomicU64,
     pub refused_rate_limited: AtomicU64,
     pub alerts_raised: AtomicU64,
+    pub windows_closed: AtomicU64,
+    /// Time from request to acknowledgement of accepted batches.
+    pub ingest_latency: Histogram,
+}
+
+/// A Prometheus histogram with fixed buckets (seconds), lock-free.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+/// Upper bounds of the latency buckets, in seconds.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+impl Histogram {
+    pub fn observe(&self, d: std::time::Duration) {
+        let secs = d.as_secs_f64();
+        for (b, le) in self.buckets.iter().zip(LATENCY_BUCKETS) {
+            if secs <= le {
+                b.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn prometheus(&self, out: &mut String, name: &str, help: &str) {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
+        for (b, le) in self.buckets.iter().zip(LATENCY_BUCKETS) {
+            out.push_str(&format!(
+                "{name}_bucket{{le=\"{le}\"}} {}\n",
+                b.load(Ordering::Relaxed)
+            ));
+        }
+        let n = self.count.load(Ordering::Relaxed);
+        out.push_str(&format!("{name}_bucket{{le=\"+Inf\"}} {n}\n"));
+        out.push_str(&format!(
+            "{name}_sum {}\n{name}_count {n}\n",
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        ));
+    }
 }
 
 impl Counters {
@@ -135,6 +182,16 @@ impl Counters {
             "Warnings raised by the detector.",
             &[("", g(&self.alerts_raised))],
         );
+        counter(
+            "scanwatch_windows_closed_total",
+            "Window cells (window, protocol, port) closed and stored.",
+            &[("", g(&self.windows_closed))],
+        );
+        self.ingest_latency.prometheus(
+            &mut out,
+            "scanwatch_ingest_latency_seconds",
+            "Time from receiving an ingest request to acknowledging the stored batch.",
+        );
         out
     }
 }
@@ -151,6 +208,9 @@ pub struct AppState {
     pub counters: Arc<Counters>,
     pub clock: Clock,
     pub rate: Arc<Mutex<RateLimiter>>,
+    /// Threat context attached to stored warnings (port facts, explanations,
+    /// mitigations, exposed assets); `None` stores warnings without it.
+    pub context: Option<Arc<ContextData>>,
 }
 
 impl AppState {
@@ -167,7 +227,14 @@ impl AppState {
             counters: Arc::new(Counters::default()),
             clock,
             rate: Arc::new(Mutex::new(RateLimiter::default())),
+            context: None,
         }
+    }
+
+    /// The same state, attaching `ctx` to the warnings it stores.
+    pub fn with_context(mut self, ctx: ContextData) -> AppState {
+        self.context = Some(Arc::new(ctx));
+        self
     }
 
     /// Runs `f` on the store off the async threads (SQLite calls block).
@@ -225,14 +292,20 @@ impl AppState {
         self.counters
             .alerts_raised
             .fetch_add(alerts.len() as u64, Ordering::Relaxed);
+        self.counters
+            .windows_closed
+            .fetch_add(windows.len() as u64, Ordering::Relaxed);
         let mut store = self
             .store
             .lock()
             .map_err(|_| AppError::internal("store lock poisoned"))?;
         store.put_windows(&windows)?;
         for a in &alerts {
-            let json = serde_json::to_string(&alert_json(a))
-                .map_err(|e| AppError::internal(e.to_string()))?;
+            let mut j = alert_json(a);
+            if let Some(ctx) = &self.context {
+                j.context = Some(ctx.enrich(a.proto, a.port, a.episode_start, a.window_end));
+            }
+            let json = serde_json::to_string(&j).map_err(|e| AppError::internal(e.to_string()))?;
             store.put_alert(&AlertRow {
                 id: 0,
                 kind: a.kind.name().to_string(),
@@ -425,11 +498,13 @@ async fn ingest(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<IngestReply>, AppError> {
+    let started = std::time::Instant::now();
     let r = ingest_inner(&st, &headers, body).await;
     let c = &st.counters;
     match &r {
         Ok(reply) if reply.duplicate => c.batches_duplicate.fetch_add(1, Ordering::Relaxed),
         Ok(reply) => {
+            c.ingest_latency.observe(started.elapsed());
             c.events_accepted
                 .fetch_add(reply.accepted as u64, Ordering::Relaxed);
             c.batches_accepted.fetch_add(1, Ordering::Relaxed)

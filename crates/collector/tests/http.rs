@@ -396,6 +396,17 @@ async fn metrics_are_prometheus_text() {
         text.contains("scanwatch_events_accepted_total 1\n"),
         "{text}"
     );
+    // One accepted batch: one latency observation, in the +Inf bucket and counted.
+    assert!(
+        text.contains("scanwatch_ingest_latency_seconds_bucket{le=\"+Inf\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("scanwatch_ingest_latency_seconds_count 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE scanwatch_ingest_latency_seconds histogram"));
+    assert!(text.contains("scanwatch_windows_closed_total "), "{text}");
     assert!(
         text.contains("scanwatch_requests_refused_total{reason=\"unauthorized\"} 1\n"),
         "{text}"

@@ -1,1 +1,669 @@
-//! (being written)
+//! What may explain a surge: advisories that match the port, ranked by a documented
+//! score; how sure we are (`suspected`, `likely`, `confirmed`); and what to block.
+//!
+//! Score of a candidate (docs/context.md has the reasoning):
+//!
+//! | component | points |
+//! |---|---|
+//! | port match: explicit (Exploit-DB port) / service (product → ports) / text | 3 / 2 / 1 |
+//! | published 0–30 days before the surge (or during it) / ≤90 / ≤365 days / older | 3 / 2 / 1 / 0 |
+//! | published more than a day after the surge's last window | not a candidate |
+//! | public exploit (Exploit-DB), plus 0.5 per further exploit up to +1 | 2 (+1) |
+//! | listed in CISA KEV (exploited in the wild) | 2 |
+//! | IDS alerts naming the CVE on the surging port during the surge | 5 |
+//! | CVSS base score ≥ 9 | 0.5 |
+//!
+//! Confidence: `confirmed` when sensors' IDS alerts name a candidate's CVE on the
+//! surging port during the surge; `likely` when a candidate was published at most
+//! `recent_days` before the surge (or during it) and has a public exploit or a KEV
+//! listing; otherwise `suspected`. Anything short of `confirmed` says "not verified".
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use scanwatch_event::{Protocol, Timestamp};
+use serde::Serialize;
+
+use crate::advisory::{port_matches, Advisory, AdvisorySource, MatchStrength, PortMatch};
+use crate::ids::IdsHit;
+use crate::mitigate::{self, BlockTarget, Rules};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Tuning of the explanation step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ExplainConfig {
+    /// An advisory at most this many days older than the surge counts as recent.
+    pub recent_days: i64,
+    /// Candidates kept per warning.
+    pub max_candidates: usize,
+}
+
+impl Default for ExplainConfig {
+    fn default() -> Self {
+        ExplainConfig {
+            recent_days: 30,
+            max_candidates: 5,
+        }
+    }
+}
+
+/// The surge to explain: port and the event-time span of its windows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Surge {
+    pub proto: Protocol,
+    pub port: u16,
+    pub start: Timestamp,
+    pub end: Timestamp,
+}
+
+/// Advisories grouped by CVE (NVD entry, KEV entry and the exploits naming it),
+/// with their port matches computed once.
+#[derive(Clone, Debug, Default)]
+pub struct Intel {
+    groups: Vec<Group>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Group {
+    key: String,
+    nvd: Option<Advisory>,
+    kev: Option<Advisory>,
+    exploits: Vec<Advisory>,
+    matches: Vec<PortMatch>,
+}
+
+impl Intel {
+    pub fn new(advisories: &[Advisory]) -> Intel {
+        let mut by_key: BTreeMap<String, Group> = BTreeMap::new();
+        for a in advisories {
+            let keys: Vec<String> = match a.source {
+                AdvisorySource::Nvd | AdvisorySource::Kev => vec![a.id.clone()],
+                AdvisorySource::ExploitDb if a.cves.is_empty() => vec![a.id.clone()],
+                AdvisorySource::ExploitDb => a.cves.clone(),
+            };
+            let matches = port_matches(a);
+            for k in keys {
+                let g = by_key.entry(k.clone()).or_insert_with(|| Group {
+                    key: k,
+                    ..Group::default()
+                });
+                match a.source {
+                    AdvisorySource::Nvd => g.nvd = Some(a.clone()),
+                    AdvisorySource::Kev => g.kev = Some(a.clone()),
+                    AdvisorySource::ExploitDb => {
+                        if !g.exploits.iter().any(|e| e.id == a.id) {
+                            g.exploits.push(a.clone());
+                        }
+                    }
+                }
+                for m in &matches {
+                    if !g.matches.contains(m) {
+                        g.matches.push(m.clone());
+                    }
+                }
+            }
+        }
+        Intel {
+            groups: by_key.into_values().collect(),
+        }
+    }
+
+    /// Number of advisory groups (CVEs and exploits without a CVE).
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+}
+
+/// KEV facts of a candidate.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KevFacts {
+    pub date_added: Option<String>,
+    pub required_action: Option<String>,
+    pub due_date: Option<String>,
+    pub known_ransomware: bool,
+}
+
+/// IDS alerts that name a candidate's CVE on the surging port.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IdsEvidence {
+    pub alerts: u64,
+    pub sources: u64,
+    pub signatures: Vec<String>,
+}
+
+/// One possible explanation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Candidate {
+    /// The CVE id, or `EDB-N` for an exploit without one.
+    pub id: String,
+    pub title: String,
+    pub published: Option<String>,
+    /// Days from publication to the surge's start (negative: published later).
+    pub days_before_surge: Option<i64>,
+    pub match_strength: MatchStrength,
+    pub match_reason: String,
+    /// Public exploits, `EDB-N: title`.
+    pub exploits: Vec<String>,
+    pub kev: Option<KevFacts>,
+    pub cvss: Option<f32>,
+    pub ids: Option<IdsEvidence>,
+    pub score: f64,
+    /// Each score component, e.g. `explicit port match +3`.
+    pub score_parts: Vec<String>,
+    #[serde(skip)]
+    matches: Vec<PortMatch>,
+}
+
+impl Candidate {
+    /// Every port range the candidate is linked to (for exposure and mitigation).
+    pub fn port_matches(&self) -> &[PortMatch] {
+        &self.matches
+    }
+}
+
+/// How sure scanwatch is about what the surge is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    Suspected,
+    Likely,
+    Confirmed,
+}
+
+impl Confidence {
+    pub fn name(self) -> &'static str {
+        match self {
+            Confidence::Suspected => "suspected",
+            Confidence::Likely => "likely",
+            Confidence::Confirmed => "confirmed",
+        }
+    }
+}
+
+/// What to do about a surge.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Mitigation {
+    pub block: Vec<BlockTarget>,
+    pub rules: Rules,
+    /// CISA KEV required actions of the candidates that have one.
+    pub required_actions: Vec<String>,
+}
+
+/// The explanation of one surge.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Assessment {
+    pub confidence: Confidence,
+    pub verified: bool,
+    /// One sentence: the confidence and why, saying "not verified" unless confirmed.
+    pub statement: String,
+    pub candidates: Vec<Candidate>,
+    /// IDS alerts on the surging port during the surge (any signature).
+    pub ids_alerts_on_port: u64,
+    pub mitigation: Mitigation,
+}
+
+fn day_of(date: &str) -> Option<i64> {
+    let d = chrono::NaiveDate::parse_from_str(date.get(..10)?, "%Y-%m-%d").ok()?;
+    Some(
+        d.and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+            .timestamp_millis(),
+    )
+}
+
+fn strength_points(s: MatchStrength) -> (f64, &'static str) {
+    match s {
+        MatchStrength::Explicit => (3.0, "explicit port match"),
+        MatchStrength::Service => (2.0, "service match"),
+        MatchStrength::Text => (1.0, "description match"),
+    }
+}
+
+fn covers(m: &PortMatch, proto: Protocol, port: u16) -> bool {
+    m.proto.is_none_or(|p| p == proto) && m.first <= port && port <= m.last
+}
+
+fn strongest(ms: &[PortMatch], proto: Protocol, port: u16) -> Option<&PortMatch> {
+    ms.iter()
+        .filter(|m| covers(m, proto, port))
+        .min_by_key(|m| (m.strength, m.last - m.first))
+}
+
+/// Explains one surge from the advisories and the IDS alerts at hand.
+pub fn assess(surge: &Surge, intel: &Intel, ids: &[IdsHit], cfg: &ExplainConfig) -> Assessment {
+    let on_port: Vec<&IdsHit> = ids
+        .iter()
+        .filter(|h| {
+            h.proto == surge.proto
+                && h.dst_port == Some(surge.port)
+                && h.time >= surge.start
+                && h.time < surge.end
+        })
+        .collect();
+    let mut cands: Vec<Candidate> = intel
+        .groups
+        .iter()
+        .filter_map(|g| candidate(g, surge, &on_port, cfg))
+        .collect();
+    cands.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+    cands.truncate(cfg.max_candidates);
+
+    let confirmed = cands.iter().find(|c| c.ids.is_some());
+    let recent_exploited = cands.iter().find(|c| {
+        c.days_before_surge
+            .is_some_and(|d| d <= cfg.recent_days && d >= -((surge.end.0 - surge.start.0) / DAY_MS))
+            && (!c.exploits.is_empty() || c.kev.is_some())
+    });
+    let port = format!("{}/{}", surge.proto, surge.port);
+    let (confidence, statement) = if let Some(c) = confirmed {
+        let ids = c.ids.as_ref().map_or(0, |i| i.alerts);
+        (
+            Confidence::Confirmed,
+            format!(
+                "confirmed: {ids} IDS alert{} naming {} on {port} during the surge",
+                if ids == 1 { "" } else { "s" },
+                c.id
+            ),
+        )
+    } else if let Some(c) = recent_exploited {
+        let when = match c.days_before_surge {
+            Some(d) if d > 0 => format!("published {d} day{} before the surge", plural(d)),
+            _ => "published as the surge began".to_string(),
+        };
+        let why = if c.exploits.is_empty() {
+            "listed as exploited in the wild (CISA KEV)".to_string()
+        } else {
+            format!(
+                "with {} public exploit{}",
+                c.exploits.len(),
+                plural(c.exploits.len() as i64)
+            )
+        };
+        (
+            Confidence::Likely,
+            format!(
+                "likely: {} ({}) {when}, {why}, matches {port}; not verified: no IDS alert confirms exploitation",
+                c.id, c.title
+            ),
+        )
+    } else if cands.is_empty() {
+        (
+            Confidence::Suspected,
+            format!("suspected: a surge only, no known advisory matches {port}; not verified"),
+        )
+    } else {
+        (
+            Confidence::Suspected,
+            format!(
+                "suspected: a surge only; no advisory published within {} days before it with a public exploit matches {port}; not verified",
+                cfg.recent_days
+            ),
+        )
+    };
+    let mitigation = mitigation(surge, &cands, cfg.recent_days);
+    Assessment {
+        confidence,
+        verified: confidence == Confidence::Confirmed,
+        statement,
+        candidates: cands,
+        ids_alerts_on_port: on_port.len() as u64,
+        mitigation,
+    }
+}
+
+/// The first sentence of a description, at most about 90 characters, cut at a word.
+fn short(description: &str, fallback: &str) -> String {
+    let d = description.trim();
+    if d.is_empty() {
+        return fallback.to_string();
+    }
+    let first = d.split(". ").next().unwrap_or(d);
+    if first.chars().count() <= 90 {
+        return first.trim_end_matches('.').to_string();
+    }
+    let mut out = String::new();
+    for w in first.split_whitespace() {
+        if out.chars().count() + w.chars().count() > 88 {
+            break;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(w);
+    }
+    out.push('…');
+    out
+}
+
+fn plural(n: i64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn candidate(g: &Group, s: &Surge, on_port: &[&IdsHit], cfg: &ExplainConfig) -> Option<Candidate> {
+    let m = strongest(&g.matches, s.proto, s.port)?.clone();
+    let mut score = 0.0;
+    let mut parts = Vec::new();
+    let mut add = |p: f64, what: String| {
+        score += p;
+        parts.push(format!("{what} {}{p}", if p >= 0.0 { "+" } else { "" }));
+    };
+    let (p, what) = strength_points(m.strength);
+    add(p, what.to_string());
+
+    let lead = g.nvd.as_ref().or(g.kev.as_ref()).or(g.exploits.first())?;
+    let published = g
+        .nvd
+        .as_ref()
+        .and_then(|a| a.published.clone())
+        .or_else(|| g.kev.as_ref().and_then(|a| a.published.clone()))
+        .or_else(|| g.exploits.iter().filter_map(|e| e.published.clone()).min());
+    let days = published
+        .as_deref()
+        .and_then(day_of)
+        .map(|d| (s.start.0 - d).div_euclid(DAY_MS));
+    if let Some(d) = days {
+        // Published after the surge's last window: it cannot explain it (a replay
+        // of old logs against today's advisories must not cite the future).
+        if s.start.0 - d * DAY_MS >= s.end.0 + DAY_MS {
+            return None;
+        }
+        if d <= cfg.recent_days {
+            add(3.0, format!("published {d} days before the surge"));
+        } else if d <= 90 {
+            add(2.0, format!("published {d} days before the surge"));
+        } else if d <= 365 {
+            add(1.0, format!("published {d} days before the surge"));
+        }
+    }
+    if !g.exploits.is_empty() {
+        let extra = ((g.exploits.len() - 1) as f64 * 0.5).min(1.0);
+        add(
+            2.0 + extra,
+            format!(
+                "{} public exploit{}",
+                g.exploits.len(),
+                plural(g.exploits.len() as i64)
+            ),
+        );
+    }
+    if g.kev.is_some() {
+        add(2.0, "in CISA KEV".into());
+    }
+    let cves: BTreeSet<&str> = if g.key.starts_with("CVE-") {
+        [g.key.as_str()].into()
+    } else {
+        BTreeSet::new()
+    };
+    let hits: Vec<&&IdsHit> = on_port
+        .iter()
+        .filter(|h| h.cves.iter().any(|c| cves.contains(c.as_str())))
+        .collect();
+    let ids = (!hits.is_empty()).then(|| {
+        let sources: BTreeSet<_> = hits.iter().map(|h| h.src).collect();
+        let sigs: BTreeSet<String> = hits.iter().map(|h| h.signature.clone()).collect();
+        IdsEvidence {
+            alerts: hits.len() as u64,
+            sources: sources.len() as u64,
+            signatures: sigs.into_iter().take(5).collect(),
+        }
+    });
+    if ids.is_some() {
+        add(5.0, "IDS alerts name it on this port".into());
+    }
+    let cvss = g
+        .nvd
+        .as_ref()
+        .and_then(|a| a.cvss)
+        .or_else(|| g.exploits.iter().find_map(|e| e.cvss));
+    if cvss.is_some_and(|c| c >= 9.0) {
+        add(0.5, "cvss ≥ 9".into());
+    }
+    // A name, not a cut description: KEV's name, else the shortest exploit title,
+    // else the description cut at a word.
+    let title = g
+        .kev
+        .as_ref()
+        .map(|k| k.title.clone())
+        .filter(|t| !t.is_empty())
+        .or_else(|| {
+            g.exploits
+                .iter()
+                .map(|e| e.title.clone())
+                .filter(|t| !t.is_empty())
+                .min_by_key(|t| (t.len(), t.clone()))
+        })
+        .unwrap_or_else(|| short(&lead.description, &lead.title));
+    let mut exploits: Vec<&Advisory> = g.exploits.iter().collect();
+    exploits.sort_by(|a, b| a.id.cmp(&b.id));
+    Some(Candidate {
+        id: g.key.clone(),
+        title,
+        published,
+        days_before_surge: days,
+        match_strength: m.strength,
+        match_reason: m.reason.clone(),
+        exploits: exploits
+            .iter()
+            .map(|e| format!("{}: {}", e.id, e.title))
+            .collect(),
+        kev: g.kev.as_ref().map(|k| KevFacts {
+            date_added: k.published.clone(),
+            required_action: k.required_action.clone(),
+            due_date: k.due_date.clone(),
+            known_ransomware: k.known_ransomware,
+        }),
+        cvss,
+        ids,
+        score,
+        score_parts: parts,
+        matches: g.matches.clone(),
+    })
+}
+
+/// Block targets: the surging port; the whole dynamic range above 1024 when the
+/// port is a dynamic MS-RPC port and the leading candidate reaches it through RPC;
+/// and the ports public exploits name (Exploit-DB) for the leading candidate and
+/// for every candidate published within `recent_days` before the surge.
+fn mitigation(s: &Surge, cands: &[Candidate], recent_days: i64) -> Mitigation {
+    let proto = s.proto.name().to_string();
+    let mut block = vec![BlockTarget::new(
+        &proto,
+        s.port,
+        s.port,
+        format!("the surging port {}/{}", s.proto, s.port),
+    )];
+    let rpc_dynamic = s.proto == Protocol::Tcp
+        && ((1025..=5000).contains(&s.port) || s.port >= 49152)
+        && cands.first().is_some_and(|c| {
+            let r = c.match_reason.to_ascii_lowercase();
+            r.contains("rpc")
+        });
+    if rpc_dynamic {
+        block.push(BlockTarget::new(
+            "tcp",
+            1025,
+            65535,
+            "dynamic MS-RPC ports: block unsolicited inbound above 1024",
+        ));
+    }
+    // Exploit ports of the leading candidate and of the other recent ones.
+    let recent = |c: &Candidate| c.days_before_surge.is_some_and(|d| d <= recent_days);
+    for c in cands
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| *i == 0 || recent(c))
+        .map(|(_, c)| c)
+    {
+        for m in c
+            .matches
+            .iter()
+            .filter(|m| m.strength == MatchStrength::Explicit)
+        {
+            let p = m.proto.map_or(proto.clone(), |p| p.name().to_string());
+            block.push(BlockTarget::new(
+                &p,
+                m.first,
+                m.last,
+                format!("public exploits for {} use {p}/{}", c.id, m.first),
+            ));
+        }
+    }
+    let block = mitigate::merge(block);
+    let rules = mitigate::rules(&block);
+    let mut required_actions: Vec<String> = Vec::new();
+    for c in cands {
+        if let Some(a) = c.kev.as_ref().and_then(|k| k.required_action.clone()) {
+            let a = format!("{}: {a}", c.id);
+            if !required_actions.contains(&a) {
+                required_actions.push(a);
+            }
+        }
+    }
+    Mitigation {
+        block,
+        rules,
+        required_actions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::advisory::{parse_exploitdb_csv, parse_kev_json, parse_nvd_json};
+
+    fn sample_intel() -> Intel {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/intel/");
+        let read = |f: &str| std::fs::read(format!("{dir}{f}")).unwrap();
+        let mut all = Vec::new();
+        all.extend(
+            parse_nvd_json(&read("nvdcve-2.0-sample.json"))
+                .unwrap()
+                .advisories,
+        );
+        all.extend(
+            parse_kev_json(&read("known_exploited_vulnerabilities.json"))
+                .unwrap()
+                .advisories,
+        );
+        all.extend(
+            parse_exploitdb_csv(&read("files_exploits.csv"))
+                .unwrap()
+                .advisories,
+        );
+        Intel::new(&all)
+    }
+
+    fn at(date: &str) -> Timestamp {
+        Timestamp(day_of(date).unwrap())
+    }
+
+    fn surge(proto: Protocol, port: u16, start: &str, end: &str) -> Surge {
+        Surge {
+            proto,
+            port,
+            start: at(start),
+            end: at(end),
+        }
+    }
+
+    #[test]
+    fn seed_case_is_likely_dns_rpc_and_blocks_above_1024_and_smb() {
+        let intel = sample_intel();
+        let s = surge(Protocol::Tcp, 1025, "2007-04-19", "2007-04-20");
+        let a = assess(&s, &intel, &[], &ExplainConfig::default());
+        assert_eq!(a.confidence, Confidence::Likely, "{}", a.statement);
+        assert!(!a.verified);
+        assert!(a.statement.contains("not verified"), "{}", a.statement);
+        let top = &a.candidates[0];
+        assert_eq!(top.id, "CVE-2007-1748");
+        assert_eq!(top.days_before_surge, Some(6));
+        assert!(top.exploits.len() >= 5, "{:?}", top.exploits);
+        assert!(top.match_reason.contains("RPC"), "{}", top.match_reason);
+        let blocks: Vec<String> = a.mitigation.block.iter().map(|b| b.label()).collect();
+        assert!(blocks.contains(&"tcp/1025-65535".to_string()), "{blocks:?}");
+        assert!(blocks.contains(&"tcp/445".to_string()), "{blocks:?}");
+        assert!(blocks.contains(&"tcp/139".to_string()), "{blocks:?}");
+        assert!(a
+            .mitigation
+            .rules
+            .nftables
+            .contains("tcp dport 1025-65535 ct state new"));
+        // Ranked by score, best first, each with its parts.
+        for w in a.candidates.windows(2) {
+            assert!(w[0].score >= w[1].score);
+        }
+        assert!(top.score_parts.iter().any(|p| p.contains("public exploit")));
+    }
+
+    #[test]
+    fn the_same_surge_years_later_is_only_suspected() {
+        let intel = sample_intel();
+        let s = surge(Protocol::Tcp, 1025, "2026-11-23", "2026-11-24");
+        let a = assess(&s, &intel, &[], &ExplainConfig::default());
+        assert_eq!(a.confidence, Confidence::Suspected, "{}", a.statement);
+        assert!(a.statement.contains("not verified"));
+        assert_eq!(a.candidates[0].id, "CVE-2007-1748", "still the best match");
+    }
+
+    #[test]
+    fn ids_alerts_naming_the_cve_confirm() {
+        let intel = sample_intel();
+        let s = surge(Protocol::Tcp, 445, "2017-05-12", "2017-05-14");
+        let hit = |cve: &str, port: u16| IdsHit {
+            time: at("2017-05-13"),
+            proto: Protocol::Tcp,
+            src: "192.0.2.7".parse().unwrap(),
+            dst: "198.51.100.9".parse().unwrap(),
+            dst_port: Some(port),
+            rule: "1:2024218:1".into(),
+            signature: format!("ET EXPLOIT Possible ETERNALBLUE MS17-010 {cve}"),
+            cves: vec![cve.to_string()],
+        };
+        // An alert on another port, or naming another CVE, confirms nothing.
+        let a = assess(
+            &s,
+            &intel,
+            &[hit("CVE-2017-0144", 139), hit("CVE-1999-0001", 445)],
+            &ExplainConfig::default(),
+        );
+        assert_ne!(a.confidence, Confidence::Confirmed);
+        assert_eq!(a.ids_alerts_on_port, 1);
+        let a = assess(
+            &s,
+            &intel,
+            &[hit("CVE-2017-0144", 445)],
+            &ExplainConfig::default(),
+        );
+        assert_eq!(a.confidence, Confidence::Confirmed, "{}", a.statement);
+        assert!(a.verified);
+        assert_eq!(a.candidates[0].id, "CVE-2017-0144");
+        assert_eq!(a.candidates[0].ids.as_ref().unwrap().alerts, 1);
+        assert!(a
+            .mitigation
+            .required_actions
+            .iter()
+            .any(|r| r.starts_with("CVE-2017-0144: ")));
+    }
+
+    #[test]
+    fn no_intel_still_gives_rules_for_the_port() {
+        let s = surge(Protocol::Udp, 5060, "2026-11-23", "2026-11-24");
+        let a = assess(&s, &Intel::default(), &[], &ExplainConfig::default());
+        assert_eq!(a.confidence, Confidence::Suspected);
+        assert!(a.candidates.is_empty());
+        assert_eq!(a.mitigation.block.len(), 1);
+        assert!(a
+            .mitigation
+            .rules
+            .nftables
+            .contains("udp dport 5060 ct state new"));
+    }
+}

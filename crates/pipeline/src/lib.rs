@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use scanwatch_aggregate::{AggregateConfig, Aggregator, CellSummary, ClosedWindow, SensorKey};
+use scanwatch_context::benign::BenignSet;
 use scanwatch_detect::{Alert, Baseline, DetectConfig, Detector};
 use scanwatch_event::{Event, Timestamp};
 
@@ -77,6 +78,11 @@ pub struct Report {
     /// ICMP/ICMPv6 events (kept, not ports).
     pub icmp_events: u64,
     pub late_events: u64,
+    /// Unsolicited port events from known benign scanners: counted here, kept out
+    /// of the aggregates, so they never raise a warning by themselves.
+    pub benign_events: u64,
+    /// The same, per list label.
+    pub benign_by_label: BTreeMap<String, u64>,
 }
 
 impl Report {
@@ -96,6 +102,7 @@ pub struct Pipeline {
     agg: Aggregator,
     det: Detector,
     report: Report,
+    benign: Option<BenignSet>,
 }
 
 impl Pipeline {
@@ -106,6 +113,7 @@ impl Pipeline {
             det: Detector::new(cfg.detect),
             cfg,
             report: Report::default(),
+            benign: None,
         }
     }
 
@@ -127,10 +135,31 @@ impl Pipeline {
             .or_insert_with(|| name.to_string());
     }
 
+    /// Known benign scanners: their unsolicited port events are counted apart
+    /// (`Report::benign_events`) instead of being aggregated.
+    pub fn set_benign(&mut self, set: BenignSet) {
+        self.benign = (!set.is_empty()).then_some(set);
+    }
+
     /// Adds one event; returns false if it was late and only counted.
     #[inline]
     pub fn push(&mut self, sensor: SensorKey, e: &Event) -> bool {
         self.report.events += u64::from(e.count);
+        if let Some(b) = &self.benign {
+            if e.scanned_port().is_some() {
+                if let Some(label) = b.label(e.src) {
+                    let n = u64::from(e.count);
+                    self.report.benign_events += n;
+                    match self.report.benign_by_label.get_mut(label) {
+                        Some(c) => *c += n,
+                        None => {
+                            self.report.benign_by_label.insert(label.to_string(), n);
+                        }
+                    }
+                    return true;
+                }
+            }
+        }
         self.agg.add(sensor, e)
     }
 

@@ -24,6 +24,8 @@ pub enum SensorError {
         path: String,
         source: std::io::Error,
     },
+    #[error("invalid ca certificate: {0}")]
+    Ca(String),
 }
 
 /// One source: a file and, optionally, its format (auto-detected otherwise).
@@ -64,6 +66,32 @@ pub struct SensorConfig {
     pub reference_time: Timestamp,
     /// Local include/exclude rules and target anonymisation.
     pub rules: Rules,
+    /// PEM certificates to trust for an `https://` centre instead of the public
+    /// web PKI roots (a private CA or the centre's self-signed certificate).
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+/// The HTTP client: plain HTTP, or TLS (rustls) trusting `ca_pem` or the public roots.
+fn agent(cfg: &SensorConfig) -> Result<ureq::Agent, SensorError> {
+    let mut b = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(30)));
+    if let Some(pem) = &cfg.ca_pem {
+        let mut certs = Vec::new();
+        for item in ureq::tls::parse_pem(pem) {
+            match item.map_err(|e| SensorError::Ca(e.to_string()))? {
+                ureq::tls::PemItem::Certificate(c) => certs.push(c),
+                _ => return Err(SensorError::Ca("expected only certificates".into())),
+            }
+        }
+        if certs.is_empty() {
+            return Err(SensorError::Ca("no certificate in the file".into()));
+        }
+        b = b.tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+                .build(),
+        );
+    }
+    Ok(b.build().new_agent())
 }
 
 /// What a run did.
@@ -88,7 +116,7 @@ struct Followed {
 }
 
 /// Reports the sensor's counters and spool backlog to the centre (best effort).
-fn heartbeat(cfg: &SensorConfig, stats: &SensorStats, spool: &Spool) {
+fn heartbeat(agent: &ureq::Agent, cfg: &SensorConfig, stats: &SensorStats, spool: &Spool) {
     let (batches, bytes) = spool.backlog();
     let body = serde_json::json!({
         "spool_batches": batches,
@@ -105,7 +133,8 @@ fn heartbeat(cfg: &SensorConfig, stats: &SensorStats, spool: &Spool) {
         "send_failures": stats.send_failures,
     });
     let url = format!("{}/api/v1/heartbeat", cfg.server.trim_end_matches('/'));
-    let _ = ureq::post(&url)
+    let _ = agent
+        .post(&url)
         .header("Authorization", &format!("Bearer {}", cfg.token))
         .header("Content-Type", "application/json")
         .send(body.to_string().as_str());
@@ -123,9 +152,10 @@ enum Sent {
     Retry,
 }
 
-fn submit(cfg: &SensorConfig, id: &str, body: &str) -> Sent {
+fn submit(agent: &ureq::Agent, cfg: &SensorConfig, id: &str, body: &str) -> Sent {
     let url = format!("{}/api/v1/events", cfg.server.trim_end_matches('/'));
-    let r = ureq::post(&url)
+    let r = agent
+        .post(&url)
         .header("Authorization", &format!("Bearer {}", cfg.token))
         .header("X-Scanwatch-Batch", id)
         .send(body);
@@ -143,6 +173,7 @@ pub fn run(
     stop: &AtomicBool,
     log: &mut dyn FnMut(&str),
 ) -> Result<SensorStats, SensorError> {
+    let agent = agent(cfg)?;
     let mut spool = Spool::open(&cfg.spool_dir, cfg.max_spool_bytes)?;
     let saved = spool.positions().clone();
     let mut sources: Vec<Followed> = cfg
@@ -242,7 +273,7 @@ pub fn run(
         // Send what waits, oldest first.
         while Instant::now() >= next_send {
             let Some(batch) = spool.oldest() else { break };
-            match submit(cfg, &batch.id, &batch.body) {
+            match submit(&agent, cfg, &batch.id, &batch.body) {
                 Sent::Accepted => {
                     spool.ack(batch.seq)?;
                     stats.batches_sent += 1;
@@ -264,11 +295,11 @@ pub fn run(
             }
         }
         if Instant::now() >= next_heartbeat {
-            heartbeat(cfg, &stats, &spool);
+            heartbeat(&agent, cfg, &stats, &spool);
             next_heartbeat = Instant::now() + HEARTBEAT_EVERY;
         }
         if cfg.once && all_at_end && spool.backlog().0 == 0 {
-            heartbeat(cfg, &stats, &spool);
+            heartbeat(&agent, cfg, &stats, &spool);
             break;
         }
         std::thread::sleep(cfg.poll);

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 /// Version of the persisted schema (SQLite `user_version`).
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Errors of a store. Messages are lowercase with no trailing period.
 #[derive(Debug, Error)]
@@ -261,4 +261,34 @@ pub trait Store: Send {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<(String, Event)>, StoreError>;
+    /// Inserts or replaces threat-context documents of one kind in one transaction:
+    /// re-importing the same documents changes nothing (counted as unchanged).
+    fn put_context_items(
+        &mut self,
+        kind: &str,
+        items: &[ContextItem],
+        now: Timestamp,
+    ) -> Result<ImportCounts, StoreError>;
+    /// Removes every document of `kind` imported from `origin`; returns how many.
+    fn delete_context_origin(&mut self, kind: &str, origin: &str) -> Result<usize, StoreError>;
+    /// Every document of one kind, ordered by key.
+    fn context_items(&self, kind: &str) -> Result<Vec<ContextItem>, StoreError>;
+}
+
+/// One imported threat-context document (an advisory, an asset, a benign network):
+/// the store keeps it as JSON and does not look inside.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContextItem {
+    pub key: String,
+    /// Where it came from (file name, feed), for `delete_context_origin`.
+    pub origin: String,
+    pub json: String,
+}
+
+/// What an import changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImportCounts {
+    pub added: usize,
+    pub updated: usize,
+    pub unchanged: usize,
 }

@@ -9,8 +9,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
 
 use crate::{
-    hash_token, new_token, valid_sensor_name, AlertRow, BatchOutcome, PortTotals, Role,
-    SensorRecord, SourcePort, Store, StoreError, TopBy, WindowRow, SCHEMA_VERSION,
+    hash_token, new_token, valid_sensor_name, AlertRow, BatchOutcome, ContextItem, ImportCounts,
+    PortTotals, Role, SensorRecord, SourcePort, Store, StoreError, TopBy, WindowRow,
+    SCHEMA_VERSION,
 };
 
 /// The database file inside the data directory.
@@ -91,6 +92,19 @@ CREATE TABLE api_tokens (
 );
 ";
 
+/// Version 3 added the threat-context items (advisories, assets, benign scanners):
+/// JSON documents the CLI imports, keyed by kind and a key chosen by the importer.
+const SCHEMA_V3: &str = "
+CREATE TABLE context_items (
+    kind        TEXT    NOT NULL,
+    key         TEXT    NOT NULL,
+    origin      TEXT    NOT NULL,
+    json        TEXT    NOT NULL,
+    imported_ms INTEGER NOT NULL,
+    PRIMARY KEY (kind, key)
+) WITHOUT ROWID;
+";
+
 /// SQLite behind the [`Store`] trait.
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -149,12 +163,15 @@ impl SqliteStore {
         match version {
             0 => {
                 conn.execute_batch(&format!(
-                    "BEGIN; {SCHEMA} {SCHEMA_V2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                    "BEGIN; {SCHEMA} {SCHEMA_V2} {SCHEMA_V3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
                 ))?;
             }
-            // Migration from version 1: add the tables of version 2.
+            // Migrations: add the tables of the versions in between, in one transaction.
             1 => conn.execute_batch(&format!(
-                "BEGIN; {SCHEMA_V2} PRAGMA user_version = 2; COMMIT;"
+                "BEGIN; {SCHEMA_V2} {SCHEMA_V3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))?,
+            2 => conn.execute_batch(&format!(
+                "BEGIN; {SCHEMA_V3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))?,
             SCHEMA_VERSION => {}
             found => return Err(StoreError::SchemaVersion { found }),
@@ -574,6 +591,60 @@ impl Store for SqliteStore {
                     count: r.get(11)?,
                 },
             ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn put_context_items(
+        &mut self,
+        kind: &str,
+        items: &[ContextItem],
+        now: Timestamp,
+    ) -> Result<ImportCounts, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut counts = ImportCounts::default();
+        {
+            let mut get =
+                tx.prepare_cached("SELECT json FROM context_items WHERE kind = ?1 AND key = ?2")?;
+            let mut put = tx.prepare_cached(
+                "INSERT INTO context_items (kind, key, origin, json, imported_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (kind, key) DO UPDATE SET
+                   origin = excluded.origin, json = excluded.json, imported_ms = excluded.imported_ms",
+            )?;
+            for it in items {
+                let old: Option<String> = get
+                    .query_row(params![kind, it.key], |r| r.get(0))
+                    .optional()?;
+                match old {
+                    Some(o) if o == it.json => counts.unchanged += 1,
+                    Some(_) => counts.updated += 1,
+                    None => counts.added += 1,
+                }
+                put.execute(params![kind, it.key, it.origin, it.json, now.0])?;
+            }
+        }
+        tx.commit()?;
+        Ok(counts)
+    }
+
+    fn delete_context_origin(&mut self, kind: &str, origin: &str) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "DELETE FROM context_items WHERE kind = ?1 AND origin = ?2",
+            params![kind, origin],
+        )?)
+    }
+
+    fn context_items(&self, kind: &str) -> Result<Vec<ContextItem>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT key, origin, json FROM context_items WHERE kind = ?1 ORDER BY key",
+        )?;
+        let rows = st.query_map([kind], |r| {
+            Ok(ContextItem {
+                key: r.get(0)?,
+                origin: r.get(1)?,
+                json: r.get(2)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

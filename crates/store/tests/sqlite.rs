@@ -4,7 +4,7 @@
 
 use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
 use scanwatch_store::sqlite::SqliteStore;
-use scanwatch_store::{BatchOutcome, Store, StoreError};
+use scanwatch_store::{BatchOutcome, ContextItem, Store, StoreError};
 
 fn ev(t: i64, src: &str, port: u16) -> Event {
     Event {
@@ -113,7 +113,7 @@ fn version_1_is_migrated() {
     drop(s);
     let conn = rusqlite::Connection::open(dir.path().join("scanwatch.db")).unwrap();
     conn.execute_batch(
-        "DROP INDEX events_by_src; ALTER TABLE events DROP COLUMN scanned_port; ALTER TABLE sensors DROP COLUMN heartbeat_ms; ALTER TABLE sensors DROP COLUMN heartbeat; DROP TABLE windows; DROP TABLE alerts; DROP TABLE api_tokens; PRAGMA user_version = 1;",
+        "DROP INDEX events_by_src; ALTER TABLE events DROP COLUMN scanned_port; ALTER TABLE sensors DROP COLUMN heartbeat_ms; ALTER TABLE sensors DROP COLUMN heartbeat; DROP TABLE windows; DROP TABLE alerts; DROP TABLE api_tokens; DROP TABLE context_items; PRAGMA user_version = 1;",
     )
     .unwrap();
     drop(conn);
@@ -123,6 +123,65 @@ fn version_1_is_migrated() {
         .alerts(Timestamp(i64::MIN), Timestamp(i64::MAX), 0)
         .unwrap()
         .is_empty());
+}
+
+#[test]
+fn version_2_is_migrated_and_context_items_are_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    s.add_sensor("fw-1", Timestamp(0)).unwrap();
+    drop(s);
+    let conn = rusqlite::Connection::open(dir.path().join("scanwatch.db")).unwrap();
+    conn.execute_batch("DROP TABLE context_items; PRAGMA user_version = 2;")
+        .unwrap();
+    drop(conn);
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(s.sensors().unwrap().len(), 1, "data of version 2 is kept");
+    let item = |k: &str, origin: &str, json: &str| ContextItem {
+        key: k.into(),
+        origin: origin.into(),
+        json: json.into(),
+    };
+    let first = [
+        item("nvd:CVE-1", "a.json", "{}"),
+        item("nvd:CVE-2", "a.json", "{}"),
+    ];
+    let c = s
+        .put_context_items("advisory", &first, Timestamp(1))
+        .unwrap();
+    assert_eq!((c.added, c.updated, c.unchanged), (2, 0, 0));
+    let c = s
+        .put_context_items("advisory", &first, Timestamp(2))
+        .unwrap();
+    assert_eq!(
+        (c.added, c.updated, c.unchanged),
+        (0, 0, 2),
+        "re-import changes nothing"
+    );
+    let c = s
+        .put_context_items(
+            "advisory",
+            &[
+                item("nvd:CVE-2", "b.json", "{\"v\":2}"),
+                item("nvd:CVE-3", "b.json", "{}"),
+            ],
+            Timestamp(3),
+        )
+        .unwrap();
+    assert_eq!((c.added, c.updated, c.unchanged), (1, 1, 0));
+    s.put_context_items("benign", &[item("l:10.0.0.0/8", "l", "{}")], Timestamp(3))
+        .unwrap();
+    let all = s.context_items("advisory").unwrap();
+    let keys: Vec<&str> = all.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(keys, ["nvd:CVE-1", "nvd:CVE-2", "nvd:CVE-3"]);
+    assert_eq!(all[1].json, "{\"v\":2}");
+    assert_eq!(s.delete_context_origin("advisory", "b.json").unwrap(), 2);
+    assert_eq!(s.context_items("advisory").unwrap().len(), 1);
+    assert_eq!(
+        s.context_items("benign").unwrap().len(),
+        1,
+        "kinds are apart"
+    );
 }
 
 #[test]
