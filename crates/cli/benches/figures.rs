@@ -65,6 +65,7 @@ fn main() {
         year: Some(2026),
         json: true,
         emit: scanwatch::analyze::Emit::Alerts,
+        context: scanwatch::intel::ContextArgs::default(),
     };
     let e2e = best(reps, || {
         let mut out = Vec::new();
