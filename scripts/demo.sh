@@ -1,10 +1,28 @@
 #!/usr/bin/env bash
-# The main job: build scanwatch and run the demo — a simulated sensor network with the
-# seed case (TCP/1025 surge, then an exploit wave on TCP/445) pushed through the real
-# pipeline on the embedded default. Extra arguments go to `scanwatch demo`
-# (e.g. --json, --window 1d, --write-logs DIR).
+# The main job: build scanwatch and run the demo — a simulated 40-sensor network with
+# the seed case (TCP/1025 surge, then an exploit wave on TCP/445) pushed through the
+# real pipeline on the embedded default, with threat context: the network is replayed
+# on the dates of the 2007 Windows DNS Server RPC advisory (it starts 2007-04-12, the
+# surge begins a week later), against real advisory samples (NVD, CISA KEV,
+# Exploit-DB), an example asset inventory and the simulated research scanners as
+# known benign scanners, all imported into a fresh data directory (target/demo-data).
+#
+# Extra arguments go to `scanwatch demo` (e.g. --json, --window 1d, --write-logs DIR).
+# `target/release/scanwatch demo` alone runs the same network on 2026 dates without
+# context.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup.sh
 cargo build --release --locked -p scanwatch
-exec target/release/scanwatch demo "$@"
+sw=target/release/scanwatch
+data=target/demo-data
+rm -rf "$data"
+intel=crates/context/testdata/intel
+{
+    "$sw" intel import nvd "$intel/nvdcve-2.0-sample.json" --data "$data"
+    "$sw" intel import kev "$intel/known_exploited_vulnerabilities.json" --data "$data"
+    "$sw" intel import exploitdb "$intel/files_exploits.csv" --data "$data"
+    "$sw" intel import benign testdata/context/research-scanners.txt --data "$data"
+    "$sw" assets import csv crates/context/testdata/assets/inventory.csv --data "$data"
+} >&2
+exec "$sw" demo --start 2007-04-12 --data "$data" "$@"
