@@ -29,7 +29,7 @@ pub struct AnalyzeArgs {
     /// Log files to read: plain, .gz, or - for standard input.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<String>,
-    /// Log format: auto (detect per file), netfilter (alias iptables), dshield, jsonl, suricata, filterlog (pfSense/OPNsense), winfw (Windows Firewall) or zeek; see docs/formats.md.
+    /// Log format: auto (detect per file), netfilter (alias iptables), dshield, jsonl, suricata, filterlog (pfSense/OPNsense), winfw (Windows Firewall), zeek, zeek-json, ulogd-json (ulogd2 JSON), pflog (OpenBSD pf via tcpdump), mikrotik, cisco-asa (ASA/FTD) or fastlog (Snort/Suricata fast.log); see docs/formats.md.
     #[arg(long, default_value = "auto")]
     pub format: String,
     #[command(flatten)]
@@ -210,7 +210,7 @@ pub fn run(args: &AnalyzeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
     let ctx_year = args.year.unwrap_or_else(|| {
         chrono::DateTime::from_timestamp_millis(now.0).map_or(1970, |d| chrono::Datelike::year(&d))
     });
-    let (ctx, benign) = match args.context.wanted() {
+    let (mut ctx, benign) = match args.context.wanted() {
         true => {
             let (c, b) = load_context(&args.context, ctx_year, err)?;
             (Some(c), b)
@@ -237,7 +237,7 @@ pub fn run(args: &AnalyzeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
         json: args.json,
         emit: args.emit,
         error: None,
-        ctx: ctx.as_ref(),
+        ctx: None,
     };
     let mut n = 0u64;
     while let Some((sensor, e)) = merge.next(&mut report_err)? {
@@ -258,6 +258,13 @@ pub fn run(args: &AnalyzeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
         }
     }
     let report = pipeline.finish(&mut |o| emitter.handle(o));
+    // IDS alerts among the inputs (Suricata EVE, fast.log) can confirm explanations.
+    if let Some(c) = ctx.as_mut() {
+        for i in &mut merge.inputs {
+            c.ids.append(&mut i.ids_hits);
+        }
+    }
+    emitter.ctx = ctx.as_ref();
     let mut stats = RunStats {
         files: merge.inputs.len(),
         ..Default::default()

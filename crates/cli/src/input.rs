@@ -12,6 +12,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use rustc_hash::FxHashMap;
 use scanwatch_aggregate::{sensor_key, SensorKey};
+use scanwatch_context::ids::{self, IdsHit, IdsLine};
 use scanwatch_event::{Event, Timestamp};
 use scanwatch_formats::{detect, FormatSpec, LineOutcome, LineParser, ParserOptions, SNIFF_LINES};
 
@@ -54,7 +55,14 @@ pub struct Input {
     buf: Vec<u8>,
     /// Sensors named while reading, for the report: (key, name).
     pub new_sensors: Vec<(SensorKey, String)>,
+    /// For IDS formats (Suricata EVE, fast.log): the year for fast.log dates.
+    ids_year: Option<i32>,
+    /// IDS alerts read from this input (they can confirm an explanation).
+    pub ids_hits: Vec<IdsHit>,
 }
+
+/// Formats whose lines can be IDS alerts naming CVEs.
+const IDS_FORMATS: [&str; 2] = ["suricata", "fastlog"];
 
 fn stem(path: &str) -> String {
     if path == "-" {
@@ -153,6 +161,10 @@ impl Input {
         let opts = ParserOptions {
             reference_time: reference(mtime),
         };
+        let ids_year = IDS_FORMATS.contains(&spec.name()).then(|| {
+            chrono::DateTime::from_timestamp_millis(opts.reference_time.0)
+                .map_or(1970, |d| chrono::Datelike::year(&d))
+        });
         let name = stem(path);
         Ok(Input {
             stats: FileStats {
@@ -169,6 +181,8 @@ impl Input {
             dst_cache: FxHashMap::default(),
             buf: Vec::with_capacity(512),
             new_sensors: Vec::new(),
+            ids_year,
+            ids_hits: Vec::new(),
         })
     }
 
@@ -224,14 +238,21 @@ impl Input {
             self.stats.lines += 1;
             let result: Result<Option<(SensorKey, Event)>, String> =
                 match std::str::from_utf8(&line) {
-                    Ok(text) => match self.parser.parse_line(text) {
-                        LineOutcome::Event { event, host } => {
-                            let k = self.sensor_for(host, &event);
-                            Ok(Some((k, event)))
+                    Ok(text) => {
+                        if let Some(year) = self.ids_year {
+                            if let IdsLine::Hit(h) = ids::parse_line(text, year) {
+                                self.ids_hits.push(h);
+                            }
                         }
-                        LineOutcome::Skip => Ok(None),
-                        LineOutcome::Error(e) => Err(e.to_string()),
-                    },
+                        match self.parser.parse_line(text) {
+                            LineOutcome::Event { event, host } => {
+                                let k = self.sensor_for(host, &event);
+                                Ok(Some((k, event)))
+                            }
+                            LineOutcome::Skip => Ok(None),
+                            LineOutcome::Error(e) => Err(e.to_string()),
+                        }
+                    }
                     Err(_) => Err("invalid utf-8".to_string()),
                 };
             line.clear();

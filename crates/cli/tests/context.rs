@@ -245,6 +245,33 @@ fn ids_alerts_naming_the_cve_make_a_warning_confirmed() {
         .as_str()
         .unwrap()
         .starts_with("CVE-2017-0144: "));
+
+    // The same with `analyze`: the EVE file is simply one of the inputs (a sensor's
+    // IDS log), its alerts confirm without --ids.
+    let logs = data.join("logs");
+    let w = bin()
+        .args([
+            "demo",
+            "--start",
+            "2017-05-08",
+            "--window",
+            "1d",
+            "--write-logs",
+        ])
+        .arg(&logs)
+        .output()
+        .unwrap();
+    assert!(w.status.success(), "{}", text(&w.stderr));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files.push(eve.clone());
+    let lines = analyze_json(&["--window", "1d", "--year", "2017", "--data", d], &files);
+    let c = context_of(&lines, 445);
+    assert_eq!(c["confidence"], "confirmed", "{}", c["statement"]);
+    assert_eq!(c["ids_alerts_on_port"], 3);
     let _ = std::fs::remove_dir_all(&data);
 }
 
