@@ -41,7 +41,7 @@ pub struct RunArgs {
     /// Spool directory: batches wait here until the centre acknowledges them.
     #[arg(long)]
     pub spool: Option<PathBuf>,
-    /// A log to follow, as PATH or PATH:FORMAT (netfilter, dshield, jsonl, suricata, filterlog, winfw, zeek); repeatable; replaces the config's sources.
+    /// A log to follow, as PATH or PATH:FORMAT (netfilter, dshield, jsonl, suricata, filterlog, winfw, zeek, zeek-json, ulogd-json, pflog, mikrotik, cisco-asa, fastlog); repeatable; replaces the config's sources.
     #[arg(long = "source")]
     pub sources: Vec<String>,
     /// Read existing files from the start (backfill) instead of from their end.

@@ -5,14 +5,20 @@
 //! event, a skip (blank, header, or a line of another program) or a [`ParseError`].
 //! Parsing never fails as a whole: [`parse_str`] collects events and per-line errors.
 
+mod cisco_asa;
 mod dshield;
+mod fastlog;
 mod filterlog;
 mod jsonl;
+mod mikrotik;
 mod netfilter;
+mod pflog;
 mod suricata;
 mod syslog;
+mod ulogd_json;
 mod winfw;
 mod zeek;
+mod zeek_json;
 
 use scanwatch_event::{Event, Timestamp};
 use thiserror::Error;
@@ -62,6 +68,11 @@ impl ParseError {
         let value: String = value.chars().take(64).collect();
         ParseError::InvalidField { field, value }
     }
+
+    /// An unreadable timestamp, echoing at most 40 characters of it.
+    pub(crate) fn timestamp(value: &str) -> ParseError {
+        ParseError::Timestamp(value.chars().take(40).collect())
+    }
 }
 
 /// A parser for one stream of lines (it may keep state, e.g. the current year).
@@ -86,13 +97,23 @@ pub trait FormatSpec: Sync {
 
 /// Every format scanwatch reads, in auto-detection order. Adding a format is one
 /// module plus one entry here.
+///
+/// The order matters for auto-detection: JSON formats with distinctive keys
+/// (`suricata`, `zeek-json`, `ulogd-json`) come before the generic `jsonl`, and
+/// `netfilter`, whose sniffer only asks for `SRC=` and `DST=`, comes last.
 pub static REGISTRY: &[&dyn FormatSpec] = &[
     &suricata::SPEC,
+    &zeek_json::SPEC,
+    &ulogd_json::SPEC,
     &jsonl::SPEC,
     &dshield::SPEC,
     &filterlog::SPEC,
     &winfw::SPEC,
     &zeek::SPEC,
+    &fastlog::SPEC,
+    &cisco_asa::SPEC,
+    &mikrotik::SPEC,
+    &pflog::SPEC,
     &netfilter::SPEC,
 ];
 
@@ -189,6 +210,18 @@ mod tests {
             ("pfirewall", "winfw"),
             ("zeek", "zeek"),
             ("bro", "zeek"),
+            ("zeek-json", "zeek-json"),
+            ("bro-json", "zeek-json"),
+            ("ulogd-json", "ulogd-json"),
+            ("nftables-json", "ulogd-json"),
+            ("fastlog", "fastlog"),
+            ("snort", "fastlog"),
+            ("cisco-asa", "cisco-asa"),
+            ("ftd", "cisco-asa"),
+            ("mikrotik", "mikrotik"),
+            ("routeros", "mikrotik"),
+            ("pflog", "pflog"),
+            ("openbsd-pf", "pflog"),
         ] {
             assert_eq!(format_by_name(name).map(|f| f.name()), Some(want), "{name}");
         }

@@ -311,7 +311,7 @@ fn unifi_rule_action(prefix: &str) -> Option<Action> {
     })
 }
 
-fn action_from_prefix(prefix: &str) -> Action {
+pub(crate) fn action_from_prefix(prefix: &str) -> Action {
     // Log prefixes are free text chosen by the admin; these are the common spellings
     // (`DROP`, `IPTABLES-DROP:`, `policy DROP:`, UniFi `[WAN_LOCAL-D-…]`, `REJECT`,
     // `ACCEPT`, `BLOCK`). The action is informational: it never decides counting.

@@ -105,7 +105,7 @@ struct Tcp<'a> {
 
 /// A JSON string that borrows from the line when it has no escapes (serde's own
 /// `Cow<str>` impl always copies inside an `Option`).
-struct Str<'a>(Cow<'a, str>);
+pub(crate) struct Str<'a>(pub(crate) Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -230,6 +230,21 @@ pub(crate) fn parse_header<'l>(
     Ok(Some(Header { time, host, rest }))
 }
 
+/// Parses an ISO 8601 date and time: RFC 3339 with an offset (`Z`, `+01:00`,
+/// `+0100`), or without any zone (`2026-11-26T10:40:01.5`, also with a space for the
+/// `T`), which is read as UTC.
+pub(crate) fn parse_iso_utc(s: &str) -> Option<Timestamp> {
+    if let Some(t) = parse_rfc3339(s) {
+        return Some(t);
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(Timestamp(dt.and_utc().timestamp_millis()));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

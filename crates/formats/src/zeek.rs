@@ -129,7 +129,7 @@ impl LineParser for ZeekParser {
 }
 
 /// `1521911721.255387` (seconds since the epoch) to milliseconds.
-fn parse_ts(s: &str) -> Option<Timestamp> {
+pub(crate) fn parse_ts(s: &str) -> Option<Timestamp> {
     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
     if secs.is_empty() || secs.len() > 12 || !secs.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -148,7 +148,7 @@ fn parse_ts(s: &str) -> Option<Timestamp> {
 }
 
 /// TCP flags for a row, following the scan rule in the module docs.
-fn flags_from_history(history: Option<&str>) -> TcpFlags {
+pub(crate) fn flags_from_history(history: Option<&str>) -> TcpFlags {
     let Some(h) = history else {
         return TcpFlags(0);
     };

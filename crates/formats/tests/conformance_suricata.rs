@@ -240,6 +240,10 @@ fn every_fixture_is_listed() {
             "crowdsecurity-hub__suricata-eve-detect.log",
             "crowdsecurity-hub__suricata-logs-evelog.log",
             "crowdsecurity-hub__suricata-logs-evelog__parser.assert",
+            // fast.log fixtures: conformance_fastlog.rs.
+            "crowdsecurity-hub__suricata-logs-fastlog.log",
+            "crowdsecurity-hub__suricata-logs-fastlog__parser.assert",
+            "plaso__suricata_alert_fast.log",
         ]
     );
 }

@@ -201,3 +201,69 @@ fn masked_baselines_are_per_line_errors() {
         }
     }
 }
+
+/// The same connections written as JSON (what `LogAscii::use_json=T` writes: `ts` a
+/// number, or an ISO 8601 string with `JSON::TS_ISO8601`; counts and ports numbers;
+/// unset fields absent) give, through `zeek-json`, exactly the TSV events.
+#[test]
+fn json_encoding_gives_the_tsv_events() {
+    let log = "brimdata-zed__conn.log";
+    let (text, tsv) = parse_fixture("zeek", DIR, log, REF);
+    let header = |name: &str| -> Vec<String> {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("#{name}\t")))
+            .unwrap();
+        line.split('\t').skip(1).map(str::to_string).collect()
+    };
+    let (fields, types) = (header("fields"), header("types"));
+    assert_eq!(fields.len(), types.len());
+    for iso in [false, true] {
+        let mut json = String::new();
+        for row in text.lines().filter(|l| !l.starts_with('#')) {
+            let mut obj = serde_json::Map::new();
+            for ((name, ty), v) in fields.iter().zip(&types).zip(row.split('\t')) {
+                if v == "-" || v == "(empty)" {
+                    continue;
+                }
+                let value = match ty.as_str() {
+                    "time" if iso => {
+                        let (s, frac) = v.split_once('.').unwrap();
+                        let nanos: u32 = format!("{frac:0<9}").parse().unwrap();
+                        let t =
+                            chrono::DateTime::from_timestamp(s.parse().unwrap(), nanos).unwrap();
+                        serde_json::Value::from(
+                            t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                        )
+                    }
+                    "time" | "interval" | "double" => serde_json::from_str(v).unwrap(),
+                    "port" | "count" | "int" => serde_json::from_str(v).unwrap(),
+                    "bool" => serde_json::Value::from(v == "T"),
+                    t if t.starts_with("set") || t.starts_with("vector") => {
+                        serde_json::Value::from(
+                            v.split(',').map(str::to_string).collect::<Vec<_>>(),
+                        )
+                    }
+                    _ => serde_json::Value::from(v),
+                };
+                obj.insert(name.clone(), value);
+            }
+            json.push_str(&serde_json::Value::Object(obj).to_string());
+            json.push('\n');
+        }
+        let opts = ParserOptions {
+            reference_time: parse_rfc3339(REF).unwrap(),
+        };
+        let spec = format_by_name("zeek-json").unwrap();
+        assert_eq!(
+            scanwatch_formats::detect(json.lines()).map(|f| f.name()),
+            Some("zeek-json")
+        );
+        let out = parse_str(spec, &json, &opts);
+        assert!(out.errors.is_empty(), "iso {iso}: {:?}", out.errors);
+        let a: Vec<_> = tsv.events.iter().map(|e| &e.event).collect();
+        let b: Vec<_> = out.events.iter().map(|e| &e.event).collect();
+        assert_eq!(a.len(), 92);
+        assert_eq!(a, b, "iso {iso}");
+    }
+}

@@ -152,3 +152,24 @@ impl Fails {
         );
     }
 }
+
+/// Checks that every `Parsed`/`Meta` key of an assert entry is either compared by the
+/// test (`checked`) or listed as a value scanwatch's events do not carry
+/// (`not_carried`), so a field added to a fixture's expected output is not silently
+/// ignored.
+pub fn all_keys_accounted(
+    f: &mut Fails,
+    file: &str,
+    line: usize,
+    entry: &Entry,
+    checked: &[&str],
+    not_carried: &[&str],
+) {
+    for key in entry.parsed.keys().chain(entry.meta.keys()) {
+        if !checked.contains(&key.as_str()) && !not_carried.contains(&key.as_str()) {
+            f.push(format!(
+                "{file}:{line}: assert field {key:?} is neither checked nor listed as not carried"
+            ));
+        }
+    }
+}

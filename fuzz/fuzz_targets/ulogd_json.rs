@@ -1,0 +1,14 @@
+//! Fuzz the `ulogd-json` parser: any bytes, parsed as a ulogd-json log, must keep the invariants
+//! in `common.rs` and never panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+#[path = "common.rs"]
+mod common;
+
+fuzz_target!(|data: &[u8]| {
+    let input = common::text(data);
+    let spec = scanwatch_formats::format_by_name("ulogd-json").expect("format is registered");
+    common::check(spec, &input);
+});
