@@ -242,6 +242,7 @@ pub fn run_intel(args: &IntelArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
                 store.context_items(KIND_BENIGN)?.len()
             )?;
             writeln!(out, "assets: {}", store.context_items(KIND_ASSET)?.len())?;
+            writeln!(out, "IDS alerts from sensors: {}", load_ids(&store)?.len())?;
             Ok(true)
         }
     }
@@ -387,6 +388,15 @@ pub fn load_benign(store: &SqliteStore) -> Result<Vec<BenignNet>> {
     decode(store.context_items(KIND_BENIGN)?, KIND_BENIGN)
 }
 
+/// IDS alerts the sensors sent to a centre (Suricata EVE, fast.log sources).
+pub fn load_ids(store: &SqliteStore) -> Result<Vec<IdsHit>> {
+    let stored: Vec<ids::StoredHit> = decode(
+        store.context_items(scanwatch_collector::IDS_KIND)?,
+        "ids alert",
+    )?;
+    Ok(stored.iter().filter_map(ids::StoredHit::to_hit).collect())
+}
+
 /// Options that add context to warnings, shared by `analyze` and `demo`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct ContextArgs {
@@ -440,6 +450,7 @@ pub fn load_context(
     let mut advisories = Vec::new();
     let mut assets = Vec::new();
     let mut benign_nets = Vec::new();
+    let mut hits: Vec<IdsHit> = Vec::new();
     if let Some(dir) = &args.data {
         if !dir.join(scanwatch_store::sqlite::DB_FILE).exists() {
             anyhow::bail!(
@@ -451,6 +462,7 @@ pub fn load_context(
         advisories = load_advisories(&store)?;
         assets = load_assets(&store)?;
         benign_nets = load_benign(&store)?;
+        hits = load_ids(&store)?;
         let pf = dir.join(PORTS_FILE);
         if pf.exists() {
             let text = std::fs::read_to_string(&pf)
@@ -471,7 +483,6 @@ pub fn load_context(
         }
         benign_nets.extend(nets);
     }
-    let mut hits: Vec<IdsHit> = Vec::new();
     for f in &args.ids {
         let bytes = read_file(f)?;
         let text = String::from_utf8_lossy(&bytes);

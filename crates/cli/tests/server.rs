@@ -628,3 +628,46 @@ fn tls_centre_accepts_a_sensor_that_trusts_its_certificate_only() {
     assert_eq!(stored_events(&data), 50);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_sensor_following_suricata_alerts_sends_their_cves_to_the_centre() {
+    let dir = std::env::temp_dir().join(format!("scanwatch-ids-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("data");
+    let token_file = add_sensor(&data, &dir);
+    let port = free_port();
+    let _server = start(&data, port);
+    let eve = dir.join("eve.json");
+    let mut lines = String::new();
+    for i in 0..3 {
+        lines.push_str(&format!(
+            r#"{{"timestamp":"2026-11-26T10:0{i}:00.000000+0000","flow_id":{i},"event_type":"alert","src_ip":"203.0.113.{i}","src_port":40000,"dest_ip":"198.18.0.5","dest_port":445,"proto":"TCP","alert":{{"action":"allowed","gid":1,"signature_id":2024218,"rev":1,"signature":"ET EXPLOIT Possible ETERNALBLUE MS17-010","category":"x","severity":1,"metadata":{{"cve":["CVE_2017_0144"]}}}}}}"#
+        ));
+        lines.push('\n');
+    }
+    std::fs::write(&eve, lines).unwrap();
+    let out = sensor_cmd(
+        port,
+        &token_file,
+        &dir.join("spool"),
+        format!("{}:suricata", eve.display()),
+    )
+    .args(["--once", "--from-start"])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stored_events(&data), 3);
+    let list = bin()
+        .args(["intel", "list", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(text.contains("IDS alerts from sensors: 3"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

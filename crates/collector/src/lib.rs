@@ -10,7 +10,7 @@ mod error;
 
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -19,13 +19,17 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use scanwatch_aggregate::sensor_key;
 use scanwatch_alert::{alert_json, window_json};
+use scanwatch_context::ids::{hit_from_wire, IdsHit, StoredHit};
 use scanwatch_context::ContextData;
 use scanwatch_event::{Event, Timestamp, WireEvent};
 use scanwatch_pipeline::{Output, Pipeline};
-use scanwatch_store::{AlertRow, BatchOutcome, Store, WindowRow};
+use scanwatch_store::{AlertRow, BatchOutcome, ContextItem, Store, WindowRow};
 use serde::Serialize;
 
 pub use error::AppError;
+
+/// Store kind of the IDS alerts sensors send (see `scanwatch_context::ids`).
+pub const IDS_KIND: &str = "ids";
 
 /// Header that carries the sensor's batch id.
 pub const BATCH_HEADER: &str = "x-scanwatch-batch";
@@ -210,7 +214,7 @@ pub struct AppState {
     pub rate: Arc<Mutex<RateLimiter>>,
     /// Threat context attached to stored warnings (port facts, explanations,
     /// mitigations, exposed assets); `None` stores warnings without it.
-    pub context: Option<Arc<ContextData>>,
+    pub context: Option<Arc<RwLock<ContextData>>>,
 }
 
 impl AppState {
@@ -233,7 +237,7 @@ impl AppState {
 
     /// The same state, attaching `ctx` to the warnings it stores.
     pub fn with_context(mut self, ctx: ContextData) -> AppState {
-        self.context = Some(Arc::new(ctx));
+        self.context = Some(Arc::new(RwLock::new(ctx)));
         self
     }
 
@@ -303,6 +307,9 @@ impl AppState {
         for a in &alerts {
             let mut j = alert_json(a);
             if let Some(ctx) = &self.context {
+                let ctx = ctx
+                    .read()
+                    .map_err(|_| AppError::internal("context lock poisoned"))?;
                 j.context = Some(ctx.enrich(a.proto, a.port, a.episode_start, a.window_end));
             }
             let json = serde_json::to_string(&j).map_err(|e| AppError::internal(e.to_string()))?;
@@ -435,18 +442,27 @@ fn decode_body(headers: &HeaderMap, body: &[u8], limit: usize) -> Result<Vec<u8>
     }
 }
 
-/// Parses a JSON Lines body; the first bad line refuses the whole batch.
-fn parse_batch(body: &[u8], max_events: usize) -> Result<Vec<Event>, AppError> {
+/// Parses a JSON Lines body into events and the IDS alerts among them; the first
+/// bad line refuses the whole batch.
+fn parse_batch(body: &[u8], max_events: usize) -> Result<(Vec<Event>, Vec<IdsHit>), AppError> {
     let text = std::str::from_utf8(body)
         .map_err(|e| AppError::BadRequest(format!("body is not utf-8: {e}")))?;
     let mut events = Vec::new();
+    let mut hits = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let e = WireEvent::parse_line(line)
-            .and_then(|w| w.to_event())
+        let w = WireEvent::parse_line(line)
             .map_err(|e| AppError::BadRequest(format!("line {}: {e}", i + 1)))?;
+        let e = w
+            .to_event()
+            .map_err(|e| AppError::BadRequest(format!("line {}: {e}", i + 1)))?;
+        if let Some(ids) = &w.ids {
+            hits.push(hit_from_wire(
+                e.time, e.proto, e.src, e.dst, e.dst_port, ids,
+            ));
+        }
         events.push(e);
         if events.len() > max_events {
             return Err(AppError::TooLarge(format!(
@@ -454,7 +470,7 @@ fn parse_batch(body: &[u8], max_events: usize) -> Result<Vec<Event>, AppError> {
             )));
         }
     }
-    Ok(events)
+    Ok((events, hits))
 }
 
 /// `POST /api/v1/heartbeat`: a sensor reports its own counters (a JSON object:
@@ -555,7 +571,7 @@ async fn ingest_inner(
         }
     })?;
     let raw = decode_body(headers, &body, st.limits.max_decompressed_bytes)?;
-    let events = parse_batch(&raw, st.limits.max_events_per_batch)?;
+    let (events, hits) = parse_batch(&raw, st.limits.max_events_per_batch)?;
     let received = (st.clock)();
     let allowed = st
         .rate
@@ -575,8 +591,27 @@ async fn ingest_inner(
     }
     let (s2, b2) = (sensor.clone(), batch.clone());
     let commit_events = events.clone();
+    let items = hits
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            Ok(ContextItem {
+                key: format!("{sensor}:{batch}:{i}"),
+                origin: sensor.clone(),
+                json: serde_json::to_string(&StoredHit::from(h))
+                    .map_err(|e| AppError::internal(e.to_string()))?,
+            })
+        })
+        .collect::<Result<Vec<_>, AppError>>()?;
     let outcome = st
-        .with_store(move |s| s.commit_batch(&s2, &b2, &commit_events, received))
+        .with_store(move |s| {
+            let o = s.commit_batch(&s2, &b2, &commit_events, received)?;
+            // IDS facts right after their batch, before the acknowledgement.
+            if matches!(o, BatchOutcome::Accepted { .. }) && !items.is_empty() {
+                s.put_context_items(IDS_KIND, &items, received)?;
+            }
+            Ok(o)
+        })
         .await?;
     match outcome {
         BatchOutcome::Duplicate => Ok(IngestReply {
@@ -587,6 +622,14 @@ async fn ingest_inner(
         BatchOutcome::Accepted { events: n } => {
             // Durable first, then counted: a crash here loses nothing, and the
             // server replays stored events into the pipeline at start.
+            if !hits.is_empty() {
+                if let Some(ctx) = &st.context {
+                    ctx.write()
+                        .map_err(|_| AppError::internal("context lock poisoned"))?
+                        .ids
+                        .extend(hits);
+                }
+            }
             let st2 = st.clone();
             blocking(move || st2.feed(&sensor, &events)).await?;
             Ok(IngestReply {

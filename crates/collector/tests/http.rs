@@ -458,3 +458,51 @@ async fn heartbeats_are_recorded_and_refused_without_a_sensor_token() {
     assert_eq!(at, Timestamp(1_000));
     assert!(json.contains("\"spool_batches\":2"), "{json}");
 }
+
+#[tokio::test]
+async fn ids_facts_sent_with_events_are_kept_for_confirmation() {
+    let mut s = setup(Limits::default());
+    s.state = s
+        .state
+        .clone()
+        .with_context(scanwatch_context::ContextData::builtin());
+    let ids_line = r#"{"v":1,"time":"2026-11-26T10:41:00Z","proto":"tcp","src":"192.0.2.9","dst":"198.18.0.1","dst_port":445,"ids":{"rule":"2024218","signature":"ET EXPLOIT Possible ETERNALBLUE MS17-010","cves":["CVE_2017_0144","not-a-cve"]}}"#;
+    let body = format!("{LINE}\n{ids_line}\n");
+    let (status, v) = post(
+        &s,
+        Some(&s.token),
+        Some("ids-1"),
+        None,
+        body.clone().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["accepted"], 2);
+    // A resend is a duplicate and adds no second copy.
+    let (status, v) = post(&s, Some(&s.token), Some("ids-1"), None, body.into_bytes()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["duplicate"], true);
+    let ctx = s.state.context.as_ref().unwrap().read().unwrap();
+    assert_eq!(
+        ctx.ids.len(),
+        1,
+        "only the line with IDS facts is an IDS alert"
+    );
+    let h = &ctx.ids[0];
+    assert_eq!(h.cves, ["CVE-2017-0144"], "normalised, invalid dropped");
+    assert_eq!((h.dst_port, h.rule.as_str()), (Some(445), "2024218"));
+    drop(ctx);
+    let stored = s
+        .state
+        .store
+        .lock()
+        .unwrap()
+        .context_items(scanwatch_collector::IDS_KIND)
+        .unwrap();
+    assert_eq!(
+        stored.len(),
+        1,
+        "stored with the batch, for replay at start"
+    );
+    assert_eq!(stored[0].origin, "fw-1");
+}

@@ -22,6 +22,95 @@ pub struct IdsHit {
     pub cves: Vec<String>,
 }
 
+/// The stored form of an [`IdsHit`] (the centre keeps the hits its sensors send).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct StoredHit {
+    pub time_ms: i64,
+    pub proto: String,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    #[serde(default)]
+    pub dst_port: Option<u16>,
+    #[serde(default)]
+    pub rule: String,
+    #[serde(default)]
+    pub signature: String,
+    #[serde(default)]
+    pub cves: Vec<String>,
+}
+
+impl From<&IdsHit> for StoredHit {
+    fn from(h: &IdsHit) -> StoredHit {
+        StoredHit {
+            time_ms: h.time.0,
+            proto: h.proto.name().into_owned(),
+            src: h.src,
+            dst: h.dst,
+            dst_port: h.dst_port,
+            rule: h.rule.clone(),
+            signature: h.signature.clone(),
+            cves: h.cves.clone(),
+        }
+    }
+}
+
+impl StoredHit {
+    /// Back to a hit; `None` for an unknown protocol name.
+    pub fn to_hit(&self) -> Option<IdsHit> {
+        Some(IdsHit {
+            time: Timestamp(self.time_ms),
+            proto: Protocol::parse(&self.proto)?,
+            src: self.src,
+            dst: self.dst,
+            dst_port: self.dst_port,
+            rule: self.rule.clone(),
+            signature: self.signature.clone(),
+            cves: self.cves.clone(),
+        })
+    }
+}
+
+/// Longest signature kept from a sensor (longer ones are cut).
+pub const MAX_SIGNATURE_CHARS: usize = 512;
+/// Most CVEs kept per alert.
+pub const MAX_CVES: usize = 32;
+
+/// A hit from an event and the IDS facts a sensor sent with it: signature cut to
+/// [`MAX_SIGNATURE_CHARS`], CVEs normalised (invalid ones dropped), at most
+/// [`MAX_CVES`].
+pub fn hit_from_wire(
+    time: Timestamp,
+    proto: Protocol,
+    src: IpAddr,
+    dst: IpAddr,
+    dst_port: Option<u16>,
+    w: &scanwatch_event::WireIds,
+) -> IdsHit {
+    let mut cves: Vec<String> = w.cves.iter().filter_map(|c| normalise_cve(c)).collect();
+    cves.sort();
+    cves.dedup();
+    cves.truncate(MAX_CVES);
+    IdsHit {
+        time,
+        proto,
+        src,
+        dst,
+        dst_port,
+        rule: w.rule.chars().take(64).collect(),
+        signature: w.signature.chars().take(MAX_SIGNATURE_CHARS).collect(),
+        cves,
+    }
+}
+
+/// The IDS facts of a hit, as a sensor sends them.
+pub fn wire_ids(h: &IdsHit) -> scanwatch_event::WireIds {
+    scanwatch_event::WireIds {
+        rule: h.rule.clone(),
+        signature: h.signature.clone(),
+        cves: h.cves.clone(),
+    }
+}
+
 /// What one line is.
 #[derive(Clone, Debug, PartialEq)]
 pub enum IdsLine {

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 
 pub use duration::{parse_duration, DurationError};
 pub use time::{format_rfc3339, parse_rfc3339, Timestamp};
-pub use wire::{WireError, WireEvent, WIRE_VERSION};
+pub use wire::{WireError, WireEvent, WireIds, WIRE_VERSION};
 
 /// IP protocol of an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

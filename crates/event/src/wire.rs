@@ -46,6 +46,23 @@ pub struct WireEvent<'a> {
     pub action: Option<Cow<'a, str>>,
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub count: u32,
+    /// For events read from IDS alerts (Suricata EVE `alert`, fast.log): the rule,
+    /// its message and the CVEs it names, so the centre can confirm explanations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<WireIds>,
+}
+
+/// The IDS facts of an event read from an IDS alert.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WireIds {
+    /// `gid:sid:rev` (fast.log) or the signature id (EVE).
+    #[serde(default)]
+    pub rule: String,
+    #[serde(default)]
+    pub signature: String,
+    /// CVE ids, `CVE-YYYY-N`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cves: Vec<String>,
 }
 
 fn default_version() -> u32 {
@@ -177,6 +194,7 @@ impl<'a> WireEvent<'a> {
                 a => Some(Cow::Borrowed(a.name())),
             },
             count: e.count,
+            ids: None,
         }
     }
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use scanwatch_context::ids::{self, IdsLine};
 use scanwatch_event::{Timestamp, WireEvent};
 use scanwatch_formats::{detect, FormatSpec, LineOutcome, LineParser, ParserOptions};
 use thiserror::Error;
@@ -113,7 +114,13 @@ struct Followed {
     parser: Option<Box<dyn LineParser>>,
     format: Option<&'static dyn FormatSpec>,
     pending_lines: Vec<String>,
+    /// An IDS alert log (Suricata EVE, fast.log): alerts also carry their rule,
+    /// message and CVEs to the centre.
+    ids: bool,
 }
+
+/// Formats whose lines can be IDS alerts naming CVEs.
+const IDS_FORMATS: [&str; 2] = ["suricata", "fastlog"];
 
 /// Reports the sensor's counters and spool backlog to the centre (best effort).
 fn heartbeat(agent: &ureq::Agent, cfg: &SensorConfig, stats: &SensorStats, spool: &Spool) {
@@ -186,12 +193,15 @@ pub fn run(
                 parser: None,
                 format: s.format,
                 pending_lines: Vec::new(),
+                ids: false,
             }
         })
         .collect();
     let opts = ParserOptions {
         reference_time: cfg.reference_time,
     };
+    let ids_year = chrono::DateTime::from_timestamp_millis(cfg.reference_time.0)
+        .map_or(1970, |d| chrono::Datelike::year(&d));
     let mut stats = SensorStats::default();
     let mut rules = cfg.rules.clone();
     let mut backoff = Duration::from_millis(200);
@@ -216,7 +226,10 @@ pub fn run(
                         .format
                         .or_else(|| detect(lines.iter().map(String::as_str)));
                     match spec {
-                        Some(spec) => src.parser = Some(spec.parser(&opts)),
+                        Some(spec) => {
+                            src.parser = Some(spec.parser(&opts));
+                            src.ids = IDS_FORMATS.contains(&spec.name());
+                        }
                         None if lines.len() < 50 && !at_end => {
                             src.pending_lines = lines; // not enough lines to tell yet
                             continue;
@@ -246,7 +259,13 @@ pub fn run(
                         LineOutcome::Event { mut event, .. } if event.is_unsolicited() => {
                             if rules.keep(&event) {
                                 rules.apply(&mut event);
-                                body.push_str(&WireEvent::from_event(&event, None).to_line());
+                                let mut w = WireEvent::from_event(&event, None);
+                                if src.ids {
+                                    if let IdsLine::Hit(h) = ids::parse_line(line, ids_year) {
+                                        w.ids = Some(ids::wire_ids(&h));
+                                    }
+                                }
+                                body.push_str(&w.to_line());
                                 body.push('\n');
                                 n += 1;
                             } else {
