@@ -120,13 +120,15 @@ import json, sys
 alerts = [a for a in map(json.loads, open(sys.argv[1])) if a["type"] == "alert"]
 seed = [a for a in alerts if a["protocol"] == "tcp" and a["port"] == 1025]
 assert seed, [(a["protocol"], a["port"]) for a in alerts]
-c = seed[0]["context"]
-assert c["confidence"] == "likely", c["statement"]
-assert "not verified" in c["statement"], c["statement"]
-assert c["candidates"][0]["id"] == "CVE-2007-1748", [k["id"] for k in c["candidates"]]
-blocks = {(b["proto"], b["first"], b["last"]) for b in c["mitigation"]["block"]}
+c = seed[0]
+assert c["confidence"] == "likely", c["assessment"]
+assert "not verified" in c["assessment"], c["assessment"]
+assert c["advisories"][0]["id"] == "CVE-2007-1748", [k["id"] for k in c["advisories"]]
+blocks = {(b["proto"], b["first"], b["last"]) for b in c["block"]}
 assert ("tcp", 1025, 65535) in blocks, blocks
-open(sys.argv[2], "w").write(c["mitigation"]["rules"]["nftables"])
+assert c["exposed_assets"][0]["address"] == "198.18.2.2", c["exposed_assets"]
+nft = [m["rule"] for m in c["mitigations"] if m["platform"] == "nftables"]
+open(sys.argv[2], "w").write(nft[0])
 PY
 
 "$bin" exposure --data "$data" --alerts "$work/alerts.jsonl" --json > "$work/exposure.jsonl"

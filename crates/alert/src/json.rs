@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use scanwatch_aggregate::CellSummary;
+use scanwatch_context::{AlertContext, ContextData};
 use scanwatch_detect::{Alert, Baseline};
 use scanwatch_event::Timestamp;
 use scanwatch_pipeline::Report;
@@ -57,7 +58,8 @@ pub struct AlertJson {
     pub alert_kind: &'static str,
     pub protocol: String,
     pub port: u16,
-    pub service: &'static str,
+    /// What the port is: name, analyst notes and where the notes come from.
+    pub service: ServiceJson,
     pub window_start: String,
     pub window_end: String,
     pub events: u64,
@@ -77,11 +79,80 @@ pub struct AlertJson {
     pub top_sources: Vec<SourceJson>,
     /// Set for trend warnings, `null` for surges.
     pub trend: Option<TrendJson>,
+    /// The numbers in one sentence.
+    pub headline: String,
+    /// The full narrative: the numbers, what the port is, the assessment, what to
+    /// block and who is most exposed.
     pub summary: String,
-    /// What the port is, what may explain the surge, what to block, who is exposed
-    /// (docs/context.md); absent when no context was loaded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub context: Option<scanwatch_context::AlertContext>,
+    /// `suspected`, `likely` or `confirmed` (docs/context.md).
+    pub confidence: &'static str,
+    /// True only when IDS alerts confirm exploitation (`confirmed`).
+    pub verified: bool,
+    /// The confidence and why, in one sentence ("not verified" unless confirmed).
+    pub assessment: String,
+    /// Candidate explanations, best first.
+    pub advisories: Vec<AdvisoryJson>,
+    /// Block rules per platform (nftables, iptables, pf, windows) and the KEV
+    /// required actions (`kev-required-action`).
+    pub mitigations: Vec<MitigationJson>,
+    /// The port ranges the rules block, with why.
+    pub block: Vec<scanwatch_context::mitigate::BlockTarget>,
+    /// IDS alerts seen on the port during the surge (any signature).
+    pub ids_alerts_on_port: u64,
+    /// The user's most exposed assets, most exposed first (at most 10).
+    pub exposed_assets: Vec<ExposedJson>,
+    pub exposed_total: usize,
+}
+
+/// What the port is.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct ServiceJson {
+    pub name: String,
+    pub notes: String,
+    pub source: String,
+}
+
+/// One candidate explanation.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct AdvisoryJson {
+    pub id: String,
+    pub title: String,
+    pub published: Option<String>,
+    pub days_before_surge: Option<i64>,
+    /// CISA KEV facts when listed, else `null`.
+    pub kev: Option<scanwatch_context::explain::KevFacts>,
+    /// Public exploits, `EDB-N: title`.
+    pub exploits: Vec<String>,
+    /// How it matches the port (`explicit`, `service`, `text`) and why.
+    pub match_strength: &'static str,
+    pub match_reason: String,
+    /// Each score component.
+    pub reasons: Vec<String>,
+    pub score: f64,
+    pub cvss: Option<f32>,
+    /// IDS alerts naming it on the port during the surge, else `null`.
+    pub ids: Option<scanwatch_context::explain::IdsEvidence>,
+}
+
+/// One block rule (or required action).
+#[derive(Debug, Serialize, PartialEq)]
+pub struct MitigationJson {
+    /// `nftables` (a complete file), `iptables`, `pf`, `windows`, or
+    /// `kev-required-action`.
+    pub platform: &'static str,
+    pub rule: String,
+}
+
+/// One exposed asset.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct ExposedJson {
+    pub host: String,
+    pub address: Option<std::net::IpAddr>,
+    pub zone: Option<String>,
+    pub reasons: Vec<String>,
+    /// 1 = most exposed.
+    pub priority: usize,
+    pub score: u32,
 }
 
 fn rfc(t: Timestamp) -> String {
@@ -94,13 +165,50 @@ fn sources(v: &[(IpAddr, u64)]) -> Vec<SourceJson> {
         .collect()
 }
 
-pub fn alert_json(a: &Alert) -> AlertJson {
+/// The JSON of a warning with its context (port facts, explanations, mitigations,
+/// exposed assets) from `ctx`.
+pub fn alert_json(a: &Alert, ctx: &ContextData) -> AlertJson {
+    let c = ctx.enrich(a.proto, a.port, a.episode_start, a.window_end);
+    let headline = crate::summary(a);
+    let summary = narrative(&headline, &c);
+    let m = &c.assessment.mitigation;
+    let mut mitigations = Vec::new();
+    if !m.block.is_empty() {
+        for (platform, text) in [
+            ("nftables", &m.rules.nftables),
+            ("iptables", &m.rules.iptables),
+            ("pf", &m.rules.pf),
+            ("windows", &m.rules.windows),
+        ] {
+            mitigations.push(MitigationJson {
+                platform,
+                rule: text.clone(),
+            });
+        }
+    }
+    for r in &m.required_actions {
+        mitigations.push(MitigationJson {
+            platform: "kev-required-action",
+            rule: r.clone(),
+        });
+    }
     AlertJson {
         kind: "alert",
         alert_kind: a.kind.name(),
         protocol: a.proto.name().into_owned(),
         port: a.port,
-        service: scanwatch_context::service_name(a.proto, a.port),
+        service: match &c.port {
+            Some(p) => ServiceJson {
+                name: p.name.clone(),
+                notes: p.note.clone(),
+                source: p.source.clone(),
+            },
+            None => ServiceJson {
+                name: "-".into(),
+                notes: String::new(),
+                source: String::new(),
+            },
+        },
         window_start: rfc(a.window_start),
         window_end: rfc(a.window_end),
         events: a.events,
@@ -123,9 +231,93 @@ pub fn alert_json(a: &Alert) -> AlertJson {
             before_sources: r3(t.before_sources),
             windows: t.span_windows,
         }),
-        summary: crate::summary(a),
-        context: None,
+        headline,
+        summary,
+        confidence: c.assessment.confidence.name(),
+        verified: c.assessment.verified,
+        assessment: c.assessment.statement.clone(),
+        advisories: c
+            .assessment
+            .candidates
+            .iter()
+            .map(|k| AdvisoryJson {
+                id: k.id.clone(),
+                title: k.title.clone(),
+                published: k.published.clone(),
+                days_before_surge: k.days_before_surge,
+                kev: k.kev.clone(),
+                exploits: k.exploits.clone(),
+                match_strength: k.match_strength.name(),
+                match_reason: k.match_reason.clone(),
+                reasons: k.score_parts.clone(),
+                score: r3(k.score),
+                cvss: k.cvss,
+                ids: k.ids.clone(),
+            })
+            .collect(),
+        mitigations,
+        block: m.block.clone(),
+        ids_alerts_on_port: c.assessment.ids_alerts_on_port,
+        exposed_assets: c
+            .exposed
+            .iter()
+            .enumerate()
+            .map(|(i, e)| ExposedJson {
+                host: e.host.clone(),
+                address: e.address,
+                zone: e.zone.clone(),
+                reasons: e.reasons.clone(),
+                priority: i + 1,
+                score: e.score,
+            })
+            .collect(),
+        exposed_total: c.exposed_total,
     }
+}
+
+/// The narrative of a warning: the numbers, what the port is, the assessment,
+/// the leading explanation, what to block and the most exposed assets.
+pub fn narrative(headline: &str, c: &AlertContext) -> String {
+    let mut s = headline.to_string();
+    if let Some(p) = c.port.as_ref().filter(|p| !p.note.is_empty()) {
+        s.push_str(&format!(". Port: {} — {}", p.name, p.note));
+    }
+    let a = &c.assessment;
+    s.push_str(&format!(". Assessment: {}", a.statement));
+    if let Some(k) = a.candidates.first() {
+        s.push_str(&format!(
+            ". Leading explanation: {} ({}){}, {} public exploit{}{}",
+            k.id,
+            k.title,
+            k.published
+                .as_deref()
+                .map_or(String::new(), |p| format!(", published {p}")),
+            k.exploits.len(),
+            if k.exploits.len() == 1 { "" } else { "s" },
+            if k.kev.is_some() { ", in CISA KEV" } else { "" }
+        ));
+    }
+    if !a.mitigation.block.is_empty() {
+        let b: Vec<String> = a.mitigation.block.iter().map(|b| b.label()).collect();
+        s.push_str(&format!(
+            ". Block new inbound connections to {}",
+            b.join(", ")
+        ));
+    }
+    if !c.exposed.is_empty() {
+        let e: Vec<String> = c
+            .exposed
+            .iter()
+            .take(3)
+            .map(|e| format!("{} ({})", e.host, e.reasons.join(", ")))
+            .collect();
+        s.push_str(&format!(
+            ". Most exposed of your {} matching assets: {}",
+            c.exposed_total,
+            e.join("; ")
+        ));
+    }
+    s
 }
 
 /// One `"type":"window"` line: one (window, protocol, port) cell.

@@ -7,8 +7,8 @@ mod json;
 mod text;
 
 pub use json::{
-    alert_json, summary_json, window_json, AlertJson, BaselineJson, SourceJson, SummaryJson,
-    WindowJson,
+    alert_json, narrative, summary_json, window_json, AdvisoryJson, AlertJson, BaselineJson,
+    ExposedJson, MitigationJson, ServiceJson, SourceJson, SummaryJson, WindowJson,
 };
 pub use text::{context_block, render_report, render_report_with, window_text, RunStats};
 

@@ -7,7 +7,6 @@ use anyhow::{bail, Result};
 use scanwatch_alert::{
     alert_json, by_severity, render_report_with, summary_json, window_json, RunStats,
 };
-use scanwatch_context::benign::BenignSet;
 use scanwatch_context::ContextData;
 use scanwatch_event::{parse_duration, Timestamp};
 use scanwatch_pipeline::{Output, Pipeline, PipelineConfig, Report};
@@ -149,13 +148,16 @@ impl Emitter<'_> {
             if matches!(self.emit, Emit::Alerts | Emit::All) {
                 let mut alerts: Vec<_> = report.alerts.iter().collect();
                 alerts.sort_by(|a, b| by_severity(a, b));
-                for a in alerts {
-                    let mut j = alert_json(a);
-                    if let Some(ctx) = self.ctx {
-                        j.context =
-                            Some(ctx.enrich(a.proto, a.port, a.episode_start, a.window_end));
+                let builtin;
+                let ctx = match self.ctx {
+                    Some(c) => c,
+                    None => {
+                        builtin = ContextData::builtin();
+                        &builtin
                     }
-                    json_line(self.out, &j)?;
+                };
+                for a in alerts {
+                    json_line(self.out, &alert_json(a, ctx))?;
                 }
             }
             json_line(self.out, &summary_json(report, stats))?;
@@ -210,13 +212,10 @@ pub fn run(args: &AnalyzeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
     let ctx_year = args.year.unwrap_or_else(|| {
         chrono::DateTime::from_timestamp_millis(now.0).map_or(1970, |d| chrono::Datelike::year(&d))
     });
-    let (mut ctx, benign) = match args.context.wanted() {
-        true => {
-            let (c, b) = load_context(&args.context, ctx_year, err)?;
-            (Some(c), b)
-        }
-        false => (None, BenignSet::default()),
-    };
+    // Every warning carries its context: at least the port knowledge (built-in and
+    // the system services database) and block rules; more with --data and --ids.
+    let (ctx, benign) = load_context(&args.context, ctx_year, err)?;
+    let mut ctx = Some(ctx);
     let mut pipeline = Pipeline::new(cfg);
     pipeline.set_benign(benign);
     pipeline.set_emit_windows(matches!(args.emit, Emit::Windows | Emit::All));

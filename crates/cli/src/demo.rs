@@ -13,7 +13,6 @@ use scanwatch_pipeline::{sensor_key, Pipeline};
 use scanwatch_simulate::{netfilter_line, Scenario};
 
 use chrono::Datelike;
-use scanwatch_context::benign::BenignSet;
 use scanwatch_event::Timestamp;
 
 use crate::analyze::{DetectionArgs, Emit, Emitter};
@@ -86,12 +85,8 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
             .and_utc()
             .timestamp_millis(),
     );
-    let (ctx, benign) = if args.context.wanted() {
-        let (c, b) = load_context(&args.context, start.year(), err)?;
-        (Some(c), b)
-    } else {
-        (None, BenignSet::default())
-    };
+    let (ctx, benign) = load_context(&args.context, start.year(), err)?;
+    let ctx = Some(ctx);
     let mut pipeline = Pipeline::new(cfg);
     pipeline.set_benign(benign);
     pipeline.set_emit_windows(matches!(args.emit, Emit::Windows | Emit::All));

@@ -427,14 +427,6 @@ impl Default for ContextArgs {
     }
 }
 
-impl ContextArgs {
-    /// Whether the run asked for context at all (a data directory, IDS logs or
-    /// benign lists); without, warnings carry no context section.
-    pub fn wanted(&self) -> bool {
-        self.data.is_some() || !self.ids.is_empty() || !self.benign.is_empty()
-    }
-}
-
 /// What the data directory and the files given know, ready for the alert stage;
 /// plus the benign set for the pipeline.
 pub fn load_context(

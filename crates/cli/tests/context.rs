@@ -192,7 +192,7 @@ fn context_of(lines: &[Value], port: u64) -> Value {
     lines
         .iter()
         .find(|l| l["type"] == "alert" && l["port"] == port)
-        .unwrap_or_else(|| panic!("no warning on {port}"))["context"]
+        .unwrap_or_else(|| panic!("no warning on {port}"))
         .clone()
 }
 
@@ -210,7 +210,7 @@ fn ids_alerts_naming_the_cve_make_a_warning_confirmed() {
     let without = context_of(&demo_2017(&["--data", d]), 445);
     assert_ne!(without["confidence"], "confirmed");
     assert_eq!(without["verified"], false);
-    assert!(without["statement"]
+    assert!(without["assessment"]
         .as_str()
         .unwrap()
         .contains("not verified"));
@@ -234,17 +234,28 @@ fn ids_alerts_naming_the_cve_make_a_warning_confirmed() {
         &demo_2017(&["--data", d, "--ids", eve.to_str().unwrap()]),
         445,
     );
-    assert_eq!(with["confidence"], "confirmed", "{}", with["statement"]);
+    assert_eq!(with["confidence"], "confirmed", "{}", with["assessment"]);
     assert_eq!(with["verified"], true);
     assert_eq!(with["ids_alerts_on_port"], 3);
-    let top = &with["candidates"][0];
+    let top = &with["advisories"][0];
     assert_eq!(top["id"], "CVE-2017-0144");
     assert_eq!(top["ids"]["alerts"], 3);
     assert_eq!(top["ids"]["sources"], 3);
-    assert!(with["mitigation"]["required_actions"][0]
-        .as_str()
+    let actions: Vec<&str> = with["mitigations"]
+        .as_array()
         .unwrap()
-        .starts_with("CVE-2017-0144: "));
+        .iter()
+        .filter(|m| m["platform"] == "kev-required-action")
+        .map(|m| m["rule"].as_str().unwrap())
+        .collect();
+    assert!(actions[0].starts_with("CVE-2017-0144: "), "{actions:?}");
+    // The narrative says it all in one place.
+    let summary = with["summary"].as_str().unwrap();
+    assert!(summary.starts_with("TCP/445: "), "{summary}");
+    assert!(
+        summary.contains("confirmed: 3 IDS alerts naming CVE-2017-0144"),
+        "{summary}"
+    );
 
     // The same with `analyze`: the EVE file is simply one of the inputs (a sensor's
     // IDS log), its alerts confirm without --ids.
@@ -270,7 +281,7 @@ fn ids_alerts_naming_the_cve_make_a_warning_confirmed() {
     files.push(eve.clone());
     let lines = analyze_json(&["--window", "1d", "--year", "2017", "--data", d], &files);
     let c = context_of(&lines, 445);
-    assert_eq!(c["confidence"], "confirmed", "{}", c["statement"]);
+    assert_eq!(c["confidence"], "confirmed", "{}", c["assessment"]);
     assert_eq!(c["ids_alerts_on_port"], 3);
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -213,8 +213,9 @@ pub struct AppState {
     pub clock: Clock,
     pub rate: Arc<Mutex<RateLimiter>>,
     /// Threat context attached to stored warnings (port facts, explanations,
-    /// mitigations, exposed assets); `None` stores warnings without it.
-    pub context: Option<Arc<RwLock<ContextData>>>,
+    /// mitigations, exposed assets); built-in port knowledge by default. IDS alerts
+    /// from sensors are added as they arrive.
+    pub context: Arc<RwLock<ContextData>>,
 }
 
 impl AppState {
@@ -231,13 +232,13 @@ impl AppState {
             counters: Arc::new(Counters::default()),
             clock,
             rate: Arc::new(Mutex::new(RateLimiter::default())),
-            context: None,
+            context: Arc::new(RwLock::new(ContextData::builtin())),
         }
     }
 
     /// The same state, attaching `ctx` to the warnings it stores.
     pub fn with_context(mut self, ctx: ContextData) -> AppState {
-        self.context = Some(Arc::new(RwLock::new(ctx)));
+        self.context = Arc::new(RwLock::new(ctx));
         self
     }
 
@@ -305,13 +306,13 @@ impl AppState {
             .map_err(|_| AppError::internal("store lock poisoned"))?;
         store.put_windows(&windows)?;
         for a in &alerts {
-            let mut j = alert_json(a);
-            if let Some(ctx) = &self.context {
-                let ctx = ctx
+            let j = {
+                let ctx = self
+                    .context
                     .read()
                     .map_err(|_| AppError::internal("context lock poisoned"))?;
-                j.context = Some(ctx.enrich(a.proto, a.port, a.episode_start, a.window_end));
-            }
+                alert_json(a, &ctx)
+            };
             let json = serde_json::to_string(&j).map_err(|e| AppError::internal(e.to_string()))?;
             store.put_alert(&AlertRow {
                 id: 0,
@@ -623,12 +624,11 @@ async fn ingest_inner(
             // Durable first, then counted: a crash here loses nothing, and the
             // server replays stored events into the pipeline at start.
             if !hits.is_empty() {
-                if let Some(ctx) = &st.context {
-                    ctx.write()
-                        .map_err(|_| AppError::internal("context lock poisoned"))?
-                        .ids
-                        .extend(hits);
-                }
+                st.context
+                    .write()
+                    .map_err(|_| AppError::internal("context lock poisoned"))?
+                    .ids
+                    .extend(hits);
             }
             let st2 = st.clone();
             blocking(move || st2.feed(&sensor, &events)).await?;

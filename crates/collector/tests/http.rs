@@ -482,7 +482,7 @@ async fn ids_facts_sent_with_events_are_kept_for_confirmation() {
     let (status, v) = post(&s, Some(&s.token), Some("ids-1"), None, body.into_bytes()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(v["duplicate"], true);
-    let ctx = s.state.context.as_ref().unwrap().read().unwrap();
+    let ctx = s.state.context.read().unwrap();
     assert_eq!(
         ctx.ids.len(),
         1,
