@@ -8,6 +8,8 @@ need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v cargo >/dev/null 2>&1 || need_apt+=(cargo rustc)
+# libpcap for the sensor's live capture (the pcap crate links it).
+dpkg -s libpcap-dev >/dev/null 2>&1 || need_apt+=(libpcap-dev)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     echo "== apt-get install ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive

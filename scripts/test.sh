@@ -43,6 +43,10 @@ echo "== end to end in network namespaces: nftables logging, nmap and hping3 sca
 tests/netns/e2e.sh target/release/scanwatch
 passed=$((passed + 1))
 
+echo "== live capture in network namespaces: libpcap sensor, nmap and hping3, nftables counters as ground truth"
+tests/netns/capture.sh target/release/scanwatch
+passed=$((passed + 1))
+
 echo "== threat context in network namespaces: nmap XML inventory, advisories, exposure, nft -c and loaded rules"
 tests/netns/context.sh target/release/scanwatch
 passed=$((passed + 1))

@@ -217,6 +217,7 @@ impl ServerConfig {
 /// from_start = false
 /// max_spool_mib = 256
 /// sources = ["/var/log/kern.log:netfilter", "/var/log/suricata/eve.json:suricata"]
+/// capture = "eth0"                           # optional: live capture (libpcap)
 /// [rules]
 /// include_ports = "1-65535"
 /// exclude_ports = "53"
@@ -257,6 +258,8 @@ pub struct SensorSection {
     pub max_spool_mib: u64,
     /// `PATH` or `PATH:FORMAT`.
     pub sources: Vec<String>,
+    /// Interface to capture unsolicited inbound packets on (libpcap).
+    pub capture: Option<String>,
 }
 
 impl Default for SensorSection {
@@ -269,6 +272,7 @@ impl Default for SensorSection {
             from_start: false,
             max_spool_mib: 256,
             sources: Vec::new(),
+            capture: None,
         }
     }
 }
@@ -360,8 +364,8 @@ impl SensorFileConfig {
         if s.spool.is_none() {
             bail!("no spool directory: give --spool or sensor.spool");
         }
-        if s.sources.is_empty() {
-            bail!("no log to follow: give --source or sensor.sources");
+        if s.sources.is_empty() && s.capture.is_none() {
+            bail!("no log to follow: give --source or sensor.sources (or --capture IFACE)");
         }
         if s.max_spool_mib == 0 {
             bail!("sensor.max_spool_mib must be greater than zero");

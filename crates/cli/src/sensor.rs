@@ -44,6 +44,10 @@ pub struct RunArgs {
     /// A log to follow, as PATH or PATH:FORMAT (netfilter, dshield, jsonl, suricata, filterlog, winfw, zeek, zeek-json, ulogd-json, pflog, mikrotik, cisco-asa, fastlog); repeatable; replaces the config's sources.
     #[arg(long = "source")]
     pub sources: Vec<String>,
+    /// Capture unsolicited inbound TCP SYN and UDP to this host's addresses on an
+    /// interface (libpcap; needs CAP_NET_RAW), e.g. for darknet and honeypot sensors.
+    #[arg(long, value_name = "IFACE")]
+    pub capture: Option<String>,
     /// Read existing files from the start (backfill) instead of from their end.
     #[arg(long)]
     pub from_start: bool,
@@ -100,6 +104,9 @@ impl RunArgs {
         }
         if !self.sources.is_empty() {
             s.sources = self.sources.clone();
+        }
+        if let Some(v) = &self.capture {
+            s.capture = Some(v.clone());
         }
         s.from_start |= self.from_start;
         if let Some(v) = self.max_spool_mib {
@@ -195,6 +202,7 @@ pub fn run(args: &SensorArgs, err: &mut dyn Write) -> Result<()> {
         poll: Duration::from_millis(200),
         reference_time: now,
         rules,
+        capture: c.sensor.capture.clone(),
         ca_pem: c
             .sensor
             .ca_file

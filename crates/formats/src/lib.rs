@@ -12,6 +12,7 @@ mod filterlog;
 mod jsonl;
 mod mikrotik;
 mod netfilter;
+pub mod packet;
 mod pflog;
 mod suricata;
 mod syslog;

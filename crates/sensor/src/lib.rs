@@ -3,6 +3,7 @@
 //! retries. What is spooled survives restarts and `kill -9`; what the centre
 //! acknowledged is never sent again.
 
+pub mod capture;
 pub mod follow;
 pub mod rules;
 pub mod run;

@@ -12,6 +12,7 @@ use scanwatch_event::{Timestamp, WireEvent};
 use scanwatch_formats::{detect, FormatSpec, LineOutcome, LineParser, ParserOptions};
 use thiserror::Error;
 
+use crate::capture::Capture;
 use crate::follow::Follower;
 use crate::rules::Rules;
 use crate::spool::{Positions, Spool, SpoolError};
@@ -27,6 +28,8 @@ pub enum SensorError {
     },
     #[error("invalid ca certificate: {0}")]
     Ca(String),
+    #[error(transparent)]
+    Capture(#[from] crate::capture::CaptureError),
 }
 
 /// One source: a file and, optionally, its format (auto-detected otherwise).
@@ -70,6 +73,8 @@ pub struct SensorConfig {
     /// PEM certificates to trust for an `https://` centre instead of the public
     /// web PKI roots (a private CA or the centre's self-signed certificate).
     pub ca_pem: Option<Vec<u8>>,
+    /// Capture unsolicited inbound TCP SYN and UDP on this interface (libpcap).
+    pub capture: Option<String>,
 }
 
 /// The HTTP client: plain HTTP, or TLS (rustls) trusting `ca_pem` or the public roots.
@@ -123,7 +128,13 @@ struct Followed {
 const IDS_FORMATS: [&str; 2] = ["suricata", "fastlog"];
 
 /// Reports the sensor's counters and spool backlog to the centre (best effort).
-fn heartbeat(agent: &ureq::Agent, cfg: &SensorConfig, stats: &SensorStats, spool: &Spool) {
+fn heartbeat(
+    agent: &ureq::Agent,
+    cfg: &SensorConfig,
+    stats: &SensorStats,
+    spool: &Spool,
+    capture: Option<&Capture>,
+) {
     let (batches, bytes) = spool.backlog();
     let body = serde_json::json!({
         "spool_batches": batches,
@@ -138,6 +149,17 @@ fn heartbeat(agent: &ureq::Agent, cfg: &SensorConfig, stats: &SensorStats, spool
         "batches_sent": stats.batches_sent,
         "batches_rejected": stats.batches_rejected,
         "send_failures": stats.send_failures,
+        "capture": capture.map(|c| {
+            let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            serde_json::json!({
+                "interface": c.iface,
+                "frames": g(&c.stats.frames),
+                "events": g(&c.stats.events),
+                "ignored": g(&c.stats.ignored),
+                "dropped_kernel": g(&c.stats.dropped_kernel),
+                "dropped_interface": g(&c.stats.dropped_interface),
+            })
+        }),
     });
     let url = format!("{}/api/v1/heartbeat", cfg.server.trim_end_matches('/'));
     let _ = agent
@@ -181,6 +203,22 @@ pub fn run(
     log: &mut dyn FnMut(&str),
 ) -> Result<SensorStats, SensorError> {
     let agent = agent(cfg)?;
+    let capture = cfg
+        .capture
+        .as_deref()
+        .map(|iface| Capture::start(iface, Vec::new()))
+        .transpose()?;
+    if let Some(c) = &capture {
+        log(&format!(
+            "capturing on {} for {}",
+            c.iface,
+            c.addrs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let mut spool = Spool::open(&cfg.spool_dir, cfg.max_spool_bytes)?;
     let saved = spool.positions().clone();
     let mut sources: Vec<Followed> = cfg
@@ -289,6 +327,28 @@ pub fn run(
                 }
             }
         }
+        // Captured packets: one batch per poll, no log position to record.
+        if let Some(c) = &capture {
+            if spool.backlog().1 < cfg.max_spool_bytes {
+                let mut body = String::new();
+                let mut n = 0usize;
+                for mut event in c.take() {
+                    if rules.keep(&event) {
+                        rules.apply(&mut event);
+                        body.push_str(&WireEvent::from_event(&event, None).to_line());
+                        body.push('\n');
+                        n += 1;
+                    } else {
+                        stats.events_excluded += 1;
+                    }
+                }
+                if n > 0 {
+                    stats.events_kept += n as u64;
+                    let positions = spool.positions().clone();
+                    spool.append(&body, n, &positions)?;
+                }
+            }
+        }
         // Send what waits, oldest first.
         while Instant::now() >= next_send {
             let Some(batch) = spool.oldest() else { break };
@@ -314,11 +374,11 @@ pub fn run(
             }
         }
         if Instant::now() >= next_heartbeat {
-            heartbeat(&agent, cfg, &stats, &spool);
+            heartbeat(&agent, cfg, &stats, &spool, capture.as_ref());
             next_heartbeat = Instant::now() + HEARTBEAT_EVERY;
         }
         if cfg.once && all_at_end && spool.backlog().0 == 0 {
-            heartbeat(&agent, cfg, &stats, &spool);
+            heartbeat(&agent, cfg, &stats, &spool, capture.as_ref());
             break;
         }
         std::thread::sleep(cfg.poll);
