@@ -13,6 +13,10 @@ echo "== memory per cell (crates/cli/benches/memory.rs)"
 cargo bench --locked -p scanwatch --bench memory
 echo "== server ingest over loopback (crates/collector/benches/ingest.rs)"
 cargo bench --locked -p scanwatch-collector --bench ingest
+echo "== query latency with 30 days loaded (crates/collector/benches/query.rs)"
+cargo bench --locked -p scanwatch-collector --bench query
+echo "== sensor CPU at 10k lines/s (crates/cli/benches/sensor_cpu.rs)"
+cargo bench --locked -p scanwatch --bench sensor_cpu
 if [ "${QUICK:-0}" != 1 ]; then
     echo "== criterion: parsers"
     cargo bench --locked -p scanwatch-formats --bench parsers

@@ -39,7 +39,7 @@ trap 'rm -f "$test_log"' EXIT
 cargo test --workspace --release --locked 2>&1 | tee "$test_log"
 read -r passed failed < <(awk '/^test result:/ {p += $4; f += $6} END {print p + 0, f + 0}' "$test_log")
 
-echo "== end to end in network namespaces: nftables logging, nmap and hping3 scans, sensor, server"
+echo "== end to end in network namespaces: three sensor hosts with nftables logging, nmap and hping3 scans, sensors, server; per-sensor and per-port counts"
 tests/netns/e2e.sh target/release/scanwatch
 passed=$((passed + 1))
 

@@ -1,0 +1,146 @@
+//! Sensor overhead: CPU time of `scanwatch sensor run` following a firewall log that
+//! grows at a steady SCANWATCH_BENCH_RATE lines/s (default 10,000) for
+//! SCANWATCH_BENCH_SECS seconds (default 10), submitting to a real `scanwatch
+//! server` on loopback; beside, in the same run and on the same file, the CPU time
+//! of `tail -F FILE > /dev/null` (the floor: following a file and nothing else).
+//! CPU times are read from /proc/PID/stat (user + system). Linux only.
+//! Run with `scripts/bench.sh` or `cargo bench -p scanwatch --bench sensor_cpu`.
+#![allow(clippy::unwrap_used)] // a bench may panic on a broken setup
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which is in parentheses): utime is the 14th
+    // field of the line, stime the 15th.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0 // USER_HZ is 100 on Linux
+}
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rate: u64 = std::env::var("SCANWATCH_BENCH_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let secs: u64 = std::env::var("SCANWATCH_BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let bin = env!("CARGO_BIN_EXE_scanwatch");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = Command::new(bin)
+        .args(["admin", "sensor", "add", "fw-1", "--data"])
+        .arg(&data)
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    std::fs::write(dir.path().join("token"), &out.stdout).unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let _server = Kill(
+        Command::new(bin)
+            .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+            .arg(&data)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = dir.path().join("fw.log");
+    std::fs::write(&log, "").unwrap();
+    let sensor = Kill(
+        Command::new(bin)
+            .args([
+                "sensor",
+                "run",
+                "--server",
+                &format!("http://127.0.0.1:{port}"),
+            ])
+            .arg("--token-file")
+            .arg(dir.path().join("token"))
+            .arg("--spool")
+            .arg(dir.path().join("spool"))
+            .arg("--source")
+            .arg(format!("{}:netfilter", log.display()))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let tail = Kill(
+        Command::new("tail")
+            .arg("-F")
+            .arg(&log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let (s0, t0) = (cpu_seconds(sensor.0.id()), cpu_seconds(tail.0.id()));
+
+    // Realistic lines: the demo network as kernel log lines, replayed at `rate`.
+    let sc = scanwatch_simulate::demo();
+    let lines: Vec<String> = sc
+        .generator()
+        .flatten()
+        .take((rate * secs) as usize)
+        .map(|(s, e)| scanwatch_simulate::netfilter_line(&sc.sensor_name(s), &e) + "\n")
+        .collect();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let start = Instant::now();
+    let per_tick = (rate / 20).max(1) as usize; // 20 appends per second
+    for (i, chunk) in lines.chunks(per_tick).enumerate() {
+        f.write_all(chunk.concat().as_bytes()).unwrap();
+        f.flush().unwrap();
+        let due = start + Duration::from_millis(50 * (i as u64 + 1));
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    let wall = start.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(2)); // let both catch up
+    let sensor_cpu = cpu_seconds(sensor.0.id()) - s0;
+    let tail_cpu = cpu_seconds(tail.0.id()) - t0;
+    let achieved = lines.len() as f64 / wall;
+    println!(
+        "{} lines appended in {wall:.1} s ({achieved:.0} lines/s)",
+        lines.len()
+    );
+    println!("{:<44} {:>10} {:>16}", "process", "CPU s", "% of one core");
+    for (name, cpu) in [
+        ("tail -F FILE > /dev/null (floor)", tail_cpu),
+        ("scanwatch sensor run (parse, spool, send)", sensor_cpu),
+    ] {
+        println!(
+            "{name:<44} {cpu:>10.2} {:>15.1}%",
+            100.0 * cpu / (wall + 2.0)
+        );
+    }
+    println!(
+        "sensor CPU per 10k lines/s: {:.1}% of one core ({:.1}× the tail -F floor)",
+        100.0 * sensor_cpu / (wall + 2.0) * 10_000.0 / achieved,
+        sensor_cpu / tail_cpu.max(0.01)
+    );
+}

@@ -1,0 +1,160 @@
+//! Query latency of the embedded server with 30 days of realistic data loaded: the
+//! demo network (40 sensors, ~30 diurnal ports, a random-port tail, research
+//! scanners, the seed surge) stretched to SCANWATCH_BENCH_DAYS (default 30) days,
+//! stored and fed through the same path as ingest (raw events, window aggregates,
+//! warnings). Then, through the HTTP app (`oneshot`, no network): `topports` over the
+//! last 24 h and one port's 30-day history, p50/p99 over repeated requests, beside
+//! the floor measured in the same run (`/healthz` through the same app).
+//! Run with `scripts/bench.sh` or `cargo bench -p scanwatch-collector --bench query`.
+#![allow(clippy::unwrap_used)] // a bench may panic on a broken setup
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::http::Request;
+use scanwatch_collector::{app, AppState, Limits};
+use scanwatch_event::Timestamp;
+use scanwatch_pipeline::{Pipeline, PipelineConfig};
+use scanwatch_store::sqlite::SqliteStore;
+use scanwatch_store::{Role, Store};
+use tower::ServiceExt;
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let days: u32 = std::env::var("SCANWATCH_BENCH_DAYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let mut sc = scanwatch_simulate::demo();
+    sc.hours = days * 24;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let names: Vec<String> = (0..sc.sensors).map(|i| sc.sensor_name(i)).collect();
+    for n in &names {
+        store.add_sensor(n, Timestamp(0)).unwrap();
+    }
+    let api = store
+        .add_api_token("bench", Role::Analyst, Timestamp(0))
+        .unwrap();
+    let mut pipeline = Pipeline::new(PipelineConfig::new(3_600_000, 7 * 86_400_000));
+    pipeline.set_emit_windows(true);
+    let state = AppState::new(
+        Box::new(store),
+        pipeline,
+        Limits::default(),
+        Arc::new(|| Timestamp(0)),
+    );
+
+    // Load: one batch per sensor and hour, committed and fed as the server does.
+    let t = Instant::now();
+    let mut events = 0u64;
+    let mut batch = 0u64;
+    for hour in sc.generator() {
+        let mut per: Vec<Vec<scanwatch_event::Event>> = vec![Vec::new(); names.len()];
+        for (s, e) in hour {
+            per[s as usize].push(e);
+        }
+        for (s, evs) in per.into_iter().enumerate() {
+            if evs.is_empty() {
+                continue;
+            }
+            events += evs.len() as u64;
+            batch += 1;
+            state
+                .store
+                .lock()
+                .unwrap()
+                .commit_batch(&names[s], &format!("b{batch}"), &evs, Timestamp(0))
+                .unwrap();
+            state.feed(&names[s], &evs).unwrap();
+        }
+    }
+    let load = t.elapsed().as_secs_f64();
+    let end = sc.start.0 + i64::from(sc.hours) * 3_600_000;
+    let db = std::fs::metadata(dir.path().join("scanwatch.db"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    println!(
+        "loaded {days} days: {events} events in {batch} batches ({:.0} events/s), database {:.0} MiB",
+        events as f64 / load,
+        db as f64 / (1 << 20) as f64
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let router = app(state);
+    let get = |path: String| {
+        let router = router.clone();
+        let api = api.clone();
+        let rt = &rt;
+        move || {
+            rt.block_on(async {
+                let resp = router
+                    .clone()
+                    .oneshot(
+                        Request::get(path.as_str())
+                            .header("authorization", format!("Bearer {api}"))
+                            .body(Body::empty())
+                            .unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                assert!(resp.status().is_success(), "{path}: {}", resp.status());
+                axum::body::to_bytes(resp.into_body(), usize::MAX)
+                    .await
+                    .unwrap()
+                    .len()
+            })
+        }
+    };
+    let rfc = |ms: i64| Timestamp(ms).to_rfc3339();
+    let reps = 60;
+    let measure = |name: &str, f: &dyn Fn() -> usize| -> (f64, f64, usize) {
+        let bytes = f(); // warm up
+        let mut lat: Vec<f64> = (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        lat.sort_by(f64::total_cmp);
+        let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
+        println!("{name:<58} p50 {p50:>8.2} ms  p99 {p99:>8.2} ms  ({bytes} bytes)");
+        (p50, p99, bytes)
+    };
+    println!("{reps} requests each through the HTTP app (oneshot):");
+    let (floor50, _, _) = measure("floor: GET /healthz (baseline)", &get("/healthz".into()));
+    let (top50, top99, _) = measure(
+        "GET /api/v1/topports?by=sources, last 24 h",
+        &get(format!(
+            "/api/v1/topports?by=sources&limit=10&from={}&to={}",
+            rfc(end - 86_400_000),
+            rfc(end)
+        )),
+    );
+    let (hist50, hist99, _) = measure(
+        &format!("GET /api/v1/ports/tcp/1025/history, last {days} days"),
+        &get(format!(
+            "/api/v1/ports/tcp/1025/history?from={}&to={}",
+            rfc(end - i64::from(days) * 86_400_000),
+            rfc(end)
+        )),
+    );
+    println!(
+        "ratios to the floor (p50): topports {:.0}×, history {:.0}×; target p99 < 50 ms: topports {}, history {}",
+        top50 / floor50,
+        hist50 / floor50,
+        if top99 < 50.0 { "met" } else { "NOT met" },
+        if hist99 < 50.0 { "met" } else { "NOT met" },
+    );
+}
