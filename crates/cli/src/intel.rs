@@ -93,6 +93,17 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// The file's bytes, or `None` after reporting why it cannot be read.
+fn read_or_report(f: &Path, err: &mut dyn Write) -> Result<Option<Vec<u8>>> {
+    match read_file(f) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) => {
+            writeln!(err, "error: {e:#}")?;
+            Ok(None)
+        }
+    }
+}
+
 fn bar(len: u64, what: &str) -> ProgressBar {
     let b = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
     if let Ok(s) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec})") {
@@ -150,13 +161,9 @@ pub fn run_intel(args: &IntelArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
             let mut ok = true;
             for f in files {
                 let name = f.display().to_string();
-                let bytes = match read_file(f) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        writeln!(err, "error: {e:#}")?;
-                        ok = false;
-                        continue;
-                    }
+                let Some(bytes) = read_or_report(f, err)? else {
+                    ok = false;
+                    continue;
                 };
                 let origin = f
                     .file_name()
@@ -262,13 +269,9 @@ pub fn run_assets(args: &AssetsArgs, out: &mut dyn Write, err: &mut dyn Write) -
             let mut ok = true;
             for f in files {
                 let name = f.display().to_string();
-                let bytes = match read_file(f) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        writeln!(err, "error: {e:#}")?;
-                        ok = false;
-                        continue;
-                    }
+                let Some(bytes) = read_or_report(f, err)? else {
+                    ok = false;
+                    continue;
                 };
                 let label = format!(
                     "{kind}:{}",
