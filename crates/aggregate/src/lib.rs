@@ -5,8 +5,11 @@
 //!
 //! Windows are aligned on the Unix epoch and close on *event time*: a window
 //! `[s, s+W)` closes once an event at or after `s + W + lateness` has been seen (the
-//! watermark). An event for a window that has already closed is *late*: it is not
-//! merged into a closed window but counted in [`Aggregator::late_events`], and the
+//! watermark). An event for a window that has already closed is *late*: it is
+//! counted in [`Aggregator::late_events`] and gathered in a late window of its own
+//! (same start), handed out with `late = true` once the watermark has moved on by
+//! one more lateness (or at the end of input), so the detector can re-evaluate that
+//! window with it; it is never dropped silently. The
 //! caller reports it. Nothing here reads the clock.
 
 mod counted;
@@ -176,6 +179,9 @@ pub struct ClosedWindow {
     pub all_events: u64,
     pub port_events: u64,
     pub icmp_events: u64,
+    /// True for a window of late events: events that arrived after their window had
+    /// closed, aggregated on their own for re-evaluation (see the module docs).
+    pub late: bool,
 }
 
 impl ClosedWindow {
@@ -189,6 +195,7 @@ impl ClosedWindow {
             all_events: self.all_events,
             port_events: self.port_events,
             icmp_events: self.icmp_events,
+            late: self.late,
         }
     }
 
@@ -207,6 +214,7 @@ impl ClosedWindow {
             all_events: w.totals.all_events,
             port_events: w.totals.port_events,
             icmp_events: w.totals.icmp_events,
+            late: false,
         }
     }
 }
@@ -223,6 +231,11 @@ pub struct Aggregator {
     late_events: u64,
     /// Window starts with late events, for the report.
     late_windows: BTreeMap<i64, u64>,
+    /// Late events waiting to be re-evaluated, per window start, with the watermark
+    /// when the first of them arrived: a late window is handed out once the
+    /// watermark has moved on by one more lateness (so late events that arrive
+    /// together are re-evaluated together), or at the end of input.
+    late_open: BTreeMap<i64, (Window, i64)>,
 }
 
 impl Aggregator {
@@ -235,6 +248,7 @@ impl Aggregator {
             closed_before: None,
             late_events: 0,
             late_windows: BTreeMap::new(),
+            late_open: BTreeMap::new(),
         }
     }
 
@@ -243,19 +257,30 @@ impl Aggregator {
     }
 
     /// Adds one event seen by `sensor`. Returns false if it was late (its window had
-    /// already closed); late events are counted, not merged.
+    /// already closed): late events are counted and gathered in a late window of
+    /// their own, which the next drain hands out (marked `late`) for re-evaluation.
     #[inline]
     pub fn add(&mut self, sensor: SensorKey, e: &Event) -> bool {
         let ws = e.time.floor(self.cfg.window_ms).0;
+        let mut late = false;
         if let Some(cb) = self.closed_before {
             if ws < cb {
                 self.late_events += u64::from(e.count);
                 *self.late_windows.entry(ws).or_insert(0) += u64::from(e.count);
-                return false;
+                late = true;
             }
         }
         let limit = self.cfg.exact_limit;
-        let w = self.open.entry(ws).or_default();
+        let w = if late {
+            let since = self.watermark.unwrap_or(e.time.0);
+            &mut self
+                .late_open
+                .entry(ws)
+                .or_insert_with(|| (Window::default(), since))
+                .0
+        } else {
+            self.open.entry(ws).or_default()
+        };
         let n = u64::from(e.count);
         w.totals.all_events += n;
         w.totals.sensors.add_hash(sensor, limit);
@@ -267,6 +292,9 @@ impl Aggregator {
                 .add(sensor, e, limit);
         } else if matches!(e.proto, Protocol::Icmp | Protocol::Icmpv6) {
             w.totals.icmp_events += n;
+        }
+        if late {
+            return false;
         }
         self.watermark = Some(self.watermark.map_or(e.time.0, |m| m.max(e.time.0)));
         true
@@ -296,7 +324,29 @@ impl Aggregator {
             ));
         }
         self.closed_before = Some(self.closed_before.map_or(cb, |old| old.max(cb)));
+        out.extend(self.drain_late(Some(wm)));
         out
+    }
+
+    /// The windows of late events that have waited one lateness of watermark (all
+    /// of them with `None`, at the end of input), oldest first, marked `late`.
+    fn drain_late(&mut self, watermark: Option<i64>) -> Vec<ClosedWindow> {
+        let lateness = self.cfg.lateness_ms;
+        let due: Vec<i64> = self
+            .late_open
+            .iter()
+            .filter(|(_, (_, since))| watermark.is_none_or(|wm| wm - since >= lateness))
+            .map(|(ws, _)| *ws)
+            .collect();
+        due.into_iter()
+            .filter_map(|ws| {
+                let (w, _) = self.late_open.remove(&ws)?;
+                let mut c =
+                    ClosedWindow::from_window(Timestamp(ws), self.cfg.window_ms, &w, self.top_n);
+                c.late = true;
+                Some(c)
+            })
+            .collect()
     }
 
     /// Closes every remaining window (end of input), oldest first.
@@ -311,6 +361,8 @@ impl Aggregator {
         if let Some(last) = out.last() {
             self.closed_before = Some(last.end.0);
         }
+        let mut out = out;
+        out.extend(self.drain_late(None));
         out
     }
 

@@ -137,11 +137,24 @@ fn windows_close_on_event_time_and_late_events_are_counted() {
     assert_eq!(closed[0].start, Timestamp(0));
     assert_eq!(closed[0].cells[0].sources, 2);
     assert_eq!(closed[0].active_sensors, 1);
-    // Now an event for window 0 is late: counted, not merged, not lost silently.
+    // Now an event for window 0 is late: counted, gathered in a late window of its
+    // own (not merged into the closed one), never lost silently.
     assert!(!agg.add(1, &syn(1_000, 9, 1, 22, 3)));
     assert_eq!(agg.late_events(), 3);
+    assert!(
+        agg.drain_closed().is_empty(),
+        "a late window waits one more lateness of watermark"
+    );
+    assert!(agg.add(2, &syn(725_000, 5, 1, 23, 1)));
+    let late = agg.drain_closed();
+    assert_eq!(late.len(), 1, "{late:?}");
+    assert!(late[0].late);
+    assert_eq!(late[0].start, Timestamp(0));
+    assert_eq!(late[0].cells[0].events, 3);
+    assert_eq!(late[0].cells[0].sources, 1);
     let rest = agg.finish();
     assert_eq!(rest.len(), 1);
+    assert!(!rest[0].late);
     assert_eq!(rest[0].start, Timestamp(600_000));
     assert_eq!(rest[0].cells.len(), 2);
 }

@@ -76,6 +76,9 @@ pub struct AlertJson {
     pub top_sensor_share: f64,
     pub episode_start: String,
     pub update: bool,
+    /// Present and true when raised by re-evaluating a window with late events.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
     pub top_sources: Vec<SourceJson>,
     /// Set for trend warnings, `null` for surges.
     pub trend: Option<TrendJson>,
@@ -225,6 +228,7 @@ pub fn alert_json(a: &Alert, ctx: &ContextData) -> AlertJson {
         top_sensor_share: r3(a.top_sensor_share),
         episode_start: rfc(a.episode_start),
         update: a.is_update,
+        late: a.late,
         top_sources: sources(&a.top_sources),
         trend: a.trend.map(|t| TrendJson {
             recent_sources: r3(t.recent_sources),

@@ -287,7 +287,7 @@ pub fn run(args: &AnalyzeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
     if report.late_events > 0 {
         writeln!(
             err,
-            "{} events arrived after their window had closed (lateness {} ms) and were counted but not aggregated",
+            "{} events arrived after their window had closed (lateness {} ms) and were re-evaluated in their own windows (warnings from them are marked late)",
             report.late_events, cfg.aggregate.lateness_ms
         )?;
     }

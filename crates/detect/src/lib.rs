@@ -236,6 +236,9 @@ pub struct Alert {
     pub episode_start: Timestamp,
     /// False for the first window of a surge, true for its later windows.
     pub is_update: bool,
+    /// True when raised by re-evaluating a window with events that arrived after
+    /// it had closed (the counts are then the window's on-time and late events).
+    pub late: bool,
 }
 
 impl Alert {
@@ -272,11 +275,41 @@ impl PortHistory {
         self.recent.push_back((ws, vals));
     }
 
-    /// The non-zero history values of metric `m`, sorted. Built on demand: only
-    /// cells that pass the cheap gates (and the report's top ports) need a baseline,
-    /// so the many ports of the long tail cost one deque push per window.
-    fn sorted(&self, m: usize) -> SortedWindow {
-        SortedWindow::from_values(self.recent.iter().map(|(_, v)| v[m]).collect())
+    /// The values of the window starting at `ws`, if the port was seen in it.
+    fn get(&self, ws: i64) -> Option<[u64; 3]> {
+        let i = self.recent.partition_point(|(t, _)| *t < ws);
+        self.recent
+            .get(i)
+            .filter(|(t, _)| *t == ws)
+            .map(|(_, v)| *v)
+    }
+
+    /// Sets the values of the window starting at `ws`, keeping the order.
+    fn upsert(&mut self, ws: i64, vals: [u64; 3]) {
+        let i = self.recent.partition_point(|(t, _)| *t < ws);
+        match self.recent.get_mut(i) {
+            Some((t, v)) if *t == ws => *v = vals,
+            _ => self.recent.insert(i, (ws, vals)),
+        }
+    }
+
+    /// How many history windows start before `ws`.
+    fn count_before(&self, ws: i64) -> usize {
+        self.recent.partition_point(|(t, _)| *t < ws)
+    }
+
+    /// The non-zero history values of metric `m` of windows before `ws`, sorted.
+    /// Built on demand: only cells that pass the cheap gates (and the report's top
+    /// ports) need a baseline, so the many ports of the long tail cost one deque
+    /// push per window.
+    fn sorted(&self, m: usize, ws: i64) -> SortedWindow {
+        SortedWindow::from_values(
+            self.recent
+                .iter()
+                .take_while(|(t, _)| *t < ws)
+                .map(|(_, v)| v[m])
+                .collect(),
+        )
     }
 }
 
@@ -322,11 +355,11 @@ impl Detector {
         let from = ws - n as i64 * self.cfg.window_ms;
         let h = self.ports.entry((proto, port)).or_default();
         h.evict_before(from);
-        let zeros = n.saturating_sub(h.recent.len());
+        let zeros = n.saturating_sub(h.count_before(ws));
         Baseline {
-            events: metric(&h.sorted(0), zeros),
-            sources: metric(&h.sorted(1), zeros),
-            sensors: metric(&h.sorted(2), zeros),
+            events: metric(&h.sorted(0, ws), zeros),
+            sources: metric(&h.sorted(1, ws), zeros),
+            sensors: metric(&h.sorted(2, ws), zeros),
             windows: n,
         }
     }
@@ -343,7 +376,7 @@ impl Detector {
         }
         let mut alerts = Vec::new();
         for c in &w.cells {
-            if let Some(a) = self.evaluate(w, c) {
+            if let Some(a) = self.evaluate(w, c, true) {
                 alerts.push(a);
             }
         }
@@ -357,7 +390,52 @@ impl Detector {
         alerts
     }
 
-    fn evaluate(&mut self, w: &ClosedWindow, c: &CellSummary) -> Option<Alert> {
+    /// Re-evaluates a window that had closed, now that late events for it arrived
+    /// (`w` holds only the late events, as the aggregator gathered them): each
+    /// cell is merged with what the history holds for that window (events add;
+    /// distinct sources and sensors take the larger count, a lower bound of the
+    /// union), scored against the baseline of the windows before it (surges only;
+    /// the trend test looks at the days up to the newest window), and written back
+    /// to the history so later baselines include the late events. `w`'s cells are
+    /// updated to the merged counts. Warnings are marked `late`; live episodes are
+    /// left as they were.
+    pub fn observe_late(&mut self, w: &mut ClosedWindow) -> Vec<Alert> {
+        let ws = w.start.0;
+        let head = w.without_cells();
+        let keep_from = self.last_window.map_or(i64::MIN, |l| {
+            l - self.cfg.history_windows() as i64 * self.cfg.window_ms
+        });
+        let mut alerts = Vec::new();
+        for c in &mut w.cells {
+            let key = (c.proto, c.port);
+            if let Some(v) = self.ports.get(&key).and_then(|h| h.get(ws)) {
+                c.events += v[0];
+                c.sources = c.sources.max(v[1]);
+                c.sensors = c.sensors.max(v[2]);
+            }
+            let saved = self.ports.get(&key).map(|h| (h.last_alert, h.last_trend));
+            if let Some(mut a) = self.evaluate(&head, c, false) {
+                a.late = true;
+                a.episode_start = head.start;
+                a.is_update = false;
+                alerts.push(a);
+            }
+            let h = self.ports.entry(key).or_default();
+            if let Some((la, lt)) = saved {
+                h.last_alert = la;
+                h.last_trend = lt;
+            } else {
+                h.last_alert = None;
+                h.last_trend = None;
+            }
+            if ws >= keep_from {
+                h.upsert(ws, [c.events, c.sources, c.sensors]);
+            }
+        }
+        alerts
+    }
+
+    fn evaluate(&mut self, w: &ClosedWindow, c: &CellSummary, trends: bool) -> Option<Alert> {
         let cfg = self.cfg;
         // Cheap gates first: most cells stop here without computing a baseline.
         if c.sources < cfg.min_sources || c.sensors < cfg.min_sensors {
@@ -383,6 +461,9 @@ impl Detector {
         let (kind, trend, score) = if surge {
             (AlertKind::Surge, None, score)
         } else {
+            if !trends {
+                return None;
+            }
             let t = self.trend(c, ws, b.windows)?;
             (AlertKind::Trend, Some(t), t.rise * (0.5 + 0.5 * breadth))
         };
@@ -422,6 +503,7 @@ impl Detector {
             top_sensors: c.top_sensors.clone(),
             episode_start: Timestamp(episode_start),
             is_update,
+            late: false,
         })
     }
 

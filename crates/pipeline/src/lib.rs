@@ -78,6 +78,8 @@ pub struct Report {
     /// ICMP/ICMPv6 events (kept, not ports).
     pub icmp_events: u64,
     pub late_events: u64,
+    /// Windows re-evaluated because late events for them arrived.
+    pub late_windows: usize,
     /// Unsolicited port events from known benign scanners: counted here, kept out
     /// of the aggregates, so they never raise a warning by themselves.
     pub benign_events: u64,
@@ -191,26 +193,45 @@ impl Pipeline {
             .sum()
     }
 
+    /// Up to `top_n` ports of a window with the most events, with their baselines.
+    fn top_rows(&mut self, w: &ClosedWindow) -> Vec<PortRow> {
+        let mut idx: Vec<usize> = (0..w.cells.len()).collect();
+        idx.sort_by(|&a, &b| {
+            let (ca, cb) = (&w.cells[a], &w.cells[b]);
+            cb.events
+                .cmp(&ca.events)
+                .then((ca.proto, ca.port).cmp(&(cb.proto, cb.port)))
+        });
+        idx.truncate(self.cfg.top_n);
+        idx.into_iter()
+            .map(|i| {
+                let c = &w.cells[i];
+                PortRow {
+                    baseline: self.det.baseline(c.proto, c.port, w.start.0),
+                    cell: c.clone(),
+                }
+            })
+            .collect()
+    }
+
     fn process(&mut self, closed: Vec<ClosedWindow>, out: &mut impl FnMut(Output)) {
-        for w in closed {
-            let mut idx: Vec<usize> = (0..w.cells.len()).collect();
-            idx.sort_by(|&a, &b| {
-                let (ca, cb) = (&w.cells[a], &w.cells[b]);
-                cb.events
-                    .cmp(&ca.events)
-                    .then((ca.proto, ca.port).cmp(&(cb.proto, cb.port)))
-            });
-            idx.truncate(self.cfg.top_n);
-            let top: Vec<PortRow> = idx
-                .into_iter()
-                .map(|i| {
-                    let c = &w.cells[i];
-                    PortRow {
-                        baseline: self.det.baseline(c.proto, c.port, w.start.0),
-                        cell: c.clone(),
-                    }
-                })
-                .collect();
+        for mut w in closed {
+            if w.late {
+                // Late events: the window is re-evaluated with them (merged counts),
+                // its warnings marked late; the report's windows are not touched.
+                let alerts = self.det.observe_late(&mut w);
+                self.report.late_windows += 1;
+                let top = self.top_rows(&w);
+                if self.emit_windows {
+                    out(Output::Window(Box::new(WindowReport { window: w, top })));
+                }
+                for a in alerts {
+                    out(Output::Alert(Box::new(a.clone())));
+                    self.report.alerts.push(a);
+                }
+                continue;
+            }
+            let top = self.top_rows(&w);
             let alerts = self.det.observe(&w);
             let wr = WindowReport { window: w, top };
             self.report.windows += 1;
