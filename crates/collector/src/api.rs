@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::{bearer, AppError, AppState};
 
 /// Checks the API token; returns its name and role.
-async fn authorize(
+pub(crate) async fn authorize(
     st: &AppState,
     headers: &HeaderMap,
     need: Role,

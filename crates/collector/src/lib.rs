@@ -7,6 +7,7 @@
 
 mod api;
 mod error;
+mod feeds;
 
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -343,6 +344,8 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/ports/{proto}/{port}/history",
             get(api::port_history),
         )
+        .route("/api/v1/blocklist", get(feeds::blocklist_handler))
+        .route("/feeds/alerts.atom", get(feeds::alerts_atom))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_limit))

@@ -175,6 +175,57 @@ async fn server_warnings_equal_analyze_warnings() {
             >= golden_onset["top_sources"][0]["events"].as_u64().unwrap()
     );
 
+    // The warnings carry their context in the API too.
+    let (_, all_alerts) = call(&state, get("/api/v1/alerts", Some(&analyst))).await;
+    let first = &all_alerts.as_array().unwrap()[0];
+    assert_eq!(first["service"]["name"], "blackjack", "{first}");
+    assert!(first["confidence"].is_string());
+    assert!(first["mitigations"][0]["rule"]
+        .as_str()
+        .unwrap()
+        .contains("dport 1025"));
+
+    // The Atom feed and the blocklist read the same stored warnings.
+    let text = |req: Request<Body>| {
+        let state = state.clone();
+        async move {
+            let resp = app(state).oneshot(req).await.unwrap();
+            let status = resp.status();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8(bytes.to_vec()).unwrap())
+        }
+    };
+    let (st, atom) = text(get("/feeds/alerts.atom", Some(&analyst))).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        atom.matches("<entry>").count(),
+        all_alerts.as_array().unwrap().len().min(100)
+    );
+    assert!(atom.contains("TCP/1025: "), "{atom}");
+    let (st, _) = text(get("/feeds/alerts.atom", None)).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, list) = text(get("/api/v1/blocklist?format=txt", Some(&analyst))).await;
+    assert_eq!(st, StatusCode::OK);
+    // Every top source of the newest warning is listed.
+    let newest = all_alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|a| a["window_end"].as_str().unwrap().to_string())
+        .unwrap();
+    for src in newest["top_sources"].as_array().unwrap() {
+        let ip = src["ip"].as_str().unwrap();
+        assert!(list.lines().any(|l| l == ip), "{ip} not in {list}");
+    }
+    let (st, nft) = text(get("/api/v1/blocklist?format=nft&hours=6", Some(&analyst))).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        nft.contains("set sources_v4") && nft.contains("timeout 6h"),
+        "{nft}"
+    );
+    let (st, _) = text(get("/api/v1/blocklist?format=pdf", Some(&analyst))).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+
     // Refusals of the read API.
     for (path, token, want) in [
         ("/api/v1/alerts", None, StatusCode::UNAUTHORIZED),

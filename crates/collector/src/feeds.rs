@@ -1,0 +1,238 @@
+//! Feeds of the stored warnings for other tools: an Atom feed (`/feeds/alerts.atom`)
+//! for feed readers and chat bridges, and a blocklist of the current warnings' top
+//! sources (`/api/v1/blocklist?format=txt|nft`) with an expiry. Both read the warnings
+//! as stored (their JSON), so they say exactly what the API says.
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::IntoResponse;
+use scanwatch_event::{parse_rfc3339, Timestamp};
+use scanwatch_store::Role;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::api::authorize;
+use crate::{AppError, AppState};
+
+/// Warnings in the Atom feed, newest first.
+pub const FEED_ENTRIES: usize = 100;
+
+/// The five XML escapes. Hand-written: an XML writer crate is not needed for a
+/// flat feed of text elements.
+fn xml(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t') => o.push(' '),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+fn text<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The Atom document for stored warnings `(id, json)`, newest first.
+pub fn atom(rows: &[(i64, Value)]) -> String {
+    let updated = rows
+        .iter()
+        .map(|(_, v)| text(v, "window_end"))
+        .max()
+        .unwrap_or("1970-01-01T00:00:00Z");
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\n  <id>urn:scanwatch:alerts</id>\n  <title>scanwatch warnings</title>\n  <updated>{}</updated>\n  <generator>scanwatch</generator>\n",
+        xml(updated)
+    );
+    for (id, v) in rows {
+        let severity = text(v, "severity");
+        out.push_str(&format!(
+            "  <entry>\n    <id>urn:scanwatch:alert:{id}</id>\n    <title>[{}] {}</title>\n    <updated>{}</updated>\n    <link rel=\"alternate\" type=\"application/json\" href=\"/api/v1/alerts/{id}\"/>\n    <category term=\"{}\"/>\n    <category term=\"{}\"/>\n    <summary>{}</summary>\n  </entry>\n",
+            xml(&severity.to_uppercase()),
+            xml(text(v, "headline")),
+            xml(text(v, "window_end")),
+            xml(severity),
+            xml(text(v, "confidence")),
+            xml(text(v, "summary")),
+        ));
+    }
+    out.push_str("</feed>\n");
+    out
+}
+
+/// `GET /feeds/alerts.atom` (analyst token).
+pub async fn alerts_atom(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, AppError> {
+    authorize(&st, &headers, Role::Analyst).await?;
+    let rows = st
+        .with_store(|s| s.alerts(Timestamp(i64::MIN), Timestamp(i64::MAX), 0))
+        .await?;
+    let mut parsed: Vec<(i64, Value)> = rows
+        .iter()
+        .filter_map(|r| serde_json::from_str(&r.json).ok().map(|v| (r.id, v)))
+        .collect();
+    parsed.sort_by(|a, b| {
+        text(&b.1, "window_end")
+            .cmp(text(&a.1, "window_end"))
+            .then(b.0.cmp(&a.0))
+    });
+    parsed.truncate(FEED_ENTRIES);
+    Ok((
+        [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
+        atom(&parsed),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlocklistQuery {
+    pub format: Option<String>,
+    /// Warnings whose window ended at most this many hours before the newest one;
+    /// also the entries' lifetime (default 24).
+    pub hours: Option<String>,
+}
+
+/// The blocklist: the top sources of the warnings within `hours` of the newest
+/// one, sorted and unique, with the expiry (newest warning's end + hours).
+pub fn blocklist(rows: &[Value], hours: i64) -> (Vec<std::net::IpAddr>, Option<Timestamp>) {
+    let ends: Vec<i64> = rows
+        .iter()
+        .filter_map(|v| parse_rfc3339(text(v, "window_end")).map(|t| t.0))
+        .collect();
+    let Some(newest) = ends.iter().max().copied() else {
+        return (Vec::new(), None);
+    };
+    let from = newest - hours * 3_600_000;
+    let mut ips: Vec<std::net::IpAddr> = rows
+        .iter()
+        .filter(|v| parse_rfc3339(text(v, "window_end")).is_some_and(|t| t.0 >= from))
+        .flat_map(|v| {
+            v.get("top_sources")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.get("ip").and_then(Value::as_str)?.parse().ok())
+        })
+        .collect();
+    ips.sort();
+    ips.dedup();
+    (ips, Some(Timestamp(newest + hours * 3_600_000)))
+}
+
+/// The blocklist as an nftables file: two sets with per-element timeouts and a
+/// chain dropping their traffic, in its own table that replaces itself on reload.
+pub fn blocklist_nft(ips: &[std::net::IpAddr], hours: i64) -> String {
+    let set = |name: &str, ty: &str, v4: bool| {
+        let elems: Vec<String> = ips
+            .iter()
+            .filter(|ip| ip.is_ipv4() == v4)
+            .map(|ip| format!("{ip} timeout {hours}h"))
+            .collect();
+        let elements = if elems.is_empty() {
+            String::new()
+        } else {
+            format!("\t\telements = {{ {} }}\n", elems.join(", "))
+        };
+        format!("\tset {name} {{\n\t\ttype {ty}\n\t\tflags timeout\n{elements}\t}}\n")
+    };
+    format!(
+        "#!/usr/sbin/nft -f\n# scanwatch blocklist: top sources of current warnings; entries expire after {hours}h.\ntable inet scanwatch_blocklist\ndelete table inet scanwatch_blocklist\ntable inet scanwatch_blocklist {{\n{}{}\tchain input {{\n\t\ttype filter hook input priority -10; policy accept;\n\t\tip saddr @sources_v4 drop\n\t\tip6 saddr @sources_v6 drop\n\t}}\n}}\n",
+        set("sources_v4", "ipv4_addr", true),
+        set("sources_v6", "ipv6_addr", false)
+    )
+}
+
+/// `GET /api/v1/blocklist?format=txt|nft&hours=N` (analyst token).
+pub async fn blocklist_handler(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<BlocklistQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, AppError> {
+    authorize(&st, &headers, Role::Analyst).await?;
+    let Query(q) = q.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let hours: i64 = match &q.hours {
+        None => 24,
+        Some(h) => h
+            .parse()
+            .ok()
+            .filter(|h| (1..=24 * 30).contains(h))
+            .ok_or_else(|| AppError::BadRequest("hours must be 1-720".into()))?,
+    };
+    let rows = st
+        .with_store(|s| s.alerts(Timestamp(i64::MIN), Timestamp(i64::MAX), 0))
+        .await?;
+    let values: Vec<Value> = rows
+        .iter()
+        .filter_map(|r| serde_json::from_str(&r.json).ok())
+        .collect();
+    let (ips, expires) = blocklist(&values, hours);
+    let body = match q.format.as_deref().unwrap_or("txt") {
+        "txt" => {
+            let mut s = format!(
+                "# scanwatch blocklist: top sources of the warnings of the last {hours}h; expires {}\n",
+                expires.map_or("-".into(), |t| t.to_rfc3339())
+            );
+            for ip in &ips {
+                s.push_str(&format!("{ip}\n"));
+            }
+            s
+        }
+        "nft" => blocklist_nft(&ips, hours),
+        _ => return Err(AppError::BadRequest("format must be txt or nft".into())),
+    };
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(end: &str, ips: &[&str], headline: &str) -> Value {
+        serde_json::json!({
+            "type": "alert", "severity": "critical", "confidence": "likely",
+            "window_end": end, "headline": headline, "summary": "a & b <c>",
+            "top_sources": ips.iter().map(|ip| serde_json::json!({"ip": ip, "events": 1})).collect::<Vec<_>>(),
+        })
+    }
+
+    #[test]
+    fn atom_escapes_and_lists_newest_first() {
+        let rows = vec![
+            (2, alert("2026-11-23T03:00:00Z", &[], "TCP/1025: <b>")),
+            (1, alert("2026-11-23T02:00:00Z", &[], "x")),
+        ];
+        let a = atom(&rows);
+        assert!(a.starts_with("<?xml"));
+        assert!(a.contains("<updated>2026-11-23T03:00:00Z</updated>"));
+        assert!(a.contains("<title>[CRITICAL] TCP/1025: &lt;b&gt;</title>"));
+        assert!(a.contains("<summary>a &amp; b &lt;c&gt;</summary>"));
+        assert!(a.find("alert:2").unwrap() < a.find("alert:1").unwrap());
+        assert_eq!(a.matches("<entry>").count(), 2);
+    }
+
+    #[test]
+    fn blocklist_takes_recent_warnings_and_expires() {
+        let rows = vec![
+            alert("2026-11-25T10:00:00Z", &["192.0.2.9", "2001:db8::7"], "a"),
+            alert("2026-11-25T08:00:00Z", &["192.0.2.1", "192.0.2.9"], "b"),
+            alert("2026-11-20T08:00:00Z", &["198.51.100.1"], "old"),
+        ];
+        let (ips, exp) = blocklist(&rows, 24);
+        let s: Vec<String> = ips.iter().map(ToString::to_string).collect();
+        assert_eq!(s, ["192.0.2.1", "192.0.2.9", "2001:db8::7"]);
+        assert_eq!(exp.unwrap().to_rfc3339(), "2026-11-26T10:00:00Z");
+        let nft = blocklist_nft(&ips, 24);
+        assert!(nft.contains("elements = { 192.0.2.1 timeout 24h, 192.0.2.9 timeout 24h }"));
+        assert!(nft.contains("elements = { 2001:db8::7 timeout 24h }"));
+        assert!(blocklist(&[], 24).0.is_empty());
+        assert!(!blocklist_nft(&[], 1).contains("elements"));
+    }
+}
