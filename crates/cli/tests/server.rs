@@ -170,9 +170,7 @@ fn acknowledged_batches_survive_kill_9_and_resends_count_once() {
 
 #[test]
 fn config_file_and_flag_overrides() {
-    let dir = std::env::temp_dir().join(format!("scanwatch-config-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("config");
     let port = free_port();
     let cfg = dir.join("server.toml");
     std::fs::write(
@@ -228,6 +226,14 @@ fn syn_lines(from: usize, n: usize) -> String {
             )
         })
         .collect()
+}
+
+/// A fresh scratch directory for one test (removed by the test when it passes).
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("scanwatch-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// Registers sensor `fw-1` in `data` and writes its token to `dir/token`.
@@ -295,9 +301,7 @@ fn stored_events(data: &std::path::Path) -> u64 {
 
 #[test]
 fn sensor_delivers_every_event_once_across_rotation_truncation_and_outage() {
-    let dir = std::env::temp_dir().join(format!("scanwatch-sensor-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("sensor");
     let data = dir.join("data");
     let token_file = add_sensor(&data, &dir);
     let port = free_port();
@@ -418,9 +422,7 @@ fn sensor_delivers_every_event_once_across_rotation_truncation_and_outage() {
 
 #[test]
 fn sensor_local_rules_and_target_anonymisation() {
-    let dir = std::env::temp_dir().join(format!("scanwatch-rules-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("rules");
     let data = dir.join("data");
     let token_file = add_sensor(&data, &dir);
     let out = bin()
@@ -515,9 +517,7 @@ fn sensor_local_rules_and_target_anonymisation() {
 
 #[test]
 fn kill_9_of_the_centre_during_ingest_loses_nothing_and_counts_nothing_twice() {
-    let dir = std::env::temp_dir().join(format!("scanwatch-kill-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("kill");
     let data = dir.join("data");
     let token_file = add_sensor(&data, &dir);
     let port = free_port();
@@ -569,9 +569,7 @@ fn kill_9_of_the_centre_during_ingest_loses_nothing_and_counts_nothing_twice() {
 
 #[test]
 fn tls_centre_accepts_a_sensor_that_trusts_its_certificate_only() {
-    let dir = std::env::temp_dir().join(format!("scanwatch-tls-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("tls");
     let data = dir.join("data");
     let ck =
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
@@ -631,9 +629,7 @@ fn tls_centre_accepts_a_sensor_that_trusts_its_certificate_only() {
 
 #[test]
 fn a_sensor_following_suricata_alerts_sends_their_cves_to_the_centre() {
-    let dir = std::env::temp_dir().join(format!("scanwatch-ids-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("ids");
     let data = dir.join("data");
     let token_file = add_sensor(&data, &dir);
     let port = free_port();
@@ -669,5 +665,37 @@ fn a_sensor_following_suricata_alerts_sends_their_cves_to_the_centre() {
         .unwrap();
     let text = String::from_utf8_lossy(&list.stdout).into_owned();
     assert!(text.contains("IDS alerts from sensors: 3"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_bad_tls_certificate_or_key_is_refused_at_start() {
+    let dir = scratch("badtls");
+    let data = dir.join("data");
+    let junk = dir.join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert, other_key) = (dir.join("cert.pem"), dir.join("other.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["x".into()]).unwrap();
+    std::fs::write(&other_key, other.signing_key.serialize_pem()).unwrap();
+    for (c, k, want) in [
+        (&junk, &other_key, "no certificate found"),
+        (&cert, &junk, "invalid private key"),
+        (&cert, &other_key, "do not fit together"),
+    ] {
+        let out = bin()
+            .args(["server", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data)
+            .arg("--tls-cert")
+            .arg(c)
+            .arg("--tls-key")
+            .arg(k)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(want), "{want}: {err}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
