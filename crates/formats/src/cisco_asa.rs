@@ -491,20 +491,11 @@ mod tests {
                 "2025-12-15T01:36:41Z", Some("10.80.101.20"), "udp 10.80.9.75:61180 > 10.1.1.142:53 ", Direction::Unknown, Action::Accept, true,
             ),
         ];
-        let port = |p: Option<u16>| p.map_or("-".to_string(), |p| p.to_string());
         for (line, time, host, flow, dir, action, counts) in cases {
             let (e, h) = ev(line);
             assert_eq!(e.time.to_rfc3339(), time, "{line}");
             assert_eq!(h.as_deref(), host, "{line}");
-            let got = format!(
-                "{} {}:{} > {}:{} {}",
-                e.proto,
-                e.src,
-                port(e.src_port),
-                e.dst,
-                port(e.dst_port),
-                e.flags.letters()
-            );
+            let got = crate::test_support::flow(&e);
             assert_eq!(got, flow, "{line}");
             assert_eq!((e.direction, e.action), (dir, action), "{line}");
             assert_eq!(e.is_unsolicited(), counts, "{line}");

@@ -190,6 +190,26 @@ pub fn parse_str(spec: &dyn FormatSpec, input: &str, opts: &ParserOptions) -> Pa
     out
 }
 
+/// Helpers shared by the parsers' table tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use scanwatch_event::Event;
+
+    /// `tcp 192.0.2.1:4444 > 198.51.100.7:1025 S` (`-` for a missing port).
+    pub(crate) fn flow(e: &Event) -> String {
+        let port = |p: Option<u16>| p.map_or("-".to_string(), |p| p.to_string());
+        format!(
+            "{} {}:{} > {}:{} {}",
+            e.proto,
+            e.src,
+            port(e.src_port),
+            e.dst,
+            port(e.dst_port),
+            e.flags.letters()
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -220,10 +220,6 @@ mod tests {
         }
     }
 
-    fn port(p: Option<u16>) -> String {
-        p.map_or("-".to_string(), |p| p.to_string())
-    }
-
     #[test]
     fn events() {
         // (line, time, host, "proto src:sp > dst:dp flags", direction, action, counts)
@@ -269,15 +265,7 @@ mod tests {
             };
             assert_eq!(e.time.to_rfc3339(), time, "{line}");
             assert_eq!(h, host, "{line}");
-            let got = format!(
-                "{} {}:{} > {}:{} {}",
-                e.proto,
-                e.src,
-                port(e.src_port),
-                e.dst,
-                port(e.dst_port),
-                e.flags.letters()
-            );
+            let got = crate::test_support::flow(&e);
             assert_eq!(got, flow, "{line}");
             assert_eq!((e.direction, e.action), (dir, action), "{line}");
             assert_eq!(e.is_unsolicited(), counts, "{line}");
