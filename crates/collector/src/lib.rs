@@ -7,7 +7,9 @@
 
 mod api;
 mod error;
+mod export;
 mod feeds;
+pub mod web;
 
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -204,6 +206,10 @@ impl Counters {
 /// The clock the collector stamps batches with (injectable for tests).
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
+/// Called with each stored warning (its id and its JSON, as the API shows it), e.g.
+/// to queue notifications. It must not block: it runs on the ingest path.
+pub type AlertHook = Arc<dyn Fn(i64, &serde_json::Value) + Send + Sync>;
+
 /// Shared state of the HTTP app.
 #[derive(Clone)]
 pub struct AppState {
@@ -217,6 +223,10 @@ pub struct AppState {
     /// mitigations, exposed assets); built-in port knowledge by default. IDS alerts
     /// from sensors are added as they arrive.
     pub context: Arc<RwLock<ContextData>>,
+    /// Dashboard state beside the store (login rate limits).
+    pub web: Arc<web::auth::WebState>,
+    /// Told of every stored warning (notifications).
+    pub on_alert: Option<AlertHook>,
 }
 
 impl AppState {
@@ -234,7 +244,15 @@ impl AppState {
             clock,
             rate: Arc::new(Mutex::new(RateLimiter::default())),
             context: Arc::new(RwLock::new(ContextData::builtin())),
+            web: Arc::new(web::auth::WebState::default()),
+            on_alert: None,
         }
+    }
+
+    /// The same state, calling `hook` with every stored warning.
+    pub fn with_alert_hook(mut self, hook: AlertHook) -> AppState {
+        self.on_alert = Some(hook);
+        self
     }
 
     /// The same state, attaching `ctx` to the warnings it stores.
@@ -315,15 +333,23 @@ impl AppState {
                 alert_json(a, &ctx)
             };
             let json = serde_json::to_string(&j).map_err(|e| AppError::internal(e.to_string()))?;
-            store.put_alert(&AlertRow {
+            let id = store.put_alert(&AlertRow {
                 id: 0,
                 kind: a.kind.name().to_string(),
                 proto: a.proto.number(),
                 port: a.port,
                 window_start: a.window_start,
                 severity_rank: a.severity as u8,
-                json,
+                json: json.clone(),
             })?;
+            if let Some(hook) = &self.on_alert {
+                let mut v: serde_json::Value =
+                    serde_json::from_str(&json).map_err(|e| AppError::internal(e.to_string()))?;
+                if let serde_json::Value::Object(m) = &mut v {
+                    m.insert("id".into(), serde_json::Value::from(id));
+                }
+                hook(id, &v);
+            }
         }
         Ok(())
     }
@@ -337,6 +363,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/heartbeat", post(heartbeat))
         .route("/api/v1/alerts", get(api::alerts))
         .route("/api/v1/alerts/{id}", get(api::alert))
+        .route("/api/v1/alerts/{id}/stix", get(export::alert_stix))
+        .route("/api/v1/alerts/{id}/misp", get(export::alert_misp))
         .route("/api/v1/sensors", get(api::sensors))
         .route("/api/v1/topports", get(api::topports))
         .route("/api/v1/sources/{ip}", get(api::source))
@@ -348,6 +376,7 @@ pub fn app(state: AppState) -> Router {
         .route("/feeds/alerts.atom", get(feeds::alerts_atom))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .merge(web::routes())
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

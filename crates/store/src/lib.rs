@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 /// Version of the persisted schema (SQLite `user_version`).
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Errors of a store. Messages are lowercase with no trailing period.
 #[derive(Debug, Error)]
@@ -29,6 +29,8 @@ pub enum StoreError {
     SensorExists(String),
     #[error("an API token named {0:?} already exists")]
     TokenExists(String),
+    #[error("a user named {0:?} already exists")]
+    UserExists(String),
     #[error("no sensor named {0:?}")]
     NoSuchSensor(String),
     #[error("invalid sensor name {0:?}: use 1-64 letters, digits, '.', '_' or '-'")]
@@ -225,6 +227,10 @@ pub trait Store: Send {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<WindowRow>, StoreError>;
+    /// Every window cell starting in `[from, to)`, by window start, then protocol
+    /// and port (for overviews across ports).
+    fn windows_between(&self, from: Timestamp, to: Timestamp)
+        -> Result<Vec<WindowRow>, StoreError>;
     /// Stores a warning once: the same (kind, protocol, port, window) again is ignored
     /// (a replay raises it again). Returns its id.
     fn put_alert(&mut self, alert: &AlertRow) -> Result<i64, StoreError>;
@@ -273,6 +279,70 @@ pub trait Store: Send {
     fn delete_context_origin(&mut self, kind: &str, origin: &str) -> Result<usize, StoreError>;
     /// Every document of one kind, ordered by key.
     fn context_items(&self, kind: &str) -> Result<Vec<ContextItem>, StoreError>;
+
+    /// Creates a dashboard user with an already hashed password (PHC string);
+    /// `UserExists` if the name is taken, unless `replace` (a password reset).
+    fn put_user(&mut self, user: &UserRecord, replace: bool) -> Result<(), StoreError>;
+    /// One dashboard user by name.
+    fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// All dashboard users, by name.
+    fn users(&self) -> Result<Vec<UserRecord>, StoreError>;
+    /// Stores a login session (the id is kept only as a hash by the caller).
+    fn put_session(&mut self, s: &SessionRecord) -> Result<(), StoreError>;
+    /// A session by the hash of its id, if it has not expired at `now`.
+    fn session(&self, id_hash: &str, now: Timestamp) -> Result<Option<SessionRecord>, StoreError>;
+    /// Ends a session (logout); ends expired ones too.
+    fn delete_session(&mut self, id_hash: &str, now: Timestamp) -> Result<(), StoreError>;
+
+    /// What a notification sink remembers about one key (e.g. one surge): an
+    /// opaque JSON document, so warnings are sent once per sink and later windows as
+    /// updates, also across restarts.
+    fn sink_state(&self, sink: &str, key: &str) -> Result<Option<String>, StoreError>;
+    fn put_sink_state(
+        &mut self,
+        sink: &str,
+        key: &str,
+        json: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Records a notification a sink gave up on after its retries.
+    fn put_dead_letter(&mut self, d: &DeadLetter) -> Result<(), StoreError>;
+    /// Dead letters, oldest first.
+    fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError>;
+}
+
+/// A dashboard user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRecord {
+    pub name: String,
+    pub role: Role,
+    /// Argon2id PHC string (`$argon2id$v=19$...`), never the password.
+    pub password_hash: String,
+    pub created: Timestamp,
+}
+
+/// A login session of a dashboard user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// SHA-256 of the session id the cookie carries.
+    pub id_hash: String,
+    pub user: String,
+    /// The session's CSRF token, required on every form that changes state.
+    pub csrf: String,
+    pub created: Timestamp,
+    pub expires: Timestamp,
+}
+
+/// A notification that could not be delivered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub sink: String,
+    pub key: String,
+    pub attempts: u32,
+    pub error: String,
+    /// What would have been sent.
+    pub payload: String,
+    pub at: Timestamp,
 }
 
 /// One imported threat-context document (an advisory, an asset, a benign network):

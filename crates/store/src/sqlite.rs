@@ -9,9 +9,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
 
 use crate::{
-    hash_token, new_token, valid_sensor_name, AlertRow, BatchOutcome, ContextItem, ImportCounts,
-    PortTotals, Role, SensorRecord, SourcePort, Store, StoreError, TopBy, WindowRow,
-    SCHEMA_VERSION,
+    hash_token, new_token, valid_sensor_name, AlertRow, BatchOutcome, ContextItem, DeadLetter,
+    ImportCounts, PortTotals, Role, SensorRecord, SessionRecord, SourcePort, Store, StoreError,
+    TopBy, UserRecord, WindowRow, SCHEMA_VERSION,
 };
 
 /// The database file inside the data directory.
@@ -105,6 +105,40 @@ CREATE TABLE context_items (
 ) WITHOUT ROWID;
 ";
 
+/// Version 4 added dashboard users and sessions, and what notification sinks
+/// remember (sent surges, dead letters).
+const SCHEMA_V4: &str = "
+CREATE TABLE users (
+    name          TEXT    PRIMARY KEY,
+    role          TEXT    NOT NULL,
+    password_hash TEXT    NOT NULL,
+    created_ms    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE sessions (
+    id_hash    TEXT    PRIMARY KEY,
+    user       TEXT    NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    csrf       TEXT    NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE sink_state (
+    sink       TEXT    NOT NULL,
+    key        TEXT    NOT NULL,
+    json       TEXT    NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (sink, key)
+) WITHOUT ROWID;
+CREATE TABLE dead_letters (
+    id       INTEGER PRIMARY KEY,
+    sink     TEXT    NOT NULL,
+    key      TEXT    NOT NULL,
+    attempts INTEGER NOT NULL,
+    error    TEXT    NOT NULL,
+    payload  TEXT    NOT NULL,
+    at_ms    INTEGER NOT NULL
+);
+";
+
 /// SQLite behind the [`Store`] trait.
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -163,15 +197,18 @@ impl SqliteStore {
         match version {
             0 => {
                 conn.execute_batch(&format!(
-                    "BEGIN; {SCHEMA} {SCHEMA_V2} {SCHEMA_V3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                    "BEGIN; {SCHEMA} {SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
                 ))?;
             }
             // Migrations: add the tables of the versions in between, in one transaction.
             1 => conn.execute_batch(&format!(
-                "BEGIN; {SCHEMA_V2} {SCHEMA_V3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN; {SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))?,
             2 => conn.execute_batch(&format!(
-                "BEGIN; {SCHEMA_V3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN; {SCHEMA_V3} {SCHEMA_V4} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))?,
+            3 => conn.execute_batch(&format!(
+                "BEGIN; {SCHEMA_V4} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))?,
             SCHEMA_VERSION => {}
             found => return Err(StoreError::SchemaVersion { found }),
@@ -192,6 +229,20 @@ impl SqliteStore {
             .optional()?
             .ok_or_else(|| StoreError::NoSuchSensor(name.to_string()))
     }
+}
+
+/// A user row; `None` for a role this build does not know.
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<UserRecord>> {
+    let role: String = r.get(1)?;
+    let Some(role) = Role::parse(&role) else {
+        return Ok(None);
+    };
+    Ok(Some(UserRecord {
+        name: r.get(0)?,
+        role,
+        password_hash: r.get(2)?,
+        created: Timestamp(r.get(3)?),
+    }))
 }
 
 fn window_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WindowRow> {
@@ -329,6 +380,19 @@ impl Store for SqliteStore {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    fn windows_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<WindowRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT window_start_ms, window_end_ms, proto, port, events, sources, sensors, targets, top_sources FROM windows
+             WHERE window_start_ms >= ?1 AND window_start_ms < ?2 ORDER BY window_start_ms, proto, port",
+        )?;
+        let rows = st.query_map(params![from.0, to.0], window_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn port_history(
@@ -647,5 +711,148 @@ impl Store for SqliteStore {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn put_user(&mut self, u: &UserRecord, replace: bool) -> Result<(), StoreError> {
+        if !valid_sensor_name(&u.name) {
+            return Err(StoreError::InvalidName(u.name.clone()));
+        }
+        let sql = if replace {
+            "INSERT INTO users (name, role, password_hash, created_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash"
+        } else {
+            "INSERT INTO users (name, role, password_hash, created_ms) VALUES (?1, ?2, ?3, ?4)"
+        };
+        let tx = self.conn.transaction()?;
+        match tx.execute(
+            sql,
+            params![u.name, u.role.name(), u.password_hash, u.created.0],
+        ) {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                return Err(StoreError::UserExists(u.name.clone()))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if replace {
+            // A new password ends the user's sessions.
+            tx.execute("DELETE FROM sessions WHERE user = ?1", [&u.name])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT name, role, password_hash, created_ms FROM users WHERE name = ?1",
+                [name],
+                user_row,
+            )
+            .optional()?
+            .flatten())
+    }
+
+    fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT name, role, password_hash, created_ms FROM users ORDER BY name")?;
+        let rows = st.query_map([], user_row)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.extend(r?);
+        }
+        Ok(out)
+    }
+
+    fn put_session(&mut self, s: &SessionRecord) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO sessions (id_hash, user, csrf, created_ms, expires_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![s.id_hash, s.user, s.csrf, s.created.0, s.expires.0],
+        )?;
+        Ok(())
+    }
+
+    fn session(&self, id_hash: &str, now: Timestamp) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id_hash, user, csrf, created_ms, expires_ms FROM sessions
+                 WHERE id_hash = ?1 AND expires_ms > ?2",
+                params![id_hash, now.0],
+                |r| {
+                    Ok(SessionRecord {
+                        id_hash: r.get(0)?,
+                        user: r.get(1)?,
+                        csrf: r.get(2)?,
+                        created: Timestamp(r.get(3)?),
+                        expires: Timestamp(r.get(4)?),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn delete_session(&mut self, id_hash: &str, now: Timestamp) -> Result<(), StoreError> {
+        self.conn.execute(
+            "DELETE FROM sessions WHERE id_hash = ?1 OR expires_ms <= ?2",
+            params![id_hash, now.0],
+        )?;
+        Ok(())
+    }
+
+    fn sink_state(&self, sink: &str, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT json FROM sink_state WHERE sink = ?1 AND key = ?2",
+                [sink, key],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn put_sink_state(
+        &mut self,
+        sink: &str,
+        key: &str,
+        json: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO sink_state (sink, key, json, updated_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![sink, key, json, now.0],
+        )?;
+        Ok(())
+    }
+
+    fn put_dead_letter(&mut self, d: &DeadLetter) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO dead_letters (sink, key, attempts, error, payload, at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![d.sink, d.key, d.attempts, d.error, d.payload, d.at.0],
+        )?;
+        Ok(())
+    }
+
+    fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT sink, key, attempts, error, payload, at_ms FROM dead_letters ORDER BY id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(DeadLetter {
+                sink: r.get(0)?,
+                key: r.get(1)?,
+                attempts: r.get(2)?,
+                error: r.get(3)?,
+                payload: r.get(4)?,
+                at: Timestamp(r.get(5)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 }
