@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: build scanwatch and run the demo — a simulated 40-sensor network with
-# the seed case (TCP/1025 surge, then an exploit wave on TCP/445) pushed through the
-# real pipeline on the embedded default, with threat context: the network is replayed
+# the seed case (TCP/1025 surge, then an exploit wave on TCP/445) submitted over HTTP
+# by simulated sensors to a real centre (an embedded `scanwatch server` on loopback,
+# the embedded SQLite store), with threat context: the network is replayed
 # on the dates of the 2007 Windows DNS Server RPC advisory (it starts 2007-04-12, the
 # surge begins a week later), against real advisory samples (NVD, CISA KEV,
 # Exploit-DB), an example asset inventory and the simulated research scanners as
@@ -25,4 +26,9 @@ intel=crates/context/testdata/intel
     "$sw" intel import benign testdata/context/research-scanners.txt --data "$data"
     "$sw" assets import csv crates/context/testdata/assets/inventory.csv --data "$data"
 } >&2
-exec "$sw" demo --start 2007-04-12 --data "$data" "$@"
+# Run from a terminal, the centre stays up (until Ctrl-C) so the dashboard can be
+# opened with the printed login; otherwise (a script, CI) it stops after the replay
+# and the centre's store stays in target/demo-data/demo-centre.
+serve=()
+[ -t 0 ] && [ -t 1 ] && serve=(--serve)
+exec "$sw" demo --start 2007-04-12 --data "$data" "${serve[@]}" "$@"

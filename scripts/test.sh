@@ -17,11 +17,28 @@ command -v nmap >/dev/null 2>&1 || need+=(nmap)
 command -v hping3 >/dev/null 2>&1 || need+=(hping3)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# The dashboard's browser test: Debian's Chromium (playwright-core drives it).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+# Real receivers for the notification sinks: rsyslogd and Python's aiosmtpd.
+[ -x /usr/sbin/rsyslogd ] || need+=(rsyslog)
+[ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
+# The scale-out mode's real parts: ClickHouse (two shards) and a NATS cluster.
+command -v clickhouse-server >/dev/null 2>&1 || need+=(clickhouse-server clickhouse-client)
+command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v jq >/dev/null 2>&1 || need+=(jq)
 if [ "${#need[@]}" -gt 0 ]; then
     echo "== apt-get install ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq "${need[@]}"
+fi
+# Validators for the exports (OASIS STIX 2.1 validator, PyMISP) and schemathesis
+# for the API contract, from PyPI.
+if ! python3 -c 'import stix2validator, pymisp, schemathesis' 2>/dev/null; then
+    echo "== pip install stix2-validator pymisp schemathesis"
+    python3 -m pip install -q stix2-validator pymisp 'schemathesis>=4,<5'
 fi
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
     rustup component add rustfmt clippy
@@ -49,6 +66,14 @@ passed=$((passed + 1))
 
 echo "== threat context in network namespaces: nmap XML inventory, advisories, exposure, nft -c and loaded rules"
 tests/netns/context.sh target/release/scanwatch
+passed=$((passed + 1))
+
+echo "== API contract: schemathesis against the live server's OpenAPI document (no 5xx, responses match the schema)"
+tests/api/schemathesis.sh target/release/scanwatch
+passed=$((passed + 1))
+
+echo "== dashboard in headless Chromium: demo through the real centre, login, the seed warning, screenshots"
+tests/browser/run.sh target/release/scanwatch
 passed=$((passed + 1))
 
 fuzz_seconds="${FUZZ_SECONDS:-30}"

@@ -21,6 +21,13 @@ pub struct SourceJson {
     pub events: u64,
 }
 
+/// One of the sensors that saw the most events of a warning's window.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct SensorCountJson {
+    pub sensor: String,
+    pub events: u64,
+}
+
 #[derive(Debug, Serialize, PartialEq)]
 pub struct BaselineJson {
     pub events: f64,
@@ -80,6 +87,8 @@ pub struct AlertJson {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub late: bool,
     pub top_sources: Vec<SourceJson>,
+    /// The sensors that saw the most of the window's events (the breadth evidence).
+    pub top_sensors: Vec<SensorCountJson>,
     /// Set for trend warnings, `null` for surges.
     pub trend: Option<TrendJson>,
     /// The numbers in one sentence.
@@ -170,7 +179,12 @@ fn sources(v: &[(IpAddr, u64)]) -> Vec<SourceJson> {
 
 /// The JSON of a warning with its context (port facts, explanations, mitigations,
 /// exposed assets) from `ctx`.
-pub fn alert_json(a: &Alert, ctx: &ContextData) -> AlertJson {
+/// The warning's JSON; `sensor_name` names the sensors of its top-sensors list.
+pub fn alert_json(
+    a: &Alert,
+    ctx: &ContextData,
+    sensor_name: &dyn Fn(scanwatch_aggregate::SensorKey) -> String,
+) -> AlertJson {
     let c = ctx.enrich(a.proto, a.port, a.episode_start, a.window_end);
     let headline = crate::summary(a);
     let summary = narrative(&headline, &c);
@@ -230,6 +244,14 @@ pub fn alert_json(a: &Alert, ctx: &ContextData) -> AlertJson {
         update: a.is_update,
         late: a.late,
         top_sources: sources(&a.top_sources),
+        top_sensors: a
+            .top_sensors
+            .iter()
+            .map(|(k, n)| SensorCountJson {
+                sensor: sensor_name(*k),
+                events: *n,
+            })
+            .collect(),
         trend: a.trend.map(|t| TrendJson {
             recent_sources: r3(t.recent_sources),
             before_sources: r3(t.before_sources),

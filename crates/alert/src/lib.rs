@@ -4,6 +4,8 @@
 //! style of the Internet Storm Center's top-ports table.
 
 mod json;
+pub mod misp;
+pub mod stix;
 mod text;
 
 pub use json::{

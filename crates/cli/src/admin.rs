@@ -1,13 +1,15 @@
-//! `scanwatch admin`: manage sensors in the data directory (tokens are printed once
-//! and stored only as hashes).
+//! `scanwatch admin`: manage sensors, API tokens and dashboard users in the data
+//! directory (tokens are printed once and stored only as hashes; passwords are read
+//! from standard input and stored only as Argon2id hashes).
 
-use std::io::Write;
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::Result;
+use scanwatch_collector::web::auth::{hash_password, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 use scanwatch_event::Timestamp;
 use scanwatch_store::sqlite::SqliteStore;
-use scanwatch_store::{Role, Store};
+use scanwatch_store::{Role, Store, UserRecord};
 
 /// Default data directory (relative to the working directory).
 pub const DEFAULT_DATA_DIR: &str = "scanwatch-data";
@@ -26,6 +28,34 @@ pub enum AdminCommand {
     /// Manage API tokens: scripts and people reading the API.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage dashboard users: people who log in to the web pages.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum UserCommand {
+    /// Add a dashboard user, or with --reset set a new password (which ends the
+    /// user's sessions). The password is the first line of standard input (asked
+    /// for without echo on a terminal), at least 8 characters.
+    Add {
+        /// 1-64 letters, digits, '.', '_' or '-'.
+        name: String,
+        /// analyst: reads the pages; admin: also uses the admin forms. Required for
+        /// a new user; with --reset, changes the role.
+        #[arg(long, value_parser = ["analyst", "admin"], required_unless_present = "reset")]
+        role: Option<String>,
+        /// Change the password of an existing user.
+        #[arg(long)]
+        reset: bool,
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+    },
+    /// List dashboard users with their roles.
+    List {
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+    },
 }
 
 #[derive(Clone, Debug, clap::Subcommand)]
@@ -120,6 +150,116 @@ pub fn run(args: &AdminArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
             let mut store = SqliteStore::open(data)?;
             store.revoke_sensor(name)?;
             writeln!(err, "sensor {name:?} revoked")?;
+        }
+        AdminCommand::User(cmd) => {
+            let stdin = std::io::stdin();
+            let terminal = stdin.is_terminal();
+            run_user(cmd, &mut stdin.lock(), terminal, out, err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads the password: the first line of `input`, or typed without echo when
+/// standard input is a terminal.
+fn read_password(input: &mut dyn BufRead, terminal: bool) -> Result<String> {
+    let pw = if terminal {
+        let first = rpassword::prompt_password("password: ")?;
+        let again = rpassword::prompt_password("again: ")?;
+        if first != again {
+            anyhow::bail!("the two passwords differ");
+        }
+        first
+    } else {
+        let mut line = String::new();
+        input.read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    if pw.is_empty() {
+        anyhow::bail!("empty password: give it as the first line of standard input");
+    }
+    let n = pw.chars().count();
+    if n < MIN_PASSWORD_LEN {
+        anyhow::bail!("password too short: {n} characters; use at least {MIN_PASSWORD_LEN}");
+    }
+    if pw.len() > MAX_PASSWORD_LEN {
+        anyhow::bail!("password too long: use at most {MAX_PASSWORD_LEN} bytes");
+    }
+    Ok(pw)
+}
+
+/// `scanwatch admin user ...`, reading a password from `input`.
+pub fn run_user(
+    cmd: &UserCommand,
+    input: &mut dyn BufRead,
+    terminal: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<()> {
+    match cmd {
+        UserCommand::Add {
+            name,
+            role,
+            reset,
+            data,
+        } => {
+            if !scanwatch_store::valid_sensor_name(name) {
+                anyhow::bail!(
+                    "invalid user name {name:?}: use 1-64 letters, digits, '.', '_' or '-'"
+                );
+            }
+            let role = role
+                .as_deref()
+                .map(|r| {
+                    Role::parse(r).ok_or_else(|| anyhow::anyhow!("role must be analyst or admin"))
+                })
+                .transpose()?;
+            let mut store = SqliteStore::open(data)?;
+            let existing = store.user(name)?;
+            let (role, created) = match (&existing, reset) {
+                (Some(_), false) => anyhow::bail!(
+                    "a user named {name:?} already exists; use --reset to set a new password"
+                ),
+                (None, true) => anyhow::bail!("no user named {name:?}; add it without --reset"),
+                (Some(u), true) => (role.unwrap_or(u.role), u.created),
+                (None, false) => (
+                    role.ok_or_else(|| anyhow::anyhow!("--role is required for a new user"))?,
+                    now(),
+                ),
+            };
+            let password = read_password(input, terminal)?;
+            let password_hash = hash_password(&password)?;
+            store.put_user(
+                &UserRecord {
+                    name: name.clone(),
+                    role,
+                    password_hash,
+                    created,
+                },
+                *reset,
+            )?;
+            if *reset {
+                writeln!(
+                    err,
+                    "password of {} user {name:?} changed; their sessions are ended",
+                    role.name()
+                )?;
+            } else {
+                writeln!(err, "{} user {name:?} added", role.name())?;
+            }
+        }
+        UserCommand::List { data } => {
+            let store = SqliteStore::open(data)?;
+            writeln!(out, "{:<24} {:<8}  created", "name", "role")?;
+            for u in store.users()? {
+                writeln!(
+                    out,
+                    "{:<24} {:<8}  {}",
+                    u.name,
+                    u.role.name(),
+                    u.created.to_rfc3339()
+                )?;
+            }
         }
     }
     Ok(())

@@ -157,7 +157,7 @@ impl Emitter<'_> {
                     }
                 };
                 for a in alerts {
-                    json_line(self.out, &alert_json(a, ctx))?;
+                    json_line(self.out, &alert_json(a, ctx, &|k| report.sensor_name(k)))?;
                 }
             }
             json_line(self.out, &summary_json(report, stats))?;

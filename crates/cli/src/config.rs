@@ -27,6 +27,82 @@ pub struct ServerConfig {
     pub limits: LimitsSection,
     #[serde(default)]
     pub retention: RetentionSection,
+    /// Notification sinks (`[[sinks]]`, docs in `scanwatch_notify::config`); none by
+    /// default.
+    #[serde(default)]
+    pub sinks: Vec<scanwatch_notify::SinkConfig>,
+    /// Where the data lives (`[store]`, docs/scale.md): SQLite in the data directory
+    /// by default.
+    #[serde(default)]
+    pub store: StoreSection,
+    /// The event bus of the scale-out roles (`[bus]`, docs/scale.md); none by
+    /// default (the embedded single process).
+    #[serde(default)]
+    pub bus: scanwatch_bus::BusConfig,
+}
+
+/// `[store]`: which `Store` implementation the server uses.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// `sqlite` (default: `scanwatch.db` in `server.data`; one machine only) or
+    /// `clickhouse`.
+    pub kind: String,
+    /// ClickHouse HTTP URL, e.g. `http://127.0.0.1:8123` (clickhouse only).
+    pub url: Option<String>,
+    /// ClickHouse database (default `scanwatch`).
+    pub database: String,
+    /// ClickHouse cluster name for the Distributed tables (optional).
+    pub cluster: Option<String>,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            kind: "sqlite".into(),
+            url: None,
+            database: "scanwatch".into(),
+            cluster: None,
+        }
+    }
+}
+
+impl StoreSection {
+    /// Checks the values without I/O.
+    pub fn validate(&self) -> Result<()> {
+        match self.kind.as_str() {
+            "sqlite" => {
+                if self.url.is_some() || self.cluster.is_some() {
+                    bail!("store.url and store.cluster are for kind = \"clickhouse\"");
+                }
+            }
+            "clickhouse" => match &self.url {
+                None => bail!("store kind clickhouse needs store.url (http://host:8123)"),
+                Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                    bail!("store.url {u:?} must start with http:// or https://")
+                }
+                Some(_) => {}
+            },
+            other => bail!("store.kind {other:?}: expected \"sqlite\" or \"clickhouse\""),
+        }
+        let ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+        };
+        if !ok(&self.database) {
+            bail!(
+                "store.database {:?}: use letters, digits or '_'",
+                self.database
+            );
+        }
+        if let Some(c) = &self.cluster {
+            if !ok(c) {
+                bail!("store.cluster {c:?}: use letters, digits or '_'");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How long data is kept; pruned at start and every hour (wall clock at the edge).
@@ -135,6 +211,9 @@ impl Default for ServerConfig {
             detection: DetectionSection::default(),
             limits: LimitsSection::default(),
             retention: RetentionSection::default(),
+            sinks: Vec::new(),
+            store: StoreSection::default(),
+            bus: scanwatch_bus::BusConfig::default(),
         }
     }
 }
@@ -179,6 +258,9 @@ impl ServerConfig {
         if l.max_decompressed_bytes < l.max_body_bytes {
             bail!("limits.max_decompressed_bytes must be at least limits.max_body_bytes");
         }
+        scanwatch_notify::config::validate_sinks(&self.sinks)?;
+        self.store.validate()?;
+        self.bus.validate()?;
         Ok(())
     }
 
@@ -418,6 +500,44 @@ max_events_per_batch = 5000
     }
 
     #[test]
+    fn sinks_parse_and_are_validated() {
+        let cfg = ServerConfig::parse(
+            r#"
+version = 1
+[[sinks]]
+kind = "webhook"
+name = "soc"
+url = "https://hooks.example.net/x"
+min_severity = "high"
+[[sinks]]
+kind = "syslog"
+name = "siem"
+transport = "tcp"
+"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.sinks.len(), 2);
+        assert_eq!(cfg.sinks[1].kind.name(), "syslog");
+        for (text, want) in [
+            (
+                "version = 1\n[[sinks]]\nkind = \"webhook\"\nname = \"a\"\nurl = \"ftp://x\"",
+                "http://",
+            ),
+            (
+                "version = 1\n[[sinks]]\nkind = \"syslog\"\nname = \"a\"\nport = 514\nbogus = 1",
+                "unknown field `bogus`",
+            ),
+            (
+                "version = 1\n[[sinks]]\nkind = \"syslog\"\nname = \"a\"\n[[sinks]]\nkind = \"syslog\"\nname = \"a\"",
+                "two sinks",
+            ),
+        ] {
+            let err = format!("{:#}", ServerConfig::parse(text).unwrap_err());
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+
+    #[test]
     fn bad_configs_are_refused_with_a_reason() {
         for (text, want) in [
             (
@@ -451,6 +571,62 @@ max_events_per_batch = 5000
             (
                 "version = 1\n[retention]\nwindows = \"forever\"",
                 "retention.windows",
+            ),
+        ] {
+            let err = format!("{:#}", ServerConfig::parse(text).unwrap_err());
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn store_and_bus_sections_parse_and_are_validated() {
+        let cfg = ServerConfig::parse(
+            r#"
+version = 1
+[store]
+kind = "clickhouse"
+url = "http://127.0.0.1:8123"
+cluster = "scanwatch"
+[bus]
+kind = "nats"
+url = "nats://127.0.0.1:4222,nats://127.0.0.1:4223"
+replicas = 3
+partitions = 8
+"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.store.database, "scanwatch", "documented default");
+        assert_eq!(cfg.bus.urls().len(), 2);
+        assert_eq!(cfg.bus.stream, "SCANWATCH_EVENTS", "documented default");
+        let d = ServerConfig::parse("version = 1").unwrap();
+        assert_eq!(d.store.kind, "sqlite");
+        assert!(!d.bus.enabled());
+        for (text, want) in [
+            (
+                "version = 1\n[store]\nkind = \"mysql\"",
+                "expected \"sqlite\"",
+            ),
+            (
+                "version = 1\n[store]\nkind = \"clickhouse\"",
+                "needs store.url",
+            ),
+            (
+                "version = 1\n[store]\nurl = \"http://x\"",
+                "are for kind = \"clickhouse\"",
+            ),
+            ("version = 1\n[store]\nhost = \"x\"", "unknown field `host`"),
+            ("version = 1\n[bus]\nkind = \"kafka\"", "bus.kind"),
+            (
+                "version = 1\n[bus]\nkind = \"nats\"\nurl = \"x\"",
+                "nats://",
+            ),
+            (
+                "version = 1\n[bus]\npartition = 3",
+                "unknown field `partition`",
+            ),
+            (
+                "version = 1\n[bus]\nkind = \"nats\"\npartitions = 0",
+                "bus.partitions",
             ),
         ] {
             let err = format!("{:#}", ServerConfig::parse(text).unwrap_err());

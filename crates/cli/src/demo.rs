@@ -1,7 +1,11 @@
 //! `scanwatch demo`: simulate a sensor network with the seed case (TCP/1025 surge,
-//! then an exploit wave on TCP/445), push it through the same pipeline as
-//! `analyze`, and print the report. Optionally writes the simulated logs so they can
-//! be replayed with `analyze`.
+//! then an exploit wave on TCP/445) and run it through the real centre: an embedded
+//! `scanwatch server` on loopback, simulated sensors submitting batches over HTTP
+//! with their own tokens, the warnings read back from the API, and the dashboard
+//! left up (`--serve`) with a login to look at the result. `--offline` pushes the
+//! same network through the pipeline in-process, as `analyze` does, and prints the
+//! full report. Optionally writes the simulated logs so they can be replayed with
+//! `analyze`.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -38,9 +42,58 @@ pub struct DemoArgs {
     pub start: String,
     #[command(flatten)]
     pub context: ContextArgs,
+    /// Run in-process like `analyze` (no server, no HTTP) and print the full report.
+    #[arg(long)]
+    pub offline: bool,
+    /// Where the demo's centre listens (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Keep the centre and its dashboard up until Ctrl-C after the replay.
+    #[arg(long)]
+    pub serve: bool,
 }
 
-fn describe(sc: &Scenario) -> String {
+/// The demo network, starting on `start`.
+pub(crate) fn scenario(start: chrono::NaiveDate) -> Scenario {
+    let mut sc = scanwatch_simulate::demo();
+    sc.start = Timestamp(
+        start
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+            .timestamp_millis(),
+    );
+    sc
+}
+
+/// `--start` as a date.
+pub(crate) fn start_date(args: &DemoArgs) -> Result<chrono::NaiveDate> {
+    chrono::NaiveDate::parse_from_str(&args.start, "%Y-%m-%d").map_err(|e| {
+        anyhow::anyhow!(
+            "invalid --start {:?}: {e} (expected YYYY-MM-DD)",
+            args.start
+        )
+    })
+}
+
+/// One gzip'd netfilter log per sensor in `dir` (`--write-logs`).
+pub(crate) fn log_writers(
+    dir: &std::path::Path,
+    names: &[String],
+) -> Result<Vec<flate2::write::GzEncoder<BufWriter<File>>>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut w = Vec::new();
+    for n in names {
+        let path = dir.join(format!("{n}.log.gz"));
+        let f = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        w.push(flate2::write::GzEncoder::new(
+            BufWriter::new(f),
+            flate2::Compression::fast(),
+        ));
+    }
+    Ok(w)
+}
+
+pub(crate) fn describe(sc: &Scenario) -> String {
     let start = sc.start.to_rfc3339();
     let mut s = format!(
         "simulated network \"{}\": {} sensors, {} hours from {start}, {} background ports, {} research scanners",
@@ -71,20 +124,12 @@ fn describe(sc: &Scenario) -> String {
 }
 
 pub fn run(args: &DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
+    if !args.offline {
+        return crate::demo_live::run(args, out, err);
+    }
     let cfg = args.detection.config()?;
-    let start = chrono::NaiveDate::parse_from_str(&args.start, "%Y-%m-%d").map_err(|e| {
-        anyhow::anyhow!(
-            "invalid --start {:?}: {e} (expected YYYY-MM-DD)",
-            args.start
-        )
-    })?;
-    let mut sc = scanwatch_simulate::demo();
-    sc.start = Timestamp(
-        start
-            .and_time(chrono::NaiveTime::MIN)
-            .and_utc()
-            .timestamp_millis(),
-    );
+    let start = start_date(args)?;
+    let sc = scenario(start);
     let (ctx, benign) = load_context(&args.context, start.year(), err)?;
     let ctx = Some(ctx);
     let mut pipeline = Pipeline::new(cfg);
@@ -96,21 +141,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         pipeline.name_sensor(*k, n);
     }
     let mut writers = match &args.write_logs {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            let mut w = Vec::new();
-            for n in &names {
-                let path = dir.join(format!("{n}.log.gz"));
-                let f = File::create(&path)
-                    .with_context(|| format!("cannot create {}", path.display()))?;
-                w.push(flate2::write::GzEncoder::new(
-                    BufWriter::new(f),
-                    flate2::Compression::fast(),
-                ));
-            }
-            w
-        }
+        Some(dir) => log_writers(dir, &names)?,
         None => Vec::new(),
     };
     let mut emitter = Emitter {

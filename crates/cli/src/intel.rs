@@ -379,20 +379,20 @@ fn decode<T: serde::de::DeserializeOwned>(items: Vec<ContextItem>, kind: &str) -
         .collect()
 }
 
-pub fn load_advisories(store: &SqliteStore) -> Result<Vec<Advisory>> {
+pub fn load_advisories(store: &dyn Store) -> Result<Vec<Advisory>> {
     decode(store.context_items(KIND_ADVISORY)?, KIND_ADVISORY)
 }
 
-pub fn load_assets(store: &SqliteStore) -> Result<Vec<Asset>> {
+pub fn load_assets(store: &dyn Store) -> Result<Vec<Asset>> {
     decode(store.context_items(KIND_ASSET)?, KIND_ASSET)
 }
 
-pub fn load_benign(store: &SqliteStore) -> Result<Vec<BenignNet>> {
+pub fn load_benign(store: &dyn Store) -> Result<Vec<BenignNet>> {
     decode(store.context_items(KIND_BENIGN)?, KIND_BENIGN)
 }
 
 /// IDS alerts the sensors sent to a centre (Suricata EVE, fast.log sources).
-pub fn load_ids(store: &SqliteStore) -> Result<Vec<IdsHit>> {
+pub fn load_ids(store: &dyn Store) -> Result<Vec<IdsHit>> {
     let stored: Vec<ids::StoredHit> = decode(
         store.context_items(scanwatch_collector::IDS_KIND)?,
         "ids alert",
@@ -437,6 +437,17 @@ pub fn load_context(
     year: i32,
     err: &mut dyn Write,
 ) -> Result<(ContextData, BenignSet)> {
+    load_context_with(args, None, year, err)
+}
+
+/// [`load_context`], reading the imported advisories, assets, benign lists and IDS
+/// alerts from `shared` (the scale-out store) instead of the data directory's.
+pub fn load_context_with(
+    args: &ContextArgs,
+    shared: Option<&dyn Store>,
+    year: i32,
+    err: &mut dyn Write,
+) -> Result<(ContextData, BenignSet)> {
     let mut ports = PortKnowledge::builtin();
     // The services database is optional: many containers have none.
     if let Ok(text) = std::fs::read_to_string(&args.services) {
@@ -446,7 +457,13 @@ pub fn load_context(
     let mut assets = Vec::new();
     let mut benign_nets = Vec::new();
     let mut hits: Vec<IdsHit> = Vec::new();
-    if let Some(dir) = &args.data {
+    if let Some(store) = shared {
+        advisories = load_advisories(store)?;
+        assets = load_assets(store)?;
+        benign_nets = load_benign(store)?;
+        hits = load_ids(store)?;
+    }
+    if let Some(dir) = args.data.as_ref().filter(|_| shared.is_none()) {
         if !dir.join(scanwatch_store::sqlite::DB_FILE).exists() {
             anyhow::bail!(
                 "{} has no scanwatch data (import with `scanwatch intel import` or `scanwatch assets import` first)",

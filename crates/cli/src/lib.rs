@@ -5,6 +5,7 @@ pub mod admin;
 pub mod analyze;
 pub mod config;
 pub mod demo;
+pub mod demo_live;
 pub mod input;
 pub mod intel;
 pub mod sensor;

@@ -41,6 +41,17 @@ pub struct ServerArgs {
     /// TLS private key (PEM).
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// What this process does (docs/scale.md): `all` is the embedded single process;
+    /// `collector`, `aggregator`, `detector` and `api` are the scale-out roles over
+    /// `[bus]` and a shared `[store]`.
+    #[arg(long, default_value = "all", value_parser = ["all", "collector", "aggregator", "detector", "api"])]
+    pub role: String,
+    /// Aggregator instance number: it owns the partitions p with p % instances == instance.
+    #[arg(long, default_value_t = 0)]
+    pub instance: u32,
+    /// Number of aggregator instances.
+    #[arg(long, default_value_t = 1)]
+    pub instances: u32,
 }
 
 impl ServerArgs {
@@ -75,7 +86,7 @@ impl ServerArgs {
     }
 }
 
-fn wall_clock() -> Timestamp {
+pub(crate) fn wall_clock() -> Timestamp {
     Timestamp(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -84,7 +95,16 @@ fn wall_clock() -> Timestamp {
 }
 
 pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
+    if args.role != "all" {
+        return roles::run(args, err);
+    }
     let file_cfg = args.effective_config()?;
+    if file_cfg.store.kind != "sqlite" {
+        anyhow::bail!("role all runs on the embedded sqlite store only; use the scale-out roles for store kind {:?}", file_cfg.store.kind);
+    }
+    if file_cfg.bus.enabled() {
+        writeln!(err, "role all: [bus] is not used (embedded single process)")?;
+    }
     let cfg = file_cfg.detection_args().config()?;
     let data = file_cfg.server.data.clone();
     let listen = file_cfg.server.listen;
@@ -122,6 +142,35 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
         Arc::new(wall_clock),
     )
     .with_context(ctx);
+    // Notification sinks: built before the replay, which re-raises the stored
+    // warnings (each sink sends a warning once; see scanwatch_notify::state).
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let notifier = if file_cfg.sinks.is_empty() {
+        None
+    } else {
+        let cfg = scanwatch_notify::NotifyConfig {
+            sinks: file_cfg.sinks.clone(),
+        };
+        let n = scanwatch_notify::Notifier::spawn(
+            &cfg,
+            state.store.clone(),
+            Arc::new(wall_clock),
+            rt.handle(),
+        )?;
+        writeln!(err, "notify: {} sinks", cfg.sinks.len())?;
+        Some(n)
+    };
+    let state = match &notifier {
+        Some(n) => {
+            let counters = n.counters();
+            state
+                .with_alert_hook(n.hook())
+                .with_extra_metrics(Arc::new(move || counters.prometheus()))
+        }
+        None => state,
+    };
     // Replay in stored time order, in runs of events of the same sensor.
     let mut i = 0;
     while i < replay.len() {
@@ -142,9 +191,6 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
         replay.len(),
         data.display()
     )?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     rt.block_on(async {
         let tls = match (&file_cfg.server.tls_cert, &file_cfg.server.tls_key) {
             (Some(c), Some(k)) => Some(tls_config(c, k).await?),
@@ -192,24 +238,42 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
                 });
                 axum_server::from_tcp_rustls(listener, tls)?
                     .handle(handle)
-                    .serve(app(state).into_make_service())
+                    // Over TLS, session cookies are `Secure`; the peer address feeds
+                    // the dashboard's per-client login limits.
+                    .serve(
+                        app(state.with_secure_cookies(true))
+                            .into_make_service_with_connect_info::<SocketAddr>(),
+                    )
                     .await?;
             }
             None => {
-                axum::serve(tokio::net::TcpListener::from_std(listener)?, app(state))
-                    .with_graceful_shutdown(shutdown())
-                    .await?;
+                axum::serve(
+                    tokio::net::TcpListener::from_std(listener)?,
+                    app(state).into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown())
+                .await?;
             }
         }
         Ok::<(), anyhow::Error>(())
     })?;
+    // Let the sinks finish what is queued (bounded: a dead receiver must not hold
+    // the shutdown; what is left is sent after the next start's replay).
+    if let Some(n) = notifier {
+        let pending = rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(10), n.close()).await
+        });
+        if pending.is_err() {
+            writeln!(err, "notify: gave up waiting for queued notifications")?;
+        }
+    }
     writeln!(err, "stopped")?;
     Ok(())
 }
 
 /// Reads the certificate chain and key (PEM) into a rustls server config (ring
 /// provider; TLS 1.2 and 1.3).
-async fn tls_config(
+pub(crate) async fn tls_config(
     cert: &std::path::Path,
     key: &std::path::Path,
 ) -> Result<axum_server::tls_rustls::RustlsConfig> {
@@ -237,7 +301,7 @@ async fn tls_config(
 
 /// Resolves on SIGINT or SIGTERM; in-flight requests finish (each batch commits in
 /// one transaction, so none is half-applied).
-async fn shutdown() {
+pub(crate) async fn shutdown() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -255,5 +319,343 @@ async fn shutdown() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+/// The scale-out roles (docs/scale.md): `collector` and `api` serve the HTTP app and
+/// publish ingested batches to the bus; `aggregator` consumes its partitions into
+/// the shared store; `detector` holds the lease and runs the pipeline over the
+/// stored events in event-time order.
+mod roles {
+    use std::collections::HashMap;
+    use std::io::Write;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use anyhow::{bail, Context, Result};
+    use scanwatch_bus::{run_aggregator, store_handler, AggregatorCounters, NatsBus};
+    use scanwatch_collector::{app, AppState, IDS_KIND};
+    use scanwatch_context::ids::StoredHit;
+    use scanwatch_event::{Event, Timestamp, WireEvent};
+    use scanwatch_pipeline::{Pipeline, PipelineConfig};
+    use scanwatch_store::sqlite::SqliteStore;
+    use scanwatch_store::Store;
+
+    use super::{shutdown, tls_config, wall_clock, ServerArgs};
+    use crate::config::ServerConfig;
+
+    pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
+        let cfg = args.effective_config()?;
+        if !cfg.bus.enabled() {
+            bail!(
+                "role {} needs an event bus: set [bus] kind = \"nats\" (docs/scale.md)",
+                args.role
+            );
+        }
+        if args.instances == 0 || args.instance >= args.instances {
+            bail!("--instance must be below --instances");
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        match args.role.as_str() {
+            "collector" | "api" => {
+                let store = open_store(&cfg)?;
+                let pcfg = cfg.detection_args().config()?;
+                let bus = rt.block_on(NatsBus::connect(&cfg.bus))?;
+                let state = AppState::new(
+                    store,
+                    Pipeline::new(pcfg),
+                    cfg.limits(),
+                    Arc::new(wall_clock),
+                )
+                .with_publisher(Arc::new(bus));
+                writeln!(
+                    err,
+                    "role {}: ingest publishes to {}",
+                    args.role, cfg.bus.url
+                )?;
+                serve(&rt, state, &cfg, err)
+            }
+            "aggregator" => {
+                let store = Arc::new(Mutex::new(open_store(&cfg)?));
+                let owned = scanwatch_bus::owned_partitions(
+                    cfg.bus.partitions,
+                    args.instance,
+                    args.instances,
+                );
+                writeln!(
+                    err,
+                    "role aggregator {}/{}: partitions {owned:?}",
+                    args.instance, args.instances
+                )?;
+                rt.block_on(async {
+                    let bus = NatsBus::connect(&cfg.bus).await?;
+                    let (tx, rx) = tokio::sync::watch::channel(false);
+                    let counters = Arc::new(AggregatorCounters::default());
+                    let task = tokio::spawn(run_aggregator(
+                        bus,
+                        store_handler(store),
+                        args.instance,
+                        args.instances,
+                        cfg.bus.partitions,
+                        rx,
+                        counters.clone(),
+                    ));
+                    shutdown().await;
+                    let _ = tx.send(true);
+                    let _ = task.await;
+                    let c = counters.snapshot();
+                    writeln!(
+                        err,
+                        "aggregator stopped: {} messages stored ({} events), {} duplicates",
+                        c.accepted, c.events, c.duplicates
+                    )?;
+                    Ok::<(), anyhow::Error>(())
+                })
+            }
+            "detector" => detector(&rt, &cfg, err),
+            other => bail!("unknown role {other:?}"),
+        }
+    }
+
+    fn open_store(cfg: &ServerConfig) -> Result<Box<dyn Store>> {
+        match cfg.store.kind.as_str() {
+            "sqlite" => Ok(Box::new(SqliteStore::open(&cfg.server.data)?)),
+            "clickhouse" => {
+                let ch = scanwatch_store::clickhouse::ClickHouseConfig {
+                    url: cfg.store.url.clone().unwrap_or_default(),
+                    database: cfg.store.database.clone(),
+                    cluster: cfg.store.cluster.clone(),
+                    user: None,
+                    password: None,
+                    timeout: "30s".into(),
+                };
+                Ok(Box::new(
+                    scanwatch_store::clickhouse::ClickHouseStore::open(&ch)
+                        .context("cannot open the clickhouse store")?,
+                ))
+            }
+            other => bail!("unknown store kind {other:?}"),
+        }
+    }
+
+    fn serve(
+        rt: &tokio::runtime::Runtime,
+        state: AppState,
+        cfg: &ServerConfig,
+        err: &mut dyn Write,
+    ) -> Result<()> {
+        rt.block_on(async {
+            let listener = std::net::TcpListener::bind(cfg.server.listen)
+                .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
+            listener.set_nonblocking(true)?;
+            match (&cfg.server.tls_cert, &cfg.server.tls_key) {
+                (Some(c), Some(k)) => {
+                    let tls = tls_config(c, k).await?;
+                    writeln!(err, "listening on https://{}", listener.local_addr()?)?;
+                    let handle = axum_server::Handle::<SocketAddr>::new();
+                    let h = handle.clone();
+                    tokio::spawn(async move {
+                        shutdown().await;
+                        h.graceful_shutdown(Some(Duration::from_secs(30)));
+                    });
+                    axum_server::from_tcp_rustls(listener, tls)?
+                        .handle(handle)
+                        .serve(
+                            app(state.with_secure_cookies(true))
+                                .into_make_service_with_connect_info::<SocketAddr>(),
+                        )
+                        .await?;
+                }
+                _ => {
+                    writeln!(err, "listening on http://{}", listener.local_addr()?)?;
+                    axum::serve(
+                        tokio::net::TcpListener::from_std(listener)?,
+                        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+                    )
+                    .with_graceful_shutdown(shutdown())
+                    .await?;
+                }
+            }
+            Ok::<(), anyhow::Error>(())
+        })?;
+        writeln!(err, "stopped")?;
+        Ok(())
+    }
+
+    /// The detector's progress over the stored events. Events are read from `lo`
+    /// on, in event-time order; those already fed (counted per identical event, so
+    /// equal events are neither lost nor fed twice) are skipped. After each step `lo`
+    /// moves to (latest event time fed − lateness − window): an event stored later
+    /// with an older time is not seen until the next rebuild (a restart or takeover).
+    struct Progress {
+        lo: i64,
+        max_fed: i64,
+        margin: i64,
+        fed: HashMap<String, (i64, u32)>,
+        ids_seen: usize,
+    }
+
+    fn event_key(sensor: &str, e: &Event) -> String {
+        format!("{sensor} {}", WireEvent::from_event(e, None).to_line())
+    }
+
+    impl Progress {
+        fn new(cfg: &PipelineConfig) -> Progress {
+            Progress {
+                lo: i64::MIN,
+                max_fed: i64::MIN,
+                margin: cfg.aggregate.lateness_ms + cfg.aggregate.window_ms,
+                fed: HashMap::new(),
+                ids_seen: 0,
+            }
+        }
+
+        /// Feeds what is new in the store; returns how many events.
+        fn step(&mut self, state: &AppState) -> Result<usize> {
+            let (rows, ids) = {
+                let s = state
+                    .store
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+                (
+                    s.events_between(Timestamp(self.lo), Timestamp(i64::MAX))?,
+                    s.context_items(IDS_KIND)?,
+                )
+            };
+            if ids.len() != self.ids_seen {
+                let hits = ids
+                    .iter()
+                    .filter_map(|i| serde_json::from_str::<StoredHit>(&i.json).ok())
+                    .filter_map(|h| h.to_hit())
+                    .collect();
+                state
+                    .context
+                    .write()
+                    .map_err(|_| anyhow::anyhow!("context lock poisoned"))?
+                    .ids = hits;
+                self.ids_seen = ids.len();
+            }
+            let mut seen: HashMap<String, (i64, u32)> = HashMap::new();
+            let mut new: Vec<(String, Event)> = Vec::new();
+            for (s, e) in rows {
+                let k = event_key(&s, &e);
+                let c = seen.entry(k.clone()).or_insert((e.time.0, 0));
+                c.1 += 1;
+                if c.1 > self.fed.get(&k).map_or(0, |f| f.1) {
+                    new.push((s, e));
+                }
+            }
+            let n = new.len();
+            let mut i = 0;
+            while i < new.len() {
+                let sensor = new[i].0.clone();
+                let run: Vec<Event> = new[i..]
+                    .iter()
+                    .take_while(|(s, _)| *s == sensor)
+                    .map(|(_, e)| e.clone())
+                    .collect();
+                i += run.len();
+                if let Some(last) = run.iter().map(|e| e.time.0).max() {
+                    self.max_fed = self.max_fed.max(last);
+                }
+                state
+                    .feed(&sensor, &run)
+                    .map_err(|e| anyhow::anyhow!("detector failed: {e:?}"))?;
+            }
+            if self.max_fed > i64::MIN {
+                self.lo = self.lo.max(self.max_fed.saturating_sub(self.margin));
+            }
+            let lo = self.lo;
+            seen.retain(|_, (t, _)| *t >= lo);
+            self.fed = seen;
+            Ok(n)
+        }
+    }
+
+    fn detector(
+        rt: &tokio::runtime::Runtime,
+        cfg: &ServerConfig,
+        err: &mut dyn Write,
+    ) -> Result<()> {
+        let pcfg = cfg.detection_args().config()?;
+        let ctx_args = crate::intel::ContextArgs {
+            data: Some(cfg.server.data.clone()),
+            ..Default::default()
+        };
+        // Threat context from the shared store (imported there by `scanwatch intel
+        // import`); with SQLite that is the data directory.
+        let shared = open_store(cfg)?;
+        let (ctx, benign) = if cfg.store.kind == "sqlite" {
+            crate::intel::load_context(&ctx_args, 1970, err)?
+        } else {
+            crate::intel::load_context_with(&ctx_args, Some(shared.as_ref()), 1970, err)?
+        };
+        drop(shared);
+        let ttl = cfg.bus.lease_ttl()?;
+        let holder = format!("pid{}-{}", std::process::id(), wall_clock().0);
+        rt.block_on(async {
+            let bus = NatsBus::connect(&cfg.bus).await?;
+            let stop = shutdown();
+            tokio::pin!(stop);
+            loop {
+                // Standby until the lease is free.
+                let mut lease = loop {
+                    if let Some(l) = bus.try_lease("detector", &holder).await? {
+                        break l;
+                    }
+                    tokio::select! {
+                        () = &mut stop => return Ok(()),
+                        () = tokio::time::sleep(ttl / 3) => {}
+                    }
+                };
+                writeln!(
+                    err,
+                    "detector: lease taken; rebuilding from the stored events"
+                )?;
+                let mut pipeline = Pipeline::new(pcfg);
+                pipeline.set_emit_windows(true);
+                pipeline.set_benign(benign.clone());
+                let state = AppState::new(
+                    open_store(cfg)?,
+                    pipeline,
+                    cfg.limits(),
+                    Arc::new(wall_clock),
+                )
+                .with_context(ctx.clone());
+                let progress = Arc::new(Mutex::new(Progress::new(&pcfg)));
+                let mut renewed = Instant::now();
+                loop {
+                    tokio::select! {
+                        () = &mut stop => {
+                            let _ = lease.release().await;
+                            writeln!(err, "stopped")?;
+                            return Ok(());
+                        }
+                        () = tokio::time::sleep(Duration::from_millis(300)) => {}
+                    }
+                    if renewed.elapsed() >= ttl / 3 {
+                        if !lease.renew().await? {
+                            writeln!(err, "detector: lease lost; standing by")?;
+                            break;
+                        }
+                        renewed = Instant::now();
+                    }
+                    // Barrier: everything published so far is in the store.
+                    if !bus.caught_up().await? {
+                        continue;
+                    }
+                    let (st, pr) = (state.clone(), progress.clone());
+                    tokio::task::spawn_blocking(move || {
+                        pr.lock()
+                            .map_err(|_| anyhow::anyhow!("progress lock poisoned"))?
+                            .step(&st)
+                    })
+                    .await??;
+                }
+            }
+        })
     }
 }

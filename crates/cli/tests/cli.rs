@@ -179,7 +179,10 @@ fn binary_garbage_does_not_stop_the_run() {
 
 #[test]
 fn demo_warns_about_the_seed_case_and_the_445_wave() {
-    let out = bin().args(["demo", "--json"]).output().unwrap();
+    let out = bin()
+        .args(["demo", "--offline", "--json"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let alerts: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
@@ -335,7 +338,15 @@ fn admin_sensor_add_list_revoke() {
 fn daily_windows_warn_from_six_windows_of_history_with_the_seed_numbers() {
     // The framing: ~30 sources a day before, ~1,500 on the surge day.
     let out = bin()
-        .args(["demo", "--json", "--window", "1d", "--history", "7d"])
+        .args([
+            "demo",
+            "--offline",
+            "--json",
+            "--window",
+            "1d",
+            "--history",
+            "7d",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -362,4 +373,70 @@ fn daily_windows_warn_from_six_windows_of_history_with_the_seed_numbers() {
     );
     assert!(seed["events"].as_u64().unwrap() >= 8000);
     assert!(["high", "critical"].contains(&seed["severity"].as_str().unwrap()));
+}
+
+/// The fields that make a warning the same warning.
+fn warning_key(a: &Value) -> String {
+    [
+        "alert_kind",
+        "protocol",
+        "port",
+        "window_start",
+        "events",
+        "sources",
+        "sensors",
+        "targets",
+        "severity",
+        "update",
+        "confidence",
+    ]
+    .iter()
+    .map(|k| a[*k].to_string())
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
+#[test]
+fn demo_through_the_real_centre_stores_the_offline_warnings() {
+    // Sensors submit over HTTP to an embedded server; the warnings are read back from
+    // its API. They must be the ones the in-process pipeline raises.
+    let dir = tempfile::tempdir().unwrap();
+    let live = bin()
+        .args(["demo", "--json", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&live.stderr);
+    assert!(live.status.success(), "{err}");
+    assert!(
+        err.contains("submitted 2623477 events in 9600 batches from 40 sensors"),
+        "{err}"
+    );
+    assert!(err.contains("dashboard: http://127.0.0.1:"), "{err}");
+    assert!(err.contains("login: user demo password "), "{err}");
+    let offline = bin()
+        .args(["demo", "--offline", "--json", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(offline.status.success());
+    let keys = |out: &[u8]| {
+        let mut k: Vec<String> = String::from_utf8(out.to_vec())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|v| v["type"] == "alert")
+            .map(|a| warning_key(&a))
+            .collect();
+        k.sort();
+        k
+    };
+    let (live_keys, offline_keys) = (keys(&live.stdout), keys(&offline.stdout));
+    assert!(live_keys.len() > 10, "{live_keys:?}");
+    assert_eq!(live_keys, offline_keys);
+    // Every stored warning has its id, and the centre's store stays for a later look.
+    assert!(String::from_utf8_lossy(&live.stdout)
+        .lines()
+        .all(|l| serde_json::from_str::<Value>(l).unwrap()["id"].is_i64()));
+    assert!(dir.path().join("demo-centre/scanwatch.db").exists());
 }

@@ -177,7 +177,15 @@ fn benign_scanners_never_raise_a_warning_by_themselves() {
 /// The demo network shifted to May 2017: TCP/445 surges on 2017-05-17.
 fn demo_2017(extra: &[&str]) -> Vec<Value> {
     let out = bin()
-        .args(["demo", "--start", "2017-05-08", "--window", "1d", "--json"])
+        .args([
+            "demo",
+            "--offline",
+            "--start",
+            "2017-05-08",
+            "--window",
+            "1d",
+            "--json",
+        ])
         .args(extra)
         .output()
         .unwrap();
@@ -263,6 +271,7 @@ fn ids_alerts_naming_the_cve_make_a_warning_confirmed() {
     let w = bin()
         .args([
             "demo",
+            "--offline",
             "--start",
             "2017-05-08",
             "--window",
@@ -316,7 +325,15 @@ fn exposure_ranks_the_inventory_for_the_seed_warning() {
 
     let alerts = data.join("alerts.jsonl");
     let out = bin()
-        .args(["demo", "--start", "2007-04-12", "--window", "1d", "--json"])
+        .args([
+            "demo",
+            "--offline",
+            "--start",
+            "2007-04-12",
+            "--window",
+            "1d",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());

@@ -3,6 +3,7 @@
 //! token (`scanwatch admin token add`) as `Authorization: Bearer`; sensor tokens are
 //! not accepted here.
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
@@ -11,6 +12,9 @@ use scanwatch_store::Role;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::openapi::{
+    AlertSchema, ErrorBody, ReadErrors, SourceSchema, TopPortSchema, WindowSchema,
+};
 use crate::{bearer, AppError, AppState};
 
 /// Checks the API token; returns its name and role.
@@ -35,6 +39,23 @@ pub(crate) async fn authorize(
     Ok(who)
 }
 
+/// A path that does not decode (not UTF-8) is a bad request with the usual JSON body,
+/// not axum's plain-text rejection.
+pub(crate) fn path_error(e: PathRejection) -> AppError {
+    AppError::BadRequest(format!("bad path: {}", e.body_text()))
+}
+
+/// A query string that does not parse (unknown or repeated parameter, not UTF-8):
+/// axum's message, lowercase like every other.
+pub(crate) fn query_error(e: axum::extract::rejection::QueryRejection) -> AppError {
+    let text = e.body_text();
+    let mut c = text.chars();
+    AppError::BadRequest(match c.next() {
+        Some(first) => first.to_lowercase().chain(c).collect(),
+        None => text,
+    })
+}
+
 fn time_param(name: &str, v: &Option<String>, default: i64) -> Result<Timestamp, AppError> {
     match v {
         None => Ok(Timestamp(default)),
@@ -46,11 +67,18 @@ fn time_param(name: &str, v: &Option<String>, default: i64) -> Result<Timestamp,
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AlertsQuery {
+    /// Warnings whose window starts at or after this time (RFC 3339).
+    #[param(format = DateTime, example = "2026-11-26T10:00:00Z")]
     from: Option<String>,
+    /// Warnings whose window starts before this time (RFC 3339).
+    #[param(format = DateTime, example = "2026-11-26T10:00:00Z")]
     to: Option<String>,
+    /// The least severity to list.
+    #[param(value_type = Option<crate::openapi::SeverityParam>)]
     min_severity: Option<String>,
 }
 
@@ -63,13 +91,16 @@ fn with_id(id: i64, json: &str) -> Result<Value, AppError> {
 }
 
 /// `GET /api/v1/alerts?from=&to=&min_severity=`: most severe first, then newest.
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "read", params(AlertsQuery),
+    security(("api_token" = [])),
+    responses((status = 200, description = "Stored warnings, most severe first, then newest", body = [AlertSchema]), ReadErrors))]
 pub async fn alerts(
     State(st): State<AppState>,
     headers: HeaderMap,
     q: Result<Query<AlertsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<Value>>, AppError> {
     authorize(&st, &headers, Role::Analyst).await?;
-    let Query(q) = q.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let Query(q) = q.map_err(query_error)?;
     let from = time_param("from", &q.from, i64::MIN)?;
     let to = time_param("to", &q.to, i64::MAX)?;
     let min = match q.min_severity.as_deref() {
@@ -86,12 +117,18 @@ pub async fn alerts(
 }
 
 /// `GET /api/v1/alerts/{id}`.
+#[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "read",
+    params(("id" = i64, Path, description = "The warning's id")),
+    security(("api_token" = [])),
+    responses((status = 200, description = "One stored warning", body = AlertSchema),
+        (status = 404, description = "No warning with this id", body = ErrorBody), ReadErrors))]
 pub async fn alert(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, AppError> {
     authorize(&st, &headers, Role::Analyst).await?;
+    let Path(id) = id.map_err(path_error)?;
     let id: i64 = id
         .parse()
         .map_err(|_| AppError::BadRequest("alert id must be a number".into()))?;
@@ -102,20 +139,29 @@ pub async fn alert(
     with_id(row.id, &row.json).map(Json)
 }
 
-#[derive(Debug, Serialize)]
+/// One registered sensor.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SensorJson {
     name: String,
+    /// `active` or `revoked`.
+    #[schema(value_type = String, example = "active")]
     state: &'static str,
+    /// When it was added (RFC 3339).
     created: String,
+    /// When its last batch arrived (RFC 3339).
     last_seen: Option<String>,
     batches: u64,
     events: u64,
     /// When the last heartbeat arrived, and what the sensor reported in it.
     last_heartbeat: Option<String>,
+    #[schema(value_type = Option<Object>)]
     heartbeat: Option<Value>,
 }
 
 /// `GET /api/v1/sensors`.
+#[utoipa::path(get, path = "/api/v1/sensors", tag = "read",
+    security(("api_token" = [])),
+    responses((status = 200, description = "Every sensor with its state and counts", body = [SensorJson]), ReadErrors))]
 pub async fn sensors(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -141,23 +187,37 @@ pub async fn sensors(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RangeQuery {
+    /// Start of the range (RFC 3339), inclusive.
+    #[param(format = DateTime, example = "2026-11-26T10:00:00Z")]
     from: Option<String>,
+    /// End of the range (RFC 3339), exclusive.
+    #[param(format = DateTime, example = "2026-11-26T10:00:00Z")]
     to: Option<String>,
 }
 
 /// `GET /api/v1/ports/{tcp|udp}/{port}/history?from=&to=`: one `window` object per
 /// window the port was seen in, oldest first.
+#[utoipa::path(get, path = "/api/v1/ports/{proto}/{port}/history", tag = "read",
+    params(
+        ("proto" = crate::openapi::ProtoParam, Path, description = "The protocol"),
+        ("port" = u16, Path, description = "The port", minimum = 0, maximum = 65535),
+        RangeQuery
+    ),
+    security(("api_token" = [])),
+    responses((status = 200, description = "The port's windows, oldest first", body = [WindowSchema]), ReadErrors))]
 pub async fn port_history(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path((proto, port)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     q: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<Value>>, AppError> {
     authorize(&st, &headers, Role::Analyst).await?;
-    let Query(q) = q.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let Path((proto, port)) = path.map_err(path_error)?;
+    let Query(q) = q.map_err(query_error)?;
     let proto = match proto.as_str() {
         "tcp" => Protocol::Tcp,
         "udp" => Protocol::Udp,
@@ -192,12 +252,21 @@ pub async fn port_history(
         .map(Json)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TopQuery {
+    /// What to rank by (default `events`).
+    #[param(value_type = Option<crate::openapi::TopByParam>)]
     by: Option<String>,
+    /// How many ports (default 10).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
+    /// Start of the range (RFC 3339), inclusive.
+    #[param(format = DateTime, example = "2026-11-26T10:00:00Z")]
     from: Option<String>,
+    /// End of the range (RFC 3339), exclusive.
+    #[param(format = DateTime, example = "2026-11-26T10:00:00Z")]
     to: Option<String>,
 }
 
@@ -207,13 +276,16 @@ fn proto_name(n: u8) -> String {
 
 /// `GET /api/v1/topports?by=events|sources|sensors&limit=N&from=&to=`, like the
 /// Internet Storm Center's top ports; distinct counts are exact over the range.
+#[utoipa::path(get, path = "/api/v1/topports", tag = "read", params(TopQuery),
+    security(("api_token" = [])),
+    responses((status = 200, description = "The busiest ports, busiest first", body = [TopPortSchema]), ReadErrors))]
 pub async fn topports(
     State(st): State<AppState>,
     headers: HeaderMap,
     q: Result<Query<TopQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<Value>>, AppError> {
     authorize(&st, &headers, Role::Analyst).await?;
-    let Query(q) = q.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let Query(q) = q.map_err(query_error)?;
     let by = match q.by.as_deref().unwrap_or("events") {
         "events" => scanwatch_store::TopBy::Events,
         "sources" => scanwatch_store::TopBy::Sources,
@@ -256,14 +328,19 @@ pub async fn topports(
 }
 
 /// `GET /api/v1/sources/{ip}?from=&to=`: what one source did, per port.
+#[utoipa::path(get, path = "/api/v1/sources/{ip}", tag = "read",
+    params(("ip" = crate::openapi::IpAddress, Path, description = "IPv4 or IPv6 address", example = "192.0.2.1"), RangeQuery),
+    security(("api_token" = [])),
+    responses((status = 200, description = "The source's events per port", body = SourceSchema), ReadErrors))]
 pub async fn source(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(ip): Path<String>,
+    ip: Result<Path<String>, PathRejection>,
     q: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, AppError> {
     authorize(&st, &headers, Role::Analyst).await?;
-    let Query(q) = q.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let Path(ip) = ip.map_err(path_error)?;
+    let Query(q) = q.map_err(query_error)?;
     let addr: std::net::IpAddr = ip
         .parse()
         .map_err(|_| AppError::BadRequest("not an IP address".into()))?;

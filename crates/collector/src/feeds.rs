@@ -47,7 +47,7 @@ pub fn atom(rows: &[(i64, Value)]) -> String {
         .max()
         .unwrap_or("1970-01-01T00:00:00Z");
     let mut out = format!(
-        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\n  <id>urn:scanwatch:alerts</id>\n  <title>scanwatch warnings</title>\n  <updated>{}</updated>\n  <generator>scanwatch</generator>\n",
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\n  <id>urn:scanwatch:alerts</id>\n  <title>scanwatch warnings</title>\n  <updated>{}</updated>\n  <author><name>scanwatch</name></author>\n  <generator>scanwatch</generator>\n",
         xml(updated)
     );
     for (id, v) in rows {
@@ -67,6 +67,10 @@ pub fn atom(rows: &[(i64, Value)]) -> String {
 }
 
 /// `GET /feeds/alerts.atom` (analyst token).
+#[utoipa::path(get, path = "/feeds/alerts.atom", tag = "feeds",
+    security(("api_token" = [])),
+    responses((status = 200, description = "Atom feed of the 100 newest warnings", body = String, content_type = "application/atom+xml"),
+        crate::openapi::ReadErrors))]
 pub async fn alerts_atom(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -91,12 +95,16 @@ pub async fn alerts_atom(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct BlocklistQuery {
+    /// `txt` (default) or `nft`.
+    #[param(value_type = Option<crate::openapi::BlocklistFormat>)]
     pub format: Option<String>,
     /// Warnings whose window ended at most this many hours before the newest one;
     /// also the entries' lifetime (default 24).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 720)]
     pub hours: Option<String>,
 }
 
@@ -151,13 +159,17 @@ pub fn blocklist_nft(ips: &[std::net::IpAddr], hours: i64) -> String {
 }
 
 /// `GET /api/v1/blocklist?format=txt|nft&hours=N` (analyst token).
+#[utoipa::path(get, path = "/api/v1/blocklist", tag = "feeds", params(BlocklistQuery),
+    security(("api_token" = [])),
+    responses((status = 200, description = "The top sources of the recent warnings, as plain text or an nftables file", body = String, content_type = "text/plain"),
+        crate::openapi::ReadErrors))]
 pub async fn blocklist_handler(
     State(st): State<AppState>,
     headers: HeaderMap,
     q: Result<Query<BlocklistQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, AppError> {
     authorize(&st, &headers, Role::Analyst).await?;
-    let Query(q) = q.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let Query(q) = q.map_err(crate::api::query_error)?;
     let hours: i64 = match &q.hours {
         None => 24,
         Some(h) => h
@@ -166,14 +178,28 @@ pub async fn blocklist_handler(
             .filter(|h| (1..=24 * 30).contains(h))
             .ok_or_else(|| AppError::BadRequest("hours must be 1-720".into()))?,
     };
-    let rows = st
-        .with_store(|s| s.alerts(Timestamp(i64::MIN), Timestamp(i64::MAX), 0))
+    // The benign-scanner lists as imported now (`scanwatch intel import benign`, store
+    // kind "benign"), read at every request: a warning stored before its sources were
+    // listed as benign keeps them in its top sources, and they must not be blocked.
+    let (rows, benign) = st
+        .with_store(|s| {
+            Ok((
+                s.alerts(Timestamp(i64::MIN), Timestamp(i64::MAX), 0)?,
+                s.context_items("benign")?,
+            ))
+        })
         .await?;
+    let nets: Vec<scanwatch_context::benign::BenignNet> = benign
+        .iter()
+        .filter_map(|i| serde_json::from_str(&i.json).ok())
+        .collect();
+    let benign = scanwatch_context::benign::BenignSet::new(&nets);
     let values: Vec<Value> = rows
         .iter()
         .filter_map(|r| serde_json::from_str(&r.json).ok())
         .collect();
-    let (ips, expires) = blocklist(&values, hours);
+    let (mut ips, expires) = blocklist(&values, hours);
+    ips.retain(|ip| !benign.contains(*ip));
     let body = match q.format.as_deref().unwrap_or("txt") {
         "txt" => {
             let mut s = format!(

@@ -9,6 +9,7 @@ mod api;
 mod error;
 mod export;
 mod feeds;
+pub mod openapi;
 pub mod web;
 
 use std::io::Read;
@@ -210,6 +211,31 @@ pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 /// to queue notifications. It must not block: it runs on the ingest path.
 pub type AlertHook = Arc<dyn Fn(i64, &serde_json::Value) + Send + Sync>;
 
+/// A batch the collector accepted, on its way to the event bus (scale-out mode).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutgoingBatch {
+    pub sensor: String,
+    pub batch: String,
+    pub events: Vec<Event>,
+    /// IDS facts of the batch (context items of kind [`IDS_KIND`]).
+    pub ids: Vec<ContextItem>,
+    /// When the collector received it.
+    pub received: Timestamp,
+}
+
+/// What publishing returns: `Ok(true)` when the bus had every part already (a
+/// resend), `Ok(false)` when stored anew; an error is answered with 500, so the
+/// sensor keeps the batch and retries.
+pub type PublishFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, String>> + Send + 'a>>;
+
+/// Where ingest sends batches instead of committing them locally (the scale-out
+/// collector; implemented by `scanwatch-bus`). The future resolves only once the
+/// batch is durable on the bus.
+pub trait BatchPublisher: Send + Sync {
+    fn publish(&self, batch: OutgoingBatch) -> PublishFuture<'_>;
+}
+
 /// Shared state of the HTTP app.
 #[derive(Clone)]
 pub struct AppState {
@@ -227,6 +253,12 @@ pub struct AppState {
     pub web: Arc<web::auth::WebState>,
     /// Told of every stored warning (notifications).
     pub on_alert: Option<AlertHook>,
+    /// More Prometheus text for `/metrics` (the notification sinks' counters).
+    pub extra_metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+    /// When set, ingest publishes accepted batches here (and answers after the bus
+    /// acknowledged them) instead of committing to the store and feeding the
+    /// pipeline (the scale-out collector role).
+    pub publisher: Option<Arc<dyn BatchPublisher>>,
 }
 
 impl AppState {
@@ -246,7 +278,21 @@ impl AppState {
             context: Arc::new(RwLock::new(ContextData::builtin())),
             web: Arc::new(web::auth::WebState::default()),
             on_alert: None,
+            extra_metrics: None,
+            publisher: None,
         }
+    }
+
+    /// The same state, publishing ingested batches to the event bus.
+    pub fn with_publisher(mut self, p: Arc<dyn BatchPublisher>) -> AppState {
+        self.publisher = Some(p);
+        self
+    }
+
+    /// The same state, appending `f()` to the `/metrics` text.
+    pub fn with_extra_metrics(mut self, f: Arc<dyn Fn() -> String + Send + Sync>) -> AppState {
+        self.extra_metrics = Some(f);
+        self
     }
 
     /// The same state, calling `hook` with every stored warning.
@@ -281,6 +327,7 @@ impl AppState {
         let key = sensor_key(sensor);
         let mut windows = Vec::new();
         let mut alerts = Vec::new();
+        let mut names = std::collections::HashMap::new();
         {
             let mut p = self
                 .pipeline
@@ -309,6 +356,11 @@ impl AppState {
                 })),
                 Output::Alert(a) => alerts.push(*a),
             });
+            for a in &alerts {
+                for (k, _) in &a.top_sensors {
+                    names.entry(*k).or_insert_with(|| p.sensor_name(*k));
+                }
+            }
         }
         if windows.is_empty() && alerts.is_empty() {
             return Ok(());
@@ -330,7 +382,12 @@ impl AppState {
                     .context
                     .read()
                     .map_err(|_| AppError::internal("context lock poisoned"))?;
-                alert_json(a, &ctx)
+                alert_json(a, &ctx, &|k| {
+                    names
+                        .get(&k)
+                        .cloned()
+                        .unwrap_or_else(|| format!("{k:016x}"))
+                })
             };
             let json = serde_json::to_string(&j).map_err(|e| AppError::internal(e.to_string()))?;
             let id = store.put_alert(&AlertRow {
@@ -376,20 +433,25 @@ pub fn app(state: AppState) -> Router {
         .route("/feeds/alerts.atom", get(feeds::alerts_atom))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .merge(web::routes())
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct Health {
     status: &'static str,
 }
 
+/// `GET /healthz`.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "The server is up", body = Health)))]
 async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
+/// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text exposition of the counters", body = String, content_type = "text/plain")))]
 async fn metrics(
     State(st): State<AppState>,
 ) -> ([(axum::http::HeaderName, &'static str); 1], String) {
@@ -398,12 +460,18 @@ async fn metrics(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        st.counters.prometheus(),
+        {
+            let mut text = st.counters.prometheus();
+            if let Some(f) = &st.extra_metrics {
+                text.push_str(&f());
+            }
+            text
+        },
     )
 }
 
 /// Answer to an ingest request.
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct IngestReply {
     pub batch: String,
     /// Events stored by this request (0 for a duplicate).
@@ -508,6 +576,13 @@ fn parse_batch(body: &[u8], max_events: usize) -> Result<(Vec<Event>, Vec<IdsHit
 
 /// `POST /api/v1/heartbeat`: a sensor reports its own counters (a JSON object:
 /// spool backlog, lines read, parse errors, …), shown by `GET /api/v1/sensors`.
+#[utoipa::path(post, path = "/api/v1/heartbeat", tag = "ingest", security(("sensor_token" = [])),
+    request_body(content = Object, description = "The sensor's counters: any JSON object, at most 64 KiB"),
+    responses((status = 200, description = "Recorded", body = Health),
+        (status = 400, description = "Not a JSON object", body = openapi::ErrorBody),
+        (status = 401, description = "No, unknown or revoked sensor token", body = openapi::ErrorBody),
+        (status = 413, description = "Over 64 KiB (or the server's body limit)", body = openapi::ErrorBody),
+        (status = 500, description = "Internal error", body = openapi::ErrorBody)))]
 async fn heartbeat(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -542,6 +617,21 @@ async fn heartbeat(
     Ok(Json(Health { status: "ok" }))
 }
 
+/// `POST /api/v1/events`: one batch of JSON Lines events from a sensor.
+#[utoipa::path(post, path = "/api/v1/events", tag = "ingest", security(("sensor_token" = [])),
+    params(
+        ("x-scanwatch-batch" = String, Header, description = "The sensor's batch id, 1-128 of A-Z a-z 0-9 . _ - : (resending an accepted id stores nothing)", example = "fw-1:000042", pattern = "^[A-Za-z0-9._:-]{1,128}$"),
+        ("content-encoding" = Option<openapi::ContentEncoding>, Header, nullable = false, description = "gzip, zstd or none (any other: 415)")
+    ),
+    request_body(content = openapi::WireEventSchema, content_type = "application/x-ndjson",
+        description = "JSON Lines: one event object (this schema) a line (docs/formats.md); the first bad line refuses the batch", example = json!({"v": 1, "time": "2026-11-26T10:40:00Z", "proto": "tcp", "src": "192.0.2.1", "dst": "198.18.0.1", "dst_port": 1025, "flags": "S"})),
+    responses((status = 200, description = "Stored durably (or a duplicate of an accepted batch)", body = IngestReply),
+        (status = 400, description = "Missing or bad batch id, malformed line, not UTF-8, bad gzip or zstd", body = openapi::ErrorBody),
+        (status = 401, description = "No, unknown or revoked sensor token", body = openapi::ErrorBody),
+        (status = 413, description = "Body, decompressed body, lines or counted events (ten seconds of the sensor's rate) over the limits: refused for good", body = openapi::ErrorBody),
+        (status = 415, description = "A content-encoding other than gzip or zstd", body = openapi::ErrorBody),
+        (status = 429, description = "The sensor is over its events per second; retry later", body = openapi::ErrorBody),
+        (status = 500, description = "Internal error", body = openapi::ErrorBody)))]
 async fn ingest(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -606,13 +696,25 @@ async fn ingest_inner(
     let raw = decode_body(headers, &body, st.limits.max_decompressed_bytes)?;
     let (events, hits) = parse_batch(&raw, st.limits.max_events_per_batch)?;
     let received = (st.clock)();
+    let counted: u64 = events.iter().map(|e| u64::from(e.count)).sum();
+    // More than a full bucket would never pass: refuse it for good, not with a 429
+    // the sensor would retry forever.
+    let burst = st
+        .limits
+        .max_events_per_second_per_sensor
+        .saturating_mul(10);
+    if counted > burst {
+        return Err(AppError::TooLarge(format!(
+            "the batch counts {counted} events, more than the {burst} a sensor may send at once"
+        )));
+    }
     let allowed = st
         .rate
         .lock()
         .map_err(|_| AppError::internal("rate lock poisoned"))?
         .take(
             &sensor,
-            events.iter().map(|e| u64::from(e.count)).sum(),
+            counted,
             st.limits.max_events_per_second_per_sensor,
             received,
         );
@@ -636,6 +738,24 @@ async fn ingest_inner(
             })
         })
         .collect::<Result<Vec<_>, AppError>>()?;
+    if let Some(p) = &st.publisher {
+        let n = events.len();
+        let duplicate = p
+            .publish(OutgoingBatch {
+                sensor,
+                batch: batch.clone(),
+                events,
+                ids: items,
+                received,
+            })
+            .await
+            .map_err(AppError::internal)?;
+        return Ok(IngestReply {
+            batch,
+            accepted: if duplicate { 0 } else { n },
+            duplicate,
+        });
+    }
     let outcome = st
         .with_store(move |s| {
             let o = s.commit_batch(&s2, &b2, &commit_events, received)?;

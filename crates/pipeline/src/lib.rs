@@ -130,6 +130,11 @@ impl Pipeline {
     }
 
     /// Names a sensor key (first name wins).
+    /// The name given to a sensor key (hex of the key when none was given).
+    pub fn sensor_name(&self, key: SensorKey) -> String {
+        self.report.sensor_name(key)
+    }
+
     pub fn name_sensor(&mut self, key: SensorKey, name: &str) {
         self.report
             .sensors

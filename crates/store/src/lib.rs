@@ -5,6 +5,7 @@
 //!
 //! The store reads no clock: callers pass the time of each change.
 
+pub mod clickhouse;
 pub mod sqlite;
 
 use scanwatch_event::{Event, Timestamp};
@@ -37,6 +38,15 @@ pub enum StoreError {
     InvalidName(String),
     #[error("cannot read random bytes for a token: {0}")]
     Random(String),
+    #[error("invalid clickhouse configuration: {0}")]
+    Config(String),
+    #[error("clickhouse: {0}")]
+    ClickHouse(String),
+    #[error(
+        "the clickhouse database has schema version {found}; this build reads version {}",
+        clickhouse::SCHEMA_VERSION
+    )]
+    ClickHouseSchemaVersion { found: u32 },
 }
 
 /// One sensor as the store knows it.
@@ -227,6 +237,8 @@ pub trait Store: Send {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<WindowRow>, StoreError>;
+    /// Start and end of the newest stored window (event time), if any.
+    fn latest_window(&self) -> Result<Option<(Timestamp, Timestamp)>, StoreError>;
     /// Every window cell starting in `[from, to)`, by window start, then protocol
     /// and port (for overviews across ports).
     fn windows_between(&self, from: Timestamp, to: Timestamp)

@@ -382,6 +382,17 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn latest_window(&self) -> Result<Option<(Timestamp, Timestamp)>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT window_start_ms, window_end_ms FROM windows ORDER BY window_start_ms DESC LIMIT 1",
+                [],
+                |r| Ok((Timestamp(r.get(0)?), Timestamp(r.get(1)?))),
+            )
+            .optional()?)
+    }
+
     fn windows_between(
         &self,
         from: Timestamp,

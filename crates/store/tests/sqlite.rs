@@ -113,7 +113,7 @@ fn version_1_is_migrated() {
     drop(s);
     let conn = rusqlite::Connection::open(dir.path().join("scanwatch.db")).unwrap();
     conn.execute_batch(
-        "DROP INDEX events_by_src; ALTER TABLE events DROP COLUMN scanned_port; ALTER TABLE sensors DROP COLUMN heartbeat_ms; ALTER TABLE sensors DROP COLUMN heartbeat; DROP TABLE windows; DROP TABLE alerts; DROP TABLE api_tokens; DROP TABLE context_items; PRAGMA user_version = 1;",
+        "DROP INDEX events_by_src; ALTER TABLE events DROP COLUMN scanned_port; ALTER TABLE sensors DROP COLUMN heartbeat_ms; ALTER TABLE sensors DROP COLUMN heartbeat; DROP TABLE windows; DROP TABLE alerts; DROP TABLE api_tokens; DROP TABLE context_items; DROP TABLE sessions; DROP TABLE users; DROP TABLE sink_state; DROP TABLE dead_letters; PRAGMA user_version = 1;",
     )
     .unwrap();
     drop(conn);
@@ -132,7 +132,7 @@ fn version_2_is_migrated_and_context_items_are_idempotent() {
     s.add_sensor("fw-1", Timestamp(0)).unwrap();
     drop(s);
     let conn = rusqlite::Connection::open(dir.path().join("scanwatch.db")).unwrap();
-    conn.execute_batch("DROP TABLE context_items; PRAGMA user_version = 2;")
+    conn.execute_batch("DROP TABLE context_items; DROP TABLE sessions; DROP TABLE users; DROP TABLE sink_state; DROP TABLE dead_letters; PRAGMA user_version = 2;")
         .unwrap();
     drop(conn);
     let mut s = SqliteStore::open(dir.path()).unwrap();
@@ -418,4 +418,58 @@ fn heartbeats_are_kept_per_sensor() {
         s.record_heartbeat("ghost", "{}", Timestamp(9)),
         Err(StoreError::NoSuchSensor(_))
     ));
+}
+
+#[test]
+fn version_3_is_migrated_with_users_sessions_and_sink_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    s.add_sensor("fw-1", Timestamp(0)).unwrap();
+    drop(s);
+    let conn = rusqlite::Connection::open(dir.path().join("scanwatch.db")).unwrap();
+    conn.execute_batch(
+        "DROP TABLE sessions; DROP TABLE users; DROP TABLE sink_state; DROP TABLE dead_letters; PRAGMA user_version = 3;",
+    )
+    .unwrap();
+    drop(conn);
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(s.sensors().unwrap().len(), 1, "data of version 3 is kept");
+    let user = scanwatch_store::UserRecord {
+        name: "alice".into(),
+        role: scanwatch_store::Role::Analyst,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$x$y".into(),
+        created: Timestamp(5),
+    };
+    s.put_user(&user, false).unwrap();
+    assert!(matches!(
+        s.put_user(&user, false),
+        Err(scanwatch_store::StoreError::UserExists(_))
+    ));
+    assert_eq!(s.user("alice").unwrap(), Some(user.clone()));
+    s.put_session(&scanwatch_store::SessionRecord {
+        id_hash: "h".into(),
+        user: "alice".into(),
+        csrf: "c".into(),
+        created: Timestamp(10),
+        expires: Timestamp(20),
+    })
+    .unwrap();
+    assert!(s.session("h", Timestamp(19)).unwrap().is_some());
+    assert!(s.session("h", Timestamp(20)).unwrap().is_none(), "expired");
+    // A password reset ends the user's sessions.
+    s.put_user(&user, true).unwrap();
+    assert!(s.session("h", Timestamp(19)).unwrap().is_none());
+    s.put_sink_state("soc", "tcp/1025/1", "{\"v\":1}", Timestamp(30))
+        .unwrap();
+    assert_eq!(
+        s.sink_state("soc", "tcp/1025/1").unwrap().as_deref(),
+        Some("{\"v\":1}")
+    );
+    assert_eq!(
+        rusqlite::Connection::open(dir.path().join("scanwatch.db"))
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get::<_, u32>(0))
+            .unwrap(),
+        scanwatch_store::SCHEMA_VERSION
+    );
 }

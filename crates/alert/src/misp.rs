@@ -1,0 +1,301 @@
+//! A MISP event of one stored warning, in the JSON that MISP's REST API
+//! (`POST /events/add`) and PyMISP's `MISPEvent.load` accept.
+//!
+//! Attributes: every top source as `ip-src` (`to_ids`, seen in the window), the
+//! surging `port`, each CVE among the candidate explanations as `vulnerability` with
+//! its public exploits as `link`s, the shareable summary and each block rule as
+//! `text`. Tags: `tlp:green`, `rsit:information-gathering="scanner"`, and
+//! `scanwatch:severity`/`scanwatch:confidence`. Levels:
+//!
+//! - `threat_level_id`: critical and high → 1 (high), medium → 2, low → 3, else 4;
+//! - `analysis`: suspected → 0 (initial), likely → 1 (ongoing), confirmed → 2
+//!   (completed);
+//! - `distribution`: 0 (your organisation only); widen it in MISP when sharing.
+//!
+//! Deterministic like the STIX bundle: UUIDv5 ids of the content, times from the
+//! warning. The user's exposed assets are never exported.
+
+use serde_json::{json, Value};
+
+use crate::stix::{exploit, text, uuid5, Facts};
+
+/// MISP's ISO 8601 form of a time in milliseconds since the epoch.
+fn misp_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+        .to_string()
+}
+
+/// MISP's threat level of a severity.
+pub fn threat_level(severity: Option<&str>) -> &'static str {
+    match severity {
+        Some("critical" | "high") => "1",
+        Some("medium") => "2",
+        Some("low") => "3",
+        _ => "4",
+    }
+}
+
+/// MISP's analysis state of a confidence.
+pub fn analysis(confidence: Option<&str>) -> &'static str {
+    match confidence {
+        Some("likely") => "1",
+        Some("confirmed") => "2",
+        _ => "0",
+    }
+}
+
+struct Attributes {
+    event: String,
+    list: Vec<Value>,
+}
+
+impl Attributes {
+    fn push(
+        &mut self,
+        category: &str,
+        ty: &str,
+        value: &str,
+        to_ids: bool,
+        comment: &str,
+        extra: Value,
+    ) {
+        let uuid = uuid5(&format!(
+            "misp|attribute|{}|{category}|{ty}|{value}|{comment}",
+            self.event
+        ));
+        let mut a = json!({
+            "uuid": uuid.to_string(),
+            "category": category,
+            "type": ty,
+            "value": value,
+            "to_ids": to_ids,
+            "distribution": "5",
+            "comment": comment,
+        });
+        if let (Value::Object(m), Value::Object(e)) = (&mut a, extra) {
+            m.extend(e);
+        }
+        self.list.push(a);
+    }
+}
+
+/// The MISP event (`{"Event": {...}}`) of stored warning `id` (its JSON as the API
+/// shows it). Missing or malformed fields leave out what needs them; it never fails.
+pub fn misp_event(id: i64, alert: &Value) -> Value {
+    let f = Facts::new(alert);
+    let event_uuid = uuid5(&format!("misp|event|{}", f.key)).to_string();
+    let port_title = f.port_title();
+    let first_seen = misp_time(f.start);
+    let last_seen = misp_time(f.end);
+    let mut attrs = Attributes {
+        event: event_uuid.clone(),
+        list: Vec::new(),
+    };
+    for (ip, events) in &f.top_sources {
+        let comment = match events {
+            Some(e) => format!("top source: {e} events to {port_title} in the window"),
+            None => format!("top source of the surge on {port_title}"),
+        };
+        attrs.push(
+            "Network activity",
+            "ip-src",
+            &ip.to_string(),
+            true,
+            &comment,
+            json!({"first_seen": first_seen, "last_seen": last_seen}),
+        );
+    }
+    if let Some(p) = f.port {
+        attrs.push(
+            "Network activity",
+            "port",
+            &p.to_string(),
+            false,
+            &format!("the surging port ({})", f.proto),
+            json!({}),
+        );
+    }
+    for (cve, a) in f.cves() {
+        attrs.push(
+            "External analysis",
+            "vulnerability",
+            cve,
+            false,
+            text(a, "title").unwrap_or(""),
+            json!({}),
+        );
+        for e in a
+            .get("exploits")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            if let Some((n, title)) = exploit(e) {
+                attrs.push(
+                    "External analysis",
+                    "link",
+                    &format!("https://www.exploit-db.com/exploits/{n}"),
+                    false,
+                    format!("public exploit for {cve}: EDB-{n} {title}").trim_end(),
+                    json!({}),
+                );
+            }
+        }
+    }
+    attrs.push(
+        "Other",
+        "text",
+        &f.shareable_summary(),
+        false,
+        "scanwatch summary",
+        json!({"disable_correlation": true}),
+    );
+    for (platform, rule) in &f.mitigations {
+        let comment = if *platform == "kev-required-action" {
+            "CISA KEV required action".to_string()
+        } else {
+            format!("block rule ({platform})")
+        };
+        attrs.push(
+            "Other",
+            "text",
+            rule,
+            false,
+            &comment,
+            json!({"disable_correlation": true}),
+        );
+    }
+
+    let mut tags = vec![
+        json!({"name": "tlp:green"}),
+        json!({"name": "rsit:information-gathering=\"scanner\""}),
+    ];
+    if let Some(s) = f.severity {
+        tags.push(json!({"name": format!("scanwatch:severity=\"{s}\"")}));
+    }
+    if let Some(c) = f.confidence {
+        tags.push(json!({"name": format!("scanwatch:confidence=\"{c}\"")}));
+    }
+    let info = match (f.headline, f.sources) {
+        (Some(h), _) => format!("scanwatch alert {id}: {h}"),
+        (None, Some(n)) => format!("scanwatch alert {id}: {n} sources scanning {port_title}"),
+        (None, None) => format!("scanwatch alert {id}: scanning surge on {port_title}"),
+    };
+    let date = chrono::DateTime::from_timestamp_millis(f.start)
+        .unwrap_or_default()
+        .format("%Y-%m-%d")
+        .to_string();
+    json!({
+        "Event": {
+            "uuid": event_uuid,
+            "info": info,
+            "date": date,
+            "timestamp": (f.end.div_euclid(1000)).max(0).to_string(),
+            "threat_level_id": threat_level(f.severity),
+            "analysis": analysis(f.confidence),
+            "distribution": "0",
+            "published": false,
+            "Attribute": attrs.list,
+            "Tag": tags,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(name: &str) -> Value {
+        let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn of_type<'a>(e: &'a Value, ty: &str) -> Vec<&'a Value> {
+        e["Event"]["Attribute"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["type"] == ty)
+            .collect()
+    }
+
+    #[test]
+    fn a_warning_with_cves() {
+        let a = load("alert-1025-cve.json");
+        let e = misp_event(7, &a);
+        assert_eq!(e, misp_event(7, &a), "deterministic");
+        let ev = &e["Event"];
+        assert!(ev["info"]
+            .as_str()
+            .unwrap()
+            .starts_with("scanwatch alert 7: TCP/1025: 89 sources"));
+        assert_eq!(ev["date"], "2007-04-19");
+        assert_eq!(ev["timestamp"], "1176962400");
+        assert_eq!(
+            (&ev["threat_level_id"], &ev["analysis"]),
+            (&json!("1"), &json!("1"))
+        );
+        let ips = of_type(&e, "ip-src");
+        assert_eq!(ips.len(), 10);
+        assert_eq!(ips[0]["value"], "26.172.193.230");
+        assert_eq!(ips[0]["to_ids"], true);
+        assert_eq!(ips[0]["first_seen"], "2007-04-19T05:00:00.000000+00:00");
+        assert_eq!(of_type(&e, "port")[0]["value"], "1025");
+        let v: Vec<&Value> = of_type(&e, "vulnerability")
+            .iter()
+            .map(|a| &a["value"])
+            .collect();
+        assert_eq!(v, [&json!("CVE-2007-1748"), &json!("CVE-2003-0352")]);
+        assert_eq!(of_type(&e, "link").len(), 6);
+        assert_eq!(of_type(&e, "text").len(), 5);
+        assert_eq!(ev["Tag"][0]["name"], "tlp:green");
+        let mut uuids: Vec<&str> = ev["Attribute"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["uuid"].as_str().unwrap())
+            .collect();
+        let n = uuids.len();
+        uuids.sort();
+        uuids.dedup();
+        assert_eq!(uuids.len(), n, "attribute uuids are unique");
+        assert!(!e.to_string().contains("dc1.corp.example"), "no assets");
+    }
+
+    #[test]
+    fn the_snapshot_of_a_plain_warning() {
+        let e = misp_event(1, &load("alert-1025-plain.json"));
+        let mut ev = e["Event"].clone();
+        // The block rules are long; the snapshot keeps the first attributes.
+        if let Some(a) = ev["Attribute"].as_array_mut() {
+            a.retain(|x| x["comment"] != "block rule (nftables)");
+            a.drain(2..9.min(a.len()));
+        }
+        let mut shown = serde_json::to_string_pretty(&ev).unwrap();
+        shown.push('\n');
+        expect_test::expect_file!["../testdata/misp-plain.snap.json"].assert_eq(&shown);
+    }
+
+    #[test]
+    fn missing_and_odd_fields_do_not_panic() {
+        for a in [
+            json!(null),
+            json!({}),
+            json!({"severity": 3, "window_start": "2026-11-26T10:00:00Z",
+                   "top_sources": [{"ip": "2001:db8::1"}, {"ip": "x"}],
+                   "advisories": [{"id": "CVE-2024-0001", "exploits": ["EDB-5"]}]}),
+        ] {
+            let e = misp_event(0, &a);
+            assert!(e["Event"]["info"]
+                .as_str()
+                .unwrap()
+                .starts_with("scanwatch alert 0"));
+            assert_eq!(e["Event"]["threat_level_id"], "4");
+        }
+        let e = misp_event(0, &json!({"top_sources": [{"ip": "2001:db8::1"}]}));
+        assert_eq!(of_type(&e, "ip-src")[0]["value"], "2001:db8::1");
+    }
+}

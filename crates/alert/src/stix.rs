@@ -1,0 +1,743 @@
+//! A STIX 2.1 bundle of one stored warning, for threat-intelligence platforms.
+//!
+//! What the bundle holds:
+//!
+//! - the `identity` of scanwatch (creator of every object) and the TLP:GREEN
+//!   `marking-definition` every object carries;
+//! - a `report` (the shareable summary, see below) referring to every other object;
+//! - an `attack-pattern` for scanning the port (CAPEC-300, ATT&CK T1595);
+//! - per top source: an `indicator` (`[ipv4-addr:value = '…']`, valid from the window
+//!   start until [`INDICATOR_LIFETIME_HOURS`] after its end) that `indicates` the
+//!   attack pattern and is `based-on` an `observed-data` (the source's events in the
+//!   window) whose SCOs are the address and a `network-traffic` to the port;
+//! - a `vulnerability` per CVE among the candidate explanations, which the attack
+//!   pattern `targets` (with the match reason);
+//! - a `course-of-action` per block rule, which `mitigates` the attack pattern.
+//!
+//! Indicators and the report carry the warning's confidence ([`confidence`]); the
+//! indicator type is `malicious-activity` when an explanation is likely or
+//! confirmed, else `anomalous-activity`.
+//!
+//! Deterministic: ids are UUIDv5 of the warning's content (SCO ids as the STIX spec
+//! defines them), and every timestamp comes from the warning, so the same warning
+//! always gives the same bundle. Objects about one warning are created at its window
+//! end; objects shared by many warnings keep a fixed `created` (the scanwatch
+//! identity and the attack pattern at [`FIXED_CREATED`], a vulnerability at its
+//! publication date) so that newer warnings give newer versions, never conflicts.
+//!
+//! The user's exposed assets are never exported: the summary here is rebuilt from the
+//! headline, the port, the assessment and the ports to block.
+
+use std::net::IpAddr;
+
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+/// How long an indicator stays valid after the end of its warning's window: the
+/// default lifetime of the blocklist (`/api/v1/blocklist`).
+pub const INDICATOR_LIFETIME_HOURS: i64 = 24;
+
+/// `created` of the objects that are the same in every bundle.
+pub const FIXED_CREATED: &str = "2026-01-01T00:00:00.000Z";
+
+/// The STIX 2.1 predefined TLP:GREEN marking definition.
+pub const TLP_GREEN_ID: &str = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da";
+
+/// Namespace of scanwatch's UUIDv5 ids (STIX and MISP).
+pub(crate) const NAMESPACE: Uuid = Uuid::from_u128(0x2493_80bc_7392_4051_a6ba_5319_2eb0_1543);
+
+/// The namespace STIX 2.1 fixes for deterministic SCO ids (section 2.9).
+const SCO_NAMESPACE: Uuid = Uuid::from_u128(0x00ab_edb4_aa42_466c_9c01_fed2_3315_a9b7);
+
+/// The fields of a stored warning the exports use, with what is missing left out.
+pub(crate) struct Facts<'a> {
+    /// `tcp`, `udp`, … (lowercase); `ip` when missing.
+    pub proto: String,
+    pub port: Option<u16>,
+    /// Milliseconds since the epoch; the end falls back to the start, then to 0.
+    pub start: i64,
+    pub end: i64,
+    pub episode_start: i64,
+    pub events: Option<u64>,
+    pub sources: Option<u64>,
+    pub severity: Option<&'a str>,
+    pub confidence: Option<&'a str>,
+    pub headline: Option<&'a str>,
+    pub top_sources: Vec<(IpAddr, Option<u64>)>,
+    pub advisories: Vec<&'a Value>,
+    pub mitigations: Vec<(&'a str, &'a str)>,
+    /// What identifies the warning: kind, protocol, port and window.
+    pub key: String,
+    v: &'a Value,
+}
+
+pub(crate) fn text<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
+    v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+fn time(v: &Value, k: &str) -> Option<i64> {
+    text(v, k)
+        .and_then(scanwatch_event::parse_rfc3339)
+        .map(|t| t.0)
+}
+
+fn array<'a>(v: &'a Value, k: &str) -> impl Iterator<Item = &'a Value> {
+    v.get(k).and_then(Value::as_array).into_iter().flatten()
+}
+
+impl<'a> Facts<'a> {
+    pub fn new(v: &'a Value) -> Facts<'a> {
+        let proto = text(v, "protocol").map_or("ip".to_string(), str::to_ascii_lowercase);
+        let port = v
+            .get("port")
+            .and_then(Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok());
+        let end = time(v, "window_end").or_else(|| time(v, "window_start"));
+        let end = end.unwrap_or(0);
+        let start = time(v, "window_start").unwrap_or(end).min(end);
+        let episode_start = time(v, "episode_start").unwrap_or(start).min(start);
+        let mut top_sources: Vec<(IpAddr, Option<u64>)> = Vec::new();
+        for s in array(v, "top_sources") {
+            let Some(ip) = text(s, "ip").and_then(|ip| ip.parse::<IpAddr>().ok()) else {
+                continue;
+            };
+            if !top_sources.iter().any(|(seen, _)| *seen == ip) {
+                top_sources.push((ip, s.get("events").and_then(Value::as_u64)));
+            }
+        }
+        let mitigations = array(v, "mitigations")
+            .filter_map(|m| Some((text(m, "platform")?, text(m, "rule")?)))
+            .collect();
+        let key = format!(
+            "{}|{proto}|{}|{}|{}",
+            text(v, "alert_kind").unwrap_or("surge"),
+            port.map_or(String::new(), |p| p.to_string()),
+            text(v, "window_start").unwrap_or(""),
+            text(v, "window_end").unwrap_or(""),
+        );
+        Facts {
+            proto,
+            port,
+            start,
+            end,
+            episode_start,
+            events: v.get("events").and_then(Value::as_u64),
+            sources: v.get("sources").and_then(Value::as_u64),
+            severity: text(v, "severity"),
+            confidence: text(v, "confidence"),
+            headline: text(v, "headline"),
+            top_sources,
+            advisories: array(v, "advisories").collect(),
+            mitigations,
+            key,
+            v,
+        }
+    }
+
+    /// `tcp/1025` (`tcp` without a port).
+    pub fn port_label(&self) -> String {
+        match self.port {
+            Some(p) => format!("{}/{p}", self.proto),
+            None => self.proto.clone(),
+        }
+    }
+
+    /// `TCP/1025`.
+    pub fn port_title(&self) -> String {
+        self.port_label().to_uppercase()
+    }
+
+    /// The advisories that are CVEs: (id, advisory).
+    pub fn cves(&self) -> impl Iterator<Item = (&'a str, &'a Value)> + '_ {
+        self.advisories
+            .iter()
+            .filter_map(|a| text(a, "id").filter(|id| is_cve(id)).map(|id| (id, *a)))
+    }
+
+    /// The summary without the user's assets: headline, port, assessment, what to
+    /// block, other candidate explanations.
+    pub fn shareable_summary(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        parts.push(self.headline.map_or_else(
+            || format!("{}: scanning surge", self.port_title()),
+            str::to_string,
+        ));
+        if let Some(service) = self.v.get("service") {
+            match (text(service, "name"), text(service, "notes")) {
+                (Some(n), Some(notes)) => parts.push(format!("Port: {n} — {notes}")),
+                (Some(n), None) => parts.push(format!("Port: {n}")),
+                (None, Some(notes)) => parts.push(format!("Port: {notes}")),
+                (None, None) => {}
+            }
+        }
+        if let Some(a) = text(self.v, "assessment") {
+            parts.push(format!("Assessment: {a}"));
+        }
+        let block: Vec<String> = array(self.v, "block")
+            .filter_map(|b| {
+                let proto = text(b, "proto")?;
+                let first = b.get("first").and_then(Value::as_u64)?;
+                let last = b.get("last").and_then(Value::as_u64).unwrap_or(first);
+                Some(if first == last {
+                    format!("{proto}/{first}")
+                } else {
+                    format!("{proto}/{first}-{last}")
+                })
+            })
+            .collect();
+        if !block.is_empty() {
+            parts.push(format!(
+                "Block new inbound connections to {}",
+                block.join(", ")
+            ));
+        }
+        let others: Vec<&str> = self
+            .advisories
+            .iter()
+            .filter_map(|a| text(a, "id"))
+            .collect();
+        if !others.is_empty() {
+            parts.push(format!("Candidate explanations: {}", others.join(", ")));
+        }
+        parts.join(". ")
+    }
+}
+
+/// `CVE-2007-1748`.
+pub(crate) fn is_cve(id: &str) -> bool {
+    let mut p = id.splitn(3, '-');
+    p.next() == Some("CVE")
+        && p.next()
+            .is_some_and(|y| y.len() == 4 && y.bytes().all(|b| b.is_ascii_digit()))
+        && p.next()
+            .is_some_and(|n| n.len() >= 4 && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// `EDB-3737: title` → (3737, title).
+pub(crate) fn exploit(e: &str) -> Option<(u64, &str)> {
+    let rest = e.strip_prefix("EDB-")?;
+    let (n, title) = rest.split_once(':').unwrap_or((rest, ""));
+    Some((n.trim().parse().ok()?, title.trim()))
+}
+
+/// Milliseconds since the epoch as a STIX timestamp with milliseconds.
+pub(crate) fn stix_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// A `YYYY-MM-DD` (or RFC 3339) date as a STIX timestamp.
+fn date_time(s: &str) -> Option<i64> {
+    scanwatch_event::parse_rfc3339(s)
+        .or_else(|| scanwatch_event::parse_rfc3339(&format!("{s}T00:00:00Z")))
+        .map(|t| t.0)
+}
+
+/// The STIX confidence (0–100, the "None/Low/Med/High" scale of the STIX 2.1
+/// appendix) of scanwatch's confidence: suspected = Low, likely = Med, confirmed =
+/// High.
+pub fn confidence(c: &str) -> Option<u8> {
+    match c {
+        "suspected" => Some(15),
+        "likely" => Some(50),
+        "confirmed" => Some(85),
+        _ => None,
+    }
+}
+
+pub(crate) fn uuid5(name: &str) -> Uuid {
+    Uuid::new_v5(&NAMESPACE, name.as_bytes())
+}
+
+fn sdo_id(ty: &str, name: &str) -> String {
+    format!("{ty}--{}", uuid5(&format!("stix|{ty}|{name}")))
+}
+
+/// The deterministic id of an SCO from its id-contributing properties, given in
+/// the key order of RFC 8785 (sorted), as STIX 2.1 section 2.9 defines it.
+fn sco_id(ty: &str, contributing: &[(&str, Value)]) -> String {
+    let mut m = Map::new();
+    for (k, v) in contributing {
+        m.insert((*k).to_string(), v.clone());
+    }
+    let canonical = Value::Object(m).to_string();
+    format!(
+        "{ty}--{}",
+        Uuid::new_v5(&SCO_NAMESPACE, canonical.as_bytes())
+    )
+}
+
+fn tlp_green() -> Value {
+    json!({
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": TLP_GREEN_ID,
+        "created": "2017-01-20T00:00:00.000Z",
+        "definition_type": "tlp",
+        "name": "TLP:GREEN",
+        "definition": {"tlp": "green"},
+    })
+}
+
+/// Objects of one bundle, built in order.
+struct Builder {
+    objects: Vec<Value>,
+    identity: String,
+    created: String,
+}
+
+impl Builder {
+    /// An SDO or SRO with the common properties; `created`/`modified` default to the
+    /// warning's window end.
+    fn sdo(&mut self, ty: &str, id: &str, props: Value) -> String {
+        let mut m = Map::new();
+        m.insert("type".into(), ty.into());
+        m.insert("spec_version".into(), "2.1".into());
+        m.insert("id".into(), id.into());
+        m.insert("created_by_ref".into(), self.identity.clone().into());
+        m.insert("created".into(), self.created.clone().into());
+        m.insert("modified".into(), self.created.clone().into());
+        m.insert("object_marking_refs".into(), json!([TLP_GREEN_ID]));
+        if let Value::Object(p) = props {
+            for (k, v) in p {
+                if v.is_null() {
+                    m.remove(&k);
+                } else {
+                    m.insert(k, v);
+                }
+            }
+        }
+        self.objects.push(Value::Object(m));
+        id.to_string()
+    }
+
+    fn relationship(&mut self, key: &str, source: &str, ty: &str, target: &str, desc: &str) {
+        let id = sdo_id("relationship", &format!("{key}|{source}|{ty}|{target}"));
+        let mut props = json!({
+            "relationship_type": ty,
+            "source_ref": source,
+            "target_ref": target,
+        });
+        if !desc.is_empty() {
+            props["description"] = desc.into();
+        }
+        self.sdo("relationship", &id, props);
+    }
+}
+
+/// The STIX 2.1 bundle of stored warning `id` (its JSON as the API shows it).
+/// Missing or malformed fields leave out what needs them; it never fails.
+pub fn stix_bundle(id: i64, alert: &Value) -> Value {
+    let f = Facts::new(alert);
+    let created = stix_time(f.end);
+    let conf = f.confidence.and_then(confidence);
+    let identity = sdo_id("identity", "scanwatch");
+    let mut b = Builder {
+        objects: Vec::new(),
+        identity: identity.clone(),
+        created: created.clone(),
+    };
+    b.sdo(
+        "identity",
+        &identity,
+        json!({
+            "created": FIXED_CREATED,
+            "modified": FIXED_CREATED,
+            "created_by_ref": null,
+            "name": "scanwatch",
+            "description": "scanwatch, an early-warning network for Internet scanning surges: sensors send firewall and IDS events, the centre warns when a port is scanned far above its baseline",
+            "identity_class": "system",
+        }),
+    );
+    b.objects.push(tlp_green());
+    let key = f.key.clone();
+    let port_title = f.port_title();
+    let mut labels = vec![
+        "scanwatch".to_string(),
+        f.port_label(),
+        format!("severity-{}", f.severity.unwrap_or("unknown")),
+    ];
+    if let Some(c) = f.confidence {
+        labels.push(format!("confidence-{c}"));
+    }
+
+    // The attack pattern: scanning of the port, the same object in every bundle.
+    let service = alert
+        .get("service")
+        .and_then(|s| text(s, "name"))
+        .map_or(String::new(), |n| format!(" ({n})"));
+    let pattern = sdo_id("attack-pattern", &f.port_label());
+    b.sdo(
+        "attack-pattern",
+        &pattern,
+        json!({
+            "created": FIXED_CREATED,
+            "modified": FIXED_CREATED,
+            "name": format!("Scanning of {port_title}"),
+            "description": format!("Unsolicited connection attempts to {port_title}{service} from many Internet sources, seen by scanwatch sensors: scanning for the service, often ahead of its exploitation."),
+            "external_references": [
+                {"source_name": "capec", "external_id": "CAPEC-300", "url": "https://capec.mitre.org/data/definitions/300.html"},
+                {"source_name": "mitre-attack", "external_id": "T1595", "url": "https://attack.mitre.org/techniques/T1595/"},
+            ],
+            "kill_chain_phases": [{"kill_chain_name": "mitre-attack", "phase_name": "reconnaissance"}],
+        }),
+    );
+
+    // Vulnerabilities: the CVEs among the candidate explanations.
+    let mut vulns: Vec<(String, &Value)> = Vec::new();
+    for (cve, a) in f.cves() {
+        let vid = sdo_id("vulnerability", cve);
+        if vulns.iter().any(|(v, _)| *v == vid) {
+            continue;
+        }
+        let vcreated = text(a, "published").and_then(date_time);
+        let vcreated_s = vcreated.map_or(FIXED_CREATED.to_string(), stix_time);
+        let modified = if vcreated_s > created {
+            vcreated_s.clone()
+        } else {
+            created.clone()
+        };
+        let mut refs = vec![json!({
+            "source_name": "cve",
+            "external_id": cve,
+            "url": format!("https://www.cve.org/CVERecord?id={cve}"),
+        })];
+        for e in array(a, "exploits").filter_map(Value::as_str) {
+            if let Some((n, title)) = exploit(e) {
+                let mut r = json!({
+                    "source_name": "exploit-db",
+                    "external_id": format!("EDB-{n}"),
+                    "url": format!("https://www.exploit-db.com/exploits/{n}"),
+                });
+                if !title.is_empty() {
+                    r["description"] = title.into();
+                }
+                refs.push(r);
+            }
+        }
+        let mut desc: Vec<String> = Vec::new();
+        if let Some(t) = text(a, "title") {
+            desc.push(t.to_string());
+        }
+        if let Some(c) = a.get("cvss").and_then(Value::as_f64) {
+            desc.push(format!("CVSS {c:.1}"));
+        }
+        if let Some(k) = a.get("kev").filter(|k| k.is_object()) {
+            desc.push(match text(k, "date_added") {
+                Some(d) => format!("in CISA KEV since {d}"),
+                None => "in CISA KEV".to_string(),
+            });
+        }
+        let mut props = json!({
+            "created": vcreated_s,
+            "modified": modified,
+            "name": cve,
+            "external_references": refs,
+        });
+        if !desc.is_empty() {
+            props["description"] = desc.join("; ").into();
+        }
+        b.sdo("vulnerability", &vid, props);
+        vulns.push((vid, a));
+    }
+
+    // Courses of action: the block rules and KEV required actions.
+    let mut courses = Vec::new();
+    for (platform, rule) in &f.mitigations {
+        let name = if *platform == "kev-required-action" {
+            "CISA KEV required action".to_string()
+        } else {
+            format!("Block {port_title} with {platform}")
+        };
+        let cid = sdo_id("course-of-action", &format!("{key}|{platform}|{rule}"));
+        if courses.contains(&cid) {
+            continue;
+        }
+        b.sdo(
+            "course-of-action",
+            &cid,
+            json!({"name": name, "description": rule}),
+        );
+        courses.push(cid);
+    }
+
+    // Per top source: indicator, observed data and its SCOs.
+    let indicator_types = match f.confidence {
+        Some("likely" | "confirmed") => json!(["malicious-activity"]),
+        _ => json!(["anomalous-activity"]),
+    };
+    let valid_from = stix_time(f.start);
+    let valid_until = stix_time(f.end.saturating_add(INDICATOR_LIFETIME_HOURS * 3_600_000));
+    let window = format!("{}–{}", stix_time(f.start), stix_time(f.end));
+    let mut per_source = Vec::new();
+    for (ip, events) in &f.top_sources {
+        let (ty, ipver) = match ip {
+            IpAddr::V4(_) => ("ipv4-addr", "ipv4"),
+            IpAddr::V6(_) => ("ipv6-addr", "ipv6"),
+        };
+        let addr = sco_id(ty, &[("value", json!(ip.to_string()))]);
+        let protocols = json!([ipver, f.proto]);
+        let mut contributing = Vec::new();
+        if let Some(p) = f.port {
+            contributing.push(("dst_port", json!(p)));
+        }
+        contributing.push(("protocols", protocols.clone()));
+        contributing.push(("src_ref", json!(addr)));
+        let traffic = sco_id("network-traffic", &contributing);
+        let observed = sdo_id("observed-data", &format!("{key}|{ip}"));
+        let count = events.unwrap_or(1).clamp(1, 999_999_999);
+        b.sdo(
+            "observed-data",
+            &observed,
+            json!({
+                "first_observed": valid_from,
+                "last_observed": stix_time(f.end),
+                "number_observed": count,
+                "object_refs": [addr, traffic],
+            }),
+        );
+        b.objects.push(json!({
+            "type": ty, "spec_version": "2.1", "id": addr, "value": ip.to_string(),
+        }));
+        let mut nt = json!({
+            "type": "network-traffic", "spec_version": "2.1", "id": traffic,
+            "src_ref": addr, "protocols": protocols,
+        });
+        if let Some(p) = f.port {
+            nt["dst_port"] = p.into();
+        }
+        b.objects.push(nt);
+        let ind = sdo_id("indicator", &format!("{key}|{ip}"));
+        let events_text = events.map_or(String::new(), |e| {
+            format!(
+                " with {e}{} events",
+                f.events.map_or(String::new(), |t| format!(" of {t}"))
+            )
+        });
+        b.sdo(
+            "indicator",
+            &ind,
+            json!({
+                "name": format!("{ip}: top source of a scanning surge on {port_title}"),
+                "description": format!(
+                    "{ip} was one of the top sources{events_text} to {port_title} in {window}, in a surge that began {}. {}",
+                    stix_time(f.episode_start),
+                    f.headline.unwrap_or("")
+                ).trim_end().to_string(),
+                "indicator_types": indicator_types,
+                "pattern": format!("[{ty}:value = '{ip}']"),
+                "pattern_type": "stix",
+                "pattern_version": "2.1",
+                "valid_from": valid_from,
+                "valid_until": valid_until,
+                "kill_chain_phases": [{"kill_chain_name": "mitre-attack", "phase_name": "reconnaissance"}],
+                "labels": labels,
+                "confidence": conf,
+            }),
+        );
+        per_source.push((ind, observed, addr, traffic));
+    }
+
+    // Relationships.
+    for (ind, observed, _, _) in &per_source {
+        b.relationship(&key, ind, "indicates", &pattern, "");
+        b.relationship(&key, ind, "based-on", observed, "");
+    }
+    for (vid, a) in &vulns {
+        let why = match (text(a, "match_strength"), text(a, "match_reason")) {
+            (Some(s), Some(r)) => format!("{s} match: {r}"),
+            (Some(s), None) => format!("{s} match"),
+            (None, Some(r)) => r.to_string(),
+            (None, None) => String::new(),
+        };
+        b.relationship(&key, &pattern, "targets", vid, &why);
+    }
+    for c in &courses {
+        b.relationship(&key, c, "mitigates", &pattern, "");
+    }
+
+    // The report referring to everything.
+    let refs: Vec<Value> = b
+        .objects
+        .iter()
+        .filter_map(|o| o.get("id").cloned())
+        .filter(|i| i.as_str() != Some(TLP_GREEN_ID))
+        .collect();
+    let external = json!([{
+        "source_name": "scanwatch",
+        "external_id": format!("alert-{id}"),
+        "description": format!("stored warning {id} (GET /api/v1/alerts/{id})"),
+    }]);
+    let report = sdo_id("report", &key);
+    b.sdo(
+        "report",
+        &report,
+        json!({
+            "name": f.headline.map_or_else(|| format!("Scanning surge on {port_title}"), str::to_string),
+            "description": f.shareable_summary(),
+            "report_types": ["threat-report"],
+            "confidence": conf,
+            "published": created,
+            "object_refs": refs,
+            "labels": labels,
+            "external_references": external,
+        }),
+    );
+    // The report first after the identity and marking, for readers that look there.
+    if let Some(r) = b.objects.pop() {
+        b.objects.insert(2.min(b.objects.len()), r);
+    }
+
+    json!({
+        "type": "bundle",
+        "id": sdo_id("bundle", &key),
+        "objects": b.objects,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(name: &str) -> Value {
+        let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn of_type<'a>(b: &'a Value, ty: &str) -> Vec<&'a Value> {
+        b["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["type"] == ty)
+            .collect()
+    }
+
+    #[test]
+    fn sco_ids_follow_the_spec() {
+        // The ids the OASIS `stix2` Python library gives the same objects.
+        let ip = sco_id("ipv4-addr", &[("value", json!("1.2.3.4"))]);
+        assert_eq!(ip, "ipv4-addr--0198f97b-e65d-5025-87e5-58bc39d4bdb4");
+        let nt = sco_id(
+            "network-traffic",
+            &[
+                ("dst_port", json!(1025)),
+                ("protocols", json!(["ipv4", "tcp"])),
+                ("src_ref", json!(ip)),
+            ],
+        );
+        assert_eq!(nt, "network-traffic--97d1be9d-630a-5826-b997-8a8221e8c339");
+    }
+
+    #[test]
+    fn a_warning_with_cves_gives_a_full_deterministic_bundle() {
+        let a = load("alert-1025-cve.json");
+        let b = stix_bundle(7, &a);
+        assert_eq!(b, stix_bundle(7, &a), "deterministic");
+        assert_eq!(b["type"], "bundle");
+        assert!(b.get("spec_version").is_none(), "2.1 bundles have none");
+        assert_eq!(of_type(&b, "identity").len(), 1);
+        let inds = of_type(&b, "indicator");
+        assert_eq!(inds.len(), 10);
+        let i = inds[0];
+        assert_eq!(i["pattern"], "[ipv4-addr:value = '26.172.193.230']");
+        assert_eq!(i["pattern_type"], "stix");
+        assert_eq!(i["valid_from"], "2007-04-19T05:00:00.000Z");
+        assert_eq!(i["valid_until"], "2007-04-20T06:00:00.000Z");
+        assert_eq!(i["created"], "2007-04-19T06:00:00.000Z");
+        assert_eq!(i["confidence"], 50);
+        assert_eq!(i["indicator_types"], json!(["malicious-activity"]));
+        let obs = of_type(&b, "observed-data");
+        assert_eq!(obs.len(), 10);
+        assert_eq!(obs[0]["number_observed"], 37);
+        let nt = of_type(&b, "network-traffic");
+        assert_eq!(nt[0]["dst_port"], 1025);
+        assert_eq!(nt[0]["protocols"], json!(["ipv4", "tcp"]));
+        assert_eq!(of_type(&b, "ipv4-addr").len(), 10);
+        let v = of_type(&b, "vulnerability");
+        let names: Vec<&str> = v.iter().map(|v| v["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["CVE-2007-1748", "CVE-2003-0352"]);
+        assert_eq!(v[0]["external_references"][0]["source_name"], "cve");
+        assert_eq!(v[0]["created"], "2007-04-13T00:00:00.000Z");
+        assert_eq!(of_type(&b, "course-of-action").len(), 4);
+        let rels = of_type(&b, "relationship");
+        assert_eq!(rels.len(), 10 * 2 + 2 + 4);
+        // Every reference points into the bundle.
+        let ids: Vec<&str> = b["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap())
+            .collect();
+        for r in rels {
+            assert!(ids.contains(&r["source_ref"].as_str().unwrap()));
+            assert!(ids.contains(&r["target_ref"].as_str().unwrap()));
+        }
+        let report = &of_type(&b, "report")[0];
+        for r in report["object_refs"].as_array().unwrap() {
+            assert!(ids.contains(&r.as_str().unwrap()));
+        }
+        let text = report["description"].as_str().unwrap();
+        assert!(text.contains("CVE-2007-1748"), "{text}");
+        assert!(!b.to_string().contains("dc1.corp.example"), "no assets");
+        let mut unique = ids.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len(), "ids are unique");
+    }
+
+    #[test]
+    fn the_snapshot_of_a_plain_warning() {
+        let a = load("alert-1025-plain.json");
+        let b = stix_bundle(1, &a);
+        let first = |ty: &str| of_type(&b, ty)[0].clone();
+        let mut report = first("report");
+        let refs = report["object_refs"].as_array().map_or(0, Vec::len);
+        report["object_refs"] = format!("{refs} ids").into();
+        let mut shown = serde_json::to_string_pretty(&json!({
+            "bundle": b["id"],
+            "report": report,
+            "indicator": first("indicator"),
+            "observed-data": first("observed-data"),
+            "network-traffic": first("network-traffic"),
+        }))
+        .unwrap();
+        shown.push('\n');
+        expect_test::expect_file!["../testdata/stix-plain.snap.json"].assert_eq(&shown);
+        assert_eq!(of_type(&b, "indicator")[0]["confidence"], 15);
+        assert_eq!(
+            of_type(&b, "indicator")[0]["indicator_types"],
+            json!(["anomalous-activity"])
+        );
+        assert!(of_type(&b, "vulnerability").is_empty());
+    }
+
+    #[test]
+    fn missing_and_odd_fields_do_not_panic() {
+        for a in [
+            json!(null),
+            json!({}),
+            json!([1, 2]),
+            json!({"protocol": 6, "port": 70000, "window_end": "nonsense",
+                   "top_sources": [{"ip": "not an ip"}, {"ip": "2001:db8::7"}, {"ip": "2001:db8::7"}, 5],
+                   "advisories": [{"id": "EDB-1"}, {"id": "CVE-2024-12345", "published": "junk", "exploits": ["EDB-x", 3]}],
+                   "mitigations": [{"platform": "pf"}, 1]}),
+        ] {
+            let b = stix_bundle(0, &a);
+            assert_eq!(b["type"], "bundle");
+            assert!(!of_type(&b, "report").is_empty());
+        }
+        let b = stix_bundle(
+            0,
+            &json!({"top_sources": [{"ip": "2001:db8::7"}, {"ip": "2001:db8::7"}],
+                    "advisories": [{"id": "CVE-2024-12345"}]}),
+        );
+        let inds = of_type(&b, "indicator");
+        assert_eq!(inds.len(), 1, "duplicates dropped");
+        assert_eq!(inds[0]["pattern"], "[ipv6-addr:value = '2001:db8::7']");
+        assert_eq!(of_type(&b, "vulnerability").len(), 1);
+        assert!(is_cve("CVE-2024-12345") && !is_cve("CVE-24-1") && !is_cve("EDB-1"));
+    }
+}

@@ -1,0 +1,342 @@
+//! `[bus]` of the server's TOML config: which event bus the scale-out roles use and
+//! how it is laid out. Unknown keys are refused; [`BusConfig::validate`] checks every
+//! value without touching the network.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::BusError;
+
+/// The event bus settings. Every key has a default, so `[bus]` with `kind = "nats"`
+/// and `url` is a working config.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusConfig {
+    /// `none` (default: no bus, the embedded single process) or `nats` (JetStream).
+    pub kind: String,
+    /// NATS server URLs, comma-separated for a cluster (default
+    /// `nats://127.0.0.1:4222`); the client connects to any and fails over.
+    pub url: String,
+    /// JetStream stream that holds the batches (default `SCANWATCH_EVENTS`).
+    pub stream: String,
+    /// Subject prefix: partition `p` is published to `<prefix>.<p>` (default
+    /// `scanwatch.events`).
+    pub subject_prefix: String,
+    /// Stream replicas (default 1; 3 on a three-node cluster). A batch is
+    /// acknowledged to the sensor only once a majority of them hold it.
+    pub replicas: usize,
+    /// JetStream's duplicate window (default `2m`): a resend with the same
+    /// `Nats-Msg-Id` within it is dropped by the server.
+    pub duplicate_window: String,
+    /// How long the stream keeps messages (default `7d`; aggregators normally ack
+    /// them within seconds, this bounds a long aggregator outage).
+    pub max_age: String,
+    /// Partitions (default 16): an event goes to `hash(proto, dst_port) % partitions`.
+    /// Changing it on a running deployment re-shards; do it with the stream drained.
+    pub partitions: u32,
+    /// Un-acknowledged messages a partition's consumer may have in flight (default
+    /// 4096; the server's default of 1000 stalls large fetches).
+    pub max_ack_pending: i64,
+    /// Messages per pull request (default 256; at most `max_ack_pending`).
+    pub fetch_batch: usize,
+    /// How long the server waits for an ack before redelivering (default `30s`).
+    pub ack_wait: String,
+    /// Durable consumer names are `<consumer_prefix>-<partition>` (default
+    /// `scanwatch-agg`).
+    pub consumer_prefix: String,
+    /// Largest message payload (default 900000 bytes, under NATS's default
+    /// `max_payload` of 1 MiB); a bigger partition of a batch is split in chunks.
+    pub max_message_bytes: usize,
+    /// How long a publish is retried (same message id) before the collector gives
+    /// up and answers 500, so the sensor retries (default `30s`).
+    pub publish_timeout: String,
+    /// Key-value bucket holding the detector lease (default `scanwatch_leases`).
+    pub lease_bucket: String,
+    /// Lease time to live (default `10s`): a standby detector takes over at most this
+    /// long after the active one stopped renewing.
+    pub lease_ttl: String,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            kind: "none".into(),
+            url: "nats://127.0.0.1:4222".into(),
+            stream: "SCANWATCH_EVENTS".into(),
+            subject_prefix: "scanwatch.events".into(),
+            replicas: 1,
+            duplicate_window: "2m".into(),
+            max_age: "7d".into(),
+            partitions: 16,
+            max_ack_pending: 4096,
+            fetch_batch: 256,
+            ack_wait: "30s".into(),
+            consumer_prefix: "scanwatch-agg".into(),
+            max_message_bytes: 900_000,
+            publish_timeout: "30s".into(),
+            lease_bucket: "scanwatch_leases".into(),
+            lease_ttl: "10s".into(),
+        }
+    }
+}
+
+fn dur(key: &str, v: &str) -> Result<Duration, BusError> {
+    let ms = scanwatch_event::parse_duration(v)
+        .map_err(|e| BusError::Config(format!("bus.{key}: {e}")))?;
+    if ms <= 0 {
+        return Err(BusError::Config(format!(
+            "bus.{key} must be greater than zero"
+        )));
+    }
+    Ok(Duration::from_millis(ms as u64))
+}
+
+fn name_ok(s: &str, extra: &[u8]) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || extra.contains(&c))
+}
+
+impl BusConfig {
+    /// Whether a bus is configured (`kind = "nats"`).
+    pub fn enabled(&self) -> bool {
+        self.kind == "nats"
+    }
+
+    /// The server URLs, trimmed.
+    pub fn urls(&self) -> Vec<String> {
+        self.url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn duplicate_window(&self) -> Result<Duration, BusError> {
+        dur("duplicate_window", &self.duplicate_window)
+    }
+    pub fn max_age(&self) -> Result<Duration, BusError> {
+        dur("max_age", &self.max_age)
+    }
+    pub fn ack_wait(&self) -> Result<Duration, BusError> {
+        dur("ack_wait", &self.ack_wait)
+    }
+    pub fn publish_timeout(&self) -> Result<Duration, BusError> {
+        dur("publish_timeout", &self.publish_timeout)
+    }
+    pub fn lease_ttl(&self) -> Result<Duration, BusError> {
+        dur("lease_ttl", &self.lease_ttl)
+    }
+
+    /// The subject of one partition.
+    pub fn subject(&self, partition: u32) -> String {
+        format!("{}.{partition}", self.subject_prefix)
+    }
+
+    /// The durable consumer of one partition.
+    pub fn consumer_name(&self, partition: u32) -> String {
+        format!("{}-{partition}", self.consumer_prefix)
+    }
+
+    /// Checks every value without I/O.
+    pub fn validate(&self) -> Result<(), BusError> {
+        match self.kind.as_str() {
+            "none" => return Ok(()),
+            "nats" => {}
+            other => {
+                return Err(BusError::Config(format!(
+                    "bus.kind {other:?}: expected \"none\" or \"nats\""
+                )))
+            }
+        }
+        let urls = self.urls();
+        if urls.is_empty() {
+            return Err(BusError::Config("bus.url is empty".into()));
+        }
+        for u in &urls {
+            if !(u.starts_with("nats://") || u.starts_with("tls://")) {
+                return Err(BusError::Config(format!(
+                    "bus.url {u:?} must start with nats:// or tls://"
+                )));
+            }
+        }
+        if !name_ok(&self.stream, b"") {
+            return Err(BusError::Config(format!(
+                "bus.stream {:?}: use 1-64 letters, digits, '_' or '-'",
+                self.stream
+            )));
+        }
+        if !name_ok(&self.subject_prefix, b".")
+            || self.subject_prefix.starts_with('.')
+            || self.subject_prefix.ends_with('.')
+            || self.subject_prefix.contains("..")
+        {
+            return Err(BusError::Config(format!(
+                "bus.subject_prefix {:?}: use dot-separated tokens of letters, digits, '_' or '-'",
+                self.subject_prefix
+            )));
+        }
+        if !name_ok(&self.consumer_prefix, b"") {
+            return Err(BusError::Config(format!(
+                "bus.consumer_prefix {:?}: use 1-64 letters, digits, '_' or '-'",
+                self.consumer_prefix
+            )));
+        }
+        if !name_ok(&self.lease_bucket, b"") {
+            return Err(BusError::Config(format!(
+                "bus.lease_bucket {:?}: use 1-64 letters, digits, '_' or '-'",
+                self.lease_bucket
+            )));
+        }
+        if !(1..=5).contains(&self.replicas) {
+            return Err(BusError::Config("bus.replicas must be 1 to 5".into()));
+        }
+        if !(1..=1024).contains(&self.partitions) {
+            return Err(BusError::Config("bus.partitions must be 1 to 1024".into()));
+        }
+        if self.max_ack_pending < 1 {
+            return Err(BusError::Config(
+                "bus.max_ack_pending must be greater than zero".into(),
+            ));
+        }
+        if self.fetch_batch == 0 || self.fetch_batch as i64 > self.max_ack_pending {
+            return Err(BusError::Config(
+                "bus.fetch_batch must be 1 to bus.max_ack_pending".into(),
+            ));
+        }
+        if self.max_message_bytes < 4096 {
+            return Err(BusError::Config(
+                "bus.max_message_bytes must be at least 4096".into(),
+            ));
+        }
+        self.duplicate_window()?;
+        self.max_age()?;
+        self.ack_wait()?;
+        self.publish_timeout()?;
+        let ttl = self.lease_ttl()?;
+        if ttl < Duration::from_secs(1) {
+            return Err(BusError::Config("bus.lease_ttl must be at least 1s".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn defaults_are_documented_and_valid() {
+        let c = BusConfig::default();
+        assert_eq!(c.kind, "none");
+        assert_eq!(c.stream, "SCANWATCH_EVENTS");
+        assert_eq!(c.partitions, 16);
+        assert_eq!(c.replicas, 1);
+        c.validate().unwrap();
+        let n = BusConfig {
+            kind: "nats".into(),
+            ..BusConfig::default()
+        };
+        n.validate().unwrap();
+        assert_eq!(n.subject(3), "scanwatch.events.3");
+        assert_eq!(n.consumer_name(3), "scanwatch-agg-3");
+    }
+
+    #[test]
+    fn cluster_urls_split_on_commas() {
+        let c = BusConfig {
+            kind: "nats".into(),
+            url: "nats://a:1, nats://b:2,,nats://c:3".into(),
+            ..BusConfig::default()
+        };
+        assert_eq!(c.urls(), ["nats://a:1", "nats://b:2", "nats://c:3"]);
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_a_reason() {
+        let base = BusConfig {
+            kind: "nats".into(),
+            ..BusConfig::default()
+        };
+        let cases: Vec<(BusConfig, &str)> = vec![
+            (
+                BusConfig {
+                    kind: "kafka".into(),
+                    ..base.clone()
+                },
+                "expected \"none\" or \"nats\"",
+            ),
+            (
+                BusConfig {
+                    url: "http://x".into(),
+                    ..base.clone()
+                },
+                "must start with nats://",
+            ),
+            (
+                BusConfig {
+                    url: " , ".into(),
+                    ..base.clone()
+                },
+                "bus.url is empty",
+            ),
+            (
+                BusConfig {
+                    partitions: 0,
+                    ..base.clone()
+                },
+                "bus.partitions",
+            ),
+            (
+                BusConfig {
+                    replicas: 7,
+                    ..base.clone()
+                },
+                "bus.replicas",
+            ),
+            (
+                BusConfig {
+                    stream: "a.b".into(),
+                    ..base.clone()
+                },
+                "bus.stream",
+            ),
+            (
+                BusConfig {
+                    subject_prefix: "a..b".into(),
+                    ..base.clone()
+                },
+                "bus.subject_prefix",
+            ),
+            (
+                BusConfig {
+                    duplicate_window: "soon".into(),
+                    ..base.clone()
+                },
+                "bus.duplicate_window",
+            ),
+            (
+                BusConfig {
+                    fetch_batch: 10_000,
+                    ..base.clone()
+                },
+                "bus.fetch_batch",
+            ),
+            (
+                BusConfig {
+                    lease_ttl: "10ms".into(),
+                    ..base.clone()
+                },
+                "bus.lease_ttl",
+            ),
+        ];
+        for (c, want) in cases {
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! The NATS JetStream implementation of the bus: one file stream over
+//! `<prefix>.>` with the configured replicas and duplicate window, publishes with
+//! `Nats-Msg-Id` retried until a PubAck arrives, a durable pull consumer per
+//! partition (explicit acks, raised `max_ack_pending`), consumer lag for the
+//! detector's barrier, and the detector lease in a key-value bucket.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::context::Publish;
+use async_nats::jetstream::stream::{self, StorageType};
+use async_nats::jetstream::{self, AckKind};
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use crate::message::{decode, encode, OutgoingBatch, MESSAGE_VERSION, VERSION_HEADER};
+use crate::{Bus, BusConfig, BusError, ConsumeStats, Handler, PublishReport};
+
+fn nats<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> BusError + '_ {
+    move |e| BusError::Nats(format!("{what}: {e}"))
+}
+
+/// A connection to the NATS cluster with the stream made sure of.
+#[derive(Clone)]
+pub struct NatsBus {
+    cfg: BusConfig,
+    client: async_nats::Client,
+    js: jetstream::Context,
+}
+
+impl std::fmt::Debug for NatsBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsBus")
+            .field("url", &self.cfg.url)
+            .finish()
+    }
+}
+
+impl NatsBus {
+    /// Connects (retrying for up to `publish_timeout`) and creates the stream if it
+    /// does not exist (the same config again is accepted by the server).
+    pub async fn connect(cfg: &BusConfig) -> Result<NatsBus, BusError> {
+        cfg.validate()?;
+        if !cfg.enabled() {
+            return Err(BusError::Config("bus.kind is \"none\"".into()));
+        }
+        let deadline = Instant::now() + cfg.publish_timeout()?;
+        let client = loop {
+            match async_nats::ConnectOptions::new()
+                .name("scanwatch")
+                .connection_timeout(Duration::from_secs(5))
+                .connect(cfg.urls())
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => return Err(nats("cannot connect")(e)),
+            }
+        };
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(Duration::from_secs(5));
+        let bus = NatsBus {
+            cfg: cfg.clone(),
+            client,
+            js,
+        };
+        bus.ensure_stream(deadline).await?;
+        Ok(bus)
+    }
+
+    pub fn config(&self) -> &BusConfig {
+        &self.cfg
+    }
+
+    async fn ensure_stream(&self, deadline: Instant) -> Result<(), BusError> {
+        let sc = stream::Config {
+            name: self.cfg.stream.clone(),
+            subjects: vec![format!("{}.>", self.cfg.subject_prefix)],
+            storage: StorageType::File,
+            num_replicas: self.cfg.replicas,
+            duplicate_window: self.cfg.duplicate_window()?,
+            max_age: self.cfg.max_age()?,
+            ..Default::default()
+        };
+        // Right after a cluster starts, JetStream may have no meta leader yet.
+        loop {
+            match self.js.get_or_create_stream(sc.clone()).await {
+                Ok(_) => return Ok(()),
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(nats("cannot create the stream")(e)),
+            }
+        }
+    }
+
+    /// The durable pull consumer of one partition (created on first use).
+    async fn consumer(
+        &self,
+        partition: u32,
+    ) -> Result<jetstream::consumer::Consumer<pull::Config>, BusError> {
+        let name = self.cfg.consumer_name(partition);
+        let stream = self
+            .js
+            .get_stream(&self.cfg.stream)
+            .await
+            .map_err(nats("cannot open the stream"))?;
+        stream
+            .get_or_create_consumer(
+                &name,
+                pull::Config {
+                    durable_name: Some(name.clone()),
+                    filter_subject: self.cfg.subject(partition),
+                    ack_policy: AckPolicy::Explicit,
+                    deliver_policy: DeliverPolicy::All,
+                    ack_wait: self.cfg.ack_wait()?,
+                    max_ack_pending: self.cfg.max_ack_pending,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(nats("cannot create the consumer"))
+    }
+
+    /// Publishes one message, retrying with the same id until a PubAck or the
+    /// deadline; returns whether the server called it a duplicate.
+    async fn publish_one(
+        &self,
+        subject: String,
+        id: String,
+        payload: bytes::Bytes,
+        deadline: Instant,
+    ) -> Result<bool, BusError> {
+        let mut wait = Duration::from_millis(50);
+        loop {
+            let p = Publish::build()
+                .payload(payload.clone())
+                .message_id(&id)
+                .header(VERSION_HEADER, MESSAGE_VERSION.to_string().as_str());
+            let err = match self.js.send_publish(subject.clone(), p).await {
+                Ok(ack) => match ack.await {
+                    Ok(a) => return Ok(a.duplicate),
+                    Err(e) => e.to_string(),
+                },
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() >= deadline {
+                return Err(BusError::Timeout(format!("{id} ({err})")));
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Whether every partition's consumer has delivered and seen acknowledged every
+    /// message of its partition (nothing pending, nothing in flight): then all that
+    /// was published before this call is in the store.
+    pub async fn caught_up(&self) -> Result<bool, BusError> {
+        for p in 0..self.cfg.partitions {
+            let mut c = self.consumer(p).await?;
+            let info = c.info().await.map_err(nats("consumer info"))?;
+            if info.num_pending > 0 || info.num_ack_pending > 0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The lease stream: one subject per lease, one message each, messages expire
+    /// after `lease_ttl` (so an unrenewed lease disappears by itself).
+    async fn lease_stream(&self) -> Result<stream::Stream, BusError> {
+        let sc = stream::Config {
+            name: self.cfg.lease_bucket.clone(),
+            subjects: vec![format!("{}.*", self.cfg.lease_bucket)],
+            storage: StorageType::File,
+            num_replicas: self.cfg.replicas,
+            max_age: self.cfg.lease_ttl()?,
+            max_messages_per_subject: 1,
+            ..Default::default()
+        };
+        self.js
+            .get_or_create_stream(sc)
+            .await
+            .map_err(nats("cannot create the lease stream"))
+    }
+
+    /// Tries to take the lease `name` for `holder`: `Some` if it was free (never
+    /// taken, released, or its holder stopped renewing for `lease_ttl`). A
+    /// compare-and-set: the publish only succeeds if the subject has no message.
+    pub async fn try_lease(&self, name: &str, holder: &str) -> Result<Option<Lease>, BusError> {
+        let stream = self.lease_stream().await?;
+        let subject = format!("{}.{name}", self.cfg.lease_bucket);
+        match cas(&self.js, &subject, holder, 0).await? {
+            Some(revision) => Ok(Some(Lease {
+                js: self.js.clone(),
+                stream,
+                subject,
+                holder: holder.to_string(),
+                revision,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    /// Flushes what the client still has to send (acks).
+    pub async fn flush(&self) -> Result<(), BusError> {
+        self.client.flush().await.map_err(nats("flush"))
+    }
+}
+
+/// Publishes `value` to `subject` only if the subject's last message has sequence
+/// `expected` (0: none); `None` if it had another.
+async fn cas(
+    js: &jetstream::Context,
+    subject: &str,
+    value: &str,
+    expected: u64,
+) -> Result<Option<u64>, BusError> {
+    let p = Publish::build()
+        .payload(bytes::Bytes::from(value.to_string()))
+        .expected_last_subject_sequence(expected);
+    let ack = js
+        .send_publish(subject.to_string(), p)
+        .await
+        .map_err(nats("lease"))?;
+    match ack.await {
+        Ok(a) => Ok(Some(a.sequence)),
+        Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => Ok(None),
+        Err(e) => Err(nats("lease")(e)),
+    }
+}
+
+/// A held lease: renew it well within `lease_ttl` (a compare-and-set on the
+/// sequence of its last renewal, so two holders can never both renew).
+#[derive(Debug)]
+pub struct Lease {
+    js: jetstream::Context,
+    stream: stream::Stream,
+    subject: String,
+    holder: String,
+    revision: u64,
+}
+
+impl Lease {
+    /// Renews the lease; `false` if it was lost (expired, maybe taken by another).
+    pub async fn renew(&mut self) -> Result<bool, BusError> {
+        match cas(&self.js, &self.subject, &self.holder, self.revision).await? {
+            Some(r) => {
+                self.revision = r;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Gives the lease up at once (a clean stop), so a standby need not wait.
+    pub async fn release(self) -> Result<(), BusError> {
+        self.stream
+            .purge()
+            .filter(self.subject.clone())
+            .await
+            .map(|_| ())
+            .map_err(nats("lease release"))
+    }
+}
+
+impl Bus for NatsBus {
+    async fn publish(&self, batch: &OutgoingBatch) -> Result<PublishReport, BusError> {
+        let msgs = encode(batch, self.cfg.partitions, self.cfg.max_message_bytes);
+        let deadline = Instant::now() + self.cfg.publish_timeout()?;
+        let futs = msgs.into_iter().map(|m| {
+            self.publish_one(
+                self.cfg.subject(m.partition),
+                m.msg_id,
+                bytes::Bytes::from(m.payload),
+                deadline,
+            )
+        });
+        let results = futures_util::future::join_all(futs).await;
+        let mut report = PublishReport::default();
+        for r in results {
+            if r? {
+                report.duplicates += 1;
+            } else {
+                report.stored += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    async fn consume(
+        &self,
+        partition: u32,
+        handler: Handler,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<ConsumeStats, BusError> {
+        let consumer = self.consumer(partition).await?;
+        let mut stats = ConsumeStats::default();
+        while !*stop.borrow() {
+            let batch = consumer
+                .batch()
+                .max_messages(self.cfg.fetch_batch)
+                .expires(Duration::from_secs(1))
+                .messages()
+                .await;
+            let mut batch = match batch {
+                Ok(b) => b,
+                Err(_) => {
+                    tokio::select! {
+                        _ = stop.changed() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                    continue;
+                }
+            };
+            loop {
+                let next = tokio::select! {
+                    m = batch.next() => m,
+                    _ = stop.changed() => None,
+                };
+                let Some(m) = next else { break };
+                let Ok(m) = m else { break };
+                let id = m
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+                    .map(|v| v.as_str().to_string())
+                    .unwrap_or_default();
+                let decoded = match decode(&id, &m.payload) {
+                    Ok(d) => d,
+                    Err(_) => {
+                        // A message this build cannot read would come back forever:
+                        // terminate it (counted), never ack it as stored.
+                        stats.refused += 1;
+                        let _ = m.ack_with(AckKind::Term).await;
+                        continue;
+                    }
+                };
+                let h = handler.clone();
+                let r = tokio::task::spawn_blocking(move || h(&decoded)).await;
+                match r {
+                    Ok(Ok(outcome)) => {
+                        // Ack only now: the store has it.
+                        m.ack().await.map_err(nats("ack"))?;
+                        match outcome {
+                            scanwatch_store::BatchOutcome::Accepted { events } => {
+                                stats.accepted += 1;
+                                stats.events += events as u64;
+                            }
+                            scanwatch_store::BatchOutcome::Duplicate => stats.duplicates += 1,
+                        }
+                    }
+                    _ => {
+                        stats.failed += 1;
+                        let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                    }
+                }
+            }
+        }
+        let _ = self.client.flush().await;
+        Ok(stats)
+    }
+}
+
+/// The collector's hook: publish and answer `duplicate` only when every part was.
+impl scanwatch_collector::BatchPublisher for NatsBus {
+    fn publish(&self, batch: OutgoingBatch) -> scanwatch_collector::PublishFuture<'_> {
+        Box::pin(async move {
+            let r = Bus::publish(self, &batch)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(r.stored == 0 && r.duplicates > 0)
+        })
+    }
+}
+
+/// Shared handle type for the roles.
+pub type SharedBus = Arc<NatsBus>;

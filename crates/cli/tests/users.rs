@@ -1,0 +1,146 @@
+//! `scanwatch admin user`: passwords come from standard input, are refused when
+//! short or empty, stored as Argon2id hashes; a second add of the same name is
+//! refused; `--reset` changes the password and ends the user's sessions.
+#![allow(clippy::unwrap_used)] // a test may panic on a broken setup
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use scanwatch_collector::web::auth::verify_password;
+use scanwatch_event::Timestamp;
+use scanwatch_store::sqlite::SqliteStore;
+use scanwatch_store::{Role, SessionRecord, Store};
+
+fn user(data: &std::path::Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scanwatch"))
+        .args(["admin", "user"])
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn add_list_reset_and_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+
+    let o = user(
+        data,
+        &["add", "alice", "--role", "admin"],
+        "s3cret-pass\nignored\n",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("admin user \"alice\" added"),
+        "{}",
+        stderr(&o)
+    );
+    {
+        let store = SqliteStore::open(data).unwrap();
+        let u = store.user("alice").unwrap().unwrap();
+        assert_eq!(u.role, Role::Admin);
+        assert!(
+            u.password_hash.starts_with("$argon2id$"),
+            "{}",
+            u.password_hash
+        );
+        assert!(verify_password("s3cret-pass", &u.password_hash));
+    }
+
+    // The same name again: refused, the password unchanged.
+    let o = user(
+        data,
+        &["add", "alice", "--role", "analyst"],
+        "another-pass\n",
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    let store = SqliteStore::open(data).unwrap();
+    let u = store.user("alice").unwrap().unwrap();
+    assert!(verify_password("s3cret-pass", &u.password_hash));
+    assert_eq!(u.role, Role::Admin);
+    drop(store);
+
+    // Short, empty or missing passwords: refused with a clear message.
+    for (input, msg) in [
+        ("short\n", "password too short"),
+        ("\n", "empty password"),
+        ("", "empty password"),
+    ] {
+        let o = user(data, &["add", "bob", "--role", "analyst"], input);
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains(msg), "{input:?}: {}", stderr(&o));
+    }
+    let o = user(
+        data,
+        &["add", "bad/name", "--role", "analyst"],
+        "long-enough\n",
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("invalid user name"), "{}", stderr(&o));
+    let o = user(data, &["add", "bob"], "long-enough\n");
+    assert!(!o.status.success(), "a new user needs --role");
+
+    // --reset: new password, role kept, sessions ended.
+    {
+        let mut store = SqliteStore::open(data).unwrap();
+        store
+            .put_session(&SessionRecord {
+                id_hash: "h".into(),
+                user: "alice".into(),
+                csrf: "c".into(),
+                created: Timestamp(0),
+                expires: Timestamp(i64::MAX),
+            })
+            .unwrap();
+    }
+    let o = user(data, &["add", "alice", "--reset"], "brand-new-pass\r\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let store = SqliteStore::open(data).unwrap();
+    let u = store.user("alice").unwrap().unwrap();
+    assert!(verify_password("brand-new-pass", &u.password_hash));
+    assert!(!verify_password("s3cret-pass", &u.password_hash));
+    assert_eq!(u.role, Role::Admin);
+    assert!(store.session("h", Timestamp(1)).unwrap().is_none());
+    drop(store);
+    let o = user(data, &["add", "carol", "--reset"], "brand-new-pass\n");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no user named"), "{}", stderr(&o));
+
+    let o = user(
+        data,
+        &["add", "bob", "--role", "analyst"],
+        "bobs-password\n",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = user(data, &["list"], "");
+    assert!(o.status.success());
+    let out = String::from_utf8(o.stdout).unwrap();
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert!(
+        rows[0].starts_with("alice") && rows[0].contains("admin"),
+        "{out}"
+    );
+    assert!(
+        rows[1].starts_with("bob") && rows[1].contains("analyst"),
+        "{out}"
+    );
+    assert!(!out.contains("argon2"), "no hashes in the list");
+}

@@ -1,0 +1,438 @@
+//! The dashboard pages driven with `oneshot`: the golden seed-surge network is
+//! stored and fed as the server does, then every page answers 200 for a logged-in
+//! user with the stored numbers, redirects without a session, refuses bad input
+//! with 400/404 pages, draws well-formed SVG, and escapes hostile text.
+#![allow(clippy::unwrap_used)] // a test may panic on a broken setup
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use scanwatch_collector::web::auth::open_session;
+use scanwatch_collector::{app, AppState, Limits};
+use scanwatch_event::{Event, Timestamp};
+use scanwatch_pipeline::{Pipeline, PipelineConfig};
+use scanwatch_store::sqlite::SqliteStore;
+use scanwatch_store::{AlertRow, Role, Store, UserRecord, WindowRow};
+use serde_json::Value;
+use tower::ServiceExt;
+
+struct Setup {
+    state: AppState,
+    dir: tempfile::TempDir,
+    admin: String,
+    analyst: String,
+}
+
+fn user(name: &str, role: Role) -> UserRecord {
+    UserRecord {
+        name: name.into(),
+        role,
+        password_hash: "$argon2id$v=19$test".into(),
+        created: Timestamp(0),
+    }
+}
+
+/// A store with two users and, when `seed`, the golden seed-surge network stored
+/// and fed hour by hour (as `crates/collector/tests/same_answers.rs`, without HTTP).
+async fn setup(seed: bool) -> Setup {
+    let sc = scanwatch_simulate::golden_cases()
+        .into_iter()
+        .find(|c| c.name == "seed-surge")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let names: Vec<String> = (0..sc.sensors).map(|i| sc.sensor_name(i)).collect();
+    for n in &names {
+        store.add_sensor(n, Timestamp(0)).unwrap();
+    }
+    store.put_user(&user("alice", Role::Admin), false).unwrap();
+    store.put_user(&user("bob", Role::Analyst), false).unwrap();
+    // As the golden case's args: --window 1h --history 2d.
+    let pipeline = Pipeline::new(PipelineConfig::new(3_600_000, 2 * 86_400_000));
+    let end = sc.start.0 + i64::from(sc.hours) * 3_600_000;
+    let state = AppState::new(
+        Box::new(store),
+        pipeline,
+        Limits::default(),
+        Arc::new(move || Timestamp(end)),
+    );
+    if seed {
+        for (h, hour) in sc.generator().enumerate() {
+            let mut per: Vec<Vec<Event>> = vec![Vec::new(); names.len()];
+            for (s, e) in hour {
+                per[s as usize].push(e);
+            }
+            for (s, evs) in per.into_iter().enumerate() {
+                if evs.is_empty() {
+                    continue;
+                }
+                state
+                    .store
+                    .lock()
+                    .unwrap()
+                    .commit_batch(&names[s], &format!("b{h}-{s}"), &evs, Timestamp(end))
+                    .unwrap();
+                state.feed(&names[s], &evs).unwrap();
+            }
+        }
+    }
+    let admin = open_session(&state, "alice").await.unwrap();
+    let analyst = open_session(&state, "bob").await.unwrap();
+    Setup {
+        state,
+        dir,
+        admin,
+        analyst,
+    }
+}
+
+async fn get(s: &Setup, path: &str, cookie: Option<&str>) -> (StatusCode, String, String) {
+    let mut r = Request::get(path);
+    if let Some(c) = cookie {
+        r = r.header("cookie", c);
+    }
+    let resp = app(s.state.clone())
+        .oneshot(r.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let location = resp
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    // To look at the pages: SCANWATCH_DASHBOARD_DUMP=dir writes each one there.
+    if let Some(dir) = std::env::var_os("SCANWATCH_DASHBOARD_DUMP") {
+        let name: String = path
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        std::fs::write(std::path::Path::new(&dir).join(name + ".html"), &text).unwrap();
+    }
+    (status, text, location)
+}
+
+/// Every inline `<svg …>…</svg>` of a page parses as XML; returns how many.
+fn check_svgs(html: &str) -> usize {
+    let mut n = 0;
+    let mut rest = html;
+    while let Some(i) = rest.find("<svg") {
+        let tail = &rest[i..];
+        let j = tail.find("</svg>").expect("unclosed svg") + "</svg>".len();
+        let svg = &tail[..j];
+        let doc = roxmltree::Document::parse(svg)
+            .unwrap_or_else(|e| panic!("svg is not well-formed XML: {e}\n{svg}"));
+        let root = doc.root_element();
+        assert_eq!(root.tag_name().name(), "svg");
+        assert!(
+            root.children().any(|c| c.tag_name().name() == "title"),
+            "a chart has a title"
+        );
+        n += 1;
+        rest = &tail[j..];
+    }
+    n
+}
+
+fn alerts(s: &Setup) -> Vec<(AlertRow, Value)> {
+    s.state
+        .store
+        .lock()
+        .unwrap()
+        .alerts(Timestamp(i64::MIN), Timestamp(i64::MAX), 0)
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let v = serde_json::from_str(&r.json).unwrap();
+            (r, v)
+        })
+        .collect()
+}
+
+fn num(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_show_the_seed_surge() {
+    let s = setup(true).await;
+    let all = alerts(&s);
+    assert!(!all.is_empty(), "the seed scenario raises warnings");
+    let (top, v) = all
+        .iter()
+        .find(|(r, _)| r.port == 1025 && r.proto == 6)
+        .unwrap();
+
+    // Overview.
+    let (st, html, _) = get(&s, "/", Some(&s.analyst)).await;
+    assert_eq!(st, StatusCode::OK, "{html}");
+    assert!(html.contains("id=\"top-ports-table\""), "{html}");
+    assert!(html.contains("<svg class=\"spark\" data-series=\"sources\""));
+    assert!(html.contains("id=\"now\""), "says what now is");
+    assert!(html.contains("<span id=\"user-name\">bob</span>"));
+    assert!(html.contains("action=\"/logout\""));
+    let ports = html.matches("data-port=").count();
+    assert!((1..=10).contains(&ports), "at most ten ports: {ports}");
+    assert_eq!(check_svgs(&html), ports, "one sparkline per port");
+    assert!(html.contains("data-field=\"sensors-total\">"));
+
+    // Warnings list and filter.
+    let (st, html, _) = get(&s, "/alerts", Some(&s.analyst)).await;
+    assert_eq!(st, StatusCode::OK);
+    for (r, _) in &all {
+        assert!(
+            html.contains(&format!("href=\"/alerts/{}\"", r.id)),
+            "{}",
+            r.id
+        );
+    }
+    let (st, html, _) = get(&s, "/alerts?severity=critical", Some(&s.analyst)).await;
+    assert_eq!(st, StatusCode::OK);
+    let critical = all.iter().filter(|(r, _)| r.severity_rank == 4).count();
+    assert!(
+        html.contains(&format!("data-field=\"count\">{critical}<")),
+        "{html}"
+    );
+
+    // The warning page.
+    let (st, html, _) = get(&s, &format!("/alerts/{}", top.id), Some(&s.analyst)).await;
+    assert_eq!(st, StatusCode::OK, "{html}");
+    let sources = v["sources"].as_u64().unwrap();
+    assert!(
+        html.contains(&format!("data-field=\"sources\">{}<", num(sources))),
+        "key number"
+    );
+    assert!(
+        html.contains(&format!("data-field=\"sources\">{sources}<")),
+        "raw numbers table"
+    );
+    assert!(html.contains("<table id=\"raw-numbers\""));
+    assert!(html.contains("data-field=\"baseline.sources\""));
+    assert!(html.contains("<section id=\"narrative\">"));
+    assert!(html.contains("<svg class=\"chart\" data-series=\"sources\""));
+    assert!(
+        html.contains(&format!("data-alert-id=\"{}\"", top.id)),
+        "marked"
+    );
+    assert!(html.contains(&format!("/api/v1/alerts/{}/stix", top.id)));
+    assert!(html.contains(&format!("/api/v1/alerts/{}/misp", top.id)));
+    assert!(html.contains("<details id=\"raw-json\">"));
+    assert!(html.contains("class=\"copy\" data-copy=\"mitigation-0\""));
+    assert!(html.contains("dport 1025"), "the nftables rule");
+    assert!(check_svgs(&html) >= 2);
+
+    // The port page, every range and window.
+    for range in ["24h", "7d", "30d"] {
+        for window in ["1h", "6h", "1d"] {
+            let path = format!("/ports/tcp/1025?range={range}&window={window}");
+            let (st, html, _) = get(&s, &path, Some(&s.analyst)).await;
+            assert_eq!(st, StatusCode::OK, "{path}");
+            assert_eq!(check_svgs(&html), 3, "{path}");
+            for series in ["sources", "events", "sensors"] {
+                assert!(html.contains(&format!("<svg class=\"chart\" data-series=\"{series}\"")));
+            }
+        }
+    }
+    let (_, html, _) = get(&s, "/ports/tcp/1025?range=30d", Some(&s.analyst)).await;
+    assert!(
+        html.contains(&format!("data-alert-id=\"{}\"", top.id)),
+        "{html}"
+    );
+    assert!(html.contains("class=\"band\""), "baseline band drawn");
+    assert!(html.contains("blackjack"), "service name");
+    assert!(html.contains("id=\"top-sources\""));
+    let ip = v["top_sources"][0]["ip"].as_str().unwrap();
+    assert!(html.contains(&format!("href=\"/sources/{ip}\"")), "{ip}");
+    // Events sum exactly whatever the window.
+    let stored: u64 = s
+        .state
+        .store
+        .lock()
+        .unwrap()
+        .port_history(6, 1025, Timestamp(i64::MIN), Timestamp(i64::MAX))
+        .unwrap()
+        .iter()
+        .map(|r| r.events)
+        .sum();
+    for window in ["1h", "6h", "1d"] {
+        let (_, html, _) = get(
+            &s,
+            &format!("/ports/tcp/1025?range=30d&window={window}"),
+            Some(&s.analyst),
+        )
+        .await;
+        assert!(
+            html.contains(&format!(
+                "<span data-field=\"events\">{}</span>",
+                num(stored)
+            )),
+            "{window}: {stored}"
+        );
+    }
+
+    // Sources.
+    let (st, html, _) = get(&s, &format!("/sources/{ip}"), Some(&s.analyst)).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(html.contains("href=\"/ports/tcp/1025\""));
+    assert!(html.contains(&format!("href=\"/alerts/{}\"", top.id)));
+
+    // Sensors: admins get revoke forms with the CSRF token, analysts do not.
+    let (st, html, _) = get(&s, "/sensors", Some(&s.admin)).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(html.contains("action=\"/sensors/"));
+    assert!(html.contains("/revoke\""));
+    assert!(html.contains("name=\"csrf\""));
+    let (_, html, _) = get(&s, "/sensors", Some(&s.analyst)).await;
+    assert!(!html.contains("/revoke\""));
+    assert!(html.contains("data-field=\"batches\""));
+
+    // Search redirects.
+    for (q, want) in [
+        ("1025", "/ports/tcp/1025"),
+        ("udp%2F53", "/ports/udp/53"),
+        ("53%2Fudp", "/ports/udp/53"),
+        ("192.0.2.1", "/sources/192.0.2.1"),
+    ] {
+        let (st, _, loc) = get(&s, &format!("/search?q={q}"), Some(&s.analyst)).await;
+        assert_eq!((st, loc.as_str()), (StatusCode::SEE_OTHER, want), "{q}");
+    }
+
+    // Bad input: 400/404 pages, never a panic.
+    for (path, want) in [
+        ("/ports/tcp/70000", StatusCode::BAD_REQUEST),
+        ("/ports/sctp/1", StatusCode::BAD_REQUEST),
+        ("/ports/tcp/-1", StatusCode::BAD_REQUEST),
+        ("/ports/tcp/22?range=1y", StatusCode::BAD_REQUEST),
+        ("/ports/tcp/22?window=5m", StatusCode::BAD_REQUEST),
+        ("/alerts/999999", StatusCode::NOT_FOUND),
+        ("/alerts/x", StatusCode::BAD_REQUEST),
+        ("/alerts?severity=huge", StatusCode::BAD_REQUEST),
+        ("/sources/not-an-ip", StatusCode::BAD_REQUEST),
+        ("/search?q=%3Cscript%3E", StatusCode::BAD_REQUEST),
+    ] {
+        let (st, html, _) = get(&s, path, Some(&s.analyst)).await;
+        assert_eq!(st, want, "{path}");
+        assert!(html.contains("<p id=\"error\">"), "{path}: an HTML page");
+        assert!(!html.contains("<script>"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn pages_need_a_session_static_files_do_not() {
+    let s = setup(false).await;
+    for path in [
+        "/",
+        "/alerts",
+        "/alerts/1",
+        "/ports/tcp/22",
+        "/ports/tcp/70000",
+        "/sensors",
+        "/sources/192.0.2.1",
+        "/search?q=22",
+    ] {
+        for cookie in [None, Some("scanwatch_session=swt_bogus")] {
+            let (st, _, loc) = get(&s, path, cookie).await;
+            assert_eq!(st, StatusCode::SEE_OTHER, "{path}");
+            assert!(loc.starts_with("/login"), "{path}: {loc}");
+        }
+    }
+    let (st, css, _) = get(&s, "/static/app.css", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(css.contains("svg.chart"));
+    let (st, js, _) = get(&s, "/static/app.js", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(js.contains("clipboard"));
+    // An empty store renders too.
+    for path in ["/", "/alerts", "/ports/tcp/22", "/sensors", "/sources/::1"] {
+        let (st, html, _) = get(&s, path, Some(&s.analyst)).await;
+        assert_eq!(st, StatusCode::OK, "{path}: {html}");
+    }
+}
+
+#[tokio::test]
+async fn hostile_text_is_escaped() {
+    const EVIL: &str = "<script>alert(1)</script>\"'&";
+    let s = setup(false).await;
+    // Names are validated by the store, so write one behind its back, as a
+    // corrupted or hand-edited database could hold it.
+    let conn = rusqlite::Connection::open(s.dir.path().join("scanwatch.db")).unwrap();
+    conn.execute(
+        "UPDATE sensors SET name = ?1, heartbeat_ms = 0, heartbeat = ?2 WHERE name = (SELECT min(name) FROM sensors)",
+        rusqlite::params![EVIL, format!("{{\"parse_errors\":\"{}\",\"spool_batches\":3}}", "<b>x</b>")],
+    )
+    .unwrap();
+    drop(conn);
+    let h = 3_600_000;
+    let json = serde_json::json!({
+        "headline": EVIL, "summary": EVIL, "assessment": EVIL, "confidence": EVIL,
+        "sources": 7, "window_end": "2026-11-26T11:00:00Z", "service": {"name": EVIL},
+        "advisories": [{"id": EVIL, "title": EVIL, "reasons": [EVIL], "match_reason": EVIL}],
+        "mitigations": [{"platform": EVIL, "rule": EVIL}],
+        "exposed_assets": [{"host": EVIL, "reasons": [EVIL]}],
+        "top_sources": [{"ip": EVIL, "events": 1}],
+        EVIL: 1,
+    });
+    let start = Timestamp(1_795_687_200_000); // 2026-11-26T10:00:00Z
+    let id = {
+        let mut st = s.state.store.lock().unwrap();
+        st.put_windows(&[WindowRow {
+            window_start: start,
+            window_end: Timestamp(start.0 + h),
+            proto: 6,
+            port: 22,
+            events: 9,
+            sources: 7,
+            sensors: 1,
+            targets: 1,
+            top_sources_json: format!("[{{\"ip\":{},\"events\":9}}]", serde_json::json!(EVIL)),
+        }])
+        .unwrap();
+        st.put_alert(&AlertRow {
+            id: 0,
+            kind: EVIL.into(),
+            proto: 6,
+            port: 22,
+            window_start: start,
+            severity_rank: 9,
+            json: json.to_string(),
+        })
+        .unwrap()
+    };
+    for path in [
+        "/".to_string(),
+        "/sensors".into(),
+        "/alerts".into(),
+        format!("/alerts/{id}"),
+        "/ports/tcp/22".into(),
+    ] {
+        let (st, html, _) = get(&s, &path, Some(&s.admin)).await;
+        assert_eq!(st, StatusCode::OK, "{path}: {html}");
+        assert!(!html.contains("<script>alert"), "{path}: unescaped\n{html}");
+        assert!(!html.contains("<b>x</b>"), "{path}");
+        check_svgs(&html);
+    }
+    let (_, html, _) = get(&s, "/sensors", Some(&s.admin)).await;
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;"));
+    assert!(
+        html.contains("action=\"/sensors/%3Cscript%3Ealert(1)%3C%2Fscript%3E%22%27%26/revoke\"")
+            || html.contains(
+                "action=\"/sensors/%3Cscript%3Ealert%281%29%3C%2Fscript%3E%22%27%26/revoke\""
+            ),
+        "the revoke URL is percent-encoded\n{html}"
+    );
+    let (_, html, _) = get(&s, &format!("/alerts/{id}"), Some(&s.admin)).await;
+    assert!(html.contains("<section id=\"narrative\">"));
+    assert!(html.contains("&lt;script&gt;"));
+}

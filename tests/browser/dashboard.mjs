@@ -1,0 +1,122 @@
+// Drives the dashboard in Debian's headless Chromium (playwright-core, system
+// browser, no download). Usage: node dashboard.mjs URL USER PASSWORD API_TOKEN OUTDIR
+// Exits non-zero on the first failed check.
+import { chromium } from 'playwright-core';
+
+const [url, user, pass, token, out] = process.argv.slice(2);
+if (!out) {
+  console.error('usage: node dashboard.mjs URL USER PASSWORD API_TOKEN OUTDIR');
+  process.exit(2);
+}
+const base = url.replace(/\/$/, '');
+
+function check(cond, msg) {
+  if (!cond) {
+    throw new Error(`FAIL: ${msg}`);
+  }
+  console.log(`ok: ${msg}`);
+}
+
+const digits = (s) => (s || '').replace(/[^0-9]/g, '');
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  // The flags the machine needs: no sandbox as root, and no background
+  // connections to Google's hosts from a closed network.
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+});
+let failed = false;
+try {
+  // What the API says the seed warning is: the first TCP/1025 surge window.
+  const r = await fetch(`${base}/api/v1/alerts`, { headers: { Authorization: `Bearer ${token}` } });
+  check(r.status === 200, 'the read API answers with the demo token');
+  const alerts = await r.json();
+  const seed = alerts
+    .filter((a) => a.protocol === 'tcp' && a.port === 1025 && !a.update)
+    .sort((a, b) => a.window_start.localeCompare(b.window_start))[0];
+  check(seed !== undefined, 'the centre stored a TCP/1025 warning');
+  const anon = await fetch(`${base}/api/v1/alerts`);
+  check(anon.status === 401, 'the API refuses a request without a token');
+
+  // An unauthenticated visitor sees nothing but the login page.
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await ctx.newPage();
+  for (const path of ['/', '/alerts', `/alerts/${seed.id}`, '/ports/tcp/1025', '/sensors', `/sources/${seed.top_sources[0].ip}`]) {
+    await page.goto(base + path);
+    check(new URL(page.url()).pathname === '/login', `unauthenticated ${path} shows the login page`);
+    const text = await page.innerText('body');
+    check(
+      !text.includes(seed.headline) && (await page.locator('svg').count()) === 0 && !text.includes('sensor-'),
+      `unauthenticated ${path} shows no warning, chart or sensor`,
+    );
+  }
+  await page.screenshot({ path: `${out}/login.png` });
+
+  // A wrong password is refused.
+  await page.goto(`${base}/login`);
+  await page.fill('input[name=username]', user);
+  await page.fill('input[name=password]', 'not-the-password');
+  await Promise.all([page.waitForLoadState(), page.click('button[type=submit]')]);
+  check(new URL(page.url()).pathname === '/login', 'a wrong password stays on the login page');
+
+  // Log in.
+  await page.fill('input[name=username]', user);
+  await page.fill('input[name=password]', pass);
+  await Promise.all([page.waitForURL((u) => u.pathname !== '/login'), page.click('button[type=submit]')]);
+  check(new URL(page.url()).pathname === '/', 'logging in opens the overview');
+  const cookies = await ctx.cookies();
+  const session = cookies.find((c) => c.name === 'scanwatch_session');
+  check(session && session.httpOnly && session.sameSite === 'Strict', 'the session cookie is HttpOnly and SameSite=Strict');
+  await page.screenshot({ path: `${out}/overview.png`, fullPage: true });
+  // The replay ends in the TCP/445 wave: it leads the overview's active warnings.
+  const overview = await page.innerText('body');
+  check(/TCP\/445/.test(overview), 'the overview shows the TCP/445 wave');
+  check((await page.locator('svg').count()) > 0, 'the overview draws sparklines');
+
+  // Open the seed warning from the warnings list.
+  await page.goto(`${base}/alerts`);
+  const link = page.locator(`a[href="/alerts/${seed.id}"]`).first();
+  check((await link.count()) === 1, 'the warnings list links the seed warning');
+  await Promise.all([page.waitForURL(`**/alerts/${seed.id}`), link.click()]);
+  const narrative = await page.innerText('#narrative');
+  check(narrative.includes(seed.headline.slice(0, 40)), 'the warning page shows the narrative');
+  const chart = page.locator('svg.chart');
+  check((await chart.count()) > 0, 'the warning page has an evidence chart');
+  check((await page.locator('svg.chart path, svg.chart polyline').count()) > 0, 'the chart draws lines');
+  for (const field of ['sources', 'events', 'sensors']) {
+    const cell = page.locator(`#raw-numbers [data-field="${field}"]`).first();
+    check((await cell.count()) === 1, `the raw numbers have ${field}`);
+    check(digits(await cell.innerText()) === String(seed[field]), `${field} on the page equals the API's ${seed[field]}`);
+  }
+  const pageText = await page.innerText('body');
+  check(pageText.includes('CVE-2007-1748'), 'the warning page names the candidate advisory');
+  check((await page.locator('pre').count()) > 0, 'the warning page shows the rules to copy');
+  await page.screenshot({ path: `${out}/warning.png`, fullPage: true });
+
+  // The port and sensors pages render for the logged-in analyst.
+  await page.goto(`${base}/ports/tcp/1025?range=30d`);
+  check((await page.locator('svg.chart').count()) > 0, 'the port page has charts');
+  await page.screenshot({ path: `${out}/port.png`, fullPage: true });
+  await page.goto(`${base}/sensors`);
+  check((await page.innerText('body')).includes('sensor-'), 'the sensors page lists the sensors');
+
+  // Log out: the pages are closed again.
+  await page.goto(`${base}/`);
+  await Promise.all([page.waitForLoadState(), page.click('form[action="/logout"] button')]);
+  await page.goto(`${base}/alerts/${seed.id}`);
+  check(new URL(page.url()).pathname === '/login', 'after logging out the pages show the login page');
+} catch (e) {
+  failed = true;
+  console.error(e.message);
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
