@@ -17,6 +17,12 @@ echo "== query latency with 30 days loaded (crates/collector/benches/query.rs)"
 cargo bench --locked -p scanwatch-collector --bench query
 echo "== sensor CPU at 10k lines/s (crates/cli/benches/sensor_cpu.rs)"
 cargo bench --locked -p scanwatch --bench sensor_cpu
+echo "== scale-out: roles over NATS into ClickHouse vs embedded (crates/cli/benches/scale.rs)"
+if command -v nats-server >/dev/null && command -v clickhouse-server >/dev/null; then
+    cargo bench --locked -p scanwatch --bench scale
+else
+    echo "skipped: needs nats-server and clickhouse-server (apt-get install -y nats-server clickhouse-server clickhouse-client)"
+fi
 if [ "${QUICK:-0}" != 1 ]; then
     echo "== criterion: parsers"
     cargo bench --locked -p scanwatch-formats --bench parsers

@@ -48,6 +48,8 @@ pub enum BusError {
     Timeout(String),
     #[error("store lock poisoned")]
     Poisoned,
+    #[error("{0}")]
+    Handler(String),
 }
 
 /// What publishing one batch did: parts stored anew and parts the bus already had.
@@ -101,7 +103,12 @@ pub fn owned_partitions(partitions: u32, instance: u32, instances: u32) -> Vec<u
 /// (idempotent), then its IDS facts.
 pub fn store_handler(store: Arc<Mutex<Box<dyn Store>>>) -> Handler {
     Arc::new(move |b: &BusBatch| {
-        let mut s = store.lock().map_err(|_| BusError::Poisoned)?;
+        // A handler that panicked (a failure, so never acked) leaves the store
+        // usable: the SQLite transaction rolled back when dropped, and ClickHouse
+        // holds no state between requests. Go on rather than fail every later message.
+        let mut s = store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let o = s.commit_batch(&b.sensor, &b.msg_id, &b.events, b.received)?;
         if matches!(o, BatchOutcome::Accepted { .. }) && !b.ids.is_empty() {
             s.put_context_items(IDS_KIND, &b.ids, b.received)?;

@@ -301,6 +301,9 @@ impl Bus for NatsBus {
     ) -> Result<ConsumeStats, BusError> {
         let consumer = self.consumer(partition).await?;
         let mut stats = ConsumeStats::default();
+        // Consecutive store failures of this partition: the nak delay and the pause
+        // before the next fetch grow with them (bounded), and a recovery is logged.
+        let mut failures: u32 = 0;
         while !*stop.borrow() {
             let batch = consumer
                 .batch()
@@ -318,6 +321,12 @@ impl Bus for NatsBus {
                     continue;
                 }
             };
+            // Set when the store refused a message of this fetch: the rest of the
+            // fetch is handed back (nak with the same delay) without touching the
+            // store, so a store outage costs one failed commit per fetch, not one
+            // per message, and the partition's order is kept as far as JetStream
+            // redelivers in order.
+            let mut backoff: Option<Duration> = None;
             loop {
                 let next = tokio::select! {
                     m = batch.next() => m,
@@ -325,6 +334,11 @@ impl Bus for NatsBus {
                 };
                 let Some(m) = next else { break };
                 let Ok(m) = m else { break };
+                if let Some(delay) = backoff {
+                    // Never acked: redelivered after `delay`.
+                    let _ = m.ack_with(AckKind::Nak(Some(delay))).await;
+                    continue;
+                }
                 let id = m
                     .headers
                     .as_ref()
@@ -332,7 +346,7 @@ impl Bus for NatsBus {
                     .map(|v| v.as_str().to_string())
                     .unwrap_or_default();
                 let decoded = match decode(&id, &m.payload) {
-                    Ok(d) => d,
+                    Ok(d) => Arc::new(d),
                     Err(_) => {
                         // A message this build cannot read would come back forever:
                         // terminate it (counted), never ack it as stored.
@@ -341,12 +355,16 @@ impl Bus for NatsBus {
                         continue;
                     }
                 };
-                let h = handler.clone();
-                let r = tokio::task::spawn_blocking(move || h(&decoded)).await;
-                match r {
-                    Ok(Ok(outcome)) => {
-                        // Ack only now: the store has it.
-                        m.ack().await.map_err(nats("ack"))?;
+                match commit_with_retries(&handler, &decoded).await {
+                    Ok(outcome) => {
+                        if failures > 0 {
+                            eprintln!(
+                                "aggregator: partition {partition}: store accepts again after {failures} failed fetches"
+                            );
+                            failures = 0;
+                        }
+                        // Ack only now: the store has it. A lost ack only means a
+                        // redelivery, which the store answers with `Duplicate`.
                         match outcome {
                             scanwatch_store::BatchOutcome::Accepted { events } => {
                                 stats.accepted += 1;
@@ -354,16 +372,68 @@ impl Bus for NatsBus {
                             }
                             scanwatch_store::BatchOutcome::Duplicate => stats.duplicates += 1,
                         }
+                        if let Err(e) = m.ack().await {
+                            eprintln!("aggregator: partition {partition}: ack of {id}: {e}");
+                            break;
+                        }
                     }
-                    _ => {
+                    Err(e) => {
                         stats.failed += 1;
-                        let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                        failures = failures.saturating_add(1);
+                        let delay = fail_delay(failures);
+                        eprintln!(
+                            "aggregator: partition {partition}: message {id} not stored ({e}); not acked, redelivered in {delay:?}"
+                        );
+                        let _ = m.ack_with(AckKind::Nak(Some(delay))).await;
+                        backoff = Some(delay);
                     }
+                }
+            }
+            if let Some(delay) = backoff {
+                tokio::select! {
+                    _ = stop.changed() => {}
+                    _ = tokio::time::sleep(delay) => {}
                 }
             }
         }
         let _ = self.client.flush().await;
         Ok(stats)
+    }
+}
+
+/// In-process attempts at one message before it is handed back to JetStream.
+const COMMIT_ATTEMPTS: u32 = 3;
+
+/// The nak delay (and pause) after `n` consecutive failed fetches: 1 s doubling up to
+/// 8 s.
+fn fail_delay(n: u32) -> Duration {
+    Duration::from_secs(1u64 << n.saturating_sub(1).min(3))
+}
+
+/// Runs the handler off the async threads, up to [`COMMIT_ATTEMPTS`] times with a
+/// short backoff (100 ms, 200 ms) for brief store hiccups. A panic in the handler
+/// counts as a failure (never as stored).
+async fn commit_with_retries(
+    handler: &Handler,
+    batch: &Arc<crate::BusBatch>,
+) -> Result<scanwatch_store::BatchOutcome, BusError> {
+    let mut wait = Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        let (h, b) = (handler.clone(), batch.clone());
+        let r = match tokio::task::spawn_blocking(move || h(&b)).await {
+            Ok(r) => r,
+            Err(e) => Err(BusError::Handler(format!("handler failed: {e}"))),
+        };
+        match r {
+            Ok(o) => return Ok(o),
+            Err(e) if attempt >= COMMIT_ATTEMPTS => return Err(e),
+            Err(_) => {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+                attempt += 1;
+            }
+        }
     }
 }
 

@@ -1,11 +1,14 @@
 //! `scanwatch admin`: manage sensors, API tokens and dashboard users in the data
-//! directory (tokens are printed once and stored only as hashes; passwords are read
-//! from standard input and stored only as Argon2id hashes).
+//! directory (`--data`, the embedded SQLite store) or in the store a server config
+//! names (`--config`: its `[store]`, e.g. the ClickHouse store shared by the
+//! scale-out roles, where any collector then accepts the sensor). Tokens are printed
+//! once and stored only as hashes; passwords are read from standard input and stored
+//! only as Argon2id hashes.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use scanwatch_collector::web::auth::{hash_password, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 use scanwatch_event::Timestamp;
 use scanwatch_store::sqlite::SqliteStore;
@@ -13,6 +16,44 @@ use scanwatch_store::{Role, Store, UserRecord};
 
 /// Default data directory (relative to the working directory).
 pub const DEFAULT_DATA_DIR: &str = "scanwatch-data";
+
+/// Which store an admin command works on.
+#[derive(Clone, Debug, clap::Args)]
+pub struct StoreArgs {
+    /// Data directory of the embedded SQLite store.
+    #[arg(long, default_value = DEFAULT_DATA_DIR)]
+    pub data: PathBuf,
+    /// Server config (TOML): use the store its `[store]` names (SQLite in its
+    /// `server.data`, or ClickHouse shared by the scale-out roles).
+    #[arg(long, conflicts_with = "data")]
+    pub config: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// Opens the store, with a description of it for messages.
+    pub fn open(&self) -> Result<(Box<dyn Store>, String)> {
+        match &self.config {
+            None => Ok((
+                Box::new(SqliteStore::open(&self.data)?),
+                self.data.display().to_string(),
+            )),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let cfg = crate::config::ServerConfig::parse(&text)
+                    .with_context(|| format!("in {}", path.display()))?;
+                let what = match cfg.store.kind.as_str() {
+                    "sqlite" => cfg.server.data.display().to_string(),
+                    kind => format!(
+                        "the {kind} store at {}",
+                        cfg.store.url.as_deref().unwrap_or("?")
+                    ),
+                };
+                Ok((crate::server::open_store(&cfg)?, what))
+            }
+        }
+    }
+}
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct AdminArgs {
@@ -48,13 +89,13 @@ pub enum UserCommand {
         /// Change the password of an existing user.
         #[arg(long)]
         reset: bool,
-        #[arg(long, default_value = DEFAULT_DATA_DIR)]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// List dashboard users with their roles.
     List {
-        #[arg(long, default_value = DEFAULT_DATA_DIR)]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
 }
 
@@ -66,8 +107,8 @@ pub enum TokenCommand {
         /// analyst: read endpoints; admin: also endpoints that change state.
         #[arg(long, value_parser = ["analyst", "admin"])]
         role: String,
-        #[arg(long, default_value = DEFAULT_DATA_DIR)]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
 }
 
@@ -77,19 +118,19 @@ pub enum SensorCommand {
     Add {
         /// 1-64 letters, digits, '.', '_' or '-'.
         name: String,
-        #[arg(long, default_value = DEFAULT_DATA_DIR)]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// List sensors with their state and counts.
     List {
-        #[arg(long, default_value = DEFAULT_DATA_DIR)]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Revoke a sensor: its token is refused from now on; its data stays.
     Revoke {
         name: String,
-        #[arg(long, default_value = DEFAULT_DATA_DIR)]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
 }
 
@@ -104,18 +145,17 @@ pub fn now() -> Timestamp {
 
 pub fn run(args: &AdminArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
     match &args.command {
-        AdminCommand::Sensor(SensorCommand::Add { name, data }) => {
-            let mut store = SqliteStore::open(data)?;
+        AdminCommand::Sensor(SensorCommand::Add { name, store }) => {
+            let (mut store, what) = store.open()?;
             let token = store.add_sensor(name, now())?;
             writeln!(out, "{token}")?;
             writeln!(
                 err,
-                "sensor {name:?} added to {}; keep the token above: it is not shown again",
-                data.display()
+                "sensor {name:?} added to {what}; keep the token above: it is not shown again"
             )?;
         }
-        AdminCommand::Sensor(SensorCommand::List { data }) => {
-            let store = SqliteStore::open(data)?;
+        AdminCommand::Sensor(SensorCommand::List { store }) => {
+            let (store, _) = store.open()?;
             writeln!(
                 out,
                 "{:<24} {:<8} {:>10} {:>12}  last seen",
@@ -134,10 +174,10 @@ pub fn run(args: &AdminArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
                 )?;
             }
         }
-        AdminCommand::Token(TokenCommand::Add { name, role, data }) => {
+        AdminCommand::Token(TokenCommand::Add { name, role, store }) => {
             let role = Role::parse(role)
                 .ok_or_else(|| anyhow::anyhow!("role must be analyst or admin"))?;
-            let mut store = SqliteStore::open(data)?;
+            let (mut store, _) = store.open()?;
             let token = store.add_api_token(name, role, now())?;
             writeln!(out, "{token}")?;
             writeln!(
@@ -146,8 +186,8 @@ pub fn run(args: &AdminArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
                 role.name()
             )?;
         }
-        AdminCommand::Sensor(SensorCommand::Revoke { name, data }) => {
-            let mut store = SqliteStore::open(data)?;
+        AdminCommand::Sensor(SensorCommand::Revoke { name, store }) => {
+            let (mut store, _) = store.open()?;
             store.revoke_sensor(name)?;
             writeln!(err, "sensor {name:?} revoked")?;
         }
@@ -201,7 +241,7 @@ pub fn run_user(
             name,
             role,
             reset,
-            data,
+            store,
         } => {
             if !scanwatch_store::valid_sensor_name(name) {
                 anyhow::bail!(
@@ -214,7 +254,7 @@ pub fn run_user(
                     Role::parse(r).ok_or_else(|| anyhow::anyhow!("role must be analyst or admin"))
                 })
                 .transpose()?;
-            let mut store = SqliteStore::open(data)?;
+            let (mut store, _) = store.open()?;
             let existing = store.user(name)?;
             let (role, created) = match (&existing, reset) {
                 (Some(_), false) => anyhow::bail!(
@@ -248,8 +288,8 @@ pub fn run_user(
                 writeln!(err, "{} user {name:?} added", role.name())?;
             }
         }
-        UserCommand::List { data } => {
-            let store = SqliteStore::open(data)?;
+        UserCommand::List { store } => {
+            let (store, _) = store.open()?;
             writeln!(out, "{:<24} {:<8}  created", "name", "role")?;
             for u in store.users()? {
                 writeln!(

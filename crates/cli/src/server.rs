@@ -322,6 +322,30 @@ pub(crate) async fn shutdown() {
     }
 }
 
+/// Opens the store a server config names (`[store]`): SQLite in `server.data`, or
+/// the shared ClickHouse store of the scale-out roles. Used by the roles and by
+/// `scanwatch admin --config`, so both see the same sensors, tokens and users.
+pub fn open_store(cfg: &ServerConfig) -> Result<Box<dyn Store>> {
+    match cfg.store.kind.as_str() {
+        "sqlite" => Ok(Box::new(SqliteStore::open(&cfg.server.data)?)),
+        "clickhouse" => {
+            let ch = scanwatch_store::clickhouse::ClickHouseConfig {
+                url: cfg.store.url.clone().unwrap_or_default(),
+                database: cfg.store.database.clone(),
+                cluster: cfg.store.cluster.clone(),
+                user: None,
+                password: None,
+                timeout: "30s".into(),
+            };
+            Ok(Box::new(
+                scanwatch_store::clickhouse::ClickHouseStore::open(&ch)
+                    .context("cannot open the clickhouse store")?,
+            ))
+        }
+        other => anyhow::bail!("unknown store kind {other:?}"),
+    }
+}
+
 /// The scale-out roles (docs/scale.md): `collector` and `api` serve the HTTP app and
 /// publish ingested batches to the bus; `aggregator` consumes its partitions into
 /// the shared store; `detector` holds the lease and runs the pipeline over the
@@ -333,17 +357,14 @@ mod roles {
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
+    use super::{open_store, shutdown, tls_config, wall_clock, ServerArgs};
+    use crate::config::ServerConfig;
     use anyhow::{bail, Context, Result};
     use scanwatch_bus::{run_aggregator, store_handler, AggregatorCounters, NatsBus};
     use scanwatch_collector::{app, AppState, IDS_KIND};
     use scanwatch_context::ids::StoredHit;
     use scanwatch_event::{Event, Timestamp, WireEvent};
     use scanwatch_pipeline::{Pipeline, PipelineConfig};
-    use scanwatch_store::sqlite::SqliteStore;
-    use scanwatch_store::Store;
-
-    use super::{shutdown, tls_config, wall_clock, ServerArgs};
-    use crate::config::ServerConfig;
 
     pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
         let cfg = args.effective_config()?;
@@ -420,27 +441,6 @@ mod roles {
         }
     }
 
-    fn open_store(cfg: &ServerConfig) -> Result<Box<dyn Store>> {
-        match cfg.store.kind.as_str() {
-            "sqlite" => Ok(Box::new(SqliteStore::open(&cfg.server.data)?)),
-            "clickhouse" => {
-                let ch = scanwatch_store::clickhouse::ClickHouseConfig {
-                    url: cfg.store.url.clone().unwrap_or_default(),
-                    database: cfg.store.database.clone(),
-                    cluster: cfg.store.cluster.clone(),
-                    user: None,
-                    password: None,
-                    timeout: "30s".into(),
-                };
-                Ok(Box::new(
-                    scanwatch_store::clickhouse::ClickHouseStore::open(&ch)
-                        .context("cannot open the clickhouse store")?,
-                ))
-            }
-            other => bail!("unknown store kind {other:?}"),
-        }
-    }
-
     fn serve(
         rt: &tokio::runtime::Runtime,
         state: AppState,
@@ -498,6 +498,12 @@ mod roles {
         ids_seen: usize,
     }
 
+    /// Why a detector step failed.
+    enum Step {
+        Read(anyhow::Error),
+        Feed(anyhow::Error),
+    }
+
     fn event_key(sensor: &str, e: &Event) -> String {
         format!("{sensor} {}", WireEvent::from_event(e, None).to_line())
     }
@@ -513,18 +519,30 @@ mod roles {
             }
         }
 
-        /// Feeds what is new in the store; returns how many events.
-        fn step(&mut self, state: &AppState) -> Result<usize> {
-            let (rows, ids) = {
+        /// Feeds what is new in the store; returns how many events. A failed read
+        /// (`Step::Read`) fed nothing, so the step can simply be tried again; a
+        /// failure while feeding (`Step::Feed`) leaves the pipeline part-fed.
+        fn step(&mut self, state: &AppState) -> Result<usize, Step> {
+            let read = || -> Result<_> {
                 let s = state
                     .store
                     .lock()
                     .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
-                (
+                Ok((
                     s.events_between(Timestamp(self.lo), Timestamp(i64::MAX))?,
                     s.context_items(IDS_KIND)?,
-                )
+                ))
             };
+            let (rows, ids) = read().map_err(Step::Read)?;
+            self.feed(state, rows, ids).map_err(Step::Feed)
+        }
+
+        fn feed(
+            &mut self,
+            state: &AppState,
+            rows: Vec<(String, Event)>,
+            ids: Vec<scanwatch_store::ContextItem>,
+        ) -> Result<usize> {
             if ids.len() != self.ids_seen {
                 let hits = ids
                     .iter()
@@ -615,17 +633,24 @@ mod roles {
                     err,
                     "detector: lease taken; rebuilding from the stored events"
                 )?;
-                let mut pipeline = Pipeline::new(pcfg);
-                pipeline.set_emit_windows(true);
-                pipeline.set_benign(benign.clone());
-                let state = AppState::new(
-                    open_store(cfg)?,
-                    pipeline,
-                    cfg.limits(),
-                    Arc::new(wall_clock),
-                )
-                .with_context(ctx.clone());
-                let progress = Arc::new(Mutex::new(Progress::new(&pcfg)));
+                // The pipeline over a fresh store connection; built again after a
+                // failed step (a store or bus outage), since a step that failed half
+                // way may have fed part of its events: rebuilding from the stored
+                // events is what a takeover does, so it is exact.
+                let fresh = || -> Result<(AppState, Arc<Mutex<Progress>>)> {
+                    let mut pipeline = Pipeline::new(pcfg);
+                    pipeline.set_emit_windows(true);
+                    pipeline.set_benign(benign.clone());
+                    let state = AppState::new(
+                        open_store(cfg)?,
+                        pipeline,
+                        cfg.limits(),
+                        Arc::new(wall_clock),
+                    )
+                    .with_context(ctx.clone());
+                    Ok((state, Arc::new(Mutex::new(Progress::new(&pcfg)))))
+                };
+                let mut current: Option<(AppState, Arc<Mutex<Progress>>)> = None;
                 let mut renewed = Instant::now();
                 loop {
                     tokio::select! {
@@ -637,23 +662,68 @@ mod roles {
                         () = tokio::time::sleep(Duration::from_millis(300)) => {}
                     }
                     if renewed.elapsed() >= ttl / 3 {
-                        if !lease.renew().await? {
-                            writeln!(err, "detector: lease lost; standing by")?;
-                            break;
+                        match lease.renew().await {
+                            Ok(true) => renewed = Instant::now(),
+                            Ok(false) => {
+                                writeln!(err, "detector: lease lost; standing by")?;
+                                break;
+                            }
+                            // Not known whether it is still ours: keep trying
+                            // until it would have expired.
+                            Err(e) if renewed.elapsed() < ttl => {
+                                writeln!(err, "detector: lease renewal failed: {e}")?;
+                            }
+                            Err(e) => {
+                                writeln!(
+                                    err,
+                                    "detector: lease not renewed within its ttl ({e}); standing by"
+                                )?;
+                                break;
+                            }
                         }
-                        renewed = Instant::now();
                     }
                     // Barrier: everything published so far is in the store.
-                    if !bus.caught_up().await? {
-                        continue;
+                    match bus.caught_up().await {
+                        Ok(true) => {}
+                        Ok(false) => continue,
+                        Err(e) => {
+                            writeln!(err, "detector: consumer lag unknown: {e}")?;
+                            continue;
+                        }
                     }
-                    let (st, pr) = (state.clone(), progress.clone());
-                    tokio::task::spawn_blocking(move || {
-                        pr.lock()
-                            .map_err(|_| anyhow::anyhow!("progress lock poisoned"))?
-                            .step(&st)
+                    let (st, pr) = match &current {
+                        Some((st, pr)) => (st.clone(), pr.clone()),
+                        None => match tokio::task::block_in_place(fresh) {
+                            Ok((st, pr)) => {
+                                current = Some((st.clone(), pr.clone()));
+                                (st, pr)
+                            }
+                            Err(e) => {
+                                writeln!(err, "detector: cannot open the store: {e:#}")?;
+                                continue;
+                            }
+                        },
+                    };
+                    let r = tokio::task::spawn_blocking(move || match pr.lock() {
+                        Ok(mut p) => p.step(&st),
+                        Err(_) => Err(Step::Feed(anyhow::anyhow!("progress lock poisoned"))),
                     })
-                    .await??;
+                    .await
+                    .unwrap_or_else(|e| Err(Step::Feed(e.into())));
+                    match r {
+                        Ok(_) => {}
+                        // Nothing fed: the next cycle reads again.
+                        Err(Step::Read(e)) => {
+                            writeln!(err, "detector: cannot read the store: {e:#}")?;
+                        }
+                        Err(Step::Feed(e)) => {
+                            writeln!(
+                                err,
+                                "detector: step failed: {e:#}; rebuilding from the stored events"
+                            )?;
+                            current = None;
+                        }
+                    }
                 }
             }
         })

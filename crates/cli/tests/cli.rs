@@ -401,6 +401,21 @@ fn demo_through_the_real_centre_stores_the_offline_warnings() {
     // Sensors submit over HTTP to an embedded server; the warnings are read back from
     // its API. They must be the ones the in-process pipeline raises.
     let dir = tempfile::tempdir().unwrap();
+    // Context in the data directory: the demo's research scanners as benign.
+    let scanners = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/context/research-scanners.txt"
+    );
+    let imported = bin()
+        .args(["intel", "import", "benign", scanners, "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
     let live = bin()
         .args(["demo", "--json", "--data"])
         .arg(dir.path())
@@ -433,7 +448,18 @@ fn demo_through_the_real_centre_stores_the_offline_warnings() {
     };
     let (live_keys, offline_keys) = (keys(&live.stdout), keys(&offline.stdout));
     assert!(live_keys.len() > 10, "{live_keys:?}");
-    assert_eq!(live_keys, offline_keys);
+    // The offline run ends its input and closes every window; a live centre keeps
+    // the last windows open until later events pass them by the allowed lateness
+    // (one window): the demo's last two hours (22:00 and 23:00 on 2026-11-25) may
+    // still be open. Everything else must be the same, warning for warning.
+    let closed = |k: &&String| !k.contains("\"2026-11-25T22:") && !k.contains("\"2026-11-25T23:");
+    let live_closed: Vec<&String> = live_keys.iter().filter(closed).collect();
+    let offline_closed: Vec<&String> = offline_keys.iter().filter(closed).collect();
+    assert_eq!(live_closed, offline_closed);
+    assert!(
+        live_keys.iter().all(|k| offline_keys.contains(k)),
+        "the live centre raised a warning the offline run did not"
+    );
     // Every stored warning has its id, and the centre's store stays for a later look.
     assert!(String::from_utf8_lossy(&live.stdout)
         .lines()
