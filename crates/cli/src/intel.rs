@@ -23,7 +23,7 @@ use crate::admin::DEFAULT_DATA_DIR;
 /// Kinds of documents in the store.
 pub const KIND_ADVISORY: &str = "advisory";
 pub const KIND_ASSET: &str = "asset";
-pub const KIND_BENIGN: &str = "benign";
+pub const KIND_BENIGN: &str = benign::STORE_KIND;
 
 /// The user's port notes, read from the data directory when present.
 pub const PORTS_FILE: &str = "ports.toml";

@@ -8,10 +8,9 @@
 
 mod common;
 
-use common::{bin, free_port, request, Server};
+use common::{bin, free_port, request, spawn_server, Server};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -66,21 +65,8 @@ fn receiver() -> (u16, Arc<Mutex<Vec<Hook>>>) {
 }
 
 fn start(config: &std::path::Path, port: u16) -> Server {
-    let child = bin()
-        .args(["server", "--config"])
-        .arg(config)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let s = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if request(port, "GET", "/healthz", &[], b"").is_some() {
-            return s;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("server did not answer on port {port}");
+    let args = ["server".as_ref(), "--config".as_ref(), config.as_os_str()];
+    spawn_server(&args, port, Duration::from_secs(30))
 }
 
 /// Hour `h` of sensor `s`: background on TCP/1025 (two sources), and from hour 40 a

@@ -5,28 +5,21 @@
 
 mod common;
 
-use common::{bin, free_port, request, Server};
+use common::{bin, free_port, request, spawn_server, Server};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn start(data: &std::path::Path, port: u16) -> Server {
-    let child = bin()
-        .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-        .arg(data)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let s = Server(child);
-    // Bounded wait for the port: 200 tries, 50 ms apart.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if request(port, "GET", "/healthz", &[], b"").is_some() {
-            return s;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("server did not answer on port {port}");
+    let listen = format!("127.0.0.1:{port}");
+    let args = [
+        "server".as_ref(),
+        "--listen".as_ref(),
+        listen.as_ref(),
+        "--data".as_ref(),
+        data.as_os_str(),
+    ];
+    spawn_server(&args, port, Duration::from_secs(10))
 }
 
 fn post(port: u16, token: &str, batch: &str, body: &str) -> (u16, String) {

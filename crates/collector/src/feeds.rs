@@ -179,13 +179,13 @@ pub async fn blocklist_handler(
             .ok_or_else(|| AppError::BadRequest("hours must be 1-720".into()))?,
     };
     // The benign-scanner lists as imported now (`scanwatch intel import benign`, store
-    // kind "benign"), read at every request: a warning stored before its sources were
+    // kind `benign::STORE_KIND`), read at every request: a warning stored before its sources were
     // listed as benign keeps them in its top sources, and they must not be blocked.
     let (rows, benign) = st
         .with_store(|s| {
             Ok((
                 s.alerts(Timestamp(i64::MIN), Timestamp(i64::MAX), 0)?,
-                s.context_items("benign")?,
+                s.context_items(scanwatch_context::benign::STORE_KIND)?,
             ))
         })
         .await?;

@@ -312,6 +312,11 @@ async fn export_refusals_and_a_blocklist_without_benign_scanners() {
         assert_eq!(st, StatusCode::BAD_REQUEST, "{ext}");
         let v: Value = serde_json::from_str(&body).unwrap();
         assert!(v["error"].as_str().unwrap().contains("number"), "{body}");
+        // A path that does not decode (not UTF-8) is a 400 with the JSON error body.
+        let (st, _, body) = get(&c, &format!("/api/v1/alerts/%FF/{ext}"), Some(&c.analyst)).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{ext}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert!(v["error"].is_string(), "{body}");
         let (st, _, body) = get(
             &c,
             &format!("/api/v1/alerts/999999/{ext}"),

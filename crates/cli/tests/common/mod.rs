@@ -21,6 +21,25 @@ impl Drop for Server {
     }
 }
 
+/// Starts `scanwatch ARGS` and waits (bounded: `wait`) until it answers `/healthz` on
+/// `port`; the guard kills it when the test ends.
+pub fn spawn_server(args: &[&std::ffi::OsStr], port: u16, wait: Duration) -> Server {
+    let child = bin()
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let s = Server(child);
+    let deadline = std::time::Instant::now() + wait;
+    while std::time::Instant::now() < deadline {
+        if request(port, "GET", "/healthz", &[], b"").is_some() {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("server did not answer on port {port}");
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -85,6 +85,29 @@ fn params(q: Result<Query<Params>, QueryRejection>) -> Result<Params, PageError>
         .map_err(|e| PageError::BadRequest(e.body_text()))
 }
 
+/// Windows re-bucketed for a chart of `[from, to)` in steps of `step`, with the
+/// week before it for the baseline band: where the shown part starts, how many
+/// buckets the band looks back, the history it needs, and the first bucket with data.
+struct ChartSpan {
+    buckets: Vec<series::Bucket>,
+    first: usize,
+    lookback: usize,
+    min_hist: usize,
+    known_from: usize,
+}
+
+fn chart_span(rows: &[WindowRow], from: i64, to: i64, step: i64) -> ChartSpan {
+    let hist_from = Timestamp(from - WEEK).floor(step).0;
+    let buckets = rebucket(rows, hist_from, to, step);
+    ChartSpan {
+        first: usize::try_from((from - hist_from) / step).unwrap_or(0),
+        lookback: usize::try_from(WEEK / step).unwrap_or(1).max(1),
+        min_hist: usize::try_from(DAY / step).unwrap_or(1).max(1),
+        known_from: buckets.iter().position(|x| x.windows > 0).unwrap_or(0),
+        buckets,
+    }
+}
+
 /// One link of a range/window/filter switch, marked when it is the current choice.
 fn switch_link(b: &mut String, href: &str, label: &str, current: bool) {
     let cur = if current {
@@ -573,12 +596,13 @@ fn render_port(
     let step = window.max(now.0 - nstart.0).max(60_000);
     let to = Timestamp(now.0 - 1).floor(step).0 + step;
     let from = Timestamp(now.0 - range).floor(step).0;
-    let hist_from = Timestamp(from - WEEK).floor(step).0;
-    let buckets = rebucket(&d.rows, hist_from, to, step);
-    let first = usize::try_from((from - hist_from) / step).unwrap_or(0);
-    let lookback = usize::try_from(WEEK / step).unwrap_or(1).max(1);
-    let min_hist = usize::try_from(DAY / step).unwrap_or(1).max(1);
-    let known_from = buckets.iter().position(|x| x.windows > 0).unwrap_or(0);
+    let ChartSpan {
+        buckets,
+        first,
+        lookback,
+        min_hist,
+        known_from,
+    } = chart_span(&d.rows, from, to, step);
     let markers: Vec<Marker> = d
         .alerts
         .iter()
@@ -1023,12 +1047,13 @@ fn render_alert(d: &AlertData, v: &Value) -> String {
     .max(60_000);
     let from = Timestamp(d.from).floor(step).0;
     let to = Timestamp(d.to - 1).floor(step).0 + step;
-    let hist_from = Timestamp(from - WEEK).floor(step).0;
-    let buckets = rebucket(&d.rows, hist_from, to, step);
-    let first = usize::try_from((from - hist_from) / step).unwrap_or(0);
-    let lookback = usize::try_from(WEEK / step).unwrap_or(1).max(1);
-    let min_hist = usize::try_from(DAY / step).unwrap_or(1).max(1);
-    let known_from = buckets.iter().position(|x| x.windows > 0).unwrap_or(0);
+    let ChartSpan {
+        buckets,
+        first,
+        lookback,
+        min_hist,
+        known_from,
+    } = chart_span(&d.rows, from, to, step);
     let markers: Vec<Marker> = d
         .neighbours
         .iter()
