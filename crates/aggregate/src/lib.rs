@@ -12,6 +12,7 @@
 //! window with it; it is never dropped silently. The
 //! caller reports it. Nothing here reads the clock.
 
+pub mod codec;
 mod counted;
 
 use std::collections::BTreeMap;
@@ -20,7 +21,13 @@ use std::net::IpAddr;
 use rustc_hash::FxHashMap;
 use scanwatch_event::{Event, Protocol, Timestamp};
 
+pub use codec::{decode_window, encode_window, DecodeError};
 pub use counted::{key_hash, Counted, Distinct, HEAVY_MAP_SIZE, HLL_LG_K};
+
+/// A source address as a sketch key: a type of our own so that it can carry the
+/// frequent-items sketch's serialisation (see [`codec`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceIp(pub IpAddr);
 
 /// A sensor, named by the stable 64-bit hash of its name (see [`sensor_key`]), so that
 /// partial aggregates made in different processes agree on who is who.
@@ -69,7 +76,7 @@ impl AggregateConfig {
 #[derive(Clone, Debug, Default)]
 pub struct Cell {
     pub events: u64,
-    pub sources: Counted<IpAddr>,
+    pub sources: Counted<SourceIp>,
     pub targets: Distinct,
     pub sensors: Counted<SensorKey>,
 }
@@ -79,7 +86,7 @@ impl Cell {
     pub fn add(&mut self, sensor: SensorKey, e: &Event, limit: usize) {
         let n = u64::from(e.count);
         self.events += n;
-        self.sources.add(e.src, n, limit);
+        self.sources.add(SourceIp(e.src), n, limit);
         self.targets.add_hash(ip_hash(e.dst), limit);
         self.sensors.add(sensor, n, limit);
     }
@@ -105,7 +112,12 @@ impl Cell {
             sources: self.sources.distinct(),
             sensors: self.sensors.distinct(),
             targets: self.targets.distinct(),
-            top_sources: self.sources.top(top_n, |a, b| a.cmp(b)),
+            top_sources: self
+                .sources
+                .top(top_n, |a, b| a.cmp(b))
+                .into_iter()
+                .map(|(k, n)| (k.0, n))
+                .collect(),
             top_sensors: self.sensors.top(top_n, |a, b| a.cmp(b)),
             exact: self.sources.is_exact() && self.targets.is_exact() && self.sensors.is_exact(),
         }
@@ -150,6 +162,24 @@ pub struct Window {
 }
 
 impl Window {
+    /// Adds one event seen by `sensor` (to its cell if it is an unsolicited inbound
+    /// event to a port, and to the totals).
+    #[inline]
+    pub fn add(&mut self, sensor: SensorKey, e: &Event, limit: usize) {
+        let n = u64::from(e.count);
+        self.totals.all_events += n;
+        self.totals.sensors.add_hash(sensor, limit);
+        if let Some((proto, port)) = e.scanned_port() {
+            self.totals.port_events += n;
+            self.cells
+                .entry((proto, port))
+                .or_default()
+                .add(sensor, e, limit);
+        } else if matches!(e.proto, Protocol::Icmp | Protocol::Icmpv6) {
+            self.totals.icmp_events += n;
+        }
+    }
+
     /// Merges another partial aggregate of the same window.
     pub fn merge(&mut self, other: &Window, limit: usize) {
         for (k, c) in &other.cells {
@@ -281,22 +311,36 @@ impl Aggregator {
         } else {
             self.open.entry(ws).or_default()
         };
-        let n = u64::from(e.count);
-        w.totals.all_events += n;
-        w.totals.sensors.add_hash(sensor, limit);
-        if let Some((proto, port)) = e.scanned_port() {
-            w.totals.port_events += n;
-            w.cells
-                .entry((proto, port))
-                .or_default()
-                .add(sensor, e, limit);
-        } else if matches!(e.proto, Protocol::Icmp | Protocol::Icmpv6) {
-            w.totals.icmp_events += n;
-        }
+        w.add(sensor, e, limit);
         if late {
             return false;
         }
         self.watermark = Some(self.watermark.map_or(e.time.0, |m| m.max(e.time.0)));
+        true
+    }
+
+    /// Merges a partial aggregate of window `ws` made elsewhere (an aggregator of
+    /// the scale-out mode, [`codec`]) whose latest event is at `max_time`: exactly
+    /// what adding its events one by one would do, as one step. A part of a window
+    /// that has already closed is late, like a late event.
+    pub fn merge_window(&mut self, ws: i64, part: &Window, max_time: i64) -> bool {
+        let ws = Timestamp(ws).floor(self.cfg.window_ms).0;
+        let limit = self.cfg.exact_limit;
+        let late = self.closed_before.is_some_and(|cb| ws < cb);
+        if late {
+            let n = part.totals.all_events;
+            self.late_events += n;
+            *self.late_windows.entry(ws).or_insert(0) += n;
+            let since = self.watermark.unwrap_or(max_time);
+            self.late_open
+                .entry(ws)
+                .or_insert_with(|| (Window::default(), since))
+                .0
+                .merge(part, limit);
+            return false;
+        }
+        self.open.entry(ws).or_default().merge(part, limit);
+        self.watermark = Some(self.watermark.map_or(max_time, |m| m.max(max_time)));
         true
     }
 

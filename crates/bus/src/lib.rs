@@ -5,9 +5,12 @@
 //! to `<prefix>.<partition>` with `Nats-Msg-Id = <sensor>:<batch>:<partition>`; it
 //! answers the sensor only after every PubAck (the stream is replicated, so the
 //! batch is durable), and JetStream's duplicate window drops resends. Aggregators
-//! read the partitions they own through durable pull consumers, commit each message
-//! to the store under its message id (so a redelivery after a crash is a
-//! `Duplicate`) and acknowledge only after the store accepted it.
+//! read the partitions they own through durable pull consumers and, per fetch,
+//! aggregate the new messages into partial window aggregates (mergeable counters,
+//! `scanwatch_aggregate::codec`) and commit them with the raw events and the
+//! message ids in one store commit ([`aggregate_handler`]), acknowledging the
+//! messages only after the store accepted it; a redelivered message id is a
+//! `Duplicate`. The detector merges the partials; it never reads raw events.
 //!
 //! Ownership: with `instances = n`, instance `i` owns the partitions `p` with
 //! `p % n == i` ([`owned_partitions`]). Consumers are durable and named by
@@ -22,7 +25,14 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use scanwatch_store::{BatchOutcome, Store, StoreError};
+use std::collections::BTreeMap;
+
+use scanwatch_aggregate::{encode_window, sensor_key, AggregateConfig, Window};
+use scanwatch_context::benign::BenignSet;
+use scanwatch_event::Timestamp;
+use scanwatch_store::{
+    random_id, AggregateCommit, BatchOutcome, BatchPart, PartialRow, Store, StoreError,
+};
 use thiserror::Error;
 use tokio::sync::watch;
 
@@ -71,9 +81,10 @@ pub struct ConsumeStats {
     pub refused: u64,
 }
 
-/// Called for each message (off the async threads); the message is acked only when
-/// this returns `Ok`.
-pub type Handler = Arc<dyn Fn(&BusBatch) -> Result<BatchOutcome, BusError> + Send + Sync>;
+/// Called for the messages of one fetch of one partition (off the async threads),
+/// with an outcome per message; the messages are acked only when this returns `Ok`.
+pub type Handler =
+    Arc<dyn Fn(&[Arc<BusBatch>]) -> Result<Vec<BatchOutcome>, BusError> + Send + Sync>;
 
 /// An event bus: publish a batch, consume one partition.
 pub trait Bus: Send + Sync {
@@ -99,21 +110,112 @@ pub fn owned_partitions(partitions: u32, instance: u32, instances: u32) -> Vec<u
     (0..partitions).filter(|p| p % n == instance).collect()
 }
 
-/// The aggregator's handler: commits the message's events under its message id
-/// (idempotent), then its IDS facts.
-pub fn store_handler(store: Arc<Mutex<Box<dyn Store>>>) -> Handler {
-    Arc::new(move |b: &BusBatch| {
+/// The aggregator's handler. For the messages of one fetch of one partition: the
+/// ones whose ids are stored already are `Duplicate`s; the others are aggregated
+/// into one partial window aggregate per window (known benign scanners left out, as
+/// the embedded pipeline does) and committed with their raw events and ids in one
+/// store commit; then the IDS facts they carry are stored (idempotent, so also for
+/// duplicates: a crash between the two loses none).
+pub fn aggregate_handler(
+    store: Arc<Mutex<Box<dyn Store>>>,
+    cfg: AggregateConfig,
+    benign: Option<BenignSet>,
+) -> Handler {
+    Arc::new(move |batches: &[Arc<BusBatch>]| {
         // A handler that panicked (a failure, so never acked) leaves the store
         // usable: the SQLite transaction rolled back when dropped, and ClickHouse
-        // holds no state between requests. Go on rather than fail every later message.
+        // holds no state between requests. Go on rather than fail every later fetch.
         let mut s = store
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let o = s.commit_batch(&b.sensor, &b.msg_id, &b.events, b.received)?;
-        if matches!(o, BatchOutcome::Accepted { .. }) && !b.ids.is_empty() {
+        let Some(first) = batches.first() else {
+            return Ok(Vec::new());
+        };
+        let shard_key = u64::from(first.partition);
+        let ids: Vec<(&str, &str)> = batches
+            .iter()
+            .map(|b| (b.sensor.as_str(), b.msg_id.as_str()))
+            .collect();
+        let stored = s.stored_batches(shard_key, &ids)?;
+        let mut seen = std::collections::HashSet::new();
+        let mut outcomes = Vec::with_capacity(batches.len());
+        let mut fresh: Vec<&BusBatch> = Vec::new();
+        for (b, was) in batches.iter().zip(stored) {
+            // A message fetched twice in one fetch (a redelivery racing its ack) is
+            // new once.
+            if was || !seen.insert((b.sensor.as_str(), b.msg_id.as_str())) {
+                outcomes.push(BatchOutcome::Duplicate);
+            } else {
+                outcomes.push(BatchOutcome::Accepted {
+                    events: b.events.len(),
+                });
+                fresh.push(b);
+            }
+        }
+        if !fresh.is_empty() {
+            let received = fresh
+                .iter()
+                .map(|b| b.received)
+                .max()
+                .unwrap_or(Timestamp(0));
+            let parts = fresh
+                .iter()
+                .map(|b| BatchPart {
+                    sensor: &b.sensor,
+                    batch_id: &b.msg_id,
+                    events: &b.events,
+                })
+                .collect();
+            let commit = partial_commit(parts, received, shard_key, &cfg, benign.as_ref())?;
+            s.commit_aggregate(&commit)?;
+        }
+        for b in batches.iter().filter(|b| !b.ids.is_empty()) {
             s.put_context_items(IDS_KIND, &b.ids, b.received)?;
         }
-        Ok(o)
+        Ok(outcomes)
+    })
+}
+
+/// The store commit of new batch parts: their events and ids, and one partial
+/// window aggregate per window their events fall in (known benign scanners left
+/// out of the aggregates, not of the raw events).
+pub fn partial_commit<'a>(
+    parts: Vec<BatchPart<'a>>,
+    received: Timestamp,
+    shard_key: u64,
+    cfg: &AggregateConfig,
+    benign: Option<&BenignSet>,
+) -> Result<AggregateCommit<'a>, BusError> {
+    let mut windows: BTreeMap<i64, (Window, i64)> = BTreeMap::new();
+    for b in &parts {
+        let key = sensor_key(b.sensor);
+        for e in b.events {
+            if e.scanned_port().is_some() && benign.is_some_and(|set| set.label(e.src).is_some()) {
+                continue;
+            }
+            let ws = e.time.floor(cfg.window_ms).0;
+            let (w, max_time) = windows
+                .entry(ws)
+                .or_insert_with(|| (Window::default(), i64::MIN));
+            w.add(key, e, cfg.exact_limit);
+            *max_time = (*max_time).max(e.time.0);
+        }
+    }
+    let commit = random_id()?;
+    Ok(AggregateCommit {
+        commit,
+        shard_key,
+        received,
+        batches: parts,
+        partials: windows
+            .into_iter()
+            .map(|(ws, (w, max_time))| PartialRow {
+                commit,
+                window_start: Timestamp(ws),
+                max_time: Timestamp(max_time),
+                state: encode_window(&w),
+            })
+            .collect(),
     })
 }
 

@@ -321,12 +321,10 @@ impl Bus for NatsBus {
                     continue;
                 }
             };
-            // Set when the store refused a message of this fetch: the rest of the
-            // fetch is handed back (nak with the same delay) without touching the
-            // store, so a store outage costs one failed commit per fetch, not one
-            // per message, and the partition's order is kept as far as JetStream
-            // redelivers in order.
-            let mut backoff: Option<Duration> = None;
+            // The whole fetch first (up to `fetch_batch` messages or 1 s), then one
+            // store commit for all of it: the store's cost is per commit, not per
+            // message.
+            let mut msgs: Vec<(async_nats::jetstream::Message, Arc<crate::BusBatch>)> = Vec::new();
             loop {
                 let next = tokio::select! {
                     m = batch.next() => m,
@@ -334,37 +332,38 @@ impl Bus for NatsBus {
                 };
                 let Some(m) = next else { break };
                 let Ok(m) = m else { break };
-                if let Some(delay) = backoff {
-                    // Never acked: redelivered after `delay`.
-                    let _ = m.ack_with(AckKind::Nak(Some(delay))).await;
-                    continue;
-                }
                 let id = m
                     .headers
                     .as_ref()
                     .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
                     .map(|v| v.as_str().to_string())
                     .unwrap_or_default();
-                let decoded = match decode(&id, &m.payload) {
-                    Ok(d) => Arc::new(d),
+                match decode(&id, &m.payload) {
+                    Ok(d) => msgs.push((m, Arc::new(d))),
                     Err(_) => {
                         // A message this build cannot read would come back forever:
                         // terminate it (counted), never ack it as stored.
                         stats.refused += 1;
                         let _ = m.ack_with(AckKind::Term).await;
-                        continue;
                     }
-                };
-                match commit_with_retries(&handler, &decoded).await {
-                    Ok(outcome) => {
-                        if failures > 0 {
-                            eprintln!(
-                                "aggregator: partition {partition}: store accepts again after {failures} failed fetches"
-                            );
-                            failures = 0;
-                        }
-                        // Ack only now: the store has it. A lost ack only means a
-                        // redelivery, which the store answers with `Duplicate`.
+                }
+            }
+            if msgs.is_empty() {
+                continue;
+            }
+            let parts: Vec<Arc<crate::BusBatch>> = msgs.iter().map(|(_, b)| b.clone()).collect();
+            let mut backoff: Option<Duration> = None;
+            match commit_with_retries(&handler, parts).await {
+                Ok(outcomes) => {
+                    if failures > 0 {
+                        eprintln!(
+                            "aggregator: partition {partition}: store accepts again after {failures} failed fetches"
+                        );
+                        failures = 0;
+                    }
+                    // Ack only now: the store has them. A lost ack only means a
+                    // redelivery, which the store answers with `Duplicate`.
+                    for ((m, b), outcome) in msgs.iter().zip(outcomes) {
                         match outcome {
                             scanwatch_store::BatchOutcome::Accepted { events } => {
                                 stats.accepted += 1;
@@ -373,20 +372,27 @@ impl Bus for NatsBus {
                             scanwatch_store::BatchOutcome::Duplicate => stats.duplicates += 1,
                         }
                         if let Err(e) = m.ack().await {
-                            eprintln!("aggregator: partition {partition}: ack of {id}: {e}");
+                            eprintln!(
+                                "aggregator: partition {partition}: ack of {}: {e}",
+                                b.msg_id
+                            );
                             break;
                         }
                     }
-                    Err(e) => {
-                        stats.failed += 1;
-                        failures = failures.saturating_add(1);
-                        let delay = fail_delay(failures);
-                        eprintln!(
-                            "aggregator: partition {partition}: message {id} not stored ({e}); not acked, redelivered in {delay:?}"
-                        );
+                }
+                Err(e) => {
+                    stats.failed += msgs.len() as u64;
+                    failures = failures.saturating_add(1);
+                    let delay = fail_delay(failures);
+                    eprintln!(
+                        "aggregator: partition {partition}: {} messages not stored ({e}); not acked, redelivered in {delay:?}",
+                        msgs.len()
+                    );
+                    // Never acked: redelivered after `delay`.
+                    for (m, _) in &msgs {
                         let _ = m.ack_with(AckKind::Nak(Some(delay))).await;
-                        backoff = Some(delay);
                     }
+                    backoff = Some(delay);
                 }
             }
             if let Some(delay) = backoff {
@@ -401,7 +407,7 @@ impl Bus for NatsBus {
     }
 }
 
-/// In-process attempts at one message before it is handed back to JetStream.
+/// In-process attempts at one fetch before it is handed back to JetStream.
 const COMMIT_ATTEMPTS: u32 = 3;
 
 /// The nak delay (and pause) after `n` consecutive failed fetches: 1 s doubling up to
@@ -415,12 +421,13 @@ fn fail_delay(n: u32) -> Duration {
 /// counts as a failure (never as stored).
 async fn commit_with_retries(
     handler: &Handler,
-    batch: &Arc<crate::BusBatch>,
-) -> Result<scanwatch_store::BatchOutcome, BusError> {
+    batches: Vec<Arc<crate::BusBatch>>,
+) -> Result<Vec<scanwatch_store::BatchOutcome>, BusError> {
+    let batches = Arc::new(batches);
     let mut wait = Duration::from_millis(100);
     let mut attempt = 1;
     loop {
-        let (h, b) = (handler.clone(), batch.clone());
+        let (h, b) = (handler.clone(), batches.clone());
         let r = match tokio::task::spawn_blocking(move || h(&b)).await {
             Ok(r) => r,
             Err(e) => Err(BusError::Handler(format!("handler failed: {e}"))),

@@ -468,6 +468,92 @@ fn main() {
         ],
     );
     parts("as inserted");
+
+    // 1b. What an aggregator does per fetch: one commit of FETCH batches (events, ids
+    // and one partial aggregate per window), SQLite vs ClickHouse; and what the
+    // detector reads now (the partials) beside the raw events it used to read.
+    const FETCH: usize = 16;
+    let agg_cfg = scanwatch_aggregate::AggregateConfig::new(3_600_000);
+    let commits = |s: &mut dyn Store| -> f64 {
+        s.add_sensor("s", Timestamp(0)).unwrap();
+        let ids: Vec<String> = (0..input.len()).map(|i| format!("a{i}")).collect();
+        let t = Instant::now();
+        for (k, chunk) in input.chunks(FETCH).enumerate() {
+            let parts = chunk
+                .iter()
+                .enumerate()
+                .map(|(j, (evs, _))| scanwatch_store::BatchPart {
+                    sensor: "s",
+                    batch_id: &ids[k * FETCH + j],
+                    events: evs,
+                })
+                .collect();
+            let c = scanwatch_bus::partial_commit(parts, Timestamp(0), k as u64, &agg_cfg, None)
+                .unwrap();
+            s.commit_aggregate(&c).unwrap();
+        }
+        total as f64 / t.elapsed().as_secs_f64()
+    };
+    let read_partials = |s: &dyn Store| -> (f64, usize) {
+        let t = Instant::now();
+        let n = s
+            .partials_between(Timestamp(i64::MIN), Timestamp(i64::MAX))
+            .unwrap()
+            .len();
+        (total as f64 / t.elapsed().as_secs_f64(), n)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut sq = SqliteStore::open(dir.path()).unwrap();
+    let sq_commit = commits(&mut sq);
+    let (sq_partials, sq_rows) = read_partials(&sq);
+    drop(sq);
+    let mut cha = ClickHouseStore::open(&ch.config("bench_aggregate")).unwrap();
+    let ch_commit = commits(&mut cha);
+    let (ch_partials, ch_rows) = read_partials(&cha);
+    drop(cha);
+    println!("\n== aggregator commits ({FETCH} batches of {BATCH} events a commit, partials per 1 h window)");
+    print_rows(
+        "figure",
+        &[
+            Row(
+                "SqliteStore::commit_batch, per batch (baseline)".into(),
+                sqlite_rate,
+                sqlite_rate,
+            ),
+            Row(
+                "SqliteStore::commit_aggregate".into(),
+                sq_commit,
+                sqlite_rate,
+            ),
+            Row(
+                "ClickHouseStore::commit_batch, per batch".into(),
+                ch_rate,
+                sqlite_rate,
+            ),
+            Row(
+                "ClickHouseStore::commit_aggregate (2 shards)".into(),
+                ch_commit,
+                sqlite_rate,
+            ),
+        ],
+    );
+    println!("partial rows: {sq_rows} (SQLite), {ch_rows} (ClickHouse) for {total} events");
+    print_rows(
+        "detector read, in events covered per second",
+        &[
+            Row(
+                "ClickHouseStore::events_between, raw events (baseline: the old detector)".into(),
+                ch_read,
+                ch_read,
+            ),
+            Row("SqliteStore::partials_between".into(), sq_partials, ch_read),
+            Row(
+                "ClickHouseStore::partials_between (2 shards)".into(),
+                ch_partials,
+                ch_read,
+            ),
+        ],
+    );
     ch.query_all(&agent, "OPTIMIZE TABLE bench_direct.events_local FINAL");
     parts("after OPTIMIZE FINAL");
     let cols = ch.query_all(

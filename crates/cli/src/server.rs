@@ -348,10 +348,10 @@ pub fn open_store(cfg: &ServerConfig) -> Result<Box<dyn Store>> {
 
 /// The scale-out roles (docs/scale.md): `collector` and `api` serve the HTTP app and
 /// publish ingested batches to the bus; `aggregator` consumes its partitions into
-/// the shared store; `detector` holds the lease and runs the pipeline over the
-/// stored events in event-time order.
+/// partial window aggregates (and the raw events) in the shared store; `detector`
+/// holds the lease, merges the partials and runs detection on the windows they make.
 mod roles {
-    use std::collections::HashMap;
+    use std::collections::HashSet;
     use std::io::Write;
     use std::net::SocketAddr;
     use std::sync::{Arc, Mutex};
@@ -360,11 +360,13 @@ mod roles {
     use super::{open_store, shutdown, tls_config, wall_clock, ServerArgs};
     use crate::config::ServerConfig;
     use anyhow::{bail, Context, Result};
-    use scanwatch_bus::{run_aggregator, store_handler, AggregatorCounters, NatsBus};
+    use scanwatch_aggregate::decode_window;
+    use scanwatch_bus::{aggregate_handler, run_aggregator, AggregatorCounters, NatsBus};
     use scanwatch_collector::{app, AppState, IDS_KIND};
     use scanwatch_context::ids::StoredHit;
-    use scanwatch_event::{Event, Timestamp, WireEvent};
+    use scanwatch_event::Timestamp;
     use scanwatch_pipeline::{Pipeline, PipelineConfig};
+    use scanwatch_store::PartialRow;
 
     pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
         let cfg = args.effective_config()?;
@@ -400,7 +402,12 @@ mod roles {
                 serve(&rt, state, &cfg, err)
             }
             "aggregator" => {
-                let store = Arc::new(Mutex::new(open_store(&cfg)?));
+                let store = open_store(&cfg)?;
+                let agg = cfg.detection_args().config()?.aggregate;
+                // Known benign scanners are left out here, before aggregation, as the
+                // embedded pipeline leaves them out (imported into the shared store).
+                let (_, benign) = shared_context(&cfg, store.as_ref(), err)?;
+                let store = Arc::new(Mutex::new(store));
                 let owned = scanwatch_bus::owned_partitions(
                     cfg.bus.partitions,
                     args.instance,
@@ -417,7 +424,7 @@ mod roles {
                     let counters = Arc::new(AggregatorCounters::default());
                     let task = tokio::spawn(run_aggregator(
                         bus,
-                        store_handler(store),
+                        aggregate_handler(store, agg, (!benign.is_empty()).then_some(benign)),
                         args.instance,
                         args.instances,
                         cfg.bus.partitions,
@@ -485,16 +492,16 @@ mod roles {
         Ok(())
     }
 
-    /// The detector's progress over the stored events. Events are read from `lo`
-    /// on, in event-time order; those already fed (counted per identical event, so
-    /// equal events are neither lost nor fed twice) are skipped. After each step `lo`
-    /// moves to (latest event time fed − lateness − window): an event stored later
-    /// with an older time is not seen until the next rebuild (a restart or takeover).
+    /// The detector's progress over the stored partial aggregates. Partials of
+    /// windows from `lo` on are read; those already merged (by commit and window)
+    /// are skipped, so each is merged once. After each step `lo` moves to (latest
+    /// event time merged − lateness − window): a partial committed later for an
+    /// older window is not seen until the next rebuild (a restart or takeover).
     struct Progress {
         lo: i64,
-        max_fed: i64,
+        max_time: i64,
         margin: i64,
-        fed: HashMap<String, (i64, u32)>,
+        merged: HashSet<(u64, i64)>,
         ids_seen: usize,
     }
 
@@ -504,45 +511,50 @@ mod roles {
         Feed(anyhow::Error),
     }
 
-    fn event_key(sensor: &str, e: &Event) -> String {
-        format!("{sensor} {}", WireEvent::from_event(e, None).to_line())
+    /// What one step could not merge.
+    struct Stepped {
+        /// Partials that cannot be read (damaged or from a newer build): left out,
+        /// each reported once.
+        refused: Vec<String>,
     }
 
     impl Progress {
         fn new(cfg: &PipelineConfig) -> Progress {
             Progress {
                 lo: i64::MIN,
-                max_fed: i64::MIN,
+                max_time: i64::MIN,
                 margin: cfg.aggregate.lateness_ms + cfg.aggregate.window_ms,
-                fed: HashMap::new(),
+                merged: HashSet::new(),
                 ids_seen: 0,
             }
         }
 
-        /// Feeds what is new in the store; returns how many events. A failed read
-        /// (`Step::Read`) fed nothing, so the step can simply be tried again; a
-        /// failure while feeding (`Step::Feed`) leaves the pipeline part-fed.
-        fn step(&mut self, state: &AppState) -> Result<usize, Step> {
+        /// Merges what is new in the store. A failed read (`Step::Read`) merged
+        /// nothing, so the step can simply be tried again; a failure while feeding
+        /// (`Step::Feed`) leaves the pipeline part-fed.
+        fn step(&mut self, state: &AppState) -> Result<Stepped, Step> {
             let read = || -> Result<_> {
                 let s = state
                     .store
                     .lock()
                     .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
                 Ok((
-                    s.events_between(Timestamp(self.lo), Timestamp(i64::MAX))?,
+                    s.partials_between(Timestamp(self.lo), Timestamp(i64::MAX))?,
                     s.context_items(IDS_KIND)?,
+                    s.sensors()?,
                 ))
             };
-            let (rows, ids) = read().map_err(Step::Read)?;
-            self.feed(state, rows, ids).map_err(Step::Feed)
+            let (parts, ids, sensors) = read().map_err(Step::Read)?;
+            self.feed(state, parts, ids, sensors).map_err(Step::Feed)
         }
 
         fn feed(
             &mut self,
             state: &AppState,
-            rows: Vec<(String, Event)>,
+            parts: Vec<PartialRow>,
             ids: Vec<scanwatch_store::ContextItem>,
-        ) -> Result<usize> {
+            sensors: Vec<scanwatch_store::SensorRecord>,
+        ) -> Result<Stepped> {
             if ids.len() != self.ids_seen {
                 let hits = ids
                     .iter()
@@ -556,40 +568,54 @@ mod roles {
                     .ids = hits;
                 self.ids_seen = ids.len();
             }
-            let mut seen: HashMap<String, (i64, u32)> = HashMap::new();
-            let mut new: Vec<(String, Event)> = Vec::new();
-            for (s, e) in rows {
-                let k = event_key(&s, &e);
-                let c = seen.entry(k.clone()).or_insert((e.time.0, 0));
-                c.1 += 1;
-                if c.1 > self.fed.get(&k).map_or(0, |f| f.1) {
-                    new.push((s, e));
+            let mut new = Vec::new();
+            let mut refused = Vec::new();
+            for p in parts {
+                if !self.merged.insert((p.commit, p.window_start.0)) {
+                    continue;
+                }
+                match decode_window(&p.state) {
+                    Ok(w) => {
+                        self.max_time = self.max_time.max(p.max_time.0);
+                        new.push((p.window_start.0, w, p.max_time.0));
+                    }
+                    Err(e) => refused.push(format!(
+                        "commit {:016x}, window {}: {e}",
+                        p.commit, p.window_start
+                    )),
                 }
             }
-            let n = new.len();
-            let mut i = 0;
-            while i < new.len() {
-                let sensor = new[i].0.clone();
-                let run: Vec<Event> = new[i..]
-                    .iter()
-                    .take_while(|(s, _)| *s == sensor)
-                    .map(|(_, e)| e.clone())
-                    .collect();
-                i += run.len();
-                if let Some(last) = run.iter().map(|e| e.time.0).max() {
-                    self.max_fed = self.max_fed.max(last);
-                }
-                state
-                    .feed(&sensor, &run)
-                    .map_err(|e| anyhow::anyhow!("detector failed: {e:?}"))?;
-            }
-            if self.max_fed > i64::MIN {
-                self.lo = self.lo.max(self.max_fed.saturating_sub(self.margin));
+            let names: Vec<String> = sensors.into_iter().map(|r| r.name).collect();
+            state
+                .feed_partials(&new, &names)
+                .map_err(|e| anyhow::anyhow!("detector failed: {e:?}"))?;
+            if self.max_time > i64::MIN {
+                self.lo = self.lo.max(self.max_time.saturating_sub(self.margin));
             }
             let lo = self.lo;
-            seen.retain(|_, (t, _)| *t >= lo);
-            self.fed = seen;
-            Ok(n)
+            self.merged.retain(|(_, ws)| *ws >= lo);
+            Ok(Stepped { refused })
+        }
+    }
+
+    /// Threat context and benign scanners from the shared store (imported there by
+    /// `scanwatch intel import`); with SQLite that is the data directory.
+    fn shared_context(
+        cfg: &ServerConfig,
+        shared: &dyn scanwatch_store::Store,
+        err: &mut dyn Write,
+    ) -> Result<(
+        scanwatch_context::ContextData,
+        scanwatch_context::benign::BenignSet,
+    )> {
+        let ctx_args = crate::intel::ContextArgs {
+            data: Some(cfg.server.data.clone()),
+            ..Default::default()
+        };
+        if cfg.store.kind == "sqlite" {
+            crate::intel::load_context(&ctx_args, 1970, err)
+        } else {
+            crate::intel::load_context_with(&ctx_args, Some(shared), 1970, err)
         }
     }
 
@@ -599,30 +625,45 @@ mod roles {
         err: &mut dyn Write,
     ) -> Result<()> {
         let pcfg = cfg.detection_args().config()?;
-        let ctx_args = crate::intel::ContextArgs {
-            data: Some(cfg.server.data.clone()),
-            ..Default::default()
-        };
-        // Threat context from the shared store (imported there by `scanwatch intel
-        // import`); with SQLite that is the data directory.
         let shared = open_store(cfg)?;
-        let (ctx, benign) = if cfg.store.kind == "sqlite" {
-            crate::intel::load_context(&ctx_args, 1970, err)?
-        } else {
-            crate::intel::load_context_with(&ctx_args, Some(shared.as_ref()), 1970, err)?
-        };
+        let (ctx, benign) = shared_context(cfg, shared.as_ref(), err)?;
         drop(shared);
         let ttl = cfg.bus.lease_ttl()?;
+        let retention = cfg.retention.millis()?;
         let holder = format!("pid{}-{}", std::process::id(), wall_clock().0);
-        rt.block_on(async {
+        // Notification sinks, as in `--role all`: the detector raises the warnings.
+        // Their state (what was sent to whom) is in the shared store, so a standby
+        // that takes over sends nothing twice.
+        let notifier = if cfg.sinks.is_empty() {
+            None
+        } else {
+            let ncfg = scanwatch_notify::NotifyConfig {
+                sinks: cfg.sinks.clone(),
+            };
+            let n = scanwatch_notify::Notifier::spawn(
+                &ncfg,
+                Arc::new(Mutex::new(open_store(cfg)?)),
+                Arc::new(wall_clock),
+                rt.handle(),
+            )?;
+            writeln!(err, "notify: {} sinks", ncfg.sinks.len())?;
+            Some(n)
+        };
+        let hook = notifier.as_ref().map(|n| n.hook());
+        let r = rt.block_on(async {
             let bus = NatsBus::connect(&cfg.bus).await?;
             let stop = shutdown();
             tokio::pin!(stop);
             loop {
                 // Standby until the lease is free.
+                // A bus error here (a node restarting, the lease stream between
+                // leaders) is waited out, never fatal: a detector that exits cannot
+                // take over.
                 let mut lease = loop {
-                    if let Some(l) = bus.try_lease("detector", &holder).await? {
-                        break l;
+                    match bus.try_lease("detector", &holder).await {
+                        Ok(Some(l)) => break l,
+                        Ok(None) => {}
+                        Err(e) => writeln!(err, "detector: cannot take the lease yet: {e}")?,
                     }
                     tokio::select! {
                         () = &mut stop => return Ok(()),
@@ -631,12 +672,12 @@ mod roles {
                 };
                 writeln!(
                     err,
-                    "detector: lease taken; rebuilding from the stored events"
+                    "detector: lease taken; rebuilding from the stored partial aggregates"
                 )?;
                 // The pipeline over a fresh store connection; built again after a
                 // failed step (a store or bus outage), since a step that failed half
-                // way may have fed part of its events: rebuilding from the stored
-                // events is what a takeover does, so it is exact.
+                // way may have merged part of its partials: rebuilding from the stored
+                // partials is what a takeover does, so it is exact.
                 let fresh = || -> Result<(AppState, Arc<Mutex<Progress>>)> {
                     let mut pipeline = Pipeline::new(pcfg);
                     pipeline.set_emit_windows(true);
@@ -648,10 +689,16 @@ mod roles {
                         Arc::new(wall_clock),
                     )
                     .with_context(ctx.clone());
+                    let state = match &hook {
+                        Some(h) => state.with_alert_hook(h.clone()),
+                        None => state,
+                    };
                     Ok((state, Arc::new(Mutex::new(Progress::new(&pcfg)))))
                 };
                 let mut current: Option<(AppState, Arc<Mutex<Progress>>)> = None;
                 let mut renewed = Instant::now();
+                let mut waiting: Option<Instant> = None;
+                let mut pruned: Option<Instant> = None;
                 loop {
                     tokio::select! {
                         () = &mut stop => {
@@ -682,13 +729,40 @@ mod roles {
                             }
                         }
                     }
-                    // Barrier: everything published so far is in the store.
+                    // Barrier: everything published so far is in the store, so the
+                    // windows close on all of it (as the embedded run's would). Under
+                    // a stream that never drains it is waited for at most
+                    // BARRIER_WAIT; parts committed after their window closed are
+                    // then re-evaluated as late, as late events are.
                     match bus.caught_up().await {
-                        Ok(true) => {}
-                        Ok(false) => continue,
+                        Ok(true) => waiting = None,
+                        Ok(false) => {
+                            if waiting.get_or_insert_with(Instant::now).elapsed() < BARRIER_WAIT {
+                                continue;
+                            }
+                        }
                         Err(e) => {
                             writeln!(err, "detector: consumer lag unknown: {e}")?;
                             continue;
+                        }
+                    }
+                    // Retention, hourly, by the one detector holding the lease.
+                    if pruned.is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(3600)) {
+                        pruned = Some(Instant::now());
+                        let store = open_store(cfg);
+                        let r = tokio::task::spawn_blocking(move || {
+                            let now = wall_clock();
+                            store?.prune(
+                                Timestamp(now.0 - retention.0),
+                                Timestamp(now.0 - retention.1),
+                            ).map_err(anyhow::Error::from)
+                        })
+                        .await
+                        .unwrap_or_else(|e| Err(e.into()));
+                        match r {
+                            Ok((e, w)) if e + w > 0 => writeln!(err, "retention: pruned {e} events and {w} windows")?,
+                            Ok(_) => {}
+                            Err(e) => writeln!(err, "retention failed: {e:#}")?,
                         }
                     }
                     let (st, pr) = match &current {
@@ -711,7 +785,11 @@ mod roles {
                     .await
                     .unwrap_or_else(|e| Err(Step::Feed(e.into())));
                     match r {
-                        Ok(_) => {}
+                        Ok(st) => {
+                            for why in st.refused {
+                                writeln!(err, "detector: partial aggregate left out: {why}")?;
+                            }
+                        }
                         // Nothing fed: the next cycle reads again.
                         Err(Step::Read(e)) => {
                             writeln!(err, "detector: cannot read the store: {e:#}")?;
@@ -719,13 +797,26 @@ mod roles {
                         Err(Step::Feed(e)) => {
                             writeln!(
                                 err,
-                                "detector: step failed: {e:#}; rebuilding from the stored events"
+                                "detector: step failed: {e:#}; rebuilding from the stored partial aggregates"
                             )?;
                             current = None;
                         }
                     }
                 }
             }
-        })
+        });
+        // Let the sinks finish what is queued (bounded, as in `--role all`).
+        if let Some(n) = notifier {
+            let pending = rt
+                .block_on(async { tokio::time::timeout(Duration::from_secs(10), n.close()).await });
+            if pending.is_err() {
+                writeln!(err, "notify: gave up waiting for queued notifications")?;
+            }
+        }
+        r
     }
+
+    /// The longest the detector waits for the aggregators to drain the bus before it
+    /// closes windows on what is committed.
+    const BARRIER_WAIT: Duration = Duration::from_secs(10);
 }

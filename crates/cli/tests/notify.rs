@@ -8,61 +8,12 @@
 
 mod common;
 
-use common::{bin, free_port, request, spawn_server, Server};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+use common::{bin, free_port, receiver, request, spawn_server, Server};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
-
-/// One received webhook: its signature header and body.
-#[derive(Clone, Debug)]
-struct Hook {
-    signature: String,
-    body: String,
-}
-
-/// A minimal HTTP/1.1 receiver: records each POST and answers 200.
-fn receiver() -> (u16, Arc<Mutex<Vec<Hook>>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let g = got.clone();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut c) = conn else { continue };
-            let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
-            let mut r = BufReader::new(c.try_clone().unwrap());
-            let (mut len, mut signature) = (0usize, String::new());
-            loop {
-                let mut line = String::new();
-                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                let lower = line.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-                if lower.starts_with("x-scanwatch-signature:") {
-                    signature = line["x-scanwatch-signature:".len()..].trim().to_string();
-                }
-            }
-            let mut body = vec![0; len];
-            if r.read_exact(&mut body).is_ok() {
-                g.lock().unwrap().push(Hook {
-                    signature,
-                    body: String::from_utf8_lossy(&body).into_owned(),
-                });
-            }
-            let _ =
-                c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        }
-    });
-    (port, got)
-}
 
 fn start(config: &std::path::Path, port: u16) -> Server {
     let args = ["server".as_ref(), "--config".as_ref(), config.as_os_str()];

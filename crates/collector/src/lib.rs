@@ -325,6 +325,35 @@ impl AppState {
     /// Feeds events of one sensor to the pipeline and keeps the warnings it raises.
     pub fn feed(&self, sensor: &str, events: &[Event]) -> Result<(), AppError> {
         let key = sensor_key(sensor);
+        self.advance(|p| {
+            p.name_sensor(key, sensor);
+            for e in events {
+                p.push(key, e);
+            }
+        })
+    }
+
+    /// Feeds partial window aggregates made by scale-out aggregators (window start,
+    /// part, latest event time), with the names of the sensors they may mention, and
+    /// keeps the windows that close and the warnings they raise.
+    pub fn feed_partials(
+        &self,
+        parts: &[(i64, scanwatch_aggregate::Window, i64)],
+        sensors: &[String],
+    ) -> Result<(), AppError> {
+        self.advance(|p| {
+            for s in sensors {
+                p.name_sensor(sensor_key(s), s);
+            }
+            for (ws, w, max_time) in parts {
+                p.push_partial(*ws, w, *max_time);
+            }
+        })
+    }
+
+    /// Runs `push` on the pipeline, then stores the windows that closed and the
+    /// warnings they raised (and hands those to the notification hook).
+    fn advance(&self, push: impl FnOnce(&mut Pipeline)) -> Result<(), AppError> {
         let mut windows = Vec::new();
         let mut alerts = Vec::new();
         let mut names = std::collections::HashMap::new();
@@ -333,10 +362,7 @@ impl AppState {
                 .pipeline
                 .lock()
                 .map_err(|_| AppError::internal("pipeline lock poisoned"))?;
-            p.name_sensor(key, sensor);
-            for e in events {
-                p.push(key, e);
-            }
+            push(&mut p);
             p.drain(&mut |o| match o {
                 Output::Window(w) => windows.extend(w.window.cells.iter().map(|c| {
                     WindowRow {

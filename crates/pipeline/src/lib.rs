@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use scanwatch_aggregate::{AggregateConfig, Aggregator, CellSummary, ClosedWindow, SensorKey};
+use scanwatch_aggregate::{
+    AggregateConfig, Aggregator, CellSummary, ClosedWindow, SensorKey, Window,
+};
 use scanwatch_context::benign::BenignSet;
 use scanwatch_detect::{Alert, Baseline, DetectConfig, Detector};
 use scanwatch_event::{Event, Timestamp};
@@ -168,6 +170,14 @@ impl Pipeline {
             }
         }
         self.agg.add(sensor, e)
+    }
+
+    /// Merges a partial window aggregate made by an aggregator of the scale-out mode
+    /// (which left known benign scanners out itself); returns false if the window had
+    /// already closed and the part is re-evaluated as late.
+    pub fn push_partial(&mut self, ws: i64, part: &Window, max_time: i64) -> bool {
+        self.report.events += part.totals.all_events;
+        self.agg.merge_window(ws, part, max_time)
     }
 
     /// Processes the windows that have closed so far.

@@ -98,13 +98,13 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    hash_token, new_token, valid_sensor_name, AlertRow, BatchOutcome, ContextItem, DeadLetter,
-    ImportCounts, PortTotals, Role, SensorRecord, SessionRecord, SourcePort, Store, StoreError,
-    TopBy, UserRecord, WindowRow,
+    hash_token, new_token, valid_sensor_name, AggregateCommit, AlertRow, BatchOutcome, ContextItem,
+    DeadLetter, ImportCounts, PartialRow, PortTotals, Role, SensorRecord, SessionRecord,
+    SourcePort, Store, StoreError, TopBy, UserRecord, WindowRow,
 };
 
 /// Version of the ClickHouse schema, recorded in `schema_version` on every server.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Seconds stored in `DateTime` columns are clamped to [0, 2100-01-01): 18.16 wraps
 /// larger values. Exact times are in the `Int64` millisecond columns; the `DateTime`
@@ -390,6 +390,9 @@ impl Rb {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
     fn str(&mut self, s: &str) {
+        self.bytes(s.as_bytes());
+    }
+    fn bytes(&mut self, s: &[u8]) {
         let mut n = s.len() as u64;
         loop {
             let b = (n & 0x7f) as u8;
@@ -400,7 +403,7 @@ impl Rb {
             }
             self.0.push(b | 0x80);
         }
-        self.0.extend_from_slice(s.as_bytes());
+        self.0.extend_from_slice(s);
     }
     fn fixed16(&mut self, b: &[u8; 16]) {
         self.0.extend_from_slice(b);
@@ -459,15 +462,24 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02X}")).collect()
 }
 
+/// Bytes from ClickHouse's `hex()` of them.
+fn unhex(h: &str) -> Result<Vec<u8>, StoreError> {
+    if h.len() % 2 != 0 || !h.is_ascii() {
+        return Err(err("bad hex in the answer"));
+    }
+    (0..h.len() / 2)
+        .map(|i| {
+            u8::from_str_radix(&h[2 * i..2 * i + 2], 16).map_err(|_| err("bad hex in the answer"))
+        })
+        .collect()
+}
+
 fn ip_from_hex(h: &str, v4: bool) -> Result<IpAddr, StoreError> {
     let bad = || err(format!("bad address in the answer: {h:?}"));
-    if h.len() != 32 || !h.is_ascii() {
-        return Err(bad());
-    }
-    let mut b = [0u8; 16];
-    for (i, x) in b.iter_mut().enumerate() {
-        *x = u8::from_str_radix(&h[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
+    let b: [u8; 16] = unhex(h)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(bad)?;
     if v4 {
         Ok(IpAddr::V4(Ipv4Addr::new(b[12], b[13], b[14], b[15])))
     } else {
@@ -517,6 +529,49 @@ fn action_code(a: Action) -> u8 {
 }
 
 /// Columns of the raw events, in `RowBinary` order.
+/// Appends the RowBinary rows of one batch's events (columns [`EVENT_COLUMNS`]).
+fn put_events(rb: &mut Rb, sensor: &str, batch_id: &str, seq: u64, events: &[Event]) {
+    for (i, e) in events.iter().enumerate() {
+        let (src, src_v4) = ip16(e.src);
+        let (dst, dst_v4) = ip16(e.dst);
+        rb.datetime(e.time.0);
+        rb.i64(e.time.0);
+        rb.str(sensor);
+        rb.str(batch_id);
+        rb.u64(seq);
+        rb.u32(u32::try_from(i).unwrap_or(u32::MAX));
+        rb.u8(e.proto.number());
+        rb.fixed16(&src);
+        rb.fixed16(&dst);
+        rb.u8(src_v4);
+        rb.u8(dst_v4);
+        rb.u16(e.src_port.unwrap_or(0));
+        rb.u8(u8::from(e.src_port.is_some()));
+        rb.u16(e.dst_port.unwrap_or(0));
+        rb.u8(u8::from(e.dst_port.is_some()));
+        rb.u8(if e.flags_known { e.flags.0 } else { 0 });
+        rb.u8(u8::from(e.flags_known));
+        rb.u8(e.icmp_type.unwrap_or(0));
+        rb.u8(u8::from(e.icmp_type.is_some()));
+        rb.u8(direction_code(e.direction));
+        rb.u8(action_code(e.action));
+        rb.u32(e.count);
+        rb.u8(u8::from(e.scanned_port().is_some()));
+    }
+}
+
+const BATCH_COLUMNS: &str = "received, received_ms, sensor, batch_id, events, seq, keep";
+
+/// Until when a commit's batch ids are kept: they are its commit point, so they stay
+/// while any of its events may (the later of receipt and its latest event time; one
+/// value per commit, so its batch rows are one partition and one atomic part).
+fn keep_until<'e>(received: Timestamp, events: impl IntoIterator<Item = &'e Event>) -> i64 {
+    events
+        .into_iter()
+        .map(|e| e.time.0)
+        .fold(received.0, i64::max)
+}
+
 const EVENT_COLUMNS: &str = "time, time_ms, sensor, batch_id, batch_seq, idx, proto, src, dst, \
     src_v4, dst_v4, src_port, has_src_port, dst_port, has_dst_port, flags, flags_known, \
     icmp_type, has_icmp_type, direction, action, count, scanned";
@@ -758,6 +813,46 @@ impl ClickHouseStore {
         self.last_version
     }
 
+    /// The shard of a commit's shard key.
+    fn shard_of_key(&self, key: u64) -> usize {
+        (key % self.servers.len() as u64) as usize
+    }
+
+    /// The condition that a row's `seq_col` belongs to a commit whose batch ids are
+    /// stored (the commit point), checked on each shard against its own batches.
+    fn committed(&self, seq_col: &str) -> String {
+        format!("{seq_col} IN (SELECT seq FROM {})", self.local("batches"))
+    }
+
+    /// Adds (batches, events) to sensors' counters, with `received` as last seen, in
+    /// one insert.
+    fn add_sensor_stats(
+        &self,
+        rows: &[(&str, u64, u64)],
+        received: Timestamp,
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<String> = rows
+            .iter()
+            .map(|(s, b, e)| format!("({}, toUInt64({b}), toUInt64({e}))", quote(s)))
+            .collect();
+        self.exec(
+            0,
+            &format!(
+                "INSERT INTO {} (sensor, batches, events, last_seen) \
+                 SELECT tupleElement(x, 1) AS sensor, sumState(tupleElement(x, 2)), \
+                 sumState(tupleElement(x, 3)), maxState({}) \
+                 FROM (SELECT arrayJoin([{}]) AS x) GROUP BY sensor",
+                self.ctl("sensor_stats"),
+                lit(received.0),
+                list.join(", ")
+            ),
+        )?;
+        Ok(())
+    }
+
     fn shard_of(&self, parts: &[&[u8]]) -> usize {
         (fnv1a(parts) % self.servers.len() as u64) as usize
     }
@@ -780,7 +875,7 @@ impl ClickHouseStore {
             Some(r) => (r.int::<u64>("n")?, r.int::<u32>("v")?),
             None => (0, 0),
         };
-        if n > 0 && found > SCHEMA_VERSION {
+        if n > 0 && found != SCHEMA_VERSION {
             return Err(StoreError::ClickHouseSchemaVersion { found });
         }
         let events = self.local("events");
@@ -823,8 +918,24 @@ impl ClickHouseStore {
                     received_ms Int64,
                     sensor      String,
                     batch_id    String,
-                    events      UInt64
-                ) ENGINE = MergeTree PARTITION BY toDate(received) ORDER BY (sensor, batch_id)"
+                    events      UInt64,
+                    seq         UInt64,
+                    keep        DateTime('UTC')
+                ) ENGINE = MergeTree PARTITION BY toDate(keep) ORDER BY (sensor, batch_id)"
+            ),
+        )?;
+        let partials = self.local("partials");
+        self.exec(
+            i,
+            &format!(
+                "CREATE TABLE IF NOT EXISTS {partials} (
+                    window_start    DateTime('UTC'),
+                    window_start_ms Int64,
+                    max_time_ms     Int64,
+                    seq             UInt64,
+                    state           String
+                ) ENGINE = MergeTree PARTITION BY toDate(window_start)
+                  ORDER BY (window_start_ms, seq)"
             ),
         )?;
         let windows = self.local("windows");
@@ -850,7 +961,7 @@ impl ClickHouseStore {
         if let Some(cluster) = &self.cluster {
             // Reads only: the store itself picks the shard of every insert, so the
             // Distributed tables have no sharding key.
-            for t in ["events", "windows"] {
+            for t in ["events", "windows", "partials"] {
                 self.exec(
                     i,
                     &format!(
@@ -1301,62 +1412,148 @@ impl Store for ClickHouseStore {
         let seq = self.next_version();
         if !events.is_empty() {
             let mut rb = Rb::default();
-            for (i, e) in events.iter().enumerate() {
-                let (src, src_v4) = ip16(e.src);
-                let (dst, dst_v4) = ip16(e.dst);
-                rb.datetime(e.time.0);
-                rb.i64(e.time.0);
-                rb.str(sensor);
-                rb.str(batch_id);
-                rb.u64(seq);
-                rb.u32(u32::try_from(i).unwrap_or(u32::MAX));
-                rb.u8(e.proto.number());
-                rb.fixed16(&src);
-                rb.fixed16(&dst);
-                rb.u8(src_v4);
-                rb.u8(dst_v4);
-                rb.u16(e.src_port.unwrap_or(0));
-                rb.u8(u8::from(e.src_port.is_some()));
-                rb.u16(e.dst_port.unwrap_or(0));
-                rb.u8(u8::from(e.dst_port.is_some()));
-                rb.u8(if e.flags_known { e.flags.0 } else { 0 });
-                rb.u8(u8::from(e.flags_known));
-                rb.u8(e.icmp_type.unwrap_or(0));
-                rb.u8(u8::from(e.icmp_type.is_some()));
-                rb.u8(direction_code(e.direction));
-                rb.u8(action_code(e.action));
-                rb.u32(e.count);
-                rb.u8(u8::from(e.scanned_port().is_some()));
-            }
+            put_events(&mut rb, sensor, batch_id, seq, events);
             self.insert_rowbinary(shard, &self.local("events"), EVENT_COLUMNS, rb)?;
         }
         let total: u64 = events.iter().map(|e| u64::from(e.count)).sum();
+        // The batch id row is the commit point: every read counts only events whose
+        // `batch_seq` has one, so events of a commit that failed before it are never
+        // counted, and the resend stores them again under a new seq.
         let mut rb = Rb::default();
         rb.datetime(received.0);
         rb.i64(received.0);
         rb.str(sensor);
         rb.str(batch_id);
         rb.u64(total);
-        self.insert_rowbinary(
-            shard,
-            &self.local("batches"),
-            "received, received_ms, sensor, batch_id, events",
-            rb,
-        )?;
-        self.exec(
-            0,
-            &format!(
-                "INSERT INTO {} (sensor, batches, events, last_seen) \
-                 SELECT {}, sumState(toUInt64(1)), sumState(toUInt64({total})), \
-                 maxState({})",
-                self.ctl("sensor_stats"),
-                quote(sensor),
-                lit(received.0)
-            ),
-        )?;
+        rb.u64(seq);
+        rb.datetime(keep_until(received, events));
+        self.insert_rowbinary(shard, &self.local("batches"), BATCH_COLUMNS, rb)?;
+        self.add_sensor_stats(&[(sensor, 1, total)], received)?;
         Ok(BatchOutcome::Accepted {
             events: events.len(),
         })
+    }
+
+    fn stored_batches(
+        &self,
+        shard_key: u64,
+        ids: &[(&str, &str)],
+    ) -> Result<Vec<bool>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let shard = self.shard_of_key(shard_key);
+        let list: Vec<String> = ids
+            .iter()
+            .map(|(s, b)| format!("({}, {})", quote(s), quote(b)))
+            .collect();
+        let rows = self.rows(
+            shard,
+            &format!(
+                "SELECT DISTINCT sensor, batch_id FROM {} WHERE (sensor, batch_id) IN ({})",
+                self.local("batches"),
+                list.join(", ")
+            ),
+        )?;
+        let mut found = std::collections::HashSet::new();
+        for r in &rows {
+            found.insert((r.str("sensor")?, r.str("batch_id")?));
+        }
+        Ok(ids
+            .iter()
+            .map(|(s, b)| found.contains(&(s.to_string(), b.to_string())))
+            .collect())
+    }
+
+    fn commit_aggregate(&mut self, c: &AggregateCommit<'_>) -> Result<(), StoreError> {
+        let shard = self.shard_of_key(c.shard_key);
+        let ids: Vec<(&str, &str)> = c.batches.iter().map(|b| (b.sensor, b.batch_id)).collect();
+        if let Some(i) = self
+            .stored_batches(c.shard_key, &ids)?
+            .iter()
+            .position(|x| *x)
+        {
+            return Err(StoreError::BatchStored {
+                sensor: ids[i].0.to_string(),
+                batch: ids[i].1.to_string(),
+            });
+        }
+        // Three inserts into one shard; the last (the batch ids, one block, so
+        // atomic) is the commit point: reads count events and partials only under a
+        // seq that has batch rows.
+        let mut rb = Rb::default();
+        for b in &c.batches {
+            put_events(&mut rb, b.sensor, b.batch_id, c.commit, b.events);
+        }
+        if !rb.0.is_empty() {
+            self.insert_rowbinary(shard, &self.local("events"), EVENT_COLUMNS, rb)?;
+        }
+        if !c.partials.is_empty() {
+            let mut rb = Rb::default();
+            for p in &c.partials {
+                rb.datetime(p.window_start.0);
+                rb.i64(p.window_start.0);
+                rb.i64(p.max_time.0);
+                rb.u64(c.commit);
+                rb.bytes(&p.state);
+            }
+            self.insert_rowbinary(
+                shard,
+                &self.local("partials"),
+                "window_start, window_start_ms, max_time_ms, seq, state",
+                rb,
+            )?;
+        }
+        let mut rb = Rb::default();
+        let mut per_sensor: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        let keep = keep_until(c.received, c.batches.iter().flat_map(|b| b.events));
+        for b in &c.batches {
+            let total: u64 = b.events.iter().map(|e| u64::from(e.count)).sum();
+            rb.datetime(c.received.0);
+            rb.i64(c.received.0);
+            rb.str(b.sensor);
+            rb.str(b.batch_id);
+            rb.u64(total);
+            rb.u64(c.commit);
+            rb.datetime(keep);
+            let e = per_sensor.entry(b.sensor).or_default();
+            e.0 += 1;
+            e.1 += total;
+        }
+        if !c.batches.is_empty() {
+            self.insert_rowbinary(shard, &self.local("batches"), BATCH_COLUMNS, rb)?;
+        }
+        // After the commit point: a failure here loses these counters for this
+        // commit (the resend finds its batches stored), never counts them twice.
+        let stats: Vec<(&str, u64, u64)> = per_sensor
+            .into_iter()
+            .map(|(s, (b, e))| (s, b, e))
+            .collect();
+        self.add_sensor_stats(&stats, c.received)
+    }
+
+    fn partials_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<PartialRow>, StoreError> {
+        let rows = self.dist_rows(&format!(
+            "SELECT seq, window_start_ms, max_time_ms, hex(state) AS state FROM {} \
+             WHERE {} AND {} ORDER BY window_start_ms, seq",
+            self.dist("partials"),
+            time_range("window_start", "window_start_ms", from, to),
+            self.committed("seq"),
+        ))?;
+        rows.iter()
+            .map(|r| {
+                Ok(PartialRow {
+                    commit: r.int("seq")?,
+                    window_start: Timestamp(r.int("window_start_ms")?),
+                    max_time: Timestamp(r.int("max_time_ms")?),
+                    state: unhex(&r.str("state")?)?,
+                })
+            })
+            .collect()
     }
 
     fn top_ports(
@@ -1374,10 +1571,11 @@ impl Store for ClickHouseStore {
         let rows = self.dist_rows(&format!(
             "SELECT proto, dst_port AS port, sum(count) AS events, uniqExact(src, src_v4) AS sources,
                     uniqExact(sensor) AS sensors, uniqExact(dst, dst_v4) AS targets
-             FROM {} WHERE scanned = 1 AND {}
+             FROM {} WHERE scanned = 1 AND {} AND {}
              GROUP BY proto, port ORDER BY {order} DESC, events DESC, proto, port LIMIT {}",
             self.dist("events"),
             time_range("time", "time_ms", from, to),
+            self.committed("batch_seq"),
             u64::try_from(limit).unwrap_or(u64::MAX).min(i64::MAX as u64)
         ))?;
         rows.iter()
@@ -1404,11 +1602,12 @@ impl Store for ClickHouseStore {
         let rows = self.dist_rows(&format!(
             "SELECT proto, dst_port AS port, sum(count) AS events, uniqExact(sensor) AS sensors,
                     uniqExact(dst, dst_v4) AS targets, min(time_ms) AS first_ms, max(time_ms) AS last_ms
-             FROM {} WHERE src = unhex({}) AND src_v4 = {v4} AND scanned = 1 AND {}
+             FROM {} WHERE src = unhex({}) AND src_v4 = {v4} AND scanned = 1 AND {} AND {}
              GROUP BY proto, port ORDER BY events DESC, proto, port",
             self.dist("events"),
             quote(&hex(&b)),
             time_range("time", "time_ms", from, to),
+            self.committed("batch_seq"),
         ))?;
         rows.iter()
             .map(|r| {
@@ -1618,7 +1817,9 @@ impl Store for ClickHouseStore {
         windows_before: Timestamp,
     ) -> Result<(u64, u64), StoreError> {
         let events = self.drop_days("events", "time", events_before, "1")?;
-        self.drop_days("batches", "received", events_before, "1")?;
+        self.drop_days("batches", "keep", events_before, "1")?;
+        // Partials count only under their batch ids, so they go with them.
+        self.drop_days("partials", "window_start", events_before, "1")?;
         let windows = self.drop_days(
             "windows",
             "window_start",
@@ -1649,9 +1850,10 @@ impl Store for ClickHouseStore {
                     src_port, has_src_port, dst_port, has_dst_port, flags, flags_known,
                     icmp_type, has_icmp_type, toInt8(direction) AS direction,
                     toInt8(action) AS action, count
-             FROM {} WHERE {} ORDER BY time_ms, batch_seq, idx",
+             FROM {} WHERE {} AND {} ORDER BY time_ms, batch_seq, idx",
             self.dist("events"),
-            time_range("time", "time_ms", from, to)
+            time_range("time", "time_ms", from, to),
+            self.committed("batch_seq"),
         ))?;
         rows.iter()
             .map(|r| {

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 /// Version of the persisted schema (SQLite `user_version`).
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Errors of a store. Messages are lowercase with no trailing period.
 #[derive(Debug, Error)]
@@ -38,6 +38,8 @@ pub enum StoreError {
     InvalidName(String),
     #[error("cannot read random bytes for a token: {0}")]
     Random(String),
+    #[error("batch {batch:?} of sensor {sensor:?} is already stored")]
+    BatchStored { sensor: String, batch: String },
     #[error("invalid clickhouse configuration: {0}")]
     Config(String),
     #[error("clickhouse: {0}")]
@@ -158,6 +160,46 @@ pub enum BatchOutcome {
     Duplicate,
 }
 
+/// One sensor batch (or the part of it for one partition) in an aggregator's commit.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchPart<'a> {
+    pub sensor: &'a str,
+    pub batch_id: &'a str,
+    pub events: &'a [Event],
+}
+
+/// A partial window aggregate as stored: the bytes of
+/// `scanwatch_aggregate::encode_window` for the events of one commit that fall in
+/// the window starting at `window_start`, the latest of them at `max_time`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartialRow {
+    pub commit: u64,
+    pub window_start: Timestamp,
+    pub max_time: Timestamp,
+    pub state: Vec<u8>,
+}
+
+/// What a scale-out aggregator stores at once: the raw events of several batch
+/// parts, their batch ids, and the partial window aggregates made from them.
+#[derive(Clone, Debug)]
+pub struct AggregateCommit<'a> {
+    /// A random id (the same in every row of the commit).
+    pub commit: u64,
+    /// Places the commit: every row of one shard key lands on the same shard, so a
+    /// commit is one shard's (the aggregator passes its partition).
+    pub shard_key: u64,
+    pub received: Timestamp,
+    pub batches: Vec<BatchPart<'a>>,
+    pub partials: Vec<PartialRow>,
+}
+
+/// A random 64-bit id (commit ids).
+pub fn random_id() -> Result<u64, StoreError> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(|e| StoreError::Random(e.to_string()))?;
+    Ok(u64::from_le_bytes(b))
+}
+
 /// A new random token (`swt_` and 64 hex digits). Shown once; only its hash is kept.
 pub fn new_token() -> Result<String, StoreError> {
     let mut b = [0u8; 32];
@@ -212,6 +254,22 @@ pub trait Store: Send {
         events: &[Event],
         received: Timestamp,
     ) -> Result<BatchOutcome, StoreError>;
+    /// Which of these (sensor, batch id) pairs are stored, looked up where a commit
+    /// with `shard_key` puts them.
+    fn stored_batches(&self, shard_key: u64, ids: &[(&str, &str)])
+        -> Result<Vec<bool>, StoreError>;
+    /// Stores an aggregator's commit all or nothing: when this returns, the events,
+    /// the batch ids and the partial aggregates are durable and visible together;
+    /// when it fails, none of them is counted (a ClickHouse commit that failed half
+    /// way leaves rows that every read ignores, see docs/scale.md). A batch id
+    /// already stored fails the whole commit with [`StoreError::BatchStored`].
+    fn commit_aggregate(&mut self, c: &AggregateCommit<'_>) -> Result<(), StoreError>;
+    /// The committed partial aggregates of the windows starting in `[from, to)`.
+    fn partials_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<PartialRow>, StoreError>;
     /// The busiest ports over `[from, to)` by unsolicited traffic, at most `limit`.
     fn top_ports(
         &self,
@@ -265,7 +323,9 @@ pub trait Store: Send {
     /// The (name, role) of a live API token.
     fn authenticate_api(&self, token: &str) -> Result<Option<(String, Role)>, StoreError>;
     /// Retention: deletes raw events whose event time is before `events_before` (and
-    /// batch ids received before it), and windows and warnings that start before
+    /// batch ids received before it; ClickHouse keeps a batch id until its latest
+    /// event is due too, since it is the commit point of its events), partial
+    /// aggregates of windows before it, and windows and warnings that start before
     /// `windows_before`.
     /// Returns (events, windows) deleted.
     fn prune(

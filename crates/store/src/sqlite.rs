@@ -9,9 +9,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
 
 use crate::{
-    hash_token, new_token, valid_sensor_name, AlertRow, BatchOutcome, ContextItem, DeadLetter,
-    ImportCounts, PortTotals, Role, SensorRecord, SessionRecord, SourcePort, Store, StoreError,
-    TopBy, UserRecord, WindowRow, SCHEMA_VERSION,
+    hash_token, new_token, valid_sensor_name, AggregateCommit, AlertRow, BatchOutcome, ContextItem,
+    DeadLetter, ImportCounts, PartialRow, PortTotals, Role, SensorRecord, SessionRecord,
+    SourcePort, Store, StoreError, TopBy, UserRecord, WindowRow, SCHEMA_VERSION,
 };
 
 /// The database file inside the data directory.
@@ -139,6 +139,17 @@ CREATE TABLE dead_letters (
 );
 ";
 
+/// Version 5: partial window aggregates of the scale-out aggregators.
+const SCHEMA_V5: &str = "
+CREATE TABLE partials (
+    commit_id       INTEGER NOT NULL,
+    window_start_ms INTEGER NOT NULL,
+    max_time_ms     INTEGER NOT NULL,
+    state           BLOB    NOT NULL
+);
+CREATE INDEX partials_by_window ON partials (window_start_ms);
+";
+
 /// SQLite behind the [`Store`] trait.
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -197,18 +208,21 @@ impl SqliteStore {
         match version {
             0 => {
                 conn.execute_batch(&format!(
-                    "BEGIN; {SCHEMA} {SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                    "BEGIN; {SCHEMA} {SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
                 ))?;
             }
             // Migrations: add the tables of the versions in between, in one transaction.
             1 => conn.execute_batch(&format!(
-                "BEGIN; {SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN; {SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))?,
             2 => conn.execute_batch(&format!(
-                "BEGIN; {SCHEMA_V3} {SCHEMA_V4} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN; {SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))?,
             3 => conn.execute_batch(&format!(
-                "BEGIN; {SCHEMA_V4} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN; {SCHEMA_V4} {SCHEMA_V5} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))?,
+            4 => conn.execute_batch(&format!(
+                "BEGIN; {SCHEMA_V5} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))?,
             SCHEMA_VERSION => {}
             found => return Err(StoreError::SchemaVersion { found }),
@@ -299,6 +313,10 @@ impl Store for SqliteStore {
         let windows = tx.execute(
             "DELETE FROM windows WHERE window_start_ms < ?1",
             [windows_before.0],
+        )?;
+        tx.execute(
+            "DELETE FROM partials WHERE window_start_ms < ?1",
+            [events_before.0],
         )?;
         tx.execute(
             "DELETE FROM alerts WHERE window_start_ms < ?1",
@@ -581,46 +599,79 @@ impl Store for SqliteStore {
     ) -> Result<BatchOutcome, StoreError> {
         let sensor_id = self.sensor_id(sensor)?;
         let tx = self.conn.transaction()?;
-        let fresh = tx.execute(
-            "INSERT OR IGNORE INTO batches (sensor_id, batch_id, received_ms, events) VALUES (?1, ?2, ?3, ?4)",
-            params![sensor_id, batch_id, received.0, events.len() as i64],
-        )?;
-        if fresh == 0 {
+        if !insert_batch(&tx, sensor_id, batch_id, events, received)? {
             return Ok(BatchOutcome::Duplicate);
         }
-        {
-            let mut st = tx.prepare_cached(
-                "INSERT INTO events (time_ms, sensor_id, proto, src, dst, src_port, dst_port, flags, icmp_type, direction, action, count, scanned_port)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )?;
-            for e in events {
-                st.execute(params![
-                    e.time.0,
-                    sensor_id,
-                    i64::from(e.proto.number()),
-                    ip_bytes(e.src),
-                    ip_bytes(e.dst),
-                    e.src_port,
-                    e.dst_port,
-                    e.flags_known.then_some(e.flags.0),
-                    e.icmp_type,
-                    direction_code(e.direction),
-                    action_code(e.action),
-                    i64::from(e.count),
-                    e.scanned_port().map(|(_, p)| p),
-                ])?;
-            }
-        }
-        let total: i64 = events.iter().map(|e| i64::from(e.count)).sum();
-        tx.execute(
-            "UPDATE sensors SET batches = batches + 1, events = events + ?1,
-                 last_seen_ms = MAX(COALESCE(last_seen_ms, ?2), ?2) WHERE id = ?3",
-            params![total, received.0, sensor_id],
-        )?;
         tx.commit()?;
         Ok(BatchOutcome::Accepted {
             events: events.len(),
         })
+    }
+
+    fn stored_batches(
+        &self,
+        _shard_key: u64,
+        ids: &[(&str, &str)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT 1 FROM batches b JOIN sensors s ON s.id = b.sensor_id
+             WHERE s.name = ?1 AND b.batch_id = ?2",
+        )?;
+        ids.iter()
+            .map(|(s, b)| Ok(st.exists(params![s, b])?))
+            .collect()
+    }
+
+    fn commit_aggregate(&mut self, c: &AggregateCommit<'_>) -> Result<(), StoreError> {
+        let mut ids = std::collections::HashMap::new();
+        for b in &c.batches {
+            if !ids.contains_key(b.sensor) {
+                ids.insert(b.sensor, self.sensor_id(b.sensor)?);
+            }
+        }
+        let tx = self.conn.transaction()?;
+        for b in &c.batches {
+            if !insert_batch(&tx, ids[b.sensor], b.batch_id, b.events, c.received)? {
+                // Dropping the transaction rolls the whole commit back.
+                return Err(StoreError::BatchStored {
+                    sensor: b.sensor.to_string(),
+                    batch: b.batch_id.to_string(),
+                });
+            }
+        }
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO partials (commit_id, window_start_ms, max_time_ms, state)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for p in &c.partials {
+                // The id's bits as SQLite's signed integer.
+                let id = i64::from_ne_bytes(p.commit.to_ne_bytes());
+                st.execute(params![id, p.window_start.0, p.max_time.0, p.state])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn partials_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<PartialRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT commit_id, window_start_ms, max_time_ms, state FROM partials
+             WHERE window_start_ms >= ?1 AND window_start_ms < ?2 ORDER BY rowid",
+        )?;
+        let rows = st.query_map(params![from.0, to.0], |r| {
+            Ok(PartialRow {
+                commit: u64::from_ne_bytes(r.get::<_, i64>(0)?.to_ne_bytes()),
+                window_start: Timestamp(r.get(1)?),
+                max_time: Timestamp(r.get(2)?),
+                state: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn events_between(
@@ -866,4 +917,52 @@ impl Store for SqliteStore {
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
+}
+
+/// Stores one batch in an open transaction: its id, its events and the sensor's
+/// counters. False (and nothing written) if the sensor sent this batch id before.
+fn insert_batch(
+    tx: &rusqlite::Transaction<'_>,
+    sensor_id: i64,
+    batch_id: &str,
+    events: &[Event],
+    received: Timestamp,
+) -> Result<bool, StoreError> {
+    let fresh = tx.execute(
+        "INSERT OR IGNORE INTO batches (sensor_id, batch_id, received_ms, events) VALUES (?1, ?2, ?3, ?4)",
+        params![sensor_id, batch_id, received.0, events.len() as i64],
+    )?;
+    if fresh == 0 {
+        return Ok(false);
+    }
+    {
+        let mut st = tx.prepare_cached(
+                "INSERT INTO events (time_ms, sensor_id, proto, src, dst, src_port, dst_port, flags, icmp_type, direction, action, count, scanned_port)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?;
+        for e in events {
+            st.execute(params![
+                e.time.0,
+                sensor_id,
+                i64::from(e.proto.number()),
+                ip_bytes(e.src),
+                ip_bytes(e.dst),
+                e.src_port,
+                e.dst_port,
+                e.flags_known.then_some(e.flags.0),
+                e.icmp_type,
+                direction_code(e.direction),
+                action_code(e.action),
+                i64::from(e.count),
+                e.scanned_port().map(|(_, p)| p),
+            ])?;
+        }
+    }
+    let total: i64 = events.iter().map(|e| i64::from(e.count)).sum();
+    tx.execute(
+        "UPDATE sensors SET batches = batches + 1, events = events + ?1,
+                 last_seen_ms = MAX(COALESCE(last_seen_ms, ?2), ?2) WHERE id = ?3",
+        params![total, received.0, sensor_id],
+    )?;
+    Ok(true)
 }

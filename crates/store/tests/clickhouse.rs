@@ -153,6 +153,7 @@ fn clickhouse_behaves_like_sqlite() {
     }
 
     two_collectors_share_sensors_and_tokens(&servers);
+    a_torn_commit_counts_nothing(&servers);
     newer_schema_is_refused(&servers);
     wrong_shard_order_is_refused(&servers);
 }
@@ -202,6 +203,96 @@ fn two_collectors_share_sensors_and_tokens(servers: &Servers) {
         json: "{}".into(),
     };
     assert_eq!(a.put_alert(&alert).unwrap(), b.put_alert(&alert).unwrap());
+}
+
+/// A commit that failed after its events and partials reached the shard, but before
+/// its batch ids did, counts nothing: no event, no partial, no batch; sent again, it
+/// counts exactly once.
+fn a_torn_commit_counts_nothing(servers: &Servers) {
+    use scanwatch_store::{AggregateCommit, BatchPart, PartialRow};
+    let cfg = cluster_cfg(servers, "torn");
+    let mut s = ClickHouseStore::open(&cfg).unwrap();
+    s.add_sensor("fw-1", Timestamp(1)).unwrap();
+    let events = [
+        conformance::ev(5_000, "192.0.2.1", "198.18.0.1", 1025),
+        conformance::ev(6_000, "192.0.2.2", "198.18.0.1", 1025),
+    ];
+    let commit = |id: u64| AggregateCommit {
+        commit: id,
+        shard_key: 1,
+        received: Timestamp(7_000),
+        batches: vec![BatchPart {
+            sensor: "fw-1",
+            batch_id: "fw-1:b:3",
+            events: &events,
+        }],
+        partials: vec![PartialRow {
+            commit: id,
+            window_start: Timestamp(0),
+            max_time: Timestamp(6_000),
+            state: vec![1, 2, 3],
+        }],
+    };
+    // What a commit that failed after its events and partials but before its batch
+    // ids leaves behind: commit, then take its batch rows away (shard key 1 is the
+    // second server).
+    s.commit_aggregate(&commit(11)).unwrap();
+    servers.sql(2, "ALTER TABLE torn.batches_local DELETE WHERE seq = 11");
+    let mut waited = 0;
+    while servers
+        .sql(2, "SELECT count() FROM torn.batches_local")
+        .trim()
+        != "0"
+    {
+        assert!(waited < 100, "the delete mutation did not finish in 10 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        waited += 1;
+    }
+    // The rows of the failed commit are there, but not counted.
+    assert_eq!(
+        servers
+            .sql(2, "SELECT count() FROM torn.events_local")
+            .trim(),
+        "2"
+    );
+    assert_eq!(
+        servers
+            .sql(2, "SELECT count() FROM torn.partials_local")
+            .trim(),
+        "1"
+    );
+    let all = (Timestamp(i64::MIN), Timestamp(i64::MAX));
+    assert!(s.events_between(all.0, all.1).unwrap().is_empty());
+    assert!(s.partials_between(all.0, all.1).unwrap().is_empty());
+    assert!(s
+        .top_ports(all.0, all.1, scanwatch_store::TopBy::Events, 10)
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        s.stored_batches(1, &[("fw-1", "fw-1:b:3")]).unwrap(),
+        [false]
+    );
+    // The resend (as the aggregator does after a redelivery) counts once.
+    s.commit_aggregate(&commit(12)).unwrap();
+    assert_eq!(s.events_between(all.0, all.1).unwrap().len(), 2);
+    let parts = s.partials_between(all.0, all.1).unwrap();
+    assert_eq!(parts.len(), 1);
+    assert_eq!(
+        (parts[0].commit, parts[0].state.as_slice()),
+        (12, &[1u8, 2, 3][..])
+    );
+    let top = s
+        .top_ports(all.0, all.1, scanwatch_store::TopBy::Events, 10)
+        .unwrap();
+    assert_eq!((top[0].port, top[0].events, top[0].sources), (1025, 4, 2)); // two events of count 2
+    assert_eq!(
+        s.stored_batches(1, &[("fw-1", "fw-1:b:3")]).unwrap(),
+        [true]
+    );
+    assert!(matches!(
+        s.commit_aggregate(&commit(13)),
+        Err(StoreError::BatchStored { .. })
+    ));
 }
 
 fn newer_schema_is_refused(servers: &Servers) {

@@ -113,7 +113,7 @@ fn version_1_is_migrated() {
     drop(s);
     let conn = rusqlite::Connection::open(dir.path().join("scanwatch.db")).unwrap();
     conn.execute_batch(
-        "DROP INDEX events_by_src; ALTER TABLE events DROP COLUMN scanned_port; ALTER TABLE sensors DROP COLUMN heartbeat_ms; ALTER TABLE sensors DROP COLUMN heartbeat; DROP TABLE windows; DROP TABLE alerts; DROP TABLE api_tokens; DROP TABLE context_items; DROP TABLE sessions; DROP TABLE users; DROP TABLE sink_state; DROP TABLE dead_letters; PRAGMA user_version = 1;",
+        "DROP INDEX events_by_src; ALTER TABLE events DROP COLUMN scanned_port; ALTER TABLE sensors DROP COLUMN heartbeat_ms; ALTER TABLE sensors DROP COLUMN heartbeat; DROP TABLE windows; DROP TABLE alerts; DROP TABLE api_tokens; DROP TABLE context_items; DROP TABLE sessions; DROP TABLE users; DROP TABLE sink_state; DROP TABLE dead_letters; DROP TABLE partials; PRAGMA user_version = 1;",
     )
     .unwrap();
     drop(conn);
@@ -132,7 +132,7 @@ fn version_2_is_migrated_and_context_items_are_idempotent() {
     s.add_sensor("fw-1", Timestamp(0)).unwrap();
     drop(s);
     let conn = rusqlite::Connection::open(dir.path().join("scanwatch.db")).unwrap();
-    conn.execute_batch("DROP TABLE context_items; DROP TABLE sessions; DROP TABLE users; DROP TABLE sink_state; DROP TABLE dead_letters; PRAGMA user_version = 2;")
+    conn.execute_batch("DROP TABLE context_items; DROP TABLE sessions; DROP TABLE users; DROP TABLE sink_state; DROP TABLE dead_letters; DROP TABLE partials; PRAGMA user_version = 2;")
         .unwrap();
     drop(conn);
     let mut s = SqliteStore::open(dir.path()).unwrap();
@@ -428,7 +428,7 @@ fn version_3_is_migrated_with_users_sessions_and_sink_state() {
     drop(s);
     let conn = rusqlite::Connection::open(dir.path().join("scanwatch.db")).unwrap();
     conn.execute_batch(
-        "DROP TABLE sessions; DROP TABLE users; DROP TABLE sink_state; DROP TABLE dead_letters; PRAGMA user_version = 3;",
+        "DROP TABLE sessions; DROP TABLE users; DROP TABLE sink_state; DROP TABLE dead_letters; DROP TABLE partials; PRAGMA user_version = 3;",
     )
     .unwrap();
     drop(conn);

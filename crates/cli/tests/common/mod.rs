@@ -1,10 +1,11 @@
 //! Helpers shared by the tests that run the real binary: the command, a guard that
-//! kills a server, free loopback ports and a minimal HTTP client.
+//! kills a server, free loopback ports, a minimal HTTP client and a webhook receiver.
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub fn bin() -> Command {
@@ -73,4 +74,50 @@ pub fn request(
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     Some((status, body))
+}
+
+/// One received webhook: its signature header and body.
+#[derive(Clone, Debug)]
+pub struct Hook {
+    pub signature: String,
+    pub body: String,
+}
+
+/// A minimal HTTP/1.1 receiver: records each POST and answers 200.
+pub fn receiver() -> (u16, Arc<Mutex<Vec<Hook>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut r = BufReader::new(c.try_clone().unwrap());
+            let (mut len, mut signature) = (0usize, String::new());
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                if lower.starts_with("x-scanwatch-signature:") {
+                    signature = line["x-scanwatch-signature:".len()..].trim().to_string();
+                }
+            }
+            let mut body = vec![0; len];
+            if r.read_exact(&mut body).is_ok() {
+                g.lock().unwrap().push(Hook {
+                    signature,
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                });
+            }
+            let _ =
+                c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (port, got)
 }

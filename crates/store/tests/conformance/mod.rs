@@ -6,8 +6,8 @@
 
 use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
 use scanwatch_store::{
-    AlertRow, BatchOutcome, ContextItem, DeadLetter, Role, SessionRecord, Store, StoreError, TopBy,
-    UserRecord, WindowRow,
+    AggregateCommit, AlertRow, BatchOutcome, BatchPart, ContextItem, DeadLetter, PartialRow, Role,
+    SessionRecord, Store, StoreError, TopBy, UserRecord, WindowRow,
 };
 
 pub const DAY: i64 = 86_400_000;
@@ -107,6 +107,7 @@ fn kind(e: StoreError) -> String {
         StoreError::UserExists(n) => format!("UserExists({n})"),
         StoreError::NoSuchSensor(n) => format!("NoSuchSensor({n})"),
         StoreError::InvalidName(n) => format!("InvalidName({n})"),
+        StoreError::BatchStored { sensor, batch } => format!("BatchStored({sensor}, {batch})"),
         other => panic!("unexpected error: {other}"),
     }
 }
@@ -511,6 +512,85 @@ pub fn conformance(s: &mut dyn Store) -> Vec<String> {
             .unwrap(),
     );
     log.push("prune again", s.prune(t(DAY), t(DAY)).unwrap());
+
+    // Aggregator commits: events, batch ids and partial aggregates together, all or
+    // nothing; a batch id stored before refuses the whole commit.
+    let agg = [
+        ev(T0 + DAY + 7_000, "192.0.2.8", "198.18.0.8", 1025),
+        ev(T0 + DAY + 8_000, "192.0.2.9", "198.18.0.8", 1025),
+    ];
+    let part = |commit: u64, state: &[u8]| PartialRow {
+        commit,
+        window_start: t(DAY),
+        max_time: t(DAY + 8_000),
+        state: state.to_vec(),
+    };
+    // Bytes that are not text, with quotes and a newline in them.
+    let state = [0u8, 255, 10, 34, 39, 92, 200, 1];
+    let c1 = AggregateCommit {
+        commit: 0x8000_0000_0000_0001,
+        shard_key: 1,
+        received: t(DAY + 300),
+        batches: vec![
+            BatchPart {
+                sensor: "fw-1",
+                batch_id: "p:1:3",
+                events: &agg[..1],
+            },
+            BatchPart {
+                sensor: "fw-2",
+                batch_id: HOSTILE,
+                events: &agg[1..],
+            },
+        ],
+        partials: vec![part(0x8000_0000_0000_0001, &state)],
+    };
+    s.commit_aggregate(&c1).unwrap();
+    log.push(
+        "stored batches",
+        s.stored_batches(
+            1,
+            &[
+                ("fw-1", "p:1:3"),
+                ("fw-2", HOSTILE),
+                ("fw-1", "p:1:4"),
+                ("fw-2", "p:1:3"),
+            ],
+        )
+        .unwrap(),
+    );
+    let c2 = AggregateCommit {
+        commit: 7,
+        batches: vec![
+            BatchPart {
+                sensor: "fw-1",
+                batch_id: "p:1:4",
+                events: &agg[..1],
+            },
+            BatchPart {
+                sensor: "fw-1",
+                batch_id: "p:1:3",
+                events: &agg[..1],
+            },
+        ],
+        partials: vec![part(7, b"other")],
+        ..c1.clone()
+    };
+    log.push("commit again", s.commit_aggregate(&c2).map_err(kind).err());
+    log.push(
+        "nothing of the refused commit",
+        s.stored_batches(1, &[("fw-1", "p:1:4")]).unwrap(),
+    );
+    log.push("partials", s.partials_between(t(DAY), t(DAY + 1)).unwrap());
+    log.push(
+        "partials outside",
+        s.partials_between(t(DAY + 1), t(2 * DAY)).unwrap(),
+    );
+    log.push(
+        "events with the commit",
+        s.events_between(t(DAY + 6_000), Timestamp(i64::MAX))
+            .unwrap(),
+    );
     log.push("sensors at end", s.sensors().unwrap());
     log.lines
 }

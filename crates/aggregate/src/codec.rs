@@ -1,0 +1,365 @@
+//! Bytes of a partial window aggregate, so that aggregators in other processes can
+//! store their part of a window and the detector can merge the parts: every
+//! counter is written as it is (exact keys and counts, or the HyperLogLog and
+//! frequent-items sketches in their Apache DataSketches images), so merging decoded
+//! parts gives what merging the parts in memory gives.
+//!
+//! Hand-written because the format is ours and must stay stable across versions:
+//! a version byte, LEB128 integers, the sketches' own serialisation, and an xxh3
+//! checksum at the end so a damaged row is refused instead of merged. Decoding never
+//! panics and never allocates more than the input can describe.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use datasketches::codec::{SketchBytes, SketchSlice};
+use datasketches::error::{Error as SketchError, ErrorKind};
+use datasketches::frequencies::{FrequentItemValue, FrequentItemsSketch};
+use datasketches::hll::HllSketch;
+use rustc_hash::{FxHashMap, FxHashSet};
+use scanwatch_event::Protocol;
+
+use crate::counted::Sketches;
+use crate::{Cell, Counted, Distinct, SourceIp, Window, WindowTotals};
+
+/// Format version of [`encode_window`].
+pub const FORMAT_VERSION: u8 = 1;
+
+/// Why bytes are not a partial window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "partial window cannot be read: {}", self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+fn bad(what: impl Into<String>) -> DecodeError {
+    DecodeError(what.into())
+}
+
+impl FrequentItemValue for SourceIp {
+    fn serialize_size(item: &Self) -> usize {
+        match item.0 {
+            IpAddr::V4(_) => 5,
+            IpAddr::V6(_) => 17,
+        }
+    }
+
+    fn serialize_value(&self, bytes: &mut SketchBytes) {
+        match self.0 {
+            IpAddr::V4(a) => {
+                bytes.write_u8(4);
+                bytes.write(&a.octets());
+            }
+            IpAddr::V6(a) => {
+                bytes.write_u8(6);
+                bytes.write(&a.octets());
+            }
+        }
+    }
+
+    fn deserialize_value(cursor: &mut SketchSlice<'_>) -> Result<Self, SketchError> {
+        let short = |_| SketchError::new(ErrorKind::InvalidData, "truncated address item");
+        match cursor.read_u8().map_err(short)? {
+            4 => {
+                let mut b = [0u8; 4];
+                cursor.read_exact(&mut b).map_err(short)?;
+                Ok(SourceIp(IpAddr::V4(Ipv4Addr::from(b))))
+            }
+            6 => {
+                let mut b = [0u8; 16];
+                cursor.read_exact(&mut b).map_err(short)?;
+                Ok(SourceIp(IpAddr::V6(Ipv6Addr::from(b))))
+            }
+            _ => Err(SketchError::new(
+                ErrorKind::InvalidData,
+                "unknown address family",
+            )),
+        }
+    }
+}
+
+/// Keys of a [`Counted`] written in exact form.
+trait Key: Sized {
+    fn put(&self, out: &mut Vec<u8>);
+    fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
+}
+
+impl Key for u64 {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.u64_fixed()
+    }
+}
+
+impl Key for SourceIp {
+    fn put(&self, out: &mut Vec<u8>) {
+        match self.0 {
+            IpAddr::V4(a) => {
+                out.push(4);
+                out.extend_from_slice(&a.octets());
+            }
+            IpAddr::V6(a) => {
+                out.push(6);
+                out.extend_from_slice(&a.octets());
+            }
+        }
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8()? {
+            4 => {
+                let b: [u8; 4] = r.take(4)?.try_into().map_err(|_| bad("address"))?;
+                Ok(SourceIp(IpAddr::V4(Ipv4Addr::from(b))))
+            }
+            6 => {
+                let b: [u8; 16] = r.take(16)?.try_into().map_err(|_| bad("address"))?;
+                Ok(SourceIp(IpAddr::V6(Ipv6Addr::from(b))))
+            }
+            f => Err(bad(format!("unknown address family {f}"))),
+        }
+    }
+}
+
+fn put_var(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_var(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.b.len() < n {
+            return Err(bad("truncated"));
+        }
+        let (h, t) = self.b.split_at(n);
+        self.b = t;
+        Ok(h)
+    }
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u64_fixed(&mut self) -> Result<u64, DecodeError> {
+        let b: [u8; 8] = self.take(8)?.try_into().map_err(|_| bad("truncated"))?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn var(&mut self) -> Result<u64, DecodeError> {
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let b = self.u8()?;
+            let part = u64::from(b & 0x7f);
+            if i == 9 && part > 1 {
+                return Err(bad("integer too large"));
+            }
+            v |= part << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(bad("integer too long"))
+    }
+    /// A count of items, each at least `min_item` bytes: refused when the rest of
+    /// the input cannot hold that many (no allocation from a forged count).
+    fn count(&mut self, min_item: usize) -> Result<usize, DecodeError> {
+        let n = self.var()?;
+        let n = usize::try_from(n).map_err(|_| bad("count too large"))?;
+        if n.saturating_mul(min_item.max(1)) > self.b.len() {
+            return Err(bad("count larger than the data"));
+        }
+        Ok(n)
+    }
+    fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+        let n = self.count(1)?;
+        self.take(n)
+    }
+}
+
+fn put_counted<K: Key + Clone + Eq + std::hash::Hash + FrequentItemValue>(
+    out: &mut Vec<u8>,
+    c: &Counted<K>,
+) {
+    let exact = |out: &mut Vec<u8>, it: &mut dyn ExactSizeIterator<Item = (&K, &u64)>| {
+        out.push(0);
+        put_var(out, it.len() as u64);
+        for (k, n) in it {
+            k.put(out);
+            put_var(out, *n);
+        }
+    };
+    match c {
+        Counted::Small(v) => exact(out, &mut v.iter().map(|(k, n)| (k, n))),
+        Counted::Exact(m) => exact(out, &mut m.iter()),
+        Counted::Sketch(s) => {
+            out.push(1);
+            put_bytes(out, &s.distinct.serialize());
+            put_bytes(out, &s.heavy.serialize());
+        }
+    }
+}
+
+fn get_counted<K: Key + Clone + Eq + std::hash::Hash + FrequentItemValue>(
+    r: &mut Reader<'_>,
+) -> Result<Counted<K>, DecodeError> {
+    match r.u8()? {
+        0 => {
+            let n = r.count(2)?;
+            let mut m: FxHashMap<K, u64> = FxHashMap::default();
+            for _ in 0..n {
+                let k = K::get(r)?;
+                let c = r.var()?;
+                if m.insert(k, c).is_some() {
+                    return Err(bad("key written twice"));
+                }
+            }
+            Ok(if n <= crate::counted::SMALL_KEYS {
+                Counted::Small(m.into_iter().collect())
+            } else {
+                Counted::Exact(m)
+            })
+        }
+        1 => {
+            let distinct = HllSketch::deserialize(r.bytes()?)
+                .map_err(|e| bad(format!("distinct sketch: {e}")))?;
+            let heavy = FrequentItemsSketch::<K>::deserialize(r.bytes()?)
+                .map_err(|e| bad(format!("frequent-items sketch: {e}")))?;
+            Ok(Counted::Sketch(Box::new(Sketches { distinct, heavy })))
+        }
+        t => Err(bad(format!("unknown counter form {t}"))),
+    }
+}
+
+fn put_distinct(out: &mut Vec<u8>, d: &Distinct) {
+    let exact = |out: &mut Vec<u8>, it: &mut dyn ExactSizeIterator<Item = &u64>| {
+        out.push(0);
+        put_var(out, it.len() as u64);
+        for h in it {
+            out.extend_from_slice(&h.to_le_bytes());
+        }
+    };
+    match d {
+        Distinct::Empty => exact(out, &mut [].iter()),
+        Distinct::Small(v) => exact(out, &mut v.iter()),
+        Distinct::Exact(s) => exact(out, &mut s.iter()),
+        Distinct::Sketch(h) => {
+            out.push(1);
+            put_bytes(out, &h.serialize());
+        }
+    }
+}
+
+fn get_distinct(r: &mut Reader<'_>) -> Result<Distinct, DecodeError> {
+    match r.u8()? {
+        0 => {
+            let n = r.count(8)?;
+            let mut s: FxHashSet<u64> = FxHashSet::default();
+            for _ in 0..n {
+                if !s.insert(r.u64_fixed()?) {
+                    return Err(bad("key written twice"));
+                }
+            }
+            Ok(match n {
+                0 => Distinct::Empty,
+                n if n <= crate::counted::SMALL_KEYS => Distinct::Small(s.into_iter().collect()),
+                _ => Distinct::Exact(s),
+            })
+        }
+        1 => Ok(Distinct::Sketch(Box::new(
+            HllSketch::deserialize(r.bytes()?).map_err(|e| bad(format!("distinct sketch: {e}")))?,
+        ))),
+        t => Err(bad(format!("unknown counter form {t}"))),
+    }
+}
+
+/// The bytes of a partial window (cells in protocol and port order, so equal
+/// windows give equal bytes while exact).
+pub fn encode_window(w: &Window) -> Vec<u8> {
+    let mut out = vec![FORMAT_VERSION];
+    put_var(&mut out, w.totals.all_events);
+    put_var(&mut out, w.totals.port_events);
+    put_var(&mut out, w.totals.icmp_events);
+    put_distinct(&mut out, &w.totals.sensors);
+    let mut keys: Vec<&(Protocol, u16)> = w.cells.keys().collect();
+    keys.sort();
+    put_var(&mut out, keys.len() as u64);
+    for k in keys {
+        let c = &w.cells[k];
+        out.push(k.0.number());
+        out.extend_from_slice(&k.1.to_le_bytes());
+        put_var(&mut out, c.events);
+        put_counted(&mut out, &c.sources);
+        put_distinct(&mut out, &c.targets);
+        put_counted(&mut out, &c.sensors);
+    }
+    let sum = xxhash_rust::xxh3::xxh3_64(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
+    out
+}
+
+/// Reads bytes made by [`encode_window`]; checks the version and the checksum.
+pub fn decode_window(bytes: &[u8]) -> Result<Window, DecodeError> {
+    if bytes.len() < 9 {
+        return Err(bad("too short"));
+    }
+    let (body, sum) = bytes.split_at(bytes.len() - 8);
+    let sum = u64::from_le_bytes(sum.try_into().map_err(|_| bad("too short"))?);
+    if xxhash_rust::xxh3::xxh3_64(body) != sum {
+        return Err(bad("checksum mismatch"));
+    }
+    decode_body(body)
+}
+
+/// Decoding without the checksum (what the fuzz target drives, since random bytes
+/// would almost never pass the checksum).
+pub fn decode_body(body: &[u8]) -> Result<Window, DecodeError> {
+    let mut r = Reader { b: body };
+    let v = r.u8()?;
+    if v != FORMAT_VERSION {
+        return Err(bad(format!(
+            "format version {v}, this build reads {FORMAT_VERSION}"
+        )));
+    }
+    let totals = WindowTotals {
+        all_events: r.var()?,
+        port_events: r.var()?,
+        icmp_events: r.var()?,
+        sensors: get_distinct(&mut r)?,
+    };
+    let n = r.count(6)?;
+    let mut cells = FxHashMap::default();
+    for _ in 0..n {
+        let proto = Protocol::from_number(r.u8()?);
+        let port = u16::from_le_bytes(r.take(2)?.try_into().map_err(|_| bad("truncated"))?);
+        let cell = Cell {
+            events: r.var()?,
+            sources: get_counted(&mut r)?,
+            targets: get_distinct(&mut r)?,
+            sensors: get_counted(&mut r)?,
+        };
+        if cells.insert((proto, port), cell).is_some() {
+            return Err(bad("cell written twice"));
+        }
+    }
+    if !r.b.is_empty() {
+        return Err(bad("trailing bytes"));
+    }
+    Ok(Window { cells, totals })
+}
