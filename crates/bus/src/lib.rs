@@ -116,10 +116,15 @@ pub fn owned_partitions(partitions: u32, instance: u32, instances: u32) -> Vec<u
 /// the embedded pipeline does) and committed with their raw events and ids in one
 /// store commit; then the IDS facts they carry are stored (idempotent, so also for
 /// duplicates: a crash between the two loses none).
+/// The wall clock, given by the binary: it only stamps commits so the detector can
+/// read the new ones (`PartialRow::committed`), never an event or window time.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
 pub fn aggregate_handler(
     store: Arc<Mutex<Box<dyn Store>>>,
     cfg: AggregateConfig,
     benign: Option<BenignSet>,
+    clock: Clock,
 ) -> Handler {
     Arc::new(move |batches: &[Arc<BusBatch>]| {
         // A handler that panicked (a failure, so never acked) leaves the store
@@ -166,7 +171,8 @@ pub fn aggregate_handler(
                     events: &b.events,
                 })
                 .collect();
-            let commit = partial_commit(parts, received, shard_key, &cfg, benign.as_ref())?;
+            let commit =
+                partial_commit(parts, received, clock(), shard_key, &cfg, benign.as_ref())?;
             s.commit_aggregate(&commit)?;
         }
         for b in batches.iter().filter(|b| !b.ids.is_empty()) {
@@ -182,6 +188,7 @@ pub fn aggregate_handler(
 pub fn partial_commit<'a>(
     parts: Vec<BatchPart<'a>>,
     received: Timestamp,
+    committed: Timestamp,
     shard_key: u64,
     cfg: &AggregateConfig,
     benign: Option<&BenignSet>,
@@ -211,6 +218,7 @@ pub fn partial_commit<'a>(
             .into_iter()
             .map(|(ws, (w, max_time))| PartialRow {
                 commit,
+                committed,
                 window_start: Timestamp(ws),
                 max_time: Timestamp(max_time),
                 state: encode_window(&w),

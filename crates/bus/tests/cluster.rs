@@ -139,6 +139,7 @@ fn aggregator(
         Arc::new(Mutex::new(store)),
         AggregateConfig::new(WINDOW_MS),
         None,
+        Arc::new(|| Timestamp(0)),
     );
     let cfg = cfg.clone();
     rt.spawn(async move {
@@ -247,7 +248,11 @@ fn every_event_is_stored_exactly_once_through_kills_and_a_node_restart() {
     let cfg_agg = AggregateConfig::new(WINDOW_MS);
     let mut merged = Aggregator::new(cfg_agg, 10);
     let parts = store
-        .partials_between(Timestamp(i64::MIN), Timestamp(i64::MAX))
+        .partials_between(
+            Timestamp(i64::MIN),
+            Timestamp(i64::MAX),
+            Timestamp(i64::MIN),
+        )
         .unwrap();
     assert!(parts.len() > 1, "one partial per window per commit");
     for p in &parts {

@@ -488,8 +488,15 @@ fn main() {
                     events: evs,
                 })
                 .collect();
-            let c = scanwatch_bus::partial_commit(parts, Timestamp(0), k as u64, &agg_cfg, None)
-                .unwrap();
+            let c = scanwatch_bus::partial_commit(
+                parts,
+                Timestamp(0),
+                Timestamp(0),
+                k as u64,
+                &agg_cfg,
+                None,
+            )
+            .unwrap();
             s.commit_aggregate(&c).unwrap();
         }
         total as f64 / t.elapsed().as_secs_f64()
@@ -497,7 +504,11 @@ fn main() {
     let read_partials = |s: &dyn Store| -> (f64, usize) {
         let t = Instant::now();
         let n = s
-            .partials_between(Timestamp(i64::MIN), Timestamp(i64::MAX))
+            .partials_between(
+                Timestamp(i64::MIN),
+                Timestamp(i64::MAX),
+                Timestamp(i64::MIN),
+            )
             .unwrap()
             .len();
         (total as f64 / t.elapsed().as_secs_f64(), n)

@@ -54,6 +54,13 @@ pub struct StoreSection {
     pub database: String,
     /// ClickHouse cluster name for the Distributed tables (optional).
     pub cluster: Option<String>,
+    /// ClickHouse user and password (HTTP basic auth; optional). Keep a config with
+    /// a password readable by the scanwatch user only.
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// Timeout of each ClickHouse request (default `30s`): how long a hung shard holds
+    /// an aggregator's fetch before the retry.
+    pub timeout: String,
 }
 
 impl Default for StoreSection {
@@ -63,6 +70,9 @@ impl Default for StoreSection {
             url: None,
             database: "scanwatch".into(),
             cluster: None,
+            user: None,
+            password: None,
+            timeout: "30s".into(),
         }
     }
 }
@@ -72,8 +82,14 @@ impl StoreSection {
     pub fn validate(&self) -> Result<()> {
         match self.kind.as_str() {
             "sqlite" => {
-                if self.url.is_some() || self.cluster.is_some() {
-                    bail!("store.url and store.cluster are for kind = \"clickhouse\"");
+                if self.url.is_some()
+                    || self.cluster.is_some()
+                    || self.user.is_some()
+                    || self.password.is_some()
+                {
+                    bail!(
+                        "store.url, store.cluster, store.user and store.password are for kind = \"clickhouse\""
+                    );
                 }
             }
             "clickhouse" => match &self.url {
@@ -101,7 +117,22 @@ impl StoreSection {
                 bail!("store.cluster {c:?}: use letters, digits or '_'");
             }
         }
+        self.clickhouse()
+            .timeout()
+            .map_err(|e| anyhow::anyhow!("[store] {e}"))?;
         Ok(())
+    }
+
+    /// The ClickHouse store's settings.
+    pub fn clickhouse(&self) -> scanwatch_store::clickhouse::ClickHouseConfig {
+        scanwatch_store::clickhouse::ClickHouseConfig {
+            url: self.url.clone().unwrap_or_default(),
+            database: self.database.clone(),
+            cluster: self.cluster.clone(),
+            user: self.user.clone(),
+            password: self.password.clone(),
+            timeout: self.timeout.clone(),
+        }
     }
 }
 
@@ -596,6 +627,8 @@ partitions = 8
         )
         .unwrap();
         assert_eq!(cfg.store.database, "scanwatch", "documented default");
+        assert_eq!(cfg.store.timeout, "30s", "documented default");
+        assert_eq!(cfg.store.clickhouse().timeout().unwrap().as_secs(), 30);
         assert_eq!(cfg.bus.urls().len(), 2);
         assert_eq!(cfg.bus.stream, "SCANWATCH_EVENTS", "documented default");
         let d = ServerConfig::parse("version = 1").unwrap();
@@ -615,6 +648,18 @@ partitions = 8
                 "are for kind = \"clickhouse\"",
             ),
             ("version = 1\n[store]\nhost = \"x\"", "unknown field `host`"),
+            (
+                "version = 1\n[store]\nkind = \"clickhouse\"\nurl = \"http://x\"\ntimeout = \"soon\"",
+                "[store] invalid clickhouse configuration: timeout",
+            ),
+            (
+                "version = 1\n[store]\nkind = \"clickhouse\"\nurl = \"http://x\"\ntimeout = \"0s\"",
+                "timeout must be above zero",
+            ),
+            (
+                "version = 1\n[store]\npassword = \"x\"",
+                "are for kind = \"clickhouse\"",
+            ),
             ("version = 1\n[bus]\nkind = \"kafka\"", "bus.kind"),
             (
                 "version = 1\n[bus]\nkind = \"nats\"\nurl = \"x\"",

@@ -329,14 +329,7 @@ pub fn open_store(cfg: &ServerConfig) -> Result<Box<dyn Store>> {
     match cfg.store.kind.as_str() {
         "sqlite" => Ok(Box::new(SqliteStore::open(&cfg.server.data)?)),
         "clickhouse" => {
-            let ch = scanwatch_store::clickhouse::ClickHouseConfig {
-                url: cfg.store.url.clone().unwrap_or_default(),
-                database: cfg.store.database.clone(),
-                cluster: cfg.store.cluster.clone(),
-                user: None,
-                password: None,
-                timeout: "30s".into(),
-            };
+            let ch = cfg.store.clickhouse();
             Ok(Box::new(
                 scanwatch_store::clickhouse::ClickHouseStore::open(&ch)
                     .context("cannot open the clickhouse store")?,
@@ -351,7 +344,7 @@ pub fn open_store(cfg: &ServerConfig) -> Result<Box<dyn Store>> {
 /// partial window aggregates (and the raw events) in the shared store; `detector`
 /// holds the lease, merges the partials and runs detection on the windows they make.
 mod roles {
-    use std::collections::HashSet;
+    use std::collections::HashMap;
     use std::io::Write;
     use std::net::SocketAddr;
     use std::sync::{Arc, Mutex};
@@ -424,7 +417,12 @@ mod roles {
                     let counters = Arc::new(AggregatorCounters::default());
                     let task = tokio::spawn(run_aggregator(
                         bus,
-                        aggregate_handler(store, agg, (!benign.is_empty()).then_some(benign)),
+                        aggregate_handler(
+                            store,
+                            agg,
+                            (!benign.is_empty()).then_some(benign),
+                            Arc::new(wall_clock),
+                        ),
                         args.instance,
                         args.instances,
                         cfg.bus.partitions,
@@ -493,17 +491,27 @@ mod roles {
     }
 
     /// The detector's progress over the stored partial aggregates. Partials of
-    /// windows from `lo` on are read; those already merged (by commit and window)
-    /// are skipped, so each is merged once. After each step `lo` moves to (latest
-    /// event time merged − lateness − window): a partial committed later for an
-    /// older window is not seen until the next rebuild (a restart or takeover).
+    /// windows from `lo` on, committed since `cursor − COMMIT_MARGIN`, are read;
+    /// those already merged (by commit and window) are skipped, so each is merged
+    /// once. After each step `lo` moves to (latest event time merged − lateness −
+    /// window) and `cursor` to the latest commit stamp seen: a partial committed
+    /// later for an older window, or visible more than `COMMIT_MARGIN` after its
+    /// aggregator stamped it, is not seen until the next rebuild (a restart or
+    /// takeover, which reads everything).
     struct Progress {
         lo: i64,
         max_time: i64,
         margin: i64,
-        merged: HashSet<(u64, i64)>,
+        cursor: i64,
+        /// (commit, window start) → commit stamp, of what was merged.
+        merged: HashMap<(u64, i64), i64>,
         ids_seen: usize,
     }
+
+    /// How far back of the newest commit stamp seen the detector reads again: covers
+    /// a commit whose last insert took long (ClickHouse's 30 s timeout, retried) and
+    /// aggregator clocks that disagree by up to that much.
+    const COMMIT_MARGIN_MS: i64 = 300_000;
 
     /// Why a detector step failed.
     enum Step {
@@ -524,7 +532,8 @@ mod roles {
                 lo: i64::MIN,
                 max_time: i64::MIN,
                 margin: cfg.aggregate.lateness_ms + cfg.aggregate.window_ms,
-                merged: HashSet::new(),
+                cursor: i64::MIN,
+                merged: HashMap::new(),
                 ids_seen: 0,
             }
         }
@@ -539,7 +548,11 @@ mod roles {
                     .lock()
                     .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
                 Ok((
-                    s.partials_between(Timestamp(self.lo), Timestamp(i64::MAX))?,
+                    s.partials_between(
+                        Timestamp(self.lo),
+                        Timestamp(i64::MAX),
+                        Timestamp(self.cursor.saturating_sub(COMMIT_MARGIN_MS)),
+                    )?,
                     s.context_items(IDS_KIND)?,
                     s.sensors()?,
                 ))
@@ -571,9 +584,14 @@ mod roles {
             let mut new = Vec::new();
             let mut refused = Vec::new();
             for p in parts {
-                if !self.merged.insert((p.commit, p.window_start.0)) {
+                if self
+                    .merged
+                    .insert((p.commit, p.window_start.0), p.committed.0)
+                    .is_some()
+                {
                     continue;
                 }
+                self.cursor = self.cursor.max(p.committed.0);
                 match decode_window(&p.state) {
                     Ok(w) => {
                         self.max_time = self.max_time.max(p.max_time.0);
@@ -592,8 +610,9 @@ mod roles {
             if self.max_time > i64::MIN {
                 self.lo = self.lo.max(self.max_time.saturating_sub(self.margin));
             }
-            let lo = self.lo;
-            self.merged.retain(|(_, ws)| *ws >= lo);
+            let (lo, since) = (self.lo, self.cursor.saturating_sub(COMMIT_MARGIN_MS));
+            self.merged
+                .retain(|(_, ws), committed| *ws >= lo && *committed >= since);
             Ok(Stepped { refused })
         }
     }

@@ -933,6 +933,7 @@ impl ClickHouseStore {
                     window_start_ms Int64,
                     max_time_ms     Int64,
                     seq             UInt64,
+                    committed_ms    Int64,
                     state           String
                 ) ENGINE = MergeTree PARTITION BY toDate(window_start)
                   ORDER BY (window_start_ms, seq)"
@@ -1495,12 +1496,13 @@ impl Store for ClickHouseStore {
                 rb.i64(p.window_start.0);
                 rb.i64(p.max_time.0);
                 rb.u64(c.commit);
+                rb.i64(p.committed.0);
                 rb.bytes(&p.state);
             }
             self.insert_rowbinary(
                 shard,
                 &self.local("partials"),
-                "window_start, window_start_ms, max_time_ms, seq, state",
+                "window_start, window_start_ms, max_time_ms, seq, committed_ms, state",
                 rb,
             )?;
         }
@@ -1536,18 +1538,21 @@ impl Store for ClickHouseStore {
         &self,
         from: Timestamp,
         to: Timestamp,
+        committed_since: Timestamp,
     ) -> Result<Vec<PartialRow>, StoreError> {
         let rows = self.dist_rows(&format!(
-            "SELECT seq, window_start_ms, max_time_ms, hex(state) AS state FROM {} \
-             WHERE {} AND {} ORDER BY window_start_ms, seq",
+            "SELECT seq, committed_ms, window_start_ms, max_time_ms, hex(state) AS state FROM {} \
+             WHERE {} AND committed_ms >= {} AND {} ORDER BY window_start_ms, seq",
             self.dist("partials"),
             time_range("window_start", "window_start_ms", from, to),
+            lit(committed_since.0),
             self.committed("seq"),
         ))?;
         rows.iter()
             .map(|r| {
                 Ok(PartialRow {
                     commit: r.int("seq")?,
+                    committed: Timestamp(r.int("committed_ms")?),
                     window_start: Timestamp(r.int("window_start_ms")?),
                     max_time: Timestamp(r.int("max_time_ms")?),
                     state: unhex(&r.str("state")?)?,

@@ -174,6 +174,10 @@ pub struct BatchPart<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartialRow {
     pub commit: u64,
+    /// When the aggregator made the commit (its wall clock, milliseconds): only to
+    /// let the detector read the partials committed since its last read, never a
+    /// reported time.
+    pub committed: Timestamp,
     pub window_start: Timestamp,
     pub max_time: Timestamp,
     pub state: Vec<u8>,
@@ -264,11 +268,14 @@ pub trait Store: Send {
     /// way leaves rows that every read ignores, see docs/scale.md). A batch id
     /// already stored fails the whole commit with [`StoreError::BatchStored`].
     fn commit_aggregate(&mut self, c: &AggregateCommit<'_>) -> Result<(), StoreError>;
-    /// The committed partial aggregates of the windows starting in `[from, to)`.
+    /// The committed partial aggregates of the windows starting in `[from, to)`
+    /// whose commit was made at or after `committed_since` (`Timestamp(i64::MIN)`:
+    /// all), oldest window first.
     fn partials_between(
         &self,
         from: Timestamp,
         to: Timestamp,
+        committed_since: Timestamp,
     ) -> Result<Vec<PartialRow>, StoreError>;
     /// The busiest ports over `[from, to)` by unsolicited traffic, at most `limit`.
     fn top_ports(

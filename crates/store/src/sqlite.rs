@@ -143,6 +143,7 @@ CREATE TABLE dead_letters (
 const SCHEMA_V5: &str = "
 CREATE TABLE partials (
     commit_id       INTEGER NOT NULL,
+    committed_ms    INTEGER NOT NULL,
     window_start_ms INTEGER NOT NULL,
     max_time_ms     INTEGER NOT NULL,
     state           BLOB    NOT NULL
@@ -641,13 +642,19 @@ impl Store for SqliteStore {
         }
         {
             let mut st = tx.prepare_cached(
-                "INSERT INTO partials (commit_id, window_start_ms, max_time_ms, state)
-                 VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO partials (commit_id, committed_ms, window_start_ms, max_time_ms, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             for p in &c.partials {
                 // The id's bits as SQLite's signed integer.
                 let id = i64::from_ne_bytes(p.commit.to_ne_bytes());
-                st.execute(params![id, p.window_start.0, p.max_time.0, p.state])?;
+                st.execute(params![
+                    id,
+                    p.committed.0,
+                    p.window_start.0,
+                    p.max_time.0,
+                    p.state
+                ])?;
             }
         }
         tx.commit()?;
@@ -658,17 +665,20 @@ impl Store for SqliteStore {
         &self,
         from: Timestamp,
         to: Timestamp,
+        committed_since: Timestamp,
     ) -> Result<Vec<PartialRow>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT commit_id, window_start_ms, max_time_ms, state FROM partials
-             WHERE window_start_ms >= ?1 AND window_start_ms < ?2 ORDER BY rowid",
+            "SELECT commit_id, committed_ms, window_start_ms, max_time_ms, state FROM partials
+             WHERE window_start_ms >= ?1 AND window_start_ms < ?2 AND committed_ms >= ?3
+             ORDER BY window_start_ms, rowid",
         )?;
-        let rows = st.query_map(params![from.0, to.0], |r| {
+        let rows = st.query_map(params![from.0, to.0, committed_since.0], |r| {
             Ok(PartialRow {
                 commit: u64::from_ne_bytes(r.get::<_, i64>(0)?.to_ne_bytes()),
-                window_start: Timestamp(r.get(1)?),
-                max_time: Timestamp(r.get(2)?),
-                state: r.get(3)?,
+                committed: Timestamp(r.get(1)?),
+                window_start: Timestamp(r.get(2)?),
+                max_time: Timestamp(r.get(3)?),
+                state: r.get(4)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

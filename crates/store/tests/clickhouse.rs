@@ -228,6 +228,7 @@ fn a_torn_commit_counts_nothing(servers: &Servers) {
         }],
         partials: vec![PartialRow {
             commit: id,
+            committed: Timestamp(7_000),
             window_start: Timestamp(0),
             max_time: Timestamp(6_000),
             state: vec![1, 2, 3],
@@ -263,7 +264,7 @@ fn a_torn_commit_counts_nothing(servers: &Servers) {
     );
     let all = (Timestamp(i64::MIN), Timestamp(i64::MAX));
     assert!(s.events_between(all.0, all.1).unwrap().is_empty());
-    assert!(s.partials_between(all.0, all.1).unwrap().is_empty());
+    assert!(s.partials_between(all.0, all.1, all.0).unwrap().is_empty());
     assert!(s
         .top_ports(all.0, all.1, scanwatch_store::TopBy::Events, 10)
         .unwrap()
@@ -275,7 +276,7 @@ fn a_torn_commit_counts_nothing(servers: &Servers) {
     // The resend (as the aggregator does after a redelivery) counts once.
     s.commit_aggregate(&commit(12)).unwrap();
     assert_eq!(s.events_between(all.0, all.1).unwrap().len(), 2);
-    let parts = s.partials_between(all.0, all.1).unwrap();
+    let parts = s.partials_between(all.0, all.1, all.0).unwrap();
     assert_eq!(parts.len(), 1);
     assert_eq!(
         (parts[0].commit, parts[0].state.as_slice()),

@@ -521,6 +521,7 @@ pub fn conformance(s: &mut dyn Store) -> Vec<String> {
     ];
     let part = |commit: u64, state: &[u8]| PartialRow {
         commit,
+        committed: t(DAY + 290),
         window_start: t(DAY),
         max_time: t(DAY + 8_000),
         state: state.to_vec(),
@@ -581,10 +582,26 @@ pub fn conformance(s: &mut dyn Store) -> Vec<String> {
         "nothing of the refused commit",
         s.stored_batches(1, &[("fw-1", "p:1:4")]).unwrap(),
     );
-    log.push("partials", s.partials_between(t(DAY), t(DAY + 1)).unwrap());
+    log.push(
+        "partials",
+        s.partials_between(t(DAY), t(DAY + 1), Timestamp(i64::MIN))
+            .unwrap(),
+    );
+    log.push(
+        "partials committed since",
+        s.partials_between(t(DAY), t(DAY + 1), t(DAY + 290))
+            .unwrap()
+            .len(),
+    );
+    log.push(
+        "partials committed later",
+        s.partials_between(t(DAY), t(DAY + 1), t(DAY + 291))
+            .unwrap(),
+    );
     log.push(
         "partials outside",
-        s.partials_between(t(DAY + 1), t(2 * DAY)).unwrap(),
+        s.partials_between(t(DAY + 1), t(2 * DAY), Timestamp(i64::MIN))
+            .unwrap(),
     );
     log.push(
         "events with the commit",
