@@ -295,6 +295,60 @@ pub async fn run_aggregator<B: Bus + Clone + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scanwatch_aggregate::decode_window;
+    use scanwatch_event::WireEvent;
+
+    fn ev(t: &str, src: &str, port: u16) -> scanwatch_event::Event {
+        let line = format!(
+            r#"{{"time":"{t}","proto":"tcp","src":"{src}","dst":"198.18.0.1","dst_port":{port},"flags":"S"}}"#
+        );
+        WireEvent::parse_line(&line).unwrap().to_event().unwrap()
+    }
+
+    /// A commit keeps every raw event, cuts one partial per window, and leaves known
+    /// benign scanners out of the partials (as the embedded pipeline does).
+    #[test]
+    fn a_commit_has_one_partial_per_window_without_benign_scanners() {
+        let a = [
+            ev("2026-11-26T10:05:00Z", "192.0.2.1", 1025),
+            ev("2026-11-26T10:06:00Z", "203.0.113.9", 1025),
+        ];
+        let b = [ev("2026-11-26T11:01:00Z", "192.0.2.2", 445)];
+        let (nets, errors) = scanwatch_context::benign::parse_list("203.0.113.0/24", "research");
+        assert!(errors.is_empty());
+        let benign = BenignSet::new(&nets);
+        let parts = vec![
+            BatchPart {
+                sensor: "fw-1",
+                batch_id: "fw-1:b:1",
+                events: &a,
+            },
+            BatchPart {
+                sensor: "fw-2",
+                batch_id: "fw-2:b:1",
+                events: &b,
+            },
+        ];
+        let cfg = AggregateConfig::new(3_600_000);
+        let c = partial_commit(parts, Timestamp(9), Timestamp(10), 3, &cfg, Some(&benign)).unwrap();
+        assert_eq!(
+            (c.shard_key, c.received, c.batches.len()),
+            (3, Timestamp(9), 2)
+        );
+        assert_eq!(c.batches[0].events.len(), 2, "raw events are all kept");
+        let starts: Vec<i64> = c.partials.iter().map(|p| p.window_start.0).collect();
+        assert_eq!(starts.len(), 2);
+        assert_eq!(starts[1] - starts[0], 3_600_000);
+        assert!(c
+            .partials
+            .iter()
+            .all(|p| p.commit == c.commit && p.committed == Timestamp(10)));
+        let first = decode_window(&c.partials[0].state).unwrap();
+        assert_eq!(first.totals.all_events, 1, "the benign scanner is left out");
+        assert_eq!(c.partials[0].max_time, a[0].time);
+        let second = decode_window(&c.partials[1].state).unwrap();
+        assert_eq!(second.cells.len(), 1);
+    }
 
     #[test]
     fn ownership_is_a_partition_of_the_partitions() {
