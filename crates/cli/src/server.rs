@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use rustls::pki_types::pem::PemObject;
@@ -147,21 +147,7 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let notifier = if file_cfg.sinks.is_empty() {
-        None
-    } else {
-        let cfg = scanwatch_notify::NotifyConfig {
-            sinks: file_cfg.sinks.clone(),
-        };
-        let n = scanwatch_notify::Notifier::spawn(
-            &cfg,
-            state.store.clone(),
-            Arc::new(wall_clock),
-            rt.handle(),
-        )?;
-        writeln!(err, "notify: {} sinks", cfg.sinks.len())?;
-        Some(n)
-    };
+    let notifier = spawn_notifier(&file_cfg, state.store.clone(), &rt, err)?;
     let state = match &notifier {
         Some(n) => {
             let counters = n.counters();
@@ -257,8 +243,37 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
         }
         Ok::<(), anyhow::Error>(())
     })?;
-    // Let the sinks finish what is queued (bounded: a dead receiver must not hold
-    // the shutdown; what is left is sent after the next start's replay).
+    close_notifier(&rt, notifier, err)?;
+    writeln!(err, "stopped")?;
+    Ok(())
+}
+
+/// The notification sinks of a server config (`[[sinks]]`), if any, on `rt`; what
+/// each sink sent is remembered in `store`.
+pub(crate) fn spawn_notifier(
+    cfg: &ServerConfig,
+    store: Arc<Mutex<Box<dyn Store>>>,
+    rt: &tokio::runtime::Runtime,
+    err: &mut dyn Write,
+) -> Result<Option<scanwatch_notify::Notifier>> {
+    if cfg.sinks.is_empty() {
+        return Ok(None);
+    }
+    let ncfg = scanwatch_notify::NotifyConfig {
+        sinks: cfg.sinks.clone(),
+    };
+    let n = scanwatch_notify::Notifier::spawn(&ncfg, store, Arc::new(wall_clock), rt.handle())?;
+    writeln!(err, "notify: {} sinks", ncfg.sinks.len())?;
+    Ok(Some(n))
+}
+
+/// Lets the sinks finish what is queued (bounded: a dead receiver must not hold the
+/// shutdown; what is left is sent after the next start's replay).
+pub(crate) fn close_notifier(
+    rt: &tokio::runtime::Runtime,
+    notifier: Option<scanwatch_notify::Notifier>,
+    err: &mut dyn Write,
+) -> Result<()> {
     if let Some(n) = notifier {
         let pending = rt.block_on(async {
             tokio::time::timeout(std::time::Duration::from_secs(10), n.close()).await
@@ -267,7 +282,6 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
             writeln!(err, "notify: gave up waiting for queued notifications")?;
         }
     }
-    writeln!(err, "stopped")?;
     Ok(())
 }
 
@@ -350,7 +364,9 @@ mod roles {
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
-    use super::{open_store, shutdown, tls_config, wall_clock, ServerArgs};
+    use super::{
+        close_notifier, open_store, shutdown, spawn_notifier, tls_config, wall_clock, ServerArgs,
+    };
     use crate::config::ServerConfig;
     use anyhow::{bail, Context, Result};
     use scanwatch_aggregate::decode_window;
@@ -656,17 +672,7 @@ mod roles {
         let notifier = if cfg.sinks.is_empty() {
             None
         } else {
-            let ncfg = scanwatch_notify::NotifyConfig {
-                sinks: cfg.sinks.clone(),
-            };
-            let n = scanwatch_notify::Notifier::spawn(
-                &ncfg,
-                Arc::new(Mutex::new(open_store(cfg)?)),
-                Arc::new(wall_clock),
-                rt.handle(),
-            )?;
-            writeln!(err, "notify: {} sinks", ncfg.sinks.len())?;
-            Some(n)
+            spawn_notifier(cfg, Arc::new(Mutex::new(open_store(cfg)?)), rt, err)?
         };
         let hook = notifier.as_ref().map(|n| n.hook());
         let r = rt.block_on(async {
@@ -824,14 +830,7 @@ mod roles {
                 }
             }
         });
-        // Let the sinks finish what is queued (bounded, as in `--role all`).
-        if let Some(n) = notifier {
-            let pending = rt
-                .block_on(async { tokio::time::timeout(Duration::from_secs(10), n.close()).await });
-            if pending.is_err() {
-                writeln!(err, "notify: gave up waiting for queued notifications")?;
-            }
-        }
+        close_notifier(rt, notifier, err)?;
         r
     }
 
