@@ -394,6 +394,7 @@ fn scale_out_roles_on_clickhouse_shards_give_the_embedded_answers_through_faults
 const KILL_AGGREGATOR_AT: f64 = 0.15;
 const RESTART_AGGREGATOR_AT: f64 = 0.25;
 const RESTART_NATS_AT: f64 = 0.35;
+const KILL_DETECTOR_AT: f64 = 0.45;
 const REFUSE_WRITES_AT: f64 = 0.60;
 const ACCEPT_WRITES_AT: f64 = 0.75;
 /// At least this long the killed aggregator stays down and shard 2 refuses writes
@@ -497,8 +498,20 @@ fn scale_out(on_clickhouse: bool) {
         agg(1, "agg1"),
         server(&scale_cfg, "detector", &[], &log("detector")),
         server(&emb_cfg, "all", &[], &log("embedded")),
+        // A standby detector: it takes over when the active one is killed.
+        server(&scale_cfg, "detector", &[], &log("detector2")),
     ];
     const AGG1: usize = 3;
+    const DETECTORS: [(usize, &str); 2] = [(4, "detector"), (6, "detector2")];
+    // Whether a detector holds the lease, by the last lease line of its log.
+    let active = |name: &str| {
+        let text = std::fs::read_to_string(log(name)).unwrap_or_default();
+        text.lines()
+            .rev()
+            .find(|l| l.contains("lease taken") || l.contains("standing by"))
+            .is_some_and(|l| l.contains("lease taken"))
+    };
+    let mut killed_detector: Option<&str> = None;
     for p in [c1, c2, e] {
         wait_http(p);
     }
@@ -549,6 +562,22 @@ fn scale_out(on_clickhouse: bool) {
                 std::thread::sleep(DOWN_FOR.saturating_sub(down.elapsed()));
                 restart_agg(&mut procs);
                 eprintln!("fault: aggregator 1 started again at batch {k}");
+            }
+            if k == at(KILL_DETECTOR_AT) {
+                // kill -9 the detector holding the lease (bounded wait for one to
+                // hold it): the standby must take over and reach the same answers.
+                let deadline = Instant::now() + Duration::from_secs(30);
+                let (i, name) = loop {
+                    if let Some(d) = DETECTORS.iter().find(|(_, n)| active(n)) {
+                        break *d;
+                    }
+                    assert!(Instant::now() < deadline, "no detector holds the lease");
+                    std::thread::sleep(Duration::from_millis(200));
+                };
+                procs[i].0.kill().unwrap();
+                procs[i].0.wait().unwrap();
+                killed_detector = Some(name);
+                eprintln!("fault: active {name} killed -9 at batch {k}");
             }
             if k == at(RESTART_NATS_AT) {
                 let dir = ndir.clone();
@@ -644,9 +673,34 @@ fn scale_out(on_clickhouse: bool) {
         "windows and warnings differ:\n{}",
         diff.join("\n")
     );
-    // The detector sent the warnings to the webhook: each surge new once, then only
-    // updates, and no warning twice, though it rebuilt its state at least once
-    // (the lease taken at the start, and again after a loss, replays the store).
+    // The standby took over from the killed detector.
+    let killed = killed_detector.unwrap();
+    let (_, survivor) = DETECTORS.iter().find(|(_, n)| *n != killed).unwrap();
+    assert!(
+        active(survivor),
+        "{survivor} took the lease after {killed} was killed"
+    );
+    // The api (the same program as a collector) answers from the shared store: the
+    // warnings the API lists are the stored ones.
+    let api_token = open_scale()
+        .add_api_token("ops", scanwatch_store::Role::Analyst, Timestamp(0))
+        .unwrap();
+    let auth = format!("Bearer {api_token}");
+    let (st, body) = common::request(
+        c2,
+        "GET",
+        "/api/v1/alerts",
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(st, 200, "{body}");
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(listed.len(), want.2.len(), "the api lists every warning");
+    // The detectors sent the warnings to the webhook: new, then updates, each once,
+    // though each rebuilt its state from the store when it took the lease; only a
+    // notification sent in the instant before its detector was killed -9 (before the
+    // send was recorded) may come twice (delivery is at least once: docs/notify.md).
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline && hooks.lock().unwrap().is_empty() {
         std::thread::sleep(Duration::from_millis(100));
@@ -666,9 +720,9 @@ fn scale_out(on_clickhouse: bool) {
     let n = keys.len();
     keys.sort();
     keys.dedup();
-    assert_eq!(keys.len(), n, "a warning sent twice: {sent:?}");
+    assert!(n - keys.len() <= 1, "warnings sent twice: {sent:?}");
     assert!(
-        sent.len() <= want.2.len(),
+        keys.len() <= want.2.len(),
         "more notifications than warnings"
     );
     assert!(sent.iter().any(|b| b["event"] == "new"), "{sent:?}");
