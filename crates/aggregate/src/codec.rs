@@ -40,45 +40,55 @@ fn bad(what: impl Into<String>) -> DecodeError {
     DecodeError(what.into())
 }
 
+/// An address as both encodings write it: a family tag (4 or 6), then its octets.
+fn ip_octets(ip: IpAddr) -> (u8, Vec<u8>) {
+    match ip {
+        IpAddr::V4(a) => (4, a.octets().to_vec()),
+        IpAddr::V6(a) => (6, a.octets().to_vec()),
+    }
+}
+
+/// The octet count of a family tag.
+fn ip_len(tag: u8) -> Option<usize> {
+    match tag {
+        4 => Some(4),
+        6 => Some(16),
+        _ => None,
+    }
+}
+
+/// The address of exactly 4 or 16 octets.
+fn ip_from(octets: &[u8]) -> Option<SourceIp> {
+    if let Ok(b) = <[u8; 4]>::try_from(octets) {
+        return Some(SourceIp(IpAddr::V4(Ipv4Addr::from(b))));
+    }
+    <[u8; 16]>::try_from(octets)
+        .ok()
+        .map(|b| SourceIp(IpAddr::V6(Ipv6Addr::from(b))))
+}
+
 impl FrequentItemValue for SourceIp {
     fn serialize_size(item: &Self) -> usize {
-        match item.0 {
-            IpAddr::V4(_) => 5,
-            IpAddr::V6(_) => 17,
-        }
+        1 + ip_octets(item.0).1.len()
     }
 
     fn serialize_value(&self, bytes: &mut SketchBytes) {
-        match self.0 {
-            IpAddr::V4(a) => {
-                bytes.write_u8(4);
-                bytes.write(&a.octets());
-            }
-            IpAddr::V6(a) => {
-                bytes.write_u8(6);
-                bytes.write(&a.octets());
-            }
-        }
+        let (tag, octets) = ip_octets(self.0);
+        bytes.write_u8(tag);
+        bytes.write(&octets);
     }
 
     fn deserialize_value(cursor: &mut SketchSlice<'_>) -> Result<Self, SketchError> {
-        let short = |_| SketchError::new(ErrorKind::InvalidData, "truncated address item");
-        match cursor.read_u8().map_err(short)? {
-            4 => {
-                let mut b = [0u8; 4];
-                cursor.read_exact(&mut b).map_err(short)?;
-                Ok(SourceIp(IpAddr::V4(Ipv4Addr::from(b))))
-            }
-            6 => {
-                let mut b = [0u8; 16];
-                cursor.read_exact(&mut b).map_err(short)?;
-                Ok(SourceIp(IpAddr::V6(Ipv6Addr::from(b))))
-            }
-            _ => Err(SketchError::new(
-                ErrorKind::InvalidData,
-                "unknown address family",
-            )),
-        }
+        let bad = |what: &str| SketchError::new(ErrorKind::InvalidData, what.to_string());
+        let tag = cursor
+            .read_u8()
+            .map_err(|_| bad("truncated address item"))?;
+        let n = ip_len(tag).ok_or_else(|| bad("unknown address family"))?;
+        let mut b = [0u8; 16];
+        cursor
+            .read_exact(&mut b[..n])
+            .map_err(|_| bad("truncated address item"))?;
+        ip_from(&b[..n]).ok_or_else(|| bad("unknown address family"))
     }
 }
 
@@ -99,29 +109,14 @@ impl Key for u64 {
 
 impl Key for SourceIp {
     fn put(&self, out: &mut Vec<u8>) {
-        match self.0 {
-            IpAddr::V4(a) => {
-                out.push(4);
-                out.extend_from_slice(&a.octets());
-            }
-            IpAddr::V6(a) => {
-                out.push(6);
-                out.extend_from_slice(&a.octets());
-            }
-        }
+        let (tag, octets) = ip_octets(self.0);
+        out.push(tag);
+        out.extend_from_slice(&octets);
     }
     fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        match r.u8()? {
-            4 => {
-                let b: [u8; 4] = r.take(4)?.try_into().map_err(|_| bad("address"))?;
-                Ok(SourceIp(IpAddr::V4(Ipv4Addr::from(b))))
-            }
-            6 => {
-                let b: [u8; 16] = r.take(16)?.try_into().map_err(|_| bad("address"))?;
-                Ok(SourceIp(IpAddr::V6(Ipv6Addr::from(b))))
-            }
-            f => Err(bad(format!("unknown address family {f}"))),
-        }
+        let tag = r.u8()?;
+        let n = ip_len(tag).ok_or_else(|| bad(format!("unknown address family {tag}")))?;
+        ip_from(r.take(n)?).ok_or_else(|| bad("address"))
     }
 }
 

@@ -837,4 +837,74 @@ mod roles {
     /// The longest the detector waits for the aggregators to drain the bus before it
     /// closes windows on what is committed.
     const BARRIER_WAIT: Duration = Duration::from_secs(10);
+
+    #[cfg(test)]
+    mod tests {
+        #![allow(clippy::unwrap_used)] // a test may panic on a broken setup
+        use super::*;
+        use scanwatch_aggregate::{encode_window, sensor_key, Window};
+        use scanwatch_event::WireEvent;
+
+        fn part(commit: u64, committed: i64, hour: i64, state: Vec<u8>) -> PartialRow {
+            PartialRow {
+                commit,
+                committed: Timestamp(committed),
+                window_start: Timestamp(hour * 3_600_000),
+                max_time: Timestamp(hour * 3_600_000 + 1),
+                state,
+            }
+        }
+
+        /// The detector merges each partial once (a re-read skips it), refuses one
+        /// it cannot decode with a reason (merging the rest), and closes windows on
+        /// the partials' event time.
+        #[test]
+        fn partials_are_merged_once_and_bad_ones_are_refused() {
+            let dir = tempfile::tempdir().unwrap();
+            let pcfg = PipelineConfig::new(3_600_000, 7 * 86_400_000);
+            let mut pipeline = Pipeline::new(pcfg);
+            pipeline.set_emit_windows(true);
+            let state = AppState::new(
+                Box::new(scanwatch_store::sqlite::SqliteStore::open(dir.path()).unwrap()),
+                pipeline,
+                scanwatch_collector::Limits::default(),
+                Arc::new(|| Timestamp(0)),
+            );
+            let e = WireEvent::parse_line(
+                r#"{"time":"1970-01-01T00:00:01Z","proto":"tcp","src":"192.0.2.1","dst":"198.18.0.1","dst_port":1025,"flags":"S"}"#,
+            )
+            .unwrap()
+            .to_event()
+            .unwrap();
+            let mut w = Window::default();
+            w.add(sensor_key("fw-1"), &e, 64);
+            let good = encode_window(&w);
+            let mut bad = good.clone();
+            bad[1] ^= 0xff;
+            let mut p = Progress::new(&pcfg);
+            let first = vec![part(1, 10, 0, good.clone()), part(2, 10, 0, bad)];
+            let st = p.feed(&state, first.clone(), vec![], vec![]).unwrap();
+            assert_eq!(st.refused.len(), 1);
+            assert!(
+                st.refused[0].contains("checksum mismatch"),
+                "{:?}",
+                st.refused
+            );
+            // The same rows again (the next cycle's re-read): nothing new.
+            let st = p.feed(&state, first, vec![], vec![]).unwrap();
+            assert!(st.refused.is_empty(), "a refused partial is reported once");
+            // A partial three hours on moves the watermark: hour 0 closes with one
+            // event (the good partial, merged once).
+            p.feed(&state, vec![part(3, 20, 3, good)], vec![], vec![])
+                .unwrap();
+            let rows = state
+                .store
+                .lock()
+                .unwrap()
+                .windows_between(Timestamp(0), Timestamp(3_600_000))
+                .unwrap();
+            assert_eq!(rows.len(), 1, "{rows:?}");
+            assert_eq!((rows[0].port, rows[0].events), (1025, 1));
+        }
+    }
 }
