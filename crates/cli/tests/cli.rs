@@ -2,8 +2,10 @@
 //! schemas, and the demo's seed case.
 #![allow(clippy::unwrap_used)] // a test or bench may panic on a broken setup
 
+mod common;
+
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -100,19 +102,10 @@ fn gzip_and_stdin_and_explicit_formats() {
         .unwrap()
         .contains("\"events\":1"));
 
-    let mut child = bin()
-        .args(["analyze", "--json", "--format", "dshield", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"2026-11-26 10:40:12 -0500\t42\t3\t192.0.2.1\t4000\t198.51.100.7\t1025\t6\tS\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::run_with_stdin(
+        bin().args(["analyze", "--json", "--format", "dshield", "-"]),
+        b"2026-11-26 10:40:12 -0500\t42\t3\t192.0.2.1\t4000\t198.51.100.7\t1025\t6\tS\n",
+    );
     let s = String::from_utf8(out.stdout).unwrap();
     assert!(s.contains("\"events\":3"), "{s}");
 

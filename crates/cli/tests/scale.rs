@@ -766,23 +766,10 @@ fn admin_with_a_clickhouse_config_manages_the_shared_store() {
     )
     .unwrap();
     let admin = |args: &[&str], stdin: &str| {
-        let mut child = bin()
-            .arg("admin")
-            .args(args)
-            .arg("--config")
-            .arg(&cfg)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = common::run_with_stdin(
+            bin().arg("admin").args(args).arg("--config").arg(&cfg),
+            stdin.as_bytes(),
+        );
         let (o, e) = (
             String::from_utf8_lossy(&out.stdout).to_string(),
             String::from_utf8_lossy(&out.stderr).to_string(),

@@ -3,8 +3,9 @@
 //! refused; `--reset` changes the password and ends the user's sessions.
 #![allow(clippy::unwrap_used)] // a test may panic on a broken setup
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::process::{Command, Output};
 
 use scanwatch_collector::web::auth::verify_password;
 use scanwatch_event::Timestamp;
@@ -12,23 +13,14 @@ use scanwatch_store::sqlite::SqliteStore;
 use scanwatch_store::{Role, SessionRecord, Store};
 
 fn user(data: &std::path::Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scanwatch"))
-        .args(["admin", "user"])
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    common::run_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_scanwatch"))
+            .args(["admin", "user"])
+            .args(args)
+            .arg("--data")
+            .arg(data),
+        stdin.as_bytes(),
+    )
 }
 
 fn stderr(o: &Output) -> String {
