@@ -530,6 +530,7 @@ mod roles {
     const COMMIT_MARGIN_MS: i64 = 300_000;
 
     /// Why a detector step failed.
+    #[derive(Debug)]
     enum Step {
         Read(anyhow::Error),
         Feed(anyhow::Error),
@@ -570,20 +571,88 @@ mod roles {
                         Timestamp(self.cursor.saturating_sub(COMMIT_MARGIN_MS)),
                     )?,
                     s.context_items(IDS_KIND)?,
-                    s.sensors()?,
                 ))
             };
-            let (parts, ids, sensors) = read().map_err(Step::Read)?;
-            self.feed(state, parts, ids, sensors).map_err(Step::Feed)
+            let (parts, ids) = read().map_err(Step::Read)?;
+            // The sensor list only when a new partial names a sensor the pipeline
+            // has no name for (not every cycle: it is one row per sensor).
+            let sensors = || -> Result<Vec<String>> {
+                let s = state
+                    .store
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+                Ok(s.sensors()?.into_iter().map(|r| r.name).collect())
+            };
+            self.feed(state, parts, ids, sensors)
         }
 
+        /// Merges `parts` (each once) and the IDS facts; `sensors` is asked for the
+        /// sensor names only when a new part names a sensor not yet named. A failed
+        /// `sensors` read changes nothing (`Step::Read`).
         fn feed(
             &mut self,
             state: &AppState,
             parts: Vec<PartialRow>,
             ids: Vec<scanwatch_store::ContextItem>,
-            sensors: Vec<scanwatch_store::SensorRecord>,
-        ) -> Result<Stepped> {
+            sensors: impl FnOnce() -> Result<Vec<String>>,
+        ) -> Result<Stepped, Step> {
+            let mut new = Vec::new();
+            let mut seen = Vec::new();
+            let mut refused = Vec::new();
+            for p in parts {
+                let key = (p.commit, p.window_start.0);
+                if self.merged.contains_key(&key) {
+                    continue;
+                }
+                seen.push((key, p.committed.0));
+                match decode_window(&p.state) {
+                    Ok(w) => new.push((p.window_start.0, w, p.max_time.0)),
+                    Err(e) => refused.push(format!(
+                        "commit {:016x}, window {}: {e}",
+                        p.commit, p.window_start
+                    )),
+                }
+            }
+            let unnamed = {
+                let pl = state
+                    .pipeline
+                    .lock()
+                    .map_err(|_| Step::Feed(anyhow::anyhow!("pipeline lock poisoned")))?;
+                new.iter().any(|(_, w, _)| {
+                    w.cells.values().any(|c| {
+                        c.sensors
+                            .top(usize::MAX, |a, b| a.cmp(b))
+                            .iter()
+                            .any(|(k, _)| !pl.knows_sensor(*k))
+                    })
+                })
+            };
+            let names = if unnamed {
+                sensors().map_err(Step::Read)?
+            } else {
+                Vec::new()
+            };
+            // From here on the step counts as taken.
+            for (key, committed) in seen {
+                self.merged.insert(key, committed);
+                self.cursor = self.cursor.max(committed);
+            }
+            for (_, _, max_time) in &new {
+                self.max_time = self.max_time.max(*max_time);
+            }
+            self.apply(state, &new, &names, ids).map_err(Step::Feed)?;
+            Ok(Stepped { refused })
+        }
+
+        /// Takes the IDS facts, feeds the new parts (naming `names`) and moves the
+        /// horizon.
+        fn apply(
+            &mut self,
+            state: &AppState,
+            new: &[(i64, scanwatch_aggregate::Window, i64)],
+            names: &[String],
+            ids: Vec<scanwatch_store::ContextItem>,
+        ) -> Result<()> {
             if ids.len() != self.ids_seen {
                 let hits = ids
                     .iter()
@@ -597,31 +666,8 @@ mod roles {
                     .ids = hits;
                 self.ids_seen = ids.len();
             }
-            let mut new = Vec::new();
-            let mut refused = Vec::new();
-            for p in parts {
-                if self
-                    .merged
-                    .insert((p.commit, p.window_start.0), p.committed.0)
-                    .is_some()
-                {
-                    continue;
-                }
-                self.cursor = self.cursor.max(p.committed.0);
-                match decode_window(&p.state) {
-                    Ok(w) => {
-                        self.max_time = self.max_time.max(p.max_time.0);
-                        new.push((p.window_start.0, w, p.max_time.0));
-                    }
-                    Err(e) => refused.push(format!(
-                        "commit {:016x}, window {}: {e}",
-                        p.commit, p.window_start
-                    )),
-                }
-            }
-            let names: Vec<String> = sensors.into_iter().map(|r| r.name).collect();
             state
-                .feed_partials(&new, &names)
+                .feed_partials(new, names)
                 .map_err(|e| anyhow::anyhow!("detector failed: {e:?}"))?;
             if self.max_time > i64::MIN {
                 self.lo = self.lo.max(self.max_time.saturating_sub(self.margin));
@@ -629,7 +675,7 @@ mod roles {
             let (lo, since) = (self.lo, self.cursor.saturating_sub(COMMIT_MARGIN_MS));
             self.merged
                 .retain(|(_, ws), committed| *ws >= lo && *committed >= since);
-            Ok(Stepped { refused })
+            Ok(())
         }
     }
 
@@ -883,7 +929,9 @@ mod roles {
             bad[1] ^= 0xff;
             let mut p = Progress::new(&pcfg);
             let first = vec![part(1, 10, 0, good.clone()), part(2, 10, 0, bad)];
-            let st = p.feed(&state, first.clone(), vec![], vec![]).unwrap();
+            let st = p
+                .feed(&state, first.clone(), vec![], || Ok(vec![]))
+                .unwrap();
             assert_eq!(st.refused.len(), 1);
             assert!(
                 st.refused[0].contains("checksum mismatch"),
@@ -891,11 +939,11 @@ mod roles {
                 st.refused
             );
             // The same rows again (the next cycle's re-read): nothing new.
-            let st = p.feed(&state, first, vec![], vec![]).unwrap();
+            let st = p.feed(&state, first, vec![], || Ok(vec![])).unwrap();
             assert!(st.refused.is_empty(), "a refused partial is reported once");
             // A partial three hours on moves the watermark: hour 0 closes with one
             // event (the good partial, merged once).
-            p.feed(&state, vec![part(3, 20, 3, good)], vec![], vec![])
+            p.feed(&state, vec![part(3, 20, 3, good)], vec![], || Ok(vec![]))
                 .unwrap();
             let rows = state
                 .store

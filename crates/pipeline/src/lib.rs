@@ -137,6 +137,11 @@ impl Pipeline {
         self.report.sensor_name(key)
     }
 
+    /// Whether a sensor key has a name.
+    pub fn knows_sensor(&self, key: SensorKey) -> bool {
+        self.report.sensors.contains_key(&key)
+    }
+
     pub fn name_sensor(&mut self, key: SensorKey, name: &str) {
         self.report
             .sensors
