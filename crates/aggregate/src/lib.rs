@@ -266,6 +266,13 @@ pub struct Aggregator {
     /// watermark has moved on by one more lateness (so late events that arrive
     /// together are re-evaluated together), or at the end of input.
     late_open: BTreeMap<i64, (Window, i64)>,
+    /// Closing driven from outside ([`Aggregator::close_through`], the centre's
+    /// time model): the watermark closes nothing, and a late event only marks its
+    /// window for revision (`dirty`), it is not held here.
+    external: bool,
+    /// Starts of closed windows that late events changed, to be revised from the
+    /// complete stored data.
+    dirty: std::collections::BTreeSet<i64>,
 }
 
 impl Aggregator {
@@ -279,7 +286,51 @@ impl Aggregator {
             late_events: 0,
             late_windows: BTreeMap::new(),
             late_open: BTreeMap::new(),
+            external: false,
+            dirty: std::collections::BTreeSet::new(),
         }
+    }
+
+    /// An aggregator whose windows close only when told ([`Aggregator::close_through`]):
+    /// the centre decides from every sensor's progress and its own clock
+    /// (`docs/time.md`). A late event marks its window for revision
+    /// ([`Aggregator::take_dirty`]) instead of being held in memory.
+    pub fn new_external(cfg: AggregateConfig, top_n: usize) -> Aggregator {
+        Aggregator {
+            external: true,
+            ..Aggregator::new(cfg, top_n)
+        }
+    }
+
+    /// Closes every open window that ends at or before `horizon`, oldest first; a
+    /// later event for one of them is late.
+    pub fn close_through(&mut self, horizon: i64) -> Vec<ClosedWindow> {
+        let cb = horizon.div_euclid(self.cfg.window_ms) * self.cfg.window_ms;
+        let mut out = Vec::new();
+        while let Some(entry) = self.open.first_entry() {
+            if *entry.key() >= cb {
+                break;
+            }
+            let (ws, w) = entry.remove_entry();
+            out.push(ClosedWindow::from_window(
+                Timestamp(ws),
+                self.cfg.window_ms,
+                &w,
+                self.top_n,
+            ));
+        }
+        self.closed_before = Some(self.closed_before.map_or(cb, |old| old.max(cb)));
+        out
+    }
+
+    /// Where windows are closed: windows starting before it are closed.
+    pub fn closed_before(&self) -> Option<i64> {
+        self.closed_before
+    }
+
+    /// The closed windows late events changed since the last call, oldest first.
+    pub fn take_dirty(&mut self) -> Vec<i64> {
+        std::mem::take(&mut self.dirty).into_iter().collect()
     }
 
     pub fn config(&self) -> &AggregateConfig {
@@ -301,6 +352,10 @@ impl Aggregator {
             }
         }
         let limit = self.cfg.exact_limit;
+        if late && self.external {
+            self.dirty.insert(ws);
+            return false;
+        }
         let w = if late {
             let since = self.watermark.unwrap_or(e.time.0);
             &mut self
@@ -331,6 +386,10 @@ impl Aggregator {
             let n = part.totals.all_events;
             self.late_events += n;
             *self.late_windows.entry(ws).or_insert(0) += n;
+            if self.external {
+                self.dirty.insert(ws);
+                return false;
+            }
             let since = self.watermark.unwrap_or(max_time);
             self.late_open
                 .entry(ws)
@@ -348,7 +407,7 @@ impl Aggregator {
     /// oldest first. Windows with no events in between are not produced (the
     /// detector treats missing windows as zero).
     pub fn drain_closed(&mut self) -> Vec<ClosedWindow> {
-        let Some(wm) = self.watermark else {
+        let Some(wm) = self.watermark.filter(|_| !self.external) else {
             return Vec::new();
         };
         let horizon = wm - self.cfg.lateness_ms;

@@ -86,6 +86,13 @@ pub struct AlertJson {
     /// Present and true when raised by re-evaluating a window with late events.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub late: bool,
+    /// How often the window's counts were revised by late events (absent: never).
+    #[serde(skip_serializing_if = "is_zero_u32")]
+    pub revision: u32,
+    /// Present and true when a revision of the window's counts (late events from
+    /// other sensors) means this warning no longer holds (`docs/time.md`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub withdrawn: bool,
     pub top_sources: Vec<SourceJson>,
     /// The sensors that saw the most of the window's events (the breadth evidence).
     pub top_sensors: Vec<SensorCountJson>,
@@ -243,6 +250,8 @@ pub fn alert_json(
         episode_start: rfc(a.episode_start),
         update: a.is_update,
         late: a.late,
+        revision: a.revision,
+        withdrawn: false,
         top_sources: sources(&a.top_sources),
         top_sensors: a
             .top_sensors
@@ -424,4 +433,8 @@ pub fn summary_json(r: &Report, stats: &crate::RunStats) -> SummaryJson {
         benign_events: r.benign_events,
         benign_by_label: r.benign_by_label.clone(),
     }
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }

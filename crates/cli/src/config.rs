@@ -27,6 +27,9 @@ pub struct ServerConfig {
     pub limits: LimitsSection,
     #[serde(default)]
     pub retention: RetentionSection,
+    /// The centre's time model (`[time]`, docs/time.md).
+    #[serde(default)]
+    pub time: TimeSection,
     /// Notification sinks (`[[sinks]]`, docs in `scanwatch_notify::config`); none by
     /// default.
     #[serde(default)]
@@ -164,6 +167,63 @@ impl RetentionSection {
     }
 }
 
+/// `[time]`: when windows close and what the centre's clock refuses (docs/time.md).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeSection {
+    /// Events further ahead of the centre's clock are refused with 425 (default 5m).
+    pub max_clock_skew: String,
+    /// The longest a window waits for a live sensor that does not progress, from
+    /// the later of its end and its first event's arrival (default 10m).
+    pub max_wait: String,
+    /// A sensor without a batch or heartbeat for this long holds nothing back
+    /// (default 2m).
+    pub idle_after: String,
+    /// Subtracted from a heartbeat's "complete through" claim (default 2s).
+    pub grace: String,
+    /// Warnings raised by revising windows that ended longer ago are stored, not
+    /// notified (default 1d).
+    pub notify_max_age: String,
+}
+
+impl Default for TimeSection {
+    fn default() -> Self {
+        let ms = |v: i64| format!("{}s", v / 1000);
+        use scanwatch_centre::TimeConfig as T;
+        TimeSection {
+            max_clock_skew: ms(T::DEFAULT_MAX_CLOCK_SKEW_MS),
+            max_wait: ms(T::DEFAULT_MAX_WAIT_MS),
+            idle_after: ms(T::DEFAULT_IDLE_AFTER_MS),
+            grace: ms(T::DEFAULT_GRACE_MS),
+            notify_max_age: ms(T::DEFAULT_NOTIFY_MAX_AGE_MS),
+        }
+    }
+}
+
+impl TimeSection {
+    /// The time model for windows of the given pipeline settings.
+    pub fn config(
+        &self,
+        p: &scanwatch_pipeline::PipelineConfig,
+    ) -> Result<scanwatch_centre::TimeConfig> {
+        let d = |name: &str, v: &str| -> Result<i64> {
+            let ms = scanwatch_event::parse_duration(v).with_context(|| format!("time.{name}"))?;
+            if ms < 0 {
+                bail!("time.{name} must not be negative");
+            }
+            Ok(ms)
+        };
+        let mut t =
+            scanwatch_centre::TimeConfig::new(p.aggregate.window_ms, p.aggregate.lateness_ms);
+        t.max_clock_skew_ms = d("max_clock_skew", &self.max_clock_skew)?;
+        t.max_wait_ms = d("max_wait", &self.max_wait)?;
+        t.idle_after_ms = d("idle_after", &self.idle_after)?;
+        t.grace_ms = d("grace", &self.grace)?;
+        t.notify_max_age_ms = d("notify_max_age", &self.notify_max_age)?;
+        Ok(t)
+    }
+}
+
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSection {
@@ -242,6 +302,7 @@ impl Default for ServerConfig {
             detection: DetectionSection::default(),
             limits: LimitsSection::default(),
             retention: RetentionSection::default(),
+            time: TimeSection::default(),
             sinks: Vec::new(),
             store: StoreSection::default(),
             bus: scanwatch_bus::BusConfig::default(),
@@ -268,7 +329,8 @@ impl ServerConfig {
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
             bail!("server.tls_cert and server.tls_key go together: give both or neither");
         }
-        self.detection_args().config()?;
+        let pcfg = self.detection_args().config()?;
+        self.time.config(&pcfg)?;
         let (events, _) = self.retention.millis()?;
         let history = scanwatch_event::parse_duration(&self.detection.history)?;
         if events < history {

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use rustls::pki_types::pem::PemObject;
+use scanwatch_centre::Centre;
 use scanwatch_collector::{app, AppState};
 use scanwatch_event::Timestamp;
 use scanwatch_pipeline::Pipeline;
@@ -118,7 +119,6 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
     if pe + pw > 0 {
         writeln!(err, "retention: pruned {pe} events and {pw} windows")?;
     }
-    let replay = store.events_between(Timestamp(i64::MIN), Timestamp(i64::MAX))?;
     // Threat context from the data directory: imported advisories, assets and
     // benign scanners, and ports.toml. Loaded once at start (restart to reload).
     let ctx_args = crate::intel::ContextArgs {
@@ -135,48 +135,43 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
     let mut pipeline = Pipeline::new(cfg);
     pipeline.set_emit_windows(true);
     pipeline.set_benign(benign);
-    let state = AppState::new(
-        Box::new(store),
-        pipeline,
-        file_cfg.limits(),
-        Arc::new(wall_clock),
-    )
-    .with_context(ctx);
+    let centre = Centre::new(Box::new(store), pipeline)
+        .with_time_config(file_cfg.time.config(&cfg)?)
+        .with_context(ctx);
     // Notification sinks: built before the replay, which re-raises the stored
     // warnings (each sink sends a warning once; see scanwatch_notify::state).
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let notifier = spawn_notifier(&file_cfg, state.store.clone(), &rt, err)?;
-    let state = match &notifier {
-        Some(n) => {
-            let counters = n.counters();
-            state
-                .with_alert_hook(n.hook())
-                .with_extra_metrics(Arc::new(move || counters.prometheus()))
-        }
-        None => state,
+    let notifier = spawn_notifier(&file_cfg, centre.store.clone(), &rt, err)?;
+    let centre = match &notifier {
+        Some(n) => centre.with_alert_hook(n.hook()),
+        None => centre,
     };
-    // Replay in stored time order, in runs of events of the same sensor.
-    let mut i = 0;
-    while i < replay.len() {
-        let sensor = &replay[i].0;
-        let run: Vec<_> = replay[i..]
-            .iter()
-            .take_while(|(s, _)| s == sensor)
-            .map(|(_, e)| e.clone())
-            .collect();
-        i += run.len();
-        state
-            .feed(sensor, &run)
-            .map_err(|e| anyhow::anyhow!("replay failed: {e:?}"))?;
-    }
+    let replayed = centre
+        .replay(wall_clock())
+        .map_err(|e| anyhow::anyhow!("replay failed: {e}"))?;
     writeln!(
         err,
         "replayed {} stored events from {}",
-        replay.len(),
+        replayed.events,
         data.display()
     )?;
+    if replayed.future_events > 0 {
+        writeln!(
+            err,
+            "replay: left out {} stored events dated beyond the clock skew (docs/time.md)",
+            replayed.future_events
+        )?;
+    }
+    let state = AppState::with_centre(centre.clone(), file_cfg.limits(), Arc::new(wall_clock));
+    let state = match &notifier {
+        Some(n) => {
+            let counters = n.counters();
+            state.with_extra_metrics(Arc::new(move || counters.prometheus()))
+        }
+        None => state,
+    };
     rt.block_on(async {
         let tls = match (&file_cfg.server.tls_cert, &file_cfg.server.tls_key) {
             (Some(c), Some(k)) => Some(tls_config(c, k).await?),
@@ -191,6 +186,20 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
             if tls.is_some() { "https" } else { "http" },
             listener.local_addr()?
         )?;
+        // The centre's clock: windows close on deadlines and idle sensors even when
+        // nothing arrives (docs/time.md).
+        let ticking = centre.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let c = ticking.clone();
+                let r = tokio::task::spawn_blocking(move || c.tick(wall_clock())).await;
+                if let Ok(Err(e)) = r {
+                    eprintln!("tick failed: {e}");
+                }
+            }
+        });
         // Retention, hourly.
         let store = state.store.clone();
         tokio::spawn(async move {
@@ -371,6 +380,7 @@ mod roles {
     use anyhow::{bail, Context, Result};
     use scanwatch_aggregate::decode_window;
     use scanwatch_bus::{aggregate_handler, run_aggregator, AggregatorCounters, NatsBus};
+    use scanwatch_centre::Centre;
     use scanwatch_collector::{app, AppState, IDS_KIND};
     use scanwatch_context::ids::StoredHit;
     use scanwatch_event::Timestamp;
@@ -558,9 +568,9 @@ mod roles {
         /// Merges what is new in the store. A failed read (`Step::Read`) merged
         /// nothing, so the step can simply be tried again; a failure while feeding
         /// (`Step::Feed`) leaves the pipeline part-fed.
-        fn step(&mut self, state: &AppState) -> Result<Stepped, Step> {
+        fn step(&mut self, centre: &Centre) -> Result<Stepped, Step> {
             let read = || -> Result<_> {
-                let s = state
+                let s = centre
                     .store
                     .lock()
                     .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
@@ -577,13 +587,13 @@ mod roles {
             // The sensor list only when a new partial names a sensor the pipeline
             // has no name for (not every cycle: it is one row per sensor).
             let sensors = || -> Result<Vec<String>> {
-                let s = state
+                let s = centre
                     .store
                     .lock()
                     .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
                 Ok(s.sensors()?.into_iter().map(|r| r.name).collect())
             };
-            self.feed(state, parts, ids, sensors)
+            self.feed(centre, parts, ids, sensors)
         }
 
         /// Merges `parts` (each once) and the IDS facts; `sensors` is asked for the
@@ -591,7 +601,7 @@ mod roles {
         /// `sensors` read changes nothing (`Step::Read`).
         fn feed(
             &mut self,
-            state: &AppState,
+            centre: &Centre,
             parts: Vec<PartialRow>,
             ids: Vec<scanwatch_store::ContextItem>,
             sensors: impl FnOnce() -> Result<Vec<String>>,
@@ -613,20 +623,18 @@ mod roles {
                     )),
                 }
             }
-            let unnamed = {
-                let pl = state
-                    .pipeline
-                    .lock()
-                    .map_err(|_| Step::Feed(anyhow::anyhow!("pipeline lock poisoned")))?;
-                new.iter().any(|(_, w, _)| {
-                    w.cells.values().any(|c| {
-                        c.sensors
-                            .top(usize::MAX, |a, b| a.cmp(b))
-                            .iter()
-                            .any(|(k, _)| !pl.knows_sensor(*k))
+            let unnamed = centre
+                .with_pipeline(|pl| {
+                    new.iter().any(|(_, w, _)| {
+                        w.cells.values().any(|c| {
+                            c.sensors
+                                .top(usize::MAX, |a, b| a.cmp(b))
+                                .iter()
+                                .any(|(k, _)| !pl.knows_sensor(*k))
+                        })
                     })
                 })
-            };
+                .map_err(|e| Step::Feed(e.into()))?;
             let names = if unnamed {
                 sensors().map_err(Step::Read)?
             } else {
@@ -640,7 +648,7 @@ mod roles {
             for (_, _, max_time) in &new {
                 self.max_time = self.max_time.max(*max_time);
             }
-            self.apply(state, &new, &names, ids).map_err(Step::Feed)?;
+            self.apply(centre, &new, &names, ids).map_err(Step::Feed)?;
             Ok(Stepped { refused })
         }
 
@@ -648,7 +656,7 @@ mod roles {
         /// horizon.
         fn apply(
             &mut self,
-            state: &AppState,
+            centre: &Centre,
             new: &[(i64, scanwatch_aggregate::Window, i64)],
             names: &[String],
             ids: Vec<scanwatch_store::ContextItem>,
@@ -659,16 +667,16 @@ mod roles {
                     .filter_map(|i| serde_json::from_str::<StoredHit>(&i.json).ok())
                     .filter_map(|h| h.to_hit())
                     .collect();
-                state
+                centre
                     .context
                     .write()
                     .map_err(|_| anyhow::anyhow!("context lock poisoned"))?
                     .ids = hits;
                 self.ids_seen = ids.len();
             }
-            state
-                .feed_partials(new, names)
-                .map_err(|e| anyhow::anyhow!("detector failed: {e:?}"))?;
+            centre
+                .feed_partials(new, names, wall_clock())
+                .map_err(|e| anyhow::anyhow!("detector failed: {e}"))?;
             if self.max_time > i64::MIN {
                 self.lo = self.lo.max(self.max_time.saturating_sub(self.margin));
             }
@@ -749,24 +757,19 @@ mod roles {
                 // failed step (a store or bus outage), since a step that failed half
                 // way may have merged part of its partials: rebuilding from the stored
                 // partials is what a takeover does, so it is exact.
-                let fresh = || -> Result<(AppState, Arc<Mutex<Progress>>)> {
+                let fresh = || -> Result<(Centre, Arc<Mutex<Progress>>)> {
                     let mut pipeline = Pipeline::new(pcfg);
                     pipeline.set_emit_windows(true);
                     pipeline.set_benign(benign.clone());
-                    let state = AppState::new(
-                        open_store(cfg)?,
-                        pipeline,
-                        cfg.limits(),
-                        Arc::new(wall_clock),
-                    )
-                    .with_context(ctx.clone());
+                    let state = Centre::for_partials(open_store(cfg)?, pipeline)
+                        .with_context(ctx.clone());
                     let state = match &hook {
                         Some(h) => state.with_alert_hook(h.clone()),
                         None => state,
                     };
                     Ok((state, Arc::new(Mutex::new(Progress::new(&pcfg)))))
                 };
-                let mut current: Option<(AppState, Arc<Mutex<Progress>>)> = None;
+                let mut current: Option<(Centre, Arc<Mutex<Progress>>)> = None;
                 let mut renewed = Instant::now();
                 let mut waiting: Option<Instant> = None;
                 let mut pruned: Option<Instant> = None;
@@ -910,11 +913,9 @@ mod roles {
             let pcfg = PipelineConfig::new(3_600_000, 7 * 86_400_000);
             let mut pipeline = Pipeline::new(pcfg);
             pipeline.set_emit_windows(true);
-            let state = AppState::new(
+            let state = Centre::for_partials(
                 Box::new(scanwatch_store::sqlite::SqliteStore::open(dir.path()).unwrap()),
                 pipeline,
-                scanwatch_collector::Limits::default(),
-                Arc::new(|| Timestamp(0)),
             );
             let e = WireEvent::parse_line(
                 r#"{"time":"1970-01-01T00:00:01Z","proto":"tcp","src":"192.0.2.1","dst":"198.18.0.1","dst_port":1025,"flags":"S"}"#,

@@ -156,6 +156,15 @@ pub struct SensorJson {
     last_heartbeat: Option<String>,
     #[schema(value_type = Option<Object>)]
     heartbeat: Option<Value>,
+    /// How far the sensor's delivered data is complete (RFC 3339; docs/time.md).
+    progress: Option<String>,
+    /// Whether it holds windows back: `live`, or `idle` (no batch or heartbeat for
+    /// the idle time), or `silent` (never delivered).
+    #[schema(value_type = String, example = "live")]
+    time_state: &'static str,
+    /// Set when its last batch was refused for events ahead of the centre's clock:
+    /// by how much, e.g. "clock ahead by 1d 0h".
+    clock: Option<String>,
 }
 
 /// `GET /api/v1/sensors`.
@@ -168,9 +177,27 @@ pub async fn sensors(
 ) -> Result<Json<Vec<SensorJson>>, AppError> {
     authorize(&st, &headers, Role::Analyst).await?;
     let rows = st.with_store(move |s| s.sensors()).await?;
+    let times = st.centre.sensor_times()?;
+    let tcfg = *st.centre.time_config();
+    let now = (st.clock)();
     Ok(Json(
         rows.into_iter()
-            .map(|s| SensorJson {
+            .map(|s| {
+                let t = times.get(&s.name).copied().unwrap_or_default();
+                (s, t)
+            })
+            .map(|(s, t)| SensorJson {
+                progress: t.progress(&tcfg).map(|p| Timestamp(p).to_rfc3339()),
+                time_state: if t.last_contact.is_none() {
+                    "silent"
+                } else if t.live(&tcfg, now) {
+                    "live"
+                } else {
+                    "idle"
+                },
+                clock: t
+                    .clock_ahead_ms
+                    .map(|ms| format!("clock ahead by {}", crate::human_ms(ms))),
                 name: s.name,
                 state: if s.revoked { "revoked" } else { "active" },
                 created: s.created.to_rfc3339(),

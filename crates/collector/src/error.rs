@@ -23,6 +23,9 @@ pub enum AppError {
     UnsupportedEncoding(String),
     /// The sensor is over its events-per-second budget.
     RateLimited(String),
+    /// An event lies further ahead of the centre's clock than the clock skew
+    /// allows: the sensor keeps the batch and retries (425 Too Early).
+    ClockAhead(String),
     /// Anything else; the message is logged, never sent.
     Internal(String),
 }
@@ -30,6 +33,12 @@ pub enum AppError {
 impl AppError {
     pub fn internal(msg: impl Into<String>) -> AppError {
         AppError::Internal(msg.into())
+    }
+}
+
+impl From<scanwatch_centre::CentreError> for AppError {
+    fn from(e: scanwatch_centre::CentreError) -> Self {
+        AppError::Internal(e.to_string())
     }
 }
 
@@ -64,6 +73,7 @@ impl IntoResponse for AppError {
                 format!("unsupported content-encoding {e:?}; use gzip, zstd or none"),
             ),
             AppError::RateLimited(m) => (StatusCode::TOO_MANY_REQUESTS, m),
+            AppError::ClockAhead(m) => (StatusCode::TOO_EARLY, m),
             AppError::Internal(m) => {
                 eprintln!("internal error: {m}");
                 (

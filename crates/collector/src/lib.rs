@@ -21,16 +21,16 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use scanwatch_aggregate::sensor_key;
-use scanwatch_alert::{alert_json, window_json};
+use scanwatch_centre::Centre;
 use scanwatch_context::ids::{hit_from_wire, IdsHit, StoredHit};
 use scanwatch_context::ContextData;
-use scanwatch_event::{Event, Timestamp, WireEvent};
-use scanwatch_pipeline::{Output, Pipeline};
-use scanwatch_store::{AlertRow, BatchOutcome, ContextItem, Store, WindowRow};
+use scanwatch_event::{parse_rfc3339, Event, Timestamp, WireEvent};
+use scanwatch_pipeline::Pipeline;
+use scanwatch_store::{BatchOutcome, ContextItem, Store};
 use serde::Serialize;
 
 pub use error::AppError;
+pub use scanwatch_centre::{AlertHook, CentreCounters};
 
 /// Store kind of the IDS alerts sensors send (see `scanwatch_context::ids`).
 pub const IDS_KIND: &str = "ids";
@@ -99,8 +99,9 @@ pub struct Counters {
     pub refused_malformed: AtomicU64,
     pub refused_encoding: AtomicU64,
     pub refused_rate_limited: AtomicU64,
-    pub alerts_raised: AtomicU64,
-    pub windows_closed: AtomicU64,
+    /// Batches refused because an event lies further ahead of the centre's clock
+    /// than the clock skew allows (`docs/time.md`).
+    pub refused_clock_ahead: AtomicU64,
     /// Time from request to acknowledgement of accepted batches.
     pub ingest_latency: Histogram,
 }
@@ -149,8 +150,8 @@ impl Histogram {
 }
 
 impl Counters {
-    /// Prometheus text exposition of the counters.
-    pub fn prometheus(&self) -> String {
+    /// Prometheus text exposition of the counters, with the centre's.
+    pub fn prometheus(&self, centre: &CentreCounters) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, rows: &[(&str, u64)]| {
@@ -183,17 +184,33 @@ impl Counters {
                 ("{reason=\"malformed\"}", g(&self.refused_malformed)),
                 ("{reason=\"encoding\"}", g(&self.refused_encoding)),
                 ("{reason=\"rate_limited\"}", g(&self.refused_rate_limited)),
+                ("{reason=\"clock_ahead\"}", g(&self.refused_clock_ahead)),
             ],
         );
         counter(
             "scanwatch_alerts_raised_total",
             "Warnings raised by the detector.",
-            &[("", g(&self.alerts_raised))],
+            &[("", g(&centre.alerts_raised))],
         );
         counter(
             "scanwatch_windows_closed_total",
             "Window cells (window, protocol, port) closed and stored.",
-            &[("", g(&self.windows_closed))],
+            &[("", g(&centre.windows_closed))],
+        );
+        counter(
+            "scanwatch_windows_revised_total",
+            "Closed windows revised with late events.",
+            &[("", g(&centre.windows_revised))],
+        );
+        counter(
+            "scanwatch_alerts_withdrawn_total",
+            "Warnings a revision showed no longer hold.",
+            &[("", g(&centre.alerts_withdrawn))],
+        );
+        counter(
+            "scanwatch_late_events_total",
+            "Events that arrived after their window had closed (revised into it).",
+            &[("", g(&centre.late_events))],
         );
         self.ingest_latency.prometheus(
             &mut out,
@@ -206,10 +223,6 @@ impl Counters {
 
 /// The clock the collector stamps batches with (injectable for tests).
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
-
-/// Called with each stored warning (its id and its JSON, as the API shows it), e.g.
-/// to queue notifications. It must not block: it runs on the ingest path.
-pub type AlertHook = Arc<dyn Fn(i64, &serde_json::Value) + Send + Sync>;
 
 /// A batch the collector accepted, on its way to the event bus (scale-out mode).
 #[derive(Clone, Debug, PartialEq)]
@@ -239,8 +252,10 @@ pub trait BatchPublisher: Send + Sync {
 /// Shared state of the HTTP app.
 #[derive(Clone)]
 pub struct AppState {
+    /// The centre's runtime: ingested batches are fed to it after their commit.
+    pub centre: Centre,
+    /// The centre's store (the same one).
     pub store: Arc<Mutex<Box<dyn Store>>>,
-    pub pipeline: Arc<Mutex<Pipeline>>,
     pub limits: Limits,
     pub counters: Arc<Counters>,
     pub clock: Clock,
@@ -251,8 +266,6 @@ pub struct AppState {
     pub context: Arc<RwLock<ContextData>>,
     /// Dashboard state beside the store (login rate limits).
     pub web: Arc<web::auth::WebState>,
-    /// Told of every stored warning (notifications).
-    pub on_alert: Option<AlertHook>,
     /// More Prometheus text for `/metrics` (the notification sinks' counters).
     pub extra_metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
     /// When set, ingest publishes accepted batches here (and answers after the bus
@@ -268,16 +281,20 @@ impl AppState {
         limits: Limits,
         clock: Clock,
     ) -> AppState {
+        AppState::with_centre(Centre::new(store, pipeline), limits, clock)
+    }
+
+    /// The HTTP app over a centre built elsewhere.
+    pub fn with_centre(centre: Centre, limits: Limits, clock: Clock) -> AppState {
         AppState {
-            store: Arc::new(Mutex::new(store)),
-            pipeline: Arc::new(Mutex::new(pipeline)),
+            store: centre.store.clone(),
+            context: centre.context.clone(),
+            centre,
             limits,
             counters: Arc::new(Counters::default()),
             clock,
             rate: Arc::new(Mutex::new(RateLimiter::default())),
-            context: Arc::new(RwLock::new(ContextData::builtin())),
             web: Arc::new(web::auth::WebState::default()),
-            on_alert: None,
             extra_metrics: None,
             publisher: None,
         }
@@ -297,13 +314,14 @@ impl AppState {
 
     /// The same state, calling `hook` with every stored warning.
     pub fn with_alert_hook(mut self, hook: AlertHook) -> AppState {
-        self.on_alert = Some(hook);
+        self.centre = self.centre.with_alert_hook(hook);
         self
     }
 
     /// The same state, attaching `ctx` to the warnings it stores.
     pub fn with_context(mut self, ctx: ContextData) -> AppState {
-        self.context = Arc::new(RwLock::new(ctx));
+        self.centre = self.centre.with_context(ctx);
+        self.context = self.centre.context.clone();
         self
     }
 
@@ -322,119 +340,12 @@ impl AppState {
         .await
     }
 
-    /// Feeds events of one sensor to the pipeline and keeps the warnings it raises.
+    /// Feeds events of one sensor to the centre (after their commit), at the
+    /// collector's clock.
     pub fn feed(&self, sensor: &str, events: &[Event]) -> Result<(), AppError> {
-        let key = sensor_key(sensor);
-        self.advance(|p| {
-            p.name_sensor(key, sensor);
-            for e in events {
-                p.push(key, e);
-            }
-        })
-    }
-
-    /// Feeds partial window aggregates made by scale-out aggregators (window start,
-    /// part, latest event time), with the names of the sensors they may mention, and
-    /// keeps the windows that close and the warnings they raise.
-    pub fn feed_partials(
-        &self,
-        parts: &[(i64, scanwatch_aggregate::Window, i64)],
-        sensors: &[String],
-    ) -> Result<(), AppError> {
-        self.advance(|p| {
-            for s in sensors {
-                p.name_sensor(sensor_key(s), s);
-            }
-            for (ws, w, max_time) in parts {
-                p.push_partial(*ws, w, *max_time);
-            }
-        })
-    }
-
-    /// Runs `push` on the pipeline, then stores the windows that closed and the
-    /// warnings they raised (and hands those to the notification hook).
-    fn advance(&self, push: impl FnOnce(&mut Pipeline)) -> Result<(), AppError> {
-        let mut windows = Vec::new();
-        let mut alerts = Vec::new();
-        let mut names = std::collections::HashMap::new();
-        {
-            let mut p = self
-                .pipeline
-                .lock()
-                .map_err(|_| AppError::internal("pipeline lock poisoned"))?;
-            push(&mut p);
-            p.drain(&mut |o| match o {
-                Output::Window(w) => windows.extend(w.window.cells.iter().map(|c| {
-                    WindowRow {
-                        window_start: w.window.start,
-                        window_end: w.window.end,
-                        proto: c.proto.number(),
-                        port: c.port,
-                        events: c.events,
-                        sources: c.sources,
-                        sensors: c.sensors,
-                        targets: c.targets,
-                        top_sources_json: serde_json::to_string(
-                            &window_json(w.window.start, w.window.end, c).top_sources,
-                        )
-                        .unwrap_or_else(|_| "[]".into()),
-                    }
-                })),
-                Output::Alert(a) => alerts.push(*a),
-            });
-            for a in &alerts {
-                for (k, _) in &a.top_sensors {
-                    names.entry(*k).or_insert_with(|| p.sensor_name(*k));
-                }
-            }
-        }
-        if windows.is_empty() && alerts.is_empty() {
-            return Ok(());
-        }
-        self.counters
-            .alerts_raised
-            .fetch_add(alerts.len() as u64, Ordering::Relaxed);
-        self.counters
-            .windows_closed
-            .fetch_add(windows.len() as u64, Ordering::Relaxed);
-        let mut store = self
-            .store
-            .lock()
-            .map_err(|_| AppError::internal("store lock poisoned"))?;
-        store.put_windows(&windows)?;
-        for a in &alerts {
-            let j = {
-                let ctx = self
-                    .context
-                    .read()
-                    .map_err(|_| AppError::internal("context lock poisoned"))?;
-                alert_json(a, &ctx, &|k| {
-                    names
-                        .get(&k)
-                        .cloned()
-                        .unwrap_or_else(|| format!("{k:016x}"))
-                })
-            };
-            let json = serde_json::to_string(&j).map_err(|e| AppError::internal(e.to_string()))?;
-            let id = store.put_alert(&AlertRow {
-                id: 0,
-                kind: a.kind.name().to_string(),
-                proto: a.proto.number(),
-                port: a.port,
-                window_start: a.window_start,
-                severity_rank: a.severity as u8,
-                json: json.clone(),
-            })?;
-            if let Some(hook) = &self.on_alert {
-                let mut v: serde_json::Value =
-                    serde_json::from_str(&json).map_err(|e| AppError::internal(e.to_string()))?;
-                if let serde_json::Value::Object(m) = &mut v {
-                    m.insert("id".into(), serde_json::Value::from(id));
-                }
-                hook(id, &v);
-            }
-        }
-        Ok(())
+        self.centre
+            .feed(sensor, events, (self.clock)())
+            .map_err(AppError::from)
     }
 }
 
@@ -487,7 +398,7 @@ async fn metrics(
             "text/plain; version=0.0.4",
         )],
         {
-            let mut text = st.counters.prometheus();
+            let mut text = st.counters.prometheus(&st.centre.counters);
             if let Some(f) = &st.extra_metrics {
                 text.push_str(&f());
             }
@@ -512,6 +423,18 @@ fn valid_batch_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b':'))
+}
+
+/// A duration for people: "1d 2h", "5m", "3.2s".
+pub fn human_ms(ms: i64) -> String {
+    let s = ms.unsigned_abs() / 1000;
+    let sign = if ms < 0 { "-" } else { "" };
+    match s {
+        0..60 => format!("{sign}{:.1}s", ms.unsigned_abs() as f64 / 1000.0),
+        60..3600 => format!("{sign}{}m {}s", s / 60, s % 60),
+        3600..86400 => format!("{sign}{}h {}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{sign}{}d {}h", s / 86400, (s % 86400) / 3600),
+    }
 }
 
 /// Runs blocking store work off the async threads.
@@ -569,12 +492,16 @@ fn decode_body(headers: &HeaderMap, body: &[u8], limit: usize) -> Result<Vec<u8>
     }
 }
 
+/// A parsed batch: its events, the line number of each, and the IDS alerts among them.
+type ParsedBatch = (Vec<Event>, Vec<usize>, Vec<IdsHit>);
+
 /// Parses a JSON Lines body into events and the IDS alerts among them; the first
 /// bad line refuses the whole batch.
-fn parse_batch(body: &[u8], max_events: usize) -> Result<(Vec<Event>, Vec<IdsHit>), AppError> {
+fn parse_batch(body: &[u8], max_events: usize) -> Result<ParsedBatch, AppError> {
     let text = std::str::from_utf8(body)
         .map_err(|e| AppError::BadRequest(format!("body is not utf-8: {e}")))?;
     let mut events = Vec::new();
+    let mut lines = Vec::new();
     let mut hits = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -591,21 +518,22 @@ fn parse_batch(body: &[u8], max_events: usize) -> Result<(Vec<Event>, Vec<IdsHit
             ));
         }
         events.push(e);
+        lines.push(i + 1);
         if events.len() > max_events {
             return Err(AppError::TooLarge(format!(
                 "more than {max_events} events in one batch"
             )));
         }
     }
-    Ok((events, hits))
+    Ok((events, lines, hits))
 }
 
 /// `POST /api/v1/heartbeat`: a sensor reports its own counters (a JSON object:
 /// spool backlog, lines read, parse errors, …), shown by `GET /api/v1/sensors`.
 #[utoipa::path(post, path = "/api/v1/heartbeat", tag = "ingest", security(("sensor_token" = [])),
-    request_body(content = Object, description = "The sensor's counters: any JSON object, at most 64 KiB"),
+    request_body(content = Object, description = "The sensor's counters: any JSON object, at most 64 KiB. `complete_through` (RFC 3339), when present, says everything the sensor logged up to then is delivered (docs/time.md)"),
     responses((status = 200, description = "Recorded", body = Health),
-        (status = 400, description = "Not a JSON object", body = openapi::ErrorBody),
+        (status = 400, description = "Not a JSON object, or complete_through not an RFC 3339 time", body = openapi::ErrorBody),
         (status = 401, description = "No, unknown or revoked sensor token", body = openapi::ErrorBody),
         (status = 413, description = "Over 64 KiB (or the server's body limit)", body = openapi::ErrorBody),
         (status = 500, description = "Internal error", body = openapi::ErrorBody)))]
@@ -626,17 +554,36 @@ async fn heartbeat(
             "heartbeat must be a JSON object".into(),
         ));
     }
+    // "complete_through": everything the sensor logged up to then is delivered
+    // (docs/time.md); it moves the sensor's progress.
+    let claim = match v.get("complete_through") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(t)) => Some(parse_rfc3339(t).ok_or_else(|| {
+            AppError::BadRequest(format!("complete_through {t:?} is not an RFC 3339 time"))
+        })?),
+        Some(_) => {
+            return Err(AppError::BadRequest(
+                "complete_through must be an RFC 3339 time".into(),
+            ))
+        }
+    };
     let json = v.to_string();
     let now = (st.clock)();
     let store = st.store.clone();
+    let centre = st.centre.clone();
     blocking(move || {
-        let mut s = store
-            .lock()
-            .map_err(|_| AppError::internal("store lock poisoned"))?;
-        let sensor = s
-            .authenticate_sensor(&token)?
-            .ok_or(AppError::Unauthorized)?;
-        s.record_heartbeat(&sensor, &json, now)
+        let sensor = {
+            let mut s = store
+                .lock()
+                .map_err(|_| AppError::internal("store lock poisoned"))?;
+            let sensor = s
+                .authenticate_sensor(&token)?
+                .ok_or(AppError::Unauthorized)?;
+            s.record_heartbeat(&sensor, &json, now)?;
+            sensor
+        };
+        centre
+            .heartbeat(&sensor, claim, now)
             .map_err(AppError::from)
     })
     .await?;
@@ -656,6 +603,7 @@ async fn heartbeat(
         (status = 401, description = "No, unknown or revoked sensor token", body = openapi::ErrorBody),
         (status = 413, description = "Body, decompressed body, lines or counted events (ten seconds of the sensor's rate) over the limits: refused for good", body = openapi::ErrorBody),
         (status = 415, description = "A content-encoding other than gzip or zstd", body = openapi::ErrorBody),
+        (status = 425, description = "An event lies further ahead of the centre's clock than the clock skew allows (the message names the line and the skew); the sensor keeps the batch and retries", body = openapi::ErrorBody),
         (status = 429, description = "The sensor is over its events per second; retry later", body = openapi::ErrorBody),
         (status = 500, description = "Internal error", body = openapi::ErrorBody)))]
 async fn ingest(
@@ -679,6 +627,7 @@ async fn ingest(
         Err(AppError::BadRequest(_)) => c.refused_malformed.fetch_add(1, Ordering::Relaxed),
         Err(AppError::UnsupportedEncoding(_)) => c.refused_encoding.fetch_add(1, Ordering::Relaxed),
         Err(AppError::RateLimited(_)) => c.refused_rate_limited.fetch_add(1, Ordering::Relaxed),
+        Err(AppError::ClockAhead(_)) => c.refused_clock_ahead.fetch_add(1, Ordering::Relaxed),
         Err(
             AppError::Internal(_)
             | AppError::UnauthorizedApi
@@ -720,8 +669,20 @@ async fn ingest_inner(
         }
     })?;
     let raw = decode_body(headers, &body, st.limits.max_decompressed_bytes)?;
-    let (events, hits) = parse_batch(&raw, st.limits.max_events_per_batch)?;
+    let (events, lines, hits) = parse_batch(&raw, st.limits.max_events_per_batch)?;
     let received = (st.clock)();
+    // Nothing from the future is counted or stored (docs/time.md): the sensor keeps
+    // the batch in its spool and shows its clock as ahead.
+    if let Some((i, ahead)) = st.centre.first_ahead(&events, received) {
+        st.centre.refused_ahead(&sensor, ahead, received)?;
+        return Err(AppError::ClockAhead(format!(
+            "line {}: event time {} is {} ahead of the centre's clock (at most {} allowed); check the sensor's clock",
+            lines.get(i).copied().unwrap_or(0),
+            events[i].time.to_rfc3339(),
+            human_ms(ahead),
+            human_ms(st.centre.time_config().max_clock_skew_ms),
+        )));
+    }
     let counted: u64 = events.iter().map(|e| u64::from(e.count)).sum();
     // More than a full bucket would never pass: refuse it for good, not with a 429
     // the sensor would retry forever.

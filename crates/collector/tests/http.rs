@@ -17,6 +17,10 @@ use scanwatch_store::Store;
 use serde_json::Value;
 use tower::ServiceExt;
 
+/// The centre's clock in these tests: after the events they send (the centre
+/// refuses events further ahead of its clock than the clock skew allows).
+const NOW: i64 = 1_795_694_400_000; // 2026-11-26T12:00:00Z
+
 const LINE: &str = r#"{"v":1,"time":"2026-11-26T10:40:00Z","proto":"tcp","src":"192.0.2.1","dst":"198.18.0.1","dst_port":1025,"flags":"S"}"#;
 
 struct Setup {
@@ -37,7 +41,7 @@ fn setup(limits: Limits) -> Setup {
         Box::new(store),
         pipeline,
         limits,
-        Arc::new(|| Timestamp(1_000)),
+        Arc::new(|| Timestamp(NOW)),
     );
     Setup {
         state,
@@ -317,7 +321,7 @@ async fn health() {
 #[tokio::test]
 async fn a_sensor_over_its_rate_gets_429_and_recovers() {
     use std::sync::atomic::AtomicI64;
-    let now = Arc::new(AtomicI64::new(0));
+    let now = Arc::new(AtomicI64::new(NOW));
     let clock_now = now.clone();
     let dir = tempfile::tempdir().unwrap();
     let mut store = SqliteStore::open(dir.path()).unwrap();
@@ -351,7 +355,7 @@ async fn a_sensor_over_its_rate_gets_429_and_recovers() {
     assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{v}");
     assert!(v["error"].as_str().unwrap().contains("retry later"));
     // Six seconds later the bucket holds 8 again.
-    now.store(6_000, Ordering::Relaxed);
+    now.store(NOW + 6_000, Ordering::Relaxed);
     assert_eq!(
         post(&s, Some(&token), Some("b"), None, eight).await.0,
         StatusCode::OK
@@ -455,7 +459,7 @@ async fn heartbeats_are_recorded_and_refused_without_a_sensor_token() {
         .find(|r| r.name == "fw-1")
         .unwrap();
     let (at, json) = rec.heartbeat.unwrap();
-    assert_eq!(at, Timestamp(1_000));
+    assert_eq!(at, Timestamp(NOW));
     assert!(json.contains("\"spool_batches\":2"), "{json}");
 }
 

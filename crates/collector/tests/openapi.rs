@@ -17,6 +17,10 @@ use scanwatch_store::sqlite::SqliteStore;
 use serde_json::Value;
 use tower::ServiceExt;
 
+/// The centre's clock in these tests: after the events they send (the centre
+/// refuses events further ahead of its clock than the clock skew allows).
+const NOW: i64 = 1_795_694_400_000; // 2026-11-26T12:00:00Z
+
 fn state(dir: &tempfile::TempDir) -> AppState {
     let store = SqliteStore::open(dir.path()).unwrap();
     let pipeline = Pipeline::new(PipelineConfig::new(3_600_000, 7 * 86_400_000));
@@ -24,7 +28,7 @@ fn state(dir: &tempfile::TempDir) -> AppState {
         Box::new(store),
         pipeline,
         Limits::default(),
-        Arc::new(|| Timestamp(1_000)),
+        Arc::new(|| Timestamp(NOW)),
     )
 }
 
@@ -330,7 +334,7 @@ async fn a_batch_counting_more_than_a_burst_is_413_not_429() {
         Box::new(store),
         pipeline,
         Limits::default(),
-        Arc::new(|| Timestamp(1_000)),
+        Arc::new(|| Timestamp(NOW)),
     );
     let doc = served_doc(&st).await;
     let line = r#"{"v":1,"time":"2026-11-26T10:40:00Z","proto":"tcp","src":"192.0.2.1","dst":"198.18.0.1","dst_port":1025,"count":4294967295}"#;

@@ -239,6 +239,8 @@ pub struct Alert {
     /// True when raised by re-evaluating a window with events that arrived after
     /// it had closed (the counts are then the window's on-time and late events).
     pub late: bool,
+    /// How often the window's counts were revised by late events (0: never).
+    pub revision: u32,
 }
 
 impl Alert {
@@ -262,11 +264,10 @@ struct PortHistory {
 
 impl PortHistory {
     fn evict_before(&mut self, t: i64) {
-        while let Some(&(ws, vals)) = self.recent.front() {
+        while let Some(&(ws, _)) = self.recent.front() {
             if ws >= t {
                 break;
             }
-            let _ = vals;
             self.recent.pop_front();
         }
     }
@@ -293,24 +294,53 @@ impl PortHistory {
         }
     }
 
-    /// How many history windows start before `ws`.
-    fn count_before(&self, ws: i64) -> usize {
-        self.recent.partition_point(|(t, _)| *t < ws)
+    /// The history windows in `[from, ws)`.
+    fn range(&self, from: i64, ws: i64) -> impl Iterator<Item = &(i64, [u64; 3])> {
+        let lo = self.recent.partition_point(|(t, _)| *t < from);
+        let hi = self.recent.partition_point(|(t, _)| *t < ws);
+        self.recent.range(lo..hi.max(lo))
     }
 
-    /// The non-zero history values of metric `m` of windows before `ws`, sorted.
+    /// The non-zero history values of metric `m` of windows in `[from, ws)`, sorted.
     /// Built on demand: only cells that pass the cheap gates (and the report's top
     /// ports) need a baseline, so the many ports of the long tail cost one deque
     /// push per window.
-    fn sorted(&self, m: usize, ws: i64) -> SortedWindow {
-        SortedWindow::from_values(
-            self.recent
-                .iter()
-                .take_while(|(t, _)| *t < ws)
-                .map(|(_, v)| v[m])
-                .collect(),
-        )
+    fn sorted(&self, m: usize, from: i64, ws: i64) -> SortedWindow {
+        SortedWindow::from_values(self.range(from, ws).map(|(_, v)| v[m]).collect())
     }
+}
+
+/// What the detector remembers of a closed window so that it can score it again
+/// when the window is revised: the cells that pass the cheap gates (the only ones
+/// that can warn) and the warnings they raised. Kept for one history span.
+#[derive(Clone, Debug)]
+struct WindowMemo {
+    end: Timestamp,
+    active_sensors: u64,
+    candidates: Vec<CellSummary>,
+    alerts: Vec<Alert>,
+    /// How often the window was revised.
+    revision: u32,
+}
+
+/// What a revision changed: every warning of the revised window and of the later
+/// windows it was scored again with (new or unchanged), and the warnings that no
+/// longer hold.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Revision {
+    /// Start of the revised window.
+    pub window_start: Timestamp,
+    /// The window's revision number (1 for its first revision).
+    pub revision: u32,
+    /// Every warning of the windows from the revised one on, as they stand now.
+    pub alerts: Vec<Alert>,
+    /// Warnings raised before (as they were raised) that no longer hold with the
+    /// revised counts.
+    pub withdrawn: Vec<Alert>,
+    /// False when the window is older than the detector's memory (one history
+    /// span): its counts went into the history (later baselines), but no window
+    /// was scored again.
+    pub rescored: bool,
 }
 
 /// The streaming detector. Feed it closed windows in time order.
@@ -320,6 +350,8 @@ pub struct Detector {
     ports: FxHashMap<(Protocol, u16), PortHistory>,
     first_window: Option<i64>,
     last_window: Option<i64>,
+    /// Closed windows of the last history span, for revisions.
+    memos: std::collections::BTreeMap<i64, WindowMemo>,
 }
 
 fn rise(x: f64, base: f64, k: f64) -> f64 {
@@ -333,7 +365,20 @@ impl Detector {
             ports: FxHashMap::default(),
             first_window: None,
             last_window: None,
+            memos: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// How far back of a window the per-port values are kept: two history spans,
+    /// so that any window the detector still remembers can be scored again on a
+    /// full baseline.
+    fn keep_ms(&self) -> i64 {
+        2 * self.cfg.history_windows() as i64 * self.cfg.window_ms
+    }
+
+    /// How far back of the newest window a window can be revised and scored again.
+    fn memo_ms(&self) -> i64 {
+        self.cfg.history_windows() as i64 * self.cfg.window_ms
     }
 
     pub fn config(&self) -> &DetectConfig {
@@ -353,19 +398,21 @@ impl Detector {
     pub fn baseline(&mut self, proto: Protocol, port: u16, ws: i64) -> Baseline {
         let n = self.history_len(ws);
         let from = ws - n as i64 * self.cfg.window_ms;
+        let keep = ws - self.keep_ms();
         let h = self.ports.entry((proto, port)).or_default();
-        h.evict_before(from);
-        let zeros = n.saturating_sub(h.count_before(ws));
+        h.evict_before(keep);
+        let zeros = n.saturating_sub(h.range(from, ws).count());
         Baseline {
-            events: metric(&h.sorted(0, ws), zeros),
-            sources: metric(&h.sorted(1, ws), zeros),
-            sensors: metric(&h.sorted(2, ws), zeros),
+            events: metric(&h.sorted(0, from, ws), zeros),
+            sources: metric(&h.sorted(1, from, ws), zeros),
+            sensors: metric(&h.sorted(2, from, ws), zeros),
             windows: n,
         }
     }
 
     /// Evaluates one closed window, then adds it to the history. Windows must come in
-    /// increasing start order; an older window is ignored (returns no alerts).
+    /// increasing start order; an older window is ignored (returns no alerts): use
+    /// [`Detector::revise`] for it.
     pub fn observe(&mut self, w: &ClosedWindow) -> Vec<Alert> {
         let ws = w.start.0;
         if self.last_window.is_some_and(|l| ws <= l) {
@@ -380,14 +427,152 @@ impl Detector {
                 alerts.push(a);
             }
         }
-        let keep_from = ws - self.cfg.history_windows() as i64 * self.cfg.window_ms;
+        let keep_from = ws - self.keep_ms();
         for c in &w.cells {
             let h = self.ports.entry((c.proto, c.port)).or_default();
             h.evict_before(keep_from);
             h.push(ws, [c.events, c.sources, c.sensors]);
         }
         self.last_window = Some(ws);
+        self.remember(w, alerts.clone(), 0);
         alerts
+    }
+
+    /// Keeps what a revision of `w` needs, and forgets windows older than one
+    /// history span.
+    fn remember(&mut self, w: &ClosedWindow, alerts: Vec<Alert>, revision: u32) {
+        let cfg = self.cfg;
+        self.memos.insert(
+            w.start.0,
+            WindowMemo {
+                end: w.end,
+                active_sensors: w.active_sensors,
+                candidates: w
+                    .cells
+                    .iter()
+                    .filter(|c| c.sources >= cfg.min_sources && c.sensors >= cfg.min_sensors)
+                    .cloned()
+                    .collect(),
+                alerts,
+                revision,
+            },
+        );
+        if let Some(last) = self.last_window {
+            let keep = last - self.memo_ms();
+            while self.memos.first_key_value().is_some_and(|(k, _)| *k < keep) {
+                self.memos.pop_first();
+            }
+        }
+    }
+
+    /// Takes the complete counts of a window that had already closed (its on-time
+    /// and late events together, merged exactly) and scores it and every later
+    /// window again, as if the window had been complete when it closed: the
+    /// warnings are then those a run over all the events in time order gives. New
+    /// warnings are marked `late`; warnings that no longer hold are listed as
+    /// withdrawn. A window newer than the last one closed is simply observed.
+    pub fn revise(&mut self, w: &ClosedWindow) -> Revision {
+        let ws = w.start.0;
+        let Some(last) = self.last_window.filter(|l| ws <= *l) else {
+            let alerts = self.observe(w);
+            return Revision {
+                window_start: w.start,
+                revision: 0,
+                alerts,
+                withdrawn: Vec::new(),
+                rescored: true,
+            };
+        };
+        // The counts replace what the history held for the window (they are the
+        // whole window, not an increment).
+        for c in &w.cells {
+            self.ports
+                .entry((c.proto, c.port))
+                .or_default()
+                .upsert(ws, [c.events, c.sources, c.sensors]);
+        }
+        if ws < last - self.memo_ms() {
+            return Revision {
+                window_start: w.start,
+                revision: 0,
+                alerts: Vec::new(),
+                withdrawn: Vec::new(),
+                rescored: false,
+            };
+        }
+        if self.first_window.is_none_or(|f| ws < f) {
+            self.first_window = Some(ws);
+        }
+        let (old_alerts, revision) = self
+            .memos
+            .get(&ws)
+            .map_or((Vec::new(), 0), |m| (m.alerts.clone(), m.revision));
+        self.remember(w, old_alerts, revision + 1);
+        // Episodes as they stood before the revised window.
+        for h in self.ports.values_mut() {
+            h.last_alert = None;
+            h.last_trend = None;
+        }
+        for m in self.memos.range(..ws).map(|(_, m)| m) {
+            for a in &m.alerts {
+                let h = self.ports.entry((a.proto, a.port)).or_default();
+                let slot = match a.kind {
+                    AlertKind::Surge => &mut h.last_alert,
+                    AlertKind::Trend => &mut h.last_trend,
+                };
+                *slot = Some((a.window_start.0, a.episode_start.0));
+            }
+        }
+        let starts: Vec<i64> = self.memos.range(ws..).map(|(k, _)| *k).collect();
+        let mut out = Revision {
+            window_start: w.start,
+            revision: revision + 1,
+            alerts: Vec::new(),
+            withdrawn: Vec::new(),
+            rescored: true,
+        };
+        for start in starts {
+            let Some(m) = self.memos.get(&start) else {
+                continue;
+            };
+            let head = ClosedWindow {
+                start: Timestamp(start),
+                end: m.end,
+                cells: Vec::new(),
+                active_sensors: m.active_sensors,
+                all_events: 0,
+                port_events: 0,
+                icmp_events: 0,
+                late: false,
+            };
+            let candidates = m.candidates.clone();
+            let m_revision = m.revision;
+            let before = m.alerts.clone();
+            let mut now = Vec::new();
+            for c in &candidates {
+                if let Some(mut a) = self.evaluate(&head, c, true) {
+                    a.revision = m_revision;
+                    a.late = before
+                        .iter()
+                        .find(|b| b.kind == a.kind && b.proto == a.proto && b.port == a.port)
+                        .is_none_or(|b| b.late);
+                    now.push(a);
+                }
+            }
+            for b in &before {
+                if !now
+                    .iter()
+                    .any(|a| a.kind == b.kind && a.proto == b.proto && a.port == b.port)
+                {
+                    out.withdrawn.push(b.clone());
+                }
+            }
+            out.alerts.extend(now.iter().cloned());
+            if let Some(m) = self.memos.get_mut(&start) {
+                m.alerts = now;
+            }
+        }
+        out
     }
 
     /// Re-evaluates a window that had closed, now that late events for it arrived
@@ -402,9 +587,7 @@ impl Detector {
     pub fn observe_late(&mut self, w: &mut ClosedWindow) -> Vec<Alert> {
         let ws = w.start.0;
         let head = w.without_cells();
-        let keep_from = self.last_window.map_or(i64::MIN, |l| {
-            l - self.cfg.history_windows() as i64 * self.cfg.window_ms
-        });
+        let keep_from = self.last_window.map_or(i64::MIN, |l| l - self.keep_ms());
         let mut alerts = Vec::new();
         for c in &mut w.cells {
             let key = (c.proto, c.port);
@@ -504,6 +687,7 @@ impl Detector {
             episode_start: Timestamp(episode_start),
             is_update,
             late: false,
+            revision: 0,
         })
     }
 
@@ -529,10 +713,10 @@ impl Detector {
         let from = ws - history as i64 * cfg.window_ms;
         let mut recent = vec![c.sources];
         let mut before = Vec::new();
-        for &(t, v) in &h.recent {
+        for &(t, v) in h.range(from, ws) {
             if t >= split {
                 recent.push(v[1]);
-            } else if t >= from {
+            } else {
                 before.push(v[1]);
             }
         }

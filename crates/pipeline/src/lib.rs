@@ -10,7 +10,7 @@ use scanwatch_aggregate::{
     AggregateConfig, Aggregator, CellSummary, ClosedWindow, SensorKey, Window,
 };
 use scanwatch_context::benign::BenignSet;
-use scanwatch_detect::{Alert, Baseline, DetectConfig, Detector};
+use scanwatch_detect::{Alert, Baseline, DetectConfig, Detector, Revision};
 use scanwatch_event::{Event, Timestamp};
 
 pub use scanwatch_aggregate::sensor_key;
@@ -61,6 +61,10 @@ pub struct WindowReport {
 pub enum Output {
     Window(Box<WindowReport>),
     Alert(Box<Alert>),
+    /// A closed window revised with late events (the centre's time model): the
+    /// revised window comes first as an `Output::Window`, then this, holding every
+    /// warning of the windows scored again and those withdrawn.
+    Revision(Box<Revision>),
 }
 
 /// What a finished run leaves for the report.
@@ -149,6 +153,82 @@ impl Pipeline {
             .or_insert_with(|| name.to_string());
     }
 
+    /// A pipeline for the centre: windows close only through
+    /// [`Pipeline::close_through`], from every sensor's progress and the centre's
+    /// clock (`docs/time.md`), and a closed window that late events change is
+    /// listed by [`Pipeline::take_dirty`], to be revised from the complete stored
+    /// data with [`Pipeline::revise`]. Nothing late is held in memory.
+    pub fn new_centre(cfg: PipelineConfig) -> Pipeline {
+        let mut p = Pipeline::new(cfg);
+        p.set_external_closing();
+        p
+    }
+
+    /// Turns a new pipeline into a centre's (see [`Pipeline::new_centre`]). Call it
+    /// before anything is pushed: open windows are dropped.
+    pub fn set_external_closing(&mut self) {
+        self.agg = Aggregator::new_external(self.cfg.aggregate, self.cfg.top_n);
+    }
+
+    /// Closes every window that ends at or before `horizon` and processes it.
+    pub fn close_through(&mut self, horizon: i64, out: &mut impl FnMut(Output)) {
+        let closed = self.agg.close_through(horizon);
+        self.process(closed, out);
+    }
+
+    /// Where windows are closed: windows starting before it are closed.
+    pub fn closed_before(&self) -> Option<i64> {
+        self.agg.closed_before()
+    }
+
+    /// Closed windows that late events changed since the last call, oldest first.
+    pub fn take_dirty(&mut self) -> Vec<i64> {
+        self.agg.take_dirty()
+    }
+
+    /// Whether a port event of `e`'s source is left out as a known benign scanner.
+    fn is_benign(&self, e: &Event) -> bool {
+        self.benign
+            .as_ref()
+            .is_some_and(|b| e.scanned_port().is_some() && b.label(e.src).is_some())
+    }
+
+    /// Aggregates the complete events of one window (benign scanners left out, as
+    /// `push` leaves them out), for [`Pipeline::revise`].
+    pub fn window_of<'a>(
+        &self,
+        events: impl IntoIterator<Item = (SensorKey, &'a Event)>,
+    ) -> Window {
+        let mut w = Window::default();
+        let limit = self.cfg.aggregate.exact_limit;
+        for (k, e) in events {
+            if !self.is_benign(e) {
+                w.add(k, e, limit);
+            }
+        }
+        w
+    }
+
+    /// Revises the closed window starting at `ws` with its complete aggregate
+    /// (every event of it, on time and late): emits the revised window, then the
+    /// [`Revision`] of the warnings.
+    pub fn revise(&mut self, ws: i64, w: &Window, out: &mut impl FnMut(Output)) {
+        let mut cw = ClosedWindow::from_window(
+            Timestamp(ws).floor(self.cfg.aggregate.window_ms),
+            self.cfg.aggregate.window_ms,
+            w,
+            self.cfg.top_n,
+        );
+        cw.late = true;
+        let rev = self.det.revise(&cw);
+        self.report.late_windows += 1;
+        let top = self.top_rows(&cw);
+        if self.emit_windows {
+            out(Output::Window(Box::new(WindowReport { window: cw, top })));
+        }
+        out(Output::Revision(Box::new(rev)));
+    }
+
     /// Known benign scanners: their unsolicited port events are counted apart
     /// (`Report::benign_events`) instead of being aggregated.
     pub fn set_benign(&mut self, set: BenignSet) {
@@ -197,6 +277,11 @@ impl Pipeline {
         self.process(closed, out);
         self.report.late_events = self.agg.late_events();
         self.report
+    }
+
+    /// Starts of the windows open right now, oldest first.
+    pub fn open_window_starts(&self) -> Vec<i64> {
+        self.agg.open_windows().keys().copied().collect()
     }
 
     /// Open cells right now (for the memory benchmark).

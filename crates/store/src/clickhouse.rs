@@ -1699,6 +1699,33 @@ impl Store for ClickHouseStore {
         )
     }
 
+    fn upsert_alert(&mut self, a: &AlertRow) -> Result<(i64, bool), StoreError> {
+        let key = format!(
+            "kind = {} AND proto = {} AND port = {} AND window_start_ms = {}",
+            quote(&a.kind),
+            a.proto,
+            a.port,
+            lit(a.window_start.0)
+        );
+        let Some(old) = self.alert_rows(&key, "")?.into_iter().next() else {
+            return Ok((self.put_alert(a)?, true));
+        };
+        if old.severity_rank == a.severity_rank && old.json == a.json {
+            return Ok((old.id, false));
+        }
+        // A newer version of the same row (ReplacingMergeTree), under the same id.
+        let v = self.next_version();
+        self.insert_json(
+            &self.ctl("alerts"),
+            &[json!({
+                "kind": a.kind, "proto": a.proto, "port": a.port,
+                "window_start_ms": a.window_start.0, "id": old.id, "severity": a.severity_rank,
+                "json": a.json, "deleted": 0, "version": v,
+            })],
+        )?;
+        Ok((old.id, true))
+    }
+
     fn put_alert(&mut self, a: &AlertRow) -> Result<i64, StoreError> {
         let key = format!(
             "kind = {} AND proto = {} AND port = {} AND window_start_ms = {}",

@@ -311,6 +311,11 @@ pub trait Store: Send {
     /// Stores a warning once: the same (kind, protocol, port, window) again is ignored
     /// (a replay raises it again). Returns its id.
     fn put_alert(&mut self, alert: &AlertRow) -> Result<i64, StoreError>;
+    /// Stores a warning as it stands now: a new one is added, a stored one of the
+    /// same (kind, protocol, port, window) keeps its id and takes the new severity
+    /// and JSON (a revised window, `docs/time.md`). Returns its id and whether
+    /// anything changed.
+    fn upsert_alert(&mut self, alert: &AlertRow) -> Result<(i64, bool), StoreError>;
     /// Warnings with window start in `[from, to)` and at least `min_severity`, most
     /// severe first, then newest first.
     fn alerts(

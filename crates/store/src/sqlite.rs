@@ -452,6 +452,36 @@ impl Store for SqliteStore {
         )?)
     }
 
+    fn upsert_alert(&mut self, a: &AlertRow) -> Result<(i64, bool), StoreError> {
+        let tx = self.conn.transaction()?;
+        let old: Option<(i64, u8, String)> = tx
+            .query_row(
+                "SELECT id, severity, json FROM alerts WHERE kind = ?1 AND proto = ?2 AND port = ?3 AND window_start_ms = ?4",
+                params![a.kind, a.proto, a.port, a.window_start.0],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let out = match old {
+            Some((id, sev, json)) if sev == a.severity_rank && json == a.json => (id, false),
+            Some((id, _, _)) => {
+                tx.execute(
+                    "UPDATE alerts SET severity = ?2, json = ?3 WHERE id = ?1",
+                    params![id, a.severity_rank, a.json],
+                )?;
+                (id, true)
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO alerts (kind, proto, port, window_start_ms, severity, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![a.kind, a.proto, a.port, a.window_start.0, a.severity_rank, a.json],
+                )?;
+                (tx.last_insert_rowid(), true)
+            }
+        };
+        tx.commit()?;
+        Ok(out)
+    }
+
     fn alerts(
         &self,
         from: Timestamp,

@@ -1,0 +1,529 @@
+//! [`Centre`]: the store, the pipeline, the threat context and the time model of
+//! one centre process, and what happens when a batch, a heartbeat or a tick of the
+//! clock arrives.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use scanwatch_aggregate::{sensor_key, SensorKey, Window};
+use scanwatch_alert::{alert_json, window_json};
+use scanwatch_context::ContextData;
+use scanwatch_detect::Alert;
+use scanwatch_event::{parse_rfc3339, Event, Timestamp};
+use scanwatch_pipeline::{Output, Pipeline};
+use scanwatch_store::{AlertRow, Store, WindowRow};
+
+use crate::error::CentreError;
+use crate::time::{SensorTime, TimeConfig, TimeKeeper};
+
+/// The store, shared by the centre and the read API.
+pub type SharedStore = Arc<Mutex<Box<dyn Store>>>;
+
+/// Called with each stored warning (its id and its JSON, as the API shows it), e.g.
+/// to queue notifications. It must not block: it runs on the ingest path.
+pub type AlertHook = Arc<dyn Fn(i64, &serde_json::Value) + Send + Sync>;
+
+/// What the centre did, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct CentreCounters {
+    pub alerts_raised: AtomicU64,
+    pub windows_closed: AtomicU64,
+    /// Closed windows revised with late events.
+    pub windows_revised: AtomicU64,
+    /// Warnings that a revision showed no longer hold.
+    pub alerts_withdrawn: AtomicU64,
+    /// Events that arrived after their window had closed (then revised into it).
+    pub late_events: AtomicU64,
+    /// Stored events left out of the replay at start because they lie further in
+    /// the future than the clock skew allows (stored by an older version).
+    pub replay_future_events: AtomicU64,
+}
+
+/// The pipeline and the time model, locked together: what closes depends on both.
+#[derive(Debug)]
+struct Engine {
+    pipeline: Pipeline,
+    time: TimeKeeper,
+}
+
+/// How windows close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Closing {
+    /// On every sensor's progress and the centre's clock (`docs/time.md`).
+    Progress,
+    /// On the largest event time seen minus the lateness: the replay at start
+    /// (events come in time order) and the scale-out detector (partials carry no
+    /// per-sensor progress yet).
+    Watermark,
+}
+
+/// What the replay at start did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplayStats {
+    pub events: usize,
+    /// Stored events dated further ahead of the clock than the skew allows: left out.
+    pub future_events: usize,
+}
+
+/// One centre process below HTTP. Cheap to clone (everything is shared).
+#[derive(Clone)]
+pub struct Centre {
+    pub store: SharedStore,
+    pub context: Arc<RwLock<ContextData>>,
+    pub counters: Arc<CentreCounters>,
+    engine: Arc<Mutex<Engine>>,
+    on_alert: Option<AlertHook>,
+    closing: Closing,
+    time: TimeConfig,
+}
+
+impl Centre {
+    /// A centre over `store` whose windows close on every sensor's progress and its
+    /// clock, with the default [`TimeConfig`] for the pipeline's windows.
+    pub fn new(store: Box<dyn Store>, mut pipeline: Pipeline) -> Centre {
+        let pc = *pipeline.config();
+        pipeline.set_external_closing();
+        let time = TimeConfig::new(pc.aggregate.window_ms, pc.aggregate.lateness_ms);
+        Centre::build(store, pipeline, time, Closing::Progress)
+    }
+
+    /// The scale-out detector's centre: fed partial window aggregates
+    /// ([`Centre::feed_partials`]), closing windows on their event time.
+    pub fn for_partials(store: Box<dyn Store>, pipeline: Pipeline) -> Centre {
+        let pc = *pipeline.config();
+        let time = TimeConfig::new(pc.aggregate.window_ms, pc.aggregate.lateness_ms);
+        Centre::build(store, pipeline, time, Closing::Watermark)
+    }
+
+    fn build(
+        store: Box<dyn Store>,
+        pipeline: Pipeline,
+        time: TimeConfig,
+        closing: Closing,
+    ) -> Centre {
+        Centre {
+            store: Arc::new(Mutex::new(store)),
+            context: Arc::new(RwLock::new(ContextData::builtin())),
+            counters: Arc::new(CentreCounters::default()),
+            engine: Arc::new(Mutex::new(Engine {
+                pipeline,
+                time: TimeKeeper::new(time),
+            })),
+            on_alert: None,
+            closing,
+            time,
+        }
+    }
+
+    /// The same centre with other time settings (before anything was fed).
+    pub fn with_time_config(mut self, time: TimeConfig) -> Centre {
+        self.time = time;
+        if let Ok(mut e) = self.engine.lock() {
+            e.time = TimeKeeper::new(time);
+        }
+        self
+    }
+
+    /// The same centre, attaching `ctx` to the warnings it stores.
+    pub fn with_context(mut self, ctx: ContextData) -> Centre {
+        self.context = Arc::new(RwLock::new(ctx));
+        self
+    }
+
+    /// The same centre, calling `hook` with every stored warning.
+    pub fn with_alert_hook(mut self, hook: AlertHook) -> Centre {
+        self.on_alert = Some(hook);
+        self
+    }
+
+    pub fn time_config(&self) -> &TimeConfig {
+        &self.time
+    }
+
+    fn engine(&self) -> Result<MutexGuard<'_, Engine>, CentreError> {
+        self.engine
+            .lock()
+            .map_err(|_| CentreError::Poisoned("pipeline"))
+    }
+
+    fn store(&self) -> Result<MutexGuard<'_, Box<dyn Store>>, CentreError> {
+        self.store
+            .lock()
+            .map_err(|_| CentreError::Poisoned("store"))
+    }
+
+    /// Runs `f` on the pipeline (e.g. to ask for sensor names).
+    pub fn with_pipeline<T>(&self, f: impl FnOnce(&mut Pipeline) -> T) -> Result<T, CentreError> {
+        Ok(f(&mut self.engine()?.pipeline))
+    }
+
+    /// Every sensor's time as the centre sees it, by name.
+    pub fn sensor_times(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, SensorTime>, CentreError> {
+        Ok(self.engine()?.time.sensors().clone())
+    }
+
+    /// The first of `events` dated further ahead of `now` than the clock skew
+    /// allows, as (its index, how far ahead in ms). Such a batch is refused whole.
+    pub fn first_ahead(&self, events: &[Event], now: Timestamp) -> Option<(usize, i64)> {
+        TimeKeeper::new(self.time).first_ahead(events.iter().map(|e| e.time), now)
+    }
+
+    /// Notes that a batch of `sensor` was refused for events `ahead_ms` in the future.
+    pub fn refused_ahead(
+        &self,
+        sensor: &str,
+        ahead_ms: i64,
+        now: Timestamp,
+    ) -> Result<(), CentreError> {
+        self.engine()?.time.refused_ahead(sensor, ahead_ms, now);
+        Ok(())
+    }
+
+    /// Feeds the events of one committed batch of `sensor`, received at `now`:
+    /// windows that are complete close, late events revise their windows.
+    pub fn feed(&self, sensor: &str, events: &[Event], now: Timestamp) -> Result<(), CentreError> {
+        let key = sensor_key(sensor);
+        let window = self.time.window_ms;
+        let counters = self.counters.clone();
+        self.advance(now, None, |eng| {
+            eng.pipeline.name_sensor(key, sensor);
+            let cb = eng.pipeline.closed_before();
+            let mut max: Option<Timestamp> = None;
+            let mut last_ws = None;
+            let mut late = 0u64;
+            for e in events {
+                if !eng.pipeline.push(key, e) {
+                    late += u64::from(e.count);
+                }
+                max = max.max(Some(e.time));
+                let ws = e.time.floor(window).0;
+                if last_ws != Some(ws) && cb.is_none_or(|c| ws >= c) {
+                    eng.time.opened(ws, now);
+                    last_ws = Some(ws);
+                }
+            }
+            counters.late_events.fetch_add(late, Ordering::Relaxed);
+            eng.time.batch(sensor, max, now);
+        })
+    }
+
+    /// A heartbeat of `sensor` at `now`, claiming (if `claim`) that everything it
+    /// logged up to then is delivered. Returns how far ahead of the centre's clock
+    /// the claim was, when it was further than the clock skew allows.
+    pub fn heartbeat(
+        &self,
+        sensor: &str,
+        claim: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<Option<i64>, CentreError> {
+        let mut ahead = None;
+        self.advance(now, None, |eng| {
+            ahead = eng.time.heartbeat(sensor, claim, now);
+        })?;
+        Ok(ahead)
+    }
+
+    /// The centre's clock moved to `now`: windows whose deadline passed, or that
+    /// every live sensor has passed, close.
+    pub fn tick(&self, now: Timestamp) -> Result<(), CentreError> {
+        self.advance(now, None, |_| {})
+    }
+
+    /// Feeds partial window aggregates made by scale-out aggregators (window start,
+    /// part, latest event time), with the names of the sensors they may mention.
+    pub fn feed_partials(
+        &self,
+        parts: &[(i64, Window, i64)],
+        sensors: &[String],
+        now: Timestamp,
+    ) -> Result<(), CentreError> {
+        self.advance(now, None, |eng| {
+            for s in sensors {
+                eng.pipeline.name_sensor(sensor_key(s), s);
+            }
+            for (ws, w, max_time) in parts {
+                eng.pipeline.push_partial(*ws, w, *max_time);
+            }
+        })
+    }
+
+    /// Rebuilds the state from the store at start (`now` is the centre's clock):
+    /// the stored events in time order, each sensor's progress and last contact,
+    /// then a tick. Events dated beyond the clock skew (stored by an older version)
+    /// are left out and counted. The warnings are stored again under their ids.
+    pub fn replay(&self, now: Timestamp) -> Result<ReplayStats, CentreError> {
+        let (events, sensors) = {
+            let s = self.store()?;
+            (
+                s.events_between(Timestamp(i64::MIN), Timestamp(i64::MAX))?,
+                s.sensors()?,
+            )
+        };
+        let limit = now.0.saturating_add(self.time.max_clock_skew_ms);
+        let mut stats = ReplayStats::default();
+        let mut max_seen = i64::MIN;
+        let mut i = 0;
+        while i < events.len() {
+            let sensor = events[i].0.clone();
+            let n = events[i..].iter().take_while(|(s, _)| *s == sensor).count();
+            let run: Vec<&Event> = events[i..i + n]
+                .iter()
+                .map(|(_, e)| e)
+                .filter(|e| e.time.0 <= limit)
+                .collect();
+            stats.future_events += n - run.len();
+            stats.events += run.len();
+            i += n;
+            if run.is_empty() {
+                continue;
+            }
+            let key = sensor_key(&sensor);
+            let run_max = run.iter().map(|e| e.time).max();
+            max_seen = max_seen.max(run_max.map_or(i64::MIN, |t| t.0));
+            // In time order the largest event time is a true watermark: windows
+            // close exactly as `analyze` closes them.
+            let horizon = max_seen.saturating_sub(self.time.lateness_ms);
+            self.advance(now, Some(horizon), |eng| {
+                eng.pipeline.name_sensor(key, &sensor);
+                for e in &run {
+                    eng.pipeline.push(key, e);
+                }
+                eng.time.restore(
+                    &sensor,
+                    SensorTime {
+                        delivered_max: run_max,
+                        ..SensorTime::default()
+                    },
+                );
+            })?;
+        }
+        self.counters
+            .replay_future_events
+            .fetch_add(stats.future_events as u64, Ordering::Relaxed);
+        {
+            let mut eng = self.engine()?;
+            let cb = eng.pipeline.closed_before();
+            for r in sensors {
+                let (hb_at, claim) = match &r.heartbeat {
+                    Some((at, json)) => (
+                        Some(*at),
+                        heartbeat_claim(json).map(|c| Timestamp(c.0.min(at.0))),
+                    ),
+                    None => (None, None),
+                };
+                eng.time.restore(
+                    &r.name,
+                    SensorTime {
+                        last_contact: r.last_seen.max(hb_at),
+                        claimed: claim,
+                        ..SensorTime::default()
+                    },
+                );
+            }
+            // The windows still open wait from now.
+            let open: Vec<i64> = eng.pipeline.open_window_starts();
+            for ws in open {
+                if cb.is_none_or(|c| ws >= c) {
+                    eng.time.opened(ws, now);
+                }
+            }
+        }
+        self.tick(now)?;
+        Ok(stats)
+    }
+
+    /// Runs `push` on the engine, closes what is complete (on the time model, or
+    /// on `replay_horizon` during the replay), revises the windows late events
+    /// changed from the store, then stores the windows and warnings and hands new
+    /// warnings to the hook.
+    fn advance(
+        &self,
+        now: Timestamp,
+        replay_horizon: Option<i64>,
+        push: impl FnOnce(&mut Engine),
+    ) -> Result<(), CentreError> {
+        let window = self.time.window_ms;
+        let mut outs = Vec::new();
+        let mut names = HashMap::new();
+        {
+            let mut eng = self.engine()?;
+            push(&mut eng);
+            let eng = &mut *eng;
+            let mut collect = |o: Output| outs.push(o);
+            match (self.closing, replay_horizon) {
+                (Closing::Watermark, _) => eng.pipeline.drain(&mut collect),
+                (Closing::Progress, horizon) => {
+                    let horizon = horizon.or_else(|| eng.time.horizon(now));
+                    if let Some(h) = horizon {
+                        let cb = h.div_euclid(window) * window;
+                        if eng.pipeline.closed_before().is_none_or(|c| cb > c) {
+                            eng.pipeline.close_through(h, &mut collect);
+                            eng.time.closed(cb);
+                        }
+                    }
+                    for ws in eng.pipeline.take_dirty() {
+                        let events = self
+                            .store()?
+                            .events_between(Timestamp(ws), Timestamp(ws + window))?;
+                        let w = eng
+                            .pipeline
+                            .window_of(events.iter().map(|(s, e)| (sensor_key(s), e)));
+                        eng.pipeline.revise(ws, &w, &mut collect);
+                    }
+                }
+            }
+            let mut name = |a: &Alert| {
+                for (k, _) in &a.top_sensors {
+                    names
+                        .entry(*k)
+                        .or_insert_with(|| eng.pipeline.sensor_name(*k));
+                }
+            };
+            for o in &outs {
+                match o {
+                    Output::Alert(a) => name(a),
+                    Output::Revision(r) => r.alerts.iter().chain(&r.withdrawn).for_each(&mut name),
+                    Output::Window(_) => {}
+                }
+            }
+        }
+        if outs.is_empty() {
+            return Ok(());
+        }
+        self.store_outputs(outs, &names, now)
+    }
+
+    fn store_outputs(
+        &self,
+        outs: Vec<Output>,
+        names: &HashMap<SensorKey, String>,
+        now: Timestamp,
+    ) -> Result<(), CentreError> {
+        let c = &self.counters;
+        let mut windows = Vec::new();
+        let mut fresh = Vec::new();
+        let mut revised = Vec::new();
+        let mut withdrawn = Vec::new();
+        for o in outs {
+            match o {
+                Output::Window(w) => {
+                    if w.window.late {
+                        c.windows_revised.fetch_add(1, Ordering::Relaxed);
+                    }
+                    windows.extend(w.window.cells.iter().map(|cell| {
+                        WindowRow {
+                            window_start: w.window.start,
+                            window_end: w.window.end,
+                            proto: cell.proto.number(),
+                            port: cell.port,
+                            events: cell.events,
+                            sources: cell.sources,
+                            sensors: cell.sensors,
+                            targets: cell.targets,
+                            top_sources_json: serde_json::to_string(
+                                &window_json(w.window.start, w.window.end, cell).top_sources,
+                            )
+                            .unwrap_or_else(|_| "[]".into()),
+                        }
+                    }));
+                }
+                Output::Alert(a) => fresh.push(*a),
+                Output::Revision(r) => {
+                    revised.extend(r.alerts);
+                    withdrawn.extend(r.withdrawn);
+                }
+            }
+        }
+        c.alerts_raised
+            .fetch_add(fresh.len() as u64, Ordering::Relaxed);
+        c.windows_closed
+            .fetch_add(windows.len() as u64, Ordering::Relaxed);
+        c.alerts_withdrawn
+            .fetch_add(withdrawn.len() as u64, Ordering::Relaxed);
+        let name = |k: SensorKey| {
+            names
+                .get(&k)
+                .cloned()
+                .unwrap_or_else(|| format!("{k:016x}"))
+        };
+        let render = |a: &Alert, withdrawn: bool| -> Result<(AlertRow, String), CentreError> {
+            let mut j = {
+                let ctx = self
+                    .context
+                    .read()
+                    .map_err(|_| CentreError::Poisoned("context"))?;
+                alert_json(a, &ctx, &name)
+            };
+            j.withdrawn = withdrawn;
+            let json = serde_json::to_string(&j).map_err(|e| CentreError::Encode(e.to_string()))?;
+            Ok((
+                AlertRow {
+                    id: 0,
+                    kind: a.kind.name().to_string(),
+                    proto: a.proto.number(),
+                    port: a.port,
+                    window_start: a.window_start,
+                    severity_rank: a.severity as u8,
+                    json: json.clone(),
+                },
+                json,
+            ))
+        };
+        let mut store = self.store()?;
+        if !windows.is_empty() {
+            store.put_windows(&windows)?;
+        }
+        let mut notify = Vec::new();
+        // A window can close again after a restart (the replay closes on the
+        // largest event time, the live centre also on heartbeats and deadlines):
+        // what it says now replaces what was stored, under the same id. Every
+        // closed window's warnings go to the hook (the sinks send each once).
+        for a in &fresh {
+            let (row, json) = render(a, false)?;
+            notify.push((store.upsert_alert(&row)?.0, json));
+        }
+        // Revisions: every warning of the windows scored again is stored as it
+        // stands now, under its id; new or changed ones are notified unless the
+        // window is older than `notify_max_age` (backfill).
+        let oldest = now.0.saturating_sub(self.time.notify_max_age_ms);
+        for a in &revised {
+            let (row, json) = render(a, false)?;
+            let (id, changed) = store.upsert_alert(&row)?;
+            if changed && a.late {
+                c.alerts_raised.fetch_add(1, Ordering::Relaxed);
+            }
+            if changed && a.window_end.0 >= oldest {
+                notify.push((id, json));
+            }
+        }
+        for a in &withdrawn {
+            let (row, _) = render(a, true)?;
+            store.upsert_alert(&row)?;
+        }
+        drop(store);
+        if let Some(hook) = &self.on_alert {
+            for (id, json) in notify {
+                let mut v: serde_json::Value =
+                    serde_json::from_str(&json).map_err(|e| CentreError::Encode(e.to_string()))?;
+                if let serde_json::Value::Object(m) = &mut v {
+                    m.insert("id".into(), serde_json::Value::from(id));
+                }
+                hook(id, &v);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The "complete through" claim of a stored heartbeat (RFC 3339), if it has one.
+pub(crate) fn heartbeat_claim(json: &str) -> Option<Timestamp> {
+    #[derive(serde::Deserialize)]
+    struct Claim {
+        complete_through: Option<String>,
+    }
+    let c: Claim = serde_json::from_str(json).ok()?;
+    parse_rfc3339(c.complete_through.as_deref()?)
+}

@@ -1,0 +1,396 @@
+//! The centre's truth does not depend on when sensors deliver (docs/time.md).
+//!
+//! Several sensors' batches are delivered to a centre over a real SQLite store in a
+//! random schedule: interleaved, a sensor stopping for a while and resuming with
+//! its backlog (going idle on the centre's clock in between), heartbeats with and
+//! without new events, and the centre restarted between batches. Once everything
+//! is delivered and the clock has moved past the last window, the stored windows
+//! and warnings must be those of one pipeline run over the union of the events in
+//! time order (what `scanwatch analyze` does), the late flag and revision number
+//! aside.
+
+#![allow(clippy::unwrap_used)] // a test may panic on a broken setup
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use proptest::prelude::*;
+use scanwatch_aggregate::sensor_key;
+use scanwatch_alert::alert_json;
+use scanwatch_centre::Centre;
+use scanwatch_context::ContextData;
+use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
+use scanwatch_pipeline::{Output, Pipeline, PipelineConfig};
+use scanwatch_store::sqlite::SqliteStore;
+use scanwatch_store::Store;
+
+const W: i64 = 30_000;
+/// 2026-06-01T00:00:00Z, on a window boundary.
+const T0: i64 = 1_780_272_000_000;
+const SENSORS: usize = 4;
+const WINDOWS: i64 = 36;
+/// The surge on tcp/1025 starts here.
+const SURGE: i64 = 28;
+
+fn cfg() -> PipelineConfig {
+    // 30 s windows with 20 minutes of history (longer than the data, so every
+    // revision is within the detector's memory), warnings from 3 minutes of
+    // history on; exact counts throughout, so the comparison can be exact.
+    let mut c = PipelineConfig::new(W, 20 * 60_000);
+    c.detect.min_history_ms = 3 * 60_000;
+    c.aggregate.exact_limit = 1 << 16;
+    c
+}
+
+/// xorshift64*: the events of one case from its seed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn syn(t: i64, src: IpAddr, dst_last: u8, port: u16) -> Event {
+    Event {
+        time: Timestamp(t),
+        proto: Protocol::Tcp,
+        src,
+        dst: IpAddr::V4(Ipv4Addr::new(198, 18, 0, dst_last)),
+        src_port: Some(40_000),
+        dst_port: Some(port),
+        flags: TcpFlags::parse_letters("S").unwrap(),
+        flags_known: true,
+        icmp_type: None,
+        direction: Direction::Inbound,
+        action: Action::Drop,
+        count: 1,
+    }
+}
+
+/// Each sensor's log, in time order: background on tcp/22 and tcp/1025, then a
+/// surge on tcp/1025 seen by every sensor.
+fn logs(seed: u64) -> Vec<Vec<Event>> {
+    let mut r = Rng(seed | 1);
+    (0..SENSORS)
+        .map(|s| {
+            let mut ev = Vec::new();
+            for w in 0..WINDOWS {
+                let start = T0 + w * W;
+                let at = |r: &mut Rng| start + r.below(W as u64) as i64;
+                for _ in 0..5 + r.below(6) {
+                    let src = IpAddr::V4(Ipv4Addr::new(198, 51, 100, r.below(250) as u8));
+                    ev.push(syn(at(&mut r), src, s as u8 + 1, 22));
+                }
+                for _ in 0..1 + r.below(3) {
+                    let src = IpAddr::V4(Ipv4Addr::new(203, 0, 113, r.below(8) as u8));
+                    ev.push(syn(at(&mut r), src, s as u8 + 1, 1025));
+                }
+                if w >= SURGE {
+                    for _ in 0..15 + r.below(10) {
+                        let src =
+                            IpAddr::V4(Ipv4Addr::new(100, 64, r.below(2) as u8, r.below(60) as u8));
+                        ev.push(syn(at(&mut r), src, s as u8 + 1, 1025));
+                    }
+                }
+            }
+            ev.sort_by_key(|e| e.time);
+            ev
+        })
+        .collect()
+}
+
+fn name(s: usize) -> String {
+    format!("fw-{s:02}")
+}
+
+/// What `analyze` stores for the union of the logs: (window, proto, port) →
+/// (events, sources, sensors, targets), and the warnings as JSON.
+type Windows = BTreeMap<(i64, u8, u16), (u64, u64, u64, u64)>;
+
+fn truth(logs: &[Vec<Event>]) -> (Windows, Vec<serde_json::Value>) {
+    let mut all: Vec<(usize, &Event)> = logs
+        .iter()
+        .enumerate()
+        .flat_map(|(s, l)| l.iter().map(move |e| (s, e)))
+        .collect();
+    all.sort_by_key(|(s, e)| (e.time, *s));
+    let mut p = Pipeline::new(cfg());
+    for s in 0..SENSORS {
+        p.name_sensor(sensor_key(&name(s)), &name(s));
+    }
+    let mut windows = Windows::new();
+    let mut alerts = Vec::new();
+    let mut out = |o: Output| match o {
+        Output::Window(w) => {
+            assert!(!w.window.late, "the union in time order has no late events");
+            for c in &w.window.cells {
+                windows.insert(
+                    (w.window.start.0, c.proto.number(), c.port),
+                    (c.events, c.sources, c.sensors, c.targets),
+                );
+            }
+        }
+        Output::Alert(a) => alerts.push(*a),
+        Output::Revision(_) => unreachable!("analyze does not revise"),
+    };
+    for (s, e) in &all {
+        p.push(sensor_key(&name(*s)), e);
+        p.drain(&mut out);
+    }
+    let report = p.finish(&mut out);
+    let ctx = ContextData::builtin();
+    let json = alerts
+        .iter()
+        .map(|a| serde_json::to_value(alert_json(a, &ctx, &|k| report.sensor_name(k))).unwrap())
+        .collect();
+    (windows, json)
+}
+
+/// A warning as the comparison sees it: without what only says when it was stored.
+fn comparable(mut v: serde_json::Value) -> serde_json::Value {
+    if let serde_json::Value::Object(m) = &mut v {
+        for k in ["late", "revision", "id"] {
+            m.remove(k);
+        }
+    }
+    v
+}
+
+fn centre(dir: &std::path::Path) -> Centre {
+    let store = SqliteStore::open(dir).unwrap();
+    Centre::new(Box::new(store), Pipeline::new(cfg()))
+}
+
+/// Sensor `s` delivers its next `n` events as one batch: committed, then fed.
+fn deliver_one(
+    c: &Centre,
+    logs: &[Vec<Event>],
+    next: &mut [usize],
+    batch: &mut u64,
+    s: usize,
+    n: usize,
+    now: &mut i64,
+) {
+    let from = next[s];
+    let to = (from + n).min(logs[s].len());
+    if from == to {
+        return;
+    }
+    let events = &logs[s][from..to];
+    // A sensor delivers what was logged: the centre's clock is past it.
+    *now = (*now).max(events[events.len() - 1].time.0 + 500);
+    *batch += 1;
+    let id = format!("b{batch}");
+    c.store
+        .lock()
+        .unwrap()
+        .commit_batch(&name(s), &id, events, Timestamp(*now))
+        .unwrap();
+    c.feed(&name(s), events, Timestamp(*now)).unwrap();
+    next[s] = to;
+}
+
+/// One delivery schedule, interpreted from `steps`; returns what the centre stored.
+/// What a schedule made the centre do: restarts and windows revised.
+#[derive(Debug, Default)]
+struct Did {
+    restarts: u64,
+    revised: u64,
+}
+
+fn deliver(logs: &[Vec<Event>], steps: &[(u8, u8, u8)]) -> (Windows, Vec<serde_json::Value>, Did) {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut s = SqliteStore::open(dir.path()).unwrap();
+        for i in 0..SENSORS {
+            s.add_sensor(&name(i), Timestamp(T0)).unwrap();
+        }
+    }
+    let mut c = centre(dir.path());
+    let mut next = vec![0usize; SENSORS];
+    let mut now = T0;
+    let mut restarts = 0u64;
+    let mut revised = 0u64;
+    let mut batch = 0u64;
+    for &(action, a, b) in steps {
+        let s = a as usize % SENSORS;
+        now += i64::from(b) * 100;
+        match action % 10 {
+            0..=6 => deliver_one(
+                &c,
+                logs,
+                &mut next,
+                &mut batch,
+                s,
+                1 + b as usize % 60,
+                &mut now,
+            ),
+            7 => {
+                // A heartbeat: complete through the last event it delivered.
+                let claim = next[s].checked_sub(1).map(|i| logs[s][i].time);
+                c.heartbeat(&name(s), claim, Timestamp(now)).unwrap();
+            }
+            8 => {
+                now += i64::from(a) * 2_000;
+                c.tick(Timestamp(now)).unwrap();
+            }
+            _ => {
+                revised += c
+                    .counters
+                    .windows_revised
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                drop(c);
+                c = centre(dir.path());
+                c.replay(Timestamp(now)).unwrap();
+                restarts += 1;
+            }
+        }
+    }
+    // Whatever is left, round robin.
+    while (0..SENSORS).any(|s| next[s] < logs[s].len()) {
+        for s in 0..SENSORS {
+            deliver_one(&c, logs, &mut next, &mut batch, s, 50, &mut now);
+        }
+    }
+    // The clock moves past every deadline.
+    c.tick(Timestamp(now + 3_600_000)).unwrap();
+    revised += c
+        .counters
+        .windows_revised
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let st = c.store.lock().unwrap();
+    let windows = st
+        .windows_between(Timestamp(i64::MIN), Timestamp(i64::MAX))
+        .unwrap()
+        .into_iter()
+        .map(|w| {
+            (
+                (w.window_start.0, w.proto, w.port),
+                (w.events, w.sources, w.sensors, w.targets),
+            )
+        })
+        .collect();
+    let mut alerts: Vec<serde_json::Value> = st
+        .alerts(Timestamp(i64::MIN), Timestamp(i64::MAX), 0)
+        .unwrap()
+        .into_iter()
+        .map(|r| serde_json::from_str::<serde_json::Value>(&r.json).unwrap())
+        .filter(|v| v.get("withdrawn").is_none())
+        .collect();
+    alerts.sort_by_key(|v| (v["window_start"].to_string(), v["port"].to_string()));
+    (windows, alerts, Did { restarts, revised })
+}
+
+fn check(seed: u64, steps: &[(u8, u8, u8)]) -> Did {
+    let logs = logs(seed);
+    let (tw, ta) = truth(&logs);
+    assert!(
+        ta.iter()
+            .any(|a| a["port"] == 1025
+                && a["window_start"] == Timestamp(T0 + SURGE * W).to_rfc3339()),
+        "the case has its surge warning in the first surge window: {ta:#?}"
+    );
+    let (cw, ca, did) = deliver(&logs, steps);
+    assert_eq!(cw, tw, "stored windows differ from analyze on the union");
+    let mut ta: Vec<_> = ta.into_iter().map(comparable).collect();
+    ta.sort_by_key(|v| (v["window_start"].to_string(), v["port"].to_string()));
+    let ca: Vec<_> = ca.into_iter().map(comparable).collect();
+    if ca != ta {
+        panic!(
+            "stored warnings differ from analyze on the union:\n{}",
+            diff(&ca, &ta)
+        );
+    }
+    did
+}
+
+/// The differing fields of two lists of warnings, one line each.
+fn diff(centre: &[serde_json::Value], truth: &[serde_json::Value]) -> String {
+    let key =
+        |v: &serde_json::Value| format!("{} {}/{}", v["window_start"], v["protocol"], v["port"]);
+    let mut out = String::new();
+    for c in centre {
+        match truth.iter().find(|t| key(t) == key(c)) {
+            None => out.push_str(&format!(
+                "only in the centre: {} {}\n",
+                key(c),
+                c["headline"]
+            )),
+            Some(t) => {
+                if let (Some(cm), Some(tm)) = (c.as_object(), t.as_object()) {
+                    for (k, v) in cm {
+                        if tm.get(k) != Some(v) && !["mitigations", "summary"].contains(&k.as_str())
+                        {
+                            out.push_str(&format!(
+                                "{}: {k}: centre {v} analyze {}\n",
+                                key(c),
+                                tm.get(k).unwrap_or(&serde_json::Value::Null)
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for t in truth {
+        if !centre.iter().any(|c| key(c) == key(t)) {
+            out.push_str(&format!("only in analyze: {} {}\n", key(t), t["headline"]));
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_delivery_schedule_stores_what_analyze_finds(
+        seed in any::<u64>(),
+        steps in proptest::collection::vec((any::<u8>(), any::<u8>(), any::<u8>()), 0..160),
+    ) {
+        check(seed, &steps);
+    }
+}
+
+/// Sensors delivered one after another, each its whole log: all but the first are
+/// late for every window the first one's progress closed.
+#[test]
+fn one_sensor_after_another() {
+    let steps: Vec<(u8, u8, u8)> = (0..SENSORS as u8)
+        .flat_map(|s| std::iter::repeat_n((0u8, s, 59u8), 40))
+        .collect();
+    let did = check(7, &steps);
+    assert!(
+        did.revised > 20,
+        "the later sensors revised the windows: {did:?}"
+    );
+}
+
+/// One sensor three minutes behind the others the whole time, going idle between
+/// its batches, and a restart in the middle.
+#[test]
+fn one_sensor_late_and_a_restart() {
+    let mut steps = Vec::new();
+    for round in 0..30u8 {
+        for s in 0..3u8 {
+            steps.push((0u8, s, 20u8));
+        }
+        steps.push((7, 0, 0));
+        if round % 6 == 5 {
+            steps.push((8, 80, 0)); // 160 s of quiet: sensor 3 goes idle
+            steps.push((0, 3, 40));
+        }
+        if round == 15 {
+            steps.push((9, 0, 0));
+        }
+    }
+    let did = check(11, &steps);
+    assert_eq!(did.restarts, 1);
+    assert!(did.revised > 0, "the late sensor revised windows: {did:?}");
+}
