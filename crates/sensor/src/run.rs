@@ -101,7 +101,7 @@ fn agent(cfg: &SensorConfig) -> Result<ureq::Agent, SensorError> {
 }
 
 /// What a run did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SensorStats {
     pub lines: u64,
     pub events_kept: u64,
@@ -112,6 +112,15 @@ pub struct SensorStats {
     pub batches_sent: u64,
     pub batches_rejected: u64,
     pub send_failures: u64,
+    /// Batches the centre refused because their events lie ahead of its clock
+    /// (425): kept in the spool and retried; the sensor's clock needs fixing.
+    pub clock_refusals: u64,
+    /// The centre's last word on such a refusal (names the line and the skew).
+    pub clock_refused: Option<String>,
+    /// Everything logged up to this time (the sensor host's clock, ms since the
+    /// epoch) has been delivered: every source was read to its end and the spool
+    /// was empty. Sent in heartbeats as `complete_through` (docs/time.md).
+    pub complete_through: Option<i64>,
 }
 
 struct Followed {
@@ -149,6 +158,9 @@ fn heartbeat(
         "batches_sent": stats.batches_sent,
         "batches_rejected": stats.batches_rejected,
         "send_failures": stats.send_failures,
+        "clock_refusals": stats.clock_refusals,
+        "clock_refused": stats.clock_refused,
+        "complete_through": stats.complete_through.map(|t| Timestamp(t).to_rfc3339()),
         "capture": capture.map(|c| {
             let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
             serde_json::json!({
@@ -169,14 +181,26 @@ fn heartbeat(
         .send(body.to_string().as_str());
 }
 
+/// The sensor host's clock (ms since the epoch): what a heartbeat's
+/// `complete_through` is measured in, as the log lines it read were stamped on
+/// this host.
+fn host_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// How often a running sensor reports its counters.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
 
 /// The outcome of one submission.
 enum Sent {
     Accepted,
-    /// Refused for good (4xx other than 429): set aside, never retried.
+    /// Refused for good (4xx other than 425 and 429): set aside, never retried.
     Rejected(u16),
+    /// Refused for events ahead of the centre's clock (425): kept and retried,
+    /// with the centre's message.
+    TooEarly(String),
     /// Try again later (network error, 429, 5xx).
     Retry,
 }
@@ -185,14 +209,25 @@ fn submit(agent: &ureq::Agent, cfg: &SensorConfig, id: &str, body: &str) -> Sent
     let url = format!("{}/api/v1/events", cfg.server.trim_end_matches('/'));
     let r = agent
         .post(&url)
+        .config()
+        .http_status_as_error(false)
+        .build()
         .header("Authorization", &format!("Bearer {}", cfg.token))
         .header("X-Scanwatch-Batch", id)
         .send(body);
-    match r {
-        Ok(_) => Sent::Accepted,
-        Err(ureq::Error::StatusCode(429)) => Sent::Retry,
-        Err(ureq::Error::StatusCode(code)) if (400..500).contains(&code) => Sent::Rejected(code),
-        Err(_) => Sent::Retry,
+    let Ok(r) = r else { return Sent::Retry };
+    match r.status().as_u16() {
+        200..=299 => Sent::Accepted,
+        425 => Sent::TooEarly(
+            r.into_body()
+                .with_config()
+                .limit(64 * 1024)
+                .read_to_string()
+                .unwrap_or_else(|e| format!("unreadable answer: {e}")),
+        ),
+        429 => Sent::Retry,
+        code @ 400..=499 => Sent::Rejected(code),
+        _ => Sent::Retry,
     }
 }
 
@@ -247,6 +282,7 @@ pub fn run(
     let mut next_heartbeat = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let mut all_at_end = true;
+        let read_at = host_clock_ms();
         // Read and spool, unless the spool is full (backpressure: lines stay unread).
         if spool.backlog().1 < cfg.max_spool_bytes {
             for src in &mut sources {
@@ -366,12 +402,29 @@ pub fn run(
                     spool.ack(batch.seq)?;
                     stats.batches_rejected += 1;
                 }
+                Sent::TooEarly(msg) => {
+                    // Nothing from the future is counted, and nothing is lost: the
+                    // batch waits in the spool until the clocks agree.
+                    log(&format!(
+                        "batch {} refused: its events are ahead of the centre's clock; kept in the spool ({msg})",
+                        batch.id
+                    ));
+                    stats.clock_refusals += 1;
+                    stats.clock_refused = Some(msg);
+                    stats.send_failures += 1;
+                    next_send = Instant::now() + backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                }
                 Sent::Retry => {
                     stats.send_failures += 1;
                     next_send = Instant::now() + backoff;
                     backoff = (backoff * 2).min(Duration::from_secs(60));
                 }
             }
+        }
+        // Everything read so far is delivered: say so, with this host's clock.
+        if all_at_end && spool.backlog().0 == 0 {
+            stats.complete_through = Some(read_at);
         }
         if Instant::now() >= next_heartbeat {
             heartbeat(&agent, cfg, &stats, &spool, capture.as_ref());

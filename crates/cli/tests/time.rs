@@ -1,0 +1,504 @@
+//! The centre's time model with real processes (docs/time.md): twelve
+//! `scanwatch sensor run` processes follow twelve firewall logs of the same seven
+//! minutes (TCP/1025 rises from about 30 to about 1,400 sources per 30 s window) and
+//! deliver to one `scanwatch server`: all started together, one after another, and
+//! one started only after the others had delivered everything. Each time the
+//! centre's tcp/1025 history must equal the per-window counts the logs hold, and
+//! its warnings must be those `scanwatch analyze` gives on the same files, the
+//! first of them in the first surge window. A sensor whose events are dated a day
+//! ahead is refused, shown as clock-ahead, and leaves nothing behind.
+#![allow(clippy::unwrap_used)] // a test may panic on a broken setup
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{bin, free_port, request, spawn_server, Server};
+
+const SENSORS: usize = 12;
+const WINDOWS: i64 = 14;
+/// The surge on tcp/1025 starts in this window.
+const SURGE: i64 = 10;
+const W: i64 = 30;
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// xorshift64*, so the logs differ per sensor but every run of the test is alike.
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}
+
+/// Twelve kernel-log files of the same seven minutes, ending a minute ago, and the
+/// tcp/1025 counts they hold per window start: (events, distinct sources).
+struct Logs {
+    files: Vec<PathBuf>,
+    start: i64,
+    truth: BTreeMap<i64, (u64, u64)>,
+}
+
+fn syslog_line(t: i64, host: &str, src: [u8; 4], dst: u8, port: u16) -> String {
+    let d = chrono::DateTime::from_timestamp(t, 0).unwrap();
+    format!(
+        "{} {host} kernel: DROP IN=eth0 OUT= MAC=00 SRC={}.{}.{}.{} DST=198.18.0.{dst} LEN=40 PROTO=TCP SPT=40000 DPT={port} WINDOW=1024 RES=0x00 SYN URGP=0\n",
+        d.format("%b %e %H:%M:%S"),
+        src[0], src[1], src[2], src[3]
+    )
+}
+
+fn write_logs(dir: &Path) -> Logs {
+    let start = (now_secs() - 8 * 60).div_euclid(W) * W;
+    let mut r = Rng(0x5eed);
+    let mut truth: BTreeMap<i64, (u64, BTreeSet<[u8; 4]>)> = BTreeMap::new();
+    let mut files = Vec::new();
+    for s in 0..SENSORS {
+        let mut lines: Vec<(i64, String)> = Vec::new();
+        for w in 0..WINDOWS {
+            let ws = start + w * W;
+            let mut add = |r: &mut Rng, src: [u8; 4], port: u16| {
+                let t = ws + r.below(W as u64) as i64;
+                lines.push((
+                    t,
+                    syslog_line(t, &format!("fw{s:02}"), src, s as u8 + 1, port),
+                ));
+                if port == 1025 {
+                    let e = truth.entry(ws).or_default();
+                    e.0 += 1;
+                    e.1.insert(src);
+                }
+            };
+            for _ in 0..20 {
+                let src = [198, 51, 100, r.below(250) as u8];
+                add(&mut r, src, 22);
+            }
+            // About 30 sources a window across the network before the surge.
+            for _ in 0..4 {
+                let src = [203, 0, 113, r.below(30) as u8];
+                add(&mut r, src, 1025);
+            }
+            if w >= SURGE {
+                // About 1,400 sources a window across the twelve sensors.
+                for _ in 0..140 {
+                    let src = [100, 64, r.below(8) as u8, r.below(250) as u8];
+                    add(&mut r, src, 1025);
+                }
+            }
+        }
+        lines.sort_by_key(|(t, _)| *t);
+        let f = dir.join(format!("fw-{s:02}.log"));
+        std::fs::write(&f, lines.into_iter().map(|(_, l)| l).collect::<String>()).unwrap();
+        files.push(f);
+    }
+    Logs {
+        files,
+        start,
+        truth: truth
+            .into_iter()
+            .map(|(ws, (e, s))| (ws, (e, s.len() as u64)))
+            .collect(),
+    }
+}
+
+fn admin(data: &Path, args: &[&str]) -> String {
+    let out = bin()
+        .arg("admin")
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A centre with twelve registered sensors (token files in `dir`) and an API token.
+struct Centre {
+    _server: Server,
+    port: u16,
+    api: String,
+    tokens: Vec<PathBuf>,
+    data: PathBuf,
+    config: PathBuf,
+}
+
+fn config_text(data: &Path, port: u16) -> String {
+    format!(
+        "version = 1\n[server]\ndata = {:?}\nlisten = \"127.0.0.1:{port}\"\n[detection]\nwindow = \"30s\"\nhistory = \"5m\"\nmin_history = \"4m\"\n",
+        data.display().to_string()
+    )
+}
+
+fn centre(dir: &Path) -> Centre {
+    let data = dir.join("data");
+    let mut tokens = Vec::new();
+    for s in 0..SENSORS {
+        let t = admin(&data, &["sensor", "add", &format!("fw-{s:02}")]);
+        let f = dir.join(format!("token-{s:02}"));
+        std::fs::write(&f, t).unwrap();
+        tokens.push(f);
+    }
+    let api = admin(&data, &["token", "add", "reader", "--role", "analyst"]);
+    let port = free_port();
+    let config = dir.join("server.toml");
+    std::fs::write(&config, config_text(&data, port)).unwrap();
+    let server = start(&config, port);
+    Centre {
+        _server: server,
+        port,
+        api,
+        tokens,
+        data,
+        config,
+    }
+}
+
+fn start(config: &Path, port: u16) -> Server {
+    spawn_server(
+        &["server".as_ref(), "--config".as_ref(), config.as_os_str()],
+        port,
+        Duration::from_secs(20),
+    )
+}
+
+fn sensor(c: &Centre, dir: &Path, s: usize, log: &Path) -> Child {
+    bin()
+        .args(["sensor", "run", "--once", "--from-start", "--server"])
+        .arg(format!("http://127.0.0.1:{}", c.port))
+        .arg("--token-file")
+        .arg(&c.tokens[s])
+        .arg("--spool")
+        .arg(dir.join(format!("spool-{s:02}")))
+        .arg("--source")
+        .arg(format!("{}:netfilter", log.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (bounded) for a sensor started with `--once` to deliver everything.
+fn finish(mut child: Child) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(st.success(), "sensor failed: {st}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "sensor did not finish in 120 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn get(c: &Centre, path: &str) -> serde_json::Value {
+    let auth = format!("Bearer {}", c.api);
+    let (st, body) = request(c.port, "GET", path, &[("Authorization", &auth)], b"").unwrap();
+    assert_eq!(st, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn rfc(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// The centre's tcp/1025 history: window start → (events, sources).
+fn history(c: &Centre, logs: &Logs) -> BTreeMap<i64, (u64, u64)> {
+    let v = get(
+        c,
+        &format!(
+            "/api/v1/ports/tcp/1025/history?from={}&to={}",
+            rfc(logs.start - 3600),
+            rfc(logs.start + 3600)
+        ),
+    );
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            let ws = chrono::DateTime::parse_from_rfc3339(w["window_start"].as_str().unwrap())
+                .unwrap()
+                .timestamp();
+            (
+                ws,
+                (
+                    w["events"].as_u64().unwrap(),
+                    w["sources"].as_u64().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// A warning as both sides can show it.
+type Warning = (String, u64, String, u64, u64, u64, String);
+
+fn warning(v: &serde_json::Value) -> Warning {
+    (
+        v["alert_kind"].as_str().unwrap().to_string(),
+        v["port"].as_u64().unwrap(),
+        v["window_start"].as_str().unwrap().to_string(),
+        v["sources"].as_u64().unwrap(),
+        v["events"].as_u64().unwrap(),
+        v["sensors"].as_u64().unwrap(),
+        v["severity"].as_str().unwrap().to_string(),
+    )
+}
+
+/// The centre's warnings that hold (withdrawn ones aside), oldest first.
+fn warnings(c: &Centre) -> Vec<Warning> {
+    let v = get(
+        c,
+        "/api/v1/alerts?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z",
+    );
+    let mut w: Vec<Warning> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a.get("withdrawn").is_none())
+        .map(warning)
+        .collect();
+    w.sort_by(|a, b| (&a.2, a.1).cmp(&(&b.2, b.1)));
+    w
+}
+
+/// `scanwatch analyze` on the same files with the same settings.
+fn analyze(logs: &Logs) -> Vec<Warning> {
+    let out = bin()
+        .args([
+            "analyze",
+            "--json",
+            "--window",
+            "30s",
+            "--history",
+            "5m",
+            "--min-history",
+            "4m",
+            "--sensor-id",
+            "file",
+        ])
+        .args(&logs.files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut w: Vec<Warning> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "alert")
+        .map(|v| warning(&v))
+        .collect();
+    w.sort_by(|a, b| (&a.2, a.1).cmp(&(&b.2, b.1)));
+    w
+}
+
+fn check(c: &Centre, logs: &Logs, expected: &[Warning], case: &str) {
+    assert_eq!(
+        history(c, logs),
+        logs.truth,
+        "{case}: tcp/1025 history differs from the logs"
+    );
+    let got = warnings(c);
+    assert_eq!(got, expected, "{case}: warnings differ from analyze");
+    let first = got
+        .iter()
+        .find(|w| w.1 == 1025)
+        .unwrap_or_else(|| panic!("{case}: no tcp/1025 warning"));
+    assert_eq!(
+        first.2,
+        rfc(logs.start + SURGE * W),
+        "{case}: not warned in the first surge window"
+    );
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("scanwatch-time-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn twelve_sensors_in_any_order_give_the_windows_and_warnings_of_analyze() {
+    let dir = scratch("orders");
+    let logs = write_logs(&dir);
+    let expected = analyze(&logs);
+    assert!(
+        expected
+            .iter()
+            .any(|w| w.1 == 1025 && w.2 == rfc(logs.start + SURGE * W)),
+        "analyze warns in the first surge window: {expected:?}"
+    );
+
+    // All twelve started together.
+    let d = dir.join("together");
+    std::fs::create_dir_all(&d).unwrap();
+    let c = centre(&d);
+    let children: Vec<Child> = (0..SENSORS)
+        .map(|s| sensor(&c, &d, s, &logs.files[s]))
+        .collect();
+    children.into_iter().for_each(finish);
+    check(&c, &logs, &expected, "together");
+
+    // One after another: the first closes every window alone; each later one
+    // revises them.
+    let d = dir.join("in-turn");
+    std::fs::create_dir_all(&d).unwrap();
+    let c = centre(&d);
+    for s in 0..SENSORS {
+        finish(sensor(&c, &d, s, &logs.files[s]));
+    }
+    check(&c, &logs, &expected, "one after another");
+
+    // Eleven together; the twelfth only after they delivered everything, with a
+    // restart of the centre in between.
+    let d = dir.join("late");
+    std::fs::create_dir_all(&d).unwrap();
+    let mut c = centre(&d);
+    let children: Vec<Child> = (0..SENSORS - 1)
+        .map(|s| sensor(&c, &d, s, &logs.files[s]))
+        .collect();
+    children.into_iter().for_each(finish);
+    let _ = c._server.0.kill();
+    let _ = c._server.0.wait();
+    c._server = start(&c.config, c.port);
+    let before = warnings(&c);
+    assert!(
+        before
+            .iter()
+            .any(|w| w.1 == 1025 && w.2 == rfc(logs.start + SURGE * W) && w.5 == 11),
+        "eleven sensors already warn in the first surge window: {before:?}"
+    );
+    finish(sensor(&c, &d, SENSORS - 1, &logs.files[SENSORS - 1]));
+    check(&c, &logs, &expected, "one sensor late");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_sensor_with_its_clock_a_day_ahead_is_refused_and_leaves_nothing() {
+    let dir = scratch("ahead");
+    let logs = write_logs(&dir);
+    // fw-11's log, dated a day ahead.
+    let ahead = dir.join("ahead.log");
+    let text = std::fs::read_to_string(&logs.files[SENSORS - 1]).unwrap();
+    let shifted: String = text
+        .lines()
+        .map(|l| {
+            let (stamp, rest) = l.split_at(15);
+            let t = chrono::NaiveDateTime::parse_from_str(
+                &format!("{} {stamp}", chrono::DateTime::from_timestamp(now_secs(), 0).unwrap().format("%Y")),
+                "%Y %b %e %H:%M:%S",
+            )
+            .unwrap()
+                + chrono::Duration::days(1);
+            format!("{}{rest}\n", t.format("%b %e %H:%M:%S"))
+        })
+        .collect();
+    std::fs::write(&ahead, shifted).unwrap();
+    let c = centre(&dir);
+    // The sensor with the wrong clock keeps its batches and retries: run it in
+    // the background (without --once it keeps following).
+    let mut wrong = bin()
+        .args(["sensor", "run", "--from-start", "--server"])
+        .arg(format!("http://127.0.0.1:{}", c.port))
+        .arg("--token-file")
+        .arg(&c.tokens[SENSORS - 1])
+        .arg("--spool")
+        .arg(dir.join("spool-wrong"))
+        .arg("--source")
+        .arg(format!("{}:netfilter", ahead.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let children: Vec<Child> = (0..SENSORS - 1)
+        .map(|s| sensor(&c, &dir, s, &logs.files[s]))
+        .collect();
+    children.into_iter().for_each(finish);
+    // The other eleven warn as analyze does on their eleven files.
+    let eleven = Logs {
+        files: logs.files[..SENSORS - 1].to_vec(),
+        start: logs.start,
+        truth: BTreeMap::new(),
+    };
+    let expected = analyze(&eleven);
+    assert_eq!(
+        warnings(&c),
+        expected,
+        "the clock-ahead sensor changed the others' warnings"
+    );
+    // It is shown as clock-ahead, and nothing of it was stored.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let row = loop {
+        let v = get(&c, "/api/v1/sensors");
+        let row = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == format!("fw-{:02}", SENSORS - 1))
+            .unwrap()
+            .clone();
+        if row["clock"].is_string() || Instant::now() > deadline {
+            break row;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let clock = row["clock"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not shown as clock-ahead: {row}"));
+    assert!(
+        clock.starts_with("clock ahead by 1d") || clock.starts_with("clock ahead by 23h"),
+        "{clock}"
+    );
+    assert_eq!(row["events"], 0, "{row}");
+    let _ = wrong.kill();
+    let _ = wrong.wait();
+    // Its spool still holds the batches: nothing was lost.
+    let spooled = std::fs::read_dir(dir.join("spool-wrong"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("batch-")
+        })
+        .count();
+    assert!(
+        spooled > 0,
+        "the refused batches stay in the sensor's spool"
+    );
+    // After a restart nothing of it remains in the centre's numbers.
+    drop(c._server);
+    let port = free_port();
+    std::fs::write(&c.config, config_text(&c.data, port)).unwrap();
+    let c = Centre {
+        _server: start(&c.config, port),
+        port,
+        ..c
+    };
+    assert_eq!(warnings(&c), expected);
+    let _ = std::fs::remove_dir_all(&dir);
+}
