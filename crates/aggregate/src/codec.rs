@@ -21,8 +21,13 @@ use scanwatch_event::Protocol;
 use crate::counted::Sketches;
 use crate::{Cell, Counted, Distinct, SourceIp, Window, WindowTotals};
 
-/// Format version of [`encode_window`].
-pub const FORMAT_VERSION: u8 = 1;
+/// Format version of [`encode_window`]. Version 2 adds, after the cells, each
+/// sensor's latest event time in the part (the centre's per-sensor progress,
+/// docs/time.md); version 1 bytes are still read (with no such times).
+pub const FORMAT_VERSION: u8 = 2;
+
+/// Each sensor's latest event time (ms) in a part, by sensor key.
+pub type SensorTimes = Vec<(crate::SensorKey, i64)>;
 
 /// Why bytes are not a partial window.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -285,8 +290,14 @@ fn get_distinct(r: &mut Reader<'_>) -> Result<Distinct, DecodeError> {
 }
 
 /// The bytes of a partial window (cells in protocol and port order, so equal
-/// windows give equal bytes while exact).
+/// windows give equal bytes while exact), with no per-sensor times.
 pub fn encode_window(w: &Window) -> Vec<u8> {
+    encode_partial(w, &[])
+}
+
+/// The bytes of a partial window and each sensor's latest event time in it
+/// (sorted by sensor key, so equal parts give equal bytes).
+pub fn encode_partial(w: &Window, sensor_times: &[(crate::SensorKey, i64)]) -> Vec<u8> {
     let mut out = vec![FORMAT_VERSION];
     put_var(&mut out, w.totals.all_events);
     put_var(&mut out, w.totals.port_events);
@@ -304,6 +315,13 @@ pub fn encode_window(w: &Window) -> Vec<u8> {
         put_distinct(&mut out, &c.targets);
         put_counted(&mut out, &c.sensors);
     }
+    let mut times = sensor_times.to_vec();
+    times.sort_unstable();
+    put_var(&mut out, times.len() as u64);
+    for (k, t) in times {
+        out.extend_from_slice(&k.to_le_bytes());
+        out.extend_from_slice(&t.to_le_bytes());
+    }
     let sum = xxhash_rust::xxh3::xxh3_64(&out);
     out.extend_from_slice(&sum.to_le_bytes());
     out
@@ -311,6 +329,12 @@ pub fn encode_window(w: &Window) -> Vec<u8> {
 
 /// Reads bytes made by [`encode_window`]; checks the version and the checksum.
 pub fn decode_window(bytes: &[u8]) -> Result<Window, DecodeError> {
+    decode_partial(bytes).map(|(w, _)| w)
+}
+
+/// Reads bytes made by [`encode_partial`] (or [`encode_window`]): the window and
+/// each sensor's latest event time in it (empty for version 1 bytes).
+pub fn decode_partial(bytes: &[u8]) -> Result<(Window, SensorTimes), DecodeError> {
     if bytes.len() < 9 {
         return Err(bad("too short"));
     }
@@ -319,15 +343,20 @@ pub fn decode_window(bytes: &[u8]) -> Result<Window, DecodeError> {
     if xxhash_rust::xxh3::xxh3_64(body) != sum {
         return Err(bad("checksum mismatch"));
     }
-    decode_body(body)
+    decode_partial_body(body)
 }
 
 /// Decoding without the checksum (what the fuzz target drives, since random bytes
 /// would almost never pass the checksum).
 pub fn decode_body(body: &[u8]) -> Result<Window, DecodeError> {
+    decode_partial_body(body).map(|(w, _)| w)
+}
+
+/// [`decode_body`] with the per-sensor times.
+pub fn decode_partial_body(body: &[u8]) -> Result<(Window, SensorTimes), DecodeError> {
     let mut r = Reader { b: body };
     let v = r.u8()?;
-    if v != FORMAT_VERSION {
+    if v != 1 && v != FORMAT_VERSION {
         return Err(bad(format!(
             "format version {v}, this build reads {FORMAT_VERSION}"
         )));
@@ -353,8 +382,17 @@ pub fn decode_body(body: &[u8]) -> Result<Window, DecodeError> {
             return Err(bad("cell written twice"));
         }
     }
+    let mut times = SensorTimes::new();
+    if v >= 2 {
+        let n = r.count(16)?;
+        for _ in 0..n {
+            let k = u64::from_le_bytes(r.take(8)?.try_into().map_err(|_| bad("truncated"))?);
+            let t = i64::from_le_bytes(r.take(8)?.try_into().map_err(|_| bad("truncated"))?);
+            times.push((k, t));
+        }
+    }
     if !r.b.is_empty() {
         return Err(bad("trailing bytes"));
     }
-    Ok(Window { cells, totals })
+    Ok((Window { cells, totals }, times))
 }

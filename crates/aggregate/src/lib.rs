@@ -21,7 +21,9 @@ use std::net::IpAddr;
 use rustc_hash::FxHashMap;
 use scanwatch_event::{Event, Protocol, Timestamp};
 
-pub use codec::{decode_window, encode_window, DecodeError};
+pub use codec::{
+    decode_partial, decode_window, encode_partial, encode_window, DecodeError, SensorTimes,
+};
 pub use counted::{key_hash, Counted, Distinct, HEAVY_MAP_SIZE, HLL_LG_K};
 
 /// A source address as a sketch key: a type of our own so that it can carry the

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 
 use std::collections::BTreeMap;
 
-use scanwatch_aggregate::{encode_window, sensor_key, AggregateConfig, Window};
+use scanwatch_aggregate::{encode_partial, sensor_key, AggregateConfig, SensorKey, Window};
 use scanwatch_context::benign::BenignSet;
 use scanwatch_event::Timestamp;
 use scanwatch_store::{
@@ -193,17 +193,22 @@ pub fn partial_commit<'a>(
     cfg: &AggregateConfig,
     benign: Option<&BenignSet>,
 ) -> Result<AggregateCommit<'a>, BusError> {
-    let mut windows: BTreeMap<i64, (Window, i64)> = BTreeMap::new();
+    // Per window: the part, its latest event, and each sensor's latest event in it
+    // (what the detector's per-sensor progress is made of, docs/time.md; benign
+    // scanners' events count there too: they were delivered).
+    let mut windows: BTreeMap<i64, (Window, i64, BTreeMap<SensorKey, i64>)> = BTreeMap::new();
     for b in &parts {
         let key = sensor_key(b.sensor);
         for e in b.events {
+            let ws = e.time.floor(cfg.window_ms).0;
+            let (w, max_time, sensors) = windows
+                .entry(ws)
+                .or_insert_with(|| (Window::default(), i64::MIN, BTreeMap::new()));
+            let t = sensors.entry(key).or_insert(e.time.0);
+            *t = (*t).max(e.time.0);
             if e.scanned_port().is_some() && benign.is_some_and(|set| set.label(e.src).is_some()) {
                 continue;
             }
-            let ws = e.time.floor(cfg.window_ms).0;
-            let (w, max_time) = windows
-                .entry(ws)
-                .or_insert_with(|| (Window::default(), i64::MIN));
             w.add(key, e, cfg.exact_limit);
             *max_time = (*max_time).max(e.time.0);
         }
@@ -216,12 +221,12 @@ pub fn partial_commit<'a>(
         batches: parts,
         partials: windows
             .into_iter()
-            .map(|(ws, (w, max_time))| PartialRow {
+            .map(|(ws, (w, max_time, sensors))| PartialRow {
                 commit,
                 committed,
                 window_start: Timestamp(ws),
-                max_time: Timestamp(max_time),
-                state: encode_window(&w),
+                max_time: Timestamp(if max_time == i64::MIN { ws } else { max_time }),
+                state: encode_partial(&w, &sensors.into_iter().collect::<Vec<_>>()),
             })
             .collect(),
     })

@@ -47,15 +47,26 @@ struct Engine {
     time: TimeKeeper,
 }
 
-/// How windows close.
+/// Where a revision reads a closed window's complete data from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Closing {
-    /// On every sensor's progress and the centre's clock (`docs/time.md`).
-    Progress,
-    /// On the largest event time seen minus the lateness: the replay at start
-    /// (events come in time order) and the scale-out detector (partials carry no
-    /// per-sensor progress yet).
-    Watermark,
+enum Source {
+    /// The stored raw events (the embedded centre).
+    Events,
+    /// The stored partial window aggregates (the scale-out detector, which never
+    /// reads raw events).
+    Partials,
+}
+
+/// A partial window aggregate made by a scale-out aggregator, decoded.
+#[derive(Clone, Debug)]
+pub struct Partial {
+    pub window_start: i64,
+    pub window: Window,
+    /// Its latest event time.
+    pub max_time: i64,
+    /// Each sensor's latest event time in it (empty in parts stored by versions
+    /// before 2: then every sensor in its cells is taken to have reached `max_time`).
+    pub sensor_times: Vec<(SensorKey, i64)>,
 }
 
 /// What the replay at start did.
@@ -74,7 +85,7 @@ pub struct Centre {
     pub counters: Arc<CentreCounters>,
     engine: Arc<Mutex<Engine>>,
     on_alert: Option<AlertHook>,
-    closing: Closing,
+    source: Source,
     time: TimeConfig,
 }
 
@@ -85,22 +96,24 @@ impl Centre {
         let pc = *pipeline.config();
         pipeline.set_external_closing();
         let time = TimeConfig::new(pc.aggregate.window_ms, pc.aggregate.lateness_ms);
-        Centre::build(store, pipeline, time, Closing::Progress)
+        Centre::build(store, pipeline, time, Source::Events)
     }
 
     /// The scale-out detector's centre: fed partial window aggregates
-    /// ([`Centre::feed_partials`]), closing windows on their event time.
-    pub fn for_partials(store: Box<dyn Store>, pipeline: Pipeline) -> Centre {
+    /// ([`Centre::feed_partials`]) under the same time model, revising closed
+    /// windows from the stored partials.
+    pub fn for_partials(store: Box<dyn Store>, mut pipeline: Pipeline) -> Centre {
         let pc = *pipeline.config();
+        pipeline.set_external_closing();
         let time = TimeConfig::new(pc.aggregate.window_ms, pc.aggregate.lateness_ms);
-        Centre::build(store, pipeline, time, Closing::Watermark)
+        Centre::build(store, pipeline, time, Source::Partials)
     }
 
     fn build(
         store: Box<dyn Store>,
         pipeline: Pipeline,
         time: TimeConfig,
-        closing: Closing,
+        source: Source,
     ) -> Centre {
         Centre {
             store: Arc::new(Mutex::new(store)),
@@ -111,7 +124,7 @@ impl Centre {
                 time: TimeKeeper::new(time),
             })),
             on_alert: None,
-            closing,
+            source,
             time,
         }
     }
@@ -232,20 +245,59 @@ impl Centre {
         self.advance(now, None, |_| {})
     }
 
-    /// Feeds partial window aggregates made by scale-out aggregators (window start,
-    /// part, latest event time), with the names of the sensors they may mention.
+    /// Feeds partial window aggregates made by scale-out aggregators, with the
+    /// names of the sensors they may mention, at the detector's clock `now`: each
+    /// sensor's progress moves to its latest event in them, windows that are
+    /// complete close, and parts of closed windows revise them.
     pub fn feed_partials(
         &self,
-        parts: &[(i64, Window, i64)],
+        parts: &[Partial],
         sensors: &[String],
         now: Timestamp,
     ) -> Result<(), CentreError> {
+        let window = self.time.window_ms;
         self.advance(now, None, |eng| {
             for s in sensors {
                 eng.pipeline.name_sensor(sensor_key(s), s);
             }
-            for (ws, w, max_time) in parts {
-                eng.pipeline.push_partial(*ws, w, *max_time);
+            for p in parts {
+                let cb = eng.pipeline.closed_before();
+                eng.pipeline
+                    .push_partial(p.window_start, &p.window, p.max_time);
+                let ws = Timestamp(p.window_start).floor(window).0;
+                if cb.is_none_or(|c| ws >= c) {
+                    eng.time.opened(ws, now);
+                }
+                let legacy: Vec<(SensorKey, i64)>;
+                let times = if p.sensor_times.is_empty() {
+                    legacy = sensors_in(&p.window)
+                        .into_iter()
+                        .map(|k| (k, p.max_time))
+                        .collect();
+                    &legacy
+                } else {
+                    &p.sensor_times
+                };
+                for (k, t) in times {
+                    let name = eng.pipeline.sensor_name(*k);
+                    // Merged now: the sensor's last contact is the detector's clock.
+                    eng.time.batch(&name, Some(Timestamp(*t)), now);
+                }
+            }
+        })
+    }
+
+    /// What the store says of the sensors (the scale-out detector reads it every
+    /// few seconds): their last batch and heartbeat, and the heartbeats'
+    /// `complete_through` claims, taken into their progress.
+    pub fn observe_sensors(
+        &self,
+        records: &[scanwatch_store::SensorRecord],
+        now: Timestamp,
+    ) -> Result<(), CentreError> {
+        self.advance(now, None, |eng| {
+            for r in records {
+                eng.time.restore(&r.name, stored_time(r));
             }
         })
     }
@@ -353,27 +405,17 @@ impl Centre {
             push(&mut eng);
             let eng = &mut *eng;
             let mut collect = |o: Output| outs.push(o);
-            match (self.closing, replay_horizon) {
-                (Closing::Watermark, _) => eng.pipeline.drain(&mut collect),
-                (Closing::Progress, horizon) => {
-                    let horizon = horizon.or_else(|| eng.time.horizon(now));
-                    if let Some(h) = horizon {
-                        let cb = h.div_euclid(window) * window;
-                        if eng.pipeline.closed_before().is_none_or(|c| cb > c) {
-                            eng.pipeline.close_through(h, &mut collect);
-                            eng.time.closed(cb);
-                        }
-                    }
-                    for ws in eng.pipeline.take_dirty() {
-                        let events = self
-                            .store()?
-                            .events_between(Timestamp(ws), Timestamp(ws + window))?;
-                        let w = eng
-                            .pipeline
-                            .window_of(events.iter().map(|(s, e)| (sensor_key(s), e)));
-                        eng.pipeline.revise(ws, &w, &mut collect);
-                    }
+            let horizon = replay_horizon.or_else(|| eng.time.horizon(now));
+            if let Some(h) = horizon {
+                let cb = h.div_euclid(window) * window;
+                if eng.pipeline.closed_before().is_none_or(|c| cb > c) {
+                    eng.pipeline.close_through(h, &mut collect);
+                    eng.time.closed(cb);
                 }
+            }
+            for ws in eng.pipeline.take_dirty() {
+                let w = self.complete_window(&eng.pipeline, ws)?;
+                eng.pipeline.revise(ws, &w, &mut collect);
             }
             let mut name = |a: &Alert| {
                 for (k, _) in &a.top_sensors {
@@ -394,6 +436,32 @@ impl Centre {
             return Ok(());
         }
         self.store_outputs(outs, &names, now)
+    }
+
+    /// The complete aggregate of the closed window starting at `ws`, from the store:
+    /// its raw events (embedded) or all its partial aggregates (scale-out).
+    fn complete_window(&self, pipeline: &Pipeline, ws: i64) -> Result<Window, CentreError> {
+        let (from, to) = (Timestamp(ws), Timestamp(ws + self.time.window_ms));
+        match self.source {
+            Source::Events => {
+                let events = self.store()?.events_between(from, to)?;
+                Ok(pipeline.window_of(events.iter().map(|(s, e)| (sensor_key(s), e))))
+            }
+            Source::Partials => {
+                let rows = self
+                    .store()?
+                    .partials_between(from, to, Timestamp(i64::MIN))?;
+                let limit = pipeline.config().aggregate.exact_limit;
+                let mut w = Window::default();
+                for r in rows.iter().filter(|r| r.window_start.0 == ws) {
+                    // An undecodable part was reported when it was first read.
+                    if let Ok(part) = scanwatch_aggregate::decode_window(&r.state) {
+                        w.merge(&part, limit);
+                    }
+                }
+                Ok(w)
+            }
+        }
     }
 
     fn store_outputs(
@@ -515,6 +583,36 @@ impl Centre {
             }
         }
         Ok(())
+    }
+}
+
+/// Every sensor a part counts in its cells.
+fn sensors_in(w: &Window) -> Vec<SensorKey> {
+    let mut keys: Vec<SensorKey> = w
+        .cells
+        .values()
+        .flat_map(|c| c.sensors.top(usize::MAX, |a, b| a.cmp(b)))
+        .map(|(k, _)| k)
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// A sensor's time as the store keeps it: its last batch or heartbeat, and its
+/// last heartbeat's claim (capped at when that heartbeat arrived).
+fn stored_time(r: &scanwatch_store::SensorRecord) -> SensorTime {
+    let (hb_at, claim) = match &r.heartbeat {
+        Some((at, json)) => (
+            Some(*at),
+            heartbeat_claim(json).map(|c| Timestamp(c.0.min(at.0))),
+        ),
+        None => (None, None),
+    };
+    SensorTime {
+        last_contact: r.last_seen.max(hb_at),
+        claimed: claim,
+        ..SensorTime::default()
     }
 }
 

@@ -15,6 +15,6 @@ mod centre;
 mod error;
 pub mod time;
 
-pub use centre::{AlertHook, Centre, CentreCounters, ReplayStats, SharedStore};
+pub use centre::{AlertHook, Centre, CentreCounters, Partial, ReplayStats, SharedStore};
 pub use error::CentreError;
 pub use time::{SensorTime, TimeConfig, TimeKeeper};

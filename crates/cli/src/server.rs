@@ -378,13 +378,13 @@ mod roles {
     };
     use crate::config::ServerConfig;
     use anyhow::{bail, Context, Result};
-    use scanwatch_aggregate::decode_window;
+    use scanwatch_aggregate::decode_partial;
     use scanwatch_bus::{aggregate_handler, run_aggregator, AggregatorCounters, NatsBus};
-    use scanwatch_centre::Centre;
+    use scanwatch_centre::{Centre, Partial};
     use scanwatch_collector::{app, AppState, IDS_KIND};
     use scanwatch_context::ids::StoredHit;
     use scanwatch_event::Timestamp;
-    use scanwatch_pipeline::{Pipeline, PipelineConfig};
+    use scanwatch_pipeline::Pipeline;
     use scanwatch_store::PartialRow;
 
     pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
@@ -516,23 +516,24 @@ mod roles {
         Ok(())
     }
 
-    /// The detector's progress over the stored partial aggregates. Partials of
-    /// windows from `lo` on, committed since `cursor − COMMIT_MARGIN`, are read;
-    /// those already merged (by commit and window) are skipped, so each is merged
-    /// once. After each step `lo` moves to (latest event time merged − lateness −
-    /// window) and `cursor` to the latest commit stamp seen: a partial committed
-    /// later for an older window, or visible more than `COMMIT_MARGIN` after its
-    /// aggregator stamped it, is not seen until the next rebuild (a restart or
-    /// takeover, which reads everything).
+    /// The detector's progress over the stored partial aggregates. Partials
+    /// committed since `cursor − COMMIT_MARGIN` are read, whatever their window
+    /// (a part of a closed window revises it, docs/time.md); those already merged
+    /// (by commit and window) are skipped, so each is merged once. After each step
+    /// `cursor` moves to the latest commit stamp seen: a partial visible more than
+    /// `COMMIT_MARGIN` after its aggregator stamped it is not seen until the next
+    /// rebuild (a restart or takeover, which reads everything).
     struct Progress {
-        lo: i64,
-        max_time: i64,
-        margin: i64,
         cursor: i64,
+        /// When the sensor records (heartbeats, last batches) were last read.
+        sensors_read: Option<Instant>,
         /// (commit, window start) → commit stamp, of what was merged.
         merged: HashMap<(u64, i64), i64>,
         ids_seen: usize,
     }
+
+    /// How often the detector reads the sensor records (heartbeats, last batches).
+    const SENSORS_EVERY: Duration = Duration::from_secs(2);
 
     /// How far back of the newest commit stamp seen the detector reads again: covers
     /// a commit whose last insert took long (ClickHouse's 30 s timeout, retried) and
@@ -554,12 +555,10 @@ mod roles {
     }
 
     impl Progress {
-        fn new(cfg: &PipelineConfig) -> Progress {
+        fn new() -> Progress {
             Progress {
-                lo: i64::MIN,
-                max_time: i64::MIN,
-                margin: cfg.aggregate.lateness_ms + cfg.aggregate.window_ms,
                 cursor: i64::MIN,
+                sensors_read: None,
                 merged: HashMap::new(),
                 ids_seen: 0,
             }
@@ -575,8 +574,10 @@ mod roles {
                     .lock()
                     .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
                 Ok((
+                    // By commit stamp only, whatever their window: a part of a
+                    // closed window revises it (docs/time.md).
                     s.partials_between(
-                        Timestamp(self.lo),
+                        Timestamp(i64::MIN),
                         Timestamp(i64::MAX),
                         Timestamp(self.cursor.saturating_sub(COMMIT_MARGIN_MS)),
                     )?,
@@ -584,16 +585,37 @@ mod roles {
                 ))
             };
             let (parts, ids) = read().map_err(Step::Read)?;
-            // The sensor list only when a new partial names a sensor the pipeline
-            // has no name for (not every cycle: it is one row per sensor).
-            let sensors = || -> Result<Vec<String>> {
+            let records = || -> Result<Vec<scanwatch_store::SensorRecord>> {
                 let s = centre
                     .store
                     .lock()
                     .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
-                Ok(s.sensors()?.into_iter().map(|r| r.name).collect())
+                Ok(s.sensors()?)
             };
-            self.feed(centre, parts, ids, sensors)
+            // The sensors' heartbeats and last batches every few seconds (one row
+            // per sensor: not every cycle), and the sensor list whenever a new
+            // partial names a sensor the pipeline has no name for.
+            let fresh = if self
+                .sensors_read
+                .is_none_or(|t| t.elapsed() >= SENSORS_EVERY)
+            {
+                let r = records().map_err(Step::Read)?;
+                self.sensors_read = Some(Instant::now());
+                Some(r)
+            } else {
+                None
+            };
+            let names = fresh.clone();
+            let stepped = self.feed(centre, parts, ids, || match names {
+                Some(r) => Ok(r.into_iter().map(|r| r.name).collect()),
+                None => Ok(records()?.into_iter().map(|r| r.name).collect()),
+            })?;
+            if let Some(r) = fresh {
+                centre
+                    .observe_sensors(&r, wall_clock())
+                    .map_err(|e| Step::Feed(e.into()))?;
+            }
+            Ok(stepped)
         }
 
         /// Merges `parts` (each once) and the IDS facts; `sensors` is asked for the
@@ -615,8 +637,13 @@ mod roles {
                     continue;
                 }
                 seen.push((key, p.committed.0));
-                match decode_window(&p.state) {
-                    Ok(w) => new.push((p.window_start.0, w, p.max_time.0)),
+                match decode_partial(&p.state) {
+                    Ok((w, times)) => new.push(Partial {
+                        window_start: p.window_start.0,
+                        window: w,
+                        max_time: p.max_time.0,
+                        sensor_times: times,
+                    }),
                     Err(e) => refused.push(format!(
                         "commit {:016x}, window {}: {e}",
                         p.commit, p.window_start
@@ -625,13 +652,14 @@ mod roles {
             }
             let unnamed = centre
                 .with_pipeline(|pl| {
-                    new.iter().any(|(_, w, _)| {
-                        w.cells.values().any(|c| {
-                            c.sensors
-                                .top(usize::MAX, |a, b| a.cmp(b))
-                                .iter()
-                                .any(|(k, _)| !pl.knows_sensor(*k))
-                        })
+                    new.iter().any(|p| {
+                        p.sensor_times.iter().any(|(k, _)| !pl.knows_sensor(*k))
+                            || p.window.cells.values().any(|c| {
+                                c.sensors
+                                    .top(usize::MAX, |a, b| a.cmp(b))
+                                    .iter()
+                                    .any(|(k, _)| !pl.knows_sensor(*k))
+                            })
                     })
                 })
                 .map_err(|e| Step::Feed(e.into()))?;
@@ -645,9 +673,6 @@ mod roles {
                 self.merged.insert(key, committed);
                 self.cursor = self.cursor.max(committed);
             }
-            for (_, _, max_time) in &new {
-                self.max_time = self.max_time.max(*max_time);
-            }
             self.apply(centre, &new, &names, ids).map_err(Step::Feed)?;
             Ok(Stepped { refused })
         }
@@ -657,7 +682,7 @@ mod roles {
         fn apply(
             &mut self,
             centre: &Centre,
-            new: &[(i64, scanwatch_aggregate::Window, i64)],
+            new: &[Partial],
             names: &[String],
             ids: Vec<scanwatch_store::ContextItem>,
         ) -> Result<()> {
@@ -677,12 +702,8 @@ mod roles {
             centre
                 .feed_partials(new, names, wall_clock())
                 .map_err(|e| anyhow::anyhow!("detector failed: {e}"))?;
-            if self.max_time > i64::MIN {
-                self.lo = self.lo.max(self.max_time.saturating_sub(self.margin));
-            }
-            let (lo, since) = (self.lo, self.cursor.saturating_sub(COMMIT_MARGIN_MS));
-            self.merged
-                .retain(|(_, ws), committed| *ws >= lo && *committed >= since);
+            let since = self.cursor.saturating_sub(COMMIT_MARGIN_MS);
+            self.merged.retain(|_, committed| *committed >= since);
             Ok(())
         }
     }
@@ -767,7 +788,7 @@ mod roles {
                         Some(h) => state.with_alert_hook(h.clone()),
                         None => state,
                     };
-                    Ok((state, Arc::new(Mutex::new(Progress::new(&pcfg)))))
+                    Ok((state, Arc::new(Mutex::new(Progress::new()))))
                 };
                 let mut current: Option<(Centre, Arc<Mutex<Progress>>)> = None;
                 let mut renewed = Instant::now();
@@ -893,6 +914,7 @@ mod roles {
         use super::*;
         use scanwatch_aggregate::{encode_window, sensor_key, Window};
         use scanwatch_event::WireEvent;
+        use scanwatch_pipeline::PipelineConfig;
 
         fn part(commit: u64, committed: i64, hour: i64, state: Vec<u8>) -> PartialRow {
             PartialRow {
@@ -928,7 +950,7 @@ mod roles {
             let good = encode_window(&w);
             let mut bad = good.clone();
             bad[1] ^= 0xff;
-            let mut p = Progress::new(&pcfg);
+            let mut p = Progress::new();
             let first = vec![part(1, 10, 0, good.clone()), part(2, 10, 0, bad)];
             let st = p
                 .feed(&state, first.clone(), vec![], || Ok(vec![]))
