@@ -818,3 +818,169 @@ fn admin_with_a_clickhouse_config_manages_the_shared_store() {
         "{list}"
     );
 }
+
+/// The centre's time model (docs/time.md) through the scale-out roles on NATS
+/// JetStream and two ClickHouse shards: twelve sensors following twelve logs of the
+/// same seven minutes deliver through a collector, one after another. The first
+/// sensor's progress closes every window alone; each later sensor's partial
+/// aggregates revise them in the detector, which never reads raw events. At the end
+/// the tcp/1025 history equals the per-window counts in the logs, and the warnings
+/// equal `scanwatch analyze` on the same files, the first in the first surge window.
+#[test]
+fn scale_out_roles_with_twelve_sensors_in_turn_give_the_answers_of_analyze() {
+    use common::twelve::{analyze, finish, rfc, warning, write_logs, Warning, SENSORS, SURGE, W};
+    let tmp = tempfile::tempdir().unwrap();
+    let _logs = Logs(tmp.path().to_path_buf());
+    let ndir = tmp.path().join("nats");
+    let st = Command::new("bash")
+        .arg(script())
+        .arg("start")
+        .arg(&ndir)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    let _cluster = Cluster(ndir.clone());
+    assert!(st.success(), "nats-cluster.sh start failed");
+    let env = std::fs::read_to_string(ndir.join("ports.env")).unwrap();
+    let urls = env
+        .lines()
+        .find_map(|l| l.strip_prefix("NATS_URLS="))
+        .unwrap()
+        .trim_matches(|c| c == '"' || c == '\'')
+        .to_string();
+    let ch = ClickHouse::start(&tmp.path().join("clickhouse"));
+    let logs = write_logs(tmp.path());
+    let expected = analyze(&logs);
+    let port = free_port();
+    let cfg = tmp.path().join("scale.toml");
+    std::fs::write(
+        &cfg,
+        config(
+            &tmp.path().join("data"),
+            port,
+            &urls,
+            &format!(
+                "ack_wait = \"5s\"\n[store]\nkind = \"clickhouse\"\nurl = \"{}\"\ncluster = \"scanwatch\"\n\
+                 [detection]\nwindow = \"30s\"\nhistory = \"5m\"\nmin_history = \"4m\"\n",
+                ch.1
+            ),
+        ),
+    )
+    .unwrap();
+    let tokens: Vec<PathBuf> = (0..SENSORS)
+        .map(|s| {
+            let f = tmp.path().join(format!("token-{s:02}"));
+            std::fs::write(&f, add_sensor("--config", &cfg, &format!("fw-{s:02}"))).unwrap();
+            f
+        })
+        .collect();
+    let api = ClickHouseStore::open(&ch.config())
+        .unwrap()
+        .add_api_token("reader", scanwatch_store::Role::Analyst, Timestamp(0))
+        .unwrap();
+    let log = |n: &str| tmp.path().join(format!("{n}.log"));
+    let _procs = [
+        server(&cfg, "collector", &[], &log("collector")),
+        server(&cfg, "aggregator", &[], &log("aggregator")),
+        server(&cfg, "detector", &[], &log("detector")),
+    ];
+    wait_http(port);
+    let auth = format!("Bearer {api}");
+    let get = |path: &str| -> serde_json::Value {
+        let (st, body) =
+            common::request(port, "GET", path, &[("Authorization", &auth)], b"").unwrap();
+        assert_eq!(st, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let history = || -> std::collections::BTreeMap<i64, (u64, u64)> {
+        get(&format!(
+            "/api/v1/ports/tcp/1025/history?from={}&to={}",
+            rfc(logs.start - 3600),
+            rfc(logs.start + 3600)
+        ))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            let ws = chrono::DateTime::parse_from_rfc3339(w["window_start"].as_str().unwrap())
+                .unwrap()
+                .timestamp();
+            (
+                ws,
+                (
+                    w["events"].as_u64().unwrap(),
+                    w["sources"].as_u64().unwrap(),
+                ),
+            )
+        })
+        .collect()
+    };
+    let warnings = || -> Vec<Warning> {
+        let mut w: Vec<Warning> =
+            get("/api/v1/alerts?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z")
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a.get("withdrawn").is_none())
+                .map(warning)
+                .collect();
+        w.sort_by(|a, b| (&a.2, a.1).cmp(&(&b.2, b.1)));
+        w
+    };
+    for (s, file) in logs.files.iter().enumerate() {
+        finish(
+            bin()
+                .args(["sensor", "run", "--once", "--from-start", "--server"])
+                .arg(format!("http://127.0.0.1:{port}"))
+                .arg("--token-file")
+                .arg(&tokens[s])
+                .arg("--spool")
+                .arg(tmp.path().join(format!("spool-{s:02}")))
+                .arg("--source")
+                .arg(format!("{}:netfilter", file.display()))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        if s == 0 {
+            // The first sensor alone closes the windows (its heartbeat says it is
+            // complete); wait until the detector has stored them, so every later
+            // sensor's parts revise closed windows.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while history().len() < logs.truth.len() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            let alone = history();
+            assert_eq!(
+                alone.len(),
+                logs.truth.len(),
+                "the first sensor's windows closed: {alone:?}"
+            );
+            assert!(
+                alone.iter().all(|(ws, (e, _))| *e < logs.truth[ws].0),
+                "they hold only its share: {alone:?}"
+            );
+        }
+    }
+    // The detector merges what the aggregator committed within a few cycles.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while (history() != logs.truth || warnings() != expected) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        history(),
+        logs.truth,
+        "tcp/1025 history differs from the logs"
+    );
+    let got = warnings();
+    assert_eq!(got, expected, "warnings differ from analyze");
+    let first = got.iter().find(|w| w.1 == 1025).unwrap();
+    assert_eq!(
+        first.2,
+        rfc(logs.start + SURGE * W),
+        "not warned in the first surge window"
+    );
+    let detector = std::fs::read_to_string(log("detector")).unwrap_or_default();
+    assert!(!detector.contains("left out"), "{detector}");
+}

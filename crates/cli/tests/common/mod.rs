@@ -2,6 +2,8 @@
 //! kills a server, free loopback ports, a minimal HTTP client and a webhook receiver.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod twelve;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
