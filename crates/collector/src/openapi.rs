@@ -251,6 +251,14 @@ pub struct AlertSchema {
     /// Present and true when raised by re-evaluating a window with late events.
     #[serde(default)]
     pub late: Option<bool>,
+    /// Present when the window's counts were revised by late events: how often
+    /// (docs/time.md).
+    #[serde(default)]
+    pub revision: Option<u32>,
+    /// Present and true when a revision means the warning no longer holds (kept,
+    /// marked; docs/time.md).
+    #[serde(default)]
+    pub withdrawn: Option<bool>,
     /// Set for trend warnings, `null` for surges.
     #[serde(default)]
     pub trend: Option<TrendSchema>,

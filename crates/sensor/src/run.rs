@@ -193,6 +193,10 @@ fn host_clock_ms() -> i64 {
 /// How often a running sensor reports its counters.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
 
+/// How soon after the last heartbeat a sensor reports that its progress
+/// (`complete_through`) moved.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
 /// The outcome of one submission.
 enum Sent {
     Accepted,
@@ -280,6 +284,7 @@ pub fn run(
     let mut backoff = Duration::from_millis(200);
     let mut next_send = Instant::now();
     let mut next_heartbeat = Instant::now();
+    let mut told_through: Option<i64> = None;
     while !stop.load(Ordering::Relaxed) {
         let mut all_at_end = true;
         let read_at = host_clock_ms();
@@ -426,7 +431,15 @@ pub fn run(
         if all_at_end && spool.backlog().0 == 0 {
             stats.complete_through = Some(read_at);
         }
+        // Progress is worth telling soon: the centre closes windows on it. A
+        // heartbeat goes out at most every PROGRESS_EVERY when it moved, and every
+        // HEARTBEAT_EVERY anyway.
+        let moved = stats.complete_through > told_through;
+        if moved && Instant::now() + HEARTBEAT_EVERY >= next_heartbeat + PROGRESS_EVERY {
+            next_heartbeat = Instant::now();
+        }
         if Instant::now() >= next_heartbeat {
+            told_through = stats.complete_through;
             heartbeat(&agent, cfg, &stats, &spool, capture.as_ref());
             next_heartbeat = Instant::now() + HEARTBEAT_EVERY;
         }

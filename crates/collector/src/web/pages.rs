@@ -1276,19 +1276,24 @@ fn numeric_fields(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
 /// `GET /sensors`: every sensor with its counters and last heartbeat.
 async fn sensors_page(user: WebUser, State(st): State<AppState>) -> Result<Response, PageError> {
     let sensors = st.with_store(|s| s.sensors()).await?;
+    let times = st.centre.sensor_times().map_err(crate::AppError::from)?;
+    let tcfg = *st.centre.time_config();
     let clock = (st.clock)();
     let mut b = String::with_capacity(16 * 1024);
     b.push_str("<h1>Sensors</h1>");
     let _ = write!(
         b,
         "<p class=\"note\">Last seen and heartbeats are the server's clock when they arrived (now {}). \
-         Counters other than batches and events come from the sensor's last heartbeat.</p>",
+         Counters other than batches and events come from the sensor's last heartbeat. \
+         \"Complete through\" is how far its delivered data is complete; a live sensor holds \
+         windows back until it gets there (docs/time.md).</p>",
         time_el(clock)
     );
     b.push_str(
         "<table id=\"sensors\" class=\"data\"><thead><tr><th>name</th><th>state</th><th>last seen</th>\
          <th class=\"n\">batches</th><th class=\"n\">events</th><th class=\"n\">parse errors</th>\
-         <th class=\"n\">spool backlog</th><th class=\"n\">drops</th><th class=\"n\">send failures</th><th>last heartbeat</th>",
+         <th class=\"n\">spool backlog</th><th class=\"n\">drops</th><th class=\"n\">send failures</th><th>last heartbeat</th>\
+         <th>complete through</th>",
     );
     let admin = user.role == Role::Admin;
     if admin {
@@ -1344,6 +1349,20 @@ async fn sensors_page(user: WebUser, State(st): State<AppState>) -> Result<Respo
             state_cls = state.replace(' ', "-"),
             seen = s.last_seen.map_or_else(|| "-".into(), time_el),
         );
+        let t = times.get(&s.name).copied().unwrap_or_default();
+        let progress = match (t.clock_ahead_ms, t.progress(&tcfg)) {
+            (Some(ahead), _) => format!(
+                "<span class=\"warn\">clock ahead by {}</span>",
+                esc(&crate::human_ms(ahead))
+            ),
+            (None, Some(p)) => format!(
+                "{} ({})",
+                time_el(Timestamp(p)),
+                if t.live(&tcfg, clock) { "live" } else { "idle" }
+            ),
+            (None, None) => "-".into(),
+        };
+        let _ = write!(b, "<td data-field=\"progress\">{progress}</td>");
         if admin {
             if s.revoked {
                 b.push_str("<td></td>");
