@@ -164,7 +164,7 @@ fn run(dir: &Path, stall_one: bool) -> i64 {
     let files: Vec<PathBuf> = (0..SENSORS)
         .map(|s| dir.join(format!("fw-{s:02}.log")))
         .collect();
-    let mut seqs = vec![0u64; SENSORS];
+    let mut seqs = [0u64; SENSORS];
     for s in 0..SENSORS {
         std::fs::write(
             &files[s],
