@@ -306,6 +306,8 @@ impl Aggregator {
 
     /// Closes every open window that ends at or before `horizon`, oldest first; a
     /// later event for one of them is late.
+    ///
+    /// Window `[ws, ws+W)` closes iff ws + W <= horizon, i.e. ws < floor(horizon/W)*W.
     pub fn close_through(&mut self, horizon: i64) -> Vec<ClosedWindow> {
         let cb = horizon.div_euclid(self.cfg.window_ms) * self.cfg.window_ms;
         let mut out = Vec::new();
@@ -412,23 +414,7 @@ impl Aggregator {
         let Some(wm) = self.watermark.filter(|_| !self.external) else {
             return Vec::new();
         };
-        let horizon = wm - self.cfg.lateness_ms;
-        // Window [ws, ws+W) is closed iff ws + W <= horizon, i.e. ws < floor(horizon/W)*W.
-        let cb = horizon.div_euclid(self.cfg.window_ms) * self.cfg.window_ms;
-        let mut out = Vec::new();
-        while let Some(entry) = self.open.first_entry() {
-            if *entry.key() >= cb {
-                break;
-            }
-            let (ws, w) = entry.remove_entry();
-            out.push(ClosedWindow::from_window(
-                Timestamp(ws),
-                self.cfg.window_ms,
-                &w,
-                self.top_n,
-            ));
-        }
-        self.closed_before = Some(self.closed_before.map_or(cb, |old| old.max(cb)));
+        let mut out = self.close_through(wm - self.cfg.lateness_ms);
         out.extend(self.drain_late(Some(wm)));
         out
     }

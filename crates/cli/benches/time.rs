@@ -25,9 +25,10 @@ use std::time::{Duration, Instant};
 const SENSORS: usize = 12;
 const W: i64 = 30;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_scanwatch"))
-}
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{admin, bin, free_port};
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -86,34 +87,10 @@ fn lines(s: usize, from: i64, to: i64, surge: i64, seq: &mut u64) -> String {
     out
 }
 
+/// `GET path` with an API token; the body.
 fn request(port: u16, path: &str, token: &str) -> Option<String> {
-    use std::io::Read;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n"
-    )
-    .ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
-}
-
-fn admin(data: &Path, args: &[&str]) -> String {
-    let out = bin()
-        .arg("admin")
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    let auth = format!("Bearer {token}");
+    common::request(port, "GET", path, &[("Authorization", &auth)], b"").map(|(_, b)| b)
 }
 
 /// One run: returns the delay (ms) from the surge window's start to the warning
@@ -130,11 +107,7 @@ fn run(dir: &Path, stall_one: bool) -> i64 {
         })
         .collect();
     let api = admin(&data, &["token", "add", "bench", "--role", "analyst"]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let cfg = dir.join("server.toml");
     std::fs::write(
         &cfg,

@@ -40,6 +40,29 @@ fn script() -> PathBuf {
 
 struct Cluster(PathBuf);
 
+impl Cluster {
+    /// Starts a 3-node NATS cluster in `dir`: the guard and its client URLs.
+    fn start(dir: &Path) -> (Cluster, String) {
+        let st = Command::new("bash")
+            .arg(script())
+            .arg("start")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        let cluster = Cluster(dir.to_path_buf());
+        assert!(st.success(), "nats-cluster.sh start failed");
+        let env = std::fs::read_to_string(dir.join("ports.env")).unwrap();
+        let urls = env
+            .lines()
+            .find_map(|l| l.strip_prefix("NATS_URLS="))
+            .unwrap()
+            .trim_matches(|c| c == '"' || c == '\'')
+            .to_string();
+        (cluster, urls)
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = Command::new("bash")
@@ -410,23 +433,7 @@ fn scale_out(on_clickhouse: bool) {
     );
     let tmp = tempfile::tempdir().unwrap();
     let _logs = Logs(tmp.path().to_path_buf());
-    let ndir = tmp.path().join("nats");
-    let st = Command::new("bash")
-        .arg(script())
-        .arg("start")
-        .arg(&ndir)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    let _cluster = Cluster(ndir.clone());
-    assert!(st.success(), "nats-cluster.sh start failed");
-    let env = std::fs::read_to_string(ndir.join("ports.env")).unwrap();
-    let urls = env
-        .lines()
-        .find_map(|l| l.strip_prefix("NATS_URLS="))
-        .unwrap()
-        .trim_matches(|c| c == '"' || c == '\'')
-        .to_string();
+    let (cluster, urls) = Cluster::start(&tmp.path().join("nats"));
 
     let sc = scanwatch_simulate::golden_cases()
         .into_iter()
@@ -580,7 +587,7 @@ fn scale_out(on_clickhouse: bool) {
                 eprintln!("fault: active {name} killed -9 at batch {k}");
             }
             if k == at(RESTART_NATS_AT) {
-                let dir = ndir.clone();
+                let dir = cluster.0.clone();
                 nats_restart = Some(std::thread::spawn(move || {
                     Command::new("bash")
                         .arg(script())
@@ -828,26 +835,10 @@ fn admin_with_a_clickhouse_config_manages_the_shared_store() {
 /// equal `scanwatch analyze` on the same files, the first in the first surge window.
 #[test]
 fn scale_out_roles_with_twelve_sensors_in_turn_give_the_answers_of_analyze() {
-    use common::twelve::{analyze, finish, rfc, warning, write_logs, Warning, SENSORS, SURGE, W};
+    use common::twelve::{analyze, finish, rfc, write_logs, SENSORS, SURGE, W};
     let tmp = tempfile::tempdir().unwrap();
     let _logs = Logs(tmp.path().to_path_buf());
-    let ndir = tmp.path().join("nats");
-    let st = Command::new("bash")
-        .arg(script())
-        .arg("start")
-        .arg(&ndir)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    let _cluster = Cluster(ndir.clone());
-    assert!(st.success(), "nats-cluster.sh start failed");
-    let env = std::fs::read_to_string(ndir.join("ports.env")).unwrap();
-    let urls = env
-        .lines()
-        .find_map(|l| l.strip_prefix("NATS_URLS="))
-        .unwrap()
-        .trim_matches(|c| c == '"' || c == '\'')
-        .to_string();
+    let (_cluster, urls) = Cluster::start(&tmp.path().join("nats"));
     let ch = ClickHouse::start(&tmp.path().join("clickhouse"));
     let logs = write_logs(tmp.path());
     let expected = analyze(&logs);
@@ -885,48 +876,8 @@ fn scale_out_roles_with_twelve_sensors_in_turn_give_the_answers_of_analyze() {
         server(&cfg, "detector", &[], &log("detector")),
     ];
     wait_http(port);
-    let auth = format!("Bearer {api}");
-    let get = |path: &str| -> serde_json::Value {
-        let (st, body) =
-            common::request(port, "GET", path, &[("Authorization", &auth)], b"").unwrap();
-        assert_eq!(st, 200, "{path}: {body}");
-        serde_json::from_str(&body).unwrap()
-    };
-    let history = || -> std::collections::BTreeMap<i64, (u64, u64)> {
-        get(&format!(
-            "/api/v1/ports/tcp/1025/history?from={}&to={}",
-            rfc(logs.start - 3600),
-            rfc(logs.start + 3600)
-        ))
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| {
-            let ws = chrono::DateTime::parse_from_rfc3339(w["window_start"].as_str().unwrap())
-                .unwrap()
-                .timestamp();
-            (
-                ws,
-                (
-                    w["events"].as_u64().unwrap(),
-                    w["sources"].as_u64().unwrap(),
-                ),
-            )
-        })
-        .collect()
-    };
-    let warnings = || -> Vec<Warning> {
-        let mut w: Vec<Warning> =
-            get("/api/v1/alerts?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z")
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|a| a.get("withdrawn").is_none())
-                .map(warning)
-                .collect();
-        w.sort_by(|a, b| (&a.2, a.1).cmp(&(&b.2, b.1)));
-        w
-    };
+    let history = || common::twelve::history(port, &api, &logs);
+    let warnings = || common::twelve::warnings(port, &api);
     for (s, file) in logs.files.iter().enumerate() {
         finish(
             bin()

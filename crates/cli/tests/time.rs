@@ -17,25 +17,10 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::twelve::{
-    analyze, finish, now_secs, rfc, warning, write_logs, Logs, Warning, SENSORS, SURGE, W,
+    analyze, finish, get, history, now_secs, rfc, warnings, write_logs, Logs, Warning, SENSORS,
+    SURGE, W,
 };
-use common::{bin, free_port, request, spawn_server, Server};
-
-fn admin(data: &Path, args: &[&str]) -> String {
-    let out = bin()
-        .arg("admin")
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
+use common::{admin, bin, free_port, request, spawn_server, Server};
 
 /// A centre with twelve registered sensors (token files in `dir`) and an API token.
 struct Centre {
@@ -102,65 +87,13 @@ fn sensor(c: &Centre, dir: &Path, s: usize, log: &Path) -> Child {
         .unwrap()
 }
 
-fn get(c: &Centre, path: &str) -> serde_json::Value {
-    let auth = format!("Bearer {}", c.api);
-    let (st, body) = request(c.port, "GET", path, &[("Authorization", &auth)], b"").unwrap();
-    assert_eq!(st, 200, "{path}: {body}");
-    serde_json::from_str(&body).unwrap()
-}
-
-/// The centre's tcp/1025 history: window start → (events, sources).
-fn history(c: &Centre, logs: &Logs) -> BTreeMap<i64, (u64, u64)> {
-    let v = get(
-        c,
-        &format!(
-            "/api/v1/ports/tcp/1025/history?from={}&to={}",
-            rfc(logs.start - 3600),
-            rfc(logs.start + 3600)
-        ),
-    );
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|w| {
-            let ws = chrono::DateTime::parse_from_rfc3339(w["window_start"].as_str().unwrap())
-                .unwrap()
-                .timestamp();
-            (
-                ws,
-                (
-                    w["events"].as_u64().unwrap(),
-                    w["sources"].as_u64().unwrap(),
-                ),
-            )
-        })
-        .collect()
-}
-
-/// The centre's warnings that hold (withdrawn ones aside), oldest first.
-fn warnings(c: &Centre) -> Vec<Warning> {
-    let v = get(
-        c,
-        "/api/v1/alerts?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z",
-    );
-    let mut w: Vec<Warning> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a.get("withdrawn").is_none())
-        .map(warning)
-        .collect();
-    w.sort_by(|a, b| (&a.2, a.1).cmp(&(&b.2, b.1)));
-    w
-}
-
 fn check(c: &Centre, logs: &Logs, expected: &[Warning], case: &str) {
     assert_eq!(
-        history(c, logs),
+        history(c.port, &c.api, logs),
         logs.truth,
         "{case}: tcp/1025 history differs from the logs"
     );
-    let got = warnings(c);
+    let got = warnings(c.port, &c.api);
     assert_eq!(got, expected, "{case}: warnings differ from analyze");
     let first = got
         .iter()
@@ -224,7 +157,7 @@ fn twelve_sensors_in_any_order_give_the_windows_and_warnings_of_analyze() {
     let _ = c._server.0.kill();
     let _ = c._server.0.wait();
     c._server = start(&c.config, c.port);
-    let before = warnings(&c);
+    let before = warnings(c.port, &c.api);
     assert!(
         before
             .iter()
@@ -290,14 +223,14 @@ fn a_sensor_with_its_clock_a_day_ahead_is_refused_and_leaves_nothing() {
     };
     let expected = analyze(&eleven);
     assert_eq!(
-        warnings(&c),
+        warnings(c.port, &c.api),
         expected,
         "the clock-ahead sensor changed the others' warnings"
     );
     // It is shown as clock-ahead, and nothing of it was stored.
     let deadline = Instant::now() + Duration::from_secs(60);
     let row = loop {
-        let v = get(&c, "/api/v1/sensors");
+        let v = get(c.port, &c.api, "/api/v1/sensors");
         let row = v
             .as_array()
             .unwrap()
@@ -344,7 +277,7 @@ fn a_sensor_with_its_clock_a_day_ahead_is_refused_and_leaves_nothing() {
         port,
         ..c
     };
-    assert_eq!(warnings(&c), expected);
+    assert_eq!(warnings(c.port, &c.api), expected);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -1124,6 +1124,19 @@ impl ClickHouseStore {
 
     /// Live alerts matching `filter` (on key columns or `id`), with their insert
     /// version (the order SQLite's row ids give).
+    /// Writes a version of warning `a` under `id` (the newest version wins).
+    fn write_alert(&mut self, a: &AlertRow, id: i64) -> Result<(), StoreError> {
+        let v = self.next_version();
+        self.insert_json(
+            &self.ctl("alerts"),
+            &[json!({
+                "kind": a.kind, "proto": a.proto, "port": a.port,
+                "window_start_ms": a.window_start.0, "id": id, "severity": a.severity_rank,
+                "json": a.json, "deleted": 0, "version": v,
+            })],
+        )
+    }
+
     fn alert_rows(&self, filter: &str, outer: &str) -> Result<Vec<AlertRow>, StoreError> {
         let rows = self.ctl_rows(&format!(
             "SELECT tupleElement(r, 1) AS id, kind, proto, port, window_start_ms,
@@ -1700,13 +1713,7 @@ impl Store for ClickHouseStore {
     }
 
     fn upsert_alert(&mut self, a: &AlertRow) -> Result<(i64, bool), StoreError> {
-        let key = format!(
-            "kind = {} AND proto = {} AND port = {} AND window_start_ms = {}",
-            quote(&a.kind),
-            a.proto,
-            a.port,
-            lit(a.window_start.0)
-        );
+        let key = alert_key(a);
         let Some(old) = self.alert_rows(&key, "")?.into_iter().next() else {
             return Ok((self.put_alert(a)?, true));
         };
@@ -1714,26 +1721,12 @@ impl Store for ClickHouseStore {
             return Ok((old.id, false));
         }
         // A newer version of the same row (ReplacingMergeTree), under the same id.
-        let v = self.next_version();
-        self.insert_json(
-            &self.ctl("alerts"),
-            &[json!({
-                "kind": a.kind, "proto": a.proto, "port": a.port,
-                "window_start_ms": a.window_start.0, "id": old.id, "severity": a.severity_rank,
-                "json": a.json, "deleted": 0, "version": v,
-            })],
-        )?;
+        self.write_alert(a, old.id)?;
         Ok((old.id, true))
     }
 
     fn put_alert(&mut self, a: &AlertRow) -> Result<i64, StoreError> {
-        let key = format!(
-            "kind = {} AND proto = {} AND port = {} AND window_start_ms = {}",
-            quote(&a.kind),
-            a.proto,
-            a.port,
-            lit(a.window_start.0)
-        );
+        let key = alert_key(a);
         if let Some(r) = self.alert_rows(&key, "")?.first() {
             return Ok(r.id);
         }
@@ -1758,15 +1751,7 @@ impl Store for ClickHouseStore {
         if !free {
             return Err(err("no free alert id after 64 tries"));
         }
-        let v = self.next_version();
-        self.insert_json(
-            &self.ctl("alerts"),
-            &[json!({
-                "kind": a.kind, "proto": a.proto, "port": a.port,
-                "window_start_ms": a.window_start.0, "id": id, "severity": a.severity_rank,
-                "json": a.json, "deleted": 0, "version": v,
-            })],
-        )?;
+        self.write_alert(a, id)?;
         Ok(id)
     }
 
@@ -2124,6 +2109,17 @@ impl Store for ClickHouseStore {
             })
             .collect()
     }
+}
+
+/// The filter that picks one warning: (kind, protocol, port, window).
+fn alert_key(a: &AlertRow) -> String {
+    format!(
+        "kind = {} AND proto = {} AND port = {} AND window_start_ms = {}",
+        quote(&a.kind),
+        a.proto,
+        a.port,
+        lit(a.window_start.0)
+    )
 }
 
 #[cfg(test)]

@@ -43,6 +43,23 @@ pub fn spawn_server(args: &[&std::ffi::OsStr], port: u16, wait: Duration) -> Ser
     panic!("server did not answer on port {port}");
 }
 
+/// `scanwatch admin ARGS --data DATA`: its standard output, trimmed.
+pub fn admin(data: &std::path::Path, args: &[&str]) -> String {
+    let out = bin()
+        .arg("admin")
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -172,3 +172,55 @@ pub fn finish(mut child: Child) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `GET path` with an API token on `port`, as JSON.
+pub fn get(port: u16, api: &str, path: &str) -> serde_json::Value {
+    let auth = format!("Bearer {api}");
+    let (st, body) = super::request(port, "GET", path, &[("Authorization", &auth)], b"").unwrap();
+    assert_eq!(st, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// The centre's tcp/1025 history: window start → (events, sources).
+pub fn history(port: u16, api: &str, logs: &Logs) -> BTreeMap<i64, (u64, u64)> {
+    let path = format!(
+        "/api/v1/ports/tcp/1025/history?from={}&to={}",
+        rfc(logs.start - 3600),
+        rfc(logs.start + 3600)
+    );
+    get(port, api, &path)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            let ws = chrono::DateTime::parse_from_rfc3339(w["window_start"].as_str().unwrap())
+                .unwrap()
+                .timestamp();
+            (
+                ws,
+                (
+                    w["events"].as_u64().unwrap(),
+                    w["sources"].as_u64().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The centre's warnings that hold (withdrawn ones aside), oldest first.
+pub fn warnings(port: u16, api: &str) -> Vec<Warning> {
+    let v = get(
+        port,
+        api,
+        "/api/v1/alerts?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z",
+    );
+    let mut w: Vec<Warning> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a.get("withdrawn").is_none())
+        .map(warning)
+        .collect();
+    w.sort_by(|a, b| (&a.2, a.1).cmp(&(&b.2, b.1)));
+    w
+}

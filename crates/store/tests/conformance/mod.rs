@@ -313,7 +313,24 @@ pub fn conformance(s: &mut dyn Store) -> Vec<String> {
     assert_eq!(s.put_alert(&again).unwrap(), a1, "the same warning again");
     assert_eq!(s.put_alert(&alert("surge", 23, T0, 2)).unwrap(), a2);
     assert!(a1 != a2 && a2 != a3 && a3 != a4 && a1 != a4);
-    for a in [a1, a2, a3, a4] {
+    // Upserts (a revised window, docs/time.md): unchanged, changed under the same
+    // id, and new.
+    assert_eq!(
+        s.upsert_alert(&alert("surge", 23, T0, 2)).unwrap(),
+        (a2, false),
+        "an unchanged warning"
+    );
+    let mut revised = alert("surge", 23, T0, 3);
+    revised.json = "{\"revision\":1}".into();
+    assert_eq!(
+        s.upsert_alert(&revised).unwrap(),
+        (a2, true),
+        "a revised warning keeps its id"
+    );
+    assert_eq!(s.upsert_alert(&revised).unwrap(), (a2, false));
+    let (a5, new) = s.upsert_alert(&alert("surge", 1025, T0, 4)).unwrap();
+    assert!(new && ![a1, a2, a3, a4].contains(&a5), "a new warning");
+    for a in [a1, a2, a3, a4, a5] {
         log.id(a);
     }
     log.alerts("alerts all", s.alerts(t(0), t(2 * DAY), 0).unwrap());
