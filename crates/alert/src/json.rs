@@ -89,6 +89,10 @@ pub struct AlertJson {
     /// How often the window's counts were revised by late events (absent: never).
     #[serde(skip_serializing_if = "is_zero_u32")]
     pub revision: u32,
+    /// For a warning first raised by late events: how far (seconds of event time)
+    /// the centre had already closed windows past this window's end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub late_by_s: Option<i64>,
     /// Present and true when a revision of the window's counts (late events from
     /// other sensors) means this warning no longer holds (`docs/time.md`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -251,6 +255,7 @@ pub fn alert_json(
         update: a.is_update,
         late: a.late,
         revision: a.revision,
+        late_by_s: a.late_by_ms.map(|ms| ms / 1000),
         withdrawn: false,
         top_sources: sources(&a.top_sources),
         top_sensors: a

@@ -144,6 +144,24 @@ fn twelve_sensors_in_any_order_give_the_windows_and_warnings_of_analyze() {
         finish(sensor(&c, &d, s, &logs.files[s]));
     }
     check(&c, &logs, &expected, "one after another");
+    // The warning came when the third sensor's events revised the closed window:
+    // it is marked late, with how late.
+    let listed = get(
+        c.port,
+        &c.api,
+        "/api/v1/alerts?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z",
+    );
+    let first = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["port"] == 1025 && a["window_start"] == rfc(logs.start + SURGE * W).as_str())
+        .unwrap();
+    assert_eq!(first["late"], true, "{first}");
+    assert!(
+        first["late_by_s"].as_i64().is_some_and(|s| s >= 0),
+        "{first}"
+    );
 
     // Eleven together; the twelfth only after they delivered everything, with a
     // restart of the centre in between.

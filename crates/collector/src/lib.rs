@@ -425,6 +425,23 @@ fn valid_batch_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b':'))
 }
 
+/// Reads a request body of at most `limit` bytes: over it, 413 with `too_large()`.
+async fn read_body(
+    body: axum::body::Body,
+    limit: usize,
+    too_large: impl FnOnce() -> String,
+) -> Result<Bytes, AppError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let over = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if over {
+            AppError::TooLarge(too_large())
+        } else {
+            AppError::BadRequest("cannot read the request body".into())
+        }
+    })
+}
+
 /// A duration for people: "1d 2h", "5m", "3.2s".
 pub fn human_ms(ms: i64) -> String {
     let s = ms.unsigned_abs() / 1000;
@@ -540,13 +557,15 @@ fn parse_batch(body: &[u8], max_events: usize) -> Result<ParsedBatch, AppError> 
 async fn heartbeat(
     State(st): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<Json<Health>, AppError> {
     let token = bearer(&headers).ok_or(AppError::Unauthorized)?.to_string();
-    let body = body.map_err(|_| AppError::BadRequest("cannot read the request body".into()))?;
-    if body.len() > 64 * 1024 {
-        return Err(AppError::TooLarge("a heartbeat is at most 64 KiB".into()));
-    }
+    // The token first, then the body (at most 64 KiB).
+    let known = token.clone();
+    st.with_store(move |s| s.authenticate_sensor(&known))
+        .await?
+        .ok_or(AppError::Unauthorized)?;
+    let body = read_body(body, 64 * 1024, || "a heartbeat is at most 64 KiB".into()).await?;
     let v: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| AppError::BadRequest(format!("heartbeat is not JSON: {e}")))?;
     if !v.is_object() {
@@ -609,7 +628,7 @@ async fn heartbeat(
 async fn ingest(
     State(st): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<Json<IngestReply>, AppError> {
     let started = std::time::Instant::now();
     let r = ingest_inner(&st, &headers, body).await;
@@ -641,7 +660,7 @@ async fn ingest(
 async fn ingest_inner(
     st: &AppState,
     headers: &HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<IngestReply, AppError> {
     let token = bearer(headers).ok_or(AppError::Unauthorized)?.to_string();
     let sensor = st
@@ -658,16 +677,12 @@ async fn ingest_inner(
             ))
         })?
         .to_string();
-    let body = body.map_err(|r| {
-        if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::TooLarge(format!(
-                "request body exceeds {} bytes",
-                st.limits.max_body_bytes
-            ))
-        } else {
-            AppError::BadRequest("cannot read the request body".into())
-        }
-    })?;
+    // The body is read only now, after the token and the batch id passed: a
+    // request without a valid token costs no more than its headers.
+    let body = read_body(body, st.limits.max_body_bytes, || {
+        format!("request body exceeds {} bytes", st.limits.max_body_bytes)
+    })
+    .await?;
     let raw = decode_body(headers, &body, st.limits.max_decompressed_bytes)?;
     let (events, lines, hits) = parse_batch(&raw, st.limits.max_events_per_batch)?;
     let received = (st.clock)();

@@ -255,6 +255,10 @@ pub struct AlertSchema {
     /// (docs/time.md).
     #[serde(default)]
     pub revision: Option<u32>,
+    /// For a warning first raised by late events: how far (seconds of event time)
+    /// the centre had already closed windows past its window's end.
+    #[serde(default)]
+    pub late_by_s: Option<i64>,
     /// Present and true when a revision means the warning no longer holds (kept,
     /// marked; docs/time.md).
     #[serde(default)]

@@ -510,3 +510,51 @@ async fn ids_facts_sent_with_events_are_kept_for_confirmation() {
     );
     assert_eq!(stored[0].origin, "fw-1");
 }
+
+/// The sensor token is checked before the body is read: a request without a
+/// valid token is answered 401 with none of its body read, so an unauthenticated
+/// client cannot make the centre buffer megabytes.
+#[tokio::test]
+async fn the_token_is_checked_before_the_body_is_read() {
+    use std::sync::atomic::AtomicBool;
+    let s = setup(Limits::default());
+    let request = |path: &str, token: Option<&str>, read: Arc<AtomicBool>| {
+        let body = http_body_util::Full::new(axum::body::Bytes::from(vec![b'x'; 1 << 20]))
+            .map_frame(move |f| {
+                read.store(true, Ordering::Relaxed);
+                f
+            });
+        let mut req = Request::post(path).header(BATCH_HEADER, "b1");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        req.body(Body::new(body)).unwrap()
+    };
+    for token in [None, Some("swt_not-a-token"), Some(s.revoked.as_str())] {
+        for path in ["/api/v1/events", "/api/v1/heartbeat"] {
+            let read = Arc::new(AtomicBool::new(false));
+            let resp = app(s.state.clone())
+                .oneshot(request(path, token, read.clone()))
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{path} {token:?}");
+            assert!(
+                !read.load(Ordering::Relaxed),
+                "{path} {token:?}: the body was read"
+            );
+        }
+    }
+    // With the sensor's token the same body is read, and refused for what it is.
+    for (path, want) in [
+        ("/api/v1/events", StatusCode::BAD_REQUEST),
+        ("/api/v1/heartbeat", StatusCode::PAYLOAD_TOO_LARGE),
+    ] {
+        let read = Arc::new(AtomicBool::new(false));
+        let resp = app(s.state.clone())
+            .oneshot(request(path, Some(&s.token), read.clone()))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), want, "{path}");
+        assert!(read.load(Ordering::Relaxed), "{path}: the body was read");
+    }
+}

@@ -241,6 +241,10 @@ pub struct Alert {
     pub late: bool,
     /// How often the window's counts were revised by late events (0: never).
     pub revision: u32,
+    /// For a warning first raised by a revision: how far (event time, ms) the
+    /// centre had already closed windows past this one's end when the late events
+    /// raised it (docs/time.md).
+    pub late_by_ms: Option<i64>,
 }
 
 impl Alert {
@@ -471,7 +475,9 @@ impl Detector {
     /// warnings are then those a run over all the events in time order gives. New
     /// warnings are marked `late`; warnings that no longer hold are listed as
     /// withdrawn. A window newer than the last one closed is simply observed.
-    pub fn revise(&mut self, w: &ClosedWindow) -> Revision {
+    /// `closed_before` is where windows were closed when the late events came: a
+    /// warning the revision raises first says how far past its window that was.
+    pub fn revise(&mut self, w: &ClosedWindow, closed_before: Option<i64>) -> Revision {
         let ws = w.start.0;
         let Some(last) = self.last_window.filter(|l| ws <= *l) else {
             let alerts = self.observe(w);
@@ -552,10 +558,16 @@ impl Detector {
             for c in &candidates {
                 if let Some(mut a) = self.evaluate(&head, c, true) {
                     a.revision = m_revision;
-                    a.late = before
+                    match before
                         .iter()
                         .find(|b| b.kind == a.kind && b.proto == a.proto && b.port == a.port)
-                        .is_none_or(|b| b.late);
+                    {
+                        Some(b) => (a.late, a.late_by_ms) = (b.late, b.late_by_ms),
+                        None => {
+                            a.late = true;
+                            a.late_by_ms = closed_before.map(|cb| (cb - a.window_end.0).max(0));
+                        }
+                    }
                     now.push(a);
                 }
             }
@@ -688,6 +700,7 @@ impl Detector {
             is_update,
             late: false,
             revision: 0,
+            late_by_ms: None,
         })
     }
 

@@ -220,7 +220,7 @@ impl Pipeline {
             self.cfg.top_n,
         );
         cw.late = true;
-        let rev = self.det.revise(&cw);
+        let rev = self.det.revise(&cw, self.agg.closed_before());
         self.report.late_windows += 1;
         let top = self.top_rows(&cw);
         if self.emit_windows {
