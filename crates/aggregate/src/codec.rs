@@ -19,12 +19,14 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use scanwatch_event::Protocol;
 
 use crate::counted::Sketches;
-use crate::{Cell, Counted, Distinct, SourceIp, Window, WindowTotals};
+use crate::{Cell, Counted, Distinct, SourceIp, Window, WindowTotals, WitnessSet, Witnesses};
 
 /// Format version of [`encode_window`]. Version 2 adds, after the cells, each
 /// sensor's latest event time in the part (the centre's per-sensor progress,
-/// docs/time.md); version 1 bytes are still read (with no such times).
-pub const FORMAT_VERSION: u8 = 2;
+/// docs/time.md); version 3 adds each cell's witnesses (which sensors saw each
+/// source, `witness`). Versions 1 and 2 are still read (no times, no witnesses:
+/// their sources count as seen by no known sensor, so none is corroborated).
+pub const FORMAT_VERSION: u8 = 3;
 
 /// Each sensor's latest event time (ms) in a part, by sensor key.
 pub type SensorTimes = Vec<(crate::SensorKey, i64)>;
@@ -289,6 +291,41 @@ fn get_distinct(r: &mut Reader<'_>) -> Result<Distinct, DecodeError> {
     }
 }
 
+fn put_witnesses(out: &mut Vec<u8>, w: &Witnesses) {
+    let entries = w.entries();
+    put_var(out, entries.len() as u64);
+    for (h, s) in &entries {
+        out.extend_from_slice(&h.to_le_bytes());
+        out.push(s.len() as u8);
+        for k in s.keys() {
+            out.extend_from_slice(&k.to_le_bytes());
+        }
+    }
+    out.extend_from_slice(&w.bound().to_le_bytes());
+}
+
+fn get_witnesses(r: &mut Reader<'_>) -> Result<Witnesses, DecodeError> {
+    let n = r.count(17)?;
+    if n > crate::WITNESS_SOURCES {
+        return Err(bad("more witnessed sources than a cell keeps"));
+    }
+    let mut entries = Vec::with_capacity(n);
+    for _ in 0..n {
+        let h = r.u64_fixed()?;
+        let len = usize::from(r.u8()?);
+        if len == 0 || len > crate::WITNESS_CAP {
+            return Err(bad(format!("witness set of {len} sensors")));
+        }
+        let mut s = WitnessSet::default();
+        for _ in 0..len {
+            s.insert(r.u64_fixed()?);
+        }
+        entries.push((h, s));
+    }
+    let bound = r.u64_fixed()?;
+    Ok(Witnesses::from_parts(entries, bound))
+}
+
 /// The bytes of a partial window (cells in protocol and port order, so equal
 /// windows give equal bytes while exact), with no per-sensor times.
 pub fn encode_window(w: &Window) -> Vec<u8> {
@@ -314,6 +351,7 @@ pub fn encode_partial(w: &Window, sensor_times: &[(crate::SensorKey, i64)]) -> V
         put_counted(&mut out, &c.sources);
         put_distinct(&mut out, &c.targets);
         put_counted(&mut out, &c.sensors);
+        put_witnesses(&mut out, &c.witnesses);
     }
     let mut times = sensor_times.to_vec();
     times.sort_unstable();
@@ -356,7 +394,7 @@ pub fn decode_body(body: &[u8]) -> Result<Window, DecodeError> {
 pub fn decode_partial_body(body: &[u8]) -> Result<(Window, SensorTimes), DecodeError> {
     let mut r = Reader { b: body };
     let v = r.u8()?;
-    if v != 1 && v != FORMAT_VERSION {
+    if !(1..=FORMAT_VERSION).contains(&v) {
         return Err(bad(format!(
             "format version {v}, this build reads {FORMAT_VERSION}"
         )));
@@ -377,6 +415,11 @@ pub fn decode_partial_body(body: &[u8]) -> Result<(Window, SensorTimes), DecodeE
             sources: get_counted(&mut r)?,
             targets: get_distinct(&mut r)?,
             sensors: get_counted(&mut r)?,
+            witnesses: if v >= 3 {
+                get_witnesses(&mut r)?
+            } else {
+                Witnesses::default()
+            },
         };
         if cells.insert((proto, port), cell).is_some() {
             return Err(bad("cell written twice"));

@@ -14,6 +14,7 @@
 
 pub mod codec;
 mod counted;
+pub mod witness;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -25,6 +26,7 @@ pub use codec::{
     decode_partial, decode_window, encode_partial, encode_window, DecodeError, SensorTimes,
 };
 pub use counted::{key_hash, Counted, Distinct, HEAVY_MAP_SIZE, HLL_LG_K};
+pub use witness::{WitnessSet, Witnesses, WITNESS_CAP, WITNESS_SOURCES};
 
 /// A source address as a sketch key: a type of our own so that it can carry the
 /// frequent-items sketch's serialisation (see [`codec`]).
@@ -81,6 +83,8 @@ pub struct Cell {
     pub sources: Counted<SourceIp>,
     pub targets: Distinct,
     pub sensors: Counted<SensorKey>,
+    /// Which sensors saw each source (`witness`).
+    pub witnesses: Witnesses,
 }
 
 impl Cell {
@@ -91,6 +95,7 @@ impl Cell {
         self.sources.add(SourceIp(e.src), n, limit);
         self.targets.add_hash(ip_hash(e.dst), limit);
         self.sensors.add(sensor, n, limit);
+        self.witnesses.add(ip_hash(e.src), sensor);
     }
 
     /// Merges a partial aggregate of the same (window, protocol, port).
@@ -99,31 +104,70 @@ impl Cell {
         self.sources.merge(&other.sources, limit);
         self.targets.merge(&other.targets, limit);
         self.sensors.merge(&other.sensors, limit);
+        self.witnesses.merge(&other.witnesses);
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.sources.heap_bytes() + self.targets.heap_bytes() + self.sensors.heap_bytes()
+        self.sources.heap_bytes()
+            + self.targets.heap_bytes()
+            + self.sensors.heap_bytes()
+            + self.witnesses.heap_bytes()
     }
 
     /// The read-out of this cell.
     pub fn summary(&self, proto: Protocol, port: u16, top_n: usize) -> CellSummary {
+        let sources = self.sources.distinct();
+        let witnessed = self.witnesses.entries();
+        let witnesses_of = |ip: IpAddr| {
+            let h = ip_hash(ip);
+            witnessed
+                .binary_search_by_key(&h, |e| e.0)
+                .map_or(WitnessSet::default(), |i| witnessed[i].1)
+        };
+        // The heaviest sources of each witness count (1, 2, … the cap), so that
+        // sources only one sensor saw cannot push the corroborated ones out.
+        let all = self.sources.top(usize::MAX, |a, b| a.cmp(b));
+        let mut per_class = [0usize; WITNESS_CAP + 1];
+        let mut sightings = Vec::new();
+        for (k, n) in &all {
+            let w = witnesses_of(k.0);
+            let class = &mut per_class[w.len()];
+            if *class < top_n {
+                *class += 1;
+                sightings.push(Sighting {
+                    ip: k.0,
+                    events: *n,
+                    witnesses: w,
+                });
+            }
+        }
         CellSummary {
             proto,
             port,
             events: self.events,
-            sources: self.sources.distinct(),
+            sources,
             sensors: self.sensors.distinct(),
             targets: self.targets.distinct(),
-            top_sources: self
-                .sources
-                .top(top_n, |a, b| a.cmp(b))
-                .into_iter()
-                .map(|(k, n)| (k.0, n))
-                .collect(),
+            top_sources: all.iter().take(top_n).map(|(k, n)| (k.0, *n)).collect(),
             top_sensors: self.sensors.top(top_n, |a, b| a.cmp(b)),
+            sole_sources: {
+                let mut v = self.witnesses.sole_counts(sources);
+                v.truncate(top_n);
+                v
+            },
+            sightings,
             exact: self.sources.is_exact() && self.targets.is_exact() && self.sensors.is_exact(),
         }
     }
+}
+
+/// A source of a cell with its events and the sensors that saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sighting {
+    pub ip: IpAddr,
+    pub events: u64,
+    /// Empty when the source is outside the kept sample (`witness`).
+    pub witnesses: WitnessSet,
 }
 
 /// What one (window, protocol, port) cell says.
@@ -139,6 +183,12 @@ pub struct CellSummary {
     pub top_sources: Vec<(IpAddr, u64)>,
     /// Up to `top_n` (sensor, events), most events first.
     pub top_sensors: Vec<(SensorKey, u64)>,
+    /// Up to `top_n` (sensor, sources only that sensor saw), most first: what
+    /// trimming the largest contributors removes from `sources`.
+    pub sole_sources: Vec<(SensorKey, u64)>,
+    /// The heaviest sources of each witness count (up to `top_n` of each), most
+    /// events first: the candidates for corroborated top sources.
+    pub sightings: Vec<Sighting>,
     /// Whether every distinct count is exact (no sketch involved).
     pub exact: bool,
 }

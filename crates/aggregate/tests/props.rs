@@ -125,6 +125,11 @@ proptest! {
                     prop_assert!(est.abs_diff(t) <= bound, "{ip}: {est} vs {t} (bound {bound})");
                 }
                 c.top_sources.clear();
+                for x in &c.sightings {
+                    let t = truth.get(&(c.port, x.ip)).copied().unwrap_or(0);
+                    prop_assert!(x.events.abs_diff(t) <= bound, "{}: {} vs {t} (bound {bound})", x.ip, x.events);
+                }
+                c.sightings.clear();
             }
         }
         prop_assert_eq!(got, want);

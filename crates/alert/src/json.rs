@@ -28,6 +28,16 @@ pub struct SensorCountJson {
     pub events: u64,
 }
 
+/// The counts that were scored: without the busiest sensors (docs/security.md).
+#[derive(Debug, Serialize, PartialEq)]
+pub struct TrimmedJson {
+    pub events: u64,
+    pub sources: u64,
+    pub sensors: u64,
+    /// The sensors left out (the busiest `trim_sensors`).
+    pub left_out: Vec<String>,
+}
+
 #[derive(Debug, Serialize, PartialEq)]
 pub struct BaselineJson {
     pub events: f64,
@@ -73,6 +83,8 @@ pub struct AlertJson {
     pub sources: u64,
     pub sensors: u64,
     pub targets: u64,
+    /// The counts the warning was scored on.
+    pub trimmed: TrimmedJson,
     pub active_sensors: u64,
     pub baseline: BaselineJson,
     pub score: f64,
@@ -97,7 +109,11 @@ pub struct AlertJson {
     /// other sensors) means this warning no longer holds (`docs/time.md`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub withdrawn: bool,
+    /// The heaviest sources at least `blocklist_min_sensors` sensors (or a trusted
+    /// one) saw: what the blocklist takes.
     pub top_sources: Vec<SourceJson>,
+    /// The heaviest sources fewer sensors saw: shown, never blocked.
+    pub uncorroborated_sources: Vec<SourceJson>,
     /// The sensors that saw the most of the window's events (the breadth evidence).
     pub top_sensors: Vec<SensorCountJson>,
     /// Set for trend warnings, `null` for surges.
@@ -243,6 +259,12 @@ pub fn alert_json(
         sources: a.sources,
         sensors: a.sensors,
         targets: a.targets,
+        trimmed: TrimmedJson {
+            events: a.trimmed.events,
+            sources: a.trimmed.sources,
+            sensors: a.trimmed.sensors,
+            left_out: a.trimmed_sensors.iter().map(|k| sensor_name(*k)).collect(),
+        },
         active_sensors: a.active_sensors,
         baseline: (&a.baseline).into(),
         score: r3(a.score),
@@ -258,6 +280,7 @@ pub fn alert_json(
         late_by_s: a.late_by_ms.map(|ms| ms / 1000),
         withdrawn: false,
         top_sources: sources(&a.top_sources),
+        uncorroborated_sources: sources(&a.uncorroborated_sources),
         top_sensors: a
             .top_sensors
             .iter()

@@ -60,6 +60,8 @@ fn main() {
             min_history: "1d".into(),
             min_sources: 20,
             min_sensors: 3,
+            trim_sensors: 1,
+            blocklist_min_sensors: 2,
         },
         sensor_id: scanwatch::input::SensorId::Host,
         year: Some(2026),

@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use scanwatch_collector::web::auth::{hash_password, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 use scanwatch_event::Timestamp;
 use scanwatch_store::sqlite::SqliteStore;
+use scanwatch_store::trust::TrustLevel;
 use scanwatch_store::{Role, Store, UserRecord};
 
 /// Default data directory (relative to the working directory).
@@ -132,6 +133,16 @@ pub enum SensorCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Set how far a sensor is trusted: `trusted` (its sightings corroborate a
+    /// source for the blocklist and its IDS alerts confirm on their own) or
+    /// `normal` (the default). Servers read it at start (docs/security.md).
+    SetTrust {
+        name: String,
+        /// `trusted` or `normal`.
+        level: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 pub fn now() -> Timestamp {
@@ -156,21 +167,26 @@ pub fn run(args: &AdminArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
         }
         AdminCommand::Sensor(SensorCommand::List { store }) => {
             let (store, _) = store.open()?;
+            let trust: std::collections::BTreeMap<String, TrustLevel> =
+                scanwatch_store::trust::trust_levels(store.as_ref())?
+                    .into_iter()
+                    .collect();
             writeln!(
                 out,
-                "{:<24} {:<8} {:>10} {:>12}  last seen",
-                "name", "state", "batches", "events"
+                "{:<24} {:<8} {:>10} {:>12}  {:<24}  trust",
+                "name", "state", "batches", "events", "last seen"
             )?;
             for s in store.sensors()? {
                 writeln!(
                     out,
-                    "{:<24} {:<8} {:>10} {:>12}  {}",
+                    "{:<24} {:<8} {:>10} {:>12}  {:<24}  {}",
                     s.name,
                     if s.revoked { "revoked" } else { "active" },
                     s.batches,
                     s.events,
                     s.last_seen
-                        .map_or_else(|| "never".to_string(), |t| t.to_rfc3339())
+                        .map_or_else(|| "never".to_string(), |t| t.to_rfc3339()),
+                    trust.get(&s.name).copied().unwrap_or_default().name(),
                 )?;
             }
         }
@@ -184,6 +200,20 @@ pub fn run(args: &AdminArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
                 err,
                 "{} token {name:?} added; keep the token above: it is not shown again",
                 role.name()
+            )?;
+        }
+        AdminCommand::Sensor(SensorCommand::SetTrust { name, level, store }) => {
+            let level = TrustLevel::parse(level)
+                .ok_or_else(|| anyhow::anyhow!("trust level must be trusted or normal"))?;
+            let (mut store, _) = store.open()?;
+            if !store.sensors()?.iter().any(|s| &s.name == name) {
+                anyhow::bail!("no sensor named {name:?}");
+            }
+            scanwatch_store::trust::set_trust(store.as_mut(), name, level, now())?;
+            writeln!(
+                err,
+                "sensor {name:?} is now {}; restart the server to apply it",
+                level.name()
             )?;
         }
         AdminCommand::Sensor(SensorCommand::Revoke { name, store }) => {

@@ -68,9 +68,18 @@ pub struct DetectionArgs {
     /// Distinct sources a window needs before it can be a warning.
     #[arg(long, default_value_t = 20)]
     pub min_sources: u64,
-    /// Distinct sensors a window needs before it can be a warning.
+    /// Distinct sensors a window needs before it can be a warning, besides the
+    /// trimmed ones.
     #[arg(long, default_value_t = 3)]
     pub min_sensors: u64,
+    /// The busiest sensors left out of every count (docs/security.md): no group
+    /// of this many sensors can raise, hide or steer a warning alone.
+    #[arg(long, default_value_t = 1)]
+    pub trim_sensors: usize,
+    /// Sensors that must have seen a source before it is in a warning's top
+    /// sources and the blocklist (1-4).
+    #[arg(long, default_value_t = 2)]
+    pub blocklist_min_sensors: usize,
 }
 
 impl DetectionArgs {
@@ -91,6 +100,18 @@ impl DetectionArgs {
         cfg.detect.min_history_ms = parse_duration(&self.min_history)?;
         cfg.detect.min_sources = self.min_sources;
         cfg.detect.min_sensors = self.min_sensors;
+        let cap = scanwatch_aggregate::WITNESS_CAP;
+        if !(1..=cap).contains(&self.blocklist_min_sensors) {
+            bail!(
+                "blocklist_min_sensors must be 1-{cap}, not {}",
+                self.blocklist_min_sensors
+            );
+        }
+        if self.trim_sensors > 8 {
+            bail!("trim_sensors must be 0-8, not {}", self.trim_sensors);
+        }
+        cfg.detect.trim_sensors = self.trim_sensors;
+        cfg.detect.blocklist_min_sensors = self.blocklist_min_sensors;
         Ok(cfg)
     }
 
@@ -215,9 +236,10 @@ pub fn run(args: &AnalyzeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
     // Every warning carries its context: at least the port knowledge (built-in and
     // the system services database) and block rules; more with --data and --ids.
     let (ctx, benign) = load_context(&args.context, ctx_year, err)?;
-    let mut ctx = Some(ctx);
     let mut pipeline = Pipeline::new(cfg);
     pipeline.set_benign(benign);
+    pipeline.set_trusted(&ctx.explain.trusted_sensors);
+    let mut ctx = Some(ctx);
     pipeline.set_emit_windows(matches!(args.emit, Emit::Windows | Emit::All));
     for i in &inputs {
         let (k, name) = i.file_sensor();

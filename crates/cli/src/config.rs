@@ -258,6 +258,9 @@ pub struct DetectionSection {
     pub min_history: String,
     pub min_sources: u64,
     pub min_sensors: u64,
+    pub trim_sensors: usize,
+    pub blocklist_min_sensors: usize,
+    pub confirm_min_sensors: usize,
 }
 
 impl Default for DetectionSection {
@@ -269,6 +272,9 @@ impl Default for DetectionSection {
             min_history: "1d".into(),
             min_sources: 20,
             min_sensors: 3,
+            trim_sensors: 1,
+            blocklist_min_sensors: 2,
+            confirm_min_sensors: 2,
         }
     }
 }
@@ -351,10 +357,26 @@ impl ServerConfig {
         if l.max_decompressed_bytes < l.max_body_bytes {
             bail!("limits.max_decompressed_bytes must be at least limits.max_body_bytes");
         }
+        let cap = scanwatch_aggregate::WITNESS_CAP;
+        if !(1..=cap).contains(&self.detection.confirm_min_sensors) {
+            bail!(
+                "detection.confirm_min_sensors must be 1-{cap}, not {}",
+                self.detection.confirm_min_sensors
+            );
+        }
         scanwatch_notify::config::validate_sinks(&self.sinks)?;
         self.store.validate()?;
         self.bus.validate()?;
         Ok(())
+    }
+
+    /// The context options of a server: its data directory, and what confirms.
+    pub fn context_args(&self) -> crate::intel::ContextArgs {
+        crate::intel::ContextArgs {
+            data: Some(self.server.data.clone()),
+            confirm_min_sensors: self.detection.confirm_min_sensors,
+            ..Default::default()
+        }
     }
 
     pub fn detection_args(&self) -> crate::analyze::DetectionArgs {
@@ -366,6 +388,8 @@ impl ServerConfig {
             min_history: d.min_history.clone(),
             min_sources: d.min_sources,
             min_sensors: d.min_sensors,
+            trim_sensors: d.trim_sensors,
+            blocklist_min_sensors: d.blocklist_min_sensors,
         }
     }
 

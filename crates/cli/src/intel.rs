@@ -417,6 +417,10 @@ pub struct ContextArgs {
     /// The system services database giving names to registered ports.
     #[arg(long, default_value = "/etc/services")]
     pub services: PathBuf,
+    /// Sensors whose IDS alerts must name a CVE before it is confirmed (1-4; the
+    /// alerts of a trusted sensor or of the files given here confirm alone).
+    #[arg(long, default_value_t = 2)]
+    pub confirm_min_sensors: usize,
 }
 
 impl Default for ContextArgs {
@@ -426,6 +430,7 @@ impl Default for ContextArgs {
             ids: Vec::new(),
             benign: Vec::new(),
             services: PathBuf::from("/etc/services"),
+            confirm_min_sensors: 2,
         }
     }
 }
@@ -457,7 +462,9 @@ pub fn load_context_with(
     let mut assets = Vec::new();
     let mut benign_nets = Vec::new();
     let mut hits: Vec<IdsHit> = Vec::new();
+    let mut trusted = std::collections::BTreeSet::new();
     if let Some(store) = shared {
+        trusted = scanwatch_store::trust::trusted_sensors(store)?;
         advisories = load_advisories(store)?;
         assets = load_assets(store)?;
         benign_nets = load_benign(store)?;
@@ -471,6 +478,7 @@ pub fn load_context_with(
             );
         }
         let store = SqliteStore::open(dir)?;
+        trusted = scanwatch_store::trust::trusted_sensors(&store)?;
         advisories = load_advisories(&store)?;
         assets = load_assets(&store)?;
         benign_nets = load_benign(&store)?;
@@ -524,7 +532,11 @@ pub fn load_context_with(
         intel: Intel::new(&advisories),
         ids: hits,
         assets,
-        explain: ExplainConfig::default(),
+        explain: ExplainConfig {
+            confirm_min_sensors: args.confirm_min_sensors,
+            trusted_sensors: trusted,
+            ..ExplainConfig::default()
+        },
     };
     Ok((ctx, BenignSet::new(&benign_nets)))
 }

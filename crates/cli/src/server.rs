@@ -121,10 +121,7 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
     }
     // Threat context from the data directory: imported advisories, assets and
     // benign scanners, and ports.toml. Loaded once at start (restart to reload).
-    let ctx_args = crate::intel::ContextArgs {
-        data: Some(data.clone()),
-        ..Default::default()
-    };
+    let ctx_args = file_cfg.context_args();
     let (ctx, benign) = crate::intel::load_context(&ctx_args, 1970, err)?;
     writeln!(
         err,
@@ -135,6 +132,7 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
     let mut pipeline = Pipeline::new(cfg);
     pipeline.set_emit_windows(true);
     pipeline.set_benign(benign);
+    pipeline.set_trusted(&ctx.explain.trusted_sensors);
     let centre = Centre::new(Box::new(store), pipeline)
         .with_time_config(file_cfg.time.config(&cfg)?)
         .with_context(ctx);
@@ -718,10 +716,7 @@ mod roles {
         scanwatch_context::ContextData,
         scanwatch_context::benign::BenignSet,
     )> {
-        let ctx_args = crate::intel::ContextArgs {
-            data: Some(cfg.server.data.clone()),
-            ..Default::default()
-        };
+        let ctx_args = cfg.context_args();
         if cfg.store.kind == "sqlite" {
             crate::intel::load_context(&ctx_args, 1970, err)
         } else {
@@ -782,6 +777,7 @@ mod roles {
                     let mut pipeline = Pipeline::new(pcfg);
                     pipeline.set_emit_windows(true);
                     pipeline.set_benign(benign.clone());
+                    pipeline.set_trusted(&ctx.explain.trusted_sensors);
                     let state = Centre::for_partials(open_store(cfg)?, pipeline)
                         .with_context(ctx.clone());
                     let state = match &hook {

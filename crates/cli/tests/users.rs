@@ -1,6 +1,7 @@
 //! `scanwatch admin user`: passwords come from standard input, are refused when
 //! short or empty, stored as Argon2id hashes; a second add of the same name is
-//! refused; `--reset` changes the password and ends the user's sessions.
+//! refused; `--reset` changes the password and ends the user's sessions. Also
+//! `admin sensor set-trust`.
 #![allow(clippy::unwrap_used)] // a test may panic on a broken setup
 
 mod common;
@@ -135,4 +136,55 @@ fn add_list_reset_and_refusals() {
         "{out}"
     );
     assert!(!out.contains("argon2"), "no hashes in the list");
+}
+
+/// `admin sensor set-trust`: sets and lists a sensor's trust level; an unknown
+/// sensor or level is refused with a reason and changes nothing.
+#[test]
+fn sensor_trust_is_set_and_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    common::admin(data, &["sensor", "add", "fw-1"]);
+    common::admin(data, &["sensor", "add", "fw-2"]);
+    common::admin(data, &["sensor", "set-trust", "fw-1", "trusted"]);
+    let list = common::admin(data, &["sensor", "list"]);
+    let trust = |name: &str| {
+        list.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().last())
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        (trust("fw-1"), trust("fw-2")),
+        ("trusted".into(), "normal".into()),
+        "{list}"
+    );
+    for (args, why) in [
+        (
+            ["sensor", "set-trust", "fw-9", "trusted"],
+            "no sensor named \"fw-9\"",
+        ),
+        (
+            ["sensor", "set-trust", "fw-2", "total"],
+            "trust level must be trusted or normal",
+        ),
+    ] {
+        let out = common::bin()
+            .arg("admin")
+            .args(args)
+            .arg("--data")
+            .arg(data)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{err}");
+    }
+    common::admin(data, &["sensor", "set-trust", "fw-1", "normal"]);
+    let list = common::admin(data, &["sensor", "list"]);
+    assert!(
+        list.lines().skip(1).all(|l| l.ends_with("normal")),
+        "{list}"
+    );
 }

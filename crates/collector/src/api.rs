@@ -165,6 +165,9 @@ pub struct SensorJson {
     /// Set when its last batch was refused for events ahead of the centre's clock:
     /// by how much, e.g. "clock ahead by 1d 0h".
     clock: Option<String>,
+    /// `normal` or `trusted` (`scanwatch admin sensor set-trust`; docs/security.md).
+    #[schema(value_type = String, example = "normal")]
+    trust: &'static str,
 }
 
 /// `GET /api/v1/sensors`.
@@ -176,17 +179,19 @@ pub async fn sensors(
     headers: HeaderMap,
 ) -> Result<Json<Vec<SensorJson>>, AppError> {
     authorize(&st, &headers, Role::Analyst).await?;
-    let rows = st.with_store(move |s| s.sensors()).await?;
+    let rows = st
+        .with_store(move |s| scanwatch_store::trust::sensors_with_trust(&*s))
+        .await?;
     let times = st.centre.sensor_times()?;
     let tcfg = *st.centre.time_config();
     let now = (st.clock)();
     Ok(Json(
         rows.into_iter()
-            .map(|s| {
+            .map(|(s, trust)| {
                 let t = times.get(&s.name).copied().unwrap_or_default();
-                (s, t)
+                (s, trust, t)
             })
-            .map(|(s, t)| SensorJson {
+            .map(|(s, trust, t)| SensorJson {
                 progress: t.progress(&tcfg).map(|p| Timestamp(p).to_rfc3339()),
                 time_state: if t.last_contact.is_none() {
                     "silent"
@@ -198,6 +203,7 @@ pub async fn sensors(
                 clock: t
                     .clock_ahead_ms
                     .map(|ms| format!("clock ahead by {}", crate::human_ms(ms))),
+                trust: trust.name(),
                 name: s.name,
                 state: if s.revoked { "revoked" } else { "active" },
                 created: s.created.to_rfc3339(),

@@ -684,7 +684,10 @@ async fn ingest_inner(
     })
     .await?;
     let raw = decode_body(headers, &body, st.limits.max_decompressed_bytes)?;
-    let (events, lines, hits) = parse_batch(&raw, st.limits.max_events_per_batch)?;
+    let (events, lines, mut hits) = parse_batch(&raw, st.limits.max_events_per_batch)?;
+    // Each IDS alert names its sensor: confirmation needs several (docs/security.md).
+    hits.iter_mut()
+        .for_each(|h| h.sensor = Some(sensor.clone()));
     let received = (st.clock)();
     // Nothing from the future is counted or stored (docs/time.md): the sensor keeps
     // the batch in its spool and shows its clock as ahead.

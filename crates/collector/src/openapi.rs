@@ -108,6 +108,16 @@ pub struct SourceCount {
     pub events: u64,
 }
 
+/// A warning's trimmed counts (docs/security.md).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrimmedSchema {
+    pub events: u64,
+    pub sources: u64,
+    pub sensors: u64,
+    /// The sensors left out.
+    pub left_out: Vec<String>,
+}
+
 /// The normal level a warning is measured against (medians over past windows).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BaselineSchema {
@@ -243,6 +253,12 @@ pub struct AlertSchema {
     pub times_normal: Option<f64>,
     #[serde(default)]
     pub top_sensor_share: Option<f64>,
+    /// The counts the warning was scored on: without the busiest sensors.
+    #[serde(default)]
+    pub trimmed: Option<TrimmedSchema>,
+    /// The heaviest sources too few sensors saw: shown, never blocked.
+    #[serde(default)]
+    pub uncorroborated_sources: Option<Vec<SourceCount>>,
     #[serde(default)]
     pub episode_start: Option<String>,
     /// True for a later window of an ongoing surge.

@@ -333,17 +333,39 @@ async fn a_batch_counting_more_than_a_burst_is_413_not_429() {
     let st = AppState::new(
         Box::new(store),
         pipeline,
-        Limits::default(),
+        Limits {
+            max_events_per_second_per_sensor: 1000,
+            ..Limits::default()
+        },
         Arc::new(|| Timestamp(NOW)),
     );
     let doc = served_doc(&st).await;
-    let line = r#"{"v":1,"time":"2026-11-26T10:40:00Z","proto":"tcp","src":"192.0.2.1","dst":"198.18.0.1","dst_port":1025,"count":4294967295}"#;
-    let req = Request::post("/api/v1/events")
-        .header("authorization", format!("Bearer {token}"))
-        .header(scanwatch_collector::BATCH_HEADER, "big")
-        .body(Body::from(line))
-        .unwrap();
-    let resp = app(st.clone()).oneshot(req).await.unwrap();
+    let post = |count: u64, batch: &str| {
+        let line = format!(
+            r#"{{"v":1,"time":"2026-11-26T10:40:00Z","proto":"tcp","src":"192.0.2.1","dst":"198.18.0.1","dst_port":1025,"count":{count}}}"#
+        );
+        Request::post("/api/v1/events")
+            .header("authorization", format!("Bearer {token}"))
+            .header(scanwatch_collector::BATCH_HEADER, batch)
+            .body(Body::from(line))
+            .unwrap()
+    };
+    // Within the per-line bound but beyond ten seconds of the sensor's rate: 413.
+    let resp = app(st.clone()).oneshot(post(65_535, "big")).await.unwrap();
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert!(doc["paths"]["/api/v1/events"]["post"]["responses"]["413"].is_object());
+    // Beyond the per-line bound (docs/security.md): a clear 400 naming the line.
+    let resp = app(st.clone())
+        .oneshot(post(4_294_967_295, "huge"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("line 1: count 4294967295 above the bound 65535"),
+        "{text}"
+    );
 }

@@ -10,11 +10,16 @@
 //! | published more than a day after the surge's last window | not a candidate |
 //! | public exploit (Exploit-DB), plus 0.5 per further exploit up to +1 | 2 (+1) |
 //! | listed in CISA KEV (exploited in the wild) | 2 |
-//! | IDS alerts naming the CVE on the surging port during the surge | 5 |
+//! | IDS alerts naming the CVE on the surging port during the surge, corroborated | 5 |
 //! | CVSS base score ≥ 9 | 0.5 |
 //!
-//! Confidence: `confirmed` when sensors' IDS alerts name a candidate's CVE on the
-//! surging port during the surge; `likely` when a candidate was published at most
+//! IDS alerts are *corroborated* when at least `confirm_min_sensors` sensors sent
+//! them, or a trusted sensor did (the operator's own `--ids` files count as
+//! trusted): one sensor's token cannot make a warning "confirmed"
+//! (docs/security.md). Uncorroborated alerts are listed, with no points.
+//!
+//! Confidence: `confirmed` when corroborated IDS alerts name a candidate's CVE on
+//! the surging port during the surge; `likely` when a candidate was published at most
 //! `recent_days` before the surge (or during it) and has a public exploit or a KEV
 //! listing; otherwise `suspected`. Anything short of `confirmed` says "not verified".
 
@@ -30,12 +35,16 @@ use crate::mitigate::{self, BlockTarget, Rules};
 const DAY_MS: i64 = 86_400_000;
 
 /// Tuning of the explanation step.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ExplainConfig {
     /// An advisory at most this many days older than the surge counts as recent.
     pub recent_days: i64,
     /// Candidates kept per warning.
     pub max_candidates: usize,
+    /// Sensors whose IDS alerts must name a CVE before it confirms (default 2).
+    pub confirm_min_sensors: usize,
+    /// Sensors whose IDS alerts confirm on their own (`admin sensor set-trust`).
+    pub trusted_sensors: BTreeSet<String>,
 }
 
 impl Default for ExplainConfig {
@@ -43,6 +52,8 @@ impl Default for ExplainConfig {
         ExplainConfig {
             recent_days: 30,
             max_candidates: 5,
+            confirm_min_sensors: 2,
+            trusted_sensors: BTreeSet::new(),
         }
     }
 }
@@ -132,6 +143,10 @@ pub struct KevFacts {
 pub struct IdsEvidence {
     pub alerts: u64,
     pub sources: u64,
+    /// Sensors that sent them (the operator's own files count as one).
+    pub sensors: u64,
+    /// Whether they may confirm: enough sensors, or a trusted one.
+    pub corroborated: bool,
     pub signatures: Vec<String>,
 }
 
@@ -252,7 +267,9 @@ pub fn assess(surge: &Surge, intel: &Intel, ids: &[IdsHit], cfg: &ExplainConfig)
     cands.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
     cands.truncate(cfg.max_candidates);
 
-    let confirmed = cands.iter().find(|c| c.ids.is_some());
+    let confirmed = cands
+        .iter()
+        .find(|c| c.ids.as_ref().is_some_and(|i| i.corroborated));
     let recent_exploited = cands.iter().find(|c| {
         c.days_before_surge
             .is_some_and(|d| d <= cfg.recent_days && d >= -((surge.end.0 - surge.start.0) / DAY_MS))
@@ -409,14 +426,29 @@ fn candidate(g: &Group, s: &Surge, on_port: &[&IdsHit], cfg: &ExplainConfig) -> 
     let ids = (!hits.is_empty()).then(|| {
         let sources: BTreeSet<_> = hits.iter().map(|h| h.src).collect();
         let sigs: BTreeSet<String> = hits.iter().map(|h| h.signature.clone()).collect();
+        let sensors: BTreeSet<Option<&str>> = hits.iter().map(|h| h.sensor.as_deref()).collect();
+        let trusted = sensors
+            .iter()
+            .any(|s| s.is_none_or(|s| cfg.trusted_sensors.contains(s)));
         IdsEvidence {
             alerts: hits.len() as u64,
             sources: sources.len() as u64,
+            sensors: sensors.len() as u64,
+            corroborated: trusted || sensors.len() >= cfg.confirm_min_sensors.max(1),
             signatures: sigs.into_iter().take(5).collect(),
         }
     });
-    if ids.is_some() {
-        add(5.0, "IDS alerts name it on this port".into());
+    match &ids {
+        Some(i) if i.corroborated => add(5.0, "IDS alerts name it on this port".into()),
+        Some(i) => add(
+            0.0,
+            format!(
+                "IDS alerts from {} sensor{} name it (not corroborated)",
+                i.sensors,
+                plural(i.sensors as i64)
+            ),
+        ),
+        None => {}
     }
     let cvss = g
         .nvd
@@ -626,6 +658,7 @@ mod tests {
             rule: "1:2024218:1".into(),
             signature: format!("ET EXPLOIT Possible ETERNALBLUE MS17-010 {cve}"),
             cves: vec![cve.to_string()],
+            sensor: None,
         };
         // An alert on another port, or naming another CVE, confirms nothing.
         let a = assess(
@@ -651,6 +684,64 @@ mod tests {
             .required_actions
             .iter()
             .any(|r| r.starts_with("CVE-2017-0144: ")));
+    }
+
+    #[test]
+    fn ids_alerts_confirm_only_when_corroborated() {
+        let intel = sample_intel();
+        let s = surge(Protocol::Tcp, 445, "2017-05-12", "2017-05-14");
+        let hit = |sensor: Option<&str>| IdsHit {
+            time: at("2017-05-13"),
+            proto: Protocol::Tcp,
+            src: "192.0.2.7".parse().unwrap(),
+            dst: "198.51.100.9".parse().unwrap(),
+            dst_port: Some(445),
+            rule: "1:2024218:1".into(),
+            signature: "ET EXPLOIT ETERNALBLUE CVE-2017-0144".into(),
+            cves: vec!["CVE-2017-0144".into()],
+            sensor: sensor.map(String::from),
+        };
+        let trusted = ExplainConfig {
+            trusted_sensors: ["s1".to_string()].into(),
+            ..ExplainConfig::default()
+        };
+        let three = ExplainConfig {
+            confirm_min_sensors: 3,
+            ..ExplainConfig::default()
+        };
+        let default = ExplainConfig::default();
+        // (hits, config, confirmed and +5)
+        let cases: Vec<(Vec<IdsHit>, &ExplainConfig, bool)> = vec![
+            (vec![hit(Some("s1"))], &default, false),
+            (vec![hit(Some("s1")), hit(Some("s1"))], &default, false),
+            (vec![hit(Some("s1")), hit(Some("s2"))], &default, true),
+            (vec![hit(Some("s1")), hit(Some("s2"))], &three, false),
+            (vec![hit(Some("s1"))], &trusted, true),
+            (vec![hit(Some("s2"))], &trusted, false),
+            (vec![hit(None)], &default, true),
+        ];
+        for (i, (hits, cfg, confirmed)) in cases.iter().enumerate() {
+            let a = assess(&s, &intel, hits, cfg);
+            assert_eq!(
+                a.confidence == Confidence::Confirmed,
+                *confirmed,
+                "case {i}: {}",
+                a.statement
+            );
+            let c = a
+                .candidates
+                .iter()
+                .find(|c| c.id == "CVE-2017-0144")
+                .unwrap();
+            let ids = c.ids.as_ref().unwrap();
+            assert_eq!(ids.corroborated, *confirmed, "case {i}");
+            assert_eq!(
+                c.score_parts.iter().any(|p| p.ends_with("+5")),
+                *confirmed,
+                "case {i}: {:?}",
+                c.score_parts
+            );
+        }
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub struct IdsHit {
     pub signature: String,
     /// CVE ids named by the rule (metadata or text), normalised to `CVE-YYYY-N`.
     pub cves: Vec<String>,
+    /// The sensor that sent it; `None` for the operator's own files (trusted).
+    pub sensor: Option<String>,
 }
 
 /// The stored form of an [`IdsHit`] (the centre keeps the hits its sensors send).
@@ -37,6 +39,9 @@ pub struct StoredHit {
     pub signature: String,
     #[serde(default)]
     pub cves: Vec<String>,
+    /// The sensor that sent it (absent: an operator's file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensor: Option<String>,
 }
 
 impl From<&IdsHit> for StoredHit {
@@ -50,6 +55,7 @@ impl From<&IdsHit> for StoredHit {
             rule: h.rule.clone(),
             signature: h.signature.clone(),
             cves: h.cves.clone(),
+            sensor: h.sensor.clone(),
         }
     }
 }
@@ -66,6 +72,7 @@ impl StoredHit {
             rule: self.rule.clone(),
             signature: self.signature.clone(),
             cves: self.cves.clone(),
+            sensor: self.sensor.clone(),
         })
     }
 }
@@ -99,6 +106,7 @@ pub fn hit_from_wire(
         rule: w.rule.chars().take(64).collect(),
         signature: w.signature.chars().take(MAX_SIGNATURE_CHARS).collect(),
         cves,
+        sensor: None,
     }
 }
 
@@ -213,6 +221,7 @@ fn parse_eve(line: &str) -> IdsLine {
             .unwrap_or_default(),
         signature: alert.signature,
         cves,
+        sensor: None,
     })
 }
 
@@ -274,6 +283,7 @@ fn parse_fast(line: &str, year: i32) -> IdsLine {
         rule: rule.to_string(),
         signature,
         cves,
+        sensor: None,
     })
 }
 

@@ -13,9 +13,16 @@
 //! - `breadth` is the share of the sensors reporting in this window that saw the port;
 //! - `score = (0.6·rise_sources + 0.4·rise_events) · (0.5 + 0.5·breadth)`.
 //!
+//! Every metric is *trimmed* first, so that no single sensor (no `trim_sensors`
+//! sensors) can inflate, suppress or steer it (docs/security.md): the events of
+//! the `trim_sensors` busiest sensors, and the sources only one sensor saw of the
+//! `trim_sensors` largest such contributors, are cut to the next sensor's size
+//! (winsorised); the sensor count leaves the `trim_sensors` out. The history, the baselines, the gates and the
+//! score all use the trimmed counts; the raw counts are reported beside them.
+//!
 //! A window is a surge warning only when every gate holds: enough history, at least
-//! `min_sources` sources, at least `min_sensors` sensors, no single sensor with more
-//! than `max_sensor_share` of the events, `z_sources ≥ min_z`, `rise_sources ≥ 1`
+//! `min_sources` trimmed sources, at least `min_sensors` sensors besides the
+//! trimmed ones, `z_sources ≥ min_z`, `rise_sources ≥ 1`
 //! (at least about twice the baseline) and `score ≥ min_score`. A window that passes
 //! the first gates but not the surge test is checked for a *trend* (a slow ramp):
 //! the median of the last day against the median of the history before it.
@@ -48,10 +55,15 @@ pub struct DetectConfig {
     pub min_history_ms: i64,
     /// Distinct sources a window needs to be a warning (default 20).
     pub min_sources: u64,
-    /// Distinct sensors a window needs to be a warning (default 3).
+    /// Distinct sensors besides the trimmed ones a window needs to be a warning
+    /// (default 3, so with one trimmed sensor a warning needs four).
     pub min_sensors: u64,
-    /// Largest share of a window's events one sensor may have (default 0.5).
-    pub max_sensor_share: f64,
+    /// The largest contributors left out of every count (default 1): no group of
+    /// this many sensors can inflate, suppress or steer a warning alone.
+    pub trim_sensors: usize,
+    /// Sensors that must have seen a source before it is named in a warning's top
+    /// sources and in the blocklist (default 2; one trusted sensor is enough).
+    pub blocklist_min_sensors: usize,
     /// Smallest robust z-score of sources (default 5).
     pub min_z: f64,
     /// Smallest score (default 1).
@@ -73,7 +85,8 @@ impl DetectConfig {
             min_history_ms: 86_400_000,
             min_sources: 20,
             min_sensors: 3,
-            max_sensor_share: 0.5,
+            trim_sensors: 1,
+            blocklist_min_sensors: 2,
             min_z: 5.0,
             min_score: 1.0,
             trend_span_ms: 86_400_000,
@@ -161,6 +174,39 @@ impl MetricBaseline {
     }
 }
 
+/// A cell's counts without its largest contributors (the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Trimmed {
+    pub events: u64,
+    pub sources: u64,
+    pub sensors: u64,
+}
+
+impl Trimmed {
+    /// The counts of `c` with the `k` largest contributors cut down to the next
+    /// one's size (winsorised): events by sensor, and the sources only one sensor
+    /// saw. Honest sensors contribute alike, so this takes little from them; a
+    /// sensor that alone adds hundreds of events or sources is cut to what its
+    /// peers add. The sensor count leaves out `k` sensors outright.
+    pub fn of(c: &CellSummary, k: usize) -> Trimmed {
+        Trimmed {
+            events: c.events.saturating_sub(excess(&c.top_sensors, k)),
+            sources: c.sources.saturating_sub(excess(&c.sole_sources, k)),
+            sensors: c.sensors.saturating_sub(k as u64),
+        }
+    }
+
+    fn values(self) -> [u64; 3] {
+        [self.events, self.sources, self.sensors]
+    }
+}
+
+/// What the `k` largest of `v` (sorted, largest first) add above the (k+1)-th.
+fn excess<K>(v: &[(K, u64)], k: usize) -> u64 {
+    let next = v.get(k).map_or(0, |e| e.1);
+    v.iter().take(k).map(|e| e.1.saturating_sub(next)).sum()
+}
+
 /// Baselines of a port at one window.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Baseline {
@@ -217,6 +263,10 @@ pub struct Alert {
     pub sources: u64,
     pub sensors: u64,
     pub targets: u64,
+    /// The counts without the largest contributors: what was scored.
+    pub trimmed: Trimmed,
+    /// The sensors whose events were trimmed (the busiest ones).
+    pub trimmed_sensors: Vec<SensorKey>,
     /// Sensors that reported anything in the window.
     pub active_sensors: u64,
     pub baseline: Baseline,
@@ -229,7 +279,11 @@ pub struct Alert {
     pub top_sensor_share: f64,
     pub score: f64,
     pub severity: Severity,
+    /// The heaviest sources seen by at least `blocklist_min_sensors` sensors (or
+    /// by a trusted one): what the blocklist takes.
     pub top_sources: Vec<(IpAddr, u64)>,
+    /// The heaviest sources too few sensors saw: shown, never blocked.
+    pub uncorroborated_sources: Vec<(IpAddr, u64)>,
     pub top_sensors: Vec<(SensorKey, u64)>,
     /// Start of the first window of this surge (consecutive warning windows of one
     /// port form one surge).
@@ -248,9 +302,9 @@ pub struct Alert {
 }
 
 impl Alert {
-    /// "47×": sources over their baseline (baseline floored at 1).
+    /// "47×": trimmed sources over their baseline (baseline floored at 1).
     pub fn times_normal(&self) -> f64 {
-        self.sources as f64 / self.baseline.sources.median.max(1.0)
+        self.trimmed.sources as f64 / self.baseline.sources.median.max(1.0)
     }
 }
 
@@ -356,6 +410,8 @@ pub struct Detector {
     last_window: Option<i64>,
     /// Closed windows of the last history span, for revisions.
     memos: std::collections::BTreeMap<i64, WindowMemo>,
+    /// Sensors the operator marked trusted: one of them corroborates a source.
+    trusted: rustc_hash::FxHashSet<SensorKey>,
 }
 
 fn rise(x: f64, base: f64, k: f64) -> f64 {
@@ -370,7 +426,13 @@ impl Detector {
             first_window: None,
             last_window: None,
             memos: std::collections::BTreeMap::new(),
+            trusted: rustc_hash::FxHashSet::default(),
         }
+    }
+
+    /// The sensors whose sightings corroborate a source on their own.
+    pub fn set_trusted(&mut self, trusted: impl IntoIterator<Item = SensorKey>) {
+        self.trusted = trusted.into_iter().collect();
     }
 
     /// How far back of a window the per-port values are kept: two history spans,
@@ -435,7 +497,7 @@ impl Detector {
         for c in &w.cells {
             let h = self.ports.entry((c.proto, c.port)).or_default();
             h.evict_before(keep_from);
-            h.push(ws, [c.events, c.sources, c.sensors]);
+            h.push(ws, Trimmed::of(c, self.cfg.trim_sensors).values());
         }
         self.last_window = Some(ws);
         self.remember(w, alerts.clone(), 0);
@@ -454,7 +516,7 @@ impl Detector {
                 candidates: w
                     .cells
                     .iter()
-                    .filter(|c| c.sources >= cfg.min_sources && c.sensors >= cfg.min_sensors)
+                    .filter(|c| passes_cheap_gates(&cfg, c))
                     .cloned()
                     .collect(),
                 alerts,
@@ -495,7 +557,7 @@ impl Detector {
             self.ports
                 .entry((c.proto, c.port))
                 .or_default()
-                .upsert(ws, [c.events, c.sources, c.sensors]);
+                .upsert(ws, Trimmed::of(c, self.cfg.trim_sensors).values());
         }
         if ws < last - self.memo_ms() {
             return Revision {
@@ -603,13 +665,19 @@ impl Detector {
         let mut alerts = Vec::new();
         for c in &mut w.cells {
             let key = (c.proto, c.port);
+            let mut t = Trimmed::of(c, self.cfg.trim_sensors);
             if let Some(v) = self.ports.get(&key).and_then(|h| h.get(ws)) {
                 c.events += v[0];
                 c.sources = c.sources.max(v[1]);
                 c.sensors = c.sensors.max(v[2]);
+                t = Trimmed {
+                    events: t.events + v[0],
+                    sources: t.sources.max(v[1]),
+                    sensors: t.sensors.max(v[2]),
+                };
             }
             let saved = self.ports.get(&key).map(|h| (h.last_alert, h.last_trend));
-            if let Some(mut a) = self.evaluate(&head, c, false) {
+            if let Some(mut a) = self.evaluate_trimmed(&head, c, false, t) {
                 a.late = true;
                 a.episode_start = head.start;
                 a.is_update = false;
@@ -624,32 +692,41 @@ impl Detector {
                 h.last_trend = None;
             }
             if ws >= keep_from {
-                h.upsert(ws, [c.events, c.sources, c.sensors]);
+                h.upsert(ws, t.values());
             }
         }
         alerts
     }
 
     fn evaluate(&mut self, w: &ClosedWindow, c: &CellSummary, trends: bool) -> Option<Alert> {
+        let t = Trimmed::of(c, self.cfg.trim_sensors);
+        self.evaluate_trimmed(w, c, trends, t)
+    }
+
+    fn evaluate_trimmed(
+        &mut self,
+        w: &ClosedWindow,
+        c: &CellSummary,
+        trends: bool,
+        t: Trimmed,
+    ) -> Option<Alert> {
         let cfg = self.cfg;
         // Cheap gates first: most cells stop here without computing a baseline.
-        if c.sources < cfg.min_sources || c.sensors < cfg.min_sensors {
+        if t.sources < cfg.min_sources || t.sensors < cfg.min_sensors {
             return None;
         }
         let top_sensor = c.top_sensors.first().map_or(0, |s| s.1);
         let share = top_sensor as f64 / c.events.max(1) as f64;
-        if share > cfg.max_sensor_share {
-            return None;
-        }
         let ws = w.start.0;
         let b = self.baseline(c.proto, c.port, ws);
         if b.windows < cfg.required_history_windows() {
             return None;
         }
-        let (xs, xe) = (c.sources as f64, c.events as f64);
+        let (xs, xe) = (t.sources as f64, t.events as f64);
         let z_sources = b.sources.z(xs);
         let rise_sources = rise(xs, b.sources.median, 5.0);
         let rise_events = rise(xe, b.events.median, 10.0).max(0.0);
+        // Breadth counts every sensor: one sensor moves it by one in `active` at most.
         let breadth = (c.sensors as f64 / w.active_sensors.max(1) as f64).min(1.0);
         let score = (0.6 * rise_sources + 0.4 * rise_events) * (0.5 + 0.5 * breadth);
         let surge = z_sources >= cfg.min_z && rise_sources >= 1.0 && score >= cfg.min_score;
@@ -659,8 +736,8 @@ impl Detector {
             if !trends {
                 return None;
             }
-            let t = self.trend(c, ws, b.windows)?;
-            (AlertKind::Trend, Some(t), t.rise * (0.5 + 0.5 * breadth))
+            let tr = self.trend(t.sources, c, ws, b.windows)?;
+            (AlertKind::Trend, Some(tr), tr.rise * (0.5 + 0.5 * breadth))
         };
         let h = self.ports.entry((c.proto, c.port)).or_default();
         // A surge (or trend) continues while warnings are at most one window apart.
@@ -673,6 +750,7 @@ impl Detector {
             _ => (ws, false),
         };
         *slot = Some((ws, episode_start));
+        let (top_sources, uncorroborated_sources) = self.corroborated(c);
         Some(Alert {
             kind,
             trend,
@@ -684,6 +762,13 @@ impl Detector {
             sources: c.sources,
             sensors: c.sensors,
             targets: c.targets,
+            trimmed: t,
+            trimmed_sensors: c
+                .top_sensors
+                .iter()
+                .take(cfg.trim_sensors)
+                .map(|s| s.0)
+                .collect(),
             active_sensors: w.active_sensors,
             baseline: b,
             z_sources,
@@ -694,7 +779,8 @@ impl Detector {
             top_sensor_share: share,
             score,
             severity: Severity::from_score(score),
-            top_sources: c.top_sources.clone(),
+            top_sources,
+            uncorroborated_sources,
             top_sensors: c.top_sensors.clone(),
             episode_start: Timestamp(episode_start),
             is_update,
@@ -710,7 +796,13 @@ impl Detector {
     /// cycle and ignore single spikes. Needs a span of history before the span, and
     /// stays quiet while the port has a surge warning within the span (the surge
     /// already explains the rise).
-    fn trend(&self, c: &CellSummary, ws: i64, history: usize) -> Option<TrendEvidence> {
+    fn trend(
+        &self,
+        sources: u64,
+        c: &CellSummary,
+        ws: i64,
+        history: usize,
+    ) -> Option<TrendEvidence> {
         let cfg = self.cfg;
         let span = ((cfg.trend_span_ms / cfg.window_ms).max(1)) as usize;
         if history < 2 * span {
@@ -724,7 +816,7 @@ impl Detector {
         }
         let split = ws - (span as i64 - 1) * cfg.window_ms;
         let from = ws - history as i64 * cfg.window_ms;
-        let mut recent = vec![c.sources];
+        let mut recent = vec![sources];
         let mut before = Vec::new();
         for &(t, v) in h.range(from, ws) {
             if t >= split {
@@ -745,6 +837,34 @@ impl Detector {
             rise,
         })
     }
+}
+
+impl Detector {
+    /// The cell's heaviest sources split into those enough sensors saw (at least
+    /// `blocklist_min_sensors`, or one trusted sensor) and the others, `top_n`
+    /// (the cell's) of each, most events first.
+    fn corroborated(&self, c: &CellSummary) -> (SourceList, SourceList) {
+        let top_n = c.top_sources.len().max(1);
+        let (mut yes, mut no) = (Vec::new(), Vec::new());
+        for s in &c.sightings {
+            let ok = s.witnesses.len() >= self.cfg.blocklist_min_sensors.max(1)
+                || s.witnesses.keys().iter().any(|k| self.trusted.contains(k));
+            let list = if ok { &mut yes } else { &mut no };
+            if list.len() < top_n {
+                list.push((s.ip, s.events));
+            }
+        }
+        (yes, no)
+    }
+}
+
+/// (source, events), most events first.
+type SourceList = Vec<(IpAddr, u64)>;
+
+/// The gates that need no baseline (the trimmed sources and sensors).
+fn passes_cheap_gates(cfg: &DetectConfig, c: &CellSummary) -> bool {
+    let t = Trimmed::of(c, cfg.trim_sensors);
+    t.sources >= cfg.min_sources && t.sensors >= cfg.min_sensors
 }
 
 fn metric(sorted: &SortedWindow, zeros: usize) -> MetricBaseline {

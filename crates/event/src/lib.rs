@@ -239,9 +239,15 @@ pub struct Event {
     pub icmp_type: Option<u8>,
     pub direction: Direction,
     pub action: Action,
-    /// How many packets this event stands for (DShield's count column); at least 1.
+    /// How many packets this event stands for (DShield's count column); from 1 to
+    /// [`MAX_COUNT`].
     pub count: u32,
 }
+
+/// The largest `count` one line may carry (a line above it is refused with an
+/// error, by the parsers and by the centre): one line weighs at most this much
+/// (docs/security.md).
+pub const MAX_COUNT: u32 = 65_535;
 
 impl Event {
     /// Whether this event is an unsolicited inbound attempt, the only kind scanwatch

@@ -94,6 +94,8 @@ pub enum WireError {
     Field { field: &'static str, value: String },
     #[error("count must be at least 1")]
     ZeroCount,
+    #[error("count {0} above the bound {max}", max = crate::MAX_COUNT)]
+    CountTooLarge(u32),
 }
 
 impl<'a> WireEvent<'a> {
@@ -150,6 +152,9 @@ impl<'a> WireEvent<'a> {
         };
         if self.count == 0 {
             return Err(WireError::ZeroCount);
+        }
+        if self.count > crate::MAX_COUNT {
+            return Err(WireError::CountTooLarge(self.count));
         }
         let ports = proto.has_ports();
         let tcp = proto == Protocol::Tcp;

@@ -126,7 +126,7 @@ fn parse(line: &str) -> Result<LineOutcome<'_>, ParseError> {
     let count: u32 = f[2]
         .parse()
         .map_err(|_| ParseError::invalid("count", f[2]))?;
-    if count == 0 {
+    if count == 0 || count > scanwatch_event::MAX_COUNT {
         return Err(ParseError::invalid("count", f[2]));
     }
     let src = f[3]

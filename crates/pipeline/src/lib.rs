@@ -229,6 +229,16 @@ impl Pipeline {
         out(Output::Revision(Box::new(rev)));
     }
 
+    /// The sensors the operator trusts (by name): one of them corroborates a source
+    /// for a warning's top sources and the blocklist (docs/security.md).
+    pub fn set_trusted<'a>(&mut self, names: impl IntoIterator<Item = &'a String>) {
+        self.det.set_trusted(
+            names
+                .into_iter()
+                .map(|n| scanwatch_aggregate::sensor_key(n)),
+        );
+    }
+
     /// Known benign scanners: their unsolicited port events are counted apart
     /// (`Report::benign_events`) instead of being aggregated.
     pub fn set_benign(&mut self, set: BenignSet) {

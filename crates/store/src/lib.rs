@@ -7,6 +7,7 @@
 
 pub mod clickhouse;
 pub mod sqlite;
+pub mod trust;
 
 use scanwatch_event::{Event, Timestamp};
 use sha2::{Digest, Sha256};
@@ -49,6 +50,8 @@ pub enum StoreError {
         clickhouse::SCHEMA_VERSION
     )]
     ClickHouseSchemaVersion { found: u32 },
+    #[error("cannot encode a record: {0}")]
+    Encode(String),
 }
 
 /// One sensor as the store knows it.

@@ -1275,7 +1275,9 @@ fn numeric_fields(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
 
 /// `GET /sensors`: every sensor with its counters and last heartbeat.
 async fn sensors_page(user: WebUser, State(st): State<AppState>) -> Result<Response, PageError> {
-    let sensors = st.with_store(|s| s.sensors()).await?;
+    let sensors = st
+        .with_store(|s| scanwatch_store::trust::sensors_with_trust(&*s))
+        .await?;
     let times = st.centre.sensor_times().map_err(crate::AppError::from)?;
     let tcfg = *st.centre.time_config();
     let clock = (st.clock)();
@@ -1286,21 +1288,21 @@ async fn sensors_page(user: WebUser, State(st): State<AppState>) -> Result<Respo
         "<p class=\"note\">Last seen and heartbeats are the server's clock when they arrived (now {}). \
          Counters other than batches and events come from the sensor's last heartbeat. \
          \"Complete through\" is how far its delivered data is complete; a live sensor holds \
-         windows back until it gets there (docs/time.md).</p>",
+         windows back until it gets there (docs/time.md). A trusted sensor's sightings and IDS alerts          count without corroboration (docs/security.md).</p>",
         time_el(clock)
     );
     b.push_str(
         "<table id=\"sensors\" class=\"data\"><thead><tr><th>name</th><th>state</th><th>last seen</th>\
          <th class=\"n\">batches</th><th class=\"n\">events</th><th class=\"n\">parse errors</th>\
          <th class=\"n\">spool backlog</th><th class=\"n\">drops</th><th class=\"n\">send failures</th><th>last heartbeat</th>\
-         <th>complete through</th>",
+         <th>complete through</th><th>trust</th>",
     );
     let admin = user.role == Role::Admin;
     if admin {
         b.push_str("<th>admin</th>");
     }
     b.push_str("</tr></thead><tbody>");
-    for s in &sensors {
+    for (s, level) in &sensors {
         let hb: Value = s
             .heartbeat
             .as_ref()
@@ -1363,6 +1365,11 @@ async fn sensors_page(user: WebUser, State(st): State<AppState>) -> Result<Respo
             (None, None) => "-".into(),
         };
         let _ = write!(b, "<td data-field=\"progress\">{progress}</td>");
+        let _ = write!(
+            b,
+            "<td data-field=\"trust\" class=\"trust-{0}\">{0}</td>",
+            level.name()
+        );
         if admin {
             if s.revoked {
                 b.push_str("<td></td>");

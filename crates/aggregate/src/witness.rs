@@ -1,0 +1,284 @@
+//! Who saw each source of a cell: the witnesses that make the numbers robust to a
+//! single sensor (`docs/security.md`).
+//!
+//! For every source the cell keeps a [`WitnessSet`]: the sensors that reported it,
+//! up to [`WITNESS_CAP`] of them (the smallest keys, so a set is the same whatever
+//! the order of the events, and its size is exact below the cap). Two questions
+//! are answered from them:
+//! - *which sources did only one sensor see* ([`Witnesses::sole_counts`]): what
+//!   trimming the largest contributors removes from the distinct-source count;
+//! - *which sources did several sensors see* (corroboration): only those may go to
+//!   a warning's top sources and to the blocklist.
+//!
+//! Memory is bounded: past [`WITNESS_SOURCES`] sources a cell keeps the sources
+//! with the smallest address hashes only (a bottom-k sample, which merges exactly:
+//! the bottom k of a union is the bottom k of the parts' bottom k), and counts
+//! are scaled from the sample. Hand-written: no sketch crate keeps a small set per
+//! sampled key.
+
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
+
+use crate::SensorKey;
+
+/// Witnesses kept per source: enough for any corroboration threshold we accept
+/// (`blocklist_min_sensors`, `confirm_min_sensors` are at most this).
+pub const WITNESS_CAP: usize = 4;
+
+/// Sources per cell whose witnesses are kept exactly; beyond it a bottom-k sample.
+pub const WITNESS_SOURCES: usize = 4096;
+
+/// Up to [`WITNESS_CAP`] sensor keys, the smallest ones, sorted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct WitnessSet {
+    keys: [SensorKey; WITNESS_CAP],
+    len: u8,
+}
+
+impl WitnessSet {
+    pub fn one(k: SensorKey) -> WitnessSet {
+        let mut s = WitnessSet::default();
+        s.insert(k);
+        s
+    }
+
+    /// Adds a sensor; past the cap the largest key is dropped.
+    pub fn insert(&mut self, k: SensorKey) {
+        let n = self.len as usize;
+        let i = self.keys[..n].partition_point(|x| *x < k);
+        if i < n && self.keys[i] == k {
+            return;
+        }
+        if i >= WITNESS_CAP {
+            return;
+        }
+        let end = n.min(WITNESS_CAP - 1);
+        self.keys.copy_within(i..end, i + 1);
+        self.keys[i] = k;
+        self.len = (n + 1).min(WITNESS_CAP) as u8;
+    }
+
+    pub fn merge(&mut self, o: &WitnessSet) {
+        for k in o.keys() {
+            self.insert(*k);
+        }
+    }
+
+    pub fn keys(&self) -> &[SensorKey] {
+        &self.keys[..self.len as usize]
+    }
+
+    /// Sensors that saw the source: exact below [`WITNESS_CAP`], at least that many
+    /// at the cap.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The one sensor that saw the source, if only one did.
+    pub fn sole(&self) -> Option<SensorKey> {
+        (self.len == 1).then_some(self.keys[0])
+    }
+}
+
+/// The witnesses of a cell's sources, by source address hash.
+#[derive(Clone, Debug, Default)]
+pub enum Witnesses {
+    #[default]
+    Empty,
+    Small(SmallVec<[(u64, WitnessSet); 1]>),
+    /// With `bound`: addresses hashing above it are not kept (u64::MAX: all are).
+    Map(FxHashMap<u64, WitnessSet>, u64),
+}
+
+impl Witnesses {
+    /// Records that `sensor` saw the source hashing to `src`.
+    #[inline]
+    pub fn add(&mut self, src: u64, sensor: SensorKey) {
+        self.add_set(src, &WitnessSet::one(sensor));
+    }
+
+    fn add_set(&mut self, src: u64, set: &WitnessSet) {
+        match self {
+            Witnesses::Empty => *self = Witnesses::Small(smallvec::smallvec![(src, *set)]),
+            Witnesses::Small(v) => {
+                if let Some(e) = v.iter_mut().find(|e| e.0 == src) {
+                    e.1.merge(set);
+                    return;
+                }
+                v.push((src, *set));
+                if v.len() > crate::counted::SMALL_KEYS {
+                    let m: FxHashMap<u64, WitnessSet> = v.drain(..).collect();
+                    *self = Witnesses::Map(m, u64::MAX);
+                }
+            }
+            Witnesses::Map(m, bound) => {
+                if src > *bound {
+                    return;
+                }
+                m.entry(src).or_default().merge(set);
+                if m.len() > 2 * WITNESS_SOURCES {
+                    *bound = prune(m);
+                }
+            }
+        }
+    }
+
+    /// Merges another part of the same cell: equal to recording the union.
+    pub fn merge(&mut self, o: &Witnesses) {
+        match o {
+            Witnesses::Empty => {}
+            Witnesses::Small(v) => v.iter().for_each(|(h, s)| self.add_set(*h, s)),
+            Witnesses::Map(m, b) => {
+                m.iter().for_each(|(h, s)| self.add_set(*h, s));
+                if let Witnesses::Map(mine, bound) = self {
+                    if *b < *bound {
+                        *bound = *b;
+                        mine.retain(|h, _| *h <= *b);
+                    }
+                } else if *b != u64::MAX {
+                    // Still small although the other part was sampled: keep its bound.
+                    let mine: FxHashMap<u64, WitnessSet> = self
+                        .entries()
+                        .into_iter()
+                        .filter(|(h, _)| *h <= *b)
+                        .collect();
+                    *self = Witnesses::Map(mine, *b);
+                }
+            }
+        }
+    }
+
+    /// The kept (source hash, witnesses), sorted by hash, at most
+    /// [`WITNESS_SOURCES`] of them (the smallest hashes).
+    pub fn entries(&self) -> Vec<(u64, WitnessSet)> {
+        let mut v: Vec<(u64, WitnessSet)> = match self {
+            Witnesses::Empty => Vec::new(),
+            Witnesses::Small(v) => v.to_vec(),
+            Witnesses::Map(m, _) => m.iter().map(|(h, s)| (*h, *s)).collect(),
+        };
+        v.sort_unstable_by_key(|e| e.0);
+        v.truncate(WITNESS_SOURCES);
+        v
+    }
+
+    /// The bound above which address hashes are not kept (u64::MAX: none left out).
+    pub fn bound(&self) -> u64 {
+        match self {
+            Witnesses::Map(m, b) if m.len() > WITNESS_SOURCES => {
+                (*b).min(self.entries().last().map_or(u64::MAX, |e| e.0))
+            }
+            Witnesses::Map(_, b) => *b,
+            _ => u64::MAX,
+        }
+    }
+
+    /// Witnesses from kept entries and their bound (what [`Witnesses::entries`] and
+    /// [`Witnesses::bound`] give; the codec's read).
+    pub fn from_parts(entries: Vec<(u64, WitnessSet)>, bound: u64) -> Witnesses {
+        let mut w = if bound == u64::MAX {
+            Witnesses::Empty
+        } else {
+            Witnesses::Map(FxHashMap::default(), bound)
+        };
+        for (h, s) in entries {
+            w.add_set(h, &s);
+        }
+        w
+    }
+
+    /// Whether only a sample of the sources is kept.
+    pub fn sampled(&self) -> bool {
+        match self {
+            Witnesses::Map(m, b) => *b != u64::MAX || m.len() > WITNESS_SOURCES,
+            _ => false,
+        }
+    }
+
+    /// Per sensor, the sources only it saw, most first (ties by key), scaled to
+    /// `distinct` sources when only a sample is kept.
+    pub fn sole_counts(&self, distinct: u64) -> Vec<(SensorKey, u64)> {
+        let entries = self.entries();
+        let mut by: FxHashMap<SensorKey, u64> = FxHashMap::default();
+        for (_, s) in &entries {
+            if let Some(k) = s.sole() {
+                *by.entry(k).or_insert(0) += 1;
+            }
+        }
+        let scale = if self.sampled() && !entries.is_empty() {
+            distinct as f64 / entries.len() as f64
+        } else {
+            1.0
+        };
+        let mut v: Vec<(SensorKey, u64)> = by
+            .into_iter()
+            .map(|(k, n)| (k, (n as f64 * scale).round() as u64))
+            .collect();
+        v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Witnesses::Empty => 0,
+            Witnesses::Small(v) => {
+                if v.spilled() {
+                    v.capacity() * std::mem::size_of::<(u64, WitnessSet)>()
+                } else {
+                    0
+                }
+            }
+            Witnesses::Map(m, _) => m.capacity() * (std::mem::size_of::<(u64, WitnessSet)>() + 1),
+        }
+    }
+}
+
+/// Keeps the [`WITNESS_SOURCES`] smallest hashes; returns the largest kept.
+fn prune(m: &mut FxHashMap<u64, WitnessSet>) -> u64 {
+    let mut keys: Vec<u64> = m.keys().copied().collect();
+    keys.sort_unstable();
+    let bound = keys[WITNESS_SOURCES - 1];
+    m.retain(|h, _| *h <= bound);
+    bound
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_set_keeps_the_smallest_keys_whatever_the_order() {
+        let keys = [9u64, 3, 7, 1, 5, 3, 8];
+        let mut a = WitnessSet::default();
+        keys.iter().for_each(|k| a.insert(*k));
+        let mut b = WitnessSet::default();
+        keys.iter().rev().for_each(|k| b.insert(*k));
+        assert_eq!(a, b);
+        assert_eq!(a.keys(), &[1, 3, 5, 7]);
+        assert_eq!(WitnessSet::one(4).sole(), Some(4));
+        assert_eq!(a.sole(), None);
+    }
+
+    #[test]
+    fn sampled_witnesses_merge_like_the_union() {
+        let mut whole = Witnesses::default();
+        let mut parts = [Witnesses::default(), Witnesses::default()];
+        for i in 0..(3 * WITNESS_SOURCES as u64) {
+            let h = crate::key_hash(&i.to_le_bytes());
+            let sensor = i % 5;
+            whole.add(h, sensor);
+            parts[(i % 2) as usize].add(h, sensor);
+            parts[((i / 7) % 2) as usize].add(h, sensor + 1);
+            whole.add(h, sensor + 1);
+        }
+        let mut merged = Witnesses::default();
+        merged.merge(&parts[0]);
+        merged.merge(&parts[1]);
+        assert!(whole.sampled() && merged.sampled());
+        assert_eq!(whole.entries(), merged.entries());
+        assert_eq!(whole.entries().len(), WITNESS_SOURCES);
+    }
+}
