@@ -286,6 +286,13 @@ pub struct LimitsSection {
     pub max_decompressed_bytes: usize,
     pub max_events_per_batch: usize,
     pub max_events_per_second_per_sensor: u64,
+    /// Time for a request's headers or a TLS handshake (default "10s").
+    pub header_timeout: String,
+    /// Time for a request's body once its token is checked (default "60s").
+    pub body_timeout: String,
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
+    pub max_requests_in_flight: usize,
 }
 
 impl Default for LimitsSection {
@@ -296,7 +303,22 @@ impl Default for LimitsSection {
             max_decompressed_bytes: l.max_decompressed_bytes,
             max_events_per_batch: l.max_events_per_batch,
             max_events_per_second_per_sensor: l.max_events_per_second_per_sensor,
+            header_timeout: format!("{}s", l.header_timeout.as_secs()),
+            body_timeout: format!("{}s", l.body_timeout.as_secs()),
+            max_connections: l.max_connections,
+            max_connections_per_client: l.max_connections_per_client,
+            max_requests_in_flight: l.max_requests_in_flight,
         }
+    }
+}
+
+impl LimitsSection {
+    fn duration(what: &str, s: &str) -> Result<std::time::Duration> {
+        let ms = scanwatch_event::parse_duration(s).with_context(|| format!("limits.{what}"))?;
+        if ms < 100 {
+            bail!("limits.{what} must be at least 100ms");
+        }
+        Ok(std::time::Duration::from_millis(ms as u64))
     }
 }
 
@@ -351,9 +373,16 @@ impl ServerConfig {
             || l.max_decompressed_bytes == 0
             || l.max_events_per_batch == 0
             || l.max_events_per_second_per_sensor == 0
+            || l.max_connections == 0
+            || l.max_connections_per_client == 0
+            || l.max_requests_in_flight == 0
         {
             bail!("limits must be greater than zero");
         }
+        if l.max_connections_per_client > l.max_connections {
+            bail!("limits.max_connections_per_client must be at most limits.max_connections");
+        }
+        self.limits()?;
         if l.max_decompressed_bytes < l.max_body_bytes {
             bail!("limits.max_decompressed_bytes must be at least limits.max_body_bytes");
         }
@@ -393,14 +422,20 @@ impl ServerConfig {
         }
     }
 
-    pub fn limits(&self) -> Limits {
+    /// The collector's limits (validated by [`ServerConfig::validate`]).
+    pub fn limits(&self) -> Result<Limits> {
         let l = &self.limits;
-        Limits {
+        Ok(Limits {
             max_body_bytes: l.max_body_bytes,
             max_decompressed_bytes: l.max_decompressed_bytes,
             max_events_per_batch: l.max_events_per_batch,
             max_events_per_second_per_sensor: l.max_events_per_second_per_sensor,
-        }
+            header_timeout: LimitsSection::duration("header_timeout", &l.header_timeout)?,
+            body_timeout: LimitsSection::duration("body_timeout", &l.body_timeout)?,
+            max_connections: l.max_connections,
+            max_connections_per_client: l.max_connections_per_client,
+            max_requests_in_flight: l.max_requests_in_flight,
+        })
     }
 }
 
@@ -609,7 +644,7 @@ max_events_per_batch = 5000
             cfg.detection.min_sensors, 3,
             "unset keys keep their defaults"
         );
-        assert_eq!(cfg.limits().max_events_per_batch, 5000);
+        assert_eq!(cfg.limits().unwrap().max_events_per_batch, 5000);
         assert_eq!(
             ServerConfig::parse("version = 1").unwrap(),
             ServerConfig::default()

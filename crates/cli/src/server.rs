@@ -162,7 +162,7 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
             replayed.future_events
         )?;
     }
-    let state = AppState::with_centre(centre.clone(), file_cfg.limits(), Arc::new(wall_clock));
+    let state = AppState::with_centre(centre.clone(), file_cfg.limits()?, Arc::new(wall_clock));
     let state = match &notifier {
         Some(n) => {
             let counters = n.counters();
@@ -220,34 +220,7 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
                 .await;
             }
         });
-        match tls {
-            Some(tls) => {
-                // axum-server does rustls; a handle gives the same graceful shutdown.
-                let handle = axum_server::Handle::<SocketAddr>::new();
-                let h = handle.clone();
-                tokio::spawn(async move {
-                    shutdown().await;
-                    h.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
-                });
-                axum_server::from_tcp_rustls(listener, tls)?
-                    .handle(handle)
-                    // Over TLS, session cookies are `Secure`; the peer address feeds
-                    // the dashboard's per-client login limits.
-                    .serve(
-                        app(state.with_secure_cookies(true))
-                            .into_make_service_with_connect_info::<SocketAddr>(),
-                    )
-                    .await?;
-            }
-            None => {
-                axum::serve(
-                    tokio::net::TcpListener::from_std(listener)?,
-                    app(state).into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .with_graceful_shutdown(shutdown())
-                .await?;
-            }
-        }
+        front_door(listener, tls, state).await?;
         Ok::<(), anyhow::Error>(())
     })?;
     close_notifier(&rt, notifier, err)?;
@@ -292,12 +265,34 @@ pub(crate) fn close_notifier(
     Ok(())
 }
 
+/// Serves the app behind the collector's front door (connection limits, header and
+/// body timeouts, `[limits]`; docs/security.md) until SIGINT or SIGTERM. Over TLS,
+/// session cookies are `Secure`.
+pub(crate) async fn front_door(
+    listener: std::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    state: AppState,
+) -> Result<()> {
+    let state = state.with_secure_cookies(tls.is_some());
+    let (limits, counters) = (state.limits, state.counters.clone());
+    scanwatch_collector::serve::serve(
+        tokio::net::TcpListener::from_std(listener)?,
+        tls,
+        app(state),
+        limits,
+        counters,
+        shutdown(),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Reads the certificate chain and key (PEM) into a rustls server config (ring
-/// provider; TLS 1.2 and 1.3).
+/// provider; TLS 1.2 and 1.3; HTTP/1.1).
 pub(crate) async fn tls_config(
     cert: &std::path::Path,
     key: &std::path::Path,
-) -> Result<axum_server::tls_rustls::RustlsConfig> {
+) -> Result<Arc<rustls::ServerConfig>> {
     let cert_pem =
         std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
     let key_pem = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
@@ -310,14 +305,13 @@ pub(crate) async fn tls_config(
     }
     let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|e| anyhow::anyhow!("{}: invalid private key: {e}", key.display()))?;
-    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .context("the TLS certificate and key do not fit together")?;
-    Ok(axum_server::tls_rustls::RustlsConfig::from_config(
-        Arc::new(cfg),
-    ))
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
 }
 
 /// Resolves on SIGINT or SIGTERM; in-flight requests finish (each batch commits in
@@ -367,19 +361,19 @@ pub fn open_store(cfg: &ServerConfig) -> Result<Box<dyn Store>> {
 mod roles {
     use std::collections::HashMap;
     use std::io::Write;
-    use std::net::SocketAddr;
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
     use super::{
-        close_notifier, open_store, shutdown, spawn_notifier, tls_config, wall_clock, ServerArgs,
+        close_notifier, front_door, open_store, shutdown, spawn_notifier, tls_config, wall_clock,
+        ServerArgs,
     };
     use crate::config::ServerConfig;
     use anyhow::{bail, Context, Result};
     use scanwatch_aggregate::decode_partial;
     use scanwatch_bus::{aggregate_handler, run_aggregator, AggregatorCounters, NatsBus};
     use scanwatch_centre::{Centre, Partial};
-    use scanwatch_collector::{app, AppState, IDS_KIND};
+    use scanwatch_collector::{AppState, IDS_KIND};
     use scanwatch_context::ids::StoredHit;
     use scanwatch_event::Timestamp;
     use scanwatch_pipeline::Pipeline;
@@ -407,7 +401,7 @@ mod roles {
                 let state = AppState::new(
                     store,
                     Pipeline::new(pcfg),
-                    cfg.limits(),
+                    cfg.limits()?,
                     Arc::new(wall_clock),
                 )
                 .with_publisher(Arc::new(bus));
@@ -480,34 +474,17 @@ mod roles {
             let listener = std::net::TcpListener::bind(cfg.server.listen)
                 .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
             listener.set_nonblocking(true)?;
-            match (&cfg.server.tls_cert, &cfg.server.tls_key) {
-                (Some(c), Some(k)) => {
-                    let tls = tls_config(c, k).await?;
-                    writeln!(err, "listening on https://{}", listener.local_addr()?)?;
-                    let handle = axum_server::Handle::<SocketAddr>::new();
-                    let h = handle.clone();
-                    tokio::spawn(async move {
-                        shutdown().await;
-                        h.graceful_shutdown(Some(Duration::from_secs(30)));
-                    });
-                    axum_server::from_tcp_rustls(listener, tls)?
-                        .handle(handle)
-                        .serve(
-                            app(state.with_secure_cookies(true))
-                                .into_make_service_with_connect_info::<SocketAddr>(),
-                        )
-                        .await?;
-                }
-                _ => {
-                    writeln!(err, "listening on http://{}", listener.local_addr()?)?;
-                    axum::serve(
-                        tokio::net::TcpListener::from_std(listener)?,
-                        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-                    )
-                    .with_graceful_shutdown(shutdown())
-                    .await?;
-                }
-            }
+            let tls = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
+                (Some(c), Some(k)) => Some(tls_config(c, k).await?),
+                _ => None,
+            };
+            writeln!(
+                err,
+                "listening on {}://{}",
+                if tls.is_some() { "https" } else { "http" },
+                listener.local_addr()?
+            )?;
+            front_door(listener, tls, state).await?;
             Ok::<(), anyhow::Error>(())
         })?;
         writeln!(err, "stopped")?;

@@ -26,6 +26,8 @@ pub enum AppError {
     /// An event lies further ahead of the centre's clock than the clock skew
     /// allows: the sensor keeps the batch and retries (425 Too Early).
     ClockAhead(String),
+    /// The request body did not arrive in time (408).
+    Timeout(String),
     /// Anything else; the message is logged, never sent.
     Internal(String),
 }
@@ -74,6 +76,7 @@ impl IntoResponse for AppError {
             ),
             AppError::RateLimited(m) => (StatusCode::TOO_MANY_REQUESTS, m),
             AppError::ClockAhead(m) => (StatusCode::TOO_EARLY, m),
+            AppError::Timeout(m) => (StatusCode::REQUEST_TIMEOUT, m),
             AppError::Internal(m) => {
                 eprintln!("internal error: {m}");
                 (

@@ -10,6 +10,7 @@ mod error;
 mod export;
 mod feeds;
 pub mod openapi;
+pub mod serve;
 pub mod web;
 
 use std::io::Read;
@@ -51,6 +52,16 @@ pub struct Limits {
     /// burst of ten seconds' worth; over it, batches are refused with 429 and the
     /// sensor retries later from its spool.
     pub max_events_per_second_per_sensor: u64,
+    /// Time for a request's headers (and a TLS handshake) to arrive (default 10 s).
+    pub header_timeout: std::time::Duration,
+    /// Time for a request's body to arrive once the token is checked (default 60 s).
+    pub body_timeout: std::time::Duration,
+    /// Open connections at most (default 1,024).
+    pub max_connections: usize,
+    /// Open connections from one client address at most (default 32).
+    pub max_connections_per_client: usize,
+    /// Requests handled at once at most; more are answered 503 (default 256).
+    pub max_requests_in_flight: usize,
 }
 
 impl Default for Limits {
@@ -60,6 +71,11 @@ impl Default for Limits {
             max_decompressed_bytes: 64 << 20,
             max_events_per_batch: 100_000,
             max_events_per_second_per_sensor: 100_000,
+            header_timeout: std::time::Duration::from_secs(10),
+            body_timeout: std::time::Duration::from_secs(60),
+            max_connections: 1024,
+            max_connections_per_client: 32,
+            max_requests_in_flight: 256,
         }
     }
 }
@@ -102,8 +118,12 @@ pub struct Counters {
     /// Batches refused because an event lies further ahead of the centre's clock
     /// than the clock skew allows (`docs/time.md`).
     pub refused_clock_ahead: AtomicU64,
+    /// Batches whose body did not arrive within the body timeout.
+    pub refused_timeout: AtomicU64,
     /// Time from request to acknowledgement of accepted batches.
     pub ingest_latency: Histogram,
+    /// What the front door refused (`serve`).
+    pub door: serve::DoorCounters,
 }
 
 /// A Prometheus histogram with fixed buckets (seconds), lock-free.
@@ -185,7 +205,25 @@ impl Counters {
                 ("{reason=\"encoding\"}", g(&self.refused_encoding)),
                 ("{reason=\"rate_limited\"}", g(&self.refused_rate_limited)),
                 ("{reason=\"clock_ahead\"}", g(&self.refused_clock_ahead)),
+                ("{reason=\"timeout\"}", g(&self.refused_timeout)),
             ],
+        );
+        counter(
+            "scanwatch_connections_total",
+            "Connections at the front door, by outcome (docs/security.md).",
+            &[
+                ("{outcome=\"accepted\"}", g(&self.door.connections_accepted)),
+                ("{outcome=\"refused\"}", g(&self.door.connections_refused)),
+                (
+                    "{outcome=\"timed_out\"}",
+                    g(&self.door.connections_timed_out),
+                ),
+            ],
+        );
+        counter(
+            "scanwatch_requests_shed_total",
+            "Requests answered 503 because the most requests were in flight.",
+            &[("", g(&self.door.requests_shed))],
         );
         counter(
             "scanwatch_alerts_raised_total",
@@ -429,9 +467,18 @@ fn valid_batch_id(id: &str) -> bool {
 async fn read_body(
     body: axum::body::Body,
     limit: usize,
+    timeout: std::time::Duration,
     too_large: impl FnOnce() -> String,
 ) -> Result<Bytes, AppError> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
+    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit))
+        .await
+        .map_err(|_| {
+            AppError::Timeout(format!(
+                "the request body did not arrive within {}",
+                human_ms(timeout.as_millis() as i64)
+            ))
+        })?;
+    read.map_err(|e| {
         let over = std::error::Error::source(&e)
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if over {
@@ -552,6 +599,7 @@ fn parse_batch(body: &[u8], max_events: usize) -> Result<ParsedBatch, AppError> 
     responses((status = 200, description = "Recorded", body = Health),
         (status = 400, description = "Not a JSON object, or complete_through not an RFC 3339 time", body = openapi::ErrorBody),
         (status = 401, description = "No, unknown or revoked sensor token", body = openapi::ErrorBody),
+        (status = 408, description = "The body did not arrive within the body timeout", body = openapi::ErrorBody),
         (status = 413, description = "Over 64 KiB (or the server's body limit)", body = openapi::ErrorBody),
         (status = 500, description = "Internal error", body = openapi::ErrorBody)))]
 async fn heartbeat(
@@ -565,7 +613,10 @@ async fn heartbeat(
     st.with_store(move |s| s.authenticate_sensor(&known))
         .await?
         .ok_or(AppError::Unauthorized)?;
-    let body = read_body(body, 64 * 1024, || "a heartbeat is at most 64 KiB".into()).await?;
+    let body = read_body(body, 64 * 1024, st.limits.body_timeout, || {
+        "a heartbeat is at most 64 KiB".into()
+    })
+    .await?;
     let v: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| AppError::BadRequest(format!("heartbeat is not JSON: {e}")))?;
     if !v.is_object() {
@@ -620,6 +671,7 @@ async fn heartbeat(
     responses((status = 200, description = "Stored durably (or a duplicate of an accepted batch)", body = IngestReply),
         (status = 400, description = "Missing or bad batch id, malformed line, not UTF-8, bad gzip or zstd", body = openapi::ErrorBody),
         (status = 401, description = "No, unknown or revoked sensor token", body = openapi::ErrorBody),
+        (status = 408, description = "The body did not arrive within the body timeout; the sensor resends", body = openapi::ErrorBody),
         (status = 413, description = "Body, decompressed body, lines or counted events (ten seconds of the sensor's rate) over the limits: refused for good", body = openapi::ErrorBody),
         (status = 415, description = "A content-encoding other than gzip or zstd", body = openapi::ErrorBody),
         (status = 425, description = "An event lies further ahead of the centre's clock than the clock skew allows (the message names the line and the skew); the sensor keeps the batch and retries", body = openapi::ErrorBody),
@@ -647,6 +699,7 @@ async fn ingest(
         Err(AppError::UnsupportedEncoding(_)) => c.refused_encoding.fetch_add(1, Ordering::Relaxed),
         Err(AppError::RateLimited(_)) => c.refused_rate_limited.fetch_add(1, Ordering::Relaxed),
         Err(AppError::ClockAhead(_)) => c.refused_clock_ahead.fetch_add(1, Ordering::Relaxed),
+        Err(AppError::Timeout(_)) => c.refused_timeout.fetch_add(1, Ordering::Relaxed),
         Err(
             AppError::Internal(_)
             | AppError::UnauthorizedApi
@@ -679,9 +732,12 @@ async fn ingest_inner(
         .to_string();
     // The body is read only now, after the token and the batch id passed: a
     // request without a valid token costs no more than its headers.
-    let body = read_body(body, st.limits.max_body_bytes, || {
-        format!("request body exceeds {} bytes", st.limits.max_body_bytes)
-    })
+    let body = read_body(
+        body,
+        st.limits.max_body_bytes,
+        st.limits.body_timeout,
+        || format!("request body exceeds {} bytes", st.limits.max_body_bytes),
+    )
     .await?;
     let raw = decode_body(headers, &body, st.limits.max_decompressed_bytes)?;
     let (events, lines, mut hits) = parse_batch(&raw, st.limits.max_events_per_batch)?;

@@ -200,12 +200,12 @@ pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// The outcome of one submission.
 enum Sent {
     Accepted,
-    /// Refused for good (4xx other than 425 and 429): set aside, never retried.
+    /// Refused for good (4xx other than 408, 425 and 429): set aside, never retried.
     Rejected(u16),
     /// Refused for events ahead of the centre's clock (425): kept and retried,
     /// with the centre's message.
     TooEarly(String),
-    /// Try again later (network error, 429, 5xx).
+    /// Try again later (network error, 408, 429, 5xx).
     Retry,
 }
 
@@ -229,7 +229,9 @@ fn submit(agent: &ureq::Agent, cfg: &SensorConfig, id: &str, body: &str) -> Sent
                 .read_to_string()
                 .unwrap_or_else(|e| format!("unreadable answer: {e}")),
         ),
-        429 => Sent::Retry,
+        // Over the rate, or the body was too slow to arrive (the centre's front
+        // door, docs/security.md): the batch is fine, send it again later.
+        408 | 429 => Sent::Retry,
         code @ 400..=499 => Sent::Rejected(code),
         _ => Sent::Retry,
     }
