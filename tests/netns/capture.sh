@@ -54,7 +54,7 @@ NFT
 
 data="$work/data"
 port=18470
-"$bin" admin sensor add darknet-1 --data "$data" > "$work/token"
+(umask 077; "$bin" admin sensor add darknet-1 --data "$data" > "$work/token")
 ip netns exec "$ns_s" timeout 120 "$bin" server --data "$data" --listen "127.0.0.1:$port" \
     2> "$work/server.err" &
 pids+=($!)

@@ -95,7 +95,7 @@ for _ in $(seq 1 100); do
 done
 api="$("$bin" admin token add e2e --role analyst --data "$data" 2>/dev/null)"
 for i in "${sensors[@]}"; do
-    "$bin" admin sensor add "sensor$i" --data "$data" > "$work/token$i" 2>/dev/null
+    (umask 077; "$bin" admin sensor add "sensor$i" --data "$data" > "$work/token$i" 2>/dev/null)
     "$bin" sensor run --server "http://127.0.0.1:$port" --token-file "$work/token$i" \
         --spool "$work/spool$i" --source "$work/fw$i.log:netfilter" --from-start \
         2> "$work/sensor$i.err" &

@@ -50,7 +50,13 @@ fn main() {
         .stderr(Stdio::null())
         .output()
         .unwrap();
-    std::fs::write(dir.path().join("token"), &out.stdout).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let token = dir.path().join("token");
+        std::fs::write(&token, &out.stdout).unwrap();
+        // The sensor refuses a token file others can read.
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()

@@ -102,7 +102,7 @@ fn run(dir: &Path, stall_one: bool) -> i64 {
     let tokens: Vec<PathBuf> = (0..SENSORS)
         .map(|s| {
             let f = dir.join(format!("token-{s:02}"));
-            std::fs::write(&f, admin(&data, &["sensor", "add", &format!("fw-{s:02}")])).unwrap();
+            common::write_token(&f, admin(&data, &["sensor", "add", &format!("fw-{s:02}")]));
             f
         })
         .collect();

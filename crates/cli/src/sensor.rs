@@ -2,6 +2,7 @@
 //! events to the centre through a disk spool.
 
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -35,9 +36,14 @@ pub struct RunArgs {
     /// Base URL of the centre, e.g. http://127.0.0.1:8470 or https://centre:8470.
     #[arg(long)]
     pub server: Option<String>,
-    /// File holding this sensor's token (from `scanwatch admin sensor add`).
+    /// File holding this sensor's token (from `scanwatch admin sensor add`); it must
+    /// be readable by its owner only (chmod 600).
     #[arg(long)]
     pub token_file: Option<PathBuf>,
+    /// Use a token file others can read (refused otherwise: anyone who reads the
+    /// token can send as this sensor).
+    #[arg(long)]
+    pub allow_open_token_file: bool,
     /// Spool directory: batches wait here until the centre acknowledges them.
     #[arg(long)]
     pub spool: Option<PathBuf>,
@@ -154,6 +160,22 @@ fn parse_source(s: &str) -> Result<Source> {
     })
 }
 
+/// Refuses a token file that users other than its owner can read (or write),
+/// unless allowed (docs/security.md).
+fn check_token_file(path: &std::path::Path, allow_open: bool) -> Result<()> {
+    let m = std::fs::metadata(path)
+        .with_context(|| format!("cannot read the token file {}", path.display()))?;
+    let mode = m.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 && !allow_open {
+        bail!(
+            "the token file {} is mode {mode:04o}: other users can read this sensor's token and send as it; run `chmod 600 {}` (or pass --allow-open-token-file)",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 pub fn run(args: &SensorArgs, err: &mut dyn Write) -> Result<()> {
     let SensorCommand::Run(run_args) = &args.command;
     let c = run_args.effective_config()?;
@@ -172,6 +194,17 @@ pub fn run(args: &SensorArgs, err: &mut dyn Write) -> Result<()> {
         _ => Anonymize::None,
     };
     let rules = r.rules(anonymize)?;
+    check_token_file(token_file, run_args.allow_open_token_file)?;
+    if let Ok(m) = std::fs::metadata(spool) {
+        let mode = m.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            writeln!(
+                err,
+                "warning: the spool {} is mode {mode:04o}: others can read the batches waiting there (chmod 700)",
+                spool.display()
+            )?;
+        }
+    }
     let token = std::fs::read_to_string(token_file)
         .with_context(|| format!("cannot read the token file {}", token_file.display()))?
         .trim()

@@ -110,6 +110,9 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
     let data = file_cfg.server.data.clone();
     let listen = file_cfg.server.listen;
     let mut store = SqliteStore::open(&data)?;
+    for w in scanwatch_store::sqlite::permission_warnings(&data) {
+        writeln!(err, "warning: {w}")?;
+    }
     let retention = file_cfg.retention.millis()?;
     let now = wall_clock();
     let (pe, pw) = store.prune(

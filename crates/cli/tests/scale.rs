@@ -861,7 +861,7 @@ fn scale_out_roles_with_twelve_sensors_in_turn_give_the_answers_of_analyze() {
     let tokens: Vec<PathBuf> = (0..SENSORS)
         .map(|s| {
             let f = tmp.path().join(format!("token-{s:02}"));
-            std::fs::write(&f, add_sensor("--config", &cfg, &format!("fw-{s:02}"))).unwrap();
+            common::write_token(&f, add_sensor("--config", &cfg, &format!("fw-{s:02}")));
             f
         })
         .collect();

@@ -6,6 +6,7 @@
 mod common;
 
 use common::{bin, free_port, request, spawn_server, Server};
+use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -195,7 +196,7 @@ fn add_sensor(data: &std::path::Path, dir: &std::path::Path) -> std::path::PathB
         String::from_utf8_lossy(&out.stderr)
     );
     let token_file = dir.join("token");
-    std::fs::write(&token_file, out.stdout).unwrap();
+    common::write_token(&token_file, out.stdout);
     token_file
 }
 
@@ -644,4 +645,89 @@ fn a_bad_tls_certificate_or_key_is_refused_at_start() {
         assert!(err.contains(want), "{want}: {err}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Files and secrets (docs/security.md): the data directory is created 0700 and
+/// the database 0600; the server warns at start about a wider database; the sensor
+/// refuses a token file others can read (unless told otherwise) and creates its
+/// spool 0700 with 0600 batches.
+#[test]
+fn files_are_private_and_an_open_token_file_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = scratch("files");
+    let data = dir.join("data");
+    let token_file = add_sensor(&data, &dir);
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("scanwatch.db")), 0o600);
+
+    // A database made readable by others is warned about at start.
+    std::fs::set_permissions(
+        data.join("scanwatch.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut child = bin()
+        .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(&data)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut warned = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut line = String::new();
+    while Instant::now() < deadline {
+        line.clear();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if line.starts_with("warning: ") {
+            warned.push(line.clone());
+        }
+        if line.starts_with("listening on") {
+            break;
+        }
+    }
+    let _server = Server(child);
+    assert!(
+        warned
+            .iter()
+            .any(|w| w.contains("scanwatch.db is mode 0644") && w.contains("chmod 0600")),
+        "{warned:?}"
+    );
+
+    // An open token file is refused with the reason, before anything is read.
+    let log = dir.join("fw.log");
+    std::fs::write(&log, syn_lines(0, 5)).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let spool = dir.join("spool");
+    let out = sensor_cmd(port, &token_file, &spool, &log)
+        .args(["--once", "--from-start"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is mode 0644") && err.contains("chmod 600"),
+        "{err}"
+    );
+    // Told otherwise, it runs; its spool and batches are the owner's only.
+    let out = sensor_cmd(port, &token_file, &spool, &log)
+        .args(["--once", "--from-start", "--allow-open-token-file"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mode(&spool), 0o700);
+    for e in std::fs::read_dir(&spool).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
+    }
 }

@@ -45,7 +45,7 @@ fn centre(dir: &Path) -> Centre {
     for s in 0..SENSORS {
         let t = admin(&data, &["sensor", "add", &format!("fw-{s:02}")]);
         let f = dir.join(format!("token-{s:02}"));
-        std::fs::write(&f, t).unwrap();
+        common::write_token(&f, t);
         tokens.push(f);
     }
     let api = admin(&data, &["token", "add", "reader", "--role", "analyst"]);

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -86,7 +87,14 @@ fn batch_name(seq: u64) -> String {
 fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<(), SpoolError> {
     let tmp = dir.join(format!(".{name}.tmp"));
     let dst = dir.join(name);
-    let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
+    // The owner's only: batches hold the network's observations.
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
     f.write_all(data).map_err(io(&tmp))?;
     f.sync_all().map_err(io(&tmp))?;
     fs::rename(&tmp, &dst).map_err(io(&dst))?;
@@ -105,7 +113,11 @@ impl Spool {
     /// Opens (creating) a spool, checking every batch file; bad ones are moved to
     /// `corrupt/` and counted.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Spool, SpoolError> {
-        fs::create_dir_all(dir).map_err(io(dir))?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io(dir))?;
         let id_path = dir.join("spool-id");
         let id = match fs::read_to_string(&id_path) {
             Ok(s) if !s.trim().is_empty() => s.trim().to_string(),

@@ -3,6 +3,7 @@
 //! disk before the caller is told so.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -192,14 +193,60 @@ fn action_code(a: Action) -> i64 {
     }
 }
 
+/// What in a data directory others can read or write: the directory should be
+/// 0700 and the database files 0600 (docs/security.md). One line per finding, for
+/// the binary to print at start.
+pub fn permission_warnings(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |p: &Path, want: u32| {
+        if let Ok(m) = std::fs::metadata(p) {
+            let mode = m.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                out.push(format!(
+                    "{} is mode {mode:04o}: others can read it; it holds password hashes, session and token hashes (chmod {want:04o})",
+                    p.display()
+                ));
+            }
+        }
+    };
+    check(dir, 0o700);
+    for f in [
+        DB_FILE.to_string(),
+        format!("{DB_FILE}-wal"),
+        format!("{DB_FILE}-shm"),
+    ] {
+        check(&dir.join(f), 0o600);
+    }
+    out
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::DataDir {
+        let data_dir = |e: std::io::Error| StoreError::DataDir {
             path: dir.display().to_string(),
             reason: e.to_string(),
-        })?;
+        };
+        // A new data directory is the owner's only (0700) and the database file is
+        // created 0600 before SQLite opens it (its WAL and shared-memory files take
+        // the database file's mode): it holds password hashes and session tokens.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(data_dir)?;
         let path = dir.join(DB_FILE);
+        // Only a file that does not exist yet is touched here: closing any other
+        // descriptor of an open database would drop this process's SQLite locks
+        // on it (POSIX advisory locks are per process).
+        if !path.exists() {
+            std::fs::OpenOptions::new()
+                .create_new(true)
+                .write(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(data_dir)?;
+        }
         let conn = Connection::open(&path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
