@@ -13,7 +13,7 @@ echo "== memory per cell (crates/cli/benches/memory.rs)"
 cargo bench --locked -p scanwatch --bench memory
 echo "== server ingest over loopback (crates/collector/benches/ingest.rs)"
 cargo bench --locked -p scanwatch-collector --bench ingest
-echo "== query latency with 30 days loaded (crates/collector/benches/query.rs)"
+echo "== query latency with 30 days loaded, and ingest latency while four analysts query (crates/collector/benches/query.rs)"
 cargo bench --locked -p scanwatch-collector --bench query
 echo "== sensor CPU at 10k lines/s (crates/cli/benches/sensor_cpu.rs)"
 cargo bench --locked -p scanwatch --bench sensor_cpu

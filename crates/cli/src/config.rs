@@ -236,6 +236,9 @@ pub struct ServerSection {
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1).
     pub tls_key: Option<PathBuf>,
+    /// Store connections for the read API and the dashboard beside the writer's
+    /// (default 4; 0: reads share the writer's): a slow query never holds ingest.
+    pub read_connections: usize,
 }
 
 impl Default for ServerSection {
@@ -245,6 +248,7 @@ impl Default for ServerSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 8470)),
             tls_cert: None,
             tls_key: None,
+            read_connections: 4,
         }
     }
 }

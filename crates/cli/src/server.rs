@@ -165,7 +165,11 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
             replayed.future_events
         )?;
     }
-    let state = AppState::with_centre(centre.clone(), file_cfg.limits()?, Arc::new(wall_clock));
+    let readers = (0..file_cfg.server.read_connections)
+        .map(|_| Ok(Box::new(SqliteStore::open(&data)?) as Box<dyn Store>))
+        .collect::<Result<Vec<_>>>()?;
+    let state = AppState::with_centre(centre.clone(), file_cfg.limits()?, Arc::new(wall_clock))
+        .with_readers(readers);
     let state = match &notifier {
         Some(n) => {
             let counters = n.counters();
@@ -407,7 +411,12 @@ mod roles {
                     cfg.limits()?,
                     Arc::new(wall_clock),
                 )
-                .with_publisher(Arc::new(bus));
+                .with_publisher(Arc::new(bus))
+                .with_readers(
+                    (0..cfg.server.read_connections)
+                        .map(|_| open_store(&cfg))
+                        .collect::<Result<Vec<_>>>()?,
+                );
                 writeln!(
                     err,
                     "role {}: ingest publishes to {}",

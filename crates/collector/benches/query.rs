@@ -4,7 +4,10 @@
 //! stored and fed through the same path as ingest (raw events, window aggregates,
 //! warnings). Then, through the HTTP app (`oneshot`, no network): `topports` over the
 //! last 24 h and one port's 30-day history, p50/p99 over repeated requests, beside
-//! the floor measured in the same run (`/healthz` through the same app).
+//! the floor measured in the same run (`/healthz` through the same app). Then the
+//! ingest latency of a small batch while four analysts call `topports` without
+//! pause, against the same latency idle, with the read connections the server
+//! opens (4) and without them (reads on the writer's connection), in one run.
 //! Run with `scripts/bench.sh` or `cargo bench -p scanwatch-collector --bench query`.
 #![allow(clippy::unwrap_used)] // a bench may panic on a broken setup
 
@@ -43,13 +46,15 @@ fn main() {
     let api = store
         .add_api_token("bench", Role::Analyst, Timestamp(0))
         .unwrap();
+    let probe = store.add_sensor("probe", Timestamp(0)).unwrap();
+    let end = sc.start.0 + i64::from(sc.hours) * 3_600_000;
     let mut pipeline = Pipeline::new(PipelineConfig::new(3_600_000, 7 * 86_400_000));
     pipeline.set_emit_windows(true);
     let state = AppState::new(
         Box::new(store),
         pipeline,
         Limits::default(),
-        Arc::new(|| Timestamp(0)),
+        Arc::new(move || Timestamp(end)),
     );
 
     // Load: one batch per sensor and hour, committed and fed as the server does.
@@ -77,7 +82,6 @@ fn main() {
         }
     }
     let load = t.elapsed().as_secs_f64();
-    let end = sc.start.0 + i64::from(sc.hours) * 3_600_000;
     let db = std::fs::metadata(dir.path().join("scanwatch.db"))
         .map(|m| m.len())
         .unwrap_or(0);
@@ -91,7 +95,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let router = app(state);
+    let router = app(state.clone());
     let get = |path: String| {
         let router = router.clone();
         let api = api.clone();
@@ -157,4 +161,86 @@ fn main() {
         if top99 < 50.0 { "met" } else { "NOT met" },
         if hist99 < 50.0 { "met" } else { "NOT met" },
     );
+
+    // Ingest under concurrent queries: with the server's read connections, and
+    // with reads on the writer's connection (the baseline, as before them).
+    let with_readers = state.clone().with_readers(
+        (0..4)
+            .map(|_| Box::new(SqliteStore::open(dir.path()).unwrap()) as Box<dyn Store>)
+            .collect(),
+    );
+    let top = format!(
+        "/api/v1/topports?by=sources&limit=10&from={}&to={}",
+        rfc(end - 86_400_000),
+        rfc(end)
+    );
+    let mut seq = 0u64;
+    let mut ingest = |state: &AppState, analysts: usize| -> (f64, f64) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let router = app(state.clone());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut queries = Vec::new();
+        for _ in 0..analysts {
+            let (router, api, top, stop) = (router.clone(), api.clone(), top.clone(), stop.clone());
+            queries.push(rt.spawn(async move {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let req = Request::get(top.as_str())
+                        .header("authorization", format!("Bearer {api}"))
+                        .body(Body::empty())
+                        .unwrap();
+                    let resp = router.clone().oneshot(req).await.unwrap();
+                    assert!(resp.status().is_success());
+                    n += 1;
+                }
+                n
+            }));
+        }
+        let mut lat = Vec::new();
+        for _ in 0..40 {
+            seq += 1;
+            let body: String = (0..10)
+                .map(|i| {
+                    format!(
+                        "{{\"v\":1,\"time\":\"{}\",\"proto\":\"tcp\",\"src\":\"203.0.113.{}\",\"dst\":\"198.18.0.1\",\"dst_port\":1025,\"flags\":\"S\"}}\n",
+                        rfc(end - 60_000),
+                        i + 1
+                    )
+                })
+                .collect();
+            let req = Request::post("/api/v1/events")
+                .header("authorization", format!("Bearer {probe}"))
+                .header(scanwatch_collector::BATCH_HEADER, format!("p{seq}"))
+                .body(Body::from(body))
+                .unwrap();
+            let t = Instant::now();
+            let resp = rt.block_on(router.clone().oneshot(req)).unwrap();
+            assert!(resp.status().is_success(), "{}", resp.status());
+            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for q in queries {
+            rt.block_on(q).unwrap();
+        }
+        lat.sort_by(f64::total_cmp);
+        (percentile(&lat, 0.5), percentile(&lat, 0.99))
+    };
+    println!("ingest of a 10-event batch, 40 requests each (p50 / p99):");
+    for (name, st) in [
+        ("with 4 read connections", &with_readers),
+        ("reads on the writer's connection (baseline)", &state),
+    ] {
+        let (i50, i99) = ingest(st, 0);
+        let (b50, b99) = ingest(st, 4);
+        println!(
+            "  {name:<44} idle {i50:>7.2} / {i99:>7.2} ms, 4 analysts on topports {b50:>8.2} / {b99:>8.2} ms: ×{:.1} p50, ×{:.1} p99",
+            b50 / i50,
+            b99 / i99
+        );
+    }
 }

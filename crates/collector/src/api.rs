@@ -27,7 +27,7 @@ pub(crate) async fn authorize(
         .ok_or(AppError::UnauthorizedApi)?
         .to_string();
     let who = st
-        .with_store(move |s| s.authenticate_api(&token))
+        .with_reader(move |s| s.authenticate_api(&token))
         .await?
         .ok_or(AppError::UnauthorizedApi)?;
     if who.1 < need {
@@ -109,7 +109,7 @@ pub async fn alerts(
             AppError::BadRequest("min_severity must be info, low, medium, high or critical".into())
         })? as u8,
     };
-    let rows = st.with_store(move |s| s.alerts(from, to, min)).await?;
+    let rows = st.with_reader(move |s| s.alerts(from, to, min)).await?;
     rows.iter()
         .map(|r| with_id(r.id, &r.json))
         .collect::<Result<Vec<_>, _>>()
@@ -133,7 +133,7 @@ pub async fn alert(
         .parse()
         .map_err(|_| AppError::BadRequest("alert id must be a number".into()))?;
     let row = st
-        .with_store(move |s| s.alert(id))
+        .with_reader(move |s| s.alert(id))
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no alert {id}")))?;
     with_id(row.id, &row.json).map(Json)
@@ -180,7 +180,7 @@ pub async fn sensors(
 ) -> Result<Json<Vec<SensorJson>>, AppError> {
     authorize(&st, &headers, Role::Analyst).await?;
     let rows = st
-        .with_store(move |s| scanwatch_store::trust::sensors_with_trust(&*s))
+        .with_reader(move |s| scanwatch_store::trust::sensors_with_trust(&*s))
         .await?;
     let times = st.centre.sensor_times()?;
     let tcfg = *st.centre.time_config();
@@ -262,7 +262,7 @@ pub async fn port_history(
     let from = time_param("from", &q.from, i64::MIN)?;
     let to = time_param("to", &q.to, i64::MAX)?;
     let rows = st
-        .with_store(move |s| s.port_history(proto.number(), port, from, to))
+        .with_reader(move |s| s.port_history(proto.number(), port, from, to))
         .await?;
     rows.into_iter()
         .map(|r| {
@@ -340,7 +340,7 @@ pub async fn topports(
     let from = time_param("from", &q.from, i64::MIN)?;
     let to = time_param("to", &q.to, i64::MAX)?;
     let rows = st
-        .with_store(move |s| s.top_ports(from, to, by, limit))
+        .with_reader(move |s| s.top_ports(from, to, by, limit))
         .await?;
     Ok(Json(
         rows.into_iter()
@@ -380,7 +380,7 @@ pub async fn source(
     let from = time_param("from", &q.from, i64::MIN)?;
     let to = time_param("to", &q.to, i64::MAX)?;
     let rows = st
-        .with_store(move |s| s.source_activity(addr, from, to))
+        .with_reader(move |s| s.source_activity(addr, from, to))
         .await?;
     let ports: Vec<Value> = rows
         .iter()

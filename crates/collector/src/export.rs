@@ -26,7 +26,7 @@ async fn stored_alert(
         .parse()
         .map_err(|_| AppError::BadRequest("alert id must be a number".into()))?;
     let row = st
-        .with_store(move |s| s.alert(id))
+        .with_reader(move |s| s.alert(id))
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no alert {id}")))?;
     let v: Value =

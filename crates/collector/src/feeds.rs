@@ -77,7 +77,7 @@ pub async fn alerts_atom(
 ) -> Result<impl IntoResponse, AppError> {
     authorize(&st, &headers, Role::Analyst).await?;
     let rows = st
-        .with_store(|s| s.alerts(Timestamp(i64::MIN), Timestamp(i64::MAX), 0))
+        .with_reader(|s| s.alerts(Timestamp(i64::MIN), Timestamp(i64::MAX), 0))
         .await?;
     let mut parsed: Vec<(i64, Value)> = rows
         .iter()
@@ -182,7 +182,7 @@ pub async fn blocklist_handler(
     // kind `benign::STORE_KIND`), read at every request: a warning stored before its sources were
     // listed as benign keeps them in its top sources, and they must not be blocked.
     let (rows, benign) = st
-        .with_store(|s| {
+        .with_reader(|s| {
             Ok((
                 s.alerts(Timestamp(i64::MIN), Timestamp(i64::MAX), 0)?,
                 s.context_items(scanwatch_context::benign::STORE_KIND)?,

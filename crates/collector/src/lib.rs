@@ -292,8 +292,14 @@ pub trait BatchPublisher: Send + Sync {
 pub struct AppState {
     /// The centre's runtime: ingested batches are fed to it after their commit.
     pub centre: Centre,
-    /// The centre's store (the same one).
+    /// The centre's store (the same one): ingest and every write use it.
     pub store: Arc<Mutex<Box<dyn Store>>>,
+    /// Read connections beside the writer (SQLite WAL readers; docs/security.md):
+    /// the read API and the dashboard query here, so a slow query never holds
+    /// ingest back. Empty: reads share the writer's connection.
+    pub readers: Arc<Vec<Mutex<Box<dyn Store>>>>,
+    /// Which reader the next read tries first.
+    next_reader: Arc<AtomicU64>,
     pub limits: Limits,
     pub counters: Arc<Counters>,
     pub clock: Clock,
@@ -326,6 +332,8 @@ impl AppState {
     pub fn with_centre(centre: Centre, limits: Limits, clock: Clock) -> AppState {
         AppState {
             store: centre.store.clone(),
+            readers: Arc::new(Vec::new()),
+            next_reader: Arc::new(AtomicU64::new(0)),
             context: centre.context.clone(),
             centre,
             limits,
@@ -336,6 +344,13 @@ impl AppState {
             extra_metrics: None,
             publisher: None,
         }
+    }
+
+    /// The same state with read connections of its own for the read API and the
+    /// dashboard (each opened on the same database).
+    pub fn with_readers(mut self, readers: Vec<Box<dyn Store>>) -> AppState {
+        self.readers = Arc::new(readers.into_iter().map(Mutex::new).collect());
+        self
     }
 
     /// The same state, publishing ingested batches to the event bus.
@@ -373,6 +388,32 @@ impl AppState {
             let mut guard = store
                 .lock()
                 .map_err(|_| AppError::internal("store lock poisoned"))?;
+            f(guard.as_mut()).map_err(AppError::from)
+        })
+        .await
+    }
+
+    /// Runs a read-only `f` on a read connection (a free one if any, else the next
+    /// in turn), off the async threads; on the writer's connection when there are
+    /// no readers.
+    pub(crate) async fn with_reader<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn Store) -> Result<T, scanwatch_store::StoreError> + Send + 'static,
+    ) -> Result<T, AppError> {
+        if self.readers.is_empty() {
+            return self.with_store(f).await;
+        }
+        let readers = self.readers.clone();
+        let first = self.next_reader.fetch_add(1, Ordering::Relaxed) as usize;
+        blocking(move || {
+            let n = readers.len();
+            let free = (0..n).find_map(|i| readers[(first + i) % n].try_lock().ok());
+            let mut guard = match free {
+                Some(g) => g,
+                None => readers[first % n]
+                    .lock()
+                    .map_err(|_| AppError::internal("reader lock poisoned"))?,
+            };
             f(guard.as_mut()).map_err(AppError::from)
         })
         .await

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -549,4 +550,78 @@ async fn a_trusted_sensor_corroborates_alone() {
         .collect();
     assert_eq!(trust["mallory-1"], "trusted");
     assert_eq!(trust["sensor-01"], "normal");
+}
+
+/// Row 10: reads never stall writes. Queries run on read connections beside the
+/// writer's (SQLite WAL readers): with the writer's connection held (a commit in
+/// progress), `topports`, the warnings and the blocklist still answer; with every
+/// read connection held by slow queries, a batch is still ingested. (The latency
+/// figure is a benchmark: `crates/collector/benches/query.rs`, BENCHMARKS.md.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Holding a connection's lock across the requests is the point of the test.
+#[allow(clippy::await_holding_lock)]
+async fn reads_and_writes_use_their_own_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let token = store.add_sensor("fw-1", Timestamp(0)).unwrap();
+    let analyst = store
+        .add_api_token("alice", Role::Analyst, Timestamp(0))
+        .unwrap();
+    let readers: Vec<Box<dyn Store>> = (0..2)
+        .map(|_| Box::new(SqliteStore::open(dir.path()).unwrap()) as Box<dyn Store>)
+        .collect();
+    let state = AppState::new(
+        Box::new(store),
+        Pipeline::new(PipelineConfig::new(HOUR, 2 * 86_400_000)),
+        Limits::default(),
+        Arc::new(|| Timestamp(NOW)),
+    )
+    .with_readers(readers);
+    let run = Run {
+        state,
+        analyst,
+        tokens: [("fw-1".to_string(), token)].into(),
+        hostile: Vec::new(),
+    };
+    let (st, v) = run
+        .post("fw-1", "b1", line(NOW - HOUR, "203.0.113.1", 1025, 1))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let within = Duration::from_secs(10);
+    {
+        let _writer = run.state.store.lock().unwrap();
+        for path in [
+            "/api/v1/topports?by=sources&limit=5",
+            "/api/v1/alerts",
+            "/api/v1/blocklist",
+        ] {
+            let body = tokio::time::timeout(within, run.get(path)).await;
+            assert!(body.is_ok(), "{path} waited for the writer");
+        }
+        let top: Value =
+            serde_json::from_slice(&run.get("/api/v1/topports?by=sources&limit=5").await).unwrap();
+        assert_eq!(
+            top[0]["port"], 1025,
+            "the reader sees the committed batch: {top}"
+        );
+    }
+    {
+        let _r: Vec<_> = run
+            .state
+            .readers
+            .iter()
+            .map(|r| r.lock().unwrap())
+            .collect();
+        let posted = tokio::time::timeout(
+            within,
+            run.post(
+                "fw-1",
+                "b2",
+                line(NOW - HOUR + 1000, "203.0.113.2", 1025, 1),
+            ),
+        )
+        .await;
+        let (st, v) = posted.expect("ingest waited for the readers");
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
 }

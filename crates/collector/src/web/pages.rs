@@ -2,7 +2,7 @@
 //! server-rendered HTML with inline SVG charts, plus the stylesheet and the small
 //! script (copy buttons) embedded in the binary.
 //!
-//! Every page reads the store once (one `with_store` call) and aggregates in
+//! Every page reads the store once (one `with_reader` call, on a read connection) and aggregates in
 //! memory. "Now" is event time: the end of the newest stored window, so a replayed
 //! log shows its own time.
 
@@ -257,7 +257,7 @@ fn overview_data(s: &dyn Store) -> Result<OverviewData, StoreError> {
 /// warnings, sensors reporting.
 async fn overview(user: WebUser, State(st): State<AppState>) -> Result<Response, PageError> {
     let clock = (st.clock)();
-    let d = st.with_store(|s| overview_data(s)).await?;
+    let d = st.with_reader(|s| overview_data(s)).await?;
     Ok(page(layout(
         "Overview",
         &user,
@@ -508,7 +508,7 @@ async fn port_page(
     let (window_name, window) = choice(&q, "window", &WINDOWS, 0)?;
     let pn = proto.number();
     let d = st
-        .with_store(move |s| {
+        .with_reader(move |s| {
             let now = newest_window(s)?;
             let Some((_, end)) = now else {
                 return Ok(PortData {
@@ -839,7 +839,7 @@ async fn alerts_page(
     let ranges = [("24h", DAY), ("7d", WEEK), ("30d", 30 * DAY), ("all", 0)];
     let (range_name, range) = choice(&q, "range", &ranges, 3)?;
     let (now, rows) = st
-        .with_store(move |s| {
+        .with_reader(move |s| {
             let now = newest_window(s)?;
             let from = match now {
                 Some((_, end)) if range > 0 => end.0.saturating_sub(range),
@@ -928,7 +928,7 @@ async fn alert_page(
         .parse()
         .map_err(|_| PageError::BadRequest("warning id must be a number".into()))?;
     let d = st
-        .with_store(move |s| {
+        .with_reader(move |s| {
             let Some(row) = s.alert(id)? else {
                 return Ok(None);
             };
@@ -1276,7 +1276,7 @@ fn numeric_fields(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
 /// `GET /sensors`: every sensor with its counters and last heartbeat.
 async fn sensors_page(user: WebUser, State(st): State<AppState>) -> Result<Response, PageError> {
     let sensors = st
-        .with_store(|s| scanwatch_store::trust::sensors_with_trust(&*s))
+        .with_reader(|s| scanwatch_store::trust::sensors_with_trust(&*s))
         .await?;
     let times = st.centre.sensor_times().map_err(crate::AppError::from)?;
     let tcfg = *st.centre.time_config();
@@ -1409,7 +1409,7 @@ async fn source_page(
         .parse()
         .map_err(|_| PageError::BadRequest("not an IP address".into()))?;
     let (now, rows, alerts) = st
-        .with_store(move |s| {
+        .with_reader(move |s| {
             let now = newest_window(s)?;
             let rows = s.source_activity(addr, Timestamp(i64::MIN), Timestamp(i64::MAX))?;
             let needle = format!("\"ip\":\"{addr}\"");
