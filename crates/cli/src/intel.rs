@@ -397,7 +397,9 @@ pub fn load_ids(store: &dyn Store) -> Result<Vec<IdsHit>> {
         store.context_items(scanwatch_collector::IDS_KIND)?,
         "ids alert",
     )?;
-    Ok(stored.iter().filter_map(ids::StoredHit::to_hit).collect())
+    let mut hits: Vec<IdsHit> = stored.iter().filter_map(ids::StoredHit::to_hit).collect();
+    ids::bound_hits(&mut hits, ids::MAX_HITS_PER_SENSOR, ids::MAX_HITS);
+    Ok(hits)
 }
 
 /// Options that add context to warnings, shared by `analyze` and `demo`.

@@ -674,11 +674,16 @@ mod roles {
             ids: Vec<scanwatch_store::ContextItem>,
         ) -> Result<()> {
             if ids.len() != self.ids_seen {
-                let hits = ids
+                let mut hits: Vec<_> = ids
                     .iter()
                     .filter_map(|i| serde_json::from_str::<StoredHit>(&i.json).ok())
                     .filter_map(|h| h.to_hit())
                     .collect();
+                scanwatch_context::ids::bound_hits(
+                    &mut hits,
+                    scanwatch_context::ids::MAX_HITS_PER_SENSOR,
+                    scanwatch_context::ids::MAX_HITS,
+                );
                 centre
                     .context
                     .write()

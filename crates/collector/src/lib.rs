@@ -34,7 +34,7 @@ pub use error::AppError;
 pub use scanwatch_centre::{AlertHook, CentreCounters};
 
 /// Store kind of the IDS alerts sensors send (see `scanwatch_context::ids`).
-pub const IDS_KIND: &str = "ids";
+pub const IDS_KIND: &str = scanwatch_store::IDS_KIND;
 
 /// Header that carries the sensor's batch id.
 pub const BATCH_HEADER: &str = "x-scanwatch-batch";
@@ -120,6 +120,8 @@ pub struct Counters {
     pub refused_clock_ahead: AtomicU64,
     /// Batches whose body did not arrive within the body timeout.
     pub refused_timeout: AtomicU64,
+    /// IDS alerts let go from memory over the bounds (still stored).
+    pub ids_dropped: AtomicU64,
     /// Time from request to acknowledgement of accepted batches.
     pub ingest_latency: Histogram,
     /// What the front door refused (`serve`).
@@ -219,6 +221,11 @@ impl Counters {
                     g(&self.door.connections_timed_out),
                 ),
             ],
+        );
+        counter(
+            "scanwatch_ids_alerts_dropped_total",
+            "IDS alerts let go from memory over the per-sensor or total bound (still stored).",
+            &[("", g(&self.ids_dropped))],
         );
         counter(
             "scanwatch_requests_shed_total",
@@ -878,11 +885,21 @@ async fn ingest_inner(
             // Durable first, then counted: a crash here loses nothing, and the
             // server replays stored events into the pipeline at start.
             if !hits.is_empty() {
-                st.context
+                let mut ctx = st
+                    .context
                     .write()
-                    .map_err(|_| AppError::internal("context lock poisoned"))?
-                    .ids
-                    .extend(hits);
+                    .map_err(|_| AppError::internal("context lock poisoned"))?;
+                ctx.ids.extend(hits);
+                // Bounded: the newest per sensor and in all (docs/security.md); the
+                // store keeps them for the events' retention.
+                let dropped = scanwatch_context::ids::bound_hits(
+                    &mut ctx.ids,
+                    scanwatch_context::ids::MAX_HITS_PER_SENSOR,
+                    scanwatch_context::ids::MAX_HITS,
+                );
+                st.counters
+                    .ids_dropped
+                    .fetch_add(dropped as u64, Ordering::Relaxed);
             }
             let st2 = st.clone();
             blocking(move || st2.feed(&sensor, &events)).await?;

@@ -625,3 +625,73 @@ async fn reads_and_writes_use_their_own_connections() {
         assert_eq!(st, StatusCode::OK, "{v}");
     }
 }
+
+/// Row 9: one sensor floods the centre with IDS alerts (60,000 lines with long
+/// signatures): memory keeps at most `MAX_HITS_PER_SENSOR` of them (the newest),
+/// another sensor's alerts stay, and the rest is counted as let go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ids_flood_is_bounded_in_memory() {
+    use scanwatch_context::ids::MAX_HITS_PER_SENSOR;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let mut tokens = BTreeMap::new();
+    for n in ["honest", "mallory-1"] {
+        tokens.insert(n.to_string(), store.add_sensor(n, Timestamp(0)).unwrap());
+    }
+    let analyst = store
+        .add_api_token("alice", Role::Analyst, Timestamp(0))
+        .unwrap();
+    let state = AppState::new(
+        Box::new(store),
+        Pipeline::new(PipelineConfig::new(HOUR, 2 * 86_400_000)),
+        Limits::default(),
+        Arc::new(|| Timestamp(NOW)),
+    );
+    let run = Run {
+        state,
+        analyst,
+        tokens,
+        hostile: Vec::new(),
+    };
+    let (st, v) = run
+        .post(
+            "honest",
+            "h1",
+            ids_line(NOW - HOUR, "203.0.113.1", 445, "CVE-2017-0144"),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let long = "A".repeat(500);
+    for b in 0..6 {
+        let body: String = (0..10_000)
+            .map(|i| {
+                ids_line(
+                    NOW - HOUR + b * 10_000 + i,
+                    "203.0.113.9",
+                    445,
+                    "CVE-2017-0144",
+                )
+                .replace("EXPLOIT attempt", &long)
+                    + "\n"
+            })
+            .collect();
+        let (st, v) = run.post("mallory-1", &format!("m{b}"), body).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    let ctx = run.state.context.read().unwrap();
+    let of = |s: &str| {
+        ctx.ids
+            .iter()
+            .filter(|h| h.sensor.as_deref() == Some(s))
+            .count()
+    };
+    assert_eq!(of("mallory-1"), MAX_HITS_PER_SENSOR);
+    assert_eq!(of("honest"), 1);
+    assert_eq!(
+        run.state
+            .counters
+            .ids_dropped
+            .load(std::sync::atomic::Ordering::Relaxed),
+        60_000 - MAX_HITS_PER_SENSOR as u64
+    );
+}

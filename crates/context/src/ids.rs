@@ -77,6 +77,47 @@ impl StoredHit {
     }
 }
 
+/// IDS alerts kept in memory per sensor (the newest ones), so that one sensor's
+/// flood cannot push out the others' (docs/security.md).
+pub const MAX_HITS_PER_SENSOR: usize = 5_000;
+/// IDS alerts kept in memory in all (the newest ones).
+pub const MAX_HITS: usize = 50_000;
+
+/// Keeps the newest `per_sensor` hits of each sensor and the newest `total` in all
+/// (hits of the operator's own files count as one sensor); returns how many were
+/// dropped. The order of the kept hits is by time.
+pub fn bound_hits(hits: &mut Vec<IdsHit>, per_sensor: usize, total: usize) -> usize {
+    let mut per: std::collections::HashMap<Option<&str>, usize> = Default::default();
+    let over = hits.len() > total
+        || hits.iter().any(|h| {
+            let n = per.entry(h.sensor.as_deref()).or_insert(0);
+            *n += 1;
+            *n > per_sensor
+        });
+    if !over {
+        return 0;
+    }
+    hits.sort_by_key(|h| h.time);
+    let mut keep = vec![false; hits.len()];
+    let mut per: std::collections::HashMap<Option<String>, usize> = Default::default();
+    let mut kept = 0;
+    for (i, h) in hits.iter().enumerate().rev() {
+        let n = per.entry(h.sensor.clone()).or_insert(0);
+        if *n < per_sensor && kept < total {
+            *n += 1;
+            kept += 1;
+            keep[i] = true;
+        }
+    }
+    let before = hits.len();
+    let mut i = 0;
+    hits.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
+    before - hits.len()
+}
+
 /// Longest signature kept from a sensor (longer ones are cut).
 pub const MAX_SIGNATURE_CHARS: usize = 512;
 /// Most CVEs kept per alert.
@@ -365,6 +406,36 @@ pub fn cves_in(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flood_from_one_sensor_keeps_the_others_hits() {
+        let h = |sensor: &str, t: i64| IdsHit {
+            time: Timestamp(t),
+            proto: Protocol::Tcp,
+            src: "192.0.2.1".parse().unwrap_or_else(|_| unreachable!()),
+            dst: "198.18.0.1".parse().unwrap_or_else(|_| unreachable!()),
+            dst_port: Some(445),
+            rule: String::new(),
+            signature: String::new(),
+            cves: Vec::new(),
+            sensor: Some(sensor.into()),
+        };
+        let mut hits: Vec<IdsHit> = (0..3).map(|t| h("honest", t)).collect();
+        hits.extend((0..1000).map(|t| h("flood", 10 + t)));
+        assert_eq!(bound_hits(&mut hits, 100, 150), 900);
+        assert_eq!(
+            hits.iter()
+                .filter(|x| x.sensor.as_deref() == Some("honest"))
+                .count(),
+            3
+        );
+        assert_eq!(hits.len(), 103);
+        // The flood's newest are the ones kept, in time order.
+        assert_eq!(hits.last().map(|x| x.time), Some(Timestamp(1009)));
+        assert!(hits.windows(2).all(|w| w[0].time <= w[1].time));
+        // Under the bounds nothing moves.
+        assert_eq!(bound_hits(&mut hits, 100, 150), 0);
+    }
 
     fn hit(l: IdsLine) -> IdsHit {
         match l {

@@ -1854,6 +1854,25 @@ impl Store for ClickHouseStore {
             }));
         }
         self.insert_json(&self.ctl("alerts"), &rows)?;
+        // IDS alerts go with the events they came with (tombstones, as deletes are).
+        let old_ids = self.ctl_rows(&format!(
+            "SELECT key, tupleElement(r, 1) AS origin
+             FROM (SELECT key, argMax(tuple(origin, imported_ms, deleted), version) AS r
+                   FROM {} WHERE kind = {} GROUP BY key)
+             WHERE tupleElement(r, 3) = 0 AND tupleElement(r, 2) < {}",
+            self.ctl("context_items"),
+            quote(crate::IDS_KIND),
+            lit(events_before.0)
+        ))?;
+        let mut rows = Vec::with_capacity(old_ids.len());
+        for r in &old_ids {
+            let v = self.next_version();
+            rows.push(json!({
+                "kind": crate::IDS_KIND, "key": r.str("key")?, "origin": r.str("origin")?,
+                "json": "", "imported_ms": 0, "deleted": 1, "version": v,
+            }));
+        }
+        self.insert_json(&self.ctl("context_items"), &rows)?;
         Ok((events, windows))
     }
 

@@ -54,6 +54,10 @@ pub enum StoreError {
     Encode(String),
 }
 
+/// Store kind of the IDS alerts sensors send (`scanwatch_context::ids`): kept for
+/// the events' retention, pruned with them (docs/security.md).
+pub const IDS_KIND: &str = "ids";
+
 /// One sensor as the store knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SensorRecord {

@@ -370,6 +370,15 @@ impl Store for SqliteStore {
             "DELETE FROM alerts WHERE window_start_ms < ?1",
             [windows_before.0],
         )?;
+        // IDS alerts go with the events they came with; expired sessions go too.
+        tx.execute(
+            "DELETE FROM context_items WHERE kind = ?1 AND imported_ms < ?2",
+            params![crate::IDS_KIND, events_before.0],
+        )?;
+        tx.execute(
+            "DELETE FROM sessions WHERE expires_ms < ?1",
+            [events_before.0],
+        )?;
         tx.commit()?;
         Ok((events as u64, windows as u64))
     }

@@ -494,8 +494,29 @@ pub fn conformance(s: &mut dyn Store) -> Vec<String> {
     );
     log.push("ctx final", s.context_items("advisory").unwrap());
 
+    // IDS alerts sent with events are kept for the events' retention.
+    s.put_context_items(
+        scanwatch_store::IDS_KIND,
+        &[item("fw-1:b:0", "fw-1", "{\"old\":1}")],
+        t(5),
+    )
+    .unwrap();
+    s.put_context_items(
+        scanwatch_store::IDS_KIND,
+        &[item("fw-1:b:1", "fw-1", "{\"new\":1}")],
+        t(DAY + 5),
+    )
+    .unwrap();
+
     // Retention at a day boundary: day 0 goes, day 1 stays.
     log.push("prune", s.prune(t(DAY), t(DAY)).unwrap());
+    let ids = s.context_items(scanwatch_store::IDS_KIND).unwrap();
+    assert_eq!(
+        ids.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(),
+        ["fw-1:b:1"],
+        "IDS alerts older than the events' retention are pruned"
+    );
+    log.push("ids after prune", ids);
     log.push(
         "events after prune",
         s.events_between(Timestamp(i64::MIN), Timestamp(i64::MAX))
