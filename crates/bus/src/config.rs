@@ -2,6 +2,7 @@
 //! how it is laid out. Unknown keys are refused; [`BusConfig::validate`] checks every
 //! value without touching the network.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -56,6 +57,26 @@ pub struct BusConfig {
     /// Lease time to live (default `10s`): a standby detector takes over at most this
     /// long after the active one stopped renewing.
     pub lease_ttl: String,
+    /// How this role proves itself to NATS (docs/security.md); the secrets are read
+    /// from files at connect, never written in this config. At most one of
+    /// `user` + `password_file`, `token_file`, `nkey_seed_file`, `credentials_file`.
+    pub user: Option<String>,
+    /// File holding the password of `user`.
+    pub password_file: Option<PathBuf>,
+    /// File holding a NATS token.
+    pub token_file: Option<PathBuf>,
+    /// File holding an NKey seed (`SU…`).
+    pub nkey_seed_file: Option<PathBuf>,
+    /// A NATS credentials file (JWT and NKey seed, `.creds`).
+    pub credentials_file: Option<PathBuf>,
+    /// CA certificate(s), PEM, to trust for the servers' TLS (a private CA); with
+    /// it, TLS is required.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Client certificate chain (PEM) for servers that verify clients (with
+    /// `tls_key_file`).
+    pub tls_cert_file: Option<PathBuf>,
+    /// Client private key (PEM).
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Default for BusConfig {
@@ -77,6 +98,14 @@ impl Default for BusConfig {
             publish_timeout: "30s".into(),
             lease_bucket: "scanwatch_leases".into(),
             lease_ttl: "10s".into(),
+            user: None,
+            password_file: None,
+            token_file: None,
+            nkey_seed_file: None,
+            credentials_file: None,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -151,6 +180,28 @@ impl BusConfig {
                     "bus.kind {other:?}: expected \"none\" or \"nats\""
                 )))
             }
+        }
+        let ways = [
+            self.user.is_some() || self.password_file.is_some(),
+            self.token_file.is_some(),
+            self.nkey_seed_file.is_some(),
+            self.credentials_file.is_some(),
+        ];
+        if ways.iter().filter(|w| **w).count() > 1 {
+            return Err(BusError::Config(
+                "bus: set one of user + password_file, token_file, nkey_seed_file, credentials_file"
+                    .into(),
+            ));
+        }
+        if self.user.is_some() != self.password_file.is_some() {
+            return Err(BusError::Config(
+                "bus.user and bus.password_file go together".into(),
+            ));
+        }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return Err(BusError::Config(
+                "bus.tls_cert_file and bus.tls_key_file go together".into(),
+            ));
         }
         let urls = self.urls();
         if urls.is_empty() {

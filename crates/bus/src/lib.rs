@@ -243,14 +243,6 @@ pub struct AggregatorCounters {
 }
 
 impl AggregatorCounters {
-    fn add(&self, s: &ConsumeStats) {
-        self.accepted.fetch_add(s.accepted, Ordering::Relaxed);
-        self.duplicates.fetch_add(s.duplicates, Ordering::Relaxed);
-        self.events.fetch_add(s.events, Ordering::Relaxed);
-        self.failed.fetch_add(s.failed, Ordering::Relaxed);
-        self.refused.fetch_add(s.refused, Ordering::Relaxed);
-    }
-
     pub fn snapshot(&self) -> ConsumeStats {
         ConsumeStats {
             accepted: self.accepted.load(Ordering::Relaxed),
@@ -273,6 +265,31 @@ pub async fn run_aggregator<B: Bus + Clone + 'static>(
     stop: watch::Receiver<bool>,
     counters: Arc<AggregatorCounters>,
 ) {
+    // Counted as the handler answers, so `/metrics` is live (the consumers' own
+    // stats arrive only when they stop); a failed commit counts each attempt.
+    let live = counters.clone();
+    let handler: Handler = Arc::new(move |parts: &[Arc<BusBatch>]| {
+        let r = handler(parts);
+        match &r {
+            Ok(outcomes) => {
+                for o in outcomes {
+                    match o {
+                        scanwatch_store::BatchOutcome::Accepted { events } => {
+                            live.accepted.fetch_add(1, Ordering::Relaxed);
+                            live.events.fetch_add(*events as u64, Ordering::Relaxed);
+                        }
+                        scanwatch_store::BatchOutcome::Duplicate => {
+                            live.duplicates.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            Err(_) => {
+                live.failed.fetch_add(parts.len() as u64, Ordering::Relaxed);
+            }
+        }
+        r
+    });
     let mut tasks = Vec::new();
     for p in owned_partitions(partitions, instance, instances) {
         let (bus, handler, mut stop, counters) =
@@ -280,7 +297,10 @@ pub async fn run_aggregator<B: Bus + Clone + 'static>(
         tasks.push(tokio::spawn(async move {
             while !*stop.borrow() {
                 match bus.consume(p, handler.clone(), stop.clone()).await {
-                    Ok(s) => counters.add(&s),
+                    // The rest was counted live, by the handler.
+                    Ok(s) => {
+                        counters.refused.fetch_add(s.refused, Ordering::Relaxed);
+                    }
                     Err(e) => {
                         eprintln!("aggregator: partition {p}: {e}");
                         tokio::select! {

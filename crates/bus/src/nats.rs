@@ -47,7 +47,8 @@ impl NatsBus {
         }
         let deadline = Instant::now() + cfg.publish_timeout()?;
         let client = loop {
-            match async_nats::ConnectOptions::new()
+            match connect_options(cfg)
+                .await?
                 .name("scanwatch")
                 .connection_timeout(Duration::from_secs(5))
                 .connect(cfg.urls())
@@ -458,3 +459,50 @@ impl scanwatch_collector::BatchPublisher for NatsBus {
 
 /// Shared handle type for the roles.
 pub type SharedBus = Arc<NatsBus>;
+
+/// The connect options of `[bus]`'s authentication and TLS: the secret files are
+/// read here (a missing or empty one is an error naming it).
+async fn connect_options(cfg: &BusConfig) -> Result<async_nats::ConnectOptions, BusError> {
+    let secret = |what: &str, p: &std::path::Path| -> Result<String, BusError> {
+        let s = std::fs::read_to_string(p)
+            .map_err(|e| BusError::Config(format!("bus.{what} {}: {e}", p.display())))?;
+        let s = s.trim().to_string();
+        if s.is_empty() {
+            return Err(BusError::Config(format!(
+                "bus.{what} {} is empty",
+                p.display()
+            )));
+        }
+        Ok(s)
+    };
+    let mut o = async_nats::ConnectOptions::new();
+    if let (Some(u), Some(p)) = (&cfg.user, &cfg.password_file) {
+        o = o.user_and_password(u.clone(), secret("password_file", p)?);
+    }
+    if let Some(p) = &cfg.token_file {
+        o = o.token(secret("token_file", p)?);
+    }
+    if let Some(p) = &cfg.nkey_seed_file {
+        o = o.nkey(secret("nkey_seed_file", p)?);
+    }
+    if let Some(p) = &cfg.credentials_file {
+        o = async_nats::ConnectOptions::with_credentials_file(p.clone())
+            .await
+            .map_err(|e| BusError::Config(format!("bus.credentials_file {}: {e}", p.display())))?;
+    }
+    if let Some(ca) = &cfg.tls_ca_file {
+        if !ca.exists() {
+            return Err(BusError::Config(format!(
+                "bus.tls_ca_file {} does not exist",
+                ca.display()
+            )));
+        }
+        o = o.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    if let (Some(c), Some(k)) = (&cfg.tls_cert_file, &cfg.tls_key_file) {
+        o = o
+            .add_client_certificate(c.clone(), k.clone())
+            .require_tls(true);
+    }
+    Ok(o)
+}

@@ -239,6 +239,12 @@ pub struct ServerSection {
     /// Store connections for the read API and the dashboard beside the writer's
     /// (default 4; 0: reads share the writer's): a slow query never holds ingest.
     pub read_connections: usize,
+    /// Where the aggregator and detector roles serve `/healthz` and `/metrics`
+    /// (default: nowhere). The other roles serve them on `listen`.
+    pub ops_listen: Option<SocketAddr>,
+    /// File holding a token `/metrics` then requires (`Authorization: Bearer`), on
+    /// every role (default: open).
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 impl Default for ServerSection {
@@ -249,6 +255,8 @@ impl Default for ServerSection {
             tls_cert: None,
             tls_key: None,
             read_connections: 4,
+            ops_listen: None,
+            metrics_token_file: None,
         }
     }
 }
@@ -401,6 +409,22 @@ impl ServerConfig {
         self.store.validate()?;
         self.bus.validate()?;
         Ok(())
+    }
+
+    /// The metrics token, read from `metrics_token_file` (a missing or empty file is
+    /// an error).
+    pub fn metrics_token(&self) -> Result<Option<String>> {
+        let Some(f) = &self.server.metrics_token_file else {
+            return Ok(None);
+        };
+        let t = std::fs::read_to_string(f)
+            .with_context(|| format!("server.metrics_token_file {}", f.display()))?
+            .trim()
+            .to_string();
+        if t.is_empty() {
+            bail!("server.metrics_token_file {} is empty", f.display());
+        }
+        Ok(Some(t))
     }
 
     /// The context options of a server: its data directory, and what confirms.

@@ -53,6 +53,10 @@ pub struct ServerArgs {
     /// Number of aggregator instances.
     #[arg(long, default_value_t = 1)]
     pub instances: u32,
+    /// Where the aggregator and detector roles serve `/healthz` and `/metrics`
+    /// (`[server] ops_listen`).
+    #[arg(long)]
+    pub ops_listen: Option<SocketAddr>,
 }
 
 impl ServerArgs {
@@ -71,6 +75,9 @@ impl ServerArgs {
         }
         if let Some(l) = self.listen {
             cfg.server.listen = l;
+        }
+        if let Some(l) = self.ops_listen {
+            cfg.server.ops_listen = Some(l);
         }
         if let Some(w) = &self.window {
             cfg.detection.window = w.clone();
@@ -168,8 +175,9 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
     let readers = (0..file_cfg.server.read_connections)
         .map(|_| Ok(Box::new(SqliteStore::open(&data)?) as Box<dyn Store>))
         .collect::<Result<Vec<_>>>()?;
-    let state = AppState::with_centre(centre.clone(), file_cfg.limits()?, Arc::new(wall_clock))
+    let mut state = AppState::with_centre(centre.clone(), file_cfg.limits()?, Arc::new(wall_clock))
         .with_readers(readers);
+    state.metrics_token = file_cfg.metrics_token()?.map(Arc::from);
     let state = match &notifier {
         Some(n) => {
             let counters = n.counters();
@@ -417,6 +425,8 @@ mod roles {
                         .map(|_| open_store(&cfg))
                         .collect::<Result<Vec<_>>>()?,
                 );
+                let mut state = state;
+                state.metrics_token = cfg.metrics_token()?.map(Arc::from);
                 writeln!(
                     err,
                     "role {}: ingest publishes to {}",
@@ -445,6 +455,13 @@ mod roles {
                     let bus = NatsBus::connect(&cfg.bus).await?;
                     let (tx, rx) = tokio::sync::watch::channel(false);
                     let counters = Arc::new(AggregatorCounters::default());
+                    let c = counters.clone();
+                    ops(
+                        &cfg,
+                        "aggregator",
+                        Arc::new(move || aggregator_metrics(&c)),
+                        err,
+                    )?;
                     let task = tokio::spawn(run_aggregator(
                         bus,
                         aggregate_handler(
@@ -473,6 +490,127 @@ mod roles {
             }
             "detector" => detector(&rt, &cfg, err),
             other => bail!("unknown role {other:?}"),
+        }
+    }
+
+    /// Serves `/healthz` and `/metrics` on `[server] ops_listen`, if set (on the
+    /// current runtime, until the process ends).
+    fn ops(
+        cfg: &ServerConfig,
+        role: &'static str,
+        metrics: scanwatch_collector::ops::MetricsFn,
+        err: &mut dyn Write,
+    ) -> Result<()> {
+        let Some(addr) = cfg.server.ops_listen else {
+            return Ok(());
+        };
+        let listener = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("cannot listen on {addr} (ops_listen)"))?;
+        listener.set_nonblocking(true)?;
+        writeln!(
+            err,
+            "role {role}: /healthz and /metrics on http://{}",
+            listener.local_addr()?
+        )?;
+        let router = scanwatch_collector::ops::ops_app(role, metrics, cfg.metrics_token()?);
+        let limits = cfg.limits()?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        tokio::spawn(scanwatch_collector::serve::serve(
+            listener,
+            None,
+            router,
+            limits,
+            Arc::new(scanwatch_collector::Counters::default()),
+            std::future::pending::<()>(),
+        ));
+        Ok(())
+    }
+
+    /// Prometheus text of an aggregator's counters.
+    fn aggregator_metrics(c: &AggregatorCounters) -> String {
+        let s = c.snapshot();
+        format!(
+            "# HELP scanwatch_aggregator_messages_total Bus messages handled, by outcome (stored: committed; failed: redelivered later).\n\
+             # TYPE scanwatch_aggregator_messages_total counter\n\
+             scanwatch_aggregator_messages_total{{outcome=\"stored\"}} {}\n\
+             scanwatch_aggregator_messages_total{{outcome=\"duplicate\"}} {}\n\
+             scanwatch_aggregator_messages_total{{outcome=\"failed\"}} {}\n\
+             scanwatch_aggregator_messages_total{{outcome=\"refused\"}} {}\n\
+             # HELP scanwatch_aggregator_events_total Events committed.\n\
+             # TYPE scanwatch_aggregator_events_total counter\n\
+             scanwatch_aggregator_events_total {}\n",
+            s.accepted, s.duplicates, s.failed, s.refused, s.events
+        )
+    }
+
+    /// What the detector role counts, for its `/metrics`.
+    #[derive(Default)]
+    struct DetectorCounters {
+        lease_held: std::sync::atomic::AtomicU64,
+        leases_taken: std::sync::atomic::AtomicU64,
+        steps: std::sync::atomic::AtomicU64,
+        steps_failed: std::sync::atomic::AtomicU64,
+        partials_refused: std::sync::atomic::AtomicU64,
+        caught_up: std::sync::atomic::AtomicU64,
+        /// The counters of the centre while this detector holds the lease.
+        centre: Mutex<Option<Centre>>,
+    }
+
+    impl DetectorCounters {
+        fn prometheus(&self) -> String {
+            use std::sync::atomic::Ordering::Relaxed;
+            let mut out = format!(
+                "# HELP scanwatch_detector_lease_held Whether this detector holds the lease (1) or stands by (0).\n\
+                 # TYPE scanwatch_detector_lease_held gauge\n\
+                 scanwatch_detector_lease_held {}\n\
+                 # HELP scanwatch_detector_leases_taken_total Times this detector took the lease.\n\
+                 # TYPE scanwatch_detector_leases_taken_total counter\n\
+                 scanwatch_detector_leases_taken_total {}\n\
+                 # HELP scanwatch_detector_steps_total Merge steps over the stored partials, by outcome.\n\
+                 # TYPE scanwatch_detector_steps_total counter\n\
+                 scanwatch_detector_steps_total{{outcome=\"ok\"}} {}\n\
+                 scanwatch_detector_steps_total{{outcome=\"failed\"}} {}\n\
+                 # HELP scanwatch_detector_partials_refused_total Partial aggregates left out (damaged or newer).\n\
+                 # TYPE scanwatch_detector_partials_refused_total counter\n\
+                 scanwatch_detector_partials_refused_total {}\n\
+                 # HELP scanwatch_detector_bus_caught_up Whether the aggregators had drained the bus at the last step (1) or not (0: lag).\n\
+                 # TYPE scanwatch_detector_bus_caught_up gauge\n\
+                 scanwatch_detector_bus_caught_up {}\n",
+                self.lease_held.load(Relaxed),
+                self.leases_taken.load(Relaxed),
+                self.steps.load(Relaxed),
+                self.steps_failed.load(Relaxed),
+                self.partials_refused.load(Relaxed),
+                self.caught_up.load(Relaxed),
+            );
+            if let Ok(c) = self.centre.lock() {
+                if let Some(c) = c.as_ref() {
+                    let k = &c.counters;
+                    for (name, help, v) in [
+                        (
+                            "scanwatch_alerts_raised_total",
+                            "Warnings raised.",
+                            &k.alerts_raised,
+                        ),
+                        (
+                            "scanwatch_windows_closed_total",
+                            "Window cells closed and stored.",
+                            &k.windows_closed,
+                        ),
+                        (
+                            "scanwatch_windows_revised_total",
+                            "Closed windows revised with late parts.",
+                            &k.windows_revised,
+                        ),
+                    ] {
+                        out.push_str(&format!(
+                            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                            v.load(Relaxed)
+                        ));
+                    }
+                }
+            }
+            out
         }
     }
 
@@ -739,7 +877,10 @@ mod roles {
             spawn_notifier(cfg, Arc::new(Mutex::new(open_store(cfg)?)), rt, err)?
         };
         let hook = notifier.as_ref().map(|n| n.hook());
+        let counters = Arc::new(DetectorCounters::default());
         let r = rt.block_on(async {
+            let c = counters.clone();
+            ops(cfg, "detector", Arc::new(move || c.prometheus()), err)?;
             let bus = NatsBus::connect(&cfg.bus).await?;
             let stop = shutdown();
             tokio::pin!(stop);
@@ -763,6 +904,8 @@ mod roles {
                     err,
                     "detector: lease taken; rebuilding from the stored partial aggregates"
                 )?;
+                counters.lease_held.store(1, std::sync::atomic::Ordering::Relaxed);
+                counters.leases_taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 // The pipeline over a fresh store connection; built again after a
                 // failed step (a store or bus outage), since a step that failed half
                 // way may have merged part of its partials: rebuilding from the stored
@@ -798,6 +941,7 @@ mod roles {
                             Ok(true) => renewed = Instant::now(),
                             Ok(false) => {
                                 writeln!(err, "detector: lease lost; standing by")?;
+                                counters.lease_held.store(0, std::sync::atomic::Ordering::Relaxed);
                                 break;
                             }
                             // Not known whether it is still ours: keep trying
@@ -810,6 +954,7 @@ mod roles {
                                     err,
                                     "detector: lease not renewed within its ttl ({e}); standing by"
                                 )?;
+                                counters.lease_held.store(0, std::sync::atomic::Ordering::Relaxed);
                                 break;
                             }
                         }
@@ -819,7 +964,12 @@ mod roles {
                     // a stream that never drains it is waited for at most
                     // BARRIER_WAIT; parts committed after their window closed are
                     // then re-evaluated as late, as late events are.
-                    match bus.caught_up().await {
+                    let up = bus.caught_up().await;
+                    counters.caught_up.store(
+                        u64::from(matches!(up, Ok(true))),
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                    match up {
                         Ok(true) => waiting = None,
                         Ok(false) => {
                             if waiting.get_or_insert_with(Instant::now).elapsed() < BARRIER_WAIT {
@@ -855,6 +1005,9 @@ mod roles {
                         None => match tokio::task::block_in_place(fresh) {
                             Ok((st, pr)) => {
                                 current = Some((st.clone(), pr.clone()));
+                                if let Ok(mut c) = counters.centre.lock() {
+                                    *c = Some(st.clone());
+                                }
                                 (st, pr)
                             }
                             Err(e) => {
@@ -869,8 +1022,17 @@ mod roles {
                     })
                     .await
                     .unwrap_or_else(|e| Err(Step::Feed(e.into())));
+                    let counted = match &r {
+                        Ok(_) => &counters.steps,
+                        Err(_) => &counters.steps_failed,
+                    };
+                    counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     match r {
                         Ok(st) => {
+                            counters.partials_refused.fetch_add(
+                                st.refused.len() as u64,
+                                std::sync::atomic::Ordering::Relaxed,
+                            );
                             for why in st.refused {
                                 writeln!(err, "detector: partial aggregate left out: {why}")?;
                             }

@@ -456,6 +456,10 @@ fn scale_out(on_clickhouse: bool) {
         None => String::new(),
     };
     let (c1, c2, e) = (free_port(), free_port(), free_port());
+    // The aggregator's and the detectors' /healthz and /metrics, behind a token.
+    let (ops_agg, ops_det, ops_det2) = (free_port(), free_port(), free_port());
+    let metrics_token = tmp.path().join("metrics-token");
+    std::fs::write(&metrics_token, "m3trics-t0ken\n").unwrap();
     let scale_cfg = tmp.path().join("scale.toml");
     // A short ack_wait: an ack lost while a NATS node restarts is redelivered (and
     // answered `Duplicate`) within seconds rather than 30.
@@ -468,7 +472,13 @@ fn scale_out(on_clickhouse: bool) {
     );
     std::fs::write(
         &scale_cfg,
-        config(&scale, c1, &urls, &format!("{bus_extra}{store_toml}{sink}")),
+        config(&scale, c1, &urls, &format!("{bus_extra}{store_toml}{sink}")).replace(
+            "[limits]",
+            &format!(
+                "metrics_token_file = {:?}\n[limits]",
+                metrics_token.display().to_string()
+            ),
+        ),
     )
     .unwrap();
     let emb_cfg = tmp.path().join("embedded.toml");
@@ -486,12 +496,18 @@ fn scale_out(on_clickhouse: bool) {
 
     let log = |n: &str| tmp.path().join(format!("{n}.log"));
     let agg = |i: u32, name: &str| {
-        server(
-            &scale_cfg,
-            "aggregator",
-            &["--instance", &i.to_string(), "--instances", "2"],
-            &log(name),
-        )
+        let ops = format!("127.0.0.1:{ops_agg}");
+        let mut extra = vec![
+            "--instance".to_string(),
+            i.to_string(),
+            "--instances".into(),
+            "2".into(),
+        ];
+        if i == 0 {
+            extra.extend(["--ops-listen".to_string(), ops]);
+        }
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        server(&scale_cfg, "aggregator", &extra, &log(name))
     };
     let mut procs = vec![
         server(&scale_cfg, "collector", &[], &log("collector1")),
@@ -503,10 +519,20 @@ fn scale_out(on_clickhouse: bool) {
         ),
         agg(0, "agg0"),
         agg(1, "agg1"),
-        server(&scale_cfg, "detector", &[], &log("detector")),
+        server(
+            &scale_cfg,
+            "detector",
+            &["--ops-listen", &format!("127.0.0.1:{ops_det}")],
+            &log("detector"),
+        ),
         server(&emb_cfg, "all", &[], &log("embedded")),
         // A standby detector: it takes over when the active one is killed.
-        server(&scale_cfg, "detector", &[], &log("detector2")),
+        server(
+            &scale_cfg,
+            "detector",
+            &["--ops-listen", &format!("127.0.0.1:{ops_det2}")],
+            &log("detector2"),
+        ),
     ];
     const AGG1: usize = 3;
     const DETECTORS: [(usize, &str); 2] = [(4, "detector"), (6, "detector2")];
@@ -687,6 +713,55 @@ fn scale_out(on_clickhouse: bool) {
         active(survivor),
         "{survivor} took the lease after {killed} was killed"
     );
+    // Every role serves /healthz and /metrics: the aggregator counts what it
+    // stored, the surviving detector holds the lease and counts its steps and
+    // warnings; /metrics needs the token, on the collectors too.
+    let metric = |port: u16, name: &str| -> u64 {
+        let (st, body) = common::request(
+            port,
+            "GET",
+            "/metrics",
+            &[("Authorization", "Bearer m3trics-t0ken")],
+            b"",
+        )
+        .unwrap();
+        assert_eq!(st, 200, "{body}");
+        body.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} not in {body}"))
+    };
+    let survivor_ops = if *survivor == "detector" {
+        ops_det
+    } else {
+        ops_det2
+    };
+    for p in [ops_agg, survivor_ops, c1] {
+        assert_eq!(request(p, "/metrics", &[], b"").unwrap().0, 401);
+    }
+    assert_eq!(request(ops_agg, "/healthz", &[], b"").unwrap().0, 200);
+    assert!(
+        metric(
+            ops_agg,
+            "scanwatch_aggregator_messages_total{outcome=\"stored\"}"
+        ) > 0
+    );
+    assert!(metric(ops_agg, "scanwatch_aggregator_events_total") > 0);
+    let survivor_ops = if *survivor == "detector" {
+        ops_det
+    } else {
+        ops_det2
+    };
+    assert_eq!(metric(survivor_ops, "scanwatch_detector_lease_held"), 1);
+    assert!(
+        metric(
+            survivor_ops,
+            "scanwatch_detector_steps_total{outcome=\"ok\"}"
+        ) > 0
+    );
+    assert!(metric(survivor_ops, "scanwatch_alerts_raised_total") > 0);
+    assert!(metric(c1, "scanwatch_batches_accepted_total") > 0);
     // The api (the same program as a collector) answers from the shared store: the
     // warnings the API lists are the stored ones.
     let api_token = open_scale()

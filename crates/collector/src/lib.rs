@@ -10,6 +10,7 @@ mod error;
 mod export;
 mod feeds;
 pub mod openapi;
+pub mod ops;
 pub mod serve;
 pub mod web;
 
@@ -317,6 +318,8 @@ pub struct AppState {
     pub context: Arc<RwLock<ContextData>>,
     /// Dashboard state beside the store (login rate limits).
     pub web: Arc<web::auth::WebState>,
+    /// When set, `/metrics` answers only with `Authorization: Bearer <token>`.
+    pub metrics_token: Option<Arc<str>>,
     /// More Prometheus text for `/metrics` (the notification sinks' counters).
     pub extra_metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
     /// When set, ingest publishes accepted batches here (and answers after the bus
@@ -349,6 +352,7 @@ impl AppState {
             rate: Arc::new(Mutex::new(RateLimiter::default())),
             web: Arc::new(web::auth::WebState::default()),
             extra_metrics: None,
+            metrics_token: None,
             publisher: None,
         }
     }
@@ -474,23 +478,17 @@ async fn healthz() -> Json<Health> {
 }
 
 /// `GET /metrics`.
-#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text exposition of the counters", body = String, content_type = "text/plain")))]
-async fn metrics(
-    State(st): State<AppState>,
-) -> ([(axum::http::HeaderName, &'static str); 1], String) {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        {
-            let mut text = st.counters.prometheus(&st.centre.counters);
-            if let Some(f) = &st.extra_metrics {
-                text.push_str(&f());
-            }
-            text
-        },
-    )
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses(
+    (status = 200, description = "Prometheus text exposition of the counters", body = String, content_type = "text/plain"),
+    (status = 401, description = "A metrics token is configured and the request does not carry it", body = openapi::ErrorBody)))]
+async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> axum::response::Response {
+    ops::metrics_response(st.metrics_token.as_deref(), &headers, || {
+        let mut text = st.counters.prometheus(&st.centre.counters);
+        if let Some(f) = &st.extra_metrics {
+            text.push_str(&f());
+        }
+        text
+    })
 }
 
 /// Answer to an ingest request.
