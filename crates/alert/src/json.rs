@@ -26,6 +26,9 @@ pub struct SourceJson {
 pub struct SensorCountJson {
     pub sensor: String,
     pub events: u64,
+    /// Its share of the window's events on the port (3 decimals): a warning
+    /// carried by a few sensors shows here (docs/security.md).
+    pub share: f64,
 }
 
 /// The counts that were scored: without the busiest sensors (docs/security.md).
@@ -287,6 +290,7 @@ pub fn alert_json(
             .map(|(k, n)| SensorCountJson {
                 sensor: sensor_name(*k),
                 events: *n,
+                share: r3(*n as f64 / a.events.max(1) as f64),
             })
             .collect(),
         trend: a.trend.map(|t| TrendJson {
