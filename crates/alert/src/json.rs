@@ -174,6 +174,12 @@ pub struct AdvisoryJson {
     pub cvss: Option<f32>,
     /// IDS alerts naming it on the port during the surge, else `null`.
     pub ids: Option<scanwatch_context::explain::IdsEvidence>,
+    /// Whether the imported data references a fix or a workaround.
+    pub fix: scanwatch_context::explain::FixFacts,
+    /// Its public exploits with their dates, oldest first.
+    pub exploit_dates: Vec<scanwatch_context::explain::ExploitDate>,
+    /// The vendor's next scheduled patch day after the surge began, else `null`.
+    pub next_patch_day: Option<scanwatch_context::explain::PatchDayFacts>,
 }
 
 /// One block rule (or required action).
@@ -320,6 +326,9 @@ pub fn alert_json(
                 score: r3(k.score),
                 cvss: k.cvss,
                 ids: k.ids.clone(),
+                fix: k.fix.clone(),
+                exploit_dates: k.exploit_dates.clone(),
+                next_patch_day: k.next_patch_day.clone(),
             })
             .collect(),
         mitigations,
@@ -363,6 +372,16 @@ pub fn narrative(headline: &str, c: &AlertContext) -> String {
             if k.exploits.len() == 1 { "" } else { "s" },
             if k.kev.is_some() { ", in CISA KEV" } else { "" }
         ));
+        s.push_str(&format!(". Fix: {}", k.fix.statement));
+        if let Some(p) = &k.next_patch_day {
+            s.push_str(&format!(
+                "; next scheduled {}: {} ({} days after the surge began)",
+                p.name, p.date, p.days_after_surge
+            ));
+        }
+        if let Some(w) = k.fix.workarounds.first() {
+            s.push_str(&format!(". Workaround: {w}"));
+        }
     }
     if !a.mitigation.block.is_empty() {
         let b: Vec<String> = a.mitigation.block.iter().map(|b| b.label()).collect();

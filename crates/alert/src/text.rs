@@ -288,6 +288,26 @@ pub fn context_block(out: &mut String, c: &AlertContext) {
                 ids.signatures.join("; ")
             );
         }
+        let _ = writeln!(out, "         fix: {}", k.fix.statement);
+        if let Some(p) = &k.next_patch_day {
+            let _ = writeln!(
+                out,
+                "         next scheduled {}: {} ({} days after the surge began)",
+                p.name, p.date, p.days_after_surge
+            );
+        }
+        for w in k.fix.workarounds.iter().take(3) {
+            let _ = writeln!(out, "         workaround: {w}");
+        }
+        if !k.exploit_dates.is_empty() {
+            let dated: Vec<String> = k
+                .exploit_dates
+                .iter()
+                .take(8)
+                .map(|e| format!("{} {}", e.published.as_deref().unwrap_or("?"), e.id))
+                .collect();
+            let _ = writeln!(out, "         exploits over time: {}", dated.join(", "));
+        }
     }
     let m = &a.mitigation;
     if !m.block.is_empty() {

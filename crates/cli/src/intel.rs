@@ -27,6 +27,9 @@ pub const KIND_BENIGN: &str = benign::STORE_KIND;
 
 /// The user's port notes, read from the data directory when present.
 pub const PORTS_FILE: &str = "ports.toml";
+/// The user's patch-day table in the data directory (docs/context.md): adds vendors
+/// to the built-in one or replaces them.
+pub const PATCH_DAYS_FILE: &str = "patchdays.toml";
 
 /// Entry errors shown per file (all are counted).
 const SHOWN_ERRORS: usize = 10;
@@ -465,6 +468,7 @@ pub fn load_context_with(
     let mut benign_nets = Vec::new();
     let mut hits: Vec<IdsHit> = Vec::new();
     let mut trusted = std::collections::BTreeSet::new();
+    let mut patch_days = scanwatch_context::patchday::PatchDays::builtin();
     if let Some(store) = shared {
         trusted = scanwatch_store::trust::trusted_sensors(store)?;
         advisories = load_advisories(store)?;
@@ -492,6 +496,14 @@ pub fn load_context_with(
             let o = knowledge::parse_overrides(&text)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", pf.display()))?;
             ports = ports.with_overrides(&o);
+        }
+        let pd = dir.join(PATCH_DAYS_FILE);
+        if pd.exists() {
+            let text = std::fs::read_to_string(&pd)
+                .with_context(|| format!("cannot read {}", pd.display()))?;
+            let user = scanwatch_context::patchday::PatchDays::parse(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", pd.display()))?;
+            patch_days = patch_days.with_overrides(user);
         }
     }
     for f in &args.benign {
@@ -537,6 +549,7 @@ pub fn load_context_with(
         explain: ExplainConfig {
             confirm_min_sensors: args.confirm_min_sensors,
             trusted_sensors: trusted,
+            patch_days,
             ..ExplainConfig::default()
         },
     };

@@ -376,5 +376,48 @@ fn exposure_ranks_the_inventory_for_the_seed_warning() {
         .unwrap();
     let t = text(&text_out.stdout);
     assert!(t.contains("1. dc1.corp.example 10.20.0.10"), "{t}");
+
+    // The same warning with the imported advisories: what the data says of a fix,
+    // Microsoft's next patch day after the surge began, the exploits and their dates.
+    let out = bin()
+        .args([
+            "demo",
+            "--offline",
+            "--start",
+            "2007-04-12",
+            "--window",
+            "1d",
+            "--json",
+            "--data",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seed = lines
+        .iter()
+        .find(|v| v["type"] == "alert" && v["port"] == 1025 && v["update"] == false)
+        .unwrap();
+    let lead = &seed["advisories"][0];
+    assert_eq!(lead["id"], "CVE-2007-1748", "{lead}");
+    assert!(lead["fix"]["statement"]
+        .as_str()
+        .unwrap()
+        .starts_with("no vendor fix referenced in the imported NVD data"));
+    assert_eq!(lead["next_patch_day"]["date"], "2007-05-08", "{lead}");
+    assert_eq!(lead["next_patch_day"]["days_after_surge"], 19, "{lead}");
+    let dates = lead["exploit_dates"].as_array().unwrap();
+    assert_eq!(dates.len(), lead["exploits"].as_array().unwrap().len());
+    assert!(dates.len() >= 5, "{dates:?}");
+    let summary = seed["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("Fix: no vendor fix referenced")
+            && summary.contains("next scheduled Microsoft patch day (Update Tuesday): 2007-05-08 (19 days after the surge began)"),
+        "{summary}"
+    );
     let _ = std::fs::remove_dir_all(&data);
 }

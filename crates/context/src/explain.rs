@@ -45,6 +45,8 @@ pub struct ExplainConfig {
     pub confirm_min_sensors: usize,
     /// Sensors whose IDS alerts confirm on their own (`admin sensor set-trust`).
     pub trusted_sensors: BTreeSet<String>,
+    /// Vendors' scheduled patch days (built-in table, plus the data directory's).
+    pub patch_days: crate::patchday::PatchDays,
 }
 
 impl Default for ExplainConfig {
@@ -54,6 +56,7 @@ impl Default for ExplainConfig {
             max_candidates: 5,
             confirm_min_sensors: 2,
             trusted_sensors: BTreeSet::new(),
+            patch_days: crate::patchday::PatchDays::builtin(),
         }
     }
 }
@@ -150,6 +153,37 @@ pub struct IdsEvidence {
     pub signatures: Vec<String>,
 }
 
+/// Whether the imported data references a fix or a workaround.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FixFacts {
+    /// NVD references tagged `Patch` (empty: no fix referenced).
+    pub patches: Vec<String>,
+    /// Workarounds: NVD references tagged `Mitigation`, and KEV's required action.
+    pub workarounds: Vec<String>,
+    /// One sentence, saying only what the imported data supports.
+    pub statement: String,
+}
+
+/// One public exploit and when it was published (Exploit-DB).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ExploitDate {
+    pub id: String,
+    pub published: Option<String>,
+}
+
+/// The vendor's next scheduled patch day after the surge began.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PatchDayFacts {
+    pub vendor: String,
+    /// E.g. "Microsoft patch day (Update Tuesday)".
+    pub name: String,
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    pub days_after_surge: i64,
+    /// Where the schedule is published.
+    pub source: String,
+}
+
 /// One possible explanation.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Candidate {
@@ -166,6 +200,13 @@ pub struct Candidate {
     pub kev: Option<KevFacts>,
     pub cvss: Option<f32>,
     pub ids: Option<IdsEvidence>,
+    /// Whether a fix or a workaround is referenced in the imported data.
+    pub fix: FixFacts,
+    /// Its public exploits with their dates, oldest first.
+    pub exploit_dates: Vec<ExploitDate>,
+    /// The vendor's next scheduled patch day after the surge began (vendors in the
+    /// patch-day table only).
+    pub next_patch_day: Option<PatchDayFacts>,
     pub score: f64,
     /// Each score component, e.g. `explicit port match +3`.
     pub score_parts: Vec<String>,
@@ -494,9 +535,83 @@ fn candidate(g: &Group, s: &Surge, on_port: &[&IdsHit], cfg: &ExplainConfig) -> 
         }),
         cvss,
         ids,
+        fix: fix_facts(g),
+        exploit_dates: {
+            let mut v: Vec<ExploitDate> = exploits
+                .iter()
+                .map(|e| ExploitDate {
+                    id: e.id.clone(),
+                    published: e.published.clone(),
+                })
+                .collect();
+            v.sort_by(|a, b| a.published.cmp(&b.published).then(a.id.cmp(&b.id)));
+            v
+        },
+        next_patch_day: next_patch_day(g, s, &cfg.patch_days),
         score,
         score_parts: parts,
         matches: g.matches.clone(),
+    })
+}
+
+/// What the imported data says of a fix: NVD references tagged `Patch`, and as
+/// workarounds those tagged `Mitigation` and KEV's required action.
+fn fix_facts(g: &Group) -> FixFacts {
+    let refs = g.nvd.iter().flat_map(|a| a.references.iter());
+    let patches: Vec<String> = refs
+        .clone()
+        .filter(|r| r.tagged("Patch"))
+        .map(|r| r.url.clone())
+        .collect();
+    let mut workarounds: Vec<String> = refs
+        .filter(|r| r.tagged("Mitigation"))
+        .map(|r| r.url.clone())
+        .collect();
+    if let Some(a) = g.kev.as_ref().and_then(|k| k.required_action.clone()) {
+        workarounds.push(format!("CISA KEV required action: {a}"));
+    }
+    let advisory = g
+        .nvd
+        .iter()
+        .flat_map(|a| a.references.iter())
+        .find(|r| r.tagged("Vendor Advisory"))
+        .map(|r| r.url.clone());
+    let statement = match (patches.first(), g.nvd.is_some(), advisory) {
+        (Some(p), _, _) => format!("a vendor fix is referenced: {p}"),
+        (None, true, Some(a)) => {
+            format!("no vendor fix referenced in the imported NVD data (vendor advisory: {a})")
+        }
+        (None, true, None) => "no vendor fix referenced in the imported NVD data".to_string(),
+        (None, false, _) => "no NVD record imported: whether a fix exists is not known".to_string(),
+    };
+    FixFacts {
+        patches,
+        workarounds,
+        statement,
+    }
+}
+
+/// The vendor's next scheduled patch day after the surge's first day, when the
+/// vendor (KEV `vendorProject`, else the NVD CPE vendor) is in the table.
+fn next_patch_day(
+    g: &Group,
+    s: &Surge,
+    table: &crate::patchday::PatchDays,
+) -> Option<PatchDayFacts> {
+    let vendor = g
+        .kev
+        .as_ref()
+        .and_then(|k| k.vendor.clone())
+        .or_else(|| g.nvd.as_ref().and_then(|n| n.vendor.clone()))?;
+    let cycle = table.cycle(&vendor)?;
+    let start = chrono::DateTime::from_timestamp_millis(s.start.0)?.date_naive();
+    let date = cycle.next_after(start)?;
+    Some(PatchDayFacts {
+        vendor,
+        name: cycle.name.clone(),
+        date: date.format("%Y-%m-%d").to_string(),
+        days_after_surge: (date - start).num_days(),
+        source: cycle.source.clone(),
     })
 }
 
@@ -741,6 +856,53 @@ mod tests {
                 "case {i}: {:?}",
                 c.score_parts
             );
+        }
+    }
+
+    /// What the imported data says of a fix, the next patch day and the exploits'
+    /// dates, per candidate (real NVD, KEV and Exploit-DB samples).
+    #[test]
+    fn fix_patch_day_and_exploit_dates_say_only_what_the_data_supports() {
+        let intel = sample_intel();
+        // (surge port, start, candidate, fix starts with, next patch day)
+        type Case<'a> = (u16, &'a str, &'a str, &'a str, Option<(&'a str, i64)>);
+        let cases: [Case; 4] = [
+            // The 2007 DNS RPC case: the bulletin link is not tagged `Patch` in the
+            // sample, so no fix; Microsoft's next patch day after 2007-04-19.
+            (1025, "2007-04-19", "CVE-2007-1748", "no vendor fix referenced", Some(("2007-05-08", 19))),
+            // BlueKeep: NVD references a patch.
+            (3389, "2019-05-20", "CVE-2019-0708", "a vendor fix is referenced: https://portal.msrc.microsoft.com", Some(("2019-06-11", 22))),
+            // Apache is not in the patch-day table: no day is invented.
+            // A vendor advisory is not a fix; it is named for the analyst to follow.
+            (80, "2021-10-06", "CVE-2021-41773", "no vendor fix referenced in the imported NVD data (vendor advisory: https://httpd.apache.org", None),
+            // Across a year's end.
+            (445, "2017-12-20", "CVE-2017-0144", "no vendor fix referenced", Some(("2018-01-09", 20))),
+        ];
+        for (port, start, id, fix, day) in cases {
+            let s = surge(Protocol::Tcp, port, start, start);
+            let a = assess(&s, &intel, &[], &ExplainConfig::default());
+            let Some(c) = a.candidates.iter().find(|c| c.id == id) else {
+                panic!(
+                    "{id} is not a candidate on {port}: {:?}",
+                    a.candidates.iter().map(|c| &c.id).collect::<Vec<_>>()
+                );
+            };
+            assert!(
+                c.fix.statement.starts_with(fix),
+                "{id}: {}",
+                c.fix.statement
+            );
+            assert_eq!(
+                c.next_patch_day
+                    .as_ref()
+                    .map(|p| (p.date.as_str(), p.days_after_surge)),
+                day,
+                "{id}"
+            );
+            let dates: Vec<&Option<String>> =
+                c.exploit_dates.iter().map(|e| &e.published).collect();
+            assert!(dates.windows(2).all(|w| w[0] <= w[1]), "{id}: oldest first");
+            assert_eq!(c.exploit_dates.len(), c.exploits.len(), "{id}");
         }
     }
 

@@ -12,6 +12,7 @@ pub mod exposure;
 pub mod ids;
 pub mod knowledge;
 pub mod mitigate;
+pub mod patchday;
 mod ports;
 pub mod services;
 

@@ -54,6 +54,21 @@ impl AdvisorySource {
     }
 }
 
+/// A link an advisory gives, with NVD's tags (`Patch`, `Vendor Advisory`,
+/// `Mitigation`, `Exploit`, …): what says whether a fix or a workaround exists.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reference {
+    pub url: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl Reference {
+    pub fn tagged(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t.eq_ignore_ascii_case(tag))
+    }
+}
+
 /// One advisory, whatever its source. Fields a source does not have are empty.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Advisory {
@@ -92,7 +107,14 @@ pub struct Advisory {
     pub known_ransomware: bool,
     /// Exploit-DB `verified` column.
     pub verified: Option<bool>,
+    /// NVD `references` (at most [`MAX_REFERENCES`]); stored advisories of older
+    /// builds have none.
+    #[serde(default)]
+    pub references: Vec<Reference>,
 }
+
+/// References kept per advisory.
+pub const MAX_REFERENCES: usize = 64;
 
 impl Advisory {
     /// An advisory with only its source and id set.
@@ -115,6 +137,7 @@ impl Advisory {
             due_date: None,
             known_ransomware: false,
             verified: None,
+            references: Vec::new(),
         }
     }
 }

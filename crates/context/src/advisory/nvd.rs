@@ -3,8 +3,9 @@
 //! {...}}]}`), and a single bare CVE record as kept by per-CVE mirrors.
 //!
 //! Read from each `cve`: `id`, `published`, the English entry of `descriptions`,
-//! `metrics.cvssMetricV31/V30/V2/V40[].cvssData.baseScore` and the `criteria` of the
-//! `vulnerable` entries of `configurations[].nodes[].cpeMatch[]`.
+//! `metrics.cvssMetricV31/V30/V2/V40[].cvssData.baseScore`, the `criteria` of the
+//! `vulnerable` entries of `configurations[].nodes[].cpeMatch[]`, and `references[]`
+//! (`url`, `tags`: whether a patch, a vendor advisory or a mitigation is linked).
 
 use serde_json::{Map, Value};
 
@@ -115,7 +116,40 @@ fn cve_record(cve: &Map<String, Value>) -> Result<Advisory, (Option<String>, Pro
     adv.vendor = vendor;
     adv.product = product;
     adv.cvss = cvss(cve.get("metrics"));
+    adv.references = references(cve.get("references"));
     Ok(adv)
+}
+
+/// The `references` with a URL, in order, at most [`super::MAX_REFERENCES`]; a
+/// reference of another shape is left out.
+fn references(refs: Option<&Value>) -> Vec<super::Reference> {
+    let Some(list) = refs.and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|r| {
+            let url = r.get("url")?.as_str()?.trim();
+            if url.is_empty() || url.len() > 2048 {
+                return None;
+            }
+            let tags = r
+                .get("tags")
+                .and_then(Value::as_array)
+                .map(|t| {
+                    t.iter()
+                        .filter_map(Value::as_str)
+                        .take(16)
+                        .map(|s| s.chars().take(64).collect())
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some(super::Reference {
+                url: url.to_string(),
+                tags,
+            })
+        })
+        .take(super::MAX_REFERENCES)
+        .collect()
 }
 
 /// The English description, else the first one, else empty.
