@@ -1190,7 +1190,51 @@ fn render_context(b: &mut String, v: &Value) {
                 .and_then(Value::as_array)
                 .map_or(0, Vec::len);
             if ex > 0 {
-                let _ = write!(b, "<p class=\"note\">{ex} public exploit(s)</p>");
+                let dated: Vec<String> = a
+                    .get("exploit_dates")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(|e| format!("{} {}", jstr(e, "published"), jstr(e, "id")))
+                    .collect();
+                let _ = write!(
+                    b,
+                    "<p class=\"note\" data-field=\"exploits\">{ex} public exploit(s){}{}</p>",
+                    if dated.is_empty() { "" } else { ": " },
+                    esc(&dated.join(", "))
+                );
+            }
+            // What the imported data says of a fix and of the vendor's patch days
+            // (docs/context.md).
+            if let Some(f) = a
+                .get("fix")
+                .and_then(|f| f.get("statement"))
+                .and_then(Value::as_str)
+            {
+                let _ = write!(b, "<p data-field=\"fix\">Fix: {}</p>", esc(f));
+            }
+            if let Some(p) = a.get("next_patch_day").filter(|p| p.is_object()) {
+                let _ = write!(
+                    b,
+                    "<p data-field=\"patch-day\">Next scheduled {}: {} ({} days after the surge began)</p>",
+                    esc(jstr(p, "name")),
+                    esc(jstr(p, "date")),
+                    jnum(p, "days_after_surge")
+                );
+            }
+            for w in a
+                .get("fix")
+                .and_then(|f| f.get("workarounds"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .take(3)
+            {
+                let _ = write!(
+                    b,
+                    "<p data-field=\"workaround\">Workaround: {}</p>",
+                    esc(w.as_str().unwrap_or(""))
+                );
             }
             b.push_str("</li>");
         }
