@@ -61,7 +61,10 @@ proptest! {
 
     /// Large cells (sketches on both sides or on one): the merged distinct counts equal
     /// the one-pass counts (HLL registers are a max, so the union is order-free), and
-    /// both stay within 2 % of the truth; event totals are exact.
+    /// both stay within 3 % of the truth; event totals are exact. (At these
+    /// cardinalities the estimate's standard error is about 0.6 %: 3 % is five of
+    /// them, so a random input fails by chance about once in a million cases; the
+    /// 2 % bound used before failed about once in thirty runs of 64 cases.)
     #[test]
     fn merge_equals_union_sketch(n in 500u32..5000, split_frac in 0.0f64..1.0, offset in 0u32..1_000_000) {
         let events: Vec<(u64, u32, u32, u32)> = (0..n).map(|i| (u64::from(i % 7), offset + i, i % 3, 1 + i % 3)).collect();
@@ -73,7 +76,7 @@ proptest! {
         a.merge(&b, limit);
         prop_assert_eq!(a.events, whole.events);
         prop_assert_eq!(a.sources.distinct(), whole.sources.distinct());
-        prop_assert!(rel_err(whole.sources.distinct(), u64::from(n)) <= 0.02);
+        prop_assert!(rel_err(whole.sources.distinct(), u64::from(n)) <= 0.03);
         prop_assert_eq!(a.sensors.distinct(), 7);
         prop_assert_eq!(a.targets.distinct(), 3);
     }
@@ -298,7 +301,8 @@ proptest! {
         if whole.is_exact() {
             prop_assert_eq!(whole.distinct(), truth);
         } else {
-            prop_assert!(rel_err(whole.distinct(), truth) <= 0.02);
+            // Five standard errors, as above.
+            prop_assert!(rel_err(whole.distinct(), truth) <= 0.03);
         }
     }
 }

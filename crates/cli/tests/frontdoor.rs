@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::{admin, free_port, spawn_server, Server};
 
-const LIMITS: &str = "[limits]\nheader_timeout = \"1s\"\nbody_timeout = \"2s\"\nmax_connections = 64\nmax_connections_per_client = 16\nmax_requests_in_flight = 4\n";
+const LIMITS: &str = "[limits]\nheader_timeout = \"2s\"\nbody_timeout = \"2s\"\nmax_connections = 64\nmax_connections_per_client = 16\nmax_requests_in_flight = 4\n";
 
 /// The config of a server on `dir` with the test limits (and `extra` in `[server]`).
 fn config(dir: &std::path::Path, port: u16, extra: &str) -> std::path::PathBuf {
@@ -92,12 +92,14 @@ fn strangers_cannot_exhaust_the_centre() {
             s
         })
         .collect();
-    let mut unauthorized = 0;
-    let mut closed = 0;
+    let (mut unauthorized, mut closed, mut shed) = (0, 0, 0);
     for s in &mut conns {
         let text = read_all(s);
         if text.starts_with("HTTP/1.1 401") {
             unauthorized += 1;
+        } else if text.starts_with("HTTP/1.1 503") {
+            // Over the in-flight limit of this test (4) while others are answered.
+            shed += 1;
         } else if text.is_empty() {
             closed += 1;
         } else {
@@ -107,11 +109,11 @@ fn strangers_cannot_exhaust_the_centre() {
     drop(conns);
     let after = rss(pid);
     eprintln!(
-        "100 unauthenticated 8 MB requests: {unauthorized} answered 401, {closed} closed; RSS {} → {} MiB",
+        "100 unauthenticated 8 MB requests: {unauthorized} answered 401, {shed} shed (503), {closed} closed; RSS {} → {} MiB",
         before >> 20,
         after >> 20
     );
-    assert_eq!(unauthorized + closed, 100);
+    assert_eq!(unauthorized + shed + closed, 100);
     assert!(
         after < before + (32 << 20),
         "RSS grew from {before} to {after} bytes"
@@ -127,7 +129,7 @@ fn strangers_cannot_exhaust_the_centre() {
     let text = read_all(&mut s);
     assert!(text.is_empty(), "{text}");
     assert!(
-        started.elapsed() < Duration::from_millis(900),
+        started.elapsed() < Duration::from_millis(1500),
         "{:?}",
         started.elapsed()
     );
@@ -138,7 +140,7 @@ fn strangers_cannot_exhaust_the_centre() {
     let (status, _) = common::request(port, "GET", "/healthz", &[], b"").unwrap();
     assert_eq!(status, 200);
 
-    // Row 8: headers dribbled one byte a second are cut off after the 1 s header
+    // Row 8: headers dribbled a byte every half second are cut off after the 2 s header
     // timeout (well before the 80 s the dribble would take).
     let mut s = connect(port);
     let started = Instant::now();
@@ -167,7 +169,7 @@ fn strangers_cannot_exhaust_the_centre() {
         cut,
         "a client dribbling its headers was still served after {took:?}"
     );
-    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(took < Duration::from_secs(6), "{took:?}");
 
     // A body dribbled in after a valid token: 408 once the 2 s body timeout passes.
     let mut s = connect(port);
@@ -272,7 +274,7 @@ fn tls_keeps_the_same_limits() {
     let started = Instant::now();
     assert_eq!(read_all(&mut over), "");
     assert!(
-        started.elapsed() < Duration::from_millis(900),
+        started.elapsed() < Duration::from_millis(1500),
         "{:?}",
         started.elapsed()
     );
@@ -282,5 +284,5 @@ fn tls_keeps_the_same_limits() {
     }
     let took = started.elapsed();
     eprintln!("silent TLS connections cut off after {took:?}");
-    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
 }
