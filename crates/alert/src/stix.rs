@@ -199,6 +199,26 @@ impl<'a> Facts<'a> {
         if !others.is_empty() {
             parts.push(format!("Candidate explanations: {}", others.join(", ")));
         }
+        // What the imported data says of the leading explanation's fix and its
+        // vendor's next patch day (docs/context.md).
+        if let Some(lead) = self.advisories.first() {
+            let id = text(lead, "id").unwrap_or("the leading explanation");
+            if let Some(fix) = lead.get("fix").and_then(|f| text(f, "statement")) {
+                parts.push(format!("Fix ({id}): {fix}"));
+            }
+            if let Some(p) = lead.get("next_patch_day").filter(|p| p.is_object()) {
+                if let (Some(name), Some(date)) = (text(p, "name"), text(p, "date")) {
+                    parts.push(format!(
+                        "Next scheduled {name}: {date}{}",
+                        p.get("days_after_surge")
+                            .and_then(Value::as_i64)
+                            .map_or(String::new(), |d| format!(
+                                " ({d} days after the surge began)"
+                            ))
+                    ));
+                }
+            }
+        }
         parts.join(". ")
     }
 }
@@ -681,6 +701,13 @@ mod tests {
         }
         let text = report["description"].as_str().unwrap();
         assert!(text.contains("CVE-2007-1748"), "{text}");
+        // What the imported data says of a fix and of the next patch day travels
+        // with the shared summary (docs/context.md).
+        assert!(
+            text.contains("Fix (CVE-2007-1748): no vendor fix referenced in the imported NVD data")
+                && text.contains("Next scheduled Microsoft patch day (Update Tuesday): 2007-05-08 (19 days after the surge began)"),
+            "{text}"
+        );
         assert!(!b.to_string().contains("dc1.corp.example"), "no assets");
         let mut unique = ids.clone();
         unique.sort();
