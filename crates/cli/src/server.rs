@@ -186,13 +186,8 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
         None => state,
     };
     rt.block_on(async {
-        let tls = match (&file_cfg.server.tls_cert, &file_cfg.server.tls_key) {
-            (Some(c), Some(k)) => Some(tls_config(c, k).await?),
-            _ => None,
-        };
-        let listener = std::net::TcpListener::bind(listen)
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        listener.set_nonblocking(true)?;
+        let listener = bind(listen, "listen")?;
+        let tls = server_tls(&file_cfg.server).await?;
         writeln!(
             err,
             "listening on {}://{}",
@@ -278,6 +273,24 @@ pub(crate) fn close_notifier(
         }
     }
     Ok(())
+}
+
+/// A listening socket on `addr` for the async runtime; `what` names the config key.
+pub(crate) fn bind(addr: SocketAddr, what: &str) -> Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("cannot listen on {addr} ({what})"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// The TLS config of `[server]`, if it names a certificate and a key.
+pub(crate) async fn server_tls(
+    s: &crate::config::ServerSection,
+) -> Result<Option<Arc<rustls::ServerConfig>>> {
+    Ok(match (&s.tls_cert, &s.tls_key) {
+        (Some(c), Some(k)) => Some(tls_config(c, k).await?),
+        _ => None,
+    })
 }
 
 /// Serves the app behind the collector's front door (connection limits, header and
@@ -380,11 +393,11 @@ mod roles {
     use std::time::{Duration, Instant};
 
     use super::{
-        close_notifier, front_door, open_store, shutdown, spawn_notifier, tls_config, wall_clock,
-        ServerArgs,
+        bind, close_notifier, front_door, open_store, server_tls, shutdown, spawn_notifier,
+        wall_clock, ServerArgs,
     };
     use crate::config::ServerConfig;
-    use anyhow::{bail, Context, Result};
+    use anyhow::{bail, Result};
     use scanwatch_aggregate::decode_partial;
     use scanwatch_bus::{aggregate_handler, run_aggregator, AggregatorCounters, NatsBus};
     use scanwatch_centre::{Centre, Partial};
@@ -504,9 +517,7 @@ mod roles {
         let Some(addr) = cfg.server.ops_listen else {
             return Ok(());
         };
-        let listener = std::net::TcpListener::bind(addr)
-            .with_context(|| format!("cannot listen on {addr} (ops_listen)"))?;
-        listener.set_nonblocking(true)?;
+        let listener = bind(addr, "ops_listen")?;
         writeln!(
             err,
             "role {role}: /healthz and /metrics on http://{}",
@@ -621,13 +632,8 @@ mod roles {
         err: &mut dyn Write,
     ) -> Result<()> {
         rt.block_on(async {
-            let listener = std::net::TcpListener::bind(cfg.server.listen)
-                .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
-            listener.set_nonblocking(true)?;
-            let tls = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
-                (Some(c), Some(k)) => Some(tls_config(c, k).await?),
-                _ => None,
-            };
+            let listener = bind(cfg.server.listen, "listen")?;
+            let tls = server_tls(&cfg.server).await?;
             writeln!(
                 err,
                 "listening on {}://{}",

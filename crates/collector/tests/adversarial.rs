@@ -245,6 +245,35 @@ async fn deliver_with(
     run
 }
 
+/// A centre in `dir` with `sensors` registered, an analyst token and `readers`
+/// read connections (1 h windows, 2 d history), fed nothing yet.
+fn small_centre(dir: &std::path::Path, sensors: &[&str], readers: usize) -> Run {
+    let mut store = SqliteStore::open(dir).unwrap();
+    let tokens = sensors
+        .iter()
+        .map(|n| (n.to_string(), store.add_sensor(n, Timestamp(0)).unwrap()))
+        .collect();
+    let analyst = store
+        .add_api_token("alice", Role::Analyst, Timestamp(0))
+        .unwrap();
+    let readers: Vec<Box<dyn Store>> = (0..readers)
+        .map(|_| Box::new(SqliteStore::open(dir).unwrap()) as Box<dyn Store>)
+        .collect();
+    let state = AppState::new(
+        Box::new(store),
+        Pipeline::new(PipelineConfig::new(HOUR, 2 * 86_400_000)),
+        Limits::default(),
+        Arc::new(|| Timestamp(NOW)),
+    )
+    .with_readers(readers);
+    Run {
+        state,
+        analyst,
+        tokens,
+        hostile: Vec::new(),
+    }
+}
+
 /// Asserts that every hostile batch was accepted (the attacks use valid input).
 fn all_accepted(run: &Run) {
     for (name, st, v) in &run.hostile {
@@ -562,27 +591,7 @@ async fn a_trusted_sensor_corroborates_alone() {
 #[allow(clippy::await_holding_lock)]
 async fn reads_and_writes_use_their_own_connections() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = SqliteStore::open(dir.path()).unwrap();
-    let token = store.add_sensor("fw-1", Timestamp(0)).unwrap();
-    let analyst = store
-        .add_api_token("alice", Role::Analyst, Timestamp(0))
-        .unwrap();
-    let readers: Vec<Box<dyn Store>> = (0..2)
-        .map(|_| Box::new(SqliteStore::open(dir.path()).unwrap()) as Box<dyn Store>)
-        .collect();
-    let state = AppState::new(
-        Box::new(store),
-        Pipeline::new(PipelineConfig::new(HOUR, 2 * 86_400_000)),
-        Limits::default(),
-        Arc::new(|| Timestamp(NOW)),
-    )
-    .with_readers(readers);
-    let run = Run {
-        state,
-        analyst,
-        tokens: [("fw-1".to_string(), token)].into(),
-        hostile: Vec::new(),
-    };
+    let run = small_centre(dir.path(), &["fw-1"], 2);
     let (st, v) = run
         .post("fw-1", "b1", line(NOW - HOUR, "203.0.113.1", 1025, 1))
         .await;
@@ -633,26 +642,7 @@ async fn reads_and_writes_use_their_own_connections() {
 async fn an_ids_flood_is_bounded_in_memory() {
     use scanwatch_context::ids::MAX_HITS_PER_SENSOR;
     let dir = tempfile::tempdir().unwrap();
-    let mut store = SqliteStore::open(dir.path()).unwrap();
-    let mut tokens = BTreeMap::new();
-    for n in ["honest", "mallory-1"] {
-        tokens.insert(n.to_string(), store.add_sensor(n, Timestamp(0)).unwrap());
-    }
-    let analyst = store
-        .add_api_token("alice", Role::Analyst, Timestamp(0))
-        .unwrap();
-    let state = AppState::new(
-        Box::new(store),
-        Pipeline::new(PipelineConfig::new(HOUR, 2 * 86_400_000)),
-        Limits::default(),
-        Arc::new(|| Timestamp(NOW)),
-    );
-    let run = Run {
-        state,
-        analyst,
-        tokens,
-        hostile: Vec::new(),
-    };
+    let run = small_centre(dir.path(), &["honest", "mallory-1"], 0);
     let (st, v) = run
         .post(
             "honest",
