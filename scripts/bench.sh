@@ -17,6 +17,8 @@ echo "== query latency with 30 days loaded, and ingest latency while four analys
 cargo bench --locked -p scanwatch-collector --bench query
 echo "== sensor CPU at 10k lines/s (crates/cli/benches/sensor_cpu.rs)"
 cargo bench --locked -p scanwatch --bench sensor_cpu
+echo "== one sensor backfilling a million lines into the centre, beside the bare loop (crates/cli/benches/sensor_backfill.rs)"
+cargo bench --locked -p scanwatch --bench sensor_backfill
 echo "== delay from the first surge event to the warning, twelve live sensors (crates/cli/benches/time.rs)"
 cargo bench --locked -p scanwatch --bench time
 echo "== scale-out: roles over NATS into ClickHouse vs embedded (crates/cli/benches/scale.rs)"

@@ -252,15 +252,22 @@ pub fn run(args: &SensorArgs, err: &mut dyn Write) -> Result<()> {
     let stats = run_sensor(&cfg, &stop, &mut log)?;
     writeln!(
         err,
-        "sensor: {} lines, {} events kept, {} ignored, {} excluded by local rules, {} parse errors; {} batches sent, {} refused, {} send retries",
+        "sensor: {} lines, {} events kept, {} ignored, {} excluded by local rules, {} parse errors; {} batches sent ({} MiB compressed to {} MiB), {} refused, {} send retries",
         stats.lines,
         stats.events_kept,
         stats.events_ignored,
         stats.events_excluded,
         stats.parse_errors,
         stats.batches_sent,
+        mib(stats.body_bytes),
+        mib(stats.wire_bytes),
         stats.batches_rejected,
         stats.send_failures
     )?;
     Ok(())
+}
+
+/// Bytes as MiB with one decimal, for the run's summary line.
+fn mib(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / f64::from(1u32 << 20))
 }

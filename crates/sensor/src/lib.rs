@@ -7,4 +7,5 @@ pub mod capture;
 pub mod follow;
 pub mod rules;
 pub mod run;
+pub mod send;
 pub mod spool;

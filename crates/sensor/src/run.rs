@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use scanwatch_context::ids::{self, IdsLine};
@@ -15,6 +16,7 @@ use thiserror::Error;
 use crate::capture::Capture;
 use crate::follow::Follower;
 use crate::rules::Rules;
+use crate::send::{self, Shared};
 use crate::spool::{Positions, Spool, SpoolError};
 
 #[derive(Debug, Error)]
@@ -121,6 +123,9 @@ pub struct SensorStats {
     /// epoch) has been delivered: every source was read to its end and the spool
     /// was empty. Sent in heartbeats as `complete_through` (docs/time.md).
     pub complete_through: Option<i64>,
+    /// Bytes of accepted batches on the wire (compressed), and before compression.
+    pub wire_bytes: u64,
+    pub body_bytes: u64,
 }
 
 struct Followed {
@@ -128,6 +133,11 @@ struct Followed {
     parser: Option<Box<dyn LineParser>>,
     format: Option<&'static dyn FormatSpec>,
     pending_lines: Vec<String>,
+    /// Wire events parsed but not yet spooled (a batch being filled), their
+    /// number, and when the first of them was read.
+    body: String,
+    events: usize,
+    since: Option<Instant>,
     /// An IDS alert log (Suricata EVE, fast.log): alerts also carry their rule,
     /// message and CVEs to the centre.
     ids: bool,
@@ -141,15 +151,19 @@ fn heartbeat(
     agent: &ureq::Agent,
     cfg: &SensorConfig,
     stats: &SensorStats,
-    spool: &Spool,
+    shared: &Shared,
     capture: Option<&Capture>,
 ) {
-    let (batches, bytes) = spool.backlog();
+    let (batches, bytes, spool_stats) = {
+        let s = lock(&shared.spool);
+        let (b, n) = s.backlog();
+        (b, n, s.stats)
+    };
     let body = serde_json::json!({
         "spool_batches": batches,
         "spool_bytes": bytes,
-        "spool_full": spool.stats.full,
-        "spool_corrupt": spool.stats.corrupt,
+        "spool_full": spool_stats.full,
+        "spool_corrupt": spool_stats.corrupt,
         "lines": stats.lines,
         "events_kept": stats.events_kept,
         "events_ignored": stats.events_ignored,
@@ -197,47 +211,39 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
 /// (`complete_through`) moved.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
-/// The outcome of one submission.
-enum Sent {
-    Accepted,
-    /// Refused for good (4xx other than 408, 425 and 429): set aside, never retried.
-    Rejected(u16),
-    /// Refused for events ahead of the centre's clock (425): kept and retried,
-    /// with the centre's message.
-    TooEarly(String),
-    /// Try again later (network error, 408, 429, 5xx).
-    Retry,
+/// Bytes of log read from one source per pass: one batch at most. About 16k
+/// netfilter lines, under 3 MiB of wire events before compression (the centre
+/// takes 8 MiB compressed, 64 MiB decompressed by default).
+const READ_CHUNK: usize = 4 << 20;
+
+/// How long read lines may wait to fill a batch before it is spooled and sent.
+const LINGER: Duration = Duration::from_secs(1);
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn submit(agent: &ureq::Agent, cfg: &SensorConfig, id: &str, body: &str) -> Sent {
-    let url = format!("{}/api/v1/events", cfg.server.trim_end_matches('/'));
-    let r = agent
-        .post(&url)
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .header("Authorization", &format!("Bearer {}", cfg.token))
-        .header("X-Scanwatch-Batch", id)
-        .send(body);
-    let Ok(r) = r else { return Sent::Retry };
-    match r.status().as_u16() {
-        200..=299 => Sent::Accepted,
-        425 => Sent::TooEarly(
-            r.into_body()
-                .with_config()
-                .limit(64 * 1024)
-                .read_to_string()
-                .unwrap_or_else(|e| format!("unreadable answer: {e}")),
-        ),
-        // Over the rate, or the body was too slow to arrive (the centre's front
-        // door, docs/security.md): the batch is fine, send it again later.
-        408 | 429 => Sent::Retry,
-        code @ 400..=499 => Sent::Rejected(code),
-        _ => Sent::Retry,
+/// The reading thread's counters with the sender's.
+fn merged(stats: &SensorStats, shared: &Shared) -> SensorStats {
+    let c = lock(&shared.counters).clone();
+    SensorStats {
+        batches_sent: c.batches_sent,
+        batches_rejected: c.batches_rejected,
+        send_failures: c.send_failures,
+        clock_refusals: c.clock_refusals,
+        clock_refused: c.clock_refused,
+        wire_bytes: c.wire_bytes,
+        body_bytes: c.body_bytes,
+        ..stats.clone()
     }
 }
 
 /// Runs until `stop` is set (or, with `once`, until everything is delivered).
+///
+/// Two threads: this one follows the sources, parses and spools; a sender
+/// ([`crate::send`]) submits the spool meanwhile. While any source is behind,
+/// reading goes on without pausing; `poll` is the pause once all are read to
+/// their end (or while the spool is full).
 pub fn run(
     cfg: &SensorConfig,
     stop: &AtomicBool,
@@ -260,8 +266,62 @@ pub fn run(
                 .join(", ")
         ));
     }
-    let mut spool = Spool::open(&cfg.spool_dir, cfg.max_spool_bytes)?;
-    let saved = spool.positions().clone();
+    let shared = Shared::new(Spool::open(&cfg.spool_dir, cfg.max_spool_bytes)?);
+    // Set when the reader leaves (asked to stop, or failed): the sender stops too.
+    let halt = AtomicBool::new(false);
+    let (log_tx, log_rx) = mpsc::channel::<String>();
+    let target = send::Target {
+        agent: &agent,
+        server: &cfg.server,
+        token: &cfg.token,
+    };
+    std::thread::scope(|scope| {
+        let sender = scope.spawn(|| {
+            let r = send::run(&target, &shared, &halt, cfg.poll, &log_tx);
+            if r.is_err() {
+                halt.store(true, Ordering::Relaxed);
+            }
+            r
+        });
+        let read = read_loop(
+            cfg,
+            stop,
+            &halt,
+            &agent,
+            &shared,
+            capture.as_ref(),
+            &log_rx,
+            log,
+        );
+        if read.is_err() || stop.load(Ordering::Relaxed) {
+            halt.store(true, Ordering::Relaxed);
+        }
+        shared.reader_done.store(true, Ordering::Relaxed);
+        shared.notify();
+        let sent = sender
+            .join()
+            .unwrap_or(Err(crate::spool::SpoolError::SenderPanicked));
+        for msg in log_rx.try_iter() {
+            log(&msg);
+        }
+        let stats = read?;
+        sent?;
+        Ok(merged(&stats, &shared))
+    })
+}
+
+#[allow(clippy::too_many_arguments)] // the run's parts, each used once
+fn read_loop(
+    cfg: &SensorConfig,
+    stop: &AtomicBool,
+    halt: &AtomicBool,
+    agent: &ureq::Agent,
+    shared: &Shared,
+    capture: Option<&Capture>,
+    sender_log: &mpsc::Receiver<String>,
+    log: &mut dyn FnMut(&str),
+) -> Result<SensorStats, SensorError> {
+    let saved = lock(&shared.spool).positions().clone();
     let mut sources: Vec<Followed> = cfg
         .sources
         .iter()
@@ -272,6 +332,9 @@ pub fn run(
                 parser: None,
                 format: s.format,
                 pending_lines: Vec::new(),
+                body: String::new(),
+                events: 0,
+                since: None,
                 ids: false,
             }
         })
@@ -283,20 +346,29 @@ pub fn run(
         .map_or(1970, |d| chrono::Datelike::year(&d));
     let mut stats = SensorStats::default();
     let mut rules = cfg.rules.clone();
-    let mut backoff = Duration::from_millis(200);
-    let mut next_send = Instant::now();
     let mut next_heartbeat = Instant::now();
     let mut told_through: Option<i64> = None;
-    while !stop.load(Ordering::Relaxed) {
+    let spool_full = || {
+        let s = lock(&shared.spool);
+        s.backlog().1 >= cfg.max_spool_bytes
+    };
+    let backlog = || lock(&shared.spool).backlog().0;
+    while !stop.load(Ordering::Relaxed) && !halt.load(Ordering::Relaxed) {
+        for msg in sender_log.try_iter() {
+            log(&msg);
+        }
         let mut all_at_end = true;
+        // Some source holds lines read but not yet spooled (a batch filling).
+        let mut held = false;
+        let full = spool_full();
         let read_at = host_clock_ms();
         // Read and spool, unless the spool is full (backpressure: lines stay unread).
-        if spool.backlog().1 < cfg.max_spool_bytes {
+        if !full {
             for src in &mut sources {
                 let mut lines = std::mem::take(&mut src.pending_lines);
                 let at_end =
                     src.follower
-                        .poll(&mut lines, 1 << 20)
+                        .poll(&mut lines, READ_CHUNK)
                         .map_err(|e| SensorError::Read {
                             path: src.follower.path().display().to_string(),
                             source: e,
@@ -330,10 +402,14 @@ pub fn run(
                 let Some(parser) = src.parser.as_mut() else {
                     continue;
                 };
-                // One poll chunk (at most 1 MiB of log) becomes one batch, spooled
-                // together with the position reached: a crash replays nothing twice.
-                let mut body = String::new();
-                let mut n = 0usize;
+                // Lines become wire events in the source's batch being filled. A
+                // batch is spooled, with the position reached, when it holds a read
+                // chunk's worth, when its first line was read LINGER ago, or when a
+                // `once` run reached the end: at a steady trickle one batch a second,
+                // not one per pass (each costs three fsyncs here and a commit at the
+                // centre). Lines read but not spooled are read again after a crash:
+                // their position was not saved.
+                let before = src.events;
                 for line in &lines {
                     stats.lines += 1;
                     match parser.parse_line(line) {
@@ -346,9 +422,9 @@ pub fn run(
                                         w.ids = Some(ids::wire_ids(&h));
                                     }
                                 }
-                                body.push_str(&w.to_line());
-                                body.push('\n');
-                                n += 1;
+                                src.body.push_str(&w.to_line());
+                                src.body.push('\n');
+                                src.events += 1;
                             } else {
                                 stats.events_excluded += 1;
                             }
@@ -357,22 +433,38 @@ pub fn run(
                         LineOutcome::Error(_) => stats.parse_errors += 1,
                     }
                 }
-                stats.events_kept += n as u64;
+                stats.events_kept += (src.events - before) as u64;
+                if !lines.is_empty() && src.since.is_none() {
+                    src.since = Some(Instant::now());
+                }
+                let due = src.body.len() >= READ_CHUNK / 2
+                    || src.since.is_some_and(|t| t.elapsed() >= LINGER)
+                    || (cfg.once && at_end);
+                if !due {
+                    held = true; // read, not yet spooled
+                    continue;
+                }
+                let mut spool = lock(&shared.spool);
                 let mut positions: Positions = spool.positions().clone();
                 positions.insert(
                     src.follower.path().display().to_string(),
                     src.follower.position(),
                 );
+                let body = std::mem::take(&mut src.body);
+                let n = std::mem::take(&mut src.events);
+                src.since = None;
                 if n > 0 {
                     spool.append(&body, n, &positions)?;
+                    drop(spool);
+                    shared.notify();
                 } else if &positions != spool.positions() {
                     spool.set_positions(&positions)?;
                 }
             }
         }
-        // Captured packets: one batch per poll, no log position to record.
-        if let Some(c) = &capture {
-            if spool.backlog().1 < cfg.max_spool_bytes {
+        // Captured packets: one batch per pass, no log position to record.
+        if let Some(c) = capture {
+            if !spool_full() {
                 let mut body = String::new();
                 let mut n = 0usize;
                 for mut event in c.take() {
@@ -387,50 +479,17 @@ pub fn run(
                 }
                 if n > 0 {
                     stats.events_kept += n as u64;
+                    let mut spool = lock(&shared.spool);
                     let positions = spool.positions().clone();
                     spool.append(&body, n, &positions)?;
-                }
-            }
-        }
-        // Send what waits, oldest first.
-        while Instant::now() >= next_send {
-            let Some(batch) = spool.oldest() else { break };
-            match submit(&agent, cfg, &batch.id, &batch.body) {
-                Sent::Accepted => {
-                    spool.ack(batch.seq)?;
-                    stats.batches_sent += 1;
-                    backoff = Duration::from_millis(200);
-                }
-                Sent::Rejected(code) => {
-                    log(&format!(
-                        "batch {} refused by the centre ({code}); set aside",
-                        batch.id
-                    ));
-                    spool.ack(batch.seq)?;
-                    stats.batches_rejected += 1;
-                }
-                Sent::TooEarly(msg) => {
-                    // Nothing from the future is counted, and nothing is lost: the
-                    // batch waits in the spool until the clocks agree.
-                    log(&format!(
-                        "batch {} refused: its events are ahead of the centre's clock; kept in the spool ({msg})",
-                        batch.id
-                    ));
-                    stats.clock_refusals += 1;
-                    stats.clock_refused = Some(msg);
-                    stats.send_failures += 1;
-                    next_send = Instant::now() + backoff;
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
-                }
-                Sent::Retry => {
-                    stats.send_failures += 1;
-                    next_send = Instant::now() + backoff;
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                    drop(spool);
+                    shared.notify();
                 }
             }
         }
         // Everything read so far is delivered: say so, with this host's clock.
-        if all_at_end && spool.backlog().0 == 0 {
+        let delivered = backlog() == 0;
+        if all_at_end && !held && !full && delivered {
             stats.complete_through = Some(read_at);
         }
         // Progress is worth telling soon: the centre closes windows on it. A
@@ -442,14 +501,23 @@ pub fn run(
         }
         if Instant::now() >= next_heartbeat {
             told_through = stats.complete_through;
-            heartbeat(&agent, cfg, &stats, &spool, capture.as_ref());
+            heartbeat(agent, cfg, &merged(&stats, shared), shared, capture);
             next_heartbeat = Instant::now() + HEARTBEAT_EVERY;
         }
-        if cfg.once && all_at_end && spool.backlog().0 == 0 {
-            heartbeat(&agent, cfg, &stats, &spool, capture.as_ref());
+        if cfg.once && all_at_end && !held && !full && delivered {
+            heartbeat(agent, cfg, &merged(&stats, shared), shared, capture);
             break;
         }
-        std::thread::sleep(cfg.poll);
+        // Behind: read on at once. Caught up (or the spool is full): pause; a
+        // `once` run that only waits for the sender's last answers looks again soon.
+        if all_at_end || full {
+            let wait_for_sender = cfg.once && all_at_end && !full;
+            std::thread::sleep(if wait_for_sender {
+                cfg.poll.min(Duration::from_millis(20))
+            } else {
+                cfg.poll
+            });
+        }
     }
     Ok(stats)
 }

@@ -25,6 +25,8 @@ pub enum SpoolError {
     Random(String),
     #[error("batch {0} is not the oldest waiting batch; acknowledge in order")]
     OutOfOrder(u64),
+    #[error("the sender thread panicked; the spool is kept as it is")]
+    SenderPanicked,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {

@@ -1,0 +1,194 @@
+//! How the sensor delivers, seen from the wire: a recording HTTP endpoint on
+//! loopback (the real centre's answers to these requests are tested end to end in
+//! `crates/cli/tests/server.rs`). A backfill of several read chunks must:
+//! - arrive compressed (gzip) and decompress to exactly the events read;
+//! - arrive in order, one batch in flight at a time (the centre's time model
+//!   measures a sensor's progress by what it delivered);
+//! - survive a refused attempt (503) with every event once;
+//! - not pause between chunks while behind: the poll pause here is a minute, the
+//!   three chunks would take two minutes if the reader paused between them.
+#![allow(clippy::unwrap_used)] // a test may panic on a broken setup
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use scanwatch_event::Timestamp;
+use scanwatch_sensor::rules::{Anonymize, Rules};
+use scanwatch_sensor::run::{run, SensorConfig, Source};
+
+#[derive(Default)]
+struct Recorded {
+    /// (batch id, decompressed body) of every accepted /events request, in order.
+    accepted: Vec<(String, String)>,
+    refused: usize,
+    encodings: Vec<String>,
+}
+
+struct Recorder {
+    rec: Mutex<Recorded>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    refuse_first: AtomicBool,
+}
+
+fn serve(conn: TcpStream, r: &Recorder) {
+    let mut rd = BufReader::new(conn.try_clone().unwrap());
+    let mut w = conn;
+    loop {
+        let mut first = String::new();
+        if rd.read_line(&mut first).unwrap_or(0) == 0 {
+            return;
+        }
+        let (mut len, mut id, mut enc) = (0usize, String::new(), String::new());
+        loop {
+            let mut h = String::new();
+            rd.read_line(&mut h).unwrap();
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            let (k, v) = h.split_once(':').unwrap();
+            match k.to_ascii_lowercase().as_str() {
+                "content-length" => len = v.trim().parse().unwrap(),
+                "x-scanwatch-batch" => id = v.trim().to_string(),
+                "content-encoding" => enc = v.trim().to_string(),
+                _ => {}
+            }
+        }
+        let events = first.starts_with("POST /api/v1/events ");
+        let now = r.in_flight.fetch_add(usize::from(events), Ordering::SeqCst) + 1;
+        if events {
+            r.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        }
+        let mut body = vec![0u8; len];
+        rd.read_exact(&mut body).unwrap();
+        let status = if events && r.refuse_first.swap(false, Ordering::SeqCst) {
+            r.rec.lock().unwrap().refused += 1;
+            "503 Service Unavailable"
+        } else {
+            if events {
+                // Hold the answer a little, as a commit would: a second batch sent
+                // meanwhile would show as two in flight.
+                std::thread::sleep(Duration::from_millis(30));
+                let mut text = String::new();
+                flate2::read::GzDecoder::new(&body[..])
+                    .read_to_string(&mut text)
+                    .unwrap();
+                let mut rec = r.rec.lock().unwrap();
+                rec.encodings.push(enc);
+                rec.accepted.push((id, text));
+            }
+            "200 OK"
+        };
+        r.in_flight.fetch_sub(usize::from(events), Ordering::SeqCst);
+        write!(w, "HTTP/1.1 {status}\r\nContent-Length: 2\r\n\r\n{{}}").unwrap();
+        w.flush().unwrap();
+    }
+}
+
+fn line(i: usize) -> String {
+    format!(
+        "Nov 16 00:{:02}:{:02} fw kernel: [1.0] DROP IN=eth0 OUT= MAC=52:54:00:12:34:56:52:54:00:65:43:21:08:00 SRC=192.0.2.{} DST=198.18.0.1 LEN=44 TOS=0x00 PREC=0x00 TTL=241 ID={i} PROTO=TCP SPT=61000 DPT={} WINDOW=1024 RES=0x00 SYN URGP=0\n",
+        (i / 60) % 60,
+        i % 60,
+        i % 250,
+        1 + i % 60000
+    )
+}
+
+#[test]
+fn a_backfill_goes_compressed_in_order_one_batch_at_a_time_without_pausing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("fw.log");
+    // About 11 MiB: three read chunks of 4 MiB.
+    let n = 45_000;
+    let text: String = (0..n).map(line).collect();
+    assert!(text.len() > 2 * (4 << 20), "{} bytes", text.len());
+    std::fs::write(&log, &text).unwrap();
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let recorder = Arc::new(Recorder {
+        rec: Mutex::new(Recorded::default()),
+        in_flight: AtomicUsize::new(0),
+        max_in_flight: AtomicUsize::new(0),
+        refuse_first: AtomicBool::new(true),
+    });
+    {
+        let r = recorder.clone();
+        std::thread::spawn(move || {
+            for c in listener.incoming().take(64) {
+                let r = r.clone();
+                std::thread::spawn(move || serve(c.unwrap(), &r));
+            }
+        });
+    }
+    let cfg = SensorConfig {
+        server: format!("http://127.0.0.1:{port}"),
+        token: "t".into(),
+        spool_dir: dir.path().join("spool"),
+        sources: vec![Source {
+            path: log.clone(),
+            format: scanwatch_formats::format_by_name("netfilter"),
+        }],
+        from_start: true,
+        max_spool_bytes: 256 << 20,
+        once: true,
+        poll: Duration::from_secs(60),
+        reference_time: Timestamp(1_796_000_000_000),
+        rules: Rules::new(
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Anonymize::None,
+        ),
+        ca_pem: None,
+        capture: None,
+    };
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
+    let mut logged = Vec::new();
+    let stats = run(&cfg, &stop, &mut |m| logged.push(m.to_string())).unwrap();
+    let took = started.elapsed();
+
+    let rec = recorder.rec.lock().unwrap();
+    assert_eq!(stats.events_kept, n as u64);
+    assert_eq!(rec.refused, 1, "the first attempt was refused");
+    assert!(rec.accepted.len() >= 3, "{} batches", rec.accepted.len());
+    assert_eq!(stats.batches_sent, rec.accepted.len() as u64);
+    assert!(
+        rec.encodings.iter().all(|e| e == "gzip"),
+        "{:?}",
+        rec.encodings
+    );
+    // In order: the batch ids' sequence numbers rise by one; every event once.
+    let seqs: Vec<u64> = rec
+        .accepted
+        .iter()
+        .map(|(id, _)| id.rsplit('-').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    let ids: Vec<u64> = rec
+        .accepted
+        .iter()
+        .flat_map(|(_, body)| body.lines().map(str::to_string).collect::<Vec<_>>())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+            v["dst_port"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(ids.len(), n, "every event once");
+    let expected: Vec<u64> = (0..n).map(|i| 1 + (i % 60000) as u64).collect();
+    assert_eq!(ids, expected, "in the order read");
+    assert_eq!(recorder.max_in_flight.load(Ordering::SeqCst), 1);
+    assert!(stats.wire_bytes * 4 < stats.body_bytes, "{stats:?}");
+    // The one pause allowed is the back-off after the 503 (200 ms).
+    assert!(
+        took < Duration::from_secs(45),
+        "the reader paused while behind: {took:?}"
+    );
+}
