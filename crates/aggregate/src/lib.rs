@@ -151,7 +151,7 @@ impl Cell {
             top_sources: all.iter().take(top_n).map(|(k, n)| (k.0, *n)).collect(),
             top_sensors: self.sensors.top(top_n, |a, b| a.cmp(b)),
             sole_sources: {
-                let mut v = self.witnesses.sole_counts(sources);
+                let mut v = self.witnesses.sole_counts_in(&witnessed, sources);
                 v.truncate(top_n);
                 v
             },

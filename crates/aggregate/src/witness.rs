@@ -201,9 +201,18 @@ impl Witnesses {
     /// Per sensor, the sources only it saw, most first (ties by key), scaled to
     /// `distinct` sources when only a sample is kept.
     pub fn sole_counts(&self, distinct: u64) -> Vec<(SensorKey, u64)> {
-        let entries = self.entries();
+        self.sole_counts_in(&self.entries(), distinct)
+    }
+
+    /// [`Witnesses::sole_counts`] from this cell's [`Witnesses::entries`], for a
+    /// caller that has them already (a cell's read-out: sorting them once, not twice).
+    pub fn sole_counts_in(
+        &self,
+        entries: &[(u64, WitnessSet)],
+        distinct: u64,
+    ) -> Vec<(SensorKey, u64)> {
         let mut by: FxHashMap<SensorKey, u64> = FxHashMap::default();
-        for (_, s) in &entries {
+        for (_, s) in entries {
             if let Some(k) = s.sole() {
                 *by.entry(k).or_insert(0) += 1;
             }
