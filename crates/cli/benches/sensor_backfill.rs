@@ -10,24 +10,12 @@
 #[allow(dead_code)] // this bench uses the text and the bare loop only
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime: the 14th and 15th fields of the line, in USER_HZ (100).
-    Some((f[11].parse::<f64>().ok()? + f[12].parse::<f64>().ok()?) / 100.0)
-}
+mod live;
 
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use live::{cpu_seconds, Kill};
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -53,36 +41,8 @@ fn main() {
     }
     drop(text);
 
-    let data = dir.path().join("data");
-    let out = Command::new(bin)
-        .args(["admin", "sensor", "add", "fw-1", "--data"])
-        .arg(&data)
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let token = dir.path().join("token");
-        std::fs::write(&token, &out.stdout).unwrap();
-        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let server = Kill(
-        Command::new(bin)
-            .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-            .arg(&data)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let centre = live::start(bin, dir.path());
+    let server = &centre.server;
     let server_cpu0 = cpu_seconds(server.0.id()).unwrap();
     let start = Instant::now();
     let mut sensor = Kill(
@@ -93,10 +53,10 @@ fn main() {
                 "--once",
                 "--from-start",
                 "--server",
-                &format!("http://127.0.0.1:{port}"),
+                &centre.url,
             ])
             .arg("--token-file")
-            .arg(dir.path().join("token"))
+            .arg(&centre.token)
             .arg("--spool")
             .arg(dir.path().join("spool"))
             .arg("--source")

@@ -8,26 +8,12 @@
 #![allow(clippy::unwrap_used)] // a bench may panic on a broken setup
 
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name (which is in parentheses): utime is the 14th
-    // field of the line, stime the 15th.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    ticks / 100.0 // USER_HZ is 100 on Linux
-}
+mod live;
 
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use live::{cpu_seconds, Kill};
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -43,49 +29,14 @@ fn main() {
         .unwrap_or(10);
     let bin = env!("CARGO_BIN_EXE_scanwatch");
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let out = Command::new(bin)
-        .args(["admin", "sensor", "add", "fw-1", "--data"])
-        .arg(&data)
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let token = dir.path().join("token");
-        std::fs::write(&token, &out.stdout).unwrap();
-        // The sensor refuses a token file others can read.
-        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let _server = Kill(
-        Command::new(bin)
-            .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-            .arg(&data)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let centre = live::start(bin, dir.path());
     let log = dir.path().join("fw.log");
     std::fs::write(&log, "").unwrap();
     let sensor = Kill(
         Command::new(bin)
-            .args([
-                "sensor",
-                "run",
-                "--server",
-                &format!("http://127.0.0.1:{port}"),
-            ])
+            .args(["sensor", "run", "--server", &centre.url])
             .arg("--token-file")
-            .arg(dir.path().join("token"))
+            .arg(&centre.token)
             .arg("--spool")
             .arg(dir.path().join("spool"))
             .arg("--source")
@@ -104,7 +55,10 @@ fn main() {
             .unwrap(),
     );
     std::thread::sleep(Duration::from_millis(500));
-    let (s0, t0) = (cpu_seconds(sensor.0.id()), cpu_seconds(tail.0.id()));
+    let (s0, t0) = (
+        cpu_seconds(sensor.0.id()).unwrap(),
+        cpu_seconds(tail.0.id()).unwrap(),
+    );
 
     // Realistic lines: the demo network as kernel log lines, replayed at `rate`.
     let sc = scanwatch_simulate::demo();
@@ -127,8 +81,8 @@ fn main() {
     }
     let wall = start.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(2)); // let both catch up
-    let sensor_cpu = cpu_seconds(sensor.0.id()) - s0;
-    let tail_cpu = cpu_seconds(tail.0.id()) - t0;
+    let sensor_cpu = cpu_seconds(sensor.0.id()).unwrap() - s0;
+    let tail_cpu = cpu_seconds(tail.0.id()).unwrap() - t0;
     let achieved = lines.len() as f64 / wall;
     println!(
         "{} lines appended in {wall:.1} s ({achieved:.0} lines/s)",
