@@ -118,7 +118,7 @@ pub fn owned_partitions(partitions: u32, instance: u32, instances: u32) -> Vec<u
 /// duplicates: a crash between the two loses none).
 /// The wall clock, given by the binary: it only stamps commits so the detector can
 /// read the new ones (`PartialRow::committed`), never an event or window time.
-pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+pub use scanwatch_event::Clock;
 
 pub fn aggregate_handler(
     store: Arc<Mutex<Box<dyn Store>>>,
@@ -302,7 +302,7 @@ pub async fn run_aggregator<B: Bus + Clone + 'static>(
                         counters.refused.fetch_add(s.refused, Ordering::Relaxed);
                     }
                     Err(e) => {
-                        eprintln!("aggregator: partition {p}: {e}");
+                        tracing::warn!(partition = p, error = %e, "aggregator: partition {p}: {e}");
                         tokio::select! {
                             _ = stop.changed() => {}
                             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}

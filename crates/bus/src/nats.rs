@@ -357,7 +357,9 @@ impl Bus for NatsBus {
             match commit_with_retries(&handler, parts).await {
                 Ok(outcomes) => {
                     if failures > 0 {
-                        eprintln!(
+                        tracing::info!(
+                            partition,
+                            failures,
                             "aggregator: partition {partition}: store accepts again after {failures} failed fetches"
                         );
                         failures = 0;
@@ -373,7 +375,10 @@ impl Bus for NatsBus {
                             scanwatch_store::BatchOutcome::Duplicate => stats.duplicates += 1,
                         }
                         if let Err(e) = m.ack().await {
-                            eprintln!(
+                            tracing::warn!(
+                                partition,
+                                msg_id = %b.msg_id,
+                                error = %e,
                                 "aggregator: partition {partition}: ack of {}: {e}",
                                 b.msg_id
                             );
@@ -385,7 +390,10 @@ impl Bus for NatsBus {
                     stats.failed += msgs.len() as u64;
                     failures = failures.saturating_add(1);
                     let delay = fail_delay(failures);
-                    eprintln!(
+                    tracing::warn!(
+                        partition,
+                        messages = msgs.len(),
+                        error = %e,
                         "aggregator: partition {partition}: {} messages not stored ({e}); not acked, redelivered in {delay:?}",
                         msgs.len()
                     );

@@ -40,7 +40,7 @@ fn main() {
     }
     let lines = text.lines().count() as f64;
     let mb = text.len() as f64 / 1e6;
-    println!("input: {hours} simulated hours, {lines:.0} netfilter lines, {mb:.1} MB, one thread (one core)");
+    println!("input: {hours} simulated hours, {lines:.0} netfilter lines, {mb:.1} MB, one thread (one core) unless said");
     let reps = 5;
     let base = best(reps, || common::bare_loop(&text));
     let parse = best(reps, || common::parse_only(&text));
@@ -68,13 +68,25 @@ fn main() {
         json: true,
         emit: scanwatch::analyze::Emit::Alerts,
         context: scanwatch::intel::ContextArgs::default(),
+        threads: std::num::NonZeroUsize::new(1),
     };
-    let e2e = best(reps, || {
+    let analyze = |args: &scanwatch::analyze::AnalyzeArgs| {
         let mut out = Vec::new();
         let mut err = Vec::new();
-        scanwatch::analyze::run(&args, &mut out, &mut err).expect("analyze runs");
-        out.len()
-    });
+        scanwatch::analyze::run(args, &mut out, &mut err).expect("analyze runs");
+        out
+    };
+    let e2e = best(reps, || analyze(&args).len());
+    let threaded = scanwatch::analyze::AnalyzeArgs {
+        threads: std::num::NonZeroUsize::new(2),
+        ..args.clone()
+    };
+    let e2e2 = best(reps, || analyze(&threaded).len());
+    assert_eq!(
+        analyze(&args),
+        analyze(&threaded),
+        "same output, 1 or 2 threads"
+    );
     let _ = std::fs::remove_file(&path);
     println!(
         "{:<34} {:>14} {:>10} {:>12}",
@@ -86,6 +98,7 @@ fn main() {
         ("parse + aggregate + detect", full),
         ("aggregate + detect (pre-parsed)", agg),
         ("scanwatch analyze on a file", e2e),
+        ("analyze, parse on a 2nd thread", e2e2),
     ] {
         println!(
             "{:<34} {:>14.0} {:>10.1} {:>11.1}%",

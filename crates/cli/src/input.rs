@@ -42,22 +42,64 @@ pub struct FileStats {
     pub skipped: u64,
 }
 
-/// One input being read.
-pub struct Input {
-    pub stats: FileStats,
-    reader: Box<dyn BufRead>,
+/// What reading an input yields, in the order of its lines.
+enum Item {
+    Event(SensorKey, Event),
+    /// A sensor first named by the line of the next event.
+    Sensor(SensorKey, String),
+    /// A line that could not be parsed: (line number, message).
+    Error(u64, String),
+    /// The end of the input: lines read and skipped, IDS alerts found.
+    Done {
+        lines: u64,
+        skipped: u64,
+        ids_hits: Vec<IdsHit>,
+    },
+    /// Reading failed (the message names the file).
+    Failed(String),
+}
+
+/// Events per block handed from a reading thread to the merge.
+const BLOCK_EVENTS: usize = 4096;
+
+/// Blocks a reading thread may be ahead of the merge (bounds its memory).
+const BLOCKS_AHEAD: usize = 2;
+
+/// The reading and parsing of one input: what can run on its own thread.
+struct Reader {
+    name: String,
+    reader: Box<dyn BufRead + Send>,
     pending: std::collections::VecDeque<Vec<u8>>,
     parser: Box<dyn LineParser>,
     sensor_mode: SensorId,
-    file_sensor: (SensorKey, String),
+    file_sensor: SensorKey,
     host_cache: FxHashMap<String, SensorKey>,
     dst_cache: FxHashMap<IpAddr, SensorKey>,
     buf: Vec<u8>,
-    /// Sensors named while reading, for the report: (key, name).
-    pub new_sensors: Vec<(SensorKey, String)>,
     /// For IDS formats (Suricata EVE, fast.log): the year for fast.log dates.
     ids_year: Option<i32>,
-    /// IDS alerts read from this input (they can confirm an explanation).
+    ids_hits: Vec<IdsHit>,
+    lines: u64,
+    skipped: u64,
+}
+
+/// Where an input's items come from: read here, or from its reading thread.
+enum Source {
+    Inline(Box<Reader>),
+    Thread(std::sync::mpsc::Receiver<Vec<Item>>),
+    Ended,
+}
+
+/// One input being read.
+pub struct Input {
+    pub stats: FileStats,
+    file_sensor: (SensorKey, String),
+    source: Source,
+    block: std::vec::IntoIter<Item>,
+    /// Sensors named while reading, for the report: (key, name).
+    pub new_sensors: Vec<(SensorKey, String)>,
+    /// IDS alerts read from this input (they can confirm an explanation); complete
+    /// once the input is read to its end.
     pub ids_hits: Vec<IdsHit>,
 }
 
@@ -83,8 +125,8 @@ fn stem(path: &str) -> String {
     }
 }
 
-pub(crate) fn open(path: &str) -> Result<(Box<dyn BufRead>, Option<Timestamp>)> {
-    let (raw, mtime): (Box<dyn Read>, Option<Timestamp>) = if path == "-" {
+pub(crate) fn open(path: &str) -> Result<(Box<dyn BufRead + Send>, Option<Timestamp>)> {
+    let (raw, mtime): (Box<dyn Read + Send>, Option<Timestamp>) = if path == "-" {
         (Box::new(io::stdin()), None)
     } else {
         let f = File::open(path).with_context(|| format!("cannot open {path}"))?;
@@ -101,7 +143,7 @@ pub(crate) fn open(path: &str) -> Result<(Box<dyn BufRead>, Option<Timestamp>)> 
         .fill_buf()
         .map(|b| b.starts_with(&[0x1f, 0x8b]))
         .unwrap_or(false);
-    let reader: Box<dyn BufRead> = if gz {
+    let reader: Box<dyn BufRead + Send> = if gz {
         Box::new(BufReader::with_capacity(
             1 << 16,
             flate2::bufread::MultiGzDecoder::new(br),
@@ -166,54 +208,56 @@ impl Input {
                 .map_or(1970, |d| chrono::Datelike::year(&d))
         });
         let name = stem(path);
+        let file_sensor = sensor_key(&name);
         Ok(Input {
             stats: FileStats {
                 name: path.to_string(),
                 format: spec.name(),
                 ..Default::default()
             },
-            reader,
-            pending,
-            parser: spec.parser(&opts),
-            sensor_mode,
-            file_sensor: (sensor_key(&name), name),
-            host_cache: FxHashMap::default(),
-            dst_cache: FxHashMap::default(),
-            buf: Vec::with_capacity(512),
+            source: Source::Inline(Box::new(Reader {
+                name: path.to_string(),
+                reader,
+                pending,
+                parser: spec.parser(&opts),
+                sensor_mode,
+                file_sensor,
+                host_cache: FxHashMap::default(),
+                dst_cache: FxHashMap::default(),
+                buf: Vec::with_capacity(512),
+                ids_year,
+                ids_hits: Vec::new(),
+                lines: 0,
+                skipped: 0,
+            })),
+            file_sensor: (file_sensor, name),
+            block: Vec::new().into_iter(),
             new_sensors: Vec::new(),
-            ids_year,
             ids_hits: Vec::new(),
         })
-    }
-
-    fn sensor_for(&mut self, host: Option<&str>, e: &Event) -> SensorKey {
-        match (self.sensor_mode, host) {
-            (SensorId::File, _) | (SensorId::Host, None) => self.file_sensor.0,
-            (SensorId::Host, Some(h)) => {
-                if let Some(k) = self.host_cache.get(h) {
-                    return *k;
-                }
-                let k = sensor_key(h);
-                self.host_cache.insert(h.to_string(), k);
-                self.new_sensors.push((k, h.to_string()));
-                k
-            }
-            (SensorId::Dst, _) => {
-                if let Some(k) = self.dst_cache.get(&e.dst) {
-                    return *k;
-                }
-                let name = e.dst.to_string();
-                let k = sensor_key(&name);
-                self.dst_cache.insert(e.dst, k);
-                self.new_sensors.push((k, name));
-                k
-            }
-        }
     }
 
     /// The file-level sensor (always named, even when lines name their own).
     pub fn file_sensor(&self) -> (SensorKey, &str) {
         (self.file_sensor.0, &self.file_sensor.1)
+    }
+
+    /// Moves the reading and parsing of this input to a thread of its own, a few
+    /// blocks ahead of the merge. What the merge sees is the same, item for item.
+    pub fn read_ahead(&mut self) {
+        let Source::Inline(mut reader) = std::mem::replace(&mut self.source, Source::Ended) else {
+            return;
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(BLOCKS_AHEAD);
+        std::thread::spawn(move || loop {
+            let mut block = Vec::with_capacity(BLOCK_EVENTS + 16);
+            let more = reader.fill(&mut block, BLOCK_EVENTS);
+            // The merge gone (an error ended the run): stop reading.
+            if tx.send(block).is_err() || !more {
+                return;
+            }
+        });
+        self.source = Source::Thread(rx);
     }
 
     /// Reads until the next event; `report` gets (line number, message) of bad lines.
@@ -222,53 +266,131 @@ impl Input {
         report: &mut dyn FnMut(&FileStats, u64, &str),
     ) -> Result<Option<(SensorKey, Event)>> {
         loop {
+            let Some(item) = self.block.next() else {
+                let block = match &mut self.source {
+                    Source::Ended => return Ok(None),
+                    Source::Inline(r) => {
+                        let mut block = Vec::with_capacity(BLOCK_EVENTS + 16);
+                        r.fill(&mut block, BLOCK_EVENTS);
+                        block
+                    }
+                    Source::Thread(rx) => rx.recv().unwrap_or_else(|_| {
+                        vec![Item::Failed(format!(
+                            "cannot read {}: its reading thread ended early",
+                            self.stats.name
+                        ))]
+                    }),
+                };
+                self.block = block.into_iter();
+                continue;
+            };
+            match item {
+                Item::Event(k, e) => {
+                    self.stats.events += 1;
+                    return Ok(Some((k, e)));
+                }
+                Item::Sensor(k, name) => self.new_sensors.push((k, name)),
+                Item::Error(line, msg) => {
+                    self.stats.errors += 1;
+                    report(&self.stats, line, &msg);
+                }
+                Item::Done {
+                    lines,
+                    skipped,
+                    ids_hits,
+                } => {
+                    self.stats.lines = lines;
+                    self.stats.skipped = skipped;
+                    self.ids_hits = ids_hits;
+                    self.source = Source::Ended;
+                }
+                Item::Failed(msg) => {
+                    self.source = Source::Ended;
+                    bail!(msg);
+                }
+            }
+        }
+    }
+}
+
+impl Reader {
+    /// The sensor of a line, and its name when this is the first line naming it.
+    fn sensor_for(&mut self, host: Option<&str>, e: &Event) -> (SensorKey, Option<String>) {
+        match (self.sensor_mode, host) {
+            (SensorId::File, _) | (SensorId::Host, None) => (self.file_sensor, None),
+            (SensorId::Host, Some(h)) => {
+                if let Some(k) = self.host_cache.get(h) {
+                    return (*k, None);
+                }
+                let k = sensor_key(h);
+                self.host_cache.insert(h.to_string(), k);
+                (k, Some(h.to_string()))
+            }
+            (SensorId::Dst, _) => {
+                if let Some(k) = self.dst_cache.get(&e.dst) {
+                    return (*k, None);
+                }
+                let name = e.dst.to_string();
+                let k = sensor_key(&name);
+                self.dst_cache.insert(e.dst, k);
+                (k, Some(name))
+            }
+        }
+    }
+
+    /// Reads and parses lines into `out` until it holds `max_events` events or the
+    /// input ends (then the last item is `Done` or `Failed`, and false is returned).
+    fn fill(&mut self, out: &mut Vec<Item>, max_events: usize) -> bool {
+        let mut events = 0;
+        while events < max_events {
             let mut line = match self.pending.pop_front() {
                 Some(l) => l,
                 None => {
                     let mut buf = std::mem::take(&mut self.buf);
-                    let more = read_line(&mut *self.reader, &mut buf)
-                        .with_context(|| format!("cannot read {}", self.stats.name))?;
-                    if !more {
-                        self.buf = buf;
-                        return Ok(None);
+                    match read_line(&mut *self.reader, &mut buf) {
+                        Ok(true) => buf,
+                        Ok(false) => {
+                            out.push(Item::Done {
+                                lines: self.lines,
+                                skipped: self.skipped,
+                                ids_hits: std::mem::take(&mut self.ids_hits),
+                            });
+                            return false;
+                        }
+                        Err(e) => {
+                            out.push(Item::Failed(format!("cannot read {}: {e}", self.name)));
+                            return false;
+                        }
                     }
-                    buf
                 }
             };
-            self.stats.lines += 1;
-            let result: Result<Option<(SensorKey, Event)>, String> =
-                match std::str::from_utf8(&line) {
-                    Ok(text) => {
-                        if let Some(year) = self.ids_year {
-                            if let IdsLine::Hit(h) = ids::parse_line(text, year) {
-                                self.ids_hits.push(h);
-                            }
-                        }
-                        match self.parser.parse_line(text) {
-                            LineOutcome::Event { event, host } => {
-                                let k = self.sensor_for(host, &event);
-                                Ok(Some((k, event)))
-                            }
-                            LineOutcome::Skip => Ok(None),
-                            LineOutcome::Error(e) => Err(e.to_string()),
+            self.lines += 1;
+            match std::str::from_utf8(&line) {
+                Ok(text) => {
+                    if let Some(year) = self.ids_year {
+                        if let IdsLine::Hit(h) = ids::parse_line(text, year) {
+                            self.ids_hits.push(h);
                         }
                     }
-                    Err(_) => Err("invalid utf-8".to_string()),
-                };
+                    match self.parser.parse_line(text) {
+                        LineOutcome::Event { event, host } => {
+                            let (k, named) = self.sensor_for(host, &event);
+                            if let Some(name) = named {
+                                out.push(Item::Sensor(k, name));
+                            }
+                            out.push(Item::Event(k, event));
+                            events += 1;
+                        }
+                        LineOutcome::Skip => self.skipped += 1,
+                        LineOutcome::Error(e) => out.push(Item::Error(self.lines, e.to_string())),
+                    }
+                }
+                Err(_) => out.push(Item::Error(self.lines, "invalid utf-8".to_string())),
+            }
             line.clear();
             self.buf = line;
-            match result {
-                Ok(None) => self.stats.skipped += 1,
-                Err(msg) => {
-                    self.stats.errors += 1;
-                    report(&self.stats, self.stats.lines, &msg);
-                }
-                Ok(Some(ev)) => {
-                    self.stats.events += 1;
-                    return Ok(Some(ev));
-                }
-            }
         }
+        true
     }
 }
 

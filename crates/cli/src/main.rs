@@ -16,6 +16,31 @@ use scanwatch::{admin, analyze, demo, intel, sensor, server};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How the log (stderr) is written: text lines, or JSON objects with the
+    /// level, target and fields. Levels from RUST_LOG (default: info), e.g.
+    /// RUST_LOG=scanwatch_notify=debug.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The one place a subscriber is set: the libraries only emit `tracing` events.
+fn init_log(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()));
+    let _ = match format {
+        LogFormat::Text => b.try_init(),
+        LogFormat::Json => b.json().try_init(),
+    };
 }
 
 #[derive(Debug, Subcommand)]
@@ -40,6 +65,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_log(cli.log_format);
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut err = io::stderr();

@@ -246,10 +246,7 @@ pub fn run(args: &SensorArgs, err: &mut dyn Write) -> Result<()> {
             .transpose()?,
     };
     let stop = Arc::new(AtomicBool::new(false));
-    let mut log = |m: &str| {
-        let _ = writeln!(std::io::stderr(), "{m}");
-    };
-    let stats = run_sensor(&cfg, &stop, &mut log)?;
+    let stats = run_sensor(&cfg, &stop)?;
     writeln!(
         err,
         "sensor: {} lines, {} events kept, {} ignored, {} excluded by local rules, {} parse errors; {} batches sent ({} MiB compressed to {} MiB), {} refused, {} send retries",

@@ -159,3 +159,104 @@ fn same_input_same_bytes_whatever_the_file_order() {
     let b = run("seed-surge", &files);
     assert_eq!(a, b);
 }
+
+/// `analyze` with one thread and with several gives the same output, byte for byte:
+/// every golden case with windows and warnings (`--emit all`), and a run over bad
+/// lines and hosts named along the way, where stderr (the errors, in order) must
+/// match too.
+#[test]
+fn one_thread_or_several_give_the_same_bytes() {
+    let cases = [
+        "seed-surge",
+        "diurnal-background",
+        "noisy-sensor",
+        "silent-port-wakes",
+        "slow-ramp",
+        "tiny-numbers",
+    ];
+    let analyze = |case: Option<&str>, files: &[PathBuf], threads: &str| {
+        let args = case.map_or(String::new(), |c| {
+            std::fs::read_to_string(root().join(c).join("args")).unwrap()
+        });
+        let out = Command::new(env!("CARGO_BIN_EXE_scanwatch"))
+            .arg("analyze")
+            .args(args.split_whitespace())
+            .args(["--json", "--emit", "all", "--threads", threads])
+            .args(files)
+            .output()
+            .unwrap();
+        (out.status.code(), out.stdout, out.stderr)
+    };
+    for case in cases {
+        let files = inputs(case);
+        let one = analyze(Some(case), &files, "1");
+        assert_eq!(
+            one.0,
+            Some(0),
+            "{case}: {}",
+            String::from_utf8_lossy(&one.2)
+        );
+        assert!(one.1.len() > 1000, "{case}: windows and warnings printed");
+        for threads in ["2", "5"] {
+            let many = analyze(Some(case), &files, threads);
+            assert!(
+                one == many,
+                "{case}: --threads {threads} differs from --threads 1"
+            );
+        }
+    }
+    // Bad lines among good ones, in two files, sensors named by their host field.
+    let dir = tempfile::tempdir().unwrap();
+    let mut seed = String::new();
+    for f in &inputs("seed-surge")[..4] {
+        let gz = std::fs::File::open(f).unwrap();
+        std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(gz), &mut seed)
+            .unwrap();
+    }
+    let mut files = Vec::new();
+    for (i, step) in [(0usize, 7usize), (1, 11)] {
+        let mut text = String::new();
+        for (n, line) in seed.lines().enumerate().skip(i).step_by(2) {
+            text.push_str(line);
+            text.push('\n');
+            if n % step == 0 {
+                // A firewall line with a broken source address: a parse error.
+                text.push_str(&line.replace("SRC=", "SRC=300."));
+                text.push('\n');
+            }
+        }
+        let f = dir.path().join(format!("part-{i}.log"));
+        std::fs::write(&f, text).unwrap();
+        files.push(f);
+    }
+    let args = [
+        "--format",
+        "netfilter",
+        "--sensor-id",
+        "host",
+        "--year",
+        "2026",
+        "--window",
+        "1h",
+        "--history",
+        "2d",
+    ];
+    let run = |threads: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_scanwatch"))
+            .arg("analyze")
+            .args(args)
+            .args(["--json", "--emit", "all", "--threads", threads])
+            .args(&files)
+            .output()
+            .unwrap();
+        (out.status.code(), out.stdout, out.stderr)
+    };
+    let one = run("1");
+    let stderr = String::from_utf8_lossy(&one.2);
+    assert!(stderr.contains("could not be parsed"), "{stderr}");
+    assert!(one.1.len() > 1000);
+    assert!(
+        one == run("3"),
+        "bad lines: --threads 3 differs from --threads 1"
+    );
+}

@@ -78,7 +78,7 @@ impl IntoResponse for AppError {
             AppError::ClockAhead(m) => (StatusCode::TOO_EARLY, m),
             AppError::Timeout(m) => (StatusCode::REQUEST_TIMEOUT, m),
             AppError::Internal(m) => {
-                eprintln!("internal error: {m}");
+                tracing::error!(error = %m, "internal error: {m}");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal error".to_string(),

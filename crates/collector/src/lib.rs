@@ -268,7 +268,7 @@ impl Counters {
 }
 
 /// The clock the collector stamps batches with (injectable for tests).
-pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+pub use scanwatch_event::Clock;
 
 /// A batch the collector accepted, on its way to the event bus (scale-out mode).
 #[derive(Clone, Debug, PartialEq)]

@@ -13,7 +13,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 pub use duration::{parse_duration, DurationError};
-pub use time::{format_rfc3339, parse_rfc3339, Timestamp};
+pub use time::{format_rfc3339, parse_rfc3339, Clock, Timestamp};
 pub use wire::{WireError, WireEvent, WireIds, WIRE_VERSION};
 
 /// IP protocol of an event.

@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 
+/// Where "now" comes from: the wall clock, given by the binary, or a fixed one in
+/// tests. Crates that stamp what they store or send take one (the collector, the
+/// aggregators, the notifier); nothing below them reads the clock.
+pub type Clock = std::sync::Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
 impl Timestamp {
     pub const MS_PER_SEC: i64 = 1000;
 

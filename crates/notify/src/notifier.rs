@@ -22,7 +22,7 @@ use crate::NotifyError;
 /// The store the notifier keeps its state and dead letters in (the centre's).
 pub type SharedStore = Arc<Mutex<Box<dyn Store>>>;
 /// Where "now" comes from (the wall clock in the server; fixed in tests).
-pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+pub use scanwatch_event::Clock;
 /// The hook the collector calls (same type as `scanwatch_collector::AlertHook`).
 pub type Hook = Arc<dyn Fn(i64, &Value) + Send + Sync>;
 
@@ -316,7 +316,7 @@ impl Inner {
             Ok(w) => Arc::new(w),
             Err(e) => {
                 self.counters.invalid.fetch_add(1, Ordering::Relaxed);
-                eprintln!("notify: {e}");
+                tracing::warn!(warning = id, error = %e, "notify: {e}");
                 return;
             }
         };
@@ -370,7 +370,7 @@ impl Worker {
             Ok(()) => true,
             Err(e) => {
                 self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
-                eprintln!("notify: sink {}: cannot save state: {e}", self.name);
+                tracing::error!(sink = %self.name, error = %e, "notify: sink {}: cannot save state: {e}", self.name);
                 false
             }
         }
@@ -391,7 +391,7 @@ impl Worker {
             Ok(st) => st,
             Err(e) => {
                 self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
-                eprintln!("notify: sink {}: warning {}: {e}", self.name, w.id);
+                tracing::error!(sink = %self.name, warning = w.id, error = %e, "notify: sink {}: warning {}: {e}", self.name, w.id);
                 return;
             }
         };
@@ -435,13 +435,20 @@ impl Worker {
                     payload,
                     at: now,
                 };
-                eprintln!(
+                tracing::warn!(
+                    sink = %self.name,
+                    warning = w.id,
+                    attempts,
+                    error = %e,
                     "notify: sink {}: warning {} not delivered after {attempts} attempts: {e}",
-                    self.name, w.id
+                    self.name,
+                    w.id
                 );
                 if let Err(e) = blocking_store(&self.store, move |s| s.put_dead_letter(&d)).await {
                     self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
-                    eprintln!(
+                    tracing::error!(
+                        sink = %self.name,
+                        error = %e,
                         "notify: sink {}: cannot store a dead letter: {e}",
                         self.name
                     );

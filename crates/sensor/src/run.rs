@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use scanwatch_context::ids::{self, IdsLine};
@@ -211,10 +210,17 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
 /// (`complete_through`) moved.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
-/// Bytes of log read from one source per pass: one batch at most. About 16k
-/// netfilter lines, under 3 MiB of wire events before compression (the centre
-/// takes 8 MiB compressed, 64 MiB decompressed by default).
-const READ_CHUNK: usize = 4 << 20;
+/// Bytes of log read from one source per pass (about 4,000 netfilter lines).
+const READ_CHUNK: usize = 1 << 20;
+
+/// A batch is cut once it holds this many bytes of wire events (about 12,000
+/// netfilter events; about 250 KiB gzip'd) ...
+const BATCH_BYTES: usize = 2 << 20;
+
+/// ... or this many events, whichever comes first. With one more pass of short
+/// lines on top, a batch stays well under the centre's default limits (100,000
+/// events, 64 MiB decompressed, 8 MiB as sent).
+const BATCH_EVENTS: usize = 20_000;
 
 /// How long read lines may wait to fill a batch before it is spooled and sent.
 const LINGER: Duration = Duration::from_secs(1);
@@ -244,11 +250,7 @@ fn merged(stats: &SensorStats, shared: &Shared) -> SensorStats {
 /// ([`crate::send`]) submits the spool meanwhile. While any source is behind,
 /// reading goes on without pausing; `poll` is the pause once all are read to
 /// their end (or while the spool is full).
-pub fn run(
-    cfg: &SensorConfig,
-    stop: &AtomicBool,
-    log: &mut dyn FnMut(&str),
-) -> Result<SensorStats, SensorError> {
+pub fn run(cfg: &SensorConfig, stop: &AtomicBool) -> Result<SensorStats, SensorError> {
     let agent = agent(cfg)?;
     let capture = cfg
         .capture
@@ -256,7 +258,8 @@ pub fn run(
         .map(|iface| Capture::start(iface, Vec::new()))
         .transpose()?;
     if let Some(c) = &capture {
-        log(&format!(
+        tracing::info!(
+            interface = %c.iface,
             "capturing on {} for {}",
             c.iface,
             c.addrs
@@ -264,12 +267,11 @@ pub fn run(
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(", ")
-        ));
+        );
     }
     let shared = Shared::new(Spool::open(&cfg.spool_dir, cfg.max_spool_bytes)?);
     // Set when the reader leaves (asked to stop, or failed): the sender stops too.
     let halt = AtomicBool::new(false);
-    let (log_tx, log_rx) = mpsc::channel::<String>();
     let target = send::Target {
         agent: &agent,
         server: &cfg.server,
@@ -277,22 +279,13 @@ pub fn run(
     };
     std::thread::scope(|scope| {
         let sender = scope.spawn(|| {
-            let r = send::run(&target, &shared, &halt, cfg.poll, &log_tx);
+            let r = send::run(&target, &shared, &halt, cfg.poll);
             if r.is_err() {
                 halt.store(true, Ordering::Relaxed);
             }
             r
         });
-        let read = read_loop(
-            cfg,
-            stop,
-            &halt,
-            &agent,
-            &shared,
-            capture.as_ref(),
-            &log_rx,
-            log,
-        );
+        let read = read_loop(cfg, stop, &halt, &agent, &shared, capture.as_ref());
         if read.is_err() || stop.load(Ordering::Relaxed) {
             halt.store(true, Ordering::Relaxed);
         }
@@ -301,9 +294,6 @@ pub fn run(
         let sent = sender
             .join()
             .unwrap_or(Err(crate::spool::SpoolError::SenderPanicked));
-        for msg in log_rx.try_iter() {
-            log(&msg);
-        }
         let stats = read?;
         sent?;
         Ok(merged(&stats, &shared))
@@ -318,8 +308,6 @@ fn read_loop(
     agent: &ureq::Agent,
     shared: &Shared,
     capture: Option<&Capture>,
-    sender_log: &mpsc::Receiver<String>,
-    log: &mut dyn FnMut(&str),
 ) -> Result<SensorStats, SensorError> {
     let saved = lock(&shared.spool).positions().clone();
     let mut sources: Vec<Followed> = cfg
@@ -354,9 +342,6 @@ fn read_loop(
     };
     let backlog = || lock(&shared.spool).backlog().0;
     while !stop.load(Ordering::Relaxed) && !halt.load(Ordering::Relaxed) {
-        for msg in sender_log.try_iter() {
-            log(&msg);
-        }
         let mut all_at_end = true;
         // Some source holds lines read but not yet spooled (a batch filling).
         let mut held = false;
@@ -390,10 +375,11 @@ fn read_loop(
                         None => {
                             stats.parse_errors += lines.len() as u64;
                             if !lines.is_empty() {
-                                log(&format!(
+                                tracing::error!(
+                                    path = %src.follower.path().display(),
                                     "{}: cannot tell the log format; give it as PATH:FORMAT",
                                     src.follower.path().display()
-                                ));
+                                );
                             }
                             continue;
                         }
@@ -437,7 +423,8 @@ fn read_loop(
                 if !lines.is_empty() && src.since.is_none() {
                     src.since = Some(Instant::now());
                 }
-                let due = src.body.len() >= READ_CHUNK / 2
+                let due = src.body.len() >= BATCH_BYTES
+                    || src.events >= BATCH_EVENTS
                     || src.since.is_some_and(|t| t.elapsed() >= LINGER)
                     || (cfg.once && at_end);
                 if !due {

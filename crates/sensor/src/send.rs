@@ -8,7 +8,6 @@
 //! Bodies go compressed (gzip, which the centre accepts).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -144,14 +143,12 @@ fn pause(d: Duration, stop: &AtomicBool) {
 
 /// The sender's loop: submits the oldest waiting batch, acknowledges it in the
 /// spool, and goes on; backs off exponentially on failures. Returns when `stop`
-/// is set, or when the reader is done and the spool is empty. Messages for the
-/// log go to `log` (the reading thread prints them: libraries do not print).
+/// is set, or when the reader is done and the spool is empty.
 pub(crate) fn run(
     t: &Target<'_>,
     shared: &Shared,
     stop: &AtomicBool,
     idle: Duration,
-    log: &mpsc::Sender<String>,
 ) -> Result<(), SpoolError> {
     let mut backoff = Duration::from_millis(200);
     while !stop.load(Ordering::Relaxed) {
@@ -184,19 +181,22 @@ pub(crate) fn run(
             Sent::Rejected(code) => {
                 c.batches_rejected += 1;
                 drop(c);
-                let _ = log.send(format!(
+                tracing::warn!(
+                    batch = %batch.id,
+                    status = code,
                     "batch {} refused by the centre ({code}); set aside",
                     batch.id
-                ));
+                );
                 ack(shared, batch.seq)?;
             }
             Sent::TooEarly(msg) => {
                 // Nothing from the future is counted, and nothing is lost: the
                 // batch waits in the spool until the clocks agree.
-                let _ = log.send(format!(
+                tracing::warn!(
+                    batch = %batch.id,
                     "batch {} refused: its events are ahead of the centre's clock; kept in the spool ({msg})",
                     batch.id
-                ));
+                );
                 c.clock_refusals += 1;
                 c.clock_refused = Some(msg);
                 c.send_failures += 1;

@@ -49,7 +49,7 @@ async fn revoke_sensor(
         .await;
     match found {
         Ok(true) => {
-            eprintln!("dashboard: {} revoked sensor {name:?}", user.name);
+            tracing::info!(user = %user.name, sensor = %name, "dashboard: {} revoked sensor {name:?}", user.name);
             Redirect::to("/sensors").into_response()
         }
         Ok(false) => error_page(StatusCode::NOT_FOUND, "not found", "no such sensor"),

@@ -448,21 +448,9 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Escapes text for HTML element content and quoted attribute values: the one
+/// escaper of the dashboard ([`crate::web::pages::html::esc`]).
+pub use crate::web::pages::html::esc as escape;
 
 /// A small HTML page with a message, for refusals.
 pub(crate) fn error_page(status: StatusCode, title: &str, message: &str) -> Response {

@@ -222,7 +222,7 @@ impl IntoResponse for PageError {
             PageError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             PageError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             PageError::Internal(m) => {
-                eprintln!("internal error: {m}");
+                tracing::error!(error = %m, "internal error: {m}");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal error".to_string(),
