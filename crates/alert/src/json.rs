@@ -165,6 +165,8 @@ pub struct AdvisoryJson {
     pub kev: Option<scanwatch_context::explain::KevFacts>,
     /// Public exploits, `EDB-N: title`.
     pub exploits: Vec<String>,
+    /// How many were public by the surge's last day (or undated): only these score.
+    pub exploits_at_surge: usize,
     /// How it matches the port (`explicit`, `service`, `text`) and why.
     pub match_strength: &'static str,
     pub match_reason: String,
@@ -320,6 +322,7 @@ pub fn alert_json(
                 days_before_surge: k.days_before_surge,
                 kev: k.kev.clone(),
                 exploits: k.exploits.clone(),
+                exploits_at_surge: k.exploits_at_surge,
                 match_strength: k.match_strength.name(),
                 match_reason: k.match_reason.clone(),
                 reasons: k.score_parts.clone(),
@@ -362,14 +365,13 @@ pub fn narrative(headline: &str, c: &AlertContext) -> String {
     s.push_str(&format!(". Assessment: {}", a.statement));
     if let Some(k) = a.candidates.first() {
         s.push_str(&format!(
-            ". Leading explanation: {} ({}){}, {} public exploit{}{}",
+            ". Leading explanation: {} ({}){}, {}{}",
             k.id,
             k.title,
             k.published
                 .as_deref()
                 .map_or(String::new(), |p| format!(", published {p}")),
-            k.exploits.len(),
-            if k.exploits.len() == 1 { "" } else { "s" },
+            scanwatch_context::explain::exploits_phrase(k.exploits.len(), k.exploits_at_surge),
             if k.kev.is_some() { ", in CISA KEV" } else { "" }
         ));
         s.push_str(&format!(". Fix: {}", k.fix.statement));

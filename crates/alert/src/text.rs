@@ -260,9 +260,8 @@ pub fn context_block(out: &mut String, c: &AlertContext) {
             let shown: Vec<&str> = k.exploits.iter().take(5).map(String::as_str).collect();
             let _ = writeln!(
                 out,
-                "         {} public exploit{}: {}{}",
-                k.exploits.len(),
-                if k.exploits.len() == 1 { "" } else { "s" },
+                "         {}: {}{}",
+                scanwatch_context::explain::exploits_phrase(k.exploits.len(), k.exploits_at_surge),
                 shown.join("; "),
                 if k.exploits.len() > 5 { "; …" } else { "" }
             );

@@ -413,7 +413,18 @@ fn exposure_ranks_the_inventory_for_the_seed_warning() {
     let dates = lead["exploit_dates"].as_array().unwrap();
     assert_eq!(dates.len(), lead["exploits"].as_array().unwrap().len());
     assert!(dates.len() >= 5, "{dates:?}");
+    // Exploits known when the surge came (April 2007), not the 2010 modules.
+    assert_eq!(lead["exploits_at_surge"], 3, "{lead}");
+    assert_eq!(
+        dates.iter().filter(|d| d["after_surge"] == true).count(),
+        dates.len() - 3,
+        "{dates:?}"
+    );
     let summary = seed["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("3 public exploits by the surge (2 published later)"),
+        "{summary}"
+    );
     assert!(
         summary.contains("Fix: no vendor fix referenced")
             && summary.contains("next scheduled Microsoft patch day (Update Tuesday): 2007-05-08 (19 days after the surge began)"),

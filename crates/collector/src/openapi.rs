@@ -162,6 +162,10 @@ pub struct AdvisorySchema {
     /// Public exploits, `EDB-N: title`.
     #[serde(default)]
     pub exploits: Vec<String>,
+    /// How many of them were public by the surge's last day (or are undated):
+    /// only these score and make an explanation `likely`.
+    #[serde(default)]
+    pub exploits_at_surge: u64,
     /// `explicit`, `service` or `text`.
     pub match_strength: String,
     #[serde(default)]

@@ -8,7 +8,7 @@
 //! | port match: explicit (Exploit-DB port) / service (product → ports) / text | 3 / 2 / 1 |
 //! | published 0–30 days before the surge (or during it) / ≤90 / ≤365 days / older | 3 / 2 / 1 / 0 |
 //! | published more than a day after the surge's last window | not a candidate |
-//! | public exploit (Exploit-DB), plus 0.5 per further exploit up to +1 | 2 (+1) |
+//! | public exploit (Exploit-DB) by the surge's last day, plus 0.5 per further one up to +1 | 2 (+1) |
 //! | listed in CISA KEV (exploited in the wild) | 2 |
 //! | IDS alerts naming the CVE on the surging port during the surge, corroborated | 5 |
 //! | CVSS base score ≥ 9 | 0.5 |
@@ -20,8 +20,8 @@
 //!
 //! Confidence: `confirmed` when corroborated IDS alerts name a candidate's CVE on
 //! the surging port during the surge; `likely` when a candidate was published at most
-//! `recent_days` before the surge (or during it) and has a public exploit or a KEV
-//! listing; otherwise `suspected`. Anything short of `confirmed` says "not verified".
+//! `recent_days` before the surge (or during it) and has a public exploit from
+//! before the surge's end or a KEV listing; otherwise `suspected`. Anything short of `confirmed` says "not verified".
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -169,6 +169,26 @@ pub struct FixFacts {
 pub struct ExploitDate {
     pub id: String,
     pub published: Option<String>,
+    /// Published after the surge's last day: it cannot have driven the surge
+    /// (it still matters for what to patch now).
+    pub after_surge: bool,
+}
+
+/// "5 public exploits", or, when some came later than the surge, "3 public
+/// exploits by the surge (2 published later)" / "no public exploit by the surge
+/// (2 published later)". `at_surge` counts those published by the surge's last day
+/// or undated.
+pub fn exploits_phrase(total: usize, at_surge: usize) -> String {
+    let later = total.saturating_sub(at_surge);
+    let s = |n: usize| if n == 1 { "" } else { "s" };
+    match (at_surge, later) {
+        (n, 0) => format!("{n} public exploit{}", s(n)),
+        (0, l) => format!("no public exploit by the surge ({l} published later)"),
+        (n, l) => format!(
+            "{n} public exploit{} by the surge ({l} published later)",
+            s(n)
+        ),
+    }
 }
 
 /// The vendor's next scheduled patch day after the surge began.
@@ -197,6 +217,9 @@ pub struct Candidate {
     pub match_reason: String,
     /// Public exploits, `EDB-N: title`.
     pub exploits: Vec<String>,
+    /// How many of them were public by the surge's last day (or are undated): only
+    /// these score, and only these make an explanation `likely`.
+    pub exploits_at_surge: usize,
     pub kev: Option<KevFacts>,
     pub cvss: Option<f32>,
     pub ids: Option<IdsEvidence>,
@@ -314,7 +337,7 @@ pub fn assess(surge: &Surge, intel: &Intel, ids: &[IdsHit], cfg: &ExplainConfig)
     let recent_exploited = cands.iter().find(|c| {
         c.days_before_surge
             .is_some_and(|d| d <= cfg.recent_days && d >= -((surge.end.0 - surge.start.0) / DAY_MS))
-            && (!c.exploits.is_empty() || c.kev.is_some())
+            && (c.exploits_at_surge > 0 || c.kev.is_some())
     });
     let port = format!("{}/{}", surge.proto, surge.port);
     let (confidence, statement) = if let Some(c) = confirmed {
@@ -332,13 +355,12 @@ pub fn assess(surge: &Surge, intel: &Intel, ids: &[IdsHit], cfg: &ExplainConfig)
             Some(d) if d > 0 => format!("published {d} day{} before the surge", plural(d)),
             _ => "published as the surge began".to_string(),
         };
-        let why = if c.exploits.is_empty() {
+        let why = if c.exploits_at_surge == 0 {
             "listed as exploited in the wild (CISA KEV)".to_string()
         } else {
             format!(
-                "with {} public exploit{}",
-                c.exploits.len(),
-                plural(c.exploits.len() as i64)
+                "with {}",
+                exploits_phrase(c.exploits.len(), c.exploits_at_surge)
             )
         };
         (
@@ -441,16 +463,21 @@ fn candidate(g: &Group, s: &Surge, on_port: &[&IdsHit], cfg: &ExplainConfig) -> 
             add(1.0, format!("published {d} days before the surge"));
         }
     }
-    if !g.exploits.is_empty() {
-        let extra = ((g.exploits.len() - 1) as f64 * 0.5).min(1.0);
-        add(
-            2.0 + extra,
-            format!(
-                "{} public exploit{}",
-                g.exploits.len(),
-                plural(g.exploits.len() as i64)
-            ),
-        );
+    // An exploit published after the surge's last day cannot have driven it: like
+    // an advisory from after the surge, it scores nothing (a replay of old logs
+    // against today's Exploit-DB must not cite the future). Undated ones count.
+    let after_surge = |e: &Advisory| {
+        e.published
+            .as_deref()
+            .and_then(day_of)
+            .is_some_and(|d| d >= s.end.0 + DAY_MS)
+    };
+    let at_surge = g.exploits.iter().filter(|e| !after_surge(e)).count();
+    if at_surge > 0 {
+        let extra = ((at_surge - 1) as f64 * 0.5).min(1.0);
+        add(2.0 + extra, exploits_phrase(g.exploits.len(), at_surge));
+    } else if !g.exploits.is_empty() {
+        add(0.0, exploits_phrase(g.exploits.len(), 0));
     }
     if g.kev.is_some() {
         add(2.0, "in CISA KEV".into());
@@ -527,6 +554,7 @@ fn candidate(g: &Group, s: &Surge, on_port: &[&IdsHit], cfg: &ExplainConfig) -> 
             .iter()
             .map(|e| format!("{}: {}", e.id, e.title))
             .collect(),
+        exploits_at_surge: at_surge,
         kev: g.kev.as_ref().map(|k| KevFacts {
             date_added: k.published.clone(),
             required_action: k.required_action.clone(),
@@ -542,6 +570,7 @@ fn candidate(g: &Group, s: &Surge, on_port: &[&IdsHit], cfg: &ExplainConfig) -> 
                 .map(|e| ExploitDate {
                     id: e.id.clone(),
                     published: e.published.clone(),
+                    after_surge: after_surge(e),
                 })
                 .collect();
             v.sort_by(|a, b| a.published.cmp(&b.published).then(a.id.cmp(&b.id)));
@@ -903,6 +932,70 @@ mod tests {
                 c.exploit_dates.iter().map(|e| &e.published).collect();
             assert!(dates.windows(2).all(|w| w[0] <= w[1]), "{id}: oldest first");
             assert_eq!(c.exploit_dates.len(), c.exploits.len(), "{id}");
+        }
+    }
+
+    #[test]
+    fn only_exploits_public_by_the_surge_score() {
+        let intel = sample_intel();
+        // The 2007 DNS RPC case on the real Exploit-DB sample: three exploits of
+        // April 2007 and two Metasploit modules of 2010.
+        let s = surge(Protocol::Tcp, 1025, "2007-04-19", "2007-04-20");
+        let a = assess(&s, &intel, &[], &ExplainConfig::default());
+        let c = a
+            .candidates
+            .iter()
+            .find(|c| c.id == "CVE-2007-1748")
+            .unwrap();
+        assert_eq!(c.exploits.len(), 5);
+        assert_eq!(c.exploits_at_surge, 3);
+        let later: Vec<&str> = c
+            .exploit_dates
+            .iter()
+            .filter(|e| e.after_surge)
+            .map(|e| e.id.as_str())
+            .collect();
+        assert_eq!(later, ["EDB-16748", "EDB-16366"]);
+        assert!(
+            c.score_parts
+                .iter()
+                .any(|p| p == "3 public exploits by the surge (2 published later) +3"),
+            "{:?}",
+            c.score_parts
+        );
+        assert_eq!(a.confidence, Confidence::Likely);
+        assert!(
+            a.statement.contains("3 public exploits by the surge"),
+            "{}",
+            a.statement
+        );
+        // The same flaw seen in 2011: all five were public, and all score.
+        let s = surge(Protocol::Tcp, 1025, "2011-05-02", "2011-05-03");
+        let a = assess(&s, &intel, &[], &ExplainConfig::default());
+        let c = a
+            .candidates
+            .iter()
+            .find(|c| c.id == "CVE-2007-1748")
+            .unwrap();
+        assert_eq!(c.exploits_at_surge, 5);
+        assert!(c.exploit_dates.iter().all(|e| !e.after_surge));
+        assert!(
+            c.score_parts.iter().any(|p| p == "5 public exploits +3"),
+            "{:?}",
+            c.score_parts
+        );
+    }
+
+    #[test]
+    fn exploit_phrases() {
+        for (total, at, want) in [
+            (1, 1, "1 public exploit"),
+            (5, 5, "5 public exploits"),
+            (5, 3, "3 public exploits by the surge (2 published later)"),
+            (2, 1, "1 public exploit by the surge (1 published later)"),
+            (2, 0, "no public exploit by the surge (2 published later)"),
+        ] {
+            assert_eq!(exploits_phrase(total, at), want);
         }
     }
 

@@ -290,11 +290,24 @@ fn render_context(b: &mut String, v: &Value) {
                     .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
-                    .map(|e| format!("{} {}", jstr(e, "published"), jstr(e, "id")))
+                    .map(|e| {
+                        let later = e.get("after_surge").and_then(Value::as_bool) == Some(true);
+                        format!(
+                            "{} {}{}",
+                            jstr(e, "published"),
+                            jstr(e, "id"),
+                            if later { " (after the surge)" } else { "" }
+                        )
+                    })
                     .collect();
+                let at_surge = a
+                    .get("exploits_at_surge")
+                    .and_then(Value::as_u64)
+                    .map_or(ex, |n| n as usize);
                 let _ = write!(
                     b,
-                    "<p class=\"note\" data-field=\"exploits\">{ex} public exploit(s){}{}</p>",
+                    "<p class=\"note\" data-field=\"exploits\">{}{}{}</p>",
+                    esc(&scanwatch_context::explain::exploits_phrase(ex, at_surge)),
                     if dated.is_empty() { "" } else { ": " },
                     esc(&dated.join(", "))
                 );
