@@ -73,6 +73,18 @@ pub enum AdminCommand {
     /// Manage dashboard users: people who log in to the web pages.
     #[command(subcommand)]
     User(UserCommand),
+    /// Upgrade the embedded store's schema to this build's version. A copy of the
+    /// database as it was is written first (scanwatch.db.v<N>.bak, the owner's
+    /// only). Any command that opens the store migrates the same way; with --check
+    /// nothing is changed: it says what would be.
+    Migrate {
+        /// Say what would change, change nothing.
+        #[arg(long)]
+        check: bool,
+        /// Data directory of the embedded SQLite store.
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+    },
 }
 
 #[derive(Clone, Debug, clap::Subcommand)]
@@ -226,7 +238,58 @@ pub fn run(args: &AdminArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
             let terminal = stdin.is_terminal();
             run_user(cmd, &mut stdin.lock(), terminal, out, err)?;
         }
+        AdminCommand::Migrate { check, data } => migrate(data, *check, out)?,
     }
+    Ok(())
+}
+
+/// `admin migrate [--check]`: what the schema migration does (or would do).
+fn migrate(data: &std::path::Path, check: bool, out: &mut dyn Write) -> Result<()> {
+    use scanwatch_store::sqlite::migration_plan;
+    let Some(plan) = migration_plan(data)? else {
+        anyhow::bail!(
+            "no database in {}: nothing to migrate (the first start creates it)",
+            data.display()
+        );
+    };
+    if plan.steps.is_empty() {
+        writeln!(
+            out,
+            "{}: schema version {}, up to date",
+            data.display(),
+            plan.from
+        )?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{}: schema version {} -> {}{}",
+        data.display(),
+        plan.from,
+        plan.to,
+        if check {
+            " (--check: nothing changed)"
+        } else {
+            ""
+        }
+    )?;
+    for (v, what) in &plan.steps {
+        writeln!(out, "  version {v} adds {what}")?;
+    }
+    if check {
+        writeln!(
+            out,
+            "a copy of the database as it is would be written to {} first",
+            plan.backup.display()
+        )?;
+        return Ok(());
+    }
+    SqliteStore::open(data)?;
+    writeln!(
+        out,
+        "migrated; the database as it was is in {}",
+        plan.backup.display()
+    )?;
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! `scanwatch admin user`: passwords come from standard input, are refused when
 //! short or empty, stored as Argon2id hashes; a second add of the same name is
 //! refused; `--reset` changes the password and ends the user's sessions. Also
-//! `admin sensor set-trust`.
+//! `admin sensor set-trust` and `admin migrate`.
 #![allow(clippy::unwrap_used)] // a test may panic on a broken setup
 
 mod common;
@@ -186,5 +186,55 @@ fn sensor_trust_is_set_and_listed() {
     assert!(
         list.lines().skip(1).all(|l| l.ends_with("normal")),
         "{list}"
+    );
+}
+
+#[test]
+fn admin_migrate_says_what_it_would_do_then_does_it_with_a_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    common::admin(&data, &["sensor", "add", "fw-1"]);
+    let up = common::admin(&data, &["migrate", "--check"]);
+    assert!(up.ends_with("schema version 5, up to date"), "{up}");
+    let db = data.join("scanwatch.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("DROP TABLE partials; PRAGMA user_version = 4;")
+        .unwrap();
+    let check = common::admin(&data, &["migrate", "--check"]);
+    assert!(
+        check.contains("schema version 4 -> 5 (--check: nothing changed)"),
+        "{check}"
+    );
+    assert!(
+        check.contains("version 5 adds partial window aggregates"),
+        "{check}"
+    );
+    assert!(check.contains("scanwatch.db.v4.bak"), "{check}");
+    assert!(
+        !data.join("scanwatch.db.v4.bak").exists(),
+        "--check changes nothing"
+    );
+    let done = common::admin(&data, &["migrate"]);
+    assert!(
+        done.contains("migrated; the database as it was is in"),
+        "{done}"
+    );
+    assert!(data.join("scanwatch.db.v4.bak").exists());
+    let again = common::admin(&data, &["migrate", "--check"]);
+    assert!(again.ends_with("schema version 5, up to date"), "{again}");
+    // The sensor survived the migration.
+    assert!(common::admin(&data, &["sensor", "list"]).contains("fw-1"));
+    // No database: a clear refusal.
+    let out = Command::new(env!("CARGO_BIN_EXE_scanwatch"))
+        .args(["admin", "migrate", "--data"])
+        .arg(dir.path().join("none"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no database in"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

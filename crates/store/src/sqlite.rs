@@ -220,8 +220,91 @@ pub fn permission_warnings(dir: &Path) -> Vec<String> {
     out
 }
 
+/// What each schema version added (the migration to it adds its tables).
+pub const MIGRATIONS: [(u32, &str); 4] = [
+    (2, "windows, warnings and API tokens"),
+    (
+        3,
+        "threat-context items (advisories, assets, benign scanners)",
+    ),
+    (
+        4,
+        "dashboard users and sessions, notification state and dead letters",
+    ),
+    (5, "partial window aggregates of the scale-out aggregators"),
+];
+
+/// What opening the store in `dir` would do to its schema, without changing
+/// anything: `None` when there is no database yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MigrationPlan {
+    /// The database's schema version now.
+    pub from: u32,
+    /// The version this build reads ([`SCHEMA_VERSION`]).
+    pub to: u32,
+    /// What each step adds, oldest first (empty when up to date).
+    pub steps: Vec<(u32, &'static str)>,
+    /// Where the copy taken before migrating would go.
+    pub backup: PathBuf,
+}
+
+/// Reads the schema version of the store in `dir` (read-only) and says what a
+/// migration would do. A version newer than this build is an error, as at open.
+pub fn migration_plan(dir: &Path) -> Result<Option<MigrationPlan>, StoreError> {
+    let path = dir.join(DB_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let from: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if from > SCHEMA_VERSION {
+        return Err(StoreError::SchemaVersion { found: from });
+    }
+    Ok(Some(MigrationPlan {
+        from,
+        to: SCHEMA_VERSION,
+        steps: MIGRATIONS
+            .iter()
+            .copied()
+            .filter(|(v, _)| *v > from)
+            .collect(),
+        backup: backup_path(dir, from),
+    }))
+}
+
+/// `scanwatch.db.v<version>.bak`, or with `.1`, `.2`, … when taken before.
+fn backup_path(dir: &Path, version: u32) -> PathBuf {
+    let base = dir.join(format!("{DB_FILE}.v{version}.bak"));
+    let mut p = base.clone();
+    let mut n = 1;
+    while p.exists() && n < 1000 {
+        p = PathBuf::from(format!("{}.{n}", base.display()));
+        n += 1;
+    }
+    p
+}
+
+/// Copies the database as it is (`VACUUM INTO`: a consistent snapshot, even with a
+/// WAL) into a new file, the owner's only, before a migration changes it.
+fn backup(conn: &Connection, dir: &Path, version: u32) -> Result<PathBuf, StoreError> {
+    let path = backup_path(dir, version);
+    std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| StoreError::DataDir {
+            path: path.display().to_string(),
+            reason: format!("cannot create the backup before migrating: {e}"),
+        })?;
+    conn.execute("VACUUM INTO ?1", [path.display().to_string()])?;
+    Ok(path)
+}
+
 impl SqliteStore {
-    /// Opens (creating if needed) the store in `dir`.
+    /// Opens (creating if needed) the store in `dir`. A store of an older schema
+    /// version is copied to `scanwatch.db.v<N>.bak` ([`migration_plan`] says
+    /// where) and then migrated, in one transaction.
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
         let data_dir = |e: std::io::Error| StoreError::DataDir {
             path: dir.display().to_string(),
@@ -260,6 +343,10 @@ impl SqliteStore {
         // written by many batches in between is copied to the database once.
         conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
         let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if (1..SCHEMA_VERSION).contains(&version) {
+            // An upgrade: a consistent copy of the data as it was, first.
+            backup(&conn, dir, version)?;
+        }
         match version {
             0 => {
                 conn.execute_batch(&format!(

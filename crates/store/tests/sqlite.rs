@@ -473,3 +473,74 @@ fn version_3_is_migrated_with_users_sessions_and_sink_state() {
         scanwatch_store::SCHEMA_VERSION
     );
 }
+
+#[test]
+fn a_migration_is_planned_read_only_and_backed_up_first() {
+    use scanwatch_store::sqlite::migration_plan;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(migration_plan(dir.path()).unwrap(), None, "no database yet");
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    s.add_sensor("fw-1", Timestamp(0)).unwrap();
+    drop(s);
+    let up_to_date = migration_plan(dir.path()).unwrap().unwrap();
+    assert_eq!((up_to_date.from, up_to_date.to), (5, 5));
+    assert!(up_to_date.steps.is_empty());
+    // Back to version 4: without the partials table.
+    let db = dir.path().join("scanwatch.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("DROP TABLE partials; PRAGMA user_version = 4;")
+        .unwrap();
+    drop(conn);
+    let plan = migration_plan(dir.path()).unwrap().unwrap();
+    assert_eq!((plan.from, plan.to), (4, 5));
+    assert_eq!(plan.steps.len(), 1);
+    assert_eq!(plan.backup, dir.path().join("scanwatch.db.v4.bak"));
+    assert!(!plan.backup.exists(), "planning changes nothing");
+    let version = |p: &std::path::Path| -> u32 {
+        rusqlite::Connection::open(p)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(version(&db), 4);
+
+    let s = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(s.sensors().unwrap().len(), 1);
+    drop(s);
+    assert_eq!(version(&db), 5, "migrated");
+    // The copy is the database as it was: version 4, its sensor, no partials.
+    assert_eq!(version(&plan.backup), 4);
+    let old = rusqlite::Connection::open(&plan.backup).unwrap();
+    let sensors: i64 = old
+        .query_row("SELECT COUNT(*) FROM sensors", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(sensors, 1);
+    let partials: i64 = old
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'partials'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(partials, 0);
+    let mode = std::fs::metadata(&plan.backup)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "the copy holds token and password hashes");
+    // A second migration from the same version does not overwrite the first copy.
+    drop(old);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("DROP TABLE partials; PRAGMA user_version = 4;")
+        .unwrap();
+    drop(conn);
+    assert_eq!(
+        migration_plan(dir.path()).unwrap().unwrap().backup,
+        dir.path().join("scanwatch.db.v4.bak.1")
+    );
+    drop(SqliteStore::open(dir.path()).unwrap());
+    assert!(dir.path().join("scanwatch.db.v4.bak.1").exists());
+    assert_eq!(version(&plan.backup), 4);
+}
