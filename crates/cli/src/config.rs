@@ -649,6 +649,45 @@ impl SensorFileConfig {
 mod tests {
     use super::*;
 
+    /// The example configs shipped in `examples/` parse and validate, and the
+    /// example units start the commands with the paths the examples are meant for.
+    #[test]
+    fn examples_parse_and_the_units_point_at_them() {
+        let server = ServerConfig::parse(include_str!("../../../examples/server.toml")).unwrap();
+        assert_eq!(
+            server.server.data,
+            std::path::PathBuf::from("/var/lib/scanwatch")
+        );
+        assert!(server.limits().is_ok());
+        let sensor =
+            SensorFileConfig::parse(include_str!("../../../examples/sensor.toml")).unwrap();
+        sensor.validate().unwrap();
+        assert_eq!(sensor.sensor.sources.len(), 1);
+        for (unit, exec, state) in [
+            (
+                include_str!("../../../examples/systemd/scanwatch-server.service"),
+                "ExecStart=/usr/bin/scanwatch server --config /etc/scanwatch/server.toml",
+                "StateDirectory=scanwatch\n",
+            ),
+            (
+                include_str!("../../../examples/systemd/scanwatch-sensor.service"),
+                "ExecStart=/usr/bin/scanwatch sensor run --config /etc/scanwatch/sensor.toml",
+                "StateDirectory=scanwatch-sensor\n",
+            ),
+        ] {
+            assert!(unit.contains(exec), "{exec}");
+            assert!(unit.contains(state), "{state}");
+            for hardening in [
+                "DynamicUser=yes",
+                "ProtectSystem=strict",
+                "NoNewPrivileges=yes",
+                "CapabilityBoundingSet=\n",
+            ] {
+                assert!(unit.contains(hardening), "{hardening}");
+            }
+        }
+    }
+
     #[test]
     fn full_file_and_defaults() {
         let cfg = ServerConfig::parse(
