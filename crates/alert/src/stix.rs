@@ -483,6 +483,60 @@ pub fn stix_bundle(id: i64, alert: &Value) -> Value {
         courses.push(cid);
     }
 
+    // What the imported data says of each vulnerability's fix: a course of action
+    // that mitigates it (the vendor fix with its links, or the fix status with the
+    // vendor's next patch day), and one per workaround (docs/context.md).
+    let mut fixes: Vec<(String, String)> = Vec::new();
+    for (vid, a) in &vulns {
+        let Some(fix) = a.get("fix").filter(|f| f.is_object()) else {
+            continue;
+        };
+        let cve = text(a, "id").unwrap_or("the vulnerability");
+        let patches: Vec<&str> = array(fix, "patches").filter_map(Value::as_str).collect();
+        let mut desc = text(fix, "statement").unwrap_or("").to_string();
+        if let Some(p) = a.get("next_patch_day").filter(|p| p.is_object()) {
+            if let (Some(name), Some(date)) = (text(p, "name"), text(p, "date")) {
+                let days = p.get("days_after_surge").and_then(Value::as_i64);
+                desc.push_str(&format!(
+                    "; next scheduled {name}: {date}{}",
+                    days.map_or(String::new(), |d| format!(
+                        " ({d} days after the surge began)"
+                    ))
+                ));
+            }
+        }
+        let (name, refs) = if patches.is_empty() {
+            (format!("Fix status of {cve}"), Vec::new())
+        } else {
+            (
+                format!("Apply the vendor fix for {cve}"),
+                patches
+                    .iter()
+                    .map(|u| json!({"source_name": "vendor-fix", "url": u}))
+                    .collect(),
+            )
+        };
+        let cid = sdo_id("course-of-action", &format!("{key}|fix|{cve}"));
+        let mut props = json!({"name": name, "description": desc});
+        if !refs.is_empty() {
+            props["external_references"] = refs.into();
+        }
+        b.sdo("course-of-action", &cid, props);
+        fixes.push((cid, vid.clone()));
+        for (i, w) in array(fix, "workarounds")
+            .filter_map(Value::as_str)
+            .enumerate()
+        {
+            let wid = sdo_id("course-of-action", &format!("{key}|workaround|{cve}|{i}"));
+            b.sdo(
+                "course-of-action",
+                &wid,
+                json!({"name": format!("Workaround for {cve}"), "description": w}),
+            );
+            fixes.push((wid, vid.clone()));
+        }
+    }
+
     // Per top source: indicator, observed data and its SCOs.
     let indicator_types = match f.confidence {
         Some("likely" | "confirmed") => json!(["malicious-activity"]),
@@ -576,6 +630,9 @@ pub fn stix_bundle(id: i64, alert: &Value) -> Value {
     }
     for c in &courses {
         b.relationship(&key, c, "mitigates", &pattern, "");
+    }
+    for (c, vid) in &fixes {
+        b.relationship(&key, c, "mitigates", vid, "");
     }
 
     // The report referring to everything.
@@ -681,9 +738,24 @@ mod tests {
         assert_eq!(names, ["CVE-2007-1748", "CVE-2003-0352"]);
         assert_eq!(v[0]["external_references"][0]["source_name"], "cve");
         assert_eq!(v[0]["created"], "2007-04-13T00:00:00.000Z");
-        assert_eq!(of_type(&b, "course-of-action").len(), 4);
+        // Four block rules, and the fix status of the CVE with a fix record.
+        let courses = of_type(&b, "course-of-action");
+        assert_eq!(courses.len(), 5);
+        let fix = courses
+            .iter()
+            .find(|c| c["name"] == "Fix status of CVE-2007-1748")
+            .unwrap();
+        let d = fix["description"].as_str().unwrap();
+        assert!(
+            d.starts_with("no vendor fix referenced in the imported NVD data")
+                && d.ends_with("next scheduled Microsoft patch day (Update Tuesday): 2007-05-08 (19 days after the surge began)"),
+            "{d}"
+        );
         let rels = of_type(&b, "relationship");
-        assert_eq!(rels.len(), 10 * 2 + 2 + 4);
+        assert_eq!(rels.len(), 10 * 2 + 2 + 4 + 1);
+        assert!(rels.iter().any(|r| r["relationship_type"] == "mitigates"
+            && r["source_ref"] == fix["id"]
+            && r["target_ref"] == v[0]["id"]));
         // Every reference points into the bundle.
         let ids: Vec<&str> = b["objects"]
             .as_array()
@@ -713,6 +785,38 @@ mod tests {
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), ids.len(), "ids are unique");
+    }
+
+    #[test]
+    fn a_referenced_fix_and_workarounds_become_courses_of_action() {
+        let mut a = load("alert-1025-cve.json");
+        a["advisories"][0]["fix"] = json!({
+            "patches": ["https://vendor.example/fix"],
+            "workarounds": ["Block TCP 445 at the edge"],
+            "statement": "a vendor fix is referenced: https://vendor.example/fix",
+        });
+        let b = stix_bundle(7, &a);
+        let courses = of_type(&b, "course-of-action");
+        let fix = courses
+            .iter()
+            .find(|c| c["name"] == "Apply the vendor fix for CVE-2007-1748")
+            .unwrap();
+        assert_eq!(
+            fix["external_references"][0]["url"],
+            "https://vendor.example/fix"
+        );
+        let w = courses
+            .iter()
+            .find(|c| c["name"] == "Workaround for CVE-2007-1748")
+            .unwrap();
+        assert_eq!(w["description"], "Block TCP 445 at the edge");
+        let vuln = &of_type(&b, "vulnerability")[0];
+        let rels = of_type(&b, "relationship");
+        for c in [fix, w] {
+            assert!(rels.iter().any(|r| r["relationship_type"] == "mitigates"
+                && r["source_ref"] == c["id"]
+                && r["target_ref"] == vuln["id"]));
+        }
     }
 
     #[test]
