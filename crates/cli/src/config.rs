@@ -522,6 +522,9 @@ pub struct SensorSection {
     pub sources: Vec<String>,
     /// Interface to capture unsolicited inbound packets on (libpcap).
     pub capture: Option<String>,
+    /// Syslog receivers: `ADDR` or `ADDR:FORMAT`, over UDP and over TCP.
+    pub syslog_udp: Vec<String>,
+    pub syslog_tcp: Vec<String>,
 }
 
 impl Default for SensorSection {
@@ -535,6 +538,8 @@ impl Default for SensorSection {
             max_spool_mib: 256,
             sources: Vec::new(),
             capture: None,
+            syslog_udp: Vec::new(),
+            syslog_tcp: Vec::new(),
         }
     }
 }
@@ -626,8 +631,24 @@ impl SensorFileConfig {
         if s.spool.is_none() {
             bail!("no spool directory: give --spool or sensor.spool");
         }
-        if s.sources.is_empty() && s.capture.is_none() {
-            bail!("no log to follow: give --source or sensor.sources (or --capture IFACE)");
+        if s.sources.is_empty()
+            && s.capture.is_none()
+            && s.syslog_udp.is_empty()
+            && s.syslog_tcp.is_empty()
+        {
+            bail!("no log to follow: give --source or sensor.sources (or --capture IFACE, or --syslog-udp/--syslog-tcp ADDR)");
+        }
+        for (a, t) in s
+            .syslog_udp
+            .iter()
+            .map(|a| (a, scanwatch_sensor::listen::Transport::Udp))
+            .chain(
+                s.syslog_tcp
+                    .iter()
+                    .map(|a| (a, scanwatch_sensor::listen::Transport::Tcp)),
+            )
+        {
+            crate::sensor::parse_listen(a, t)?;
         }
         if s.max_spool_mib == 0 {
             bail!("sensor.max_spool_mib must be greater than zero");

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use scanwatch_event::Timestamp;
+use scanwatch_sensor::listen::Transport;
 use scanwatch_sensor::rules::{Anonymize, Rules};
-use scanwatch_sensor::run::{run as run_sensor, SensorConfig, Source};
+use scanwatch_sensor::run::{run as run_sensor, ListenSpec, SensorConfig, Source};
 
 use crate::config::SensorFileConfig;
 
@@ -54,6 +55,15 @@ pub struct RunArgs {
     /// interface (libpcap; needs CAP_NET_RAW), e.g. for darknet and honeypot sensors.
     #[arg(long, value_name = "IFACE")]
     pub capture: Option<String>,
+    /// Receive syslog over UDP on ADDR (e.g. 0.0.0.0:514), as ADDR or ADDR:FORMAT
+    /// (format detected from the first messages otherwise); repeatable; replaces
+    /// the config's syslog_udp.
+    #[arg(long = "syslog-udp", value_name = "ADDR[:FORMAT]")]
+    pub syslog_udp: Vec<String>,
+    /// Receive syslog over TCP on ADDR (RFC 6587: octet counting or a message per
+    /// line), as ADDR or ADDR:FORMAT; repeatable; replaces the config's syslog_tcp.
+    #[arg(long = "syslog-tcp", value_name = "ADDR[:FORMAT]")]
+    pub syslog_tcp: Vec<String>,
     /// Read existing files from the start (backfill) instead of from their end.
     #[arg(long)]
     pub from_start: bool,
@@ -114,6 +124,12 @@ impl RunArgs {
         if let Some(v) = &self.capture {
             s.capture = Some(v.clone());
         }
+        if !self.syslog_udp.is_empty() {
+            s.syslog_udp = self.syslog_udp.clone();
+        }
+        if !self.syslog_tcp.is_empty() {
+            s.syslog_tcp = self.syslog_tcp.clone();
+        }
         s.from_start |= self.from_start;
         if let Some(v) = self.max_spool_mib {
             s.max_spool_mib = v;
@@ -143,6 +159,24 @@ impl RunArgs {
         c.validate()?;
         Ok(c)
     }
+}
+
+/// `ADDR` or `ADDR:FORMAT` of a syslog receiver.
+pub fn parse_listen(s: &str, transport: Transport) -> Result<ListenSpec> {
+    let (addr, format) = match s.rsplit_once(':') {
+        Some((a, f)) if scanwatch_formats::format_by_name(f).is_some() => {
+            (a, scanwatch_formats::format_by_name(f))
+        }
+        _ => (s, None),
+    };
+    let addr: std::net::SocketAddr = addr.parse().with_context(|| {
+        format!("syslog receiver {s:?}: expected ADDR:PORT or ADDR:PORT:FORMAT, e.g. 0.0.0.0:514")
+    })?;
+    Ok(ListenSpec {
+        transport,
+        addr,
+        format,
+    })
 }
 
 fn parse_source(s: &str) -> Result<Source> {
@@ -236,6 +270,18 @@ pub fn run(args: &SensorArgs, err: &mut dyn Write) -> Result<()> {
         reference_time: now,
         rules,
         capture: c.sensor.capture.clone(),
+        listen: c
+            .sensor
+            .syslog_udp
+            .iter()
+            .map(|a| parse_listen(a, Transport::Udp))
+            .chain(
+                c.sensor
+                    .syslog_tcp
+                    .iter()
+                    .map(|a| parse_listen(a, Transport::Tcp)),
+            )
+            .collect::<Result<Vec<_>>>()?,
         ca_pem: c
             .sensor
             .ca_file
@@ -246,6 +292,7 @@ pub fn run(args: &SensorArgs, err: &mut dyn Write) -> Result<()> {
             .transpose()?,
     };
     let stop = Arc::new(AtomicBool::new(false));
+    stop_on_signal(stop.clone());
     let stats = run_sensor(&cfg, &stop)?;
     writeln!(
         err,
@@ -267,4 +314,32 @@ pub fn run(args: &SensorArgs, err: &mut dyn Write) -> Result<()> {
 /// Bytes as MiB with one decimal, for the run's summary line.
 fn mib(bytes: u64) -> String {
     format!("{:.1}", bytes as f64 / f64::from(1u32 << 20))
+}
+
+/// SIGINT or SIGTERM asks the sensor to stop: it spools what it has read (received
+/// syslog messages included) and exits.
+fn stop_on_signal(stop: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
 }

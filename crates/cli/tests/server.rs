@@ -731,3 +731,105 @@ fn files_are_private_and_an_open_token_file_is_refused() {
         }
     }
 }
+
+/// A sensor as a syslog receiver, fed by a real sender (util-linux `logger`): RFC
+/// 3164 over UDP, RFC 5424 over TCP with octet counting, and RFC 3164 over TCP a
+/// line per message; every message becomes one stored event, once. A second
+/// receiver cannot take a port already bound (a clear error). SIGTERM stops it.
+#[test]
+fn a_sensor_receives_syslog_from_logger_over_udp_and_tcp() {
+    let dir = scratch("syslog");
+    let data = dir.join("data");
+    let token = add_sensor(&data, &dir);
+    let port = free_port();
+    let _server = start(&data, port);
+    let (udp, tcp) = (free_port(), free_port());
+    let mut sensor = bin()
+        .args([
+            "sensor",
+            "run",
+            "--server",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .arg("--token-file")
+        .arg(&token)
+        .arg("--spool")
+        .arg(dir.join("spool"))
+        .args(["--syslog-udp", &format!("127.0.0.1:{udp}:netfilter")])
+        .args(["--syslog-tcp", &format!("127.0.0.1:{tcp}")])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", tcp)).is_err() {
+        assert!(Instant::now() < deadline, "the sensor did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let msg = |i: usize, port: u16| {
+        format!("[12.5] DROP IN=eth0 OUT= MAC=52:54:00:12:34:56:52:54:00:65:43:21:08:00 SRC=192.0.2.{i} DST=198.18.0.1 LEN=44 TOS=0x00 PREC=0x00 TTL=241 ID={i} PROTO=TCP SPT=61000 DPT={port} WINDOW=1024 RES=0x00 SYN URGP=0")
+    };
+    let logger = |args: &[&str], text: &str| {
+        let st = Command::new("logger")
+            .args(["--server", "127.0.0.1", "-t", "kernel"])
+            .args(args)
+            .arg(text)
+            .status()
+            .expect("util-linux logger (bsdutils)");
+        assert!(st.success());
+    };
+    let (u, t) = (udp.to_string(), tcp.to_string());
+    for i in 0..40 {
+        logger(&["--port", &u, "--udp", "--rfc3164"], &msg(i, 1025));
+        // UDP has no backpressure: the receiver is not flooded here.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for i in 0..30 {
+        logger(
+            &["--port", &t, "--tcp", "--octet-count", "--rfc5424"],
+            &msg(i, 445),
+        );
+    }
+    for i in 0..30 {
+        logger(&["--port", &t, "--tcp", "--rfc3164"], &msg(i, 139));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stored_events(&data) < 100 {
+        assert!(
+            Instant::now() < deadline,
+            "stored {} of 100",
+            stored_events(&data)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(1500)); // one more batch, if any
+    assert_eq!(stored_events(&data), 100, "every message once");
+
+    // The UDP port is taken: a second sensor says so and stops.
+    let out = bin()
+        .args([
+            "sensor",
+            "run",
+            "--server",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .arg("--token-file")
+        .arg(&token)
+        .arg("--spool")
+        .arg(dir.join("spool2"))
+        .args(["--syslog-udp", &format!("127.0.0.1:{udp}")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot receive syslog on 127.0.0.1:"), "{err}");
+
+    let pid = sensor.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let st = sensor.wait().unwrap();
+    assert!(st.success(), "{st:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -5,6 +5,8 @@
 
 pub mod capture;
 pub mod follow;
+pub mod framing;
+pub mod listen;
 pub mod rules;
 pub mod run;
 pub mod send;

@@ -14,9 +14,11 @@ use thiserror::Error;
 
 use crate::capture::Capture;
 use crate::follow::Follower;
+use crate::listen::{ListenStats, Listener, Transport};
 use crate::rules::Rules;
 use crate::send::{self, Shared};
 use crate::spool::{Positions, Spool, SpoolError};
+use std::sync::Arc;
 
 #[derive(Debug, Error)]
 pub enum SensorError {
@@ -31,6 +33,32 @@ pub enum SensorError {
     Ca(String),
     #[error(transparent)]
     Capture(#[from] crate::capture::CaptureError),
+    #[error("cannot receive syslog on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// A syslog receiver to run: where, over what, and the format of its messages
+/// (detected from the first ones when not given).
+#[derive(Clone)]
+pub struct ListenSpec {
+    pub transport: Transport,
+    pub addr: std::net::SocketAddr,
+    pub format: Option<&'static dyn FormatSpec>,
+}
+
+impl std::fmt::Debug for ListenSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:?} {}:{}",
+            self.transport,
+            self.addr,
+            self.format.map_or("auto", |s| s.name())
+        )
+    }
 }
 
 /// One source: a file and, optionally, its format (auto-detected otherwise).
@@ -76,6 +104,8 @@ pub struct SensorConfig {
     pub ca_pem: Option<Vec<u8>>,
     /// Capture unsolicited inbound TCP SYN and UDP on this interface (libpcap).
     pub capture: Option<String>,
+    /// Syslog receivers (UDP or TCP) whose messages are sources like files.
+    pub listen: Vec<ListenSpec>,
 }
 
 /// The HTTP client: plain HTTP, or TLS (rustls) trusting `ca_pem` or the public roots.
@@ -127,8 +157,40 @@ pub struct SensorStats {
     pub body_bytes: u64,
 }
 
+/// Where a source's lines come from: a followed file, or a syslog receiver.
+enum Input {
+    File(Follower),
+    Listen(Listener),
+}
+
+impl Input {
+    fn name(&self) -> String {
+        match self {
+            Input::File(f) => f.path().display().to_string(),
+            Input::Listen(l) => l.name.clone(),
+        }
+    }
+
+    /// Reads what is there (one read chunk of a file, or the messages received);
+    /// true when nothing more is waiting.
+    fn read(&mut self, lines: &mut Vec<String>) -> Result<bool, SensorError> {
+        match self {
+            Input::File(f) => f.poll(lines, READ_CHUNK).map_err(|e| SensorError::Read {
+                path: f.path().display().to_string(),
+                source: e,
+            }),
+            Input::Listen(l) => {
+                let got = l.take(BATCH_EVENTS);
+                let caught_up = got.len() < BATCH_EVENTS;
+                lines.extend(got);
+                Ok(caught_up)
+            }
+        }
+    }
+}
+
 struct Followed {
-    follower: Follower,
+    input: Input,
     parser: Option<Box<dyn LineParser>>,
     format: Option<&'static dyn FormatSpec>,
     pending_lines: Vec<String>,
@@ -152,6 +214,7 @@ fn heartbeat(
     stats: &SensorStats,
     shared: &Shared,
     capture: Option<&Capture>,
+    listens: &[(String, Arc<ListenStats>)],
 ) {
     let (batches, bytes, spool_stats) = {
         let s = lock(&shared.spool);
@@ -174,6 +237,16 @@ fn heartbeat(
         "clock_refusals": stats.clock_refusals,
         "clock_refused": stats.clock_refused,
         "complete_through": stats.complete_through.map(|t| Timestamp(t).to_rfc3339()),
+        "syslog": listens.iter().map(|(name, st)| {
+            let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            serde_json::json!({
+                "listen": name,
+                "messages": g(&st.messages),
+                "dropped": g(&st.dropped),
+                "malformed": g(&st.malformed),
+                "connections": g(&st.connections),
+            })
+        }).collect::<Vec<_>>(),
         "capture": capture.map(|c| {
             let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
             serde_json::json!({
@@ -269,6 +342,15 @@ pub fn run(cfg: &SensorConfig, stop: &AtomicBool) -> Result<SensorStats, SensorE
                 .join(", ")
         );
     }
+    let mut listeners = Vec::new();
+    for l in &cfg.listen {
+        let r = Listener::start(l.transport, l.addr).map_err(|e| SensorError::Listen {
+            addr: l.addr.to_string(),
+            source: e,
+        })?;
+        tracing::info!(listen = %r.name, "receiving syslog on {}", r.name);
+        listeners.push((r, l.format));
+    }
     let shared = Shared::new(Spool::open(&cfg.spool_dir, cfg.max_spool_bytes)?);
     // Set when the reader leaves (asked to stop, or failed): the sender stops too.
     let halt = AtomicBool::new(false);
@@ -285,7 +367,15 @@ pub fn run(cfg: &SensorConfig, stop: &AtomicBool) -> Result<SensorStats, SensorE
             }
             r
         });
-        let read = read_loop(cfg, stop, &halt, &agent, &shared, capture.as_ref());
+        let read = read_loop(
+            cfg,
+            stop,
+            &halt,
+            &agent,
+            &shared,
+            capture.as_ref(),
+            listeners,
+        );
         if read.is_err() || stop.load(Ordering::Relaxed) {
             halt.store(true, Ordering::Relaxed);
         }
@@ -300,6 +390,27 @@ pub fn run(cfg: &SensorConfig, stop: &AtomicBool) -> Result<SensorStats, SensorE
     })
 }
 
+/// Spools a source's batch being filled, with the file position reached (a file),
+/// or only records the position when no event was kept.
+fn spool_filled(src: &mut Followed, shared: &Shared) -> Result<(), SensorError> {
+    let mut spool = lock(&shared.spool);
+    let mut positions: Positions = spool.positions().clone();
+    if let Input::File(f) = &src.input {
+        positions.insert(f.path().display().to_string(), f.position());
+    }
+    let body = std::mem::take(&mut src.body);
+    let n = std::mem::take(&mut src.events);
+    src.since = None;
+    if n > 0 {
+        spool.append(&body, n, &positions)?;
+        drop(spool);
+        shared.notify();
+    } else if &positions != spool.positions() {
+        spool.set_positions(&positions)?;
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)] // the run's parts, each used once
 fn read_loop(
     cfg: &SensorConfig,
@@ -308,6 +419,7 @@ fn read_loop(
     agent: &ureq::Agent,
     shared: &Shared,
     capture: Option<&Capture>,
+    listeners: Vec<(Listener, Option<&'static dyn FormatSpec>)>,
 ) -> Result<SensorStats, SensorError> {
     let saved = lock(&shared.spool).positions().clone();
     let mut sources: Vec<Followed> = cfg
@@ -316,7 +428,11 @@ fn read_loop(
         .map(|s| {
             let key = s.path.display().to_string();
             Followed {
-                follower: Follower::new(&s.path, saved.get(&key).copied(), cfg.from_start),
+                input: Input::File(Follower::new(
+                    &s.path,
+                    saved.get(&key).copied(),
+                    cfg.from_start,
+                )),
                 parser: None,
                 format: s.format,
                 pending_lines: Vec::new(),
@@ -327,6 +443,20 @@ fn read_loop(
             }
         })
         .collect();
+    let listens: Vec<(String, Arc<ListenStats>)> = listeners
+        .iter()
+        .map(|(l, _)| (l.name.clone(), l.stats.clone()))
+        .collect();
+    sources.extend(listeners.into_iter().map(|(l, format)| Followed {
+        input: Input::Listen(l),
+        parser: None,
+        format,
+        pending_lines: Vec::new(),
+        body: String::new(),
+        events: 0,
+        since: None,
+        ids: false,
+    }));
     let opts = ParserOptions {
         reference_time: cfg.reference_time,
     };
@@ -351,13 +481,7 @@ fn read_loop(
         if !full {
             for src in &mut sources {
                 let mut lines = std::mem::take(&mut src.pending_lines);
-                let at_end =
-                    src.follower
-                        .poll(&mut lines, READ_CHUNK)
-                        .map_err(|e| SensorError::Read {
-                            path: src.follower.path().display().to_string(),
-                            source: e,
-                        })?;
+                let at_end = src.input.read(&mut lines)?;
                 all_at_end &= at_end;
                 if src.parser.is_none() {
                     let spec = src
@@ -376,9 +500,9 @@ fn read_loop(
                             stats.parse_errors += lines.len() as u64;
                             if !lines.is_empty() {
                                 tracing::error!(
-                                    path = %src.follower.path().display(),
-                                    "{}: cannot tell the log format; give it as PATH:FORMAT",
-                                    src.follower.path().display()
+                                    source = %src.input.name(),
+                                    "{}: cannot tell the log format; give it as SOURCE:FORMAT",
+                                    src.input.name()
                                 );
                             }
                             continue;
@@ -431,22 +555,7 @@ fn read_loop(
                     held = true; // read, not yet spooled
                     continue;
                 }
-                let mut spool = lock(&shared.spool);
-                let mut positions: Positions = spool.positions().clone();
-                positions.insert(
-                    src.follower.path().display().to_string(),
-                    src.follower.position(),
-                );
-                let body = std::mem::take(&mut src.body);
-                let n = std::mem::take(&mut src.events);
-                src.since = None;
-                if n > 0 {
-                    spool.append(&body, n, &positions)?;
-                    drop(spool);
-                    shared.notify();
-                } else if &positions != spool.positions() {
-                    spool.set_positions(&positions)?;
-                }
+                spool_filled(src, shared)?;
             }
         }
         // Captured packets: one batch per pass, no log position to record.
@@ -488,11 +597,34 @@ fn read_loop(
         }
         if Instant::now() >= next_heartbeat {
             told_through = stats.complete_through;
-            heartbeat(agent, cfg, &merged(&stats, shared), shared, capture);
+            heartbeat(
+                agent,
+                cfg,
+                &merged(&stats, shared),
+                shared,
+                capture,
+                &listens,
+            );
             next_heartbeat = Instant::now() + HEARTBEAT_EVERY;
         }
         if cfg.once && all_at_end && !held && !full && delivered {
-            heartbeat(agent, cfg, &merged(&stats, shared), shared, capture);
+            heartbeat(
+                agent,
+                cfg,
+                &merged(&stats, shared),
+                shared,
+                capture,
+                &listens,
+            );
+            break;
+        }
+        if stop.load(Ordering::Relaxed) {
+            // Asked to stop: what was read goes to the spool first (received
+            // syslog messages exist nowhere else; a file's lines would be read
+            // again). The sender delivers it at the next start.
+            for src in &mut sources {
+                spool_filled(src, shared)?;
+            }
             break;
         }
         // Behind: read on at once. Caught up (or the spool is full): pause; a

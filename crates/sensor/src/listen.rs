@@ -1,0 +1,182 @@
+//! A syslog receiver: network appliances (Cisco ASA, MikroTik, pfSense, Linux hosts
+//! through rsyslog) send their logs over the network, not into a file to tail.
+//!
+//! UDP (one message per datagram) and TCP (RFC 6587: octet counting, `LEN SP MSG`,
+//! or a message per line). Each message goes as it came — `<PRI>` and the RFC 3164
+//! or RFC 5424 header included — to the source's format parser, which reads both
+//! headers (`scanwatch_formats`, syslog.rs). Hand-written over std sockets: the
+//! framing is a few lines, and no kept crate offers a receiver that hands over raw
+//! messages without parsing them its own way.
+//!
+//! Delivery: a message is the sensor's once it is in a spooled batch (at most a
+//! second after it arrived, `run::LINGER`); what is received but not yet spooled
+//! is lost if the sensor is killed, as with any syslog receiver. UDP messages that
+//! find the queue full are dropped and counted; TCP senders wait (backpressure).
+
+use std::io::BufReader;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver as Rx, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Messages waiting between the network and the parser.
+const QUEUE: usize = 65_536;
+
+pub use crate::framing::MAX_MESSAGE;
+use crate::framing::{next_frame, Frame};
+
+/// How often blocked socket calls look at the stop flag.
+const TICK: Duration = Duration::from_millis(200);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// Counters of a receiver, reported in heartbeats.
+#[derive(Debug, Default)]
+pub struct ListenStats {
+    pub messages: AtomicU64,
+    /// UDP messages dropped because the queue was full.
+    pub dropped: AtomicU64,
+    /// TCP frames over [`MAX_MESSAGE`] or with a bad length (the connection is
+    /// closed), and messages that were not UTF-8 (taken with replacement).
+    pub malformed: AtomicU64,
+    pub connections: AtomicU64,
+}
+
+/// A running receiver; stops when dropped.
+#[derive(Debug)]
+pub struct Listener {
+    /// `udp://ADDR` or `tcp://ADDR`, for logs and heartbeats.
+    pub name: String,
+    pub local: SocketAddr,
+    pub stats: Arc<ListenStats>,
+    rx: Rx<String>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Listener {
+    /// Binds `addr` and starts receiving on a thread of its own.
+    pub fn start(transport: Transport, addr: SocketAddr) -> std::io::Result<Listener> {
+        let (tx, rx) = sync_channel(QUEUE);
+        let stats = Arc::new(ListenStats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, sp) = (stats.clone(), stop.clone());
+        let (local, name) = match transport {
+            Transport::Udp => {
+                let sock = UdpSocket::bind(addr)?;
+                sock.set_read_timeout(Some(TICK))?;
+                let local = sock.local_addr()?;
+                std::thread::spawn(move || udp(&sock, &tx, &st, &sp));
+                (local, format!("udp://{local}"))
+            }
+            Transport::Tcp => {
+                let l = TcpListener::bind(addr)?;
+                l.set_nonblocking(true)?;
+                let local = l.local_addr()?;
+                std::thread::spawn(move || tcp(&l, &tx, &st, &sp));
+                (local, format!("tcp://{local}"))
+            }
+        };
+        Ok(Listener {
+            name,
+            local,
+            stats,
+            rx,
+            stop,
+        })
+    }
+
+    /// Takes up to `max` received messages, oldest first.
+    pub fn take(&self, max: usize) -> Vec<String> {
+        self.rx.try_iter().take(max).collect()
+    }
+}
+
+fn text(b: &[u8], stats: &ListenStats) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_string(),
+        Err(_) => {
+            stats.malformed.fetch_add(1, Ordering::Relaxed);
+            String::from_utf8_lossy(b).into_owned()
+        }
+    }
+}
+
+/// A message without its line end; empty ones are skipped.
+fn trimmed(s: &str) -> Option<&str> {
+    let t = s.trim_end_matches(['\n', '\r', '\0']);
+    (!t.is_empty()).then_some(t)
+}
+
+fn udp(sock: &UdpSocket, tx: &SyncSender<String>, stats: &ListenStats, stop: &AtomicBool) {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    while !stop.load(Ordering::Relaxed) {
+        let Ok((n, _)) = sock.recv_from(&mut buf) else {
+            continue; // the tick, or a transient error
+        };
+        let msg = text(&buf[..n], stats);
+        // One message per datagram; some senders put several lines in one.
+        for line in msg.split('\n').filter_map(trimmed) {
+            stats.messages.fetch_add(1, Ordering::Relaxed);
+            match tx.try_send(line.to_string()) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    stats.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        }
+    }
+}
+
+fn tcp(l: &TcpListener, tx: &SyncSender<String>, stats: &Arc<ListenStats>, stop: &Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
+        match l.accept() {
+            Ok((conn, _)) => {
+                stats.connections.fetch_add(1, Ordering::Relaxed);
+                let (tx, stats, stop) = (tx.clone(), stats.clone(), stop.clone());
+                std::thread::spawn(move || connection(conn, &tx, &stats, &stop));
+            }
+            Err(_) => std::thread::sleep(TICK),
+        }
+    }
+}
+
+/// Reads frames from one TCP sender until it closes, sends a bad frame, or the
+/// receiver stops.
+fn connection(conn: TcpStream, tx: &SyncSender<String>, stats: &ListenStats, stop: &AtomicBool) {
+    if conn.set_nonblocking(false).is_err() || conn.set_read_timeout(Some(TICK)).is_err() {
+        return;
+    }
+    let mut r = BufReader::with_capacity(MAX_MESSAGE, conn);
+    let stopped = || stop.load(Ordering::Relaxed);
+    loop {
+        match next_frame(&mut r, &stopped) {
+            Frame::Message(frame) => {
+                if let Some(m) = trimmed(&text(&frame, stats)) {
+                    stats.messages.fetch_add(1, Ordering::Relaxed);
+                    if tx.send(m.to_string()).is_err() {
+                        return;
+                    }
+                }
+            }
+            Frame::End => return,
+            Frame::Bad => {
+                if !stopped() {
+                    stats.malformed.fetch_add(1, Ordering::Relaxed);
+                }
+                return;
+            }
+        }
+    }
+}
