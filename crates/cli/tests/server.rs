@@ -823,6 +823,12 @@ fn a_sensor_receives_syslog_from_logger_over_udp_and_tcp() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot receive syslog on 127.0.0.1:"), "{err}");
 
+    // Ten more, then SIGTERM within the second a batch may wait to fill: what was
+    // received is spooled before the sensor exits and delivered by the next start.
+    for i in 0..10 {
+        logger(&["--port", &t, "--tcp", "--rfc3164"], &msg(i, 3389));
+    }
+    std::thread::sleep(Duration::from_millis(300));
     let pid = sensor.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
@@ -831,5 +837,30 @@ fn a_sensor_receives_syslog_from_logger_over_udp_and_tcp() {
         .success());
     let st = sensor.wait().unwrap();
     assert!(st.success(), "{st:?}");
+    let again = bin()
+        .args([
+            "sensor",
+            "run",
+            "--once",
+            "--server",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .arg("--token-file")
+        .arg(&token)
+        .arg("--spool")
+        .arg(dir.join("spool"))
+        .args(["--syslog-tcp", &format!("127.0.0.1:{tcp}")])
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(
+        stored_events(&data),
+        110,
+        "nothing received was lost or doubled"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

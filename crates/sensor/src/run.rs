@@ -492,8 +492,12 @@ fn read_loop(
                             src.parser = Some(spec.parser(&opts));
                             src.ids = IDS_FORMATS.contains(&spec.name());
                         }
-                        None if lines.len() < 50 && !at_end => {
-                            src.pending_lines = lines; // not enough lines to tell yet
+                        // Not enough lines to tell yet: a file that has more, or a
+                        // receiver (more messages will come).
+                        None if lines.len() < 50
+                            && (!at_end || matches!(src.input, Input::Listen(_))) =>
+                        {
+                            src.pending_lines = lines;
                             continue;
                         }
                         None => {
@@ -618,15 +622,6 @@ fn read_loop(
             );
             break;
         }
-        if stop.load(Ordering::Relaxed) {
-            // Asked to stop: what was read goes to the spool first (received
-            // syslog messages exist nowhere else; a file's lines would be read
-            // again). The sender delivers it at the next start.
-            for src in &mut sources {
-                spool_filled(src, shared)?;
-            }
-            break;
-        }
         // Behind: read on at once. Caught up (or the spool is full): pause; a
         // `once` run that only waits for the sender's last answers looks again soon.
         if all_at_end || full {
@@ -636,6 +631,14 @@ fn read_loop(
             } else {
                 cfg.poll
             });
+        }
+    }
+    if stop.load(Ordering::Relaxed) {
+        // Asked to stop: what was read goes to the spool first (received syslog
+        // messages exist nowhere else; a file's lines would only be read again).
+        // The sender delivers it at the next start.
+        for src in &mut sources {
+            spool_filled(src, shared)?;
         }
     }
     Ok(stats)
