@@ -744,22 +744,29 @@ fn a_sensor_receives_syslog_from_logger_over_udp_and_tcp() {
     let port = free_port();
     let _server = start(&data, port);
     let (udp, tcp) = (free_port(), free_port());
-    let mut sensor = bin()
-        .args([
-            "sensor",
-            "run",
-            "--server",
-            &format!("http://127.0.0.1:{port}"),
-        ])
-        .arg("--token-file")
-        .arg(&token)
-        .arg("--spool")
-        .arg(dir.join("spool"))
-        .args(["--syslog-udp", &format!("127.0.0.1:{udp}:netfilter")])
-        .args(["--syslog-tcp", &format!("127.0.0.1:{tcp}")])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let syslog_sensor = |spool: &str, args: &[&str]| {
+        let mut c = bin();
+        c.args(["sensor", "run", "--server", &url, "--token-file"])
+            .arg(&token)
+            .arg("--spool")
+            .arg(dir.join(spool))
+            .args(args);
+        c
+    };
+    let (udp_addr, tcp_addr) = (format!("127.0.0.1:{udp}"), format!("127.0.0.1:{tcp}"));
+    let mut sensor = syslog_sensor(
+        "spool",
+        &[
+            "--syslog-udp",
+            &format!("{udp_addr}:netfilter"),
+            "--syslog-tcp",
+            &tcp_addr,
+        ],
+    )
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(("127.0.0.1", tcp)).is_err() {
         assert!(Instant::now() < deadline, "the sensor did not listen");
@@ -805,18 +812,7 @@ fn a_sensor_receives_syslog_from_logger_over_udp_and_tcp() {
     assert_eq!(stored_events(&data), 100, "every message once");
 
     // The UDP port is taken: a second sensor says so and stops.
-    let out = bin()
-        .args([
-            "sensor",
-            "run",
-            "--server",
-            &format!("http://127.0.0.1:{port}"),
-        ])
-        .arg("--token-file")
-        .arg(&token)
-        .arg("--spool")
-        .arg(dir.join("spool2"))
-        .args(["--syslog-udp", &format!("127.0.0.1:{udp}")])
+    let out = syslog_sensor("spool2", &["--syslog-udp", &udp_addr])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -837,19 +833,7 @@ fn a_sensor_receives_syslog_from_logger_over_udp_and_tcp() {
         .success());
     let st = sensor.wait().unwrap();
     assert!(st.success(), "{st:?}");
-    let again = bin()
-        .args([
-            "sensor",
-            "run",
-            "--once",
-            "--server",
-            &format!("http://127.0.0.1:{port}"),
-        ])
-        .arg("--token-file")
-        .arg(&token)
-        .arg("--spool")
-        .arg(dir.join("spool"))
-        .args(["--syslog-tcp", &format!("127.0.0.1:{tcp}")])
+    let again = syslog_sensor("spool", &["--once", "--syslog-tcp", &tcp_addr])
         .output()
         .unwrap();
     assert!(

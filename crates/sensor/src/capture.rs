@@ -96,6 +96,10 @@ impl Capture {
             .open()
             .map_err(open_err)?;
         cap.filter(&bpf_filter(&addrs), true).map_err(open_err)?;
+        // Non-blocking reads with a short sleep when nothing is waiting: in
+        // immediate mode libpcap ignores the read timeout on Linux, and a blocked
+        // read would keep the sensor from stopping on SIGTERM until a packet came.
+        let mut cap = cap.setnonblock().map_err(open_err)?;
         let stats = Arc::new(CaptureStats::default());
         let queue = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -119,7 +123,9 @@ impl Capture {
                             }
                         }
                     }
-                    Err(pcap::Error::TimeoutExpired) => {}
+                    Err(pcap::Error::TimeoutExpired | pcap::Error::NoMorePackets) => {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
                     Err(_) => break,
                 }
                 if let Ok(s) = cap.stats() {
