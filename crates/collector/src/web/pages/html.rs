@@ -43,18 +43,8 @@ pub fn url_part(s: &str) -> String {
     out
 }
 
-/// `1234567` → `1,234,567`.
-pub fn num(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+/// `1234567` → `1,234,567`: the digit grouping of the text report and exports.
+pub use scanwatch_alert::thousands as num;
 
 /// A float for people: thousands separators, at most `decimals` decimals.
 pub fn float(x: f64, decimals: usize) -> String {
