@@ -19,14 +19,19 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use scanwatch_event::Protocol;
 
 use crate::counted::Sketches;
-use crate::{Cell, Counted, Distinct, SourceIp, Window, WindowTotals, WitnessSet, Witnesses};
+use crate::{
+    Cell, Counted, Distinct, PortSeen, SourceIp, Spread, Spreads, Window, WindowTotals, WitnessSet,
+    Witnesses,
+};
 
 /// Format version of [`encode_window`]. Version 2 adds, after the cells, each
 /// sensor's latest event time in the part (the centre's per-sensor progress,
 /// docs/time.md); version 3 adds each cell's witnesses (which sensors saw each
-/// source, `witness`). Versions 1 and 2 are still read (no times, no witnesses:
-/// their sources count as seen by no known sensor, so none is corroborated).
-pub const FORMAT_VERSION: u8 = 3;
+/// source, `witness`); version 4 adds each source's spread (the ports it reached,
+/// `spread`). Versions 1 to 3 are still read (no times, no witnesses: their
+/// sources count as seen by no known sensor, so none is corroborated; no spreads:
+/// nobody in them is a sweeper).
+pub const FORMAT_VERSION: u8 = 4;
 
 /// Each sensor's latest event time (ms) in a part, by sensor key.
 pub type SensorTimes = Vec<(crate::SensorKey, i64)>;
@@ -326,6 +331,68 @@ fn get_witnesses(r: &mut Reader<'_>) -> Result<Witnesses, DecodeError> {
     Ok(Witnesses::from_parts(entries, bound))
 }
 
+fn put_spreads(out: &mut Vec<u8>, s: &Spreads) {
+    let mut v: Vec<(&u64, &Spread)> = s.iter().collect();
+    v.sort_unstable_by_key(|(h, _)| **h);
+    put_var(out, v.len() as u64);
+    for (h, sp) in v {
+        out.extend_from_slice(&h.to_le_bytes());
+        SourceIp(sp.ip).put(out);
+        put_var(out, sp.events);
+        out.push(u8::from(sp.capped));
+        let mut ports: Vec<&PortSeen> = sp.ports().collect();
+        ports.sort_unstable_by_key(|p| p.key);
+        put_var(out, ports.len() as u64);
+        for p in ports {
+            out.extend_from_slice(&p.key.to_le_bytes());
+            out.extend_from_slice(&p.sensor.to_le_bytes());
+            put_var(out, u64::from(p.events));
+            out.push(u8::from(p.multi));
+        }
+    }
+}
+
+fn get_spreads(r: &mut Reader<'_>) -> Result<Spreads, DecodeError> {
+    let n = r.count(15)?;
+    let mut out = Spreads::default();
+    for _ in 0..n {
+        let h = r.u64_fixed()?;
+        let ip = SourceIp::get(r)?.0;
+        if crate::ip_hash(ip) != h {
+            return Err(bad("spread keyed by the wrong address hash"));
+        }
+        let mut sp = Spread::new(ip);
+        sp.events = r.var()?;
+        sp.capped = match r.u8()? {
+            0 => false,
+            1 => true,
+            t => return Err(bad(format!("spread cap flag {t}"))),
+        };
+        let ports = r.count(10)?;
+        if ports > crate::SPREAD_CAP {
+            return Err(bad("more ports than a spread keeps"));
+        }
+        for _ in 0..ports {
+            let key = u32::from_le_bytes(r.take(4)?.try_into().map_err(|_| bad("truncated"))?);
+            let sensor = u32::from_le_bytes(r.take(4)?.try_into().map_err(|_| bad("truncated"))?);
+            let events = u32::try_from(r.var()?).map_err(|_| bad("port events too large"))?;
+            let multi = match r.u8()? {
+                0 => false,
+                1 => true,
+                t => return Err(bad(format!("spread witness flag {t}"))),
+            };
+            sp.insert(PortSeen {
+                key,
+                sensor,
+                events,
+                multi,
+            });
+        }
+        out.insert_spread(h, sp);
+    }
+    Ok(out)
+}
+
 /// The bytes of a partial window (cells in protocol and port order, so equal
 /// windows give equal bytes while exact), with no per-sensor times.
 pub fn encode_window(w: &Window) -> Vec<u8> {
@@ -360,6 +427,7 @@ pub fn encode_partial(w: &Window, sensor_times: &[(crate::SensorKey, i64)]) -> V
         out.extend_from_slice(&k.to_le_bytes());
         out.extend_from_slice(&t.to_le_bytes());
     }
+    put_spreads(&mut out, &w.spreads);
     let sum = xxhash_rust::xxh3::xxh3_64(&out);
     out.extend_from_slice(&sum.to_le_bytes());
     out
@@ -434,8 +502,20 @@ pub fn decode_partial_body(body: &[u8]) -> Result<(Window, SensorTimes), DecodeE
             times.push((k, t));
         }
     }
+    let spreads = if v >= 4 {
+        get_spreads(&mut r)?
+    } else {
+        Spreads::default()
+    };
     if !r.b.is_empty() {
         return Err(bad("trailing bytes"));
     }
-    Ok((Window { cells, totals }, times))
+    Ok((
+        Window {
+            cells,
+            totals,
+            spreads,
+        },
+        times,
+    ))
 }

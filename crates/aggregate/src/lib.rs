@@ -14,6 +14,7 @@
 
 pub mod codec;
 mod counted;
+pub mod spread;
 pub mod witness;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ pub use codec::{
     decode_partial, decode_window, encode_partial, encode_window, DecodeError, SensorTimes,
 };
 pub use counted::{key_hash, Counted, Distinct, HEAVY_MAP_SIZE, HLL_LG_K};
+pub use spread::{port_key, port_of, PortSeen, Spread, Spreads, SweepRule, SPREAD_CAP};
 pub use witness::{WitnessSet, Witnesses, WITNESS_CAP, WITNESS_SOURCES};
 
 /// A source address as a sketch key: a type of our own so that it can carry the
@@ -60,6 +62,8 @@ pub struct AggregateConfig {
     pub lateness_ms: i64,
     /// Keys kept exactly per counter before switching to sketches.
     pub exact_limit: usize,
+    /// When a source is a sweeper, set aside from the cells (`spread`).
+    pub sweep: SweepRule,
 }
 
 impl AggregateConfig {
@@ -72,6 +76,7 @@ impl AggregateConfig {
             // Default lateness: one window, at least 5 minutes, at most one hour.
             lateness_ms: window_ms.clamp(300_000, 3_600_000),
             exact_limit: Self::DEFAULT_EXACT_LIMIT,
+            sweep: SweepRule::default(),
         }
     }
 }
@@ -88,14 +93,15 @@ pub struct Cell {
 }
 
 impl Cell {
+    /// Adds one event; `src_hash` is [`ip_hash`] of its source.
     #[inline]
-    pub fn add(&mut self, sensor: SensorKey, e: &Event, limit: usize) {
+    pub fn add(&mut self, sensor: SensorKey, e: &Event, src_hash: u64, limit: usize) {
         let n = u64::from(e.count);
         self.events += n;
         self.sources.add(SourceIp(e.src), n, limit);
         self.targets.add_hash(ip_hash(e.dst), limit);
         self.sensors.add(sensor, n, limit);
-        self.witnesses.add(ip_hash(e.src), sensor);
+        self.witnesses.add(src_hash, sensor);
     }
 
     /// Merges a partial aggregate of the same (window, protocol, port).
@@ -114,10 +120,28 @@ impl Cell {
             + self.witnesses.heap_bytes()
     }
 
-    /// The read-out of this cell.
+    /// The read-out of this cell, every source.
     pub fn summary(&self, proto: Protocol, port: u16, top_n: usize) -> CellSummary {
-        let sources = self.sources.distinct();
-        let witnessed = self.witnesses.entries();
+        self.summary_without(proto, port, top_n, &Swept::default())
+    }
+
+    /// The read-out of this cell without the window's sweepers (`spread`): their
+    /// sources and events are set aside (`swept_*`), not counted, named or
+    /// trimmed.
+    pub fn summary_without(
+        &self,
+        proto: Protocol,
+        port: u16,
+        top_n: usize,
+        swept: &Swept<'_>,
+    ) -> CellSummary {
+        let raw_sources = self.sources.distinct();
+        let is_swept =
+            |ip: IpAddr| !swept.sweepers.is_empty() && swept.sweepers.contains_key(&ip_hash(ip));
+        let mut witnessed = self.witnesses.entries();
+        if !swept.sweepers.is_empty() {
+            witnessed.retain(|(h, _)| !swept.sweepers.contains_key(h));
+        }
         let witnesses_of = |ip: IpAddr| {
             let h = ip_hash(ip);
             witnessed
@@ -126,7 +150,33 @@ impl Cell {
         };
         // The heaviest sources of each witness count (1, 2, … the cap), so that
         // sources only one sensor saw cannot push the corroborated ones out.
-        let all = self.sources.top(usize::MAX, |a, b| a.cmp(b));
+        let mut all = self.sources.top(usize::MAX, |a, b| a.cmp(b));
+        let (mut swept_sources, mut swept_events) = (0, 0);
+        if !swept.sweepers.is_empty() {
+            if self.sources.is_exact() {
+                // Exact: the swept sources are known one by one.
+                all.retain(|(k, n)| {
+                    let out = is_swept(k.0);
+                    if out {
+                        swept_sources += 1;
+                        swept_events += n;
+                    }
+                    !out
+                });
+            } else {
+                // Sketched: the sweepers that reached this port, from their own
+                // records (exact below the spread cap).
+                let key = port_key(proto, port);
+                for s in swept.sweepers.values() {
+                    if let Some(p) = s.port(key) {
+                        swept_sources += 1;
+                        swept_events += u64::from(p.events);
+                    }
+                }
+                all.retain(|(k, _)| !is_swept(k.0));
+            }
+        }
+        let sources = raw_sources.saturating_sub(swept_sources);
         let mut per_class = [0usize; WITNESS_CAP + 1];
         let mut sightings = Vec::new();
         for (k, n) in &all {
@@ -144,7 +194,7 @@ impl Cell {
         CellSummary {
             proto,
             port,
-            events: self.events,
+            events: self.events.saturating_sub(swept_events),
             sources,
             sensors: self.sensors.distinct(),
             targets: self.targets.distinct(),
@@ -156,9 +206,17 @@ impl Cell {
                 v
             },
             sightings,
+            swept_sources,
+            swept_events,
             exact: self.sources.is_exact() && self.targets.is_exact() && self.sensors.is_exact(),
         }
     }
+}
+
+/// The sweepers of a window, by address hash, for reading its cells out.
+#[derive(Debug, Default)]
+pub struct Swept<'a> {
+    pub sweepers: FxHashMap<u64, &'a Spread>,
 }
 
 /// A source of a cell with its events and the sensors that saw it.
@@ -189,6 +247,11 @@ pub struct CellSummary {
     /// The heaviest sources of each witness count (up to `top_n` of each), most
     /// events first: the candidates for corroborated top sources.
     pub sightings: Vec<Sighting>,
+    /// Sources of the window's sweepers that reached this port: set aside, not in
+    /// `sources`, `top_sources` or `sightings`.
+    pub swept_sources: u64,
+    /// Their events here: not in `events`.
+    pub swept_events: u64,
     /// Whether every distinct count is exact (no sketch involved).
     pub exact: bool,
 }
@@ -211,6 +274,8 @@ pub struct WindowTotals {
 pub struct Window {
     pub cells: FxHashMap<(Protocol, u16), Cell>,
     pub totals: WindowTotals,
+    /// The ports each source reached (`spread`): who is sweeping.
+    pub spreads: Spreads,
 }
 
 impl Window {
@@ -223,10 +288,12 @@ impl Window {
         self.totals.sensors.add_hash(sensor, limit);
         if let Some((proto, port)) = e.scanned_port() {
             self.totals.port_events += n;
+            let h = ip_hash(e.src);
             self.cells
                 .entry((proto, port))
                 .or_default()
-                .add(sensor, e, limit);
+                .add(sensor, e, h, limit);
+            self.spreads.add(h, e.src, port_key(proto, port), sensor, n);
         } else if matches!(e.proto, Protocol::Icmp | Protocol::Icmpv6) {
             self.totals.icmp_events += n;
         }
@@ -241,11 +308,13 @@ impl Window {
         self.totals.all_events += other.totals.all_events;
         self.totals.port_events += other.totals.port_events;
         self.totals.icmp_events += other.totals.icmp_events;
+        self.spreads.merge(&other.spreads);
     }
 
     pub fn heap_bytes(&self) -> usize {
         self.cells.capacity() * std::mem::size_of::<((Protocol, u16), Cell)>()
             + self.cells.values().map(Cell::heap_bytes).sum::<usize>()
+            + self.spreads.heap_bytes()
     }
 }
 
@@ -264,6 +333,120 @@ pub struct ClosedWindow {
     /// True for a window of late events: events that arrived after their window had
     /// closed, aggregated on their own for re-evaluation (see the module docs).
     pub late: bool,
+    /// The window's sweeps, one per campaign (sweepers grouped by network), most
+    /// sources first. Their sources are set aside from `cells`.
+    pub sweeps: Vec<Sweep>,
+}
+
+/// One sweep campaign of a window: the sweepers of one network (`/24` of IPv4,
+/// `/48` of IPv6) together.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sweep {
+    /// The network's first address.
+    pub prefix: IpAddr,
+    pub prefix_len: u8,
+    /// Sweepers in it.
+    pub sources: u64,
+    /// Up to `top_n` of them, most ports first.
+    pub top_sources: Vec<SweepSource>,
+    /// Distinct (protocol, port)s they reached together (at least this many when
+    /// `capped`).
+    pub ports: u64,
+    pub capped: bool,
+    /// Distinct sensors that saw them (a lower bound: see `spread`).
+    pub sensors: u64,
+    pub events: u64,
+    /// Up to `top_n` (protocol, port, sweepers that reached it), most first.
+    pub busiest_ports: Vec<(Protocol, u16, u64)>,
+}
+
+/// One sweeper.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SweepSource {
+    pub ip: IpAddr,
+    /// Its distinct ports, trimmed (what made it a sweeper).
+    pub ports: u64,
+    pub events: u64,
+    pub sensors: u64,
+}
+
+/// The network a sweeper is grouped by: its /24 (IPv4) or /48 (IPv6).
+pub fn campaign_prefix(ip: IpAddr) -> (IpAddr, u8) {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            (IpAddr::V4(std::net::Ipv4Addr::new(o[0], o[1], o[2], 0)), 24)
+        }
+        IpAddr::V6(a) => {
+            let s = a.segments();
+            (
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0)),
+                48,
+            )
+        }
+    }
+}
+
+/// The sweeps of a window from its sweepers (grouped by [`campaign_prefix`]).
+fn sweeps_of(sweepers: &FxHashMap<u64, &Spread>, rule: SweepRule, top_n: usize) -> Vec<Sweep> {
+    let mut groups: BTreeMap<(IpAddr, u8), Vec<&Spread>> = BTreeMap::new();
+    for s in sweepers.values() {
+        groups.entry(campaign_prefix(s.ip)).or_default().push(s);
+    }
+    let mut out: Vec<Sweep> = groups
+        .into_iter()
+        .map(|((prefix, prefix_len), members)| {
+            let mut ports: FxHashMap<u32, u64> = FxHashMap::default();
+            let mut sensors = rustc_hash::FxHashSet::default();
+            let mut top: Vec<SweepSource> = Vec::with_capacity(members.len());
+            for s in &members {
+                for p in s.ports() {
+                    *ports.entry(p.key).or_insert(0) += 1;
+                    sensors.insert(p.sensor);
+                }
+                top.push(SweepSource {
+                    ip: s.ip,
+                    ports: s.trimmed_ports(rule.trim),
+                    events: s.events,
+                    sensors: s.sensors(),
+                });
+            }
+            top.sort_by(|a, b| {
+                b.ports
+                    .cmp(&a.ports)
+                    .then(b.events.cmp(&a.events))
+                    .then(a.ip.cmp(&b.ip))
+            });
+            top.truncate(top_n);
+            let mut busiest: Vec<(u32, u64)> = ports.iter().map(|(k, n)| (*k, *n)).collect();
+            busiest.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            busiest.truncate(top_n);
+            Sweep {
+                prefix,
+                prefix_len,
+                sources: members.len() as u64,
+                top_sources: top,
+                ports: ports.len() as u64,
+                capped: members.iter().any(|s| s.capped),
+                sensors: sensors.len() as u64,
+                events: members.iter().map(|s| s.events).sum(),
+                busiest_ports: busiest
+                    .into_iter()
+                    .map(|(k, n)| {
+                        let (p, port) = port_of(k);
+                        (p, port, n)
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.sources
+            .cmp(&a.sources)
+            .then(b.ports.cmp(&a.ports))
+            .then(a.prefix.cmp(&b.prefix))
+    });
+    out
 }
 
 impl ClosedWindow {
@@ -278,14 +461,26 @@ impl ClosedWindow {
             port_events: self.port_events,
             icmp_events: self.icmp_events,
             late: self.late,
+            sweeps: self.sweeps.clone(),
         }
     }
 
-    pub fn from_window(start: Timestamp, window_ms: i64, w: &Window, top_n: usize) -> ClosedWindow {
+    /// The read-out of a window: its sweepers under `rule` set aside as sweeps,
+    /// every cell without them.
+    pub fn from_window(
+        start: Timestamp,
+        window_ms: i64,
+        w: &Window,
+        top_n: usize,
+        rule: SweepRule,
+    ) -> ClosedWindow {
+        let swept = Swept {
+            sweepers: w.spreads.sweepers(rule),
+        };
         let mut cells: Vec<CellSummary> = w
             .cells
             .iter()
-            .map(|((p, port), c)| c.summary(*p, *port, top_n))
+            .map(|((p, port), c)| c.summary_without(*p, *port, top_n, &swept))
             .collect();
         cells.sort_by_key(|c| (c.proto, c.port));
         ClosedWindow {
@@ -297,6 +492,7 @@ impl ClosedWindow {
             port_events: w.totals.port_events,
             icmp_events: w.totals.icmp_events,
             late: false,
+            sweeps: sweeps_of(&swept.sweepers, rule, top_n),
         }
     }
 }
@@ -371,6 +567,7 @@ impl Aggregator {
                 self.cfg.window_ms,
                 &w,
                 self.top_n,
+                self.cfg.sweep,
             ));
         }
         self.closed_before = Some(self.closed_before.map_or(cb, |old| old.max(cb)));
@@ -482,8 +679,13 @@ impl Aggregator {
         due.into_iter()
             .filter_map(|ws| {
                 let (w, _) = self.late_open.remove(&ws)?;
-                let mut c =
-                    ClosedWindow::from_window(Timestamp(ws), self.cfg.window_ms, &w, self.top_n);
+                let mut c = ClosedWindow::from_window(
+                    Timestamp(ws),
+                    self.cfg.window_ms,
+                    &w,
+                    self.top_n,
+                    self.cfg.sweep,
+                );
                 c.late = true;
                 Some(c)
             })
@@ -496,7 +698,13 @@ impl Aggregator {
         let out: Vec<ClosedWindow> = open
             .into_iter()
             .map(|(ws, w)| {
-                ClosedWindow::from_window(Timestamp(ws), self.cfg.window_ms, &w, self.top_n)
+                ClosedWindow::from_window(
+                    Timestamp(ws),
+                    self.cfg.window_ms,
+                    &w,
+                    self.top_n,
+                    self.cfg.sweep,
+                )
             })
             .collect();
         if let Some(last) = out.last() {

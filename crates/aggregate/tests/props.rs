@@ -34,7 +34,8 @@ fn syn(t: i64, src: u32, dst: u32, port: u16, count: u32) -> Event {
 fn cell_of(events: &[(u64, u32, u32, u32)], limit: usize) -> Cell {
     let mut c = Cell::default();
     for &(sensor, src, dst, count) in events {
-        c.add(sensor, &syn(0, src, dst, 1025, count), limit);
+        let e = syn(0, src, dst, 1025, count);
+        c.add(sensor, &e, scanwatch_aggregate::ip_hash(e.src), limit);
     }
     c
 }
@@ -305,4 +306,122 @@ proptest! {
             prop_assert!(rel_err(whole.distinct(), truth) <= 0.03);
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Sweeps do not depend on delivery: the events of a window cut into parts,
+    /// each part through the codec, merged in any order, give the sweeps and the
+    /// cells (sweepers set aside) of the one-pass window. Includes a source past
+    /// the spread cap, so the bottom-k rule is exercised across parts.
+    #[test]
+    fn sweeps_are_the_same_whatever_the_delivery(
+        probes in prop::collection::vec((0u64..6, 0u32..12, 0u16..40, 1u32..3), 0..400),
+        vertical in any::<bool>(),
+        parts in 1usize..6,
+        order in any::<u64>(),
+    ) {
+        let w = 3_600_000;
+        let mut events: Vec<(u64, Event)> = probes.iter().enumerate()
+            // Sources 0..12 of one /24 (so they form one campaign), ports 1..40.
+            .map(|(i, &(s, src, port, c))| (s, syn(i as i64 * 100, 0xcb00_7100 + src, 7, 1 + port, c)))
+            .collect();
+        if vertical {
+            events.extend((0..(scanwatch_aggregate::SPREAD_CAP as u32 + 300)).map(|p| {
+                (u64::from(p % 3), syn(i64::from(p) * 10, 0x0a00_0001, 7, (p * 13 % 65_000 + 1) as u16, 1))
+            }));
+        }
+        let mut cfg = AggregateConfig::new(w);
+        cfg.sweep = scanwatch_aggregate::SweepRule { min_ports: 6, trim: 1 };
+        let mut one = Aggregator::new(cfg, 10);
+        for (s, e) in &events {
+            one.add(*s, e);
+        }
+        let mut chunks: Vec<Window> = Vec::new();
+        for k in 0..parts {
+            let mut a = Aggregator::new(cfg, 10);
+            for (s, e) in events.iter().skip(k).step_by(parts) {
+                a.add(*s, e);
+            }
+            let part = a.open_windows().get(&0).cloned().unwrap_or_default();
+            chunks.push(decode_window(&encode_window(&part)).unwrap());
+        }
+        // A delivery order from the seed.
+        let mut idx: Vec<usize> = (0..chunks.len()).collect();
+        let mut x = order | 1;
+        for i in (1..idx.len()).rev() {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            idx.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        let mut merged = Aggregator::new(cfg, 10);
+        let max_time = events.iter().map(|(_, e)| e.time.0).max().unwrap_or(0);
+        for i in idx {
+            merged.merge_window(0, &chunks[i], max_time);
+        }
+        let (mut got, mut want) = (merged.finish(), one.finish());
+        // Which sources a sketched cell's frequent-items sketch names depends on
+        // order (within its bound, checked elsewhere): not compared here.
+        for w in got.iter_mut().chain(want.iter_mut()) {
+            for c in w.cells.iter_mut().filter(|c| !c.exact) {
+                c.top_sources.clear();
+                c.sightings.clear();
+            }
+        }
+        prop_assert_eq!(&got, &want);
+        if vertical {
+            let v = &want[0].sweeps.iter().find(|s| s.prefix_len == 24 && s.prefix == ip(0x0a00_0000)).unwrap();
+            prop_assert!(v.capped);
+            prop_assert_eq!(v.ports, scanwatch_aggregate::SPREAD_CAP as u64);
+        }
+    }
+}
+
+/// A sweeper is set aside from every cell it reached: its sources and events are
+/// out of the counts and the names, and reported as swept.
+#[test]
+fn sweepers_are_set_aside_from_the_cells() {
+    let mut cfg = AggregateConfig::new(3_600_000);
+    cfg.sweep = scanwatch_aggregate::SweepRule {
+        min_ports: 10,
+        trim: 1,
+    };
+    let mut a = Aggregator::new(cfg, 10);
+    // A sweeper probing ports 1..=20, each on two sensors.
+    for p in 1..=20u16 {
+        a.add(1, &syn(1000, 99, 7, p, 1));
+        a.add(2, &syn(1000, 99, 8, p, 1));
+    }
+    // Five ordinary sources on port 5.
+    for s in 0..5 {
+        a.add(3, &syn(2000, 200 + s, 7, 5, 2));
+    }
+    // One sensor claims the ordinary source 200 probed 50 more ports: it is not
+    // made a sweeper by one sensor.
+    for p in 100..150u16 {
+        a.add(4, &syn(3000, 200, 7, p, 1));
+    }
+    let w = a.finish().remove(0);
+    assert_eq!(w.sweeps.len(), 1);
+    assert_eq!(w.sweeps[0].sources, 1);
+    assert_eq!(w.sweeps[0].top_sources[0].ip, ip(99));
+    assert_eq!(w.sweeps[0].ports, 20);
+    let c5 = w.cells.iter().find(|c| c.port == 5).unwrap();
+    assert_eq!((c5.sources, c5.events), (5, 10));
+    assert_eq!((c5.swept_sources, c5.swept_events), (1, 2));
+    assert!(c5.top_sources.iter().all(|(s, _)| *s != ip(99)));
+    let c1 = w.cells.iter().find(|c| c.port == 1).unwrap();
+    assert_eq!((c1.sources, c1.events, c1.swept_sources), (0, 0, 1));
+    // With the rule off nothing is set aside.
+    cfg.sweep = scanwatch_aggregate::SweepRule::off();
+    let mut b = Aggregator::new(cfg, 10);
+    for p in 1..=20u16 {
+        b.add(1, &syn(1000, 99, 7, p, 1));
+    }
+    let w = b.finish().remove(0);
+    assert!(w.sweeps.is_empty());
+    assert!(w
+        .cells
+        .iter()
+        .all(|c| c.sources == 1 && c.swept_sources == 0));
 }

@@ -69,12 +69,84 @@ pub struct TrendJson {
     pub windows: usize,
 }
 
+/// One sweeper of a sweep warning.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct SweepSourceJson {
+    pub ip: IpAddr,
+    /// Its distinct ports in the window, without those only one sensor reported
+    /// beyond its peers (docs/detection.md, "Sweeps").
+    pub ports: u64,
+    pub events: u64,
+    /// Sensors that saw it (at least this many).
+    pub sensors: u64,
+}
+
+/// A port a sweep reached, with how many of its sources reached it.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct SweepPortJson {
+    pub protocol: String,
+    pub port: u16,
+    pub sources: u64,
+}
+
+/// The campaign of a sweep warning.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct SweepJson {
+    /// The network its sources share, e.g. `203.0.113.0/24`.
+    pub prefix: String,
+    pub sources: u64,
+    /// Distinct (protocol, port)s its sources reached in the window.
+    pub ports: u64,
+    /// True when a source reached more ports than are kept (`ports` is a lower
+    /// bound).
+    pub ports_capped: bool,
+    pub sensors: u64,
+    pub events: u64,
+    /// Its sources, most ports first (up to 10).
+    pub top_sources: Vec<SweepSourceJson>,
+    /// The ports most of its sources reached (up to 10).
+    pub busiest_ports: Vec<SweepPortJson>,
+}
+
+impl From<&scanwatch_aggregate::Sweep> for SweepJson {
+    fn from(s: &scanwatch_aggregate::Sweep) -> Self {
+        SweepJson {
+            prefix: format!("{}/{}", s.prefix, s.prefix_len),
+            sources: s.sources,
+            ports: s.ports,
+            ports_capped: s.capped,
+            sensors: s.sensors,
+            events: s.events,
+            top_sources: s
+                .top_sources
+                .iter()
+                .map(|t| SweepSourceJson {
+                    ip: t.ip,
+                    ports: t.ports,
+                    events: t.events,
+                    sensors: t.sensors,
+                })
+                .collect(),
+            busiest_ports: s
+                .busiest_ports
+                .iter()
+                .map(|(p, port, n)| SweepPortJson {
+                    protocol: p.name().into_owned(),
+                    port: *port,
+                    sources: *n,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// One `"type":"alert"` line.
 #[derive(Debug, Serialize, PartialEq)]
 pub struct AlertJson {
     #[serde(rename = "type")]
     pub kind: &'static str,
-    /// `surge` (one window far above baseline) or `trend` (a sustained rise).
+    /// `surge` (one window far above baseline), `trend` (a sustained rise) or
+    /// `sweep` (sources of one network probing many ports: see `sweep`).
     pub alert_kind: &'static str,
     pub protocol: String,
     pub port: u16,
@@ -121,6 +193,10 @@ pub struct AlertJson {
     pub top_sensors: Vec<SensorCountJson>,
     /// Set for trend warnings, `null` for surges.
     pub trend: Option<TrendJson>,
+    /// Set for sweep warnings (absent otherwise): the campaign. `protocol`/`port`
+    /// are then its busiest port and the counts are the campaign's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepJson>,
     /// The numbers in one sentence.
     pub headline: String,
     /// The full narrative: the numbers, what the port is, the assessment, what to
@@ -223,7 +299,11 @@ pub fn alert_json(
     ctx: &ContextData,
     sensor_name: &dyn Fn(scanwatch_aggregate::SensorKey) -> String,
 ) -> AlertJson {
-    let c = ctx.enrich(a.proto, a.port, a.episode_start, a.window_end);
+    let c = if a.sweep.is_some() {
+        ctx.enrich_sweep(a.proto, a.port)
+    } else {
+        ctx.enrich(a.proto, a.port, a.episode_start, a.window_end)
+    };
     let headline = crate::summary(a);
     let summary = narrative(&headline, &c);
     let m = &c.assessment.mitigation;
@@ -306,6 +386,7 @@ pub fn alert_json(
             before_sources: r3(t.before_sources),
             windows: t.span_windows,
         }),
+        sweep: a.sweep.as_ref().map(SweepJson::from),
         headline,
         summary,
         confidence: c.assessment.confidence.name(),
@@ -424,6 +505,13 @@ pub struct WindowJson {
     /// Whether the distinct counts are exact (false: HyperLogLog estimates).
     pub exact: bool,
     pub top_sources: Vec<SourceJson>,
+    /// Sources of the window's sweeps that reached the port: set aside, not in
+    /// `sources` (absent when none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub swept_sources: u64,
+    /// Their events here, not in `events`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub swept_events: u64,
 }
 
 pub fn window_json(start: Timestamp, end: Timestamp, c: &CellSummary) -> WindowJson {
@@ -439,6 +527,8 @@ pub fn window_json(start: Timestamp, end: Timestamp, c: &CellSummary) -> WindowJ
         targets: c.targets,
         exact: c.exact,
         top_sources: sources(&c.top_sources),
+        swept_sources: c.swept_sources,
+        swept_events: c.swept_events,
     }
 }
 

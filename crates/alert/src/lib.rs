@@ -69,6 +69,21 @@ pub fn times(x: f64) -> String {
 /// The one-sentence explanation of a warning, with its numbers.
 pub fn summary(a: &Alert) -> String {
     let proto = a.proto.name().to_uppercase();
+    if let Some(sw) = &a.sweep {
+        return format!(
+            "sweep from {}/{}: {} source{} probed {}{} ports (busiest {proto}/{}) across {} of {} sensors in {}; set aside from every port's counts",
+            sw.prefix,
+            sw.prefix_len,
+            thousands(sw.sources),
+            if sw.sources == 1 { "" } else { "s" },
+            if sw.capped { "at least " } else { "" },
+            thousands(sw.ports),
+            a.port,
+            thousands(sw.sensors),
+            thousands(a.active_sensors),
+            window_span(a.window_start, a.window_end),
+        );
+    }
     if let Some(t) = &a.trend {
         return format!(
             "{proto}/{}: rising for {} windows: median {} sources per window (before: {}), {} now; {} sources and {} events across {} of {} sensors in {}",

@@ -135,7 +135,7 @@ pub fn render_report_with(
     }
     // Surges: consecutive warning windows of one port.
     let mut surges: BTreeMap<(i64, scanwatch_event::Protocol, u16), Vec<&Alert>> = BTreeMap::new();
-    for a in &r.alerts {
+    for a in r.alerts.iter().filter(|a| a.sweep.is_none()) {
         surges
             .entry((a.episode_start.0, a.proto, a.port))
             .or_default()
@@ -207,6 +207,7 @@ pub fn render_report_with(
             context_block(&mut out, &c);
         }
     }
+    sweep_block(&mut out, &r.alerts);
     let mut all: Vec<&Alert> = r.alerts.iter().collect();
     all.sort_by(|a, b| by_severity(a, b));
     let _ = writeln!(out, "\nAll warnings ({}), most severe first", all.len());
@@ -220,6 +221,50 @@ pub fn render_report_with(
         );
     }
     out
+}
+
+/// The sweeps: one line per campaign (its consecutive windows together).
+fn sweep_block(out: &mut String, alerts: &[Alert]) {
+    let mut campaigns: BTreeMap<(i64, std::net::IpAddr, u8), Vec<&Alert>> = BTreeMap::new();
+    for a in alerts {
+        if let Some(sw) = &a.sweep {
+            campaigns
+                .entry((a.episode_start.0, sw.prefix, sw.prefix_len))
+                .or_default()
+                .push(a);
+        }
+    }
+    if campaigns.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nSweeps ({}): sources probing many ports, kept out of the port counts",
+        campaigns.len()
+    );
+    for all in campaigns.values() {
+        let peak = all
+            .iter()
+            .max_by_key(|a| a.sweep.as_ref().map_or(0, |s| s.ports))
+            .unwrap_or(&all[0]);
+        let _ = writeln!(
+            out,
+            "  [{}] {}; {} window{}",
+            peak.severity.name().to_uppercase(),
+            summary(peak),
+            all.len(),
+            if all.len() == 1 { "" } else { "s" }
+        );
+        if let Some(sw) = &peak.sweep {
+            let tops: Vec<String> = sw
+                .top_sources
+                .iter()
+                .take(5)
+                .map(|s| format!("{} ({} ports)", s.ip, thousands(s.ports)))
+                .collect();
+            let _ = writeln!(out, "    sources: {}", tops.join(", "));
+        }
+    }
 }
 
 /// The context lines of one surge, indented under it.

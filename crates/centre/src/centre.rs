@@ -530,7 +530,7 @@ impl Centre {
             Ok((
                 AlertRow {
                     id: 0,
-                    kind: a.kind.name().to_string(),
+                    kind: a.subject(),
                     proto: a.proto.number(),
                     port: a.port,
                     window_start: a.window_start,

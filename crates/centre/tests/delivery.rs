@@ -98,6 +98,18 @@ fn logs(seed: u64) -> Vec<Vec<Event>> {
                         ev.push(syn(at(&mut r), src, s as u8 + 1, 1025));
                     }
                 }
+                if w == SURGE {
+                    // A sweep in the surge's first window: three addresses of one
+                    // network probe 160 ports (and tcp/1025), each port on one
+                    // sensor. One sweep warning; not counted on any port.
+                    for i in 0..3u8 {
+                        let src = IpAddr::V4(Ipv4Addr::new(45, 33, 7, 10 + i));
+                        ev.push(syn(at(&mut r), src, s as u8 + 1, 1025));
+                        for p in (2000..2160u16).filter(|p| usize::from(*p) % SENSORS == s) {
+                            ev.push(syn(at(&mut r), src, s as u8 + 1, p));
+                        }
+                    }
+                }
             }
             ev.sort_by_key(|e| e.time);
             ev
@@ -283,8 +295,17 @@ fn deliver(logs: &[Vec<Event>], steps: &[(u8, u8, u8)]) -> (Windows, Vec<serde_j
         .map(|r| serde_json::from_str::<serde_json::Value>(&r.json).unwrap())
         .filter(|v| v.get("withdrawn").is_none())
         .collect();
-    alerts.sort_by_key(|v| (v["window_start"].to_string(), v["port"].to_string()));
+    alerts.sort_by_key(sort_key);
     (windows, alerts, Did { restarts, revised })
+}
+
+/// The order warnings are compared in: window, port, kind.
+fn sort_key(v: &serde_json::Value) -> (String, String, String) {
+    (
+        v["window_start"].to_string(),
+        v["port"].to_string(),
+        v["alert_kind"].to_string(),
+    )
 }
 
 fn check(seed: u64, steps: &[(u8, u8, u8)]) -> Did {
@@ -296,10 +317,15 @@ fn check(seed: u64, steps: &[(u8, u8, u8)]) -> Did {
                 && a["window_start"] == Timestamp(T0 + SURGE * W).to_rfc3339()),
         "the case has its surge warning in the first surge window: {ta:#?}"
     );
+    assert_eq!(
+        ta.iter().filter(|a| a["alert_kind"] == "sweep").count(),
+        1,
+        "the case has one sweep warning: {ta:#?}"
+    );
     let (cw, ca, did) = deliver(&logs, steps);
     assert_eq!(cw, tw, "stored windows differ from analyze on the union");
     let mut ta: Vec<_> = ta.into_iter().map(comparable).collect();
-    ta.sort_by_key(|v| (v["window_start"].to_string(), v["port"].to_string()));
+    ta.sort_by_key(sort_key);
     let ca: Vec<_> = ca.into_iter().map(comparable).collect();
     if ca != ta {
         panic!(
@@ -312,8 +338,12 @@ fn check(seed: u64, steps: &[(u8, u8, u8)]) -> Did {
 
 /// The differing fields of two lists of warnings, one line each.
 fn diff(centre: &[serde_json::Value], truth: &[serde_json::Value]) -> String {
-    let key =
-        |v: &serde_json::Value| format!("{} {}/{}", v["window_start"], v["protocol"], v["port"]);
+    let key = |v: &serde_json::Value| {
+        format!(
+            "{} {}/{} {}",
+            v["window_start"], v["protocol"], v["port"], v["alert_kind"]
+        )
+    };
     let mut out = String::new();
     for c in centre {
         match truth.iter().find(|t| key(t) == key(c)) {

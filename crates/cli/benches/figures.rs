@@ -62,6 +62,7 @@ fn main() {
             min_sensors: 3,
             trim_sensors: 1,
             blocklist_min_sensors: 2,
+            sweep_ports: scanwatch_aggregate::SweepRule::DEFAULT_MIN_PORTS,
         },
         sensor_id: scanwatch::input::SensorId::Host,
         year: Some(2026),

@@ -86,6 +86,11 @@ pub struct DetectionArgs {
     /// sources and the blocklist (1-4).
     #[arg(long, default_value_t = 2)]
     pub blocklist_min_sensors: usize,
+    /// Distinct ports a source must reach in one window to be a sweeper: set
+    /// aside from every port's counts and reported as one sweep per network
+    /// (docs/detection.md, "Sweeps"); 0 turns it off.
+    #[arg(long, default_value_t = scanwatch_aggregate::SweepRule::DEFAULT_MIN_PORTS)]
+    pub sweep_ports: u32,
 }
 
 impl DetectionArgs {
@@ -118,6 +123,13 @@ impl DetectionArgs {
         }
         cfg.detect.trim_sensors = self.trim_sensors;
         cfg.detect.blocklist_min_sensors = self.blocklist_min_sensors;
+        if self.sweep_ports == 1 {
+            bail!("sweep_ports must be 0 (off) or at least 2, not 1");
+        }
+        cfg.aggregate.sweep = scanwatch_aggregate::SweepRule {
+            min_ports: self.sweep_ports,
+            trim: self.trim_sensors,
+        };
         Ok(cfg)
     }
 

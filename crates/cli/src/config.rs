@@ -273,6 +273,8 @@ pub struct DetectionSection {
     pub trim_sensors: usize,
     pub blocklist_min_sensors: usize,
     pub confirm_min_sensors: usize,
+    /// Distinct ports that make a source a sweeper in one window (0: off).
+    pub sweep_ports: u32,
 }
 
 impl Default for DetectionSection {
@@ -287,6 +289,7 @@ impl Default for DetectionSection {
             trim_sensors: 1,
             blocklist_min_sensors: 2,
             confirm_min_sensors: 2,
+            sweep_ports: scanwatch_aggregate::SweepRule::DEFAULT_MIN_PORTS,
         }
     }
 }
@@ -447,6 +450,7 @@ impl ServerConfig {
             min_sensors: d.min_sensors,
             trim_sensors: d.trim_sensors,
             blocklist_min_sensors: d.blocklist_min_sensors,
+            sweep_ports: d.sweep_ports,
         }
     }
 

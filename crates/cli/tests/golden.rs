@@ -151,6 +151,89 @@ fn slow_ramp_is_caught_by_the_trend_test() {
     );
 }
 
+/// Runs a case with extra arguments (no golden file): for the checks that a rule
+/// is what makes the difference.
+fn run_with(case: &str, extra: &[&str]) -> Vec<Value> {
+    let args = std::fs::read_to_string(root().join(case).join("args")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_scanwatch"))
+        .arg("analyze")
+        .args(args.split_whitespace())
+        .args(extra)
+        .arg("--json")
+        .args(inputs(case))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{case}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    alerts(&String::from_utf8(out.stdout).unwrap())
+}
+
+#[test]
+fn a_sweep_is_one_story_not_a_warning_per_port() {
+    // 32 addresses of 203.0.113.64/26 probe TCP ports 1-2000 once each (a random
+    // sensor per probe) in the hour from 2026-11-19T10:00Z.
+    let a = check_golden("research-sweep");
+    assert_eq!(a.len(), 1, "one sweep warning and nothing else: {a:?}");
+    let w = &a[0];
+    assert_eq!(w["alert_kind"], "sweep");
+    assert_eq!(w["window_start"], "2026-11-19T10:00:00Z");
+    assert_eq!(w["sweep"]["prefix"], "203.0.113.0/24");
+    assert_eq!(w["sweep"]["sources"], 32);
+    assert_eq!(w["sweep"]["ports"], 2000);
+    assert!(w["severity"] == "low" || w["severity"] == "info", "{w}");
+    assert_eq!(w["advisories"].as_array().unwrap().len(), 0);
+    // The rule is what makes the difference: without it every port warns.
+    let off = run_with("research-sweep", &["--sweep-ports", "0"]);
+    assert!(off.len() >= 1900, "{} warnings without sweeps", off.len());
+    assert!(off.iter().all(|x| x["alert_kind"] == "surge"));
+}
+
+#[test]
+fn a_surge_during_a_sweep_still_warns_in_its_first_window() {
+    // The seed case's TCP/1025 surge begins in the hour of the same sweep, which
+    // probes TCP/1025 too.
+    let a = check_golden("surge-during-sweep");
+    assert_eq!(
+        first_alert_window(&a, "tcp", 1025).as_deref(),
+        Some("2026-11-19T10:00:00Z")
+    );
+    let sweeps: Vec<&Value> = a.iter().filter(|x| x["alert_kind"] == "sweep").collect();
+    assert_eq!(sweeps.len(), 1, "{sweeps:?}");
+    assert!(
+        a.iter()
+            .filter(|x| x["alert_kind"] != "sweep")
+            .all(|x| x["port"] == 1025),
+        "only TCP/1025 may surge"
+    );
+    // The sweepers are not counted as the surge's sources, nor named in it.
+    let onset = a
+        .iter()
+        .find(|x| x["alert_kind"] == "surge" && x["window_start"] == "2026-11-19T10:00:00Z")
+        .unwrap();
+    for s in onset["top_sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(onset["uncorroborated_sources"].as_array().unwrap())
+    {
+        assert!(!s["ip"].as_str().unwrap().starts_with("203.0.113."), "{s}");
+    }
+    let with = onset["sources"].as_u64().unwrap();
+    let off = run_with("surge-during-sweep", &["--sweep-ports", "0"]);
+    let raw = off
+        .iter()
+        .find(|x| x["port"] == 1025 && x["window_start"] == "2026-11-19T10:00:00Z")
+        .unwrap();
+    assert_eq!(
+        raw["sources"].as_u64().unwrap(),
+        with + 32,
+        "the 32 sweepers set aside"
+    );
+}
+
 #[test]
 fn same_input_same_bytes_whatever_the_file_order() {
     let mut files = inputs("seed-surge");
@@ -173,6 +256,7 @@ fn one_thread_or_several_give_the_same_bytes() {
         "silent-port-wakes",
         "slow-ramp",
         "tiny-numbers",
+        "surge-during-sweep",
     ];
     let analyze = |case: Option<&str>, files: &[PathBuf], threads: &str| {
         let args = case.map_or(String::new(), |c| {

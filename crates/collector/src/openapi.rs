@@ -224,7 +224,9 @@ pub struct AlertSchema {
     #[serde(rename = "type")]
     #[schema(example = "alert")]
     pub kind: String,
-    /// `surge` (one window far above baseline) or `trend` (a sustained rise).
+    /// `surge` (one window far above baseline), `trend` (a sustained rise) or
+    /// `sweep` (sources of one network probing many ports; the object then has a
+    /// `sweep` member with the campaign, docs/detection.md).
     pub alert_kind: String,
     /// `tcp` or `udp`.
     pub protocol: String,

@@ -22,6 +22,33 @@ pub struct ContextData {
 }
 
 impl ContextData {
+    /// The context of a sweep warning: what its busiest port is, and no
+    /// explanation, mitigation or exposure by port: a sweep probes every port, so
+    /// no advisory of one port explains it, and what to block is its sources (the
+    /// warning's corroborated top sources, which the blocklist takes).
+    pub fn enrich_sweep(&self, proto: Protocol, port: u16) -> AlertContext {
+        AlertContext {
+            port: self.ports.info(proto, port).map(|f| PortNote {
+                name: f.name.to_string(),
+                note: f.note.to_string(),
+                source: f.source.to_string(),
+            }),
+            assessment: Assessment {
+                confidence: explain::Confidence::Suspected,
+                verified: false,
+                statement: "a sweep (not verified): sources probing many ports each, \
+                            not a rise of one port; no advisory of one port explains it, \
+                            and its sources seen by several sensors go to the blocklist"
+                    .to_string(),
+                candidates: Vec::new(),
+                ids_alerts_on_port: 0,
+                mitigation: explain::Mitigation::default(),
+            },
+            exposed: Vec::new(),
+            exposed_total: 0,
+        }
+    }
+
     /// Built-in port knowledge only: no advisories, IDS alerts or assets.
     pub fn builtin() -> ContextData {
         ContextData {

@@ -36,7 +36,7 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
-use scanwatch_aggregate::{CellSummary, ClosedWindow, SensorKey};
+use scanwatch_aggregate::{CellSummary, ClosedWindow, SensorKey, Sweep};
 use scanwatch_event::{Protocol, Timestamp};
 
 pub use stats::SortedWindow;
@@ -225,6 +225,10 @@ pub enum AlertKind {
     /// A sustained rise: the last day's median far above the history before it,
     /// though no single window stands out (a slow ramp).
     Trend,
+    /// Sources of one network probing many ports each (a sweep), seen across the
+    /// network: one warning per campaign, its sources kept out of every port's
+    /// counts (docs/detection.md, "Sweeps").
+    Sweep,
 }
 
 impl AlertKind {
@@ -232,6 +236,7 @@ impl AlertKind {
         match self {
             AlertKind::Surge => "surge",
             AlertKind::Trend => "trend",
+            AlertKind::Sweep => "sweep",
         }
     }
 }
@@ -299,9 +304,34 @@ pub struct Alert {
     /// centre had already closed windows past this one's end when the late events
     /// raised it (docs/time.md).
     pub late_by_ms: Option<i64>,
+    /// Set for sweep warnings: the campaign. `proto`/`port` are then its busiest
+    /// port, and the counts are the campaign's (no baseline: a sweep is not a
+    /// rise of one port).
+    pub sweep: Option<Sweep>,
 }
 
 impl Alert {
+    /// What the warning is about within its window, as the store keys it beside
+    /// the protocol and port: the kind's name, and for a sweep its network too
+    /// (`sweep 203.0.113.0/24`), so two campaigns of one window stay apart.
+    pub fn subject(&self) -> String {
+        match &self.sweep {
+            Some(sw) => format!("sweep {}/{}", sw.prefix, sw.prefix_len),
+            None => self.kind.name().to_string(),
+        }
+    }
+
+    /// Whether `self` and `o` are the same warning of a window (the same port and
+    /// kind, or the same sweep campaign).
+    pub fn same_subject(&self, o: &Alert) -> bool {
+        self.kind == o.kind
+            && match (&self.sweep, &o.sweep) {
+                (Some(a), Some(b)) => (a.prefix, a.prefix_len) == (b.prefix, b.prefix_len),
+                (None, None) => self.proto == o.proto && self.port == o.port,
+                _ => false,
+            }
+    }
+
     /// "47×": trimmed sources over their baseline (baseline floored at 1).
     pub fn times_normal(&self) -> f64 {
         self.trimmed.sources as f64 / self.baseline.sources.median.max(1.0)
@@ -376,6 +406,8 @@ struct WindowMemo {
     end: Timestamp,
     active_sensors: u64,
     candidates: Vec<CellSummary>,
+    /// The window's sweeps (scored again with the window).
+    sweeps: Vec<Sweep>,
     alerts: Vec<Alert>,
     /// How often the window was revised.
     revision: u32,
@@ -412,6 +444,9 @@ pub struct Detector {
     memos: std::collections::BTreeMap<i64, WindowMemo>,
     /// Sensors the operator marked trusted: one of them corroborates a source.
     trusted: rustc_hash::FxHashSet<SensorKey>,
+    /// Per sweep campaign (network, prefix length): (window start, episode start)
+    /// of its last warning.
+    sweeps: FxHashMap<(IpAddr, u8), (i64, i64)>,
 }
 
 fn rise(x: f64, base: f64, k: f64) -> f64 {
@@ -427,6 +462,7 @@ impl Detector {
             last_window: None,
             memos: std::collections::BTreeMap::new(),
             trusted: rustc_hash::FxHashSet::default(),
+            sweeps: FxHashMap::default(),
         }
     }
 
@@ -493,6 +529,7 @@ impl Detector {
                 alerts.push(a);
             }
         }
+        alerts.extend(self.sweep_alerts(w));
         let keep_from = ws - self.keep_ms();
         for c in &w.cells {
             let h = self.ports.entry((c.proto, c.port)).or_default();
@@ -519,6 +556,7 @@ impl Detector {
                     .filter(|c| passes_cheap_gates(&cfg, c))
                     .cloned()
                     .collect(),
+                sweeps: w.sweeps.clone(),
                 alerts,
                 revision,
             },
@@ -581,12 +619,21 @@ impl Detector {
             h.last_alert = None;
             h.last_trend = None;
         }
+        self.sweeps.clear();
         for m in self.memos.range(..ws).map(|(_, m)| m) {
             for a in &m.alerts {
+                if let Some(sw) = &a.sweep {
+                    self.sweeps.insert(
+                        (sw.prefix, sw.prefix_len),
+                        (a.window_start.0, a.episode_start.0),
+                    );
+                    continue;
+                }
                 let h = self.ports.entry((a.proto, a.port)).or_default();
                 let slot = match a.kind {
                     AlertKind::Surge => &mut h.last_alert,
                     AlertKind::Trend => &mut h.last_trend,
+                    AlertKind::Sweep => continue,
                 };
                 *slot = Some((a.window_start.0, a.episode_start.0));
             }
@@ -612,32 +659,30 @@ impl Detector {
                 port_events: 0,
                 icmp_events: 0,
                 late: false,
+                sweeps: m.sweeps.clone(),
             };
             let candidates = m.candidates.clone();
             let m_revision = m.revision;
             let before = m.alerts.clone();
             let mut now = Vec::new();
-            for c in &candidates {
-                if let Some(mut a) = self.evaluate(&head, c, true) {
-                    a.revision = m_revision;
-                    match before
-                        .iter()
-                        .find(|b| b.kind == a.kind && b.proto == a.proto && b.port == a.port)
-                    {
-                        Some(b) => (a.late, a.late_by_ms) = (b.late, b.late_by_ms),
-                        None => {
-                            a.late = true;
-                            a.late_by_ms = closed_before.map(|cb| (cb - a.window_end.0).max(0));
-                        }
+            let mut scored: Vec<Alert> = candidates
+                .iter()
+                .filter_map(|c| self.evaluate(&head, c, true))
+                .collect();
+            scored.extend(self.sweep_alerts(&head));
+            for mut a in scored {
+                a.revision = m_revision;
+                match before.iter().find(|b| b.same_subject(&a)) {
+                    Some(b) => (a.late, a.late_by_ms) = (b.late, b.late_by_ms),
+                    None => {
+                        a.late = true;
+                        a.late_by_ms = closed_before.map(|cb| (cb - a.window_end.0).max(0));
                     }
-                    now.push(a);
                 }
+                now.push(a);
             }
             for b in &before {
-                if !now
-                    .iter()
-                    .any(|a| a.kind == b.kind && a.proto == b.proto && a.port == b.port)
-                {
+                if !now.iter().any(|a| a.same_subject(b)) {
                     out.withdrawn.push(b.clone());
                 }
             }
@@ -742,7 +787,7 @@ impl Detector {
         let h = self.ports.entry((c.proto, c.port)).or_default();
         // A surge (or trend) continues while warnings are at most one window apart.
         let slot = match kind {
-            AlertKind::Surge => &mut h.last_alert,
+            AlertKind::Surge | AlertKind::Sweep => &mut h.last_alert,
             AlertKind::Trend => &mut h.last_trend,
         };
         let (episode_start, is_update) = match *slot {
@@ -787,7 +832,93 @@ impl Detector {
             late: false,
             revision: 0,
             late_by_ms: None,
+            sweep: None,
         })
+    }
+
+    /// The sweep warnings of a window: one per campaign seen by at least
+    /// `min_sensors` sensors besides the trimmed ones (a sweep one or two sensors
+    /// saw is every sensor's daily noise). A campaign continues (an update) while
+    /// its warnings are at most one window apart. The score is the campaign's
+    /// size, `log2(1 + sweepers)`, times the breadth factor, and stays below 2.5,
+    /// so a sweep is `info` or `low`: worth one line, never a page.
+    fn sweep_alerts(&mut self, w: &ClosedWindow) -> Vec<Alert> {
+        let cfg = self.cfg;
+        let ws = w.start.0;
+        let mut out = Vec::new();
+        for sw in &w.sweeps {
+            if sw.sensors < cfg.min_sensors + cfg.trim_sensors as u64 {
+                continue;
+            }
+            let breadth = (sw.sensors as f64 / w.active_sensors.max(1) as f64).min(1.0);
+            let score = ((1.0 + sw.sources as f64).log2() * (0.5 + 0.5 * breadth)).min(2.49);
+            let slot = self
+                .sweeps
+                .entry((sw.prefix, sw.prefix_len))
+                .or_insert((i64::MIN, ws));
+            let (episode_start, is_update) =
+                if slot.0 != i64::MIN && ws - slot.0 <= 2 * cfg.window_ms {
+                    (slot.1, true)
+                } else {
+                    (ws, false)
+                };
+            *slot = (ws, episode_start);
+            let (mut top, mut other) = (Vec::new(), Vec::new());
+            for s in &sw.top_sources {
+                let list = if s.sensors >= cfg.blocklist_min_sensors as u64 {
+                    &mut top
+                } else {
+                    &mut other
+                };
+                list.push((s.ip, s.events));
+            }
+            let (proto, port) = sw
+                .busiest_ports
+                .first()
+                .map_or((Protocol::Tcp, 0), |b| (b.0, b.1));
+            let counts = Trimmed {
+                events: sw.events,
+                sources: sw.sources,
+                sensors: sw.sensors,
+            };
+            out.push(Alert {
+                kind: AlertKind::Sweep,
+                trend: None,
+                proto,
+                port,
+                window_start: w.start,
+                window_end: w.end,
+                events: sw.events,
+                sources: sw.sources,
+                sensors: sw.sensors,
+                targets: 0,
+                trimmed: counts,
+                trimmed_sensors: Vec::new(),
+                active_sensors: w.active_sensors,
+                baseline: Baseline::default(),
+                z_sources: 0.0,
+                z_events: 0.0,
+                rise_sources: 0.0,
+                rise_events: 0.0,
+                breadth,
+                top_sensor_share: 0.0,
+                score,
+                severity: Severity::from_score(score),
+                top_sources: top,
+                uncorroborated_sources: other,
+                top_sensors: Vec::new(),
+                episode_start: Timestamp(episode_start),
+                is_update,
+                late: false,
+                revision: 0,
+                late_by_ms: None,
+                sweep: Some(sw.clone()),
+            });
+        }
+        // Forget campaigns quiet for a whole history span.
+        let keep = ws - self.memo_ms();
+        self.sweeps.retain(|_, (last, _)| *last >= keep);
+        out
     }
 
     /// The trend test (after GreyNoise's "recent average vs long-term average"): the

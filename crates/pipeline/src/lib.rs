@@ -218,6 +218,7 @@ impl Pipeline {
             self.cfg.aggregate.window_ms,
             w,
             self.cfg.top_n,
+            self.cfg.aggregate.sweep,
         );
         cw.late = true;
         let rev = self.det.revise(&cw, self.agg.closed_before());

@@ -60,6 +60,22 @@ pub struct NoisyBurst {
     pub events: u32,
 }
 
+/// A sweep: the sources of one network each probing a run of ports once, each
+/// probe landing on a random sensor, within one hour (an unlisted research
+/// scanner or a reconnaissance campaign).
+#[derive(Clone, Debug)]
+pub struct SweepCampaign {
+    /// The /24 the sources are in; they are `.64`, `.66`, … (every other address of
+    /// its `.64/26`).
+    pub net: [u8; 3],
+    pub sources: u8,
+    pub proto: Protocol,
+    /// The ports `first_port .. first_port + ports`.
+    pub first_port: u16,
+    pub ports: u16,
+    pub hour: u32,
+}
+
 /// A whole simulated network over some hours.
 #[derive(Clone, Debug)]
 pub struct Scenario {
@@ -78,6 +94,7 @@ pub struct Scenario {
     /// see a little traffic.
     pub random_port_probes_per_hour: u32,
     pub research_ports: Vec<(Protocol, u16)>,
+    pub sweeps: Vec<SweepCampaign>,
 }
 
 impl Scenario {
@@ -343,6 +360,23 @@ impl Iterator for Generator<'_> {
                     let t = t0
                         + ((r as i64 * 997 + i64::from(s) * 31 + i64::from(port)) * 1000) % HOUR_MS;
                     out.push((s, syn(t, proto, src, sensor_target(s, 1), 61000, port)));
+                }
+            }
+        }
+        for sw in sc.sweeps.iter().filter(|sw| sw.hour == self.hour) {
+            for i in 0..sw.sources {
+                let src = IpAddr::V4(Ipv4Addr::new(
+                    sw.net[0],
+                    sw.net[1],
+                    sw.net[2],
+                    64 + 2 * i.min(31),
+                ));
+                for p in 0..sw.ports {
+                    let s = self.rng.gen_range(0..sc.sensors);
+                    let t = t0 + self.rng.gen_range(0..HOUR_MS);
+                    let dst = sensor_target(s, self.rng.gen_range(1..=254));
+                    let port = sw.first_port.saturating_add(p);
+                    out.push((s, syn(t, sw.proto, src, dst, 40000 + u16::from(i), port)));
                 }
             }
         }

@@ -124,6 +124,7 @@ pub fn demo() -> Scenario {
                 events: 5_000,
             },
         ],
+        sweeps: vec![],
         research_scanners: 5,
         random_port_probes_per_hour: 3000,
         research_ports: vec![
@@ -173,6 +174,7 @@ fn small(name: &'static str, seed: u64) -> Scenario {
         research_scanners: 1,
         random_port_probes_per_hour: 0,
         research_ports: vec![(TCP, 22), (TCP, 443)],
+        sweeps: vec![],
     }
 }
 
@@ -267,5 +269,43 @@ pub fn golden_cases() -> Vec<Scenario> {
         sensors_per_source: 2.0,
     });
 
-    vec![seed, noisy, silent, diurnal, ramp, tiny]
+    // An unlisted scanner: half of a /26 probing 2,000 TCP ports once each,
+    // every probe to a random sensor, in one hour.
+    let sweep_of = |hour| crate::SweepCampaign {
+        net: [203, 0, 113],
+        sources: 32,
+        proto: TCP,
+        first_port: 1,
+        ports: 2000,
+        hour,
+    };
+    let mut sweep = small("research-sweep", 7);
+    sweep.sweeps.push(sweep_of(3 * 24 + 10));
+
+    // The seed case's surge starting in the very hour of the same sweep (which
+    // probes TCP/1025 too).
+    let mut during = small("surge-during-sweep", 8);
+    during.background.push(PortLoad {
+        proto: TCP,
+        port: 1025,
+        sources_per_day: 30.0,
+        events_per_source: 1.4,
+        diurnal: 0.3,
+        sensors_per_source: 1.5,
+    });
+    during.surges.push(Surge {
+        proto: TCP,
+        port: 1025,
+        start_hour: 3 * 24 + 10,
+        ramp_hours: 0,
+        hold_hours: 6,
+        decay_hours: 2,
+        peak_sources_per_hour: 80.0,
+        events_per_source: 2.0,
+        coverage: 1.0,
+        sensors_per_source: 2.5,
+    });
+    during.sweeps.push(sweep_of(3 * 24 + 10));
+
+    vec![seed, noisy, silent, diurnal, ramp, tiny, sweep, during]
 }
