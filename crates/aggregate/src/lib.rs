@@ -280,9 +280,16 @@ pub struct Window {
 
 impl Window {
     /// Adds one event seen by `sensor` (to its cell if it is an unsolicited inbound
-    /// event to a port, and to the totals).
+    /// event to a port, and to the totals), and to the sources' spreads.
     #[inline]
     pub fn add(&mut self, sensor: SensorKey, e: &Event, limit: usize) {
+        self.add_with(sensor, e, limit, true);
+    }
+
+    /// [`Window::add`], keeping the sources' spreads only when `spreads` (sweep
+    /// recognition off: no need for them).
+    #[inline]
+    pub fn add_with(&mut self, sensor: SensorKey, e: &Event, limit: usize, spreads: bool) {
         let n = u64::from(e.count);
         self.totals.all_events += n;
         self.totals.sensors.add_hash(sensor, limit);
@@ -293,7 +300,10 @@ impl Window {
                 .entry((proto, port))
                 .or_default()
                 .add(sensor, e, h, limit);
-            self.spreads.add(h, e.src, port_key(proto, port), sensor, n);
+            if spreads {
+                self.spreads
+                    .add(h, e.src, port_key(proto, port), sensor, n);
+            }
         } else if matches!(e.proto, Protocol::Icmp | Protocol::Icmpv6) {
             self.totals.icmp_events += n;
         }
@@ -617,7 +627,7 @@ impl Aggregator {
         } else {
             self.open.entry(ws).or_default()
         };
-        w.add(sensor, e, limit);
+        w.add_with(sensor, e, limit, self.cfg.sweep.min_ports > 0);
         if late {
             return false;
         }

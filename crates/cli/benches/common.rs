@@ -121,7 +121,16 @@ pub fn parsed_events(text: &str) -> Vec<(u64, scanwatch_event::Event)> {
 
 /// Aggregate + detect only, on pre-parsed events.
 pub fn aggregate_detect(events: &[(u64, scanwatch_event::Event)]) -> usize {
-    let cfg = PipelineConfig::new(3_600_000, 7 * 86_400_000);
+    aggregate_detect_with(events, scanwatch_aggregate::SweepRule::default())
+}
+
+/// [`aggregate_detect`] with a sweep rule of its own (`SweepRule::off()`: none).
+pub fn aggregate_detect_with(
+    events: &[(u64, scanwatch_event::Event)],
+    sweep: scanwatch_aggregate::SweepRule,
+) -> usize {
+    let mut cfg = PipelineConfig::new(3_600_000, 7 * 86_400_000);
+    cfg.aggregate.sweep = sweep;
     let mut pl = Pipeline::new(cfg);
     pl.set_emit_windows(false);
     let mut alerts = 0usize;

@@ -110,5 +110,39 @@ fn main() {
         );
     }
 
+    // The cost of sweep recognition (docs/detection.md, "Sweeps"): the same work
+    // with the rule on (the default) and off, alternately, best of each.
+    let no_sweeps = scanwatch::analyze::AnalyzeArgs {
+        detection: scanwatch::analyze::DetectionArgs {
+            sweep_ports: 0,
+            ..args.detection.clone()
+        },
+        ..args.clone()
+    };
+    std::fs::write(&path, &text).expect("write temp file");
+    let (mut on_a, mut off_a, mut on_e, mut off_e) = (f64::MAX, f64::MAX, f64::MAX, f64::MAX);
+    for _ in 0..reps {
+        off_a = off_a.min(best(1, || {
+            common::aggregate_detect_with(&parsed, scanwatch_aggregate::SweepRule::off())
+        }));
+        on_a = on_a.min(best(1, || common::aggregate_detect(&parsed)));
+        off_e = off_e.min(best(1, || analyze(&no_sweeps).len()));
+        on_e = on_e.min(best(1, || analyze(&args).len()));
+    }
+    let _ = std::fs::remove_file(&path);
+    println!("sweep recognition (on / off, same run):");
+    for (name, on, off) in [
+        ("aggregate + detect (pre-parsed)", on_a, off_a),
+        ("scanwatch analyze on a file", on_e, off_e),
+    ] {
+        println!(
+            "{:<34} {:>11.0} on {:>11.0} off  throughput ×{:.3}",
+            name,
+            lines / on,
+            lines / off,
+            off / on
+        );
+    }
+
     println!("(memory per cell: cargo bench -p scanwatch --bench memory)");
 }

@@ -74,6 +74,10 @@ pub struct DetectConfig {
     pub trend_span_ms: i64,
     /// Smallest `log2` rise of the trend test (default 1.5, about 2.8×).
     pub min_trend_rise: f64,
+    /// Sweepers a campaign (one network's sweepers in a window) needs for a sweep
+    /// warning (default 2): a lone address probing many ports is every hour's
+    /// background; it is set aside from the ports all the same.
+    pub min_sweep_sources: u64,
 }
 
 impl DetectConfig {
@@ -91,6 +95,7 @@ impl DetectConfig {
             min_score: 1.0,
             trend_span_ms: 86_400_000,
             min_trend_rise: 1.5,
+            min_sweep_sources: 2,
         }
     }
 
@@ -836,9 +841,10 @@ impl Detector {
         })
     }
 
-    /// The sweep warnings of a window: one per campaign seen by at least
-    /// `min_sensors` sensors besides the trimmed ones (a sweep one or two sensors
-    /// saw is every sensor's daily noise). A campaign continues (an update) while
+    /// The sweep warnings of a window: one per campaign of at least
+    /// `min_sweep_sources` sweepers seen by at least `min_sensors` sensors besides
+    /// the trimmed ones (a sweep one or two sensors saw is every sensor's daily
+    /// noise). A campaign continues (an update) while
     /// its warnings are at most one window apart. The score is the campaign's
     /// size, `log2(1 + sweepers)`, times the breadth factor, and stays below 2.5,
     /// so a sweep is `info` or `low`: worth one line, never a page.
@@ -847,7 +853,9 @@ impl Detector {
         let ws = w.start.0;
         let mut out = Vec::new();
         for sw in &w.sweeps {
-            if sw.sensors < cfg.min_sensors + cfg.trim_sensors as u64 {
+            if sw.sensors < cfg.min_sensors + cfg.trim_sensors as u64
+                || sw.sources < cfg.min_sweep_sources
+            {
                 continue;
             }
             let breadth = (sw.sensors as f64 / w.active_sensors.max(1) as f64).min(1.0);

@@ -201,9 +201,10 @@ impl Pipeline {
     ) -> Window {
         let mut w = Window::default();
         let limit = self.cfg.aggregate.exact_limit;
+        let spreads = self.cfg.aggregate.sweep.min_ports > 0;
         for (k, e) in events {
             if !self.is_benign(e) {
-                w.add(k, e, limit);
+                w.add_with(k, e, limit, spreads);
             }
         }
         w
