@@ -301,8 +301,7 @@ impl Window {
                 .or_default()
                 .add(sensor, e, h, limit);
             if spreads {
-                self.spreads
-                    .add(h, e.src, port_key(proto, port), sensor, n);
+                self.spreads.add(h, e.src, port_key(proto, port), sensor, n);
             }
         } else if matches!(e.proto, Protocol::Icmp | Protocol::Icmpv6) {
             self.totals.icmp_events += n;

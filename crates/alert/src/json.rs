@@ -164,6 +164,11 @@ pub struct AlertJson {
     pub baseline: BaselineJson,
     pub score: f64,
     pub severity: &'static str,
+    /// The network's common rise the window was read against (absent when 1;
+    /// `baseline` is already scaled by it: docs/detection.md, "A changing
+    /// network").
+    #[serde(skip_serializing_if = "is_one")]
+    pub network_index: f64,
     pub z_sources: f64,
     pub z_events: f64,
     pub times_normal: f64,
@@ -360,6 +365,7 @@ pub fn alert_json(
         baseline: (&a.baseline).into(),
         score: r3(a.score),
         severity: a.severity.name(),
+        network_index: r3(a.network_index),
         z_sources: r3(a.z_sources),
         z_events: r3(a.z_events),
         times_normal: r3(a.times_normal()),
@@ -554,6 +560,10 @@ pub struct SummaryJson {
     pub benign_events: u64,
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub benign_by_label: std::collections::BTreeMap<String, u64>,
+}
+
+fn is_one(x: &f64) -> bool {
+    *x == 1.0
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -63,6 +63,7 @@ fn main() {
             trim_sensors: 1,
             blocklist_min_sensors: 2,
             sweep_ports: scanwatch_aggregate::SweepRule::DEFAULT_MIN_PORTS,
+            network_index: true,
         },
         sensor_id: scanwatch::input::SensorId::Host,
         year: Some(2026),

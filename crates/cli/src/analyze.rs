@@ -91,6 +91,10 @@ pub struct DetectionArgs {
     /// (docs/detection.md, "Sweeps"); 0 turns it off.
     #[arg(long, default_value_t = scanwatch_aggregate::SweepRule::DEFAULT_MIN_PORTS)]
     pub sweep_ports: u32,
+    /// Read each window against the network's common rise (more, busier or fewer
+    /// sensors, the weekly cycle: docs/detection.md, "A changing network").
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub network_index: bool,
 }
 
 impl DetectionArgs {
@@ -126,6 +130,7 @@ impl DetectionArgs {
         if self.sweep_ports == 1 {
             bail!("sweep_ports must be 0 (off) or at least 2, not 1");
         }
+        cfg.detect.network_index = self.network_index;
         cfg.aggregate.sweep = scanwatch_aggregate::SweepRule {
             min_ports: self.sweep_ports,
             trim: self.trim_sensors,

@@ -275,6 +275,8 @@ pub struct DetectionSection {
     pub confirm_min_sensors: usize,
     /// Distinct ports that make a source a sweeper in one window (0: off).
     pub sweep_ports: u32,
+    /// Read windows against the network's common rise (default true).
+    pub network_index: bool,
 }
 
 impl Default for DetectionSection {
@@ -290,6 +292,7 @@ impl Default for DetectionSection {
             blocklist_min_sensors: 2,
             confirm_min_sensors: 2,
             sweep_ports: scanwatch_aggregate::SweepRule::DEFAULT_MIN_PORTS,
+            network_index: true,
         }
     }
 }
@@ -451,6 +454,7 @@ impl ServerConfig {
             trim_sensors: d.trim_sensors,
             blocklist_min_sensors: d.blocklist_min_sensors,
             sweep_ports: d.sweep_ports,
+            network_index: d.network_index,
         }
     }
 

@@ -235,6 +235,19 @@ fn a_surge_during_a_sweep_still_warns_in_its_first_window() {
 }
 
 #[test]
+fn more_busier_or_fewer_sensors_and_the_weekly_cycle_raise_nothing() {
+    // Three weeks, analyze's defaults: 30 sensors, ten joining on day 9 each four
+    // times as busy as an old one, five leaving on day 15, weekends at half.
+    assert!(check_golden("sensor-churn").is_empty());
+    // The network index is what makes the difference.
+    let off = run_with("sensor-churn", &["--network-index", "false"]);
+    assert!(off.len() >= 20, "{} warnings without the index", off.len());
+    assert!(off
+        .iter()
+        .all(|x| x["window_start"].as_str().unwrap() >= "2026-11-25"));
+}
+
+#[test]
 fn same_input_same_bytes_whatever_the_file_order() {
     let mut files = inputs("seed-surge");
     let a = run("seed-surge", &files);

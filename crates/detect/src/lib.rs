@@ -78,7 +78,20 @@ pub struct DetectConfig {
     /// warning (default 2): a lone address probing many ports is every hour's
     /// background; it is set aside from the ports all the same.
     pub min_sweep_sources: u64,
+    /// Read each window's expected level against the network's common rise (the
+    /// network index, docs/detection.md "A changing network"; default on): more,
+    /// busier or fewer sensors and the weekly cycle move every port together,
+    /// an attack moves one.
+    pub network_index: bool,
 }
+
+/// Ports per window the network index is read from: the busiest by trimmed sources.
+pub const INDEX_PORTS: usize = 24;
+/// Ports whose baseline has at least this many sources per window count towards
+/// the index (smaller counts are too noisy to say how the network moved).
+pub const INDEX_MIN_BASELINE: f64 = 5.0;
+/// Ports the index needs; with fewer it is 1.
+pub const INDEX_MIN_PORTS: usize = 5;
 
 impl DetectConfig {
     pub fn new(window_ms: i64, history_ms: i64) -> DetectConfig {
@@ -96,6 +109,7 @@ impl DetectConfig {
             trend_span_ms: 86_400_000,
             min_trend_rise: 1.5,
             min_sweep_sources: 2,
+            network_index: true,
         }
     }
 
@@ -176,6 +190,14 @@ pub struct MetricBaseline {
 impl MetricBaseline {
     pub fn z(&self, x: f64) -> f64 {
         (x - self.median) / self.spread
+    }
+
+    /// The baseline of a network `f` times as active (median and spread scaled).
+    pub fn scaled(&self, f: f64) -> MetricBaseline {
+        MetricBaseline {
+            median: self.median * f,
+            spread: self.spread * f,
+        }
     }
 }
 
@@ -313,6 +335,10 @@ pub struct Alert {
     /// port, and the counts are the campaign's (no baseline: a sweep is not a
     /// rise of one port).
     pub sweep: Option<Sweep>,
+    /// The network index the window was read against (1: the network as in its
+    /// history; 2.3: every busy port 2.3× its baseline, as when busier sensors
+    /// join). `baseline` is already scaled by it.
+    pub network_index: f64,
 }
 
 impl Alert {
@@ -413,6 +439,8 @@ struct WindowMemo {
     candidates: Vec<CellSummary>,
     /// The window's sweeps (scored again with the window).
     sweeps: Vec<Sweep>,
+    /// Its busiest ports, for its network index.
+    index_ports: Vec<IndexPort>,
     alerts: Vec<Alert>,
     /// How often the window was revised.
     revision: u32,
@@ -452,6 +480,39 @@ pub struct Detector {
     /// Per sweep campaign (network, prefix length): (window start, episode start)
     /// of its last warning.
     sweeps: FxHashMap<(IpAddr, u8), (i64, i64)>,
+    /// The window being scored: its busiest ports (trimmed sources), for the
+    /// trend side of the network index, and its index.
+    window_ports: Vec<IndexPort>,
+    index: f64,
+}
+
+/// A busy port of a window: (protocol, port) and its trimmed sources.
+type IndexPort = ((Protocol, u16), u64);
+
+/// The `INDEX_PORTS` busiest ports of a window by trimmed sources (ties by port).
+fn index_ports(cells: &[CellSummary], trim: usize) -> Vec<IndexPort> {
+    let mut v: Vec<IndexPort> = cells
+        .iter()
+        .map(|c| ((c.proto, c.port), Trimmed::of(c, trim).sources))
+        .collect();
+    v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v.truncate(INDEX_PORTS);
+    v
+}
+
+/// The median of `ratios`, at least 1; 1 when fewer than `INDEX_MIN_PORTS`.
+fn index_of(mut ratios: Vec<f64>) -> f64 {
+    if ratios.len() < INDEX_MIN_PORTS {
+        return 1.0;
+    }
+    ratios.sort_unstable_by(f64::total_cmp);
+    let n = ratios.len();
+    let m = if n % 2 == 1 {
+        ratios[n / 2]
+    } else {
+        (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0
+    };
+    m.max(1.0)
 }
 
 fn rise(x: f64, base: f64, k: f64) -> f64 {
@@ -468,6 +529,8 @@ impl Detector {
             memos: std::collections::BTreeMap::new(),
             trusted: rustc_hash::FxHashSet::default(),
             sweeps: FxHashMap::default(),
+            window_ports: Vec::new(),
+            index: 1.0,
         }
     }
 
@@ -529,6 +592,8 @@ impl Detector {
             self.first_window = Some(ws);
         }
         let mut alerts = Vec::new();
+        let ports = index_ports(&w.cells, self.cfg.trim_sensors);
+        self.set_window(ws, ports);
         for c in &w.cells {
             if let Some(a) = self.evaluate(w, c, true) {
                 alerts.push(a);
@@ -562,6 +627,7 @@ impl Detector {
                     .cloned()
                     .collect(),
                 sweeps: w.sweeps.clone(),
+                index_ports: index_ports(&w.cells, cfg.trim_sensors),
                 alerts,
                 revision,
             },
@@ -669,6 +735,8 @@ impl Detector {
             let candidates = m.candidates.clone();
             let m_revision = m.revision;
             let before = m.alerts.clone();
+            let ports = m.index_ports.clone();
+            self.set_window(start, ports);
             let mut now = Vec::new();
             let mut scored: Vec<Alert> = candidates
                 .iter()
@@ -712,6 +780,11 @@ impl Detector {
         let ws = w.start.0;
         let head = w.without_cells();
         let keep_from = self.last_window.map_or(i64::MIN, |l| l - self.keep_ms());
+        let ports = self.memos.get(&ws).map_or_else(
+            || index_ports(&w.cells, self.cfg.trim_sensors),
+            |m| m.index_ports.clone(),
+        );
+        self.set_window(ws, ports);
         let mut alerts = Vec::new();
         for c in &mut w.cells {
             let key = (c.proto, c.port);
@@ -772,6 +845,11 @@ impl Detector {
         if b.windows < cfg.required_history_windows() {
             return None;
         }
+        let b = Baseline {
+            events: b.events.scaled(self.index),
+            sources: b.sources.scaled(self.index),
+            ..b
+        };
         let (xs, xe) = (t.sources as f64, t.events as f64);
         let z_sources = b.sources.z(xs);
         let rise_sources = rise(xs, b.sources.median, 5.0);
@@ -838,6 +916,7 @@ impl Detector {
             revision: 0,
             late_by_ms: None,
             sweep: None,
+            network_index: self.index,
         })
     }
 
@@ -921,6 +1000,7 @@ impl Detector {
                 revision: 0,
                 late_by_ms: None,
                 sweep: Some(sw.clone()),
+                network_index: 1.0,
             });
         }
         // Forget campaigns quiet for a whole history span.
@@ -953,6 +1033,43 @@ impl Detector {
         {
             return None;
         }
+        let (r, b) = self.trend_medians(h, sources, ws, history, span);
+        // The network's common rise over the same span (the busiest ports' own
+        // trend ratios): a network that grew is not a trend of each port.
+        let common = if cfg.network_index {
+            index_of(
+                self.window_ports
+                    .iter()
+                    .filter_map(|(key, x)| {
+                        let (rk, bk) =
+                            self.trend_medians(self.ports.get(key)?, *x, ws, history, span);
+                        (bk >= INDEX_MIN_BASELINE).then_some((rk + 5.0) / (bk + 5.0))
+                    })
+                    .collect(),
+            )
+        } else {
+            1.0
+        };
+        let rise = rise(r, b, 5.0) - common.log2();
+        (r >= cfg.min_sources as f64 && rise >= cfg.min_trend_rise).then_some(TrendEvidence {
+            recent_sources: r,
+            before_sources: b,
+            span_windows: span,
+            rise,
+        })
+    }
+
+    /// The median of sources per window over the trend span (this window, with
+    /// `sources`, included) and over the history before it, silent windows as zeros.
+    fn trend_medians(
+        &self,
+        h: &PortHistory,
+        sources: u64,
+        ws: i64,
+        history: usize,
+        span: usize,
+    ) -> (f64, f64) {
+        let cfg = self.cfg;
         let split = ws - (span as i64 - 1) * cfg.window_ms;
         let from = ws - history as i64 * cfg.window_ms;
         let mut recent = vec![sources];
@@ -968,13 +1085,34 @@ impl Detector {
         let before_zeros = (history + 1 - span).saturating_sub(before.len());
         let (r, _) = SortedWindow::from_values(recent).median_mad_with_zeros(recent_zeros);
         let (b, _) = SortedWindow::from_values(before).median_mad_with_zeros(before_zeros);
-        let rise = rise(r, b, 5.0);
-        (r >= cfg.min_sources as f64 && rise >= cfg.min_trend_rise).then_some(TrendEvidence {
-            recent_sources: r,
-            before_sources: b,
-            span_windows: span,
-            rise,
-        })
+        (r, b)
+    }
+
+    /// Sets the window being scored: its busiest ports and its network index.
+    fn set_window(&mut self, ws: i64, ports: Vec<IndexPort>) {
+        self.index = if self.cfg.network_index {
+            self.network_index(ws, &ports)
+        } else {
+            1.0
+        };
+        self.window_ports = ports;
+    }
+
+    /// The network index of the window starting at `ws`: the median, over its
+    /// busiest ports whose baseline has at least `INDEX_MIN_BASELINE` sources, of
+    /// `(sources + 5) / (baseline + 5)`, never below 1 (a quieter network never
+    /// makes a port look higher), 1 with fewer than `INDEX_MIN_PORTS` such ports.
+    /// One port's surge is one value of many: it does not move the median.
+    fn network_index(&mut self, ws: i64, ports: &[IndexPort]) -> f64 {
+        let need = self.cfg.required_history_windows();
+        let mut ratios = Vec::with_capacity(ports.len());
+        for ((proto, port), x) in ports {
+            let b = self.baseline(*proto, *port, ws);
+            if b.windows >= need && b.sources.median >= INDEX_MIN_BASELINE {
+                ratios.push((*x as f64 + 5.0) / (b.sources.median + 5.0));
+            }
+        }
+        index_of(ratios)
     }
 }
 

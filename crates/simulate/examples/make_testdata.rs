@@ -45,7 +45,12 @@ fn main() -> std::io::Result<()> {
                 writeln!(f, "{}", dshield_line(&sc.sensor_name(*s), e))?;
             }
             f.finish()?.flush()?;
-            "--sensor-id host --window 1h --history 2d"
+            if sc.name == "sensor-churn" {
+                // Three weeks: analyze's own defaults (1 h windows, 7 d history).
+                "--sensor-id host --window 1h --history 7d"
+            } else {
+                "--sensor-id host --window 1h --history 2d"
+            }
         };
         std::fs::write(root.join(sc.name).join("args"), format!("{args}\n"))?;
         println!("{}: {} events", sc.name, events.len());

@@ -76,6 +76,18 @@ pub struct SweepCampaign {
     pub hour: u32,
 }
 
+/// When a sensor is part of the network, and how busy its network block is.
+#[derive(Clone, Copy, Debug)]
+pub struct SensorLife {
+    /// Hour (from the scenario start) it starts reporting.
+    pub join_hour: u32,
+    /// Hour it stops reporting (`u32::MAX`: never).
+    pub leave_hour: u32,
+    /// Its share of the traffic against an ordinary sensor (4.0: four times as
+    /// busy).
+    pub weight: f64,
+}
+
 /// A whole simulated network over some hours.
 #[derive(Clone, Debug)]
 pub struct Scenario {
@@ -95,6 +107,13 @@ pub struct Scenario {
     pub random_port_probes_per_hour: u32,
     pub research_ports: Vec<(Protocol, u16)>,
     pub sweeps: Vec<SweepCampaign>,
+    /// Per sensor, when it reports and how busy it is; empty: every sensor the
+    /// whole time, all alike. Background sources grow with the active sensors'
+    /// weights against the first hour's.
+    pub sensor_life: Vec<SensorLife>,
+    /// Weekly cycle: background traffic on Saturdays and Sundays (UTC) is
+    /// `1 − weekly` of a weekday's (0: none).
+    pub weekly: f64,
 }
 
 impl Scenario {
@@ -218,6 +237,40 @@ fn syn(time: i64, proto: Protocol, src: IpAddr, dst: IpAddr, sport: u16, port: u
 }
 
 impl Generator<'_> {
+    /// The sensors reporting this hour with their weights (all, weight 1, when
+    /// the scenario has no sensor lives).
+    fn active(&self, hour: u32) -> Vec<(u32, f64)> {
+        if self.sc.sensor_life.is_empty() {
+            return (0..self.sc.sensors).map(|i| (i, 1.0)).collect();
+        }
+        self.sc
+            .sensor_life
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.join_hour <= hour && hour < l.leave_hour)
+            .map(|(i, l)| (i as u32, l.weight))
+            .collect()
+    }
+
+    /// Background growth from sensor churn and the weekly cycle: 1.0 for a
+    /// scenario with neither.
+    fn background_factor(&self) -> f64 {
+        let mut f = 1.0;
+        if !self.sc.sensor_life.is_empty() {
+            let w = |h| self.active(h).iter().map(|a| a.1).sum::<f64>();
+            f *= w(self.hour) / w(0).max(1e-9);
+        }
+        if self.sc.weekly > 0.0 {
+            let day = (self.sc.start.0 / HOUR_MS + i64::from(self.hour)).div_euclid(24);
+            // 1970-01-01 was a Thursday: (day + 4) % 7 is 0 on Sundays, 6 on Saturdays.
+            let dow = (day + 4).rem_euclid(7);
+            if dow == 0 || dow == 6 {
+                f *= 1.0 - self.sc.weekly;
+            }
+        }
+        f
+    }
+
     fn diurnal(&self, amp: f64) -> f64 {
         let hour_of_day = ((self.sc.start.0 / HOUR_MS + i64::from(self.hour)) % 24) as f64;
         1.0 + amp * (2.0 * std::f64::consts::PI * (hour_of_day - 9.0) / 24.0).sin()
@@ -236,13 +289,37 @@ impl Generator<'_> {
         sensors_per_source: f64,
         covered: u32,
     ) {
+        let active = if self.sc.sensor_life.is_empty() {
+            Vec::new()
+        } else {
+            self.active(self.hour)
+        };
+        let total: f64 = active.iter().map(|a| a.1).sum();
         for _ in 0..n_sources {
             let src = random_source(&mut self.rng);
             let reach = geometric(&mut self.rng, sensors_per_source).min(covered);
-            let first = self.rng.gen_range(0..self.sc.sensors);
+            let first = if active.is_empty() {
+                self.rng.gen_range(0..self.sc.sensors)
+            } else {
+                // A sensor drawn by weight: a busier block meets more sources.
+                let mut x = self.rng.gen::<f64>() * total;
+                let mut pick = 0;
+                for (k, a) in active.iter().enumerate() {
+                    pick = k as u32;
+                    if x < a.1 {
+                        break;
+                    }
+                    x -= a.1;
+                }
+                pick
+            };
             for j in 0..reach {
                 // Covered sensors are the first `covered` indices (rotated per source).
-                let s = (first + j * 7) % covered.max(1);
+                let s = if active.is_empty() {
+                    (first + j * 7) % covered.max(1)
+                } else {
+                    active[((first + j * 7) % active.len() as u32) as usize].0
+                };
                 let n = geometric(&mut self.rng, per_source);
                 let t = t0 + self.rng.gen_range(0..HOUR_MS);
                 let dst = sensor_target(s, self.rng.gen_range(1..=254));
@@ -266,8 +343,9 @@ impl Iterator for Generator<'_> {
         let sc = self.sc;
         let t0 = sc.start.0 + i64::from(self.hour) * HOUR_MS;
         let mut out = Vec::new();
+        let growth = self.background_factor();
         for load in &sc.background {
-            let lambda = load.sources_per_day / 24.0 * self.diurnal(load.diurnal);
+            let lambda = load.sources_per_day / 24.0 * self.diurnal(load.diurnal) * growth;
             let n = poisson(&mut self.rng, lambda);
             self.contacts(
                 &mut out,
@@ -354,8 +432,9 @@ impl Iterator for Generator<'_> {
                 ));
             }
         }
+        let reporting: Vec<u32> = self.active(self.hour).iter().map(|a| a.0).collect();
         for (r, src) in sc.research_scanner_ips().into_iter().enumerate() {
-            for s in 0..sc.sensors {
+            for &s in &reporting {
                 for &(proto, port) in &sc.research_ports {
                     let t = t0
                         + ((r as i64 * 997 + i64::from(s) * 31 + i64::from(port)) * 1000) % HOUR_MS;

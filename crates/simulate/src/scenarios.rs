@@ -125,6 +125,8 @@ pub fn demo() -> Scenario {
             },
         ],
         sweeps: vec![],
+        sensor_life: vec![],
+        weekly: 0.0,
         research_scanners: 5,
         random_port_probes_per_hour: 3000,
         research_ports: vec![
@@ -175,6 +177,8 @@ fn small(name: &'static str, seed: u64) -> Scenario {
         random_port_probes_per_hour: 0,
         research_ports: vec![(TCP, 22), (TCP, 443)],
         sweeps: vec![],
+        sensor_life: vec![],
+        weekly: 0.0,
     }
 }
 
@@ -307,5 +311,77 @@ pub fn golden_cases() -> Vec<Scenario> {
     });
     during.sweeps.push(sweep_of(3 * 24 + 10));
 
-    vec![seed, noisy, silent, diurnal, ramp, tiny, sweep, during]
+    vec![
+        seed,
+        noisy,
+        silent,
+        diurnal,
+        ramp,
+        tiny,
+        sweep,
+        during,
+        sensor_churn(),
+    ]
+}
+
+/// Three weeks of a growing network with a weekly cycle: 30 sensors, ten more
+/// joining on day 9 in busier blocks (four times an old sensor's traffic each),
+/// five old ones leaving on day 15; weekends at half a weekday's traffic. Nothing
+/// in it is an attack.
+fn sensor_churn() -> Scenario {
+    let mut sensor_life = Vec::new();
+    for i in 0..40u32 {
+        sensor_life.push(match i {
+            0..=4 => crate::SensorLife {
+                join_hour: 0,
+                leave_hour: 15 * 24 + 9,
+                weight: 1.0,
+            },
+            5..=29 => crate::SensorLife {
+                join_hour: 0,
+                leave_hour: u32::MAX,
+                weight: 1.0,
+            },
+            _ => crate::SensorLife {
+                join_hour: 9 * 24 + 8,
+                leave_hour: u32::MAX,
+                weight: 4.0,
+            },
+        });
+    }
+    let l = |proto, port, per_day| PortLoad {
+        proto,
+        port,
+        sources_per_day: per_day,
+        events_per_source: 1.2,
+        diurnal: 0.3,
+        sensors_per_source: 1.2,
+    };
+    Scenario {
+        name: "sensor-churn",
+        start: demo_start(),
+        hours: 21 * 24,
+        sensors: 40,
+        seed: 9,
+        background: vec![
+            l(TCP, 22, 700.0),
+            l(TCP, 23, 1000.0),
+            l(TCP, 80, 300.0),
+            l(TCP, 443, 240.0),
+            l(TCP, 445, 300.0),
+            l(TCP, 3389, 200.0),
+            l(TCP, 8080, 150.0),
+            l(UDP, 5060, 120.0),
+            l(TCP, 1433, 100.0),
+            l(TCP, 3306, 100.0),
+        ],
+        surges: vec![],
+        noisy: vec![],
+        research_scanners: 1,
+        random_port_probes_per_hour: 0,
+        research_ports: vec![(TCP, 22), (TCP, 443)],
+        sweeps: vec![],
+        sensor_life,
+        weekly: 0.5,
+    }
 }
