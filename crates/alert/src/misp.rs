@@ -94,9 +94,13 @@ pub fn misp_event(id: i64, alert: &Value) -> Value {
         list: Vec::new(),
     };
     for (ip, events) in &f.top_sources {
-        let comment = match events {
-            Some(e) => format!("top source: {e} events to {port_title} in the window"),
-            None => format!("top source of the surge on {port_title}"),
+        let comment = match (f.sweep_prefix, events) {
+            (Some(net), Some(e)) => {
+                format!("sweeper of {net}: {e} events to many ports in the window")
+            }
+            (Some(net), None) => format!("sweeper of {net}"),
+            (None, Some(e)) => format!("top source: {e} events to {port_title} in the window"),
+            (None, None) => format!("top source of the surge on {port_title}"),
         };
         attrs.push(
             "Network activity",

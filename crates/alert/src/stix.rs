@@ -66,8 +66,11 @@ pub(crate) struct Facts<'a> {
     pub top_sources: Vec<(IpAddr, Option<u64>)>,
     pub advisories: Vec<&'a Value>,
     pub mitigations: Vec<(&'a str, &'a str)>,
-    /// What identifies the warning: kind, protocol, port and window.
+    /// What identifies the warning: kind, protocol, port and window (and the
+    /// network of a sweep).
     pub key: String,
+    /// The network of a sweep warning (`203.0.113.0/24`).
+    pub sweep_prefix: Option<&'a str>,
     v: &'a Value,
 }
 
@@ -108,13 +111,18 @@ impl<'a> Facts<'a> {
         let mitigations = array(v, "mitigations")
             .filter_map(|m| Some((text(m, "platform")?, text(m, "rule")?)))
             .collect();
-        let key = format!(
+        let sweep_prefix = v.get("sweep").and_then(|s| text(s, "prefix"));
+        let mut key = format!(
             "{}|{proto}|{}|{}|{}",
             text(v, "alert_kind").unwrap_or("surge"),
             port.map_or(String::new(), |p| p.to_string()),
             text(v, "window_start").unwrap_or(""),
             text(v, "window_end").unwrap_or(""),
         );
+        if let Some(p) = sweep_prefix {
+            key.push('|');
+            key.push_str(p);
+        }
         Facts {
             proto,
             port,
@@ -127,6 +135,7 @@ impl<'a> Facts<'a> {
             confidence: text(v, "confidence"),
             headline: text(v, "headline"),
             top_sources,
+            sweep_prefix,
             advisories: array(v, "advisories").collect(),
             mitigations,
             key,
@@ -594,12 +603,22 @@ pub fn stix_bundle(id: i64, alert: &Value) -> Value {
             "indicator",
             &ind,
             json!({
-                "name": format!("{ip}: top source of a scanning surge on {port_title}"),
-                "description": format!(
-                    "{ip} was one of the top sources{events_text} to {port_title} in {window}, in a surge that began {}. {}",
-                    stix_time(f.episode_start),
-                    f.headline.unwrap_or("")
-                ).trim_end().to_string(),
+                "name": match f.sweep_prefix {
+                    Some(net) => format!("{ip}: sweeper of {net} probing many ports"),
+                    None => format!("{ip}: top source of a scanning surge on {port_title}"),
+                },
+                "description": match f.sweep_prefix {
+                    Some(net) => format!(
+                        "{ip} was one of the sweepers of {net}{events_text} in {window}, probing many ports each, in a sweep that began {}. {}",
+                        stix_time(f.episode_start),
+                        f.headline.unwrap_or("")
+                    ),
+                    None => format!(
+                        "{ip} was one of the top sources{events_text} to {port_title} in {window}, in a surge that began {}. {}",
+                        stix_time(f.episode_start),
+                        f.headline.unwrap_or("")
+                    ),
+                }.trim_end().to_string(),
                 "indicator_types": indicator_types,
                 "pattern": format!("[{ty}:value = '{ip}']"),
                 "pattern_type": "stix",
@@ -690,6 +709,44 @@ mod tests {
             .iter()
             .filter(|o| o["type"] == ty)
             .collect()
+    }
+
+    /// The sweep warning of the golden research-sweep case.
+    fn sweep() -> Value {
+        let path = format!(
+            "{}/../../testdata/research-sweep/expected.jsonl",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|v| v["alert_kind"] == "sweep")
+            .unwrap()
+    }
+
+    #[test]
+    fn a_sweep_names_its_sweepers_and_two_campaigns_stay_apart() {
+        let a = sweep();
+        let b = stix_bundle(3, &a);
+        let ind = of_type(&b, "indicator");
+        assert!(!ind.is_empty());
+        for i in &ind {
+            let name = i["name"].as_str().unwrap();
+            assert!(name.contains("sweeper of 203.0.113.0/24"), "{name}");
+        }
+        // Another network's sweep, same window and busiest port: other objects.
+        let mut other = a.clone();
+        other["sweep"]["prefix"] = json!("198.51.100.0/24");
+        let c = stix_bundle(4, &other);
+        assert_ne!(
+            of_type(&b, "report")[0]["id"],
+            of_type(&c, "report")[0]["id"]
+        );
+        let m = crate::misp::misp_event(3, &a);
+        let n = crate::misp::misp_event(4, &other);
+        assert_ne!(m["Event"]["uuid"], n["Event"]["uuid"]);
+        assert!(m.to_string().contains("sweeper of 203.0.113.0/24"));
     }
 
     #[test]

@@ -31,6 +31,8 @@ const SENSORS: usize = 4;
 const WINDOWS: i64 = 36;
 /// The surge on tcp/1025 starts here.
 const SURGE: i64 = 28;
+/// The background of every busy port but tcp/22 doubles here.
+const GROWTH: i64 = 20;
 
 fn cfg() -> PipelineConfig {
     // 30 s windows with 20 minutes of history (longer than the data, so every
@@ -86,6 +88,17 @@ fn logs(seed: u64) -> Vec<Vec<Event>> {
                 for _ in 0..5 + r.below(6) {
                     let src = IpAddr::V4(Ipv4Addr::new(198, 51, 100, r.below(250) as u8));
                     ev.push(syn(at(&mut r), src, s as u8 + 1, 22));
+                }
+                // Four more busy ports, all doubling from window GROWTH on (as
+                // when busier sensors join): the network index is then about 2,
+                // and must be the same whatever the delivery.
+                let level = if w >= GROWTH { 2 } else { 1 };
+                for (k, port) in [23u16, 80, 443, 8080].into_iter().enumerate() {
+                    for _ in 0..level * (2 + r.below(2)) {
+                        let src =
+                            IpAddr::V4(Ipv4Addr::new(192, 0, 2 + k as u8, r.below(250) as u8));
+                        ev.push(syn(at(&mut r), src, s as u8 + 1, port));
+                    }
                 }
                 for _ in 0..1 + r.below(3) {
                     let src = IpAddr::V4(Ipv4Addr::new(203, 0, 113, r.below(8) as u8));
@@ -321,6 +334,21 @@ fn check(seed: u64, steps: &[(u8, u8, u8)]) -> Did {
         ta.iter().filter(|a| a["alert_kind"] == "sweep").count(),
         1,
         "the case has one sweep warning: {ta:#?}"
+    );
+    let surges: Vec<(String, u64, f64)> = ta
+        .iter()
+        .filter(|a| a["alert_kind"] == "surge")
+        .map(|a| {
+            (
+                a["window_start"].to_string(),
+                a["port"].as_u64().unwrap(),
+                a["network_index"].as_f64().unwrap_or(1.0),
+            )
+        })
+        .collect();
+    assert!(
+        surges.iter().all(|s| s.1 == 1025) && surges.iter().any(|s| s.2 > 1.3),
+        "only tcp/1025 surges, read against the grown network: {surges:?}"
     );
     let (cw, ca, did) = deliver(&logs, steps);
     assert_eq!(cw, tw, "stored windows differ from analyze on the union");

@@ -37,9 +37,14 @@ fn user(name: &str, role: Role) -> UserRecord {
 /// A store with two users and, when `seed`, the golden seed-surge network stored
 /// and fed hour by hour (as `crates/collector/tests/same_answers.rs`, without HTTP).
 async fn setup(seed: bool) -> Setup {
+    setup_case("seed-surge", seed).await
+}
+
+/// [`setup`] with any golden case.
+async fn setup_case(case: &str, seed: bool) -> Setup {
     let sc = scanwatch_simulate::golden_cases()
         .into_iter()
-        .find(|c| c.name == "seed-surge")
+        .find(|c| c.name == case)
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut store = SqliteStore::open(dir.path()).unwrap();
@@ -327,6 +332,35 @@ async fn pages_show_the_seed_surge() {
         assert!(html.contains("<p id=\"error\">"), "{path}: an HTML page");
         assert!(!html.contains("<script>"), "{path}");
     }
+}
+
+/// A sweep is one warning on the desk, with its campaign on its page, and no port
+/// warning beside it (docs/detection.md, "Sweeps").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_is_one_warning_with_its_campaign() {
+    let s = setup_case("research-sweep", true).await;
+    let all = alerts(&s);
+    assert_eq!(
+        all.len(),
+        1,
+        "{:?}",
+        all.iter().map(|a| &a.0.kind).collect::<Vec<_>>()
+    );
+    let (row, v) = &all[0];
+    assert_eq!(row.kind, "sweep 203.0.113.0/24");
+    assert_eq!(v["alert_kind"], "sweep");
+    let (st, list, _) = get(&s, "/alerts", Some(&s.analyst)).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(list.contains("sweep 203.0.113.0/24"), "{list}");
+    let (st, page, _) = get(&s, &format!("/alerts/{}", row.id), Some(&s.analyst)).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(page.contains("id=\"sweep\""), "{page}");
+    assert!(
+        page.contains("data-field=\"sweep.prefix\">203.0.113.0/24<"),
+        "{page}"
+    );
+    assert!(page.contains("href=\"/sources/203.0.113."), "{page}");
+    assert!(page.contains("probed 2,000 ports"), "{page}");
 }
 
 #[tokio::test]

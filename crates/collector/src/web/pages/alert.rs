@@ -103,6 +103,9 @@ fn render_alert(d: &AlertData, v: &Value) -> String {
         esc(jstr(v, "summary")),
         esc(jstr(v, "assessment")),
     );
+    if let Some(sw) = v.get("sweep").filter(|s| s.is_object()) {
+        sweep_section(&mut b, sw);
+    }
     // Key numbers.
     let base = v.get("baseline").cloned().unwrap_or(Value::Null);
     b.push_str("<section id=\"key-numbers\"><dl class=\"numbers\">");
@@ -421,4 +424,62 @@ fn numeric_fields(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
             }
         }
     }
+}
+
+/// A sweep warning's campaign: its network, its sources with their port counts,
+/// and the ports most of them reached (docs/detection.md, "Sweeps").
+fn sweep_section(b: &mut String, sw: &Value) {
+    let _ = write!(
+        b,
+        "<section id=\"sweep\"><h2>The sweep</h2><p>{} source{} of <strong data-field=\"sweep.prefix\">{}</strong> probed {}{} ports across {} sensors ({} events). They are set aside from every port's counts; no advisory of one port explains a sweep.</p>",
+        num(jnum(sw, "sources") as u64),
+        if jnum(sw, "sources") as u64 == 1 { "" } else { "s" },
+        esc(jstr(sw, "prefix")),
+        if sw.get("ports_capped").and_then(Value::as_bool) == Some(true) {
+            "at least "
+        } else {
+            ""
+        },
+        num(jnum(sw, "ports") as u64),
+        num(jnum(sw, "sensors") as u64),
+        num(jnum(sw, "events") as u64),
+    );
+    b.push_str("<table><thead><tr><th>source</th><th class=\"n\">ports</th><th class=\"n\">events</th><th class=\"n\">sensors</th></tr></thead><tbody>");
+    for s in sw
+        .get("top_sources")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let ip = jstr(s, "ip");
+        let _ = write!(
+            b,
+            "<tr><td><a href=\"/sources/{}\">{}</a></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            esc(ip),
+            esc(ip),
+            num(jnum(s, "ports") as u64),
+            num(jnum(s, "events") as u64),
+            num(jnum(s, "sensors") as u64),
+        );
+    }
+    b.push_str("</tbody></table>");
+    let ports: Vec<String> = sw
+        .get("busiest_ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            format!(
+                "{}/{} ({})",
+                jstr(p, "protocol"),
+                jnum(p, "port") as u64,
+                num(jnum(p, "sources") as u64)
+            )
+        })
+        .collect();
+    let _ = write!(
+        b,
+        "<p>Ports most of its sources reached: {}</p></section>",
+        esc(&ports.join(", "))
+    );
 }
