@@ -97,8 +97,13 @@ fn check(c: &Centre, logs: &Logs, expected: &[Warning], case: &str) {
     assert_eq!(got, expected, "{case}: warnings differ from analyze");
     let first = got
         .iter()
-        .find(|w| w.1 == 1025)
+        .find(|w| w.1 == 1025 && w.0 == "surge")
         .unwrap_or_else(|| panic!("{case}: no tcp/1025 warning"));
+    assert_eq!(
+        got.iter().filter(|w| w.0 == "sweep").count(),
+        1,
+        "{case}: one sweep warning: {got:?}"
+    );
     assert_eq!(
         first.2,
         rfc(logs.start + SURGE * W),
@@ -121,7 +126,7 @@ fn twelve_sensors_in_any_order_give_the_windows_and_warnings_of_analyze() {
     assert!(
         expected
             .iter()
-            .any(|w| w.1 == 1025 && w.2 == rfc(logs.start + SURGE * W)),
+            .any(|w| w.0 == "surge" && w.1 == 1025 && w.2 == rfc(logs.start + SURGE * W)),
         "analyze warns in the first surge window: {expected:?}"
     );
 
@@ -155,7 +160,11 @@ fn twelve_sensors_in_any_order_give_the_windows_and_warnings_of_analyze() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|a| a["port"] == 1025 && a["window_start"] == rfc(logs.start + SURGE * W).as_str())
+        .find(|a| {
+            a["alert_kind"] == "surge"
+                && a["port"] == 1025
+                && a["window_start"] == rfc(logs.start + SURGE * W).as_str()
+        })
         .unwrap();
     assert_eq!(first["late"], true, "{first}");
     assert!(
@@ -177,9 +186,10 @@ fn twelve_sensors_in_any_order_give_the_windows_and_warnings_of_analyze() {
     c._server = start(&c.config, c.port);
     let before = warnings(c.port, &c.api);
     assert!(
-        before
-            .iter()
-            .any(|w| w.1 == 1025 && w.2 == rfc(logs.start + SURGE * W) && w.5 == 11),
+        before.iter().any(|w| w.0 == "surge"
+            && w.1 == 1025
+            && w.2 == rfc(logs.start + SURGE * W)
+            && w.5 == 11),
         "eleven sensors already warn in the first surge window: {before:?}"
     );
     finish(sensor(&c, &d, SENSORS - 1, &logs.files[SENSORS - 1]));

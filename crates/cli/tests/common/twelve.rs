@@ -1,5 +1,8 @@
 //! Twelve firewall logs of the same seven minutes, ending a minute ago, in which
-//! TCP/1025 rises from about 25 to about 1,160 sources per 30 s window: the input of
+//! TCP/1025 rises from about 25 to about 1,160 sources per 30 s window, and two
+//! addresses of one network sweep 121 ports (1025 among them) in the surge's first
+//! window, each port seen by one sensor (one sweep warning; the sweepers are not
+//! counted on any port, docs/detection.md "Sweeps"): the input of
 //! the time-model tests with real processes (`time.rs`, `scale.rs`), with what the
 //! logs hold and what `scanwatch analyze` makes of them.
 
@@ -15,6 +18,8 @@ pub const WINDOWS: i64 = 14;
 /// The surge on tcp/1025 starts in this window.
 pub const SURGE: i64 = 10;
 pub const W: i64 = 30;
+/// The sweepers' network (a /24).
+pub const SWEEP_NET: [u8; 3] = [45, 33, 7];
 
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now()
@@ -66,7 +71,8 @@ pub fn write_logs(dir: &Path) -> Logs {
                     t,
                     syslog_line(t, &format!("fw{s:02}"), src, s as u8 + 1, port),
                 ));
-                if port == 1025 {
+                // Sweepers are set aside from every port's counts.
+                if port == 1025 && src[..3] != SWEEP_NET {
                     let e = truth.entry(ws).or_default();
                     e.0 += 1;
                     e.1.insert(src);
@@ -86,6 +92,18 @@ pub fn write_logs(dir: &Path) -> Logs {
                 for _ in 0..140 {
                     let src = [100, 64, r.below(8) as u8, r.below(250) as u8];
                     add(&mut r, src, 1025);
+                }
+            }
+            if w == SURGE {
+                // The sweep: each of its ports lands on one sensor, so no sensor
+                // alone sees a sweeper (ten ports each), the network does.
+                for host in [10u8, 11] {
+                    let src = [SWEEP_NET[0], SWEEP_NET[1], SWEEP_NET[2], host];
+                    for port in std::iter::once(1025).chain(2000..2120u16) {
+                        if usize::from(port) % SENSORS == s {
+                            add(&mut r, src, port);
+                        }
+                    }
                 }
             }
         }
@@ -156,7 +174,7 @@ pub fn analyze(logs: &Logs) -> Vec<Warning> {
         .filter(|v| v["type"] == "alert")
         .map(|v| warning(&v))
         .collect();
-    w.sort_by(|a, b| (&a.2, a.1).cmp(&(&b.2, b.1)));
+    w.sort_by(|a, b| (&a.2, a.1, &a.0).cmp(&(&b.2, b.1, &b.0)));
     w
 }
 
@@ -221,6 +239,6 @@ pub fn warnings(port: u16, api: &str) -> Vec<Warning> {
         .filter(|a| a.get("withdrawn").is_none())
         .map(warning)
         .collect();
-    w.sort_by(|a, b| (&a.2, a.1).cmp(&(&b.2, b.1)));
+    w.sort_by(|a, b| (&a.2, a.1, &a.0).cmp(&(&b.2, b.1, &b.0)));
     w
 }
