@@ -182,17 +182,22 @@ fn small(name: &'static str, seed: u64) -> Scenario {
     }
 }
 
-/// The golden-test cases (see `testdata/`): each a small network over four days.
-pub fn golden_cases() -> Vec<Scenario> {
-    let mut seed = small("seed-surge", 1);
-    seed.background.push(PortLoad {
+/// TCP/1025 before the seed case: about 30 sources a day.
+fn quiet_1025() -> PortLoad {
+    PortLoad {
         proto: TCP,
         port: 1025,
         sources_per_day: 30.0,
         events_per_source: 1.4,
         diurnal: 0.3,
         sensors_per_source: 1.5,
-    });
+    }
+}
+
+/// The golden-test cases (see `testdata/`): each a small network over four days.
+pub fn golden_cases() -> Vec<Scenario> {
+    let mut seed = small("seed-surge", 1);
+    seed.background.push(quiet_1025());
     seed.surges.push(Surge {
         proto: TCP,
         port: 1025,
@@ -289,14 +294,7 @@ pub fn golden_cases() -> Vec<Scenario> {
     // The seed case's surge starting in the very hour of the same sweep (which
     // probes TCP/1025 too).
     let mut during = small("surge-during-sweep", 8);
-    during.background.push(PortLoad {
-        proto: TCP,
-        port: 1025,
-        sources_per_day: 30.0,
-        events_per_source: 1.4,
-        diurnal: 0.3,
-        sensors_per_source: 1.5,
-    });
+    during.background.push(quiet_1025());
     during.surges.push(Surge {
         proto: TCP,
         port: 1025,
