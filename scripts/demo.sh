@@ -30,5 +30,11 @@ intel=crates/context/testdata/intel
 # opened with the printed login; otherwise (a script, CI) it stops after the replay
 # and the centre's store stays in target/demo-data/demo-centre.
 serve=()
-[ -t 0 ] && [ -t 1 ] && serve=(--serve)
+if [ -t 0 ] && [ -t 1 ]; then
+    serve=(--serve)
+    # Given by hand as well: once is enough.
+    for a in "$@"; do
+        [ "$a" = --serve ] && serve=()
+    done
+fi
 exec "$sw" demo --start 2007-04-12 --data "$data" "${serve[@]}" "$@"

@@ -18,6 +18,27 @@ pub struct RunStats {
     pub lines: u64,
     pub parse_errors: u64,
     pub skipped_lines: u64,
+    /// Paint the severities with ANSI colours (the caller decides: a terminal,
+    /// and `NO_COLOR` not set).
+    pub color: bool,
+}
+
+/// `[CRITICAL]`, padded inside the brackets to `width`, in colour when asked
+/// (red for critical and high, yellow for medium, cyan for low, dim for info).
+fn tag(sev: scanwatch_detect::Severity, width: usize, color: bool) -> String {
+    use scanwatch_detect::Severity;
+    let t = format!("[{:<width$}]", sev.name().to_uppercase());
+    if !color {
+        return t;
+    }
+    let code = match sev {
+        Severity::Critical => "1;31",
+        Severity::High => "31",
+        Severity::Medium => "33",
+        Severity::Low => "36",
+        Severity::Info => "2",
+    };
+    format!("\x1b[{code}m{t}\x1b[0m")
 }
 
 fn ratio(x: u64, base: f64) -> String {
@@ -161,8 +182,8 @@ pub fn render_report_with(
         let info = port_info(peak.proto, peak.port);
         let _ = writeln!(
             out,
-            "  [{}] {} on {}/{} {}{} — score {:.1}",
-            peak.severity.name().to_uppercase(),
+            "  {} {} on {}/{} {}{} — score {:.1}",
+            tag(peak.severity, 0, stats.color),
             peak.kind.name(),
             peak.proto,
             peak.port,
@@ -207,15 +228,15 @@ pub fn render_report_with(
             context_block(&mut out, &c);
         }
     }
-    sweep_block(&mut out, &r.alerts);
+    sweep_block(&mut out, &r.alerts, stats.color);
     let mut all: Vec<&Alert> = r.alerts.iter().collect();
     all.sort_by(|a, b| by_severity(a, b));
     let _ = writeln!(out, "\nAll warnings ({}), most severe first", all.len());
     for a in all {
         let _ = writeln!(
             out,
-            "  [{:<8}] score {:>4.1}  {}",
-            a.severity.name().to_uppercase(),
+            "  {} score {:>4.1}  {}",
+            tag(a.severity, 8, stats.color),
             a.score,
             summary(a)
         );
@@ -224,7 +245,7 @@ pub fn render_report_with(
 }
 
 /// The sweeps: one line per campaign (its consecutive windows together).
-fn sweep_block(out: &mut String, alerts: &[Alert]) {
+fn sweep_block(out: &mut String, alerts: &[Alert], color: bool) {
     let mut campaigns: BTreeMap<(i64, std::net::IpAddr, u8), Vec<&Alert>> = BTreeMap::new();
     for a in alerts {
         if let Some(sw) = &a.sweep {
@@ -249,8 +270,8 @@ fn sweep_block(out: &mut String, alerts: &[Alert]) {
             .unwrap_or(&all[0]);
         let _ = writeln!(
             out,
-            "  [{}] {}; {} window{}",
-            peak.severity.name().to_uppercase(),
+            "  {} {}; {} window{}",
+            tag(peak.severity, 0, color),
             summary(peak),
             all.len(),
             if all.len() == 1 { "" } else { "s" }

@@ -71,6 +71,8 @@ fn main() {
         emit: scanwatch::analyze::Emit::Alerts,
         context: scanwatch::intel::ContextArgs::default(),
         threads: std::num::NonZeroUsize::new(1),
+        color: scanwatch::analyze::ColorChoice::Never,
+        fail_on: None,
     };
     let analyze = |args: &scanwatch::analyze::AnalyzeArgs| {
         let mut out = Vec::new();

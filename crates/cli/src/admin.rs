@@ -31,6 +31,19 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
+    /// Opens an existing store for reading: a SQLite data directory that does not
+    /// exist is an error, not created (a read in the wrong directory must not
+    /// leave an empty store behind).
+    pub fn open_existing(&self) -> Result<(Box<dyn Store>, String)> {
+        if self.config.is_none() && !self.data.join(scanwatch_store::sqlite::DB_FILE).exists() {
+            anyhow::bail!(
+                "no scanwatch data in {}: give --data DIR (or --config FILE) of an existing store; `scanwatch server` or `admin sensor add` creates one",
+                self.data.display()
+            );
+        }
+        self.open()
+    }
+
     /// Opens the store, with a description of it for messages.
     pub fn open(&self) -> Result<(Box<dyn Store>, String)> {
         match &self.config {
@@ -116,6 +129,7 @@ pub enum UserCommand {
 pub enum TokenCommand {
     /// Create an API token and print it (shown once; only a hash is stored).
     Add {
+        /// The token's name (who or what uses it), shown in the server's log.
         name: String,
         /// analyst: read endpoints; admin: also endpoints that change state.
         #[arg(long, value_parser = ["analyst", "admin"])]
@@ -141,6 +155,7 @@ pub enum SensorCommand {
     },
     /// Revoke a sensor: its token is refused from now on; its data stays.
     Revoke {
+        /// The sensor's name.
         name: String,
         #[command(flatten)]
         store: StoreArgs,
@@ -149,6 +164,7 @@ pub enum SensorCommand {
     /// source for the blocklist and its IDS alerts confirm on their own) or
     /// `normal` (the default). Servers read it at start (docs/security.md).
     SetTrust {
+        /// The sensor's name.
         name: String,
         /// `trusted` or `normal`.
         level: String,
@@ -172,13 +188,15 @@ pub fn run(args: &AdminArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
             let (mut store, what) = store.open()?;
             let token = store.add_sensor(name, now())?;
             writeln!(out, "{token}")?;
+            // The token first, then the hint: stdout is buffered, stderr is not.
+            out.flush()?;
             writeln!(
                 err,
                 "sensor {name:?} added to {what}; keep the token above: it is not shown again"
             )?;
         }
         AdminCommand::Sensor(SensorCommand::List { store }) => {
-            let (store, _) = store.open()?;
+            let (store, _) = store.open_existing()?;
             let trust: std::collections::BTreeMap<String, TrustLevel> =
                 scanwatch_store::trust::trust_levels(store.as_ref())?
                     .into_iter()
@@ -208,6 +226,8 @@ pub fn run(args: &AdminArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
             let (mut store, _) = store.open()?;
             let token = store.add_api_token(name, role, now())?;
             writeln!(out, "{token}")?;
+            // The token first, then the hint: stdout is buffered, stderr is not.
+            out.flush()?;
             writeln!(
                 err,
                 "{} token {name:?} added; keep the token above: it is not shown again",
@@ -382,7 +402,7 @@ pub fn run_user(
             }
         }
         UserCommand::List { store } => {
-            let (store, _) = store.open()?;
+            let (store, _) = store.open_existing()?;
             writeln!(out, "{:<24} {:<8}  created", "name", "role")?;
             for u in store.users()? {
                 writeln!(

@@ -53,6 +53,51 @@ pub struct AnalyzeArgs {
     /// Default: the machine's cores.
     #[arg(long)]
     pub threads: Option<std::num::NonZeroUsize>,
+    /// Colour the severities: auto (on a terminal, unless NO_COLOR is set),
+    /// always or never.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: ColorChoice,
+    /// Exit with status 3 when a warning of this severity or worse was found
+    /// (info, low, medium, high, critical): for cron jobs and CI.
+    #[arg(long, value_name = "SEVERITY", value_parser = parse_severity)]
+    pub fail_on: Option<scanwatch_detect::Severity>,
+}
+
+/// When the text report is coloured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to paint stdout: `auto` on a terminal without `NO_COLOR`
+    /// (no-color.org: set and not empty).
+    pub fn paint(self) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::IsTerminal::is_terminal(&std::io::stdout())
+            }
+        }
+    }
+}
+
+fn parse_severity(s: &str) -> std::result::Result<scanwatch_detect::Severity, String> {
+    scanwatch_detect::Severity::parse(s)
+        .ok_or_else(|| format!("{s:?}: expected info, low, medium, high or critical"))
+}
+
+/// How a run of `analyze` ended, for the exit status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Inputs that could not be read, plus one when no line at all could be parsed.
+    pub failed: usize,
+    /// A warning at or above `--fail-on` was found.
+    pub fail_on_hit: bool,
 }
 
 /// Window, history and detection thresholds, shared by `analyze` and `demo`.
@@ -216,7 +261,7 @@ impl Emitter<'_> {
 
 /// Runs `analyze`. Returns the number of inputs that could not be read (the caller
 /// turns a non-zero count into a failing exit status).
-pub fn run(args: &AnalyzeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<usize> {
+pub fn run(args: &AnalyzeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<Outcome> {
     let cfg = args.detection.config()?;
     let format = match args.format.as_str() {
         "auto" => None,
@@ -320,6 +365,7 @@ pub fn run(args: &AnalyzeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
     emitter.ctx = ctx.as_ref();
     let mut stats = RunStats {
         files: merge.inputs.len(),
+        color: args.color.paint(),
         ..Default::default()
     };
     for i in &merge.inputs {
@@ -362,7 +408,38 @@ pub fn run(args: &AnalyzeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
             report.alerts.len()
         )?;
     }
-    Ok(failed)
+    // Why there is no warning, when it is only that the history is too short.
+    let need = cfg.detect.required_history_windows();
+    if report.alerts.is_empty() && report.windows > 0 && report.windows <= need {
+        let note = format!(
+            "no warnings possible yet: {} of history, warnings need {} (--min-history {}, at least {} windows)",
+            scanwatch_collector::human_ms(report.windows as i64 * cfg.aggregate.window_ms),
+            scanwatch_collector::human_ms((need as i64 + 1) * cfg.aggregate.window_ms),
+            args.detection.min_history,
+            cfg.detect.min_history_windows,
+        );
+        if args.json {
+            writeln!(err, "{note}")?;
+        } else {
+            writeln!(out, "{note}")?;
+        }
+    }
+    // Every line failed: nothing was analysed, which is not a success.
+    if stats.lines > 0 && report.events == 0 && stats.parse_errors > 0 {
+        writeln!(
+            err,
+            "error: none of the {} lines could be parsed: nothing was analysed",
+            stats.lines
+        )?;
+        failed += 1;
+    }
+    let fail_on_hit = args
+        .fail_on
+        .is_some_and(|min| report.alerts.iter().any(|a| a.severity >= min));
+    Ok(Outcome {
+        failed,
+        fail_on_hit,
+    })
 }
 
 fn formats_used(inputs: &[Input]) -> String {

@@ -258,6 +258,8 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
             )?;
         }
     }
+    // The warnings now, not when the centre stops (stdout is buffered).
+    out.flush()?;
     let first = alerts
         .iter()
         .find(|a| a.get("update").and_then(Value::as_bool) != Some(true))

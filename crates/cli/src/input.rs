@@ -143,6 +143,9 @@ pub(crate) fn open(path: &str) -> Result<(Box<dyn BufRead + Send>, Option<Timest
         .fill_buf()
         .map(|b| b.starts_with(&[0x1f, 0x8b]))
         .unwrap_or(false);
+    if !gz && path.ends_with(".gz") {
+        bail!("{path}: not a gzip file (it does not start with the gzip magic bytes 1f 8b)");
+    }
     let reader: Box<dyn BufRead + Send> = if gz {
         Box::new(BufReader::with_capacity(
             1 << 16,

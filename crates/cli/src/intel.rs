@@ -48,13 +48,16 @@ pub enum IntelCommand {
         /// exploitdb (files_exploits.csv) or benign (IP/CIDR list, one per line).
         #[arg(value_parser = ["nvd", "kev", "exploitdb", "benign"])]
         kind: String,
+        /// Files to import (plain or .gz); each is read whole, then stored.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// Data directory to import into (the server's `server.data`).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
     },
     /// Count what the data directory holds.
     List {
+        /// Data directory to read.
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
     },
@@ -70,15 +73,20 @@ pub struct AssetsArgs {
 pub enum AssetsCommand {
     /// Import the asset inventory: CSV (see docs/context.md) or nmap XML (-oX).
     Import {
+        /// csv (host, address, zone, services, firewall, … : docs/context.md) or
+        /// nmap (XML written with -oX).
         #[arg(value_parser = ["csv", "nmap"])]
         kind: String,
+        /// Inventory files (plain or .gz); a host imported again replaces its record.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// Data directory to import into (the server's `server.data`).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
     },
     /// List the assets in the data directory.
     List {
+        /// Data directory to read.
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
         /// JSON Lines instead of a table.

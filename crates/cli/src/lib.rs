@@ -3,9 +3,11 @@
 
 pub mod admin;
 pub mod analyze;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod demo_live;
+pub mod incidents;
 pub mod input;
 pub mod intel;
 pub mod sensor;

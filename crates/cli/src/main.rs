@@ -4,30 +4,9 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use scanwatch::cli::{Cli, Command, LogFormat};
 use scanwatch::{admin, analyze, demo, intel, sensor, server};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "scanwatch",
-    version,
-    about = "Early warning for Internet scanning and attack surges"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-    /// How the log (stderr) is written: text lines, or JSON objects with the
-    /// level, target and fields. Levels from RUST_LOG (default: info), e.g.
-    /// RUST_LOG=scanwatch_notify=debug.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
-}
-
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
 
 /// The one place a subscriber is set: the libraries only emit `tracing` events.
 fn init_log(format: LogFormat) {
@@ -43,51 +22,66 @@ fn init_log(format: LogFormat) {
     };
 }
 
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Read firewall logs, find port surges, print the port report and warnings.
-    Analyze(analyze::AnalyzeArgs),
-    /// Simulate a sensor network with the seed case and print what scanwatch warns about.
-    Demo(demo::DemoArgs),
-    /// Manage the data directory: sensors and their tokens.
-    Admin(admin::AdminArgs),
-    /// Run the centre: sensors submit events over HTTP; stored in SQLite.
-    Server(server::ServerArgs),
-    /// Run a sensor: follow firewall logs and submit their events to the centre.
-    Sensor(sensor::SensorArgs),
-    /// Import advisories (NVD, CISA KEV, Exploit-DB) and benign-scanner lists.
-    Intel(intel::IntelArgs),
-    /// Import and list the asset inventory (CSV or nmap XML).
-    Assets(intel::AssetsArgs),
-    /// For each active warning, your assets that are most exposed, with reasons.
-    Exposure(intel::ExposureArgs),
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_log(cli.log_format);
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut err = io::stderr();
-    let result = match &cli.command {
-        Command::Analyze(a) => analyze::run(a, &mut out, &mut err).map(|failed| failed == 0),
-        Command::Demo(d) => demo::run(d, &mut out, &mut err).map(|()| true),
-        Command::Admin(a) => admin::run(a, &mut out, &mut err).map(|()| true),
-        Command::Server(s) => server::run(s, &mut err).map(|()| true),
-        Command::Sensor(s) => sensor::run(s, &mut err).map(|()| true),
-        Command::Intel(a) => intel::run_intel(a, &mut out, &mut err),
-        Command::Assets(a) => intel::run_assets(a, &mut out, &mut err),
-        Command::Exposure(a) => intel::run_exposure(a, &mut out, &mut err),
+    let ok = |good: bool| u8::from(!good);
+    // Exit status: 0 success; 1 an input could not be read or nothing in it
+    // parsed (`analyze`), or a command's own failure; 2 an error; 3 `analyze
+    // --fail-on` matched a warning.
+    let result: anyhow::Result<u8> = match &cli.command {
+        Command::Analyze(a) => analyze::run(a, &mut out, &mut err).map(|o| {
+            if o.failed > 0 {
+                1
+            } else if o.fail_on_hit {
+                3
+            } else {
+                0
+            }
+        }),
+        Command::Demo(d) => demo::run(d, &mut out, &mut err).map(|()| 0),
+        Command::Admin(a) => admin::run(a, &mut out, &mut err).map(|()| 0),
+        Command::Server(s) => server::run(s, &mut err).map(|()| 0),
+        Command::Sensor(s) => sensor::run(s, &mut err).map(|()| 0),
+        Command::Intel(a) => intel::run_intel(a, &mut out, &mut err).map(ok),
+        Command::Assets(a) => intel::run_assets(a, &mut out, &mut err).map(ok),
+        Command::Exposure(a) => intel::run_exposure(a, &mut out, &mut err).map(ok),
+        Command::Incidents(a) => scanwatch::incidents::run(a, &mut out, &mut err).map(|()| 0),
+        Command::Completions { shell } => {
+            scanwatch::cli::completions(*shell, &mut out);
+            Ok(0)
+        }
+        Command::Man { dir } => scanwatch::cli::man_pages(dir)
+            .map_err(anyhow::Error::from)
+            .and_then(|files| {
+                writeln!(err, "wrote {} man pages to {}", files.len(), dir.display())?;
+                Ok(0)
+            }),
     };
-    let _ = out.flush();
+    let flushed = out.flush();
     match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(e) => {
+        Ok(code) => match flushed {
+            Ok(()) => ExitCode::from(code),
             // A closed pipe (e.g. `| head`) is not an error worth reporting.
-            if e.downcast_ref::<io::Error>()
-                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
-            {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) => {
+                let _ = writeln!(err, "error: cannot write the output: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Err(e) => {
+            // A closed pipe (e.g. `| head`), wherever in the chain (an io error, or
+            // the io error inside a JSON writer's), ends the run quietly.
+            let broken_pipe = e.chain().any(|c| {
+                c.downcast_ref::<io::Error>()
+                    .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+                    || c.downcast_ref::<serde_json::Error>()
+                        .is_some_and(|e| e.io_error_kind() == Some(io::ErrorKind::BrokenPipe))
+            });
+            if broken_pipe {
                 return ExitCode::SUCCESS;
             }
             let _ = writeln!(err, "error: {e:#}");

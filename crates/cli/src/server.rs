@@ -27,8 +27,9 @@ pub struct ServerArgs {
     /// Data directory (the SQLite store lives here) [default: scanwatch-data].
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:8470].
-    #[arg(long)]
+    /// Address to listen on, `HOST:PORT` (a host name is resolved, e.g.
+    /// `localhost:8470`) [default: 127.0.0.1:8470].
+    #[arg(long, value_parser = resolve_listen)]
     pub listen: Option<SocketAddr>,
     /// Window length [default: 1h].
     #[arg(long)]
@@ -116,6 +117,9 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
     let cfg = file_cfg.detection_args().config()?;
     let data = file_cfg.server.data.clone();
     let listen = file_cfg.server.listen;
+    // Bind first: a port in use is said at once, not after the replay; sensors
+    // that connect meanwhile wait in the backlog.
+    let listener = bind(listen, "listen")?;
     let mut store = SqliteStore::open(&data)?;
     for w in scanwatch_store::sqlite::permission_warnings(&data) {
         writeln!(err, "warning: {w}")?;
@@ -186,7 +190,6 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
         None => state,
     };
     rt.block_on(async {
-        let listener = bind(listen, "listen")?;
         let tls = server_tls(&file_cfg.server).await?;
         writeln!(
             err,
@@ -273,6 +276,23 @@ pub(crate) fn close_notifier(
         }
     }
     Ok(())
+}
+
+/// `HOST:PORT` to one address: an IP address as it is, a host name resolved (its
+/// first address, IPv4 first, so `localhost` is 127.0.0.1 where both exist).
+pub(crate) fn resolve_listen(s: &str) -> std::result::Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(s)
+        .map_err(|e| format!("{s:?}: expected HOST:PORT ({e})"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{s:?}: the host name has no address"))
 }
 
 /// A listening socket on `addr` for the async runtime; `what` names the config key.

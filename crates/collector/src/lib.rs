@@ -9,6 +9,8 @@ mod api;
 mod error;
 mod export;
 mod feeds;
+pub mod incidents;
+mod incidents_api;
 pub mod openapi;
 pub mod ops;
 pub mod serve;
@@ -449,6 +451,12 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/alerts/{id}", get(api::alert))
         .route("/api/v1/alerts/{id}/stix", get(export::alert_stix))
         .route("/api/v1/alerts/{id}/misp", get(export::alert_misp))
+        .route("/api/v1/incidents", get(incidents_api::list))
+        .route("/api/v1/incidents/{id}", get(incidents_api::show))
+        .route(
+            "/api/v1/incidents/{id}/state",
+            axum::routing::post(incidents_api::set_state),
+        )
         .route("/api/v1/sensors", get(api::sensors))
         .route("/api/v1/topports", get(api::topports))
         .route("/api/v1/sources/{ip}", get(api::source))

@@ -98,18 +98,7 @@ async fn get(s: &Setup, path: &str, cookie: Option<&str>) -> (StatusCode, String
     if let Some(c) = cookie {
         r = r.header("cookie", c);
     }
-    let resp = app(s.state.clone())
-        .oneshot(r.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let location = resp
-        .headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let (status, text, location) = send(s, r.body(Body::empty()).unwrap()).await;
     // To look at the pages: SCANWATCH_DASHBOARD_DUMP=dir writes each one there.
     if let Some(dir) = std::env::var_os("SCANWATCH_DASHBOARD_DUMP") {
         let name: String = path
@@ -119,6 +108,23 @@ async fn get(s: &Setup, path: &str, cookie: Option<&str>) -> (StatusCode, String
         std::fs::write(std::path::Path::new(&dir).join(name + ".html"), &text).unwrap();
     }
     (status, text, location)
+}
+
+/// One request to the app: (status, body, location).
+async fn send(s: &Setup, req: Request<Body>) -> (StatusCode, String, String) {
+    let resp = app(s.state.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let location = resp
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        String::from_utf8_lossy(&bytes).into_owned(),
+        location,
+    )
 }
 
 /// Every inline `<svg …>…</svg>` of a page parses as XML; returns how many.
@@ -231,8 +237,31 @@ async fn pages_show_the_seed_surge() {
         html.contains(&format!("data-alert-id=\"{}\"", top.id)),
         "marked"
     );
-    assert!(html.contains(&format!("/api/v1/alerts/{}/stix", top.id)));
-    assert!(html.contains(&format!("/api/v1/alerts/{}/misp", top.id)));
+    // The exports it links work with the session alone (no API token).
+    for (format, marker) in [
+        ("json", "\"alert_kind\""),
+        ("stix", "\"type\":\"bundle\""),
+        ("misp", "\"Event\""),
+    ] {
+        let link = format!("/alerts/{}/export/{format}", top.id);
+        assert!(
+            html.contains(&format!("href=\"{link}\"")),
+            "{format} linked"
+        );
+        let (st, body, _) = get(&s, &link, Some(&s.analyst)).await;
+        assert_eq!(st, StatusCode::OK, "{format}: {body}");
+        assert!(body.contains(marker), "{format}: {body}");
+        // Without a session: to the login page, as every page.
+        let (st, _, _) = get(&s, &link, None).await;
+        assert_ne!(st, StatusCode::OK, "{format} without a session");
+    }
+    let (st, _, _) = get(
+        &s,
+        &format!("/alerts/{}/export/pdf", top.id),
+        Some(&s.analyst),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
     assert!(html.contains("<details id=\"raw-json\">"));
     assert!(html.contains("class=\"copy\" data-copy=\"mitigation-0\""));
     assert!(html.contains("dport 1025"), "the nftables rule");
@@ -332,6 +361,170 @@ async fn pages_show_the_seed_surge() {
         assert!(html.contains("<p id=\"error\">"), "{path}: an HTML page");
         assert!(!html.contains("<script>"), "{path}");
     }
+}
+
+/// The seed network's warnings are a handful of incidents: the list, one incident
+/// with its warnings and state form, a state set on the page (CSRF-checked) and
+/// through the API (a token), each seen by the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_group_a_surge_and_keep_the_analysts_state() {
+    let s = setup(true).await;
+    let warnings = alerts(&s);
+    let (st, list, _) = get(&s, "/incidents", Some(&s.analyst)).await;
+    assert_eq!(st, StatusCode::OK);
+    let rows = list.matches("data-incident-id=").count();
+    assert!(
+        rows >= 1 && rows < warnings.len(),
+        "{rows} incidents of {} warnings",
+        warnings.len()
+    );
+    // The seed surge: one incident holding all its windows.
+    let first = warnings
+        .iter()
+        .filter(|(r, _)| r.port == 1025)
+        .min_by_key(|(r, _)| r.window_start)
+        .unwrap();
+    let id = first.0.id;
+    let (st, page, _) = get(&s, &format!("/incidents/{id}"), Some(&s.analyst)).await;
+    assert_eq!(st, StatusCode::OK, "{page}");
+    let n1025 = warnings
+        .iter()
+        .filter(|(r, v)| r.port == 1025 && v["episode_start"] == first.1["episode_start"])
+        .count();
+    assert_eq!(page.matches("<tr data-alert-id=").count(), n1025, "{page}");
+    assert!(page.contains("data-field=\"state\">new<"), "{page}");
+    // Its last window (20 sources) is below its peak (84): falling, or over once
+    // a later window has closed without it.
+    assert!(
+        page.contains("data-field=\"phase\">falling<")
+            || page.contains("data-field=\"phase\">over<"),
+        "{page}"
+    );
+    // Any of its warnings finds it.
+    let later = warnings
+        .iter()
+        .filter(|(r, v)| r.port == 1025 && v["episode_start"] == first.1["episode_start"])
+        .max_by_key(|(r, _)| r.window_start)
+        .unwrap();
+    let (st, again, _) = get(&s, &format!("/incidents/{}", later.0.id), Some(&s.analyst)).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(again.contains(&format!("Incident {id}:")), "{again}");
+    // Set a state with the page's form: without the CSRF token refused.
+    let csrf = {
+        let pat = "name=\"csrf\" value=\"";
+        let i = page.find(pat).unwrap() + pat.len();
+        page[i..].split('"').next().unwrap().to_string()
+    };
+    let post = |body: String| {
+        Request::post(format!("/incidents/{id}/state"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", &s.analyst)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let (st, _, _) = send(&s, post("state=acknowledged&csrf=wrong".into())).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, body, _) = send(&s, post(format!("state=false_positive&note=&csrf={csrf}"))).await;
+    assert_eq!(
+        st,
+        StatusCode::BAD_REQUEST,
+        "a false positive needs a note: {body}"
+    );
+    let (st, _, loc) = send(
+        &s,
+        post(format!(
+            "state=assigned&assignee=carol&note=look+at+445+too&csrf={csrf}"
+        )),
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert_eq!(loc, format!("/incidents/{id}"));
+    let (_, page, _) = get(&s, &loc, Some(&s.analyst)).await;
+    assert!(page.contains("data-field=\"state\">assigned<"), "{page}");
+    assert!(
+        page.contains("assigned to carol: look at 445 too"),
+        "{page}"
+    );
+    let (_, list, _) = get(&s, "/incidents?state=assigned", Some(&s.analyst)).await;
+    assert_eq!(list.matches("data-incident-id=").count(), 1, "{list}");
+    // The API sees it, and sets it back.
+    let token = s
+        .state
+        .store
+        .lock()
+        .unwrap()
+        .add_api_token("script", Role::Analyst, Timestamp(0))
+        .unwrap();
+    let api = |req: axum::http::request::Builder, body: Body| {
+        req.header("authorization", format!("Bearer {token}"))
+            .body(body)
+            .unwrap()
+    };
+    let (st, body, _) = send(
+        &s,
+        api(
+            Request::get("/api/v1/incidents?state=assigned"),
+            Body::empty(),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["id"], id);
+    assert_eq!(v[0]["state"]["assignee"], "carol");
+    assert_eq!(v[0]["state"]["by"], "bob");
+    let (st, body, _) = send(
+        &s,
+        api(
+            Request::post(format!("/api/v1/incidents/{}/state", later.0.id))
+                .header("content-type", "application/json"),
+            Body::from(r#"{"state":"resolved","note":"patched"}"#),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["id"].as_i64(), v["state"]["state"].as_str()),
+        (Some(id), Some("resolved"))
+    );
+    for (req, body, want) in [
+        (
+            Request::post(format!("/api/v1/incidents/{id}/state"))
+                .header("content-type", "application/json"),
+            r#"{"state":"closed"}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Request::post(format!("/api/v1/incidents/{id}/state"))
+                .header("content-type", "application/json"),
+            r#"{"state":"resolved","extra":1}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Request::post("/api/v1/incidents/999999/state")
+                .header("content-type", "application/json"),
+            r#"{"state":"resolved"}"#,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Request::get("/api/v1/incidents?state=closed"),
+            "",
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (st, b, _) = send(&s, api(req, Body::from(body))).await;
+        assert_eq!(st, want, "{b}");
+    }
+    let (st, _, _) = send(
+        &s,
+        Request::get("/api/v1/incidents")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
 }
 
 /// A sweep is one warning on the desk, with its campaign on its page, and no port

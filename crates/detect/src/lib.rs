@@ -484,6 +484,8 @@ pub struct Detector {
     /// trend side of the network index, and its index.
     window_ports: Vec<IndexPort>,
     index: f64,
+    /// The window's trend-side index, computed at its first trend test.
+    trend_common: std::cell::Cell<Option<f64>>,
 }
 
 /// A busy port of a window: (protocol, port) and its trimmed sources.
@@ -531,6 +533,7 @@ impl Detector {
             sweeps: FxHashMap::default(),
             window_ports: Vec::new(),
             index: 1.0,
+            trend_common: std::cell::Cell::new(None),
         }
     }
 
@@ -1037,16 +1040,23 @@ impl Detector {
         // The network's common rise over the same span (the busiest ports' own
         // trend ratios): a network that grew is not a trend of each port.
         let common = if cfg.network_index {
-            index_of(
-                self.window_ports
-                    .iter()
-                    .filter_map(|(key, x)| {
-                        let (rk, bk) =
-                            self.trend_medians(self.ports.get(key)?, *x, ws, history, span);
-                        (bk >= INDEX_MIN_BASELINE).then_some((rk + 5.0) / (bk + 5.0))
-                    })
-                    .collect(),
-            )
+            match self.trend_common.get() {
+                Some(c) => c,
+                None => {
+                    let c = index_of(
+                        self.window_ports
+                            .iter()
+                            .filter_map(|(key, x)| {
+                                let (rk, bk) =
+                                    self.trend_medians(self.ports.get(key)?, *x, ws, history, span);
+                                (bk >= INDEX_MIN_BASELINE).then_some((rk + 5.0) / (bk + 5.0))
+                            })
+                            .collect(),
+                    );
+                    self.trend_common.set(Some(c));
+                    c
+                }
+            }
         } else {
             1.0
         };
@@ -1090,6 +1100,7 @@ impl Detector {
 
     /// Sets the window being scored: its busiest ports and its network index.
     fn set_window(&mut self, ws: i64, ports: Vec<IndexPort>) {
+        self.trend_common.set(None);
         self.index = if self.cfg.network_index {
             self.network_index(ws, &ports)
         } else {

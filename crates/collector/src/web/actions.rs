@@ -1,6 +1,6 @@
-//! Admin actions of the dashboard: forms that change state, each behind the admin
-//! role and the session's CSRF token, answering with a redirect (303) back to the
-//! page they were sent from.
+//! Actions of the dashboard: forms that change state, each behind the session's
+//! CSRF token (and the admin role where they manage the network), answering with
+//! a redirect (303) back to the page they were sent from.
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
@@ -57,9 +57,61 @@ async fn revoke_sensor(
     }
 }
 
-/// The admin actions.
+/// The state form of an incident page.
+#[derive(Debug, Default, Deserialize)]
+struct StateForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    assignee: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /incidents/{id}/state` (any signed-in user, CSRF-checked): sets the
+/// incident's state and goes back to its page.
+async fn set_incident_state(
+    user: WebUser,
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    form: Result<Form<StateForm>, FormRejection>,
+) -> Response {
+    let f = form.map(|Form(f)| f).unwrap_or_default();
+    if let Err(r) = verify_csrf(&user, &f.csrf) {
+        return r;
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return error_page(StatusCode::NOT_FOUND, "not found", "no such incident");
+    };
+    let change = crate::incidents::StateChange {
+        state: f.state,
+        assignee: Some(f.assignee),
+        note: Some(f.note),
+    };
+    let now = (st.clock)();
+    let state = match change.check(&user.name, now) {
+        Ok(s) => s,
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, "bad request", &e),
+    };
+    let done = st
+        .with_store(move |s| crate::incidents::set_state(s, id, &state, now))
+        .await;
+    match done {
+        Ok(Some(inc)) => {
+            tracing::info!(user = %user.name, incident = inc.id, state = inc.state.state.name(), "dashboard: incident state set");
+            Redirect::to(&format!("/incidents/{}", inc.id)).into_response()
+        }
+        Ok(None) => error_page(StatusCode::NOT_FOUND, "not found", "no such incident"),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The actions.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/sensors/{name}/revoke", post(revoke_sensor))
+        .route("/incidents/{id}/state", post(set_incident_state))
         .layer(axum::extract::DefaultBodyLimit::max(16 << 10))
 }

@@ -72,6 +72,60 @@ pub(super) async fn alert_page(
     )))
 }
 
+/// `GET /alerts/{id}/export/{json|stix|misp}`: the warning's exports for the
+/// signed-in user (the session is enough, as for the page that links them), as a
+/// download; the API serves the same to tokens.
+pub(super) async fn alert_export(
+    _user: WebUser,
+    State(st): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, PageError> {
+    let Path((id, format)) = path.map_err(|e| PageError::BadRequest(e.body_text()))?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| PageError::BadRequest("warning id must be a number".into()))?;
+    if !["json", "stix", "misp"].contains(&format.as_str()) {
+        return Err(PageError::NotFound(format!(
+            "no export {format:?}: json, stix or misp"
+        )));
+    }
+    let row = st
+        .with_reader(move |s| s.alert(id))
+        .await?
+        .ok_or_else(|| PageError::NotFound(format!("no warning {id}")))?;
+    let v = parse_json(&row);
+    let (body, kind, name) = match format.as_str() {
+        "stix" => (
+            scanwatch_alert::stix::stix_bundle(row.id, &v).to_string(),
+            crate::export::STIX_CONTENT_TYPE,
+            format!("scanwatch-alert-{id}.stix.json"),
+        ),
+        "misp" => (
+            scanwatch_alert::misp::misp_event(row.id, &v).to_string(),
+            "application/json",
+            format!("scanwatch-alert-{id}.misp.json"),
+        ),
+        _ => {
+            let mut v = v;
+            if let Some(m) = v.as_object_mut() {
+                m.insert("id".into(), row.id.into());
+            }
+            (
+                v.to_string(),
+                "application/json",
+                format!("scanwatch-alert-{id}.json"),
+            )
+        }
+    };
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
+}
+
 fn render_alert(d: &AlertData, v: &Value) -> String {
     let r = &d.row;
     let mut b = String::with_capacity(64 * 1024);
@@ -81,7 +135,7 @@ fn render_alert(d: &AlertData, v: &Value) -> String {
         badge(r.severity_rank),
         port_link(r.proto, r.port),
         esc(v.get("service").map_or("", |s| jstr(s, "name"))),
-        esc(jstr(v, "headline")),
+        esc(headline_after_port(jstr(v, "headline"))),
     );
     let _ = write!(
         b,
@@ -241,11 +295,35 @@ fn render_alert(d: &AlertData, v: &Value) -> String {
     );
     let _ = write!(
         b,
-        "<p id=\"api-links\">Machine-readable (API token required): <a href=\"/api/v1/alerts/{id}\">JSON</a> · \
-         <a href=\"/api/v1/alerts/{id}/stix\">STIX 2.1</a> · <a href=\"/api/v1/alerts/{id}/misp\">MISP</a></p></section>",
+        "<p id=\"api-links\">Download: <a href=\"/alerts/{id}/export/json\" download>JSON</a> · \
+         <a href=\"/alerts/{id}/export/stix\" download>STIX 2.1</a> · <a href=\"/alerts/{id}/export/misp\" download>MISP</a> \
+         (the same from the API with a token: <code>/api/v1/alerts/{id}</code>, <code>/stix</code>, <code>/misp</code>)</p></section>",
         id = r.id
     );
     b
+}
+
+/// An advisory id as a link to its public record: a CVE to NVD, an EDB id to
+/// Exploit-DB; anything else as text.
+fn advisory_link(id: &str) -> String {
+    let url = if let Some(n) = id
+        .strip_prefix("CVE-")
+        .filter(|n| n.len() >= 6 && n.chars().all(|c| c.is_ascii_digit() || c == '-'))
+    {
+        format!("https://nvd.nist.gov/vuln/detail/CVE-{n}")
+    } else if let Some(n) = id
+        .strip_prefix("EDB-")
+        .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    {
+        format!("https://www.exploit-db.com/exploits/{n}")
+    } else {
+        return esc(id);
+    };
+    format!(
+        "<a href=\"{}\" rel=\"noopener noreferrer\">{}</a>",
+        esc(&url),
+        esc(id)
+    )
 }
 
 /// Explanations, mitigations and exposed assets of a warning.
@@ -262,7 +340,7 @@ fn render_context(b: &mut String, v: &Value) {
             let _ = write!(
                 b,
                 "<li class=\"advisory\"><p><strong>{}</strong> {} <span class=\"note\">score {}{}{}</span></p><p class=\"note\">{} match: {}</p><ul>",
-                esc(jstr(a, "id")),
+                advisory_link(jstr(a, "id")),
                 esc(jstr(a, "title")),
                 float(jnum(a, "score"), 2),
                 a.get("cvss")
@@ -482,4 +560,21 @@ fn sweep_section(b: &mut String, sw: &Value) {
         "<p>Ports most of its sources reached: {}</p></section>",
         esc(&ports.join(", "))
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::advisory_link;
+
+    #[test]
+    fn advisories_link_to_their_records() {
+        assert_eq!(
+            advisory_link("CVE-2007-1748"),
+            "<a href=\"https://nvd.nist.gov/vuln/detail/CVE-2007-1748\" rel=\"noopener noreferrer\">CVE-2007-1748</a>"
+        );
+        assert!(advisory_link("EDB-3737").contains("https://www.exploit-db.com/exploits/3737"));
+        // Anything else (or a forged id) stays text, escaped.
+        assert_eq!(advisory_link("MS07-029"), "MS07-029");
+        assert_eq!(advisory_link("CVE-<script>"), "CVE-&lt;script&gt;");
+    }
 }

@@ -78,7 +78,7 @@ pub(super) async fn alerts_page(
                 num(jnum(&v, "sources") as u64),
                 float(jnum(&v, "times_normal"), 1),
                 esc(jstr(&v, "confidence")),
-                esc(jstr(&v, "headline")),
+                esc(headline_after_port(jstr(&v, "headline"))),
                 id = a.id,
             );
         }

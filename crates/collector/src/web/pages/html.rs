@@ -120,6 +120,24 @@ pub fn span(ms: i64) -> String {
 /// Names of the severity ranks stored with warnings (0 info … 4 critical).
 pub const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
 
+/// A warning's headline without its leading `TCP/445: `, for places that show the
+/// port beside it already.
+pub fn headline_after_port(h: &str) -> &str {
+    match h.split_once(": ") {
+        Some((head, rest))
+            if head.split_once('/').is_some_and(|(p, n)| {
+                !p.is_empty()
+                    && p.chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+                    && n.parse::<u16>().is_ok()
+            }) =>
+        {
+            rest
+        }
+        _ => h,
+    }
+}
+
 pub fn severity_name(rank: u8) -> &'static str {
     SEVERITIES
         .get(usize::from(rank))
@@ -137,6 +155,7 @@ pub fn badge(rank: u8) -> String {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Nav {
     Overview,
+    Incidents,
     Warnings,
     Sensors,
     None,
@@ -160,7 +179,7 @@ pub fn layout(title: &str, user: &WebUser, nav: Nav, body: &str) -> String {
          <title>{title} · scanwatch</title>\
          <link rel=\"stylesheet\" href=\"/static/app.css\">\
          <script src=\"/static/app.js\" defer></script></head><body>\
-         <header class=\"top\"><nav aria-label=\"main\"><span class=\"brand\">scanwatch</span>{o}{w}{se}</nav>\
+         <header class=\"top\"><nav aria-label=\"main\"><span class=\"brand\">scanwatch</span>{o}{i}{w}{se}</nav>\
          <form class=\"search\" method=\"get\" action=\"/search\" role=\"search\">\
          <input type=\"search\" name=\"q\" placeholder=\"port (445, udp/53) or IP\" aria-label=\"port or IP\">\
          <button type=\"submit\">go</button></form>\
@@ -170,6 +189,7 @@ pub fn layout(title: &str, user: &WebUser, nav: Nav, body: &str) -> String {
          </header><main>{body}</main></body></html>\n",
         title = esc(title),
         o = item(Nav::Overview, "/", "Overview"),
+        i = item(Nav::Incidents, "/incidents", "Incidents"),
         w = item(Nav::Warnings, "/alerts", "Warnings"),
         se = item(Nav::Sensors, "/sensors", "Sensors"),
         name = esc(&user.name),
@@ -236,6 +256,17 @@ impl IntoResponse for PageError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_port_is_not_said_twice() {
+        assert_eq!(headline_after_port("TCP/445: 339 sources"), "339 sources");
+        assert_eq!(headline_after_port("UDP/53: x: y"), "x: y");
+        assert_eq!(
+            headline_after_port("sweep from 203.0.113.0/24: 32 sources"),
+            "sweep from 203.0.113.0/24: 32 sources"
+        );
+        assert_eq!(headline_after_port("no port here"), "no port here");
+    }
 
     #[test]
     fn escapes_markup_and_quotes() {

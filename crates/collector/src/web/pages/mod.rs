@@ -1,4 +1,4 @@
-//! The dashboard pages: overview, port, warnings, warning, sensors and source, all
+//! The dashboard pages: overview, incidents, port, warnings, warning, sensors and source, all
 //! server-rendered HTML with inline SVG charts, plus the stylesheet and the small
 //! script (copy buttons) embedded in the binary.
 //!
@@ -12,14 +12,16 @@ pub mod svg;
 
 mod alert;
 mod alerts;
+mod incidents;
 mod overview;
 mod port;
 mod search;
 mod sensors;
 mod source;
 
-use alert::alert_page;
+use alert::{alert_export, alert_page};
 use alerts::alerts_page;
+use incidents::{incident_page, incidents_page};
 use overview::overview;
 use port::port_page;
 use search::search;
@@ -43,8 +45,8 @@ use serde_json::Value;
 use crate::web::auth::WebUser;
 use crate::AppState;
 use html::{
-    badge, esc, float, layout, num, page, severity_name, span, time_el, url_part, when, Nav,
-    PageError, SEVERITIES,
+    badge, esc, float, headline_after_port, layout, num, page, severity_name, span, time_el,
+    url_part, when, Nav, PageError, SEVERITIES,
 };
 use series::{points, rebucket, top_sources, Metric};
 use svg::{line_chart, sparkline, Chart, Marker};
@@ -59,7 +61,10 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(overview))
         .route("/ports/{proto}/{port}", get(port_page))
         .route("/alerts", get(alerts_page))
+        .route("/incidents", get(incidents_page))
+        .route("/incidents/{id}", get(incident_page))
         .route("/alerts/{id}", get(alert_page))
+        .route("/alerts/{id}/export/{format}", get(alert_export))
         .route("/sensors", get(sensors_page))
         .route("/sources/{ip}", get(source_page))
         .route("/search", get(search))

@@ -1,0 +1,455 @@
+//! Incidents: what an analyst thinks in. The stored warnings of one surge (its
+//! consecutive warning windows: one port, one kind, one episode start; or one sweep
+//! campaign) are one incident, with its start, peak, phase (rising, at peak,
+//! falling, over) and the state an analyst gave it (new, acknowledged, assigned,
+//! resolved, false positive, with a note).
+//!
+//! Incidents are derived from the stored warnings each time (nothing to keep in
+//! step); only the analyst's state is stored, as a context document of kind
+//! [`STATE_KIND`] keyed by the incident's id, so every store backend keeps it.
+//! An incident's id is the id of its first stored warning.
+
+use std::collections::BTreeMap;
+
+use scanwatch_event::Timestamp;
+use scanwatch_store::{AlertRow, ContextItem, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Context-document kind of the analysts' incident states.
+pub const STATE_KIND: &str = "incident-state";
+
+/// Where an incident is in its course, from its warnings and the newest data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Its last window is its peak, above the one before.
+    Rising,
+    /// Its last window is its peak (the first, or level with the one before).
+    AtPeak,
+    /// Still warning, below its peak.
+    Falling,
+    /// No warning for more than one window before the newest closed one.
+    Over,
+}
+
+/// What an analyst made of an incident.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    #[default]
+    New,
+    Acknowledged,
+    Assigned,
+    Resolved,
+    FalsePositive,
+}
+
+impl Disposition {
+    pub const ALL: [Disposition; 5] = [
+        Disposition::New,
+        Disposition::Acknowledged,
+        Disposition::Assigned,
+        Disposition::Resolved,
+        Disposition::FalsePositive,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Disposition::New => "new",
+            Disposition::Acknowledged => "acknowledged",
+            Disposition::Assigned => "assigned",
+            Disposition::Resolved => "resolved",
+            Disposition::FalsePositive => "false_positive",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Disposition> {
+        Self::ALL.into_iter().find(|d| d.name() == s)
+    }
+}
+
+/// The analyst's state of an incident, as stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentState {
+    pub state: Disposition,
+    /// Who it is assigned to (with `assigned`; kept with later states).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
+    /// Why (required for `false_positive`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Who set it, and when (RFC 3339).
+    pub by: String,
+    pub at: String,
+}
+
+/// Longest note and assignee kept.
+pub const MAX_NOTE: usize = 2000;
+
+/// A change of state as asked: checked without I/O.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StateChange {
+    /// `new`, `acknowledged`, `assigned`, `resolved` or `false_positive`.
+    pub state: String,
+    #[serde(default)]
+    pub assignee: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+impl StateChange {
+    /// The state to store, or why not.
+    pub fn check(&self, by: &str, at: Timestamp) -> Result<IncidentState, String> {
+        let state = Disposition::parse(&self.state).ok_or_else(|| {
+            format!(
+                "state {:?}: expected new, acknowledged, assigned, resolved or false_positive",
+                self.state
+            )
+        })?;
+        let clean = |s: &Option<String>, what: &str| -> Result<Option<String>, String> {
+            match s.as_deref().map(str::trim) {
+                None | Some("") => Ok(None),
+                Some(t) if t.chars().count() > MAX_NOTE => {
+                    Err(format!("{what} longer than {MAX_NOTE} characters"))
+                }
+                Some(t) if t.chars().any(|c| c.is_control() && c != '\n') => {
+                    Err(format!("{what} has control characters"))
+                }
+                Some(t) => Ok(Some(t.to_string())),
+            }
+        };
+        let assignee = clean(&self.assignee, "assignee")?;
+        let note = clean(&self.note, "note")?;
+        if state == Disposition::Assigned && assignee.is_none() {
+            return Err("state assigned needs an assignee".into());
+        }
+        if state == Disposition::FalsePositive && note.is_none() {
+            return Err("state false_positive needs a note saying why".into());
+        }
+        Ok(IncidentState {
+            state,
+            assignee,
+            note,
+            by: by.to_string(),
+            at: at.to_rfc3339(),
+        })
+    }
+}
+
+/// One incident.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Incident {
+    /// The id of its first stored warning.
+    pub id: i64,
+    /// `surge`, `trend`, or `sweep NETWORK`.
+    pub kind: String,
+    pub protocol: String,
+    pub port: u16,
+    /// Start of its first window.
+    pub start: String,
+    /// End of its last warning window.
+    pub last_end: String,
+    pub windows: usize,
+    pub phase: Phase,
+    /// The warning of its worst window (severity, then score).
+    pub peak_id: i64,
+    pub peak_window_start: String,
+    pub peak_severity: String,
+    pub peak_score: f64,
+    pub peak_sources: u64,
+    pub peak_events: u64,
+    pub peak_sensors: u64,
+    /// Its last window's headline.
+    pub headline: String,
+    /// The analyst's state (`new` until someone sets one).
+    pub state: IncidentState,
+    /// Its warnings' ids, oldest window first.
+    pub warnings: Vec<i64>,
+}
+
+fn text<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k).and_then(Value::as_str).unwrap_or("")
+}
+
+fn number(v: &Value, k: &str) -> u64 {
+    v.get(k).and_then(Value::as_u64).unwrap_or(0)
+}
+
+fn score(v: &Value) -> f64 {
+    v.get("score").and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+/// What makes warnings one incident: subject (kind), protocol, port, episode start.
+type GroupKey = (String, u8, u16, String);
+
+/// The incidents of `rows` (any order; withdrawn warnings left out), newest start
+/// first, with the stored `states`. `newest_end` is the end of the newest closed
+/// window (the data's clock) and `window_ms` the window length: an incident whose
+/// last warning ended more than one window before it is over.
+pub fn incidents(
+    rows: &[AlertRow],
+    states: &[ContextItem],
+    newest_end: Option<Timestamp>,
+    window_ms: i64,
+) -> Vec<Incident> {
+    let states: BTreeMap<i64, IncidentState> = states
+        .iter()
+        .filter_map(|c| Some((c.key.parse().ok()?, serde_json::from_str(&c.json).ok()?)))
+        .collect();
+    let mut groups: BTreeMap<GroupKey, Vec<(&AlertRow, Value)>> = BTreeMap::new();
+    for r in rows {
+        let Ok(v) = serde_json::from_str::<Value>(&r.json) else {
+            continue;
+        };
+        if v.get("withdrawn").and_then(Value::as_bool) == Some(true) {
+            continue;
+        }
+        let episode = match text(&v, "episode_start") {
+            "" => r.window_start.to_rfc3339(),
+            e => e.to_string(),
+        };
+        groups
+            .entry((r.kind.clone(), r.proto, r.port, episode))
+            .or_default()
+            .push((r, v));
+    }
+    let mut out: Vec<Incident> = groups
+        .into_iter()
+        .filter_map(|((kind, _, port, start), mut ws)| {
+            ws.sort_by_key(|(r, _)| (r.window_start, r.id));
+            let (first, _) = ws.first()?;
+            let (last, last_v) = ws.last()?;
+            let (peak, peak_v) = ws.iter().max_by(|a, b| {
+                (a.0.severity_rank, score(&a.1))
+                    .partial_cmp(&(b.0.severity_rank, score(&b.1)))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    // The earliest of equal peaks.
+                    .then(b.0.window_start.cmp(&a.0.window_start))
+            })?;
+            let last_end = scanwatch_event::parse_rfc3339(text(last_v, "window_end"))
+                .unwrap_or(Timestamp(last.window_start.0 + window_ms));
+            let over = newest_end.is_some_and(|n| n.0 > last_end.0 + window_ms);
+            let phase = if over {
+                Phase::Over
+            } else if peak.id != last.id {
+                Phase::Falling
+            } else if ws.len() >= 2 && score(&ws[ws.len() - 2].1) < score(last_v) {
+                Phase::Rising
+            } else {
+                Phase::AtPeak
+            };
+            Some(Incident {
+                id: first.id,
+                kind,
+                protocol: text(last_v, "protocol").to_string(),
+                port,
+                start,
+                last_end: last_end.to_rfc3339(),
+                windows: ws.len(),
+                phase,
+                peak_id: peak.id,
+                peak_window_start: peak.window_start.to_rfc3339(),
+                peak_severity: text(peak_v, "severity").to_string(),
+                peak_score: score(peak_v),
+                peak_sources: number(peak_v, "sources"),
+                peak_events: number(peak_v, "events"),
+                peak_sensors: number(peak_v, "sensors"),
+                headline: text(last_v, "headline").to_string(),
+                state: states.get(&first.id).cloned().unwrap_or_default(),
+                warnings: ws.iter().map(|(r, _)| r.id).collect(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| b.start.cmp(&a.start).then(a.id.cmp(&b.id)));
+    out
+}
+
+/// The incidents of the warnings in `[from, to)`, with their states.
+pub fn load(s: &dyn Store, from: Timestamp, to: Timestamp) -> Result<Vec<Incident>, StoreError> {
+    let rows = s.alerts(from, to, 0)?;
+    let states = s.context_items(STATE_KIND)?;
+    let latest = s.latest_window()?;
+    let window = latest.map_or(3_600_000, |(a, b)| (b.0 - a.0).max(1));
+    Ok(incidents(&rows, &states, latest.map(|l| l.1), window))
+}
+
+/// The incident that holds warning `id` (any of its warnings), if any.
+pub fn containing(s: &dyn Store, id: i64) -> Result<Option<Incident>, StoreError> {
+    let Some(row) = s.alert(id)? else {
+        return Ok(None);
+    };
+    // Its incident starts at or before it: its episode start (or a day before,
+    // if the warning does not say).
+    let v: serde_json::Value = serde_json::from_str(&row.json).unwrap_or_default();
+    let from = v
+        .get("episode_start")
+        .and_then(serde_json::Value::as_str)
+        .and_then(scanwatch_event::parse_rfc3339)
+        .unwrap_or(Timestamp(row.window_start.0 - 86_400_000));
+    Ok(load(s, from, Timestamp(i64::MAX))?
+        .into_iter()
+        .find(|i| i.warnings.contains(&id)))
+}
+
+/// Stores `state` for the incident holding warning `id`; the incident as it
+/// stands after, or `None` when there is no such warning.
+pub fn set_state(
+    s: &mut dyn Store,
+    id: i64,
+    state: &IncidentState,
+    now: Timestamp,
+) -> Result<Option<Incident>, StoreError> {
+    let Some(inc) = containing(s, id)? else {
+        return Ok(None);
+    };
+    let json = serde_json::to_string(state).map_err(|e| StoreError::Encode(e.to_string()))?;
+    s.put_context_items(
+        STATE_KIND,
+        &[ContextItem {
+            key: inc.id.to_string(),
+            origin: "analyst".into(),
+            json,
+        }],
+        now,
+    )?;
+    containing(s, id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3_600_000;
+
+    fn row(id: i64, kind: &str, port: u16, ws: i64, episode: i64, sev: u8, score: f64) -> AlertRow {
+        let severity = ["info", "low", "medium", "high", "critical"][sev as usize];
+        let json = serde_json::json!({
+            "type": "alert", "alert_kind": kind, "protocol": "tcp", "port": port,
+            "window_start": Timestamp(ws).to_rfc3339(),
+            "window_end": Timestamp(ws + H).to_rfc3339(),
+            "episode_start": Timestamp(episode).to_rfc3339(),
+            "severity": severity,
+            "score": score, "sources": 100 + id as u64, "events": 1000, "sensors": 8,
+            "headline": format!("TCP/{port}: window {id}"),
+        });
+        AlertRow {
+            id,
+            kind: kind.into(),
+            proto: 6,
+            port,
+            window_start: Timestamp(ws),
+            severity_rank: sev,
+            json: json.to_string(),
+        }
+    }
+
+    #[test]
+    fn one_incident_per_surge_with_its_peak_and_phase() {
+        // Table: (rows, newest closed window end) → (incidents, first's phase).
+        let surge = vec![
+            row(1, "surge", 1025, 10 * H, 10 * H, 2, 2.6),
+            row(2, "surge", 1025, 11 * H, 10 * H, 4, 5.1),
+            row(3, "surge", 1025, 12 * H, 10 * H, 3, 3.9),
+            // Another surge of the same port, days later.
+            row(4, "surge", 1025, 90 * H, 90 * H, 1, 1.6),
+            // Another port in the same hours.
+            row(5, "surge", 445, 11 * H, 11 * H, 3, 3.5),
+            row(6, "surge", 445, 12 * H, 11 * H, 4, 4.5),
+        ];
+        // (incident id, phase, windows, peak id)
+        type Want = (i64, Phase, usize, i64);
+        let cases: Vec<(i64, Vec<Want>)> = vec![
+            // At 13:00 the 1025 surge is falling (peak 11:00), 445 rising.
+            (
+                13 * H,
+                vec![(1, Phase::Falling, 3, 2), (5, Phase::Rising, 2, 6)],
+            ),
+            // Two windows later both are over.
+            (15 * H, vec![(1, Phase::Over, 3, 2), (5, Phase::Over, 2, 6)]),
+        ];
+        for (now, want) in cases {
+            let got = incidents(
+                &surge[..3]
+                    .iter()
+                    .chain(&surge[4..])
+                    .cloned()
+                    .collect::<Vec<_>>(),
+                &[],
+                Some(Timestamp(now)),
+                H,
+            );
+            let got: Vec<Want> = got
+                .iter()
+                .map(|i| (i.id, i.phase, i.windows, i.peak_id))
+                .collect();
+            let mut want = want;
+            want.sort_by_key(|w| w.0);
+            let mut got = got;
+            got.sort_by_key(|g| g.0);
+            assert_eq!(got, want, "at {now}");
+        }
+        let all = incidents(&surge, &[], Some(Timestamp(91 * H)), H);
+        assert_eq!(all.len(), 3, "two surges of 1025 are two incidents");
+        assert_eq!(all[0].id, 4, "newest first");
+        assert_eq!(all[0].phase, Phase::AtPeak);
+        let first = all.iter().find(|i| i.id == 1).unwrap();
+        assert_eq!(first.peak_severity, "critical");
+        assert_eq!(first.warnings, vec![1, 2, 3]);
+        assert_eq!(first.state.state, Disposition::New);
+    }
+
+    #[test]
+    fn withdrawn_warnings_and_states() {
+        let mut w = row(2, "surge", 22, 11 * H, 10 * H, 2, 2.0);
+        let mut v: Value = serde_json::from_str(&w.json).unwrap();
+        v["withdrawn"] = true.into();
+        w.json = v.to_string();
+        let rows = vec![row(1, "surge", 22, 10 * H, 10 * H, 3, 3.0), w];
+        let st = StateChange {
+            state: "false_positive".into(),
+            assignee: None,
+            note: Some("a pentest we ordered".into()),
+        }
+        .check("alice", Timestamp(0))
+        .unwrap();
+        let states = vec![ContextItem {
+            key: "1".into(),
+            origin: "analyst".into(),
+            json: serde_json::to_string(&st).unwrap(),
+        }];
+        let got = incidents(&rows, &states, None, H);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].windows, 1, "the withdrawn window is not part of it");
+        assert_eq!(got[0].state.state, Disposition::FalsePositive);
+        assert_eq!(got[0].state.by, "alice");
+    }
+
+    #[test]
+    fn state_changes_are_checked() {
+        let c = |state: &str, assignee: Option<&str>, note: Option<&str>| {
+            StateChange {
+                state: state.into(),
+                assignee: assignee.map(String::from),
+                note: note.map(String::from),
+            }
+            .check("bob", Timestamp(0))
+        };
+        assert!(c("acknowledged", None, None).is_ok());
+        assert!(c("assigned", Some("carol"), None).is_ok());
+        assert!(c("assigned", None, None)
+            .unwrap_err()
+            .contains("needs an assignee"));
+        assert!(c("false_positive", None, None)
+            .unwrap_err()
+            .contains("needs a note"));
+        assert!(c("closed", None, None)
+            .unwrap_err()
+            .contains("expected new"));
+        assert!(c("resolved", None, Some(&"x".repeat(MAX_NOTE + 1))).is_err());
+        assert!(c("resolved", None, Some("bell\u{7}")).is_err());
+        assert_eq!(c("resolved", None, Some("  ")).unwrap().note, None);
+    }
+}
