@@ -108,6 +108,20 @@ try {
   await page.goto(`${base}/sensors`);
   check((await page.innerText('body')).includes('sensor-'), 'the sensors page lists the sensors');
 
+  // Incidents: the seed warning's incident, acknowledged with the page's form.
+  await page.goto(`${base}/incidents`);
+  const rows = await page.locator('#incidents tbody tr').count();
+  check(rows > 0 && rows < alerts.length, `the incidents page groups ${alerts.length} warnings into ${rows} incidents`);
+  await page.screenshot({ path: `${out}/incidents.png`, fullPage: true });
+  await page.goto(`${base}/incidents/${seed.id}`);
+  check((await page.locator('#incident-warnings tbody tr').count()) > 0, 'the incident page lists its warnings');
+  await page.selectOption('#state-form select[name=state]', 'acknowledged');
+  await page.fill('#state-form input[name=note]', 'looking at it');
+  await Promise.all([page.waitForLoadState(), page.click('#state-form button[type=submit]')]);
+  check((await page.innerText('[data-field="state"]')) === 'acknowledged', 'the form acknowledges the incident');
+  check((await page.innerText('#state-by')).includes('looking at it'), 'the note is kept');
+  await page.screenshot({ path: `${out}/incident.png`, fullPage: true });
+
   // Log out: the pages are closed again.
   await page.goto(`${base}/`);
   await Promise.all([page.waitForLoadState(), page.click('form[action="/logout"] button')]);

@@ -458,4 +458,46 @@ fn demo_through_the_real_centre_stores_the_offline_warnings() {
         .lines()
         .all(|l| serde_json::from_str::<Value>(l).unwrap()["id"].is_i64()));
     assert!(dir.path().join("demo-centre/scanwatch.db").exists());
+
+    // The same warnings as incidents from the command line: far fewer rows, the
+    // TCP/1025 surge one of them; acknowledged and shown with its state.
+    let centre = dir.path().join("demo-centre");
+    let incidents = |args: &[&str]| {
+        let out = bin()
+            .arg("incidents")
+            .args(args)
+            .arg("--data")
+            .arg(&centre)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let list: Vec<Value> = incidents(&["list", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!list.is_empty() && list.len() < live_keys.len(), "{} incidents of {} warnings", list.len(), live_keys.len());
+    let seed = list
+        .iter()
+        .filter(|i| i["port"] == 1025 && i["kind"] == "surge")
+        .min_by_key(|i| i["start"].as_str().unwrap().to_string())
+        .unwrap();
+    assert!(seed["windows"].as_u64().unwrap() > 1, "{seed}");
+    assert_eq!(seed["state"]["state"], "new");
+    let id = seed["id"].as_i64().unwrap().to_string();
+    let last = seed["warnings"].as_array().unwrap().last().unwrap().to_string();
+    incidents(&["ack", &last, "--by", "dana", "--note", "seen"]);
+    let shown = incidents(&["show", &id]);
+    assert!(shown.contains("state: acknowledged by dana"), "{shown}");
+    assert!(shown.contains(": seen"), "{shown}");
+    let acked = incidents(&["list", "--state", "acknowledged", "--json"]);
+    assert_eq!(acked.lines().count(), 1, "{acked}");
+    let refused = bin()
+        .args(["incidents", "set", &id, "false_positive", "--data"])
+        .arg(&centre)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("needs a note"));
 }
