@@ -470,14 +470,23 @@ fn demo_through_the_real_centre_stores_the_offline_warnings() {
             .arg(&centre)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     let list: Vec<Value> = incidents(&["list", "--json"])
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert!(!list.is_empty() && list.len() < live_keys.len(), "{} incidents of {} warnings", list.len(), live_keys.len());
+    assert!(
+        !list.is_empty() && list.len() < live_keys.len(),
+        "{} incidents of {} warnings",
+        list.len(),
+        live_keys.len()
+    );
     let seed = list
         .iter()
         .filter(|i| i["port"] == 1025 && i["kind"] == "surge")
@@ -486,7 +495,12 @@ fn demo_through_the_real_centre_stores_the_offline_warnings() {
     assert!(seed["windows"].as_u64().unwrap() > 1, "{seed}");
     assert_eq!(seed["state"]["state"], "new");
     let id = seed["id"].as_i64().unwrap().to_string();
-    let last = seed["warnings"].as_array().unwrap().last().unwrap().to_string();
+    let last = seed["warnings"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .to_string();
     incidents(&["ack", &last, "--by", "dana", "--note", "seen"]);
     let shown = incidents(&["show", &id]);
     assert!(shown.contains("state: acknowledged by dana"), "{shown}");

@@ -385,6 +385,13 @@ async fn incidents_group_a_surge_and_keep_the_analysts_state() {
         .min_by_key(|(r, _)| r.window_start)
         .unwrap();
     let id = first.0.id;
+    // The overview leads with it while it is open, however old.
+    let (_, overview, _) = get(&s, "/", Some(&s.analyst)).await;
+    assert!(overview.contains("id=\"open-incidents\""), "{overview}");
+    assert!(
+        overview.contains(&format!("data-incident-id=\"{id}\"")),
+        "{overview}"
+    );
     let (st, page, _) = get(&s, &format!("/incidents/{id}"), Some(&s.analyst)).await;
     assert_eq!(st, StatusCode::OK, "{page}");
     let n1025 = warnings
@@ -488,6 +495,11 @@ async fn incidents_group_a_surge_and_keep_the_analysts_state() {
     assert_eq!(
         (v["id"].as_i64(), v["state"]["state"].as_str()),
         (Some(id), Some("resolved"))
+    );
+    let (_, overview, _) = get(&s, "/", Some(&s.analyst)).await;
+    assert!(
+        !overview.contains(&format!("data-incident-id=\"{id}\"")),
+        "a resolved incident is not open: {overview}"
     );
     for (req, body, want) in [
         (

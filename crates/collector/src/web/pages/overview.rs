@@ -1,4 +1,5 @@
-//! The overview: the busiest ports now, the newest warnings, sensors at a glance.
+//! The overview: the open incidents first, the busiest ports now, sensors at a
+//! glance.
 
 // The page helpers and the imports shared by every page (`pages/mod.rs`).
 use super::*;
@@ -9,8 +10,13 @@ struct OverviewData {
     /// ten ports.
     rows: Vec<WindowRow>,
     alerts: Vec<AlertRow>,
+    /// Incidents with a warning in the last 30 days.
+    incidents: Vec<crate::incidents::Incident>,
     sensors: Vec<SensorRecord>,
 }
+
+/// How far back the overview looks for open incidents.
+const OPEN_SPAN: i64 = 30 * DAY;
 
 /// The ten ports of a window with the most sources (then events).
 fn top_ten<'a>(rows: impl Iterator<Item = &'a WindowRow>) -> Vec<&'a WindowRow> {
@@ -52,10 +58,19 @@ fn overview_data(s: &dyn Store) -> Result<OverviewData, StoreError> {
             )?);
         }
     }
+    let incidents = match now {
+        Some((_, end)) => crate::incidents::load(
+            s,
+            Timestamp(end.0.saturating_sub(OPEN_SPAN)),
+            Timestamp(i64::MAX),
+        )?,
+        None => Vec::new(),
+    };
     Ok(OverviewData {
         now,
         rows,
         alerts,
+        incidents,
         sensors: s.sensors()?,
     })
 }
@@ -81,66 +96,77 @@ fn render_overview(st: &AppState, d: &OverviewData, clock: Timestamp) -> String 
     b.push_str("<h1>Overview</h1>");
     b.push_str(&now_note(d.now.map(|n| n.1)));
     b.push_str("<div class=\"cols\">");
-    // Warnings of the last 24 h, one line per surge: the windows of one surge share
-    // protocol, port and episode start, and are listed most severe first.
-    let mut surges: Vec<(&AlertRow, Value, usize)> = Vec::new();
-    for a in &d.alerts {
-        let v = parse_json(a);
-        let key = |x: &Value| {
-            (
-                jstr(x, "episode_start").to_string(),
-                jstr(x, "alert_kind").to_string(),
+    // Open incidents (not resolved, not a false positive) of the last 30 days:
+    // the running ones first, then by peak severity, newest first.
+    use crate::incidents::{Disposition, Phase};
+    let mut open: Vec<&crate::incidents::Incident> = d
+        .incidents
+        .iter()
+        .filter(|i| {
+            !matches!(
+                i.state.state,
+                Disposition::Resolved | Disposition::FalsePositive
             )
-        };
-        match surges
-            .iter_mut()
-            .find(|(r, w, _)| r.proto == a.proto && r.port == a.port && key(w) == key(&v))
-        {
-            Some(s) => s.2 += 1,
-            None => surges.push((a, v, 1)),
-        }
-    }
+        })
+        .collect();
+    let sev = |i: &crate::incidents::Incident| {
+        scanwatch_detect::Severity::parse(&i.peak_severity).map_or(0, |s| s as u8)
+    };
+    open.sort_by(|a, b| {
+        (a.phase == Phase::Over)
+            .cmp(&(b.phase == Phase::Over))
+            .then(sev(b).cmp(&sev(a)))
+            .then(b.start.cmp(&a.start))
+    });
     let mut counts = [0usize; 5];
-    for (a, _, _) in &surges {
-        counts[usize::from(a.severity_rank.min(4))] += 1;
+    for i in &open {
+        counts[usize::from(sev(i).min(4))] += 1;
     }
-    b.push_str("<section id=\"active-warnings\" class=\"card\"><h2>Surges warned of, last 24 h</h2><ul class=\"counts\">");
+    b.push_str("<section id=\"open-incidents\" class=\"card\"><h2>Open incidents</h2><ul class=\"counts\">");
     for rank in (0..5u8).rev() {
-        let n = counts[usize::from(rank)];
         let _ = write!(
             b,
-            "<li><a href=\"/alerts?severity={name}&amp;range=24h\">{badge}</a> <span data-field=\"warnings-{name}\">{n}</span></li>",
+            "<li>{badge} <span data-field=\"open-{name}\">{n}</span></li>",
             name = severity_name(rank),
             badge = badge(rank),
+            n = counts[usize::from(rank)],
         );
     }
-    b.push_str("</ul><p class=\"note\">By the peak severity of each surge; a surge is the run of warning windows of one port.</p>");
-    if surges.is_empty() {
-        b.push_str("<p>No warnings in the last 24 hours.</p>");
+    b.push_str("</ul><p class=\"note\">Incidents of the last 30 days not resolved or marked a false positive, by their peak severity; an incident is the run of warning windows of one surge.</p>");
+    if open.is_empty() {
+        b.push_str("<p>No open incident.</p>");
     } else {
         b.push_str("<ol class=\"warnings\">");
-        for (a, v, n) in surges.iter().take(15) {
+        for i in open.iter().take(15) {
+            let phase = match i.phase {
+                Phase::Rising => "rising",
+                Phase::AtPeak => "at peak",
+                Phase::Falling => "falling",
+                Phase::Over => "over",
+            };
             let _ = write!(
                 b,
-                "<li>{} {} <a href=\"/alerts/{}\">{}</a> {} <span class=\"note\">{} warning window{} since {}</span></li>",
-                badge(a.severity_rank),
-                port_link(a.proto, a.port),
-                a.id,
-                esc(jstr(v, "headline")),
-                time_el(a.window_start),
-                n,
-                if *n == 1 { "" } else { "s" },
-                esc(jstr(v, "episode_start")),
+                "<li data-incident-id=\"{id}\">{} {} <a href=\"/incidents/{id}\">{}</a> <span class=\"note\">{phase}, {}; {} window{} since {}</span></li>",
+                badge(sev(i)),
+                port_link(
+                    Protocol::parse(&i.protocol).map_or(6, Protocol::number),
+                    i.port
+                ),
+                esc(headline_after_port(&i.headline)),
+                esc(&i.state.state.name().replace('_', " ")),
+                i.windows,
+                if i.windows == 1 { "" } else { "s" },
+                esc(&scanwatch_event::parse_rfc3339(&i.start).map_or_else(|| i.start.clone(), when)),
+                id = i.id,
             );
         }
         b.push_str("</ol>");
-        let _ = write!(
-            b,
-            "<p><a href=\"/alerts?range=24h\">all {} warning windows of the last 24 h</a></p>",
-            d.alerts.len()
-        );
     }
-    b.push_str("</section>");
+    let _ = write!(
+        b,
+        "<p><a href=\"/incidents\">all incidents</a> · <a href=\"/alerts?range=24h\">the {} warning windows of the last 24 h</a></p></section>",
+        d.alerts.len()
+    );
     // Sensors reporting (last_seen is stamped with the server's clock on receipt).
     let live: Vec<&SensorRecord> = d.sensors.iter().filter(|s| !s.revoked).collect();
     let seen_within = |ms: i64| {
