@@ -206,12 +206,23 @@ impl Warning {
         format!("{}/{}", self.protocol, self.port)
     }
 
-    /// The key of the surge this warning belongs to: protocol, port, start.
+    /// The key of the surge this warning belongs to: protocol, port, start (and
+    /// the network of a sweep, whose port is only its busiest: two campaigns of
+    /// one window are two stories).
     pub fn surge_key(&self) -> String {
-        format!(
+        let base = format!(
             "surge:{}/{}/{}",
             self.protocol, self.port, self.episode_start
-        )
+        );
+        match self
+            .json
+            .get("sweep")
+            .and_then(|s| s.get("prefix"))
+            .and_then(Value::as_str)
+        {
+            Some(net) => format!("{base}/sweep {net}"),
+            None => base,
+        }
     }
 }
 
@@ -258,5 +269,21 @@ pub(crate) mod tests {
         v["port"] = 70000.into();
         assert!(Warning::from_json(3, &v).is_err());
         assert!(Warning::from_json(3, &Value::Null).is_err());
+    }
+
+    #[test]
+    fn two_sweep_campaigns_of_one_window_are_two_stories() {
+        let sweep = |net: &str| {
+            let mut v = sample(4);
+            v["alert_kind"] = "sweep".into();
+            v["sweep"] = serde_json::json!({"prefix": net, "sources": 32, "ports": 2000});
+            Warning::from_json(4, &v).expect("valid")
+        };
+        let (a, b) = (sweep("203.0.113.0/24"), sweep("198.51.100.0/24"));
+        assert_ne!(a.surge_key(), b.surge_key());
+        assert_eq!(
+            a.surge_key(),
+            "surge:tcp/445/2026-11-26T10:00:00Z/sweep 203.0.113.0/24"
+        );
     }
 }
