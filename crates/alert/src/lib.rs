@@ -39,22 +39,29 @@ pub fn base_num(x: f64) -> String {
     }
 }
 
-/// `2026-11-26 10:00–11:00 UTC` (the end date is shown when it differs).
+/// `2026-11-26 10:00–11:00 UTC` (the end date is shown when it differs); with
+/// seconds when either end is not on a whole minute (`16:04:00–16:04:30` for a
+/// 30 s window, not `16:04–16:04`).
 pub fn window_span(start: Timestamp, end: Timestamp) -> String {
     let s = chrono::DateTime::from_timestamp_millis(start.0).unwrap_or_default();
     let e = chrono::DateTime::from_timestamp_millis(end.0).unwrap_or_default();
+    let hm = if start.0 % 60_000 == 0 && end.0 % 60_000 == 0 {
+        "%H:%M"
+    } else {
+        "%H:%M:%S"
+    };
     let next_midnight = s
         .date_naive()
         .succ_opt()
         .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc());
     let end = if e.date_naive() == s.date_naive() {
-        e.format("%H:%M").to_string()
+        e.format(hm).to_string()
     } else if Some(e) == next_midnight {
-        "24:00".to_string()
+        if hm == "%H:%M" { "24:00" } else { "24:00:00" }.to_string()
     } else {
-        e.format("%Y-%m-%d %H:%M").to_string()
+        e.format(&format!("%Y-%m-%d {hm}")).to_string()
     };
-    format!("{}–{end} UTC", s.format("%Y-%m-%d %H:%M"))
+    format!("{}–{end} UTC", s.format(&format!("%Y-%m-%d {hm}")))
 }
 
 /// "times normal" for text: `47×`, `3.2×`.
@@ -148,6 +155,11 @@ mod tests {
         assert_eq!(
             window_span(t("2026-11-26T00:00:00Z"), t("2026-11-28T00:00:00Z")),
             "2026-11-26 00:00–2026-11-28 00:00 UTC"
+        );
+        // A 30 s window says its seconds.
+        assert_eq!(
+            window_span(t("2026-11-26T16:04:00Z"), t("2026-11-26T16:04:30Z")),
+            "2026-11-26 16:04:00–16:04:30 UTC"
         );
     }
 }

@@ -539,6 +539,29 @@ async fn incidents_group_a_surge_and_keep_the_analysts_state() {
     assert_eq!(st, StatusCode::UNAUTHORIZED);
 }
 
+/// The sensors page flags the sensor far busier than its peers (the golden
+/// noisy-sensor network: sensor-04 flooded with 20,000 events in one hour).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sensors_page_flags_a_noisy_sensor() {
+    let s = setup_case("noisy-sensor", true).await;
+    let (st, html, _) = get(&s, "/sensors", Some(&s.analyst)).await;
+    assert_eq!(st, StatusCode::OK);
+    let row = |name: &str| {
+        let i = html.find(&format!("data-sensor=\"{name}\"")).unwrap();
+        html[i..].split("</tr>").next().unwrap().to_string()
+    };
+    assert!(
+        row("sensor-04").contains("data-field=\"busy\""),
+        "{}",
+        row("sensor-04")
+    );
+    assert!(
+        !row("sensor-01").contains("data-field=\"busy\""),
+        "{}",
+        row("sensor-01")
+    );
+}
+
 /// A sweep is one warning on the desk, with its campaign on its page, and no port
 /// warning beside it (docs/detection.md, "Sweeps").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

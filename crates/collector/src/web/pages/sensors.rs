@@ -21,7 +21,8 @@ pub(super) async fn sensors_page(
         "<p class=\"note\">Last seen and heartbeats are the server's clock when they arrived (now {}). \
          Counters other than batches and events come from the sensor's last heartbeat. \
          \"Complete through\" is how far its delivered data is complete; a live sensor holds \
-         windows back until it gets there (docs/time.md). A trusted sensor's sightings and IDS alerts          count without corroboration (docs/security.md).</p>",
+         windows back until it gets there (docs/time.md). A trusted sensor's sightings and IDS alerts count without corroboration (docs/security.md). A sensor with at least 1.3 times the median \
+         sensor's events is flagged.</p>",
         time_el(clock)
     );
     b.push_str(
@@ -35,6 +36,25 @@ pub(super) async fn sensors_page(
         b.push_str("<th>admin</th>");
     }
     b.push_str("</tr></thead><tbody>");
+    // A sensor far busier than its peers is flagged: it is the one trimming cuts
+    // (docs/security.md), and worth a look (a noisy network block, a loop, a
+    // hostile sensor).
+    let mut counts: Vec<u64> = sensors
+        .iter()
+        .filter(|(s, _)| !s.revoked && s.events > 0)
+        .map(|(s, _)| s.events)
+        .collect();
+    counts.sort_unstable();
+    let median = match counts.len() {
+        0 | 1 => None,
+        n if n % 2 == 1 => Some(counts[n / 2] as f64),
+        n => Some((counts[n / 2 - 1] + counts[n / 2]) as f64 / 2.0),
+    };
+    let busy = |events: u64| {
+        median
+            .filter(|m| *m > 0.0 && events as f64 >= BUSY_RATIO * m)
+            .map(|m| events as f64 / m)
+    };
     for (s, level) in &sensors {
         let hb: Value = s
             .heartbeat
@@ -74,7 +94,14 @@ pub(super) async fn sensors_page(
              <td class=\"n\" data-field=\"parse_errors\">{}</td><td class=\"n\" data-field=\"spool_backlog\">{}</td>\
              <td class=\"n\" data-field=\"drops\">{}</td><td class=\"n\" data-field=\"send_failures\">{}</td><td>{}</td>",
             num(s.batches),
-            num(s.events),
+            match busy(s.events) {
+                Some(r) => format!(
+                    "{} <span class=\"warn\" data-field=\"busy\" title=\"events against the median sensor\">{}× the median</span>",
+                    num(s.events),
+                    float(r, 1)
+                ),
+                None => num(s.events),
+            },
             opt("parse_errors"),
             esc(&backlog),
             drops,
@@ -128,3 +155,6 @@ pub(super) async fn sensors_page(
     }
     Ok(page(layout("Sensors", &user, Nav::Sensors, &b)))
 }
+
+/// Events against the median sensor's from which a sensor is flagged as busy.
+const BUSY_RATIO: f64 = 1.3;
