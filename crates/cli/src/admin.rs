@@ -122,6 +122,9 @@ pub enum UserCommand {
     List {
         #[command(flatten)]
         store: StoreArgs,
+        /// Output: table, or json (one object per line).
+        #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+        output: Output,
     },
 }
 
@@ -137,6 +140,28 @@ pub enum TokenCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// List API tokens (names, roles, state; never the tokens).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Output: table, or json (one object per line).
+        #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Revoke an API token: refused from now on.
+    Revoke {
+        /// The token's name.
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// How a list is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
 }
 
 #[derive(Clone, Debug, clap::Subcommand)]
@@ -152,6 +177,9 @@ pub enum SensorCommand {
     List {
         #[command(flatten)]
         store: StoreArgs,
+        /// Output: table, or json (one object per line).
+        #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+        output: Output,
     },
     /// Revoke a sensor: its token is refused from now on; its data stays.
     Revoke {
@@ -195,12 +223,26 @@ pub fn run(args: &AdminArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
                 "sensor {name:?} added to {what}; keep the token above: it is not shown again"
             )?;
         }
-        AdminCommand::Sensor(SensorCommand::List { store }) => {
+        AdminCommand::Sensor(SensorCommand::List { store, output }) => {
             let (store, _) = store.open_existing()?;
             let trust: std::collections::BTreeMap<String, TrustLevel> =
                 scanwatch_store::trust::trust_levels(store.as_ref())?
                     .into_iter()
                     .collect();
+            if *output == Output::Json {
+                for s in store.sensors()? {
+                    let v = serde_json::json!({
+                        "name": s.name,
+                        "state": if s.revoked { "revoked" } else { "active" },
+                        "batches": s.batches,
+                        "events": s.events,
+                        "last_seen": s.last_seen.map(|t| t.to_rfc3339()),
+                        "trust": trust.get(&s.name).copied().unwrap_or_default().name(),
+                    });
+                    writeln!(out, "{v}")?;
+                }
+                return Ok(());
+            }
             writeln!(
                 out,
                 "{:<24} {:<8} {:>10} {:>12}  {:<24}  trust",
@@ -219,6 +261,41 @@ pub fn run(args: &AdminArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
                     trust.get(&s.name).copied().unwrap_or_default().name(),
                 )?;
             }
+        }
+        AdminCommand::Token(TokenCommand::List { store, output }) => {
+            let (store, _) = store.open_existing()?;
+            let tokens = store.api_tokens()?;
+            if *output == Output::Json {
+                for t in tokens {
+                    let v = serde_json::json!({
+                        "name": t.name,
+                        "role": t.role.name(),
+                        "created": t.created.to_rfc3339(),
+                        "state": if t.revoked { "revoked" } else { "active" },
+                    });
+                    writeln!(out, "{v}")?;
+                }
+            } else {
+                writeln!(out, "{:<24} {:<8} {:<8}  created", "name", "role", "state")?;
+                for t in tokens {
+                    writeln!(
+                        out,
+                        "{:<24} {:<8} {:<8}  {}",
+                        t.name,
+                        t.role.name(),
+                        if t.revoked { "revoked" } else { "active" },
+                        t.created.to_rfc3339()
+                    )?;
+                }
+            }
+        }
+        AdminCommand::Token(TokenCommand::Revoke { name, store }) => {
+            let (mut store, what) = store.open_existing()?;
+            store.revoke_api_token(name)?;
+            writeln!(
+                err,
+                "API token {name:?} of {what} revoked: it is refused from now on"
+            )?;
         }
         AdminCommand::Token(TokenCommand::Add { name, role, store }) => {
             let role = Role::parse(role)
@@ -401,8 +478,19 @@ pub fn run_user(
                 writeln!(err, "{} user {name:?} added", role.name())?;
             }
         }
-        UserCommand::List { store } => {
+        UserCommand::List { store, output } => {
             let (store, _) = store.open_existing()?;
+            if *output == Output::Json {
+                for u in store.users()? {
+                    let v = serde_json::json!({
+                        "name": u.name,
+                        "role": u.role.name(),
+                        "created": u.created.to_rfc3339(),
+                    });
+                    writeln!(out, "{v}")?;
+                }
+                return Ok(());
+            }
             writeln!(out, "{:<24} {:<8}  created", "name", "role")?;
             for u in store.users()? {
                 writeln!(

@@ -358,3 +358,69 @@ fn severities_are_coloured_only_when_asked_or_on_a_terminal() {
     assert!(!run("auto", Some("1")).contains('\x1b'));
     assert!(run("never", None).contains("[CRITICAL]"));
 }
+
+#[test]
+fn tokens_are_listed_and_revoked_and_lists_speak_json() {
+    let d = tmpdir("tokens");
+    let data = d.join("data");
+    let admin = |args: &[&str]| {
+        bin()
+            .arg("admin")
+            .args(args)
+            .arg("--data")
+            .arg(&data)
+            .output()
+            .unwrap()
+    };
+    assert!(admin(&["sensor", "add", "fw-1"]).status.success());
+    assert!(admin(&["token", "add", "grafana", "--role", "analyst"])
+        .status
+        .success());
+    assert!(admin(&["token", "add", "soar", "--role", "admin"])
+        .status
+        .success());
+    let json = |out: std::process::Output| -> Vec<serde_json::Value> {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let tokens = json(admin(&["token", "list", "-o", "json"]));
+    assert_eq!(tokens.len(), 2);
+    assert_eq!(tokens[0]["name"], "grafana");
+    assert_eq!(tokens[0]["state"], "active");
+    assert!(
+        tokens.iter().all(|t| !t.to_string().contains("swt_")),
+        "never the token"
+    );
+    assert!(admin(&["token", "revoke", "grafana"]).status.success());
+    let table = String::from_utf8(admin(&["token", "list"]).stdout).unwrap();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("grafana") && l.contains("revoked")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("soar") && l.contains("active")),
+        "{table}"
+    );
+    let ghost = admin(&["token", "revoke", "ghost"]);
+    assert_eq!(ghost.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&ghost.stderr).contains("no API token named \"ghost\""));
+    let sensors = json(admin(&["sensor", "list", "-o", "json"]));
+    assert_eq!(sensors.len(), 1);
+    assert_eq!(
+        (sensors[0]["name"].as_str(), sensors[0]["state"].as_str()),
+        (Some("fw-1"), Some("active"))
+    );
+    assert!(json(admin(&["user", "list", "-o", "json"])).is_empty());
+}

@@ -98,9 +98,9 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    hash_token, new_token, valid_sensor_name, AggregateCommit, AlertRow, BatchOutcome, ContextItem,
-    DeadLetter, ImportCounts, PartialRow, PortTotals, Role, SensorRecord, SessionRecord,
-    SourcePort, Store, StoreError, TopBy, UserRecord, WindowRow,
+    hash_token, new_token, valid_sensor_name, AggregateCommit, AlertRow, ApiTokenRecord,
+    BatchOutcome, ContextItem, DeadLetter, ImportCounts, PartialRow, PortTotals, Role,
+    SensorRecord, SessionRecord, SourcePort, Store, StoreError, TopBy, UserRecord, WindowRow,
 };
 
 /// Version of the ClickHouse schema, recorded in `schema_version` on every server.
@@ -1826,6 +1826,54 @@ impl Store for ClickHouseStore {
         let Some(r) = r.first() else { return Ok(None) };
         let name = r.str("name")?;
         Ok(Role::parse(&r.str("role")?).map(|role| (name, role)))
+    }
+
+    fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>, StoreError> {
+        let rows = self.ctl_rows(&format!(
+            "SELECT name, tupleElement(r, 1) AS role, tupleElement(r, 2) AS created_ms, rv AS revoked
+             FROM (SELECT name, argMax(tuple(role, created_ms), version) AS r, max(revoked) AS rv
+                   FROM {} GROUP BY name)
+             ORDER BY name",
+            self.ctl("api_tokens")
+        ))?;
+        let mut out = Vec::new();
+        for r in &rows {
+            if let Some(role) = Role::parse(&r.str("role")?) {
+                out.push(ApiTokenRecord {
+                    name: r.str("name")?,
+                    role,
+                    created: Timestamp(r.int::<i64>("created_ms")?),
+                    revoked: r.int::<u64>("revoked")? != 0,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn revoke_api_token(&mut self, name: &str) -> Result<(), StoreError> {
+        let r = self.ctl_rows(&format!(
+            "SELECT tupleElement(r, 1) AS role, tupleElement(r, 2) AS token_hash, tupleElement(r, 3) AS created_ms
+             FROM (SELECT argMax(tuple(role, token_hash, created_ms), version) AS r FROM {}
+                   WHERE name = {} GROUP BY name)",
+            self.ctl("api_tokens"),
+            quote(name)
+        ))?;
+        let Some(r) = r.first() else {
+            return Err(StoreError::NoSuchToken(name.to_string()));
+        };
+        let (role, h, c) = (
+            r.str("role")?,
+            r.str("token_hash")?,
+            r.int::<i64>("created_ms")?,
+        );
+        let v = self.next_version();
+        self.insert_json(
+            &self.ctl("api_tokens"),
+            &[json!({
+                "name": name, "role": role, "token_hash": h, "created_ms": c,
+                "revoked": 1, "version": v,
+            })],
+        )
     }
 
     fn prune(

@@ -35,6 +35,8 @@ pub enum StoreError {
     UserExists(String),
     #[error("no sensor named {0:?}")]
     NoSuchSensor(String),
+    #[error("no API token named {0:?}")]
+    NoSuchToken(String),
     #[error("invalid sensor name {0:?}: use 1-64 letters, digits, '.', '_' or '-'")]
     InvalidName(String),
     #[error("cannot read random bytes for a token: {0}")]
@@ -57,6 +59,15 @@ pub enum StoreError {
 /// Store kind of the IDS alerts sensors send (`scanwatch_context::ids`): kept for
 /// the events' retention, pruned with them (docs/security.md).
 pub const IDS_KIND: &str = "ids";
+
+/// One API token as the store knows it (never the token: only its hash is kept).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiTokenRecord {
+    pub name: String,
+    pub role: Role,
+    pub created: Timestamp,
+    pub revoked: bool,
+}
 
 /// One sensor as the store knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -341,6 +352,10 @@ pub trait Store: Send {
     ) -> Result<String, StoreError>;
     /// The (name, role) of a live API token.
     fn authenticate_api(&self, token: &str) -> Result<Option<(String, Role)>, StoreError>;
+    /// Every API token (name, role, created, revoked), by name.
+    fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>, StoreError>;
+    /// Refuses API token `name` from now on (`NoSuchToken` if there is none).
+    fn revoke_api_token(&mut self, name: &str) -> Result<(), StoreError>;
     /// Retention: deletes raw events whose event time is before `events_before` (and
     /// batch ids received before it; ClickHouse keeps a batch id until its latest
     /// event is due too, since it is the commit point of its events), partial

@@ -10,9 +10,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
 
 use crate::{
-    hash_token, new_token, valid_sensor_name, AggregateCommit, AlertRow, BatchOutcome, ContextItem,
-    DeadLetter, ImportCounts, PartialRow, PortTotals, Role, SensorRecord, SessionRecord,
-    SourcePort, Store, StoreError, TopBy, UserRecord, WindowRow, SCHEMA_VERSION,
+    hash_token, new_token, valid_sensor_name, AggregateCommit, AlertRow, ApiTokenRecord,
+    BatchOutcome, ContextItem, DeadLetter, ImportCounts, PartialRow, PortTotals, Role,
+    SensorRecord, SessionRecord, SourcePort, Store, StoreError, TopBy, UserRecord, WindowRow,
+    SCHEMA_VERSION,
 };
 
 /// The database file inside the data directory.
@@ -691,6 +692,43 @@ impl Store for SqliteStore {
             )
             .optional()?;
         Ok(row.and_then(|(n, r)| Role::parse(&r).map(|r| (n, r))))
+    }
+
+    fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT name, role, created_ms, revoked FROM api_tokens ORDER BY name",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, role, created, revoked) = row?;
+            if let Some(role) = Role::parse(&role) {
+                out.push(ApiTokenRecord {
+                    name,
+                    role,
+                    created: Timestamp(created),
+                    revoked: revoked != 0,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn revoke_api_token(&mut self, name: &str) -> Result<(), StoreError> {
+        let n = self
+            .conn
+            .execute("UPDATE api_tokens SET revoked = 1 WHERE name = ?1", [name])?;
+        if n == 0 {
+            return Err(StoreError::NoSuchToken(name.to_string()));
+        }
+        Ok(())
     }
 
     fn add_sensor(&mut self, name: &str, now: Timestamp) -> Result<String, StoreError> {

@@ -106,6 +106,7 @@ fn kind(e: StoreError) -> String {
         StoreError::TokenExists(n) => format!("TokenExists({n})"),
         StoreError::UserExists(n) => format!("UserExists({n})"),
         StoreError::NoSuchSensor(n) => format!("NoSuchSensor({n})"),
+        StoreError::NoSuchToken(n) => format!("NoSuchToken({n})"),
         StoreError::InvalidName(n) => format!("InvalidName({n})"),
         StoreError::BatchStored { sensor, batch } => format!("BatchStored({sensor}, {batch})"),
         other => panic!("unexpected error: {other}"),
@@ -147,6 +148,25 @@ pub fn conformance(s: &mut dyn Store) -> Vec<String> {
     log.push(
         "heartbeat ghost",
         s.record_heartbeat("ghost", "{}", t(5)).map_err(kind).err(),
+    );
+
+    // API tokens: listed without the token, revoked by name.
+    let ops = s.add_api_token("grafana", Role::Analyst, t(5)).unwrap();
+    s.add_api_token("ci", Role::Admin, t(6)).unwrap();
+    log.push("api tokens", s.api_tokens().unwrap());
+    s.revoke_api_token("grafana").unwrap();
+    log.push("auth revoked api token", s.authenticate_api(&ops).unwrap());
+    log.push(
+        "api tokens after",
+        s.api_tokens()
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.name, t.revoked))
+            .collect::<Vec<_>>(),
+    );
+    log.push(
+        "revoke ghost api token",
+        s.revoke_api_token("ghost").map_err(kind).err(),
     );
 
     // Batches: exactly once per (sensor, batch id).
