@@ -68,6 +68,10 @@ echo "== threat context in network namespaces: nmap XML inventory, advisories, e
 tests/netns/context.sh target/release/scanwatch
 passed=$((passed + 1))
 
+echo "== the blocklist applied in network namespaces: scanwatch block loads nftables, a scanner is dropped, then let in once its entry expires"
+tests/netns/block.sh target/release/scanwatch
+passed=$((passed + 1))
+
 echo "== API contract: schemathesis against the live server's OpenAPI document (no 5xx, responses match the schema)"
 tests/api/schemathesis.sh target/release/scanwatch
 passed=$((passed + 1))

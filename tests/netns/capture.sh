@@ -11,33 +11,11 @@
 set -euo pipefail
 
 bin="$(realpath "${1:?usage: $0 path/to/scanwatch}")"
+name=capture
 run_id="swp$$"
-work="$(mktemp -d)"
-ns_s="${run_id}-s"
-ns_x="${run_id}-x"
-pids=()
-
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    ip netns del "$ns_s" 2>/dev/null || true
-    ip netns del "$ns_x" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() { echo "netns capture: FAIL: $*" >&2; exit 1; }
-
-ip netns add "$ns_s"
-ip netns add "$ns_x"
-ip link add "${run_id}a" type veth peer name "${run_id}b"
-ip link set "${run_id}a" netns "$ns_s"
-ip link set "${run_id}b" netns "$ns_x"
-ip -n "$ns_s" addr add 198.18.3.1/24 dev "${run_id}a"
-ip -n "$ns_x" addr add 198.18.3.2/24 dev "${run_id}b"
-for ns in "$ns_s" "$ns_x"; do ip -n "$ns" link set lo up; done
-ip -n "$ns_s" link set "${run_id}a" up
-ip -n "$ns_x" link set "${run_id}b" up
+# shellcheck source=tests/netns/pair.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pair.sh"
+netns_pair 198.18.3.1 198.18.3.2
 
 # Ground truth: count (never drop) unsolicited inbound SYNs and UDP to the sensor.
 ip netns exec "$ns_s" nft -f - <<'NFT'

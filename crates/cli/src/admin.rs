@@ -121,10 +121,7 @@ pub enum UserCommand {
     /// List dashboard users with their roles.
     List {
         #[command(flatten)]
-        store: StoreArgs,
-        /// Output: table, or json (one object per line).
-        #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
-        output: Output,
+        list: ListArgs,
     },
 }
 
@@ -143,10 +140,7 @@ pub enum TokenCommand {
     /// List API tokens (names, roles, state; never the tokens).
     List {
         #[command(flatten)]
-        store: StoreArgs,
-        /// Output: table, or json (one object per line).
-        #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
-        output: Output,
+        list: ListArgs,
     },
     /// Revoke an API token: refused from now on.
     Revoke {
@@ -155,6 +149,16 @@ pub enum TokenCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+}
+
+/// Where a list comes from and how it is printed.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Output: table, or json (one object per line).
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    pub output: Output,
 }
 
 /// How a list is printed.
@@ -176,10 +180,7 @@ pub enum SensorCommand {
     /// List sensors with their state and counts.
     List {
         #[command(flatten)]
-        store: StoreArgs,
-        /// Output: table, or json (one object per line).
-        #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
-        output: Output,
+        list: ListArgs,
     },
     /// Revoke a sensor: its token is refused from now on; its data stays.
     Revoke {
@@ -223,7 +224,9 @@ pub fn run(args: &AdminArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
                 "sensor {name:?} added to {what}; keep the token above: it is not shown again"
             )?;
         }
-        AdminCommand::Sensor(SensorCommand::List { store, output }) => {
+        AdminCommand::Sensor(SensorCommand::List {
+            list: ListArgs { store, output },
+        }) => {
             let (store, _) = store.open_existing()?;
             let trust: std::collections::BTreeMap<String, TrustLevel> =
                 scanwatch_store::trust::trust_levels(store.as_ref())?
@@ -262,7 +265,9 @@ pub fn run(args: &AdminArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
                 )?;
             }
         }
-        AdminCommand::Token(TokenCommand::List { store, output }) => {
+        AdminCommand::Token(TokenCommand::List {
+            list: ListArgs { store, output },
+        }) => {
             let (store, _) = store.open_existing()?;
             let tokens = store.api_tokens()?;
             if *output == Output::Json {
@@ -478,7 +483,9 @@ pub fn run_user(
                 writeln!(err, "{} user {name:?} added", role.name())?;
             }
         }
-        UserCommand::List { store, output } => {
+        UserCommand::List {
+            list: ListArgs { store, output },
+        } => {
             let (store, _) = store.open_existing()?;
             if *output == Output::Json {
                 for u in store.users()? {

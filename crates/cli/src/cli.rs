@@ -4,7 +4,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::{admin, analyze, demo, incidents, intel, sensor, server};
+use crate::{admin, analyze, block, demo, incidents, intel, sensor, server};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -48,6 +48,8 @@ pub enum Command {
     Exposure(intel::ExposureArgs),
     /// Incidents (a surge's warnings together): list, show, set their state.
     Incidents(incidents::IncidentsArgs),
+    /// Keep a local nftables table in sync with the centre's blocklist.
+    Block(block::BlockArgs),
     /// Print a shell completion script, e.g.
     /// `scanwatch completions bash > /etc/bash_completion.d/scanwatch`.
     Completions {

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod analyze;
+pub mod block;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -50,6 +50,7 @@ fn main() -> ExitCode {
         Command::Assets(a) => intel::run_assets(a, &mut out, &mut err).map(ok),
         Command::Exposure(a) => intel::run_exposure(a, &mut out, &mut err).map(ok),
         Command::Incidents(a) => scanwatch::incidents::run(a, &mut out, &mut err).map(|()| 0),
+        Command::Block(a) => scanwatch::block::run(a, &mut out, &mut err).map(|()| 0),
         Command::Completions { shell } => {
             scanwatch::cli::completions(*shell, &mut out);
             Ok(0)

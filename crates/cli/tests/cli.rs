@@ -514,4 +514,79 @@ fn demo_through_the_real_centre_stores_the_offline_warnings() {
         .unwrap();
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("needs a note"));
+
+    // `scanwatch block` reads the centre's blocklist (the demo's warnings'
+    // corroborated top sources) and builds the nftables script of exactly those
+    // addresses (a dry run: loading is tested in tests/netns/block.sh).
+    let token_file = dir.path().join("api-token");
+    let tok = bin()
+        .args([
+            "admin", "token", "add", "bouncer", "--role", "analyst", "--data",
+        ])
+        .arg(&centre)
+        .output()
+        .unwrap();
+    assert!(tok.status.success());
+    std::fs::write(&token_file, &tok.stdout).unwrap();
+    let port = common::free_port();
+    let _server = common::spawn_server(
+        &[
+            "server".as_ref(),
+            "--data".as_ref(),
+            centre.as_os_str(),
+            "--listen".as_ref(),
+            format!("127.0.0.1:{port}").as_ref(),
+        ],
+        port,
+        std::time::Duration::from_secs(120),
+    );
+    let token = String::from_utf8(tok.stdout).unwrap();
+    let auth = format!("Bearer {}", token.trim());
+    let (st, listed) = common::request(
+        port,
+        "GET",
+        "/api/v1/blocklist?format=txt&hours=720",
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(st, 200, "{listed}");
+    let want: Vec<&str> = listed.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(
+        !want.is_empty(),
+        "the demo's warnings name sources: {listed}"
+    );
+    let dry = bin()
+        .args(["block", "--source"])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg("--token-file")
+        .arg(&token_file)
+        .args(["--hours", "720", "--timeout", "2h", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let script = String::from_utf8(dry.stdout).unwrap();
+    for ip in &want {
+        assert!(
+            script.contains(&format!("{ip} timeout 2h")),
+            "{ip} in {script}"
+        );
+    }
+    assert_eq!(
+        script.matches(" timeout 2h").count(),
+        want.len(),
+        "{script}"
+    );
+    // Without a token, a clear error.
+    let no = bin()
+        .args(["block", "--once", "--source"])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    assert_eq!(no.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no.stderr).contains("--token-file is needed"));
 }

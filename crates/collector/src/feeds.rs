@@ -138,23 +138,12 @@ pub fn blocklist(rows: &[Value], hours: i64) -> (Vec<std::net::IpAddr>, Option<T
 /// The blocklist as an nftables file: two sets with per-element timeouts and a
 /// chain dropping their traffic, in its own table that replaces itself on reload.
 pub fn blocklist_nft(ips: &[std::net::IpAddr], hours: i64) -> String {
-    let set = |name: &str, ty: &str, v4: bool| {
-        let elems: Vec<String> = ips
-            .iter()
-            .filter(|ip| ip.is_ipv4() == v4)
-            .map(|ip| format!("{ip} timeout {hours}h"))
-            .collect();
-        let elements = if elems.is_empty() {
-            String::new()
-        } else {
-            format!("\t\telements = {{ {} }}\n", elems.join(", "))
-        };
-        format!("\tset {name} {{\n\t\ttype {ty}\n\t\tflags timeout\n{elements}\t}}\n")
-    };
-    format!(
-        "#!/usr/sbin/nft -f\n# scanwatch blocklist: top sources of current warnings; entries expire after {hours}h.\ntable inet scanwatch_blocklist\ndelete table inet scanwatch_blocklist\ntable inet scanwatch_blocklist {{\n{}{}\tchain input {{\n\t\ttype filter hook input priority -10; policy accept;\n\t\tip saddr @sources_v4 drop\n\t\tip6 saddr @sources_v6 drop\n\t}}\n}}\n",
-        set("sources_v4", "ipv4_addr", true),
-        set("sources_v6", "ipv6_addr", false)
+    use crate::blocklist::{nft_script, DEFAULT_NFT_TABLE};
+    nft_script(
+        ips,
+        hours * 3600,
+        DEFAULT_NFT_TABLE,
+        &format!("top sources of current warnings; entries expire after {hours}h"),
     )
 }
 

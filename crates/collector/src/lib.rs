@@ -6,9 +6,11 @@
 //! Built as `fn app(state) -> Router` so tests drive it with `oneshot`, no socket.
 
 mod api;
+pub mod blocklist;
 mod error;
 mod export;
 mod feeds;
+pub use blocklist::{nft_script, parse_blocklist_txt, valid_nft_table, DEFAULT_NFT_TABLE};
 pub mod incidents;
 mod incidents_api;
 pub mod openapi;
