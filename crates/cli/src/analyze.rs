@@ -414,7 +414,7 @@ pub fn run(args: &AnalyzeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
         let note = format!(
             "no warnings possible yet: {} of history, warnings need {} (--min-history {}, at least {} windows)",
             scanwatch_collector::human_ms(report.windows as i64 * cfg.aggregate.window_ms),
-            scanwatch_collector::human_ms((need as i64 + 1) * cfg.aggregate.window_ms),
+            scanwatch_collector::human_ms(need as i64 * cfg.aggregate.window_ms),
             args.detection.min_history,
             cfg.detect.min_history_windows,
         );

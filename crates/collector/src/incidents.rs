@@ -93,10 +93,15 @@ pub const MAX_NOTE: usize = 2000;
 #[serde(deny_unknown_fields)]
 pub struct StateChange {
     /// `new`, `acknowledged`, `assigned`, `resolved` or `false_positive`.
+    #[schema(value_type = Disposition)]
     pub state: String,
+    /// Who it is assigned to: needed for `assigned`.
     #[serde(default)]
+    #[schema(max_length = 2000, pattern = "^[^\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f]*$")]
     pub assignee: Option<String>,
+    /// Why: needed for `false_positive`.
     #[serde(default)]
+    #[schema(max_length = 2000, pattern = "^[^\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f]*$")]
     pub note: Option<String>,
 }
 
