@@ -1,0 +1,70 @@
+//! One hostile sensor cannot hide a surge by making its sources look like sweepers:
+//! in the golden seed-surge network, sensor-03 reports every TCP/1025 source of the
+//! surge's hours as having also probed 150 other ports. The surge still warns in
+//! its first window with the same sources, no sweep warning appears, and the 150
+//! invented ports (each "seen" by that sensor alone) raise nothing.
+#![allow(clippy::unwrap_used)] // a test may panic on a broken setup
+
+use scanwatch_detect::{Alert, AlertKind};
+use scanwatch_event::Event;
+use scanwatch_pipeline::{sensor_key, Output, Pipeline, PipelineConfig};
+
+const HOUR: i64 = 3_600_000;
+
+fn run(sc: &scanwatch_simulate::Scenario, events: &[(u32, Event)]) -> Vec<Alert> {
+    let mut p = Pipeline::new(PipelineConfig::new(HOUR, 2 * 24 * HOUR));
+    p.set_emit_windows(false);
+    let mut alerts = Vec::new();
+    let mut keep = |o: Output| {
+        if let Output::Alert(a) = o {
+            alerts.push(*a);
+        }
+    };
+    for (s, e) in events {
+        p.push(sensor_key(&sc.sensor_name(*s)), e);
+        p.drain(&mut keep);
+    }
+    p.finish(&mut keep);
+    alerts
+}
+
+#[test]
+fn a_hostile_sensor_cannot_turn_a_surge_into_a_sweep() {
+    let sc = scanwatch_simulate::golden_cases()
+        .into_iter()
+        .find(|c| c.name == "seed-surge")
+        .unwrap();
+    let honest = sc.all_events();
+    let onset = sc.start.0 + (3 * 24 + 10) * HOUR;
+    let mut hostile = honest.clone();
+    for (_, e) in honest.iter().filter(|(_, e)| {
+        e.dst_port == Some(1025) && e.time.0 >= onset && e.time.0 < onset + 12 * HOUR
+    }) {
+        for p in 0..150u16 {
+            let mut fake = e.clone();
+            fake.dst_port = Some(20_000 + p);
+            hostile.push((2, fake));
+        }
+    }
+    hostile.sort_by_key(|(s, e)| (e.time, *s));
+    let (a, b) = (run(&sc, &honest), run(&sc, &hostile));
+    let first = |v: &[Alert]| {
+        v.iter()
+            .find(|x| x.port == 1025 && x.kind == AlertKind::Surge && !x.is_update)
+            .map(|x| (x.window_start.0, x.trimmed.sources))
+    };
+    let (honest_first, hostile_first) = (first(&a), first(&b));
+    assert_eq!(honest_first.map(|f| f.0), Some(onset));
+    assert_eq!(hostile_first.map(|f| f.0), Some(onset), "{b:#?}");
+    // The same trimmed sources: none of them was set aside as a sweeper.
+    assert_eq!(hostile_first, honest_first);
+    assert!(
+        b.iter().all(|x| x.kind != AlertKind::Sweep),
+        "no sweep warning"
+    );
+    assert!(
+        b.iter().all(|x| x.port == 1025),
+        "the invented ports raise nothing: {:?}",
+        b.iter().map(|x| x.port).collect::<Vec<_>>()
+    );
+}
