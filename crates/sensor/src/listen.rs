@@ -10,15 +10,19 @@
 //!
 //! Delivery: a message is the sensor's once it is in a spooled batch (at most a
 //! second after it arrived, `run::LINGER`); what is received but not yet spooled
-//! is lost if the sensor is killed, as with any syslog receiver. UDP messages that
-//! find the queue full are dropped and counted; TCP senders wait (backpressure).
+//! is lost if the sensor is killed, as with any syslog receiver. Asked to stop
+//! (SIGTERM), the receiver first takes in what already reached this host
+//! ([`Listener::finish`]: connections waiting to be accepted, bytes in the socket
+//! buffers, until the senders close or a second passes), so a stop loses nothing
+//! a sender had handed over. UDP messages that find the queue full are dropped and
+//! counted; TCP senders wait (backpressure).
 
 use std::io::BufReader;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver as Rx, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Messages waiting between the network and the parser.
 const QUEUE: usize = 65_536;
@@ -28,6 +32,9 @@ use crate::framing::{next_frame, Frame};
 
 /// How often blocked socket calls look at the stop flag.
 const TICK: Duration = Duration::from_millis(200);
+
+/// How often the TCP receiver looks for a new connection.
+const ACCEPT_POLL: Duration = Duration::from_millis(50);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
@@ -55,12 +62,40 @@ pub struct Listener {
     pub local: SocketAddr,
     pub stats: Arc<ListenStats>,
     rx: Rx<String>,
-    stop: Arc<AtomicBool>,
+    flags: Arc<Flags>,
+}
+
+/// What the receiver's threads look at.
+#[derive(Debug, Default)]
+struct Flags {
+    /// Stop now.
+    stop: AtomicBool,
+    /// Stop taking new work: accept what is waiting, read what is buffered, end.
+    draining: AtomicBool,
+    /// Receiver threads still running (the UDP or accepting thread, and each
+    /// connection).
+    active: AtomicUsize,
+}
+
+/// Counts a receiver thread as active while it lives.
+struct Active(Arc<Flags>);
+
+impl Active {
+    fn new(f: &Arc<Flags>) -> Active {
+        f.active.fetch_add(1, Ordering::SeqCst);
+        Active(f.clone())
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.flags.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -69,21 +104,23 @@ impl Listener {
     pub fn start(transport: Transport, addr: SocketAddr) -> std::io::Result<Listener> {
         let (tx, rx) = sync_channel(QUEUE);
         let stats = Arc::new(ListenStats::default());
-        let stop = Arc::new(AtomicBool::new(false));
-        let (st, sp) = (stats.clone(), stop.clone());
+        let flags = Arc::new(Flags::default());
+        let st = stats.clone();
         let (local, name) = match transport {
             Transport::Udp => {
                 let sock = UdpSocket::bind(addr)?;
                 sock.set_read_timeout(Some(TICK))?;
                 let local = sock.local_addr()?;
-                std::thread::spawn(move || udp(&sock, &tx, &st, &sp));
+                let alive = Active::new(&flags);
+                std::thread::spawn(move || udp(&sock, &tx, &st, alive));
                 (local, format!("udp://{local}"))
             }
             Transport::Tcp => {
                 let l = TcpListener::bind(addr)?;
                 l.set_nonblocking(true)?;
                 let local = l.local_addr()?;
-                std::thread::spawn(move || tcp(&l, &tx, &st, &sp));
+                let alive = Active::new(&flags);
+                std::thread::spawn(move || tcp(&l, &tx, &st, alive));
                 (local, format!("tcp://{local}"))
             }
         };
@@ -92,13 +129,26 @@ impl Listener {
             local,
             stats,
             rx,
-            stop,
+            flags,
         })
     }
 
     /// Takes up to `max` received messages, oldest first.
     pub fn take(&self, max: usize) -> Vec<String> {
         self.rx.try_iter().take(max).collect()
+    }
+
+    /// Before a stop: takes in what already reached this host — connections
+    /// waiting to be accepted, datagrams and bytes in the socket buffers — until
+    /// every sender closed its connection or `within` passed, then stops the
+    /// threads. What they received is then in [`Listener::take`].
+    pub fn finish(&self, within: Duration) {
+        self.flags.draining.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + within;
+        while self.flags.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.flags.stop.store(true, Ordering::SeqCst);
     }
 }
 
@@ -118,10 +168,21 @@ fn trimmed(s: &str) -> Option<&str> {
     (!t.is_empty()).then_some(t)
 }
 
-fn udp(sock: &UdpSocket, tx: &SyncSender<String>, stats: &ListenStats, stop: &AtomicBool) {
+fn udp(sock: &UdpSocket, tx: &SyncSender<String>, stats: &ListenStats, alive: Active) {
+    let flags = alive.0.clone();
     let mut buf = vec![0u8; MAX_MESSAGE];
-    while !stop.load(Ordering::Relaxed) {
+    loop {
+        if flags.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let draining = flags.draining.load(Ordering::SeqCst);
+        if draining && sock.set_nonblocking(true).is_err() {
+            return;
+        }
         let Ok((n, _)) = sock.recv_from(&mut buf) else {
+            if draining {
+                return; // the buffer is empty: everything that arrived is taken
+            }
             continue; // the tick, or a transient error
         };
         let msg = text(&buf[..n], stats);
@@ -139,27 +200,39 @@ fn udp(sock: &UdpSocket, tx: &SyncSender<String>, stats: &ListenStats, stop: &At
     }
 }
 
-fn tcp(l: &TcpListener, tx: &SyncSender<String>, stats: &Arc<ListenStats>, stop: &Arc<AtomicBool>) {
-    while !stop.load(Ordering::Relaxed) {
+fn tcp(l: &TcpListener, tx: &SyncSender<String>, stats: &Arc<ListenStats>, alive: Active) {
+    let flags = alive.0.clone();
+    loop {
+        if flags.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let draining = flags.draining.load(Ordering::SeqCst);
         match l.accept() {
             Ok((conn, _)) => {
                 stats.connections.fetch_add(1, Ordering::Relaxed);
-                let (tx, stats, stop) = (tx.clone(), stats.clone(), stop.clone());
-                std::thread::spawn(move || connection(conn, &tx, &stats, &stop));
+                let (tx, stats) = (tx.clone(), stats.clone());
+                let conn_alive = Active::new(&flags);
+                std::thread::spawn(move || connection(conn, &tx, &stats, conn_alive));
             }
-            Err(_) => std::thread::sleep(TICK),
+            // Nothing waiting: when draining, every connection that reached this
+            // host is accepted; stop accepting.
+            Err(_) if draining => return,
+            Err(_) => std::thread::sleep(ACCEPT_POLL),
         }
     }
 }
 
 /// Reads frames from one TCP sender until it closes, sends a bad frame, or the
 /// receiver stops.
-fn connection(conn: TcpStream, tx: &SyncSender<String>, stats: &ListenStats, stop: &AtomicBool) {
+fn connection(conn: TcpStream, tx: &SyncSender<String>, stats: &ListenStats, alive: Active) {
+    let flags = alive.0.clone();
     if conn.set_nonblocking(false).is_err() || conn.set_read_timeout(Some(TICK)).is_err() {
         return;
     }
     let mut r = BufReader::with_capacity(MAX_MESSAGE, conn);
-    let stopped = || stop.load(Ordering::Relaxed);
+    // Only a hard stop ends a connection that is still sending: while draining it
+    // is read on until its sender closes it (or `finish` gives up).
+    let stopped = || flags.stop.load(Ordering::Relaxed);
     loop {
         match next_frame(&mut r, &stopped) {
             Frame::Message(frame) => {

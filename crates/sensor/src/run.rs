@@ -15,6 +15,10 @@ use thiserror::Error;
 use crate::capture::Capture;
 use crate::follow::Follower;
 use crate::listen::{ListenStats, Listener, Transport};
+
+/// How long a stop waits for the syslog receivers to take in what reached this
+/// host (until their senders close, at most this).
+const FINISH_WITHIN: Duration = Duration::from_secs(1);
 use crate::rules::Rules;
 use crate::send::{self, Shared};
 use crate::spool::{Positions, Spool, SpoolError};
@@ -471,8 +475,31 @@ fn read_loop(
         s.backlog().1 >= cfg.max_spool_bytes
     };
     let backlog = || lock(&shared.spool).backlog().0;
-    while !stop.load(Ordering::Relaxed) && !halt.load(Ordering::Relaxed) {
+    let has_receivers = sources.iter().any(|s| matches!(s.input, Input::Listen(_)));
+    // Asked to stop with syslog receivers: they take in what already reached this
+    // host (bounded: FINISH_WITHIN), and one last pass parses it, so the spool
+    // after the loop holds it (received messages exist nowhere else).
+    let mut finishing = false;
+    // Whether the last pass took everything the receivers held, and how many
+    // final passes ran (bounded, in case a sender outpaces the stop).
+    let (mut receivers_empty, mut final_passes) = (false, 0u32);
+    while !halt.load(Ordering::Relaxed) {
+        if stop.load(Ordering::Relaxed) {
+            if !has_receivers || (finishing && (receivers_empty || final_passes >= 64)) {
+                break;
+            }
+            final_passes += 1;
+        }
+        if stop.load(Ordering::Relaxed) && !finishing {
+            for src in &sources {
+                if let Input::Listen(l) = &src.input {
+                    l.finish(FINISH_WITHIN);
+                }
+            }
+            finishing = true;
+        }
         let mut all_at_end = true;
+        receivers_empty = true;
         // Some source holds lines read but not yet spooled (a batch filling).
         let mut held = false;
         let full = spool_full();
@@ -483,6 +510,9 @@ fn read_loop(
                 let mut lines = std::mem::take(&mut src.pending_lines);
                 let at_end = src.input.read(&mut lines)?;
                 all_at_end &= at_end;
+                if matches!(src.input, Input::Listen(_)) {
+                    receivers_empty &= at_end;
+                }
                 if src.parser.is_none() {
                     let spec = src
                         .format
@@ -495,6 +525,7 @@ fn read_loop(
                         // Not enough lines to tell yet: a file that has more, or a
                         // receiver (more messages will come).
                         None if lines.len() < 50
+                            && !finishing
                             && (!at_end || matches!(src.input, Input::Listen(_))) =>
                         {
                             src.pending_lines = lines;
@@ -624,7 +655,7 @@ fn read_loop(
         }
         // Behind: read on at once. Caught up (or the spool is full): pause; a
         // `once` run that only waits for the sender's last answers looks again soon.
-        if all_at_end || full {
+        if (all_at_end || full) && !finishing {
             let wait_for_sender = cfg.once && all_at_end && !full;
             std::thread::sleep(if wait_for_sender {
                 cfg.poll.min(Duration::from_millis(20))
