@@ -18,10 +18,7 @@ pub(super) async fn alert_page(
     State(st): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, PageError> {
-    let Path(id) = path.map_err(|e| PageError::BadRequest(e.body_text()))?;
-    let id: i64 = id
-        .parse()
-        .map_err(|_| PageError::BadRequest("warning id must be a number".into()))?;
+    let id = path_id(path, "warning")?;
     let d = st
         .with_reader(move |s| {
             let Some(row) = s.alert(id)? else {

@@ -113,10 +113,7 @@ pub(super) async fn incident_page(
     State(st): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, PageError> {
-    let Path(id) = path.map_err(|e| PageError::BadRequest(e.body_text()))?;
-    let id: i64 = id
-        .parse()
-        .map_err(|_| PageError::BadRequest("incident id must be a number".into()))?;
+    let id = path_id(path, "incident")?;
     let (inc, rows) = st
         .with_reader(move |s| {
             let Some(inc) = incidents::containing(s, id)? else {

@@ -142,6 +142,13 @@ pub fn newest_window(s: &dyn Store) -> Result<Option<(Timestamp, Timestamp)>, St
     s.latest_window()
 }
 
+/// The number in a page's `{id}` path segment; `what` names it in the error.
+fn path_id(path: Result<Path<String>, PathRejection>, what: &str) -> Result<i64, PageError> {
+    let Path(id) = path.map_err(|e| PageError::BadRequest(e.body_text()))?;
+    id.parse()
+        .map_err(|_| PageError::BadRequest(format!("{what} id must be a number")))
+}
+
 fn proto_label(proto: u8) -> String {
     Protocol::from_number(proto).name().to_uppercase()
 }
