@@ -23,6 +23,7 @@ intel=crates/context/testdata/intel
     "$sw" intel import nvd "$intel/nvdcve-2.0-sample.json" --data "$data"
     "$sw" intel import kev "$intel/known_exploited_vulnerabilities.json" --data "$data"
     "$sw" intel import exploitdb "$intel/files_exploits.csv" --data "$data"
+    "$sw" intel import csaf "$intel/csaf-ms07-029.json" --data "$data"
     "$sw" intel import benign testdata/context/research-scanners.txt --data "$data"
     "$sw" assets import csv crates/context/testdata/assets/inventory.csv --data "$data"
 } >&2

@@ -1,5 +1,5 @@
 //! Fuzz the advisory importers (NVD CVE JSON 2.0, CISA KEV JSON and CSV, Exploit-DB
-//! CSV): the first byte picks the parser; any input gives entries and errors or a
+//! CSV, CSAF 2.0): the first byte picks the parser; any input gives entries and errors or a
 //! file error, never a panic, and every advisory maps to ports without panicking.
 #![no_main]
 
@@ -10,11 +10,12 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else {
         return;
     };
-    let parsed = match which % 4 {
+    let parsed = match which % 5 {
         0 => advisory::parse_nvd_json(rest),
         1 => advisory::parse_kev_json(rest),
         2 => advisory::parse_kev_csv(rest),
-        _ => advisory::parse_exploitdb_csv(rest),
+        3 => advisory::parse_exploitdb_csv(rest),
+        _ => advisory::parse_csaf_json(rest),
     };
     if let Ok(p) = parsed {
         for a in &p.advisories {

@@ -99,7 +99,31 @@ try {
   const pageText = await page.innerText('body');
   check(pageText.includes('CVE-2007-1748'), 'the warning page names the candidate advisory');
   check((await page.locator('pre').count()) > 0, 'the warning page shows the rules to copy');
+  // What the imported NVD, Exploit-DB and CSAF data say (docs/context.md), as the
+  // API says it.
+  const lead = seed.advisories[0];
+  check(lead.id === 'CVE-2007-1748', `the seed warning's leading explanation is CVE-2007-1748 (${lead.id})`);
+  const fieldText = async (f) => (await page.locator(`[data-field="${f}"]`).first().innerText()).trim();
+  check((await fieldText('fix')).startsWith('Fix: no vendor fix when the surge came'), 'the page says no vendor fix existed at the surge');
+  check((await fieldText('fix')).includes('MS07-029 (KB935966)'), 'the page names the fix that came later');
+  check((await fieldText('patch-day')).includes('2007-05-08 (19 days after the surge began)'), 'the page gives the next Microsoft patch day');
+  check((await fieldText('workaround')).includes('RpcProtocol'), "the page gives the vendor's workaround");
+  check((await fieldText('exploits')).startsWith('3 public exploits by the surge (2 published later)'), 'the page counts the exploits by the surge');
+  check((await fieldText('priority')) === 'urgent' && seed.priority === 'urgent', 'the page and the API say priority urgent');
+  check((await fieldText('priority_reason')).includes('no vendor fix existed when the surge came'), 'the page says why it is urgent');
+  check((await fieldText('followed-by')).includes('TCP/445'), 'the seed warning links the TCP/445 wave that follows it');
   await page.screenshot({ path: `${out}/warning.png`, fullPage: true });
+  // The TCP/445 wave's first warning names the surge it follows, and its export too.
+  const wave = alerts.find((a) => a.port === 445 && !a.update);
+  check(wave !== undefined && wave.follows && wave.follows.port === 1025, 'the TCP/445 warning follows the TCP/1025 surge (API)');
+  await page.goto(`${base}/alerts/${wave.id}`);
+  check((await fieldText('follows')).includes('TCP/1025'), 'the TCP/445 warning page links the TCP/1025 incident');
+  const stix = await page.evaluate(async (u) => (await fetch(u)).json(), `${base}/alerts/${seed.id}/export/stix`);
+  const report = stix.objects.find((o) => o.type === 'report');
+  check(report.description.includes('Followed by the TCP/445 surge'), "the seed's STIX export says the TCP/445 wave follows it");
+  check(stix.objects.filter((o) => o.type === 'course-of-action' && o.name === 'Workaround for CVE-2007-1748').length === 3, "the STIX export carries the vendor's three workarounds");
+  const misp = await page.evaluate(async (u) => (await fetch(u)).json(), `${base}/alerts/${seed.id}/export/misp`);
+  check(misp.Event.Attribute.some((a) => a.comment === 'fix status of CVE-2007-1748: none_at_surge'), 'the MISP export carries the fix status');
 
   // The port and sensors pages render for the logged-in analyst.
   await page.goto(`${base}/ports/tcp/1025?range=30d`);

@@ -32,6 +32,7 @@ intel="$root/crates/context/testdata/intel"
 "$bin" intel import nvd "$intel/nvdcve-2.0-sample.json" --data "$work/data" >/dev/null 2>&1
 "$bin" intel import kev "$intel/known_exploited_vulnerabilities.json" --data "$work/data" >/dev/null 2>&1
 "$bin" intel import exploitdb "$intel/files_exploits.csv" --data "$work/data" >/dev/null 2>&1
+"$bin" intel import csaf "$intel/csaf-ms07-029.json" --data "$work/data" >/dev/null 2>&1
 "$bin" assets import csv "$root/crates/context/testdata/assets/inventory.csv" --data "$work/data" >/dev/null 2>&1
 
 "$bin" demo --start 2007-04-12 --data "$work/data" --serve >"$work/demo.out" 2>"$work/demo.err" &

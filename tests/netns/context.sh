@@ -113,6 +113,7 @@ intel="$repo/crates/context/testdata/intel"
 "$bin" intel import nvd "$intel/nvdcve-2.0-sample.json" --data "$data"
 "$bin" intel import kev "$intel/known_exploited_vulnerabilities.json" --data "$data"
 "$bin" intel import exploitdb "$intel/files_exploits.csv" --data "$data"
+"$bin" intel import csaf "$intel/csaf-ms07-029.json" --data "$data"
 
 "$bin" demo --offline --start 2007-04-12 --window 1d --json --data "$data" > "$work/alerts.jsonl" 2> "$work/demo.err"
 python3 - "$work/alerts.jsonl" "$work/rules.nft" <<'PY' || fail "the TCP/1025 warning lacks its context"

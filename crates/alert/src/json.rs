@@ -213,6 +213,16 @@ pub struct AlertJson {
     pub verified: bool,
     /// The confidence and why, in one sentence ("not verified" unless confirmed).
     pub assessment: String,
+    /// `routine`, `high` or `urgent`: how urgent acting is (docs/context.md,
+    /// "Priority"); `urgent` is an exploited flaw with no vendor fix at the surge.
+    pub priority: &'static str,
+    /// The priority and why, in one sentence.
+    pub priority_reason: String,
+    /// Set when the warning's surge follows an earlier surge on another port that
+    /// the same advisory leads (e.g. the TCP/445 wave after the TCP/1025 surge of
+    /// the same flaw): that surge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follows: Option<crate::lineage::FollowOn>,
     /// Candidate explanations, best first.
     pub advisories: Vec<AdvisoryJson>,
     /// Block rules per platform (nftables, iptables, pf, windows) and the KEV
@@ -398,6 +408,9 @@ pub fn alert_json(
         confidence: c.assessment.confidence.name(),
         verified: c.assessment.verified,
         assessment: c.assessment.statement.clone(),
+        priority: c.assessment.priority.name(),
+        priority_reason: c.assessment.priority_reason.clone(),
+        follows: None,
         advisories: c
             .assessment
             .candidates
@@ -450,6 +463,7 @@ pub fn narrative(headline: &str, c: &AlertContext) -> String {
     }
     let a = &c.assessment;
     s.push_str(&format!(". Assessment: {}", a.statement));
+    s.push_str(&format!(". Priority: {}", a.priority_reason));
     if let Some(k) = a.candidates.first() {
         s.push_str(&format!(
             ". Leading explanation: {} ({}){}, {}{}",

@@ -4,6 +4,7 @@
 //! style of the Internet Storm Center's top-ports table.
 
 mod json;
+pub mod lineage;
 pub mod misp;
 pub mod stix;
 mod text;

@@ -149,6 +149,37 @@ pub fn misp_event(id: i64, alert: &Value) -> Value {
             }
         }
     }
+    // What the imported data says of each CVE's fix, as attributes of their own
+    // (docs/exports.md): the fixes, a fix released after the surge, the vendor's
+    // next patch day and the workarounds.
+    for (cve, a) in f.cves() {
+        fix_attributes(&mut attrs, cve, a);
+    }
+    let (follows, followed_by) = f.follow_ons();
+    for (text, comment) in follows
+        .iter()
+        .map(|x| {
+            (
+                x.sentence(),
+                "follow-on: the earlier surge this one follows",
+            )
+        })
+        .chain(followed_by.iter().map(|x| {
+            (
+                x.followed_sentence(),
+                "follow-on: a later surge of the same advisory",
+            )
+        }))
+    {
+        attrs.push(
+            "Other",
+            "text",
+            &text,
+            false,
+            comment,
+            json!({"disable_correlation": true}),
+        );
+    }
     attrs.push(
         "Other",
         "text",
@@ -183,6 +214,10 @@ pub fn misp_event(id: i64, alert: &Value) -> Value {
     if let Some(c) = f.confidence {
         tags.push(json!({"name": format!("scanwatch:confidence=\"{c}\"")}));
     }
+    let priority = text(alert, "priority");
+    if let Some(p) = priority {
+        tags.push(json!({"name": format!("scanwatch:priority=\"{p}\"")}));
+    }
     let info = match (f.headline, f.sources) {
         (Some(h), _) => format!("scanwatch alert {id}: {h}"),
         (None, Some(n)) => format!("scanwatch alert {id}: {n} sources scanning {port_title}"),
@@ -198,7 +233,9 @@ pub fn misp_event(id: i64, alert: &Value) -> Value {
             "info": info,
             "date": date,
             "timestamp": (f.end.div_euclid(1000)).max(0).to_string(),
-            "threat_level_id": threat_level(f.severity),
+            // An exploited flaw without a fix at the surge is High whatever the
+            // surge's size.
+            "threat_level_id": if priority == Some("urgent") { "1" } else { threat_level(f.severity) },
             "analysis": analysis(f.confidence),
             "distribution": "0",
             "published": false,
@@ -206,6 +243,94 @@ pub fn misp_event(id: i64, alert: &Value) -> Value {
             "Tag": tags,
         }
     })
+}
+
+/// The fix facts of one CVE (`advisories[].fix`, `next_patch_day`) as attributes.
+fn fix_attributes(attrs: &mut Attributes, cve: &str, a: &Value) {
+    let no_corr = || json!({"disable_correlation": true});
+    let Some(fix) = a.get("fix").filter(|f| f.is_object()) else {
+        return;
+    };
+    if let Some(st) = text(fix, "statement") {
+        let status = text(fix, "status").unwrap_or("unknown");
+        attrs.push(
+            "Other",
+            "text",
+            st,
+            false,
+            &format!("fix status of {cve}: {status}"),
+            no_corr(),
+        );
+    }
+    let strings = |k: &str| -> Vec<&str> {
+        fix.get(k)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect()
+    };
+    for p in strings("patches") {
+        let (ty, cat) = if p.starts_with("http://") || p.starts_with("https://") {
+            ("link", "External analysis")
+        } else {
+            ("text", "Other")
+        };
+        attrs.push(
+            cat,
+            ty,
+            p,
+            false,
+            &format!("vendor fix for {cve}"),
+            no_corr(),
+        );
+    }
+    if let Some(l) = fix.get("fixed_later").filter(|l| l.is_object()) {
+        let comment = format!(
+            "vendor fix for {cve} released {} ({} days after the surge began): {}",
+            text(l, "date").unwrap_or("?"),
+            l.get("days_after_surge")
+                .and_then(Value::as_i64)
+                .unwrap_or(0),
+            text(l, "details").unwrap_or("")
+        );
+        match text(l, "url") {
+            Some(u) => attrs.push("External analysis", "link", u, false, &comment, no_corr()),
+            None => attrs.push(
+                "Other",
+                "text",
+                text(l, "details").unwrap_or(""),
+                false,
+                &comment,
+                no_corr(),
+            ),
+        }
+    }
+    for w in strings("workarounds") {
+        attrs.push(
+            "Other",
+            "text",
+            w,
+            false,
+            &format!("workaround for {cve}"),
+            no_corr(),
+        );
+    }
+    if let Some(p) = a.get("next_patch_day").filter(|p| p.is_object()) {
+        if let Some(date) = text(p, "date") {
+            attrs.push(
+                "Other",
+                "datetime",
+                &format!("{date}T00:00:00.000000+00:00"),
+                false,
+                &format!(
+                    "next scheduled {} after the surge began (for {cve})",
+                    text(p, "name").unwrap_or("patch day")
+                ),
+                no_corr(),
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -253,9 +378,52 @@ mod tests {
             .map(|a| &a["value"])
             .collect();
         assert_eq!(v, [&json!("CVE-2007-1748"), &json!("CVE-2003-0352")]);
-        assert_eq!(of_type(&e, "link").len(), 6);
-        assert_eq!(of_type(&e, "text").len(), 5);
+        // Six exploit links, and the fix released after the surge.
+        let links = of_type(&e, "link");
+        assert_eq!(links.len(), 7);
+        assert_eq!(
+            links[6]["comment"],
+            "vendor fix for CVE-2007-1748 released 2007-05-08 (19 days after the surge began): Security update MS07-029 (KB935966)"
+        );
+        // The summary and four block rules; the fix status, three workarounds and
+        // the follow-on surge as attributes of their own.
+        let texts = of_type(&e, "text");
+        assert_eq!(texts.len(), 10);
+        let comments: Vec<&str> = texts
+            .iter()
+            .map(|t| t["comment"].as_str().unwrap())
+            .collect();
+        assert_eq!(comments[0], "fix status of CVE-2007-1748: none_at_surge");
+        assert!(texts[0]["value"]
+            .as_str()
+            .unwrap()
+            .starts_with("no vendor fix when the surge came"));
+        assert_eq!(
+            comments
+                .iter()
+                .filter(|c| **c == "workaround for CVE-2007-1748")
+                .count(),
+            3
+        );
+        assert!(texts[1]["value"].as_str().unwrap().contains("RpcProtocol"));
+        assert_eq!(comments[4], "follow-on: a later surge of the same advisory");
+        assert!(texts[4]["value"]
+            .as_str()
+            .unwrap()
+            .starts_with("Followed by the TCP/445 surge that began 2007-04-21 08:00 UTC"));
+        let day = of_type(&e, "datetime");
+        assert_eq!(day.len(), 1);
+        assert_eq!(day[0]["value"], "2007-05-08T00:00:00.000000+00:00");
+        assert!(day[0]["comment"]
+            .as_str()
+            .unwrap()
+            .starts_with("next scheduled Microsoft patch day"));
         assert_eq!(ev["Tag"][0]["name"], "tlp:green");
+        assert!(ev["Tag"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "scanwatch:priority=\"urgent\""));
         let mut uuids: Vec<&str> = ev["Attribute"]
             .as_array()
             .unwrap()

@@ -33,6 +33,8 @@ use std::net::IpAddr;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use crate::lineage::FollowOn;
+
 /// How long an indicator stays valid after the end of its warning's window: the
 /// default lifetime of the blocklist (`/api/v1/blocklist`).
 pub const INDICATOR_LIFETIME_HOURS: i64 = 24;
@@ -182,6 +184,9 @@ impl<'a> Facts<'a> {
         if let Some(a) = text(self.v, "assessment") {
             parts.push(format!("Assessment: {a}"));
         }
+        if let Some(p) = text(self.v, "priority_reason") {
+            parts.push(format!("Priority: {p}"));
+        }
         let block: Vec<String> = array(self.v, "block")
             .filter_map(|b| {
                 let proto = text(b, "proto")?;
@@ -227,8 +232,29 @@ impl<'a> Facts<'a> {
                     ));
                 }
             }
+            if let Some(w) = lead
+                .get("fix")
+                .and_then(|f| f.get("workarounds"))
+                .and_then(|w| w.get(0))
+                .and_then(Value::as_str)
+            {
+                parts.push(format!("Workaround ({id}): {w}"));
+            }
         }
+        let (follows, followed_by) = self.follow_ons();
+        parts.extend(follows.iter().map(FollowOn::sentence));
+        parts.extend(followed_by.iter().map(FollowOn::followed_sentence));
         parts.join(". ")
+    }
+
+    /// The earlier surge this one follows, and the later ones that follow it (the
+    /// latter set by the centre's exports from the warning's incident).
+    pub fn follow_ons(&self) -> (Option<FollowOn>, Vec<FollowOn>) {
+        let read = |k: &str| self.v.get(k).cloned().unwrap_or(Value::Null);
+        (
+            serde_json::from_value(read("follows")).ok(),
+            serde_json::from_value(read("followed_by")).unwrap_or_default(),
+        )
     }
 }
 
@@ -514,17 +540,41 @@ pub fn stix_bundle(id: i64, alert: &Value) -> Value {
                 ));
             }
         }
-        let (name, refs) = if patches.is_empty() {
+        let (name, mut refs) = if patches.is_empty() {
             (format!("Fix status of {cve}"), Vec::new())
         } else {
             (
                 format!("Apply the vendor fix for {cve}"),
                 patches
                     .iter()
-                    .map(|u| json!({"source_name": "vendor-fix", "url": u}))
-                    .collect(),
+                    .map(|p| match p.rsplit_once(' ') {
+                        // A vendor's fix as text with its link at the end (CSAF).
+                        Some((what, u)) if u.starts_with("http") => json!(
+                            {"source_name": "vendor-fix", "url": u, "description": what}
+                        ),
+                        _ if p.starts_with("http") => {
+                            json!({"source_name": "vendor-fix", "url": p})
+                        }
+                        _ => json!({"source_name": "vendor-fix", "description": p}),
+                    })
+                    .collect::<Vec<Value>>(),
             )
         };
+        // A fix released after the surge (CSAF): where to get it now.
+        if let Some(l) = fix.get("fixed_later").filter(|l| l.is_object()) {
+            let mut r = json!({
+                "source_name": "vendor-fix-after-the-surge",
+                "description": format!(
+                    "{} ({})",
+                    text(l, "details").unwrap_or(""),
+                    text(l, "date").unwrap_or("")
+                ),
+            });
+            if let Some(u) = text(l, "url") {
+                r["url"] = u.into();
+            }
+            refs.push(r);
+        }
         let cid = sdo_id("course-of-action", &format!("{key}|fix|{cve}"));
         let mut props = json!({"name": name, "description": desc});
         if !refs.is_empty() {
@@ -795,21 +845,33 @@ mod tests {
         assert_eq!(names, ["CVE-2007-1748", "CVE-2003-0352"]);
         assert_eq!(v[0]["external_references"][0]["source_name"], "cve");
         assert_eq!(v[0]["created"], "2007-04-13T00:00:00.000Z");
-        // Four block rules, and the fix status of the CVE with a fix record.
+        // Four block rules, the fix status of the CVE with a fix record and its
+        // vendor's three workarounds.
         let courses = of_type(&b, "course-of-action");
-        assert_eq!(courses.len(), 5);
+        assert_eq!(courses.len(), 8);
         let fix = courses
             .iter()
             .find(|c| c["name"] == "Fix status of CVE-2007-1748")
             .unwrap();
         let d = fix["description"].as_str().unwrap();
         assert!(
-            d.starts_with("no vendor fix referenced in the imported NVD data")
+            d.starts_with("no vendor fix when the surge came")
                 && d.ends_with("next scheduled Microsoft patch day (Update Tuesday): 2007-05-08 (19 days after the surge began)"),
             "{d}"
         );
+        assert_eq!(
+            fix["external_references"][0]["url"],
+            "https://learn.microsoft.com/en-us/security-updates/securitybulletins/2007/ms07-029"
+        );
+        assert_eq!(
+            courses
+                .iter()
+                .filter(|c| c["name"] == "Workaround for CVE-2007-1748")
+                .count(),
+            3
+        );
         let rels = of_type(&b, "relationship");
-        assert_eq!(rels.len(), 10 * 2 + 2 + 4 + 1);
+        assert_eq!(rels.len(), 10 * 2 + 2 + 4 + 1 + 3);
         assert!(rels.iter().any(|r| r["relationship_type"] == "mitigates"
             && r["source_ref"] == fix["id"]
             && r["target_ref"] == v[0]["id"]));
@@ -833,7 +895,10 @@ mod tests {
         // What the imported data says of a fix and of the next patch day travels
         // with the shared summary (docs/context.md).
         assert!(
-            text.contains("Fix (CVE-2007-1748): no vendor fix referenced in the imported NVD data")
+            text.contains("Fix (CVE-2007-1748): no vendor fix when the surge came")
+                && text.contains("Priority: urgent: CVE-2007-1748 is exploited")
+                && text.contains("Workaround (CVE-2007-1748): Disable remote management over RPC")
+                && text.contains("Followed by the TCP/445 surge that began 2007-04-21 08:00 UTC")
                 && text.contains("Next scheduled Microsoft patch day (Update Tuesday): 2007-05-08 (19 days after the surge began)"),
             "{text}"
         );

@@ -9,6 +9,7 @@ use scanwatch_context::{AlertContext, ContextData};
 use scanwatch_detect::Alert;
 use scanwatch_pipeline::{PortRow, Report, WindowReport};
 
+use crate::lineage::FollowOn;
 use crate::{base_num, by_severity, summary, thousands, times, window_span};
 
 /// Input statistics the reader collected.
@@ -171,6 +172,29 @@ pub fn render_report_with(
             )
         })
         .collect();
+    // Context per surge, and follow-on links made in the order the surges began.
+    let mut lineage = crate::lineage::Lineage::new();
+    let mut in_time: Vec<&(&Alert, &Vec<&Alert>)> = peaks.iter().collect();
+    in_time.sort_by_key(|(p, all)| (all[0].window_start, p.proto.number(), p.port));
+    let mut contexts: BTreeMap<(i64, u8, u16), (AlertContext, Option<FollowOn>)> = BTreeMap::new();
+    if let Some(ctx) = ctx {
+        for (peak, all) in in_time {
+            let first = all[0];
+            let c = ctx.enrich(peak.proto, peak.port, first.window_start, peak.window_end);
+            let lead = crate::lineage::leading_advisory(
+                c.assessment.confidence.name(),
+                c.assessment.candidates.first().map(|k| k.id.as_str()),
+            )
+            .map(str::to_string);
+            let follows = lead.and_then(|l| {
+                lineage.observe(&l, &peak.proto.name(), peak.port, peak.episode_start)
+            });
+            contexts.insert(
+                (peak.episode_start.0, peak.proto.number(), peak.port),
+                (c, follows),
+            );
+        }
+    }
     peaks.sort_by(|a, b| by_severity(a.0, b.0));
     let _ = writeln!(
         out,
@@ -223,9 +247,13 @@ pub fn render_report_with(
             sensors.join(", "),
             peak.top_sensor_share * 100.0
         );
-        if let Some(ctx) = ctx {
-            let c = ctx.enrich(peak.proto, peak.port, first.window_start, peak.window_end);
-            context_block(&mut out, &c);
+        if let Some((c, follows)) =
+            contexts.get(&(peak.episode_start.0, peak.proto.number(), peak.port))
+        {
+            context_block(&mut out, c);
+            if let Some(f) = follows {
+                let _ = writeln!(out, "    {}", f.sentence());
+            }
         }
     }
     sweep_block(&mut out, &r.alerts, stats.color);
@@ -301,6 +329,7 @@ pub fn context_block(out: &mut String, c: &AlertContext) {
         }
     }
     let _ = writeln!(out, "    assessment: {}", a.statement);
+    let _ = writeln!(out, "    priority: {}", a.priority_reason);
     if !a.candidates.is_empty() {
         let _ = writeln!(out, "    possible explanations, best first:");
     }

@@ -84,6 +84,9 @@ pub struct Centre {
     pub context: Arc<RwLock<ContextData>>,
     pub counters: Arc<CentreCounters>,
     engine: Arc<Mutex<Engine>>,
+    /// The surges raised so far by leading advisory, to link follow-on surges
+    /// (rebuilt by the replay at start, which renders every warning again).
+    lineage: Arc<Mutex<scanwatch_alert::lineage::Lineage>>,
     on_alert: Option<AlertHook>,
     source: Source,
     time: TimeConfig,
@@ -123,6 +126,7 @@ impl Centre {
                 pipeline,
                 time: TimeKeeper::new(time),
             })),
+            lineage: Arc::default(),
             on_alert: None,
             source,
             time,
@@ -526,6 +530,12 @@ impl Centre {
                 alert_json(a, &ctx, &name)
             };
             j.withdrawn = withdrawn;
+            if !withdrawn {
+                self.lineage
+                    .lock()
+                    .map_err(|_| CentreError::Poisoned("lineage"))?
+                    .link(&mut j);
+            }
             let json = serde_json::to_string(&j).map_err(|e| CentreError::Encode(e.to_string()))?;
             Ok((
                 AlertRow {

@@ -235,8 +235,6 @@ impl Emitter<'_> {
         }
         if self.json {
             if matches!(self.emit, Emit::Alerts | Emit::All) {
-                let mut alerts: Vec<_> = report.alerts.iter().collect();
-                alerts.sort_by(|a, b| by_severity(a, b));
                 let builtin;
                 let ctx = match self.ctx {
                     Some(c) => c,
@@ -245,8 +243,22 @@ impl Emitter<'_> {
                         &builtin
                     }
                 };
-                for a in alerts {
-                    json_line(self.out, &alert_json(a, ctx, &|k| report.sensor_name(k)))?;
+                // Follow-on surges are linked in time order, then printed most
+                // severe first.
+                let mut in_time: Vec<&scanwatch_detect::Alert> = report.alerts.iter().collect();
+                in_time.sort_by_key(|a| (a.window_start, a.proto.number(), a.port));
+                let mut lineage = scanwatch_alert::lineage::Lineage::new();
+                let mut alerts: Vec<_> = in_time
+                    .into_iter()
+                    .map(|a| {
+                        let mut j = alert_json(a, ctx, &|k| report.sensor_name(k));
+                        lineage.link(&mut j);
+                        (a, j)
+                    })
+                    .collect();
+                alerts.sort_by(|a, b| by_severity(a.0, b.0));
+                for (_, j) in alerts {
+                    json_line(self.out, &j)?;
                 }
             }
             json_line(self.out, &summary_json(report, stats))?;

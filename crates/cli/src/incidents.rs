@@ -150,6 +150,23 @@ pub fn run(args: &IncidentsArgs, out: &mut dyn Write, err: &mut dyn Write) -> Re
                 writeln!(out, "last window ended {}", i.last_end)?;
                 let ids: Vec<String> = i.warnings.iter().map(i64::to_string).collect();
                 writeln!(out, "warnings: {}", ids.join(" "))?;
+                // Incidents on other ports the same advisory leads.
+                let links = i
+                    .follows
+                    .iter()
+                    .map(|f| ("follows", f))
+                    .chain(i.followed_by.iter().map(|f| ("followed by", f)));
+                for (verb, f) in links {
+                    writeln!(
+                        out,
+                        "{verb}: incident {} ({}/{}, started {}), the same leading explanation {}",
+                        f.id,
+                        f.protocol.to_uppercase(),
+                        f.port,
+                        f.start,
+                        f.advisory
+                    )?;
+                }
                 if i.state.state != Disposition::New {
                     writeln!(
                         out,

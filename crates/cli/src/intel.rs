@@ -45,8 +45,9 @@ pub enum IntelCommand {
     /// Import advisories or benign-scanner lists from files (no network access).
     Import {
         /// nvd (NVD CVE JSON 2.0, .json or .json.gz), kev (CISA KEV, JSON or CSV),
-        /// exploitdb (files_exploits.csv) or benign (IP/CIDR list, one per line).
-        #[arg(value_parser = ["nvd", "kev", "exploitdb", "benign"])]
+        /// exploitdb (files_exploits.csv), csaf (a vendor's CSAF 2.0 advisory: fixes,
+        /// workarounds and their dates) or benign (IP/CIDR list, one per line).
+        #[arg(value_parser = ["nvd", "kev", "exploitdb", "csaf", "benign"])]
         kind: String,
         /// Files to import (plain or .gz); each is read whole, then stored.
         #[arg(required = true, value_name = "FILE")]
@@ -155,8 +156,19 @@ fn counts_text(c: ImportCounts) -> String {
 fn advisory_items(advs: &[Advisory], origin: &str) -> Result<Vec<ContextItem>> {
     advs.iter()
         .map(|a| {
+            // Several vendors may publish CSAF advisories on one CVE: each is kept.
+            let key = match a.source {
+                advisory::AdvisorySource::Csaf => format!(
+                    "csaf:{}:{}",
+                    a.id,
+                    a.remediations
+                        .first()
+                        .map_or(a.title.as_str(), |r| r.advisory.as_str())
+                ),
+                _ => format!("{}:{}", a.source.name(), a.id),
+            };
             Ok(ContextItem {
-                key: format!("{}:{}", a.source.name(), a.id),
+                key,
                 origin: origin.to_string(),
                 json: serde_json::to_string(a)?,
             })
@@ -211,6 +223,7 @@ pub fn run_intel(args: &IntelArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
                     "nvd" => advisory::parse_nvd_json(&bytes),
                     "kev" if looks_like_json(&bytes) => advisory::parse_kev_json(&bytes),
                     "kev" => advisory::parse_kev_csv(&bytes),
+                    "csaf" => advisory::parse_csaf_json(&bytes),
                     _ => advisory::parse_exploitdb_csv(&bytes),
                 };
                 let parsed = match parsed {

@@ -379,6 +379,42 @@ fn exposure_ranks_the_inventory_for_the_seed_warning() {
 
     // The same warning with the imported advisories: what the data says of a fix,
     // Microsoft's next patch day after the surge began, the exploits and their dates.
+    // Without the vendor's advisory first: NVD references no fix.
+    let nvd_only = bin()
+        .args([
+            "demo",
+            "--offline",
+            "--start",
+            "2007-04-12",
+            "--window",
+            "1d",
+            "--json",
+            "--data",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let lines: Vec<Value> = text(&nvd_only.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seed = lines
+        .iter()
+        .find(|v| v["type"] == "alert" && v["port"] == 1025 && v["update"] == false)
+        .unwrap();
+    assert_eq!(
+        seed["advisories"][0]["fix"]["status"], "not_referenced",
+        "{seed}"
+    );
+    assert!(seed["advisories"][0]["fix"]["statement"]
+        .as_str()
+        .unwrap()
+        .starts_with("no vendor fix referenced in the imported NVD data"));
+    // The vendor's advisory (CSAF) says more: no update when the surge came, the
+    // workarounds, and MS07-029 on 2007-05-08.
+    assert!(import("csaf", &intel("csaf-ms07-029.json"), &data)
+        .status
+        .success());
     let out = bin()
         .args([
             "demo",
@@ -404,10 +440,43 @@ fn exposure_ranks_the_inventory_for_the_seed_warning() {
         .unwrap();
     let lead = &seed["advisories"][0];
     assert_eq!(lead["id"], "CVE-2007-1748", "{lead}");
+    assert_eq!(lead["fix"]["status"], "none_at_surge", "{lead}");
     assert!(lead["fix"]["statement"]
         .as_str()
         .unwrap()
-        .starts_with("no vendor fix referenced in the imported NVD data"));
+        .starts_with("no vendor fix when the surge came (MS07-029"));
+    assert_eq!(lead["fix"]["fixed_later"]["date"], "2007-05-08", "{lead}");
+    assert_eq!(lead["fix"]["fixed_later"]["days_after_surge"], 19, "{lead}");
+    let workarounds = lead["fix"]["workarounds"].as_array().unwrap();
+    assert_eq!(workarounds.len(), 3, "{lead}");
+    assert!(workarounds[0].as_str().unwrap().contains("RpcProtocol"));
+    // An exploited flaw without a fix at the surge: the worst case.
+    assert_eq!(seed["priority"], "urgent", "{seed}");
+    assert!(seed["priority_reason"]
+        .as_str()
+        .unwrap()
+        .contains("no vendor fix existed when the surge came"));
+    // The TCP/445 wave two days later: the same flaw leads it; it follows the
+    // TCP/1025 surge.
+    let wave = lines
+        .iter()
+        .find(|v| v["type"] == "alert" && v["port"] == 445 && v["update"] == false)
+        .unwrap();
+    assert_eq!(wave["advisories"][0]["id"], "CVE-2007-1748", "{wave}");
+    assert_eq!(wave["follows"]["port"], 1025, "{wave}");
+    assert_eq!(wave["follows"]["advisory"], "CVE-2007-1748", "{wave}");
+    assert_eq!(
+        wave["follows"]["episode_start"], seed["episode_start"],
+        "{wave}"
+    );
+    assert!(wave["summary"]
+        .as_str()
+        .unwrap()
+        .contains("Follows the TCP/1025 surge that began 2007-04-19"));
+    assert!(
+        seed.get("follows").is_none(),
+        "the first surge follows nothing"
+    );
     assert_eq!(lead["next_patch_day"]["date"], "2007-05-08", "{lead}");
     assert_eq!(lead["next_patch_day"]["days_after_surge"], 19, "{lead}");
     let dates = lead["exploit_dates"].as_array().unwrap();
@@ -426,9 +495,37 @@ fn exposure_ranks_the_inventory_for_the_seed_warning() {
         "{summary}"
     );
     assert!(
-        summary.contains("Fix: no vendor fix referenced")
-            && summary.contains("next scheduled Microsoft patch day (Update Tuesday): 2007-05-08 (19 days after the surge began)"),
+        summary.contains("Fix: no vendor fix when the surge came")
+            && summary.contains("a fix came later: Security update MS07-029 (KB935966)")
+            && summary.contains("next scheduled Microsoft patch day (Update Tuesday): 2007-05-08 (19 days after the surge began)")
+            && summary.contains("Workaround: Disable remote management over RPC")
+            && summary.contains("Priority: urgent"),
         "{summary}"
     );
+    // The text report says the same.
+    let out = bin()
+        .args([
+            "demo",
+            "--offline",
+            "--start",
+            "2007-04-12",
+            "--window",
+            "1d",
+            "--data",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    for want in [
+        "priority: urgent: CVE-2007-1748 is exploited",
+        "fix: no vendor fix when the surge came",
+        "workaround: Disable remote management over RPC",
+        "next scheduled Microsoft patch day (Update Tuesday): 2007-05-08",
+        "Follows the TCP/1025 surge that began 2007-04-19",
+    ] {
+        assert!(report.contains(want), "{want:?} not in:\n{report}");
+    }
     let _ = std::fs::remove_dir_all(&data);
 }

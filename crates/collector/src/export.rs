@@ -1,6 +1,7 @@
 //! Machine-readable exports of one warning: a STIX 2.1 bundle and a MISP event.
 //! Both are built from the warning as stored (its JSON), like `GET /api/v1/alerts/{id}`,
-//! and need an API token with the analyst role.
+//! with its incident's follow-on surges (`follows`, `followed_by`), and need an API
+//! token with the analyst role.
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
@@ -25,12 +26,13 @@ async fn stored_alert(
     let id: i64 = id
         .parse()
         .map_err(|_| AppError::BadRequest("alert id must be a number".into()))?;
-    let row = st
-        .with_reader(move |s| s.alert(id))
+    let (row, links) = st
+        .with_reader(move |s| crate::incidents::FollowOns::with_alert(s, id))
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no alert {id}")))?;
-    let v: Value =
+    let mut v: Value =
         serde_json::from_str(&row.json).map_err(|e| AppError::internal(e.to_string()))?;
+    links.add_to(&mut v);
     Ok((row.id, v))
 }
 

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 
+use scanwatch_alert::lineage::FollowOn;
 use scanwatch_event::Timestamp;
 use scanwatch_store::{AlertRow, ContextItem, Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -173,6 +174,28 @@ pub struct Incident {
     pub state: IncidentState,
     /// Its warnings' ids, oldest window first.
     pub warnings: Vec<i64>,
+    /// The earlier incident on another port this one follows: the same advisory
+    /// leads both (docs/context.md, "Follow-on surges").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follows: Option<IncidentLink>,
+    /// The later incidents that follow this one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub followed_by: Vec<IncidentLink>,
+    /// The leading advisory of its first warning explained at least `likely`.
+    #[serde(skip)]
+    lead: Option<String>,
+}
+
+/// Another incident, as a link.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct IncidentLink {
+    pub id: i64,
+    pub protocol: String,
+    pub port: u16,
+    /// Its start.
+    pub start: String,
+    /// The advisory leading both incidents.
+    pub advisory: String,
 }
 
 fn text<'a>(v: &'a Value, k: &str) -> &'a str {
@@ -234,6 +257,16 @@ pub fn incidents(
                     // The earliest of equal peaks.
                     .then(b.0.window_start.cmp(&a.0.window_start))
             })?;
+            let lead = ws.iter().find_map(|(_, v)| {
+                let first = v
+                    .get("advisories")
+                    .and_then(|a| a.get(0))
+                    .and_then(|a| a.get("id"))
+                    .and_then(Value::as_str);
+                scanwatch_alert::lineage::leading_advisory(text(v, "confidence"), first)
+                    .map(str::to_string)
+            });
+            let lead = lead.filter(|_| !kind.starts_with("sweep"));
             let last_end = scanwatch_event::parse_rfc3339(text(last_v, "window_end"))
                 .unwrap_or(Timestamp(last.window_start.0 + window_ms));
             let over = newest_end.is_some_and(|n| n.0 > last_end.0 + window_ms);
@@ -265,11 +298,54 @@ pub fn incidents(
                 headline: text(last_v, "headline").to_string(),
                 state: states.get(&first.id).cloned().unwrap_or_default(),
                 warnings: ws.iter().map(|(r, _)| r.id).collect(),
+                follows: None,
+                followed_by: Vec::new(),
+                lead,
             })
         })
         .collect();
+    link_follow_ons(&mut out);
     out.sort_by(|a, b| b.start.cmp(&a.start).then(a.id.cmp(&b.id)));
     out
+}
+
+/// Links each incident to the earlier one on another port it follows, in the
+/// order they began (the rule of [`scanwatch_alert::lineage`]).
+fn link_follow_ons(out: &mut [Incident]) {
+    let mut order: Vec<usize> = (0..out.len()).collect();
+    order.sort_by(|&a, &b| {
+        (out[a].start.as_str(), out[a].id).cmp(&(out[b].start.as_str(), out[b].id))
+    });
+    let mut lineage = scanwatch_alert::lineage::Lineage::new();
+    for i in order {
+        let Some(lead) = out[i].lead.clone() else {
+            continue;
+        };
+        let Some(start) = scanwatch_event::parse_rfc3339(&out[i].start) else {
+            continue;
+        };
+        let Some(f) = lineage.observe(&lead, &out[i].protocol, out[i].port, start) else {
+            continue;
+        };
+        let Some(j) = out.iter().position(|o| {
+            o.protocol.eq_ignore_ascii_case(&f.protocol)
+                && o.port == f.port
+                && scanwatch_event::parse_rfc3339(&o.start).map(|t| t.0)
+                    == scanwatch_event::parse_rfc3339(&f.episode_start).map(|t| t.0)
+        }) else {
+            continue;
+        };
+        let link = |o: &Incident| IncidentLink {
+            id: o.id,
+            protocol: o.protocol.clone(),
+            port: o.port,
+            start: o.start.clone(),
+            advisory: lead.clone(),
+        };
+        let (earlier, later) = (link(&out[j]), link(&out[i]));
+        out[i].follows = Some(earlier);
+        out[j].followed_by.push(later);
+    }
 }
 
 /// The incidents of the warnings in `[from, to)`, with their states.
@@ -281,19 +357,78 @@ pub fn load(s: &dyn Store, from: Timestamp, to: Timestamp) -> Result<Vec<Inciden
     Ok(incidents(&rows, &states, latest.map(|l| l.1), window))
 }
 
+/// The follow-on links of warning `id`'s incident, as the exports carry them: the
+/// earlier surge it follows and the later ones that follow it.
+#[derive(Clone, Debug, Default)]
+pub struct FollowOns {
+    pub follows: Option<FollowOn>,
+    pub followed_by: Vec<FollowOn>,
+}
+
+impl FollowOns {
+    /// Of warning `id`'s incident (none when it has no incident).
+    pub fn of(s: &dyn Store, id: i64) -> Result<FollowOns, StoreError> {
+        let Some(inc) = containing(s, id)? else {
+            return Ok(FollowOns::default());
+        };
+        let link = |l: &IncidentLink| FollowOn {
+            protocol: l.protocol.clone(),
+            port: l.port,
+            episode_start: l.start.clone(),
+            advisory: l.advisory.clone(),
+        };
+        Ok(FollowOns {
+            follows: inc.follows.as_ref().map(link),
+            followed_by: inc.followed_by.iter().map(link).collect(),
+        })
+    }
+
+    /// Stored warning `id` and its incident's follow-on links.
+    pub fn with_alert(s: &dyn Store, id: i64) -> Result<Option<(AlertRow, FollowOns)>, StoreError> {
+        let Some(row) = s.alert(id)? else {
+            return Ok(None);
+        };
+        Ok(Some((row, FollowOns::of(s, id)?)))
+    }
+
+    /// Adds them to a stored warning's JSON: `follows` when the warning has none
+    /// of its own (it was raised before the earlier surge was), and `followed_by`.
+    pub fn add_to(&self, v: &mut Value) {
+        let Value::Object(m) = v else {
+            return;
+        };
+        if let (false, Some(f)) = (m.contains_key("follows"), &self.follows) {
+            if let Ok(f) = serde_json::to_value(f) {
+                m.insert("follows".into(), f);
+            }
+        }
+        if !self.followed_by.is_empty() {
+            if let Ok(f) = serde_json::to_value(&self.followed_by) {
+                m.insert("followed_by".into(), f);
+            }
+        }
+    }
+}
+
+/// How far before an incident's start [`containing`] looks for the incident it
+/// follows (docs/context.md, "Follow-on surges").
+pub const FOLLOW_ON_LOOKBACK_MS: i64 = 30 * 86_400_000;
+
 /// The incident that holds warning `id` (any of its warnings), if any.
 pub fn containing(s: &dyn Store, id: i64) -> Result<Option<Incident>, StoreError> {
     let Some(row) = s.alert(id)? else {
         return Ok(None);
     };
     // Its incident starts at or before it: its episode start (or a day before,
-    // if the warning does not say).
+    // if the warning does not say); the incidents it may follow up to
+    // FOLLOW_ON_LOOKBACK_MS before that.
     let v: serde_json::Value = serde_json::from_str(&row.json).unwrap_or_default();
     let from = v
         .get("episode_start")
         .and_then(serde_json::Value::as_str)
         .and_then(scanwatch_event::parse_rfc3339)
         .unwrap_or(Timestamp(row.window_start.0 - 86_400_000));
+    let from = Timestamp(from.0.saturating_sub(FOLLOW_ON_LOOKBACK_MS));
     Ok(load(s, from, Timestamp(i64::MAX))?
         .into_iter()
         .find(|i| i.warnings.contains(&id)))
@@ -349,6 +484,64 @@ mod tests {
             severity_rank: sev,
             json: json.to_string(),
         }
+    }
+
+    /// `row` with an explanation: its confidence and leading advisory.
+    fn explained(mut r: AlertRow, confidence: &str, lead: &str) -> AlertRow {
+        let mut v: Value = serde_json::from_str(&r.json).unwrap();
+        v["confidence"] = confidence.into();
+        v["advisories"] = serde_json::json!([{"id": lead}, {"id": "CVE-1999-0001"}]);
+        r.json = v.to_string();
+        r
+    }
+
+    #[test]
+    fn a_later_incident_led_by_the_same_advisory_on_another_port_follows() {
+        let cve = "CVE-2007-1748";
+        let rows = vec![
+            explained(row(1, "surge", 1025, 10 * H, 10 * H, 2, 2.6), "likely", cve),
+            explained(row(2, "surge", 1025, 11 * H, 10 * H, 4, 5.1), "likely", cve),
+            // Two days later on 445, the same flaw: follows 1025.
+            explained(row(3, "surge", 445, 58 * H, 58 * H, 2, 2.0), "likely", cve),
+            // On 139 a day later: follows 1025 (the earliest), not 445.
+            explained(row(4, "surge", 139, 80 * H, 80 * H, 2, 2.0), "likely", cve),
+            // The same advisory only `suspected`: not led by it, no link.
+            explained(
+                row(5, "surge", 3389, 90 * H, 90 * H, 2, 2.0),
+                "suspected",
+                cve,
+            ),
+            // Another advisory on 22.
+            explained(
+                row(6, "surge", 22, 95 * H, 95 * H, 2, 2.0),
+                "likely",
+                "CVE-2024-6387",
+            ),
+        ];
+        let incs = incidents(&rows, &[], Some(Timestamp(200 * H)), H);
+        let by_port = |p: u16| incs.iter().find(|i| i.port == p).unwrap();
+        let follows = |p: u16| by_port(p).follows.as_ref().map(|f| (f.id, f.port));
+        assert_eq!(follows(1025), None);
+        assert_eq!(follows(445), Some((1, 1025)));
+        assert_eq!(follows(139), Some((1, 1025)));
+        assert_eq!(follows(3389), None);
+        assert_eq!(follows(22), None);
+        let later: Vec<(i64, u16)> = by_port(1025)
+            .followed_by
+            .iter()
+            .map(|f| (f.id, f.port))
+            .collect();
+        assert_eq!(later, [(3, 445), (4, 139)]);
+        assert_eq!(by_port(445).follows.as_ref().unwrap().advisory, cve);
+        // The order of the rows does not matter.
+        let mut reversed = rows.clone();
+        reversed.reverse();
+        assert_eq!(incidents(&reversed, &[], Some(Timestamp(200 * H)), H), incs);
+        // Serialized: present only when set.
+        let j = serde_json::to_value(by_port(445)).unwrap();
+        assert_eq!(j["follows"]["port"], 1025);
+        assert!(j.get("followed_by").is_none());
+        assert!(j.get("lead").is_none());
     }
 
     #[test]

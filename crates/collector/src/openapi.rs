@@ -214,6 +214,17 @@ pub struct ExposedSchema {
     pub score: u64,
 }
 
+/// The earlier surge a warning's surge follows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FollowOnSchema {
+    pub protocol: String,
+    pub port: u16,
+    /// Start of that surge's first warning window.
+    pub episode_start: String,
+    /// The advisory leading both surges.
+    pub advisory: String,
+}
+
 /// One stored warning: the `"type":"alert"` object of `analyze --json`
 /// (`docs/json-schema.md`) with the store's `id`. Further fields may be added.
 #[derive(Debug, Serialize, ToSchema)]
@@ -297,6 +308,17 @@ pub struct AlertSchema {
     /// The confidence and why, in one sentence.
     #[serde(default)]
     pub assessment: Option<String>,
+    /// `routine`, `high` or `urgent` (`urgent`: an exploited flaw with no vendor
+    /// fix when the surge came; docs/context.md).
+    #[serde(default)]
+    pub priority: Option<String>,
+    /// The priority and why, in one sentence.
+    #[serde(default)]
+    pub priority_reason: Option<String>,
+    /// The earlier surge on another port this one follows (the same leading
+    /// advisory), when there is one.
+    #[serde(default)]
+    pub follows: Option<FollowOnSchema>,
     /// Candidate explanations, best first.
     #[serde(default)]
     pub advisories: Option<Vec<AdvisorySchema>>,

@@ -75,7 +75,8 @@ print(json.dumps({
     "analysis": e.analysis,
     "distribution": e.distribution,
     "tags": [t.name for t in e.tags],
-    "attributes": [[a.type, a.value, bool(a.to_ids)] for a in e.attributes],
+    # PyMISP reads a datetime attribute's value as a datetime.
+    "attributes": [[a.type, str(a.value), bool(a.to_ids)] for a in e.attributes],
     "roundtrip": json.loads(e.to_json())["info"] == e.info,
 }))
 "#;
@@ -104,6 +105,9 @@ fn python(script: &str, input: &str) -> (i32, String) {
     assert_ne!(code, 3, "{stdout}; {INSTALL}");
     if code != 0 && code != 1 {
         panic!("python failed ({code}): {stdout}\n{stderr}");
+    }
+    if code != 0 {
+        return (code, format!("{stdout}\n{stderr}"));
     }
     (code, stdout)
 }

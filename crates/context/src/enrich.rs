@@ -40,6 +40,9 @@ impl ContextData {
                             not a rise of one port; no advisory of one port explains it, \
                             and its sources seen by several sensors go to the blocklist"
                     .to_string(),
+                priority: explain::Priority::Routine,
+                priority_reason: "routine: a sweep; no advisory of one port explains it"
+                    .to_string(),
                 candidates: Vec::new(),
                 ids_alerts_on_port: 0,
                 mitigation: explain::Mitigation::default(),

@@ -28,7 +28,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use scanwatch_event::{Protocol, Timestamp};
 use serde::Serialize;
 
-use crate::advisory::{port_matches, Advisory, AdvisorySource, MatchStrength, PortMatch};
+use crate::advisory::{
+    port_matches, Advisory, AdvisorySource, MatchStrength, PortMatch, RemediationCategory,
+};
 use crate::ids::IdsHit;
 use crate::mitigate::{self, BlockTarget, Rules};
 
@@ -83,6 +85,8 @@ struct Group {
     nvd: Option<Advisory>,
     kev: Option<Advisory>,
     exploits: Vec<Advisory>,
+    /// Vendors' CSAF advisories naming the CVE.
+    csaf: Vec<Advisory>,
     matches: Vec<PortMatch>,
 }
 
@@ -91,7 +95,9 @@ impl Intel {
         let mut by_key: BTreeMap<String, Group> = BTreeMap::new();
         for a in advisories {
             let keys: Vec<String> = match a.source {
-                AdvisorySource::Nvd | AdvisorySource::Kev => vec![a.id.clone()],
+                AdvisorySource::Nvd | AdvisorySource::Kev | AdvisorySource::Csaf => {
+                    vec![a.id.clone()]
+                }
                 AdvisorySource::ExploitDb if a.cves.is_empty() => vec![a.id.clone()],
                 AdvisorySource::ExploitDb => a.cves.clone(),
             };
@@ -104,6 +110,11 @@ impl Intel {
                 match a.source {
                     AdvisorySource::Nvd => g.nvd = Some(a.clone()),
                     AdvisorySource::Kev => g.kev = Some(a.clone()),
+                    AdvisorySource::Csaf => {
+                        if !g.csaf.contains(a) {
+                            g.csaf.push(a.clone());
+                        }
+                    }
                     AdvisorySource::ExploitDb => {
                         if !g.exploits.iter().any(|e| e.id == a.id) {
                             g.exploits.push(a.clone());
@@ -153,15 +164,82 @@ pub struct IdsEvidence {
     pub signatures: Vec<String>,
 }
 
+/// Whether a vendor fix existed when the surge came, as far as the imported data
+/// tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FixStatus {
+    /// A vendor fix existed by the surge's last day (a CSAF `vendor_fix` dated by
+    /// then, or an NVD reference tagged `Patch`).
+    Available,
+    /// The vendor said there was none (CSAF `none_available`, `fix_planned`,
+    /// `no_fix_planned`), or its fix came only after the surge.
+    NoneAtSurge,
+    /// An NVD record without a `Patch` reference and no vendor CSAF.
+    NotReferenced,
+    /// Neither an NVD record nor a vendor CSAF advisory was imported.
+    Unknown,
+}
+
+impl FixStatus {
+    /// No fix the data knows of existed at the surge.
+    pub fn unfixed(self) -> bool {
+        self != FixStatus::Available
+    }
+}
+
+/// A fix that came after the surge.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LaterFix {
+    /// The vendor's text, e.g. "Security update MS07-029 (KB935966)".
+    pub details: String,
+    pub advisory: String,
+    pub url: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    pub days_after_surge: i64,
+}
+
 /// Whether the imported data references a fix or a workaround.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FixFacts {
-    /// NVD references tagged `Patch` (empty: no fix referenced).
+    pub status: FixStatus,
+    /// The fixes available at the surge: NVD references tagged `Patch`, and the
+    /// vendor fixes of CSAF advisories dated by the surge's last day (empty: none).
     pub patches: Vec<String>,
-    /// Workarounds: NVD references tagged `Mitigation`, and KEV's required action.
+    /// A vendor fix released after the surge (CSAF), the earliest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed_later: Option<LaterFix>,
+    /// Workarounds: the vendors' CSAF workarounds and mitigations, NVD references
+    /// tagged `Mitigation`, and KEV's required action.
     pub workarounds: Vec<String>,
     /// One sentence, saying only what the imported data supports.
     pub statement: String,
+}
+
+/// How urgent acting on a warning is: the surge, what explains it, and whether a
+/// fix existed (docs/context.md, "Priority").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// Nothing known and exploited explains the surge: watch it.
+    Routine,
+    /// A known flaw with public exploits (or exploited in the wild) likely explains
+    /// it, and a vendor fix exists: patch and block.
+    High,
+    /// The worst case: the flaw behind the surge is exploited and no vendor fix
+    /// existed when the surge came: block now, apply the workarounds.
+    Urgent,
+}
+
+impl Priority {
+    pub fn name(self) -> &'static str {
+        match self {
+            Priority::Routine => "routine",
+            Priority::High => "high",
+            Priority::Urgent => "urgent",
+        }
+    }
 }
 
 /// One public exploit and when it was published (Exploit-DB).
@@ -279,6 +357,9 @@ pub struct Assessment {
     pub verified: bool,
     /// One sentence: the confidence and why, saying "not verified" unless confirmed.
     pub statement: String,
+    pub priority: Priority,
+    /// The priority and why, in one sentence.
+    pub priority_reason: String,
     pub candidates: Vec<Candidate>,
     /// IDS alerts on the surging port during the surge (any signature).
     pub ids_alerts_on_port: u64,
@@ -384,14 +465,67 @@ pub fn assess(surge: &Surge, intel: &Intel, ids: &[IdsHit], cfg: &ExplainConfig)
             ),
         )
     };
+    let (priority, priority_reason) = priority(confirmed.or(recent_exploited));
     let mitigation = mitigation(surge, &cands, cfg.recent_days);
     Assessment {
         confidence,
         verified: confidence == Confidence::Confirmed,
         statement,
+        priority,
+        priority_reason,
         candidates: cands,
         ids_alerts_on_port: on_port.len() as u64,
         mitigation,
+    }
+}
+
+/// The priority of a warning from the candidate behind a `likely` or `confirmed`
+/// assessment (none: `routine`): `urgent` when it is exploited (public exploits
+/// by the surge, a KEV listing, or IDS alerts confirming it) and no vendor fix is
+/// known to have existed when the surge came; `high` otherwise.
+fn priority(lead: Option<&Candidate>) -> (Priority, String) {
+    let Some(c) = lead else {
+        return (
+            Priority::Routine,
+            "routine: no known exploited flaw explains the surge".to_string(),
+        );
+    };
+    let exploited = if c.ids.as_ref().is_some_and(|i| i.corroborated) {
+        Some("IDS alerts confirm exploitation".to_string())
+    } else if c.exploits_at_surge > 0 {
+        Some(exploits_phrase(c.exploits.len(), c.exploits_at_surge))
+    } else if c.kev.is_some() {
+        Some("exploited in the wild (CISA KEV)".to_string())
+    } else {
+        None
+    };
+    let unfixed = match c.fix.status {
+        FixStatus::NoneAtSurge => Some("no vendor fix existed when the surge came"),
+        FixStatus::NotReferenced => Some("no vendor fix is referenced in the imported data"),
+        FixStatus::Available | FixStatus::Unknown => None,
+    };
+    match (exploited, unfixed) {
+        (Some(e), Some(u)) => (
+            Priority::Urgent,
+            format!(
+                "urgent: {} is exploited ({e}) and {u}: block now and apply the workarounds",
+                c.id
+            ),
+        ),
+        _ if c.fix.status == FixStatus::Available => (
+            Priority::High,
+            format!(
+                "high: {} may explain the surge and a vendor fix exists: apply it",
+                c.id
+            ),
+        ),
+        _ => (
+            Priority::High,
+            format!(
+                "high: {} may explain the surge; whether a vendor fix exists is not known",
+                c.id
+            ),
+        ),
     }
 }
 
@@ -438,12 +572,18 @@ fn candidate(g: &Group, s: &Surge, on_port: &[&IdsHit], cfg: &ExplainConfig) -> 
     let (p, what) = strength_points(m.strength);
     add(p, what.to_string());
 
-    let lead = g.nvd.as_ref().or(g.kev.as_ref()).or(g.exploits.first())?;
+    let lead = g
+        .nvd
+        .as_ref()
+        .or(g.kev.as_ref())
+        .or(g.csaf.first())
+        .or(g.exploits.first())?;
     let published = g
         .nvd
         .as_ref()
         .and_then(|a| a.published.clone())
         .or_else(|| g.kev.as_ref().and_then(|a| a.published.clone()))
+        .or_else(|| g.csaf.iter().filter_map(|a| a.published.clone()).min())
         .or_else(|| g.exploits.iter().filter_map(|e| e.published.clone()).min());
     let days = published
         .as_deref()
@@ -526,6 +666,17 @@ fn candidate(g: &Group, s: &Surge, on_port: &[&IdsHit], cfg: &ExplainConfig) -> 
     if cvss.is_some_and(|c| c >= 9.0) {
         add(0.5, "cvss ≥ 9".into());
     }
+    // The worst case: exploited, and no vendor fix the data knows of when the
+    // surge came.
+    let fix = fix_facts(g, s);
+    if (at_surge > 0 || g.kev.is_some())
+        && matches!(
+            fix.status,
+            FixStatus::NoneAtSurge | FixStatus::NotReferenced
+        )
+    {
+        add(1.0, "exploited with no vendor fix at the surge".into());
+    }
     // A name, not a cut description: KEV's name, else the shortest exploit title,
     // else the description cut at a word.
     let title = g
@@ -563,7 +714,7 @@ fn candidate(g: &Group, s: &Surge, on_port: &[&IdsHit], cfg: &ExplainConfig) -> 
         }),
         cvss,
         ids,
-        fix: fix_facts(g),
+        fix,
         exploit_dates: {
             let mut v: Vec<ExploitDate> = exploits
                 .iter()
@@ -583,19 +734,64 @@ fn candidate(g: &Group, s: &Surge, on_port: &[&IdsHit], cfg: &ExplainConfig) -> 
     })
 }
 
-/// What the imported data says of a fix: NVD references tagged `Patch`, and as
-/// workarounds those tagged `Mitigation` and KEV's required action.
-fn fix_facts(g: &Group) -> FixFacts {
-    let refs = g.nvd.iter().flat_map(|a| a.references.iter());
-    let patches: Vec<String> = refs
-        .clone()
-        .filter(|r| r.tagged("Patch"))
-        .map(|r| r.url.clone())
+/// What the imported data says of a fix when the surge came: the vendors' CSAF
+/// remediations (fixes with their dates, "none available", workarounds), NVD
+/// references tagged `Patch` or `Mitigation`, and KEV's required action. A fix
+/// released after the surge's last day did not exist for it: it is named as a
+/// later fix.
+fn fix_facts(g: &Group, s: &Surge) -> FixFacts {
+    let day = |d: &Option<String>| d.as_deref().and_then(day_of);
+    let later = |d: &Option<String>| day(d).is_some_and(|d| d >= s.end.0 + DAY_MS);
+    let rems: Vec<&crate::advisory::Remediation> =
+        g.csaf.iter().flat_map(|a| a.remediations.iter()).collect();
+    let nvd_refs = g.nvd.iter().flat_map(|a| a.references.iter());
+    let mut patches: Vec<String> = rems
+        .iter()
+        .filter(|r| r.category.is_fix() && !later(&r.date))
+        .map(|r| fix_text(r))
         .collect();
-    let mut workarounds: Vec<String> = refs
-        .filter(|r| r.tagged("Mitigation"))
-        .map(|r| r.url.clone())
+    patches.extend(
+        nvd_refs
+            .clone()
+            .filter(|r| r.tagged("Patch"))
+            .map(|r| r.url.clone()),
+    );
+    let fixed_later = rems
+        .iter()
+        .filter(|r| r.category.is_fix() && later(&r.date))
+        .min_by_key(|r| r.date.clone())
+        .and_then(|r| {
+            let date = r.date.clone()?;
+            let start = chrono::DateTime::from_timestamp_millis(s.start.0)?.date_naive();
+            let d = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d").ok()?;
+            Some(LaterFix {
+                details: r.details.clone(),
+                advisory: r.advisory.clone(),
+                url: r.url.clone(),
+                date,
+                days_after_surge: (d - start).num_days(),
+            })
+        });
+    // The vendor's last word by the surge that no fix was available.
+    let no_fix = rems
+        .iter()
+        .filter(|r| r.category.is_no_fix() && !later(&r.date))
+        .max_by_key(|r| r.date.clone());
+    let mut workarounds: Vec<String> = rems
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.category,
+                RemediationCategory::Workaround | RemediationCategory::Mitigation
+            )
+        })
+        .map(|r| format!("{} ({})", r.details.trim_end_matches('.'), r.advisory))
         .collect();
+    workarounds.extend(
+        nvd_refs
+            .filter(|r| r.tagged("Mitigation"))
+            .map(|r| r.url.clone()),
+    );
     if let Some(a) = g.kev.as_ref().and_then(|k| k.required_action.clone()) {
         workarounds.push(format!("CISA KEV required action: {a}"));
     }
@@ -605,19 +801,84 @@ fn fix_facts(g: &Group) -> FixFacts {
         .flat_map(|a| a.references.iter())
         .find(|r| r.tagged("Vendor Advisory"))
         .map(|r| r.url.clone());
-    let statement = match (patches.first(), g.nvd.is_some(), advisory) {
-        (Some(p), _, _) => format!("a vendor fix is referenced: {p}"),
-        (None, true, Some(a)) => {
-            format!("no vendor fix referenced in the imported NVD data (vendor advisory: {a})")
+    let later_text = fixed_later.as_ref().map(|f| {
+        format!(
+            "; a fix came later: {} ({}, {}, {} days after the surge began)",
+            f.details.trim_end_matches('.'),
+            f.advisory,
+            f.date,
+            f.days_after_surge
+        )
+    });
+    let (status, statement) = if let Some(p) = patches.first() {
+        (
+            FixStatus::Available,
+            format!("a vendor fix is referenced: {p}"),
+        )
+    } else if no_fix.is_some() || fixed_later.is_some() {
+        let said = no_fix.map_or(String::new(), |r| {
+            format!(
+                " ({}{}: {})",
+                r.advisory,
+                r.date
+                    .as_deref()
+                    .map_or(String::new(), |d| format!(", {d}")),
+                r.details.trim_end_matches('.')
+            )
+        });
+        (
+            FixStatus::NoneAtSurge,
+            format!(
+                "no vendor fix when the surge came{said}{}",
+                later_text.unwrap_or_default()
+            ),
+        )
+    } else {
+        match (g.nvd.is_some(), g.csaf.first(), advisory) {
+            (true, _, Some(a)) => (
+                FixStatus::NotReferenced,
+                format!("no vendor fix referenced in the imported NVD data (vendor advisory: {a})"),
+            ),
+            (true, _, None) => (
+                FixStatus::NotReferenced,
+                "no vendor fix referenced in the imported NVD data".to_string(),
+            ),
+            (false, Some(c), _) => (
+                FixStatus::NotReferenced,
+                format!(
+                    "the vendor's advisory names no fix ({})",
+                    c.remediations
+                        .first()
+                        .map_or(c.title.as_str(), |r| r.advisory.as_str())
+                ),
+            ),
+            (false, None, _) => (
+                FixStatus::Unknown,
+                "no NVD record or vendor advisory imported: whether a fix exists is not known"
+                    .to_string(),
+            ),
         }
-        (None, true, None) => "no vendor fix referenced in the imported NVD data".to_string(),
-        (None, false, _) => "no NVD record imported: whether a fix exists is not known".to_string(),
     };
     FixFacts {
+        status,
         patches,
+        fixed_later,
         workarounds,
         statement,
     }
+}
+
+/// A CSAF fix as one line: its text, where it comes from and its date.
+fn fix_text(r: &crate::advisory::Remediation) -> String {
+    let mut t = format!("{} ({}", r.details.trim_end_matches('.'), r.advisory);
+    if let Some(d) = &r.date {
+        t.push_str(&format!(", {d}"));
+    }
+    t.push(')');
+    if let Some(u) = &r.url {
+        t.push_str(&format!(" {u}"));
+    }
+    t
 }
 
 /// The vendor's next scheduled patch day after the surge's first day, when the
@@ -716,9 +977,22 @@ mod tests {
     use crate::advisory::{parse_exploitdb_csv, parse_kev_json, parse_nvd_json};
 
     fn sample_intel() -> Intel {
+        Intel::new(&sample_advisories(false))
+    }
+
+    /// The NVD, KEV and Exploit-DB samples, and with `csaf` the vendor's CSAF
+    /// advisory for CVE-2007-1748 (MS07-029).
+    fn sample_advisories(csaf: bool) -> Vec<Advisory> {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/intel/");
         let read = |f: &str| std::fs::read(format!("{dir}{f}")).unwrap();
         let mut all = Vec::new();
+        if csaf {
+            all.extend(
+                crate::advisory::parse_csaf_json(&read("csaf-ms07-029.json"))
+                    .unwrap()
+                    .advisories,
+            );
+        }
         all.extend(
             parse_nvd_json(&read("nvdcve-2.0-sample.json"))
                 .unwrap()
@@ -734,7 +1008,7 @@ mod tests {
                 .unwrap()
                 .advisories,
         );
-        Intel::new(&all)
+        all
     }
 
     fn at(date: &str) -> Timestamp {
@@ -933,6 +1207,122 @@ mod tests {
             assert!(dates.windows(2).all(|w| w[0] <= w[1]), "{id}: oldest first");
             assert_eq!(c.exploit_dates.len(), c.exploits.len(), "{id}");
         }
+    }
+
+    #[test]
+    fn fix_status_and_priority_follow_the_vendor_data() {
+        let with = Intel::new(&sample_advisories(true));
+        let without = sample_intel();
+        // (intel, port, surge start, candidate, status, fix starts with, later fix,
+        //  workarounds, priority)
+        type Case<'a> = (
+            &'a Intel,
+            u16,
+            &'a str,
+            &'a str,
+            FixStatus,
+            &'a str,
+            Option<(&'a str, i64)>,
+            usize,
+            Priority,
+        );
+        let cases: [Case; 6] = [
+            // The seed: Microsoft said no update was available (advisory of
+            // 2007-04-12); MS07-029 came 19 days after the surge began.
+            (&with, 1025, "2007-04-19", "CVE-2007-1748", FixStatus::NoneAtSurge,
+             "no vendor fix when the surge came (MS07-029: Vulnerability in Windows DNS RPC Interface Could Allow Remote Code Execution, 2007-04-12: No security update is available yet",
+             Some(("2007-05-08", 19)), 3, Priority::Urgent),
+            // The same flaw surging two days after MS07-029: the update existed.
+            (&with, 1025, "2007-05-10", "CVE-2007-1748", FixStatus::Available,
+             "a vendor fix is referenced: Security update MS07-029 (KB935966) (MS07-029: Vulnerability in Windows DNS RPC Interface Could Allow Remote Code Execution, 2007-05-08) https://learn.microsoft.com",
+             None, 3, Priority::High),
+            // Without the vendor's CSAF: NVD references no patch, the worst case too.
+            (&without, 1025, "2007-04-19", "CVE-2007-1748", FixStatus::NotReferenced,
+             "no vendor fix referenced in the imported NVD data", None, 0, Priority::Urgent),
+            // BlueKeep: NVD references a patch, KEV lists it: high, not urgent.
+            (&without, 3389, "2019-05-20", "CVE-2019-0708", FixStatus::Available,
+             "a vendor fix is referenced: https://portal.msrc.microsoft.com", None, 1, Priority::High),
+            // EternalBlue three weeks after its CVE: in KEV (exploited in the wild),
+            // no patch reference in the sample; KEV's required action is a workaround.
+            (&without, 445, "2017-04-05", "CVE-2017-0144", FixStatus::NotReferenced,
+             "no vendor fix referenced", None, 1, Priority::Urgent),
+            // Apache path traversal on 80: old news by 2023 (not recent: routine).
+            (&without, 80, "2023-10-06", "CVE-2021-41773", FixStatus::NotReferenced,
+             "no vendor fix referenced in the imported NVD data (vendor advisory: https://httpd.apache.org", None, 0, Priority::Routine),
+        ];
+        for (intel, port, start, id, status, fix, later, workarounds, prio) in cases {
+            let s = surge(Protocol::Tcp, port, start, start);
+            let a = assess(&s, intel, &[], &ExplainConfig::default());
+            let c = a
+                .candidates
+                .iter()
+                .find(|c| c.id == id)
+                .unwrap_or_else(|| panic!("{id} on {port}"));
+            assert_eq!(c.fix.status, status, "{id} {start}: {}", c.fix.statement);
+            assert!(
+                c.fix.statement.starts_with(fix),
+                "{id} {start}: {}",
+                c.fix.statement
+            );
+            assert_eq!(
+                c.fix
+                    .fixed_later
+                    .as_ref()
+                    .map(|f| (f.date.as_str(), f.days_after_surge)),
+                later,
+                "{id} {start}"
+            );
+            assert_eq!(
+                c.fix.workarounds.len(),
+                workarounds,
+                "{id} {start}: {:?}",
+                c.fix.workarounds
+            );
+            assert_eq!(a.priority, prio, "{id} {start}: {}", a.priority_reason);
+            assert!(
+                a.priority_reason.starts_with(prio.name()),
+                "{}",
+                a.priority_reason
+            );
+            let bonus = c
+                .score_parts
+                .iter()
+                .any(|p| p == "exploited with no vendor fix at the surge +1");
+            assert_eq!(
+                bonus,
+                prio == Priority::Urgent,
+                "{id} {start}: {:?}",
+                c.score_parts
+            );
+        }
+        // The seed's workarounds are the vendor's, first the registry change.
+        let a = assess(
+            &surge(Protocol::Tcp, 1025, "2007-04-19", "2007-04-19"),
+            &with,
+            &[],
+            &ExplainConfig::default(),
+        );
+        let w = &a.candidates[0].fix.workarounds;
+        assert!(
+            w[0].starts_with(
+                "Disable remote management over RPC for the DNS server: set the registry value"
+            ),
+            "{w:?}"
+        );
+        assert!(
+            a.priority_reason
+                .contains("no vendor fix existed when the surge came"),
+            "{}",
+            a.priority_reason
+        );
+        // No advisory at all: routine.
+        let a = assess(
+            &surge(Protocol::Tcp, 31337, "2007-04-19", "2007-04-19"),
+            &with,
+            &[],
+            &ExplainConfig::default(),
+        );
+        assert_eq!(a.priority, Priority::Routine);
     }
 
     #[test]

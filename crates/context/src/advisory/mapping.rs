@@ -175,6 +175,7 @@ fn explicit(adv: &Advisory, out: &mut Vec<PortMatch>) {
         AdvisorySource::ExploitDb => "Exploit-DB",
         AdvisorySource::Nvd => "NVD",
         AdvisorySource::Kev => "CISA KEV",
+        AdvisorySource::Csaf => "the vendor's CSAF advisory",
     };
     let mut seen = Vec::new();
     for &p in &adv.ports {

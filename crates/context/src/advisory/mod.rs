@@ -1,5 +1,6 @@
 //! Advisory import: parsers for the NVD CVE JSON 2.0 feeds, the CISA Known Exploited
-//! Vulnerabilities catalog (JSON and CSV) and Exploit-DB's `files_exploits.csv`, all
+//! Vulnerabilities catalog (JSON and CSV), Exploit-DB's `files_exploits.csv` and
+//! vendors' CSAF 2.0 advisories (fixes and workarounds with their dates), all
 //! into one [`Advisory`] record, plus the mapping from an advisory to the ports it puts
 //! at risk ([`mapping`]).
 //!
@@ -14,7 +15,9 @@
 //! | [`Kind::Nvd`] | NVD API 2.0 response or `nvdcve-2.0-*.json` feed | `cve.id` | `cve.published` |
 //! | [`Kind::Kev`] | `known_exploited_vulnerabilities.json` or `.csv` | `cveID` | `dateAdded` |
 //! | [`Kind::ExploitDb`] | `files_exploits.csv` | `EDB-` + `id` | `date_published` |
+//! | [`Kind::Csaf`] | a vendor's CSAF 2.0 advisory (`.json`) | `vulnerabilities[].cve` | `release_date`, else `tracking.initial_release_date` |
 
+mod csaf;
 mod exploitdb;
 mod kev;
 pub mod mapping;
@@ -29,6 +32,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use csaf::parse_csaf_json;
 pub use exploitdb::parse_exploitdb_csv;
 pub use kev::{parse_kev_csv, parse_kev_json};
 pub use mapping::{matches_port, port_matches, MatchStrength, PortMatch};
@@ -41,17 +45,82 @@ pub enum AdvisorySource {
     Nvd,
     Kev,
     ExploitDb,
+    /// A vendor's CSAF 2.0 advisory.
+    Csaf,
 }
 
 impl AdvisorySource {
-    /// The lowercase name used in JSON (`nvd`, `kev`, `exploitdb`).
+    /// The lowercase name used in JSON (`nvd`, `kev`, `exploitdb`, `csaf`).
     pub fn name(self) -> &'static str {
         match self {
             AdvisorySource::Nvd => "nvd",
             AdvisorySource::Kev => "kev",
             AdvisorySource::ExploitDb => "exploitdb",
+            AdvisorySource::Csaf => "csaf",
         }
     }
+}
+
+/// What a vendor says can be done about a vulnerability (CSAF `remediations[].category`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemediationCategory {
+    /// A fix from the vendor (an update, a new version).
+    VendorFix,
+    /// A patch the vendor offers but does not require (CSAF 2.1).
+    OptionalPatch,
+    /// The vendor is working on a fix (CSAF 2.1).
+    FixPlanned,
+    /// No fix is available yet.
+    NoneAvailable,
+    /// The vendor will not fix it.
+    NoFixPlanned,
+    /// A change of configuration or deployment that avoids the flaw.
+    Workaround,
+    /// Something that reduces the risk without avoiding the flaw.
+    Mitigation,
+}
+
+impl RemediationCategory {
+    /// The category as CSAF writes it.
+    pub fn from_csaf(s: &str) -> Option<Self> {
+        Some(match s.trim() {
+            "vendor_fix" => Self::VendorFix,
+            "optional_patch" => Self::OptionalPatch,
+            "fix_planned" => Self::FixPlanned,
+            "none_available" => Self::NoneAvailable,
+            "no_fix_planned" => Self::NoFixPlanned,
+            "workaround" => Self::Workaround,
+            "mitigation" => Self::Mitigation,
+            _ => return None,
+        })
+    }
+
+    /// A fix (vendor fix or optional patch).
+    pub fn is_fix(self) -> bool {
+        matches!(self, Self::VendorFix | Self::OptionalPatch)
+    }
+
+    /// The vendor says there is no fix (yet, or ever).
+    pub fn is_no_fix(self) -> bool {
+        matches!(
+            self,
+            Self::FixPlanned | Self::NoneAvailable | Self::NoFixPlanned
+        )
+    }
+}
+
+/// One remediation of a vendor's CSAF advisory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remediation {
+    pub category: RemediationCategory,
+    /// The vendor's text (at most 1,000 characters).
+    pub details: String,
+    /// `YYYY-MM-DD`: when it became available (for a fix: when it was released).
+    pub date: Option<String>,
+    pub url: Option<String>,
+    /// The advisory it comes from: `tracking.id: title`.
+    pub advisory: String,
 }
 
 /// A link an advisory gives, with NVD's tags (`Patch`, `Vendor Advisory`,
@@ -111,6 +180,9 @@ pub struct Advisory {
     /// builds have none.
     #[serde(default)]
     pub references: Vec<Reference>,
+    /// CSAF: the vendor's remediations (fixes, workarounds, "none available").
+    #[serde(default)]
+    pub remediations: Vec<Remediation>,
 }
 
 /// References kept per advisory.
@@ -138,6 +210,7 @@ impl Advisory {
             known_ransomware: false,
             verified: None,
             references: Vec::new(),
+            remediations: Vec::new(),
         }
     }
 }
@@ -209,17 +282,21 @@ pub enum Kind {
     Kev,
     /// Exploit-DB `files_exploits.csv`.
     ExploitDb,
+    /// A vendor's CSAF 2.0 advisory.
+    Csaf,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Nvd, Kind::Kev, Kind::ExploitDb];
+    pub const ALL: [Kind; 4] = [Kind::Nvd, Kind::Kev, Kind::ExploitDb, Kind::Csaf];
 
-    /// The name used on the command line and in JSON (`nvd`, `kev`, `exploitdb`).
+    /// The name used on the command line and in JSON (`nvd`, `kev`, `exploitdb`,
+    /// `csaf`).
     pub fn name(self) -> &'static str {
         match self {
             Kind::Nvd => "nvd",
             Kind::Kev => "kev",
             Kind::ExploitDb => "exploitdb",
+            Kind::Csaf => "csaf",
         }
     }
 }
@@ -232,7 +309,7 @@ impl fmt::Display for Kind {
 
 /// A format name that is not one of [`Kind::ALL`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown advisory format {0:?}; expected nvd, kev or exploitdb")]
+#[error("unknown advisory format {0:?}; expected nvd, kev, exploitdb or csaf")]
 pub struct UnknownKind(pub String);
 
 impl FromStr for Kind {
@@ -243,6 +320,7 @@ impl FromStr for Kind {
             "nvd" => Ok(Kind::Nvd),
             "kev" | "cisa-kev" => Ok(Kind::Kev),
             "exploitdb" | "exploit-db" | "edb" => Ok(Kind::ExploitDb),
+            "csaf" => Ok(Kind::Csaf),
             _ => Err(UnknownKind(s.to_string())),
         }
     }
@@ -256,6 +334,7 @@ pub fn parse(kind: Kind, bytes: &[u8]) -> Result<Parsed, FileError> {
         Kind::Kev if looks_like_json(bytes) => parse_kev_json(bytes),
         Kind::Kev => parse_kev_csv(bytes),
         Kind::ExploitDb => parse_exploitdb_csv(bytes),
+        Kind::Csaf => parse_csaf_json(bytes),
     }
 }
 
@@ -266,6 +345,9 @@ pub fn sniff(bytes: &[u8]) -> Option<Kind> {
     let head = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]);
     let text = head.trim_start_matches('\u{feff}').trim_start();
     if text.starts_with('{') || text.starts_with('[') {
+        if text.contains("\"csaf_version\"") {
+            return Some(Kind::Csaf);
+        }
         if text.contains("\"catalogVersion\"") || text.contains("\"cveID\"") {
             return Some(Kind::Kev);
         }

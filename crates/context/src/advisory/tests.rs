@@ -19,8 +19,9 @@ const KEV_CSV_BAD: &[u8] =
     include_bytes!("../../testdata/intel/known_exploited_vulnerabilities-malformed.csv");
 const EDB: &[u8] = include_bytes!("../../testdata/intel/files_exploits.csv");
 const EDB_BAD: &[u8] = include_bytes!("../../testdata/intel/files_exploits-malformed.csv");
+const CSAF: &[u8] = include_bytes!("../../testdata/intel/csaf-ms07-029.json");
 
-const ALL_FILES: [(&str, &[u8]); 8] = [
+const ALL_FILES: [(&str, &[u8]); 9] = [
     ("nvd", NVD),
     ("nvd-bad", NVD_BAD),
     ("kev-json", KEV_JSON),
@@ -29,14 +30,16 @@ const ALL_FILES: [(&str, &[u8]); 8] = [
     ("kev-csv-bad", KEV_CSV_BAD),
     ("edb", EDB),
     ("edb-bad", EDB_BAD),
+    ("csaf", CSAF),
 ];
 
 type Parser = fn(&[u8]) -> Result<Parsed, FileError>;
-const PARSERS: [(&str, Parser); 4] = [
+const PARSERS: [(&str, Parser); 5] = [
     ("nvd", parse_nvd_json),
     ("kev-json", parse_kev_json),
     ("kev-csv", parse_kev_csv),
     ("exploitdb", parse_exploitdb_csv),
+    ("csaf", parse_csaf_json),
 ];
 
 fn ok(parser: Parser, bytes: &[u8]) -> Parsed {
@@ -94,6 +97,16 @@ fn summary(parsed: &Parsed) -> String {
                 opt(&a.required_action),
                 opt(&a.due_date),
                 a.known_ransomware
+            );
+        }
+        for r in &a.remediations {
+            let _ = writeln!(
+                s,
+                "  remediation: {:?} {} {} | {}",
+                r.category,
+                r.date.as_deref().unwrap_or("-"),
+                first_chars(&r.details, 50),
+                r.advisory
             );
         }
     }
@@ -554,12 +567,120 @@ fn byte_order_mark_and_crlf_are_accepted() {
 }
 
 #[test]
+fn csaf_fields() {
+    let parsed = ok(parse_csaf_json, CSAF);
+    check(
+        &parsed,
+        expect![[r#"
+            csaf CVE-2007-1748 2007-04-12
+              title: Windows DNS Server RPC interface stack-based buffer overflow
+              description: Stack-based buffer overflow in the RPC interface of the Domain Name Sy
+              cves: CVE-2007-1748
+              vendor/product: Microsoft / -
+              remediation: NoneAvailable 2007-04-12 No security update is available yet; Microsoft is | MS07-029: Vulnerability in Windows DNS RPC Interface Could Allow Remote Code Execution
+              remediation: Workaround 2007-04-12 Disable remote management over RPC for the DNS ser | MS07-029: Vulnerability in Windows DNS RPC Interface Could Allow Remote Code Execution
+              remediation: Workaround 2007-04-12 Block at the firewall all unsolicited inbound traf | MS07-029: Vulnerability in Windows DNS RPC Interface Could Allow Remote Code Execution
+              remediation: Mitigation 2007-04-12 Enable advanced TCP/IP filtering, or block the aff | MS07-029: Vulnerability in Windows DNS RPC Interface Could Allow Remote Code Execution
+              remediation: VendorFix 2007-05-08 Security update MS07-029 (KB935966) | MS07-029: Vulnerability in Windows DNS RPC Interface Could Allow Remote Code Execution
+        "#]],
+    );
+    let a = &parsed.advisories[0];
+    assert_eq!(a.source, AdvisorySource::Csaf);
+    // The document's references, then the vulnerability's own (none here).
+    assert_eq!(a.references.len(), 3);
+    assert!(a.references[1].url.ends_with("ms07-029"));
+    assert_eq!(
+        a.remediations[4].url.as_deref(),
+        Some("https://learn.microsoft.com/en-us/security-updates/securitybulletins/2007/ms07-029")
+    );
+    let back: Parsed = serde_json::from_str(&serde_json::to_string(&parsed).unwrap()).unwrap();
+    assert_eq!(back, parsed);
+    assert_eq!(
+        serde_json::to_string(&AdvisorySource::Csaf).unwrap(),
+        "\"csaf\""
+    );
+}
+
+#[test]
+fn csaf_bad_entries_are_reported_and_the_rest_go_on() {
+    let doc = |vulns: &str| {
+        format!(
+            r#"{{"document": {{"csaf_version": "2.0", "title": "T", "tracking": {{"id": "X-1",
+               "initial_release_date": "2024-02-01T00:00:00Z"}},
+               "publisher": {{"category": "coordinator", "name": "CERT"}}}},
+               "product_tree": {{"branches": [{{"category": "product_family", "name": "f",
+                 "branches": [{{"category": "vendor", "name": "Acme"}}]}}]}},
+               "vulnerabilities": [{vulns}]}}"#
+        )
+    };
+    let p = ok(
+        parse_csaf_json,
+        doc(r#"{"cve": "CVE-2024-0001"},
+               {"title": "no cve"},
+               {"cve": "CVE-2024-O002"},
+               {"cve": "CVE-2024-0003", "release_date": "2024-02-30"},
+               {"cve": "CVE-2024-0004", "remediations": [{"category": "pray", "details": "x"}]},
+               {"cve": "CVE-2024-0005", "remediations": [{"category": "vendor_fix"}]},
+               7,
+               {"cve": "CVE-2024-0006", "remediations": [{"category": "workaround", "details": "w", "date": "2024-03-01T10:00:00Z"}]}"#)
+        .as_bytes(),
+    );
+    check(
+        &p,
+        expect![[r#"
+            csaf CVE-2024-0001 2024-02-01
+              title: T
+              description: 
+              cves: CVE-2024-0001
+              vendor/product: Acme / -
+            csaf CVE-2024-0006 2024-02-01
+              title: T
+              description: 
+              cves: CVE-2024-0006
+              vendor/product: Acme / -
+              remediation: Workaround 2024-03-01 w | X-1: T
+            error: entry 2: missing cve
+            error: entry 3 (CVE-2024-O002): invalid cve "CVE-2024-O002"; expected CVE-YYYY-NNNN
+            error: entry 4 (CVE-2024-0003): invalid release_date "2024-02-30"; expected YYYY-MM-DD
+            error: entry 5 (CVE-2024-0004): invalid remediations[].category "pray"; expected mitigation, no_fix_planned, none_available, vendor_fix, workaround (CSAF 2.0) or fix_planned, optional_patch (2.1)
+            error: entry 6 (CVE-2024-0005): missing remediations[].details
+            error: entry 7: entry is a number, not an object
+        "#]],
+    );
+    for (bytes, want) in [
+        (
+            &br#"{"document": {"title": "x"}}"#[..],
+            "a \"document\" without csaf_version",
+        ),
+        (br#"{"document": 3}"#, "\"document\" as a number"),
+        (
+            br#"{"vulnerabilities": []}"#,
+            "an object without \"document\"",
+        ),
+        (br#"[1]"#, "an array without \"document\""),
+    ] {
+        let e = parse_csaf_json(bytes).unwrap_err().to_string();
+        assert!(e.contains(want), "{e}");
+    }
+    // A document without vulnerabilities (informational) reads as nothing.
+    assert_eq!(
+        ok(parse_csaf_json, br#"{"document": {"csaf_version": "2.0"}}"#),
+        Parsed::default()
+    );
+}
+
+#[test]
 fn sniff_and_parse_dispatch() {
     assert_eq!(sniff(NVD), Some(Kind::Nvd));
     assert_eq!(sniff(NVD_BAD), Some(Kind::Nvd));
     assert_eq!(sniff(KEV_JSON), Some(Kind::Kev));
     assert_eq!(sniff(KEV_CSV), Some(Kind::Kev));
     assert_eq!(sniff(EDB), Some(Kind::ExploitDb));
+    assert_eq!(sniff(CSAF), Some(Kind::Csaf));
+    assert_eq!(
+        ok(|b| parse(Kind::Csaf, b), CSAF),
+        ok(parse_csaf_json, CSAF)
+    );
     assert_eq!(sniff(b""), None);
     assert_eq!(sniff(b"hello,world\n"), None);
     assert_eq!(sniff(br#"{"a": 1}"#), None);
@@ -585,7 +706,7 @@ fn sniff_and_parse_dispatch() {
     }
     assert_eq!(
         "cve".parse::<Kind>().map_err(|e| e.to_string()),
-        Err("unknown advisory format \"cve\"; expected nvd, kev or exploitdb".to_string())
+        Err("unknown advisory format \"cve\"; expected nvd, kev, exploitdb or csaf".to_string())
     );
 }
 
@@ -650,7 +771,7 @@ fn helpers() {
 /// every parser, and the mapping over whatever they read.
 #[test]
 fn truncated_input_never_panics() {
-    let own: [Parser; 8] = [
+    let own: [Parser; 9] = [
         parse_nvd_json,
         parse_nvd_json,
         parse_kev_json,
@@ -659,6 +780,7 @@ fn truncated_input_never_panics() {
         parse_kev_csv,
         parse_exploitdb_csv,
         parse_exploitdb_csv,
+        parse_csaf_json,
     ];
     for ((_, bytes), parser) in ALL_FILES.into_iter().zip(own) {
         let step = (bytes.len() / 600).max(1);

@@ -5,6 +5,8 @@ use super::*;
 
 struct AlertData {
     row: AlertRow,
+    /// The incident it belongs to (with the incidents it follows or leads to).
+    incident: Option<crate::incidents::Incident>,
     now: Option<(Timestamp, Timestamp)>,
     rows: Vec<WindowRow>,
     neighbours: Vec<AlertRow>,
@@ -43,8 +45,10 @@ pub(super) async fn alert_page(
                 .into_iter()
                 .filter(|a| a.proto == row.proto && a.port == row.port)
                 .collect();
+            let incident = crate::incidents::containing(s, id)?;
             Ok(Some(AlertData {
                 row,
+                incident,
                 now,
                 rows,
                 neighbours,
@@ -86,11 +90,12 @@ pub(super) async fn alert_export(
             "no export {format:?}: json, stix or misp"
         )));
     }
-    let row = st
-        .with_reader(move |s| s.alert(id))
+    let (row, links) = st
+        .with_reader(move |s| crate::incidents::FollowOns::with_alert(s, id))
         .await?
         .ok_or_else(|| PageError::NotFound(format!("no warning {id}")))?;
-    let v = parse_json(&row);
+    let mut v = parse_json(&row);
+    links.add_to(&mut v);
     let (body, kind, name) = match format.as_str() {
         "stix" => (
             scanwatch_alert::stix::stix_bundle(row.id, &v).to_string(),
@@ -123,6 +128,30 @@ pub(super) async fn alert_export(
     Ok(r)
 }
 
+/// Where the warning stands in its incident, and the incidents on other ports that
+/// the same advisory leads (follow-on surges).
+fn incident_note(b: &mut String, inc: &crate::incidents::Incident, id: i64) {
+    let _ = write!(
+        b,
+        "<p class=\"note\" id=\"incident\">Part of <a href=\"/incidents/{}\">incident {}</a> ({} window{}, peak {}{}).",
+        inc.id,
+        inc.id,
+        inc.windows,
+        if inc.windows == 1 { "" } else { "s" },
+        esc(&inc.peak_severity.to_uppercase()),
+        if inc.peak_id == id {
+            ": this window".to_string()
+        } else {
+            format!(" in <a href=\"/alerts/{}\">warning {}</a>", inc.peak_id, inc.peak_id)
+        },
+    );
+    let links = super::incidents::follow_links(inc);
+    if !links.is_empty() {
+        let _ = write!(b, " {links}");
+    }
+    b.push_str("</p>");
+}
+
 fn render_alert(d: &AlertData, v: &Value) -> String {
     let r = &d.row;
     let mut b = String::with_capacity(64 * 1024);
@@ -136,7 +165,7 @@ fn render_alert(d: &AlertData, v: &Value) -> String {
     );
     let _ = write!(
         b,
-        "<p class=\"facts\">window {} to {} · {} warning · confidence <strong data-field=\"confidence\">{}</strong>{}</p>",
+        "<p class=\"facts\">window {} to {} · {} warning · confidence <strong data-field=\"confidence\">{}</strong>{} · priority <strong data-field=\"priority\">{}</strong></p>",
         time_el(r.window_start),
         esc(&scanwatch_event::parse_rfc3339(jstr(v, "window_end")).map_or_else(String::new, html::when)),
         esc(jstr(v, "alert_kind")),
@@ -146,13 +175,19 @@ fn render_alert(d: &AlertData, v: &Value) -> String {
         } else {
             " (not verified)"
         },
+        esc(jstr(v, "priority")),
     );
     b.push_str(&now_note(d.now.map(|n| n.1)));
+    if let Some(inc) = &d.incident {
+        incident_note(&mut b, inc, r.id);
+    }
     let _ = write!(
         b,
-        "<section id=\"narrative\"><h2>What happened</h2><p>{}</p><p class=\"assessment\">{}</p></section>",
+        "<section id=\"narrative\"><h2>What happened</h2><p>{}</p><p class=\"assessment\">{}</p>\
+         <p class=\"priority\" data-field=\"priority_reason\">Priority: {}</p></section>",
         esc(jstr(v, "summary")),
         esc(jstr(v, "assessment")),
+        esc(jstr(v, "priority_reason")),
     );
     if let Some(sw) = v.get("sweep").filter(|s| s.is_object()) {
         sweep_section(&mut b, sw);

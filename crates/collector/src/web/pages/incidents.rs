@@ -25,6 +25,33 @@ fn rank(sev: &str) -> u8 {
     scanwatch_detect::Severity::parse(sev).map_or(0, |s| s as u8)
 }
 
+/// The incidents on other ports an incident follows or is followed by (the same
+/// leading advisory), as sentences with links; empty when none.
+pub(super) fn follow_links(inc: &Incident) -> String {
+    let mut b = String::new();
+    let items = inc.follows.iter().map(|f| ("follows", "Follows", f)).chain(
+        inc.followed_by
+            .iter()
+            .map(|f| ("followed-by", "Followed by", f)),
+    );
+    for (field, verb, f) in items {
+        if !b.is_empty() {
+            b.push(' ');
+        }
+        let _ = write!(
+            b,
+            "<span data-field=\"{field}\">{verb} <a href=\"/incidents/{}\">incident {}</a> ({}/{}, started {}): the same leading explanation, {}.</span>",
+            f.id,
+            f.id,
+            esc(&f.protocol.to_uppercase()),
+            f.port,
+            esc(&when_text(&f.start)),
+            esc(&f.advisory),
+        );
+    }
+    b
+}
+
 fn when_text(rfc: &str) -> String {
     scanwatch_event::parse_rfc3339(rfc).map_or_else(|| rfc.to_string(), when)
 }
@@ -175,6 +202,11 @@ pub(super) async fn incident_page(
         num(inc.peak_events),
         num(inc.peak_sensors),
     );
+    // Incidents on other ports that the same advisory leads.
+    let links = follow_links(&inc);
+    if !links.is_empty() {
+        let _ = write!(b, "<p id=\"follow-on\">{links}</p>");
+    }
     // The state form (any signed-in analyst; CSRF-checked).
     let _ = write!(
         b,
