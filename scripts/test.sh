@@ -40,6 +40,11 @@ if ! python3 -c 'import stix2validator, pymisp, schemathesis' 2>/dev/null; then
     echo "== pip install stix2-validator pymisp schemathesis"
     python3 -m pip install -q stix2-validator pymisp 'schemathesis>=4,<5'
 fi
+# The Debian package's test builds it with cargo-deb (about 40 s to install).
+if ! command -v cargo-deb >/dev/null 2>&1; then
+    echo "== cargo install cargo-deb"
+    cargo install cargo-deb --locked --version 3.8.0
+fi
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
     rustup component add rustfmt clippy
 fi
@@ -78,6 +83,10 @@ passed=$((passed + 1))
 
 echo "== dashboard in headless Chromium: demo through the real centre, login, the seed warning, screenshots"
 tests/browser/run.sh target/release/scanwatch
+passed=$((passed + 1))
+
+echo "== the Debian package: cargo-deb, dpkg -i, the unit's command line answers /healthz, dpkg --purge"
+tests/deb/run.sh
 passed=$((passed + 1))
 
 fuzz_seconds="${FUZZ_SECONDS:-30}"

@@ -23,6 +23,10 @@ pub struct BlockArgs {
     /// A file holding an API token (analyst role), for a centre.
     #[arg(long)]
     pub token_file: Option<PathBuf>,
+    /// Trust only the certificates in this PEM file for an `https://` centre (a
+    /// centre with its own or a self-signed certificate); default: the public roots.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
     /// How long an address stays blocked after the last sync that listed it
     /// (e.g. 30m, 1h, 1d).
     #[arg(long, default_value = "1h")]
@@ -62,7 +66,16 @@ fn fetch(args: &BlockArgs) -> Result<String> {
             args.source.trim_end_matches('/'),
             args.hours
         );
-        let body = ureq::get(&url)
+        let ca = match &args.ca_file {
+            Some(f) => {
+                Some(std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?)
+            }
+            None => None,
+        };
+        let agent =
+            scanwatch_sensor::run::http_agent(ca.as_deref()).context("cannot use the --ca-file")?;
+        let body = agent
+            .get(&url)
             .header("Authorization", &format!("Bearer {}", token.trim()))
             .call()
             .with_context(|| format!("cannot read the blocklist from {}", args.source))?
@@ -162,8 +175,8 @@ pub fn run(args: &BlockArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
             )?,
             Ok(_) => {}
             // One failed sync is said and retried; the table keeps the last list,
-            // which expires by itself.
-            Err(e) if !args.once => writeln!(err, "error: {e:#}")?,
+            // which expires by itself. A single sync (--once, --dry-run) fails.
+            Err(e) if !args.once && !args.dry_run => writeln!(err, "error: {e:#}")?,
             Err(e) => return Err(e),
         }
         if args.once || args.dry_run {

@@ -571,6 +571,41 @@ fn tls_centre_accepts_a_sensor_that_trusts_its_certificate_only() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(stored_events(&data), 50);
+    // `scanwatch block` reads the blocklist from the same centre only when it
+    // trusts the certificate too (--ca-file); a failed sync fails a dry run.
+    let tok = bin()
+        .args([
+            "admin", "token", "add", "bouncer", "--role", "analyst", "--data",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(tok.status.success());
+    let api_token = dir.join("api-token");
+    common::write_token(&api_token, tok.stdout);
+    let block = |trust: bool| {
+        let mut c = bin();
+        c.args(["block", "--source", &url, "--token-file"])
+            .arg(&api_token)
+            .arg("--dry-run");
+        if trust {
+            c.arg("--ca-file").arg(&cert);
+        }
+        c.output().unwrap()
+    };
+    let trusted = block(true);
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    assert!(String::from_utf8_lossy(&trusted.stdout).contains("table inet scanwatch"));
+    let untrusted = block(false);
+    assert!(
+        !untrusted.status.success(),
+        "a dry run whose fetch failed exits non-zero"
+    );
+    assert!(String::from_utf8_lossy(&untrusted.stderr).contains("cannot read the blocklist"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -846,5 +881,75 @@ fn a_sensor_receives_syslog_from_logger_over_udp_and_tcp() {
         110,
         "nothing received was lost or doubled"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_refused_token_keeps_the_batches_until_a_valid_one_delivers_them_once() {
+    let dir = scratch("badtoken");
+    let data = dir.join("data");
+    let token = add_sensor(&data, &dir);
+    let port = free_port();
+    let _server = start(&data, port);
+    let log = dir.join("fw.log");
+    std::fs::write(&log, syn_lines(0, 300)).unwrap();
+    // A token the centre does not know (mistyped, or revoked): 401.
+    let wrong = dir.join("wrong-token");
+    common::write_token(&wrong, format!("swt_{}", "0".repeat(64)));
+    let spool = dir.join("spool");
+    let mut sensor = sensor_cmd(port, &wrong, &spool, &log)
+        .arg("--from-start")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The sensor reads the file into its spool and is refused: give it time to
+    // try (bounded), then stop it (killed at the deadline so no process is left).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let spooled = || {
+        std::fs::read_dir(&spool)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("batch-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    while spooled() == 0 {
+        if Instant::now() > deadline {
+            let _ = sensor.kill();
+            panic!("nothing was spooled");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(Command::new("kill")
+        .args(["-TERM", &sensor.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = sensor.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the centre refused the sensor's token (401)"),
+        "{err}"
+    );
+    assert_eq!(stored_events(&data), 0);
+    assert!(spooled() > 0, "the refused batches were thrown away");
+    assert!(
+        !spool.join("rejected").exists(),
+        "a refused token is not a bad batch"
+    );
+    // With the right token, the same spool delivers every event, once.
+    let again = sensor_cmd(port, &token, &spool, &log)
+        .arg("--once")
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(stored_events(&data), 300);
+    assert_eq!(spooled(), 0);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -114,8 +114,14 @@ pub struct SensorConfig {
 
 /// The HTTP client: plain HTTP, or TLS (rustls) trusting `ca_pem` or the public roots.
 fn agent(cfg: &SensorConfig) -> Result<ureq::Agent, SensorError> {
+    http_agent(cfg.ca_pem.as_deref())
+}
+
+/// An HTTP client for the centre (30 s per request): plain HTTP, or TLS (rustls)
+/// trusting only the certificates of `ca_pem` (PEM), or the public roots when none.
+pub fn http_agent(ca_pem: Option<&[u8]>) -> Result<ureq::Agent, SensorError> {
     let mut b = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(30)));
-    if let Some(pem) = &cfg.ca_pem {
+    if let Some(pem) = ca_pem {
         let mut certs = Vec::new();
         for item in ureq::tls::parse_pem(pem) {
             match item.map_err(|e| SensorError::Ca(e.to_string()))? {
@@ -146,6 +152,9 @@ pub struct SensorStats {
     pub parse_errors: u64,
     pub batches_sent: u64,
     pub batches_rejected: u64,
+    /// Submissions the centre refused for the token (401, 403): the batches stay
+    /// in the spool.
+    pub auth_refusals: u64,
     pub send_failures: u64,
     /// Batches the centre refused because their events lie ahead of its clock
     /// (425): kept in the spool and retried; the sensor's clock needs fixing.
@@ -237,6 +246,7 @@ fn heartbeat(
         "parse_errors": stats.parse_errors,
         "batches_sent": stats.batches_sent,
         "batches_rejected": stats.batches_rejected,
+        "auth_refusals": stats.auth_refusals,
         "send_failures": stats.send_failures,
         "clock_refusals": stats.clock_refusals,
         "clock_refused": stats.clock_refused,
@@ -312,6 +322,7 @@ fn merged(stats: &SensorStats, shared: &Shared) -> SensorStats {
     SensorStats {
         batches_sent: c.batches_sent,
         batches_rejected: c.batches_rejected,
+        auth_refusals: c.auth_refusals,
         send_failures: c.send_failures,
         clock_refusals: c.clock_refusals,
         clock_refused: c.clock_refused,

@@ -18,6 +18,7 @@ use crate::spool::{Spool, SpoolError};
 pub struct SendCounters {
     pub batches_sent: u64,
     pub batches_rejected: u64,
+    pub auth_refusals: u64,
     pub send_failures: u64,
     pub clock_refusals: u64,
     pub clock_refused: Option<String>,
@@ -70,13 +71,17 @@ impl Shared {
 /// The outcome of one submission.
 pub(crate) enum Sent {
     Accepted,
-    /// Refused for good (4xx other than 408, 425 and 429): set aside, never retried.
+    /// Refused for good (4xx other than 401, 403, 408, 425 and 429): set aside
+    /// under the spool's `rejected/`, never retried.
     Rejected(u16),
+    /// The token was refused (401, 403): kept and retried; the token needs fixing
+    /// (a revoked or mistyped token must not throw the sensor's data away).
+    Unauthorized(u16),
     /// Refused for events ahead of the centre's clock (425): kept and retried,
     /// with the centre's message.
     TooEarly(String),
-    /// Try again later (network error, 408, 429, 5xx).
-    Retry,
+    /// Try again later (network error, 408, 429, 5xx), and why.
+    Retry(String),
 }
 
 /// Where and as whom to submit.
@@ -111,7 +116,10 @@ pub(crate) fn submit(t: &Target<'_>, id: &str, wire: &[u8]) -> Sent {
         .header("Content-Type", "application/x-ndjson")
         .header("Content-Encoding", "gzip")
         .send(wire);
-    let Ok(r) = r else { return Sent::Retry };
+    let r = match r {
+        Ok(r) => r,
+        Err(e) => return Sent::Retry(e.to_string()),
+    };
     match r.status().as_u16() {
         200..=299 => Sent::Accepted,
         425 => Sent::TooEarly(
@@ -123,9 +131,10 @@ pub(crate) fn submit(t: &Target<'_>, id: &str, wire: &[u8]) -> Sent {
         ),
         // Over the rate, or the body was too slow to arrive (the centre's front
         // door, docs/security.md): the batch is fine, send it again later.
-        408 | 429 => Sent::Retry,
+        code @ (408 | 429) => Sent::Retry(format!("the centre answered {code}")),
+        code @ (401 | 403) => Sent::Unauthorized(code),
         code @ 400..=499 => Sent::Rejected(code),
-        _ => Sent::Retry,
+        code => Sent::Retry(format!("the centre answered {code}")),
     }
 }
 
@@ -184,10 +193,26 @@ pub(crate) fn run(
                 tracing::warn!(
                     batch = %batch.id,
                     status = code,
-                    "batch {} refused by the centre ({code}); set aside",
+                    "batch {} refused by the centre ({code}); set aside in the spool's rejected/",
                     batch.id
                 );
-                ack(shared, batch.seq)?;
+                shared
+                    .spool
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .set_aside(batch.seq)?;
+            }
+            Sent::Unauthorized(code) => {
+                c.auth_refusals += 1;
+                c.send_failures += 1;
+                drop(c);
+                tracing::error!(
+                    batch = %batch.id,
+                    status = code,
+                    "the centre refused the sensor's token ({code}); batches stay in the spool until a valid token is given"
+                );
+                pause(backoff, stop);
+                backoff = (backoff * 2).min(Duration::from_secs(60));
             }
             Sent::TooEarly(msg) => {
                 // Nothing from the future is counted, and nothing is lost: the
@@ -204,9 +229,16 @@ pub(crate) fn run(
                 pause(backoff, stop);
                 backoff = (backoff * 2).min(Duration::from_secs(60));
             }
-            Sent::Retry => {
+            Sent::Retry(why) => {
                 c.send_failures += 1;
                 drop(c);
+                tracing::warn!(
+                    batch = %batch.id,
+                    error = %why,
+                    "batch {} not delivered ({why}); retrying in {} ms",
+                    batch.id,
+                    backoff.as_millis()
+                );
                 pause(backoff, stop);
                 backoff = (backoff * 2).min(Duration::from_secs(60));
             }

@@ -283,8 +283,22 @@ impl Spool {
         })
     }
 
-    /// Records that the centre acknowledged batch `seq` (or refused it for good),
-    /// then removes it.
+    /// Records that the centre refused batch `seq` for good (a malformed batch):
+    /// it leaves the queue like an acknowledged one, but its file is kept under
+    /// `rejected/` for the operator to look at (nothing is deleted).
+    pub fn set_aside(&mut self, seq: u64) -> Result<(), SpoolError> {
+        if self.pending.first_key_value().map(|(&k, _)| k) != Some(seq) {
+            return Err(SpoolError::OutOfOrder(seq));
+        }
+        let path = self.dir.join(batch_name(seq));
+        let aside = self.dir.join("rejected");
+        fs::create_dir_all(&aside).map_err(io(&aside))?;
+        let kept = aside.join(batch_name(seq));
+        fs::copy(&path, &kept).map_err(io(&kept))?;
+        self.ack(seq)
+    }
+
+    /// Records that the centre acknowledged batch `seq`, then removes it.
     pub fn ack(&mut self, seq: u64) -> Result<(), SpoolError> {
         match self.pending.first_key_value() {
             None => return Ok(()),

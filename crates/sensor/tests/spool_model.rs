@@ -142,3 +142,33 @@ fn full_spool_refuses_without_writing_and_ack_must_be_in_order() {
     let s2 = Spool::open(dir.path(), 1 << 20).unwrap();
     assert_eq!(s2.oldest().unwrap().id, format!("{}-{a}", s2.id()));
 }
+
+#[test]
+fn a_batch_set_aside_leaves_the_queue_and_is_kept_under_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
+    let a = s
+        .append("bad batch\n", 1, &Positions::new())
+        .unwrap()
+        .unwrap();
+    let b = s
+        .append("good batch\n", 1, &Positions::new())
+        .unwrap()
+        .unwrap();
+    s.set_aside(a).unwrap();
+    assert_eq!(s.backlog().0, 1);
+    assert_eq!(s.oldest().unwrap().seq, b);
+    let kept: Vec<String> = std::fs::read_dir(dir.path().join("rejected"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(kept.len(), 1);
+    assert!(kept[0].ends_with("bad batch\n"), "{kept:?}");
+    // Reopened, the set-aside batch is not sent again.
+    let s2 = Spool::open(dir.path(), 1 << 20).unwrap();
+    assert_eq!(s2.oldest().unwrap().seq, b);
+    assert!(
+        s.set_aside(b + 7).is_err(),
+        "only the oldest can be set aside"
+    );
+}
