@@ -22,11 +22,14 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 # Real receivers for the notification sinks: rsyslogd and Python's aiosmtpd.
 [ -x /usr/sbin/rsyslogd ] || need+=(rsyslog)
+# rsyslog's TLS driver: the sensor's TLS syslog receiver is tested with it.
+[ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so ] || dpkg -s rsyslog-gnutls >/dev/null 2>&1 || need+=(rsyslog-gnutls)
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
 # The scale-out mode's real parts: ClickHouse (two shards) and a NATS cluster.
 command -v clickhouse-server >/dev/null 2>&1 || need+=(clickhouse-server clickhouse-client)
 command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v jq >/dev/null 2>&1 || need+=(jq)
 if [ "${#need[@]}" -gt 0 ]; then
     echo "== apt-get install ${need[*]}"

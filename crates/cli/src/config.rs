@@ -530,9 +530,29 @@ pub struct SensorSection {
     pub sources: Vec<String>,
     /// Interface to capture unsolicited inbound packets on (libpcap).
     pub capture: Option<String>,
-    /// Syslog receivers: `ADDR` or `ADDR:FORMAT`, over UDP and over TCP.
+    /// Syslog receivers: `ADDR` or `ADDR:FORMAT`, over UDP, over TCP and over TCP
+    /// with TLS (RFC 5425; with `syslog_tls_cert` and `syslog_tls_key`).
     pub syslog_udp: Vec<String>,
     pub syslog_tcp: Vec<String>,
+    pub syslog_tls: Vec<String>,
+    /// The certificate chain (PEM) the TLS receivers present.
+    pub syslog_tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub syslog_tls_key: Option<PathBuf>,
+}
+
+impl SensorSection {
+    /// Every syslog receiver with its transport.
+    pub fn receivers(
+        &self,
+    ) -> impl Iterator<Item = (&String, scanwatch_sensor::listen::Transport)> {
+        use scanwatch_sensor::listen::Transport;
+        self.syslog_udp
+            .iter()
+            .map(|a| (a, Transport::Udp))
+            .chain(self.syslog_tcp.iter().map(|a| (a, Transport::Tcp)))
+            .chain(self.syslog_tls.iter().map(|a| (a, Transport::Tls)))
+    }
 }
 
 impl Default for SensorSection {
@@ -548,6 +568,9 @@ impl Default for SensorSection {
             capture: None,
             syslog_udp: Vec::new(),
             syslog_tcp: Vec::new(),
+            syslog_tls: Vec::new(),
+            syslog_tls_cert: None,
+            syslog_tls_key: None,
         }
     }
 }
@@ -643,20 +666,25 @@ impl SensorFileConfig {
             && s.capture.is_none()
             && s.syslog_udp.is_empty()
             && s.syslog_tcp.is_empty()
+            && s.syslog_tls.is_empty()
         {
-            bail!("no log to follow: give --source or sensor.sources (or --capture IFACE, or --syslog-udp/--syslog-tcp ADDR)");
+            bail!("no log to follow: give --source or sensor.sources (or --capture IFACE, or --syslog-udp/--syslog-tcp/--syslog-tls ADDR)");
         }
-        for (a, t) in s
-            .syslog_udp
-            .iter()
-            .map(|a| (a, scanwatch_sensor::listen::Transport::Udp))
-            .chain(
-                s.syslog_tcp
-                    .iter()
-                    .map(|a| (a, scanwatch_sensor::listen::Transport::Tcp)),
-            )
-        {
+        for (a, t) in s.receivers() {
             crate::sensor::parse_listen(a, t)?;
+        }
+        match (
+            s.syslog_tls.is_empty(),
+            s.syslog_tls_cert.is_some(),
+            s.syslog_tls_key.is_some(),
+        ) {
+            (true, false, false) | (false, true, true) => {}
+            (false, _, _) => bail!(
+                "a TLS syslog receiver needs sensor.syslog_tls_cert and sensor.syslog_tls_key (--syslog-tls-cert, --syslog-tls-key)"
+            ),
+            (true, _, _) => bail!(
+                "sensor.syslog_tls_cert and syslog_tls_key are for TLS receivers: give sensor.syslog_tls (--syslog-tls ADDR) too"
+            ),
         }
         if s.max_spool_mib == 0 {
             bail!("sensor.max_spool_mib must be greater than zero");
@@ -937,6 +965,27 @@ actions = ["drop"]
             (
                 text.replace("sources = [\"/var/log/kern.log:netfilter\"]", ""),
                 "no log to follow",
+            ),
+            (
+                text.replace(
+                    "sources = [\"/var/log/kern.log:netfilter\"]",
+                    "syslog_tls = [\"0.0.0.0:6514\"]",
+                ),
+                "needs sensor.syslog_tls_cert and sensor.syslog_tls_key",
+            ),
+            (
+                text.replace(
+                    "sources = [\"/var/log/kern.log:netfilter\"]",
+                    "sources = [\"/var/log/kern.log\"]\nsyslog_tls_cert = \"c.pem\"\nsyslog_tls_key = \"k.pem\"",
+                ),
+                "give sensor.syslog_tls",
+            ),
+            (
+                text.replace(
+                    "sources = [\"/var/log/kern.log:netfilter\"]",
+                    "syslog_tls = [\"nowhere\"]\nsyslog_tls_cert = \"c.pem\"\nsyslog_tls_key = \"k.pem\"",
+                ),
+                "expected ADDR:PORT",
             ),
         ];
         for (t, want) in invalid {

@@ -64,6 +64,17 @@ pub struct RunArgs {
     /// line), as ADDR or ADDR:FORMAT; repeatable; replaces the config's syslog_tcp.
     #[arg(long = "syslog-tcp", value_name = "ADDR[:FORMAT]")]
     pub syslog_tcp: Vec<String>,
+    /// Receive syslog over TCP with TLS on ADDR (RFC 5425, e.g. 0.0.0.0:6514), as
+    /// ADDR or ADDR:FORMAT, presenting --syslog-tls-cert; repeatable; replaces the
+    /// config's syslog_tls.
+    #[arg(long = "syslog-tls", value_name = "ADDR[:FORMAT]")]
+    pub syslog_tls: Vec<String>,
+    /// The certificate chain (PEM) the TLS receivers present.
+    #[arg(long = "syslog-tls-cert", value_name = "FILE")]
+    pub syslog_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --syslog-tls-cert.
+    #[arg(long = "syslog-tls-key", value_name = "FILE")]
+    pub syslog_tls_key: Option<PathBuf>,
     /// Read existing files from the start (backfill) instead of from their end.
     #[arg(long)]
     pub from_start: bool,
@@ -130,6 +141,15 @@ impl RunArgs {
         if !self.syslog_tcp.is_empty() {
             s.syslog_tcp = self.syslog_tcp.clone();
         }
+        if !self.syslog_tls.is_empty() {
+            s.syslog_tls = self.syslog_tls.clone();
+        }
+        if let Some(v) = &self.syslog_tls_cert {
+            s.syslog_tls_cert = Some(v.clone());
+        }
+        if let Some(v) = &self.syslog_tls_key {
+            s.syslog_tls_key = Some(v.clone());
+        }
         s.from_start |= self.from_start;
         if let Some(v) = self.max_spool_mib {
             s.max_spool_mib = v;
@@ -176,6 +196,7 @@ pub fn parse_listen(s: &str, transport: Transport) -> Result<ListenSpec> {
         transport,
         addr,
         format,
+        tls: None,
     })
 }
 
@@ -270,18 +291,24 @@ pub fn run(args: &SensorArgs, err: &mut dyn Write) -> Result<()> {
         reference_time: now,
         rules,
         capture: c.sensor.capture.clone(),
-        listen: c
-            .sensor
-            .syslog_udp
-            .iter()
-            .map(|a| parse_listen(a, Transport::Udp))
-            .chain(
-                c.sensor
-                    .syslog_tcp
-                    .iter()
-                    .map(|a| parse_listen(a, Transport::Tcp)),
-            )
-            .collect::<Result<Vec<_>>>()?,
+        listen: {
+            let tls = match (&c.sensor.syslog_tls_cert, &c.sensor.syslog_tls_key) {
+                (Some(cert), Some(key)) if !c.sensor.syslog_tls.is_empty() => {
+                    Some(crate::server::tls_server_config(cert, key, Vec::new())?)
+                }
+                _ => None,
+            };
+            c.sensor
+                .receivers()
+                .map(|(a, t)| {
+                    let mut l = parse_listen(a, t)?;
+                    if t == Transport::Tls {
+                        l.tls = tls.clone();
+                    }
+                    Ok(l)
+                })
+                .collect::<Result<Vec<_>>>()?
+        },
         ca_pem: c
             .sensor
             .ca_file

@@ -341,6 +341,17 @@ pub(crate) async fn tls_config(
     cert: &std::path::Path,
     key: &std::path::Path,
 ) -> Result<Arc<rustls::ServerConfig>> {
+    tls_server_config(cert, key, vec![b"http/1.1".to_vec()])
+}
+
+/// Reads the certificate chain and key (PEM) into a rustls server config (ring
+/// provider; TLS 1.2 and 1.3) offering the `alpn` protocols: the centre's HTTPS
+/// and the sensor's TLS syslog receivers.
+pub(crate) fn tls_server_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    alpn: Vec<Vec<u8>>,
+) -> Result<Arc<rustls::ServerConfig>> {
     let cert_pem =
         std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
     let key_pem = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
@@ -358,7 +369,7 @@ pub(crate) async fn tls_config(
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .context("the TLS certificate and key do not fit together")?;
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    cfg.alpn_protocols = alpn;
     Ok(Arc::new(cfg))
 }
 

@@ -1,8 +1,9 @@
 //! rsyslog as the real sender of a sensor's syslog receivers, as a Linux host or an
 //! appliance forwards its firewall log: rsyslogd takes messages on its own TCP
-//! input and forwards them (`omfwd`) over UDP and over TCP with octet counting to
-//! `scanwatch sensor run --syslog-udp … --syslog-tcp …`, which spools them for a
-//! real centre. Then the sensor is killed with `kill -9` while rsyslog keeps
+//! input and forwards them (`omfwd`) over UDP, over TCP with octet counting, and
+//! over TLS (rsyslog's GnuTLS driver, checking the sensor's certificate against a
+//! CA and its name) to `scanwatch sensor run --syslog-udp … --syslog-tcp …
+//! --syslog-tls …`, which spools them for a real centre. Then the sensor is killed with `kill -9` while rsyslog keeps
 //! forwarding, and restarted: every event that was in the sensor's spool (or
 //! already delivered) at the kill is stored exactly once, no event is stored twice,
 //! and what was lost in between (received, not yet spooled: at most about one
@@ -44,17 +45,102 @@ fn wait_tcp(port: u16, what: &str) {
     }
 }
 
+/// A CA and a certificate it signed for `localhost` and 127.0.0.1, made with the
+/// openssl command: (ca.pem, server.pem, server.key).
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("the openssl command (apt-get install openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=scanwatch test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("server.ext"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
 /// rsyslogd with a TCP input on `input`, forwarding messages from host `fwu` over
-/// UDP to `udp` and from host `fwt` over TCP (octet counting) to `tcp`, each with a
-/// disk-less queue that holds messages while the receiver is down and retries.
-fn start_rsyslog(dir: &Path, input: u16, udp: u16, tcp: u16) -> Kill {
+/// UDP to `udp`, from host `fwt` over TCP (octet counting) to `tcp` and from host
+/// `fws` over TLS to `tls` (the peer's certificate checked against `ca` and the
+/// name `localhost`), each with a disk-less queue that holds messages while the
+/// receiver is down and retries.
+fn start_rsyslog(dir: &Path, input: u16, udp: u16, tcp: u16, tls: u16, ca: &Path) -> Kill {
     let work = dir.join("rsyslog-work");
     std::fs::create_dir_all(&work).unwrap();
     let conf = dir.join("rsyslog.conf");
     std::fs::write(
         &conf,
         format!(
-            r#"global(workDirectory="{work}" maxMessageSize="64k")
+            r#"global(workDirectory="{work}" maxMessageSize="64k" DefaultNetstreamDriverCAFile="{ca}")
 module(load="imtcp")
 input(type="imtcp" address="127.0.0.1" port="{input}")
 if $hostname == "fwu" then {{
@@ -69,8 +155,17 @@ if $hostname == "fwt" then {{
          action.resumeRetryCount="-1" action.resumeInterval="1")
   stop
 }}
+if $hostname == "fws" then {{
+  action(type="omfwd" target="127.0.0.1" port="{tls}" protocol="tcp" TCP_Framing="octet-counted"
+         StreamDriver="gtls" StreamDriverMode="1" StreamDriverAuthMode="x509/name"
+         StreamDriverPermittedPeers="localhost"
+         queue.type="LinkedList" queue.size="100000"
+         action.resumeRetryCount="-1" action.resumeInterval="1")
+  stop
+}}
 "#,
-            work = work.display()
+            work = work.display(),
+            ca = ca.display()
         ),
     )
     .unwrap();
@@ -135,7 +230,7 @@ fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
 }
 
 #[test]
-fn rsyslog_forwards_over_udp_and_tcp_and_a_kill_9_loses_only_what_was_not_spooled() {
+fn rsyslog_forwards_over_udp_tcp_and_tls_and_a_kill_9_loses_only_what_was_not_spooled() {
     let dir = std::env::temp_dir().join(format!("scanwatch-rsyslog-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -157,7 +252,8 @@ fn rsyslog_forwards_over_udp_and_tcp_and_a_kill_9_loses_only_what_was_not_spoole
         Duration::from_secs(10),
     );
     let db = data.join("scanwatch.db");
-    let (udp, tcp, input) = (free_port(), free_port(), free_port());
+    let (udp, tcp, tls, input) = (free_port(), free_port(), free_port(), free_port());
+    let (ca, cert, key) = certificates(&dir);
     let spool = dir.join("spool");
     let sensor = || {
         let c = bin()
@@ -173,6 +269,11 @@ fn rsyslog_forwards_over_udp_and_tcp_and_a_kill_9_loses_only_what_was_not_spoole
             .arg(&spool)
             .args(["--syslog-udp", &format!("127.0.0.1:{udp}:netfilter")])
             .args(["--syslog-tcp", &format!("127.0.0.1:{tcp}:netfilter")])
+            .args(["--syslog-tls", &format!("127.0.0.1:{tls}:netfilter")])
+            .arg("--syslog-tls-cert")
+            .arg(&cert)
+            .arg("--syslog-tls-key")
+            .arg(&key)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -182,7 +283,7 @@ fn rsyslog_forwards_over_udp_and_tcp_and_a_kill_9_loses_only_what_was_not_spoole
         k
     };
     let mut s = sensor();
-    let _rsyslog = start_rsyslog(&dir, input, udp, tcp);
+    let _rsyslog = start_rsyslog(&dir, input, udp, tcp, tls, &ca);
     let to_rsyslog = std::sync::Mutex::new(TcpStream::connect(("127.0.0.1", input)).unwrap());
     let send = |host: &str, from: u32, n: u32| {
         let mut buf = String::new();
@@ -196,18 +297,29 @@ fn rsyslog_forwards_over_udp_and_tcp_and_a_kill_9_loses_only_what_was_not_spoole
             .unwrap();
     };
 
-    // 1. Over UDP (paced: UDP has no backpressure) and TCP, all arrive, once.
+    // 1. Over UDP (paced: UDP has no backpressure), TCP and TLS, all arrive, once.
     for k in 0..10 {
         send("fwu", k * 20, 20);
         std::thread::sleep(Duration::from_millis(20));
     }
     send("fwt", 1_000, 300);
-    wait_for("500 events stored", 30, || stored(&db).0 >= 500);
+    send("fws", 2_000, 300);
+    wait_for("800 events stored", 30, || stored(&db).0 >= 800);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
         stored(&db),
-        (500, 500),
-        "rsyslog's 200 UDP and 300 TCP messages, once each"
+        (800, 800),
+        "rsyslog's 200 UDP, 300 TCP and 300 TLS messages, once each"
+    );
+    // A sender that does not speak TLS gets nothing into the TLS receiver.
+    let mut plain = TcpStream::connect(("127.0.0.1", tls)).unwrap();
+    plain.write_all(message("fwx", 9_999).as_bytes()).unwrap();
+    drop(plain);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        stored(&db).0,
+        800,
+        "a plain-text message on the TLS port was taken"
     );
 
     // 2. kill -9 while rsyslog keeps forwarding over TCP: a sender thread streams
@@ -228,7 +340,7 @@ fn rsyslog_forwards_over_udp_and_tcp_and_a_kill_9_loses_only_what_was_not_spoole
             }
         });
         wait_for("the sensor to take in a third of the stream", 30, || {
-            stored(&db).0 + spooled(&spool) >= 500 + u64::from(STREAM) / 3
+            stored(&db).0 + spooled(&spool) >= 800 + u64::from(STREAM) / 3
         });
         s.0.kill().unwrap();
         s.0.wait().unwrap();
@@ -243,7 +355,7 @@ fn rsyslog_forwards_over_udp_and_tcp_and_a_kill_9_loses_only_what_was_not_spoole
         (delivered, distinct, in_spool)
     });
     let killed_at = killed.into_inner();
-    let total = 500 + u64::from(STREAM);
+    let total = 800 + u64::from(STREAM);
     // Wait until everything rsyslog still had has come through (bounded).
     let mut last = (0, Instant::now());
     wait_for(

@@ -1,8 +1,10 @@
 //! A syslog receiver: network appliances (Cisco ASA, MikroTik, pfSense, Linux hosts
 //! through rsyslog) send their logs over the network, not into a file to tail.
 //!
-//! UDP (one message per datagram) and TCP (RFC 6587: octet counting, `LEN SP MSG`,
-//! or a message per line). Each message goes as it came — `<PRI>` and the RFC 3164
+//! UDP (one message per datagram), TCP (RFC 6587: octet counting, `LEN SP MSG`,
+//! or a message per line) and TCP with TLS (RFC 5425: the same framing inside
+//! TLS, rustls; the sensor presents its certificate, senders are not asked for
+//! one). Each message goes as it came — `<PRI>` and the RFC 3164
 //! or RFC 5424 header included — to the source's format parser, which reads both
 //! headers (`scanwatch_formats`, syslog.rs). Hand-written over std sockets: the
 //! framing is a few lines, and no kept crate offers a receiver that hands over raw
@@ -19,7 +21,7 @@
 //! a sender had handed over. UDP messages that find the queue full are dropped and
 //! counted; TCP senders wait (backpressure).
 
-use std::io::BufReader;
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver as Rx, SyncSender, TrySendError};
@@ -42,6 +44,8 @@ const ACCEPT_POLL: Duration = Duration::from_millis(50);
 pub enum Transport {
     Udp,
     Tcp,
+    /// TCP with TLS (RFC 5425).
+    Tls,
 }
 
 /// Counters of a receiver, reported in heartbeats.
@@ -102,8 +106,13 @@ impl Drop for Listener {
 }
 
 impl Listener {
-    /// Binds `addr` and starts receiving on a thread of its own.
-    pub fn start(transport: Transport, addr: SocketAddr) -> std::io::Result<Listener> {
+    /// Binds `addr` and starts receiving on a thread of its own; a TLS receiver
+    /// speaks TLS with `tls` (an error without it).
+    pub fn start(
+        transport: Transport,
+        addr: SocketAddr,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> std::io::Result<Listener> {
         let (tx, rx) = sync_channel(QUEUE);
         let stats = Arc::new(ListenStats::default());
         let flags = Arc::new(Flags::default());
@@ -117,13 +126,24 @@ impl Listener {
                 std::thread::spawn(move || udp(&sock, &tx, &st, alive));
                 (local, format!("udp://{local}"))
             }
-            Transport::Tcp => {
+            Transport::Tcp | Transport::Tls => {
+                let tls = match (transport, tls) {
+                    (Transport::Tls, None) => {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidInput,
+                            "a TLS receiver needs a certificate and key",
+                        ))
+                    }
+                    (Transport::Tls, t) => t,
+                    _ => None,
+                };
                 let l = TcpListener::bind(addr)?;
                 l.set_nonblocking(true)?;
                 let local = l.local_addr()?;
                 let alive = Active::new(&flags);
-                std::thread::spawn(move || tcp(&l, &tx, &st, alive));
-                (local, format!("tcp://{local}"))
+                let scheme = if tls.is_some() { "tls" } else { "tcp" };
+                std::thread::spawn(move || tcp(&l, tls, &tx, &st, alive));
+                (local, format!("{scheme}://{local}"))
             }
         };
         Ok(Listener {
@@ -202,7 +222,13 @@ fn udp(sock: &UdpSocket, tx: &SyncSender<String>, stats: &ListenStats, alive: Ac
     }
 }
 
-fn tcp(l: &TcpListener, tx: &SyncSender<String>, stats: &Arc<ListenStats>, alive: Active) {
+fn tcp(
+    l: &TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    tx: &SyncSender<String>,
+    stats: &Arc<ListenStats>,
+    alive: Active,
+) {
     let flags = alive.0.clone();
     loop {
         if flags.stop.load(Ordering::Relaxed) {
@@ -212,9 +238,9 @@ fn tcp(l: &TcpListener, tx: &SyncSender<String>, stats: &Arc<ListenStats>, alive
         match l.accept() {
             Ok((conn, _)) => {
                 stats.connections.fetch_add(1, Ordering::Relaxed);
-                let (tx, stats) = (tx.clone(), stats.clone());
+                let (tx, stats, tls) = (tx.clone(), stats.clone(), tls.clone());
                 let conn_alive = Active::new(&flags);
-                std::thread::spawn(move || connection(conn, &tx, &stats, conn_alive));
+                std::thread::spawn(move || connection(conn, tls, &tx, &stats, conn_alive));
             }
             // Nothing waiting: when draining, every connection that reached this
             // host is accepted; stop accepting.
@@ -226,12 +252,28 @@ fn tcp(l: &TcpListener, tx: &SyncSender<String>, stats: &Arc<ListenStats>, alive
 
 /// Reads frames from one TCP sender until it closes, sends a bad frame, or the
 /// receiver stops.
-fn connection(conn: TcpStream, tx: &SyncSender<String>, stats: &ListenStats, alive: Active) {
+fn connection(
+    conn: TcpStream,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    tx: &SyncSender<String>,
+    stats: &ListenStats,
+    alive: Active,
+) {
     let flags = alive.0.clone();
     if conn.set_nonblocking(false).is_err() || conn.set_read_timeout(Some(TICK)).is_err() {
         return;
     }
-    let mut r = BufReader::with_capacity(MAX_MESSAGE, conn);
+    // The same framing inside TLS: rustls keeps the handshake's state across the
+    // read timeouts, so a slow sender is read on as over plain TCP. A sender that
+    // does not speak TLS ends as a bad frame (counted as malformed).
+    let stream: Box<dyn std::io::Read + Send> = match tls {
+        Some(cfg) => match rustls::ServerConnection::new(cfg) {
+            Ok(c) => Box::new(rustls::StreamOwned::new(c, conn)),
+            Err(_) => return,
+        },
+        None => Box::new(conn),
+    };
+    let mut r: Box<dyn BufRead + Send> = Box::new(BufReader::with_capacity(MAX_MESSAGE, stream));
     // Only a hard stop ends a connection that is still sending: while draining it
     // is read on until its sender closes it (or `finish` gives up).
     let stopped = || flags.stop.load(Ordering::Relaxed);

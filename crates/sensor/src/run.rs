@@ -51,6 +51,8 @@ pub struct ListenSpec {
     pub transport: Transport,
     pub addr: std::net::SocketAddr,
     pub format: Option<&'static dyn FormatSpec>,
+    /// The certificate and key a TLS receiver presents.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl std::fmt::Debug for ListenSpec {
@@ -359,9 +361,11 @@ pub fn run(cfg: &SensorConfig, stop: &AtomicBool) -> Result<SensorStats, SensorE
     }
     let mut listeners = Vec::new();
     for l in &cfg.listen {
-        let r = Listener::start(l.transport, l.addr).map_err(|e| SensorError::Listen {
-            addr: l.addr.to_string(),
-            source: e,
+        let r = Listener::start(l.transport, l.addr, l.tls.clone()).map_err(|e| {
+            SensorError::Listen {
+                addr: l.addr.to_string(),
+                source: e,
+            }
         })?;
         tracing::info!(listen = %r.name, "receiving syslog on {}", r.name);
         listeners.push((r, l.format));
