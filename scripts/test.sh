@@ -24,6 +24,9 @@ command -v npm >/dev/null 2>&1 || need+=(npm)
 [ -x /usr/sbin/rsyslogd ] || need+=(rsyslog)
 # rsyslog's TLS driver: the sensor's TLS syslog receiver is tested with it.
 [ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so ] || dpkg -s rsyslog-gnutls >/dev/null 2>&1 || need+=(rsyslog-gnutls)
+# The journald source is tested with journal files systemd-journal-remote writes.
+[ -x /lib/systemd/systemd-journal-remote ] || need+=(systemd-journal-remote)
+command -v journalctl >/dev/null 2>&1 || need+=(systemd)
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
 # The scale-out mode's real parts: ClickHouse (two shards) and a NATS cluster.
 command -v clickhouse-server >/dev/null 2>&1 || need+=(clickhouse-server clickhouse-client)

@@ -539,6 +539,13 @@ pub struct SensorSection {
     pub syslog_tls_cert: Option<PathBuf>,
     /// Its private key (PEM).
     pub syslog_tls_key: Option<PathBuf>,
+    /// Follow the systemd journal (`journalctl --follow`): its kernel messages,
+    /// or those of `journal_match`.
+    pub journald: bool,
+    /// A journal directory to read instead of the system journal.
+    pub journal_dir: Option<PathBuf>,
+    /// `journalctl` matches (default `["_TRANSPORT=kernel"]`).
+    pub journal_match: Vec<String>,
 }
 
 impl SensorSection {
@@ -571,6 +578,9 @@ impl Default for SensorSection {
             syslog_tls: Vec::new(),
             syslog_tls_cert: None,
             syslog_tls_key: None,
+            journald: false,
+            journal_dir: None,
+            journal_match: Vec::new(),
         }
     }
 }
@@ -667,8 +677,21 @@ impl SensorFileConfig {
             && s.syslog_udp.is_empty()
             && s.syslog_tcp.is_empty()
             && s.syslog_tls.is_empty()
+            && !s.journald
         {
-            bail!("no log to follow: give --source or sensor.sources (or --capture IFACE, or --syslog-udp/--syslog-tcp/--syslog-tls ADDR)");
+            bail!("no log to follow: give --source or sensor.sources (or --capture IFACE, --syslog-udp/--syslog-tcp/--syslog-tls ADDR, or --journald)");
+        }
+        if !s.journald && (s.journal_dir.is_some() || !s.journal_match.is_empty()) {
+            bail!("sensor.journal_dir and journal_match are for the journald source: set sensor.journald (--journald) too");
+        }
+        if let Some(m) = s.journal_match.iter().find(|m| {
+            let (k, _) = m.split_once('=').unwrap_or(("", ""));
+            k.is_empty()
+                || !k
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        }) {
+            bail!("sensor.journal_match {m:?}: expected FIELD=VALUE with an upper-case field name, e.g. _TRANSPORT=kernel");
         }
         for (a, t) in s.receivers() {
             crate::sensor::parse_listen(a, t)?;

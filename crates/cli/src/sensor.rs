@@ -75,6 +75,16 @@ pub struct RunArgs {
     /// The private key (PEM) of --syslog-tls-cert.
     #[arg(long = "syslog-tls-key", value_name = "FILE")]
     pub syslog_tls_key: Option<PathBuf>,
+    /// Follow the systemd journal's kernel messages (`journalctl --follow`), for a
+    /// firewall that logs to the journal only.
+    #[arg(long)]
+    pub journald: bool,
+    /// Read this journal directory instead of the system journal.
+    #[arg(long, value_name = "DIR")]
+    pub journal_dir: Option<PathBuf>,
+    /// journalctl matches instead of _TRANSPORT=kernel (FIELD=VALUE); repeatable.
+    #[arg(long, value_name = "FIELD=VALUE")]
+    pub journal_match: Vec<String>,
     /// Read existing files from the start (backfill) instead of from their end.
     #[arg(long)]
     pub from_start: bool,
@@ -149,6 +159,13 @@ impl RunArgs {
         }
         if let Some(v) = &self.syslog_tls_key {
             s.syslog_tls_key = Some(v.clone());
+        }
+        s.journald |= self.journald;
+        if let Some(v) = &self.journal_dir {
+            s.journal_dir = Some(v.clone());
+        }
+        if !self.journal_match.is_empty() {
+            s.journal_match = self.journal_match.clone();
         }
         s.from_start |= self.from_start;
         if let Some(v) = self.max_spool_mib {
@@ -291,6 +308,14 @@ pub fn run(args: &SensorArgs, err: &mut dyn Write) -> Result<()> {
         reference_time: now,
         rules,
         capture: c.sensor.capture.clone(),
+        journal: c.sensor.journald.then(|| {
+            let mut j = scanwatch_sensor::journal::JournalSpec::kernel();
+            j.directory = c.sensor.journal_dir.clone();
+            if !c.sensor.journal_match.is_empty() {
+                j.matches = c.sensor.journal_match.clone();
+            }
+            j
+        }),
         listen: {
             let tls = match (&c.sensor.syslog_tls_cert, &c.sensor.syslog_tls_key) {
                 (Some(cert), Some(key)) if !c.sensor.syslog_tls.is_empty() => {

@@ -6,6 +6,8 @@
 pub mod capture;
 pub mod follow;
 pub mod framing;
+pub mod journal;
+pub mod journal_entry;
 pub mod listen;
 pub mod rules;
 pub mod run;

@@ -112,6 +112,9 @@ pub struct SensorConfig {
     pub capture: Option<String>,
     /// Syslog receivers (UDP or TCP) whose messages are sources like files.
     pub listen: Vec<ListenSpec>,
+    /// A journald source (`journalctl --follow`), its format detected from its
+    /// first entries.
+    pub journal: Option<crate::journal::JournalSpec>,
 }
 
 /// The HTTP client: plain HTTP, or TLS (rustls) trusting `ca_pem` or the public roots.
@@ -172,10 +175,12 @@ pub struct SensorStats {
     pub body_bytes: u64,
 }
 
-/// Where a source's lines come from: a followed file, or a syslog receiver.
+/// Where a source's lines come from: a followed file, a syslog receiver, or the
+/// journal.
 enum Input {
     File(Follower),
     Listen(Listener),
+    Journal(crate::journal::Journal),
 }
 
 impl Input {
@@ -183,6 +188,7 @@ impl Input {
         match self {
             Input::File(f) => f.path().display().to_string(),
             Input::Listen(l) => l.name.clone(),
+            Input::Journal(j) => j.name().to_string(),
         }
     }
 
@@ -200,6 +206,7 @@ impl Input {
                 lines.extend(got);
                 Ok(caught_up)
             }
+            Input::Journal(j) => Ok(j.poll(lines, BATCH_EVENTS)),
         }
     }
 }
@@ -414,8 +421,16 @@ pub fn run(cfg: &SensorConfig, stop: &AtomicBool) -> Result<SensorStats, SensorE
 fn spool_filled(src: &mut Followed, shared: &Shared) -> Result<(), SensorError> {
     let mut spool = lock(&shared.spool);
     let mut positions: Positions = spool.positions().clone();
-    if let Input::File(f) = &src.input {
-        positions.insert(f.path().display().to_string(), f.position());
+    match &src.input {
+        Input::File(f) => {
+            positions.insert(f.path().display().to_string(), f.position());
+        }
+        Input::Journal(j) => {
+            if let Some(p) = j.position() {
+                positions.insert(j.name().to_string(), p);
+            }
+        }
+        Input::Listen(_) => {}
     }
     let body = std::mem::take(&mut src.body);
     let n = std::mem::take(&mut src.events);
@@ -466,6 +481,25 @@ fn read_loop(
         .iter()
         .map(|(l, _)| (l.name.clone(), l.stats.clone()))
         .collect();
+    if let Some(spec) = &cfg.journal {
+        let j =
+            crate::journal::Journal::start(spec, saved.get(&spec.name()).copied(), cfg.from_start)
+                .map_err(|e| SensorError::Read {
+                    path: spec.name(),
+                    source: e,
+                })?;
+        tracing::info!(source = %spec.name(), "following {}", spec.name());
+        sources.push(Followed {
+            input: Input::Journal(j),
+            parser: None,
+            format: None,
+            pending_lines: Vec::new(),
+            body: String::new(),
+            events: 0,
+            since: None,
+            ids: false,
+        });
+    }
     sources.extend(listeners.into_iter().map(|(l, format)| Followed {
         input: Input::Listen(l),
         parser: None,
@@ -541,7 +575,8 @@ fn read_loop(
                         // receiver (more messages will come).
                         None if lines.len() < 50
                             && !finishing
-                            && (!at_end || matches!(src.input, Input::Listen(_))) =>
+                            && (!at_end
+                                || matches!(src.input, Input::Listen(_) | Input::Journal(_))) =>
                         {
                             src.pending_lines = lines;
                             continue;

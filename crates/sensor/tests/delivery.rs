@@ -149,6 +149,7 @@ fn a_backfill_goes_compressed_in_order_one_batch_at_a_time_without_pausing() {
         ca_pem: None,
         capture: None,
         listen: Vec::new(),
+        journal: None,
     };
     let stop = AtomicBool::new(false);
     let started = Instant::now();
