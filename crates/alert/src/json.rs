@@ -465,14 +465,26 @@ pub fn narrative(headline: &str, c: &AlertContext) -> String {
     s.push_str(&format!(". Assessment: {}", a.statement));
     s.push_str(&format!(". Priority: {}", a.priority_reason));
     if let Some(k) = a.candidates.first() {
+        // The exploits with their dates, oldest first (at most eight).
+        let dated: Vec<String> = k
+            .exploit_dates
+            .iter()
+            .take(8)
+            .map(|e| format!("{} {}", e.id, e.published.as_deref().unwrap_or("undated")))
+            .collect();
         s.push_str(&format!(
-            ". Leading explanation: {} ({}){}, {}{}",
+            ". Leading explanation: {} ({}){}, {}{}{}",
             k.id,
             k.title,
             k.published
                 .as_deref()
                 .map_or(String::new(), |p| format!(", published {p}")),
             scanwatch_context::explain::exploits_phrase(k.exploits.len(), k.exploits_at_surge),
+            if dated.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", dated.join(", "))
+            },
             if k.kev.is_some() { ", in CISA KEV" } else { "" }
         ));
         s.push_str(&format!(". Fix: {}", k.fix.statement));

@@ -295,6 +295,37 @@ fn ids_alerts_naming_the_cve_make_a_warning_confirmed() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
+/// `demo --offline --start 2007-04-12 --window 1d --json --data DATA`: its lines.
+fn demo_1d_json(data: &Path) -> Vec<Value> {
+    let out = bin()
+        .args([
+            "demo",
+            "--offline",
+            "--start",
+            "2007-04-12",
+            "--window",
+            "1d",
+            "--json",
+            "--data",
+        ])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The first (not an update) warning on TCP `port`.
+fn first_warning(lines: &[Value], port: u64) -> &Value {
+    lines
+        .iter()
+        .find(|v| v["type"] == "alert" && v["port"] == port && v["update"] == false)
+        .unwrap_or_else(|| panic!("no warning on {port}"))
+}
+
 #[test]
 fn exposure_ranks_the_inventory_for_the_seed_warning() {
     let data = tmp("exposure");
@@ -380,28 +411,8 @@ fn exposure_ranks_the_inventory_for_the_seed_warning() {
     // The same warning with the imported advisories: what the data says of a fix,
     // Microsoft's next patch day after the surge began, the exploits and their dates.
     // Without the vendor's advisory first: NVD references no fix.
-    let nvd_only = bin()
-        .args([
-            "demo",
-            "--offline",
-            "--start",
-            "2007-04-12",
-            "--window",
-            "1d",
-            "--json",
-            "--data",
-        ])
-        .arg(&data)
-        .output()
-        .unwrap();
-    let lines: Vec<Value> = text(&nvd_only.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let seed = lines
-        .iter()
-        .find(|v| v["type"] == "alert" && v["port"] == 1025 && v["update"] == false)
-        .unwrap();
+    let lines = demo_1d_json(&data);
+    let seed = first_warning(&lines, 1025);
     assert_eq!(
         seed["advisories"][0]["fix"]["status"], "not_referenced",
         "{seed}"
@@ -415,29 +426,8 @@ fn exposure_ranks_the_inventory_for_the_seed_warning() {
     assert!(import("csaf", &intel("csaf-ms07-029.json"), &data)
         .status
         .success());
-    let out = bin()
-        .args([
-            "demo",
-            "--offline",
-            "--start",
-            "2007-04-12",
-            "--window",
-            "1d",
-            "--json",
-            "--data",
-        ])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let lines: Vec<Value> = text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let seed = lines
-        .iter()
-        .find(|v| v["type"] == "alert" && v["port"] == 1025 && v["update"] == false)
-        .unwrap();
+    let lines = demo_1d_json(&data);
+    let seed = first_warning(&lines, 1025);
     let lead = &seed["advisories"][0];
     assert_eq!(lead["id"], "CVE-2007-1748", "{lead}");
     assert_eq!(lead["fix"]["status"], "none_at_surge", "{lead}");
@@ -458,10 +448,7 @@ fn exposure_ranks_the_inventory_for_the_seed_warning() {
         .contains("no vendor fix existed when the surge came"));
     // The TCP/445 wave two days later: the same flaw leads it; it follows the
     // TCP/1025 surge.
-    let wave = lines
-        .iter()
-        .find(|v| v["type"] == "alert" && v["port"] == 445 && v["update"] == false)
-        .unwrap();
+    let wave = first_warning(&lines, 445);
     assert_eq!(wave["advisories"][0]["id"], "CVE-2007-1748", "{wave}");
     assert_eq!(wave["follows"]["port"], 1025, "{wave}");
     assert_eq!(wave["follows"]["advisory"], "CVE-2007-1748", "{wave}");
@@ -499,7 +486,9 @@ fn exposure_ranks_the_inventory_for_the_seed_warning() {
             && summary.contains("a fix came later: Security update MS07-029 (KB935966)")
             && summary.contains("next scheduled Microsoft patch day (Update Tuesday): 2007-05-08 (19 days after the surge began)")
             && summary.contains("Workaround: Disable remote management over RPC")
-            && summary.contains("Priority: urgent"),
+            && summary.contains("Priority: urgent")
+            // The five exploits with their dates, oldest first.
+            && summary.contains("(EDB-3737 2007-04-15, EDB-3740 2007-04-15, EDB-3746 2007-04-18, EDB-16748 2010-07-25, EDB-16366 2010-09-28)"),
         "{summary}"
     );
     // The text report says the same.

@@ -9,10 +9,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use common::{bin, free_port, spawn_server};
+use common::{bin, free_port, spawn_server, stored_events_and_sources, wait_for, Server};
 
 fn journal_remote() -> PathBuf {
     [
@@ -67,34 +67,6 @@ fn write_entries(dir: &Path, name: &str, t0_us: u64, from: u32, n: u32) {
     std::fs::remove_file(&input).unwrap();
 }
 
-fn stored(db: &Path) -> (u64, u64) {
-    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .unwrap();
-    c.query_row(
-        "SELECT COALESCE(SUM(count), 0), COUNT(DISTINCT src) FROM events",
-        [],
-        |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
-    )
-    .unwrap()
-}
-
-fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_sensor_follows_the_journal_and_resumes_where_it_stopped() {
     let dir = std::env::temp_dir().join(format!("scanwatch-journald-{}", std::process::id()));
@@ -147,33 +119,33 @@ fn a_sensor_follows_the_journal_and_resumes_where_it_stopped() {
         if from_start {
             c.arg("--from-start");
         }
-        Kill(c.spawn().unwrap())
+        Server(c.spawn().unwrap())
     };
     // The journal from its start: the 40 kernel entries, not the sshd ones.
     let mut s = sensor(true);
-    wait_for("40 events", 30, || stored(&db).0 >= 40);
+    wait_for("40 events", 30, || stored_events_and_sources(&db).0 >= 40);
     // Entries written while it runs follow.
     write_entries(&journal, "b", t0, 40, 20);
-    wait_for("60 events", 30, || stored(&db).0 >= 60);
+    wait_for("60 events", 30, || stored_events_and_sources(&db).0 >= 60);
     // Stopped (SIGTERM) and started again: it resumes at its position, even
     // without --from-start; new entries come through once.
-    assert!(Command::new("kill")
-        .args(["-TERM", &s.0.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
+    common::sigterm(&s.0);
     let _ = s.0.wait();
     write_entries(&journal, "c", t0, 60, 10);
     s = sensor(false);
-    wait_for("70 events", 30, || stored(&db).0 >= 70);
+    wait_for("70 events", 30, || stored_events_and_sources(&db).0 >= 70);
     // kill -9, more entries, restart: still each once.
     s.0.kill().unwrap();
     s.0.wait().unwrap();
     write_entries(&journal, "d", t0, 70, 10);
     s = sensor(false);
-    wait_for("80 events", 30, || stored(&db).0 >= 80);
+    wait_for("80 events", 30, || stored_events_and_sources(&db).0 >= 80);
     std::thread::sleep(Duration::from_secs(2));
     drop(s);
-    assert_eq!(stored(&db), (80, 80), "every kernel entry once, none twice");
+    assert_eq!(
+        stored_events_and_sources(&db),
+        (80, 80),
+        "every kernel entry once, none twice"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

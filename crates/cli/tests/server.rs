@@ -922,11 +922,7 @@ fn a_refused_token_keeps_the_batches_until_a_valid_one_delivers_them_once() {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_secs(2));
-    assert!(Command::new("kill")
-        .args(["-TERM", &sensor.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
+    common::sigterm(&sensor);
     let out = sensor.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

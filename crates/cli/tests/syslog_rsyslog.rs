@@ -15,10 +15,10 @@ mod common;
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bin, free_port, spawn_server};
+use common::{bin, free_port, spawn_server, stored_events_and_sources, wait_for, Server};
 
 fn rsyslogd() -> PathBuf {
     ["/usr/sbin/rsyslogd", "/sbin/rsyslogd"]
@@ -26,15 +26,6 @@ fn rsyslogd() -> PathBuf {
         .map(PathBuf::from)
         .find(|p| p.exists())
         .expect("rsyslogd not found: install it with `apt-get install -y rsyslog`")
-}
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn wait_tcp(port: u16, what: &str) {
@@ -133,7 +124,7 @@ fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 /// `fws` over TLS to `tls` (the peer's certificate checked against `ca` and the
 /// name `localhost`), each with a disk-less queue that holds messages while the
 /// receiver is down and retries.
-fn start_rsyslog(dir: &Path, input: u16, udp: u16, tcp: u16, tls: u16, ca: &Path) -> Kill {
+fn start_rsyslog(dir: &Path, input: u16, udp: u16, tcp: u16, tls: u16, ca: &Path) -> Server {
     let work = dir.join("rsyslog-work");
     std::fs::create_dir_all(&work).unwrap();
     let conf = dir.join("rsyslog.conf");
@@ -179,7 +170,7 @@ if $hostname == "fws" then {{
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start rsyslogd");
-    let k = Kill(child);
+    let k = Server(child);
     wait_tcp(input, "rsyslogd");
     k
 }
@@ -192,18 +183,6 @@ fn message(host: &str, i: u32) -> String {
         "<4>Dec  4 10:00:00 {host} kernel: [12.5] DROP IN=eth0 OUT= MAC=52:54:00:12:34:56:52:54:00:65:43:21:08:00 SRC={src} DST=198.18.0.1 LEN=44 TOS=0x00 PREC=0x00 TTL=241 ID={} PROTO=TCP SPT=61000 DPT=1025 WINDOW=1024 RES=0x00 SYN URGP=0\n",
         i & 0xffff
     )
-}
-
-/// Events stored by the centre and distinct sources among them.
-fn stored(db: &Path) -> (u64, u64) {
-    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .unwrap();
-    c.query_row(
-        "SELECT COALESCE(SUM(count), 0), COUNT(DISTINCT src) FROM events",
-        [],
-        |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
-    )
-    .unwrap()
 }
 
 /// Events waiting in the sensor's spool (its batch files).
@@ -219,14 +198,6 @@ fn spooled(spool: &Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
-}
-
-fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -278,7 +249,7 @@ fn rsyslog_forwards_over_udp_tcp_and_tls_and_a_kill_9_loses_only_what_was_not_sp
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let k = Kill(c);
+        let k = Server(c);
         wait_tcp(tcp, "the sensor's TCP receiver");
         k
     };
@@ -304,10 +275,12 @@ fn rsyslog_forwards_over_udp_tcp_and_tls_and_a_kill_9_loses_only_what_was_not_sp
     }
     send("fwt", 1_000, 300);
     send("fws", 2_000, 300);
-    wait_for("800 events stored", 30, || stored(&db).0 >= 800);
+    wait_for("800 events stored", 30, || {
+        stored_events_and_sources(&db).0 >= 800
+    });
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
-        stored(&db),
+        stored_events_and_sources(&db),
         (800, 800),
         "rsyslog's 200 UDP, 300 TCP and 300 TLS messages, once each"
     );
@@ -317,7 +290,7 @@ fn rsyslog_forwards_over_udp_tcp_and_tls_and_a_kill_9_loses_only_what_was_not_sp
     drop(plain);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
-        stored(&db).0,
+        stored_events_and_sources(&db).0,
         800,
         "a plain-text message on the TLS port was taken"
     );
@@ -340,7 +313,7 @@ fn rsyslog_forwards_over_udp_tcp_and_tls_and_a_kill_9_loses_only_what_was_not_sp
             }
         });
         wait_for("the sensor to take in a third of the stream", 30, || {
-            stored(&db).0 + spooled(&spool) >= 800 + u64::from(STREAM) / 3
+            stored_events_and_sources(&db).0 + spooled(&spool) >= 800 + u64::from(STREAM) / 3
         });
         s.0.kill().unwrap();
         s.0.wait().unwrap();
@@ -348,7 +321,7 @@ fn rsyslog_forwards_over_udp_tcp_and_tls_and_a_kill_9_loses_only_what_was_not_sp
             sent.load(std::sync::atomic::Ordering::SeqCst),
             std::sync::atomic::Ordering::SeqCst,
         );
-        let (delivered, distinct) = stored(&db);
+        let (delivered, distinct) = stored_events_and_sources(&db);
         let in_spool = spooled(&spool);
         std::thread::sleep(Duration::from_secs(1));
         s = sensor();
@@ -362,7 +335,7 @@ fn rsyslog_forwards_over_udp_tcp_and_tls_and_a_kill_9_loses_only_what_was_not_sp
         "the restarted sensor to deliver and rsyslog to drain",
         60,
         || {
-            let now = stored(&db).0;
+            let now = stored_events_and_sources(&db).0;
             if now != last.0 {
                 last = (now, Instant::now());
             }
@@ -370,7 +343,7 @@ fn rsyslog_forwards_over_udp_tcp_and_tls_and_a_kill_9_loses_only_what_was_not_sp
         },
     );
     drop(s);
-    let (after, after_distinct) = stored(&db);
+    let (after, after_distinct) = stored_events_and_sources(&db);
     println!("at the kill: {delivered} stored ({distinct} distinct), {in_spool} spooled; after: {after} stored ({after_distinct} distinct)");
     assert_eq!(
         distinct, delivered,

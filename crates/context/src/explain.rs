@@ -1226,7 +1226,7 @@ mod tests {
             usize,
             Priority,
         );
-        let cases: [Case; 6] = [
+        let cases: [Case; 7] = [
             // The seed: Microsoft said no update was available (advisory of
             // 2007-04-12); MS07-029 came 19 days after the surge began.
             (&with, 1025, "2007-04-19", "CVE-2007-1748", FixStatus::NoneAtSurge,
@@ -1246,6 +1246,10 @@ mod tests {
             // no patch reference in the sample; KEV's required action is a workaround.
             (&without, 445, "2017-04-05", "CVE-2017-0144", FixStatus::NotReferenced,
              "no vendor fix referenced", None, 1, Priority::Urgent),
+            // MS03-026 (RPC DCOM) known only from Exploit-DB: no NVD record, no
+            // vendor advisory: whether a fix exists is not known, nothing invented.
+            (&without, 135, "2003-09-20", "CVE-2003-0352", FixStatus::Unknown,
+             "no NVD record or vendor advisory imported: whether a fix exists is not known", None, 0, Priority::High),
             // Apache path traversal on 80: old news by 2023 (not recent: routine).
             (&without, 80, "2023-10-06", "CVE-2021-41773", FixStatus::NotReferenced,
              "no vendor fix referenced in the imported NVD data (vendor advisory: https://httpd.apache.org", None, 0, Priority::Routine),

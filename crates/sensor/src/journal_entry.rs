@@ -48,15 +48,31 @@ pub fn entry_line(json: &str) -> Option<Entry> {
     let pos = cursor_position(v.get("__CURSOR")?.as_str()?)?;
     let realtime: u64 = v.get("__REALTIME_TIMESTAMP")?.as_str()?.parse().ok()?;
     let message = text(v.get("MESSAGE")?)?;
-    let host = v
-        .get("_HOSTNAME")
-        .and_then(text)
-        .unwrap_or_else(|| "-".into());
+    // One line per entry: line breaks in any field would split it (found by the
+    // fuzz target: an identifier with a carriage return); a host or identifier
+    // with a space would shift the fields.
+    let word = |s: String| {
+        let w: String = s
+            .chars()
+            .map(|c| {
+                if c.is_whitespace() || c.is_control() {
+                    '_'
+                } else {
+                    c
+                }
+            })
+            .collect();
+        if w.is_empty() {
+            "-".to_string()
+        } else {
+            w
+        }
+    };
+    let host = word(v.get("_HOSTNAME").and_then(text).unwrap_or_default());
     let ident = v
         .get("SYSLOG_IDENTIFIER")
         .and_then(text)
-        .unwrap_or_else(|| "kernel".into());
-    // One line per entry: a message's own line breaks would split it.
+        .map_or_else(|| "kernel".to_string(), word);
     let message = message.replace(['\n', '\r'], " ");
     Some((
         format!("{} {host} {ident}: {message}", rfc3339_micros(realtime)?),
@@ -83,6 +99,10 @@ mod tests {
         let (line, pos) = entry_line(bytes).unwrap();
         assert_eq!(line, "1970-01-01T00:00:00.000016+00:00 - kernel: DR P");
         assert_eq!(pos, (16, 10));
+        // Line breaks and spaces in the host or identifier stay in their field.
+        let odd = r#"{"__CURSOR":"s=1;i=1;t=10","__REALTIME_TIMESTAMP":"16","_HOSTNAME":"f w\n1","SYSLOG_IDENTIFIER":"k\rnel","MESSAGE":"DROP"}"#;
+        let (line, _) = entry_line(odd).unwrap();
+        assert_eq!(line, "1970-01-01T00:00:00.000016+00:00 f_w_1 k_nel: DROP");
         for bad in [
             "",
             "not json",

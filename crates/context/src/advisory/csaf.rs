@@ -135,19 +135,12 @@ fn references(refs: Option<&Value>) -> Vec<Reference> {
         .map(|list| {
             list.iter()
                 .filter_map(|r| {
-                    let url = r.get("url")?.as_str()?.trim();
-                    if url.is_empty() || url.len() > 2048 {
-                        return None;
-                    }
                     let tags = r
                         .get("category")
                         .and_then(Value::as_str)
                         .map(|c| vec![first_chars(c, 64)])
                         .unwrap_or_default();
-                    Some(Reference {
-                        url: url.to_string(),
-                        tags,
-                    })
+                    Reference::new(r.get("url")?.as_str()?, tags)
                 })
                 .take(super::MAX_REFERENCES)
                 .collect()

@@ -133,6 +133,15 @@ pub struct Reference {
 }
 
 impl Reference {
+    /// A reference to `url` (trimmed; none when empty or over 2,048 bytes).
+    pub(crate) fn new(url: &str, tags: Vec<String>) -> Option<Reference> {
+        let url = url.trim();
+        (!url.is_empty() && url.len() <= 2048).then(|| Reference {
+            url: url.to_string(),
+            tags,
+        })
+    }
+
     pub fn tagged(&self, tag: &str) -> bool {
         self.tags.iter().any(|t| t.eq_ignore_ascii_case(tag))
     }

@@ -128,10 +128,7 @@ fn references(refs: Option<&Value>) -> Vec<super::Reference> {
     };
     list.iter()
         .filter_map(|r| {
-            let url = r.get("url")?.as_str()?.trim();
-            if url.is_empty() || url.len() > 2048 {
-                return None;
-            }
+            let url = r.get("url")?.as_str()?;
             let tags = r
                 .get("tags")
                 .and_then(Value::as_array)
@@ -143,10 +140,7 @@ fn references(refs: Option<&Value>) -> Vec<super::Reference> {
                         .collect()
                 })
                 .unwrap_or_default();
-            Some(super::Reference {
-                url: url.to_string(),
-                tags,
-            })
+            super::Reference::new(url, tags)
         })
         .take(super::MAX_REFERENCES)
         .collect()
