@@ -108,6 +108,7 @@ try {
   check((await fieldText('fix')).includes('MS07-029 (KB935966)'), 'the page names the fix that came later');
   check((await fieldText('patch-day')).includes('2007-05-08 (19 days after the surge began)'), 'the page gives the next Microsoft patch day');
   check((await fieldText('workaround')).includes('RpcProtocol'), "the page gives the vendor's workaround");
+  check((await page.locator('#mitigations [data-field="mitigation-workaround"]').count()) === 3, "the vendor's three workarounds stand beside the firewall rules");
   check((await fieldText('exploits')).startsWith('3 public exploits by the surge (2 published later)'), 'the page counts the exploits by the surge');
   check((await fieldText('priority')) === 'urgent' && seed.priority === 'urgent', 'the page and the API say priority urgent');
   check((await fieldText('priority_reason')).includes('no vendor fix existed when the surge came'), 'the page says why it is urgent');

@@ -478,6 +478,32 @@ fn render_context(b: &mut String, v: &Value) {
             p = esc(platform),
         );
     }
+    // Besides the firewall: what the vendor data (CSAF), NVD `Mitigation`
+    // references and KEV say can be done for the leading explanation.
+    let lead = arr("advisories").first();
+    let workarounds: Vec<&str> = lead
+        .and_then(|a| a.get("fix"))
+        .and_then(|f| f.get("workarounds"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !workarounds.is_empty() {
+        let _ = write!(
+            b,
+            "<h3>Besides the firewall ({})</h3><ul id=\"workarounds\">",
+            esc(lead.map_or("", |a| jstr(a, "id")))
+        );
+        for w in workarounds {
+            let _ = write!(
+                b,
+                "<li data-field=\"mitigation-workaround\">{}</li>",
+                esc(w)
+            );
+        }
+        b.push_str("</ul>");
+    }
     b.push_str("</section>");
     b.push_str("<section id=\"exposed\"><h2>Exposed assets</h2>");
     let ex = arr("exposed_assets");
