@@ -295,22 +295,22 @@ fn ids_alerts_naming_the_cve_make_a_warning_confirmed() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
-/// `demo --offline --start 2007-04-12 --window 1d --json --data DATA`: its lines.
-fn demo_1d_json(data: &Path) -> Vec<Value> {
-    let out = bin()
-        .args([
-            "demo",
-            "--offline",
-            "--start",
-            "2007-04-12",
-            "--window",
-            "1d",
-            "--json",
-            "--data",
-        ])
-        .arg(data)
-        .output()
-        .unwrap();
+/// `demo --offline --start 2007-04-12 --window 1d --json [--data DATA]`: its lines.
+fn demo_1d_json(data: Option<&Path>) -> Vec<Value> {
+    let mut c = bin();
+    c.args([
+        "demo",
+        "--offline",
+        "--start",
+        "2007-04-12",
+        "--window",
+        "1d",
+        "--json",
+    ]);
+    if let Some(d) = data {
+        c.arg("--data").arg(d);
+    }
+    let out = c.output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     text(&out.stdout)
         .lines()
@@ -355,20 +355,9 @@ fn exposure_ranks_the_inventory_for_the_seed_warning() {
     assert!(text(&again.stdout).contains("(0 new, 0 updated, 8 unchanged)"));
 
     let alerts = data.join("alerts.jsonl");
-    let out = bin()
-        .args([
-            "demo",
-            "--offline",
-            "--start",
-            "2007-04-12",
-            "--window",
-            "1d",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    std::fs::write(&alerts, &out.stdout).unwrap();
+    let lines = demo_1d_json(None);
+    let jsonl: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&alerts, jsonl).unwrap();
     let ex = bin()
         .args(["exposure", "--json", "--alerts"])
         .arg(&alerts)
@@ -411,7 +400,7 @@ fn exposure_ranks_the_inventory_for_the_seed_warning() {
     // The same warning with the imported advisories: what the data says of a fix,
     // Microsoft's next patch day after the surge began, the exploits and their dates.
     // Without the vendor's advisory first: NVD references no fix.
-    let lines = demo_1d_json(&data);
+    let lines = demo_1d_json(Some(&data));
     let seed = first_warning(&lines, 1025);
     assert_eq!(
         seed["advisories"][0]["fix"]["status"], "not_referenced",
@@ -426,7 +415,7 @@ fn exposure_ranks_the_inventory_for_the_seed_warning() {
     assert!(import("csaf", &intel("csaf-ms07-029.json"), &data)
         .status
         .success());
-    let lines = demo_1d_json(&data);
+    let lines = demo_1d_json(Some(&data));
     let seed = first_warning(&lines, 1025);
     let lead = &seed["advisories"][0];
     assert_eq!(lead["id"], "CVE-2007-1748", "{lead}");

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{bin, free_port, spawn_server, stored_events_and_sources, wait_for, Server};
+use common::{bin, stored_events_and_sources, wait_for, Server};
 
 fn journal_remote() -> PathBuf {
     [
@@ -73,24 +73,12 @@ fn a_sensor_follows_the_journal_and_resumes_where_it_stopped() {
     let _ = std::fs::remove_dir_all(&dir);
     let journal = dir.join("journal");
     std::fs::create_dir_all(&journal).unwrap();
-    let data = dir.join("data");
-    let token = common::admin(&data, &["sensor", "add", "fw-1"]);
-    let token_file = dir.join("token");
-    common::write_token(&token_file, token.trim());
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let _centre = spawn_server(
-        &[
-            "server".as_ref(),
-            "--listen".as_ref(),
-            listen.as_ref(),
-            "--data".as_ref(),
-            data.as_os_str(),
-        ],
-        port,
-        Duration::from_secs(10),
+    let centre = common::centre_with_sensor(&dir);
+    let (listen, token_file, db) = (
+        centre.listen.clone(),
+        centre.token_file.clone(),
+        centre.db.clone(),
     );
-    let db = data.join("scanwatch.db");
     // A minute ago, so the centre takes the events as on time.
     let t0 = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

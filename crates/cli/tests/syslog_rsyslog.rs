@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bin, free_port, spawn_server, stored_events_and_sources, wait_for, Server};
+use common::{bin, free_port, stored_events_and_sources, wait_for, Server};
 
 fn rsyslogd() -> PathBuf {
     ["/usr/sbin/rsyslogd", "/sbin/rsyslogd"]
@@ -205,24 +205,12 @@ fn rsyslog_forwards_over_udp_tcp_and_tls_and_a_kill_9_loses_only_what_was_not_sp
     let dir = std::env::temp_dir().join(format!("scanwatch-rsyslog-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let data = dir.join("data");
-    let token = common::admin(&data, &["sensor", "add", "fw-1"]);
-    let token_file = dir.join("token");
-    common::write_token(&token_file, token.trim());
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let _centre = spawn_server(
-        &[
-            "server".as_ref(),
-            "--listen".as_ref(),
-            listen.as_ref(),
-            "--data".as_ref(),
-            data.as_os_str(),
-        ],
-        port,
-        Duration::from_secs(10),
+    let centre = common::centre_with_sensor(&dir);
+    let (listen, token_file, db) = (
+        centre.listen.clone(),
+        centre.token_file.clone(),
+        centre.db.clone(),
     );
-    let db = data.join("scanwatch.db");
     let (udp, tcp, tls, input) = (free_port(), free_port(), free_port(), free_port());
     let (ca, cert, key) = certificates(&dir);
     let spool = dir.join("spool");

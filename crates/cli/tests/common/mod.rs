@@ -202,3 +202,40 @@ pub fn sigterm(child: &Child) {
         .is_ok_and(|s| s.success());
     assert!(ok, "kill -TERM {} failed", child.id());
 }
+
+/// A centre on loopback over a fresh data directory `dir/data`, with sensor
+/// `fw-1` registered and its token in `dir/token`.
+pub struct Centre {
+    pub server: Server,
+    /// `127.0.0.1:PORT`.
+    pub listen: String,
+    pub token_file: std::path::PathBuf,
+    /// The centre's SQLite file.
+    pub db: std::path::PathBuf,
+}
+
+pub fn centre_with_sensor(dir: &std::path::Path) -> Centre {
+    let data = dir.join("data");
+    let token = admin(&data, &["sensor", "add", "fw-1"]);
+    let token_file = dir.join("token");
+    write_token(&token_file, token.trim());
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let server = spawn_server(
+        &[
+            "server".as_ref(),
+            "--listen".as_ref(),
+            listen.as_ref(),
+            "--data".as_ref(),
+            data.as_os_str(),
+        ],
+        port,
+        Duration::from_secs(10),
+    );
+    Centre {
+        server,
+        listen,
+        token_file,
+        db: data.join("scanwatch.db"),
+    }
+}
