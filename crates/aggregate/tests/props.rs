@@ -344,8 +344,11 @@ proptest! {
             for (s, e) in events.iter().skip(k).step_by(parts) {
                 a.add(*s, e);
             }
-            let part = a.open_windows().get(&0).cloned().unwrap_or_default();
-            chunks.push(decode_window(&encode_window(&part)).unwrap());
+            // A part with no events is never published (nothing to merge): with
+            // fewer events than parts, or none, some parts have no window.
+            if let Some(part) = a.open_windows().get(&0) {
+                chunks.push(decode_window(&encode_window(part)).unwrap());
+            }
         }
         // A delivery order from the seed.
         let mut idx: Vec<usize> = (0..chunks.len()).collect();
