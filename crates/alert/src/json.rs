@@ -5,295 +5,19 @@ use std::net::IpAddr;
 
 use scanwatch_aggregate::CellSummary;
 use scanwatch_context::{AlertContext, ContextData};
-use scanwatch_detect::{Alert, Baseline};
+use scanwatch_detect::Alert;
 use scanwatch_event::Timestamp;
 use scanwatch_pipeline::Report;
 use serde::Serialize;
 
+use crate::warning::{
+    AdvisoryJson, ExposedJson, MitigationJson, Platform, SensorCountJson, ServiceJson, SourceJson,
+    SweepJson, TrendJson, TrimmedJson, Warning, WarningType,
+};
+
 /// Rounds to 3 decimals so output is stable and readable.
-fn r3(x: f64) -> f64 {
+pub(crate) fn r3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
-}
-
-#[derive(Debug, Serialize, PartialEq)]
-pub struct SourceJson {
-    pub ip: IpAddr,
-    pub events: u64,
-}
-
-/// One of the sensors that saw the most events of a warning's window.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct SensorCountJson {
-    pub sensor: String,
-    pub events: u64,
-    /// Its share of the window's events on the port (3 decimals): a warning
-    /// carried by a few sensors shows here (docs/security.md).
-    pub share: f64,
-}
-
-/// The counts that were scored: without the busiest sensors (docs/security.md).
-#[derive(Debug, Serialize, PartialEq)]
-pub struct TrimmedJson {
-    pub events: u64,
-    pub sources: u64,
-    pub sensors: u64,
-    /// The sensors left out (the busiest `trim_sensors`).
-    pub left_out: Vec<String>,
-}
-
-#[derive(Debug, Serialize, PartialEq)]
-pub struct BaselineJson {
-    pub events: f64,
-    pub sources: f64,
-    pub sensors: f64,
-    /// Windows the baseline was computed over.
-    pub windows: usize,
-}
-
-impl From<&Baseline> for BaselineJson {
-    fn from(b: &Baseline) -> Self {
-        BaselineJson {
-            events: r3(b.events.median),
-            sources: r3(b.sources.median),
-            sensors: r3(b.sensors.median),
-            windows: b.windows,
-        }
-    }
-}
-
-/// Evidence of a trend warning.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct TrendJson {
-    pub recent_sources: f64,
-    pub before_sources: f64,
-    pub windows: usize,
-}
-
-/// One sweeper of a sweep warning.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct SweepSourceJson {
-    pub ip: IpAddr,
-    /// Its distinct ports in the window, without those only one sensor reported
-    /// beyond its peers (docs/detection.md, "Sweeps").
-    pub ports: u64,
-    pub events: u64,
-    /// Sensors that saw it (at least this many).
-    pub sensors: u64,
-}
-
-/// A port a sweep reached, with how many of its sources reached it.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct SweepPortJson {
-    pub protocol: String,
-    pub port: u16,
-    pub sources: u64,
-}
-
-/// The campaign of a sweep warning.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct SweepJson {
-    /// The network its sources share, e.g. `203.0.113.0/24`.
-    pub prefix: String,
-    pub sources: u64,
-    /// Distinct (protocol, port)s its sources reached in the window.
-    pub ports: u64,
-    /// True when a source reached more ports than are kept (`ports` is a lower
-    /// bound).
-    pub ports_capped: bool,
-    pub sensors: u64,
-    pub events: u64,
-    /// Its sources, most ports first (up to 10).
-    pub top_sources: Vec<SweepSourceJson>,
-    /// The ports most of its sources reached (up to 10).
-    pub busiest_ports: Vec<SweepPortJson>,
-}
-
-impl From<&scanwatch_aggregate::Sweep> for SweepJson {
-    fn from(s: &scanwatch_aggregate::Sweep) -> Self {
-        SweepJson {
-            prefix: format!("{}/{}", s.prefix, s.prefix_len),
-            sources: s.sources,
-            ports: s.ports,
-            ports_capped: s.capped,
-            sensors: s.sensors,
-            events: s.events,
-            top_sources: s
-                .top_sources
-                .iter()
-                .map(|t| SweepSourceJson {
-                    ip: t.ip,
-                    ports: t.ports,
-                    events: t.events,
-                    sensors: t.sensors,
-                })
-                .collect(),
-            busiest_ports: s
-                .busiest_ports
-                .iter()
-                .map(|(p, port, n)| SweepPortJson {
-                    protocol: p.name().into_owned(),
-                    port: *port,
-                    sources: *n,
-                })
-                .collect(),
-        }
-    }
-}
-
-/// One `"type":"alert"` line.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct AlertJson {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// `surge` (one window far above baseline), `trend` (a sustained rise) or
-    /// `sweep` (sources of one network probing many ports: see `sweep`).
-    pub alert_kind: &'static str,
-    pub protocol: String,
-    pub port: u16,
-    /// What the port is: name, analyst notes and where the notes come from.
-    pub service: ServiceJson,
-    pub window_start: String,
-    pub window_end: String,
-    pub events: u64,
-    pub sources: u64,
-    pub sensors: u64,
-    pub targets: u64,
-    /// The counts the warning was scored on.
-    pub trimmed: TrimmedJson,
-    pub active_sensors: u64,
-    pub baseline: BaselineJson,
-    pub score: f64,
-    pub severity: &'static str,
-    /// The network's common rise the window was read against (absent when 1;
-    /// `baseline` is already scaled by it: docs/detection.md, "A changing
-    /// network").
-    #[serde(skip_serializing_if = "is_one")]
-    pub network_index: f64,
-    pub z_sources: f64,
-    pub z_events: f64,
-    pub times_normal: f64,
-    pub top_sensor_share: f64,
-    pub episode_start: String,
-    pub update: bool,
-    /// Present and true when raised by re-evaluating a window with late events.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub late: bool,
-    /// How often the window's counts were revised by late events (absent: never).
-    #[serde(skip_serializing_if = "is_zero_u32")]
-    pub revision: u32,
-    /// For a warning first raised by late events: how far (seconds of event time)
-    /// the centre had already closed windows past this window's end.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub late_by_s: Option<i64>,
-    /// Present and true when a revision of the window's counts (late events from
-    /// other sensors) means this warning no longer holds (`docs/time.md`).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub withdrawn: bool,
-    /// The heaviest sources at least `blocklist_min_sensors` sensors (or a trusted
-    /// one) saw: what the blocklist takes.
-    pub top_sources: Vec<SourceJson>,
-    /// The heaviest sources fewer sensors saw: shown, never blocked.
-    pub uncorroborated_sources: Vec<SourceJson>,
-    /// The sensors that saw the most of the window's events (the breadth evidence).
-    pub top_sensors: Vec<SensorCountJson>,
-    /// Set for trend warnings, `null` for surges.
-    pub trend: Option<TrendJson>,
-    /// Set for sweep warnings (absent otherwise): the campaign. `protocol`/`port`
-    /// are then its busiest port and the counts are the campaign's.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sweep: Option<SweepJson>,
-    /// The numbers in one sentence.
-    pub headline: String,
-    /// The full narrative: the numbers, what the port is, the assessment, what to
-    /// block and who is most exposed.
-    pub summary: String,
-    /// `suspected`, `likely` or `confirmed` (docs/context.md).
-    pub confidence: &'static str,
-    /// True only when IDS alerts confirm exploitation (`confirmed`).
-    pub verified: bool,
-    /// The confidence and why, in one sentence ("not verified" unless confirmed).
-    pub assessment: String,
-    /// `routine`, `high` or `urgent`: how urgent acting is (docs/context.md,
-    /// "Priority"); `urgent` is an exploited flaw with no vendor fix at the surge.
-    pub priority: &'static str,
-    /// The priority and why, in one sentence.
-    pub priority_reason: String,
-    /// Set when the warning's surge follows an earlier surge on another port that
-    /// the same advisory leads (e.g. the TCP/445 wave after the TCP/1025 surge of
-    /// the same flaw): that surge.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub follows: Option<crate::lineage::FollowOn>,
-    /// Candidate explanations, best first.
-    pub advisories: Vec<AdvisoryJson>,
-    /// Block rules per platform (nftables, iptables, pf, windows) and the KEV
-    /// required actions (`kev-required-action`).
-    pub mitigations: Vec<MitigationJson>,
-    /// The port ranges the rules block, with why.
-    pub block: Vec<scanwatch_context::mitigate::BlockTarget>,
-    /// IDS alerts seen on the port during the surge (any signature).
-    pub ids_alerts_on_port: u64,
-    /// The user's most exposed assets, most exposed first (at most 10).
-    pub exposed_assets: Vec<ExposedJson>,
-    pub exposed_total: usize,
-}
-
-/// What the port is.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct ServiceJson {
-    pub name: String,
-    pub notes: String,
-    pub source: String,
-}
-
-/// One candidate explanation.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct AdvisoryJson {
-    pub id: String,
-    pub title: String,
-    pub published: Option<String>,
-    pub days_before_surge: Option<i64>,
-    /// CISA KEV facts when listed, else `null`.
-    pub kev: Option<scanwatch_context::explain::KevFacts>,
-    /// Public exploits, `EDB-N: title`.
-    pub exploits: Vec<String>,
-    /// How many were public by the surge's last day (or undated): only these score.
-    pub exploits_at_surge: usize,
-    /// How it matches the port (`explicit`, `service`, `text`) and why.
-    pub match_strength: &'static str,
-    pub match_reason: String,
-    /// Each score component.
-    pub reasons: Vec<String>,
-    pub score: f64,
-    pub cvss: Option<f32>,
-    /// IDS alerts naming it on the port during the surge, else `null`.
-    pub ids: Option<scanwatch_context::explain::IdsEvidence>,
-    /// Whether the imported data references a fix or a workaround.
-    pub fix: scanwatch_context::explain::FixFacts,
-    /// Its public exploits with their dates, oldest first.
-    pub exploit_dates: Vec<scanwatch_context::explain::ExploitDate>,
-    /// The vendor's next scheduled patch day after the surge began, else `null`.
-    pub next_patch_day: Option<scanwatch_context::explain::PatchDayFacts>,
-}
-
-/// One block rule (or required action).
-#[derive(Debug, Serialize, PartialEq)]
-pub struct MitigationJson {
-    /// `nftables` (a complete file), `iptables`, `pf`, `windows`, or
-    /// `kev-required-action`.
-    pub platform: &'static str,
-    pub rule: String,
-}
-
-/// One exposed asset.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct ExposedJson {
-    pub host: String,
-    pub address: Option<std::net::IpAddr>,
-    pub zone: Option<String>,
-    pub reasons: Vec<String>,
-    /// 1 = most exposed.
-    pub priority: usize,
-    pub score: u32,
 }
 
 fn rfc(t: Timestamp) -> String {
@@ -313,7 +37,7 @@ pub fn alert_json(
     a: &Alert,
     ctx: &ContextData,
     sensor_name: &dyn Fn(scanwatch_aggregate::SensorKey) -> String,
-) -> AlertJson {
+) -> Warning {
     let c = if a.sweep.is_some() {
         ctx.enrich_sweep(a.proto, a.port)
     } else {
@@ -325,10 +49,10 @@ pub fn alert_json(
     let mut mitigations = Vec::new();
     if !m.block.is_empty() {
         for (platform, text) in [
-            ("nftables", &m.rules.nftables),
-            ("iptables", &m.rules.iptables),
-            ("pf", &m.rules.pf),
-            ("windows", &m.rules.windows),
+            (Platform::Nftables, &m.rules.nftables),
+            (Platform::Iptables, &m.rules.iptables),
+            (Platform::Pf, &m.rules.pf),
+            (Platform::Windows, &m.rules.windows),
         ] {
             mitigations.push(MitigationJson {
                 platform,
@@ -338,13 +62,13 @@ pub fn alert_json(
     }
     for r in &m.required_actions {
         mitigations.push(MitigationJson {
-            platform: "kev-required-action",
+            platform: Platform::KevRequiredAction,
             rule: r.clone(),
         });
     }
-    AlertJson {
-        kind: "alert",
-        alert_kind: a.kind.name(),
+    Warning {
+        kind: WarningType::Alert,
+        alert_kind: a.kind,
         protocol: a.proto.name().into_owned(),
         port: a.port,
         service: match &c.port {
@@ -359,8 +83,8 @@ pub fn alert_json(
                 source: String::new(),
             },
         },
-        window_start: rfc(a.window_start),
-        window_end: rfc(a.window_end),
+        window_start: a.window_start,
+        window_end: a.window_end,
         events: a.events,
         sources: a.sources,
         sensors: a.sensors,
@@ -374,13 +98,13 @@ pub fn alert_json(
         active_sensors: a.active_sensors,
         baseline: (&a.baseline).into(),
         score: r3(a.score),
-        severity: a.severity.name(),
+        severity: a.severity,
         network_index: r3(a.network_index),
         z_sources: r3(a.z_sources),
         z_events: r3(a.z_events),
         times_normal: r3(a.times_normal()),
         top_sensor_share: r3(a.top_sensor_share),
-        episode_start: rfc(a.episode_start),
+        episode_start: a.episode_start,
         update: a.is_update,
         late: a.late,
         revision: a.revision,
@@ -405,12 +129,13 @@ pub fn alert_json(
         sweep: a.sweep.as_ref().map(SweepJson::from),
         headline,
         summary,
-        confidence: c.assessment.confidence.name(),
+        confidence: c.assessment.confidence,
         verified: c.assessment.verified,
         assessment: c.assessment.statement.clone(),
-        priority: c.assessment.priority.name(),
+        priority: c.assessment.priority,
         priority_reason: c.assessment.priority_reason.clone(),
         follows: None,
+        followed_by: Vec::new(),
         advisories: c
             .assessment
             .candidates
@@ -423,7 +148,7 @@ pub fn alert_json(
                 kev: k.kev.clone(),
                 exploits: k.exploits.clone(),
                 exploits_at_surge: k.exploits_at_surge,
-                match_strength: k.match_strength.name(),
+                match_strength: k.match_strength,
                 match_reason: k.match_reason.clone(),
                 reasons: k.score_parts.clone(),
                 score: r3(k.score),
@@ -588,10 +313,6 @@ pub struct SummaryJson {
     pub benign_by_label: std::collections::BTreeMap<String, u64>,
 }
 
-fn is_one(x: &f64) -> bool {
-    *x == 1.0
-}
-
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
@@ -612,8 +333,4 @@ pub fn summary_json(r: &Report, stats: &crate::RunStats) -> SummaryJson {
         benign_events: r.benign_events,
         benign_by_label: r.benign_by_label.clone(),
     }
-}
-
-fn is_zero_u32(n: &u32) -> bool {
-    *n == 0
 }

@@ -8,12 +8,15 @@ pub mod lineage;
 pub mod misp;
 pub mod stix;
 mod text;
+mod warning;
 
-pub use json::{
-    alert_json, narrative, summary_json, window_json, AdvisoryJson, AlertJson, BaselineJson,
-    ExposedJson, MitigationJson, ServiceJson, SourceJson, SummaryJson, WindowJson,
-};
+pub use json::{alert_json, narrative, summary_json, window_json, SummaryJson, WindowJson};
 pub use text::{context_block, render_report, render_report_with, window_text, RunStats};
+pub use warning::{
+    AdvisoryJson, BaselineJson, ExposedJson, MitigationJson, Platform, SensorCountJson,
+    ServiceJson, SourceJson, StoredWarning, SweepJson, SweepPortJson, SweepSourceJson, TrendJson,
+    TrimmedJson, UnreadableWarning, Warning, WarningType,
+};
 
 use scanwatch_detect::Alert;
 use scanwatch_event::Timestamp;

@@ -15,10 +15,13 @@ use std::collections::BTreeMap;
 use scanwatch_event::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::json::AlertJson;
+use scanwatch_context::explain::Confidence;
+
+use crate::warning::Warning;
 
 /// The earlier surge a warning's surge follows.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct FollowOn {
     pub protocol: String,
     pub port: u16,
@@ -57,10 +60,10 @@ impl FollowOn {
 
 /// The leading advisory of an explanation: the best candidate when the
 /// confidence is `likely` or `confirmed`, else none.
-pub fn leading_advisory<'a>(confidence: &str, first_candidate: Option<&'a str>) -> Option<&'a str> {
+pub fn leading_advisory(confidence: Confidence, first_candidate: Option<&str>) -> Option<&str> {
     match confidence {
-        "likely" | "confirmed" => first_candidate,
-        _ => None,
+        Confidence::Likely | Confidence::Confirmed => first_candidate,
+        Confidence::Suspected => None,
     }
 }
 
@@ -105,20 +108,14 @@ impl Lineage {
     /// Links a warning to the surge it follows: sets `follows` and adds the
     /// sentence to its narrative. Sweeps and warnings without a `likely` or
     /// `confirmed` explanation are left as they are.
-    pub fn link(&mut self, j: &mut AlertJson) {
+    pub fn link(&mut self, j: &mut Warning) {
         if j.sweep.is_some() {
             return;
         }
-        let Some(lead) =
-            leading_advisory(j.confidence, j.advisories.first().map(|a| a.id.as_str()))
-                .map(str::to_string)
-        else {
+        let Some(lead) = j.leading_advisory().map(str::to_string) else {
             return;
         };
-        let Some(start) = scanwatch_event::parse_rfc3339(&j.episode_start) else {
-            return;
-        };
-        if let Some(f) = self.observe(&lead, &j.protocol, j.port, start) {
+        if let Some(f) = self.observe(&lead, &j.protocol, j.port, j.episode_start) {
             j.summary.push_str(&format!(". {}", f.sentence()));
             j.follows = Some(f);
         }
@@ -211,9 +208,12 @@ mod tests {
 
     #[test]
     fn only_likely_or_confirmed_explanations_lead() {
-        assert_eq!(leading_advisory("likely", Some("X")), Some("X"));
-        assert_eq!(leading_advisory("confirmed", Some("X")), Some("X"));
-        assert_eq!(leading_advisory("suspected", Some("X")), None);
-        assert_eq!(leading_advisory("likely", None), None);
+        assert_eq!(leading_advisory(Confidence::Likely, Some("X")), Some("X"));
+        assert_eq!(
+            leading_advisory(Confidence::Confirmed, Some("X")),
+            Some("X")
+        );
+        assert_eq!(leading_advisory(Confidence::Suspected, Some("X")), None);
+        assert_eq!(leading_advisory(Confidence::Likely, None), None);
     }
 }

@@ -15,9 +15,12 @@
 //! Deterministic like the STIX bundle: UUIDv5 ids of the content, times from the
 //! warning. The user's exposed assets are never exported.
 
+use scanwatch_context::explain::{Confidence, Priority};
+use scanwatch_detect::Severity;
 use serde_json::{json, Value};
 
 use crate::stix::{exploit, text, uuid5, Facts};
+use crate::warning::{AdvisoryJson, Platform, Warning};
 
 /// MISP's ISO 8601 form of a time in milliseconds since the epoch.
 fn misp_time(ms: i64) -> String {
@@ -28,21 +31,21 @@ fn misp_time(ms: i64) -> String {
 }
 
 /// MISP's threat level of a severity.
-pub fn threat_level(severity: Option<&str>) -> &'static str {
+pub fn threat_level(severity: Severity) -> &'static str {
     match severity {
-        Some("critical" | "high") => "1",
-        Some("medium") => "2",
-        Some("low") => "3",
-        _ => "4",
+        Severity::Critical | Severity::High => "1",
+        Severity::Medium => "2",
+        Severity::Low => "3",
+        Severity::Info => "4",
     }
 }
 
 /// MISP's analysis state of a confidence.
-pub fn analysis(confidence: Option<&str>) -> &'static str {
+pub fn analysis(confidence: Confidence) -> &'static str {
     match confidence {
-        Some("likely") => "1",
-        Some("confirmed") => "2",
-        _ => "0",
+        Confidence::Suspected => "0",
+        Confidence::Likely => "1",
+        Confidence::Confirmed => "2",
     }
 }
 
@@ -81,9 +84,9 @@ impl Attributes {
     }
 }
 
-/// The MISP event (`{"Event": {...}}`) of stored warning `id` (its JSON as the API
-/// shows it). Missing or malformed fields leave out what needs them; it never fails.
-pub fn misp_event(id: i64, alert: &Value) -> Value {
+/// The MISP event (`{"Event": {...}}`) of stored warning `id`. Empty fields leave
+/// out what needs them; it never fails.
+pub fn misp_event(id: i64, alert: &Warning) -> Value {
     let f = Facts::new(alert);
     let event_uuid = uuid5(&format!("misp|event|{}", f.key)).to_string();
     let port_title = f.port_title();
@@ -127,16 +130,10 @@ pub fn misp_event(id: i64, alert: &Value) -> Value {
             "vulnerability",
             cve,
             false,
-            text(a, "title").unwrap_or(""),
+            &a.title,
             json!({}),
         );
-        for e in a
-            .get("exploits")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
+        for e in &a.exploits {
             if let Some((n, title)) = exploit(e) {
                 attrs.push(
                     "External analysis",
@@ -189,7 +186,7 @@ pub fn misp_event(id: i64, alert: &Value) -> Value {
         json!({"disable_correlation": true}),
     );
     for (platform, rule) in &f.mitigations {
-        let comment = if *platform == "kev-required-action" {
+        let comment = if *platform == Platform::KevRequiredAction {
             "CISA KEV required action".to_string()
         } else {
             format!("block rule ({platform})")
@@ -214,9 +211,10 @@ pub fn misp_event(id: i64, alert: &Value) -> Value {
     if let Some(c) = f.confidence {
         tags.push(json!({"name": format!("scanwatch:confidence=\"{c}\"")}));
     }
-    let priority = text(alert, "priority");
-    if let Some(p) = priority {
-        tags.push(json!({"name": format!("scanwatch:priority=\"{p}\"")}));
+    // Records stored before priorities existed state none (no reason): no tag.
+    let priority = f.priority();
+    if !alert.priority_reason.is_empty() {
+        tags.push(json!({"name": format!("scanwatch:priority=\"{}\"", priority.name())}));
     }
     let info = match (f.headline, f.sources) {
         (Some(h), _) => format!("scanwatch alert {id}: {h}"),
@@ -235,8 +233,8 @@ pub fn misp_event(id: i64, alert: &Value) -> Value {
             "timestamp": (f.end.div_euclid(1000)).max(0).to_string(),
             // An exploited flaw without a fix at the surge is High whatever the
             // surge's size.
-            "threat_level_id": if priority == Some("urgent") { "1" } else { threat_level(f.severity) },
-            "analysis": analysis(f.confidence),
+            "threat_level_id": if priority == Priority::Urgent { "1" } else { threat_level(alert.severity) },
+            "analysis": analysis(alert.confidence),
             "distribution": "0",
             "published": false,
             "Attribute": attrs.list,
@@ -246,13 +244,11 @@ pub fn misp_event(id: i64, alert: &Value) -> Value {
 }
 
 /// The fix facts of one CVE (`advisories[].fix`, `next_patch_day`) as attributes.
-fn fix_attributes(attrs: &mut Attributes, cve: &str, a: &Value) {
+fn fix_attributes(attrs: &mut Attributes, cve: &str, a: &AdvisoryJson) {
     let no_corr = || json!({"disable_correlation": true});
-    let Some(fix) = a.get("fix").filter(|f| f.is_object()) else {
-        return;
-    };
-    if let Some(st) = text(fix, "statement") {
-        let status = text(fix, "status").unwrap_or("unknown");
+    let fix = &a.fix;
+    if let Some(st) = text(&fix.statement) {
+        let status = fix.status.name();
         attrs.push(
             "Other",
             "text",
@@ -262,15 +258,7 @@ fn fix_attributes(attrs: &mut Attributes, cve: &str, a: &Value) {
             no_corr(),
         );
     }
-    let strings = |k: &str| -> Vec<&str> {
-        fix.get(k)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect()
-    };
-    for p in strings("patches") {
+    for p in &fix.patches {
         let (ty, cat) = if p.starts_with("http://") || p.starts_with("https://") {
             ("link", "External analysis")
         } else {
@@ -285,28 +273,19 @@ fn fix_attributes(attrs: &mut Attributes, cve: &str, a: &Value) {
             no_corr(),
         );
     }
-    if let Some(l) = fix.get("fixed_later").filter(|l| l.is_object()) {
+    if let Some(l) = &fix.fixed_later {
         let comment = format!(
             "vendor fix for {cve} released {} ({} days after the surge began): {}",
-            text(l, "date").unwrap_or("?"),
-            l.get("days_after_surge")
-                .and_then(Value::as_i64)
-                .unwrap_or(0),
-            text(l, "details").unwrap_or("")
+            text(&l.date).unwrap_or("?"),
+            l.days_after_surge,
+            l.details
         );
-        match text(l, "url") {
+        match l.url.as_deref().and_then(text) {
             Some(u) => attrs.push("External analysis", "link", u, false, &comment, no_corr()),
-            None => attrs.push(
-                "Other",
-                "text",
-                text(l, "details").unwrap_or(""),
-                false,
-                &comment,
-                no_corr(),
-            ),
+            None => attrs.push("Other", "text", &l.details, false, &comment, no_corr()),
         }
     }
-    for w in strings("workarounds") {
+    for w in &fix.workarounds {
         attrs.push(
             "Other",
             "text",
@@ -316,8 +295,8 @@ fn fix_attributes(attrs: &mut Attributes, cve: &str, a: &Value) {
             no_corr(),
         );
     }
-    if let Some(p) = a.get("next_patch_day").filter(|p| p.is_object()) {
-        if let Some(date) = text(p, "date") {
+    if let Some(p) = &a.next_patch_day {
+        if let Some(date) = text(&p.date) {
             attrs.push(
                 "Other",
                 "datetime",
@@ -325,7 +304,7 @@ fn fix_attributes(attrs: &mut Attributes, cve: &str, a: &Value) {
                 false,
                 &format!(
                     "next scheduled {} after the surge began (for {cve})",
-                    text(p, "name").unwrap_or("patch day")
+                    text(&p.name).unwrap_or("patch day")
                 ),
                 no_corr(),
             );
@@ -336,6 +315,7 @@ fn fix_attributes(attrs: &mut Attributes, cve: &str, a: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stix::tests::{minimal, w};
 
     fn load(name: &str) -> Value {
         let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -354,8 +334,8 @@ mod tests {
     #[test]
     fn a_warning_with_cves() {
         let a = load("alert-1025-cve.json");
-        let e = misp_event(7, &a);
-        assert_eq!(e, misp_event(7, &a), "deterministic");
+        let e = misp_event(7, &w(&a));
+        assert_eq!(e, misp_event(7, &w(&a)), "deterministic");
         let ev = &e["Event"];
         assert!(ev["info"]
             .as_str()
@@ -439,7 +419,7 @@ mod tests {
 
     #[test]
     fn the_snapshot_of_a_plain_warning() {
-        let e = misp_event(1, &load("alert-1025-plain.json"));
+        let e = misp_event(1, &w(&load("alert-1025-plain.json")));
         let mut ev = e["Event"].clone();
         // The block rules are long; the snapshot keeps the first attributes.
         if let Some(a) = ev["Attribute"].as_array_mut() {
@@ -452,22 +432,19 @@ mod tests {
     }
 
     #[test]
-    fn missing_and_odd_fields_do_not_panic() {
-        for a in [
-            json!(null),
-            json!({}),
-            json!({"severity": 3, "window_start": "2026-11-26T10:00:00Z",
-                   "top_sources": [{"ip": "2001:db8::1"}, {"ip": "x"}],
-                   "advisories": [{"id": "CVE-2024-0001", "exploits": ["EDB-5"]}]}),
-        ] {
-            let e = misp_event(0, &a);
-            assert!(e["Event"]["info"]
-                .as_str()
-                .unwrap()
-                .starts_with("scanwatch alert 0"));
-            assert_eq!(e["Event"]["threat_level_id"], "4");
-        }
-        let e = misp_event(0, &json!({"top_sources": [{"ip": "2001:db8::1"}]}));
+    fn odd_values_do_not_panic() {
+        // Records the warning type cannot hold are refused when read (the STIX
+        // test); the odd values it can hold give a whole event.
+        let a = minimal(json!({
+            "top_sources": [{"ip": "2001:db8::1", "events": 0}],
+            "advisories": [{"id": "CVE-2024-0001", "exploits": ["EDB-5", "EDB-x"]}],
+        }));
+        let e = misp_event(0, &a);
+        assert!(e["Event"]["info"]
+            .as_str()
+            .unwrap()
+            .starts_with("scanwatch alert 0"));
+        assert_eq!(e["Event"]["threat_level_id"], "4");
         assert_eq!(of_type(&e, "ip-src")[0]["value"], "2001:db8::1");
     }
 }

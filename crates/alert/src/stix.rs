@@ -30,10 +30,12 @@
 
 use std::net::IpAddr;
 
+use scanwatch_context::explain::Priority;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::lineage::FollowOn;
+use crate::warning::{AdvisoryJson, Platform, Warning};
 
 /// How long an indicator stays valid after the end of its warning's window: the
 /// default lifetime of the blocklist (`/api/v1/blocklist`).
@@ -51,12 +53,12 @@ pub(crate) const NAMESPACE: Uuid = Uuid::from_u128(0x2493_80bc_7392_4051_a6ba_53
 /// The namespace STIX 2.1 fixes for deterministic SCO ids (section 2.9).
 const SCO_NAMESPACE: Uuid = Uuid::from_u128(0x00ab_edb4_aa42_466c_9c01_fed2_3315_a9b7);
 
-/// The fields of a stored warning the exports use, with what is missing left out.
+/// The fields of a warning the exports use, with what is empty left out.
 pub(crate) struct Facts<'a> {
-    /// `tcp`, `udp`, … (lowercase); `ip` when missing.
+    /// `tcp`, `udp`, … (lowercase); `ip` when empty.
     pub proto: String,
     pub port: Option<u16>,
-    /// Milliseconds since the epoch; the end falls back to the start, then to 0.
+    /// Milliseconds since the epoch (the start no later than the end).
     pub start: i64,
     pub end: i64,
     pub episode_start: i64,
@@ -66,60 +68,45 @@ pub(crate) struct Facts<'a> {
     pub confidence: Option<&'a str>,
     pub headline: Option<&'a str>,
     pub top_sources: Vec<(IpAddr, Option<u64>)>,
-    pub advisories: Vec<&'a Value>,
-    pub mitigations: Vec<(&'a str, &'a str)>,
+    pub advisories: Vec<&'a AdvisoryJson>,
+    pub mitigations: Vec<(Platform, &'a str)>,
     /// What identifies the warning: kind, protocol, port and window (and the
     /// network of a sweep).
     pub key: String,
     /// The network of a sweep warning (`203.0.113.0/24`).
     pub sweep_prefix: Option<&'a str>,
-    v: &'a Value,
+    w: &'a Warning,
 }
 
-pub(crate) fn text<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
-    v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty())
-}
-
-fn time(v: &Value, k: &str) -> Option<i64> {
-    text(v, k)
-        .and_then(scanwatch_event::parse_rfc3339)
-        .map(|t| t.0)
-}
-
-fn array<'a>(v: &'a Value, k: &str) -> impl Iterator<Item = &'a Value> {
-    v.get(k).and_then(Value::as_array).into_iter().flatten()
+/// `Some(s)` unless empty.
+pub(crate) fn text(s: &str) -> Option<&str> {
+    Some(s).filter(|s| !s.is_empty())
 }
 
 impl<'a> Facts<'a> {
-    pub fn new(v: &'a Value) -> Facts<'a> {
-        let proto = text(v, "protocol").map_or("ip".to_string(), str::to_ascii_lowercase);
-        let port = v
-            .get("port")
-            .and_then(Value::as_u64)
-            .and_then(|p| u16::try_from(p).ok());
-        let end = time(v, "window_end").or_else(|| time(v, "window_start"));
-        let end = end.unwrap_or(0);
-        let start = time(v, "window_start").unwrap_or(end).min(end);
-        let episode_start = time(v, "episode_start").unwrap_or(start).min(start);
+    pub fn new(w: &'a Warning) -> Facts<'a> {
+        let proto = text(&w.protocol).map_or("ip".to_string(), str::to_ascii_lowercase);
+        let end = w.window_end.0;
+        let start = w.window_start.0.min(end);
+        let episode_start = w.episode_start.0.min(start);
         let mut top_sources: Vec<(IpAddr, Option<u64>)> = Vec::new();
-        for s in array(v, "top_sources") {
-            let Some(ip) = text(s, "ip").and_then(|ip| ip.parse::<IpAddr>().ok()) else {
-                continue;
-            };
-            if !top_sources.iter().any(|(seen, _)| *seen == ip) {
-                top_sources.push((ip, s.get("events").and_then(Value::as_u64)));
+        for s in &w.top_sources {
+            if !top_sources.iter().any(|(seen, _)| *seen == s.ip) {
+                top_sources.push((s.ip, Some(s.events)));
             }
         }
-        let mitigations = array(v, "mitigations")
-            .filter_map(|m| Some((text(m, "platform")?, text(m, "rule")?)))
+        let mitigations = w
+            .mitigations
+            .iter()
+            .filter_map(|m| Some((m.platform, text(&m.rule)?)))
             .collect();
-        let sweep_prefix = v.get("sweep").and_then(|s| text(s, "prefix"));
+        let sweep_prefix = w.sweep.as_ref().and_then(|s| text(&s.prefix));
         let mut key = format!(
             "{}|{proto}|{}|{}|{}",
-            text(v, "alert_kind").unwrap_or("surge"),
-            port.map_or(String::new(), |p| p.to_string()),
-            text(v, "window_start").unwrap_or(""),
-            text(v, "window_end").unwrap_or(""),
+            w.alert_kind.name(),
+            w.port,
+            w.window_start.to_rfc3339(),
+            w.window_end.to_rfc3339(),
         );
         if let Some(p) = sweep_prefix {
             key.push('|');
@@ -127,21 +114,21 @@ impl<'a> Facts<'a> {
         }
         Facts {
             proto,
-            port,
+            port: Some(w.port),
             start,
             end,
             episode_start,
-            events: v.get("events").and_then(Value::as_u64),
-            sources: v.get("sources").and_then(Value::as_u64),
-            severity: text(v, "severity"),
-            confidence: text(v, "confidence"),
-            headline: text(v, "headline"),
+            events: Some(w.events),
+            sources: Some(w.sources),
+            severity: Some(w.severity.name()),
+            confidence: Some(w.confidence.name()),
+            headline: text(&w.headline),
             top_sources,
             sweep_prefix,
-            advisories: array(v, "advisories").collect(),
+            advisories: w.advisories.iter().collect(),
             mitigations,
             key,
-            v,
+            w,
         }
     }
 
@@ -159,10 +146,21 @@ impl<'a> Facts<'a> {
     }
 
     /// The advisories that are CVEs: (id, advisory).
-    pub fn cves(&self) -> impl Iterator<Item = (&'a str, &'a Value)> + '_ {
+    pub fn cves(&self) -> impl Iterator<Item = (&'a str, &'a AdvisoryJson)> + '_ {
         self.advisories
             .iter()
-            .filter_map(|a| text(a, "id").filter(|id| is_cve(id)).map(|id| (id, *a)))
+            .filter(|a| is_cve(&a.id))
+            .map(|a| (a.id.as_str(), *a))
+    }
+
+    /// The service name of the port (empty: unknown).
+    pub fn service_name(&self) -> Option<&'a str> {
+        text(&self.w.service.name)
+    }
+
+    /// `urgent`, `high` or `routine`.
+    pub fn priority(&self) -> Priority {
+        self.w.priority
     }
 
     /// The summary without the user's assets: headline, port, assessment, what to
@@ -173,88 +171,59 @@ impl<'a> Facts<'a> {
             || format!("{}: scanning surge", self.port_title()),
             str::to_string,
         ));
-        if let Some(service) = self.v.get("service") {
-            match (text(service, "name"), text(service, "notes")) {
-                (Some(n), Some(notes)) => parts.push(format!("Port: {n} — {notes}")),
-                (Some(n), None) => parts.push(format!("Port: {n}")),
-                (None, Some(notes)) => parts.push(format!("Port: {notes}")),
-                (None, None) => {}
-            }
+        let service = &self.w.service;
+        match (text(&service.name), text(&service.notes)) {
+            (Some(n), Some(notes)) => parts.push(format!("Port: {n} — {notes}")),
+            (Some(n), None) => parts.push(format!("Port: {n}")),
+            (None, Some(notes)) => parts.push(format!("Port: {notes}")),
+            (None, None) => {}
         }
-        if let Some(a) = text(self.v, "assessment") {
+        if let Some(a) = text(&self.w.assessment) {
             parts.push(format!("Assessment: {a}"));
         }
-        if let Some(p) = text(self.v, "priority_reason") {
+        if let Some(p) = text(&self.w.priority_reason) {
             parts.push(format!("Priority: {p}"));
         }
-        let block: Vec<String> = array(self.v, "block")
-            .filter_map(|b| {
-                let proto = text(b, "proto")?;
-                let first = b.get("first").and_then(Value::as_u64)?;
-                let last = b.get("last").and_then(Value::as_u64).unwrap_or(first);
-                Some(if first == last {
-                    format!("{proto}/{first}")
-                } else {
-                    format!("{proto}/{first}-{last}")
-                })
-            })
-            .collect();
+        let block: Vec<String> = self.w.block.iter().map(|b| b.label()).collect();
         if !block.is_empty() {
             parts.push(format!(
                 "Block new inbound connections to {}",
                 block.join(", ")
             ));
         }
-        let others: Vec<&str> = self
-            .advisories
-            .iter()
-            .filter_map(|a| text(a, "id"))
-            .collect();
+        let others: Vec<&str> = self.advisories.iter().filter_map(|a| text(&a.id)).collect();
         if !others.is_empty() {
             parts.push(format!("Candidate explanations: {}", others.join(", ")));
         }
         // What the imported data says of the leading explanation's fix and its
         // vendor's next patch day (docs/context.md).
         if let Some(lead) = self.advisories.first() {
-            let id = text(lead, "id").unwrap_or("the leading explanation");
-            if let Some(fix) = lead.get("fix").and_then(|f| text(f, "statement")) {
+            let id = text(&lead.id).unwrap_or("the leading explanation");
+            if let Some(fix) = text(&lead.fix.statement) {
                 parts.push(format!("Fix ({id}): {fix}"));
             }
-            if let Some(p) = lead.get("next_patch_day").filter(|p| p.is_object()) {
-                if let (Some(name), Some(date)) = (text(p, "name"), text(p, "date")) {
+            if let Some(p) = &lead.next_patch_day {
+                if let (Some(name), Some(date)) = (text(&p.name), text(&p.date)) {
                     parts.push(format!(
-                        "Next scheduled {name}: {date}{}",
-                        p.get("days_after_surge")
-                            .and_then(Value::as_i64)
-                            .map_or(String::new(), |d| format!(
-                                " ({d} days after the surge began)"
-                            ))
+                        "Next scheduled {name}: {date} ({} days after the surge began)",
+                        p.days_after_surge
                     ));
                 }
             }
-            if let Some(w) = lead
-                .get("fix")
-                .and_then(|f| f.get("workarounds"))
-                .and_then(|w| w.get(0))
-                .and_then(Value::as_str)
-            {
+            if let Some(w) = lead.fix.workarounds.first() {
                 parts.push(format!("Workaround ({id}): {w}"));
             }
         }
         let (follows, followed_by) = self.follow_ons();
-        parts.extend(follows.iter().map(FollowOn::sentence));
+        parts.extend(follows.map(FollowOn::sentence));
         parts.extend(followed_by.iter().map(FollowOn::followed_sentence));
         parts.join(". ")
     }
 
     /// The earlier surge this one follows, and the later ones that follow it (the
     /// latter set by the centre's exports from the warning's incident).
-    pub fn follow_ons(&self) -> (Option<FollowOn>, Vec<FollowOn>) {
-        let read = |k: &str| self.v.get(k).cloned().unwrap_or(Value::Null);
-        (
-            serde_json::from_value(read("follows")).ok(),
-            serde_json::from_value(read("followed_by")).unwrap_or_default(),
-        )
+    pub fn follow_ons(&self) -> (Option<&'a FollowOn>, &'a [FollowOn]) {
+        (self.w.follows.as_ref(), &self.w.followed_by)
     }
 }
 
@@ -382,9 +351,9 @@ impl Builder {
     }
 }
 
-/// The STIX 2.1 bundle of stored warning `id` (its JSON as the API shows it).
-/// Missing or malformed fields leave out what needs them; it never fails.
-pub fn stix_bundle(id: i64, alert: &Value) -> Value {
+/// The STIX 2.1 bundle of stored warning `id`. Empty fields leave out what needs
+/// them; it never fails.
+pub fn stix_bundle(id: i64, alert: &Warning) -> Value {
     let f = Facts::new(alert);
     let created = stix_time(f.end);
     let conf = f.confidence.and_then(confidence);
@@ -419,9 +388,8 @@ pub fn stix_bundle(id: i64, alert: &Value) -> Value {
     }
 
     // The attack pattern: scanning of the port, the same object in every bundle.
-    let service = alert
-        .get("service")
-        .and_then(|s| text(s, "name"))
+    let service = f
+        .service_name()
         .map_or(String::new(), |n| format!(" ({n})"));
     let pattern = sdo_id("attack-pattern", &f.port_label());
     b.sdo(
@@ -441,13 +409,13 @@ pub fn stix_bundle(id: i64, alert: &Value) -> Value {
     );
 
     // Vulnerabilities: the CVEs among the candidate explanations.
-    let mut vulns: Vec<(String, &Value)> = Vec::new();
+    let mut vulns: Vec<(String, &AdvisoryJson)> = Vec::new();
     for (cve, a) in f.cves() {
         let vid = sdo_id("vulnerability", cve);
         if vulns.iter().any(|(v, _)| *v == vid) {
             continue;
         }
-        let vcreated = text(a, "published").and_then(date_time);
+        let vcreated = a.published.as_deref().and_then(date_time);
         let vcreated_s = vcreated.map_or(FIXED_CREATED.to_string(), stix_time);
         let modified = if vcreated_s > created {
             vcreated_s.clone()
@@ -459,7 +427,7 @@ pub fn stix_bundle(id: i64, alert: &Value) -> Value {
             "external_id": cve,
             "url": format!("https://www.cve.org/CVERecord?id={cve}"),
         })];
-        for e in array(a, "exploits").filter_map(Value::as_str) {
+        for e in &a.exploits {
             if let Some((n, title)) = exploit(e) {
                 let mut r = json!({
                     "source_name": "exploit-db",
@@ -473,14 +441,14 @@ pub fn stix_bundle(id: i64, alert: &Value) -> Value {
             }
         }
         let mut desc: Vec<String> = Vec::new();
-        if let Some(t) = text(a, "title") {
+        if let Some(t) = text(&a.title) {
             desc.push(t.to_string());
         }
-        if let Some(c) = a.get("cvss").and_then(Value::as_f64) {
+        if let Some(c) = a.cvss {
             desc.push(format!("CVSS {c:.1}"));
         }
-        if let Some(k) = a.get("kev").filter(|k| k.is_object()) {
-            desc.push(match text(k, "date_added") {
+        if let Some(k) = &a.kev {
+            desc.push(match k.date_added.as_deref().and_then(text) {
                 Some(d) => format!("in CISA KEV since {d}"),
                 None => "in CISA KEV".to_string(),
             });
@@ -501,7 +469,8 @@ pub fn stix_bundle(id: i64, alert: &Value) -> Value {
     // Courses of action: the block rules and KEV required actions.
     let mut courses = Vec::new();
     for (platform, rule) in &f.mitigations {
-        let name = if *platform == "kev-required-action" {
+        let platform = platform.name();
+        let name = if platform == Platform::KevRequiredAction.name() {
             "CISA KEV required action".to_string()
         } else {
             format!("Block {port_title} with {platform}")
@@ -523,20 +492,19 @@ pub fn stix_bundle(id: i64, alert: &Value) -> Value {
     // vendor's next patch day), and one per workaround (docs/context.md).
     let mut fixes: Vec<(String, String)> = Vec::new();
     for (vid, a) in &vulns {
-        let Some(fix) = a.get("fix").filter(|f| f.is_object()) else {
+        let fix = &a.fix;
+        // A warning stored before the fix facts existed has none.
+        if fix.statement.is_empty() && fix.patches.is_empty() && fix.workarounds.is_empty() {
             continue;
-        };
-        let cve = text(a, "id").unwrap_or("the vulnerability");
-        let patches: Vec<&str> = array(fix, "patches").filter_map(Value::as_str).collect();
-        let mut desc = text(fix, "statement").unwrap_or("").to_string();
-        if let Some(p) = a.get("next_patch_day").filter(|p| p.is_object()) {
-            if let (Some(name), Some(date)) = (text(p, "name"), text(p, "date")) {
-                let days = p.get("days_after_surge").and_then(Value::as_i64);
+        }
+        let cve = text(&a.id).unwrap_or("the vulnerability");
+        let patches: Vec<&str> = fix.patches.iter().map(String::as_str).collect();
+        let mut desc = fix.statement.clone();
+        if let Some(p) = &a.next_patch_day {
+            if let (Some(name), Some(date)) = (text(&p.name), text(&p.date)) {
                 desc.push_str(&format!(
-                    "; next scheduled {name}: {date}{}",
-                    days.map_or(String::new(), |d| format!(
-                        " ({d} days after the surge began)"
-                    ))
+                    "; next scheduled {name}: {date} ({} days after the surge began)",
+                    p.days_after_surge
                 ));
             }
         }
@@ -561,16 +529,12 @@ pub fn stix_bundle(id: i64, alert: &Value) -> Value {
             )
         };
         // A fix released after the surge (CSAF): where to get it now.
-        if let Some(l) = fix.get("fixed_later").filter(|l| l.is_object()) {
+        if let Some(l) = &fix.fixed_later {
             let mut r = json!({
                 "source_name": "vendor-fix-after-the-surge",
-                "description": format!(
-                    "{} ({})",
-                    text(l, "details").unwrap_or(""),
-                    text(l, "date").unwrap_or("")
-                ),
+                "description": format!("{} ({})", l.details, l.date),
             });
-            if let Some(u) = text(l, "url") {
+            if let Some(u) = l.url.as_deref().and_then(text) {
                 r["url"] = u.into();
             }
             refs.push(r);
@@ -582,10 +546,7 @@ pub fn stix_bundle(id: i64, alert: &Value) -> Value {
         }
         b.sdo("course-of-action", &cid, props);
         fixes.push((cid, vid.clone()));
-        for (i, w) in array(fix, "workarounds")
-            .filter_map(Value::as_str)
-            .enumerate()
-        {
+        for (i, w) in fix.workarounds.iter().enumerate() {
             let wid = sdo_id("course-of-action", &format!("{key}|workaround|{cve}|{i}"));
             b.sdo(
                 "course-of-action",
@@ -689,11 +650,10 @@ pub fn stix_bundle(id: i64, alert: &Value) -> Value {
         b.relationship(&key, ind, "based-on", observed, "");
     }
     for (vid, a) in &vulns {
-        let why = match (text(a, "match_strength"), text(a, "match_reason")) {
-            (Some(s), Some(r)) => format!("{s} match: {r}"),
-            (Some(s), None) => format!("{s} match"),
-            (None, Some(r)) => r.to_string(),
-            (None, None) => String::new(),
+        let s = a.match_strength.name();
+        let why = match text(&a.match_reason) {
+            Some(r) => format!("{s} match: {r}"),
+            None => format!("{s} match"),
         };
         b.relationship(&key, &pattern, "targets", vid, &why);
     }
@@ -744,12 +704,29 @@ pub fn stix_bundle(id: i64, alert: &Value) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn load(name: &str) -> Value {
         let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// The typed warning of a JSON value.
+    pub(crate) fn w(v: &Value) -> Warning {
+        serde_json::from_value(v.clone()).unwrap()
+    }
+
+    /// The least a warning holds, with odd values in the fields that have them.
+    pub(crate) fn minimal(extra: Value) -> Warning {
+        let mut v = json!({"alert_kind": "surge", "protocol": "tcp", "port": 1,
+            "window_start": "2026-11-26T10:00:00Z", "window_end": "2026-11-26T11:00:00Z",
+            "episode_start": "2026-11-26T10:00:00Z", "severity": "info", "score": 0.0,
+            "headline": ""});
+        if let (Value::Object(m), Value::Object(e)) = (&mut v, extra) {
+            m.extend(e);
+        }
+        w(&v)
     }
 
     fn of_type<'a>(b: &'a Value, ty: &str) -> Vec<&'a Value> {
@@ -778,7 +755,7 @@ mod tests {
     #[test]
     fn a_sweep_names_its_sweepers_and_two_campaigns_stay_apart() {
         let a = sweep();
-        let b = stix_bundle(3, &a);
+        let b = stix_bundle(3, &w(&a));
         let ind = of_type(&b, "indicator");
         assert!(!ind.is_empty());
         for i in &ind {
@@ -788,13 +765,13 @@ mod tests {
         // Another network's sweep, same window and busiest port: other objects.
         let mut other = a.clone();
         other["sweep"]["prefix"] = json!("198.51.100.0/24");
-        let c = stix_bundle(4, &other);
+        let c = stix_bundle(4, &w(&other));
         assert_ne!(
             of_type(&b, "report")[0]["id"],
             of_type(&c, "report")[0]["id"]
         );
-        let m = crate::misp::misp_event(3, &a);
-        let n = crate::misp::misp_event(4, &other);
+        let m = crate::misp::misp_event(3, &w(&a));
+        let n = crate::misp::misp_event(4, &w(&other));
         assert_ne!(m["Event"]["uuid"], n["Event"]["uuid"]);
         assert!(m.to_string().contains("sweeper of 203.0.113.0/24"));
     }
@@ -818,8 +795,8 @@ mod tests {
     #[test]
     fn a_warning_with_cves_gives_a_full_deterministic_bundle() {
         let a = load("alert-1025-cve.json");
-        let b = stix_bundle(7, &a);
-        assert_eq!(b, stix_bundle(7, &a), "deterministic");
+        let b = stix_bundle(7, &w(&a));
+        assert_eq!(b, stix_bundle(7, &w(&a)), "deterministic");
         assert_eq!(b["type"], "bundle");
         assert!(b.get("spec_version").is_none(), "2.1 bundles have none");
         assert_eq!(of_type(&b, "identity").len(), 1);
@@ -917,7 +894,7 @@ mod tests {
             "workarounds": ["Block TCP 445 at the edge"],
             "statement": "a vendor fix is referenced: https://vendor.example/fix",
         });
-        let b = stix_bundle(7, &a);
+        let b = stix_bundle(7, &w(&a));
         let courses = of_type(&b, "course-of-action");
         let fix = courses
             .iter()
@@ -944,7 +921,7 @@ mod tests {
     #[test]
     fn the_snapshot_of_a_plain_warning() {
         let a = load("alert-1025-plain.json");
-        let b = stix_bundle(1, &a);
+        let b = stix_bundle(1, &w(&a));
         let first = |ty: &str| of_type(&b, ty)[0].clone();
         let mut report = first("report");
         let refs = report["object_refs"].as_array().map_or(0, Vec::len);
@@ -968,7 +945,8 @@ mod tests {
     }
 
     #[test]
-    fn missing_and_odd_fields_do_not_panic() {
+    fn odd_records_are_refused_and_odd_values_do_not_panic() {
+        // What the warning type cannot hold is refused when read, with why.
         for a in [
             json!(null),
             json!({}),
@@ -978,15 +956,21 @@ mod tests {
                    "advisories": [{"id": "EDB-1"}, {"id": "CVE-2024-12345", "published": "junk", "exploits": ["EDB-x", 3]}],
                    "mitigations": [{"platform": "pf"}, 1]}),
         ] {
-            let b = stix_bundle(0, &a);
-            assert_eq!(b["type"], "bundle");
-            assert!(!of_type(&b, "report").is_empty());
+            let e = Warning::from_stored(0, &a.to_string()).unwrap_err();
+            assert!(
+                e.to_string().starts_with("warning 0 is not readable: "),
+                "{e}"
+            );
         }
-        let b = stix_bundle(
-            0,
-            &json!({"top_sources": [{"ip": "2001:db8::7"}, {"ip": "2001:db8::7"}],
-                    "advisories": [{"id": "CVE-2024-12345"}]}),
-        );
+        // The odd values a warning can hold give a whole bundle.
+        let a = minimal(json!({
+            "top_sources": [{"ip": "2001:db8::7", "events": 1}, {"ip": "2001:db8::7", "events": 1}],
+            "advisories": [{"id": "EDB-1"}, {"id": "CVE-2024-12345", "published": "junk", "exploits": ["EDB-x", ""]}],
+            "mitigations": [{"platform": "pf", "rule": ""}],
+        }));
+        let b = stix_bundle(0, &a);
+        assert_eq!(b["type"], "bundle");
+        assert!(!of_type(&b, "report").is_empty());
         let inds = of_type(&b, "indicator");
         assert_eq!(inds.len(), 1, "duplicates dropped");
         assert_eq!(inds[0]["pattern"], "[ipv6-addr:value = '2001:db8::7']");

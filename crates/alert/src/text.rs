@@ -182,7 +182,7 @@ pub fn render_report_with(
             let first = all[0];
             let c = ctx.enrich(peak.proto, peak.port, first.window_start, peak.window_end);
             let lead = crate::lineage::leading_advisory(
-                c.assessment.confidence.name(),
+                c.assessment.confidence,
                 c.assessment.candidates.first().map(|k| k.id.as_str()),
             )
             .map(str::to_string);

@@ -7,14 +7,13 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
+use scanwatch_alert::{StoredWarning, Warning};
 use scanwatch_event::{parse_rfc3339, Protocol, Timestamp};
 use scanwatch_store::Role;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::openapi::{
-    AlertSchema, ErrorBody, ReadErrors, SourceSchema, TopPortSchema, WindowSchema,
-};
+use crate::openapi::{ErrorBody, ReadErrors};
 use crate::{bearer, AppError, AppState};
 
 /// Checks the API token; returns its name and role.
@@ -78,27 +77,24 @@ pub struct AlertsQuery {
     #[param(format = DateTime, example = "2026-11-26T10:00:00Z")]
     to: Option<String>,
     /// The least severity to list.
-    #[param(value_type = Option<crate::openapi::SeverityParam>)]
+    #[param(value_type = Option<scanwatch_detect::Severity>)]
     min_severity: Option<String>,
 }
 
-fn with_id(id: i64, json: &str) -> Result<Value, AppError> {
-    let mut v: Value = serde_json::from_str(json).map_err(|e| AppError::internal(e.to_string()))?;
-    if let Value::Object(m) = &mut v {
-        m.insert("id".into(), Value::from(id));
-    }
-    Ok(v)
+fn with_id(id: i64, json: &str) -> Result<StoredWarning, AppError> {
+    let warning = Warning::from_stored(id, json).map_err(|e| AppError::internal(e.to_string()))?;
+    Ok(StoredWarning { id, warning })
 }
 
 /// `GET /api/v1/alerts?from=&to=&min_severity=`: most severe first, then newest.
 #[utoipa::path(get, path = "/api/v1/alerts", tag = "read", params(AlertsQuery),
     security(("api_token" = [])),
-    responses((status = 200, description = "Stored warnings, most severe first, then newest", body = [AlertSchema]), ReadErrors))]
+    responses((status = 200, description = "Stored warnings, most severe first, then newest", body = [StoredWarning]), ReadErrors))]
 pub async fn alerts(
     State(st): State<AppState>,
     headers: HeaderMap,
     q: Result<Query<AlertsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<Value>>, AppError> {
+) -> Result<Json<Vec<StoredWarning>>, AppError> {
     authorize(&st, &headers, Role::Analyst).await?;
     let Query(q) = q.map_err(query_error)?;
     let from = time_param("from", &q.from, i64::MIN)?;
@@ -120,13 +116,13 @@ pub async fn alerts(
 #[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "read",
     params(("id" = i64, Path, description = "The warning's id")),
     security(("api_token" = [])),
-    responses((status = 200, description = "One stored warning", body = AlertSchema),
+    responses((status = 200, description = "One stored warning", body = StoredWarning),
         (status = 404, description = "No warning with this id", body = ErrorBody), ReadErrors))]
 pub async fn alert(
     State(st): State<AppState>,
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<StoredWarning>, AppError> {
     authorize(&st, &headers, Role::Analyst).await?;
     let Path(id) = id.map_err(path_error)?;
     let id: i64 = id
@@ -241,13 +237,13 @@ pub struct RangeQuery {
         RangeQuery
     ),
     security(("api_token" = [])),
-    responses((status = 200, description = "The port's windows, oldest first", body = [WindowSchema]), ReadErrors))]
+    responses((status = 200, description = "The port's windows, oldest first", body = [PortWindow]), ReadErrors))]
 pub async fn port_history(
     State(st): State<AppState>,
     headers: HeaderMap,
     path: Result<Path<(String, String)>, PathRejection>,
     q: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<Value>>, AppError> {
+) -> Result<Json<Vec<PortWindow>>, AppError> {
     authorize(&st, &headers, Role::Analyst).await?;
     let Path((proto, port)) = path.map_err(path_error)?;
     let Query(q) = q.map_err(query_error)?;
@@ -266,20 +262,20 @@ pub async fn port_history(
         .await?;
     rows.into_iter()
         .map(|r| {
-            let top: Value = serde_json::from_str(&r.top_sources_json)
+            let top_sources = serde_json::from_str(&r.top_sources_json)
                 .map_err(|e| AppError::internal(e.to_string()))?;
-            Ok(serde_json::json!({
-                "type": "window",
-                "protocol": proto.name(),
-                "port": r.port,
-                "window_start": r.window_start.to_rfc3339(),
-                "window_end": r.window_end.to_rfc3339(),
-                "events": r.events,
-                "sources": r.sources,
-                "sensors": r.sensors,
-                "targets": r.targets,
-                "top_sources": top,
-            }))
+            Ok(PortWindow {
+                kind: "window",
+                protocol: proto.name().into_owned(),
+                port: r.port,
+                window_start: r.window_start.to_rfc3339(),
+                window_end: r.window_end.to_rfc3339(),
+                events: r.events,
+                sources: r.sources,
+                sensors: r.sensors,
+                targets: r.targets,
+                top_sources,
+            })
         })
         .collect::<Result<Vec<_>, AppError>>()
         .map(Json)
@@ -311,12 +307,12 @@ fn proto_name(n: u8) -> String {
 /// Internet Storm Center's top ports; distinct counts are exact over the range.
 #[utoipa::path(get, path = "/api/v1/topports", tag = "read", params(TopQuery),
     security(("api_token" = [])),
-    responses((status = 200, description = "The busiest ports, busiest first", body = [TopPortSchema]), ReadErrors))]
+    responses((status = 200, description = "The busiest ports, busiest first", body = [TopPort]), ReadErrors))]
 pub async fn topports(
     State(st): State<AppState>,
     headers: HeaderMap,
     q: Result<Query<TopQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<Value>>, AppError> {
+) -> Result<Json<Vec<TopPort>>, AppError> {
     authorize(&st, &headers, Role::Analyst).await?;
     let Query(q) = q.map_err(query_error)?;
     let by = match q.by.as_deref().unwrap_or("events") {
@@ -346,15 +342,15 @@ pub async fn topports(
         rows.into_iter()
             .map(|r| {
                 let proto = Protocol::from_number(r.proto);
-                serde_json::json!({
-                    "protocol": proto_name(r.proto),
-                    "port": r.port,
-                    "service": scanwatch_context::service_name(proto, r.port),
-                    "events": r.events,
-                    "sources": r.sources,
-                    "sensors": r.sensors,
-                    "targets": r.targets,
-                })
+                TopPort {
+                    protocol: proto_name(r.proto),
+                    port: r.port,
+                    service: scanwatch_context::service_name(proto, r.port).to_string(),
+                    events: r.events,
+                    sources: r.sources,
+                    sensors: r.sensors,
+                    targets: r.targets,
+                }
             })
             .collect(),
     ))
@@ -364,13 +360,13 @@ pub async fn topports(
 #[utoipa::path(get, path = "/api/v1/sources/{ip}", tag = "read",
     params(("ip" = crate::openapi::IpAddress, Path, description = "IPv4 or IPv6 address", example = "192.0.2.1"), RangeQuery),
     security(("api_token" = [])),
-    responses((status = 200, description = "The source's events per port", body = SourceSchema), ReadErrors))]
+    responses((status = 200, description = "The source's events per port", body = SourceActivity), ReadErrors))]
 pub async fn source(
     State(st): State<AppState>,
     headers: HeaderMap,
     ip: Result<Path<String>, PathRejection>,
     q: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<SourceActivity>, AppError> {
     authorize(&st, &headers, Role::Analyst).await?;
     let Path(ip) = ip.map_err(path_error)?;
     let Query(q) = q.map_err(query_error)?;
@@ -382,23 +378,77 @@ pub async fn source(
     let rows = st
         .with_reader(move |s| s.source_activity(addr, from, to))
         .await?;
-    let ports: Vec<Value> = rows
+    let ports = rows
         .iter()
-        .map(|r| {
-            serde_json::json!({
-                "protocol": proto_name(r.proto),
-                "port": r.port,
-                "events": r.events,
-                "sensors": r.sensors,
-                "targets": r.targets,
-                "first_seen": r.first_seen.to_rfc3339(),
-                "last_seen": r.last_seen.to_rfc3339(),
-            })
+        .map(|r| SourcePort {
+            protocol: proto_name(r.proto),
+            port: r.port,
+            events: r.events,
+            sensors: r.sensors,
+            targets: r.targets,
+            first_seen: r.first_seen.to_rfc3339(),
+            last_seen: r.last_seen.to_rfc3339(),
         })
         .collect();
-    Ok(Json(serde_json::json!({
-        "ip": addr,
-        "events": rows.iter().map(|r| r.events).sum::<u64>(),
-        "ports": ports,
-    })))
+    Ok(Json(SourceActivity {
+        ip: addr,
+        events: rows.iter().map(|r| r.events).sum::<u64>(),
+        ports,
+    }))
+}
+
+/// One closed window of one port: the `"type":"window"` object.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PortWindow {
+    /// Always `window`.
+    #[serde(rename = "type")]
+    #[schema(example = "window")]
+    pub kind: &'static str,
+    pub protocol: String,
+    pub port: u16,
+    #[schema(format = DateTime)]
+    pub window_start: String,
+    #[schema(format = DateTime)]
+    pub window_end: String,
+    pub events: u64,
+    pub sources: u64,
+    pub sensors: u64,
+    pub targets: u64,
+    pub top_sources: Vec<scanwatch_alert::SourceJson>,
+}
+
+/// One row of the top ports: exact distinct counts over the range.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TopPort {
+    pub protocol: String,
+    pub port: u16,
+    /// The service name, `-` when unknown.
+    pub service: String,
+    pub events: u64,
+    pub sources: u64,
+    pub sensors: u64,
+    pub targets: u64,
+}
+
+/// What one source did on one port.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SourcePort {
+    pub protocol: String,
+    pub port: u16,
+    pub events: u64,
+    pub sensors: u64,
+    pub targets: u64,
+    #[schema(format = DateTime)]
+    pub first_seen: String,
+    #[schema(format = DateTime)]
+    pub last_seen: String,
+}
+
+/// What one source did, per port.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SourceActivity {
+    #[schema(value_type = crate::openapi::IpAddress)]
+    pub ip: std::net::IpAddr,
+    pub events: u64,
+    pub ports: Vec<SourcePort>,
 }

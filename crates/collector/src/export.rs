@@ -1,5 +1,5 @@
 //! Machine-readable exports of one warning: a STIX 2.1 bundle and a MISP event.
-//! Both are built from the warning as stored (its JSON), like `GET /api/v1/alerts/{id}`,
+//! Both are built from the warning as stored (typed), like `GET /api/v1/alerts/{id}`,
 //! with its incident's follow-on surges (`follows`, `followed_by`), and need an API
 //! token with the analyst role.
 
@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use scanwatch_alert::Warning;
 use scanwatch_store::Role;
 use serde_json::Value;
 
@@ -21,7 +22,7 @@ async fn stored_alert(
     st: &AppState,
     headers: &HeaderMap,
     id: &str,
-) -> Result<(i64, Value), AppError> {
+) -> Result<(i64, Warning), AppError> {
     authorize(st, headers, Role::Analyst).await?;
     let id: i64 = id
         .parse()
@@ -30,8 +31,8 @@ async fn stored_alert(
         .with_reader(move |s| crate::incidents::FollowOns::with_alert(s, id))
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no alert {id}")))?;
-    let mut v: Value =
-        serde_json::from_str(&row.json).map_err(|e| AppError::internal(e.to_string()))?;
+    let mut v =
+        Warning::from_stored(row.id, &row.json).map_err(|e| AppError::internal(e.to_string()))?;
     links.add_to(&mut v);
     Ok((row.id, v))
 }

@@ -6,10 +6,10 @@
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
-use scanwatch_event::{parse_rfc3339, Timestamp};
+use scanwatch_alert::Warning;
+use scanwatch_event::Timestamp;
 use scanwatch_store::Role;
 use serde::Deserialize;
-use serde_json::Value;
 
 use crate::api::authorize;
 use crate::{AppError, AppState};
@@ -35,31 +35,27 @@ fn xml(s: &str) -> String {
     o
 }
 
-fn text<'a>(v: &'a Value, k: &str) -> &'a str {
-    v.get(k).and_then(Value::as_str).unwrap_or("")
-}
-
-/// The Atom document for stored warnings `(id, json)`, newest first.
-pub fn atom(rows: &[(i64, Value)]) -> String {
+/// The Atom document for stored warnings `(id, warning)`, newest first.
+pub fn atom(rows: &[(i64, Warning)]) -> String {
     let updated = rows
         .iter()
-        .map(|(_, v)| text(v, "window_end"))
+        .map(|(_, v)| v.window_end)
         .max()
-        .unwrap_or("1970-01-01T00:00:00Z");
+        .map_or("1970-01-01T00:00:00Z".to_string(), Timestamp::to_rfc3339);
     let mut out = format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\n  <id>urn:scanwatch:alerts</id>\n  <title>scanwatch warnings</title>\n  <updated>{}</updated>\n  <author><name>scanwatch</name></author>\n  <generator>scanwatch</generator>\n",
-        xml(updated)
+        xml(&updated)
     );
     for (id, v) in rows {
-        let severity = text(v, "severity");
+        let severity = v.severity.name();
         out.push_str(&format!(
             "  <entry>\n    <id>urn:scanwatch:alert:{id}</id>\n    <title>[{}] {}</title>\n    <updated>{}</updated>\n    <link rel=\"alternate\" type=\"application/json\" href=\"/api/v1/alerts/{id}\"/>\n    <category term=\"{}\"/>\n    <category term=\"{}\"/>\n    <summary>{}</summary>\n  </entry>\n",
             xml(&severity.to_uppercase()),
-            xml(text(v, "headline")),
-            xml(text(v, "window_end")),
+            xml(&v.headline),
+            xml(&v.window_end.to_rfc3339()),
             xml(severity),
-            xml(text(v, "confidence")),
-            xml(text(v, "summary")),
+            xml(v.confidence.name()),
+            xml(&v.summary),
         ));
     }
     out.push_str("</feed>\n");
@@ -79,15 +75,11 @@ pub async fn alerts_atom(
     let rows = st
         .with_reader(|s| s.alerts(Timestamp(i64::MIN), Timestamp(i64::MAX), 0))
         .await?;
-    let mut parsed: Vec<(i64, Value)> = rows
+    let mut parsed: Vec<(i64, Warning)> = rows
         .iter()
-        .filter_map(|r| serde_json::from_str(&r.json).ok().map(|v| (r.id, v)))
+        .filter_map(|r| crate::read_warning(r).map(|v| (r.id, v)))
         .collect();
-    parsed.sort_by(|a, b| {
-        text(&b.1, "window_end")
-            .cmp(text(&a.1, "window_end"))
-            .then(b.0.cmp(&a.0))
-    });
+    parsed.sort_by(|a, b| b.1.window_end.cmp(&a.1.window_end).then(b.0.cmp(&a.0)));
     parsed.truncate(FEED_ENTRIES);
     Ok((
         [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
@@ -110,25 +102,15 @@ pub struct BlocklistQuery {
 
 /// The blocklist: the top sources of the warnings within `hours` of the newest
 /// one, sorted and unique, with the expiry (newest warning's end + hours).
-pub fn blocklist(rows: &[Value], hours: i64) -> (Vec<std::net::IpAddr>, Option<Timestamp>) {
-    let ends: Vec<i64> = rows
-        .iter()
-        .filter_map(|v| parse_rfc3339(text(v, "window_end")).map(|t| t.0))
-        .collect();
-    let Some(newest) = ends.iter().max().copied() else {
+pub fn blocklist(rows: &[Warning], hours: i64) -> (Vec<std::net::IpAddr>, Option<Timestamp>) {
+    let Some(newest) = rows.iter().map(|v| v.window_end.0).max() else {
         return (Vec::new(), None);
     };
     let from = newest - hours * 3_600_000;
     let mut ips: Vec<std::net::IpAddr> = rows
         .iter()
-        .filter(|v| parse_rfc3339(text(v, "window_end")).is_some_and(|t| t.0 >= from))
-        .flat_map(|v| {
-            v.get("top_sources")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s.get("ip").and_then(Value::as_str)?.parse().ok())
-        })
+        .filter(|v| v.window_end.0 >= from)
+        .flat_map(|v| v.top_sources.iter().map(|s| s.ip))
         .collect();
     ips.sort();
     ips.dedup();
@@ -183,10 +165,7 @@ pub async fn blocklist_handler(
         .filter_map(|i| serde_json::from_str(&i.json).ok())
         .collect();
     let benign = scanwatch_context::benign::BenignSet::new(&nets);
-    let values: Vec<Value> = rows
-        .iter()
-        .filter_map(|r| serde_json::from_str(&r.json).ok())
-        .collect();
+    let values: Vec<Warning> = rows.iter().filter_map(crate::read_warning).collect();
     let (mut ips, expires) = blocklist(&values, hours);
     ips.retain(|ip| !benign.contains(*ip));
     let body = match q.format.as_deref().unwrap_or("txt") {
@@ -210,12 +189,15 @@ pub async fn blocklist_handler(
 mod tests {
     use super::*;
 
-    fn alert(end: &str, ips: &[&str], headline: &str) -> Value {
-        serde_json::json!({
+    fn alert(end: &str, ips: &[&str], headline: &str) -> Warning {
+        serde_json::from_value(serde_json::json!({
             "type": "alert", "severity": "critical", "confidence": "likely",
             "window_end": end, "headline": headline, "summary": "a & b <c>",
             "top_sources": ips.iter().map(|ip| serde_json::json!({"ip": ip, "events": 1})).collect::<Vec<_>>(),
-        })
+            "alert_kind": "surge", "protocol": "tcp", "port": 1025, "score": 5.0,
+            "window_start": end, "episode_start": end,
+        }))
+        .unwrap()
     }
 
     #[test]

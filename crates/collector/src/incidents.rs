@@ -12,10 +12,10 @@
 use std::collections::BTreeMap;
 
 use scanwatch_alert::lineage::FollowOn;
+use scanwatch_alert::Warning;
 use scanwatch_event::Timestamp;
 use scanwatch_store::{AlertRow, ContextItem, Store, StoreError};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// Context-document kind of the analysts' incident states.
 pub const STATE_KIND: &str = "incident-state";
@@ -198,18 +198,6 @@ pub struct IncidentLink {
     pub advisory: String,
 }
 
-fn text<'a>(v: &'a Value, k: &str) -> &'a str {
-    v.get(k).and_then(Value::as_str).unwrap_or("")
-}
-
-fn number(v: &Value, k: &str) -> u64 {
-    v.get(k).and_then(Value::as_u64).unwrap_or(0)
-}
-
-fn score(v: &Value) -> f64 {
-    v.get("score").and_then(Value::as_f64).unwrap_or(0.0)
-}
-
 /// What makes warnings one incident: subject (kind), protocol, port, episode start.
 type GroupKey = (String, u8, u16, String);
 
@@ -227,18 +215,15 @@ pub fn incidents(
         .iter()
         .filter_map(|c| Some((c.key.parse().ok()?, serde_json::from_str(&c.json).ok()?)))
         .collect();
-    let mut groups: BTreeMap<GroupKey, Vec<(&AlertRow, Value)>> = BTreeMap::new();
+    let mut groups: BTreeMap<GroupKey, Vec<(&AlertRow, Warning)>> = BTreeMap::new();
     for r in rows {
-        let Ok(v) = serde_json::from_str::<Value>(&r.json) else {
+        let Some(v) = crate::read_warning(r) else {
             continue;
         };
-        if v.get("withdrawn").and_then(Value::as_bool) == Some(true) {
+        if v.withdrawn {
             continue;
         }
-        let episode = match text(&v, "episode_start") {
-            "" => r.window_start.to_rfc3339(),
-            e => e.to_string(),
-        };
+        let episode = v.episode_start.to_rfc3339();
         groups
             .entry((r.kind.clone(), r.proto, r.port, episode))
             .or_default()
@@ -251,30 +236,23 @@ pub fn incidents(
             let (first, _) = ws.first()?;
             let (last, last_v) = ws.last()?;
             let (peak, peak_v) = ws.iter().max_by(|a, b| {
-                (a.0.severity_rank, score(&a.1))
-                    .partial_cmp(&(b.0.severity_rank, score(&b.1)))
+                (a.0.severity_rank, a.1.score)
+                    .partial_cmp(&(b.0.severity_rank, b.1.score))
                     .unwrap_or(std::cmp::Ordering::Equal)
                     // The earliest of equal peaks.
                     .then(b.0.window_start.cmp(&a.0.window_start))
             })?;
-            let lead = ws.iter().find_map(|(_, v)| {
-                let first = v
-                    .get("advisories")
-                    .and_then(|a| a.get(0))
-                    .and_then(|a| a.get("id"))
-                    .and_then(Value::as_str);
-                scanwatch_alert::lineage::leading_advisory(text(v, "confidence"), first)
-                    .map(str::to_string)
-            });
+            let lead = ws
+                .iter()
+                .find_map(|(_, v)| v.leading_advisory().map(str::to_string));
             let lead = lead.filter(|_| !kind.starts_with("sweep"));
-            let last_end = scanwatch_event::parse_rfc3339(text(last_v, "window_end"))
-                .unwrap_or(Timestamp(last.window_start.0 + window_ms));
+            let last_end = last_v.window_end;
             let over = newest_end.is_some_and(|n| n.0 > last_end.0 + window_ms);
             let phase = if over {
                 Phase::Over
             } else if peak.id != last.id {
                 Phase::Falling
-            } else if ws.len() >= 2 && score(&ws[ws.len() - 2].1) < score(last_v) {
+            } else if ws.len() >= 2 && ws[ws.len() - 2].1.score < last_v.score {
                 Phase::Rising
             } else {
                 Phase::AtPeak
@@ -282,7 +260,7 @@ pub fn incidents(
             Some(Incident {
                 id: first.id,
                 kind,
-                protocol: text(last_v, "protocol").to_string(),
+                protocol: last_v.protocol.clone(),
                 port,
                 start,
                 last_end: last_end.to_rfc3339(),
@@ -290,12 +268,12 @@ pub fn incidents(
                 phase,
                 peak_id: peak.id,
                 peak_window_start: peak.window_start.to_rfc3339(),
-                peak_severity: text(peak_v, "severity").to_string(),
-                peak_score: score(peak_v),
-                peak_sources: number(peak_v, "sources"),
-                peak_events: number(peak_v, "events"),
-                peak_sensors: number(peak_v, "sensors"),
-                headline: text(last_v, "headline").to_string(),
+                peak_severity: peak_v.severity.name().to_string(),
+                peak_score: peak_v.score,
+                peak_sources: peak_v.sources,
+                peak_events: peak_v.events,
+                peak_sensors: peak_v.sensors,
+                headline: last_v.headline.clone(),
                 state: states.get(&first.id).cloned().unwrap_or_default(),
                 warnings: ws.iter().map(|(r, _)| r.id).collect(),
                 follows: None,
@@ -391,21 +369,14 @@ impl FollowOns {
         Ok(Some((row, FollowOns::of(s, id)?)))
     }
 
-    /// Adds them to a stored warning's JSON: `follows` when the warning has none
-    /// of its own (it was raised before the earlier surge was), and `followed_by`.
-    pub fn add_to(&self, v: &mut Value) {
-        let Value::Object(m) = v else {
-            return;
-        };
-        if let (false, Some(f)) = (m.contains_key("follows"), &self.follows) {
-            if let Ok(f) = serde_json::to_value(f) {
-                m.insert("follows".into(), f);
-            }
+    /// Adds them to a stored warning: `follows` when the warning has none of its
+    /// own (it was raised before the earlier surge was), and `followed_by`.
+    pub fn add_to(&self, w: &mut Warning) {
+        if w.follows.is_none() {
+            w.follows.clone_from(&self.follows);
         }
         if !self.followed_by.is_empty() {
-            if let Ok(f) = serde_json::to_value(&self.followed_by) {
-                m.insert("followed_by".into(), f);
-            }
+            w.followed_by.clone_from(&self.followed_by);
         }
     }
 }
@@ -422,12 +393,9 @@ pub fn containing(s: &dyn Store, id: i64) -> Result<Option<Incident>, StoreError
     // Its incident starts at or before it: its episode start (or a day before,
     // if the warning does not say); the incidents it may follow up to
     // FOLLOW_ON_LOOKBACK_MS before that.
-    let v: serde_json::Value = serde_json::from_str(&row.json).unwrap_or_default();
-    let from = v
-        .get("episode_start")
-        .and_then(serde_json::Value::as_str)
-        .and_then(scanwatch_event::parse_rfc3339)
-        .unwrap_or(Timestamp(row.window_start.0 - 86_400_000));
+    let from = crate::read_warning(&row).map_or(Timestamp(row.window_start.0 - 86_400_000), |w| {
+        w.episode_start
+    });
     let from = Timestamp(from.0.saturating_sub(FOLLOW_ON_LOOKBACK_MS));
     Ok(load(s, from, Timestamp(i64::MAX))?
         .into_iter()
@@ -488,7 +456,7 @@ mod tests {
 
     /// `row` with an explanation: its confidence and leading advisory.
     fn explained(mut r: AlertRow, confidence: &str, lead: &str) -> AlertRow {
-        let mut v: Value = serde_json::from_str(&r.json).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&r.json).unwrap();
         v["confidence"] = confidence.into();
         v["advisories"] = serde_json::json!([{"id": lead}, {"id": "CVE-1999-0001"}]);
         r.json = v.to_string();
@@ -602,7 +570,7 @@ mod tests {
     #[test]
     fn withdrawn_warnings_and_states() {
         let mut w = row(2, "surge", 22, 11 * H, 10 * H, 2, 2.0);
-        let mut v: Value = serde_json::from_str(&w.json).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&w.json).unwrap();
         v["withdrawn"] = true.into();
         w.json = v.to_string();
         let rows = vec![row(1, "surge", 22, 10 * H, 10 * H, 3, 3.0), w];

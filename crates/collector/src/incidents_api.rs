@@ -30,7 +30,7 @@ pub struct IncidentsQuery {
     #[param(value_type = Option<Disposition>)]
     state: Option<String>,
     /// Only incidents whose peak is at least this severe.
-    #[param(value_type = Option<crate::openapi::SeverityParam>)]
+    #[param(value_type = Option<scanwatch_detect::Severity>)]
     min_severity: Option<String>,
     /// Only incidents on this port.
     port: Option<u16>,

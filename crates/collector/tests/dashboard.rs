@@ -637,13 +637,19 @@ async fn hostile_text_is_escaped() {
     .unwrap();
     drop(conn);
     let h = 3_600_000;
+    // Every text field a warning holds is hostile (its enums, times and addresses
+    // cannot be: the type refuses them, see the unreadable record below).
     let json = serde_json::json!({
-        "headline": EVIL, "summary": EVIL, "assessment": EVIL, "confidence": EVIL,
-        "sources": 7, "window_end": "2026-11-26T11:00:00Z", "service": {"name": EVIL},
+        "alert_kind": "surge", "protocol": "tcp", "port": 22, "severity": "critical",
+        "score": 9.0, "window_start": "2026-11-26T10:00:00Z",
+        "episode_start": "2026-11-26T10:00:00Z",
+        "headline": EVIL, "summary": EVIL, "assessment": EVIL, "priority_reason": EVIL,
+        "sources": 7, "window_end": "2026-11-26T11:00:00Z",
+        "service": {"name": EVIL, "notes": EVIL},
         "advisories": [{"id": EVIL, "title": EVIL, "reasons": [EVIL], "match_reason": EVIL}],
-        "mitigations": [{"platform": EVIL, "rule": EVIL}],
-        "exposed_assets": [{"host": EVIL, "reasons": [EVIL]}],
-        "top_sources": [{"ip": EVIL, "events": 1}],
+        "mitigations": [{"platform": "pf", "rule": EVIL}],
+        "exposed_assets": [{"host": EVIL, "reasons": [EVIL], "zone": EVIL}],
+        "top_sources": [{"ip": "192.0.2.1", "events": 1}],
         EVIL: 1,
     });
     let start = Timestamp(1_795_687_200_000); // 2026-11-26T10:00:00Z
@@ -697,4 +703,39 @@ async fn hostile_text_is_escaped() {
     let (_, html, _) = get(&s, &format!("/alerts/{id}"), Some(&s.admin)).await;
     assert!(html.contains("<section id=\"narrative\">"));
     assert!(html.contains("&lt;script&gt;"));
+    // A record the warning type cannot read (hostile enums and addresses) still
+    // renders, as a stand-in that says so, and no list page fails on it.
+    let bad = serde_json::json!({
+        "headline": EVIL, "confidence": EVIL, "window_end": "2026-11-26T11:00:00Z",
+        "mitigations": [{"platform": EVIL, "rule": EVIL}],
+        "top_sources": [{"ip": EVIL, "events": 1}],
+    });
+    let bad_id = s
+        .state
+        .store
+        .lock()
+        .unwrap()
+        .put_alert(&AlertRow {
+            id: 0,
+            kind: EVIL.into(),
+            proto: 6,
+            port: 22,
+            window_start: Timestamp(start.0 + h),
+            severity_rank: 9,
+            json: bad.to_string(),
+        })
+        .unwrap();
+    for path in [
+        format!("/alerts/{bad_id}"),
+        "/alerts".into(),
+        "/ports/tcp/22".into(),
+    ] {
+        let (st, html, _) = get(&s, &path, Some(&s.admin)).await;
+        assert_eq!(st, StatusCode::OK, "{path}: {html}");
+        assert!(!html.contains("<script>alert"), "{path}: unescaped\n{html}");
+        assert!(
+            html.contains("its stored record is not readable"),
+            "{path}: {html}"
+        );
+    }
 }

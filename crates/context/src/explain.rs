@@ -26,7 +26,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use scanwatch_event::{Protocol, Timestamp};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::advisory::{
     port_matches, Advisory, AdvisorySource, MatchStrength, PortMatch, RemediationCategory,
@@ -144,7 +144,10 @@ impl Intel {
 }
 
 /// KEV facts of a candidate.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+// Read back from stored warnings: a field added later reads as its default.
+#[serde(default)]
 pub struct KevFacts {
     pub date_added: Option<String>,
     pub required_action: Option<String>,
@@ -153,7 +156,10 @@ pub struct KevFacts {
 }
 
 /// IDS alerts that name a candidate's CVE on the surging port.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+// Read back from stored warnings: a field added later reads as its default.
+#[serde(default)]
 pub struct IdsEvidence {
     pub alerts: u64,
     pub sources: u64,
@@ -166,8 +172,9 @@ pub struct IdsEvidence {
 
 /// Whether a vendor fix existed when the surge came, as far as the imported data
 /// tells.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub enum FixStatus {
     /// A vendor fix existed by the surge's last day (a CSAF `vendor_fix` dated by
     /// then, or an NVD reference tagged `Patch`).
@@ -178,10 +185,21 @@ pub enum FixStatus {
     /// An NVD record without a `Patch` reference and no vendor CSAF.
     NotReferenced,
     /// Neither an NVD record nor a vendor CSAF advisory was imported.
+    #[default]
     Unknown,
 }
 
 impl FixStatus {
+    /// `available`, `none_at_surge`, `not_referenced` or `unknown`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FixStatus::Available => "available",
+            FixStatus::NoneAtSurge => "none_at_surge",
+            FixStatus::NotReferenced => "not_referenced",
+            FixStatus::Unknown => "unknown",
+        }
+    }
+
     /// No fix the data knows of existed at the surge.
     pub fn unfixed(self) -> bool {
         self != FixStatus::Available
@@ -189,7 +207,10 @@ impl FixStatus {
 }
 
 /// A fix that came after the surge.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+// Read back from stored warnings: a field added later reads as its default.
+#[serde(default)]
 pub struct LaterFix {
     /// The vendor's text, e.g. "Security update MS07-029 (KB935966)".
     pub details: String,
@@ -201,7 +222,10 @@ pub struct LaterFix {
 }
 
 /// Whether the imported data references a fix or a workaround.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+// Read back from stored warnings: a field added later reads as its default.
+#[serde(default)]
 pub struct FixFacts {
     pub status: FixStatus,
     /// The fixes available at the surge: NVD references tagged `Patch`, and the
@@ -219,10 +243,12 @@ pub struct FixFacts {
 
 /// How urgent acting on a warning is: the surge, what explains it, and whether a
 /// fix existed (docs/context.md, "Priority").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub enum Priority {
     /// Nothing known and exploited explains the surge: watch it.
+    #[default]
     Routine,
     /// A known flaw with public exploits (or exploited in the wild) likely explains
     /// it, and a vendor fix exists: patch and block.
@@ -243,7 +269,10 @@ impl Priority {
 }
 
 /// One public exploit and when it was published (Exploit-DB).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+// Read back from stored warnings: a field added later reads as its default.
+#[serde(default)]
 pub struct ExploitDate {
     pub id: String,
     pub published: Option<String>,
@@ -270,7 +299,10 @@ pub fn exploits_phrase(total: usize, at_surge: usize) -> String {
 }
 
 /// The vendor's next scheduled patch day after the surge began.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+// Read back from stored warnings: a field added later reads as its default.
+#[serde(default)]
 pub struct PatchDayFacts {
     pub vendor: String,
     /// E.g. "Microsoft patch day (Update Tuesday)".
@@ -323,9 +355,11 @@ impl Candidate {
 }
 
 /// How sure scanwatch is about what the surge is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub enum Confidence {
+    #[default]
     Suspected,
     Likely,
     Confirmed,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// One port range to block, with why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct BlockTarget {
     /// `tcp` or `udp`.
     pub proto: String,

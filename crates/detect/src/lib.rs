@@ -130,8 +130,23 @@ impl DetectConfig {
 }
 
 /// How bad a warning is, from its score.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub enum Severity {
+    #[default]
     Info,
     Low,
     Medium,
@@ -140,6 +155,21 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// Least severe first; a severity's index is its rank (the store's
+    /// `severity_rank`).
+    pub const ALL: [Severity; 5] = [
+        Severity::Info,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    /// 0 (info) … 4 (critical).
+    pub fn rank(self) -> u8 {
+        self as u8
+    }
+
     /// Score bands: info < 1.5 ≤ low < 2.5 ≤ medium < 3.3 ≤ high < 4.2 ≤ critical.
     pub fn from_score(score: f64) -> Severity {
         if score >= 4.2 {
@@ -166,15 +196,7 @@ impl Severity {
     }
 
     pub fn parse(s: &str) -> Option<Severity> {
-        [
-            Severity::Info,
-            Severity::Low,
-            Severity::Medium,
-            Severity::High,
-            Severity::Critical,
-        ]
-        .into_iter()
-        .find(|v| v.name() == s)
+        Severity::ALL.into_iter().find(|v| v.name() == s)
     }
 }
 
@@ -245,9 +267,14 @@ pub struct Baseline {
 }
 
 /// What kind of rise a warning is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub enum AlertKind {
     /// One window far above the port's baseline.
+    #[default]
     Surge,
     /// A sustained rise: the last day's median far above the history before it,
     /// though no single window stands out (a slow ramp).

@@ -29,14 +29,18 @@ use super::{cpe_vendor_product, Advisory, AdvisorySource};
 
 /// How directly an advisory names a port. Ordered strongest first:
 /// `Explicit < Service < Text`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub enum MatchStrength {
     /// The source lists the port.
     Explicit,
     /// The affected product or service listens there by default.
     Service,
     /// The description mentions the port or a protocol that uses it.
+    #[default]
     Text,
 }
 

@@ -27,14 +27,10 @@ pub(super) async fn alert_page(
                 return Ok(None);
             };
             let now = newest_window(s)?;
-            let v = parse_json(&row);
+            let v = warning_of(&row);
             let ws = row.window_start.0;
-            let we = scanwatch_event::parse_rfc3339(jstr(&v, "window_end"))
-                .map_or(ws + HOUR, |t| t.0)
-                .max(ws + 60_000);
-            let episode = scanwatch_event::parse_rfc3339(jstr(&v, "episode_start"))
-                .map_or(ws, |t| t.0)
-                .min(ws);
+            let we = v.window_end.0.max(ws + 60_000);
+            let episode = v.episode_start.0.min(ws);
             // Two days before the episode to one day after the warning (not past now).
             let from = episode.saturating_sub(2 * DAY);
             let to = (we + DAY).min(now.map_or(we, |n| n.1 .0.max(we)));
@@ -58,7 +54,7 @@ pub(super) async fn alert_page(
         })
         .await?
         .ok_or_else(|| PageError::NotFound(format!("no warning {id}")))?;
-    let v = parse_json(&d.row);
+    let v = warning_of(&d.row);
     let title = format!(
         "Warning {}: {}/{}",
         d.row.id,
@@ -94,7 +90,7 @@ pub(super) async fn alert_export(
         .with_reader(move |s| crate::incidents::FollowOns::with_alert(s, id))
         .await?
         .ok_or_else(|| PageError::NotFound(format!("no warning {id}")))?;
-    let mut v = parse_json(&row);
+    let mut v = warning_of(&row);
     links.add_to(&mut v);
     let (body, kind, name) = match format.as_str() {
         "stix" => (
@@ -108,12 +104,12 @@ pub(super) async fn alert_export(
             format!("scanwatch-alert-{id}.misp.json"),
         ),
         _ => {
-            let mut v = v;
-            if let Some(m) = v.as_object_mut() {
-                m.insert("id".into(), row.id.into());
-            }
+            let stored = scanwatch_alert::StoredWarning {
+                id: row.id,
+                warning: v,
+            };
             (
-                v.to_string(),
+                serde_json::to_string(&stored).unwrap_or_default(),
                 "application/json",
                 format!("scanwatch-alert-{id}.json"),
             )
@@ -152,7 +148,7 @@ fn incident_note(b: &mut String, inc: &crate::incidents::Incident, id: i64) {
     b.push_str("</p>");
 }
 
-fn render_alert(d: &AlertData, v: &Value) -> String {
+fn render_alert(d: &AlertData, v: &Warning) -> String {
     let r = &d.row;
     let mut b = String::with_capacity(64 * 1024);
     let _ = write!(
@@ -160,22 +156,22 @@ fn render_alert(d: &AlertData, v: &Value) -> String {
         "<h1>{} {} <span class=\"service\">{}</span></h1><p class=\"headline\" id=\"headline\">{}</p>",
         badge(r.severity_rank),
         port_link(r.proto, r.port),
-        esc(v.get("service").map_or("", |s| jstr(s, "name"))),
-        esc(headline_after_port(jstr(v, "headline"))),
+        esc(&v.service.name),
+        esc(headline_after_port(&v.headline)),
     );
     let _ = write!(
         b,
         "<p class=\"facts\">window {} to {} · {} warning · confidence <strong data-field=\"confidence\">{}</strong>{} · priority <strong data-field=\"priority\">{}</strong></p>",
         time_el(r.window_start),
-        esc(&scanwatch_event::parse_rfc3339(jstr(v, "window_end")).map_or_else(String::new, html::when)),
-        esc(jstr(v, "alert_kind")),
-        esc(jstr(v, "confidence")),
-        if v.get("verified").and_then(Value::as_bool) == Some(true) {
+        esc(&html::when(v.window_end)),
+        esc(v.alert_kind.name()),
+        esc(v.confidence.name()),
+        if v.verified {
             " (verified by IDS alerts)"
         } else {
             " (not verified)"
         },
-        esc(jstr(v, "priority")),
+        esc(v.priority.name()),
     );
     b.push_str(&now_note(d.now.map(|n| n.1)));
     if let Some(inc) = &d.incident {
@@ -185,35 +181,30 @@ fn render_alert(d: &AlertData, v: &Value) -> String {
         b,
         "<section id=\"narrative\"><h2>What happened</h2><p>{}</p><p class=\"assessment\">{}</p>\
          <p class=\"priority\" data-field=\"priority_reason\">Priority: {}</p></section>",
-        esc(jstr(v, "summary")),
-        esc(jstr(v, "assessment")),
-        esc(jstr(v, "priority_reason")),
+        esc(&v.summary),
+        esc(&v.assessment),
+        esc(&v.priority_reason),
     );
-    if let Some(sw) = v.get("sweep").filter(|s| s.is_object()) {
+    if let Some(sw) = &v.sweep {
         sweep_section(&mut b, sw);
     }
     // Key numbers.
-    let base = v.get("baseline").cloned().unwrap_or(Value::Null);
     b.push_str("<section id=\"key-numbers\"><dl class=\"numbers\">");
     for (label, field, val) in [
-        ("sources", "sources", num(jnum(v, "sources") as u64)),
+        ("sources", "sources", num(v.sources)),
         (
             "baseline sources",
             "baseline.sources",
-            float(jnum(&base, "sources"), 1),
+            float(v.baseline.sources, 1),
         ),
-        ("×normal", "times_normal", float(jnum(v, "times_normal"), 1)),
-        ("events", "events", num(jnum(v, "events") as u64)),
+        ("×normal", "times_normal", float(v.times_normal, 1)),
+        ("events", "events", num(v.events)),
         (
             "sensors",
             "sensors",
-            format!(
-                "{} of {}",
-                num(jnum(v, "sensors") as u64),
-                num(jnum(v, "active_sensors") as u64)
-            ),
+            format!("{} of {}", num(v.sensors), num(v.active_sensors)),
         ),
-        ("score", "score", float(jnum(v, "score"), 2)),
+        ("score", "score", float(v.score, 2)),
     ] {
         let _ = write!(
             b,
@@ -223,12 +214,7 @@ fn render_alert(d: &AlertData, v: &Value) -> String {
     }
     b.push_str("</dl></section>");
     // Evidence charts.
-    let step = (v
-        .get("window_end")
-        .and_then(Value::as_str)
-        .and_then(scanwatch_event::parse_rfc3339)
-        .map_or(HOUR, |t| t.0 - r.window_start.0))
-    .max(60_000);
+    let step = (v.window_end.0 - r.window_start.0).max(60_000);
     let from = Timestamp(d.from).floor(step).0;
     let to = Timestamp(d.to - 1).floor(step).0 + step;
     let ChartSpan {
@@ -241,7 +227,7 @@ fn render_alert(d: &AlertData, v: &Value) -> String {
     let markers: Vec<Marker> = d
         .neighbours
         .iter()
-        .map(|a| marker_of(a, &parse_json(a), a.id == r.id))
+        .map(|a| marker_of(a, &warning_of(a), a.id == r.id))
         .collect();
     let label = format!("{}/{}", proto_label(r.proto), r.port);
     b.push_str("<section id=\"evidence\"><h2>Evidence</h2>");
@@ -287,28 +273,28 @@ fn render_alert(d: &AlertData, v: &Value) -> String {
     b.push_str("</section>");
     // Top sources.
     b.push_str("<section id=\"top-sources\"><h2>Top sources</h2>");
-    match v.get("top_sources").and_then(Value::as_array) {
-        Some(list) if !list.is_empty() => {
-            b.push_str("<table class=\"data\"><thead><tr><th>source</th><th class=\"n\">events</th></tr></thead><tbody>");
-            for s in list {
-                let ip = jstr(s, "ip");
-                let _ = write!(
-                    b,
-                    "<tr><td><a href=\"/sources/{}\">{}</a></td><td class=\"n\">{}</td></tr>",
-                    url_part(ip),
-                    esc(ip),
-                    num(jnum(s, "events") as u64)
-                );
-            }
-            b.push_str("</tbody></table>");
+    if v.top_sources.is_empty() {
+        b.push_str("<p>None stored.</p>");
+    } else {
+        b.push_str("<table class=\"data\"><thead><tr><th>source</th><th class=\"n\">events</th></tr></thead><tbody>");
+        for s in &v.top_sources {
+            let ip = s.ip.to_string();
+            let _ = write!(
+                b,
+                "<tr><td><a href=\"/sources/{}\">{}</a></td><td class=\"n\">{}</td></tr>",
+                url_part(&ip),
+                esc(&ip),
+                num(s.events)
+            );
         }
-        _ => b.push_str("<p>None stored.</p>"),
+        b.push_str("</tbody></table>");
     }
     b.push_str("</section>");
     render_context(&mut b, v);
-    // Raw numbers and JSON.
+    // Raw numbers and JSON: every field as stored (the serialized warning).
+    let json = serde_json::to_value(v).unwrap_or_default();
     let mut fields = Vec::new();
-    numeric_fields("", v, &mut fields);
+    numeric_fields("", &json, &mut fields);
     b.push_str("<section id=\"raw\"><h2>Raw numbers</h2><table id=\"raw-numbers\" class=\"data\"><thead><tr><th>field</th><th class=\"n\">value</th></tr></thead><tbody>");
     for (k, n) in &fields {
         let _ = write!(
@@ -319,7 +305,7 @@ fn render_alert(d: &AlertData, v: &Value) -> String {
         );
     }
     b.push_str("</tbody></table>");
-    let pretty = serde_json::to_string_pretty(v).unwrap_or_else(|_| r.json.clone());
+    let pretty = serde_json::to_string_pretty(&json).unwrap_or_else(|_| r.json.clone());
     let _ = write!(
         b,
         "<details id=\"raw-json\"><summary>raw JSON</summary><pre>{}</pre></details>",
@@ -359,103 +345,80 @@ fn advisory_link(id: &str) -> String {
 }
 
 /// Explanations, mitigations and exposed assets of a warning.
-fn render_context(b: &mut String, v: &Value) {
-    let empty = Vec::new();
-    let arr = |k: &str| v.get(k).and_then(Value::as_array).unwrap_or(&empty);
+fn render_context(b: &mut String, v: &Warning) {
     b.push_str("<section id=\"explanations\"><h2>Candidate explanations</h2>");
-    let adv = arr("advisories");
-    if adv.is_empty() {
+    if v.advisories.is_empty() {
         b.push_str("<p>No imported advisory matches this port.</p>");
     } else {
         b.push_str("<ol class=\"advisories\">");
-        for a in adv {
+        for a in &v.advisories {
             let _ = write!(
                 b,
                 "<li class=\"advisory\"><p><strong>{}</strong> {} <span class=\"note\">score {}{}{}</span></p><p class=\"note\">{} match: {}</p><ul>",
-                advisory_link(jstr(a, "id")),
-                esc(jstr(a, "title")),
-                float(jnum(a, "score"), 2),
-                a.get("cvss")
-                    .and_then(Value::as_f64)
-                    .map_or(String::new(), |c| format!(", CVSS {}", float(c, 1))),
-                a.get("published")
-                    .and_then(Value::as_str)
+                advisory_link(&a.id),
+                esc(&a.title),
+                float(a.score, 2),
+                a.cvss
+                    .map_or(String::new(), |c| format!(", CVSS {}", float(f64::from(c), 1))),
+                a.published
+                    .as_deref()
                     .map_or(String::new(), |p| format!(", published {}", esc(p))),
-                esc(jstr(a, "match_strength")),
-                esc(jstr(a, "match_reason")),
+                esc(a.match_strength.name()),
+                esc(&a.match_reason),
             );
-            for r in a
-                .get("reasons")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let _ = write!(b, "<li>{}</li>", esc(r.as_str().unwrap_or("")));
+            for r in &a.reasons {
+                let _ = write!(b, "<li>{}</li>", esc(r));
             }
             b.push_str("</ul>");
-            let ex = a
-                .get("exploits")
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len);
+            let ex = a.exploits.len();
             if ex > 0 {
                 let dated: Vec<String> = a
-                    .get("exploit_dates")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
+                    .exploit_dates
+                    .iter()
                     .map(|e| {
-                        let later = e.get("after_surge").and_then(Value::as_bool) == Some(true);
                         format!(
                             "{} {}{}",
-                            jstr(e, "published"),
-                            jstr(e, "id"),
-                            if later { " (after the surge)" } else { "" }
+                            e.published.as_deref().unwrap_or(""),
+                            e.id,
+                            if e.after_surge {
+                                " (after the surge)"
+                            } else {
+                                ""
+                            }
                         )
                     })
                     .collect();
-                let at_surge = a
-                    .get("exploits_at_surge")
-                    .and_then(Value::as_u64)
-                    .map_or(ex, |n| n as usize);
                 let _ = write!(
                     b,
                     "<p class=\"note\" data-field=\"exploits\">{}{}{}</p>",
-                    esc(&scanwatch_context::explain::exploits_phrase(ex, at_surge)),
+                    esc(&scanwatch_context::explain::exploits_phrase(
+                        ex,
+                        a.exploits_at_surge
+                    )),
                     if dated.is_empty() { "" } else { ": " },
                     esc(&dated.join(", "))
                 );
             }
             // What the imported data says of a fix and of the vendor's patch days
             // (docs/context.md).
-            if let Some(f) = a
-                .get("fix")
-                .and_then(|f| f.get("statement"))
-                .and_then(Value::as_str)
-            {
-                let _ = write!(b, "<p data-field=\"fix\">Fix: {}</p>", esc(f));
+            if !a.fix.statement.is_empty() {
+                let _ = write!(
+                    b,
+                    "<p data-field=\"fix\">Fix: {}</p>",
+                    esc(&a.fix.statement)
+                );
             }
-            if let Some(p) = a.get("next_patch_day").filter(|p| p.is_object()) {
+            if let Some(p) = &a.next_patch_day {
                 let _ = write!(
                     b,
                     "<p data-field=\"patch-day\">Next scheduled {}: {} ({} days after the surge began)</p>",
-                    esc(jstr(p, "name")),
-                    esc(jstr(p, "date")),
-                    jnum(p, "days_after_surge")
+                    esc(&p.name),
+                    esc(&p.date),
+                    p.days_after_surge
                 );
             }
-            for w in a
-                .get("fix")
-                .and_then(|f| f.get("workarounds"))
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .take(3)
-            {
-                let _ = write!(
-                    b,
-                    "<p data-field=\"workaround\">Workaround: {}</p>",
-                    esc(w.as_str().unwrap_or(""))
-                );
+            for w in a.fix.workarounds.iter().take(3) {
+                let _ = write!(b, "<p data-field=\"workaround\">Workaround: {}</p>", esc(w));
             }
             b.push_str("</li>");
         }
@@ -463,39 +426,32 @@ fn render_context(b: &mut String, v: &Value) {
     }
     b.push_str("</section>");
     b.push_str("<section id=\"mitigations\"><h2>Mitigations</h2>");
-    let mit = arr("mitigations");
-    if mit.is_empty() {
+    if v.mitigations.is_empty() {
         b.push_str("<p>No block rules for this warning.</p>");
     }
-    for (i, m) in mit.iter().enumerate() {
-        let platform = jstr(m, "platform");
+    for (i, m) in v.mitigations.iter().enumerate() {
         let _ = write!(
             b,
             "<div class=\"mitigation\" data-platform=\"{p}\"><h3>{p}</h3>\
              <button type=\"button\" class=\"copy\" data-copy=\"mitigation-{i}\">copy</button>\
              <pre id=\"mitigation-{i}\">{}</pre></div>",
-            esc(jstr(m, "rule")),
-            p = esc(platform),
+            esc(&m.rule),
+            p = esc(m.platform.name()),
         );
     }
     // Besides the firewall: what the vendor data (CSAF), NVD `Mitigation`
     // references and KEV say can be done for the leading explanation.
-    let lead = arr("advisories").first();
-    let workarounds: Vec<&str> = lead
-        .and_then(|a| a.get("fix"))
-        .and_then(|f| f.get("workarounds"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    if !workarounds.is_empty() {
+    if let Some(lead) = v
+        .advisories
+        .first()
+        .filter(|a| !a.fix.workarounds.is_empty())
+    {
         let _ = write!(
             b,
             "<h3>Besides the firewall ({})</h3><ul id=\"workarounds\">",
-            esc(lead.map_or("", |a| jstr(a, "id")))
+            esc(&lead.id)
         );
-        for w in workarounds {
+        for w in &lead.fix.workarounds {
             let _ = write!(
                 b,
                 "<li data-field=\"mitigation-workaround\">{}</li>",
@@ -506,38 +462,30 @@ fn render_context(b: &mut String, v: &Value) {
     }
     b.push_str("</section>");
     b.push_str("<section id=\"exposed\"><h2>Exposed assets</h2>");
-    let ex = arr("exposed_assets");
-    if ex.is_empty() {
+    if v.exposed_assets.is_empty() {
         b.push_str("<p>No imported asset is exposed on this port.</p>");
     } else {
         b.push_str(
             "<table id=\"exposed-assets\" class=\"data\"><thead><tr><th class=\"n\">#</th><th>host</th><th>address</th>\
              <th>zone</th><th class=\"n\">score</th><th>why</th></tr></thead><tbody>",
         );
-        for e in ex {
-            let reasons: Vec<&str> = e
-                .get("reasons")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
+        for e in &v.exposed_assets {
             let _ = write!(
                 b,
                 "<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
-                jnum(e, "priority") as u64,
-                esc(jstr(e, "host")),
-                esc(jstr(e, "address")),
-                esc(jstr(e, "zone")),
-                jnum(e, "score") as u64,
-                esc(&reasons.join("; ")),
+                e.priority,
+                esc(&e.host),
+                esc(&e.address.map_or(String::new(), |a| a.to_string())),
+                esc(e.zone.as_deref().unwrap_or("")),
+                e.score,
+                esc(&e.reasons.join("; ")),
             );
         }
         b.push_str("</tbody></table>");
         let _ = write!(
             b,
             "<p class=\"note\">{} exposed in all.</p>",
-            jnum(v, "exposed_total") as u64
+            v.exposed_total
         );
     }
     b.push_str("</section>");
@@ -564,54 +512,36 @@ fn numeric_fields(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
 
 /// A sweep warning's campaign: its network, its sources with their port counts,
 /// and the ports most of them reached (docs/detection.md, "Sweeps").
-fn sweep_section(b: &mut String, sw: &Value) {
+fn sweep_section(b: &mut String, sw: &scanwatch_alert::SweepJson) {
     let _ = write!(
         b,
         "<section id=\"sweep\"><h2>The sweep</h2><p>{} source{} of <strong data-field=\"sweep.prefix\">{}</strong> probed {}{} ports across {} sensors ({} events). They are set aside from every port's counts; no advisory of one port explains a sweep.</p>",
-        num(jnum(sw, "sources") as u64),
-        if jnum(sw, "sources") as u64 == 1 { "" } else { "s" },
-        esc(jstr(sw, "prefix")),
-        if sw.get("ports_capped").and_then(Value::as_bool) == Some(true) {
-            "at least "
-        } else {
-            ""
-        },
-        num(jnum(sw, "ports") as u64),
-        num(jnum(sw, "sensors") as u64),
-        num(jnum(sw, "events") as u64),
+        num(sw.sources),
+        if sw.sources == 1 { "" } else { "s" },
+        esc(&sw.prefix),
+        if sw.ports_capped { "at least " } else { "" },
+        num(sw.ports),
+        num(sw.sensors),
+        num(sw.events),
     );
     b.push_str("<table><thead><tr><th>source</th><th class=\"n\">ports</th><th class=\"n\">events</th><th class=\"n\">sensors</th></tr></thead><tbody>");
-    for s in sw
-        .get("top_sources")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let ip = jstr(s, "ip");
+    for s in &sw.top_sources {
+        let ip = s.ip.to_string();
         let _ = write!(
             b,
             "<tr><td><a href=\"/sources/{}\">{}</a></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-            esc(ip),
-            esc(ip),
-            num(jnum(s, "ports") as u64),
-            num(jnum(s, "events") as u64),
-            num(jnum(s, "sensors") as u64),
+            esc(&ip),
+            esc(&ip),
+            num(s.ports),
+            num(s.events),
+            num(s.sensors),
         );
     }
     b.push_str("</tbody></table>");
     let ports: Vec<String> = sw
-        .get("busiest_ports")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|p| {
-            format!(
-                "{}/{} ({})",
-                jstr(p, "protocol"),
-                jnum(p, "port") as u64,
-                num(jnum(p, "sources") as u64)
-            )
-        })
+        .busiest_ports
+        .iter()
+        .map(|p| format!("{}/{} ({})", p.protocol, p.port, num(p.sources)))
         .collect();
     let _ = write!(
         b,

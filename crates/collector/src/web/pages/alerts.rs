@@ -65,7 +65,7 @@ pub(super) async fn alerts_page(
              <th>kind</th><th class=\"n\">sources</th><th class=\"n\">×normal</th><th>confidence</th><th>headline</th></tr></thead><tbody>",
         );
         for a in rows.iter().take(1000) {
-            let v = parse_json(a);
+            let v = warning_of(a);
             let _ = write!(
                 b,
                 "<tr data-alert-id=\"{id}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
@@ -75,10 +75,10 @@ pub(super) async fn alerts_page(
                 time_el(a.window_start),
                 port_link(a.proto, a.port),
                 esc(&a.kind),
-                num(jnum(&v, "sources") as u64),
-                float(jnum(&v, "times_normal"), 1),
-                esc(jstr(&v, "confidence")),
-                esc(headline_after_port(jstr(&v, "headline"))),
+                num(v.sources),
+                float(v.times_normal, 1),
+                esc(v.confidence.name()),
+                esc(headline_after_port(&v.headline)),
                 id = a.id,
             );
         }

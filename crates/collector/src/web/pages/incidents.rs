@@ -239,15 +239,15 @@ pub(super) async fn incident_page(
          <th class=\"n\">sources</th><th class=\"n\">score</th><th>headline</th></tr></thead><tbody>",
     );
     for r in &rows {
-        let v = parse_json(r);
+        let v = warning_of(r);
         let _ = write!(
             b,
             "<tr data-alert-id=\"{id}\"><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td><a href=\"/alerts/{id}\">{}</a></td></tr>",
             badge(r.severity_rank),
             time_el(r.window_start),
-            num(jnum(&v, "sources") as u64),
-            float(jnum(&v, "score"), 1),
-            esc(headline_after_port(jstr(&v, "headline"))),
+            num(v.sources),
+            float(v.score, 1),
+            esc(headline_after_port(&v.headline)),
             id = r.id,
         );
     }

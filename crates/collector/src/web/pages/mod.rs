@@ -38,6 +38,8 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
+use scanwatch_alert::Warning;
+use scanwatch_detect::{AlertKind, Severity};
 use scanwatch_event::{Protocol, Timestamp};
 use scanwatch_store::{AlertRow, Role, SensorRecord, Store, StoreError, WindowRow};
 use serde_json::Value;
@@ -189,31 +191,43 @@ fn now_note(now: Option<Timestamp>) -> String {
     }
 }
 
-fn jstr<'a>(v: &'a Value, k: &str) -> &'a str {
-    v.get(k).and_then(Value::as_str).unwrap_or("")
+/// A stored warning for display. An unreadable record (one written behind the
+/// centre's back) shows as a stand-in from the row's own columns whose headline
+/// says so, so a page of many warnings still renders.
+fn warning_of(row: &AlertRow) -> Warning {
+    crate::read_warning(row).unwrap_or_else(|| Warning {
+        alert_kind: if row.kind.starts_with("sweep") {
+            AlertKind::Sweep
+        } else if row.kind.starts_with("trend") {
+            AlertKind::Trend
+        } else {
+            AlertKind::Surge
+        },
+        protocol: proto_label(row.proto).to_ascii_lowercase(),
+        port: row.port,
+        window_start: row.window_start,
+        window_end: Timestamp(row.window_start.0 + HOUR),
+        episode_start: row.window_start,
+        severity: Severity::ALL
+            .get(usize::from(row.severity_rank))
+            .copied()
+            .unwrap_or(Severity::Info),
+        headline: format!("warning {}: its stored record is not readable", row.id),
+        ..Warning::default()
+    })
 }
 
-fn jnum(v: &Value, k: &str) -> f64 {
-    v.get(k).and_then(Value::as_f64).unwrap_or(0.0)
-}
-
-fn parse_json(row: &AlertRow) -> Value {
-    serde_json::from_str(&row.json).unwrap_or(Value::Null)
-}
-
-fn marker_of(row: &AlertRow, v: &Value, current: bool) -> Marker {
-    let end = scanwatch_event::parse_rfc3339(jstr(v, "window_end"))
-        .map_or(row.window_start.0 + HOUR, |t| t.0);
+fn marker_of(row: &AlertRow, v: &Warning, current: bool) -> Marker {
     Marker {
         id: row.id,
         from: row.window_start.0,
-        to: end.max(row.window_start.0 + 1),
+        to: v.window_end.0.max(row.window_start.0 + 1),
         severity: severity_name(row.severity_rank),
         label: format!(
             "{} warning {}: {}",
             severity_name(row.severity_rank),
             row.id,
-            jstr(v, "headline")
+            v.headline
         ),
         current,
     }

@@ -139,7 +139,7 @@ fn render_port(
         .alerts
         .iter()
         .filter(|a| a.window_start.0 < to && a.window_start.0 >= from - step)
-        .map(|a| marker_of(a, &parse_json(a), false))
+        .map(|a| marker_of(a, &warning_of(a), false))
         .collect();
     let shown = &buckets[first.min(buckets.len())..];
     let total_events: u64 = shown.iter().map(|x| x.events).sum();
@@ -254,7 +254,7 @@ fn render_port_warnings(b: &mut String, alerts: &[AlertRow]) {
         b.push_str("<p>No stored warnings.</p></section>");
         return;
     }
-    let mut sorted: Vec<(&AlertRow, Value)> = alerts.iter().map(|a| (a, parse_json(a))).collect();
+    let mut sorted: Vec<(&AlertRow, Warning)> = alerts.iter().map(|a| (a, warning_of(a))).collect();
     sorted.sort_by_key(|x| std::cmp::Reverse(x.0.window_start));
     b.push_str(
         "<table class=\"data\"><thead><tr><th>window</th><th>severity</th><th class=\"n\">sources</th>\
@@ -267,13 +267,13 @@ fn render_port_warnings(b: &mut String, alerts: &[AlertRow]) {
              <td class=\"n\" data-field=\"sensors\">{} of {}</td><td class=\"n\">{}%</td><td><a href=\"/alerts/{}\">{}</a></td></tr>",
             time_el(a.window_start),
             badge(a.severity_rank),
-            num(jnum(v, "sources") as u64),
-            float(jnum(v, "times_normal"), 1),
-            num(jnum(v, "sensors") as u64),
-            num(jnum(v, "active_sensors") as u64),
-            float(jnum(v, "top_sensor_share") * 100.0, 0),
+            num(v.sources),
+            float(v.times_normal, 1),
+            num(v.sensors),
+            num(v.active_sensors),
+            float(v.top_sensor_share * 100.0, 0),
             a.id,
-            esc(jstr(v, "headline")),
+            esc(&v.headline),
         );
     }
     b.push_str("</tbody></table>");
@@ -281,16 +281,8 @@ fn render_port_warnings(b: &mut String, alerts: &[AlertRow]) {
     b.push_str("<h3 id=\"sensors-seeing\">Sensors</h3>");
     let mut named: BTreeMap<String, u64> = BTreeMap::new();
     for (_, v) in &sorted {
-        if let Some(list) = v.get("top_sensors").and_then(Value::as_array) {
-            for s in list {
-                let name = s
-                    .get("sensor")
-                    .or_else(|| s.get("name"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("?");
-                *named.entry(name.to_string()).or_default() +=
-                    s.get("events").and_then(Value::as_u64).unwrap_or(0);
-            }
+        for s in &v.top_sensors {
+            *named.entry(s.sensor.clone()).or_default() += s.events;
         }
     }
     if named.is_empty() {
@@ -307,16 +299,11 @@ fn render_port_warnings(b: &mut String, alerts: &[AlertRow]) {
         b.push_str("</ul>");
     }
     // Advisories of the warnings, best score per advisory.
-    let mut adv: BTreeMap<String, (f64, &Value, usize)> = BTreeMap::new();
+    let mut adv: BTreeMap<String, (f64, &scanwatch_alert::AdvisoryJson, usize)> = BTreeMap::new();
     for (_, v) in &sorted {
-        for a in v
-            .get("advisories")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let id = jstr(a, "id").to_string();
-            let score = jnum(a, "score");
+        for a in &v.advisories {
+            let id = a.id.clone();
+            let score = a.score;
             let e = adv.entry(id).or_insert((score, a, 0));
             e.2 += 1;
             if score > e.0 {
@@ -337,11 +324,11 @@ fn render_port_warnings(b: &mut String, alerts: &[AlertRow]) {
                 b,
                 "<li><strong>{}</strong> {} <span class=\"note\">score {}, in {} warning{}; {}</span></li>",
                 esc(id),
-                esc(jstr(a, "title")),
+                esc(&a.title),
                 float(*score, 2),
                 n,
                 if *n == 1 { "" } else { "s" },
-                esc(jstr(a, "match_reason")),
+                esc(&a.match_reason),
             );
         }
         b.push_str("</ul>");

@@ -76,7 +76,10 @@ pub(super) async fn sensors_page(
         };
         let drops = hb.get("capture").filter(|c| c.is_object()).map_or_else(
             || "-".to_string(),
-            |c| num(jnum(c, "dropped_kernel") as u64 + jnum(c, "dropped_interface") as u64),
+            |c| {
+                let n = |k: &str| c.get(k).and_then(Value::as_u64).unwrap_or(0);
+                num(n("dropped_kernel") + n("dropped_interface"))
+            },
         );
         let state = if s.revoked {
             "revoked"

@@ -17,11 +17,10 @@ pub(super) async fn source_page(
         .with_reader(move |s| {
             let now = newest_window(s)?;
             let rows = s.source_activity(addr, Timestamp(i64::MIN), Timestamp(i64::MAX))?;
-            let needle = format!("\"ip\":\"{addr}\"");
             let alerts: Vec<AlertRow> = s
                 .alerts(Timestamp(i64::MIN), Timestamp(i64::MAX), 0)?
                 .into_iter()
-                .filter(|a| a.json.contains(&needle))
+                .filter(|a| warning_of(a).names_source(addr))
                 .collect();
             Ok((now, rows, alerts))
         })
@@ -68,14 +67,14 @@ pub(super) async fn source_page(
     } else {
         b.push_str("<ul>");
         for a in alerts.iter().take(100) {
-            let v = parse_json(a);
+            let v = warning_of(a);
             let _ = write!(
                 b,
                 "<li>{} {} <a href=\"/alerts/{}\">{}</a> {}</li>",
                 badge(a.severity_rank),
                 port_link(a.proto, a.port),
                 a.id,
-                esc(jstr(&v, "headline")),
+                esc(&v.headline),
                 time_el(a.window_start)
             );
         }
