@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use scanwatch_aggregate::{sensor_key, SensorKey, Window};
-use scanwatch_alert::{alert_json, window_json};
+use scanwatch_alert::{alert_json, window_json, Warning};
 use scanwatch_context::ContextData;
 use scanwatch_detect::Alert;
 use scanwatch_event::{parse_rfc3339, Event, Timestamp};
@@ -22,7 +22,7 @@ pub type SharedStore = Arc<Mutex<Box<dyn Store>>>;
 
 /// Called with each stored warning (its id and its JSON, as the API shows it), e.g.
 /// to queue notifications. It must not block: it runs on the ingest path.
-pub type AlertHook = Arc<dyn Fn(i64, &serde_json::Value) + Send + Sync>;
+pub type AlertHook = Arc<dyn Fn(i64, &scanwatch_alert::Warning) + Send + Sync>;
 
 /// What the centre did, for `/metrics`.
 #[derive(Debug, Default)]
@@ -521,7 +521,7 @@ impl Centre {
                 .cloned()
                 .unwrap_or_else(|| format!("{k:016x}"))
         };
-        let render = |a: &Alert, withdrawn: bool| -> Result<(AlertRow, String), CentreError> {
+        let render = |a: &Alert, withdrawn: bool| -> Result<(AlertRow, Warning), CentreError> {
             let mut j = {
                 let ctx = self
                     .context
@@ -545,9 +545,9 @@ impl Centre {
                     port: a.port,
                     window_start: a.window_start,
                     severity_rank: a.severity as u8,
-                    json: json.clone(),
+                    json,
                 },
-                json,
+                j,
             ))
         };
         let mut store = self.store()?;
@@ -583,13 +583,8 @@ impl Centre {
         }
         drop(store);
         if let Some(hook) = &self.on_alert {
-            for (id, json) in notify {
-                let mut v: serde_json::Value =
-                    serde_json::from_str(&json).map_err(|e| CentreError::Encode(e.to_string()))?;
-                if let serde_json::Value::Object(m) = &mut v {
-                    m.insert("id".into(), serde_json::Value::from(id));
-                }
-                hook(id, &v);
+            for (id, w) in notify {
+                hook(id, &w);
             }
         }
         Ok(())

@@ -355,7 +355,9 @@ impl Candidate {
 }
 
 /// How sure scanwatch is about what the surge is.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub enum Confidence {
@@ -366,6 +368,16 @@ pub enum Confidence {
 }
 
 impl Confidence {
+    pub fn parse(s: &str) -> Option<Confidence> {
+        [
+            Confidence::Suspected,
+            Confidence::Likely,
+            Confidence::Confirmed,
+        ]
+        .into_iter()
+        .find(|c| c.name() == s)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Confidence::Suspected => "suspected",

@@ -198,7 +198,8 @@ mod tests {
 
     fn note(event: Event) -> Notification {
         Notification {
-            warning: Warning::from_json(9, &crate::warning::tests::sample(9)).expect("valid"),
+            warning: Warning::from_stored(9, &crate::warning::tests::sample(9).to_string())
+                .expect("valid"),
             event,
             now_ms: 1_795_000_000_000,
         }

@@ -57,7 +57,7 @@ mod tests {
     use crate::warning::{Confidence, Severity};
 
     fn warning() -> Warning {
-        Warning::from_json(1, &crate::warning::tests::sample(1)).expect("valid")
+        Warning::from_stored(1, &crate::warning::tests::sample(1).to_string()).expect("valid")
     }
 
     const NOW: i64 = 1_795_000_000_000; // after the sample's window

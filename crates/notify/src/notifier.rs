@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use scanwatch_event::Timestamp;
 use scanwatch_store::{DeadLetter, Store};
-use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::config::{NotifyConfig, RetryConfig, SinkConfig};
@@ -24,7 +23,7 @@ pub type SharedStore = Arc<Mutex<Box<dyn Store>>>;
 /// Where "now" comes from (the wall clock in the server; fixed in tests).
 pub use scanwatch_event::Clock;
 /// The hook the collector calls (same type as `scanwatch_collector::AlertHook`).
-pub type Hook = Arc<dyn Fn(i64, &Value) + Send + Sync>;
+pub type Hook = Arc<dyn Fn(i64, &scanwatch_alert::Warning) + Send + Sync>;
 
 /// Warnings waiting per sink before new ones are dropped (and counted). Warnings are
 /// rare (one per surging port and window), but the replay at start re-raises every
@@ -269,7 +268,7 @@ impl Notifier {
     /// every sink without blocking.
     pub fn hook(&self) -> Hook {
         let inner = self.inner.clone();
-        Arc::new(move |id: i64, v: &Value| inner.enqueue(id, v))
+        Arc::new(move |id: i64, v: &scanwatch_alert::Warning| inner.enqueue(id, v))
     }
 
     pub fn counters(&self) -> Arc<Counters> {
@@ -311,8 +310,8 @@ impl Notifier {
 }
 
 impl Inner {
-    fn enqueue(&self, id: i64, v: &Value) {
-        let w = match Warning::from_json(id, v) {
+    fn enqueue(&self, id: i64, v: &scanwatch_alert::Warning) {
+        let w = match Warning::new(id, v) {
             Ok(w) => Arc::new(w),
             Err(e) => {
                 self.counters.invalid.fetch_add(1, Ordering::Relaxed);
@@ -418,7 +417,11 @@ impl Worker {
                 let (r, a) = self.deliver(&n, &p).await;
                 (p, r, a)
             }
-            Err(e) => (w.json.to_string(), Err(e), 0),
+            Err(e) => (
+                serde_json::to_string(&w.record).unwrap_or_default(),
+                Err(e),
+                0,
+            ),
         };
         let now = (self.clock)();
         match result {

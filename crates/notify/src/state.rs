@@ -155,7 +155,7 @@ mod tests {
         let mut v = crate::warning::tests::sample(id);
         v["sources"] = sources.into();
         v["severity"] = severity.into();
-        Warning::from_json(id, &v).expect("valid")
+        Warning::from_stored(id, &v.to_string()).expect("valid")
     }
 
     #[test]

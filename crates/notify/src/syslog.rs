@@ -347,7 +347,7 @@ mod tests {
         v["summary"] = "line one\nx=y | z\\".into();
         v["advisories"] = serde_json::json!([{"id": "CVE-1\"]"}]);
         Notification {
-            warning: Warning::from_json(9, &v).expect("valid"),
+            warning: Warning::from_stored(9, &v.to_string()).expect("valid"),
             event: Event::New,
             now_ms: 1_795_000_000_123,
         }

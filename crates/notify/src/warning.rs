@@ -1,73 +1,13 @@
-//! The view of a stored warning that the sinks need, read leniently from the
-//! warning's JSON (the fields of `AlertJson`): the keys a decision depends on are
-//! required, the rest default to empty.
+//! The view of a stored warning that the sinks need, taken from the typed warning
+//! (`scanwatch_alert::Warning`, the one the centre stores): the severity and
+//! confidence are the detector's and the context's own enums.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+
+pub use scanwatch_context::explain::Confidence;
+pub use scanwatch_detect::Severity;
 
 use crate::NotifyError;
-
-/// Severity of a warning, least severe first (the order of `scanwatch-detect`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    pub fn parse(s: &str) -> Option<Severity> {
-        Some(match s {
-            "info" => Severity::Info,
-            "low" => Severity::Low,
-            "medium" => Severity::Medium,
-            "high" => Severity::High,
-            "critical" => Severity::Critical,
-            _ => return None,
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-/// How sure the context is of what the surge is (docs/context.md), least sure first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Confidence {
-    Suspected,
-    Likely,
-    Confirmed,
-}
-
-impl Confidence {
-    pub fn parse(s: &str) -> Option<Confidence> {
-        Some(match s {
-            "suspected" => Confidence::Suspected,
-            "likely" => Confidence::Likely,
-            "confirmed" => Confidence::Confirmed,
-            _ => return None,
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Confidence::Suspected => "suspected",
-            Confidence::Likely => "likely",
-            Confidence::Confirmed => "confirmed",
-        }
-    }
-}
 
 /// Whether a notification opens a surge for a sink or tells that it grew.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +43,7 @@ pub struct Warning {
     pub confidence: Confidence,
     pub headline: String,
     pub summary: String,
+    /// RFC 3339.
     pub window_start: String,
     pub window_end: String,
     pub episode_start: String,
@@ -115,90 +56,57 @@ pub struct Warning {
     /// Advisory ids (CVE, EDB, ...), best first.
     pub advisories: Vec<String>,
     pub mitigations: Vec<Mitigation>,
-    /// The JSON as given (what webhooks carry).
-    pub json: Value,
-}
-
-fn text(v: &Value, key: &str) -> String {
-    v.get(key).and_then(Value::as_str).unwrap_or("").to_string()
-}
-
-fn num(v: &Value, key: &str) -> u64 {
-    v.get(key).and_then(Value::as_u64).unwrap_or(0)
+    /// The whole warning (what webhooks carry).
+    pub record: scanwatch_alert::Warning,
 }
 
 impl Warning {
-    /// Reads a warning; `protocol`, `port`, `severity` and `episode_start` are
-    /// required (they key the surge and drive the filters).
-    pub fn from_json(id: i64, v: &Value) -> Result<Warning, NotifyError> {
-        let bad = |reason: &str| NotifyError::Warning {
-            id,
-            reason: reason.to_string(),
-        };
-        if !v.is_object() {
-            return Err(bad("not a JSON object"));
+    /// The sinks' view of stored warning `id`; refused without a protocol (it
+    /// keys the surge).
+    pub fn new(id: i64, w: &scanwatch_alert::Warning) -> Result<Warning, NotifyError> {
+        if w.protocol.is_empty() {
+            return Err(NotifyError::Warning {
+                id,
+                reason: "no protocol".into(),
+            });
         }
-        let protocol = text(v, "protocol");
-        if protocol.is_empty() {
-            return Err(bad("no protocol"));
-        }
-        let port = v
-            .get("port")
-            .and_then(Value::as_u64)
-            .and_then(|p| u16::try_from(p).ok())
-            .ok_or_else(|| bad("no valid port"))?;
-        let severity =
-            Severity::parse(&text(v, "severity")).ok_or_else(|| bad("no valid severity"))?;
-        let confidence = match v.get("confidence").and_then(Value::as_str) {
-            None => Confidence::Suspected,
-            Some(c) => Confidence::parse(c).ok_or_else(|| bad("invalid confidence"))?,
-        };
-        let episode_start = text(v, "episode_start");
-        if episode_start.is_empty() {
-            return Err(bad("no episode_start"));
-        }
-        let advisories = v
-            .get("advisories")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.get("id").and_then(Value::as_str))
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mitigations = v
-            .get("mitigations")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|m| Mitigation {
-                        platform: text(m, "platform"),
-                        rule: text(m, "rule"),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
         Ok(Warning {
             id,
-            protocol,
-            port,
-            severity,
-            confidence,
-            headline: text(v, "headline"),
-            summary: text(v, "summary"),
-            window_start: text(v, "window_start"),
-            window_end: text(v, "window_end"),
-            episode_start,
-            update: v.get("update").and_then(Value::as_bool).unwrap_or(false),
-            events: num(v, "events"),
-            sources: num(v, "sources"),
-            sensors: num(v, "sensors"),
-            times_normal: v.get("times_normal").and_then(Value::as_f64).unwrap_or(0.0),
-            advisories,
-            mitigations,
-            json: v.clone(),
+            protocol: w.protocol.clone(),
+            port: w.port,
+            severity: w.severity,
+            confidence: w.confidence,
+            headline: w.headline.clone(),
+            summary: w.summary.clone(),
+            window_start: w.window_start.to_rfc3339(),
+            window_end: w.window_end.to_rfc3339(),
+            episode_start: w.episode_start.to_rfc3339(),
+            update: w.update,
+            events: w.events,
+            sources: w.sources,
+            sensors: w.sensors,
+            times_normal: w.times_normal,
+            advisories: w.advisories.iter().map(|a| a.id.clone()).collect(),
+            mitigations: w
+                .mitigations
+                .iter()
+                .map(|m| Mitigation {
+                    platform: m.platform.name().to_string(),
+                    rule: m.rule.clone(),
+                })
+                .collect(),
+            record: w.clone(),
         })
+    }
+
+    /// Reads stored warning `id` from its JSON (`AlertRow.json`).
+    pub fn from_stored(id: i64, json: &str) -> Result<Warning, NotifyError> {
+        let w =
+            scanwatch_alert::Warning::from_stored(id, json).map_err(|e| NotifyError::Warning {
+                id,
+                reason: e.source.to_string(),
+            })?;
+        Warning::new(id, &w)
     }
 
     /// `tcp/445`.
@@ -214,13 +122,8 @@ impl Warning {
             "surge:{}/{}/{}",
             self.protocol, self.port, self.episode_start
         );
-        match self
-            .json
-            .get("sweep")
-            .and_then(|s| s.get("prefix"))
-            .and_then(Value::as_str)
-        {
-            Some(net) => format!("{base}/sweep {net}"),
+        match &self.record.sweep {
+            Some(s) => format!("{base}/sweep {}", s.prefix),
             None => base,
         }
     }
@@ -239,9 +142,13 @@ pub struct Notification {
 pub(crate) mod tests {
     use super::*;
 
+    use serde_json::Value;
+
+    /// A warning's JSON as the centre stores it.
     pub(crate) fn sample(id: i64) -> Value {
         serde_json::json!({
-            "type": "alert", "protocol": "tcp", "port": 445, "severity": "high",
+            "type": "alert", "alert_kind": "surge", "score": 3.5,
+            "protocol": "tcp", "port": 445, "severity": "high",
             "confidence": "likely", "headline": "tcp/445: 120 sources, 9.5 times normal",
             "summary": "Scanning of SMB.\nBlock it.", "window_start": "2026-11-26T10:00:00Z",
             "window_end": "2026-11-26T11:00:00Z", "episode_start": "2026-11-26T10:00:00Z",
@@ -255,7 +162,7 @@ pub(crate) mod tests {
 
     #[test]
     fn reads_a_warning_and_refuses_missing_keys() {
-        let w = Warning::from_json(3, &sample(3)).expect("valid");
+        let w = Warning::from_stored(3, &sample(3).to_string()).expect("valid");
         assert_eq!(w.port_label(), "tcp/445");
         assert_eq!(w.severity, Severity::High);
         assert_eq!(w.confidence, Confidence::Likely);
@@ -264,11 +171,11 @@ pub(crate) mod tests {
         assert_eq!(w.surge_key(), "surge:tcp/445/2026-11-26T10:00:00Z");
         let mut v = sample(3);
         v["severity"] = "huge".into();
-        assert!(Warning::from_json(3, &v).is_err());
+        assert!(Warning::from_stored(3, &v.to_string()).is_err());
         let mut v = sample(3);
         v["port"] = 70000.into();
-        assert!(Warning::from_json(3, &v).is_err());
-        assert!(Warning::from_json(3, &Value::Null).is_err());
+        assert!(Warning::from_stored(3, &v.to_string()).is_err());
+        assert!(Warning::from_stored(3, "null").is_err());
     }
 
     #[test]
@@ -277,7 +184,7 @@ pub(crate) mod tests {
             let mut v = sample(4);
             v["alert_kind"] = "sweep".into();
             v["sweep"] = serde_json::json!({"prefix": net, "sources": 32, "ports": 2000});
-            Warning::from_json(4, &v).expect("valid")
+            Warning::from_stored(4, &v.to_string()).expect("valid")
         };
         let (a, b) = (sweep("203.0.113.0/24"), sweep("198.51.100.0/24"));
         assert_ne!(a.surge_key(), b.surge_key());

@@ -83,10 +83,13 @@ pub fn dashboard_link(base: &str, id: i64) -> String {
 
 /// The JSON body of `format = "json"`.
 pub fn json_body(n: &Notification) -> Value {
-    let mut v = n.warning.json.clone();
+    let stored = scanwatch_alert::StoredWarning {
+        id: n.warning.id,
+        warning: n.warning.record.clone(),
+    };
+    let mut v = serde_json::to_value(stored).unwrap_or_default();
     if let Value::Object(m) = &mut v {
         m.insert("event".into(), Value::from(n.event.name()));
-        m.insert("id".into(), Value::from(n.warning.id));
     }
     v
 }
@@ -200,7 +203,7 @@ mod tests {
         let mut v = crate::warning::tests::sample(9);
         v["headline"] = "tcp/445 <up> & away".into();
         Notification {
-            warning: Warning::from_json(9, &v).expect("valid"),
+            warning: Warning::from_stored(9, &v.to_string()).expect("valid"),
             event,
             now_ms: 0,
         }

@@ -23,10 +23,15 @@ pub fn clock() -> Clock {
     Arc::new(move || Timestamp(end + 60_000))
 }
 
-/// A warning as the collector passes it to the hook.
-pub fn warning(id: i64, port: u16, sources: u64, severity: &str) -> Value {
+/// A warning as the centre passes it to the hook.
+pub fn warning(id: i64, port: u16, sources: u64, severity: &str) -> scanwatch_alert::Warning {
+    serde_json::from_value(warning_json(id, port, sources, severity)).expect("a warning")
+}
+
+/// Its JSON as the centre stores it.
+pub fn warning_json(id: i64, port: u16, sources: u64, severity: &str) -> Value {
     json!({
-        "type": "alert", "alert_kind": "surge", "protocol": "tcp", "port": port,
+        "type": "alert", "alert_kind": "surge", "protocol": "tcp", "port": port, "score": 3.5,
         "severity": severity, "confidence": "likely",
         "headline": format!("tcp/{port}: {sources} sources, 9.5 times normal"),
         "summary": "Scanning of SMB from many sources.\nBlock it at the edge: a|b=c\\d.",
