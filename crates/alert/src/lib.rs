@@ -13,9 +13,9 @@ mod warning;
 pub use json::{alert_json, narrative, summary_json, window_json, SummaryJson, WindowJson};
 pub use text::{context_block, render_report, render_report_with, window_text, RunStats};
 pub use warning::{
-    AdvisoryJson, BaselineJson, ExposedJson, MitigationJson, Platform, SensorCountJson,
-    ServiceJson, SourceJson, StoredWarning, SweepJson, SweepPortJson, SweepSourceJson, TrendJson,
-    TrimmedJson, UnreadableWarning, Warning, WarningType,
+    read_warning_line, AdvisoryJson, BaselineJson, ExposedJson, MitigationJson, Platform,
+    SensorCountJson, ServiceJson, SourceJson, StoredWarning, SweepJson, SweepPortJson,
+    SweepSourceJson, TrendJson, TrimmedJson, UnreadableWarning, Warning, WarningType,
 };
 
 use scanwatch_detect::Alert;

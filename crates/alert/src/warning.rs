@@ -115,6 +115,21 @@ impl Warning {
     }
 }
 
+/// Reads one line of `analyze --json`: its warning, `None` for the other lines
+/// (`window`, `summary`), an error for a line that is not one of them.
+pub fn read_warning_line(line: &str) -> Result<Option<Warning>, serde_json::Error> {
+    /// Only the `type` of a line.
+    #[derive(Deserialize)]
+    struct Line {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    if serde_json::from_str::<Line>(line)?.kind != "alert" {
+        return Ok(None);
+    }
+    serde_json::from_str(line).map(Some)
+}
+
 fn one() -> f64 {
     1.0
 }

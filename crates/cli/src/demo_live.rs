@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use chrono::Datelike;
+use scanwatch_alert::StoredWarning;
 use scanwatch_collector::{app, AppState, Limits};
 use scanwatch_event::{Timestamp, WireEvent};
 use scanwatch_pipeline::Pipeline;
 use scanwatch_store::sqlite::SqliteStore;
 use scanwatch_store::{new_token, Role, Store, UserRecord};
-use serde_json::Value;
 
 use crate::demo::{describe, log_writers, scenario, start_date, DemoArgs};
 use crate::intel::load_context;
@@ -57,10 +57,6 @@ fn submit(agent: &ureq::Agent, base: &str, token: &str, batch: &str, body: &str)
         }
     }
     bail!("cannot deliver batch {batch} after {ATTEMPTS} attempts: {last}")
-}
-
-fn text<'a>(v: &'a Value, k: &str) -> &'a str {
-    v.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
 pub fn run(args: &DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
@@ -218,52 +214,34 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         .limit(1 << 30)
         .read_to_string()
         .context("cannot read the warnings from the centre")?;
-    let mut alerts: Vec<Value> =
-        serde_json::from_str(&body).context("the centre's warnings are not JSON")?;
-    alerts.sort_by(|a, b| {
-        (
-            text(a, "window_start"),
-            a.get("port").and_then(Value::as_u64),
-        )
-            .cmp(&(
-                text(b, "window_start"),
-                b.get("port").and_then(Value::as_u64),
-            ))
-    });
+    let mut alerts: Vec<StoredWarning> =
+        serde_json::from_str(&body).context("the centre's warnings are not warnings")?;
+    alerts.sort_by_key(|a| (a.warning.window_start, a.warning.port));
     if args.json {
         for a in &alerts {
-            writeln!(out, "{a}")?;
+            writeln!(out, "{}", serde_json::to_string(a)?)?;
         }
     } else {
-        let updates = alerts
-            .iter()
-            .filter(|a| a.get("update").and_then(Value::as_bool) == Some(true))
-            .count();
+        let updates = alerts.iter().filter(|a| a.warning.update).count();
         writeln!(
             out,
             "{} warnings stored by the centre ({} new surges or trends, {updates} updates of running surges):\n",
             alerts.len(),
             alerts.len() - updates
         )?;
-        for a in alerts
-            .iter()
-            .filter(|a| a.get("update").and_then(Value::as_bool) != Some(true))
-        {
+        for a in alerts.iter().filter(|a| !a.warning.update) {
             writeln!(
                 out,
                 "[{}] #{} {}\n",
-                text(a, "severity").to_uppercase(),
-                a.get("id").and_then(Value::as_i64).unwrap_or(0),
-                text(a, "summary")
+                a.warning.severity.name().to_uppercase(),
+                a.id,
+                a.warning.summary
             )?;
         }
     }
     // The warnings now, not when the centre stops (stdout is buffered).
     out.flush()?;
-    let first = alerts
-        .iter()
-        .find(|a| a.get("update").and_then(Value::as_bool) != Some(true))
-        .and_then(|a| a.get("id").and_then(Value::as_i64));
+    let first = alerts.iter().find(|a| !a.warning.update).map(|a| a.id);
     writeln!(err, "dashboard: {base}/")?;
     if let Some(id) = first {
         writeln!(err, "first warning: {base}/alerts/{id}")?;

@@ -610,40 +610,20 @@ struct ActiveWarning {
     summary: String,
 }
 
-#[derive(serde::Deserialize)]
-struct AlertLine {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    protocol: String,
-    #[serde(default)]
-    port: u16,
-    #[serde(default)]
-    episode_start: String,
-    #[serde(default)]
-    window_end: String,
-    #[serde(default)]
-    severity: String,
-    #[serde(default)]
-    summary: String,
-}
-
+/// The active warning of one `analyze --json` line or stored warning (`None` for
+/// the other lines).
 fn warning_from(line: &str) -> Result<Option<ActiveWarning>> {
-    let a: AlertLine = serde_json::from_str(line)?;
-    if a.kind != "alert" {
+    let Some(a) = scanwatch_alert::read_warning_line(line)? else {
         return Ok(None);
-    }
+    };
     let proto = scanwatch_event::Protocol::parse(&a.protocol)
         .ok_or_else(|| anyhow::anyhow!("unknown protocol {:?}", a.protocol))?;
-    let t = |s: &str| {
-        scanwatch_event::parse_rfc3339(s).ok_or_else(|| anyhow::anyhow!("invalid time {s:?}"))
-    };
     Ok(Some(ActiveWarning {
         proto,
         port: a.port,
-        episode_start: t(&a.episode_start)?,
-        window_end: t(&a.window_end)?,
-        severity: a.severity,
+        episode_start: a.episode_start,
+        window_end: a.window_end,
+        severity: a.severity.name().to_string(),
         summary: a.summary,
     }))
 }
