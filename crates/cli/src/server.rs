@@ -434,6 +434,7 @@ mod roles {
     use scanwatch_centre::{Centre, Partial};
     use scanwatch_collector::{AppState, IDS_KIND};
     use scanwatch_context::ids::StoredHit;
+    use scanwatch_event::metrics::{labels, Exposition, MetricKind};
     use scanwatch_event::Timestamp;
     use scanwatch_pipeline::Pipeline;
     use scanwatch_store::PartialRow;
@@ -571,18 +572,25 @@ mod roles {
     /// Prometheus text of an aggregator's counters.
     fn aggregator_metrics(c: &AggregatorCounters) -> String {
         let s = c.snapshot();
-        format!(
-            "# HELP scanwatch_aggregator_messages_total Bus messages handled, by outcome (stored: committed; failed: redelivered later).\n\
-             # TYPE scanwatch_aggregator_messages_total counter\n\
-             scanwatch_aggregator_messages_total{{outcome=\"stored\"}} {}\n\
-             scanwatch_aggregator_messages_total{{outcome=\"duplicate\"}} {}\n\
-             scanwatch_aggregator_messages_total{{outcome=\"failed\"}} {}\n\
-             scanwatch_aggregator_messages_total{{outcome=\"refused\"}} {}\n\
-             # HELP scanwatch_aggregator_events_total Events committed.\n\
-             # TYPE scanwatch_aggregator_events_total counter\n\
-             scanwatch_aggregator_events_total {}\n",
-            s.accepted, s.duplicates, s.failed, s.refused, s.events
-        )
+        let mut out = Exposition::new();
+        let outcome = |o: &str| labels(&[("outcome", o)]);
+        out.family(
+            "scanwatch_aggregator_messages_total",
+            "Bus messages handled, by outcome (stored: committed; failed: redelivered later).",
+            MetricKind::Counter,
+            &[
+                (outcome("stored"), s.accepted),
+                (outcome("duplicate"), s.duplicates),
+                (outcome("failed"), s.failed),
+                (outcome("refused"), s.refused),
+            ],
+        );
+        out.counter(
+            "scanwatch_aggregator_events_total",
+            "Events committed.",
+            s.events,
+        );
+        out.finish()
     }
 
     /// What the detector role counts, for its `/metrics`.
@@ -601,28 +609,37 @@ mod roles {
     impl DetectorCounters {
         fn prometheus(&self) -> String {
             use std::sync::atomic::Ordering::Relaxed;
-            let mut out = format!(
-                "# HELP scanwatch_detector_lease_held Whether this detector holds the lease (1) or stands by (0).\n\
-                 # TYPE scanwatch_detector_lease_held gauge\n\
-                 scanwatch_detector_lease_held {}\n\
-                 # HELP scanwatch_detector_leases_taken_total Times this detector took the lease.\n\
-                 # TYPE scanwatch_detector_leases_taken_total counter\n\
-                 scanwatch_detector_leases_taken_total {}\n\
-                 # HELP scanwatch_detector_steps_total Merge steps over the stored partials, by outcome.\n\
-                 # TYPE scanwatch_detector_steps_total counter\n\
-                 scanwatch_detector_steps_total{{outcome=\"ok\"}} {}\n\
-                 scanwatch_detector_steps_total{{outcome=\"failed\"}} {}\n\
-                 # HELP scanwatch_detector_partials_refused_total Partial aggregates left out (damaged or newer).\n\
-                 # TYPE scanwatch_detector_partials_refused_total counter\n\
-                 scanwatch_detector_partials_refused_total {}\n\
-                 # HELP scanwatch_detector_bus_caught_up Whether the aggregators had drained the bus at the last step (1) or not (0: lag).\n\
-                 # TYPE scanwatch_detector_bus_caught_up gauge\n\
-                 scanwatch_detector_bus_caught_up {}\n",
+            let mut out = Exposition::new();
+            out.gauge(
+                "scanwatch_detector_lease_held",
+                "Whether this detector holds the lease (1) or stands by (0).",
                 self.lease_held.load(Relaxed),
+            );
+            out.counter(
+                "scanwatch_detector_leases_taken_total",
+                "Times this detector took the lease.",
                 self.leases_taken.load(Relaxed),
-                self.steps.load(Relaxed),
-                self.steps_failed.load(Relaxed),
+            );
+            out.family(
+                "scanwatch_detector_steps_total",
+                "Merge steps over the stored partials, by outcome.",
+                MetricKind::Counter,
+                &[
+                    (labels(&[("outcome", "ok")]), self.steps.load(Relaxed)),
+                    (
+                        labels(&[("outcome", "failed")]),
+                        self.steps_failed.load(Relaxed),
+                    ),
+                ],
+            );
+            out.counter(
+                "scanwatch_detector_partials_refused_total",
+                "Partial aggregates left out (damaged or newer).",
                 self.partials_refused.load(Relaxed),
+            );
+            out.gauge(
+                "scanwatch_detector_bus_caught_up",
+                "Whether the aggregators had drained the bus at the last step (1) or not (0: lag).",
                 self.caught_up.load(Relaxed),
             );
             if let Ok(c) = self.centre.lock() {
@@ -645,14 +662,11 @@ mod roles {
                             &k.windows_revised,
                         ),
                     ] {
-                        out.push_str(&format!(
-                            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
-                            v.load(Relaxed)
-                        ));
+                        out.counter(name, help, v.load(Relaxed));
                     }
                 }
             }
-            out
+            out.finish()
         }
     }
 

@@ -30,6 +30,7 @@ use axum::{Json, Router};
 use scanwatch_centre::Centre;
 use scanwatch_context::ids::{hit_from_wire, IdsHit, StoredHit};
 use scanwatch_context::ContextData;
+use scanwatch_event::metrics::{labels, Exposition, MetricKind};
 use scanwatch_event::{parse_rfc3339, Event, Timestamp, WireEvent};
 use scanwatch_pipeline::Pipeline;
 use scanwatch_store::{BatchOutcome, ContextItem, Store};
@@ -159,20 +160,19 @@ impl Histogram {
             .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
     }
 
-    fn prometheus(&self, out: &mut String, name: &str, help: &str) {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
-        for (b, le) in self.buckets.iter().zip(LATENCY_BUCKETS) {
-            out.push_str(&format!(
-                "{name}_bucket{{le=\"{le}\"}} {}\n",
-                b.load(Ordering::Relaxed)
-            ));
-        }
-        let n = self.count.load(Ordering::Relaxed);
-        out.push_str(&format!("{name}_bucket{{le=\"+Inf\"}} {n}\n"));
-        out.push_str(&format!(
-            "{name}_sum {}\n{name}_count {n}\n",
-            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
-        ));
+    fn prometheus(&self, out: &mut Exposition, name: &str, help: &str) {
+        let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
+            .iter()
+            .zip(&self.buckets)
+            .map(|(le, b)| (*le, b.load(Ordering::Relaxed)))
+            .collect();
+        out.histogram(
+            name,
+            help,
+            &buckets,
+            self.count.load(Ordering::Relaxed),
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        );
     }
 }
 
@@ -180,12 +180,19 @@ impl Counters {
     /// Prometheus text exposition of the counters, with the centre's.
     pub fn prometheus(&self, centre: &CentreCounters) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut out = String::new();
+        let mut out = Exposition::new();
         let mut counter = |name: &str, help: &str, rows: &[(&str, u64)]| {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
-            for (labels, v) in rows {
-                out.push_str(&format!("{name}{labels} {v}\n"));
-            }
+            let samples: Vec<(String, u64)> = rows
+                .iter()
+                .map(|(l, v)| {
+                    // `reason=…` / `outcome=…`: one label, or none.
+                    let l = l
+                        .split_once('=')
+                        .map_or(String::new(), |(k, v)| labels(&[(k, v)]));
+                    (l, *v)
+                })
+                .collect();
+            out.family(name, help, MetricKind::Counter, &samples);
         };
         counter(
             "scanwatch_batches_accepted_total",
@@ -206,25 +213,22 @@ impl Counters {
             "scanwatch_requests_refused_total",
             "Ingest requests refused, by reason.",
             &[
-                ("{reason=\"unauthorized\"}", g(&self.refused_unauthorized)),
-                ("{reason=\"too_large\"}", g(&self.refused_too_large)),
-                ("{reason=\"malformed\"}", g(&self.refused_malformed)),
-                ("{reason=\"encoding\"}", g(&self.refused_encoding)),
-                ("{reason=\"rate_limited\"}", g(&self.refused_rate_limited)),
-                ("{reason=\"clock_ahead\"}", g(&self.refused_clock_ahead)),
-                ("{reason=\"timeout\"}", g(&self.refused_timeout)),
+                ("reason=unauthorized", g(&self.refused_unauthorized)),
+                ("reason=too_large", g(&self.refused_too_large)),
+                ("reason=malformed", g(&self.refused_malformed)),
+                ("reason=encoding", g(&self.refused_encoding)),
+                ("reason=rate_limited", g(&self.refused_rate_limited)),
+                ("reason=clock_ahead", g(&self.refused_clock_ahead)),
+                ("reason=timeout", g(&self.refused_timeout)),
             ],
         );
         counter(
             "scanwatch_connections_total",
             "Connections at the front door, by outcome (docs/security.md).",
             &[
-                ("{outcome=\"accepted\"}", g(&self.door.connections_accepted)),
-                ("{outcome=\"refused\"}", g(&self.door.connections_refused)),
-                (
-                    "{outcome=\"timed_out\"}",
-                    g(&self.door.connections_timed_out),
-                ),
+                ("outcome=accepted", g(&self.door.connections_accepted)),
+                ("outcome=refused", g(&self.door.connections_refused)),
+                ("outcome=timed_out", g(&self.door.connections_timed_out)),
             ],
         );
         counter(
@@ -267,7 +271,7 @@ impl Counters {
             "scanwatch_ingest_latency_seconds",
             "Time from receiving an ingest request to acknowledging the stored batch.",
         );
-        out
+        out.finish()
     }
 }
 

@@ -10,13 +10,19 @@ pub enum DurationError {
     NotWholeSeconds { input: String },
 }
 
-/// Parses a human duration with `humantime` and returns whole milliseconds.
-/// Windows and histories are whole seconds, at least one second.
-pub fn parse_duration(s: &str) -> Result<i64, DurationError> {
-    let d = humantime::parse_duration(s.trim()).map_err(|e| DurationError::Invalid {
+/// Parses any human duration (`500ms`, `2s`, `5m`, `1h 30m`) with `humantime`: the
+/// one duration parser of scanwatch (timeouts, retry delays and ages take this).
+pub fn parse_span(s: &str) -> Result<std::time::Duration, DurationError> {
+    humantime::parse_duration(s.trim()).map_err(|e| DurationError::Invalid {
         input: s.to_string(),
         reason: e.to_string(),
-    })?;
+    })
+}
+
+/// A duration in whole milliseconds, at least one second and whole seconds:
+/// windows, histories and intervals.
+pub fn parse_duration(s: &str) -> Result<i64, DurationError> {
+    let d = parse_span(s)?;
     if d.subsec_nanos() != 0 || d.as_secs() == 0 {
         return Err(DurationError::NotWholeSeconds {
             input: s.to_string(),

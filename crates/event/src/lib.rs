@@ -6,13 +6,14 @@
 //! that reads a source decides which sensor an event belongs to (see `--sensor-id`).
 
 mod duration;
+pub mod metrics;
 mod time;
 mod wire;
 
 use std::fmt;
 use std::net::IpAddr;
 
-pub use duration::{parse_duration, DurationError};
+pub use duration::{parse_duration, parse_span, DurationError};
 pub use time::{format_rfc3339, parse_rfc3339, Clock, Timestamp};
 pub use wire::{WireError, WireEvent, WireIds, WIRE_VERSION};
 

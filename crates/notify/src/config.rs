@@ -174,7 +174,7 @@ impl<'de> Deserialize<'de> for SinkConfig {
 
 /// Parses `500ms`, `2s`, `5m` (humantime).
 pub fn parse_duration(what: &str, s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| format!("{what}: invalid duration {s:?}: {e}"))
+    scanwatch_event::parse_span(s).map_err(|e| format!("{what}: {e}"))
 }
 
 impl SinkConfig {

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use scanwatch_event::metrics::{labels, Exposition, MetricKind};
 use scanwatch_event::Timestamp;
 use scanwatch_store::{DeadLetter, Store};
 use tokio::sync::mpsc;
@@ -97,7 +98,7 @@ impl Counters {
     /// Prometheus text exposition lines (HELP, TYPE, one sample per sink).
     pub fn prometheus(&self) -> String {
         let snap = self.snapshot();
-        let mut out = String::new();
+        let mut out = Exposition::new();
         type Get = fn(&SinkStats) -> u64;
         let series: [(&str, &str, Get); 8] = [
             ("sent", "Notifications delivered.", |s| s.sent),
@@ -136,24 +137,23 @@ impl Counters {
             ),
         ];
         for (name, help, get) in series {
-            out.push_str(&format!(
-                "# HELP scanwatch_notify_{name}_total {help}\n# TYPE scanwatch_notify_{name}_total counter\n"
-            ));
-            for s in &snap {
-                out.push_str(&format!(
-                    "scanwatch_notify_{name}_total{{sink=\"{}\",kind=\"{}\"}} {}\n",
-                    s.name,
-                    s.kind,
-                    get(s)
-                ));
-            }
+            let samples: Vec<(String, u64)> = snap
+                .iter()
+                .map(|s| (labels(&[("sink", &s.name), ("kind", s.kind)]), get(s)))
+                .collect();
+            out.family(
+                &format!("scanwatch_notify_{name}_total"),
+                help,
+                MetricKind::Counter,
+                &samples,
+            );
         }
-        out.push_str(&format!(
-            "# HELP scanwatch_notify_invalid_total Warnings the notifier could not read.\n\
-             # TYPE scanwatch_notify_invalid_total counter\nscanwatch_notify_invalid_total {}\n",
-            self.invalid.load(Ordering::Relaxed)
-        ));
-        out
+        out.counter(
+            "scanwatch_notify_invalid_total",
+            "Warnings the notifier could not read.",
+            self.invalid.load(Ordering::Relaxed),
+        );
+        out.finish()
     }
 }
 

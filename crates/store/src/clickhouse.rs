@@ -187,9 +187,8 @@ impl ClickHouseConfig {
 
     /// The request timeout.
     pub fn timeout(&self) -> Result<Duration, StoreError> {
-        let d = humantime::parse_duration(self.timeout.trim()).map_err(|e| {
-            StoreError::Config(format!("timeout: invalid duration {:?}: {e}", self.timeout))
-        })?;
+        let d = scanwatch_event::parse_span(&self.timeout)
+            .map_err(|e| StoreError::Config(format!("timeout: {e}")))?;
         if d.is_zero() {
             return Err(StoreError::Config("timeout must be above zero".into()));
         }
