@@ -40,9 +40,6 @@ pub use config::BusConfig;
 pub use message::{BusBatch, OutgoingBatch};
 pub use nats::{Lease, NatsBus};
 
-/// Store kind of IDS facts (the collector's).
-pub use scanwatch_collector::IDS_KIND;
-
 /// Errors of the bus. Messages are lowercase with no trailing period.
 #[derive(Debug, Error)]
 pub enum BusError {
@@ -176,7 +173,7 @@ pub fn aggregate_handler(
             s.commit_aggregate(&commit)?;
         }
         for b in batches.iter().filter(|b| !b.ids.is_empty()) {
-            s.put_context_items(IDS_KIND, &b.ids, b.received)?;
+            s.put_context_items(scanwatch_store::ContextKind::Ids, &b.ids, b.received)?;
         }
         Ok(outcomes)
     })

@@ -16,14 +16,9 @@ use scanwatch_context::ids::{self, IdsHit, IdsLine};
 use scanwatch_context::knowledge::{self, PortKnowledge};
 use scanwatch_context::{services, ContextData};
 use scanwatch_store::sqlite::SqliteStore;
-use scanwatch_store::{ContextItem, ImportCounts, Store};
+use scanwatch_store::{ContextItem, ContextKind, ImportCounts, Store};
 
 use crate::admin::DEFAULT_DATA_DIR;
-
-/// Kinds of documents in the store.
-pub const KIND_ADVISORY: &str = "advisory";
-pub const KIND_ASSET: &str = "asset";
-pub const KIND_BENIGN: &str = benign::STORE_KIND;
 
 /// The user's port notes, read from the data directory when present.
 pub const PORTS_FILE: &str = "ports.toml";
@@ -129,7 +124,7 @@ fn bar(len: u64, what: &str) -> ProgressBar {
 /// interrupted import keeps whole chunks and a re-import completes it.
 fn store_items(
     store: &mut SqliteStore,
-    kind: &str,
+    kind: ContextKind,
     items: &[ContextItem],
     what: &str,
 ) -> Result<ImportCounts> {
@@ -209,8 +204,8 @@ pub fn run_intel(args: &IntelArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
                         })
                         .collect::<Result<Vec<_>>>()?;
                     // A list replaces the earlier import of the same file.
-                    store.delete_context_origin(KIND_BENIGN, &origin)?;
-                    let c = store_items(&mut store, KIND_BENIGN, &items, &name)?;
+                    store.delete_context_origin(ContextKind::Benign, &origin)?;
+                    let c = store_items(&mut store, ContextKind::Benign, &items, &name)?;
                     writeln!(
                         out,
                         "{name}: {} benign networks ({} lines refused)",
@@ -246,7 +241,7 @@ pub fn run_intel(args: &IntelArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
                 }
                 ok &= parsed.errors.is_empty();
                 let items = advisory_items(&parsed.advisories, &origin)?;
-                let c = store_items(&mut store, KIND_ADVISORY, &items, &name)?;
+                let c = store_items(&mut store, ContextKind::Advisory, &items, &name)?;
                 writeln!(
                     out,
                     "{name}: {} {kind} entries ({}), {} refused",
@@ -270,9 +265,13 @@ pub fn run_intel(args: &IntelArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
             writeln!(
                 out,
                 "benign networks: {}",
-                store.context_items(KIND_BENIGN)?.len()
+                store.context_items(ContextKind::Benign)?.len()
             )?;
-            writeln!(out, "assets: {}", store.context_items(KIND_ASSET)?.len())?;
+            writeln!(
+                out,
+                "assets: {}",
+                store.context_items(ContextKind::Asset)?.len()
+            )?;
             writeln!(out, "IDS alerts from sensors: {}", load_ids(&store)?.len())?;
             Ok(true)
         }
@@ -331,7 +330,7 @@ pub fn run_assets(args: &AssetsArgs, out: &mut dyn Write, err: &mut dyn Write) -
                         })
                     })
                     .collect::<Result<Vec<_>>>()?;
-                let c = store_items(&mut store, KIND_ASSET, &items, &name)?;
+                let c = store_items(&mut store, ContextKind::Asset, &items, &name)?;
                 writeln!(
                     out,
                     "{name}: {} assets ({}), {} refused",
@@ -393,7 +392,10 @@ pub fn asset_line(a: &Asset) -> String {
     )
 }
 
-fn decode<T: serde::de::DeserializeOwned>(items: Vec<ContextItem>, kind: &str) -> Result<Vec<T>> {
+fn decode<T: serde::de::DeserializeOwned>(
+    items: Vec<ContextItem>,
+    kind: ContextKind,
+) -> Result<Vec<T>> {
     items
         .into_iter()
         .map(|i| {
@@ -404,22 +406,28 @@ fn decode<T: serde::de::DeserializeOwned>(items: Vec<ContextItem>, kind: &str) -
 }
 
 pub fn load_advisories(store: &dyn Store) -> Result<Vec<Advisory>> {
-    decode(store.context_items(KIND_ADVISORY)?, KIND_ADVISORY)
+    decode(
+        store.context_items(ContextKind::Advisory)?,
+        ContextKind::Advisory,
+    )
 }
 
 pub fn load_assets(store: &dyn Store) -> Result<Vec<Asset>> {
-    decode(store.context_items(KIND_ASSET)?, KIND_ASSET)
+    decode(store.context_items(ContextKind::Asset)?, ContextKind::Asset)
 }
 
 pub fn load_benign(store: &dyn Store) -> Result<Vec<BenignNet>> {
-    decode(store.context_items(KIND_BENIGN)?, KIND_BENIGN)
+    decode(
+        store.context_items(ContextKind::Benign)?,
+        ContextKind::Benign,
+    )
 }
 
 /// IDS alerts the sensors sent to a centre (Suricata EVE, fast.log sources).
 pub fn load_ids(store: &dyn Store) -> Result<Vec<IdsHit>> {
     let stored: Vec<ids::StoredHit> = decode(
-        store.context_items(scanwatch_collector::IDS_KIND)?,
-        "ids alert",
+        store.context_items(scanwatch_store::ContextKind::Ids)?,
+        ContextKind::Ids,
     )?;
     let mut hits: Vec<IdsHit> = stored.iter().filter_map(ids::StoredHit::to_hit).collect();
     ids::bound_hits(&mut hits, ids::MAX_HITS_PER_SENSOR, ids::MAX_HITS);

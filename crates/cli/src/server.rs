@@ -432,11 +432,12 @@ mod roles {
     use scanwatch_aggregate::decode_partial;
     use scanwatch_bus::{aggregate_handler, run_aggregator, AggregatorCounters, NatsBus};
     use scanwatch_centre::{Centre, Partial};
-    use scanwatch_collector::{AppState, IDS_KIND};
+    use scanwatch_collector::AppState;
     use scanwatch_context::ids::StoredHit;
     use scanwatch_event::metrics::{labels, Exposition, MetricKind};
     use scanwatch_event::Timestamp;
     use scanwatch_pipeline::Pipeline;
+    use scanwatch_store::ContextKind;
     use scanwatch_store::PartialRow;
 
     pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
@@ -757,7 +758,7 @@ mod roles {
                         Timestamp(i64::MAX),
                         Timestamp(self.cursor.saturating_sub(COMMIT_MARGIN_MS)),
                     )?,
-                    s.context_items(IDS_KIND)?,
+                    s.context_items(ContextKind::Ids)?,
                 ))
             };
             let (parts, ids) = read().map_err(Step::Read)?;

@@ -150,13 +150,13 @@ pub async fn blocklist_handler(
             .ok_or_else(|| AppError::BadRequest("hours must be 1-720".into()))?,
     };
     // The benign-scanner lists as imported now (`scanwatch intel import benign`, store
-    // kind `benign::STORE_KIND`), read at every request: a warning stored before its sources were
+    // kind `scanwatch_store::ContextKind::Benign`), read at every request: a warning stored before its sources were
     // listed as benign keeps them in its top sources, and they must not be blocked.
     let (rows, benign) = st
         .with_reader(|s| {
             Ok((
                 s.alerts(Timestamp(i64::MIN), Timestamp(i64::MAX), 0)?,
-                s.context_items(scanwatch_context::benign::STORE_KIND)?,
+                s.context_items(scanwatch_store::ContextKind::Benign)?,
             ))
         })
         .await?;

@@ -6,7 +6,7 @@
 //!
 //! Incidents are derived from the stored warnings each time (nothing to keep in
 //! step); only the analyst's state is stored, as a context document of kind
-//! [`STATE_KIND`] keyed by the incident's id, so every store backend keeps it.
+//! [`ContextKind::IncidentState`] keyed by the incident's id, so every store backend keeps it.
 //! An incident's id is the id of its first stored warning.
 
 use std::collections::BTreeMap;
@@ -14,11 +14,8 @@ use std::collections::BTreeMap;
 use scanwatch_alert::lineage::FollowOn;
 use scanwatch_alert::Warning;
 use scanwatch_event::Timestamp;
-use scanwatch_store::{AlertRow, ContextItem, Store, StoreError};
+use scanwatch_store::{AlertRow, ContextItem, ContextKind, Store, StoreError};
 use serde::{Deserialize, Serialize};
-
-/// Context-document kind of the analysts' incident states.
-pub const STATE_KIND: &str = "incident-state";
 
 /// Where an incident is in its course, from its warnings and the newest data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -329,7 +326,7 @@ fn link_follow_ons(out: &mut [Incident]) {
 /// The incidents of the warnings in `[from, to)`, with their states.
 pub fn load(s: &dyn Store, from: Timestamp, to: Timestamp) -> Result<Vec<Incident>, StoreError> {
     let rows = s.alerts(from, to, 0)?;
-    let states = s.context_items(STATE_KIND)?;
+    let states = s.context_items(ContextKind::IncidentState)?;
     let latest = s.latest_window()?;
     let window = latest.map_or(3_600_000, |(a, b)| (b.0 - a.0).max(1));
     Ok(incidents(&rows, &states, latest.map(|l| l.1), window))
@@ -415,7 +412,7 @@ pub fn set_state(
     };
     let json = serde_json::to_string(state).map_err(|e| StoreError::Encode(e.to_string()))?;
     s.put_context_items(
-        STATE_KIND,
+        ContextKind::IncidentState,
         &[ContextItem {
             key: inc.id.to_string(),
             origin: "analyst".into(),

@@ -33,14 +33,11 @@ use scanwatch_context::ContextData;
 use scanwatch_event::metrics::{labels, Exposition, MetricKind};
 use scanwatch_event::{parse_rfc3339, Event, Timestamp, WireEvent};
 use scanwatch_pipeline::Pipeline;
-use scanwatch_store::{BatchOutcome, ContextItem, Store};
+use scanwatch_store::{BatchOutcome, ContextItem, ContextKind, Store};
 use serde::Serialize;
 
 pub use error::AppError;
 pub use scanwatch_centre::{AlertHook, CentreCounters};
-
-/// Store kind of the IDS alerts sensors send (see `scanwatch_context::ids`).
-pub const IDS_KIND: &str = scanwatch_store::IDS_KIND;
 
 /// Header that carries the sensor's batch id.
 pub const BATCH_HEADER: &str = "x-scanwatch-batch";
@@ -284,7 +281,7 @@ pub struct OutgoingBatch {
     pub sensor: String,
     pub batch: String,
     pub events: Vec<Event>,
-    /// IDS facts of the batch (context items of kind [`IDS_KIND`]).
+    /// IDS facts of the batch (context items of kind [`ContextKind::Ids`]).
     pub ids: Vec<ContextItem>,
     /// When the collector received it.
     pub received: Timestamp,
@@ -894,7 +891,7 @@ async fn ingest_inner(
             let o = s.commit_batch(&s2, &b2, &commit_events, received)?;
             // IDS facts right after their batch, before the acknowledgement.
             if matches!(o, BatchOutcome::Accepted { .. }) && !items.is_empty() {
-                s.put_context_items(IDS_KIND, &items, received)?;
+                s.put_context_items(ContextKind::Ids, &items, received)?;
             }
             Ok(o)
         })

@@ -348,7 +348,7 @@ async fn export_refusals_and_a_blocklist_without_benign_scanners() {
         .lock()
         .unwrap()
         .put_context_items(
-            "benign",
+            scanwatch_store::ContextKind::Benign,
             &[ContextItem {
                 key: format!("research.txt:{benign_ip}/32"),
                 origin: "research.txt".into(),

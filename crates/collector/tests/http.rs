@@ -501,7 +501,7 @@ async fn ids_facts_sent_with_events_are_kept_for_confirmation() {
         .store
         .lock()
         .unwrap()
-        .context_items(scanwatch_collector::IDS_KIND)
+        .context_items(scanwatch_store::ContextKind::Ids)
         .unwrap();
     assert_eq!(
         stored.len(),

@@ -39,10 +39,6 @@ impl std::fmt::Display for LineError {
     }
 }
 
-/// The store kind under which imported benign-scanner lists are kept (the CLI imports
-/// them; the centre's blocklist reads them).
-pub const STORE_KIND: &str = "benign";
-
 /// Parses a list; bad lines are reported and the rest kept.
 pub fn parse_list(text: &str, default_label: &str) -> (Vec<BenignNet>, Vec<LineError>) {
     let mut nets = Vec::new();

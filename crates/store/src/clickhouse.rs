@@ -99,7 +99,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     hash_token, new_token, valid_sensor_name, AggregateCommit, AlertRow, ApiTokenRecord,
-    BatchOutcome, ContextItem, DeadLetter, ImportCounts, PartialRow, PortTotals, Role,
+    BatchOutcome, ContextItem, ContextKind, DeadLetter, ImportCounts, PartialRow, PortTotals, Role,
     SensorRecord, SessionRecord, SourcePort, Store, StoreError, TopBy, UserRecord, WindowRow,
 };
 
@@ -1908,14 +1908,14 @@ impl Store for ClickHouseStore {
                    FROM {} WHERE kind = {} GROUP BY key)
              WHERE tupleElement(r, 3) = 0 AND tupleElement(r, 2) < {}",
             self.ctl("context_items"),
-            quote(crate::IDS_KIND),
+            quote(crate::ContextKind::Ids.name()),
             lit(events_before.0)
         ))?;
         let mut rows = Vec::with_capacity(old_ids.len());
         for r in &old_ids {
             let v = self.next_version();
             rows.push(json!({
-                "kind": crate::IDS_KIND, "key": r.str("key")?, "origin": r.str("origin")?,
+                "kind": crate::ContextKind::Ids.name(), "key": r.str("key")?, "origin": r.str("origin")?,
                 "json": "", "imported_ms": 0, "deleted": 1, "version": v,
             }));
         }
@@ -1979,10 +1979,11 @@ impl Store for ClickHouseStore {
 
     fn put_context_items(
         &mut self,
-        kind: &str,
+        kind: ContextKind,
         items: &[ContextItem],
         now: Timestamp,
     ) -> Result<ImportCounts, StoreError> {
+        let kind = kind.name();
         let mut current: HashMap<String, String> = self
             .context_map(kind)?
             .into_iter()
@@ -2007,7 +2008,12 @@ impl Store for ClickHouseStore {
         Ok(counts)
     }
 
-    fn delete_context_origin(&mut self, kind: &str, origin: &str) -> Result<usize, StoreError> {
+    fn delete_context_origin(
+        &mut self,
+        kind: ContextKind,
+        origin: &str,
+    ) -> Result<usize, StoreError> {
+        let kind = kind.name();
         let gone: Vec<String> = self
             .context_map(kind)?
             .into_iter()
@@ -2026,7 +2032,8 @@ impl Store for ClickHouseStore {
         Ok(gone.len())
     }
 
-    fn context_items(&self, kind: &str) -> Result<Vec<ContextItem>, StoreError> {
+    fn context_items(&self, kind: ContextKind) -> Result<Vec<ContextItem>, StoreError> {
+        let kind = kind.name();
         Ok(self
             .context_map(kind)?
             .into_iter()

@@ -56,9 +56,53 @@ pub enum StoreError {
     Encode(String),
 }
 
-/// Store kind of the IDS alerts sensors send (`scanwatch_context::ids`): kept for
-/// the events' retention, pruned with them (docs/security.md).
-pub const IDS_KIND: &str = "ids";
+/// What a threat-context document is: the `kind` its items are stored under. One
+/// name per concept; the names are what the stores' `kind` column holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ContextKind {
+    /// Advisories (NVD, KEV, Exploit-DB, CSAF), imported by `intel import`.
+    Advisory,
+    /// The user's asset inventory.
+    Asset,
+    /// Known benign scanners' networks (`scanwatch_context::benign`).
+    Benign,
+    /// The IDS alerts sensors send (`scanwatch_context::ids`): kept for the events'
+    /// retention, pruned with them (docs/security.md).
+    Ids,
+    /// Each sensor's trust level, keyed by sensor name (`trust.rs`).
+    SensorTrust,
+    /// The analysts' states of incidents, keyed by incident id.
+    IncidentState,
+}
+
+impl ContextKind {
+    pub const ALL: [ContextKind; 6] = [
+        ContextKind::Advisory,
+        ContextKind::Asset,
+        ContextKind::Benign,
+        ContextKind::Ids,
+        ContextKind::SensorTrust,
+        ContextKind::IncidentState,
+    ];
+
+    /// The stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ContextKind::Advisory => "advisory",
+            ContextKind::Asset => "asset",
+            ContextKind::Benign => "benign",
+            ContextKind::Ids => "ids",
+            ContextKind::SensorTrust => "sensor_trust",
+            ContextKind::IncidentState => "incident-state",
+        }
+    }
+}
+
+impl std::fmt::Display for ContextKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// One API token as the store knows it (never the token: only its hash is kept).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -377,14 +421,18 @@ pub trait Store: Send {
     /// re-importing the same documents changes nothing (counted as unchanged).
     fn put_context_items(
         &mut self,
-        kind: &str,
+        kind: ContextKind,
         items: &[ContextItem],
         now: Timestamp,
     ) -> Result<ImportCounts, StoreError>;
     /// Removes every document of `kind` imported from `origin`; returns how many.
-    fn delete_context_origin(&mut self, kind: &str, origin: &str) -> Result<usize, StoreError>;
+    fn delete_context_origin(
+        &mut self,
+        kind: ContextKind,
+        origin: &str,
+    ) -> Result<usize, StoreError>;
     /// Every document of one kind, ordered by key.
-    fn context_items(&self, kind: &str) -> Result<Vec<ContextItem>, StoreError>;
+    fn context_items(&self, kind: ContextKind) -> Result<Vec<ContextItem>, StoreError>;
 
     /// Creates a dashboard user with an already hashed password (PHC string);
     /// `UserExists` if the name is taken, unless `replace` (a password reset).

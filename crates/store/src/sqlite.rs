@@ -11,7 +11,7 @@ use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
 
 use crate::{
     hash_token, new_token, valid_sensor_name, AggregateCommit, AlertRow, ApiTokenRecord,
-    BatchOutcome, ContextItem, DeadLetter, ImportCounts, PartialRow, PortTotals, Role,
+    BatchOutcome, ContextItem, ContextKind, DeadLetter, ImportCounts, PartialRow, PortTotals, Role,
     SensorRecord, SessionRecord, SourcePort, Store, StoreError, TopBy, UserRecord, WindowRow,
     SCHEMA_VERSION,
 };
@@ -468,7 +468,7 @@ impl Store for SqliteStore {
         // IDS alerts go with the events they came with; expired sessions go too.
         tx.execute(
             "DELETE FROM context_items WHERE kind = ?1 AND imported_ms < ?2",
-            params![crate::IDS_KIND, events_before.0],
+            params![crate::ContextKind::Ids.name(), events_before.0],
         )?;
         tx.execute(
             "DELETE FROM sessions WHERE expires_ms < ?1",
@@ -951,10 +951,11 @@ impl Store for SqliteStore {
 
     fn put_context_items(
         &mut self,
-        kind: &str,
+        kind: ContextKind,
         items: &[ContextItem],
         now: Timestamp,
     ) -> Result<ImportCounts, StoreError> {
+        let kind = kind.name();
         let tx = self.conn.transaction()?;
         let mut counts = ImportCounts::default();
         {
@@ -982,14 +983,20 @@ impl Store for SqliteStore {
         Ok(counts)
     }
 
-    fn delete_context_origin(&mut self, kind: &str, origin: &str) -> Result<usize, StoreError> {
+    fn delete_context_origin(
+        &mut self,
+        kind: ContextKind,
+        origin: &str,
+    ) -> Result<usize, StoreError> {
+        let kind = kind.name();
         Ok(self.conn.execute(
             "DELETE FROM context_items WHERE kind = ?1 AND origin = ?2",
             params![kind, origin],
         )?)
     }
 
-    fn context_items(&self, kind: &str) -> Result<Vec<ContextItem>, StoreError> {
+    fn context_items(&self, kind: ContextKind) -> Result<Vec<ContextItem>, StoreError> {
+        let kind = kind.name();
         let mut st = self.conn.prepare_cached(
             "SELECT key, origin, json FROM context_items WHERE kind = ?1 ORDER BY key",
         )?;

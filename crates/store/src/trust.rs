@@ -1,5 +1,5 @@
 //! How far the operator trusts each sensor (`scanwatch admin sensor set-trust`),
-//! kept as context items of kind [`TRUST_KIND`] keyed by sensor name, so both
+//! kept as context items of kind [`ContextKind::SensorTrust`] keyed by sensor name, so both
 //! store backends hold it without a schema change. What trust changes is in
 //! docs/security.md: a trusted sensor's sighting corroborates a source for the
 //! blocklist, and its IDS alerts confirm an explanation on their own.
@@ -8,10 +8,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ContextItem, Store, StoreError};
-
-/// Store kind of the trust levels.
-pub const TRUST_KIND: &str = "sensor_trust";
+use crate::{ContextItem, ContextKind, Store, StoreError};
 
 /// A sensor's trust level.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,7 +52,7 @@ pub fn set_trust(
     let json = serde_json::to_string(&TrustRecord { level })
         .map_err(|e| StoreError::Encode(e.to_string()))?;
     store.put_context_items(
-        TRUST_KIND,
+        ContextKind::SensorTrust,
         &[ContextItem {
             key: sensor.to_string(),
             origin: "admin".into(),
@@ -70,7 +67,7 @@ pub fn set_trust(
 /// cannot be read count as normal).
 pub fn trust_levels(store: &dyn Store) -> Result<Vec<(String, TrustLevel)>, StoreError> {
     Ok(store
-        .context_items(TRUST_KIND)?
+        .context_items(ContextKind::SensorTrust)?
         .into_iter()
         .filter_map(|i| {
             let r: TrustRecord = serde_json::from_str(&i.json).ok()?;

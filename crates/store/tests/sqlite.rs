@@ -4,7 +4,7 @@
 
 use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
 use scanwatch_store::sqlite::SqliteStore;
-use scanwatch_store::{BatchOutcome, ContextItem, Store, StoreError};
+use scanwatch_store::{BatchOutcome, ContextItem, ContextKind, Store, StoreError};
 
 fn ev(t: i64, src: &str, port: u16) -> Event {
     Event {
@@ -147,11 +147,11 @@ fn version_2_is_migrated_and_context_items_are_idempotent() {
         item("nvd:CVE-2", "a.json", "{}"),
     ];
     let c = s
-        .put_context_items("advisory", &first, Timestamp(1))
+        .put_context_items(ContextKind::Advisory, &first, Timestamp(1))
         .unwrap();
     assert_eq!((c.added, c.updated, c.unchanged), (2, 0, 0));
     let c = s
-        .put_context_items("advisory", &first, Timestamp(2))
+        .put_context_items(ContextKind::Advisory, &first, Timestamp(2))
         .unwrap();
     assert_eq!(
         (c.added, c.updated, c.unchanged),
@@ -160,7 +160,7 @@ fn version_2_is_migrated_and_context_items_are_idempotent() {
     );
     let c = s
         .put_context_items(
-            "advisory",
+            ContextKind::Advisory,
             &[
                 item("nvd:CVE-2", "b.json", "{\"v\":2}"),
                 item("nvd:CVE-3", "b.json", "{}"),
@@ -169,16 +169,24 @@ fn version_2_is_migrated_and_context_items_are_idempotent() {
         )
         .unwrap();
     assert_eq!((c.added, c.updated, c.unchanged), (1, 1, 0));
-    s.put_context_items("benign", &[item("l:10.0.0.0/8", "l", "{}")], Timestamp(3))
-        .unwrap();
-    let all = s.context_items("advisory").unwrap();
+    s.put_context_items(
+        ContextKind::Benign,
+        &[item("l:10.0.0.0/8", "l", "{}")],
+        Timestamp(3),
+    )
+    .unwrap();
+    let all = s.context_items(ContextKind::Advisory).unwrap();
     let keys: Vec<&str> = all.iter().map(|i| i.key.as_str()).collect();
     assert_eq!(keys, ["nvd:CVE-1", "nvd:CVE-2", "nvd:CVE-3"]);
     assert_eq!(all[1].json, "{\"v\":2}");
-    assert_eq!(s.delete_context_origin("advisory", "b.json").unwrap(), 2);
-    assert_eq!(s.context_items("advisory").unwrap().len(), 1);
     assert_eq!(
-        s.context_items("benign").unwrap().len(),
+        s.delete_context_origin(ContextKind::Advisory, "b.json")
+            .unwrap(),
+        2
+    );
+    assert_eq!(s.context_items(ContextKind::Advisory).unwrap().len(), 1);
+    assert_eq!(
+        s.context_items(ContextKind::Benign).unwrap().len(),
         1,
         "kinds are apart"
     );

@@ -6,8 +6,8 @@
 
 use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
 use scanwatch_store::{
-    AggregateCommit, AlertRow, BatchOutcome, BatchPart, ContextItem, DeadLetter, PartialRow, Role,
-    SessionRecord, Store, StoreError, TopBy, UserRecord, WindowRow,
+    AggregateCommit, AlertRow, BatchOutcome, BatchPart, ContextItem, ContextKind, DeadLetter,
+    PartialRow, Role, SessionRecord, Store, StoreError, TopBy, UserRecord, WindowRow,
 };
 
 pub const DAY: i64 = 86_400_000;
@@ -475,16 +475,18 @@ pub fn conformance(s: &mut dyn Store) -> Vec<String> {
     ];
     log.push(
         "ctx first",
-        s.put_context_items("advisory", &first, t(1)).unwrap(),
+        s.put_context_items(ContextKind::Advisory, &first, t(1))
+            .unwrap(),
     );
     log.push(
         "ctx again",
-        s.put_context_items("advisory", &first, t(2)).unwrap(),
+        s.put_context_items(ContextKind::Advisory, &first, t(2))
+            .unwrap(),
     );
     log.push(
         "ctx update",
         s.put_context_items(
-            "advisory",
+            ContextKind::Advisory,
             &[
                 item("nvd:CVE-2", "b.json", "{\"v\":2}"),
                 item("nvd:CVE-3", "b.json", "{}"),
@@ -494,35 +496,45 @@ pub fn conformance(s: &mut dyn Store) -> Vec<String> {
         )
         .unwrap(),
     );
-    s.put_context_items("benign", &[item("l:10.0.0.0/8", "b.json", "{}")], t(3))
-        .unwrap();
-    log.push("ctx list", s.context_items("advisory").unwrap());
+    s.put_context_items(
+        ContextKind::Benign,
+        &[item("l:10.0.0.0/8", "b.json", "{}")],
+        t(3),
+    )
+    .unwrap();
+    log.push("ctx list", s.context_items(ContextKind::Advisory).unwrap());
     log.push(
         "ctx delete",
-        s.delete_context_origin("advisory", "b.json").unwrap(),
+        s.delete_context_origin(ContextKind::Advisory, "b.json")
+            .unwrap(),
     );
     log.push(
         "ctx delete again",
-        s.delete_context_origin("advisory", "b.json").unwrap(),
-    );
-    log.push("ctx after", s.context_items("advisory").unwrap());
-    log.push("ctx benign", s.context_items("benign").unwrap());
-    log.push(
-        "ctx reimport",
-        s.put_context_items("advisory", &[item("nvd:CVE-3", "c.json", "{}")], t(4))
+        s.delete_context_origin(ContextKind::Advisory, "b.json")
             .unwrap(),
     );
-    log.push("ctx final", s.context_items("advisory").unwrap());
+    log.push("ctx after", s.context_items(ContextKind::Advisory).unwrap());
+    log.push("ctx benign", s.context_items(ContextKind::Benign).unwrap());
+    log.push(
+        "ctx reimport",
+        s.put_context_items(
+            ContextKind::Advisory,
+            &[item("nvd:CVE-3", "c.json", "{}")],
+            t(4),
+        )
+        .unwrap(),
+    );
+    log.push("ctx final", s.context_items(ContextKind::Advisory).unwrap());
 
     // IDS alerts sent with events are kept for the events' retention.
     s.put_context_items(
-        scanwatch_store::IDS_KIND,
+        scanwatch_store::ContextKind::Ids,
         &[item("fw-1:b:0", "fw-1", "{\"old\":1}")],
         t(5),
     )
     .unwrap();
     s.put_context_items(
-        scanwatch_store::IDS_KIND,
+        scanwatch_store::ContextKind::Ids,
         &[item("fw-1:b:1", "fw-1", "{\"new\":1}")],
         t(DAY + 5),
     )
@@ -530,7 +542,7 @@ pub fn conformance(s: &mut dyn Store) -> Vec<String> {
 
     // Retention at a day boundary: day 0 goes, day 1 stays.
     log.push("prune", s.prune(t(DAY), t(DAY)).unwrap());
-    let ids = s.context_items(scanwatch_store::IDS_KIND).unwrap();
+    let ids = s.context_items(scanwatch_store::ContextKind::Ids).unwrap();
     assert_eq!(
         ids.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(),
         ["fw-1:b:1"],
