@@ -5,9 +5,9 @@ use std::net::IpAddr;
 
 use scanwatch_aggregate::CellSummary;
 use scanwatch_context::{AlertContext, ContextData};
+use scanwatch_detect::report::Report;
 use scanwatch_detect::Alert;
 use scanwatch_event::Timestamp;
-use scanwatch_pipeline::Report;
 use serde::Serialize;
 
 use crate::warning::{

@@ -6,8 +6,8 @@ use std::fmt::Write;
 
 use scanwatch_context::{port_info, service_name};
 use scanwatch_context::{AlertContext, ContextData};
+use scanwatch_detect::report::{PortRow, Report, WindowReport};
 use scanwatch_detect::Alert;
-use scanwatch_pipeline::{PortRow, Report, WindowReport};
 
 use crate::lineage::FollowOn;
 use crate::{base_num, by_severity, summary, thousands, times, window_span};

@@ -30,6 +30,7 @@
 //! Nothing here reads the clock: time is the windows' event time only, so replaying
 //! a log gives the same warnings as seeing it live.
 
+pub mod report;
 mod stats;
 
 use std::collections::VecDeque;
