@@ -59,12 +59,7 @@ pub enum BusError {
     Handler(String),
 }
 
-/// What publishing one batch did: parts stored anew and parts the bus already had.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PublishReport {
-    pub stored: usize,
-    pub duplicates: usize,
-}
+pub use scanwatch_centre::{BatchPublisher, PublishReport};
 
 /// What one partition's consumer did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -83,14 +78,9 @@ pub struct ConsumeStats {
 pub type Handler =
     Arc<dyn Fn(&[Arc<BusBatch>]) -> Result<Vec<BatchOutcome>, BusError> + Send + Sync>;
 
-/// An event bus: publish a batch, consume one partition.
-pub trait Bus: Send + Sync {
-    /// Publishes every part of a batch; resolves once each part is durable.
-    fn publish(
-        &self,
-        batch: &OutgoingBatch,
-    ) -> impl Future<Output = Result<PublishReport, BusError>> + Send;
-
+/// An event bus: consume one partition (publishing is [`BatchPublisher`], the one
+/// publish trait, which the collector calls).
+pub trait Bus: BatchPublisher {
     /// Consumes one partition until `stop` turns true, calling `handler` for each
     /// message in order and acknowledging it only after `handler` succeeded.
     fn consume(

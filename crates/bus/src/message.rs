@@ -54,7 +54,7 @@ struct Header {
 }
 
 /// A batch as the collector hands it to the bus.
-pub use scanwatch_collector::OutgoingBatch;
+pub use scanwatch_centre::OutgoingBatch;
 
 /// One encoded message: subject partition, message id, payload.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -15,7 +15,8 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::message::{decode, encode, OutgoingBatch, MESSAGE_VERSION, VERSION_HEADER};
-use crate::{Bus, BusConfig, BusError, ConsumeStats, Handler, PublishReport};
+use crate::{BatchPublisher, Bus, BusConfig, BusError, ConsumeStats, Handler, PublishReport};
+use scanwatch_centre::PublishFuture;
 
 fn nats<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> BusError + '_ {
     move |e| BusError::Nats(format!("{what}: {e}"))
@@ -270,8 +271,9 @@ impl Lease {
     }
 }
 
-impl Bus for NatsBus {
-    async fn publish(&self, batch: &OutgoingBatch) -> Result<PublishReport, BusError> {
+impl NatsBus {
+    /// Publishes every part of a batch; resolves once each part is durable.
+    async fn publish_parts(&self, batch: &OutgoingBatch) -> Result<PublishReport, BusError> {
         let msgs = encode(batch, self.cfg.partitions, self.cfg.max_message_bytes);
         let deadline = Instant::now() + self.cfg.publish_timeout()?;
         let futs = msgs.into_iter().map(|m| {
@@ -293,7 +295,9 @@ impl Bus for NatsBus {
         }
         Ok(report)
     }
+}
 
+impl Bus for NatsBus {
     async fn consume(
         &self,
         partition: u32,
@@ -453,15 +457,10 @@ async fn commit_with_retries(
     }
 }
 
-/// The collector's hook: publish and answer `duplicate` only when every part was.
-impl scanwatch_collector::BatchPublisher for NatsBus {
-    fn publish(&self, batch: OutgoingBatch) -> scanwatch_collector::PublishFuture<'_> {
-        Box::pin(async move {
-            let r = Bus::publish(self, &batch)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(r.stored == 0 && r.duplicates > 0)
-        })
+/// The one publish trait: the collector publishes through it.
+impl BatchPublisher for NatsBus {
+    fn publish<'a>(&'a self, batch: &'a OutgoingBatch) -> PublishFuture<'a> {
+        Box::pin(async move { Ok(self.publish_parts(batch).await?) })
     }
 }
 

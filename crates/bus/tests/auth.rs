@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use scanwatch_bus::{Bus, BusConfig, NatsBus, OutgoingBatch};
+use scanwatch_bus::{BatchPublisher, BusConfig, NatsBus, OutgoingBatch};
 use scanwatch_event::{Timestamp, WireEvent};
 
 struct Nats(Child);

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use scanwatch_aggregate::{decode_window, sensor_key, AggregateConfig, Aggregator};
 use scanwatch_bus::{
-    aggregate_handler, run_aggregator, AggregatorCounters, Bus, BusConfig, NatsBus, OutgoingBatch,
+    aggregate_handler, run_aggregator, AggregatorCounters, BatchPublisher, BusConfig, NatsBus,
+    OutgoingBatch,
 };
 use scanwatch_event::{Event, Timestamp, WireEvent};
 use scanwatch_store::sqlite::SqliteStore;

@@ -13,8 +13,10 @@
 
 mod centre;
 mod error;
+pub mod publish;
 pub mod time;
 
 pub use centre::{AlertHook, Centre, CentreCounters, Partial, ReplayStats, SharedStore};
 pub use error::CentreError;
+pub use publish::{BatchPublisher, OutgoingBatch, PublishError, PublishFuture, PublishReport};
 pub use time::{SensorTime, TimeConfig, TimeKeeper};

@@ -275,30 +275,9 @@ impl Counters {
 /// The clock the collector stamps batches with (injectable for tests).
 pub use scanwatch_event::Clock;
 
-/// A batch the collector accepted, on its way to the event bus (scale-out mode).
-#[derive(Clone, Debug, PartialEq)]
-pub struct OutgoingBatch {
-    pub sensor: String,
-    pub batch: String,
-    pub events: Vec<Event>,
-    /// IDS facts of the batch (context items of kind [`ContextKind::Ids`]).
-    pub ids: Vec<ContextItem>,
-    /// When the collector received it.
-    pub received: Timestamp,
-}
-
-/// What publishing returns: `Ok(true)` when the bus had every part already (a
-/// resend), `Ok(false)` when stored anew; an error is answered with 500, so the
-/// sensor keeps the batch and retries.
-pub type PublishFuture<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, String>> + Send + 'a>>;
-
-/// Where ingest sends batches instead of committing them locally (the scale-out
-/// collector; implemented by `scanwatch-bus`). The future resolves only once the
-/// batch is durable on the bus.
-pub trait BatchPublisher: Send + Sync {
-    fn publish(&self, batch: OutgoingBatch) -> PublishFuture<'_>;
-}
+/// Where ingest sends batches in the scale-out mode (the one publish trait, in the
+/// centre crate; `scanwatch-bus` implements it).
+pub use scanwatch_centre::{BatchPublisher, OutgoingBatch, PublishFuture, PublishReport};
 
 /// Shared state of the HTTP app.
 #[derive(Clone)]
@@ -870,16 +849,18 @@ async fn ingest_inner(
         .collect::<Result<Vec<_>, AppError>>()?;
     if let Some(p) = &st.publisher {
         let n = events.len();
+        let out = OutgoingBatch {
+            sensor,
+            batch: batch.clone(),
+            events,
+            ids: items,
+            received,
+        };
         let duplicate = p
-            .publish(OutgoingBatch {
-                sensor,
-                batch: batch.clone(),
-                events,
-                ids: items,
-                received,
-            })
+            .publish(&out)
             .await
-            .map_err(AppError::internal)?;
+            .map_err(|e| AppError::internal(e.to_string()))?
+            .all_duplicates();
         return Ok(IngestReply {
             batch,
             accepted: if duplicate { 0 } else { n },
