@@ -7,6 +7,7 @@
 //! detector lease: taken once, renewed, taken over after its TTL.
 #![allow(clippy::unwrap_used)] // a test may panic on a broken setup
 
+use scanwatch_store::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};

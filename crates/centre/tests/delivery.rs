@@ -11,6 +11,7 @@
 
 #![allow(clippy::unwrap_used)] // a test may panic on a broken setup
 
+use scanwatch_store::prelude::*;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -22,7 +23,6 @@ use scanwatch_context::ContextData;
 use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
 use scanwatch_pipeline::{Output, Pipeline, PipelineConfig};
 use scanwatch_store::sqlite::SqliteStore;
-use scanwatch_store::Store;
 
 const W: i64 = 30_000;
 /// 2026-06-01T00:00:00Z, on a window boundary.

@@ -23,6 +23,7 @@
 //! `nats-server` and `clickhouse-server` (Debian bookworm packages).
 #![allow(clippy::unwrap_used)] // a bench may panic on a broken setup
 
+use scanwatch_store::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

@@ -3,6 +3,7 @@
 //! submitting one batch per sensor and hour over HTTP, the warnings read back from
 //! the read API, and a dashboard login printed so the result can be looked at.
 
+use scanwatch_store::prelude::*;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ use scanwatch_collector::{app, AppState, Limits};
 use scanwatch_event::{Timestamp, WireEvent};
 use scanwatch_pipeline::Pipeline;
 use scanwatch_store::sqlite::SqliteStore;
-use scanwatch_store::{new_token, Role, Store, UserRecord};
+use scanwatch_store::{new_token, Role, UserRecord};
 
 use crate::demo::{describe, log_writers, scenario, start_date, DemoArgs};
 use crate::intel::load_context;

@@ -3,6 +3,7 @@
 //! and keep them in the data directory; and [`load_context`], which gives
 //! `analyze`, `demo`, `exposure` and `server` what the data directory knows.
 
+use scanwatch_store::prelude::*;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -16,7 +17,7 @@ use scanwatch_context::ids::{self, IdsHit, IdsLine};
 use scanwatch_context::knowledge::{self, PortKnowledge};
 use scanwatch_context::{services, ContextData};
 use scanwatch_store::sqlite::SqliteStore;
-use scanwatch_store::{ContextItem, ContextKind, ImportCounts, Store};
+use scanwatch_store::{ContextItem, ContextKind, ContextStore, ImportCounts, Store};
 
 use crate::admin::DEFAULT_DATA_DIR;
 
@@ -405,18 +406,18 @@ fn decode<T: serde::de::DeserializeOwned>(
         .collect()
 }
 
-pub fn load_advisories(store: &dyn Store) -> Result<Vec<Advisory>> {
+pub fn load_advisories(store: &dyn ContextStore) -> Result<Vec<Advisory>> {
     decode(
         store.context_items(ContextKind::Advisory)?,
         ContextKind::Advisory,
     )
 }
 
-pub fn load_assets(store: &dyn Store) -> Result<Vec<Asset>> {
+pub fn load_assets(store: &dyn ContextStore) -> Result<Vec<Asset>> {
     decode(store.context_items(ContextKind::Asset)?, ContextKind::Asset)
 }
 
-pub fn load_benign(store: &dyn Store) -> Result<Vec<BenignNet>> {
+pub fn load_benign(store: &dyn ContextStore) -> Result<Vec<BenignNet>> {
     decode(
         store.context_items(ContextKind::Benign)?,
         ContextKind::Benign,
@@ -424,7 +425,7 @@ pub fn load_benign(store: &dyn Store) -> Result<Vec<BenignNet>> {
 }
 
 /// IDS alerts the sensors sent to a centre (Suricata EVE, fast.log sources).
-pub fn load_ids(store: &dyn Store) -> Result<Vec<IdsHit>> {
+pub fn load_ids(store: &dyn ContextStore) -> Result<Vec<IdsHit>> {
     let stored: Vec<ids::StoredHit> = decode(
         store.context_items(scanwatch_store::ContextKind::Ids)?,
         ContextKind::Ids,

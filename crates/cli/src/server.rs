@@ -3,6 +3,7 @@
 //! the warnings after a restart are the ones before it), and serves the collector's
 //! HTTP app until SIGINT or SIGTERM.
 
+use scanwatch_store::prelude::*;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;

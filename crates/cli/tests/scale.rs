@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use scanwatch_event::{Timestamp, WireEvent};
 use scanwatch_store::clickhouse::{ClickHouseConfig, ClickHouseStore};
+use scanwatch_store::prelude::*;
 use scanwatch_store::sqlite::SqliteStore;
-use scanwatch_store::Store;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_scanwatch"))

@@ -6,12 +6,13 @@
 
 mod common;
 
+use scanwatch_store::prelude::*;
 use std::process::{Command, Output};
 
 use scanwatch_collector::web::auth::verify_password;
 use scanwatch_event::Timestamp;
 use scanwatch_store::sqlite::SqliteStore;
-use scanwatch_store::{Role, SessionRecord, Store};
+use scanwatch_store::{Role, SessionRecord};
 
 fn user(data: &std::path::Path, args: &[&str], stdin: &str) -> Output {
     common::run_with_stdin(

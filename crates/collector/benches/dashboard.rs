@@ -6,6 +6,7 @@
 //! Run with `cargo bench -p scanwatch-collector --bench dashboard -- --quick`.
 #![allow(clippy::unwrap_used)] // a bench may panic on a broken setup
 
+use scanwatch_store::prelude::*;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -17,7 +18,7 @@ use scanwatch_collector::{app, AppState, Limits};
 use scanwatch_event::Timestamp;
 use scanwatch_pipeline::{Pipeline, PipelineConfig};
 use scanwatch_store::sqlite::SqliteStore;
-use scanwatch_store::{AlertRow, Role, Store, UserRecord, WindowRow};
+use scanwatch_store::{AlertRow, Role, UserRecord, WindowRow};
 use tower::ServiceExt;
 
 const HOUR: i64 = 3_600_000;

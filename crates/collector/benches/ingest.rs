@@ -5,6 +5,7 @@
 //! `cargo bench -p scanwatch-collector --bench ingest`.
 #![allow(clippy::unwrap_used)] // a bench may panic on a broken setup
 
+use scanwatch_store::prelude::*;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,7 +13,6 @@ use scanwatch_collector::{app, AppState, Limits, BATCH_HEADER};
 use scanwatch_event::{Timestamp, WireEvent};
 use scanwatch_pipeline::{Pipeline, PipelineConfig};
 use scanwatch_store::sqlite::SqliteStore;
-use scanwatch_store::Store;
 
 const BATCH: usize = 1000;
 

@@ -11,6 +11,7 @@
 //! Run with `scripts/bench.sh` or `cargo bench -p scanwatch-collector --bench query`.
 #![allow(clippy::unwrap_used)] // a bench may panic on a broken setup
 
+use scanwatch_store::prelude::*;
 use std::sync::Arc;
 use std::time::Instant;
 

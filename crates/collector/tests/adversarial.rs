@@ -8,6 +8,7 @@
 //! honest sensor saw stays quiet. docs/security.md quotes these numbers.
 #![allow(clippy::unwrap_used)] // a test may panic on a broken setup
 
+use scanwatch_store::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

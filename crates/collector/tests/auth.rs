@@ -4,6 +4,7 @@
 //! only admins use the admin forms.
 #![allow(clippy::unwrap_used)] // a test may panic on a broken setup
 
+use scanwatch_store::prelude::*;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use scanwatch_collector::{app, AppState, Limits};
 use scanwatch_event::Timestamp;
 use scanwatch_pipeline::{Pipeline, PipelineConfig};
 use scanwatch_store::sqlite::SqliteStore;
-use scanwatch_store::{hash_token, Role, Store, UserRecord};
+use scanwatch_store::{hash_token, Role, UserRecord};
 use tower::ServiceExt;
 
 const PW: &str = "correct horse battery";

@@ -4,6 +4,7 @@
 //! with 400/404 pages, draws well-formed SVG, and escapes hostile text.
 #![allow(clippy::unwrap_used)] // a test may panic on a broken setup
 
+use scanwatch_store::prelude::*;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -14,7 +15,7 @@ use scanwatch_collector::{app, AppState, Limits};
 use scanwatch_event::{Event, Timestamp};
 use scanwatch_pipeline::{Pipeline, PipelineConfig};
 use scanwatch_store::sqlite::SqliteStore;
-use scanwatch_store::{AlertRow, Role, Store, UserRecord, WindowRow};
+use scanwatch_store::{AlertRow, Role, UserRecord, WindowRow};
 use serde_json::Value;
 use tower::ServiceExt;
 

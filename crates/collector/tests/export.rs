@@ -7,6 +7,7 @@
 //! Also the refusals (401, 400, 404) and the blocklist leaving out benign scanners.
 #![allow(clippy::unwrap_used)] // a test may panic on a broken setup
 
+use scanwatch_store::prelude::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use scanwatch_context::ContextData;
 use scanwatch_event::Timestamp;
 use scanwatch_pipeline::{Pipeline, PipelineConfig};
 use scanwatch_store::sqlite::SqliteStore;
-use scanwatch_store::{ContextItem, Role, Store};
+use scanwatch_store::{ContextItem, Role};
 use serde_json::Value;
 use tower::ServiceExt;
 

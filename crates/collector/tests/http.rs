@@ -2,6 +2,7 @@
 //! error and is counted, nothing refused is stored, and resends are harmless.
 #![allow(clippy::unwrap_used)] // a test may panic on a broken setup
 
+use scanwatch_store::prelude::*;
 use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -13,7 +14,6 @@ use scanwatch_collector::{app, AppState, Limits, BATCH_HEADER};
 use scanwatch_event::Timestamp;
 use scanwatch_pipeline::{Pipeline, PipelineConfig};
 use scanwatch_store::sqlite::SqliteStore;
-use scanwatch_store::Store;
 use serde_json::Value;
 use tower::ServiceExt;
 

@@ -4,6 +4,7 @@
 //! here), and every operation it names is routed (probed through `app()`).
 #![allow(clippy::unwrap_used)] // a test may panic on a broken setup
 
+use scanwatch_store::prelude::*;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -325,7 +326,6 @@ fn the_route_scanner_reads_chained_and_wrapped_routes() {
 /// documented 413 now, which the sensor sets aside.
 #[tokio::test]
 async fn a_batch_counting_more_than_a_burst_is_413_not_429() {
-    use scanwatch_store::Store;
     let dir = tempfile::tempdir().unwrap();
     let mut store = SqliteStore::open(dir.path()).unwrap();
     let token = store.add_sensor("fw-1", Timestamp(0)).unwrap();

@@ -4,6 +4,7 @@
 //! the read API's authorization and refusals.
 #![allow(clippy::unwrap_used)] // a test may panic on a broken setup
 
+use scanwatch_store::prelude::*;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -13,7 +14,7 @@ use scanwatch_collector::{app, AppState, Limits, BATCH_HEADER};
 use scanwatch_event::{Timestamp, WireEvent};
 use scanwatch_pipeline::{Pipeline, PipelineConfig};
 use scanwatch_store::sqlite::SqliteStore;
-use scanwatch_store::{Role, Store};
+use scanwatch_store::Role;
 use serde_json::Value;
 use tower::ServiceExt;
 

@@ -292,15 +292,17 @@ pub fn valid_sensor_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
 }
 
-/// Everything scanwatch keeps. Implementations: [`sqlite::SqliteStore`] (embedded
-/// default); the scale-out issue adds ClickHouse behind the same trait.
-pub trait Store: Send {
+/// Sensors: their tokens (only hashes are kept), revocation and heartbeats.
+pub trait SensorStore: Send {
     /// Registers a sensor and returns its token (the only time it is shown).
     fn add_sensor(&mut self, name: &str, now: Timestamp) -> Result<String, StoreError>;
+
     /// Revokes a sensor: its token is refused from now on. Its data stays.
     fn revoke_sensor(&mut self, name: &str) -> Result<(), StoreError>;
+
     /// All sensors, by name.
     fn sensors(&self) -> Result<Vec<SensorRecord>, StoreError>;
+
     /// Records a sensor's heartbeat (its counters as a JSON object).
     fn record_heartbeat(
         &mut self,
@@ -308,8 +310,14 @@ pub trait Store: Send {
         json: &str,
         now: Timestamp,
     ) -> Result<(), StoreError>;
+
     /// The name of the live (not revoked) sensor this token belongs to.
     fn authenticate_sensor(&self, token: &str) -> Result<Option<String>, StoreError>;
+}
+
+/// Raw events: batches committed exactly once, the scale-out partials, the
+/// queries over events, and retention.
+pub trait EventStore: Send {
     /// Stores a batch atomically and durably (when this returns `Accepted`, the batch
     /// survives a crash of the process that very moment). A batch id the sensor has
     /// used before is a `Duplicate` and changes nothing.
@@ -320,16 +328,19 @@ pub trait Store: Send {
         events: &[Event],
         received: Timestamp,
     ) -> Result<BatchOutcome, StoreError>;
+
     /// Which of these (sensor, batch id) pairs are stored, looked up where a commit
     /// with `shard_key` puts them.
     fn stored_batches(&self, shard_key: u64, ids: &[(&str, &str)])
         -> Result<Vec<bool>, StoreError>;
+
     /// Stores an aggregator's commit all or nothing: when this returns, the events,
     /// the batch ids and the partial aggregates are durable and visible together;
     /// when it fails, none of them is counted (a ClickHouse commit that failed half
     /// way leaves rows that every read ignores, see docs/scale.md). A batch id
     /// already stored fails the whole commit with [`StoreError::BatchStored`].
     fn commit_aggregate(&mut self, c: &AggregateCommit<'_>) -> Result<(), StoreError>;
+
     /// The committed partial aggregates of the windows starting in `[from, to)`
     /// whose commit was made at or after `committed_since` (`Timestamp(i64::MIN)`:
     /// all), oldest window first.
@@ -339,6 +350,7 @@ pub trait Store: Send {
         to: Timestamp,
         committed_since: Timestamp,
     ) -> Result<Vec<PartialRow>, StoreError>;
+
     /// The busiest ports over `[from, to)` by unsolicited traffic, at most `limit`.
     fn top_ports(
         &self,
@@ -347,6 +359,7 @@ pub trait Store: Send {
         by: TopBy,
         limit: usize,
     ) -> Result<Vec<PortTotals>, StoreError>;
+
     /// What one source address did over `[from, to)`, per port, busiest first.
     fn source_activity(
         &self,
@@ -354,52 +367,7 @@ pub trait Store: Send {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<SourcePort>, StoreError>;
-    /// Stores closed windows; a window stored again (a replay) replaces the old row.
-    fn put_windows(&mut self, rows: &[WindowRow]) -> Result<(), StoreError>;
-    /// Windows of one port in `[from, to)`, oldest first.
-    fn port_history(
-        &self,
-        proto: u8,
-        port: u16,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<Vec<WindowRow>, StoreError>;
-    /// Start and end of the newest stored window (event time), if any.
-    fn latest_window(&self) -> Result<Option<(Timestamp, Timestamp)>, StoreError>;
-    /// Every window cell starting in `[from, to)`, by window start, then protocol
-    /// and port (for overviews across ports).
-    fn windows_between(&self, from: Timestamp, to: Timestamp)
-        -> Result<Vec<WindowRow>, StoreError>;
-    /// Stores a warning once: the same (kind, protocol, port, window) again is ignored
-    /// (a replay raises it again). Returns its id.
-    fn put_alert(&mut self, alert: &AlertRow) -> Result<i64, StoreError>;
-    /// Stores a warning as it stands now: a new one is added, a stored one of the
-    /// same (kind, protocol, port, window) keeps its id and takes the new severity
-    /// and JSON (a revised window, `docs/time.md`). Returns its id and whether
-    /// anything changed.
-    fn upsert_alert(&mut self, alert: &AlertRow) -> Result<(i64, bool), StoreError>;
-    /// Warnings with window start in `[from, to)` and at least `min_severity`, most
-    /// severe first, then newest first.
-    fn alerts(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-        min_severity: u8,
-    ) -> Result<Vec<AlertRow>, StoreError>;
-    fn alert(&self, id: i64) -> Result<Option<AlertRow>, StoreError>;
-    /// Creates an API token (printed once; only the hash is kept).
-    fn add_api_token(
-        &mut self,
-        name: &str,
-        role: Role,
-        now: Timestamp,
-    ) -> Result<String, StoreError>;
-    /// The (name, role) of a live API token.
-    fn authenticate_api(&self, token: &str) -> Result<Option<(String, Role)>, StoreError>;
-    /// Every API token (name, role, created, revoked), by name.
-    fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>, StoreError>;
-    /// Refuses API token `name` from now on (`NoSuchToken` if there is none).
-    fn revoke_api_token(&mut self, name: &str) -> Result<(), StoreError>;
+
     /// Retention: deletes raw events whose event time is before `events_before` (and
     /// batch ids received before it; ClickHouse keeps a batch id until its latest
     /// event is due too, since it is the commit point of its events), partial
@@ -411,12 +379,103 @@ pub trait Store: Send {
         events_before: Timestamp,
         windows_before: Timestamp,
     ) -> Result<(u64, u64), StoreError>;
+
     /// Raw events with event time in `[from, to)`, in time order, with their sensor.
     fn events_between(
         &self,
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<(String, Event)>, StoreError>;
+}
+
+/// Closed windows: one row per (window, protocol, port).
+pub trait WindowStore: Send {
+    /// Stores closed windows; a window stored again (a replay) replaces the old row.
+    fn put_windows(&mut self, rows: &[WindowRow]) -> Result<(), StoreError>;
+
+    /// Windows of one port in `[from, to)`, oldest first.
+    fn port_history(
+        &self,
+        proto: u8,
+        port: u16,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<WindowRow>, StoreError>;
+
+    /// Start and end of the newest stored window (event time), if any.
+    fn latest_window(&self) -> Result<Option<(Timestamp, Timestamp)>, StoreError>;
+
+    /// Every window cell starting in `[from, to)`, by window start, then protocol
+    /// and port (for overviews across ports).
+    fn windows_between(&self, from: Timestamp, to: Timestamp)
+        -> Result<Vec<WindowRow>, StoreError>;
+}
+
+/// Warnings: each warning's JSON (`scanwatch_alert::Warning`) under a stable id.
+pub trait WarningStore: Send {
+    /// Stores a warning once: the same (kind, protocol, port, window) again is ignored
+    /// (a replay raises it again). Returns its id.
+    fn put_alert(&mut self, alert: &AlertRow) -> Result<i64, StoreError>;
+
+    /// Stores a warning as it stands now: a new one is added, a stored one of the
+    /// same (kind, protocol, port, window) keeps its id and takes the new severity
+    /// and JSON (a revised window, `docs/time.md`). Returns its id and whether
+    /// anything changed.
+    fn upsert_alert(&mut self, alert: &AlertRow) -> Result<(i64, bool), StoreError>;
+
+    /// Warnings with window start in `[from, to)` and at least `min_severity`, most
+    /// severe first, then newest first.
+    fn alerts(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        min_severity: u8,
+    ) -> Result<Vec<AlertRow>, StoreError>;
+
+    fn alert(&self, id: i64) -> Result<Option<AlertRow>, StoreError>;
+}
+
+/// The API's tokens and the dashboard's users and sessions.
+pub trait AuthStore: Send {
+    /// Creates an API token (printed once; only the hash is kept).
+    fn add_api_token(
+        &mut self,
+        name: &str,
+        role: Role,
+        now: Timestamp,
+    ) -> Result<String, StoreError>;
+
+    /// The (name, role) of a live API token.
+    fn authenticate_api(&self, token: &str) -> Result<Option<(String, Role)>, StoreError>;
+
+    /// Every API token (name, role, created, revoked), by name.
+    fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>, StoreError>;
+
+    /// Refuses API token `name` from now on (`NoSuchToken` if there is none).
+    fn revoke_api_token(&mut self, name: &str) -> Result<(), StoreError>;
+
+    /// Creates a dashboard user with an already hashed password (PHC string);
+    /// `UserExists` if the name is taken, unless `replace` (a password reset).
+    fn put_user(&mut self, user: &UserRecord, replace: bool) -> Result<(), StoreError>;
+
+    /// One dashboard user by name.
+    fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;
+
+    /// All dashboard users, by name.
+    fn users(&self) -> Result<Vec<UserRecord>, StoreError>;
+
+    /// Stores a login session (the id is kept only as a hash by the caller).
+    fn put_session(&mut self, s: &SessionRecord) -> Result<(), StoreError>;
+
+    /// A session by the hash of its id, if it has not expired at `now`.
+    fn session(&self, id_hash: &str, now: Timestamp) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Ends a session (logout); ends expired ones too.
+    fn delete_session(&mut self, id_hash: &str, now: Timestamp) -> Result<(), StoreError>;
+}
+
+/// Threat-context documents by [`ContextKind`].
+pub trait ContextStore: Send {
     /// Inserts or replaces threat-context documents of one kind in one transaction:
     /// re-importing the same documents changes nothing (counted as unchanged).
     fn put_context_items(
@@ -425,33 +484,25 @@ pub trait Store: Send {
         items: &[ContextItem],
         now: Timestamp,
     ) -> Result<ImportCounts, StoreError>;
+
     /// Removes every document of `kind` imported from `origin`; returns how many.
     fn delete_context_origin(
         &mut self,
         kind: ContextKind,
         origin: &str,
     ) -> Result<usize, StoreError>;
+
     /// Every document of one kind, ordered by key.
     fn context_items(&self, kind: ContextKind) -> Result<Vec<ContextItem>, StoreError>;
+}
 
-    /// Creates a dashboard user with an already hashed password (PHC string);
-    /// `UserExists` if the name is taken, unless `replace` (a password reset).
-    fn put_user(&mut self, user: &UserRecord, replace: bool) -> Result<(), StoreError>;
-    /// One dashboard user by name.
-    fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;
-    /// All dashboard users, by name.
-    fn users(&self) -> Result<Vec<UserRecord>, StoreError>;
-    /// Stores a login session (the id is kept only as a hash by the caller).
-    fn put_session(&mut self, s: &SessionRecord) -> Result<(), StoreError>;
-    /// A session by the hash of its id, if it has not expired at `now`.
-    fn session(&self, id_hash: &str, now: Timestamp) -> Result<Option<SessionRecord>, StoreError>;
-    /// Ends a session (logout); ends expired ones too.
-    fn delete_session(&mut self, id_hash: &str, now: Timestamp) -> Result<(), StoreError>;
-
+/// What each notification sink has sent, and its dead letters.
+pub trait SinkStore: Send {
     /// What a notification sink remembers about one key (e.g. one surge): an
     /// opaque JSON document, so warnings are sent once per sink and later windows as
     /// updates, also across restarts.
     fn sink_state(&self, sink: &str, key: &str) -> Result<Option<String>, StoreError>;
+
     fn put_sink_state(
         &mut self,
         sink: &str,
@@ -459,10 +510,27 @@ pub trait Store: Send {
         json: &str,
         now: Timestamp,
     ) -> Result<(), StoreError>;
+
     /// Records a notification a sink gave up on after its retries.
     fn put_dead_letter(&mut self, d: &DeadLetter) -> Result<(), StoreError>;
+
     /// Dead letters, oldest first.
     fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError>;
+}
+
+/// Everything scanwatch keeps: every role above. Implementations:
+/// [`sqlite::SqliteStore`] (the embedded default) and
+/// [`clickhouse::ClickHouseStore`] (scale-out). A component that needs one role
+/// takes that trait (`&dyn WarningStore`, …); the centre and the server hold the
+/// whole store.
+pub trait Store:
+    SensorStore + EventStore + WindowStore + WarningStore + AuthStore + ContextStore + SinkStore
+{
+}
+
+impl<T> Store for T where
+    T: SensorStore + EventStore + WindowStore + WarningStore + AuthStore + ContextStore + SinkStore
+{
 }
 
 /// A dashboard user.
@@ -515,4 +583,13 @@ pub struct ImportCounts {
     pub added: usize,
     pub updated: usize,
     pub unchanged: usize,
+}
+
+/// The store's traits, to call their methods on a concrete store
+/// (`use scanwatch_store::prelude::*;`).
+pub mod prelude {
+    pub use crate::{
+        AuthStore, ContextStore, EventStore, SensorStore, SinkStore, Store, WarningStore,
+        WindowStore,
+    };
 }

@@ -10,10 +10,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
 
 use crate::{
-    hash_token, new_token, valid_sensor_name, AggregateCommit, AlertRow, ApiTokenRecord,
-    BatchOutcome, ContextItem, ContextKind, DeadLetter, ImportCounts, PartialRow, PortTotals, Role,
-    SensorRecord, SessionRecord, SourcePort, Store, StoreError, TopBy, UserRecord, WindowRow,
-    SCHEMA_VERSION,
+    hash_token, new_token, valid_sensor_name, AggregateCommit, AlertRow, ApiTokenRecord, AuthStore,
+    BatchOutcome, ContextItem, ContextKind, ContextStore, DeadLetter, EventStore, ImportCounts,
+    PartialRow, PortTotals, Role, SensorRecord, SensorStore, SessionRecord, SinkStore, SourcePort,
+    StoreError, TopBy, UserRecord, WarningStore, WindowRow, WindowStore, SCHEMA_VERSION,
 };
 
 /// The database file inside the data directory.
@@ -441,7 +441,87 @@ fn port_totals(r: &rusqlite::Row<'_>) -> rusqlite::Result<PortTotals> {
 
 const ALERT_COLUMNS: &str = "id, kind, proto, port, window_start_ms, severity, json";
 
-impl Store for SqliteStore {
+impl SensorStore for SqliteStore {
+    fn add_sensor(&mut self, name: &str, now: Timestamp) -> Result<String, StoreError> {
+        if !valid_sensor_name(name) {
+            return Err(StoreError::InvalidName(name.to_string()));
+        }
+        let token = new_token()?;
+        let r = self.conn.execute(
+            "INSERT INTO sensors (name, token_hash, created_ms) VALUES (?1, ?2, ?3)",
+            params![name, hash_token(&token), now.0],
+        );
+        match r {
+            Ok(_) => Ok(token),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::SensorExists(name.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn revoke_sensor(&mut self, name: &str) -> Result<(), StoreError> {
+        let n = self
+            .conn
+            .execute("UPDATE sensors SET revoked = 1 WHERE name = ?1", [name])?;
+        if n == 0 {
+            return Err(StoreError::NoSuchSensor(name.to_string()));
+        }
+        Ok(())
+    }
+
+    fn sensors(&self) -> Result<Vec<SensorRecord>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT name, created_ms, revoked, last_seen_ms, batches, events, heartbeat_ms, heartbeat FROM sensors ORDER BY name",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(SensorRecord {
+                name: r.get(0)?,
+                created: Timestamp(r.get(1)?),
+                revoked: r.get::<_, i64>(2)? != 0,
+                last_seen: r.get::<_, Option<i64>>(3)?.map(Timestamp),
+                batches: r.get::<_, i64>(4)? as u64,
+                events: r.get::<_, i64>(5)? as u64,
+                heartbeat: match (r.get::<_, Option<i64>>(6)?, r.get::<_, Option<String>>(7)?) {
+                    (Some(t), Some(j)) => Some((Timestamp(t), j)),
+                    _ => None,
+                },
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn record_heartbeat(
+        &mut self,
+        sensor: &str,
+        json: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "UPDATE sensors SET heartbeat_ms = ?1, heartbeat = ?2 WHERE name = ?3",
+            params![now.0, json, sensor],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoSuchSensor(sensor.to_string()));
+        }
+        Ok(())
+    }
+
+    fn authenticate_sensor(&self, token: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT name FROM sensors WHERE token_hash = ?1 AND revoked = 0",
+                [hash_token(token)],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+}
+
+impl EventStore for SqliteStore {
     fn prune(
         &mut self,
         events_before: Timestamp,
@@ -525,288 +605,6 @@ impl Store for SqliteStore {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    fn put_windows(&mut self, rows: &[WindowRow]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut st = tx.prepare_cached(
-                "INSERT OR REPLACE INTO windows (window_start_ms, window_end_ms, proto, port, events, sources, sensors, targets, top_sources)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            for w in rows {
-                st.execute(params![
-                    w.window_start.0,
-                    w.window_end.0,
-                    w.proto,
-                    w.port,
-                    w.events as i64,
-                    w.sources as i64,
-                    w.sensors as i64,
-                    w.targets as i64,
-                    w.top_sources_json
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    fn latest_window(&self) -> Result<Option<(Timestamp, Timestamp)>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT window_start_ms, window_end_ms FROM windows ORDER BY window_start_ms DESC LIMIT 1",
-                [],
-                |r| Ok((Timestamp(r.get(0)?), Timestamp(r.get(1)?))),
-            )
-            .optional()?)
-    }
-
-    fn windows_between(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<Vec<WindowRow>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT window_start_ms, window_end_ms, proto, port, events, sources, sensors, targets, top_sources FROM windows
-             WHERE window_start_ms >= ?1 AND window_start_ms < ?2 ORDER BY window_start_ms, proto, port",
-        )?;
-        let rows = st.query_map(params![from.0, to.0], window_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    fn port_history(
-        &self,
-        proto: u8,
-        port: u16,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<Vec<WindowRow>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT window_start_ms, window_end_ms, proto, port, events, sources, sensors, targets, top_sources FROM windows
-             WHERE proto = ?1 AND port = ?2 AND window_start_ms >= ?3 AND window_start_ms < ?4 ORDER BY window_start_ms",
-        )?;
-        let rows = st.query_map(params![proto, port, from.0, to.0], window_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    fn put_alert(&mut self, a: &AlertRow) -> Result<i64, StoreError> {
-        self.conn.execute(
-            "INSERT OR IGNORE INTO alerts (kind, proto, port, window_start_ms, severity, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![a.kind, a.proto, a.port, a.window_start.0, a.severity_rank, a.json],
-        )?;
-        Ok(self.conn.query_row(
-            "SELECT id FROM alerts WHERE kind = ?1 AND proto = ?2 AND port = ?3 AND window_start_ms = ?4",
-            params![a.kind, a.proto, a.port, a.window_start.0],
-            |r| r.get(0),
-        )?)
-    }
-
-    fn upsert_alert(&mut self, a: &AlertRow) -> Result<(i64, bool), StoreError> {
-        let tx = self.conn.transaction()?;
-        let old: Option<(i64, u8, String)> = tx
-            .query_row(
-                "SELECT id, severity, json FROM alerts WHERE kind = ?1 AND proto = ?2 AND port = ?3 AND window_start_ms = ?4",
-                params![a.kind, a.proto, a.port, a.window_start.0],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
-        let out = match old {
-            Some((id, sev, json)) if sev == a.severity_rank && json == a.json => (id, false),
-            Some((id, _, _)) => {
-                tx.execute(
-                    "UPDATE alerts SET severity = ?2, json = ?3 WHERE id = ?1",
-                    params![id, a.severity_rank, a.json],
-                )?;
-                (id, true)
-            }
-            None => {
-                tx.execute(
-                    "INSERT INTO alerts (kind, proto, port, window_start_ms, severity, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![a.kind, a.proto, a.port, a.window_start.0, a.severity_rank, a.json],
-                )?;
-                (tx.last_insert_rowid(), true)
-            }
-        };
-        tx.commit()?;
-        Ok(out)
-    }
-
-    fn alerts(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-        min_severity: u8,
-    ) -> Result<Vec<AlertRow>, StoreError> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts WHERE window_start_ms >= ?1 AND window_start_ms < ?2 AND severity >= ?3
-             ORDER BY severity DESC, window_start_ms DESC, id"
-        ))?;
-        let rows = st.query_map(params![from.0, to.0, min_severity], alert_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    fn alert(&self, id: i64) -> Result<Option<AlertRow>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"),
-                [id],
-                alert_row,
-            )
-            .optional()?)
-    }
-
-    fn add_api_token(
-        &mut self,
-        name: &str,
-        role: Role,
-        now: Timestamp,
-    ) -> Result<String, StoreError> {
-        if !valid_sensor_name(name) {
-            return Err(StoreError::InvalidName(name.to_string()));
-        }
-        let token = new_token()?;
-        match self.conn.execute(
-            "INSERT INTO api_tokens (name, role, token_hash, created_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![name, role.name(), hash_token(&token), now.0],
-        ) {
-            Ok(_) => Ok(token),
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(StoreError::TokenExists(name.to_string()))
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    fn authenticate_api(&self, token: &str) -> Result<Option<(String, Role)>, StoreError> {
-        let row: Option<(String, String)> = self
-            .conn
-            .query_row(
-                "SELECT name, role FROM api_tokens WHERE token_hash = ?1 AND revoked = 0",
-                [hash_token(token)],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        Ok(row.and_then(|(n, r)| Role::parse(&r).map(|r| (n, r))))
-    }
-
-    fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT name, role, created_ms, revoked FROM api_tokens ORDER BY name",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (name, role, created, revoked) = row?;
-            if let Some(role) = Role::parse(&role) {
-                out.push(ApiTokenRecord {
-                    name,
-                    role,
-                    created: Timestamp(created),
-                    revoked: revoked != 0,
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    fn revoke_api_token(&mut self, name: &str) -> Result<(), StoreError> {
-        let n = self
-            .conn
-            .execute("UPDATE api_tokens SET revoked = 1 WHERE name = ?1", [name])?;
-        if n == 0 {
-            return Err(StoreError::NoSuchToken(name.to_string()));
-        }
-        Ok(())
-    }
-
-    fn add_sensor(&mut self, name: &str, now: Timestamp) -> Result<String, StoreError> {
-        if !valid_sensor_name(name) {
-            return Err(StoreError::InvalidName(name.to_string()));
-        }
-        let token = new_token()?;
-        let r = self.conn.execute(
-            "INSERT INTO sensors (name, token_hash, created_ms) VALUES (?1, ?2, ?3)",
-            params![name, hash_token(&token), now.0],
-        );
-        match r {
-            Ok(_) => Ok(token),
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(StoreError::SensorExists(name.to_string()))
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    fn revoke_sensor(&mut self, name: &str) -> Result<(), StoreError> {
-        let n = self
-            .conn
-            .execute("UPDATE sensors SET revoked = 1 WHERE name = ?1", [name])?;
-        if n == 0 {
-            return Err(StoreError::NoSuchSensor(name.to_string()));
-        }
-        Ok(())
-    }
-
-    fn sensors(&self) -> Result<Vec<SensorRecord>, StoreError> {
-        let mut st = self.conn.prepare(
-            "SELECT name, created_ms, revoked, last_seen_ms, batches, events, heartbeat_ms, heartbeat FROM sensors ORDER BY name",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok(SensorRecord {
-                name: r.get(0)?,
-                created: Timestamp(r.get(1)?),
-                revoked: r.get::<_, i64>(2)? != 0,
-                last_seen: r.get::<_, Option<i64>>(3)?.map(Timestamp),
-                batches: r.get::<_, i64>(4)? as u64,
-                events: r.get::<_, i64>(5)? as u64,
-                heartbeat: match (r.get::<_, Option<i64>>(6)?, r.get::<_, Option<String>>(7)?) {
-                    (Some(t), Some(j)) => Some((Timestamp(t), j)),
-                    _ => None,
-                },
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    fn record_heartbeat(
-        &mut self,
-        sensor: &str,
-        json: &str,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let n = self.conn.execute(
-            "UPDATE sensors SET heartbeat_ms = ?1, heartbeat = ?2 WHERE name = ?3",
-            params![now.0, json, sensor],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NoSuchSensor(sensor.to_string()));
-        }
-        Ok(())
-    }
-
-    fn authenticate_sensor(&self, token: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT name FROM sensors WHERE token_hash = ?1 AND revoked = 0",
-                [hash_token(token)],
-                |r| r.get(0),
-            )
-            .optional()?)
     }
 
     fn commit_batch(
@@ -948,66 +746,215 @@ impl Store for SqliteStore {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
 
-    fn put_context_items(
-        &mut self,
-        kind: ContextKind,
-        items: &[ContextItem],
-        now: Timestamp,
-    ) -> Result<ImportCounts, StoreError> {
-        let kind = kind.name();
+impl WindowStore for SqliteStore {
+    fn put_windows(&mut self, rows: &[WindowRow]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        let mut counts = ImportCounts::default();
         {
-            let mut get =
-                tx.prepare_cached("SELECT json FROM context_items WHERE kind = ?1 AND key = ?2")?;
-            let mut put = tx.prepare_cached(
-                "INSERT INTO context_items (kind, key, origin, json, imported_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (kind, key) DO UPDATE SET
-                   origin = excluded.origin, json = excluded.json, imported_ms = excluded.imported_ms",
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO windows (window_start_ms, window_end_ms, proto, port, events, sources, sensors, targets, top_sources)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
-            for it in items {
-                let old: Option<String> = get
-                    .query_row(params![kind, it.key], |r| r.get(0))
-                    .optional()?;
-                match old {
-                    Some(o) if o == it.json => counts.unchanged += 1,
-                    Some(_) => counts.updated += 1,
-                    None => counts.added += 1,
-                }
-                put.execute(params![kind, it.key, it.origin, it.json, now.0])?;
+            for w in rows {
+                st.execute(params![
+                    w.window_start.0,
+                    w.window_end.0,
+                    w.proto,
+                    w.port,
+                    w.events as i64,
+                    w.sources as i64,
+                    w.sensors as i64,
+                    w.targets as i64,
+                    w.top_sources_json
+                ])?;
             }
         }
         tx.commit()?;
-        Ok(counts)
+        Ok(())
     }
 
-    fn delete_context_origin(
-        &mut self,
-        kind: ContextKind,
-        origin: &str,
-    ) -> Result<usize, StoreError> {
-        let kind = kind.name();
-        Ok(self.conn.execute(
-            "DELETE FROM context_items WHERE kind = ?1 AND origin = ?2",
-            params![kind, origin],
+    fn latest_window(&self) -> Result<Option<(Timestamp, Timestamp)>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT window_start_ms, window_end_ms FROM windows ORDER BY window_start_ms DESC LIMIT 1",
+                [],
+                |r| Ok((Timestamp(r.get(0)?), Timestamp(r.get(1)?))),
+            )
+            .optional()?)
+    }
+
+    fn windows_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<WindowRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT window_start_ms, window_end_ms, proto, port, events, sources, sensors, targets, top_sources FROM windows
+             WHERE window_start_ms >= ?1 AND window_start_ms < ?2 ORDER BY window_start_ms, proto, port",
+        )?;
+        let rows = st.query_map(params![from.0, to.0], window_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn port_history(
+        &self,
+        proto: u8,
+        port: u16,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<WindowRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT window_start_ms, window_end_ms, proto, port, events, sources, sensors, targets, top_sources FROM windows
+             WHERE proto = ?1 AND port = ?2 AND window_start_ms >= ?3 AND window_start_ms < ?4 ORDER BY window_start_ms",
+        )?;
+        let rows = st.query_map(params![proto, port, from.0, to.0], window_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+impl WarningStore for SqliteStore {
+    fn put_alert(&mut self, a: &AlertRow) -> Result<i64, StoreError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO alerts (kind, proto, port, window_start_ms, severity, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![a.kind, a.proto, a.port, a.window_start.0, a.severity_rank, a.json],
+        )?;
+        Ok(self.conn.query_row(
+            "SELECT id FROM alerts WHERE kind = ?1 AND proto = ?2 AND port = ?3 AND window_start_ms = ?4",
+            params![a.kind, a.proto, a.port, a.window_start.0],
+            |r| r.get(0),
         )?)
     }
 
-    fn context_items(&self, kind: ContextKind) -> Result<Vec<ContextItem>, StoreError> {
-        let kind = kind.name();
-        let mut st = self.conn.prepare_cached(
-            "SELECT key, origin, json FROM context_items WHERE kind = ?1 ORDER BY key",
-        )?;
-        let rows = st.query_map([kind], |r| {
-            Ok(ContextItem {
-                key: r.get(0)?,
-                origin: r.get(1)?,
-                json: r.get(2)?,
-            })
-        })?;
+    fn upsert_alert(&mut self, a: &AlertRow) -> Result<(i64, bool), StoreError> {
+        let tx = self.conn.transaction()?;
+        let old: Option<(i64, u8, String)> = tx
+            .query_row(
+                "SELECT id, severity, json FROM alerts WHERE kind = ?1 AND proto = ?2 AND port = ?3 AND window_start_ms = ?4",
+                params![a.kind, a.proto, a.port, a.window_start.0],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let out = match old {
+            Some((id, sev, json)) if sev == a.severity_rank && json == a.json => (id, false),
+            Some((id, _, _)) => {
+                tx.execute(
+                    "UPDATE alerts SET severity = ?2, json = ?3 WHERE id = ?1",
+                    params![id, a.severity_rank, a.json],
+                )?;
+                (id, true)
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO alerts (kind, proto, port, window_start_ms, severity, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![a.kind, a.proto, a.port, a.window_start.0, a.severity_rank, a.json],
+                )?;
+                (tx.last_insert_rowid(), true)
+            }
+        };
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn alerts(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        min_severity: u8,
+    ) -> Result<Vec<AlertRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE window_start_ms >= ?1 AND window_start_ms < ?2 AND severity >= ?3
+             ORDER BY severity DESC, window_start_ms DESC, id"
+        ))?;
+        let rows = st.query_map(params![from.0, to.0, min_severity], alert_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn alert(&self, id: i64) -> Result<Option<AlertRow>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"),
+                [id],
+                alert_row,
+            )
+            .optional()?)
+    }
+}
+
+impl AuthStore for SqliteStore {
+    fn add_api_token(
+        &mut self,
+        name: &str,
+        role: Role,
+        now: Timestamp,
+    ) -> Result<String, StoreError> {
+        if !valid_sensor_name(name) {
+            return Err(StoreError::InvalidName(name.to_string()));
+        }
+        let token = new_token()?;
+        match self.conn.execute(
+            "INSERT INTO api_tokens (name, role, token_hash, created_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![name, role.name(), hash_token(&token), now.0],
+        ) {
+            Ok(_) => Ok(token),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::TokenExists(name.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn authenticate_api(&self, token: &str) -> Result<Option<(String, Role)>, StoreError> {
+        let row: Option<(String, String)> = self
+            .conn
+            .query_row(
+                "SELECT name, role FROM api_tokens WHERE token_hash = ?1 AND revoked = 0",
+                [hash_token(token)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row.and_then(|(n, r)| Role::parse(&r).map(|r| (n, r))))
+    }
+
+    fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT name, role, created_ms, revoked FROM api_tokens ORDER BY name",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, role, created, revoked) = row?;
+            if let Some(role) = Role::parse(&role) {
+                out.push(ApiTokenRecord {
+                    name,
+                    role,
+                    created: Timestamp(created),
+                    revoked: revoked != 0,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn revoke_api_token(&mut self, name: &str) -> Result<(), StoreError> {
+        let n = self
+            .conn
+            .execute("UPDATE api_tokens SET revoked = 1 WHERE name = ?1", [name])?;
+        if n == 0 {
+            return Err(StoreError::NoSuchToken(name.to_string()));
+        }
+        Ok(())
     }
 
     fn put_user(&mut self, u: &UserRecord, replace: bool) -> Result<(), StoreError> {
@@ -1101,7 +1048,72 @@ impl Store for SqliteStore {
         )?;
         Ok(())
     }
+}
 
+impl ContextStore for SqliteStore {
+    fn put_context_items(
+        &mut self,
+        kind: ContextKind,
+        items: &[ContextItem],
+        now: Timestamp,
+    ) -> Result<ImportCounts, StoreError> {
+        let kind = kind.name();
+        let tx = self.conn.transaction()?;
+        let mut counts = ImportCounts::default();
+        {
+            let mut get =
+                tx.prepare_cached("SELECT json FROM context_items WHERE kind = ?1 AND key = ?2")?;
+            let mut put = tx.prepare_cached(
+                "INSERT INTO context_items (kind, key, origin, json, imported_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (kind, key) DO UPDATE SET
+                   origin = excluded.origin, json = excluded.json, imported_ms = excluded.imported_ms",
+            )?;
+            for it in items {
+                let old: Option<String> = get
+                    .query_row(params![kind, it.key], |r| r.get(0))
+                    .optional()?;
+                match old {
+                    Some(o) if o == it.json => counts.unchanged += 1,
+                    Some(_) => counts.updated += 1,
+                    None => counts.added += 1,
+                }
+                put.execute(params![kind, it.key, it.origin, it.json, now.0])?;
+            }
+        }
+        tx.commit()?;
+        Ok(counts)
+    }
+
+    fn delete_context_origin(
+        &mut self,
+        kind: ContextKind,
+        origin: &str,
+    ) -> Result<usize, StoreError> {
+        let kind = kind.name();
+        Ok(self.conn.execute(
+            "DELETE FROM context_items WHERE kind = ?1 AND origin = ?2",
+            params![kind, origin],
+        )?)
+    }
+
+    fn context_items(&self, kind: ContextKind) -> Result<Vec<ContextItem>, StoreError> {
+        let kind = kind.name();
+        let mut st = self.conn.prepare_cached(
+            "SELECT key, origin, json FROM context_items WHERE kind = ?1 ORDER BY key",
+        )?;
+        let rows = st.query_map([kind], |r| {
+            Ok(ContextItem {
+                key: r.get(0)?,
+                origin: r.get(1)?,
+                json: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+impl SinkStore for SqliteStore {
     fn sink_state(&self, sink: &str, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ContextItem, ContextKind, Store, StoreError};
+use crate::{ContextItem, ContextKind, ContextStore, Store, StoreError};
 
 /// A sensor's trust level.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,7 +44,7 @@ struct TrustRecord {
 
 /// Sets a sensor's trust level.
 pub fn set_trust(
-    store: &mut dyn Store,
+    store: &mut dyn ContextStore,
     sensor: &str,
     level: TrustLevel,
     now: scanwatch_event::Timestamp,
@@ -65,7 +65,7 @@ pub fn set_trust(
 
 /// Every sensor's trust level that is not the default, by name (records that
 /// cannot be read count as normal).
-pub fn trust_levels(store: &dyn Store) -> Result<Vec<(String, TrustLevel)>, StoreError> {
+pub fn trust_levels(store: &dyn ContextStore) -> Result<Vec<(String, TrustLevel)>, StoreError> {
     Ok(store
         .context_items(ContextKind::SensorTrust)?
         .into_iter()
@@ -93,7 +93,7 @@ pub fn sensors_with_trust(
 }
 
 /// The names of the trusted sensors.
-pub fn trusted_sensors(store: &dyn Store) -> Result<BTreeSet<String>, StoreError> {
+pub fn trusted_sensors(store: &dyn ContextStore) -> Result<BTreeSet<String>, StoreError> {
     Ok(trust_levels(store)?
         .into_iter()
         .filter(|(_, l)| *l == TrustLevel::Trusted)

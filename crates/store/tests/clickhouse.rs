@@ -7,6 +7,7 @@
 
 mod conformance;
 
+use scanwatch_store::prelude::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,7 +15,7 @@ use std::process::Command;
 use scanwatch_event::Timestamp;
 use scanwatch_store::clickhouse::{ClickHouseConfig, ClickHouseStore};
 use scanwatch_store::sqlite::SqliteStore;
-use scanwatch_store::{Store, StoreError};
+use scanwatch_store::StoreError;
 
 /// Two ClickHouse servers in a tempdir, stopped on drop (also when a test fails).
 struct Servers {

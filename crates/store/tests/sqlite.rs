@@ -3,8 +3,9 @@
 #![allow(clippy::unwrap_used)] // a test may panic on a broken setup
 
 use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
+use scanwatch_store::prelude::*;
 use scanwatch_store::sqlite::SqliteStore;
-use scanwatch_store::{BatchOutcome, ContextItem, ContextKind, Store, StoreError};
+use scanwatch_store::{BatchOutcome, ContextItem, ContextKind, StoreError};
 
 fn ev(t: i64, src: &str, port: u16) -> Event {
     Event {

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Store for ClickHouseStore {
+impl SensorStore for ClickHouseStore {
     fn add_sensor(&mut self, name: &str, now: Timestamp) -> Result<String, StoreError> {
         if !valid_sensor_name(name) {
             return Err(StoreError::InvalidName(name.to_string()));
@@ -117,7 +117,9 @@ impl Store for ClickHouseStore {
         ))?;
         r.first().map(|r| r.str("name")).transpose()
     }
+}
 
+impl EventStore for ClickHouseStore {
     fn commit_batch(
         &mut self,
         sensor: &str,
@@ -362,240 +364,6 @@ impl Store for ClickHouseStore {
             .collect()
     }
 
-    fn put_windows(&mut self, rows: &[WindowRow]) -> Result<(), StoreError> {
-        let mut by_shard: BTreeMap<usize, Rb> = BTreeMap::new();
-        for w in rows {
-            let v = self.next_version();
-            let shard = self.shard_of(&[&[w.proto], &w.port.to_be_bytes()]);
-            let rb = by_shard.entry(shard).or_default();
-            rb.datetime(w.window_start.0);
-            rb.i64(w.window_start.0);
-            rb.i64(w.window_end.0);
-            rb.u8(w.proto);
-            rb.u16(w.port);
-            rb.u64(w.events);
-            rb.u64(w.sources);
-            rb.u64(w.sensors);
-            rb.u64(w.targets);
-            rb.str(&w.top_sources_json);
-            rb.u64(v);
-        }
-        for (shard, rb) in by_shard {
-            self.insert_rowbinary(shard, &self.local("windows"), WINDOW_COLUMNS, rb)?;
-        }
-        Ok(())
-    }
-
-    fn port_history(
-        &self,
-        proto: u8,
-        port: u16,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<Vec<WindowRow>, StoreError> {
-        self.window_rows(
-            &format!(
-                "proto = {proto} AND port = {port} AND {}",
-                time_range("window_start", "window_start_ms", from, to)
-            ),
-            "window_start_ms",
-        )
-    }
-
-    fn latest_window(&self) -> Result<Option<(Timestamp, Timestamp)>, StoreError> {
-        let r = self.dist_rows(&format!(
-            "SELECT window_start_ms FROM {} ORDER BY window_start_ms DESC LIMIT 1",
-            self.dist("windows")
-        ))?;
-        let Some(start) = r
-            .first()
-            .map(|r| r.int::<i64>("window_start_ms"))
-            .transpose()?
-        else {
-            return Ok(None);
-        };
-        let w = self.window_rows(
-            &format!("window_start_ms = {}", lit(start)),
-            "proto DESC, port DESC LIMIT 1",
-        )?;
-        Ok(w.first().map(|w| (w.window_start, w.window_end)))
-    }
-
-    fn windows_between(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<Vec<WindowRow>, StoreError> {
-        self.window_rows(
-            &time_range("window_start", "window_start_ms", from, to),
-            "window_start_ms, proto, port",
-        )
-    }
-
-    fn upsert_alert(&mut self, a: &AlertRow) -> Result<(i64, bool), StoreError> {
-        let key = alert_key(a);
-        let Some(old) = self.alert_rows(&key, "")?.into_iter().next() else {
-            return Ok((self.put_alert(a)?, true));
-        };
-        if old.severity_rank == a.severity_rank && old.json == a.json {
-            return Ok((old.id, false));
-        }
-        // A newer version of the same row (ReplacingMergeTree), under the same id.
-        self.write_alert(a, old.id)?;
-        Ok((old.id, true))
-    }
-
-    fn put_alert(&mut self, a: &AlertRow) -> Result<i64, StoreError> {
-        let key = alert_key(a);
-        if let Some(r) = self.alert_rows(&key, "")?.first() {
-            return Ok(r.id);
-        }
-        let mut id = alert_id(&a.kind, a.proto, a.port, a.window_start);
-        let mut free = false;
-        for _ in 0..64 {
-            let r = self.ctl_rows(&format!(
-                "SELECT count() AS n FROM {} WHERE id = {id} AND NOT ({key})",
-                self.ctl("alerts")
-            ))?;
-            if r.first()
-                .map(|r| r.int::<u64>("n"))
-                .transpose()?
-                .unwrap_or(0)
-                == 0
-            {
-                free = true;
-                break;
-            }
-            id = if id >= (1 << 53) - 1 { 1 } else { id + 1 };
-        }
-        if !free {
-            return Err(err("no free alert id after 64 tries"));
-        }
-        self.write_alert(a, id)?;
-        Ok(id)
-    }
-
-    fn alerts(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-        min_severity: u8,
-    ) -> Result<Vec<AlertRow>, StoreError> {
-        self.alert_rows(
-            &format!(
-                "window_start_ms >= {} AND window_start_ms < {}",
-                lit(from.0),
-                lit(to.0)
-            ),
-            &format!(
-                "AND severity >= {min_severity} ORDER BY severity DESC, window_start_ms DESC, v"
-            ),
-        )
-    }
-
-    fn alert(&self, id: i64) -> Result<Option<AlertRow>, StoreError> {
-        Ok(self
-            .alert_rows(&format!("id = {id}"), "ORDER BY v LIMIT 1")?
-            .into_iter()
-            .next())
-    }
-
-    fn add_api_token(
-        &mut self,
-        name: &str,
-        role: Role,
-        now: Timestamp,
-    ) -> Result<String, StoreError> {
-        if !valid_sensor_name(name) {
-            return Err(StoreError::InvalidName(name.to_string()));
-        }
-        let r = self.ctl_rows(&format!(
-            "SELECT count() AS n FROM {} WHERE name = {}",
-            self.ctl("api_tokens"),
-            quote(name)
-        ))?;
-        if r.first()
-            .map(|r| r.int::<u64>("n"))
-            .transpose()?
-            .unwrap_or(0)
-            > 0
-        {
-            return Err(StoreError::TokenExists(name.to_string()));
-        }
-        let token = new_token()?;
-        let v = self.next_version();
-        self.insert_json(
-            &self.ctl("api_tokens"),
-            &[json!({
-                "name": name, "role": role.name(), "token_hash": hash_token(&token),
-                "created_ms": now.0, "revoked": 0, "version": v,
-            })],
-        )?;
-        Ok(token)
-    }
-
-    fn authenticate_api(&self, token: &str) -> Result<Option<(String, Role)>, StoreError> {
-        let r = self.ctl_rows(&format!(
-            "SELECT name, tupleElement(r, 1) AS role
-             FROM (SELECT name, argMax(tuple(role, token_hash), version) AS r, max(revoked) AS rv
-                   FROM {} GROUP BY name)
-             WHERE tupleElement(r, 2) = {} AND rv = 0 ORDER BY name LIMIT 1",
-            self.ctl("api_tokens"),
-            quote(&hash_token(token))
-        ))?;
-        let Some(r) = r.first() else { return Ok(None) };
-        let name = r.str("name")?;
-        Ok(Role::parse(&r.str("role")?).map(|role| (name, role)))
-    }
-
-    fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>, StoreError> {
-        let rows = self.ctl_rows(&format!(
-            "SELECT name, tupleElement(r, 1) AS role, tupleElement(r, 2) AS created_ms, rv AS revoked
-             FROM (SELECT name, argMax(tuple(role, created_ms), version) AS r, max(revoked) AS rv
-                   FROM {} GROUP BY name)
-             ORDER BY name",
-            self.ctl("api_tokens")
-        ))?;
-        let mut out = Vec::new();
-        for r in &rows {
-            if let Some(role) = Role::parse(&r.str("role")?) {
-                out.push(ApiTokenRecord {
-                    name: r.str("name")?,
-                    role,
-                    created: Timestamp(r.int::<i64>("created_ms")?),
-                    revoked: r.int::<u64>("revoked")? != 0,
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    fn revoke_api_token(&mut self, name: &str) -> Result<(), StoreError> {
-        let r = self.ctl_rows(&format!(
-            "SELECT tupleElement(r, 1) AS role, tupleElement(r, 2) AS token_hash, tupleElement(r, 3) AS created_ms
-             FROM (SELECT argMax(tuple(role, token_hash, created_ms), version) AS r FROM {}
-                   WHERE name = {} GROUP BY name)",
-            self.ctl("api_tokens"),
-            quote(name)
-        ))?;
-        let Some(r) = r.first() else {
-            return Err(StoreError::NoSuchToken(name.to_string()));
-        };
-        let (role, h, c) = (
-            r.str("role")?,
-            r.str("token_hash")?,
-            r.int::<i64>("created_ms")?,
-        );
-        let v = self.next_version();
-        self.insert_json(
-            &self.ctl("api_tokens"),
-            &[json!({
-                "name": name, "role": role, "token_hash": h, "created_ms": c,
-                "revoked": 1, "version": v,
-            })],
-        )
-    }
-
     fn prune(
         &mut self,
         events_before: Timestamp,
@@ -697,69 +465,245 @@ impl Store for ClickHouseStore {
             })
             .collect()
     }
+}
 
-    fn put_context_items(
-        &mut self,
-        kind: ContextKind,
-        items: &[ContextItem],
-        now: Timestamp,
-    ) -> Result<ImportCounts, StoreError> {
-        let kind = kind.name();
-        let mut current: HashMap<String, String> = self
-            .context_map(kind)?
-            .into_iter()
-            .map(|(k, (_, j))| (k, j))
-            .collect();
-        let mut counts = ImportCounts::default();
-        let mut rows = Vec::with_capacity(items.len());
-        for it in items {
-            match current.get(&it.key) {
-                Some(o) if *o == it.json => counts.unchanged += 1,
-                Some(_) => counts.updated += 1,
-                None => counts.added += 1,
+impl WindowStore for ClickHouseStore {
+    fn put_windows(&mut self, rows: &[WindowRow]) -> Result<(), StoreError> {
+        let mut by_shard: BTreeMap<usize, Rb> = BTreeMap::new();
+        for w in rows {
+            let v = self.next_version();
+            let shard = self.shard_of(&[&[w.proto], &w.port.to_be_bytes()]);
+            let rb = by_shard.entry(shard).or_default();
+            rb.datetime(w.window_start.0);
+            rb.i64(w.window_start.0);
+            rb.i64(w.window_end.0);
+            rb.u8(w.proto);
+            rb.u16(w.port);
+            rb.u64(w.events);
+            rb.u64(w.sources);
+            rb.u64(w.sensors);
+            rb.u64(w.targets);
+            rb.str(&w.top_sources_json);
+            rb.u64(v);
+        }
+        for (shard, rb) in by_shard {
+            self.insert_rowbinary(shard, &self.local("windows"), WINDOW_COLUMNS, rb)?;
+        }
+        Ok(())
+    }
+
+    fn port_history(
+        &self,
+        proto: u8,
+        port: u16,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<WindowRow>, StoreError> {
+        self.window_rows(
+            &format!(
+                "proto = {proto} AND port = {port} AND {}",
+                time_range("window_start", "window_start_ms", from, to)
+            ),
+            "window_start_ms",
+        )
+    }
+
+    fn latest_window(&self) -> Result<Option<(Timestamp, Timestamp)>, StoreError> {
+        let r = self.dist_rows(&format!(
+            "SELECT window_start_ms FROM {} ORDER BY window_start_ms DESC LIMIT 1",
+            self.dist("windows")
+        ))?;
+        let Some(start) = r
+            .first()
+            .map(|r| r.int::<i64>("window_start_ms"))
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        let w = self.window_rows(
+            &format!("window_start_ms = {}", lit(start)),
+            "proto DESC, port DESC LIMIT 1",
+        )?;
+        Ok(w.first().map(|w| (w.window_start, w.window_end)))
+    }
+
+    fn windows_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<WindowRow>, StoreError> {
+        self.window_rows(
+            &time_range("window_start", "window_start_ms", from, to),
+            "window_start_ms, proto, port",
+        )
+    }
+}
+
+impl WarningStore for ClickHouseStore {
+    fn upsert_alert(&mut self, a: &AlertRow) -> Result<(i64, bool), StoreError> {
+        let key = alert_key(a);
+        let Some(old) = self.alert_rows(&key, "")?.into_iter().next() else {
+            return Ok((self.put_alert(a)?, true));
+        };
+        if old.severity_rank == a.severity_rank && old.json == a.json {
+            return Ok((old.id, false));
+        }
+        // A newer version of the same row (ReplacingMergeTree), under the same id.
+        self.write_alert(a, old.id)?;
+        Ok((old.id, true))
+    }
+
+    fn put_alert(&mut self, a: &AlertRow) -> Result<i64, StoreError> {
+        let key = alert_key(a);
+        if let Some(r) = self.alert_rows(&key, "")?.first() {
+            return Ok(r.id);
+        }
+        let mut id = alert_id(&a.kind, a.proto, a.port, a.window_start);
+        let mut free = false;
+        for _ in 0..64 {
+            let r = self.ctl_rows(&format!(
+                "SELECT count() AS n FROM {} WHERE id = {id} AND NOT ({key})",
+                self.ctl("alerts")
+            ))?;
+            if r.first()
+                .map(|r| r.int::<u64>("n"))
+                .transpose()?
+                .unwrap_or(0)
+                == 0
+            {
+                free = true;
+                break;
             }
-            current.insert(it.key.clone(), it.json.clone());
-            let v = self.next_version();
-            rows.push(json!({
-                "kind": kind, "key": it.key, "origin": it.origin, "json": it.json,
-                "imported_ms": now.0, "deleted": 0, "version": v,
-            }));
+            id = if id >= (1 << 53) - 1 { 1 } else { id + 1 };
         }
-        self.insert_json(&self.ctl("context_items"), &rows)?;
-        Ok(counts)
+        if !free {
+            return Err(err("no free alert id after 64 tries"));
+        }
+        self.write_alert(a, id)?;
+        Ok(id)
     }
 
-    fn delete_context_origin(
-        &mut self,
-        kind: ContextKind,
-        origin: &str,
-    ) -> Result<usize, StoreError> {
-        let kind = kind.name();
-        let gone: Vec<String> = self
-            .context_map(kind)?
-            .into_iter()
-            .filter(|(_, (o, _))| o == origin)
-            .map(|(k, _)| k)
-            .collect();
-        let mut rows = Vec::with_capacity(gone.len());
-        for k in &gone {
-            let v = self.next_version();
-            rows.push(json!({
-                "kind": kind, "key": k, "origin": origin, "json": "", "imported_ms": 0,
-                "deleted": 1, "version": v,
-            }));
-        }
-        self.insert_json(&self.ctl("context_items"), &rows)?;
-        Ok(gone.len())
+    fn alerts(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        min_severity: u8,
+    ) -> Result<Vec<AlertRow>, StoreError> {
+        self.alert_rows(
+            &format!(
+                "window_start_ms >= {} AND window_start_ms < {}",
+                lit(from.0),
+                lit(to.0)
+            ),
+            &format!(
+                "AND severity >= {min_severity} ORDER BY severity DESC, window_start_ms DESC, v"
+            ),
+        )
     }
 
-    fn context_items(&self, kind: ContextKind) -> Result<Vec<ContextItem>, StoreError> {
-        let kind = kind.name();
+    fn alert(&self, id: i64) -> Result<Option<AlertRow>, StoreError> {
         Ok(self
-            .context_map(kind)?
+            .alert_rows(&format!("id = {id}"), "ORDER BY v LIMIT 1")?
             .into_iter()
-            .map(|(key, (origin, json))| ContextItem { key, origin, json })
-            .collect())
+            .next())
+    }
+}
+
+impl AuthStore for ClickHouseStore {
+    fn add_api_token(
+        &mut self,
+        name: &str,
+        role: Role,
+        now: Timestamp,
+    ) -> Result<String, StoreError> {
+        if !valid_sensor_name(name) {
+            return Err(StoreError::InvalidName(name.to_string()));
+        }
+        let r = self.ctl_rows(&format!(
+            "SELECT count() AS n FROM {} WHERE name = {}",
+            self.ctl("api_tokens"),
+            quote(name)
+        ))?;
+        if r.first()
+            .map(|r| r.int::<u64>("n"))
+            .transpose()?
+            .unwrap_or(0)
+            > 0
+        {
+            return Err(StoreError::TokenExists(name.to_string()));
+        }
+        let token = new_token()?;
+        let v = self.next_version();
+        self.insert_json(
+            &self.ctl("api_tokens"),
+            &[json!({
+                "name": name, "role": role.name(), "token_hash": hash_token(&token),
+                "created_ms": now.0, "revoked": 0, "version": v,
+            })],
+        )?;
+        Ok(token)
+    }
+
+    fn authenticate_api(&self, token: &str) -> Result<Option<(String, Role)>, StoreError> {
+        let r = self.ctl_rows(&format!(
+            "SELECT name, tupleElement(r, 1) AS role
+             FROM (SELECT name, argMax(tuple(role, token_hash), version) AS r, max(revoked) AS rv
+                   FROM {} GROUP BY name)
+             WHERE tupleElement(r, 2) = {} AND rv = 0 ORDER BY name LIMIT 1",
+            self.ctl("api_tokens"),
+            quote(&hash_token(token))
+        ))?;
+        let Some(r) = r.first() else { return Ok(None) };
+        let name = r.str("name")?;
+        Ok(Role::parse(&r.str("role")?).map(|role| (name, role)))
+    }
+
+    fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>, StoreError> {
+        let rows = self.ctl_rows(&format!(
+            "SELECT name, tupleElement(r, 1) AS role, tupleElement(r, 2) AS created_ms, rv AS revoked
+             FROM (SELECT name, argMax(tuple(role, created_ms), version) AS r, max(revoked) AS rv
+                   FROM {} GROUP BY name)
+             ORDER BY name",
+            self.ctl("api_tokens")
+        ))?;
+        let mut out = Vec::new();
+        for r in &rows {
+            if let Some(role) = Role::parse(&r.str("role")?) {
+                out.push(ApiTokenRecord {
+                    name: r.str("name")?,
+                    role,
+                    created: Timestamp(r.int::<i64>("created_ms")?),
+                    revoked: r.int::<u64>("revoked")? != 0,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn revoke_api_token(&mut self, name: &str) -> Result<(), StoreError> {
+        let r = self.ctl_rows(&format!(
+            "SELECT tupleElement(r, 1) AS role, tupleElement(r, 2) AS token_hash, tupleElement(r, 3) AS created_ms
+             FROM (SELECT argMax(tuple(role, token_hash, created_ms), version) AS r FROM {}
+                   WHERE name = {} GROUP BY name)",
+            self.ctl("api_tokens"),
+            quote(name)
+        ))?;
+        let Some(r) = r.first() else {
+            return Err(StoreError::NoSuchToken(name.to_string()));
+        };
+        let (role, h, c) = (
+            r.str("role")?,
+            r.str("token_hash")?,
+            r.int::<i64>("created_ms")?,
+        );
+        let v = self.next_version();
+        self.insert_json(
+            &self.ctl("api_tokens"),
+            &[json!({
+                "name": name, "role": role, "token_hash": h, "created_ms": c,
+                "revoked": 1, "version": v,
+            })],
+        )
     }
 
     fn put_user(&mut self, u: &UserRecord, replace: bool) -> Result<(), StoreError> {
@@ -848,7 +792,75 @@ impl Store for ClickHouseStore {
         ))?;
         self.end_sessions(&gone)
     }
+}
 
+impl ContextStore for ClickHouseStore {
+    fn put_context_items(
+        &mut self,
+        kind: ContextKind,
+        items: &[ContextItem],
+        now: Timestamp,
+    ) -> Result<ImportCounts, StoreError> {
+        let kind = kind.name();
+        let mut current: HashMap<String, String> = self
+            .context_map(kind)?
+            .into_iter()
+            .map(|(k, (_, j))| (k, j))
+            .collect();
+        let mut counts = ImportCounts::default();
+        let mut rows = Vec::with_capacity(items.len());
+        for it in items {
+            match current.get(&it.key) {
+                Some(o) if *o == it.json => counts.unchanged += 1,
+                Some(_) => counts.updated += 1,
+                None => counts.added += 1,
+            }
+            current.insert(it.key.clone(), it.json.clone());
+            let v = self.next_version();
+            rows.push(json!({
+                "kind": kind, "key": it.key, "origin": it.origin, "json": it.json,
+                "imported_ms": now.0, "deleted": 0, "version": v,
+            }));
+        }
+        self.insert_json(&self.ctl("context_items"), &rows)?;
+        Ok(counts)
+    }
+
+    fn delete_context_origin(
+        &mut self,
+        kind: ContextKind,
+        origin: &str,
+    ) -> Result<usize, StoreError> {
+        let kind = kind.name();
+        let gone: Vec<String> = self
+            .context_map(kind)?
+            .into_iter()
+            .filter(|(_, (o, _))| o == origin)
+            .map(|(k, _)| k)
+            .collect();
+        let mut rows = Vec::with_capacity(gone.len());
+        for k in &gone {
+            let v = self.next_version();
+            rows.push(json!({
+                "kind": kind, "key": k, "origin": origin, "json": "", "imported_ms": 0,
+                "deleted": 1, "version": v,
+            }));
+        }
+        self.insert_json(&self.ctl("context_items"), &rows)?;
+        Ok(gone.len())
+    }
+
+    fn context_items(&self, kind: ContextKind) -> Result<Vec<ContextItem>, StoreError> {
+        let kind = kind.name();
+        Ok(self
+            .context_map(kind)?
+            .into_iter()
+            .map(|(key, (origin, json))| ContextItem { key, origin, json })
+            .collect())
+    }
+}
+
+impl SinkStore for ClickHouseStore {
     fn sink_state(&self, sink: &str, key: &str) -> Result<Option<String>, StoreError> {
         let r = self.ctl_rows(&format!(
             "SELECT argMax(json, version) AS json FROM {} WHERE sink = {} AND key = {} \

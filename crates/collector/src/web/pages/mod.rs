@@ -140,7 +140,9 @@ fn switch_link(b: &mut String, href: &str, label: &str, current: bool) {
 
 /// The newest stored window (start, end): "now" for the pages is event time, so a
 /// replayed log shows its own time.
-pub fn newest_window(s: &dyn Store) -> Result<Option<(Timestamp, Timestamp)>, StoreError> {
+pub fn newest_window(
+    s: &dyn scanwatch_store::WindowStore,
+) -> Result<Option<(Timestamp, Timestamp)>, StoreError> {
     s.latest_window()
 }
 
