@@ -56,8 +56,8 @@ impl StoreArgs {
                     .with_context(|| format!("cannot read {}", path.display()))?;
                 let cfg = crate::config::ServerConfig::parse(&text)
                     .with_context(|| format!("in {}", path.display()))?;
-                let what = match cfg.store.kind.as_str() {
-                    "sqlite" => cfg.server.data.display().to_string(),
+                let what = match cfg.store.kind {
+                    crate::config::StoreKind::Sqlite => cfg.server.data.display().to_string(),
                     kind => format!(
                         "the {kind} store at {}",
                         cfg.store.url.as_deref().unwrap_or("?")

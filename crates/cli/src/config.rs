@@ -44,13 +44,53 @@ pub struct ServerConfig {
     pub bus: scanwatch_bus::BusConfig,
 }
 
+/// Which store implementation `[store]` names.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "String")]
+pub enum StoreKind {
+    /// `scanwatch.db` in `server.data`: one machine only (the default).
+    #[default]
+    Sqlite,
+    /// Shared ClickHouse servers (the scale-out roles).
+    Clickhouse,
+}
+
+impl StoreKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreKind::Sqlite => "sqlite",
+            StoreKind::Clickhouse => "clickhouse",
+        }
+    }
+}
+
+impl TryFrom<String> for StoreKind {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<StoreKind, String> {
+        match s.as_str() {
+            "sqlite" => Ok(StoreKind::Sqlite),
+            "clickhouse" => Ok(StoreKind::Clickhouse),
+            other => Err(format!(
+                "store.kind {other:?}: expected \"sqlite\" or \"clickhouse\""
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// `[store]`: which `Store` implementation the server uses.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
     /// `sqlite` (default: `scanwatch.db` in `server.data`; one machine only) or
     /// `clickhouse`.
-    pub kind: String,
+    pub kind: StoreKind,
     /// ClickHouse HTTP URL, e.g. `http://127.0.0.1:8123` (clickhouse only).
     pub url: Option<String>,
     /// ClickHouse database (default `scanwatch`).
@@ -69,7 +109,7 @@ pub struct StoreSection {
 impl Default for StoreSection {
     fn default() -> Self {
         StoreSection {
-            kind: "sqlite".into(),
+            kind: StoreKind::Sqlite,
             url: None,
             database: "scanwatch".into(),
             cluster: None,
@@ -83,8 +123,8 @@ impl Default for StoreSection {
 impl StoreSection {
     /// Checks the values without I/O.
     pub fn validate(&self) -> Result<()> {
-        match self.kind.as_str() {
-            "sqlite" => {
+        match self.kind {
+            StoreKind::Sqlite => {
                 if self.url.is_some()
                     || self.cluster.is_some()
                     || self.user.is_some()
@@ -95,14 +135,13 @@ impl StoreSection {
                     );
                 }
             }
-            "clickhouse" => match &self.url {
+            StoreKind::Clickhouse => match &self.url {
                 None => bail!("store kind clickhouse needs store.url (http://host:8123)"),
                 Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
                     bail!("store.url {u:?} must start with http:// or https://")
                 }
                 Some(_) => {}
             },
-            other => bail!("store.kind {other:?}: expected \"sqlite\" or \"clickhouse\""),
         }
         let ok = |s: &str| {
             !s.is_empty()
@@ -900,7 +939,7 @@ partitions = 8
         assert_eq!(cfg.bus.urls().len(), 2);
         assert_eq!(cfg.bus.stream, "SCANWATCH_EVENTS", "documented default");
         let d = ServerConfig::parse("version = 1").unwrap();
-        assert_eq!(d.store.kind, "sqlite");
+        assert_eq!(d.store.kind, StoreKind::Sqlite);
         assert!(!d.bus.enabled());
         for (text, want) in [
             (

@@ -18,7 +18,34 @@ use scanwatch_pipeline::Pipeline;
 use scanwatch_store::sqlite::SqliteStore;
 use scanwatch_store::Store;
 
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, StoreKind};
+
+/// What a `scanwatch server` process does (docs/scale.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServerRole {
+    /// The embedded single process: ingest, detection, API and dashboard.
+    All,
+    /// Ingest: checks batches and publishes them to the bus (and serves the API).
+    Collector,
+    /// Aggregates its partitions of the bus into the shared store.
+    Aggregator,
+    /// Merges the stored partials, detects and notifies (one active, by lease).
+    Detector,
+    /// The read API and the dashboard over the shared store.
+    Api,
+}
+
+impl std::fmt::Display for ServerRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ServerRole::All => "all",
+            ServerRole::Collector => "collector",
+            ServerRole::Aggregator => "aggregator",
+            ServerRole::Detector => "detector",
+            ServerRole::Api => "api",
+        })
+    }
+}
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServerArgs {
@@ -47,8 +74,8 @@ pub struct ServerArgs {
     /// What this process does (docs/scale.md): `all` is the embedded single process;
     /// `collector`, `aggregator`, `detector` and `api` are the scale-out roles over
     /// `[bus]` and a shared `[store]`.
-    #[arg(long, default_value = "all", value_parser = ["all", "collector", "aggregator", "detector", "api"])]
-    pub role: String,
+    #[arg(long, value_enum, default_value_t = ServerRole::All)]
+    pub role: ServerRole,
     /// Aggregator instance number: it owns the partitions p with p % instances == instance.
     #[arg(long, default_value_t = 0)]
     pub instance: u32,
@@ -105,12 +132,12 @@ pub(crate) fn wall_clock() -> Timestamp {
 }
 
 pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
-    if args.role != "all" {
+    if args.role != ServerRole::All {
         return roles::run(args, err);
     }
     let file_cfg = args.effective_config()?;
-    if file_cfg.store.kind != "sqlite" {
-        anyhow::bail!("role all runs on the embedded sqlite store only; use the scale-out roles for store kind {:?}", file_cfg.store.kind);
+    if file_cfg.store.kind != StoreKind::Sqlite {
+        anyhow::bail!("role all runs on the embedded sqlite store only; use the scale-out roles for store kind {:?}", file_cfg.store.kind.name());
     }
     if file_cfg.bus.enabled() {
         writeln!(err, "role all: [bus] is not used (embedded single process)")?;
@@ -401,16 +428,15 @@ pub(crate) async fn shutdown() {
 /// the shared ClickHouse store of the scale-out roles. Used by the roles and by
 /// `scanwatch admin --config`, so both see the same sensors, tokens and users.
 pub fn open_store(cfg: &ServerConfig) -> Result<Box<dyn Store>> {
-    match cfg.store.kind.as_str() {
-        "sqlite" => Ok(Box::new(SqliteStore::open(&cfg.server.data)?)),
-        "clickhouse" => {
+    match cfg.store.kind {
+        StoreKind::Sqlite => Ok(Box::new(SqliteStore::open(&cfg.server.data)?)),
+        StoreKind::Clickhouse => {
             let ch = cfg.store.clickhouse();
             Ok(Box::new(
                 scanwatch_store::clickhouse::ClickHouseStore::open(&ch)
                     .context("cannot open the clickhouse store")?,
             ))
         }
-        other => anyhow::bail!("unknown store kind {other:?}"),
     }
 }
 
@@ -426,9 +452,9 @@ mod roles {
 
     use super::{
         bind, close_notifier, front_door, open_store, server_tls, shutdown, spawn_notifier,
-        wall_clock, ServerArgs,
+        wall_clock, ServerArgs, ServerRole,
     };
-    use crate::config::ServerConfig;
+    use crate::config::{ServerConfig, StoreKind};
     use anyhow::{bail, Result};
     use scanwatch_aggregate::decode_partial;
     use scanwatch_bus::{aggregate_handler, run_aggregator, AggregatorCounters, NatsBus};
@@ -455,8 +481,8 @@ mod roles {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        match args.role.as_str() {
-            "collector" | "api" => {
+        match args.role {
+            ServerRole::Collector | ServerRole::Api => {
                 let store = open_store(&cfg)?;
                 let pcfg = cfg.detection_args().config()?;
                 let bus = rt.block_on(NatsBus::connect(&cfg.bus))?;
@@ -481,7 +507,7 @@ mod roles {
                 )?;
                 serve(&rt, state, &cfg, err)
             }
-            "aggregator" => {
+            ServerRole::Aggregator => {
                 let store = open_store(&cfg)?;
                 let agg = cfg.detection_args().config()?.aggregate;
                 // Known benign scanners are left out here, before aggregation, as the
@@ -535,8 +561,8 @@ mod roles {
                     Ok::<(), anyhow::Error>(())
                 })
             }
-            "detector" => detector(&rt, &cfg, err),
-            other => bail!("unknown role {other:?}"),
+            ServerRole::Detector => detector(&rt, &cfg, err),
+            ServerRole::All => bail!("role all is not a scale-out role"),
         }
     }
 
@@ -902,7 +928,7 @@ mod roles {
         scanwatch_context::benign::BenignSet,
     )> {
         let ctx_args = cfg.context_args();
-        if cfg.store.kind == "sqlite" {
+        if cfg.store.kind == StoreKind::Sqlite {
             crate::intel::load_context(&ctx_args, 1970, err)
         } else {
             crate::intel::load_context_with(&ctx_args, Some(shared), 1970, err)
