@@ -13,10 +13,12 @@
 
 mod centre;
 mod error;
+pub mod merge;
 pub mod publish;
 pub mod time;
 
 pub use centre::{AlertHook, Centre, CentreCounters, Partial, ReplayStats, SharedStore};
 pub use error::CentreError;
+pub use merge::{PartialMerge, StepError, Stepped};
 pub use publish::{BatchPublisher, OutgoingBatch, PublishError, PublishFuture, PublishReport};
 pub use time::{SensorTime, TimeConfig, TimeKeeper};
