@@ -123,6 +123,14 @@ pub enum UserCommand {
         #[command(flatten)]
         list: ListArgs,
     },
+    /// Remove a dashboard user: their sessions end at once and they cannot sign
+    /// in; the name may be added again.
+    Remove {
+        /// The user's name.
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Clone, Debug, clap::Subcommand)]
@@ -482,6 +490,13 @@ pub fn run_user(
             } else {
                 writeln!(err, "{} user {name:?} added", role.name())?;
             }
+        }
+        UserCommand::Remove { name, store } => {
+            let (mut store, _) = store.open_existing()?;
+            if !store.remove_user(name, now())? {
+                anyhow::bail!("no user named {name:?}");
+            }
+            writeln!(err, "user {name:?} removed; their sessions are ended")?;
         }
         UserCommand::List {
             list: ListArgs { store, output },

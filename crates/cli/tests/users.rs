@@ -239,3 +239,49 @@ fn admin_migrate_says_what_it_would_do_then_does_it_with_a_copy() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_removed_user_is_gone_with_their_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let o = user(data, &["add", "bob", "--role", "analyst"], "s3cret-pass\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    {
+        let mut store = SqliteStore::open(data).unwrap();
+        store
+            .put_session(&SessionRecord {
+                id_hash: "h".into(),
+                user: "bob".into(),
+                csrf: "c".into(),
+                created: Timestamp(0),
+                expires: Timestamp(i64::MAX),
+            })
+            .unwrap();
+    }
+    let o = user(data, &["remove", "bob"], "");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("user \"bob\" removed; their sessions are ended"),
+        "{}",
+        stderr(&o)
+    );
+    {
+        let store = SqliteStore::open(data).unwrap();
+        assert!(store.user("bob").unwrap().is_none());
+        assert!(store.session("h", Timestamp(0)).unwrap().is_none());
+    }
+    let list = user(data, &["list", "-o", "json"], "");
+    assert!(list.status.success(), "{}", stderr(&list));
+    assert!(!String::from_utf8_lossy(&list.stdout).contains("bob"));
+    // Again: a clear refusal.
+    let o = user(data, &["remove", "bob"], "");
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("no user named \"bob\""),
+        "{}",
+        stderr(&o)
+    );
+    // The name is free again.
+    let o = user(data, &["add", "bob", "--role", "admin"], "an0ther-pass\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+}

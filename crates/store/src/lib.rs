@@ -458,6 +458,10 @@ pub trait AuthStore: Send {
     /// `UserExists` if the name is taken, unless `replace` (a password reset).
     fn put_user(&mut self, user: &UserRecord, replace: bool) -> Result<(), StoreError>;
 
+    /// Removes a dashboard user and ends their sessions; false when there was no
+    /// such user. The name may be added again later.
+    fn remove_user(&mut self, name: &str, now: Timestamp) -> Result<bool, StoreError>;
+
     /// One dashboard user by name.
     fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;
 

@@ -988,6 +988,14 @@ impl AuthStore for SqliteStore {
         Ok(())
     }
 
+    fn remove_user(&mut self, name: &str, _now: Timestamp) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute("DELETE FROM users WHERE name = ?1", [name])?;
+        tx.execute("DELETE FROM sessions WHERE user = ?1", [name])?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
     fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
         Ok(self
             .conn

@@ -711,6 +711,8 @@ impl AuthStore for ClickHouseStore {
             return Err(StoreError::InvalidName(u.name.clone()));
         }
         let old = self.user_rows(&format!("name = {}", quote(&u.name)))?;
+        // A removed user's newest version has no role: the name is free again.
+        let old: Vec<_> = old.into_iter().filter(|o| !o.1.is_empty()).collect();
         let created = match old.first() {
             Some(_) if !replace => return Err(StoreError::UserExists(u.name.clone())),
             // A password reset keeps the creation time, as SQLite's upsert does.
@@ -731,6 +733,28 @@ impl AuthStore for ClickHouseStore {
             self.end_sessions(&live)?;
         }
         Ok(())
+    }
+
+    fn remove_user(&mut self, name: &str, _now: Timestamp) -> Result<bool, StoreError> {
+        let live = self
+            .user_rows(&format!("name = {}", quote(name)))?
+            .into_iter()
+            .any(|o| !o.1.is_empty());
+        if !live {
+            return Ok(false);
+        }
+        // The deletion marker is a newer version without a role (no schema change:
+        // `user` and `users` leave out rows whose role does not parse).
+        let v = self.next_version();
+        self.insert_json(
+            &self.ctl("users"),
+            &[json!({
+                "name": name, "role": "", "password_hash": "", "created_ms": 0, "version": v,
+            })],
+        )?;
+        let sessions = self.session_rows(&format!("tupleElement(r, 1) = {}", quote(name)))?;
+        self.end_sessions(&sessions)?;
+        Ok(true)
     }
 
     fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {

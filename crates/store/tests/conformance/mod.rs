@@ -440,6 +440,23 @@ pub fn conformance(s: &mut dyn Store) -> Vec<String> {
     log.push("users after reset", s.users().unwrap());
     log.push("s2 after reset", s.session("s2", t(0)).unwrap());
     log.push("s4 after reset", s.session("s4", t(0)).unwrap());
+    // Removing a user ends their sessions; the name can be added again.
+    s.put_session(&sess("s5", "carol", T0 + 9_000)).unwrap();
+    log.push("remove carol", s.remove_user("carol", t(3_000)).unwrap());
+    log.push(
+        "remove carol again",
+        s.remove_user("carol", t(3_001)).unwrap(),
+    );
+    log.push("remove ghost", s.remove_user("ghost", t(3_002)).unwrap());
+    log.push("users after remove", s.users().unwrap());
+    log.push("user carol removed", s.user("carol").unwrap());
+    log.push("s5 after remove", s.session("s5", t(0)).unwrap());
+    s.put_user(
+        &user("carol", Role::Analyst, "$argon2id$c2", T0 + 90),
+        false,
+    )
+    .unwrap();
+    log.push("carol again", s.user("carol").unwrap());
 
     // What notification sinks remember.
     log.push("sink none", s.sink_state("webhook", "k").unwrap());
