@@ -287,6 +287,33 @@ async fn pages_show_the_seed_surge() {
     );
     assert!(html.contains("class=\"band\""), "baseline band drawn");
     assert!(html.contains("blackjack"), "service name");
+    // What the port means comes first, its service name after.
+    let h1 = &html[html.find("<h1>").unwrap()..html.find("</h1>").unwrap()];
+    assert!(h1.contains("first dynamic port for MS-RPC"), "{h1}");
+    assert!(!h1.contains("blackjack"), "{h1}");
+    // Every chart has a legend; the 30 days reach back before the first stored
+    // window: drawn as "no data yet", not as silence.
+    assert_eq!(html.matches("<p class=\"legend\">").count(), 3);
+    assert!(html.contains("<g class=\"nodata\">"), "no-data region");
+    assert_eq!(html.matches("data-scale=\"linear\"").count(), 3);
+    let (st, log, _) = get(&s, "/ports/tcp/1025?range=30d&scale=log", Some(&s.analyst)).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(log.matches("data-scale=\"log\"").count(), 3, "log scale");
+    assert_eq!(check_svgs(&log), 3);
+    let (st, _, _) = get(&s, "/ports/tcp/1025?scale=cubic", Some(&s.analyst)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "an unknown scale is refused");
+    let (st, log, _) = get(
+        &s,
+        &format!("/alerts/{}?scale=log", top.id),
+        Some(&s.analyst),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        log.matches("data-scale=\"log\"").count(),
+        2,
+        "the warning's evidence"
+    );
     assert!(html.contains("id=\"top-sources\""));
     let ip = v["top_sources"][0]["ip"].as_str().unwrap();
     assert!(html.contains(&format!("href=\"/sources/{ip}\"")), "{ip}");

@@ -12,6 +12,8 @@ struct AlertData {
     neighbours: Vec<AlertRow>,
     from: i64,
     to: i64,
+    /// A logarithmic y axis for the evidence charts (`?scale=log`).
+    log: bool,
 }
 
 /// `GET /alerts/{id}`: one warning with its narrative, evidence and context.
@@ -19,8 +21,12 @@ pub(super) async fn alert_page(
     user: WebUser,
     State(st): State<AppState>,
     path: Result<Path<String>, PathRejection>,
+    q: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, PageError> {
     let id = path_id(path, "warning")?;
+    let q = params(q)?;
+    let (scale_name, _) = choice(&q, "scale", &SCALES, 0)?;
+    let log = scale_name == "log";
     let d = st
         .with_reader(move |s| {
             let Some(row) = s.alert(id)? else {
@@ -50,6 +56,7 @@ pub(super) async fn alert_page(
                 neighbours,
                 from,
                 to,
+                log,
             }))
         })
         .await?
@@ -153,9 +160,10 @@ fn render_alert(d: &AlertData, v: &Warning) -> String {
     let mut b = String::with_capacity(64 * 1024);
     let _ = write!(
         b,
-        "<h1>{} {} <span class=\"service\">{}</span></h1><p class=\"headline\" id=\"headline\">{}</p>",
+        "<h1>{} {} <span class=\"meaning\">{}</span></h1><p class=\"service\">service name <strong>{}</strong></p><p class=\"headline\" id=\"headline\">{}</p>",
         badge(r.severity_rank),
         port_link(r.proto, r.port),
+        esc(meaning(&v.service.notes).unwrap_or(&v.service.name)),
         esc(&v.service.name),
         esc(headline_after_port(&v.headline)),
     );
@@ -235,8 +243,12 @@ fn render_alert(d: &AlertData, v: &Warning) -> String {
         b,
         "<p class=\"note\">{label} per {} window from two days before the surge began to a day after this warning. \
          Band: rolling median ± 3 robust spreads of the previous 7 days (silent windows as zero). \
-         Shaded: warnings on this port, this one darker.</p>",
-        span(step)
+         Shaded: warnings on this port, this one darker. Scale: <a href=\"/alerts/{id}\"{lin}>linear</a> · \
+         <a href=\"/alerts/{id}?scale=log\"{log}>log</a></p>",
+        span(step),
+        id = r.id,
+        lin = if d.log { "" } else { " aria-current=\"page\"" },
+        log = if d.log { " aria-current=\"page\"" } else { "" },
     );
     for metric in [Metric::Sources, Metric::Events] {
         let pts = points(&buckets, metric, first, lookback, min_hist, known_from);
@@ -267,7 +279,9 @@ fn render_alert(d: &AlertData, v: &Warning) -> String {
             step,
             points: &pts,
             markers: &markers,
+            log: d.log,
         }));
+        b.push_str(&legend(metric.name(), true));
         b.push_str("</figure>");
     }
     b.push_str("</section>");

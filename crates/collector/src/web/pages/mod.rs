@@ -51,7 +51,7 @@ use html::{
     url_part, when, Nav, PageError, SEVERITIES,
 };
 use series::{points, rebucket, top_sources, Metric};
-use svg::{line_chart, sparkline, Chart, Marker};
+use svg::{legend, line_chart, sparkline, Chart, Marker};
 
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
@@ -218,6 +218,17 @@ fn warning_of(row: &AlertRow) -> Warning {
         ..Warning::default()
     })
 }
+
+/// What a port means for security, from its curated note: the note's first clause
+/// ("first dynamic port for MS-RPC on Windows 2000/2003/XP"), shown before the
+/// service name; `None` without a note.
+fn meaning(note: &str) -> Option<&str> {
+    let first = note.split(';').next().unwrap_or("").trim();
+    (!first.is_empty()).then_some(first)
+}
+
+/// The y scales of the charts (`?scale=`).
+const SCALES: [(&str, i64); 2] = [("linear", 0), ("log", 1)];
 
 fn marker_of(row: &AlertRow, v: &Warning, current: bool) -> Marker {
     Marker {

@@ -38,6 +38,7 @@ pub(super) async fn port_page(
     let q = params(q)?;
     let (range_name, range) = choice(&q, "range", &RANGES, 1)?;
     let (window_name, window) = choice(&q, "window", &WINDOWS, 0)?;
+    let (scale_name, _) = choice(&q, "scale", &SCALES, 0)?;
     let pn = proto.number();
     let d = st
         .with_reader(move |s| {
@@ -69,6 +70,7 @@ pub(super) async fn port_page(
         port,
         (range_name, range),
         (window_name, window),
+        scale_name,
     );
     Ok(page(layout(&title, &user, Nav::None, &body)))
 }
@@ -80,6 +82,7 @@ fn render_port(
     port: u16,
     (range_name, range): (&str, i64),
     (window_name, window): (&str, i64),
+    scale_name: &str,
 ) -> String {
     let label = format!("{}/{port}", proto.name().to_uppercase());
     let mut b = String::with_capacity(64 * 1024);
@@ -92,11 +95,31 @@ fn render_port(
         .as_ref()
         .map(|f| f.name.clone())
         .unwrap_or_else(|| scanwatch_context::service_name(proto, port).to_string());
+    // What the port means for security first (the curated note), its service name
+    // after (docs/dashboard.md).
+    let (note, source) = fact.as_ref().map_or((String::new(), String::new()), |f| {
+        (f.note.clone(), f.source.clone())
+    });
     let _ = write!(
         b,
-        "<h1>{} <span class=\"service\">{}</span></h1>",
+        "<h1>{} <span class=\"meaning\">{}</span></h1>",
         esc(&label),
-        esc(&name)
+        esc(meaning(&note).unwrap_or(&name))
+    );
+    let _ = write!(
+        b,
+        "<p class=\"service\" id=\"port-service\">service name <strong>{}</strong>{}{}</p>",
+        esc(&name),
+        if note.is_empty() {
+            String::new()
+        } else {
+            format!(" · {}", esc(&note))
+        },
+        if source.is_empty() {
+            String::new()
+        } else {
+            format!(" <span class=\"note\">(source: {})</span>", esc(&source))
+        },
     );
     b.push_str(&now_note(d.now.map(|n| n.1)));
     // Range and window switches (links; the page is rendered on the server).
@@ -105,7 +128,7 @@ fn render_port(
     for (n, _) in RANGES {
         switch_link(
             &mut b,
-            &format!("{base}?range={n}&amp;window={window_name}"),
+            &format!("{base}?range={n}&amp;window={window_name}&amp;scale={scale_name}"),
             n,
             n == range_name,
         );
@@ -114,9 +137,18 @@ fn render_port(
     for (n, _) in WINDOWS {
         switch_link(
             &mut b,
-            &format!("{base}?range={range_name}&amp;window={n}"),
+            &format!("{base}?range={range_name}&amp;window={n}&amp;scale={scale_name}"),
             n,
             n == window_name,
+        );
+    }
+    b.push_str("· scale: ");
+    for (n, _) in SCALES {
+        switch_link(
+            &mut b,
+            &format!("{base}?range={range_name}&amp;window={window_name}&amp;scale={n}"),
+            n,
+            n == scale_name,
         );
     }
     b.push_str("</nav>");
@@ -171,7 +203,7 @@ fn render_port(
         let id = format!("chart-{}", metric.name());
         let _ = write!(
             b,
-            "<figure><figcaption>{}</figcaption>{}</figure>",
+            "<figure><figcaption>{}</figcaption>{}{}</figure>",
             esc(&format!("{what} per {}", span(step))),
             line_chart(&Chart {
                 series: metric.name(),
@@ -188,7 +220,9 @@ fn render_port(
                 step,
                 points: &pts,
                 markers: &markers,
-            })
+                log: scale_name == "log",
+            }),
+            legend(metric.name(), true)
         );
     }
     b.push_str("<div class=\"cols\">");

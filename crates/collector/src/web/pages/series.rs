@@ -136,6 +136,7 @@ pub fn points(
                 t: buckets[i].start,
                 v: vals[i],
                 band,
+                known: i >= known_from,
             }
         })
         .collect()

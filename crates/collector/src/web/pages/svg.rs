@@ -28,6 +28,9 @@ pub struct Point {
     pub t: i64,
     pub v: f64,
     pub band: Option<Band>,
+    /// False before the first stored window of the series: no data yet, which is
+    /// drawn apart from a silent (zero) window.
+    pub known: bool,
 }
 
 /// A warning drawn on a chart: its window, shaded and linked to its page.
@@ -55,6 +58,9 @@ pub struct Chart<'a> {
     pub step: i64,
     pub points: &'a [Point],
     pub markers: &'a [Marker],
+    /// A logarithmic y axis (`log10(1 + v)`), so a baseline band of a few sources
+    /// stays visible beside a surge fifty times as high.
+    pub log: bool,
 }
 
 const W: f64 = 760.0;
@@ -65,6 +71,44 @@ const TOP: f64 = 14.0;
 const BOTTOM: f64 = 40.0;
 
 /// "Nice" y ticks from 0 to at least `max`: steps of 1, 2 or 5 × 10^k, 3-6 ticks.
+/// The ticks of a logarithmic axis: 0, 1, 10, 100, … up to the first at or above
+/// `max`.
+pub fn log_ticks(max: f64) -> Vec<f64> {
+    let mut ticks = vec![0.0, 1.0];
+    while ticks.len() < 12 && ticks.last().is_some_and(|t| *t < max) {
+        let next = ticks.last().copied().unwrap_or(1.0) * 10.0;
+        ticks.push(next);
+    }
+    ticks
+}
+
+/// The legend under a line chart: the series, the baseline band and its median,
+/// "no data yet", and (with `markers`) the warnings.
+pub fn legend(series: &str, markers: bool) -> String {
+    // CSS swatches (app.css), not inline SVG: a legend is text.
+    let sw = |class: &str| format!("<span class=\"swatch {class}\" aria-hidden=\"true\"></span>");
+    let mut s = String::from("<p class=\"legend\">");
+    let _ = write!(
+        s,
+        "<span>{} {}</span><span>{} baseline band (median ± 3 robust spreads of the previous 7 days)</span>\
+         <span>{} baseline median</span><span>{} no window stored yet (before the first)</span>",
+        sw("sw-line"),
+        esc(series),
+        sw("sw-band"),
+        sw("sw-median"),
+        sw("sw-nodata"),
+    );
+    if markers {
+        let _ = write!(
+            s,
+            "<span>{} a warning's window (this page's warning darker; click to open)</span>",
+            sw("sw-marker"),
+        );
+    }
+    s.push_str("</p>");
+    s
+}
+
 pub fn y_ticks(max: f64) -> Vec<f64> {
     let max = if max.is_finite() && max > 0.0 {
         max
@@ -145,19 +189,31 @@ pub fn line_chart(c: &Chart) -> String {
         .iter()
         .map(|p| p.v.max(p.band.map_or(0.0, |b| b.hi)))
         .fold(0.0f64, f64::max);
-    let ticks = y_ticks(ymax);
+    let ticks = if c.log {
+        log_ticks(ymax)
+    } else {
+        y_ticks(ymax)
+    };
     let top = ticks.last().copied().unwrap_or(1.0).max(1.0);
-    let y = |v: f64| TOP + ph - (v.max(0.0) / top).min(1.0) * ph;
+    let scale = |v: f64| {
+        if c.log {
+            v.max(0.0).ln_1p() / top.ln_1p()
+        } else {
+            v.max(0.0) / top
+        }
+    };
+    let y = |v: f64| TOP + ph - scale(v).min(1.0) * ph;
     // Points are drawn in the middle of their bucket.
     let half = c.step / 2;
 
     let mut s = String::with_capacity(4096 + c.points.len() * 24);
     let _ = write!(
         s,
-        "<svg class=\"chart\" data-series=\"{series}\" data-points=\"{n}\" xmlns=\"http://www.w3.org/2000/svg\" \
+        "<svg class=\"chart\" data-series=\"{series}\" data-points=\"{n}\" data-scale=\"{sc}\" xmlns=\"http://www.w3.org/2000/svg\" \
          viewBox=\"0 0 {W} {H}\" role=\"img\" aria-labelledby=\"{id}-t {id}-d\">\
          <title id=\"{id}-t\">{title}</title><desc id=\"{id}-d\">{desc}</desc>",
         series = esc(c.series),
+        sc = if c.log { "log" } else { "linear" },
         n = c.points.len(),
         id = esc(c.id),
         title = esc(&c.title),
@@ -211,6 +267,27 @@ pub fn line_chart(c: &Chart) -> String {
         LEFT + pw / 2.0,
         H - 4.0
     );
+    // No data stored yet (before the series' first stored window): hatched, apart
+    // from silent windows, which are zero.
+    let known_at = c.points.iter().position(|p| p.known);
+    let unknown_to = match known_at {
+        Some(0) => None,
+        Some(i) => Some(c.points[i].t),
+        None if c.points.is_empty() => None,
+        None => Some(c.to),
+    };
+    if let Some(t) = unknown_to {
+        let x1 = x(t).clamp(LEFT, W - RIGHT);
+        let _ = write!(
+            s,
+            "<g class=\"nodata\"><title>no window stored yet</title>\
+             <rect x=\"{LEFT}\" y=\"{TOP}\" width=\"{w:.1}\" height=\"{ph:.1}\"/>\
+             <text x=\"{tx:.1}\" y=\"{ty:.1}\" text-anchor=\"middle\">no data yet</text></g>",
+            w = (x1 - LEFT).max(0.0),
+            tx = LEFT + (x1 - LEFT) / 2.0,
+            ty = TOP + ph / 2.0,
+        );
+    }
     // Warning markers: the warning's window, shaded, linked to its page.
     for m in c.markers {
         let (x0, x1) = (x(m.from.max(c.from)), x(m.to.min(c.to)));
@@ -287,7 +364,7 @@ pub fn line_chart(c: &Chart) -> String {
     }
     // The series.
     let mut pts = String::with_capacity(c.points.len() * 14);
-    for (i, p) in c.points.iter().enumerate() {
+    for (i, p) in c.points.iter().filter(|p| p.known).enumerate() {
         let _ = write!(
             pts,
             "{}{:.1},{:.1}",
@@ -300,7 +377,7 @@ pub fn line_chart(c: &Chart) -> String {
     // Dots with tooltips when there are few enough points to hover.
     if c.points.len() <= 200 {
         s.push_str("<g class=\"dots\">");
-        for p in c.points {
+        for p in c.points.iter().filter(|p| p.known) {
             let base = p
                 .band
                 .map(|b| format!(" (baseline {})", float(b.mid, 1)))
@@ -377,5 +454,7 @@ mod tests {
         let (step, xt) = x_ticks(0, 7 * 86_400_000);
         assert_eq!(step, 86_400_000);
         assert_eq!(xt.len(), 8);
+        assert_eq!(log_ticks(0.0), vec![0.0, 1.0]);
+        assert_eq!(log_ticks(1500.0), vec![0.0, 1.0, 10.0, 100.0, 1000.0, 10000.0]);
     }
 }
