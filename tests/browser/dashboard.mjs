@@ -147,6 +147,50 @@ try {
   check((await page.innerText('#state-by')).includes('looking at it'), 'the note is kept');
   await page.screenshot({ path: `${out}/incident.png`, fullPage: true });
 
+  // Every page at the two common screen sizes, screenshots in target/browser/; at
+  // 1366 px no text may overflow its box and the page may not scroll sideways
+  // (boxes that scroll on purpose, like the rules and the raw JSON, are left out).
+  const tour = [
+    ['overview', '/'],
+    ['warnings', '/alerts'],
+    ['warning', `/alerts/${seed.id}`],
+    ['warning-log', `/alerts/${seed.id}?scale=log`],
+    ['port', '/ports/tcp/1025?range=30d'],
+    ['port-log', '/ports/tcp/1025?range=30d&scale=log'],
+    ['sensors', '/sensors'],
+    ['source', `/sources/${seed.top_sources[0].ip}`],
+    ['incidents', '/incidents'],
+    ['incident', `/incidents/${seed.id}`],
+    ['search', '/search?q=1025'],
+  ];
+  for (const [w, h] of [[1366, 768], [1920, 1080]]) {
+    await page.setViewportSize({ width: w, height: h });
+    for (const [name, path] of tour) {
+      const resp = await page.goto(base + path);
+      check(resp.status() === 200, `${name} answers 200 at ${w}x${h}`);
+      await page.screenshot({ path: `${out}/${name}-${w}x${h}.png`, fullPage: true });
+      if (w !== 1366) continue;
+      const over = await page.evaluate(() => {
+        const bad = [];
+        const doc = document.documentElement;
+        if (doc.scrollWidth > window.innerWidth + 1) bad.push(`the page is ${doc.scrollWidth} px wide`);
+        for (const el of document.querySelectorAll('body *')) {
+          if (el.closest('svg')) continue;
+          const cs = getComputedStyle(el);
+          if (cs.display === 'inline' || cs.display === 'none') continue;
+          if (['auto', 'scroll', 'hidden'].includes(cs.overflowX)) continue;
+          if (el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1) {
+            const id = el.id ? `#${el.id}` : el.className ? `.${String(el.className).split(' ')[0]}` : '';
+            bad.push(`${el.tagName.toLowerCase()}${id} (${el.scrollWidth} > ${el.clientWidth} px): ${el.innerText.slice(0, 60)}`);
+          }
+        }
+        return bad;
+      });
+      check(over.length === 0, `${name} at 1366 px: no text overflows its box${over.length ? ': ' + over.slice(0, 4).join(' | ') : ''}`);
+    }
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
+
   // Log out: the pages are closed again.
   await page.goto(`${base}/`);
   await Promise.all([page.waitForLoadState(), page.click('form[action="/logout"] button')]);
