@@ -199,6 +199,51 @@ async fn pages_show_the_seed_surge() {
     assert!((1..=10).contains(&ports), "at most ten ports: {ports}");
     assert_eq!(check_svgs(&html), ports, "one sparkline per port");
     assert!(html.contains("data-field=\"sensors-total\">"));
+    let movers = &html[html.find("id=\"top-movers\"").unwrap()..];
+    let movers = &movers[..movers.find("</section>").unwrap()];
+    // The seed surge leads the top movers: its sources of the last 24 h against the
+    // 24 h before, exact, and the change they make.
+    let first = movers.find("<tr data-mover=").expect("a mover");
+    assert!(
+        movers[first..].starts_with("<tr data-mover=\"tcp/1025\""),
+        "{movers}"
+    );
+    let field = |f: &str| -> u64 {
+        let at = movers.find(&format!("data-field=\"{f}\">")).unwrap() + f.len() + 14;
+        movers[at..movers[at..].find('<').unwrap() + at]
+            .replace(',', "")
+            .parse()
+            .unwrap()
+    };
+    let (now_s, before_s) = {
+        let st = s.state.store.lock().unwrap();
+        let (_, end) = st.latest_window().unwrap().unwrap();
+        let at = |a: i64, b: i64| {
+            st.top_ports(
+                Timestamp(a),
+                Timestamp(b),
+                scanwatch_store::TopBy::Sources,
+                1000,
+            )
+            .unwrap()
+            .into_iter()
+            .find(|p| p.proto == 6 && p.port == 1025)
+            .map_or(0, |p| p.sources)
+        };
+        let day = 86_400_000;
+        (at(end.0 - day, end.0), at(end.0 - 2 * day, end.0 - day))
+    };
+    assert_eq!((field("sources"), field("before")), (now_s, before_s));
+    assert!(now_s > 10 * before_s, "a surge: {now_s} against {before_s}");
+    let pct = (now_s as f64 - before_s as f64) / before_s as f64 * 100.0;
+    assert!(
+        movers.contains(&format!(
+            "data-field=\"change\">+{}%",
+            scanwatch_alert::thousands(pct.round() as u64)
+        )),
+        "{movers}"
+    );
+    assert!(movers.matches("<tr data-mover=").count() <= 10);
 
     // Warnings list and filter.
     let (st, html, _) = get(&s, "/alerts", Some(&s.analyst)).await;

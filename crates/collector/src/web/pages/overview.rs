@@ -13,6 +13,69 @@ struct OverviewData {
     /// Incidents with a warning in the last 30 days.
     incidents: Vec<crate::incidents::Incident>,
     sensors: Vec<SensorRecord>,
+    /// The ports of the last 24 h against the 24 h before (exact distinct counts).
+    movers: Vec<Mover>,
+}
+
+/// A port whose sources moved: the last 24 h against the 24 h before.
+struct Mover {
+    proto: u8,
+    port: u16,
+    sources: u64,
+    before: u64,
+    events: u64,
+}
+
+impl Mover {
+    /// The change in sources, in percent (`None`: nothing the day before).
+    fn change(&self) -> Option<f64> {
+        (self.before > 0)
+            .then(|| (self.sources as f64 - self.before as f64) / self.before as f64 * 100.0)
+    }
+}
+
+/// A mover needs at least this many sources in the last 24 h (a port going from
+/// one source to three is not news).
+const MOVER_MIN_SOURCES: u64 = 10;
+
+/// The ports whose distinct sources rose most over the last 24 h against the 24 h
+/// before, as the Internet Storm Center's port reports compare days: new ports first
+/// (nothing the day before), then by the change; at most ten.
+fn movers(s: &dyn Store, end: Timestamp) -> Result<Vec<Mover>, StoreError> {
+    use scanwatch_store::TopBy;
+    let day = Timestamp(end.0.saturating_sub(DAY));
+    let now = s.top_ports(day, end, TopBy::Sources, 1000)?;
+    let before: HashMap<(u8, u16), u64> = s
+        .top_ports(
+            Timestamp(day.0.saturating_sub(DAY)),
+            day,
+            TopBy::Sources,
+            1000,
+        )?
+        .into_iter()
+        .map(|p| ((p.proto, p.port), p.sources))
+        .collect();
+    let mut v: Vec<Mover> = now
+        .into_iter()
+        .filter(|p| p.sources >= MOVER_MIN_SOURCES)
+        .map(|p| Mover {
+            proto: p.proto,
+            port: p.port,
+            sources: p.sources,
+            before: before.get(&(p.proto, p.port)).copied().unwrap_or(0),
+            events: p.events,
+        })
+        .filter(|m| m.sources > m.before)
+        .collect();
+    v.sort_by(|a, b| {
+        let key = |m: &Mover| m.change().unwrap_or(f64::INFINITY);
+        key(b)
+            .total_cmp(&key(a))
+            .then(b.sources.cmp(&a.sources))
+            .then((a.proto, a.port).cmp(&(b.proto, b.port)))
+    });
+    v.truncate(10);
+    Ok(v)
 }
 
 /// How far back the overview looks for open incidents.
@@ -66,12 +129,17 @@ fn overview_data(s: &dyn Store) -> Result<OverviewData, StoreError> {
         )?,
         None => Vec::new(),
     };
+    let movers = match now {
+        Some((_, end)) => movers(s, end)?,
+        None => Vec::new(),
+    };
     Ok(OverviewData {
         now,
         rows,
         alerts,
         incidents,
         sensors: s.sensors()?,
+        movers,
     })
 }
 
@@ -187,6 +255,7 @@ fn render_overview(st: &AppState, d: &OverviewData, clock: Timestamp) -> String 
         d.sensors.len() - live.len(),
     );
     b.push_str("</div>");
+    render_movers(&mut b, &d.movers);
     // Top ports of the latest window.
     b.push_str("<section id=\"top-ports\"><h2>Top 10 ports, latest window</h2>");
     let Some((start, end)) = d.now else {
@@ -282,4 +351,46 @@ fn render_overview(st: &AppState, d: &OverviewData, clock: Timestamp) -> String 
     }
     b.push_str("</tbody></table></section>");
     b
+}
+
+/// The top movers: ports whose sources rose most against the day before.
+fn render_movers(b: &mut String, movers: &[Mover]) {
+    b.push_str("<section id=\"top-movers\"><h2>Top movers, last 24 h</h2>");
+    let _ = write!(
+        b,
+        "<p class=\"note\">Ports with at least {MOVER_MIN_SOURCES} distinct sources in the last 24 h of event time whose \
+         sources rose most against the 24 h before (exact distinct counts), new ports first.</p>"
+    );
+    if movers.is_empty() {
+        b.push_str("<p>No port rose.</p></section>");
+        return;
+    }
+    b.push_str(
+        "<table class=\"data\"><thead><tr><th>port</th><th>what it is</th><th class=\"n\">sources</th>\
+         <th class=\"n\">the day before</th><th class=\"n\">change</th><th class=\"n\">events</th></tr></thead><tbody>",
+    );
+    for m in movers {
+        let p = Protocol::from_number(m.proto);
+        let what = scanwatch_context::port_info(p, m.port).map_or_else(
+            || "-".to_string(),
+            |i| meaning(i.note).unwrap_or(i.name).to_string(),
+        );
+        let change = m
+            .change()
+            .map_or("new".to_string(), |c| format!("+{}%", float(c, 0)));
+        let _ = write!(
+            b,
+            "<tr data-mover=\"{}/{}\"><td>{}</td><td>{}</td><td class=\"n\" data-field=\"sources\">{}</td>\
+             <td class=\"n\" data-field=\"before\">{}</td><td class=\"n\" data-field=\"change\">{}</td><td class=\"n\">{}</td></tr>",
+            p.name(),
+            m.port,
+            port_link(m.proto, m.port),
+            esc(&what),
+            num(m.sources),
+            num(m.before),
+            esc(&change),
+            num(m.events),
+        );
+    }
+    b.push_str("</tbody></table></section>");
 }

@@ -455,6 +455,9 @@ mod tests {
         assert_eq!(step, 86_400_000);
         assert_eq!(xt.len(), 8);
         assert_eq!(log_ticks(0.0), vec![0.0, 1.0]);
-        assert_eq!(log_ticks(1500.0), vec![0.0, 1.0, 10.0, 100.0, 1000.0, 10000.0]);
+        assert_eq!(
+            log_ticks(1500.0),
+            vec![0.0, 1.0, 10.0, 100.0, 1000.0, 10000.0]
+        );
     }
 }
