@@ -261,6 +261,9 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
                 .await;
             }
         });
+        if let Some(n) = &notifier {
+            spawn_resolver(state.store.clone(), n.resolve_hook());
+        }
         front_door(listener, tls, state).await?;
         Ok::<(), anyhow::Error>(())
     })?;
@@ -286,6 +289,40 @@ pub(crate) fn spawn_notifier(
     let n = scanwatch_notify::Notifier::spawn(&ncfg, store, Arc::new(wall_clock), rt.handle())?;
     writeln!(err, "notify: {} sinks", ncfg.sinks.len())?;
     Ok(Some(n))
+}
+
+/// How often the ends of surges are looked for (the sinks get `resolved` once).
+const RESOLVE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Tells the sinks, every [`RESOLVE_EVERY`], the surges whose incidents are over
+/// (on the current tokio runtime, until the process ends).
+pub(crate) fn spawn_resolver(
+    store: Arc<Mutex<Box<dyn Store>>>,
+    resolve: scanwatch_notify::notifier::Hook,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(RESOLVE_EVERY);
+        loop {
+            tick.tick().await;
+            let store = store.clone();
+            let over = tokio::task::spawn_blocking(move || match store.lock() {
+                Ok(s) => {
+                    scanwatch_collector::incidents::over(s.as_ref()).map_err(|e| e.to_string())
+                }
+                Err(_) => Err("store lock poisoned".to_string()),
+            })
+            .await;
+            match over {
+                Ok(Ok(list)) => {
+                    for (id, w) in list {
+                        resolve(id, &w);
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "notify: cannot read the incidents: {e}"),
+                Err(e) => tracing::warn!(error = %e, "notify: the incident check failed: {e}"),
+            }
+        }
+    });
 }
 
 /// Lets the sinks finish what is queued (bounded: a dead receiver must not hold the

@@ -332,6 +332,35 @@ pub fn load(s: &dyn Store, from: Timestamp, to: Timestamp) -> Result<Vec<Inciden
     Ok(incidents(&rows, &states, latest.map(|l| l.1), window))
 }
 
+/// How far back (event time) the ends of incidents are looked for.
+pub const OVER_LOOKBACK_MS: i64 = 7 * 86_400_000;
+
+/// The incidents of the last [`OVER_LOOKBACK_MS`] that are over (no warning for
+/// more than one window before the newest closed one), each with its last warning:
+/// what the notifier tells the sinks as `resolved` (once per sink and surge).
+pub fn over(s: &dyn Store) -> Result<Vec<(i64, Warning)>, StoreError> {
+    let Some((_, end)) = s.latest_window()? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for inc in load(
+        s,
+        Timestamp(end.0.saturating_sub(OVER_LOOKBACK_MS)),
+        Timestamp(i64::MAX),
+    )? {
+        if inc.phase != Phase::Over {
+            continue;
+        }
+        let Some(&last) = inc.warnings.last() else {
+            continue;
+        };
+        if let Some(w) = s.alert(last)?.as_ref().and_then(crate::read_warning) {
+            out.push((last, w));
+        }
+    }
+    Ok(out)
+}
+
 /// The follow-on links of warning `id`'s incident, as the exports carry them: the
 /// earlier surge it follows and the later ones that follow it.
 #[derive(Clone, Debug, Default)]
@@ -458,6 +487,45 @@ mod tests {
         v["advisories"] = serde_json::json!([{"id": lead}, {"id": "CVE-1999-0001"}]);
         r.json = v.to_string();
         r
+    }
+
+    /// Only incidents whose last warning ended more than a window before the
+    /// newest stored window are over, each with its last warning.
+    #[test]
+    fn over_incidents_come_with_their_last_warning() {
+        use scanwatch_store::prelude::*;
+        let dir = tempfile::tempdir().unwrap();
+        let mut st = scanwatch_store::sqlite::SqliteStore::open(dir.path()).unwrap();
+        assert!(over(&st).unwrap().is_empty(), "an empty store");
+        // A surge on 1025 at hours 10-12 (over by hour 100) and one on 445 running
+        // in the newest window (hour 99).
+        let mut ids = Vec::new();
+        for r in [
+            row(0, "surge", 1025, 10 * H, 10 * H, 2, 2.6),
+            row(0, "surge", 1025, 11 * H, 10 * H, 4, 5.1),
+            row(0, "surge", 1025, 12 * H, 10 * H, 3, 3.0),
+            row(0, "surge", 445, 98 * H, 98 * H, 2, 2.0),
+            row(0, "surge", 445, 99 * H, 98 * H, 3, 3.5),
+        ] {
+            ids.push(st.put_alert(&r).unwrap());
+        }
+        st.put_windows(&[scanwatch_store::WindowRow {
+            window_start: Timestamp(99 * H),
+            window_end: Timestamp(100 * H),
+            proto: 6,
+            port: 445,
+            events: 1,
+            sources: 1,
+            sensors: 1,
+            targets: 1,
+            top_sources_json: "[]".into(),
+        }])
+        .unwrap();
+        let got = over(&st).unwrap();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].0, ids[2], "the 1025 surge's last warning");
+        assert_eq!(got[0].1.port, 1025);
+        assert_eq!(got[0].1.window_start, Timestamp(12 * H));
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub fn subject(prefix: &str, n: &Notification) -> String {
     let upd = match n.event {
         Event::New => "",
         Event::Update => "update: ",
+        Event::Resolved => "over: ",
     };
     let s = format!(
         "{upd}{} {}: {}",
@@ -73,6 +74,12 @@ pub fn body(n: &Notification, dashboard: Option<&str>) -> String {
             w.sources,
             w.severity.name(),
             w.confidence.name()
+        ),
+        Event::Resolved => format!(
+            "Over: the surge on {} since {} has had no warning for more than a window; its last warning was the window ending {}.\n",
+            w.port_label(),
+            w.episode_start,
+            w.window_end
         ),
     });
     b.push_str(&format!(

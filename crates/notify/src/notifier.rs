@@ -16,7 +16,7 @@ use crate::config::{NotifyConfig, RetryConfig, SinkConfig};
 use crate::filter::Filter;
 use crate::sink::{Sink, SinkError};
 use crate::state::{Decision, SurgeState};
-use crate::warning::{Notification, Warning};
+use crate::warning::{Event, Notification, Warning};
 use crate::NotifyError;
 
 /// The store the notifier keeps its state and dead letters in (the centre's).
@@ -159,7 +159,7 @@ impl Counters {
 
 struct Inner {
     /// `None` once closed.
-    senders: Mutex<Option<Vec<mpsc::Sender<Arc<Warning>>>>>,
+    senders: Mutex<Option<Vec<mpsc::Sender<Job>>>>,
     counters: Arc<Counters>,
     pending: AtomicU64,
 }
@@ -268,7 +268,7 @@ impl Notifier {
     /// every sink without blocking.
     pub fn hook(&self) -> Hook {
         let inner = self.inner.clone();
-        Arc::new(move |id: i64, v: &scanwatch_alert::Warning| inner.enqueue(id, v))
+        Arc::new(move |id: i64, v: &scanwatch_alert::Warning| inner.enqueue_job(id, v, false))
     }
 
     pub fn counters(&self) -> Arc<Counters> {
@@ -298,6 +298,13 @@ impl Notifier {
         true
     }
 
+    /// The hook that tells the sinks a surge is over, with its last warning: each
+    /// sink that was told of the surge gets `resolved` once (docs/notify.md).
+    pub fn resolve_hook(&self) -> Hook {
+        let inner = self.inner.clone();
+        Arc::new(move |id: i64, v: &scanwatch_alert::Warning| inner.enqueue_job(id, v, true))
+    }
+
     /// Stops taking warnings and waits for the queued ones (their retries included).
     pub async fn close(self) {
         if let Ok(mut s) = self.inner.senders.lock() {
@@ -309,10 +316,18 @@ impl Notifier {
     }
 }
 
+/// What a sink's task is given: a warning, or the end of its surge.
+#[derive(Clone)]
+enum Job {
+    Warning(Arc<Warning>),
+    Resolved(Arc<Warning>),
+}
+
 impl Inner {
-    fn enqueue(&self, id: i64, v: &scanwatch_alert::Warning) {
+    fn enqueue_job(&self, id: i64, v: &scanwatch_alert::Warning, resolved: bool) {
         let w = match Warning::new(id, v) {
-            Ok(w) => Arc::new(w),
+            Ok(w) if resolved => Job::Resolved(Arc::new(w)),
+            Ok(w) => Job::Warning(Arc::new(w)),
             Err(e) => {
                 self.counters.invalid.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(warning = id, error = %e, "notify: {e}");
@@ -352,11 +367,75 @@ fn blocking_store<T: Send + 'static>(
 }
 
 impl Worker {
-    async fn run(self, mut rx: mpsc::Receiver<Arc<Warning>>) {
-        while let Some(w) = rx.recv().await {
-            self.handle(&w).await;
+    async fn run(self, mut rx: mpsc::Receiver<Job>) {
+        while let Some(job) = rx.recv().await {
+            match job {
+                Job::Warning(w) => self.handle(&w).await,
+                Job::Resolved(w) => self.resolve(&w).await,
+            }
             self.inner.pending.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+
+    /// Tells the sink that `w`'s surge is over, once, if it was told of the surge.
+    async fn resolve(&self, w: &Arc<Warning>) {
+        let now = (self.clock)();
+        let key = w.surge_key();
+        let (name, k) = (self.name.clone(), key.clone());
+        let stored = blocking_store(&self.store, move |s| s.sink_state(&name, &k)).await;
+        let mut st = match stored
+            .and_then(|s| s.map_or(Ok(None), |j| SurgeState::from_json(&j).map(Some)))
+        {
+            Ok(Some(st)) => st,
+            // Never told of this surge: nothing to end.
+            Ok(None) => return,
+            Err(e) => {
+                self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(sink = %self.name, warning = w.id, error = %e, "notify: sink {}: warning {}: {e}", self.name, w.id);
+                return;
+            }
+        };
+        if !st.should_resolve() {
+            self.counters.duplicate.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let n = Arc::new(Notification {
+            warning: (**w).clone(),
+            event: Event::Resolved,
+            now_ms: now.0,
+        });
+        let (payload, result, attempts) = match self.sink.render(&n) {
+            Ok(p) => {
+                let (r, a) = self.deliver(&n, &p).await;
+                (p, r, a)
+            }
+            Err(e) => (String::new(), Err(e), 0),
+        };
+        let now = (self.clock)();
+        match result {
+            Ok(()) => {
+                self.counters.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!(sink = %self.name, warning = w.id, attempts, error = %e, "notify: sink {}: the end of surge {key} not delivered after {attempts} attempts: {e}", self.name);
+                let d = DeadLetter {
+                    sink: self.name.clone(),
+                    key: format!("resolved:{key}"),
+                    attempts,
+                    error: e.to_string(),
+                    payload,
+                    at: now,
+                };
+                if let Err(e) = blocking_store(&self.store, move |s| s.put_dead_letter(&d)).await {
+                    self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(sink = %self.name, error = %e, "notify: sink {}: cannot store a dead letter: {e}", self.name);
+                }
+                self.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        // Sent or given up on: either way not tried again.
+        st.mark_resolved();
+        self.save(&key, &st, now).await;
     }
 
     async fn save(&self, key: &str, st: &SurgeState, now: Timestamp) -> bool {

@@ -15,6 +15,10 @@
 //!    last warning delivered to this sink: strictly more distinct sources, or a
 //!    strictly higher severity. Windows that merely go on are skipped.
 //!
+//! When the surge's incident is over (no warning for more than one window), a sink
+//! that was told of the surge gets `"event": "resolved"` once, with the last
+//! warning; a later warning of the same surge opens it again as `new`.
+//!
 //! The state is written after a delivery succeeds, so a crash between the two sends
 //! that one notification again after the restart (at least once, never lost).
 
@@ -52,6 +56,9 @@ pub struct SurgeState {
     pub dead: Vec<i64>,
     #[serde(default)]
     pub last: Option<LastSent>,
+    /// The surge's end was sent (a later warning of it opens it again as `new`).
+    #[serde(default)]
+    pub resolved: bool,
 }
 
 impl Default for SurgeState {
@@ -62,6 +69,7 @@ impl Default for SurgeState {
             skipped: Vec::new(),
             dead: Vec::new(),
             last: None,
+            resolved: false,
         }
     }
 }
@@ -119,6 +127,10 @@ impl SurgeState {
         let Some(last) = &self.last else {
             return Decision::Send(Event::New);
         };
+        // The sink was told the surge was over: it starts again.
+        if self.resolved {
+            return Decision::Send(Event::New);
+        }
         if !updates {
             return Decision::UpdatesOff;
         }
@@ -129,7 +141,18 @@ impl SurgeState {
         }
     }
 
+    /// Whether the surge's end is to be sent: something of it was delivered, and
+    /// its end was not sent yet.
+    pub fn should_resolve(&self) -> bool {
+        self.last.is_some() && !self.resolved
+    }
+
+    pub fn mark_resolved(&mut self) {
+        self.resolved = true;
+    }
+
     pub fn mark_delivered(&mut self, w: &Warning) {
+        self.resolved = false;
         push(&mut self.delivered, w.id);
         self.last = Some(LastSent {
             id: w.id,
@@ -180,6 +203,35 @@ mod tests {
         assert_eq!(s.decide(&d, false), Decision::UpdatesOff);
         // Lower severity and fewer sources: not grown.
         assert_eq!(s.decide(&w(5, 10, "low"), true), Decision::NotGrown);
+    }
+
+    #[test]
+    fn resolved_once_after_a_delivery_and_a_later_warning_opens_again() {
+        let mut s = SurgeState::default();
+        assert!(!s.should_resolve(), "nothing delivered: nothing to resolve");
+        let a = w(1, 100, "medium");
+        s.mark_dead(&a);
+        assert!(!s.should_resolve(), "a dead letter told the sink nothing");
+        let b = w(2, 120, "medium");
+        assert_eq!(s.decide(&b, true), Decision::Send(Event::New));
+        s.mark_delivered(&b);
+        assert!(s.should_resolve());
+        s.mark_resolved();
+        assert!(!s.should_resolve(), "once");
+        let back = SurgeState::from_json(&s.to_json()).expect("readable");
+        assert!(!back.should_resolve(), "also after a restart");
+        // The same surge warns again: a new story for the sink.
+        let c = w(3, 90, "low");
+        assert_eq!(back.decide(&c, true), Decision::Send(Event::New));
+        let mut back = back;
+        back.mark_delivered(&c);
+        assert!(back.should_resolve());
+        // A state written before `resolved` existed reads as not resolved.
+        let old = SurgeState::from_json(
+            r#"{"v":1,"delivered":[2],"last":{"id":2,"sources":120,"severity":"medium"}}"#,
+        )
+        .expect("readable");
+        assert!(old.should_resolve());
     }
 
     #[test]

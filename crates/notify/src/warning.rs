@@ -15,6 +15,9 @@ use crate::NotifyError;
 pub enum Event {
     New,
     Update,
+    /// The surge is over: its incident had no warning for more than one window
+    /// (sent once, only to a sink that was told of the surge).
+    Resolved,
 }
 
 impl Event {
@@ -22,6 +25,7 @@ impl Event {
         match self {
             Event::New => "new",
             Event::Update => "update",
+            Event::Resolved => "resolved",
         }
     }
 }

@@ -100,6 +100,7 @@ pub fn slack_body(n: &Notification, dashboard: Option<&str>) -> Value {
     let what = match n.event {
         Event::New => "New surge",
         Event::Update => "Surge update",
+        Event::Resolved => "Surge over",
     };
     let title = format!(
         "{what}: {} {} ({})",

@@ -346,3 +346,64 @@ async fn filters_once_per_sink_and_updates_across_a_restart() {
     assert_eq!(v["delivered"], serde_json::json!([1, 3, 6]));
     assert_eq!(rx.bad_signatures.load(Ordering::SeqCst), 0);
 }
+
+/// The end of a surge goes once to a sink that was told of it, survives a restart
+/// of the notifier (the state is in the store), and a later warning of the same
+/// surge opens it again as `new`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_surge_that_is_over_is_resolved_once() {
+    let rx = Receiver::default();
+    let url = start(rx.clone()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = sqlite(dir.path());
+    let cfg = config(&sink("soc", &url, ""));
+    let spawn = || {
+        Notifier::spawn(
+            &cfg,
+            store.clone(),
+            clock(),
+            &tokio::runtime::Handle::current(),
+        )
+        .expect("spawn")
+    };
+    let n = spawn();
+    // A surge this sink was never told of: nothing to end.
+    (n.resolve_hook())(9, &warning(9, 3389, 100, "high"));
+    idle(&n).await;
+    assert_eq!(rx.requests.load(Ordering::SeqCst), 0);
+    (n.hook())(1, &warning(1, 445, 100, "high"));
+    idle(&n).await;
+    (n.resolve_hook())(1, &warning(1, 445, 100, "high"));
+    idle(&n).await;
+    (n.resolve_hook())(1, &warning(1, 445, 100, "high"));
+    idle(&n).await;
+    n.close().await;
+    let n = spawn();
+    (n.resolve_hook())(1, &warning(1, 445, 100, "high"));
+    idle(&n).await;
+    let events: Vec<String> = rx
+        .got
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|g| g.event.clone())
+        .collect();
+    assert_eq!(events, ["new", "resolved"], "resolved once, restart or not");
+    let got = rx.got.lock().expect("lock").clone();
+    assert_eq!(got[1].body["event"], "resolved");
+    assert_eq!(got[1].body["id"], 1);
+    // The surge warns again: a new story for the sink, and it can end again.
+    (n.hook())(2, &warning(2, 445, 90, "medium"));
+    idle(&n).await;
+    (n.resolve_hook())(2, &warning(2, 445, 90, "medium"));
+    idle(&n).await;
+    let events: Vec<String> = rx
+        .got
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|g| g.event.clone())
+        .collect();
+    assert_eq!(events, ["new", "resolved", "new", "resolved"]);
+    n.close().await;
+}
