@@ -199,6 +199,13 @@ async fn pages_show_the_seed_surge() {
     assert!((1..=10).contains(&ports), "at most ten ports: {ports}");
     assert_eq!(check_svgs(&html), ports, "one sparkline per port");
     assert!(html.contains("data-field=\"sensors-total\">"));
+    // The overview reloads itself (a meta refresh, no script) unless told not to.
+    assert!(html.contains("<meta http-equiv=\"refresh\" content=\"60\">"));
+    let (st, off, _) = get(&s, "/?refresh=off", Some(&s.analyst)).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(!off.contains("http-equiv=\"refresh\""), "reloading off");
+    let (st, _, _) = get(&s, "/?refresh=often", Some(&s.analyst)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
     let movers = &html[html.find("id=\"top-movers\"").unwrap()..];
     let movers = &movers[..movers.find("</section>").unwrap()];
     // The seed surge leads the top movers: its sources of the last 24 h against the
@@ -362,6 +369,54 @@ async fn pages_show_the_seed_surge() {
     assert!(html.contains("id=\"top-sources\""));
     let ip = v["top_sources"][0]["ip"].as_str().unwrap();
     assert!(html.contains(&format!("href=\"/sources/{ip}\"")), "{ip}");
+    // Its source page: first and last seen, the warnings naming it, and the benign
+    // tag once an imported list names it.
+    let (st, src, _) = get(&s, &format!("/sources/{ip}"), Some(&s.analyst)).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(src.contains("id=\"source-facts\""), "{src}");
+    assert!(src.contains("data-field=\"first-seen\"><time"), "{src}");
+    let naming = all
+        .iter()
+        .filter(|(_, w)| {
+            [
+                &w["top_sources"],
+                &w["uncorroborated_sources"],
+                &w["sweep"]["top_sources"],
+            ]
+            .iter()
+            .any(|list| {
+                list.as_array()
+                    .is_some_and(|l| l.iter().any(|x| x["ip"] == ip))
+            })
+        })
+        .count();
+    assert!(naming >= 1);
+    assert!(
+        src.contains(&format!("data-field=\"warnings\">{naming}</dd>")),
+        "{naming} warnings name it\n{src}"
+    );
+    assert!(!src.contains("id=\"benign\""), "not listed yet");
+    check_svgs(&src);
+    s.state
+        .store
+        .lock()
+        .unwrap()
+        .put_context_items(
+            scanwatch_store::ContextKind::Benign,
+            &[scanwatch_store::ContextItem {
+                key: format!("list.txt:{ip}/32"),
+                origin: "list.txt".into(),
+                json: serde_json::json!({"net": format!("{ip}/32"), "label": "example-research"})
+                    .to_string(),
+            }],
+            Timestamp(0),
+        )
+        .unwrap();
+    let (_, src, _) = get(&s, &format!("/sources/{ip}"), Some(&s.analyst)).await;
+    assert!(
+        src.contains("Known benign scanner: <strong>example-research</strong>"),
+        "{src}"
+    );
     // Events sum exactly whatever the window.
     let stored: u64 = s
         .state

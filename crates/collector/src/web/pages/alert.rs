@@ -281,7 +281,7 @@ fn render_alert(d: &AlertData, v: &Warning) -> String {
             markers: &markers,
             log: d.log,
         }));
-        b.push_str(&legend(metric.name(), true));
+        b.push_str(&legend(metric.name(), true, true));
         b.push_str("</figure>");
     }
     b.push_str("</section>");

@@ -90,10 +90,17 @@ pub fn parts(t: Timestamp) -> (i64, u32, u32, u32, u32) {
     (y, m, d, (ms / 3_600_000) as u32, (ms / 60_000 % 60) as u32)
 }
 
-/// `2026-11-26 10:00 UTC`.
+/// The one time format of the dashboard: `2026-11-26 10:00 UTC` (ISO date, UTC),
+/// with seconds when the instant is not on a whole minute (`16:04:30 UTC`, the end
+/// of a 30 s window).
 pub fn when(t: Timestamp) -> String {
     let (y, m, d, h, mi) = parts(t);
-    format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02} UTC")
+    let sec = t.0.rem_euclid(60_000);
+    if sec == 0 {
+        format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02} UTC")
+    } else {
+        format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{:02} UTC", sec / 1000)
+    }
 }
 
 /// A `<time>` element with the RFC 3339 instant and the readable form.
@@ -163,6 +170,18 @@ pub enum Nav {
 
 /// The one layout: head, nav bar with search, user and logout form, the body.
 pub fn layout(title: &str, user: &WebUser, nav: Nav, body: &str) -> String {
+    layout_with(title, user, nav, body, None)
+}
+
+/// `layout` for a page that reloads itself every `refresh` seconds (a meta refresh:
+/// no script, so it works offline and under the content security policy).
+pub fn layout_with(
+    title: &str,
+    user: &WebUser,
+    nav: Nav,
+    body: &str,
+    refresh: Option<u32>,
+) -> String {
     let item = |n: Nav, href: &str, label: &str| {
         let cur = if n == nav {
             " aria-current=\"page\" class=\"current\""
@@ -175,7 +194,7 @@ pub fn layout(title: &str, user: &WebUser, nav: Nav, body: &str) -> String {
     let _ = write!(
         s,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{refresh}\
          <title>{title} · scanwatch</title>\
          <link rel=\"stylesheet\" href=\"/static/app.css\">\
          <script src=\"/static/app.js\" defer></script></head><body>\
@@ -188,6 +207,9 @@ pub fn layout(title: &str, user: &WebUser, nav: Nav, body: &str) -> String {
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button type=\"submit\">log out</button></form></div>\
          </header><main>{body}</main></body></html>\n",
         title = esc(title),
+        refresh = refresh.map_or(String::new(), |n| format!(
+            "<meta http-equiv=\"refresh\" content=\"{n}\">"
+        )),
         o = item(Nav::Overview, "/", "Overview"),
         i = item(Nav::Incidents, "/incidents", "Incidents"),
         w = item(Nav::Warnings, "/alerts", "Warnings"),
@@ -286,6 +308,11 @@ mod tests {
         assert_eq!(when(Timestamp(0)), "1970-01-01 00:00 UTC");
         // 2026-11-26T10:40:00Z
         assert_eq!(when(Timestamp(1_795_689_600_000)), "2026-11-26 10:40 UTC");
+        // The end of a 30 s window keeps its seconds.
+        assert_eq!(
+            when(Timestamp(1_795_689_630_000)),
+            "2026-11-26 10:40:30 UTC"
+        );
         assert_eq!(url_part("a b/c"), "a%20b%2Fc");
     }
 }

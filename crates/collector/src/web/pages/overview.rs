@@ -148,16 +148,33 @@ fn overview_data(s: &dyn Store) -> Result<OverviewData, StoreError> {
 pub(super) async fn overview(
     user: WebUser,
     State(st): State<AppState>,
+    q: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, PageError> {
+    let q = params(q)?;
+    let (_, refresh) = choice(&q, "refresh", &REFRESH, 0)?;
+    let refresh = u32::try_from(refresh).ok().filter(|n| *n > 0);
     let clock = (st.clock)();
     let d = st.with_reader(|s| overview_data(s)).await?;
-    Ok(page(layout(
+    let mut body = render_overview(&st, &d, clock);
+    body.push_str(&match refresh {
+        Some(n) => format!(
+            "<p class=\"note\" id=\"refresh\">This page reloads every {n} s, so it can stay open on a screen. \
+             <a href=\"/?refresh=off\">Stop reloading</a>.</p>"
+        ),
+        None => "<p class=\"note\" id=\"refresh\">Reloading is off. <a href=\"/\">Reload every 60 s</a>.</p>"
+            .to_string(),
+    });
+    Ok(page(layout_with(
         "Overview",
         &user,
         Nav::Overview,
-        &render_overview(&st, &d, clock),
+        &body,
+        refresh,
     )))
 }
+
+/// `?refresh=`: seconds between reloads of the overview (default 60), or off.
+const REFRESH: [(&str, i64); 3] = [("60", 60), ("off", 0), ("300", 300)];
 
 fn render_overview(st: &AppState, d: &OverviewData, clock: Timestamp) -> String {
     let mut b = String::with_capacity(32 * 1024);

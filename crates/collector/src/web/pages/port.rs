@@ -222,7 +222,7 @@ fn render_port(
                 markers: &markers,
                 log: scale_name == "log",
             }),
-            legend(metric.name(), true)
+            legend(metric.name(), true, true)
         );
     }
     b.push_str("<div class=\"cols\">");
@@ -326,11 +326,24 @@ fn render_port_warnings(b: &mut String, alerts: &[AlertRow]) {
              anything in its window and the share of events of its busiest sensor, shown in the table.</p>",
         );
     } else {
-        b.push_str("<ul>");
-        for (n, e) in &named {
-            let _ = write!(b, "<li>{}: {} events</li>", esc(n), num(*e));
+        // Busiest first, with each one's share of these sensors' events.
+        let mut list: Vec<(&String, &u64)> = named.iter().collect();
+        list.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let total: u64 = list.iter().map(|(_, e)| **e).sum::<u64>().max(1);
+        b.push_str(
+            "<table id=\"port-sensors\" class=\"data\"><thead><tr><th>sensor</th><th class=\"n\">events</th>\
+             <th class=\"n\">share</th></tr></thead><tbody>",
+        );
+        for (n, e) in list {
+            let _ = write!(
+                b,
+                "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}%</td></tr>",
+                esc(n),
+                num(*e),
+                float(*e as f64 * 100.0 / total as f64, 0)
+            );
         }
-        b.push_str("</ul>");
+        b.push_str("</tbody></table><p class=\"note\">Summed over the top-sensor lists of the warnings above.</p>");
     }
     // Advisories of the warnings, best score per advisory.
     let mut adv: BTreeMap<String, (f64, &scanwatch_alert::AdvisoryJson, usize)> = BTreeMap::new();

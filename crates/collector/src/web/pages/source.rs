@@ -3,6 +3,9 @@
 // The page helpers and the imports shared by every page (`pages/mod.rs`).
 use super::*;
 
+/// How many days of a source's activity its timeline shows (its last ones).
+const TIMELINE_DAYS: i64 = 30;
+
 /// `GET /sources/{ip}`: what one address did, per port, and the warnings naming it.
 pub(super) async fn source_page(
     user: WebUser,
@@ -13,7 +16,7 @@ pub(super) async fn source_page(
     let addr: IpAddr = ip
         .parse()
         .map_err(|_| PageError::BadRequest("not an IP address".into()))?;
-    let (now, rows, alerts) = st
+    let (now, rows, alerts, days, benign) = st
         .with_reader(move |s| {
             let now = newest_window(s)?;
             let rows = s.source_activity(addr, Timestamp(i64::MIN), Timestamp(i64::MAX))?;
@@ -22,7 +25,34 @@ pub(super) async fn source_page(
                 .into_iter()
                 .filter(|a| warning_of(a).names_source(addr))
                 .collect();
-            Ok((now, rows, alerts))
+            // Its events per day over its last TIMELINE_DAYS days of activity (one
+            // query per day on the store's (source, time) index).
+            let mut days = Vec::new();
+            if let Some(last) = rows.iter().map(|r| r.last_seen).max() {
+                let first = rows.iter().map(|r| r.first_seen).min().unwrap_or(last);
+                let end = last.floor(DAY).0 + DAY;
+                let start = first.floor(DAY).0.max(end - TIMELINE_DAYS * DAY);
+                let mut d = start;
+                while d < end {
+                    let n: u64 = s
+                        .source_activity(addr, Timestamp(d), Timestamp(d + DAY))?
+                        .iter()
+                        .map(|r| r.events)
+                        .sum();
+                    days.push((d, n));
+                    d += DAY;
+                }
+            }
+            // Whether an imported benign-scanner list names it (and which).
+            let nets: Vec<scanwatch_context::benign::BenignNet> = s
+                .context_items(scanwatch_store::ContextKind::Benign)?
+                .iter()
+                .filter_map(|i| serde_json::from_str(&i.json).ok())
+                .collect();
+            let benign = scanwatch_context::benign::BenignSet::new(&nets)
+                .label(addr)
+                .map(str::to_string);
+            Ok((now, rows, alerts, days, benign))
         })
         .await?;
     let mut b = String::with_capacity(16 * 1024);
@@ -32,6 +62,67 @@ pub(super) async fn source_page(
         esc(&addr.to_string())
     );
     b.push_str(&now_note(now.map(|n| n.1)));
+    if let Some(label) = &benign {
+        let _ = write!(
+            b,
+            "<p class=\"benign\" id=\"benign\">Known benign scanner: <strong>{}</strong> (an imported list; \
+             its events are kept out of every port's counts and it is never put on the blocklist).</p>",
+            esc(label)
+        );
+    }
+    if let (Some(first), Some(last)) = (
+        rows.iter().map(|r| r.first_seen).min(),
+        rows.iter().map(|r| r.last_seen).max(),
+    ) {
+        let _ = write!(
+            b,
+            "<dl class=\"numbers\" id=\"source-facts\"><div><dt>first seen</dt><dd data-field=\"first-seen\">{}</dd></div>\
+             <div><dt>last seen</dt><dd data-field=\"last-seen\">{}</dd></div>\
+             <div><dt>sensors (most on one port)</dt><dd data-field=\"sensors\">{}</dd></div>\
+             <div><dt>warnings naming it</dt><dd data-field=\"warnings\">{}</dd></div></dl>",
+            time_el(first),
+            time_el(last),
+            num(rows.iter().map(|r| r.sensors).max().unwrap_or(0)),
+            num(alerts.len() as u64),
+        );
+    }
+    if days.len() > 1 {
+        let pts: Vec<svg::Point> = days
+            .iter()
+            .map(|&(t, n)| svg::Point {
+                t,
+                v: n as f64,
+                band: None,
+                known: true,
+            })
+            .collect();
+        let markers: Vec<Marker> = alerts
+            .iter()
+            .map(|a| marker_of(a, &warning_of(a), false))
+            .collect();
+        let (from, to) = (days[0].0, days[days.len() - 1].0 + DAY);
+        let _ = write!(
+            b,
+            "<figure id=\"source-timeline\"><figcaption>events per day</figcaption>{}{}</figure>",
+            line_chart(&Chart {
+                series: "events",
+                id: "source-timeline-chart",
+                title: format!("{addr}: events per day"),
+                desc: format!(
+                    "events from {addr} per day from {} to {}, with the warnings naming it marked",
+                    when(Timestamp(from)),
+                    when(Timestamp(to))
+                ),
+                from,
+                to,
+                step: DAY,
+                points: &pts,
+                markers: &markers,
+                log: false,
+            }),
+            legend("events", false, true)
+        );
+    }
     let total: u64 = rows.iter().map(|r| r.events).sum();
     let _ = write!(
         b,

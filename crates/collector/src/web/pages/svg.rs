@@ -83,21 +83,22 @@ pub fn log_ticks(max: f64) -> Vec<f64> {
 }
 
 /// The legend under a line chart: the series, the baseline band and its median,
-/// "no data yet", and (with `markers`) the warnings.
-pub fn legend(series: &str, markers: bool) -> String {
+/// "no data yet" (with `band`), and (with `markers`) the warnings.
+pub fn legend(series: &str, band: bool, markers: bool) -> String {
     // CSS swatches (app.css), not inline SVG: a legend is text.
     let sw = |class: &str| format!("<span class=\"swatch {class}\" aria-hidden=\"true\"></span>");
     let mut s = String::from("<p class=\"legend\">");
-    let _ = write!(
-        s,
-        "<span>{} {}</span><span>{} baseline band (median ± 3 robust spreads of the previous 7 days)</span>\
-         <span>{} baseline median</span><span>{} no window stored yet (before the first)</span>",
-        sw("sw-line"),
-        esc(series),
-        sw("sw-band"),
-        sw("sw-median"),
-        sw("sw-nodata"),
-    );
+    let _ = write!(s, "<span>{} {}</span>", sw("sw-line"), esc(series));
+    if band {
+        let _ = write!(
+            s,
+            "<span>{} baseline band (median ± 3 robust spreads of the previous 7 days)</span>\
+             <span>{} baseline median</span><span>{} no window stored yet (before the first)</span>",
+            sw("sw-band"),
+            sw("sw-median"),
+            sw("sw-nodata"),
+        );
+    }
     if markers {
         let _ = write!(
             s,
@@ -438,6 +439,12 @@ pub fn sparkline(series: &str, label: &str, values: &[f64], baseline: Option<f64
         );
     }
     let _ = write!(s, "<polyline class=\"line\" points=\"{pts}\"/></svg>");
+    // Its scale: the value the top of the box stands for.
+    let _ = write!(
+        s,
+        "<span class=\"spark-scale\" title=\"the top of the sparkline\">top {}</span>",
+        esc(&float(max, 0))
+    );
     s
 }
 
