@@ -366,6 +366,14 @@ async fn a_surge_that_is_over_is_resolved_once() {
         )
         .expect("spawn")
     };
+    let events = || -> Vec<String> {
+        rx.got
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|g| g.event.clone())
+            .collect()
+    };
     let n = spawn();
     // A surge this sink was never told of: nothing to end.
     (n.resolve_hook())(9, &warning(9, 3389, 100, "high"));
@@ -381,14 +389,11 @@ async fn a_surge_that_is_over_is_resolved_once() {
     let n = spawn();
     (n.resolve_hook())(1, &warning(1, 445, 100, "high"));
     idle(&n).await;
-    let events: Vec<String> = rx
-        .got
-        .lock()
-        .expect("lock")
-        .iter()
-        .map(|g| g.event.clone())
-        .collect();
-    assert_eq!(events, ["new", "resolved"], "resolved once, restart or not");
+    assert_eq!(
+        events(),
+        ["new", "resolved"],
+        "resolved once, restart or not"
+    );
     let got = rx.got.lock().expect("lock").clone();
     assert_eq!(got[1].body["event"], "resolved");
     assert_eq!(got[1].body["id"], 1);
@@ -397,13 +402,6 @@ async fn a_surge_that_is_over_is_resolved_once() {
     idle(&n).await;
     (n.resolve_hook())(2, &warning(2, 445, 90, "medium"));
     idle(&n).await;
-    let events: Vec<String> = rx
-        .got
-        .lock()
-        .expect("lock")
-        .iter()
-        .map(|g| g.event.clone())
-        .collect();
-    assert_eq!(events, ["new", "resolved", "new", "resolved"]);
+    assert_eq!(events(), ["new", "resolved", "new", "resolved"]);
     n.close().await;
 }
