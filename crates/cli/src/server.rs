@@ -488,7 +488,7 @@ mod roles {
 
     use super::{
         bind, close_notifier, front_door, open_store, server_tls, shutdown, spawn_notifier,
-        wall_clock, ServerArgs, ServerRole,
+        wall_clock, ServerArgs, ServerRole, RESOLVE_EVERY,
     };
     use crate::config::{ServerConfig, StoreKind};
     use anyhow::{bail, Result};
@@ -791,6 +791,7 @@ mod roles {
             spawn_notifier(cfg, Arc::new(Mutex::new(open_store(cfg)?)), rt, err)?
         };
         let hook = notifier.as_ref().map(|n| n.hook());
+        let resolve = notifier.as_ref().map(|n| n.resolve_hook());
         let counters = Arc::new(DetectorCounters::default());
         let r = rt.block_on(async {
             let c = counters.clone();
@@ -841,6 +842,7 @@ mod roles {
                 let mut renewed = Instant::now();
                 let mut waiting: Option<Instant> = None;
                 let mut pruned: Option<Instant> = None;
+                let mut resolved: Option<Instant> = None;
                 loop {
                     tokio::select! {
                         () = &mut stop => {
@@ -893,6 +895,28 @@ mod roles {
                         Err(e) => {
                             writeln!(err, "detector: consumer lag unknown: {e}")?;
                             continue;
+                        }
+                    }
+                    // The ends of surges, to the sinks (`resolved`, once per sink and
+                    // surge), by the one detector holding the lease.
+                    if let Some(resolve) = &resolve {
+                        if resolved.is_none_or(|t: Instant| t.elapsed() >= RESOLVE_EVERY) {
+                            resolved = Some(Instant::now());
+                            let store = open_store(cfg);
+                            let over = tokio::task::spawn_blocking(move || {
+                                scanwatch_collector::incidents::over(store?.as_ref())
+                                    .map_err(anyhow::Error::from)
+                            })
+                            .await
+                            .unwrap_or_else(|e| Err(e.into()));
+                            match over {
+                                Ok(list) => {
+                                    for (id, w) in list {
+                                        resolve(id, &w);
+                                    }
+                                }
+                                Err(e) => writeln!(err, "detector: cannot read the incidents: {e:#}")?,
+                            }
                         }
                     }
                     // Retention, hourly, by the one detector holding the lease.
