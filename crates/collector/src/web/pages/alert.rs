@@ -169,9 +169,10 @@ fn render_alert(d: &AlertData, v: &Warning) -> String {
     );
     let _ = write!(
         b,
-        "<p class=\"facts\">window {} to {} · {} warning · confidence <strong data-field=\"confidence\">{}</strong>{} · priority <strong data-field=\"priority\">{}</strong></p>",
+        "<p class=\"facts\">window {} to {} ({}) · {} warning · confidence <strong data-field=\"confidence\">{}</strong>{} · priority <strong data-field=\"priority\">{}</strong></p>",
         time_el(r.window_start),
         esc(&html::when(v.window_end)),
+        esc(&span(v.window_end.0 - r.window_start.0)),
         esc(v.alert_kind.name()),
         esc(v.confidence.name()),
         if v.verified {

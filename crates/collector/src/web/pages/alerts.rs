@@ -72,7 +72,7 @@ pub(super) async fn alerts_page(
                  <td class=\"n\" data-field=\"sources\">{}</td><td class=\"n\" data-field=\"times_normal\">{}</td>\
                  <td>{}</td><td><a href=\"/alerts/{id}\">{}</a></td></tr>",
                 badge(a.severity_rank),
-                time_el(a.window_start),
+                window_el(a.window_start, v.window_end),
                 port_link(a.proto, a.port),
                 esc(&a.kind),
                 num(v.sources),

@@ -103,6 +103,16 @@ pub fn when(t: Timestamp) -> String {
     }
 }
 
+/// A window: its start as a `<time>` element and its length (`2026-11-26 10:00 UTC ·
+/// 1 h`), the one way a window is written on the pages.
+pub fn window_el(start: Timestamp, end: Timestamp) -> String {
+    format!(
+        "{} <span class=\"note\">· {}</span>",
+        time_el(start),
+        esc(&span(end.0 - start.0))
+    )
+}
+
 /// A `<time>` element with the RFC 3339 instant and the readable form.
 pub fn time_el(t: Timestamp) -> String {
     format!(
@@ -115,7 +125,9 @@ pub fn time_el(t: Timestamp) -> String {
 /// A duration in the largest whole unit: `3 h`, `2 d`, `45 min`.
 pub fn span(ms: i64) -> String {
     let ms = ms.max(0);
-    if ms >= 86_400_000 && ms % 86_400_000 == 0 {
+    if ms < 60_000 {
+        format!("{} s", ms / 1000)
+    } else if ms >= 86_400_000 && ms % 86_400_000 == 0 {
         format!("{} d", ms / 86_400_000)
     } else if ms >= 3_600_000 {
         format!("{} h", float(ms as f64 / 3_600_000.0, 1))
@@ -312,6 +324,12 @@ mod tests {
         assert_eq!(
             when(Timestamp(1_795_689_630_000)),
             "2026-11-26 10:40:30 UTC"
+        );
+        assert_eq!(span(30_000), "30 s");
+        assert_eq!(span(3_600_000), "1 h");
+        assert_eq!(
+            window_el(Timestamp(0), Timestamp(30_000)),
+            "<time datetime=\"1970-01-01T00:00:00Z\">1970-01-01 00:00 UTC</time> <span class=\"note\">· 30 s</span>"
         );
         assert_eq!(url_part("a b/c"), "a%20b%2Fc");
     }

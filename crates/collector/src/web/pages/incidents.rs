@@ -244,7 +244,7 @@ pub(super) async fn incident_page(
             b,
             "<tr data-alert-id=\"{id}\"><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td><a href=\"/alerts/{id}\">{}</a></td></tr>",
             badge(r.severity_rank),
-            time_el(r.window_start),
+            window_el(r.window_start, v.window_end),
             num(v.sources),
             float(v.score, 1),
             esc(headline_after_port(&v.headline)),

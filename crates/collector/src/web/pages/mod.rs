@@ -48,7 +48,7 @@ use crate::web::auth::WebUser;
 use crate::AppState;
 use html::{
     badge, esc, float, headline_after_port, layout, layout_with, num, page, severity_name, span,
-    time_el, url_part, when, Nav, PageError, SEVERITIES,
+    time_el, url_part, when, window_el, Nav, PageError, SEVERITIES,
 };
 use series::{points, rebucket, top_sources, Metric};
 use svg::{legend, line_chart, sparkline, Chart, Marker};

@@ -299,7 +299,7 @@ fn render_port_warnings(b: &mut String, alerts: &[AlertRow]) {
             b,
             "<tr><td>{}</td><td>{}</td><td class=\"n\" data-field=\"sources\">{}</td><td class=\"n\">{}</td>\
              <td class=\"n\" data-field=\"sensors\">{} of {}</td><td class=\"n\">{}%</td><td><a href=\"/alerts/{}\">{}</a></td></tr>",
-            time_el(a.window_start),
+            window_el(a.window_start, v.window_end),
             badge(a.severity_rank),
             num(v.sources),
             float(v.times_normal, 1),

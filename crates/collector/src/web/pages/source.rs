@@ -166,7 +166,7 @@ pub(super) async fn source_page(
                 port_link(a.proto, a.port),
                 a.id,
                 esc(&v.headline),
-                time_el(a.window_start)
+                window_el(a.window_start, v.window_end)
             );
         }
         b.push_str("</ul>");
