@@ -899,13 +899,16 @@ mod roles {
                     }
                     // The ends of surges, to the sinks (`resolved`, once per sink and
                     // surge), by the one detector holding the lease.
-                    if let Some(resolve) = &resolve {
+                    // (Over the centre's own store connection: opening one checks
+                    // the schema on every server.)
+                    if let (Some(resolve), Some((c, _))) = (&resolve, &current) {
                         if resolved.is_none_or(|t: Instant| t.elapsed() >= RESOLVE_EVERY) {
                             resolved = Some(Instant::now());
-                            let store = open_store(cfg);
-                            let over = tokio::task::spawn_blocking(move || {
-                                scanwatch_collector::incidents::over(store?.as_ref())
-                                    .map_err(anyhow::Error::from)
+                            let store = c.store.clone();
+                            let over = tokio::task::spawn_blocking(move || match store.lock() {
+                                Ok(s) => scanwatch_collector::incidents::over(s.as_ref())
+                                    .map_err(anyhow::Error::from),
+                                Err(_) => Err(anyhow::anyhow!("store lock poisoned")),
                             })
                             .await
                             .unwrap_or_else(|e| Err(e.into()));
