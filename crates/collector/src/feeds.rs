@@ -117,6 +117,19 @@ pub fn blocklist(rows: &[Warning], hours: i64) -> (Vec<std::net::IpAddr>, Option
     (ips, Some(Timestamp(newest + hours * 3_600_000)))
 }
 
+/// The benign-scanner lists imported into the store (`scanwatch intel import
+/// benign`, kind `ContextKind::Benign`) as one set; unreadable entries are left out.
+pub fn stored_benign(
+    s: &dyn scanwatch_store::ContextStore,
+) -> Result<scanwatch_context::benign::BenignSet, scanwatch_store::StoreError> {
+    let nets: Vec<scanwatch_context::benign::BenignNet> = s
+        .context_items(scanwatch_store::ContextKind::Benign)?
+        .iter()
+        .filter_map(|i| serde_json::from_str(&i.json).ok())
+        .collect();
+    Ok(scanwatch_context::benign::BenignSet::new(&nets))
+}
+
 /// The blocklist as an nftables file: two sets with per-element timeouts and a
 /// chain dropping their traffic, in its own table that replaces itself on reload.
 pub fn blocklist_nft(ips: &[std::net::IpAddr], hours: i64) -> String {
@@ -149,22 +162,17 @@ pub async fn blocklist_handler(
             .filter(|h| (1..=24 * 30).contains(h))
             .ok_or_else(|| AppError::BadRequest("hours must be 1-720".into()))?,
     };
-    // The benign-scanner lists as imported now (`scanwatch intel import benign`, store
-    // kind `scanwatch_store::ContextKind::Benign`), read at every request: a warning stored before its sources were
-    // listed as benign keeps them in its top sources, and they must not be blocked.
+    // The benign-scanner lists as imported now, read at every request: a warning
+    // stored before its sources were listed as benign keeps them in its top
+    // sources, and they must not be blocked.
     let (rows, benign) = st
         .with_reader(|s| {
             Ok((
                 s.alerts(Timestamp(i64::MIN), Timestamp(i64::MAX), 0)?,
-                s.context_items(scanwatch_store::ContextKind::Benign)?,
+                stored_benign(s)?,
             ))
         })
         .await?;
-    let nets: Vec<scanwatch_context::benign::BenignNet> = benign
-        .iter()
-        .filter_map(|i| serde_json::from_str(&i.json).ok())
-        .collect();
-    let benign = scanwatch_context::benign::BenignSet::new(&nets);
     let values: Vec<Warning> = rows.iter().filter_map(crate::read_warning).collect();
     let (mut ips, expires) = blocklist(&values, hours);
     ips.retain(|ip| !benign.contains(*ip));

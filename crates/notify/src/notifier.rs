@@ -418,19 +418,8 @@ impl Worker {
             }
             Err(e) => {
                 tracing::warn!(sink = %self.name, warning = w.id, attempts, error = %e, "notify: sink {}: the end of surge {key} not delivered after {attempts} attempts: {e}", self.name);
-                let d = DeadLetter {
-                    sink: self.name.clone(),
-                    key: format!("resolved:{key}"),
-                    attempts,
-                    error: e.to_string(),
-                    payload,
-                    at: now,
-                };
-                if let Err(e) = blocking_store(&self.store, move |s| s.put_dead_letter(&d)).await {
-                    self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(sink = %self.name, error = %e, "notify: sink {}: cannot store a dead letter: {e}", self.name);
-                }
-                self.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                self.dead_letter(format!("resolved:{key}"), attempts, &e, payload, now)
+                    .await;
             }
         }
         // Sent or given up on: either way not tried again.
@@ -509,14 +498,6 @@ impl Worker {
                 st.mark_delivered(w);
             }
             Err(e) => {
-                let d = DeadLetter {
-                    sink: self.name.clone(),
-                    key: format!("warning:{}", w.id),
-                    attempts,
-                    error: e.to_string(),
-                    payload,
-                    at: now,
-                };
                 tracing::warn!(
                     sink = %self.name,
                     warning = w.id,
@@ -526,20 +507,42 @@ impl Worker {
                     self.name,
                     w.id
                 );
-                if let Err(e) = blocking_store(&self.store, move |s| s.put_dead_letter(&d)).await {
-                    self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(
-                        sink = %self.name,
-                        error = %e,
-                        "notify: sink {}: cannot store a dead letter: {e}",
-                        self.name
-                    );
-                }
-                self.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                self.dead_letter(format!("warning:{}", w.id), attempts, &e, payload, now)
+                    .await;
                 st.mark_dead(w);
             }
         }
         self.save(&key, &st, now).await;
+    }
+
+    /// Stores what was given up on (`key`: `warning:ID` or `resolved:SURGE`) with
+    /// its payload, and counts it.
+    async fn dead_letter(
+        &self,
+        key: String,
+        attempts: u32,
+        error: &SinkError,
+        payload: String,
+        at: Timestamp,
+    ) {
+        let d = DeadLetter {
+            sink: self.name.clone(),
+            key,
+            attempts,
+            error: error.to_string(),
+            payload,
+            at,
+        };
+        if let Err(e) = blocking_store(&self.store, move |s| s.put_dead_letter(&d)).await {
+            self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                sink = %self.name,
+                error = %e,
+                "notify: sink {}: cannot store a dead letter: {e}",
+                self.name
+            );
+        }
+        self.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Tries up to `attempts` times; (result, attempts made).

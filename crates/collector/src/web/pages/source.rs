@@ -44,12 +44,7 @@ pub(super) async fn source_page(
                 }
             }
             // Whether an imported benign-scanner list names it (and which).
-            let nets: Vec<scanwatch_context::benign::BenignNet> = s
-                .context_items(scanwatch_store::ContextKind::Benign)?
-                .iter()
-                .filter_map(|i| serde_json::from_str(&i.json).ok())
-                .collect();
-            let benign = scanwatch_context::benign::BenignSet::new(&nets)
+            let benign = crate::feeds::stored_benign(s)?
                 .label(addr)
                 .map(str::to_string);
             Ok((now, rows, alerts, days, benign))
