@@ -324,16 +324,33 @@ impl SqliteStore {
         // descriptor of an open database would drop this process's SQLite locks
         // on it (POSIX advisory locks are per process).
         if !path.exists() {
-            std::fs::OpenOptions::new()
+            match std::fs::OpenOptions::new()
                 .create_new(true)
                 .write(true)
                 .mode(0o600)
                 .open(&path)
-                .map_err(data_dir)?;
+            {
+                // Another process created it in between: theirs is as good.
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(data_dir(e)),
+            }
         }
         let conn = Connection::open(&path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // Switching a new database to WAL takes an exclusive lock without waiting on
+        // the busy handler: retried, bounded, when another process opens it too.
+        for attempt in 0.. {
+            match conn.pragma_update(None, "journal_mode", "WAL") {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy && attempt < 200 =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // Ingest writes two index entries per event: with SQLite's 2 MiB default
@@ -348,27 +365,34 @@ impl SqliteStore {
             // An upgrade: a consistent copy of the data as it was, first.
             backup(&conn, dir, version)?;
         }
-        match version {
-            0 => {
-                conn.execute_batch(&format!(
-                    "BEGIN; {SCHEMA} {SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-                ))?;
+        // Create or migrate under a write lock taken up front, reading the version
+        // again under it: two processes opening a new data directory at once (the
+        // server starting while `admin sensor add` runs) must not both create the
+        // schema (the second would fail on "table already exists").
+        if version != SCHEMA_VERSION {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            let applied = (|| -> Result<(), StoreError> {
+                let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+                let steps = match version {
+                    0 => format!("{SCHEMA} {SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5}"),
+                    // Migrations: add the tables of the versions in between.
+                    1 => format!("{SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5}"),
+                    2 => format!("{SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5}"),
+                    3 => format!("{SCHEMA_V4} {SCHEMA_V5}"),
+                    4 => SCHEMA_V5.to_string(),
+                    SCHEMA_VERSION => return Ok(()),
+                    found => return Err(StoreError::SchemaVersion { found }),
+                };
+                conn.execute_batch(&format!("{steps} PRAGMA user_version = {SCHEMA_VERSION};"))?;
+                Ok(())
+            })();
+            match applied {
+                Ok(()) => conn.execute_batch("COMMIT")?,
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    return Err(e);
+                }
             }
-            // Migrations: add the tables of the versions in between, in one transaction.
-            1 => conn.execute_batch(&format!(
-                "BEGIN; {SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ))?,
-            2 => conn.execute_batch(&format!(
-                "BEGIN; {SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ))?,
-            3 => conn.execute_batch(&format!(
-                "BEGIN; {SCHEMA_V4} {SCHEMA_V5} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ))?,
-            4 => conn.execute_batch(&format!(
-                "BEGIN; {SCHEMA_V5} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ))?,
-            SCHEMA_VERSION => {}
-            found => return Err(StoreError::SchemaVersion { found }),
         }
         Ok(SqliteStore { conn, path })
     }

@@ -553,3 +553,29 @@ fn a_migration_is_planned_read_only_and_backed_up_first() {
     assert!(dir.path().join("scanwatch.db.v4.bak.1").exists());
     assert_eq!(version(&plan.backup), 4);
 }
+
+/// Two processes opening a new data directory at once (a server starting while
+/// `admin sensor add` runs) both get the store: the schema is created once, under a
+/// write lock taken before the version is read. Before, the second could fail with
+/// "table … already exists" (a CI flake of the netns test, exit 2 with no output).
+#[test]
+fn concurrent_first_opens_both_succeed() {
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let (p, b) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    b.wait();
+                    SqliteStore::open(&p).map(|_| ())
+                })
+            })
+            .collect();
+        for h in handles {
+            let r = h.join().unwrap();
+            assert!(r.is_ok(), "round {round}: {r:?}");
+        }
+    }
+}
