@@ -11,10 +11,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::counted::HLL_LG_K;
 use datasketches::codec::{SketchBytes, SketchSlice};
 use datasketches::error::{Error as SketchError, ErrorKind};
 use datasketches::frequencies::{FrequentItemValue, FrequentItemsSketch};
-use datasketches::hll::HllSketch;
+use datasketches::hll::{HllSketch, HllType, HllUnion};
 use rustc_hash::{FxHashMap, FxHashSet};
 use scanwatch_event::Protocol;
 
@@ -391,6 +392,80 @@ fn get_spreads(r: &mut Reader<'_>) -> Result<Spreads, DecodeError> {
         out.insert_spread(h, sp);
     }
     Ok(out)
+}
+
+/// The bytes of one distinct counter alone (the store's port cells and source
+/// days, millions of rows, most holding one key): exact keys sorted and written as
+/// varint deltas (a small key such as an IPv4 address or a row id takes a few
+/// bytes), or the sketch. No version byte or checksum: the caller's row carries it.
+pub fn encode_distinct(d: &Distinct) -> Vec<u8> {
+    let mut keys: Vec<u64> = match d {
+        Distinct::Empty => Vec::new(),
+        Distinct::Small(v) => v.to_vec(),
+        Distinct::Exact(s) => s.iter().copied().collect(),
+        Distinct::Sketch(h) => {
+            // As HLL8, a byte per register: twice the bytes of HLL4, and a union
+            // of many (a port's 30 days) reads them several times faster. A
+            // sketch read from these bytes stays HLL8, so only the first write
+            // converts.
+            let mut out = vec![1];
+            if h.target_type() == HllType::Hll8 {
+                out.extend_from_slice(&h.serialize());
+            } else {
+                let mut u = HllUnion::new(HLL_LG_K).unwrap_or_else(|_| unreachable!("valid lg_k"));
+                u.update(h);
+                out.extend_from_slice(&u.to_sketch(HllType::Hll8).serialize());
+            }
+            return out;
+        }
+    };
+    keys.sort_unstable();
+    let mut out = Vec::with_capacity(2 + keys.len() * 5);
+    out.push(0);
+    put_var(&mut out, keys.len() as u64);
+    let mut last = 0u64;
+    for (i, k) in keys.into_iter().enumerate() {
+        put_var(&mut out, if i == 0 { k } else { k - last });
+        last = k;
+    }
+    out
+}
+
+/// Reads bytes made by [`encode_distinct`]: keys strictly increasing, nothing
+/// after them.
+pub fn decode_distinct(bytes: &[u8]) -> Result<Distinct, DecodeError> {
+    let mut r = Reader { b: bytes };
+    match r.u8()? {
+        0 => {
+            let n = r.count(1)?;
+            let mut keys: Vec<u64> = Vec::with_capacity(n);
+            let mut last = 0u64;
+            for i in 0..n {
+                let v = r.var()?;
+                let k = if i == 0 {
+                    v
+                } else if v == 0 {
+                    return Err(bad("key written twice"));
+                } else {
+                    last.checked_add(v).ok_or_else(|| bad("key out of range"))?
+                };
+                keys.push(k);
+                last = k;
+            }
+            if !r.b.is_empty() {
+                return Err(bad("trailing bytes after a distinct counter"));
+            }
+            Ok(match n {
+                0 => Distinct::Empty,
+                n if n <= crate::counted::SMALL_KEYS => Distinct::Small(keys.into_iter().collect()),
+                _ => Distinct::Exact(keys.into_iter().collect()),
+            })
+        }
+        1 => Ok(Distinct::Sketch(Box::new(
+            HllSketch::deserialize(r.b).map_err(|e| bad(format!("distinct sketch: {e}")))?,
+        ))),
+        t => Err(bad(format!("unknown counter form {t}"))),
+    }
 }
 
 /// The bytes of a partial window (cells in protocol and port order, so equal

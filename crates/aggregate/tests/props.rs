@@ -428,3 +428,63 @@ fn sweepers_are_set_aside_from_the_cells() {
         .iter()
         .all(|c| c.sources == 1 && c.swept_sources == 0));
 }
+
+proptest! {
+    /// One distinct counter's bytes (the store's cells): the same count after a round
+    /// trip, exact or sketched, and the same bytes for the same keys in any order.
+    #[test]
+    fn a_distinct_counter_round_trips(
+        keys in prop::collection::vec(prop_oneof![0u64..1000, any::<u64>()], 0..1500),
+        limit in prop_oneof![Just(8usize), Just(64), Just(1024)],
+    ) {
+        use scanwatch_aggregate::{decode_distinct, encode_distinct, Distinct};
+        let mut d = Distinct::default();
+        for k in &keys {
+            d.add_hash(*k, limit);
+        }
+        let bytes = encode_distinct(&d);
+        let back = decode_distinct(&bytes).unwrap();
+        prop_assert_eq!(back.distinct(), d.distinct());
+        prop_assert_eq!(back.is_exact(), d.is_exact());
+        if d.is_exact() {
+            let mut r = Distinct::default();
+            for k in keys.iter().rev() {
+                r.add_hash(*k, limit);
+            }
+            prop_assert_eq!(encode_distinct(&r), bytes);
+        }
+    }
+}
+
+proptest! {
+    /// Merging many counters at once gives what merging them pairwise gives.
+    #[test]
+    fn a_union_of_counters_equals_pairwise_merges(
+        parts in prop::collection::vec(prop::collection::vec(0u64..3000, 0..400), 1..12),
+        limit in prop_oneof![Just(8usize), Just(64), Just(1024)],
+    ) {
+        use scanwatch_aggregate::{Distinct, DistinctUnion};
+        let counters: Vec<Distinct> = parts
+            .iter()
+            .map(|keys| {
+                let mut d = Distinct::default();
+                keys.iter().for_each(|k| d.add_hash(*k, limit));
+                d
+            })
+            .collect();
+        let mut pairwise = Distinct::default();
+        let mut union = DistinctUnion::new(limit);
+        for c in &counters {
+            pairwise.merge(c, limit);
+            union.add(c);
+        }
+        let union = union.finish();
+        let exact: std::collections::HashSet<u64> = parts.iter().flatten().copied().collect();
+        prop_assert_eq!(union.is_exact(), pairwise.is_exact());
+        if union.is_exact() {
+            prop_assert_eq!(union.distinct(), exact.len() as u64);
+        }
+        let (a, b) = (union.distinct() as f64, pairwise.distinct() as f64);
+        prop_assert!((a - b).abs() <= 0.01 * b.max(1.0), "{} vs {}", a, b);
+    }
+}

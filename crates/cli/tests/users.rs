@@ -190,30 +190,41 @@ fn sensor_trust_is_set_and_listed() {
     );
 }
 
+/// Version 6's tables back to version 5's (a row per event, no cells).
+const BACK_TO_V5: &str = "
+DROP TABLE event_blocks; DROP TABLE source_days; DROP TABLE port_cells; DROP TABLE aggregated;
+CREATE TABLE events (
+    time_ms INTEGER NOT NULL, sensor_id INTEGER NOT NULL REFERENCES sensors(id),
+    proto INTEGER NOT NULL, src BLOB NOT NULL, dst BLOB NOT NULL, src_port INTEGER,
+    dst_port INTEGER, flags INTEGER, icmp_type INTEGER, direction INTEGER NOT NULL,
+    action INTEGER NOT NULL, count INTEGER NOT NULL, scanned_port INTEGER
+);
+CREATE INDEX events_by_time ON events(time_ms);
+CREATE INDEX events_by_src ON events(src, time_ms);
+PRAGMA user_version = 5;
+";
+
 #[test]
 fn admin_migrate_says_what_it_would_do_then_does_it_with_a_copy() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     common::admin(&data, &["sensor", "add", "fw-1"]);
     let up = common::admin(&data, &["migrate", "--check"]);
-    assert!(up.ends_with("schema version 5, up to date"), "{up}");
+    assert!(up.ends_with("schema version 6, up to date"), "{up}");
     let db = data.join("scanwatch.db");
     rusqlite::Connection::open(&db)
         .unwrap()
-        .execute_batch("DROP TABLE partials; PRAGMA user_version = 4;")
+        .execute_batch(BACK_TO_V5)
         .unwrap();
     let check = common::admin(&data, &["migrate", "--check"]);
     assert!(
-        check.contains("schema version 4 -> 5 (--check: nothing changed)"),
+        check.contains("schema version 5 -> 6 (--check: nothing changed)"),
         "{check}"
     );
+    assert!(check.contains("version 6 adds per-port cells"), "{check}");
+    assert!(check.contains("scanwatch.db.v5.bak"), "{check}");
     assert!(
-        check.contains("version 5 adds partial window aggregates"),
-        "{check}"
-    );
-    assert!(check.contains("scanwatch.db.v4.bak"), "{check}");
-    assert!(
-        !data.join("scanwatch.db.v4.bak").exists(),
+        !data.join("scanwatch.db.v5.bak").exists(),
         "--check changes nothing"
     );
     let done = common::admin(&data, &["migrate"]);
@@ -221,9 +232,9 @@ fn admin_migrate_says_what_it_would_do_then_does_it_with_a_copy() {
         done.contains("migrated; the database as it was is in"),
         "{done}"
     );
-    assert!(data.join("scanwatch.db.v4.bak").exists());
+    assert!(data.join("scanwatch.db.v5.bak").exists());
     let again = common::admin(&data, &["migrate", "--check"]);
-    assert!(again.ends_with("schema version 5, up to date"), "{again}");
+    assert!(again.ends_with("schema version 6, up to date"), "{again}");
     // The sensor survived the migration.
     assert!(common::admin(&data, &["sensor", "list"]).contains("fw-1"));
     // No database: a clear refusal.

@@ -76,7 +76,14 @@ fn main() {
         max_events_per_second_per_sensor: u64::MAX / 100,
         ..Limits::default()
     };
-    let state = AppState::new(Box::new(store), pipeline, limits, Arc::new(|| Timestamp(0)));
+    // The centre's clock after the simulated traffic (events ahead of the clock by
+    // more than the allowed skew are refused with 425).
+    let state = AppState::new(
+        Box::new(store),
+        pipeline,
+        limits,
+        Arc::new(|| Timestamp(4_102_444_800_000)),
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

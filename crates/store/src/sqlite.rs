@@ -9,6 +9,11 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension};
 use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
 
+mod events;
+mod port_cells;
+
+pub use port_cells::CELL_EXACT_LIMIT;
+
 use crate::{
     hash_token, new_token, valid_sensor_name, AggregateCommit, AlertRow, ApiTokenRecord, AuthStore,
     BatchOutcome, ContextItem, ContextKind, ContextStore, DeadLetter, EventStore, ImportCounts,
@@ -157,6 +162,9 @@ CREATE INDEX partials_by_window ON partials (window_start_ms);
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Connection,
+    /// Events in blocks not yet counted into the cells and source days
+    /// (`events.rs`): counted once they reach `events::AGGREGATE_EVERY`.
+    waiting: u64,
     path: PathBuf,
 }
 
@@ -177,21 +185,38 @@ fn ip_from(b: &[u8]) -> Option<IpAddr> {
     }
 }
 
-fn direction_code(d: Direction) -> i64 {
-    match d {
-        Direction::Unknown => 0,
-        Direction::Inbound => 1,
-        Direction::Outbound => 2,
-    }
-}
-
-fn action_code(a: Action) -> i64 {
-    match a {
-        Action::Unknown => 0,
-        Action::Accept => 1,
-        Action::Drop => 2,
-        Action::Reject => 3,
-    }
+/// An event of the row-per-event table of versions 1 to 5, its columns from `at`:
+/// time, proto, src, dst, src_port, dst_port, flags, icmp_type, direction, action,
+/// count.
+fn event_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Event> {
+    let bad =
+        |i: usize| rusqlite::Error::InvalidColumnType(i, "ip".into(), rusqlite::types::Type::Blob);
+    let src: Vec<u8> = r.get(at + 2)?;
+    let dst: Vec<u8> = r.get(at + 3)?;
+    let flags: Option<u8> = r.get(at + 6)?;
+    Ok(Event {
+        time: Timestamp(r.get(at)?),
+        proto: Protocol::from_number(r.get(at + 1)?),
+        src: ip_from(&src).ok_or_else(|| bad(at + 2))?,
+        dst: ip_from(&dst).ok_or_else(|| bad(at + 3))?,
+        src_port: r.get(at + 4)?,
+        dst_port: r.get(at + 5)?,
+        flags: TcpFlags(flags.unwrap_or(0)),
+        flags_known: flags.is_some(),
+        icmp_type: r.get(at + 7)?,
+        direction: match r.get::<_, i64>(at + 8)? {
+            1 => Direction::Inbound,
+            2 => Direction::Outbound,
+            _ => Direction::Unknown,
+        },
+        action: match r.get::<_, i64>(at + 9)? {
+            1 => Action::Accept,
+            2 => Action::Drop,
+            3 => Action::Reject,
+            _ => Action::Unknown,
+        },
+        count: r.get(at + 10)?,
+    })
 }
 
 /// What in a data directory others can read or write: the directory should be
@@ -222,7 +247,7 @@ pub fn permission_warnings(dir: &Path) -> Vec<String> {
 }
 
 /// What each schema version added (the migration to it adds its tables).
-pub const MIGRATIONS: [(u32, &str); 4] = [
+pub const MIGRATIONS: [(u32, &str); 5] = [
     (2, "windows, warnings and API tokens"),
     (
         3,
@@ -233,6 +258,10 @@ pub const MIGRATIONS: [(u32, &str); 4] = [
         "dashboard users and sessions, notification state and dead letters",
     ),
     (5, "partial window aggregates of the scale-out aggregators"),
+    (
+        6,
+        "per-port cells of every hour and day and per-source days (built from the stored events), and keeps raw events as compressed blocks",
+    ),
 ];
 
 /// What opening the store in `dir` would do to its schema, without changing
@@ -373,17 +402,23 @@ impl SqliteStore {
             conn.execute_batch("BEGIN IMMEDIATE")?;
             let applied = (|| -> Result<(), StoreError> {
                 let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+                let v6 = format!("{} {}", port_cells::SCHEMA_V6, events::SCHEMA_V6);
                 let steps = match version {
-                    0 => format!("{SCHEMA} {SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5}"),
+                    0 => format!("{SCHEMA} {SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5} {v6}"),
                     // Migrations: add the tables of the versions in between.
-                    1 => format!("{SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5}"),
-                    2 => format!("{SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5}"),
-                    3 => format!("{SCHEMA_V4} {SCHEMA_V5}"),
-                    4 => SCHEMA_V5.to_string(),
+                    1 => format!("{SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5} {v6}"),
+                    2 => format!("{SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5} {v6}"),
+                    3 => format!("{SCHEMA_V4} {SCHEMA_V5} {v6}"),
+                    4 => format!("{SCHEMA_V5} {v6}"),
+                    5 => v6,
                     SCHEMA_VERSION => return Ok(()),
                     found => return Err(StoreError::SchemaVersion { found }),
                 };
                 conn.execute_batch(&format!("{steps} PRAGMA user_version = {SCHEMA_VERSION};"))?;
+                // The row-per-event table becomes blocks, with their port cells and
+                // source days (inside this transaction: a crash leaves the old
+                // version, backed up, whole).
+                events::migrate_rows(&conn)?;
                 Ok(())
             })();
             match applied {
@@ -394,12 +429,40 @@ impl SqliteStore {
                 }
             }
         }
-        Ok(SqliteStore { conn, path })
+        let waiting = events::waiting(&conn)?;
+        Ok(SqliteStore {
+            conn,
+            waiting,
+            path,
+        })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Counts every block not yet counted into the cells and source days now
+    /// (otherwise done once enough events wait, and before retention). Answers are
+    /// the same before and after; queries read less raw data after.
+    pub fn aggregate_now(&mut self) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        events::aggregate(&tx)?;
+        tx.commit()?;
+        self.waiting = 0;
+        Ok(())
+    }
+
+    /// After a commit of `events` events: counts the waiting blocks into the cells
+    /// and source days once enough wait, in a transaction of its own (the batch
+    /// is already durable; if this fails, its blocks wait and are counted later,
+    /// queries read them meanwhile).
+    fn committed(&mut self, events: usize) -> Result<(), StoreError> {
+        self.waiting += events as u64;
+        if self.waiting >= events::AGGREGATE_EVERY {
+            self.aggregate_now()?;
+        }
+        Ok(())
     }
 
     fn sensor_id(&self, name: &str) -> Result<i64, StoreError> {
@@ -449,17 +512,6 @@ fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRow> {
         window_start: Timestamp(r.get(4)?),
         severity_rank: r.get(5)?,
         json: r.get(6)?,
-    })
-}
-
-fn port_totals(r: &rusqlite::Row<'_>) -> rusqlite::Result<PortTotals> {
-    Ok(PortTotals {
-        proto: r.get(0)?,
-        port: r.get(1)?,
-        events: r.get::<_, i64>(2)? as u64,
-        sources: r.get::<_, i64>(3)? as u64,
-        sensors: r.get::<_, i64>(4)? as u64,
-        targets: r.get::<_, i64>(5)? as u64,
     })
 }
 
@@ -552,7 +604,8 @@ impl EventStore for SqliteStore {
         windows_before: Timestamp,
     ) -> Result<(u64, u64), StoreError> {
         let tx = self.conn.transaction()?;
-        let events = tx.execute("DELETE FROM events WHERE time_ms < ?1", [events_before.0])?;
+        let events = events::prune(&tx, events_before.0)?;
+        self.waiting = 0;
         tx.execute(
             "DELETE FROM batches WHERE received_ms < ?1",
             [events_before.0],
@@ -579,7 +632,7 @@ impl EventStore for SqliteStore {
             [events_before.0],
         )?;
         tx.commit()?;
-        Ok((events as u64, windows as u64))
+        Ok((events, windows as u64))
     }
 
     fn top_ports(
@@ -589,21 +642,7 @@ impl EventStore for SqliteStore {
         by: TopBy,
         limit: usize,
     ) -> Result<Vec<PortTotals>, StoreError> {
-        // Exact distinct counts over the raw events of the range (a later version
-        // answers long ranges from stored sketches instead).
-        let order = match by {
-            TopBy::Events => "events",
-            TopBy::Sources => "sources",
-            TopBy::Sensors => "sensors",
-        };
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT proto, scanned_port, SUM(count) AS events, COUNT(DISTINCT src) AS sources,
-                    COUNT(DISTINCT sensor_id) AS sensors, COUNT(DISTINCT dst) AS targets
-             FROM events WHERE time_ms >= ?1 AND time_ms < ?2 AND scanned_port IS NOT NULL
-             GROUP BY proto, scanned_port ORDER BY {order} DESC, events DESC, proto, scanned_port LIMIT ?3"
-        ))?;
-        let rows = st.query_map(params![from.0, to.0, limit as i64], port_totals)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        port_cells::top_ports(&self.conn, from, to, by, limit)
     }
 
     fn source_activity(
@@ -612,23 +651,7 @@ impl EventStore for SqliteStore {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<SourcePort>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT proto, scanned_port, SUM(count), COUNT(DISTINCT sensor_id), COUNT(DISTINCT dst), MIN(time_ms), MAX(time_ms)
-             FROM events WHERE src = ?1 AND time_ms >= ?2 AND time_ms < ?3 AND scanned_port IS NOT NULL
-             GROUP BY proto, scanned_port ORDER BY 3 DESC, proto, scanned_port",
-        )?;
-        let rows = st.query_map(params![ip_bytes(src), from.0, to.0], |r| {
-            Ok(SourcePort {
-                proto: r.get(0)?,
-                port: r.get(1)?,
-                events: r.get::<_, i64>(2)? as u64,
-                sensors: r.get::<_, i64>(3)? as u64,
-                targets: r.get::<_, i64>(4)? as u64,
-                first_seen: Timestamp(r.get(5)?),
-                last_seen: Timestamp(r.get(6)?),
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        events::source_activity(&self.conn, src, from, to)
     }
 
     fn commit_batch(
@@ -644,6 +667,7 @@ impl EventStore for SqliteStore {
             return Ok(BatchOutcome::Duplicate);
         }
         tx.commit()?;
+        self.committed(events.len())?;
         Ok(BatchOutcome::Accepted {
             events: events.len(),
         })
@@ -698,7 +722,7 @@ impl EventStore for SqliteStore {
             }
         }
         tx.commit()?;
-        Ok(())
+        self.committed(c.batches.iter().map(|b| b.events.len()).sum())
     }
 
     fn partials_between(
@@ -729,46 +753,7 @@ impl EventStore for SqliteStore {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<(String, Event)>, StoreError> {
-        let mut st = self.conn.prepare(
-            "SELECT s.name, e.time_ms, e.proto, e.src, e.dst, e.src_port, e.dst_port, e.flags, e.icmp_type, e.direction, e.action, e.count
-             FROM events e JOIN sensors s ON s.id = e.sensor_id
-             WHERE e.time_ms >= ?1 AND e.time_ms < ?2 ORDER BY e.time_ms, e.rowid",
-        )?;
-        let rows = st.query_map(params![from.0, to.0], |r| {
-            let bad = |i: usize| {
-                rusqlite::Error::InvalidColumnType(i, "ip".into(), rusqlite::types::Type::Blob)
-            };
-            let src: Vec<u8> = r.get(3)?;
-            let dst: Vec<u8> = r.get(4)?;
-            let flags: Option<u8> = r.get(7)?;
-            Ok((
-                r.get::<_, String>(0)?,
-                Event {
-                    time: Timestamp(r.get(1)?),
-                    proto: Protocol::from_number(r.get(2)?),
-                    src: ip_from(&src).ok_or_else(|| bad(3))?,
-                    dst: ip_from(&dst).ok_or_else(|| bad(4))?,
-                    src_port: r.get(5)?,
-                    dst_port: r.get(6)?,
-                    flags: TcpFlags(flags.unwrap_or(0)),
-                    flags_known: flags.is_some(),
-                    icmp_type: r.get(8)?,
-                    direction: match r.get::<_, i64>(9)? {
-                        1 => Direction::Inbound,
-                        2 => Direction::Outbound,
-                        _ => Direction::Unknown,
-                    },
-                    action: match r.get::<_, i64>(10)? {
-                        1 => Action::Accept,
-                        2 => Action::Drop,
-                        3 => Action::Reject,
-                        _ => Action::Unknown,
-                    },
-                    count: r.get(11)?,
-                },
-            ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        events::between(&self.conn, from, to)
     }
 }
 
@@ -1214,29 +1199,7 @@ fn insert_batch(
     if fresh == 0 {
         return Ok(false);
     }
-    {
-        let mut st = tx.prepare_cached(
-                "INSERT INTO events (time_ms, sensor_id, proto, src, dst, src_port, dst_port, flags, icmp_type, direction, action, count, scanned_port)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )?;
-        for e in events {
-            st.execute(params![
-                e.time.0,
-                sensor_id,
-                i64::from(e.proto.number()),
-                ip_bytes(e.src),
-                ip_bytes(e.dst),
-                e.src_port,
-                e.dst_port,
-                e.flags_known.then_some(e.flags.0),
-                e.icmp_type,
-                direction_code(e.direction),
-                action_code(e.action),
-                i64::from(e.count),
-                e.scanned_port().map(|(_, p)| p),
-            ])?;
-        }
-    }
+    events::store(tx, sensor_id, events)?;
     let total: i64 = events.iter().map(|e| i64::from(e.count)).sum();
     tx.execute(
         "UPDATE sensors SET batches = batches + 1, events = events + ?1,

@@ -7,6 +7,9 @@ use scanwatch_store::prelude::*;
 use scanwatch_store::sqlite::SqliteStore;
 use scanwatch_store::{BatchOutcome, ContextItem, ContextKind, StoreError};
 
+mod old_versions;
+use old_versions::BACK_TO_V5_EVENTS;
+
 fn ev(t: i64, src: &str, port: u16) -> Event {
     Event {
         time: Timestamp(t),
@@ -113,6 +116,7 @@ fn version_1_is_migrated() {
     s.add_sensor("fw-1", Timestamp(0)).unwrap();
     drop(s);
     let conn = rusqlite::Connection::open(dir.path().join("scanwatch.db")).unwrap();
+    conn.execute_batch(BACK_TO_V5_EVENTS).unwrap();
     conn.execute_batch(
         "DROP INDEX events_by_src; ALTER TABLE events DROP COLUMN scanned_port; ALTER TABLE sensors DROP COLUMN heartbeat_ms; ALTER TABLE sensors DROP COLUMN heartbeat; DROP TABLE windows; DROP TABLE alerts; DROP TABLE api_tokens; DROP TABLE context_items; DROP TABLE sessions; DROP TABLE users; DROP TABLE sink_state; DROP TABLE dead_letters; DROP TABLE partials; PRAGMA user_version = 1;",
     )
@@ -133,6 +137,7 @@ fn version_2_is_migrated_and_context_items_are_idempotent() {
     s.add_sensor("fw-1", Timestamp(0)).unwrap();
     drop(s);
     let conn = rusqlite::Connection::open(dir.path().join("scanwatch.db")).unwrap();
+    conn.execute_batch(BACK_TO_V5_EVENTS).unwrap();
     conn.execute_batch("DROP TABLE context_items; DROP TABLE sessions; DROP TABLE users; DROP TABLE sink_state; DROP TABLE dead_letters; DROP TABLE partials; PRAGMA user_version = 2;")
         .unwrap();
     drop(conn);
@@ -437,7 +442,7 @@ fn version_3_is_migrated_with_users_sessions_and_sink_state() {
     drop(s);
     let conn = rusqlite::Connection::open(dir.path().join("scanwatch.db")).unwrap();
     conn.execute_batch(
-        "DROP TABLE sessions; DROP TABLE users; DROP TABLE sink_state; DROP TABLE dead_letters; DROP TABLE partials; PRAGMA user_version = 3;",
+        &format!("{BACK_TO_V5_EVENTS} DROP TABLE sessions; DROP TABLE users; DROP TABLE sink_state; DROP TABLE dead_letters; DROP TABLE partials; PRAGMA user_version = 3;"),
     )
     .unwrap();
     drop(conn);
@@ -493,17 +498,19 @@ fn a_migration_is_planned_read_only_and_backed_up_first() {
     s.add_sensor("fw-1", Timestamp(0)).unwrap();
     drop(s);
     let up_to_date = migration_plan(dir.path()).unwrap().unwrap();
-    assert_eq!((up_to_date.from, up_to_date.to), (5, 5));
+    assert_eq!((up_to_date.from, up_to_date.to), (6, 6));
     assert!(up_to_date.steps.is_empty());
     // Back to version 4: without the partials table.
     let db = dir.path().join("scanwatch.db");
     let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute_batch("DROP TABLE partials; PRAGMA user_version = 4;")
-        .unwrap();
+    conn.execute_batch(&format!(
+        "{BACK_TO_V5_EVENTS} DROP TABLE partials; PRAGMA user_version = 4;"
+    ))
+    .unwrap();
     drop(conn);
     let plan = migration_plan(dir.path()).unwrap().unwrap();
-    assert_eq!((plan.from, plan.to), (4, 5));
-    assert_eq!(plan.steps.len(), 1);
+    assert_eq!((plan.from, plan.to), (4, 6));
+    assert_eq!(plan.steps.len(), 2);
     assert_eq!(plan.backup, dir.path().join("scanwatch.db.v4.bak"));
     assert!(!plan.backup.exists(), "planning changes nothing");
     let version = |p: &std::path::Path| -> u32 {
@@ -517,7 +524,7 @@ fn a_migration_is_planned_read_only_and_backed_up_first() {
     let s = SqliteStore::open(dir.path()).unwrap();
     assert_eq!(s.sensors().unwrap().len(), 1);
     drop(s);
-    assert_eq!(version(&db), 5, "migrated");
+    assert_eq!(version(&db), scanwatch_store::SCHEMA_VERSION, "migrated");
     // The copy is the database as it was: version 4, its sensor, no partials.
     assert_eq!(version(&plan.backup), 4);
     let old = rusqlite::Connection::open(&plan.backup).unwrap();
@@ -542,8 +549,10 @@ fn a_migration_is_planned_read_only_and_backed_up_first() {
     // A second migration from the same version does not overwrite the first copy.
     drop(old);
     let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute_batch("DROP TABLE partials; PRAGMA user_version = 4;")
-        .unwrap();
+    conn.execute_batch(&format!(
+        "{BACK_TO_V5_EVENTS} DROP TABLE partials; PRAGMA user_version = 4;"
+    ))
+    .unwrap();
     drop(conn);
     assert_eq!(
         migration_plan(dir.path()).unwrap().unwrap().backup,

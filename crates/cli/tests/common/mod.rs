@@ -172,14 +172,18 @@ pub fn run_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
 /// sources among them: equal when every event has a source of its own and none
 /// was stored twice.
 pub fn stored_events_and_sources(db: &std::path::Path) -> (u64, u64) {
-    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    use scanwatch_store::prelude::*;
+    let dir = db.parent().unwrap();
+    let s = scanwatch_store::sqlite::SqliteStore::open(dir).unwrap();
+    let events = s
+        .events_between(
+            scanwatch_event::Timestamp(i64::MIN),
+            scanwatch_event::Timestamp(i64::MAX),
+        )
         .unwrap();
-    c.query_row(
-        "SELECT COALESCE(SUM(count), 0), COUNT(DISTINCT src) FROM events",
-        [],
-        |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
-    )
-    .unwrap()
+    let total: u64 = events.iter().map(|(_, e)| u64::from(e.count)).sum();
+    let sources: std::collections::HashSet<_> = events.iter().map(|(_, e)| e.src).collect();
+    (total, sources.len() as u64)
 }
 
 /// Waits until `done` (checked every 100 ms), failing after `secs` seconds.

@@ -1,0 +1,514 @@
+//! Raw events in the embedded store: a batch's events are kept as compressed
+//! blocks (`scanwatch_event::block`), one per hour of event time the batch
+//! touches, not as one row per event; a block spans less than an hour, so the
+//! blocks of a range are found by their first event's time.
+//!
+//! What queries read instead of raw events — the per-port cells (`port_cells`) and,
+//! per (source, day, protocol, port), a source's summary (`source_days`) — is
+//! brought up to date in bulk: once [`AGGREGATE_EVERY`] events wait (and before
+//! retention), in one transaction that also moves the `aggregated` watermark (the
+//! last block counted). Merging a batch's few thousand scattered cells in its own
+//! commit wrote a page per cell; in bulk each page is written once for many
+//! batches. A query adds the blocks after the watermark from their events, so
+//! every answer counts every committed batch exactly once, and a crash loses
+//! nothing: the blocks are the record, the watermark says what is counted.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection};
+use scanwatch_aggregate::{decode_distinct, encode_distinct, Distinct};
+use scanwatch_event::{Event, Timestamp};
+
+use super::ip_bytes;
+use super::port_cells::{self, ceil_to, floor_to, ip_key, DAY_MS, HOUR_MS};
+use super::CELL_EXACT_LIMIT;
+use crate::{SourcePort, StoreError};
+use scanwatch_event::block::{decode_events, encode_events};
+
+/// Version 6: the event blocks and the sources' days (the per-port cells are in
+/// `port_cells`); the row-per-event table goes.
+pub(crate) const SCHEMA_V6: &str = "
+CREATE TABLE event_blocks (
+    id          INTEGER PRIMARY KEY,
+    sensor_id   INTEGER NOT NULL REFERENCES sensors(id),
+    min_time_ms INTEGER NOT NULL,
+    max_time_ms INTEGER NOT NULL,
+    events      INTEGER NOT NULL,
+    data        BLOB    NOT NULL
+);
+CREATE INDEX event_blocks_by_time ON event_blocks (min_time_ms);
+CREATE TABLE aggregated (
+    one      INTEGER PRIMARY KEY CHECK (one = 1),
+    block_id INTEGER NOT NULL
+);
+INSERT INTO aggregated (one, block_id) VALUES (1, 0);
+CREATE TABLE source_days (
+    src      BLOB    NOT NULL,
+    day_ms   INTEGER NOT NULL,
+    proto    INTEGER NOT NULL,
+    port     INTEGER NOT NULL,
+    events   INTEGER NOT NULL,
+    first_in INTEGER NOT NULL,
+    last_in  INTEGER NOT NULL,
+    sensors  BLOB    NOT NULL,
+    targets  BLOB    NOT NULL,
+    PRIMARY KEY (src, day_ms, proto, port)
+) WITHOUT ROWID;
+";
+
+/// Times outside this range are treated as its ends (no stored event is that far
+/// from 1970, and the arithmetic on ranges cannot overflow).
+const FAR: i64 = 1 << 60;
+
+pub(crate) fn clamp(t: Timestamp) -> i64 {
+    t.0.clamp(-FAR, FAR)
+}
+
+fn encode_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Encode(e.to_string())
+}
+
+/// How many events may wait in blocks after the watermark before they are
+/// aggregated (a query reads at most about these from raw blocks on top of the
+/// cells).
+pub const AGGREGATE_EVERY: u64 = 20_000;
+
+/// Stores a batch's events as blocks in the caller's transaction.
+pub(crate) fn store(conn: &Connection, sensor_id: i64, events: &[Event]) -> Result<(), StoreError> {
+    // One block per hour of event time, each in the batch's order.
+    let mut hours: Vec<(i64, Vec<Event>)> = Vec::new();
+    let mut at: HashMap<i64, usize> = HashMap::new();
+    for e in events {
+        let h = floor_to(e.time.0.clamp(-FAR, FAR), HOUR_MS);
+        let i = *at.entry(h).or_insert_with(|| {
+            hours.push((h, Vec::new()));
+            hours.len() - 1
+        });
+        hours[i].1.push(e.clone());
+    }
+    let mut put = conn.prepare_cached(
+        "INSERT INTO event_blocks (sensor_id, min_time_ms, max_time_ms, events, data)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (_, block) in &hours {
+        let (lo, hi) = block.iter().fold((i64::MAX, i64::MIN), |(lo, hi), e| {
+            (lo.min(e.time.0), hi.max(e.time.0))
+        });
+        put.execute(params![
+            sensor_id,
+            lo,
+            hi,
+            block.len() as i64,
+            encode_events(block)
+        ])?;
+    }
+    Ok(())
+}
+
+/// The last block counted in the cells and source days.
+pub(crate) fn watermark(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(
+        conn.query_row("SELECT block_id FROM aggregated WHERE one = 1", [], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
+/// How many events wait after the watermark.
+pub(crate) fn waiting(conn: &Connection) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_row(
+        "SELECT COALESCE(SUM(events), 0) FROM event_blocks
+         WHERE id > (SELECT block_id FROM aggregated WHERE one = 1)",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(n as u64)
+}
+
+/// Counts every block after the watermark into the cells and source days and
+/// moves the watermark, in the caller's transaction (256 blocks at a time, so
+/// memory holds a bounded part).
+pub(crate) fn aggregate(conn: &Connection) -> Result<(), StoreError> {
+    let mut mark = watermark(conn)?;
+    let mut st = conn.prepare_cached(
+        "SELECT id, sensor_id, data FROM event_blocks WHERE id > ?1 ORDER BY id LIMIT 256",
+    )?;
+    loop {
+        let mut cells = port_cells::Pending::default();
+        let mut days: HashMap<DayKey, SourceAcc> = HashMap::new();
+        let mut last = None;
+        let mut rows = st.query([mark])?;
+        while let Some(r) = rows.next()? {
+            let (id, sensor): (i64, i64) = (r.get(0)?, r.get(1)?);
+            let data = r.get_ref(2)?.as_blob().map_err(encode_error)?;
+            for e in decode_events(data).map_err(encode_error)? {
+                if let Some((proto, port)) = e.scanned_port() {
+                    cells.add(sensor, &e);
+                    days.entry((
+                        ip_bytes(e.src),
+                        floor_to(e.time.0, DAY_MS),
+                        proto.number(),
+                        port,
+                    ))
+                    .or_default()
+                    .add(sensor, &e);
+                }
+            }
+            last = Some(id);
+        }
+        drop(rows);
+        let Some(last) = last else {
+            return Ok(());
+        };
+        cells.write(conn)?;
+        merge_days(conn, days)?;
+        conn.execute("UPDATE aggregated SET block_id = ?1 WHERE one = 1", [last])?;
+        mark = last;
+    }
+}
+
+/// Hands every event of the blocks after the watermark `mark` with time in
+/// `[from, to)` to `each`, with its sensor id.
+pub(crate) fn scan_waiting(
+    conn: &Connection,
+    mark: i64,
+    from: i64,
+    to: i64,
+    mut each: impl FnMut(i64, &Event),
+) -> Result<(), StoreError> {
+    if from >= to {
+        return Ok(());
+    }
+    let mut st = conn.prepare_cached(
+        "SELECT sensor_id, data FROM event_blocks
+         WHERE id > ?1 AND min_time_ms < ?2 AND max_time_ms >= ?3 ORDER BY id",
+    )?;
+    let mut rows = st.query(params![mark, to, from])?;
+    while let Some(r) = rows.next()? {
+        let sensor: i64 = r.get(0)?;
+        let data = r.get_ref(1)?.as_blob().map_err(encode_error)?;
+        for e in decode_events(data).map_err(encode_error)? {
+            if e.time.0 >= from && e.time.0 < to {
+                each(sensor, &e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Hands every stored event with time in `[from, to)` to `each` with its sensor
+/// id, block by block in the order they were stored, each block in its order.
+pub(crate) fn scan(
+    conn: &Connection,
+    from: i64,
+    to: i64,
+    mut each: impl FnMut(i64, &Event),
+) -> Result<(), StoreError> {
+    if from >= to {
+        return Ok(());
+    }
+    let mut st = conn.prepare_cached(
+        "SELECT sensor_id, data FROM event_blocks
+         WHERE min_time_ms > ?1 AND min_time_ms < ?2 AND max_time_ms >= ?3 ORDER BY id",
+    )?;
+    let mut rows = st.query(params![from.saturating_sub(HOUR_MS), to, from])?;
+    while let Some(r) = rows.next()? {
+        let sensor: i64 = r.get(0)?;
+        let data = r.get_ref(1)?.as_blob().map_err(encode_error)?;
+        for e in decode_events(data).map_err(encode_error)? {
+            if e.time.0 >= from && e.time.0 < to {
+                each(sensor, &e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Stored events with time in `[from, to)` with their sensor's name, in time
+/// order (the order they were stored in among equal times).
+pub(crate) fn between(
+    conn: &Connection,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<(String, Event)>, StoreError> {
+    let names: HashMap<i64, String> = {
+        let mut st = conn.prepare_cached("SELECT id, name FROM sensors")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut out: Vec<(i64, Event)> = Vec::new();
+    scan(conn, clamp(from), clamp(to), |s, e| {
+        out.push((s, e.clone()))
+    })?;
+    // Stable: equal times keep the order they were stored in.
+    out.sort_by_key(|(_, e)| e.time);
+    out.into_iter()
+        .map(|(s, e)| {
+            let name = names
+                .get(&s)
+                .cloned()
+                .ok_or_else(|| StoreError::Encode(format!("events of unknown sensor id {s}")))?;
+            Ok((name, e))
+        })
+        .collect()
+}
+
+/// What a source did on one port, while counting.
+#[derive(Clone, Debug)]
+struct SourceAcc {
+    events: u64,
+    first: i64,
+    last: i64,
+    sensors: Distinct,
+    targets: Distinct,
+}
+
+impl Default for SourceAcc {
+    fn default() -> Self {
+        SourceAcc {
+            events: 0,
+            first: i64::MAX,
+            last: i64::MIN,
+            sensors: Distinct::default(),
+            targets: Distinct::default(),
+        }
+    }
+}
+
+impl SourceAcc {
+    fn add(&mut self, sensor: i64, e: &Event) {
+        self.events += u64::from(e.count);
+        self.first = self.first.min(e.time.0);
+        self.last = self.last.max(e.time.0);
+        self.sensors.add_hash(sensor as u64, CELL_EXACT_LIMIT);
+        self.targets.add_hash(ip_key(e.dst), CELL_EXACT_LIMIT);
+    }
+
+    fn merge(&mut self, o: &SourceAcc) {
+        self.events += o.events;
+        self.first = self.first.min(o.first);
+        self.last = self.last.max(o.last);
+        self.sensors.merge(&o.sensors, CELL_EXACT_LIMIT);
+        self.targets.merge(&o.targets, CELL_EXACT_LIMIT);
+    }
+
+    /// A stored day (`day`: its start; first and last are kept as milliseconds into
+    /// the day, a few bytes less a row than times since 1970).
+    fn read(r: &rusqlite::Row<'_>, at: usize, day: i64) -> Result<SourceAcc, StoreError> {
+        let d = |i: usize| -> Result<Distinct, StoreError> {
+            decode_distinct(r.get_ref(i)?.as_blob().map_err(encode_error)?).map_err(encode_error)
+        };
+        Ok(SourceAcc {
+            events: r.get::<_, i64>(at)? as u64,
+            first: day + r.get::<_, i64>(at + 1)?,
+            last: day + r.get::<_, i64>(at + 2)?,
+            sensors: d(at + 3)?,
+            targets: d(at + 4)?,
+        })
+    }
+}
+
+type DayKey = (Vec<u8>, i64, u8, u16);
+
+/// Merges source days into the stored ones (read, merge, write back).
+fn merge_days(conn: &Connection, days: HashMap<DayKey, SourceAcc>) -> Result<(), StoreError> {
+    let mut get = conn.prepare_cached(
+        "SELECT events, first_in, last_in, sensors, targets FROM source_days
+         WHERE src = ?1 AND day_ms = ?2 AND proto = ?3 AND port = ?4",
+    )?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO source_days (src, day_ms, proto, port, events, first_in, last_in, sensors, targets)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    let mut update = conn.prepare_cached(
+        "UPDATE source_days SET events = ?5, first_in = ?6, last_in = ?7, sensors = ?8, targets = ?9
+         WHERE src = ?1 AND day_ms = ?2 AND proto = ?3 AND port = ?4",
+    )?;
+    // In key order: neighbouring rows share pages.
+    let mut days: Vec<_> = days.into_iter().collect();
+    days.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for ((src, day, proto, port), new) in days {
+        let stored = {
+            let mut rows = get.query(params![src, day, proto, port])?;
+            match rows.next()? {
+                Some(r) => {
+                    let mut old = SourceAcc::read(r, 0, day)?;
+                    old.merge(&new);
+                    Some(old)
+                }
+                None => None,
+            }
+        };
+        let (acc, st) = match stored {
+            Some(a) => (a, &mut update),
+            None => (new, &mut insert),
+        };
+        st.execute(params![
+            src,
+            day,
+            proto,
+            port,
+            acc.events as i64,
+            acc.first - day,
+            acc.last - day,
+            encode_distinct(&acc.sensors),
+            encode_distinct(&acc.targets),
+        ])?;
+    }
+    Ok(())
+}
+
+/// What one source did over `[from, to)`, per port, busiest first: whole days
+/// from its summaries (and the blocks not yet counted into them), the parts of a
+/// day at the ends from the events.
+pub(crate) fn source_activity(
+    conn: &Connection,
+    src: std::net::IpAddr,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<SourcePort>, StoreError> {
+    let (from, to) = (clamp(from), clamp(to));
+    // One snapshot: the summaries and the watermark they were counted to.
+    let tx = conn.unchecked_transaction()?;
+    let conn: &Connection = &tx;
+    let mark = watermark(conn)?;
+    let mut ports: HashMap<(u8, u16), SourceAcc> = HashMap::new();
+    let (d0, d1) = (ceil_to(from, DAY_MS), floor_to(to, DAY_MS));
+    let ends = if d0 < d1 {
+        let mut st = conn.prepare_cached(
+            "SELECT proto, port, day_ms, events, first_in, last_in, sensors, targets FROM source_days
+             WHERE src = ?1 AND day_ms >= ?2 AND day_ms < ?3",
+        )?;
+        let mut rows = st.query(params![ip_bytes(src), d0, d1])?;
+        while let Some(r) = rows.next()? {
+            let key = (r.get::<_, i64>(0)? as u8, r.get::<_, i64>(1)? as u16);
+            let day: i64 = r.get(2)?;
+            ports
+                .entry(key)
+                .or_default()
+                .merge(&SourceAcc::read(r, 3, day)?);
+        }
+        vec![(from, d0), (d1, to)]
+    } else {
+        vec![(from, to)]
+    };
+    let mut count = |sensor: i64, e: &Event| {
+        if e.src == src {
+            if let Some((proto, port)) = e.scanned_port() {
+                ports
+                    .entry((proto.number(), port))
+                    .or_default()
+                    .add(sensor, e);
+            }
+        }
+    };
+    if d0 < d1 {
+        scan_waiting(conn, mark, d0, d1, &mut count)?;
+    }
+    for (a, b) in ends {
+        scan(conn, a, b, &mut count)?;
+    }
+    drop(tx);
+    let mut out: Vec<SourcePort> = ports
+        .into_iter()
+        .map(|((proto, port), a)| SourcePort {
+            proto,
+            port,
+            events: a.events,
+            sensors: a.sensors.distinct(),
+            targets: a.targets.distinct(),
+            first_seen: Timestamp(a.first),
+            last_seen: Timestamp(a.last),
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.events
+            .cmp(&a.events)
+            .then(a.proto.cmp(&b.proto))
+            .then(a.port.cmp(&b.port))
+    });
+    Ok(out)
+}
+
+/// Retention: the events before `cut` go (blocks wholly before it deleted, a block
+/// it cuts through written again with what is left), with the source days and
+/// port cells before it; the day it cuts through is counted again from the events
+/// left. Returns how many events were deleted.
+pub(crate) fn prune(conn: &Connection, cut: i64) -> Result<u64, StoreError> {
+    // Everything counted first: the day it cuts through is counted again from
+    // the blocks, all of them.
+    aggregate(conn)?;
+    let mut deleted: i64 = conn.query_row(
+        "SELECT COALESCE(SUM(events), 0) FROM event_blocks WHERE max_time_ms < ?1",
+        [cut],
+        |r| r.get(0),
+    )?;
+    conn.execute("DELETE FROM event_blocks WHERE max_time_ms < ?1", [cut])?;
+    let cut_through: Vec<(i64, Vec<u8>)> = {
+        let mut st = conn.prepare(
+            "SELECT id, data FROM event_blocks WHERE min_time_ms < ?1 AND max_time_ms >= ?1",
+        )?;
+        let rows = st.query_map([cut], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (id, data) in cut_through {
+        let mut events = decode_events(&data).map_err(encode_error)?;
+        let before = events.len();
+        events.retain(|e| e.time.0 >= cut);
+        deleted += (before - events.len()) as i64;
+        let lo = events.iter().map(|e| e.time.0).min().unwrap_or(cut);
+        conn.execute(
+            "UPDATE event_blocks SET min_time_ms = ?2, events = ?3, data = ?4 WHERE id = ?1",
+            params![id, lo, events.len() as i64, encode_events(&events)],
+        )?;
+    }
+    let day = floor_to(cut, DAY_MS);
+    conn.execute("DELETE FROM source_days WHERE day_ms < ?1", [day])?;
+    if day < cut {
+        conn.execute("DELETE FROM source_days WHERE day_ms = ?1", [day])?;
+        let mut days: HashMap<DayKey, SourceAcc> = HashMap::new();
+        scan(conn, day, day + DAY_MS, |sensor, e| {
+            if let Some((proto, port)) = e.scanned_port() {
+                days.entry((ip_bytes(e.src), day, proto.number(), port))
+                    .or_default()
+                    .add(sensor, e);
+            }
+        })?;
+        merge_days(conn, days)?;
+    }
+    port_cells::prune(conn, cut)?;
+    Ok(deleted as u64)
+}
+
+/// Moves the row-per-event table of versions 1 to 5 into blocks (runs of one
+/// sensor's events in the order they were stored, cut at each hour and every
+/// 20,000 events), with their port cells and source days, and drops it.
+pub(crate) fn migrate_rows(conn: &Connection) -> Result<(), StoreError> {
+    const RUN: usize = 20_000;
+    let mut run: Vec<Event> = Vec::new();
+    let mut run_sensor = None;
+    {
+        let mut st = conn.prepare(
+            "SELECT sensor_id, time_ms, proto, src, dst, src_port, dst_port, flags, icmp_type, direction, action, count
+             FROM events ORDER BY rowid",
+        )?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let sensor: i64 = r.get(0)?;
+            let e = super::event_row(r, 1)?;
+            if run_sensor != Some(sensor) || run.len() >= RUN {
+                if let Some(s) = run_sensor {
+                    store(conn, s, &run)?;
+                }
+                run.clear();
+                run_sensor = Some(sensor);
+            }
+            run.push(e);
+        }
+    }
+    if let Some(s) = run_sensor {
+        store(conn, s, &run)?;
+    }
+    conn.execute_batch("DROP TABLE events;")?;
+    aggregate(conn)
+}

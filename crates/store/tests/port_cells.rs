@@ -1,0 +1,318 @@
+//! The SQLite store of event blocks, per-port cells and source days answers as an
+//! exact count over the delivered events does (computed here, as the reference):
+//! top ports, a source's activity and the events of a range, over random networks
+//! delivered in random batches, for ranges aligned on days or hours or on nothing,
+//! by each ranking and limit, after retention cut through a day, and after the
+//! migration that turns a version 5 store's rows into blocks.
+#![allow(clippy::unwrap_used)] // a test may panic on a broken setup
+
+use proptest::prelude::*;
+use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
+use scanwatch_store::prelude::*;
+use scanwatch_store::sqlite::SqliteStore;
+use scanwatch_store::{PortTotals, SourcePort, TopBy};
+use std::collections::{HashMap, HashSet};
+
+mod old_versions;
+
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
+/// Day 20 of 1970: the network's first day.
+const BASE: i64 = 20 * DAY;
+
+fn ev(t: i64, src: u32, dst: u8, port: u16, count: u32, scan: bool) -> Event {
+    Event {
+        time: Timestamp(t),
+        proto: if port % 7 == 0 {
+            Protocol::Udp
+        } else {
+            Protocol::Tcp
+        },
+        src: std::net::IpAddr::V4(std::net::Ipv4Addr::from(0xC000_0000 | src)),
+        dst: std::net::IpAddr::V4(std::net::Ipv4Addr::new(198, 18, 0, dst)),
+        src_port: Some(40000),
+        dst_port: Some(port),
+        flags: TcpFlags(if scan {
+            TcpFlags::SYN
+        } else {
+            TcpFlags::SYN | TcpFlags::ACK
+        }),
+        flags_known: true,
+        icmp_type: None,
+        direction: Direction::Inbound,
+        action: Action::Drop,
+        count,
+    }
+}
+
+type Delivered = [(String, Event)];
+
+fn in_range(d: &Delivered, from: i64, to: i64) -> impl Iterator<Item = &(String, Event)> {
+    d.iter()
+        .filter(move |(_, e)| e.time.0 >= from && e.time.0 < to)
+}
+
+/// Top ports counted exactly over the delivered events.
+fn reference(d: &Delivered, from: i64, to: i64, by: TopBy, limit: usize) -> Vec<PortTotals> {
+    #[derive(Default)]
+    struct Acc<'a> {
+        events: u64,
+        src: HashSet<std::net::IpAddr>,
+        sensors: HashSet<&'a str>,
+        dst: HashSet<std::net::IpAddr>,
+    }
+    let mut m: HashMap<(u8, u16), Acc> = HashMap::new();
+    for (s, e) in in_range(d, from, to) {
+        if let Some((p, port)) = e.scanned_port() {
+            let a = m.entry((p.number(), port)).or_default();
+            a.events += u64::from(e.count);
+            a.src.insert(e.src);
+            a.sensors.insert(s);
+            a.dst.insert(e.dst);
+        }
+    }
+    let mut v: Vec<PortTotals> = m
+        .into_iter()
+        .map(|((proto, port), a)| PortTotals {
+            proto,
+            port,
+            events: a.events,
+            sources: a.src.len() as u64,
+            sensors: a.sensors.len() as u64,
+            targets: a.dst.len() as u64,
+        })
+        .collect();
+    let key = |t: &PortTotals| match by {
+        TopBy::Events => t.events,
+        TopBy::Sources => t.sources,
+        TopBy::Sensors => t.sensors,
+    };
+    v.sort_by(|a, b| {
+        key(b)
+            .cmp(&key(a))
+            .then(b.events.cmp(&a.events))
+            .then((a.proto, a.port).cmp(&(b.proto, b.port)))
+    });
+    v.truncate(limit);
+    v
+}
+
+/// A source's activity counted exactly over the delivered events.
+fn source_reference(d: &Delivered, src: std::net::IpAddr, from: i64, to: i64) -> Vec<SourcePort> {
+    /// Events, sensors, targets, first and last seen.
+    type Acc<'a> = (u64, HashSet<&'a str>, HashSet<std::net::IpAddr>, i64, i64);
+    let mut m: HashMap<(u8, u16), Acc> = HashMap::new();
+    for (s, e) in in_range(d, from, to).filter(|(_, e)| e.src == src) {
+        if let Some((p, port)) = e.scanned_port() {
+            let a = m.entry((p.number(), port)).or_insert((
+                0,
+                HashSet::new(),
+                HashSet::new(),
+                i64::MAX,
+                i64::MIN,
+            ));
+            a.0 += u64::from(e.count);
+            a.1.insert(s);
+            a.2.insert(e.dst);
+            a.3 = a.3.min(e.time.0);
+            a.4 = a.4.max(e.time.0);
+        }
+    }
+    let mut v: Vec<SourcePort> = m
+        .into_iter()
+        .map(|((proto, port), a)| SourcePort {
+            proto,
+            port,
+            events: a.0,
+            sensors: a.1.len() as u64,
+            targets: a.2.len() as u64,
+            first_seen: Timestamp(a.3),
+            last_seen: Timestamp(a.4),
+        })
+        .collect();
+    v.sort_by(|a, b| {
+        b.events
+            .cmp(&a.events)
+            .then((a.proto, a.port).cmp(&(b.proto, b.port)))
+    });
+    v
+}
+
+/// A network: a few busy ports with hundreds of sources, a long tail of ports
+/// with one or two, replies that are not scans; three sensors.
+fn network() -> impl Strategy<Value = Vec<(usize, Event)>> {
+    let one = (
+        0..3 * DAY,
+        0usize..3,
+        prop_oneof![
+            3 => (0u32..400, prop::sample::select(vec![1025u16, 445, 23, 3389, 14])),
+            2 => (0u32..60, 1u16..2000),
+        ],
+        0u8..40,
+        1u32..4,
+        prop::bool::weighted(0.95),
+    )
+        .prop_map(|(t, sensor, (src, port), dst, count, scan)| {
+            (sensor, ev(BASE + t, src, dst, port, count, scan))
+        });
+    prop::collection::vec(one, 200..3000)
+}
+
+fn ranges(cuts: &[i64]) -> Vec<(i64, i64)> {
+    let mut r = vec![
+        (BASE, BASE + 3 * DAY),
+        (BASE + DAY, BASE + 2 * DAY),
+        (BASE + 5 * HOUR, BASE + 29 * HOUR),
+        (BASE - HOUR, BASE + 4 * DAY),
+        (BASE + 30 * HOUR + 17, BASE + 30 * HOUR + 1_000_000),
+    ];
+    for w in cuts.chunks(2) {
+        if let [a, b] = w {
+            r.push((BASE + a.min(b), BASE + a.max(b)));
+        }
+    }
+    r
+}
+
+fn check(store: &SqliteStore, d: &Delivered, cuts: &[i64]) -> Result<(), TestCaseError> {
+    let mut wide = ranges(cuts);
+    wide.push((i64::MIN, i64::MAX));
+    for &(from, to) in &wide {
+        for by in [TopBy::Events, TopBy::Sources, TopBy::Sensors] {
+            for limit in [1, 3, 10, 1000] {
+                let got = store
+                    .top_ports(Timestamp(from), Timestamp(to), by, limit)
+                    .unwrap();
+                prop_assert_eq!(
+                    got,
+                    reference(d, from, to, by, limit),
+                    "[{}, {}) by {:?} limit {}",
+                    from,
+                    to,
+                    by,
+                    limit
+                );
+            }
+        }
+        // The busiest source and one from the long tail.
+        for src in [0xC000_0000u32 | 7, 0xC000_0000 | 59] {
+            let src = std::net::IpAddr::V4(std::net::Ipv4Addr::from(src));
+            prop_assert_eq!(
+                store
+                    .source_activity(src, Timestamp(from), Timestamp(to))
+                    .unwrap(),
+                source_reference(d, src, from, to),
+                "{} over [{}, {})",
+                src,
+                from,
+                to
+            );
+        }
+        let mut want: Vec<(String, Event)> = in_range(d, from, to).cloned().collect();
+        want.sort_by_key(|(_, e)| e.time);
+        prop_assert_eq!(
+            store
+                .events_between(Timestamp(from), Timestamp(to))
+                .unwrap(),
+            want
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 10, ..ProptestConfig::default() })]
+
+    #[test]
+    fn answers_equal_an_exact_count_of_the_delivered_events(
+        events in network(),
+        sizes in prop::collection::vec(1usize..400, 1..20),
+        cuts in prop::collection::vec(-HOUR..3 * DAY + HOUR, 6),
+        cut in 0..3 * DAY,
+        counted_after in 0usize..20,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(dir.path()).unwrap();
+        for n in ["a", "b", "c"] {
+            s.add_sensor(n, Timestamp(0)).unwrap();
+        }
+        // Batches of assorted sizes, each sensor's in turn, in delivery order.
+        let mut delivered: Vec<(String, Event)> = Vec::new();
+        let mut at = 0;
+        let mut batch = 0;
+        while at < events.len() {
+            let n = sizes[batch % sizes.len()].min(events.len() - at);
+            let sensor = ["a", "b", "c"][batch % 3];
+            let part: Vec<Event> = events[at..at + n].iter().map(|(_, e)| e.clone()).collect();
+            s.commit_batch(sensor, &batch.to_string(), &part, Timestamp(0)).unwrap();
+            delivered.extend(part.into_iter().map(|e| (sensor.to_string(), e)));
+            at += n;
+            batch += 1;
+            // Some batches counted into the cells and source days, the later ones
+            // waiting: every answer counts both.
+            if batch == counted_after {
+                s.aggregate_now().unwrap();
+            }
+        }
+        check(&s, &delivered, &cuts)?;
+
+        // Retention cuts through a day: what is left is counted as the events say.
+        let (pruned, _) = s.prune(Timestamp(BASE + cut), Timestamp(0)).unwrap();
+        let before = delivered.len();
+        delivered.retain(|(_, e)| e.time.0 >= BASE + cut);
+        prop_assert_eq!(pruned as usize, before - delivered.len());
+        check(&s, &delivered, &cuts)?;
+
+        // A version 5 store (a row per event, no cells) is migrated: its rows become
+        // blocks, with the cells and source days.
+        let rows = s.events_between(Timestamp(i64::MIN), Timestamp(i64::MAX)).unwrap();
+        let db = s.path().to_path_buf();
+        drop(s);
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(old_versions::BACK_TO_V5_EVENTS).unwrap();
+        old_versions::insert_v5_rows(&conn, &rows);
+        conn.execute_batch("PRAGMA user_version = 5;").unwrap();
+        drop(conn);
+        let s = SqliteStore::open(dir.path()).unwrap();
+        check(&s, &rows, &cuts)?;
+    }
+}
+
+/// A port with more sources than a cell keeps exactly is counted by the sketch,
+/// within its documented error (2 % is about 2.5 standard errors).
+#[test]
+fn many_sources_are_counted_within_the_sketch_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    s.add_sensor("a", Timestamp(0)).unwrap();
+    let n = 5_000u32;
+    let events: Vec<Event> = (0..n)
+        .map(|i| {
+            ev(
+                BASE + i64::from(i) * 10_000,
+                i,
+                (i % 200) as u8,
+                1025,
+                1,
+                true,
+            )
+        })
+        .collect();
+    for (k, part) in events.chunks(700).enumerate() {
+        s.commit_batch("a", &k.to_string(), part, Timestamp(0))
+            .unwrap();
+    }
+    let top = s
+        .top_ports(
+            Timestamp(BASE),
+            Timestamp(BASE + 2 * DAY),
+            TopBy::Sources,
+            5,
+        )
+        .unwrap();
+    assert_eq!(top.len(), 1);
+    assert_eq!(top[0].events, u64::from(n), "events are exact");
+    let err = (top[0].sources as f64 - f64::from(n)).abs() / f64::from(n);
+    assert!(err < 0.02, "{} sources for {n}", top[0].sources);
+    assert_eq!(top[0].targets, 200, "a small counter stays exact");
+}
