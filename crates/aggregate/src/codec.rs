@@ -17,6 +17,7 @@ use datasketches::error::{Error as SketchError, ErrorKind};
 use datasketches::frequencies::{FrequentItemValue, FrequentItemsSketch};
 use datasketches::hll::{HllSketch, HllType, HllUnion};
 use rustc_hash::{FxHashMap, FxHashSet};
+use scanwatch_event::bytes::{put_var, ReadError, Reader};
 use scanwatch_event::Protocol;
 
 use crate::counted::Sketches;
@@ -116,7 +117,7 @@ impl Key for u64 {
         out.extend_from_slice(&self.to_le_bytes());
     }
     fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.u64_fixed()
+        Ok(r.u64_le()?)
     }
 }
 
@@ -133,71 +134,14 @@ impl Key for SourceIp {
     }
 }
 
-fn put_var(out: &mut Vec<u8>, mut v: u64) {
-    loop {
-        let b = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
-    }
-}
-
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_var(out, b.len() as u64);
     out.extend_from_slice(b);
 }
 
-struct Reader<'a> {
-    b: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if self.b.len() < n {
-            return Err(bad("truncated"));
-        }
-        let (h, t) = self.b.split_at(n);
-        self.b = t;
-        Ok(h)
-    }
-    fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.take(1)?[0])
-    }
-    fn u64_fixed(&mut self) -> Result<u64, DecodeError> {
-        let b: [u8; 8] = self.take(8)?.try_into().map_err(|_| bad("truncated"))?;
-        Ok(u64::from_le_bytes(b))
-    }
-    fn var(&mut self) -> Result<u64, DecodeError> {
-        let mut v: u64 = 0;
-        for i in 0..10 {
-            let b = self.u8()?;
-            let part = u64::from(b & 0x7f);
-            if i == 9 && part > 1 {
-                return Err(bad("integer too large"));
-            }
-            v |= part << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(bad("integer too long"))
-    }
-    /// A count of items, each at least `min_item` bytes: refused when the rest of
-    /// the input cannot hold that many (no allocation from a forged count).
-    fn count(&mut self, min_item: usize) -> Result<usize, DecodeError> {
-        let n = self.var()?;
-        let n = usize::try_from(n).map_err(|_| bad("count too large"))?;
-        if n.saturating_mul(min_item.max(1)) > self.b.len() {
-            return Err(bad("count larger than the data"));
-        }
-        Ok(n)
-    }
-    fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
-        let n = self.count(1)?;
-        self.take(n)
+impl From<ReadError> for DecodeError {
+    fn from(e: ReadError) -> DecodeError {
+        bad(e.0)
     }
 }
 
@@ -280,7 +224,7 @@ fn get_distinct(r: &mut Reader<'_>) -> Result<Distinct, DecodeError> {
             let n = r.count(8)?;
             let mut s: FxHashSet<u64> = FxHashSet::default();
             for _ in 0..n {
-                if !s.insert(r.u64_fixed()?) {
+                if !s.insert(r.u64_le()?) {
                     return Err(bad("key written twice"));
                 }
             }
@@ -317,18 +261,18 @@ fn get_witnesses(r: &mut Reader<'_>) -> Result<Witnesses, DecodeError> {
     }
     let mut entries = Vec::with_capacity(n);
     for _ in 0..n {
-        let h = r.u64_fixed()?;
+        let h = r.u64_le()?;
         let len = usize::from(r.u8()?);
         if len == 0 || len > crate::WITNESS_CAP {
             return Err(bad(format!("witness set of {len} sensors")));
         }
         let mut s = WitnessSet::default();
         for _ in 0..len {
-            s.insert(r.u64_fixed()?);
+            s.insert(r.u64_le()?);
         }
         entries.push((h, s));
     }
-    let bound = r.u64_fixed()?;
+    let bound = r.u64_le()?;
     Ok(Witnesses::from_parts(entries, bound))
 }
 
@@ -357,7 +301,7 @@ fn get_spreads(r: &mut Reader<'_>) -> Result<Spreads, DecodeError> {
     let n = r.count(15)?;
     let mut out = Spreads::default();
     for _ in 0..n {
-        let h = r.u64_fixed()?;
+        let h = r.u64_le()?;
         let ip = SourceIp::get(r)?.0;
         if crate::ip_hash(ip) != h {
             return Err(bad("spread keyed by the wrong address hash"));
@@ -434,7 +378,7 @@ pub fn encode_distinct(d: &Distinct) -> Vec<u8> {
 /// Reads bytes made by [`encode_distinct`]: keys strictly increasing, nothing
 /// after them.
 pub fn decode_distinct(bytes: &[u8]) -> Result<Distinct, DecodeError> {
-    let mut r = Reader { b: bytes };
+    let mut r = Reader::new(bytes);
     match r.u8()? {
         0 => {
             let n = r.count(1)?;
@@ -452,7 +396,7 @@ pub fn decode_distinct(bytes: &[u8]) -> Result<Distinct, DecodeError> {
                 keys.push(k);
                 last = k;
             }
-            if !r.b.is_empty() {
+            if !r.rest.is_empty() {
                 return Err(bad("trailing bytes after a distinct counter"));
             }
             Ok(match n {
@@ -462,7 +406,7 @@ pub fn decode_distinct(bytes: &[u8]) -> Result<Distinct, DecodeError> {
             })
         }
         1 => Ok(Distinct::Sketch(Box::new(
-            HllSketch::deserialize(r.b).map_err(|e| bad(format!("distinct sketch: {e}")))?,
+            HllSketch::deserialize(r.rest).map_err(|e| bad(format!("distinct sketch: {e}")))?,
         ))),
         t => Err(bad(format!("unknown counter form {t}"))),
     }
@@ -535,7 +479,7 @@ pub fn decode_body(body: &[u8]) -> Result<Window, DecodeError> {
 
 /// [`decode_body`] with the per-sensor times.
 pub fn decode_partial_body(body: &[u8]) -> Result<(Window, SensorTimes), DecodeError> {
-    let mut r = Reader { b: body };
+    let mut r = Reader::new(body);
     let v = r.u8()?;
     if !(1..=FORMAT_VERSION).contains(&v) {
         return Err(bad(format!(
@@ -582,7 +526,7 @@ pub fn decode_partial_body(body: &[u8]) -> Result<(Window, SensorTimes), DecodeE
     } else {
         Spreads::default()
     };
-    if !r.b.is_empty() {
+    if !r.rest.is_empty() {
         return Err(bad("trailing bytes"));
     }
     Ok((

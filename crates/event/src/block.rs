@@ -12,6 +12,7 @@
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::bytes::{put_var, ReadError, Reader};
 use crate::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
 
 /// Version of the block format (its first byte).
@@ -39,18 +40,6 @@ const SRC_PORT: u8 = 4;
 const DST_PORT: u8 = 8;
 const FLAGS: u8 = 16;
 const ICMP: u8 = 32;
-
-fn put_var(out: &mut Vec<u8>, mut v: u64) {
-    loop {
-        let b = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
-    }
-}
 
 fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
@@ -145,55 +134,25 @@ pub fn encode_events(events: &[Event]) -> Vec<u8> {
     z.finish().unwrap_or_default()
 }
 
-struct Reader<'a> {
-    b: &'a [u8],
+impl From<ReadError> for BlockError {
+    fn from(e: ReadError) -> BlockError {
+        BlockError(e.0.to_string())
+    }
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], BlockError> {
-        if self.b.len() < n {
-            return Err(bad("truncated"));
-        }
-        let (h, t) = self.b.split_at(n);
-        self.b = t;
-        Ok(h)
-    }
-    fn u8(&mut self) -> Result<u8, BlockError> {
-        Ok(self.take(1)?[0])
-    }
-    fn var(&mut self) -> Result<u64, BlockError> {
-        let mut v: u64 = 0;
-        for i in 0..10 {
-            let b = self.u8()?;
-            let part = u64::from(b & 0x7f);
-            if i == 9 && part > 1 {
-                return Err(bad("integer too large"));
-            }
-            v |= part << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(bad("integer too long"))
-    }
-    fn ip(&mut self, v6: bool) -> Result<IpAddr, BlockError> {
-        Ok(if v6 {
-            let b: [u8; 16] = self.take(16)?.try_into().map_err(|_| bad("truncated"))?;
-            IpAddr::V6(Ipv6Addr::from(b))
-        } else {
-            let b = self.take(4)?;
-            IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
-        })
-    }
-    fn u16(&mut self) -> Result<u16, BlockError> {
-        let b = self.take(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
-    }
+fn ip(r: &mut Reader<'_>, v6: bool) -> Result<IpAddr, BlockError> {
+    Ok(if v6 {
+        let b: [u8; 16] = r.take(16)?.try_into().map_err(|_| bad("truncated"))?;
+        IpAddr::V6(Ipv6Addr::from(b))
+    } else {
+        let b = r.take(4)?;
+        IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+    })
 }
 
 /// Reads a block made by [`encode_events`].
 pub fn decode_events(bytes: &[u8]) -> Result<Vec<Event>, BlockError> {
-    let mut head = Reader { b: bytes };
+    let mut head = Reader::new(bytes);
     let version = head.u8()?;
     if version != BLOCK_FORMAT {
         return Err(bad(format!(
@@ -206,7 +165,7 @@ pub fn decode_events(bytes: &[u8]) -> Result<Vec<Event>, BlockError> {
         return Err(bad(format!("{n} events in {len} bytes")));
     }
     let mut body = Vec::with_capacity(len.min(1 << 20));
-    flate2::read::DeflateDecoder::new(head.b)
+    flate2::read::DeflateDecoder::new(head.rest)
         .take(len as u64 + 1)
         .read_to_end(&mut body)
         .map_err(|e| bad(format!("deflate: {e}")))?;
@@ -218,7 +177,7 @@ pub fn decode_events(bytes: &[u8]) -> Result<Vec<Event>, BlockError> {
     }
     // Column by column: the fixed-size ones are sliced off once the shapes say how
     // long they are.
-    let mut r = Reader { b: &body };
+    let mut r = Reader::new(&body);
     let mut times = Vec::with_capacity(n);
     let mut last = 0i64;
     for _ in 0..n {
@@ -234,26 +193,18 @@ pub fn decode_events(bytes: &[u8]) -> Result<Vec<Event>, BlockError> {
             .map(|s| if s & bit != 0 { 16 } else { 4 })
             .sum()
     };
-    let mut srcs = Reader {
-        b: r.take(width(SRC_V6))?,
-    };
-    let mut dsts = Reader {
-        b: r.take(width(DST_V6))?,
-    };
+    let mut srcs = Reader::new(r.take(width(SRC_V6))?);
+    let mut dsts = Reader::new(r.take(width(DST_V6))?);
     let port_bytes: usize = shapes
         .iter()
         .map(|s| 2 * (usize::from(s & SRC_PORT != 0) + usize::from(s & DST_PORT != 0)))
         .sum();
-    let mut ports = Reader {
-        b: r.take(port_bytes)?,
-    };
+    let mut ports = Reader::new(r.take(port_bytes)?);
     let small_bytes: usize = shapes
         .iter()
         .map(|s| usize::from(s & FLAGS != 0) + usize::from(s & ICMP != 0))
         .sum();
-    let mut small = Reader {
-        b: r.take(small_bytes)?,
-    };
+    let mut small = Reader::new(r.take(small_bytes)?);
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let shape = shapes[i];
@@ -272,10 +223,14 @@ pub fn decode_events(bytes: &[u8]) -> Result<Vec<Event>, BlockError> {
             2 => Action::Drop,
             _ => Action::Reject,
         };
-        let src = srcs.ip(shape & SRC_V6 != 0)?;
-        let dst = dsts.ip(shape & DST_V6 != 0)?;
-        let src_port = (shape & SRC_PORT != 0).then(|| ports.u16()).transpose()?;
-        let dst_port = (shape & DST_PORT != 0).then(|| ports.u16()).transpose()?;
+        let src = ip(&mut srcs, shape & SRC_V6 != 0)?;
+        let dst = ip(&mut dsts, shape & DST_V6 != 0)?;
+        let src_port = (shape & SRC_PORT != 0)
+            .then(|| ports.u16_le())
+            .transpose()?;
+        let dst_port = (shape & DST_PORT != 0)
+            .then(|| ports.u16_le())
+            .transpose()?;
         let flags = (shape & FLAGS != 0).then(|| small.u8()).transpose()?;
         let icmp_type = (shape & ICMP != 0).then(|| small.u8()).transpose()?;
         let count = u32::try_from(r.var()?).map_err(|_| bad("count too large"))?;
@@ -294,7 +249,7 @@ pub fn decode_events(bytes: &[u8]) -> Result<Vec<Event>, BlockError> {
             count,
         });
     }
-    if !r.b.is_empty() {
+    if !r.rest.is_empty() {
         return Err(bad("trailing bytes after the columns"));
     }
     Ok(out)

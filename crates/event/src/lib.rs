@@ -6,6 +6,7 @@
 //! that reads a source decides which sensor an event belongs to (see `--sensor-id`).
 
 pub mod block;
+pub mod bytes;
 mod duration;
 pub mod metrics;
 mod time;

@@ -38,10 +38,11 @@ CREATE TABLE event_blocks (
 );
 CREATE INDEX event_blocks_by_time ON event_blocks (min_time_ms);
 CREATE TABLE aggregated (
-    one      INTEGER PRIMARY KEY CHECK (one = 1),
-    block_id INTEGER NOT NULL
+    one       INTEGER PRIMARY KEY CHECK (one = 1),
+    block_id  INTEGER NOT NULL,
+    pruned_to INTEGER NOT NULL
 );
-INSERT INTO aggregated (one, block_id) VALUES (1, 0);
+INSERT INTO aggregated (one, block_id, pruned_to) VALUES (1, 0, -1152921504606846976);
 CREATE TABLE source_days (
     src      BLOB    NOT NULL,
     day_ms   INTEGER NOT NULL,
@@ -114,6 +115,17 @@ pub(crate) fn watermark(conn: &Connection) -> Result<i64, StoreError> {
     )
 }
 
+/// Where retention last cut: the hour and day cells it cut through still count
+/// what it deleted, so queries read from the events before the first whole hour
+/// and whole day after it.
+pub(crate) fn pruned_to(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(
+        conn.query_row("SELECT pruned_to FROM aggregated WHERE one = 1", [], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
 /// How many events wait after the watermark.
 pub(crate) fn waiting(conn: &Connection) -> Result<u64, StoreError> {
     let n: i64 = conn.query_row(
@@ -174,26 +186,17 @@ pub(crate) fn scan_waiting(
     mark: i64,
     from: i64,
     to: i64,
-    mut each: impl FnMut(i64, &Event),
+    each: impl FnMut(i64, &Event),
 ) -> Result<(), StoreError> {
-    if from >= to {
-        return Ok(());
-    }
-    let mut st = conn.prepare_cached(
+    scan_query(
+        conn,
         "SELECT sensor_id, data FROM event_blocks
          WHERE id > ?1 AND min_time_ms < ?2 AND max_time_ms >= ?3 ORDER BY id",
-    )?;
-    let mut rows = st.query(params![mark, to, from])?;
-    while let Some(r) = rows.next()? {
-        let sensor: i64 = r.get(0)?;
-        let data = r.get_ref(1)?.as_blob().map_err(encode_error)?;
-        for e in decode_events(data).map_err(encode_error)? {
-            if e.time.0 >= from && e.time.0 < to {
-                each(sensor, &e);
-            }
-        }
-    }
-    Ok(())
+        mark,
+        from,
+        to,
+        each,
+    )
 }
 
 /// Hands every stored event with time in `[from, to)` to `each` with its sensor
@@ -202,16 +205,36 @@ pub(crate) fn scan(
     conn: &Connection,
     from: i64,
     to: i64,
+    each: impl FnMut(i64, &Event),
+) -> Result<(), StoreError> {
+    // A block spans less than an hour: one that reaches `from` starts after
+    // `from - 1 h`.
+    scan_query(
+        conn,
+        "SELECT sensor_id, data FROM event_blocks
+         WHERE min_time_ms > ?1 AND min_time_ms < ?2 AND max_time_ms >= ?3 ORDER BY id",
+        from.saturating_sub(HOUR_MS),
+        from,
+        to,
+        each,
+    )
+}
+
+/// Runs a query for `(sensor_id, data)` of blocks (bound to `first`, `to`, `from`)
+/// and hands each of their events with time in `[from, to)` to `each`.
+fn scan_query(
+    conn: &Connection,
+    sql: &str,
+    first: i64,
+    from: i64,
+    to: i64,
     mut each: impl FnMut(i64, &Event),
 ) -> Result<(), StoreError> {
     if from >= to {
         return Ok(());
     }
-    let mut st = conn.prepare_cached(
-        "SELECT sensor_id, data FROM event_blocks
-         WHERE min_time_ms > ?1 AND min_time_ms < ?2 AND max_time_ms >= ?3 ORDER BY id",
-    )?;
-    let mut rows = st.query(params![from.saturating_sub(HOUR_MS), to, from])?;
+    let mut st = conn.prepare_cached(sql)?;
+    let mut rows = st.query(params![first, to, from])?;
     while let Some(r) = rows.next()? {
         let sensor: i64 = r.get(0)?;
         let data = r.get_ref(1)?.as_blob().map_err(encode_error)?;
@@ -373,7 +396,9 @@ pub(crate) fn source_activity(
     let conn: &Connection = &tx;
     let mark = watermark(conn)?;
     let mut ports: HashMap<(u8, u16), SourceAcc> = HashMap::new();
-    let (d0, d1) = (ceil_to(from, DAY_MS), floor_to(to, DAY_MS));
+    // The day retention cut through is read from its events.
+    let start = from.max(pruned_to(conn)?);
+    let (d0, d1) = (ceil_to(start, DAY_MS), floor_to(to, DAY_MS));
     let ends = if d0 < d1 {
         let mut st = conn.prepare_cached(
             "SELECT proto, port, day_ms, events, first_in, last_in, sensors, targets FROM source_days
@@ -432,11 +457,12 @@ pub(crate) fn source_activity(
 
 /// Retention: the events before `cut` go (blocks wholly before it deleted, a block
 /// it cuts through written again with what is left), with the source days and
-/// port cells before it; the day it cuts through is counted again from the events
-/// left. Returns how many events were deleted.
+/// port cells wholly before it. The cells the cut runs through are left as they
+/// are and never read (`pruned_to`): counting the day again took 14.5 s with 30
+/// days loaded, in the writer's transaction, every hour. Returns how many events
+/// were deleted.
 pub(crate) fn prune(conn: &Connection, cut: i64) -> Result<u64, StoreError> {
-    // Everything counted first: the day it cuts through is counted again from
-    // the blocks, all of them.
+    // Everything counted first, so nothing before the cut waits to be counted.
     aggregate(conn)?;
     let mut deleted: i64 = conn.query_row(
         "SELECT COALESCE(SUM(events), 0) FROM event_blocks WHERE max_time_ms < ?1",
@@ -462,21 +488,17 @@ pub(crate) fn prune(conn: &Connection, cut: i64) -> Result<u64, StoreError> {
             params![id, lo, events.len() as i64, encode_events(&events)],
         )?;
     }
-    let day = floor_to(cut, DAY_MS);
-    conn.execute("DELETE FROM source_days WHERE day_ms < ?1", [day])?;
-    if day < cut {
-        conn.execute("DELETE FROM source_days WHERE day_ms = ?1", [day])?;
-        let mut days: HashMap<DayKey, SourceAcc> = HashMap::new();
-        scan(conn, day, day + DAY_MS, |sensor, e| {
-            if let Some((proto, port)) = e.scanned_port() {
-                days.entry((ip_bytes(e.src), day, proto.number(), port))
-                    .or_default()
-                    .add(sensor, e);
-            }
-        })?;
-        merge_days(conn, days)?;
-    }
+    // The source days wholly before the cut go; the day it cuts through stays,
+    // unread (queries read that day from its events) until it is wholly past.
+    conn.execute(
+        "DELETE FROM source_days WHERE day_ms < ?1",
+        [floor_to(cut, DAY_MS)],
+    )?;
     port_cells::prune(conn, cut)?;
+    conn.execute(
+        "UPDATE aggregated SET pruned_to = MAX(pruned_to, ?1) WHERE one = 1",
+        [cut],
+    )?;
     Ok(deleted as u64)
 }
 

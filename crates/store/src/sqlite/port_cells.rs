@@ -279,61 +279,14 @@ fn merge_into_table(
     Ok(())
 }
 
-/// Hands each stored unsolicited event with event time in `[from, to)` to
-/// `each`: its time, port, sensor id, source and target keys and count.
-fn raw_cells(
-    conn: &Connection,
-    from: i64,
-    to: i64,
-    mut each: impl FnMut(i64, PortKey, i64, u64, u64, u64),
-) -> Result<(), StoreError> {
-    super::events::scan(conn, from, to, |sensor, e| {
-        if let Some((proto, port)) = e.scanned_port() {
-            each(
-                e.time.0,
-                (proto.number(), port),
-                sensor,
-                ip_key(e.src),
-                ip_key(e.dst),
-                u64::from(e.count),
-            );
-        }
-    })
-}
-
-/// Rebuilds every cell starting in `[from, to)` (both aligned on days) from the raw
-/// events: the migration that adds the cells, and retention's cut through a day.
-fn rebuild(tx: &Connection, from: i64, to: i64) -> Result<(), StoreError> {
-    tx.execute(
-        "DELETE FROM port_cells WHERE start_ms >= ?1 AND start_ms < ?2",
-        params![from, to],
-    )?;
-    let mut day = from;
-    while day < to {
-        // One day at a time: memory holds a day's cells, not the history's.
-        let mut cells: HashMap<(i64, i64, PortKey), Cell> = HashMap::new();
-        raw_cells(tx, day, day + DAY_MS, |t, key, sensor, src, dst, n| {
-            for span in SPANS {
-                cells
-                    .entry((span, floor_to(t, span), key))
-                    .or_default()
-                    .add(sensor, src, dst, n);
-            }
-        })?;
-        merge_into_table(tx, cells)?;
-        day += DAY_MS;
-    }
-    Ok(())
-}
-
-/// Retention deleted the raw events before `cut`: the cells wholly before it go,
-/// and the day it cuts through is counted again from the events left.
+/// Retention deleted the raw events before `cut`: the cells wholly before it go.
+/// The hour and the day it cuts through stay, unread (`plan` starts the cells
+/// after them), until a later cut passes them.
 pub(crate) fn prune(conn: &Connection, cut: i64) -> Result<(), StoreError> {
-    let day = floor_to(cut, DAY_MS);
-    conn.execute("DELETE FROM port_cells WHERE start_ms < ?1", [day])?;
-    if day < cut {
-        rebuild(conn, day, day + DAY_MS)?;
-    }
+    conn.execute(
+        "DELETE FROM port_cells WHERE (span_ms = ?1 AND start_ms < ?2) OR (span_ms = ?3 AND start_ms < ?4)",
+        params![HOUR_MS, floor_to(cut, HOUR_MS), DAY_MS, floor_to(cut, DAY_MS)],
+    )?;
     Ok(())
 }
 
@@ -344,12 +297,13 @@ struct Plan {
     raw: Vec<(i64, i64)>,
 }
 
-fn plan(from: i64, to: i64) -> Plan {
+/// `floor`: where retention last cut; no cell it ran through is read.
+fn plan(from: i64, to: i64, floor: i64) -> Plan {
     let mut p = Plan {
         cells: Vec::new(),
         raw: Vec::new(),
     };
-    let (h0, h1) = (ceil_to(from, HOUR_MS), floor_to(to, HOUR_MS));
+    let (h0, h1) = (ceil_to(from.max(floor), HOUR_MS), floor_to(to, HOUR_MS));
     if h0 >= h1 {
         p.raw.push((from, to));
         return p;
@@ -410,11 +364,12 @@ pub(crate) fn top_ports(
     if limit == 0 || from >= to {
         return Ok(Vec::new());
     }
-    let plan = plan(from, to);
-    // One snapshot: the cells and the watermark they were counted to.
+    // One snapshot: the cells, the watermark they were counted to, and where
+    // retention last cut.
     let tx = conn.unchecked_transaction()?;
     let conn: &Connection = &tx;
     let mark = super::events::watermark(conn)?;
+    let plan = plan(from, to, super::events::pruned_to(conn)?);
     // The ends from the raw events, and the events of the cells' range not yet
     // counted into them: exact, and merged into every port's total.
     let mut ends: HashMap<PortKey, Cell> = HashMap::new();
@@ -747,11 +702,11 @@ mod tests {
         let h = HOUR_MS;
         let d = DAY_MS;
         // Inside one hour: all raw.
-        let p = plan(10, h - 1);
+        let p = plan(10, h - 1, i64::MIN);
         assert_eq!(p.raw, vec![(10, h - 1)]);
         assert!(p.cells.is_empty());
         // Two days and a bit: raw ends, hours up to the day, the day, hours after.
-        let p = plan(d - h - 5, 2 * d + 2 * h + 7);
+        let p = plan(d - h - 5, 2 * d + 2 * h + 7, i64::MIN);
         assert_eq!(
             p.raw,
             vec![(d - h - 5, d - h), (2 * d + 2 * h, 2 * d + 2 * h + 7)]
@@ -761,9 +716,14 @@ mod tests {
             vec![(h, d - h, d), (d, d, 2 * d), (h, 2 * d, 2 * d + 2 * h)]
         );
         // Aligned on days: days only.
-        let p = plan(0, 3 * d);
+        let p = plan(0, 3 * d, i64::MIN);
         assert!(p.raw.is_empty());
         assert_eq!(p.cells, vec![(d, 0, 3 * d)]);
+        // Retention cut through the first day: its hours and the day are read
+        // from the events up to the next whole hour, hours to the next day.
+        let p = plan(0, 3 * d, h + 5);
+        assert_eq!(p.raw, vec![(0, 2 * h)]);
+        assert_eq!(p.cells, vec![(h, 2 * h, d), (d, d, 3 * d)]);
         // Negative times round down too.
         assert_eq!(floor_to(-1, h), -h);
         assert_eq!(ceil_to(-1, h), 0);
