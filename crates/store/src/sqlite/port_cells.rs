@@ -189,8 +189,10 @@ fn blob<'a>(r: &'a rusqlite::Row<'_>, i: usize) -> Result<&'a [u8], StoreError> 
         .map_err(|e| StoreError::Encode(format!("column {i}: {e}")))
 }
 
+/// `t` rounded down to a multiple of `span`; times beyond ±2^60 ms (no real event
+/// time) are taken as ±2^60 first, so the product cannot overflow.
 pub(crate) fn floor_to(t: i64, span: i64) -> i64 {
-    t.div_euclid(span) * span
+    t.clamp(-(1 << 60), 1 << 60).div_euclid(span) * span
 }
 
 pub(crate) fn ceil_to(t: i64, span: i64) -> i64 {
@@ -724,8 +726,10 @@ mod tests {
         let p = plan(0, 3 * d, h + 5);
         assert_eq!(p.raw, vec![(0, 2 * h)]);
         assert_eq!(p.cells, vec![(h, 2 * h, d), (d, d, 3 * d)]);
-        // Negative times round down too.
+        // Negative times round down too, and the extremes do not overflow.
         assert_eq!(floor_to(-1, h), -h);
         assert_eq!(ceil_to(-1, h), 0);
+        assert!(floor_to(i64::MIN, d) < -(1 << 59));
+        assert!(ceil_to(i64::MAX, d) > 1 << 59);
     }
 }
