@@ -405,9 +405,25 @@ pub fn decode_distinct(bytes: &[u8]) -> Result<Distinct, DecodeError> {
                 _ => Distinct::Exact(keys.into_iter().collect()),
             })
         }
-        1 => Ok(Distinct::Sketch(Box::new(
-            HllSketch::deserialize(r.rest).map_err(|e| bad(format!("distinct sketch: {e}")))?,
-        ))),
+        1 => {
+            let h =
+                HllSketch::deserialize(r.rest).map_err(|e| bad(format!("distinct sketch: {e}")))?;
+            // Every counter is made with the same precision; another one (only a
+            // forged or damaged row has it) would not merge like the others.
+            if h.lg_config_k() != HLL_LG_K {
+                return Err(bad(format!(
+                    "distinct sketch of lg k {}, this build makes {HLL_LG_K}",
+                    h.lg_config_k()
+                )));
+            }
+            // The sketch crate reads some inconsistent bytes (a coupon count larger
+            // than its coupons) and then writes bytes it cannot read itself: such a
+            // sketch is refused here, not when it is next stored.
+            if let Err(e) = HllSketch::deserialize(&h.serialize()) {
+                return Err(bad(format!("distinct sketch inconsistent: {e}")));
+            }
+            Ok(Distinct::Sketch(Box::new(h)))
+        }
         t => Err(bad(format!("unknown counter form {t}"))),
     }
 }

@@ -488,3 +488,16 @@ proptest! {
         prop_assert!((a - b).abs() <= 0.01 * b.max(1.0), "{} vs {}", a, b);
     }
 }
+
+/// A forged sketch found by the `distinct_counter` fuzz target: refused, no panic.
+#[test]
+fn a_forged_sketch_in_a_distinct_counter_is_refused() {
+    let bytes: [u8; 47] = [
+        1, 2, 1, 7, 11, 3, 0, 1, 0, 24, 24, 24, 0, 24, 48, 24, 24, 24, 24, 24, 24, 24, 48, 24, 0,
+        24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 8, 0, 0, 0, 0, 0, 0, 0, 24,
+    ];
+    // It held a sketch of another precision (lg k 11), whose estimate changed once
+    // merged into this build's precision.
+    let err = scanwatch_aggregate::decode_distinct(&bytes).unwrap_err();
+    assert!(err.to_string().contains("lg k 11"), "{err}");
+}
