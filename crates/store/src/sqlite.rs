@@ -454,15 +454,16 @@ impl SqliteStore {
     }
 
     /// After a commit of `events` events: counts the waiting blocks into the cells
-    /// and source days once enough wait, in a transaction of its own (the batch
-    /// is already durable; if this fails, its blocks wait and are counted later,
-    /// queries read them meanwhile).
-    fn committed(&mut self, events: usize) -> Result<(), StoreError> {
+    /// and source days once enough wait, in a transaction of its own. The batch is
+    /// already durable, so a failure here is not the batch's: it is logged, the
+    /// blocks wait (queries read them meanwhile) and the next commit tries again.
+    fn committed(&mut self, events: usize) {
         self.waiting += events as u64;
         if self.waiting >= events::AGGREGATE_EVERY {
-            self.aggregate_now()?;
+            if let Err(e) = self.aggregate_now() {
+                tracing::warn!(error = %e, waiting = self.waiting, "cannot count the stored events into the aggregates yet");
+            }
         }
-        Ok(())
     }
 
     fn sensor_id(&self, name: &str) -> Result<i64, StoreError> {
@@ -667,7 +668,7 @@ impl EventStore for SqliteStore {
             return Ok(BatchOutcome::Duplicate);
         }
         tx.commit()?;
-        self.committed(events.len())?;
+        self.committed(events.len());
         Ok(BatchOutcome::Accepted {
             events: events.len(),
         })
@@ -722,7 +723,8 @@ impl EventStore for SqliteStore {
             }
         }
         tx.commit()?;
-        self.committed(c.batches.iter().map(|b| b.events.len()).sum())
+        self.committed(c.batches.iter().map(|b| b.events.len()).sum());
+        Ok(())
     }
 
     fn partials_between(

@@ -588,3 +588,43 @@ fn concurrent_first_opens_both_succeed() {
         }
     }
 }
+
+/// Retention that deletes every block, then new batches: their blocks get new ids
+/// (never one at or below what was counted before), so they are counted. Before,
+/// SQLite reused the deleted ids and the new events fell behind the watermark:
+/// missing from `top_ports` and the source pages for whole hours.
+#[test]
+fn batches_after_retention_emptied_the_store_are_counted() {
+    use scanwatch_store::TopBy;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    s.add_sensor("a", Timestamp(0)).unwrap();
+    let hour = 3_600_000;
+    let old: Vec<Event> = (0..3).map(|i| ev(i * hour, "192.0.2.1", 23)).collect();
+    s.commit_batch("a", "1", &old, Timestamp(0)).unwrap();
+    s.aggregate_now().unwrap();
+    s.prune(Timestamp(10 * hour), Timestamp(0)).unwrap();
+    let new: Vec<Event> = (0..3)
+        .map(|i| ev(20 * hour + i, "192.0.2.2", 445))
+        .collect();
+    s.commit_batch("a", "2", &new, Timestamp(0)).unwrap();
+    for counted in [false, true] {
+        if counted {
+            s.aggregate_now().unwrap();
+        }
+        let top = s
+            .top_ports(Timestamp(0), Timestamp(48 * hour), TopBy::Events, 10)
+            .unwrap();
+        assert_eq!(top.len(), 1, "counted {counted}: {top:?}");
+        assert_eq!((top[0].port, top[0].events), (445, 6), "counted {counted}");
+        let act = s
+            .source_activity(
+                "192.0.2.2".parse().unwrap(),
+                Timestamp(0),
+                Timestamp(48 * hour),
+            )
+            .unwrap();
+        assert_eq!(act.len(), 1, "counted {counted}");
+        assert_eq!(act[0].events, 6);
+    }
+}

@@ -29,7 +29,7 @@ use scanwatch_event::block::{decode_events, encode_events};
 /// `port_cells`); the row-per-event table goes.
 pub(crate) const SCHEMA_V6: &str = "
 CREATE TABLE event_blocks (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     sensor_id   INTEGER NOT NULL REFERENCES sensors(id),
     min_time_ms INTEGER NOT NULL,
     max_time_ms INTEGER NOT NULL,
@@ -76,22 +76,27 @@ pub const AGGREGATE_EVERY: u64 = 20_000;
 
 /// Stores a batch's events as blocks in the caller's transaction.
 pub(crate) fn store(conn: &Connection, sensor_id: i64, events: &[Event]) -> Result<(), StoreError> {
-    // One block per hour of event time, each in the batch's order.
-    let mut hours: Vec<(i64, Vec<Event>)> = Vec::new();
+    // One block per hour of event time, each in the batch's order (the hour as a
+    // quotient: no product to overflow at the extremes of i64), cut at what a
+    // block may hold when read back.
+    let mut hours: Vec<Vec<Event>> = Vec::new();
     let mut at: HashMap<i64, usize> = HashMap::new();
     for e in events {
-        let h = floor_to(e.time.0.clamp(-FAR, FAR), HOUR_MS);
-        let i = *at.entry(h).or_insert_with(|| {
-            hours.push((h, Vec::new()));
+        let i = *at.entry(e.time.0.div_euclid(HOUR_MS)).or_insert_with(|| {
+            hours.push(Vec::new());
             hours.len() - 1
         });
-        hours[i].1.push(e.clone());
+        hours[i].push(e.clone());
     }
+    let hours: Vec<&[Event]> = hours
+        .iter()
+        .flat_map(|h| h.chunks(scanwatch_event::block::MAX_BLOCK_EVENTS))
+        .collect();
     let mut put = conn.prepare_cached(
         "INSERT INTO event_blocks (sensor_id, min_time_ms, max_time_ms, events, data)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    for (_, block) in &hours {
+    for block in hours {
         let (lo, hi) = block.iter().fold((i64::MAX, i64::MIN), |(lo, hi), e| {
             (lo.min(e.time.0), hi.max(e.time.0))
         });
@@ -254,6 +259,9 @@ pub(crate) fn between(
     from: Timestamp,
     to: Timestamp,
 ) -> Result<Vec<(String, Event)>, StoreError> {
+    // One snapshot: the names and the blocks.
+    let tx = conn.unchecked_transaction()?;
+    let conn: &Connection = &tx;
     let names: HashMap<i64, String> = {
         let mut st = conn.prepare_cached("SELECT id, name FROM sensors")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -465,11 +473,15 @@ pub(crate) fn prune(conn: &Connection, cut: i64) -> Result<u64, StoreError> {
     // Everything counted first, so nothing before the cut waits to be counted.
     aggregate(conn)?;
     let mut deleted: i64 = conn.query_row(
-        "SELECT COALESCE(SUM(events), 0) FROM event_blocks WHERE max_time_ms < ?1",
+        "SELECT COALESCE(SUM(events), 0) FROM event_blocks WHERE min_time_ms < ?1 AND max_time_ms < ?1",
         [cut],
         |r| r.get(0),
     )?;
-    conn.execute("DELETE FROM event_blocks WHERE max_time_ms < ?1", [cut])?;
+    // (`min_time_ms < cut` is implied; it lets the time index find the rows.)
+    conn.execute(
+        "DELETE FROM event_blocks WHERE min_time_ms < ?1 AND max_time_ms < ?1",
+        [cut],
+    )?;
     let cut_through: Vec<(i64, Vec<u8>)> = {
         let mut st = conn.prepare(
             "SELECT id, data FROM event_blocks WHERE min_time_ms < ?1 AND max_time_ms >= ?1",
