@@ -221,7 +221,7 @@ pub struct Swept<'a> {
 }
 
 /// A source of a cell with its events and the sensors that saw it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Sighting {
     pub ip: IpAddr,
     pub events: u64,
@@ -230,7 +230,7 @@ pub struct Sighting {
 }
 
 /// What one (window, protocol, port) cell says.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CellSummary {
     pub proto: Protocol,
     pub port: u16,
@@ -350,7 +350,7 @@ pub struct ClosedWindow {
 
 /// One sweep campaign of a window: the sweepers of one network (`/24` of IPv4,
 /// `/48` of IPv6) together.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Sweep {
     /// The network's first address.
     pub prefix: IpAddr,
@@ -371,7 +371,7 @@ pub struct Sweep {
 }
 
 /// One sweeper.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SweepSource {
     pub ip: IpAddr,
     /// Its distinct ports, trimmed (what made it a sweeper).
@@ -507,6 +507,19 @@ impl ClosedWindow {
     }
 }
 
+/// What an [`Aggregator`] holds, as a checkpoint keeps it: each window in the
+/// partial-aggregate encoding ([`encode_window`]).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct AggregatorState {
+    open: Vec<(i64, Vec<u8>)>,
+    watermark: Option<i64>,
+    closed_before: Option<i64>,
+    late_events: u64,
+    late_windows: Vec<(i64, u64)>,
+    late_open: Vec<(i64, Vec<u8>, i64)>,
+    dirty: Vec<i64>,
+}
+
 /// Streaming aggregator: feed events in roughly time order, collect closed windows.
 #[derive(Debug)]
 pub struct Aggregator {
@@ -587,6 +600,47 @@ impl Aggregator {
     /// Where windows are closed: windows starting before it are closed.
     pub fn closed_before(&self) -> Option<i64> {
         self.closed_before
+    }
+
+    /// What the aggregator holds (its open windows, encoded as partials are, and
+    /// where it has closed), for a checkpoint.
+    pub fn state(&self) -> AggregatorState {
+        let enc =
+            |m: &BTreeMap<i64, Window>| m.iter().map(|(ws, w)| (*ws, encode_window(w))).collect();
+        AggregatorState {
+            open: enc(&self.open),
+            watermark: self.watermark,
+            closed_before: self.closed_before,
+            late_events: self.late_events,
+            late_windows: self.late_windows.iter().map(|(k, v)| (*k, *v)).collect(),
+            late_open: self
+                .late_open
+                .iter()
+                .map(|(ws, (w, at))| (*ws, encode_window(w), *at))
+                .collect(),
+            dirty: self.dirty.iter().copied().collect(),
+        }
+    }
+
+    /// Takes up what [`Aggregator::state`] saved (keeping this aggregator's
+    /// settings); refuses a window that does not decode.
+    pub fn restore(&mut self, s: AggregatorState) -> Result<(), DecodeError> {
+        let mut open = BTreeMap::new();
+        for (ws, bytes) in s.open {
+            open.insert(ws, decode_window(&bytes)?);
+        }
+        let mut late_open = BTreeMap::new();
+        for (ws, bytes, at) in s.late_open {
+            late_open.insert(ws, (decode_window(&bytes)?, at));
+        }
+        self.open = open;
+        self.late_open = late_open;
+        self.watermark = s.watermark;
+        self.closed_before = s.closed_before;
+        self.late_events = s.late_events;
+        self.late_windows = s.late_windows.into_iter().collect();
+        self.dirty = s.dirty.into_iter().collect();
+        Ok(())
     }
 
     /// The closed windows late events changed since the last call, oldest first.

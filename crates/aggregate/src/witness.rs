@@ -29,10 +29,29 @@ pub const WITNESS_CAP: usize = 4;
 pub const WITNESS_SOURCES: usize = 4096;
 
 /// Up to [`WITNESS_CAP`] sensor keys, the smallest ones, sorted.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+// As the list of its keys: read back through `insert`, so a stored set cannot
+// break the sorted, capped invariant.
+#[serde(into = "Vec<SensorKey>", from = "Vec<SensorKey>")]
 pub struct WitnessSet {
     keys: [SensorKey; WITNESS_CAP],
     len: u8,
+}
+
+impl From<WitnessSet> for Vec<SensorKey> {
+    fn from(w: WitnessSet) -> Vec<SensorKey> {
+        w.keys().to_vec()
+    }
+}
+
+impl From<Vec<SensorKey>> for WitnessSet {
+    fn from(keys: Vec<SensorKey>) -> WitnessSet {
+        let mut w = WitnessSet::default();
+        keys.into_iter().for_each(|k| w.insert(k));
+        w
+    }
 }
 
 impl WitnessSet {

@@ -69,9 +69,42 @@ pub fn leading_advisory(confidence: Confidence, first_candidate: Option<&str>) -
 
 /// The surges seen so far, by leading advisory: for each protocol/port, when its
 /// first surge began.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Lineage {
-    seen: BTreeMap<String, BTreeMap<(String, u16), Timestamp>>,
+    // As lists of pairs: the ports' keys are not strings.
+    #[serde(with = "pairs")]
+    seen: Seen,
+}
+
+/// For each leading advisory, for each (protocol, port), when its first surge began.
+type Seen = BTreeMap<String, BTreeMap<(String, u16), Timestamp>>;
+
+/// The lineage's map as (advisory, [((protocol, port), start)]) pairs.
+mod pairs {
+    use super::*;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    type Entry = (String, Vec<((String, u16), Timestamp)>);
+
+    pub fn serialize<S: Serializer>(m: &Seen, s: S) -> Result<S::Ok, S::Error> {
+        let v: Vec<Entry> = m
+            .iter()
+            .map(|(a, ports)| {
+                (
+                    a.clone(),
+                    ports.iter().map(|(k, t)| (k.clone(), *t)).collect(),
+                )
+            })
+            .collect();
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Seen, D::Error> {
+        let v = Vec::<Entry>::deserialize(d)?;
+        Ok(v.into_iter()
+            .map(|(a, ports)| (a, ports.into_iter().collect()))
+            .collect())
+    }
 }
 
 impl Lineage {

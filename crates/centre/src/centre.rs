@@ -12,8 +12,11 @@ use scanwatch_context::ContextData;
 use scanwatch_detect::Alert;
 use scanwatch_event::{parse_rfc3339, Event, Timestamp};
 use scanwatch_pipeline::{Output, Pipeline};
-use scanwatch_store::{AlertRow, Store, WindowRow};
+use scanwatch_store::{
+    AlertRow, BatchOutcome, ContextItem, ContextKind, Store, StoredCheckpoint, WindowRow,
+};
 
+use crate::checkpoint::{self, CentreState};
 use crate::error::CentreError;
 use crate::time::{SensorTime, TimeConfig, TimeKeeper};
 
@@ -70,11 +73,26 @@ pub struct Partial {
 }
 
 /// What the replay at start did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReplayStats {
+    /// Stored events fed again: every stored event, or with a checkpoint only
+    /// those stored after it.
     pub events: usize,
     /// Stored events dated further ahead of the clock than the skew allows: left out.
     pub future_events: usize,
+    /// The event mark of the checkpoint taken up, if one was.
+    pub checkpoint: Option<u64>,
+    /// Why a stored checkpoint was not used (then every stored event was replayed).
+    pub checkpoint_refused: Option<String>,
+}
+
+/// What taking a checkpoint did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointStats {
+    /// The store's event mark it covers.
+    pub mark: u64,
+    /// Its size as stored.
+    pub bytes: usize,
 }
 
 /// One centre process below HTTP. Cheap to clone (everything is shared).
@@ -90,6 +108,12 @@ pub struct Centre {
     on_alert: Option<AlertHook>,
     source: Source,
     time: TimeConfig,
+    /// Held (shared) from a batch's commit to its feed, and (alone) while a
+    /// checkpoint reads the store's event mark and the state: a checkpoint never
+    /// covers a committed batch it does not hold, nor holds one it does not cover.
+    gate: Arc<RwLock<()>>,
+    /// One checkpoint at a time.
+    checkpointing: Arc<Mutex<()>>,
 }
 
 impl Centre {
@@ -130,6 +154,8 @@ impl Centre {
             on_alert: None,
             source,
             time,
+            gate: Arc::default(),
+            checkpointing: Arc::default(),
         }
     }
 
@@ -197,6 +223,37 @@ impl Centre {
     ) -> Result<(), CentreError> {
         self.engine()?.time.refused_ahead(sensor, ahead_ms, now);
         Ok(())
+    }
+
+    /// Commits one batch of `sensor` (with the IDS alerts it carried, `ids`) and,
+    /// when it is new, calls `accepted` and feeds its events at `received`: one
+    /// step, which a checkpoint never falls inside. A duplicate changes nothing.
+    pub fn ingest(
+        &self,
+        sensor: &str,
+        batch: &str,
+        events: &[Event],
+        ids: &[ContextItem],
+        received: Timestamp,
+        accepted: impl FnOnce(),
+    ) -> Result<BatchOutcome, CentreError> {
+        let _gate = self
+            .gate
+            .read()
+            .map_err(|_| CentreError::Poisoned("checkpoint gate"))?;
+        let outcome = {
+            let mut s = self.store()?;
+            let o = s.commit_batch(sensor, batch, events, received)?;
+            if matches!(o, BatchOutcome::Accepted { .. }) && !ids.is_empty() {
+                s.put_context_items(ContextKind::Ids, ids, received)?;
+            }
+            o
+        };
+        if matches!(outcome, BatchOutcome::Accepted { .. }) {
+            accepted();
+            self.feed(sensor, events, received)?;
+        }
+        Ok(outcome)
     }
 
     /// Feeds the events of one committed batch of `sensor`, received at `now`:
@@ -306,21 +363,150 @@ impl Centre {
         })
     }
 
-    /// Rebuilds the state from the store at start (`now` is the centre's clock):
-    /// the stored events in time order, each sensor's progress and last contact,
-    /// then a tick. Events dated beyond the clock skew (stored by an older version)
-    /// are left out and counted. The warnings are stored again under their ids.
-    pub fn replay(&self, now: Timestamp) -> Result<ReplayStats, CentreError> {
-        let (events, sensors) = {
-            let s = self.store()?;
+    /// Takes a checkpoint of the centre's state into the store: the pipeline, each
+    /// sensor's time and the surges' lineage, with the store's event mark. `None`
+    /// when the store cannot say which events come after a point (ClickHouse), or
+    /// for the scale-out detector (it rebuilds from partial aggregates).
+    pub fn checkpoint(&self, now: Timestamp) -> Result<Option<CheckpointStats>, CentreError> {
+        if self.source != Source::Events {
+            return Ok(None);
+        }
+        let _one = self
+            .checkpointing
+            .lock()
+            .map_err(|_| CentreError::Poisoned("checkpoint"))?;
+        let (mark, state, digest) = {
+            let _gate = self
+                .gate
+                .write()
+                .map_err(|_| CentreError::Poisoned("checkpoint gate"))?;
+            let Some(mark) = self.store()?.event_mark()? else {
+                return Ok(None);
+            };
+            let eng = self.engine()?;
+            let lineage = self
+                .lineage
+                .lock()
+                .map_err(|_| CentreError::Poisoned("lineage"))?
+                .clone();
+            let sensors: Vec<(String, SensorTime)> = eng
+                .time
+                .sensors()
+                .iter()
+                .map(|(n, t)| (n.clone(), *t))
+                .collect();
+            let max_seen = sensors
+                .iter()
+                .filter_map(|(_, t)| t.delivered_max.map(|m| m.0))
+                .max();
+            let state = CentreState {
+                pipeline: eng.pipeline.state(),
+                sensors,
+                max_seen,
+                lineage,
+            };
             (
-                s.events_between(Timestamp(i64::MIN), Timestamp(i64::MAX))?,
-                s.sensors()?,
+                mark,
+                state,
+                checkpoint::digest(eng.pipeline.settings_digest()),
             )
         };
-        let limit = now.0.saturating_add(self.time.max_clock_skew_ms);
+        let bytes =
+            checkpoint::encode(&state, digest).map_err(|e| CentreError::Encode(e.to_string()))?;
+        let stats = CheckpointStats {
+            mark,
+            bytes: bytes.len(),
+        };
+        self.store()?.put_checkpoint(&StoredCheckpoint {
+            mark,
+            taken: now,
+            state: bytes,
+        })?;
+        Ok(Some(stats))
+    }
+
+    /// Takes up the stored checkpoint, if there is one this build and these
+    /// settings made: returns its event mark and latest event time. A checkpoint
+    /// that is refused is said in `stats` (and logged); nothing is changed then.
+    fn resume(&self, stats: &mut ReplayStats) -> Result<Option<(u64, i64)>, CentreError> {
+        if self.source != Source::Events {
+            return Ok(None);
+        }
+        let Some(stored) = self.store()?.checkpoint()? else {
+            return Ok(None);
+        };
+        let mut eng = self.engine()?;
+        let digest = checkpoint::digest(eng.pipeline.settings_digest());
+        let state = match checkpoint::decode(&stored.state, digest) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(mark = stored.mark, error = %e, "checkpoint not used; replaying every stored event");
+                stats.checkpoint_refused = Some(e.to_string());
+                return Ok(None);
+            }
+        };
+        if let Err(e) = eng.pipeline.restore(state.pipeline) {
+            tracing::warn!(mark = stored.mark, error = %e, "checkpoint not used; replaying every stored event");
+            stats.checkpoint_refused = Some(format!("checkpoint does not decode: {e}"));
+            return Ok(None);
+        }
+        for (name, t) in &state.sensors {
+            eng.time.restore(name, *t);
+        }
+        *self
+            .lineage
+            .lock()
+            .map_err(|_| CentreError::Poisoned("lineage"))? = state.lineage;
+        stats.checkpoint = Some(stored.mark);
+        Ok(Some((stored.mark, state.max_seen.unwrap_or(i64::MIN))))
+    }
+
+    /// Hands every stored warning that holds to the hook, oldest first, as the
+    /// full replay does when it closes their windows again: what was stored but
+    /// not yet sent when the centre stopped is sent now (each sink sends a warning
+    /// once).
+    fn raise_stored(&self) -> Result<(), CentreError> {
+        let Some(hook) = &self.on_alert else {
+            return Ok(());
+        };
+        let mut rows = self
+            .store()?
+            .alerts(Timestamp(i64::MIN), Timestamp(i64::MAX), 0)?;
+        rows.sort_by_key(|r| (r.window_start, r.id));
+        for r in rows {
+            match serde_json::from_str::<Warning>(&r.json) {
+                Ok(w) if !w.withdrawn => hook(r.id, &w),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(warning = r.id, error = %e, "stored warning not readable; not raised")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the state at start (`now` is the centre's clock): from the stored
+    /// checkpoint and the events stored after it, or, without a usable one, from
+    /// every stored event; the events in time order, then each sensor's progress
+    /// and last contact, then a tick. Events dated beyond the clock skew (stored by
+    /// an older version) are left out and counted. The warnings are stored again
+    /// under their ids.
+    pub fn replay(&self, now: Timestamp) -> Result<ReplayStats, CentreError> {
         let mut stats = ReplayStats::default();
-        let mut max_seen = i64::MIN;
+        let resumed = self.resume(&mut stats)?;
+        if resumed.is_some() {
+            self.raise_stored()?;
+        }
+        let (events, sensors) = {
+            let s = self.store()?;
+            let events = match resumed {
+                Some((mark, _)) => s.events_after(mark)?,
+                None => s.events_between(Timestamp(i64::MIN), Timestamp(i64::MAX))?,
+            };
+            (events, s.sensors()?)
+        };
+        let mut max_seen = resumed.map_or(i64::MIN, |(_, m)| m);
+        let limit = now.0.saturating_add(self.time.max_clock_skew_ms);
         let mut i = 0;
         while i < events.len() {
             let sensor = events[i].0.clone();
@@ -356,28 +542,23 @@ impl Centre {
                 );
             })?;
         }
+        // Taken up from a checkpoint: the windows close on its latest event time
+        // too, as a replay of every event would close them.
+        if resumed.is_some() && max_seen > i64::MIN {
+            self.advance(
+                now,
+                Some(max_seen.saturating_sub(self.time.lateness_ms)),
+                |_| {},
+            )?;
+        }
         self.counters
             .replay_future_events
             .fetch_add(stats.future_events as u64, Ordering::Relaxed);
         {
             let mut eng = self.engine()?;
             let cb = eng.pipeline.closed_before();
-            for r in sensors {
-                let (hb_at, claim) = match &r.heartbeat {
-                    Some((at, json)) => (
-                        Some(*at),
-                        heartbeat_claim(json).map(|c| Timestamp(c.0.min(at.0))),
-                    ),
-                    None => (None, None),
-                };
-                eng.time.restore(
-                    &r.name,
-                    SensorTime {
-                        last_contact: r.last_seen.max(hb_at),
-                        claimed: claim,
-                        ..SensorTime::default()
-                    },
-                );
+            for r in &sensors {
+                eng.time.restore(&r.name, stored_time(r));
             }
             // The windows still open wait from now.
             let open: Vec<i64> = eng.pipeline.open_window_starts();
@@ -404,36 +585,36 @@ impl Centre {
         let window = self.time.window_ms;
         let mut outs = Vec::new();
         let mut names = HashMap::new();
-        {
-            let mut eng = self.engine()?;
-            push(&mut eng);
-            let eng = &mut *eng;
-            let mut collect = |o: Output| outs.push(o);
-            let horizon = replay_horizon.or_else(|| eng.time.horizon(now));
-            if let Some(h) = horizon {
-                let cb = h.div_euclid(window) * window;
-                if eng.pipeline.closed_before().is_none_or(|c| cb > c) {
-                    eng.pipeline.close_through(h, &mut collect);
-                    eng.time.closed(cb);
-                }
+        // Held until the outputs are stored: a checkpoint (which takes the engine)
+        // never sees a window closed whose rows and warnings are not stored yet.
+        let mut guard = self.engine()?;
+        push(&mut guard);
+        let eng = &mut *guard;
+        let mut collect = |o: Output| outs.push(o);
+        let horizon = replay_horizon.or_else(|| eng.time.horizon(now));
+        if let Some(h) = horizon {
+            let cb = h.div_euclid(window) * window;
+            if eng.pipeline.closed_before().is_none_or(|c| cb > c) {
+                eng.pipeline.close_through(h, &mut collect);
+                eng.time.closed(cb);
             }
-            for ws in eng.pipeline.take_dirty() {
-                let w = self.complete_window(&eng.pipeline, ws)?;
-                eng.pipeline.revise(ws, &w, &mut collect);
+        }
+        for ws in eng.pipeline.take_dirty() {
+            let w = self.complete_window(&eng.pipeline, ws)?;
+            eng.pipeline.revise(ws, &w, &mut collect);
+        }
+        let mut name = |a: &Alert| {
+            for (k, _) in &a.top_sensors {
+                names
+                    .entry(*k)
+                    .or_insert_with(|| eng.pipeline.sensor_name(*k));
             }
-            let mut name = |a: &Alert| {
-                for (k, _) in &a.top_sensors {
-                    names
-                        .entry(*k)
-                        .or_insert_with(|| eng.pipeline.sensor_name(*k));
-                }
-            };
-            for o in &outs {
-                match o {
-                    Output::Alert(a) => name(a),
-                    Output::Revision(r) => r.alerts.iter().chain(&r.withdrawn).for_each(&mut name),
-                    Output::Window(_) => {}
-                }
+        };
+        for o in &outs {
+            match o {
+                Output::Alert(a) => name(a),
+                Output::Revision(r) => r.alerts.iter().chain(&r.withdrawn).for_each(&mut name),
+                Output::Window(_) => {}
             }
         }
         if outs.is_empty() {

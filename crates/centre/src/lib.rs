@@ -12,12 +12,15 @@
 //! The model is written down in `docs/time.md`.
 
 mod centre;
+pub mod checkpoint;
 mod error;
 pub mod merge;
 pub mod publish;
 pub mod time;
 
-pub use centre::{AlertHook, Centre, CentreCounters, Partial, ReplayStats, SharedStore};
+pub use centre::{
+    AlertHook, Centre, CentreCounters, CheckpointStats, Partial, ReplayStats, SharedStore,
+};
 pub use error::CentreError;
 pub use merge::{PartialMerge, StepError, Stepped};
 pub use publish::{BatchPublisher, OutgoingBatch, PublishError, PublishFuture, PublishReport};

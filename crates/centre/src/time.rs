@@ -69,7 +69,7 @@ impl TimeConfig {
 }
 
 /// What the centre knows of one sensor's time.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SensorTime {
     /// The centre's clock at the sensor's last batch or heartbeat.
     pub last_contact: Option<Timestamp>,

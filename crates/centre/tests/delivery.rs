@@ -3,7 +3,10 @@
 //! Several sensors' batches are delivered to a centre over a real SQLite store in a
 //! random schedule: interleaved, a sensor stopping for a while and resuming with
 //! its backlog (going idle on the centre's clock in between), heartbeats with and
-//! without new events, and the centre restarted between batches. Once everything
+//! without new events, checkpoints taken, and the centre restarted between batches
+//! (from its checkpoint when it took one, else replaying every stored event),
+//! also right after a batch was committed and before it was fed (a crash in
+//! between: the restart must count it once). Once everything
 //! is delivered and the clock has moved past the last window, the stored windows
 //! and warnings must be those of one pipeline run over the union of the events in
 //! time order (what `scanwatch analyze` does), the late flag and revision number
@@ -192,7 +195,9 @@ fn centre(dir: &std::path::Path) -> Centre {
     Centre::new(Box::new(store), Pipeline::new(cfg()))
 }
 
-/// Sensor `s` delivers its next `n` events as one batch: committed, then fed.
+/// Sensor `s` delivers its next `n` events as one batch: committed, then fed
+/// (unless `crash`: the centre stops between the two).
+#[allow(clippy::too_many_arguments)]
 fn deliver_one(
     c: &Centre,
     logs: &[Vec<Event>],
@@ -201,6 +206,7 @@ fn deliver_one(
     s: usize,
     n: usize,
     now: &mut i64,
+    crash: bool,
 ) {
     let from = next[s];
     let to = (from + n).min(logs[s].len());
@@ -217,7 +223,9 @@ fn deliver_one(
         .unwrap()
         .commit_batch(&name(s), &id, events, Timestamp(*now))
         .unwrap();
-    c.feed(&name(s), events, Timestamp(*now)).unwrap();
+    if !crash {
+        c.feed(&name(s), events, Timestamp(*now)).unwrap();
+    }
     next[s] = to;
 }
 
@@ -226,7 +234,27 @@ fn deliver_one(
 #[derive(Debug, Default)]
 struct Did {
     restarts: u64,
+    /// Restarts that took up a checkpoint (the others replayed every event).
+    resumed: u64,
+    /// Restarts right after a batch was committed and not fed.
+    crashes: u64,
+    checkpoints: u64,
     revised: u64,
+}
+
+/// The centre stops (its state is dropped) and starts again on the same store.
+fn restart(c: &mut Centre, dir: &std::path::Path, now: i64, did: &mut Did) {
+    did.revised += c
+        .counters
+        .windows_revised
+        .load(std::sync::atomic::Ordering::Relaxed);
+    *c = centre(dir);
+    let st = c.replay(Timestamp(now)).unwrap();
+    assert_eq!(st.checkpoint_refused, None, "the checkpoint is refused");
+    did.restarts += 1;
+    if st.checkpoint.is_some() {
+        did.resumed += 1;
+    }
 }
 
 fn deliver(logs: &[Vec<Event>], steps: &[(u8, u8, u8)]) -> (Windows, Vec<serde_json::Value>, Did) {
@@ -240,13 +268,12 @@ fn deliver(logs: &[Vec<Event>], steps: &[(u8, u8, u8)]) -> (Windows, Vec<serde_j
     let mut c = centre(dir.path());
     let mut next = vec![0usize; SENSORS];
     let mut now = T0;
-    let mut restarts = 0u64;
-    let mut revised = 0u64;
+    let mut did = Did::default();
     let mut batch = 0u64;
     for &(action, a, b) in steps {
         let s = a as usize % SENSORS;
         now += i64::from(b) * 100;
-        match action % 10 {
+        match action % 12 {
             0..=6 => deliver_one(
                 &c,
                 logs,
@@ -255,6 +282,7 @@ fn deliver(logs: &[Vec<Event>], steps: &[(u8, u8, u8)]) -> (Windows, Vec<serde_j
                 s,
                 1 + b as usize % 60,
                 &mut now,
+                false,
             ),
             7 => {
                 // A heartbeat: complete through the last event it delivered.
@@ -265,27 +293,36 @@ fn deliver(logs: &[Vec<Event>], steps: &[(u8, u8, u8)]) -> (Windows, Vec<serde_j
                 now += i64::from(a) * 2_000;
                 c.tick(Timestamp(now)).unwrap();
             }
+            9 => restart(&mut c, dir.path(), now, &mut did),
+            10 => {
+                c.checkpoint(Timestamp(now)).unwrap().unwrap();
+                did.checkpoints += 1;
+            }
             _ => {
-                revised += c
-                    .counters
-                    .windows_revised
-                    .load(std::sync::atomic::Ordering::Relaxed);
-                drop(c);
-                c = centre(dir.path());
-                c.replay(Timestamp(now)).unwrap();
-                restarts += 1;
+                deliver_one(
+                    &c,
+                    logs,
+                    &mut next,
+                    &mut batch,
+                    s,
+                    1 + b as usize % 60,
+                    &mut now,
+                    true,
+                );
+                restart(&mut c, dir.path(), now, &mut did);
+                did.crashes += 1;
             }
         }
     }
     // Whatever is left, round robin.
     while (0..SENSORS).any(|s| next[s] < logs[s].len()) {
         for s in 0..SENSORS {
-            deliver_one(&c, logs, &mut next, &mut batch, s, 50, &mut now);
+            deliver_one(&c, logs, &mut next, &mut batch, s, 50, &mut now, false);
         }
     }
     // The clock moves past every deadline.
     c.tick(Timestamp(now + 3_600_000)).unwrap();
-    revised += c
+    did.revised += c
         .counters
         .windows_revised
         .load(std::sync::atomic::Ordering::Relaxed);
@@ -309,7 +346,7 @@ fn deliver(logs: &[Vec<Event>], steps: &[(u8, u8, u8)]) -> (Windows, Vec<serde_j
         .filter(|v| v.get("withdrawn").is_none())
         .collect();
     alerts.sort_by_key(sort_key);
-    (windows, alerts, Did { restarts, revised })
+    (windows, alerts, did)
 }
 
 /// The order warnings are compared in: window, port, kind.
@@ -451,4 +488,112 @@ fn one_sensor_late_and_a_restart() {
     let did = check(11, &steps);
     assert_eq!(did.restarts, 1);
     assert!(did.revised > 0, "the late sensor revised windows: {did:?}");
+}
+
+/// The same late sensor, with a checkpoint every few rounds, restarts that take
+/// it up (some right after a batch was committed and not fed: a crash between
+/// the commit and the next checkpoint), and the surge arriving in between.
+#[test]
+fn checkpoints_and_crashes_between_commit_and_checkpoint() {
+    let mut steps = Vec::new();
+    for round in 0..30u8 {
+        for s in 0..3u8 {
+            steps.push((0u8, s, 20u8));
+        }
+        steps.push((7, 0, 0));
+        if round % 6 == 5 {
+            steps.push((8, 80, 0));
+            steps.push((0, 3, 40));
+        }
+        if round % 4 == 1 {
+            steps.push((10, 0, 0));
+        }
+        match round % 7 {
+            2 => steps.push((9, 0, 0)),
+            4 => steps.push((11, round, 30)),
+            _ => {}
+        }
+    }
+    let did = check(11, &steps);
+    assert!(did.checkpoints >= 7, "{did:?}");
+    assert!(did.crashes >= 4, "{did:?}");
+    assert_eq!(
+        did.resumed, did.restarts,
+        "every restart took up a checkpoint: {did:?}"
+    );
+    assert!(did.revised > 0, "{did:?}");
+}
+
+/// A restart from a checkpoint replays only the events stored after it, and a
+/// restart replays every event when the checkpoint is unusable.
+#[test]
+fn a_restart_replays_only_what_was_stored_after_the_checkpoint() {
+    let logs = logs(5);
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut s = SqliteStore::open(dir.path()).unwrap();
+        for i in 0..SENSORS {
+            s.add_sensor(&name(i), Timestamp(T0)).unwrap();
+        }
+    }
+    let c = centre(dir.path());
+    let (mut next, mut batch, mut now) = (vec![0usize; SENSORS], 0u64, T0);
+    // All but the last 60 events of each sensor: the surge is warned.
+    while (0..SENSORS).any(|s| next[s] + 60 < logs[s].len()) {
+        for s in 0..SENSORS {
+            let n = (logs[s].len() - 60).saturating_sub(next[s]).min(200);
+            deliver_one(&c, &logs, &mut next, &mut batch, s, n, &mut now, false);
+        }
+    }
+    let before: usize = next.iter().sum();
+    // Every deadline passes: the windows close.
+    now += 3_600_000;
+    c.tick(Timestamp(now)).unwrap();
+    let cp = c.checkpoint(Timestamp(now)).unwrap().unwrap();
+    assert!(cp.mark >= SENSORS as u64 && cp.bytes > 0, "{cp:?}");
+    deliver_one(&c, &logs, &mut next, &mut batch, 0, 30, &mut now, false);
+    deliver_one(&c, &logs, &mut next, &mut batch, 1, 20, &mut now, true);
+    let stored: Vec<i64> = {
+        let st = c.store.lock().unwrap();
+        st.alerts(Timestamp(i64::MIN), Timestamp(i64::MAX), 0)
+            .unwrap()
+            .into_iter()
+            .filter(|r| {
+                serde_json::from_str::<serde_json::Value>(&r.json).unwrap()["withdrawn"].is_null()
+            })
+            .map(|r| r.id)
+            .collect()
+    };
+    assert!(!stored.is_empty(), "the surge is warned before the restart");
+    drop(c);
+    // The restarted centre hands the sinks every stored warning again (what was
+    // stored and not yet sent when it stopped is sent; each sink sends once).
+    let raised = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let r2 = raised.clone();
+    let c = centre(dir.path()).with_alert_hook(std::sync::Arc::new(move |id, _w| {
+        r2.lock().unwrap().push(id)
+    }));
+    let st = c.replay(Timestamp(now)).unwrap();
+    assert_eq!(st.checkpoint, Some(cp.mark));
+    assert_eq!(st.events, 50, "only the two batches after the checkpoint");
+    let raised = raised.lock().unwrap().clone();
+    assert!(
+        stored.iter().all(|id| raised.contains(id)),
+        "stored {stored:?}, raised {raised:?}"
+    );
+    drop(c);
+    // Other settings: the checkpoint is refused, with why, and all is replayed.
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let mut other = cfg();
+    other.detect.min_history_ms += W;
+    let c = Centre::new(Box::new(store), Pipeline::new(other));
+    let st = c.replay(Timestamp(now)).unwrap();
+    assert_eq!(st.checkpoint, None);
+    assert!(
+        st.checkpoint_refused
+            .as_deref()
+            .is_some_and(|why| why.contains("other settings")),
+        "{st:?}"
+    );
+    assert_eq!(st.events, before + 50);
 }

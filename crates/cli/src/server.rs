@@ -197,6 +197,16 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
         replayed.events,
         data.display()
     )?;
+    match (&replayed.checkpoint, &replayed.checkpoint_refused) {
+        (Some(mark), _) => writeln!(
+            err,
+            "replay: took up the checkpoint at block {mark}; replayed only the events stored after it"
+        )?,
+        (None, Some(why)) => writeln!(err, "replay: {why}; replayed every stored event")?,
+        (None, None) => {}
+    }
+    // At once: the next start needs only what arrives from now on.
+    take_checkpoint(&centre);
     if replayed.future_events > 0 {
         writeln!(
             err,
@@ -239,6 +249,18 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
                 }
             }
         });
+        // A checkpoint of the pipeline every minute: a restart replays at most the
+        // minute's events after it (docs/server.md, "Restart").
+        let checkpointing = centre.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let c = checkpointing.clone();
+                let _ = tokio::task::spawn_blocking(move || take_checkpoint(&c)).await;
+            }
+        });
         // Retention, hourly.
         let store = state.store.clone();
         tokio::spawn(async move {
@@ -267,9 +289,29 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
         front_door(listener, tls, state).await?;
         Ok::<(), anyhow::Error>(())
     })?;
+    // The last one: a restart after a clean stop replays nothing.
+    take_checkpoint(&centre);
     close_notifier(&rt, notifier, err)?;
     writeln!(err, "stopped")?;
     Ok(())
+}
+
+/// How often the server takes a checkpoint of its pipeline.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Takes a checkpoint; a failure is logged (the next start then replays more).
+fn take_checkpoint(centre: &Centre) {
+    let started = std::time::Instant::now();
+    match centre.checkpoint(wall_clock()) {
+        Ok(Some(c)) => tracing::debug!(
+            mark = c.mark,
+            bytes = c.bytes,
+            ms = started.elapsed().as_millis() as u64,
+            "checkpoint taken"
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "checkpoint failed"),
+    }
 }
 
 /// The notification sinks of a server config (`[[sinks]]`), if any, on `rt`; what

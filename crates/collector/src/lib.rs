@@ -33,7 +33,7 @@ use scanwatch_context::ContextData;
 use scanwatch_event::metrics::{labels, Exposition, MetricKind};
 use scanwatch_event::{parse_rfc3339, Event, Timestamp, WireEvent};
 use scanwatch_pipeline::Pipeline;
-use scanwatch_store::{BatchOutcome, ContextItem, ContextKind, Store};
+use scanwatch_store::{BatchOutcome, ContextItem, Store};
 use serde::Serialize;
 
 pub use error::AppError;
@@ -420,6 +420,29 @@ impl AppState {
         self.centre
             .feed(sensor, events, (self.clock)())
             .map_err(AppError::from)
+    }
+
+    /// Takes the IDS alerts of an accepted batch into the context, bounded: the
+    /// newest per sensor and in all (docs/security.md); the store keeps them for
+    /// the events' retention.
+    fn take_ids(&self, hits: Vec<scanwatch_context::ids::IdsHit>) {
+        if hits.is_empty() {
+            return;
+        }
+        // A poisoned lock: the hits stay in the store and the next start reads them.
+        let Ok(mut ctx) = self.context.write() else {
+            tracing::warn!("context lock poisoned: ids alerts of a batch not taken in");
+            return;
+        };
+        ctx.ids.extend(hits);
+        let dropped = scanwatch_context::ids::bound_hits(
+            &mut ctx.ids,
+            scanwatch_context::ids::MAX_HITS_PER_SENSOR,
+            scanwatch_context::ids::MAX_HITS,
+        );
+        self.counters
+            .ids_dropped
+            .fetch_add(dropped as u64, Ordering::Relaxed);
     }
 }
 
@@ -833,8 +856,7 @@ async fn ingest_inner(
             st.limits.max_events_per_second_per_sensor
         )));
     }
-    let (s2, b2) = (sensor.clone(), batch.clone());
-    let commit_events = events.clone();
+    let b2 = batch.clone();
     let items = hits
         .iter()
         .enumerate()
@@ -867,49 +889,31 @@ async fn ingest_inner(
             duplicate,
         });
     }
-    let outcome = st
-        .with_store(move |s| {
-            let o = s.commit_batch(&s2, &b2, &commit_events, received)?;
-            // IDS facts right after their batch, before the acknowledgement.
-            if matches!(o, BatchOutcome::Accepted { .. }) && !items.is_empty() {
-                s.put_context_items(ContextKind::Ids, &items, received)?;
-            }
-            Ok(o)
-        })
-        .await?;
-    match outcome {
-        BatchOutcome::Duplicate => Ok(IngestReply {
+    // Committed and fed in one blocking task (a client that hangs up cannot leave
+    // a batch committed and not counted) and in one step of the centre's, which a
+    // checkpoint never falls inside (`Centre::ingest`).
+    let st2 = st.clone();
+    let outcome = blocking(move || {
+        let centre = st2.centre.clone();
+        centre
+            .ingest(&sensor, &b2, &events, &items, received, || {
+                // Durable first, then counted: a crash here loses nothing, and the
+                // server replays stored events into the pipeline at start.
+                st2.take_ids(hits)
+            })
+            .map_err(AppError::from)
+    })
+    .await?;
+    Ok(match outcome {
+        BatchOutcome::Duplicate => IngestReply {
             batch,
             accepted: 0,
             duplicate: true,
-        }),
-        BatchOutcome::Accepted { events: n } => {
-            // Durable first, then counted: a crash here loses nothing, and the
-            // server replays stored events into the pipeline at start.
-            if !hits.is_empty() {
-                let mut ctx = st
-                    .context
-                    .write()
-                    .map_err(|_| AppError::internal("context lock poisoned"))?;
-                ctx.ids.extend(hits);
-                // Bounded: the newest per sensor and in all (docs/security.md); the
-                // store keeps them for the events' retention.
-                let dropped = scanwatch_context::ids::bound_hits(
-                    &mut ctx.ids,
-                    scanwatch_context::ids::MAX_HITS_PER_SENSOR,
-                    scanwatch_context::ids::MAX_HITS,
-                );
-                st.counters
-                    .ids_dropped
-                    .fetch_add(dropped as u64, Ordering::Relaxed);
-            }
-            let st2 = st.clone();
-            blocking(move || st2.feed(&sensor, &events)).await?;
-            Ok(IngestReply {
-                batch,
-                accepted: n,
-                duplicate: false,
-            })
-        }
-    }
+        },
+        BatchOutcome::Accepted { events: n } => IngestReply {
+            batch,
+            accepted: n,
+            duplicate: false,
+        },
+    })
 }

@@ -202,7 +202,7 @@ impl Severity {
 }
 
 /// Baseline of one metric.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MetricBaseline {
     /// Median over the history windows (silent windows count as zero).
     pub median: f64,
@@ -225,7 +225,7 @@ impl MetricBaseline {
 }
 
 /// A cell's counts without its largest contributors (the module docs).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Trimmed {
     pub events: u64,
     pub sources: u64,
@@ -258,7 +258,7 @@ fn excess<K>(v: &[(K, u64)], k: usize) -> u64 {
 }
 
 /// Baselines of a port at one window.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Baseline {
     pub events: MetricBaseline,
     pub sources: MetricBaseline,
@@ -297,7 +297,7 @@ impl AlertKind {
 }
 
 /// Evidence of a trend warning.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TrendEvidence {
     /// Median sources per window over the trend span (including this window).
     pub recent_sources: f64,
@@ -310,7 +310,7 @@ pub struct TrendEvidence {
 }
 
 /// A warning: one window of one port, with its evidence.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Alert {
     pub kind: AlertKind,
     /// Set for trend warnings.
@@ -398,7 +398,7 @@ impl Alert {
 }
 
 /// Per-port history of recent non-silent windows.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct PortHistory {
     /// (window start, [events, sources, sensors]) of windows where the port was seen.
     recent: VecDeque<(i64, [u64; 3])>,
@@ -460,7 +460,7 @@ impl PortHistory {
 /// What the detector remembers of a closed window so that it can score it again
 /// when the window is revised: the cells that pass the cheap gates (the only ones
 /// that can warn) and the warnings they raised. Kept for one history span.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct WindowMemo {
     end: Timestamp,
     active_sensors: u64,
@@ -516,6 +516,19 @@ pub struct Detector {
     trend_common: std::cell::Cell<Option<f64>>,
 }
 
+/// What a [`Detector`] remembers, as a checkpoint keeps it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct DetectorState {
+    ports: Vec<((Protocol, u16), PortHistory)>,
+    first_window: Option<i64>,
+    last_window: Option<i64>,
+    memos: Vec<(i64, WindowMemo)>,
+    sweeps: Vec<((IpAddr, u8), (i64, i64))>,
+    window_ports: Vec<IndexPort>,
+    index: f64,
+    trend_common: Option<f64>,
+}
+
 /// A busy port of a window: (protocol, port) and its trimmed sources.
 type IndexPort = ((Protocol, u16), u64);
 
@@ -563,6 +576,45 @@ impl Detector {
             index: 1.0,
             trend_common: std::cell::Cell::new(None),
         }
+    }
+
+    /// What the detector remembers (histories, the windows it can still revise,
+    /// the surges and sweeps it is in), for a checkpoint; its settings and trusted
+    /// sensors are not part of it.
+    pub fn state(&self) -> DetectorState {
+        let mut ports: Vec<_> = self.ports.iter().map(|(k, h)| (*k, h.clone())).collect();
+        ports.sort_unstable_by_key(|(k, _)| *k);
+        let mut sweeps: Vec<_> = self.sweeps.iter().map(|(k, v)| (*k, *v)).collect();
+        sweeps.sort_unstable();
+        DetectorState {
+            ports,
+            first_window: self.first_window,
+            last_window: self.last_window,
+            memos: self.memos.iter().map(|(k, m)| (*k, m.clone())).collect(),
+            sweeps,
+            window_ports: self.window_ports.clone(),
+            index: self.index,
+            trend_common: self.trend_common.get(),
+        }
+    }
+
+    /// Takes up what [`Detector::state`] saved (keeping this detector's settings).
+    pub fn restore(&mut self, s: DetectorState) {
+        self.ports = s.ports.into_iter().collect();
+        self.first_window = s.first_window;
+        self.last_window = s.last_window;
+        self.memos = s.memos.into_iter().collect();
+        self.sweeps = s.sweeps.into_iter().collect();
+        self.window_ports = s.window_ports;
+        self.index = s.index;
+        self.trend_common.set(s.trend_common);
+    }
+
+    /// The trusted sensors, in key order.
+    pub fn trusted(&self) -> Vec<SensorKey> {
+        let mut v: Vec<SensorKey> = self.trusted.iter().copied().collect();
+        v.sort_unstable();
+        v
     }
 
     /// The sensors whose sightings corroborate a source on their own.

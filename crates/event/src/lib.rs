@@ -20,7 +20,9 @@ pub use time::{format_rfc3339, parse_rfc3339, Clock, Timestamp};
 pub use wire::{WireError, WireEvent, WireIds, WIRE_VERSION};
 
 /// IP protocol of an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Protocol {
     Tcp,
     Udp,

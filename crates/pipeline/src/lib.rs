@@ -4,9 +4,11 @@
 //! warning). It does no I/O and reads no clock; `analyze`, `demo` and the benches
 //! drive it the same way.
 
-use scanwatch_aggregate::{AggregateConfig, Aggregator, ClosedWindow, SensorKey, Window};
+use scanwatch_aggregate::{
+    AggregateConfig, Aggregator, AggregatorState, ClosedWindow, DecodeError, SensorKey, Window,
+};
 use scanwatch_context::benign::BenignSet;
-use scanwatch_detect::{Alert, DetectConfig, Detector, Revision};
+use scanwatch_detect::{Alert, DetectConfig, Detector, DetectorState, Revision};
 use scanwatch_event::{Event, Timestamp};
 
 pub use scanwatch_aggregate::sensor_key;
@@ -47,6 +49,23 @@ pub enum Output {
     /// revised window comes first as an `Output::Window`, then this, holding every
     /// warning of the windows scored again and those withdrawn.
     Revision(Box<Revision>),
+}
+
+/// What a centre's pipeline holds between windows, as a checkpoint keeps it: the
+/// open windows, the detector's memory, the sensors' names and the counters. The
+/// report's kept windows and warnings (what `analyze` prints) are not part of it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct PipelineState {
+    aggregator: AggregatorState,
+    detector: DetectorState,
+    sensors: Vec<(SensorKey, String)>,
+    events: u64,
+    port_events: u64,
+    icmp_events: u64,
+    windows: usize,
+    late_windows: usize,
+    benign_events: u64,
+    benign_by_label: Vec<(String, u64)>,
 }
 
 /// The pipeline.
@@ -236,6 +255,57 @@ impl Pipeline {
         self.process(closed, out);
         self.report.late_events = self.agg.late_events();
         self.report
+    }
+
+    /// What the pipeline holds, for a checkpoint ([`PipelineState`]).
+    pub fn state(&self) -> PipelineState {
+        let r = &self.report;
+        PipelineState {
+            aggregator: self.agg.state(),
+            detector: self.det.state(),
+            sensors: r.sensors.iter().map(|(k, n)| (*k, n.clone())).collect(),
+            events: r.events,
+            port_events: r.port_events,
+            icmp_events: r.icmp_events,
+            windows: r.windows,
+            late_windows: r.late_windows,
+            benign_events: r.benign_events,
+            benign_by_label: r
+                .benign_by_label
+                .iter()
+                .map(|(l, n)| (l.clone(), *n))
+                .collect(),
+        }
+    }
+
+    /// Takes up a [`Pipeline::state`] (made under the same [`Pipeline::settings_digest`]).
+    pub fn restore(&mut self, s: PipelineState) -> Result<(), DecodeError> {
+        self.agg.restore(s.aggregator)?;
+        self.det.restore(s.detector);
+        let r = &mut self.report;
+        r.sensors = s.sensors.into_iter().collect();
+        r.events = s.events;
+        r.port_events = s.port_events;
+        r.icmp_events = s.icmp_events;
+        r.windows = s.windows;
+        r.late_windows = s.late_windows;
+        r.benign_events = s.benign_events;
+        r.benign_by_label = s.benign_by_label.into_iter().collect();
+        Ok(())
+    }
+
+    /// A digest of everything that decides what the pipeline makes of its events
+    /// (its settings, the trusted sensors, the benign scanners): a state saved
+    /// under another digest would not be what these settings make of the events.
+    pub fn settings_digest(&self) -> u64 {
+        let text = format!(
+            "{:?}|{}|{:?}|{:?}",
+            self.cfg,
+            self.emit_windows,
+            self.det.trusted(),
+            self.benign
+        );
+        xxhash_rust::xxh3::xxh3_64(text.as_bytes())
     }
 
     /// Starts of the windows open right now, oldest first.

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 /// Version of the persisted schema (SQLite `user_version`).
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// Errors of a store. Messages are lowercase with no trailing period.
 #[derive(Debug, Error)]
@@ -54,6 +54,8 @@ pub enum StoreError {
     ClickHouseSchemaVersion { found: u32 },
     #[error("cannot encode a record: {0}")]
     Encode(String),
+    #[error("this store keeps no {0}")]
+    Unsupported(&'static str),
 }
 
 /// What a threat-context document is: the `kind` its items are stored under. One
@@ -388,6 +390,40 @@ pub trait EventStore: Send {
     ) -> Result<Vec<(String, Event)>, StoreError>;
 }
 
+/// Where the centre keeps a checkpoint of its pipeline's state, and which stored
+/// events came after it: a restart takes up the checkpoint and replays only those
+/// (`docs/server.md`, "Restart").
+pub trait CheckpointStore: Send {
+    /// A position in the order batches were stored: every batch stored later is
+    /// after it. `None` when this store cannot tell (then a restart replays every
+    /// stored event and no checkpoint is taken).
+    fn event_mark(&self) -> Result<Option<u64>, StoreError>;
+
+    /// The events of the batches stored after `mark` (from [`event_mark`]) with
+    /// their sensor's name, in time order (the order they were stored in among
+    /// equal times).
+    ///
+    /// [`event_mark`]: CheckpointStore::event_mark
+    fn events_after(&self, mark: u64) -> Result<Vec<(String, Event)>, StoreError>;
+
+    /// Replaces the checkpoint, in one durable write.
+    fn put_checkpoint(&mut self, c: &StoredCheckpoint) -> Result<(), StoreError>;
+
+    /// The checkpoint, if one was taken.
+    fn checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError>;
+}
+
+/// A checkpoint of the centre's state as the store keeps it: opaque bytes (the
+/// centre encodes and checks them) and the event mark they cover.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// Every event of the batches stored up to this mark is in `state`; none after.
+    pub mark: u64,
+    /// When it was taken (the centre's clock).
+    pub taken: Timestamp,
+    pub state: Vec<u8>,
+}
+
 /// Closed windows: one row per (window, protocol, port).
 pub trait WindowStore: Send {
     /// Stores closed windows; a window stored again (a replay) replaces the old row.
@@ -528,12 +564,26 @@ pub trait SinkStore: Send {
 /// takes that trait (`&dyn WarningStore`, …); the centre and the server hold the
 /// whole store.
 pub trait Store:
-    SensorStore + EventStore + WindowStore + WarningStore + AuthStore + ContextStore + SinkStore
+    SensorStore
+    + EventStore
+    + CheckpointStore
+    + WindowStore
+    + WarningStore
+    + AuthStore
+    + ContextStore
+    + SinkStore
 {
 }
 
 impl<T> Store for T where
-    T: SensorStore + EventStore + WindowStore + WarningStore + AuthStore + ContextStore + SinkStore
+    T: SensorStore
+        + EventStore
+        + CheckpointStore
+        + WindowStore
+        + WarningStore
+        + AuthStore
+        + ContextStore
+        + SinkStore
 {
 }
 
@@ -593,7 +643,7 @@ pub struct ImportCounts {
 /// (`use scanwatch_store::prelude::*;`).
 pub mod prelude {
     pub use crate::{
-        AuthStore, ContextStore, EventStore, SensorStore, SinkStore, Store, WarningStore,
-        WindowStore,
+        AuthStore, CheckpointStore, ContextStore, EventStore, SensorStore, SinkStore, Store,
+        WarningStore, WindowStore,
     };
 }

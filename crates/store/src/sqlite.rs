@@ -16,9 +16,10 @@ pub use port_cells::CELL_EXACT_LIMIT;
 
 use crate::{
     hash_token, new_token, valid_sensor_name, AggregateCommit, AlertRow, ApiTokenRecord, AuthStore,
-    BatchOutcome, ContextItem, ContextKind, ContextStore, DeadLetter, EventStore, ImportCounts,
-    PartialRow, PortTotals, Role, SensorRecord, SensorStore, SessionRecord, SinkStore, SourcePort,
-    StoreError, TopBy, UserRecord, WarningStore, WindowRow, WindowStore, SCHEMA_VERSION,
+    BatchOutcome, CheckpointStore, ContextItem, ContextKind, ContextStore, DeadLetter, EventStore,
+    ImportCounts, PartialRow, PortTotals, Role, SensorRecord, SensorStore, SessionRecord,
+    SinkStore, SourcePort, StoreError, StoredCheckpoint, TopBy, UserRecord, WarningStore,
+    WindowRow, WindowStore, SCHEMA_VERSION,
 };
 
 /// The database file inside the data directory.
@@ -158,6 +159,17 @@ CREATE TABLE partials (
 CREATE INDEX partials_by_window ON partials (window_start_ms);
 ";
 
+/// Version 7: the centre's checkpoint (one row: its state and the last block id
+/// it covers).
+const SCHEMA_V7: &str = "
+CREATE TABLE checkpoint (
+    one      INTEGER PRIMARY KEY CHECK (one = 1),
+    mark     INTEGER NOT NULL,
+    taken_ms INTEGER NOT NULL,
+    state    BLOB    NOT NULL
+);
+";
+
 /// SQLite behind the [`Store`] trait.
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -247,7 +259,7 @@ pub fn permission_warnings(dir: &Path) -> Vec<String> {
 }
 
 /// What each schema version added (the migration to it adds its tables).
-pub const MIGRATIONS: [(u32, &str); 5] = [
+pub const MIGRATIONS: [(u32, &str); 6] = [
     (2, "windows, warnings and API tokens"),
     (
         3,
@@ -261,6 +273,10 @@ pub const MIGRATIONS: [(u32, &str); 5] = [
     (
         6,
         "per-port cells of every hour and day and per-source days (built from the stored events), and keeps raw events as compressed blocks",
+    ),
+    (
+        7,
+        "the centre's checkpoint, so a restart replays only the events stored after it",
     ),
 ];
 
@@ -402,15 +418,21 @@ impl SqliteStore {
             conn.execute_batch("BEGIN IMMEDIATE")?;
             let applied = (|| -> Result<(), StoreError> {
                 let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-                let v6 = format!("{} {}", port_cells::SCHEMA_V6, events::SCHEMA_V6);
+                let v6 = format!(
+                    "{} {} {SCHEMA_V7}",
+                    port_cells::SCHEMA_V6,
+                    events::SCHEMA_V6
+                );
                 let steps = match version {
                     0 => format!("{SCHEMA} {SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5} {v6}"),
-                    // Migrations: add the tables of the versions in between.
+                    // Migrations: add the tables of the versions in between (`v6`
+                    // holds version 7's too).
                     1 => format!("{SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5} {v6}"),
                     2 => format!("{SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5} {v6}"),
                     3 => format!("{SCHEMA_V4} {SCHEMA_V5} {v6}"),
                     4 => format!("{SCHEMA_V5} {v6}"),
                     5 => v6,
+                    6 => SCHEMA_V7.to_string(),
                     SCHEMA_VERSION => return Ok(()),
                     found => return Err(StoreError::SchemaVersion { found }),
                 };
@@ -418,7 +440,9 @@ impl SqliteStore {
                 // The row-per-event table becomes blocks, with their port cells and
                 // source days (inside this transaction: a crash leaves the old
                 // version, backed up, whole).
-                events::migrate_rows(&conn)?;
+                if version < 6 {
+                    events::migrate_rows(&conn)?;
+                }
                 Ok(())
             })();
             match applied {
@@ -756,6 +780,51 @@ impl EventStore for SqliteStore {
         to: Timestamp,
     ) -> Result<Vec<(String, Event)>, StoreError> {
         events::between(&self.conn, from, to)
+    }
+}
+
+impl CheckpointStore for SqliteStore {
+    fn event_mark(&self) -> Result<Option<u64>, StoreError> {
+        events::mark(&self.conn).map(Some)
+    }
+
+    fn events_after(&self, mark: u64) -> Result<Vec<(String, Event)>, StoreError> {
+        events::after(&self.conn, mark)
+    }
+
+    fn put_checkpoint(&mut self, c: &StoredCheckpoint) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO checkpoint (one, mark, taken_ms, state) VALUES (1, ?1, ?2, ?3)",
+            )?
+            .execute(params![
+                i64::try_from(c.mark).map_err(|e| StoreError::Encode(e.to_string()))?,
+                c.taken.0,
+                c.state
+            ])?;
+        Ok(())
+    }
+
+    fn checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let row = self
+            .conn
+            .prepare_cached("SELECT mark, taken_ms, state FROM checkpoint WHERE one = 1")?
+            .query_row([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })
+            .optional()?;
+        row.map(|(mark, taken, state)| {
+            Ok(StoredCheckpoint {
+                mark: u64::try_from(mark).map_err(|e| StoreError::Encode(e.to_string()))?,
+                taken: Timestamp(taken),
+                state,
+            })
+        })
+        .transpose()
     }
 }
 

@@ -498,7 +498,7 @@ fn a_migration_is_planned_read_only_and_backed_up_first() {
     s.add_sensor("fw-1", Timestamp(0)).unwrap();
     drop(s);
     let up_to_date = migration_plan(dir.path()).unwrap().unwrap();
-    assert_eq!((up_to_date.from, up_to_date.to), (6, 6));
+    assert_eq!((up_to_date.from, up_to_date.to), (7, 7));
     assert!(up_to_date.steps.is_empty());
     // Back to version 4: without the partials table.
     let db = dir.path().join("scanwatch.db");
@@ -509,8 +509,8 @@ fn a_migration_is_planned_read_only_and_backed_up_first() {
     .unwrap();
     drop(conn);
     let plan = migration_plan(dir.path()).unwrap().unwrap();
-    assert_eq!((plan.from, plan.to), (4, 6));
-    assert_eq!(plan.steps.len(), 2);
+    assert_eq!((plan.from, plan.to), (4, 7));
+    assert_eq!(plan.steps.len(), 3);
     assert_eq!(plan.backup, dir.path().join("scanwatch.db.v4.bak"));
     assert!(!plan.backup.exists(), "planning changes nothing");
     let version = |p: &std::path::Path| -> u32 {
@@ -627,4 +627,81 @@ fn batches_after_retention_emptied_the_store_are_counted() {
         assert_eq!(act.len(), 1, "counted {counted}");
         assert_eq!(act[0].events, 6);
     }
+}
+
+/// The event mark orders batches as they were stored: the events after a mark are
+/// exactly those of the later batches (in time order), also after retention
+/// trimmed or deleted blocks, after a duplicate, and across a reopen; the
+/// checkpoint is kept and replaced whole; a version 6 store gains its table.
+#[test]
+fn the_event_mark_and_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    s.add_sensor("a", Timestamp(0)).unwrap();
+    s.add_sensor("b", Timestamp(0)).unwrap();
+    assert_eq!(s.event_mark().unwrap(), Some(0));
+    assert_eq!(s.checkpoint().unwrap(), None);
+    // Two hours of events: the first batch makes two blocks.
+    let first = vec![
+        ev(1_000, "203.0.113.1", 22),
+        ev(3_601_000, "203.0.113.2", 22),
+    ];
+    s.commit_batch("a", "1", &first, Timestamp(10)).unwrap();
+    let m1 = s.event_mark().unwrap().unwrap();
+    assert_eq!(m1, 2);
+    let second = vec![ev(5_000, "203.0.113.3", 23), ev(2_000, "203.0.113.4", 23)];
+    s.commit_batch("b", "1", &second, Timestamp(11)).unwrap();
+    assert_eq!(
+        s.commit_batch("b", "1", &second, Timestamp(12)).unwrap(),
+        BatchOutcome::Duplicate
+    );
+    let m2 = s.event_mark().unwrap().unwrap();
+    assert!(m2 > m1);
+    let after: Vec<(String, i64)> = s
+        .events_after(m1)
+        .unwrap()
+        .into_iter()
+        .map(|(n, e)| (n, e.time.0))
+        .collect();
+    assert_eq!(after, vec![("b".into(), 2_000), ("b".into(), 5_000)]);
+    assert_eq!(s.events_after(0).unwrap().len(), 4);
+    assert!(s.events_after(m2).unwrap().is_empty());
+    // Retention trims the blocks before the cut in place: no block moves past a mark.
+    s.prune(Timestamp(4_000), Timestamp(0)).unwrap();
+    assert_eq!(s.event_mark().unwrap(), Some(m2));
+    let left: Vec<i64> = s
+        .events_after(m1)
+        .unwrap()
+        .iter()
+        .map(|(_, e)| e.time.0)
+        .collect();
+    assert_eq!(left, vec![5_000]);
+    // Deleting every block does not lower the mark.
+    s.prune(Timestamp(i64::MAX / 2), Timestamp(0)).unwrap();
+    assert_eq!(s.event_mark().unwrap(), Some(m2));
+    s.commit_batch("a", "2", &[ev(9_000, "203.0.113.5", 25)], Timestamp(13))
+        .unwrap();
+    assert_eq!(s.events_after(m2).unwrap().len(), 1);
+    let cp = |mark: u64, b: &[u8]| scanwatch_store::StoredCheckpoint {
+        mark,
+        taken: Timestamp(99),
+        state: b.to_vec(),
+    };
+    s.put_checkpoint(&cp(m1, b"one")).unwrap();
+    s.put_checkpoint(&cp(m2, b"two")).unwrap();
+    drop(s);
+    let s = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(s.checkpoint().unwrap(), Some(cp(m2, b"two")));
+    assert_eq!(s.event_mark().unwrap(), Some(m2 + 1));
+    // A version 6 store (no checkpoint table) is migrated, its blocks kept.
+    let db = s.path().to_path_buf();
+    drop(s);
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("DROP TABLE checkpoint; PRAGMA user_version = 6;")
+        .unwrap();
+    let s = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(s.checkpoint().unwrap(), None);
+    assert_eq!(s.events_after(m2).unwrap().len(), 1);
+    assert!(dir.path().join("scanwatch.db.v6.bak").exists());
 }

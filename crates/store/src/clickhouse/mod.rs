@@ -99,9 +99,10 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     hash_token, new_token, valid_sensor_name, AggregateCommit, AlertRow, ApiTokenRecord, AuthStore,
-    BatchOutcome, ContextItem, ContextKind, ContextStore, DeadLetter, EventStore, ImportCounts,
-    PartialRow, PortTotals, Role, SensorRecord, SensorStore, SessionRecord, SinkStore, SourcePort,
-    StoreError, TopBy, UserRecord, WarningStore, WindowRow, WindowStore,
+    BatchOutcome, CheckpointStore, ContextItem, ContextKind, ContextStore, DeadLetter, EventStore,
+    ImportCounts, PartialRow, PortTotals, Role, SensorRecord, SensorStore, SessionRecord,
+    SinkStore, SourcePort, StoreError, StoredCheckpoint, TopBy, UserRecord, WarningStore,
+    WindowRow, WindowStore,
 };
 
 /// Version of the ClickHouse schema, recorded in `schema_version` on every server.

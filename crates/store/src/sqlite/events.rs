@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use scanwatch_aggregate::{decode_distinct, encode_distinct, Distinct};
 use scanwatch_event::{Event, Timestamp};
 
@@ -259,7 +259,47 @@ pub(crate) fn between(
     from: Timestamp,
     to: Timestamp,
 ) -> Result<Vec<(String, Event)>, StoreError> {
-    // One snapshot: the names and the blocks.
+    named_in_time_order(conn, |conn, out| {
+        scan(conn, clamp(from), clamp(to), |s, e| {
+            out.push((s, e.clone()))
+        })
+    })
+}
+
+/// The id of the newest block ever stored (0 before the first): blocks stored
+/// later have larger ids (`AUTOINCREMENT` never reuses one, and retention trims a
+/// block in place).
+pub(crate) fn mark(conn: &Connection) -> Result<u64, StoreError> {
+    let seq: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'event_blocks'")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    u64::try_from(seq.unwrap_or(0)).map_err(encode_error)
+}
+
+/// The events of the blocks stored after `mark` with their sensor's name, in time
+/// order (the order they were stored in among equal times).
+pub(crate) fn after(conn: &Connection, mark: u64) -> Result<Vec<(String, Event)>, StoreError> {
+    let mark = i64::try_from(mark).map_err(encode_error)?;
+    named_in_time_order(conn, |conn, out| {
+        scan_query(
+            conn,
+            "SELECT sensor_id, data FROM event_blocks
+             WHERE id > ?1 AND min_time_ms < ?2 AND max_time_ms >= ?3 ORDER BY id",
+            mark,
+            i64::MIN,
+            i64::MAX,
+            |s, e| out.push((s, e.clone())),
+        )
+    })
+}
+
+/// The events `collect` reads (with sensor ids), sorted by time (stable) and named,
+/// the names and the events read in one snapshot.
+fn named_in_time_order(
+    conn: &Connection,
+    collect: impl FnOnce(&Connection, &mut Vec<(i64, Event)>) -> Result<(), StoreError>,
+) -> Result<Vec<(String, Event)>, StoreError> {
     let tx = conn.unchecked_transaction()?;
     let conn: &Connection = &tx;
     let names: HashMap<i64, String> = {
@@ -268,9 +308,7 @@ pub(crate) fn between(
         rows.collect::<Result<_, _>>()?
     };
     let mut out: Vec<(i64, Event)> = Vec::new();
-    scan(conn, clamp(from), clamp(to), |s, e| {
-        out.push((s, e.clone()))
-    })?;
+    collect(conn, &mut out)?;
     // Stable: equal times keep the order they were stored in.
     out.sort_by_key(|(_, e)| e.time);
     out.into_iter()
