@@ -193,7 +193,7 @@ fn sensor_trust_is_set_and_listed() {
 /// Version 6's tables back to version 5's (a row per event, no cells).
 const BACK_TO_V5: &str = "
 DROP TABLE event_blocks; DROP TABLE source_days; DROP TABLE port_cells; DROP TABLE aggregated;
-DROP TABLE checkpoint;
+DROP TABLE checkpoint; DROP TABLE damaged_blocks;
 CREATE TABLE events (
     time_ms INTEGER NOT NULL, sensor_id INTEGER NOT NULL REFERENCES sensors(id),
     proto INTEGER NOT NULL, src BLOB NOT NULL, dst BLOB NOT NULL, src_port INTEGER,

@@ -347,7 +347,8 @@ fn main() {
     // Restart: a centre with the same settings started on the loaded store, once
     // replaying every stored event (the baseline: no checkpoint yet), once from a
     // checkpoint of the running centre with an hour of batches (one per sensor)
-    // committed after it and not fed (a crash: the restart replays them).
+    // committed after it and not fed (a crash: the restart replays them and
+    // revises the windows they fall in).
     let centre_on = |dir: &std::path::Path| {
         let mut p = Pipeline::new(PipelineConfig::new(3_600_000, 7 * 86_400_000));
         p.set_emit_windows(true);
@@ -375,9 +376,9 @@ fn main() {
             .events_between(Timestamp(end - 3_600_000), Timestamp(end))
             .unwrap()
         {
-            // The same hour's traffic an hour later, from the first sensors.
-            let mut e = e;
-            e.time = Timestamp(e.time.0 + 3_600_000 - 1);
+            // The last hour's traffic again (as if a sensor resent it under new
+            // batch ids), spread over the sensors: late for the windows the
+            // running centre closed, so the restart revises them from the store.
             let s = (e.src_port.unwrap_or(0) as usize) % names.len();
             per[s].push(e);
         }

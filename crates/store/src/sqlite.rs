@@ -160,13 +160,22 @@ CREATE INDEX partials_by_window ON partials (window_start_ms);
 ";
 
 /// Version 7: the centre's checkpoint (one row: its state and the last block id
-/// it covers).
+/// it covers), and event blocks set aside because they do not decode.
 const SCHEMA_V7: &str = "
 CREATE TABLE checkpoint (
     one      INTEGER PRIMARY KEY CHECK (one = 1),
     mark     INTEGER NOT NULL,
     taken_ms INTEGER NOT NULL,
     state    BLOB    NOT NULL
+);
+CREATE TABLE damaged_blocks (
+    id          INTEGER PRIMARY KEY,
+    sensor_id   INTEGER NOT NULL,
+    min_time_ms INTEGER NOT NULL,
+    max_time_ms INTEGER NOT NULL,
+    events      INTEGER NOT NULL,
+    data        BLOB    NOT NULL,
+    error       TEXT    NOT NULL
 );
 ";
 
@@ -276,7 +285,7 @@ pub const MIGRATIONS: [(u32, &str); 6] = [
     ),
     (
         7,
-        "the centre's checkpoint, so a restart replays only the events stored after it",
+        "the centre's checkpoint, so a restart replays only the events stored after it, and a place for event blocks that do not decode",
     ),
 ];
 
@@ -459,6 +468,12 @@ impl SqliteStore {
             waiting,
             path,
         })
+    }
+
+    /// How many stored event blocks were set aside because they do not decode
+    /// (table `damaged_blocks`, with why; the server says so at start).
+    pub fn damaged_blocks(&self) -> Result<u64, StoreError> {
+        events::damaged(&self.conn)
     }
 
     /// The database file.

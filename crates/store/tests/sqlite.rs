@@ -698,10 +698,74 @@ fn the_event_mark_and_the_checkpoint() {
     drop(s);
     rusqlite::Connection::open(&db)
         .unwrap()
-        .execute_batch("DROP TABLE checkpoint; PRAGMA user_version = 6;")
+        .execute_batch("DROP TABLE checkpoint; DROP TABLE damaged_blocks; PRAGMA user_version = 6;")
         .unwrap();
     let s = SqliteStore::open(dir.path()).unwrap();
     assert_eq!(s.checkpoint().unwrap(), None);
     assert_eq!(s.events_after(m2).unwrap().len(), 1);
     assert!(dir.path().join("scanwatch.db.v6.bak").exists());
+}
+
+/// A stored block that does not decode (damaged on disk) is left out of reads
+/// with a warning, then set aside into `damaged_blocks` by the next counting or
+/// retention: the other blocks are read, counted and pruned as before, nothing
+/// fails, and the damaged one is kept with why.
+#[test]
+fn a_damaged_block_is_set_aside_and_loses_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    s.add_sensor("a", Timestamp(0)).unwrap();
+    let h = 3_600_000;
+    for (i, t) in [1_000, h + 1_000, 2 * h + 1_000].into_iter().enumerate() {
+        let events: Vec<Event> = (0..5)
+            .map(|j| ev(t + j, &format!("203.0.113.{}", 10 * i + j as usize), 445))
+            .collect();
+        s.commit_batch("a", &format!("b{i}"), &events, Timestamp(10))
+            .unwrap();
+    }
+    // The middle block's bytes are damaged behind the store's back.
+    let db = s.path().to_path_buf();
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "UPDATE event_blocks SET data = x'01ff00ff' WHERE id = 2",
+            [],
+        )
+        .unwrap();
+    let all = s
+        .events_between(Timestamp(i64::MIN), Timestamp(i64::MAX))
+        .unwrap();
+    assert_eq!(all.len(), 10, "the other blocks are read");
+    assert_eq!(s.damaged_blocks().unwrap(), 0, "a read changes nothing");
+    s.aggregate_now().unwrap();
+    assert_eq!(s.damaged_blocks().unwrap(), 1, "counting set it aside");
+    let top = s
+        .top_ports(
+            Timestamp(0),
+            Timestamp(3 * h),
+            scanwatch_store::TopBy::Sources,
+            10,
+        )
+        .unwrap();
+    assert_eq!((top[0].port, top[0].sources), (445, 10));
+    // A block damaged after it was counted: retention cutting through it sets it
+    // aside too, and prunes the rest.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("UPDATE event_blocks SET data = x'00' WHERE id = 3", [])
+        .unwrap();
+    let (pruned, _) = s.prune(Timestamp(2 * h + 1_002), Timestamp(0)).unwrap();
+    assert_eq!(pruned, 5, "the first block's events");
+    assert_eq!(s.damaged_blocks().unwrap(), 2);
+    assert!(s
+        .events_between(Timestamp(i64::MIN), Timestamp(i64::MAX))
+        .unwrap()
+        .is_empty());
+    let why: String = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT error FROM damaged_blocks WHERE id = 2", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(!why.is_empty(), "kept with why");
 }

@@ -155,10 +155,23 @@ pub(crate) fn aggregate(conn: &Connection) -> Result<(), StoreError> {
         let mut days: HashMap<DayKey, SourceAcc> = HashMap::new();
         let mut last = None;
         let mut rows = st.query([mark])?;
+        let mut damaged = Vec::new();
         while let Some(r) = rows.next()? {
             let (id, sensor): (i64, i64) = (r.get(0)?, r.get(1)?);
-            let data = r.get_ref(2)?.as_blob().map_err(encode_error)?;
-            for e in decode_events(data).map_err(encode_error)? {
+            last = Some(id);
+            let decoded = r
+                .get_ref(2)?
+                .as_blob()
+                .map_err(encode_error)
+                .and_then(|data| decode_events(data).map_err(encode_error));
+            let events = match decoded {
+                Ok(events) => events,
+                Err(e) => {
+                    damaged.push((id, e.to_string()));
+                    continue;
+                }
+            };
+            for e in events {
                 if let Some((proto, port)) = e.scanned_port() {
                     cells.add(sensor, &e);
                     days.entry((
@@ -171,9 +184,11 @@ pub(crate) fn aggregate(conn: &Connection) -> Result<(), StoreError> {
                     .add(sensor, &e);
                 }
             }
-            last = Some(id);
         }
         drop(rows);
+        for (id, why) in damaged {
+            set_aside(conn, id, &why)?;
+        }
         let Some(last) = last else {
             return Ok(());
         };
@@ -182,6 +197,33 @@ pub(crate) fn aggregate(conn: &Connection) -> Result<(), StoreError> {
         conn.execute("UPDATE aggregated SET block_id = ?1 WHERE one = 1", [last])?;
         mark = last;
     }
+}
+
+/// Moves a stored block that does not decode (damaged on disk, or written behind
+/// the store's back) into `damaged_blocks`, with why: counting, retention and
+/// queries go on without it (its events cannot be read), and it is kept for
+/// whoever looks into it.
+fn set_aside(conn: &Connection, id: i64, why: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT OR REPLACE INTO damaged_blocks
+             (id, sensor_id, min_time_ms, max_time_ms, events, data, error)
+         SELECT id, sensor_id, min_time_ms, max_time_ms, events, data, ?2
+         FROM event_blocks WHERE id = ?1",
+        params![id, why],
+    )?;
+    conn.execute("DELETE FROM event_blocks WHERE id = ?1", [id])?;
+    tracing::warn!(
+        block = id,
+        error = why,
+        "a stored event block does not decode: set aside in damaged_blocks"
+    );
+    Ok(())
+}
+
+/// How many stored blocks were set aside as damaged.
+pub(crate) fn damaged(conn: &Connection) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM damaged_blocks", [], |r| r.get(0))?;
+    Ok(n as u64)
 }
 
 /// Hands every event of the blocks after the watermark `mark` with time in
@@ -195,7 +237,7 @@ pub(crate) fn scan_waiting(
 ) -> Result<(), StoreError> {
     scan_query(
         conn,
-        "SELECT sensor_id, data FROM event_blocks
+        "SELECT id, sensor_id, data FROM event_blocks
          WHERE id > ?1 AND min_time_ms < ?2 AND max_time_ms >= ?3 ORDER BY id",
         mark,
         from,
@@ -216,7 +258,7 @@ pub(crate) fn scan(
     // `from - 1 h`.
     scan_query(
         conn,
-        "SELECT sensor_id, data FROM event_blocks
+        "SELECT id, sensor_id, data FROM event_blocks
          WHERE min_time_ms > ?1 AND min_time_ms < ?2 AND max_time_ms >= ?3 ORDER BY id",
         from.saturating_sub(HOUR_MS),
         from,
@@ -225,8 +267,10 @@ pub(crate) fn scan(
     )
 }
 
-/// Runs a query for `(sensor_id, data)` of blocks (bound to `first`, `to`, `from`)
-/// and hands each of their events with time in `[from, to)` to `each`.
+/// Runs a query for `(id, sensor_id, data)` of blocks (bound to `first`, `to`,
+/// `from`) and hands each of their events with time in `[from, to)` to `each`. A
+/// block that does not decode is left out with a warning (the writer's next
+/// counting sets it aside: `set_aside`); the other blocks are read.
 fn scan_query(
     conn: &Connection,
     sql: &str,
@@ -241,11 +285,20 @@ fn scan_query(
     let mut st = conn.prepare_cached(sql)?;
     let mut rows = st.query(params![first, to, from])?;
     while let Some(r) = rows.next()? {
-        let sensor: i64 = r.get(0)?;
-        let data = r.get_ref(1)?.as_blob().map_err(encode_error)?;
-        for e in decode_events(data).map_err(encode_error)? {
-            if e.time.0 >= from && e.time.0 < to {
-                each(sensor, &e);
+        let (id, sensor): (i64, i64) = (r.get(0)?, r.get(1)?);
+        let decoded = r
+            .get_ref(2)?
+            .as_blob()
+            .map_err(encode_error)
+            .and_then(|data| decode_events(data).map_err(encode_error));
+        match decoded {
+            Ok(events) => {
+                for e in events.iter().filter(|e| e.time.0 >= from && e.time.0 < to) {
+                    each(sensor, e);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(block = id, error = %e, "a stored event block does not decode: left out")
             }
         }
     }
@@ -284,7 +337,7 @@ pub(crate) fn after(conn: &Connection, mark: u64) -> Result<Vec<(String, Event)>
     named_in_time_order(conn, |conn, out| {
         scan_query(
             conn,
-            "SELECT sensor_id, data FROM event_blocks
+            "SELECT id, sensor_id, data FROM event_blocks
              WHERE id > ?1 AND min_time_ms < ?2 AND max_time_ms >= ?3 ORDER BY id",
             mark,
             i64::MIN,
@@ -528,7 +581,13 @@ pub(crate) fn prune(conn: &Connection, cut: i64) -> Result<u64, StoreError> {
         rows.collect::<Result<_, _>>()?
     };
     for (id, data) in cut_through {
-        let mut events = decode_events(&data).map_err(encode_error)?;
+        let mut events = match decode_events(&data) {
+            Ok(events) => events,
+            Err(e) => {
+                set_aside(conn, id, &e.to_string())?;
+                continue;
+            }
+        };
         let before = events.len();
         events.retain(|e| e.time.0 >= cut);
         deleted += (before - events.len()) as i64;

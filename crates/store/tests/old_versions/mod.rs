@@ -8,7 +8,7 @@ use scanwatch_event::Event;
 /// Drops version 6's tables and creates version 5's `events` table (empty).
 pub const BACK_TO_V5_EVENTS: &str = "
 DROP TABLE event_blocks; DROP TABLE source_days; DROP TABLE port_cells; DROP TABLE aggregated;
-DROP TABLE checkpoint;
+DROP TABLE checkpoint; DROP TABLE damaged_blocks;
 CREATE TABLE events (
     time_ms   INTEGER NOT NULL,
     sensor_id INTEGER NOT NULL REFERENCES sensors(id),
