@@ -103,7 +103,8 @@ pub struct Centre {
     pub counters: Arc<CentreCounters>,
     engine: Arc<Mutex<Engine>>,
     /// The surges raised so far by leading advisory, to link follow-on surges
-    /// (rebuilt by the replay at start, which renders every warning again).
+    /// (kept in the checkpoint; a replay of every event renders every warning
+    /// again and rebuilds it).
     lineage: Arc<Mutex<scanwatch_alert::lineage::Lineage>>,
     on_alert: Option<AlertHook>,
     source: Source,
@@ -114,6 +115,11 @@ pub struct Centre {
     gate: Arc<RwLock<()>>,
     /// One checkpoint at a time.
     checkpointing: Arc<Mutex<()>>,
+    /// Set when the state may no longer be what the stored events make of it (a
+    /// step failed after the engine had moved, or the replay left events out):
+    /// no checkpoint is taken from then on, so the next start takes up the last
+    /// good one and replays everything after it.
+    tainted: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Centre {
@@ -156,6 +162,7 @@ impl Centre {
             time,
             gate: Arc::default(),
             checkpointing: Arc::default(),
+            tainted: Arc::default(),
         }
     }
 
@@ -241,22 +248,35 @@ impl Centre {
             .gate
             .read()
             .map_err(|_| CentreError::Poisoned("checkpoint gate"))?;
-        let outcome = {
+        let (outcome, ids_failed) = {
             let mut s = self.store()?;
             let o = s.commit_batch(sensor, batch, events, received)?;
-            if matches!(o, BatchOutcome::Accepted { .. }) && !ids.is_empty() {
-                s.put_context_items(ContextKind::Ids, ids, received)?;
-            }
-            o
+            let ids_failed = if matches!(o, BatchOutcome::Accepted { .. }) && !ids.is_empty() {
+                s.put_context_items(ContextKind::Ids, ids, received).err()
+            } else {
+                None
+            };
+            (o, ids_failed)
         };
         if matches!(outcome, BatchOutcome::Accepted { .. }) {
+            // Durable: fed whatever else fails (its resend is a duplicate), and a
+            // feed that fails leaves the state unfit for a checkpoint.
             accepted();
-            self.feed(sensor, events, received)?;
+            if let Err(e) = self.feed(sensor, events, received) {
+                self.taint("a committed batch could not be fed", &e);
+                return Err(e);
+            }
         }
-        Ok(outcome)
+        match ids_failed {
+            Some(e) => Err(e.into()),
+            None => Ok(outcome),
+        }
     }
 
-    /// Feeds the events of one committed batch of `sensor`, received at `now`:
+    /// Feeds the events of one batch of `sensor` the caller committed, received at
+    /// `now` (the server commits and feeds through [`Centre::ingest`], which a
+    /// checkpoint never falls inside; this is for callers that take no
+    /// checkpoints while they feed: tests, benches, the demo):
     /// windows that are complete close, late events revise their windows.
     pub fn feed(&self, sensor: &str, events: &[Event], now: Timestamp) -> Result<(), CentreError> {
         let key = sensor_key(sensor);
@@ -368,7 +388,7 @@ impl Centre {
     /// when the store cannot say which events come after a point (ClickHouse), or
     /// for the scale-out detector (it rebuilds from partial aggregates).
     pub fn checkpoint(&self, now: Timestamp) -> Result<Option<CheckpointStats>, CentreError> {
-        if self.source != Source::Events {
+        if self.source != Source::Events || self.tainted.load(Ordering::Relaxed) {
             return Ok(None);
         }
         let _one = self
@@ -423,6 +443,14 @@ impl Centre {
             state: bytes,
         })?;
         Ok(Some(stats))
+    }
+
+    /// No checkpoint from now on (said once, with why): the state may not be what
+    /// the stored events make of it.
+    fn taint(&self, why: &str, e: &dyn std::fmt::Display) {
+        if !self.tainted.swap(true, Ordering::Relaxed) {
+            tracing::warn!(error = %e, "{why}: no more checkpoints until restart (the next start replays from the last one)");
+        }
     }
 
     /// Takes up the stored checkpoint, if there is one this build and these
@@ -554,6 +582,13 @@ impl Centre {
         self.counters
             .replay_future_events
             .fetch_add(stats.future_events as u64, Ordering::Relaxed);
+        if stats.future_events > 0 {
+            // A checkpoint's mark would pass their blocks: they would never be fed.
+            self.taint(
+                "the replay left out events dated beyond the clock skew",
+                &stats.future_events,
+            );
+        }
         {
             let mut eng = self.engine()?;
             let cb = eng.pipeline.closed_before();
@@ -577,6 +612,20 @@ impl Centre {
     /// changed from the store, then stores the windows and warnings and hands new
     /// warnings to the hook.
     fn advance(
+        &self,
+        now: Timestamp,
+        replay_horizon: Option<i64>,
+        push: impl FnOnce(&mut Engine),
+    ) -> Result<(), CentreError> {
+        let r = self.advance_once(now, replay_horizon, push);
+        if let Err(e) = &r {
+            // Windows may have closed or been revised without being stored.
+            self.taint("a step of the centre failed", e);
+        }
+        r
+    }
+
+    fn advance_once(
         &self,
         now: Timestamp,
         replay_horizon: Option<i64>,

@@ -1,4 +1,4 @@
-//! The checkpoint of a centre's state (`docs/server.md`, "Restart"): the pipeline
+//! The checkpoint of a centre's state (`docs/server.md`, "Restart and replay"): the pipeline
 //! (open windows, the detector's memory), each sensor's time and the surges'
 //! lineage, with the store's event mark it covers. A restart takes it up and
 //! replays only the events stored after the mark, instead of every stored event.
@@ -99,17 +99,7 @@ pub fn decode(bytes: &[u8], digest: u64) -> Result<CentreState, CheckpointError>
     if word(13) != xxhash_rust::xxh3::xxh3_64(body) {
         return Err(CheckpointError::Checksum);
     }
-    let mut cbor = Vec::new();
-    flate2::read::DeflateDecoder::new(body)
-        .take(MAX_STATE_BYTES + 1)
-        .read_to_end(&mut cbor)
-        .map_err(|e| CheckpointError::Decode(e.to_string()))?;
-    if cbor.len() as u64 > MAX_STATE_BYTES {
-        return Err(CheckpointError::Decode(format!(
-            "inflates beyond {MAX_STATE_BYTES} bytes"
-        )));
-    }
-    ciborium::from_reader(cbor.as_slice()).map_err(|e| CheckpointError::Decode(e.to_string()))
+    decode_body(body)
 }
 
 /// Decodes only the body of a checkpoint, its header and checksum not checked:
@@ -120,6 +110,11 @@ pub fn decode_body(body: &[u8]) -> Result<CentreState, CheckpointError> {
         .take(MAX_STATE_BYTES + 1)
         .read_to_end(&mut cbor)
         .map_err(|e| CheckpointError::Decode(e.to_string()))?;
+    if cbor.len() as u64 > MAX_STATE_BYTES {
+        return Err(CheckpointError::Decode(format!(
+            "inflates beyond {MAX_STATE_BYTES} bytes"
+        )));
+    }
     ciborium::from_reader(cbor.as_slice()).map_err(|e| CheckpointError::Decode(e.to_string()))
 }
 

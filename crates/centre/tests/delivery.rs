@@ -597,3 +597,54 @@ fn a_restart_replays_only_what_was_stored_after_the_checkpoint() {
     );
     assert_eq!(st.events, before + 50);
 }
+
+/// Events stored dated beyond the clock skew (by an older version, or before the
+/// clock stepped back) are left out of a replay; no checkpoint is taken while
+/// they are (its mark would pass them), so a later start, once the clock has
+/// passed them, still feeds them.
+#[test]
+fn events_left_out_as_future_are_fed_by_a_later_start() {
+    let logs = logs(3);
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut s = SqliteStore::open(dir.path()).unwrap();
+        for i in 0..SENSORS {
+            s.add_sensor(&name(i), Timestamp(T0)).unwrap();
+        }
+    }
+    let c = centre(dir.path());
+    let (mut next, mut batch, mut now) = (vec![0usize; SENSORS], 0u64, T0);
+    deliver_one(&c, &logs, &mut next, &mut batch, 0, 100, &mut now, false);
+    let cp = c.checkpoint(Timestamp(now)).unwrap().unwrap();
+    // A day ahead of the clock, stored behind the centre's back.
+    let ahead: Vec<Event> = logs[1][..40]
+        .iter()
+        .map(|e| Event {
+            time: Timestamp(e.time.0 + 86_400_000),
+            ..e.clone()
+        })
+        .collect();
+    c.store
+        .lock()
+        .unwrap()
+        .commit_batch(&name(1), "ahead", &ahead, Timestamp(now))
+        .unwrap();
+    drop(c);
+    let c = centre(dir.path());
+    let st = c.replay(Timestamp(now)).unwrap();
+    assert_eq!((st.checkpoint, st.future_events), (Some(cp.mark), 40));
+    assert_eq!(
+        c.checkpoint(Timestamp(now)).unwrap(),
+        None,
+        "no checkpoint past events left out"
+    );
+    drop(c);
+    let later = now + 2 * 86_400_000;
+    let c = centre(dir.path());
+    let st = c.replay(Timestamp(later)).unwrap();
+    assert_eq!(
+        (st.checkpoint, st.events, st.future_events),
+        (Some(cp.mark), 40, 0)
+    );
+    assert!(c.checkpoint(Timestamp(later)).unwrap().is_some());
+}

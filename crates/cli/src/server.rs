@@ -257,7 +257,7 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
             }
         });
         // A checkpoint of the pipeline every minute: a restart replays at most the
-        // minute's events after it (docs/server.md, "Restart").
+        // minute's events after it (docs/server.md, "Restart and replay").
         let checkpointing = centre.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(CHECKPOINT_EVERY);

@@ -178,7 +178,8 @@ pub async fn sensors(
     let rows = st
         .with_reader(move |s| scanwatch_store::trust::sensors_with_trust(&*s))
         .await?;
-    let times = st.centre.sensor_times()?;
+    let centre = st.centre.clone();
+    let times = crate::blocking(move || centre.sensor_times().map_err(AppError::from)).await?;
     let tcfg = *st.centre.time_config();
     let now = (st.clock)();
     Ok(Json(

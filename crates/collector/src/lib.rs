@@ -819,7 +819,14 @@ async fn ingest_inner(
     // Nothing from the future is counted or stored (docs/time.md): the sensor keeps
     // the batch in its spool and shows its clock as ahead.
     if let Some((i, ahead)) = st.centre.first_ahead(&events, received) {
-        st.centre.refused_ahead(&sensor, ahead, received)?;
+        // Off the async threads: the centre's engine may be busy storing windows.
+        let (centre, name) = (st.centre.clone(), sensor.clone());
+        blocking(move || {
+            centre
+                .refused_ahead(&name, ahead, received)
+                .map_err(AppError::from)
+        })
+        .await?;
         return Err(AppError::ClockAhead(format!(
             "line {}: event time {} is {} ahead of the centre's clock (at most {} allowed); check the sensor's clock",
             lines.get(i).copied().unwrap_or(0),

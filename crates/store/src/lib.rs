@@ -392,7 +392,7 @@ pub trait EventStore: Send {
 
 /// Where the centre keeps a checkpoint of its pipeline's state, and which stored
 /// events came after it: a restart takes up the checkpoint and replays only those
-/// (`docs/server.md`, "Restart").
+/// (`docs/server.md`, "Restart and replay").
 pub trait CheckpointStore: Send {
     /// A position in the order batches were stored: every batch stored later is
     /// after it. `None` when this store cannot tell (then a restart replays every

@@ -800,7 +800,7 @@ impl EventStore for SqliteStore {
 
 impl CheckpointStore for SqliteStore {
     fn event_mark(&self) -> Result<Option<u64>, StoreError> {
-        events::mark(&self.conn).map(Some)
+        events::mark(&self.conn)
     }
 
     fn events_after(&self, mark: u64) -> Result<Vec<(String, Event)>, StoreError> {

@@ -321,13 +321,24 @@ pub(crate) fn between(
 
 /// The id of the newest block ever stored (0 before the first): blocks stored
 /// later have larger ids (`AUTOINCREMENT` never reuses one, and retention trims a
-/// block in place).
-pub(crate) fn mark(conn: &Connection) -> Result<u64, StoreError> {
+/// block in place). `None` for a table made without `AUTOINCREMENT` (by a
+/// development build of version 6), whose ids are reused after retention.
+pub(crate) fn mark(conn: &Connection) -> Result<Option<u64>, StoreError> {
+    let sql: String = conn
+        .prepare_cached(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'event_blocks'",
+        )?
+        .query_row([], |r| r.get(0))?;
+    if !sql.to_ascii_uppercase().contains("AUTOINCREMENT") {
+        return Ok(None);
+    }
     let seq: Option<i64> = conn
         .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'event_blocks'")?
         .query_row([], |r| r.get(0))
         .optional()?;
-    u64::try_from(seq.unwrap_or(0)).map_err(encode_error)
+    u64::try_from(seq.unwrap_or(0))
+        .map(Some)
+        .map_err(encode_error)
 }
 
 /// The events of the blocks stored after `mark` with their sensor's name, in time

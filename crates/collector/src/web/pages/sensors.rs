@@ -11,7 +11,9 @@ pub(super) async fn sensors_page(
     let sensors = st
         .with_reader(|s| scanwatch_store::trust::sensors_with_trust(&*s))
         .await?;
-    let times = st.centre.sensor_times().map_err(crate::AppError::from)?;
+    let centre = st.centre.clone();
+    let times =
+        crate::blocking(move || centre.sensor_times().map_err(crate::AppError::from)).await?;
     let tcfg = *st.centre.time_config();
     let clock = (st.clock)();
     let mut b = String::with_capacity(16 * 1024);
