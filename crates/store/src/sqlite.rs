@@ -285,7 +285,7 @@ pub const MIGRATIONS: [(u32, &str); 6] = [
     ),
     (
         7,
-        "the centre's checkpoint, so a restart replays only the events stored after it, and a place for event blocks that do not decode",
+        "the centre's checkpoint, so a restart replays only the events stored after it, a place for event blocks that do not decode, and source days keyed by day first",
     ),
 ];
 
@@ -428,9 +428,10 @@ impl SqliteStore {
             let applied = (|| -> Result<(), StoreError> {
                 let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
                 let v6 = format!(
-                    "{} {} {SCHEMA_V7}",
+                    "{} {} {} {SCHEMA_V7}",
                     port_cells::SCHEMA_V6,
-                    events::SCHEMA_V6
+                    events::SCHEMA_V6,
+                    events::SCHEMA_V7
                 );
                 let steps = match version {
                     0 => format!("{SCHEMA} {SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5} {v6}"),
@@ -441,7 +442,7 @@ impl SqliteStore {
                     3 => format!("{SCHEMA_V4} {SCHEMA_V5} {v6}"),
                     4 => format!("{SCHEMA_V5} {v6}"),
                     5 => v6,
-                    6 => SCHEMA_V7.to_string(),
+                    6 => format!("{} {SCHEMA_V7}", events::SCHEMA_V7),
                     SCHEMA_VERSION => return Ok(()),
                     found => return Err(StoreError::SchemaVersion { found }),
                 };

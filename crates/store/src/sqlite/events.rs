@@ -57,6 +57,29 @@ CREATE TABLE source_days (
 ) WITHOUT ROWID;
 ";
 
+/// Version 7 keys the source days by day first: a counting's new rows of a day
+/// share pages (keyed by source first, each landed on a page of its own), and
+/// retention deletes a prefix of the table instead of scanning it.
+pub(crate) const SCHEMA_V7: &str = "
+CREATE TABLE source_days_v7 (
+    day_ms   INTEGER NOT NULL,
+    src      BLOB    NOT NULL,
+    proto    INTEGER NOT NULL,
+    port     INTEGER NOT NULL,
+    events   INTEGER NOT NULL,
+    first_in INTEGER NOT NULL,
+    last_in  INTEGER NOT NULL,
+    sensors  BLOB    NOT NULL,
+    targets  BLOB    NOT NULL,
+    PRIMARY KEY (day_ms, src, proto, port)
+) WITHOUT ROWID;
+INSERT INTO source_days_v7 (day_ms, src, proto, port, events, first_in, last_in, sensors, targets)
+    SELECT day_ms, src, proto, port, events, first_in, last_in, sensors, targets FROM source_days
+    ORDER BY day_ms, src, proto, port;
+DROP TABLE source_days;
+ALTER TABLE source_days_v7 RENAME TO source_days;
+";
+
 /// Times outside this range are treated as its ends (no stored event is that far
 /// from 1970, and the arithmetic on ranges cannot overflow).
 const FAR: i64 = 1 << 60;
@@ -457,9 +480,12 @@ fn merge_days(conn: &Connection, days: HashMap<DayKey, SourceAcc>) -> Result<(),
         "UPDATE source_days SET events = ?5, first_in = ?6, last_in = ?7, sensors = ?8, targets = ?9
          WHERE src = ?1 AND day_ms = ?2 AND proto = ?3 AND port = ?4",
     )?;
-    // In key order: neighbouring rows share pages.
+    // In key order (day, source, protocol, port): neighbouring rows share pages.
     let mut days: Vec<_> = days.into_iter().collect();
-    days.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    days.sort_unstable_by(|a, b| {
+        let ((sa, da, pa, qa), (sb, db, pb, qb)) = (&a.0, &b.0);
+        (da, sa, pa, qa).cmp(&(db, sb, pb, qb))
+    });
     for ((src, day, proto, port), new) in days {
         let stored = {
             let mut rows = get.query(params![src, day, proto, port])?;
@@ -510,18 +536,29 @@ pub(crate) fn source_activity(
     let start = from.max(pruned_to(conn)?);
     let (d0, d1) = (ceil_to(start, DAY_MS), floor_to(to, DAY_MS));
     let ends = if d0 < d1 {
+        // A seek per day: the table's key starts with the day (the rows a counting
+        // writes then share pages, and retention deletes a prefix).
         let mut st = conn.prepare_cached(
-            "SELECT proto, port, day_ms, events, first_in, last_in, sensors, targets FROM source_days
-             WHERE src = ?1 AND day_ms >= ?2 AND day_ms < ?3",
+            "SELECT proto, port, events, first_in, last_in, sensors, targets FROM source_days
+             WHERE day_ms = ?1 AND src = ?2",
         )?;
-        let mut rows = st.query(params![ip_bytes(src), d0, d1])?;
-        while let Some(r) = rows.next()? {
-            let key = (r.get::<_, i64>(0)? as u8, r.get::<_, i64>(1)? as u16);
-            let day: i64 = r.get(2)?;
-            ports
-                .entry(key)
-                .or_default()
-                .merge(&SourceAcc::read(r, 3, day)?);
+        let key = ip_bytes(src);
+        // Only the days the table holds, each found by a seek on the key's prefix
+        // (however far apart they lie).
+        let mut next = conn.prepare_cached(
+            "SELECT MIN(day_ms) FROM source_days WHERE day_ms >= ?1 AND day_ms < ?2",
+        )?;
+        let mut at = d0;
+        while let Some(day) = next.query_row(params![at, d1], |r| r.get::<_, Option<i64>>(0))? {
+            let mut rows = st.query(params![day, key])?;
+            while let Some(r) = rows.next()? {
+                let port = (r.get::<_, i64>(0)? as u8, r.get::<_, i64>(1)? as u16);
+                ports
+                    .entry(port)
+                    .or_default()
+                    .merge(&SourceAcc::read(r, 2, day)?);
+            }
+            at = day.saturating_add(1);
         }
         vec![(from, d0), (d1, to)]
     } else {
