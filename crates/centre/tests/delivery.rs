@@ -190,6 +190,16 @@ fn comparable(mut v: serde_json::Value) -> serde_json::Value {
     v
 }
 
+/// A new data directory whose store knows the sensors.
+fn store_with_sensors() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    for i in 0..SENSORS {
+        s.add_sensor(&name(i), Timestamp(T0)).unwrap();
+    }
+    dir
+}
+
 fn centre(dir: &std::path::Path) -> Centre {
     let store = SqliteStore::open(dir).unwrap();
     Centre::new(Box::new(store), Pipeline::new(cfg()))
@@ -258,13 +268,7 @@ fn restart(c: &mut Centre, dir: &std::path::Path, now: i64, did: &mut Did) {
 }
 
 fn deliver(logs: &[Vec<Event>], steps: &[(u8, u8, u8)]) -> (Windows, Vec<serde_json::Value>, Did) {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let mut s = SqliteStore::open(dir.path()).unwrap();
-        for i in 0..SENSORS {
-            s.add_sensor(&name(i), Timestamp(T0)).unwrap();
-        }
-    }
+    let dir = store_with_sensors();
     let mut c = centre(dir.path());
     let mut next = vec![0usize; SENSORS];
     let mut now = T0;
@@ -529,13 +533,7 @@ fn checkpoints_and_crashes_between_commit_and_checkpoint() {
 #[test]
 fn a_restart_replays_only_what_was_stored_after_the_checkpoint() {
     let logs = logs(5);
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let mut s = SqliteStore::open(dir.path()).unwrap();
-        for i in 0..SENSORS {
-            s.add_sensor(&name(i), Timestamp(T0)).unwrap();
-        }
-    }
+    let dir = store_with_sensors();
     let c = centre(dir.path());
     let (mut next, mut batch, mut now) = (vec![0usize; SENSORS], 0u64, T0);
     // All but the last 60 events of each sensor: the surge is warned.
@@ -605,13 +603,7 @@ fn a_restart_replays_only_what_was_stored_after_the_checkpoint() {
 #[test]
 fn events_left_out_as_future_are_fed_by_a_later_start() {
     let logs = logs(3);
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let mut s = SqliteStore::open(dir.path()).unwrap();
-        for i in 0..SENSORS {
-            s.add_sensor(&name(i), Timestamp(T0)).unwrap();
-        }
-    }
+    let dir = store_with_sensors();
     let c = centre(dir.path());
     let (mut next, mut batch, mut now) = (vec![0usize; SENSORS], 0u64, T0);
     deliver_one(&c, &logs, &mut next, &mut batch, 0, 100, &mut now, false);
