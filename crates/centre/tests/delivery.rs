@@ -471,10 +471,10 @@ fn one_sensor_after_another() {
     );
 }
 
-/// One sensor three minutes behind the others the whole time, going idle between
-/// its batches, and a restart in the middle.
-#[test]
-fn one_sensor_late_and_a_restart() {
+/// Thirty rounds of three sensors delivering and a heartbeat, the fourth sensor
+/// three minutes behind, going idle between its batches; `extra` adds the steps
+/// of each round's end.
+fn late_sensor(extra: impl Fn(u8, &mut Vec<(u8, u8, u8)>)) -> Vec<(u8, u8, u8)> {
     let mut steps = Vec::new();
     for round in 0..30u8 {
         for s in 0..3u8 {
@@ -485,10 +485,20 @@ fn one_sensor_late_and_a_restart() {
             steps.push((8, 80, 0)); // 160 s of quiet: sensor 3 goes idle
             steps.push((0, 3, 40));
         }
+        extra(round, &mut steps);
+    }
+    steps
+}
+
+/// One sensor three minutes behind the others the whole time, going idle between
+/// its batches, and a restart in the middle.
+#[test]
+fn one_sensor_late_and_a_restart() {
+    let steps = late_sensor(|round, steps| {
         if round == 15 {
             steps.push((9, 0, 0));
         }
-    }
+    });
     let did = check(11, &steps);
     assert_eq!(did.restarts, 1);
     assert!(did.revised > 0, "the late sensor revised windows: {did:?}");
@@ -499,16 +509,7 @@ fn one_sensor_late_and_a_restart() {
 /// the commit and the next checkpoint), and the surge arriving in between.
 #[test]
 fn checkpoints_and_crashes_between_commit_and_checkpoint() {
-    let mut steps = Vec::new();
-    for round in 0..30u8 {
-        for s in 0..3u8 {
-            steps.push((0u8, s, 20u8));
-        }
-        steps.push((7, 0, 0));
-        if round % 6 == 5 {
-            steps.push((8, 80, 0));
-            steps.push((0, 3, 40));
-        }
+    let steps = late_sensor(|round, steps| {
         if round % 4 == 1 {
             steps.push((10, 0, 0));
         }
@@ -517,7 +518,7 @@ fn checkpoints_and_crashes_between_commit_and_checkpoint() {
             4 => steps.push((11, round, 30)),
             _ => {}
         }
-    }
+    });
     let did = check(11, &steps);
     assert!(did.checkpoints >= 7, "{did:?}");
     assert!(did.crashes >= 4, "{did:?}");
