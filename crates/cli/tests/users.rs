@@ -211,7 +211,7 @@ fn admin_migrate_says_what_it_would_do_then_does_it_with_a_copy() {
     let data = dir.path().join("data");
     common::admin(&data, &["sensor", "add", "fw-1"]);
     let up = common::admin(&data, &["migrate", "--check"]);
-    assert!(up.ends_with("schema version 7, up to date"), "{up}");
+    assert!(up.ends_with("schema version 8, up to date"), "{up}");
     let db = data.join("scanwatch.db");
     rusqlite::Connection::open(&db)
         .unwrap()
@@ -219,12 +219,16 @@ fn admin_migrate_says_what_it_would_do_then_does_it_with_a_copy() {
         .unwrap();
     let check = common::admin(&data, &["migrate", "--check"]);
     assert!(
-        check.contains("schema version 5 -> 7 (--check: nothing changed)"),
+        check.contains("schema version 5 -> 8 (--check: nothing changed)"),
         "{check}"
     );
     assert!(check.contains("version 6 adds per-port cells"), "{check}");
     assert!(
         check.contains("version 7 adds the centre's checkpoint"),
+        "{check}"
+    );
+    assert!(
+        check.contains("version 8 adds closed windows keyed by time first"),
         "{check}"
     );
     assert!(check.contains("scanwatch.db.v5.bak"), "{check}");
@@ -239,7 +243,7 @@ fn admin_migrate_says_what_it_would_do_then_does_it_with_a_copy() {
     );
     assert!(data.join("scanwatch.db.v5.bak").exists());
     let again = common::admin(&data, &["migrate", "--check"]);
-    assert!(again.ends_with("schema version 7, up to date"), "{again}");
+    assert!(again.ends_with("schema version 8, up to date"), "{again}");
     // The sensor survived the migration.
     assert!(common::admin(&data, &["sensor", "list"]).contains("fw-1"));
     // No database: a clear refusal.

@@ -179,6 +179,33 @@ CREATE TABLE damaged_blocks (
 );
 ";
 
+/// Version 8: closed windows keyed by time first (a window's close stores a few
+/// thousand rows of one start: keyed by port first, each landed on a page of its
+/// own, and storing them took a fifth of the centre's ingest work), without the
+/// index by time that key makes redundant; and the per-port cells without their
+/// per-port index (every new cell wrote a page of it; a port's cells are found by
+/// their key, one period at a time).
+const SCHEMA_V8: &str = "
+DROP INDEX IF EXISTS port_cells_by_port;
+CREATE TABLE windows_v8 (
+    window_start_ms INTEGER NOT NULL,
+    window_end_ms   INTEGER NOT NULL,
+    proto           INTEGER NOT NULL,
+    port            INTEGER NOT NULL,
+    events          INTEGER NOT NULL,
+    sources         INTEGER NOT NULL,
+    sensors         INTEGER NOT NULL,
+    targets         INTEGER NOT NULL,
+    top_sources     TEXT    NOT NULL,
+    PRIMARY KEY (window_start_ms, proto, port)
+) WITHOUT ROWID;
+INSERT INTO windows_v8 (window_start_ms, window_end_ms, proto, port, events, sources, sensors, targets, top_sources)
+    SELECT window_start_ms, window_end_ms, proto, port, events, sources, sensors, targets, top_sources
+    FROM windows ORDER BY window_start_ms, proto, port;
+DROP TABLE windows;
+ALTER TABLE windows_v8 RENAME TO windows;
+";
+
 /// SQLite behind the [`Store`] trait.
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -268,7 +295,7 @@ pub fn permission_warnings(dir: &Path) -> Vec<String> {
 }
 
 /// What each schema version added (the migration to it adds its tables).
-pub const MIGRATIONS: [(u32, &str); 6] = [
+pub const MIGRATIONS: [(u32, &str); 7] = [
     (2, "windows, warnings and API tokens"),
     (
         3,
@@ -286,6 +313,10 @@ pub const MIGRATIONS: [(u32, &str); 6] = [
     (
         7,
         "the centre's checkpoint, so a restart replays only the events stored after it, a place for event blocks that do not decode, and source days keyed by day first",
+    ),
+    (
+        8,
+        "closed windows keyed by time first and per-port cells without a per-port index, so storing a window's close and counting events append instead of writing a page per port",
     ),
 ];
 
@@ -428,7 +459,7 @@ impl SqliteStore {
             let applied = (|| -> Result<(), StoreError> {
                 let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
                 let v6 = format!(
-                    "{} {} {} {SCHEMA_V7}",
+                    "{} {} {} {SCHEMA_V7} {SCHEMA_V8}",
                     port_cells::SCHEMA_V6,
                     events::SCHEMA_V6,
                     events::SCHEMA_V7
@@ -436,13 +467,14 @@ impl SqliteStore {
                 let steps = match version {
                     0 => format!("{SCHEMA} {SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5} {v6}"),
                     // Migrations: add the tables of the versions in between (`v6`
-                    // holds version 7's too).
+                    // holds versions 7 and 8 too).
                     1 => format!("{SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5} {v6}"),
                     2 => format!("{SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5} {v6}"),
                     3 => format!("{SCHEMA_V4} {SCHEMA_V5} {v6}"),
                     4 => format!("{SCHEMA_V5} {v6}"),
                     5 => v6,
-                    6 => format!("{} {SCHEMA_V7}", events::SCHEMA_V7),
+                    6 => format!("{} {SCHEMA_V7} {SCHEMA_V8}", events::SCHEMA_V7),
+                    7 => SCHEMA_V8.to_string(),
                     SCHEMA_VERSION => return Ok(()),
                     found => return Err(StoreError::SchemaVersion { found }),
                 };
@@ -901,9 +933,22 @@ impl WindowStore for SqliteStore {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<WindowRow>, StoreError> {
+        // Windows are keyed by time first (version 8): walk the range's distinct
+        // starts (each the least start after the last, one seek) and look the port
+        // up under each (one seek), instead of a port-first key every close
+        // scatters its rows over.
         let mut st = self.conn.prepare_cached(
-            "SELECT window_start_ms, window_end_ms, proto, port, events, sources, sensors, targets, top_sources FROM windows
-             WHERE proto = ?1 AND port = ?2 AND window_start_ms >= ?3 AND window_start_ms < ?4 ORDER BY window_start_ms",
+            "WITH RECURSIVE starts(s) AS (
+                 SELECT MIN(window_start_ms) FROM windows
+                 WHERE window_start_ms >= ?3 AND window_start_ms < ?4
+                 UNION ALL
+                 SELECT (SELECT MIN(window_start_ms) FROM windows
+                         WHERE window_start_ms > starts.s AND window_start_ms < ?4)
+                 FROM starts WHERE starts.s IS NOT NULL
+             )
+             SELECT w.window_start_ms, w.window_end_ms, w.proto, w.port, w.events, w.sources, w.sensors, w.targets, w.top_sources
+             FROM starts JOIN windows w ON w.window_start_ms = starts.s AND w.proto = ?1 AND w.port = ?2
+             ORDER BY w.window_start_ms",
         )?;
         let rows = st.query_map(params![proto, port, from.0, to.0], window_row)?;
         Ok(rows.collect::<Result<_, _>>()?)

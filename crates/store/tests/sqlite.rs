@@ -498,7 +498,7 @@ fn a_migration_is_planned_read_only_and_backed_up_first() {
     s.add_sensor("fw-1", Timestamp(0)).unwrap();
     drop(s);
     let up_to_date = migration_plan(dir.path()).unwrap().unwrap();
-    assert_eq!((up_to_date.from, up_to_date.to), (7, 7));
+    assert_eq!((up_to_date.from, up_to_date.to), (8, 8));
     assert!(up_to_date.steps.is_empty());
     // Back to version 4: without the partials table.
     let db = dir.path().join("scanwatch.db");
@@ -509,8 +509,8 @@ fn a_migration_is_planned_read_only_and_backed_up_first() {
     .unwrap();
     drop(conn);
     let plan = migration_plan(dir.path()).unwrap().unwrap();
-    assert_eq!((plan.from, plan.to), (4, 7));
-    assert_eq!(plan.steps.len(), 3);
+    assert_eq!((plan.from, plan.to), (4, 8));
+    assert_eq!(plan.steps.len(), 4);
     assert_eq!(plan.backup, dir.path().join("scanwatch.db.v4.bak"));
     assert!(!plan.backup.exists(), "planning changes nothing");
     let version = |p: &std::path::Path| -> u32 {
@@ -768,4 +768,143 @@ fn a_damaged_block_is_set_aside_and_loses_nothing_else() {
         })
         .unwrap();
     assert!(!why.is_empty(), "kept with why");
+}
+
+/// Windows are keyed by time first (version 8): a port's history walks the
+/// stored starts. Windows of several ports, lengths and gaps answer `port_history`
+/// and `windows_between` as a filter of what was put, before and after a version 7
+/// store (keyed by port, with the per-port cell index) is migrated.
+#[test]
+fn port_history_over_time_keyed_windows_and_the_version_8_migration() {
+    use scanwatch_store::WindowRow;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    let h = 3_600_000;
+    let w = |start: i64, len: i64, proto: u8, port: u16, events: u64| WindowRow {
+        window_start: Timestamp(start),
+        window_end: Timestamp(start + len),
+        proto,
+        port,
+        events,
+        sources: 1,
+        sensors: 1,
+        targets: 1,
+        top_sources_json: "[]".into(),
+    };
+    let mut put = Vec::new();
+    for i in 0..40i64 {
+        // Port 1025 every hour, 445 every third, UDP 1025 every fifth; 30 s
+        // windows between hours 10 and 11, a negative start, a gap at hour 20.
+        if i == 20 {
+            continue;
+        }
+        put.push(w(i * h, h, 6, 1025, i as u64 + 1));
+        if i % 3 == 0 {
+            put.push(w(i * h, h, 6, 445, 100 + i as u64));
+        }
+        if i % 5 == 0 {
+            put.push(w(i * h, h, 17, 1025, 200 + i as u64));
+        }
+    }
+    for k in 0..4 {
+        put.push(w(10 * h + 30_000 * (k + 1), 30_000, 6, 445, 300 + k as u64));
+    }
+    put.push(w(-h, h, 6, 1025, 7));
+    // Stored in two calls out of time order.
+    let (a, b) = put.split_at(put.len() / 2);
+    s.put_windows(b).unwrap();
+    s.put_windows(a).unwrap();
+    let expect_history = |proto: u8, port: u16, from: i64, to: i64| -> Vec<(i64, u64)> {
+        let mut v: Vec<(i64, u64)> = put
+            .iter()
+            .filter(|r| r.proto == proto && r.port == port)
+            .filter(|r| r.window_start.0 >= from && r.window_start.0 < to)
+            .map(|r| (r.window_start.0, r.events))
+            .collect();
+        v.sort();
+        v
+    };
+    let check = |s: &SqliteStore| {
+        for (proto, port) in [(6, 1025), (6, 445), (17, 1025), (6, 22)] {
+            for (from, to) in [
+                (i64::MIN, i64::MAX),
+                (0, 40 * h),
+                (10 * h, 11 * h),
+                (10 * h + 1, 25 * h),
+                (20 * h, 21 * h),
+                (-h, 0),
+            ] {
+                let got: Vec<(i64, u64)> = s
+                    .port_history(proto, port, Timestamp(from), Timestamp(to))
+                    .unwrap()
+                    .iter()
+                    .map(|r| {
+                        assert_eq!((r.proto, r.port), (proto, port));
+                        (r.window_start.0, r.events)
+                    })
+                    .collect();
+                assert_eq!(
+                    got,
+                    expect_history(proto, port, from, to),
+                    "{proto}/{port} {from}..{to}"
+                );
+            }
+        }
+        let between = s
+            .windows_between(Timestamp(9 * h), Timestamp(12 * h))
+            .unwrap();
+        let mut want: Vec<(i64, u8, u16)> = put
+            .iter()
+            .filter(|r| r.window_start.0 >= 9 * h && r.window_start.0 < 12 * h)
+            .map(|r| (r.window_start.0, r.proto, r.port))
+            .collect();
+        want.sort();
+        let got: Vec<(i64, u8, u16)> = between
+            .iter()
+            .map(|r| (r.window_start.0, r.proto, r.port))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(
+            s.latest_window().unwrap(),
+            Some((Timestamp(39 * h), Timestamp(40 * h)))
+        );
+    };
+    check(&s);
+    let db = s.path().to_path_buf();
+    drop(s);
+    // Back to version 7: windows keyed by port with an index by time, and the
+    // per-port cell index.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE windows_v7 (
+                 window_start_ms INTEGER NOT NULL, window_end_ms INTEGER NOT NULL,
+                 proto INTEGER NOT NULL, port INTEGER NOT NULL, events INTEGER NOT NULL,
+                 sources INTEGER NOT NULL, sensors INTEGER NOT NULL, targets INTEGER NOT NULL,
+                 top_sources TEXT NOT NULL,
+                 PRIMARY KEY (proto, port, window_start_ms)) WITHOUT ROWID;
+             INSERT INTO windows_v7 SELECT * FROM windows;
+             DROP TABLE windows;
+             ALTER TABLE windows_v7 RENAME TO windows;
+             CREATE INDEX windows_by_time ON windows(window_start_ms);
+             CREATE INDEX port_cells_by_port ON port_cells (span_ms, proto, port, start_ms);
+             PRAGMA user_version = 7;",
+        )
+        .unwrap();
+    let plan = scanwatch_store::sqlite::migration_plan(dir.path())
+        .unwrap()
+        .unwrap();
+    assert_eq!((plan.from, plan.to, plan.steps.len()), (7, 8, 1));
+    let s = SqliteStore::open(dir.path()).unwrap();
+    check(&s);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ('windows_by_time', 'port_cells_by_port')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(indexes.is_empty(), "{indexes:?}");
+    assert!(dir.path().join("scanwatch.db.v7.bak").exists());
 }

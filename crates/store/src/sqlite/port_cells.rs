@@ -424,12 +424,13 @@ pub(crate) fn top_ports(
             .collect();
         order.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let ranked_by = Want::ranking(by);
+        let starts = cell_starts(conn, &plan)?;
         let mut ranked: Vec<(u64, u64, PortKey, Cell)> = Vec::new();
         for (key, high) in order {
             if ranked.len() >= limit && high < ranked[limit - 1].0 {
                 break;
             }
-            let mut c = port_cell(conn, &plan, key, ranked_by)?;
+            let mut c = port_cell(conn, &starts, key, ranked_by)?;
             if let Some(e) = ends.get(&key) {
                 c.merge_only(e, ranked_by);
             }
@@ -441,7 +442,7 @@ pub(crate) fn top_ports(
         ranked
             .into_iter()
             .map(|(_, _, key, mut c)| {
-                let mut more = port_cell(conn, &plan, key, rest)?;
+                let mut more = port_cell(conn, &starts, key, rest)?;
                 if let Some(e) = ends.get(&key) {
                     more.merge_only(e, rest);
                 }
@@ -652,17 +653,47 @@ impl Union {
     }
 }
 
-/// One port's events and the counters `w` names over the plan's cells.
-fn port_cell(conn: &Connection, plan: &Plan, key: PortKey, w: Want) -> Result<Cell, StoreError> {
-    // The planner, with no statistics, would scan the range's cells by time.
+/// The starts of the stored cells of the plan's periods, as `(span, start)`:
+/// found once per query, then each ranked port is looked up under each (the cells
+/// have no per-port index since schema version 8: each new cell wrote a page of
+/// it). Each start is the least one after the last (one seek each).
+fn cell_starts(conn: &Connection, plan: &Plan) -> Result<Vec<(i64, i64)>, StoreError> {
     let mut st = conn.prepare_cached(
-        "SELECT events, src, dst, sensors FROM port_cells INDEXED BY port_cells_by_port
-         WHERE span_ms = ?1 AND proto = ?2 AND port = ?3 AND start_ms >= ?4 AND start_ms < ?5",
+        "WITH RECURSIVE starts(s) AS (
+             SELECT MIN(start_ms) FROM port_cells
+             WHERE span_ms = ?1 AND start_ms >= ?2 AND start_ms < ?3
+             UNION ALL
+             SELECT (SELECT MIN(start_ms) FROM port_cells
+                     WHERE span_ms = ?1 AND start_ms > starts.s AND start_ms < ?3)
+             FROM starts WHERE starts.s IS NOT NULL
+         )
+         SELECT s FROM starts WHERE s IS NOT NULL",
+    )?;
+    let mut out = Vec::new();
+    for &(span, a, b) in &plan.cells {
+        let mut rows = st.query(params![span, a, b])?;
+        while let Some(r) = rows.next()? {
+            out.push((span, r.get(0)?));
+        }
+    }
+    Ok(out)
+}
+
+/// One port's events and the counters `w` names over the cells at `starts`.
+fn port_cell(
+    conn: &Connection,
+    starts: &[(i64, i64)],
+    key: PortKey,
+    w: Want,
+) -> Result<Cell, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT events, src, dst, sensors FROM port_cells
+         WHERE span_ms = ?1 AND start_ms = ?2 AND proto = ?3 AND port = ?4",
     )?;
     let mut u = Union::new();
-    for &(span, a, b) in &plan.cells {
-        let mut rows = st.query(params![span, key.0, key.1, a, b])?;
-        while let Some(r) = rows.next()? {
+    for &(span, start) in starts {
+        let mut rows = st.query(params![span, start, key.0, key.1])?;
+        if let Some(r) = rows.next()? {
             u.add_row(r, 0, w)?;
         }
     }
