@@ -10,6 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
 
 mod events;
+mod functions;
 mod port_cells;
 
 pub use port_cells::CELL_EXACT_LIMIT;
@@ -422,6 +423,7 @@ impl SqliteStore {
             }
         }
         let conn = Connection::open(&path)?;
+        functions::register(&conn)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         // Switching a new database to WAL takes an exclusive lock without waiting on
         // the busy handler: retried, bounded, when another process opens it too.

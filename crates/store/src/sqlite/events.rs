@@ -466,19 +466,18 @@ impl SourceAcc {
 
 type DayKey = (Vec<u8>, i64, u8, u16);
 
-/// Merges source days into the stored ones (read, merge, write back).
+/// Merges source days into the stored ones: one upsert per day, the counters
+/// merged by `sw_merge_distinct` (`functions.rs`) when the day is stored.
 fn merge_days(conn: &Connection, days: HashMap<DayKey, SourceAcc>) -> Result<(), StoreError> {
-    let mut get = conn.prepare_cached(
-        "SELECT events, first_in, last_in, sensors, targets FROM source_days
-         WHERE src = ?1 AND day_ms = ?2 AND proto = ?3 AND port = ?4",
-    )?;
-    let mut insert = conn.prepare_cached(
+    let mut upsert = conn.prepare_cached(
         "INSERT INTO source_days (src, day_ms, proto, port, events, first_in, last_in, sensors, targets)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?;
-    let mut update = conn.prepare_cached(
-        "UPDATE source_days SET events = ?5, first_in = ?6, last_in = ?7, sensors = ?8, targets = ?9
-         WHERE src = ?1 AND day_ms = ?2 AND proto = ?3 AND port = ?4",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (day_ms, src, proto, port) DO UPDATE SET
+             events = events + excluded.events,
+             first_in = MIN(first_in, excluded.first_in),
+             last_in = MAX(last_in, excluded.last_in),
+             sensors = sw_merge_distinct(sensors, excluded.sensors),
+             targets = sw_merge_distinct(targets, excluded.targets)",
     )?;
     // In key order (day, source, protocol, port): neighbouring rows share pages.
     let mut days: Vec<_> = days.into_iter().collect();
@@ -486,23 +485,8 @@ fn merge_days(conn: &Connection, days: HashMap<DayKey, SourceAcc>) -> Result<(),
         let ((sa, da, pa, qa), (sb, db, pb, qb)) = (&a.0, &b.0);
         (da, sa, pa, qa).cmp(&(db, sb, pb, qb))
     });
-    for ((src, day, proto, port), new) in days {
-        let stored = {
-            let mut rows = get.query(params![src, day, proto, port])?;
-            match rows.next()? {
-                Some(r) => {
-                    let mut old = SourceAcc::read(r, 0, day)?;
-                    old.merge(&new);
-                    Some(old)
-                }
-                None => None,
-            }
-        };
-        let (acc, st) = match stored {
-            Some(a) => (a, &mut update),
-            None => (new, &mut insert),
-        };
-        st.execute(params![
+    for ((src, day, proto, port), acc) in days {
+        upsert.execute(params![
             src,
             day,
             proto,

@@ -134,16 +134,6 @@ impl Cell {
             TopBy::Sensors => self.sensors.distinct(),
         }
     }
-
-    fn from_blobs(events: i64, src: &[u8], dst: &[u8], sensors: &[u8]) -> Result<Cell, StoreError> {
-        let d = |b: &[u8]| decode_distinct(b).map_err(|e| StoreError::Encode(e.to_string()));
-        Ok(Cell {
-            events: events as u64,
-            src: d(src)?,
-            dst: d(dst)?,
-            sensors: d(sensors)?,
-        })
-    }
 }
 
 type PortKey = (u8, u16);
@@ -226,46 +216,28 @@ impl Pending {
     }
 }
 
-/// Merges cells into the stored ones (read, merge, write back).
+/// Merges cells into the stored ones: one upsert per cell, the counters merged
+/// by `sw_merge_distinct` (`functions.rs`) when the cell is stored.
 fn merge_into_table(
     tx: &Connection,
     cells: HashMap<(i64, i64, PortKey), Cell>,
 ) -> Result<(), StoreError> {
-    let mut get = tx.prepare_cached(
-        "SELECT events, src, dst, sensors FROM port_cells
-         WHERE span_ms = ?1 AND start_ms = ?2 AND proto = ?3 AND port = ?4",
-    )?;
-    let mut insert = tx.prepare_cached(
+    let mut upsert = tx.prepare_cached(
         "INSERT INTO port_cells (span_ms, start_ms, proto, port, events, n_src, n_sensors, src, dst, sensors)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?;
-    let mut update = tx.prepare_cached(
-        "UPDATE port_cells SET events = ?5, n_src = ?6, n_sensors = ?7, src = ?8, dst = ?9, sensors = ?10
-         WHERE span_ms = ?1 AND start_ms = ?2 AND proto = ?3 AND port = ?4",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (span_ms, start_ms, proto, port) DO UPDATE SET
+             events = events + excluded.events,
+             n_src = sw_merged_distinct_count(src, excluded.src),
+             n_sensors = sw_merged_distinct_count(sensors, excluded.sensors),
+             src = sw_merge_distinct(src, excluded.src),
+             dst = sw_merge_distinct(dst, excluded.dst),
+             sensors = sw_merge_distinct(sensors, excluded.sensors)",
     )?;
     // In key order: neighbouring cells share pages.
     let mut cells: Vec<_> = cells.into_iter().collect();
     cells.sort_unstable_by_key(|(k, _)| *k);
-    for ((span, start, (proto, port)), new) in cells {
-        let stored = {
-            let mut rows = get.query(params![span, start, proto, port])?;
-            match rows.next()? {
-                // Into the stored one: a stored sketch takes the few new keys as
-                // they are, without a union.
-                Some(r) => {
-                    let mut old =
-                        Cell::from_blobs(r.get(0)?, blob(r, 1)?, blob(r, 2)?, blob(r, 3)?)?;
-                    old.merge(&new);
-                    Some(old)
-                }
-                None => None,
-            }
-        };
-        let (cell, st) = match stored {
-            Some(c) => (c, &mut update),
-            None => (new, &mut insert),
-        };
-        st.execute(params![
+    for ((span, start, (proto, port)), cell) in cells {
+        upsert.execute(params![
             span,
             start,
             proto,
