@@ -273,6 +273,14 @@ impl Centre {
         }
     }
 
+    /// Does the store's deferred bulk work if enough waits (`EventStore::count_due`:
+    /// the embedded store counting stored blocks into its aggregates). The server
+    /// defers it (`EventStore::defer_counting`) and calls this after answering for
+    /// a batch, so a sensor's next batch is read and parsed while it runs.
+    pub fn count_due(&self) -> Result<(), CentreError> {
+        Ok(self.store()?.count_due()?)
+    }
+
     /// Feeds the events of one batch of `sensor` the caller committed, received at
     /// `now` (the server commits and feeds through [`Centre::ingest`], which a
     /// checkpoint never falls inside; this is for callers that take no

@@ -149,6 +149,9 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
     // that connect meanwhile wait in the backlog.
     let listener = bind(listen, "listen")?;
     let mut store = SqliteStore::open(&data)?;
+    // Batches are answered before the store counts them into its aggregates
+    // (the ingest handler runs the counting after its answer).
+    scanwatch_store::EventStore::defer_counting(&mut store);
     for w in scanwatch_store::sqlite::permission_warnings(&data) {
         writeln!(err, "warning: {w}")?;
     }

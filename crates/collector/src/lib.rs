@@ -911,6 +911,16 @@ async fn ingest_inner(
             .map_err(AppError::from)
     })
     .await?;
+    // The store's deferred bulk work (if its store defers any), after this answer:
+    // the sensor's next batch arrives and is parsed meanwhile. A failure loses
+    // nothing (the blocks wait; queries read them) and is tried again after the
+    // next batch.
+    let centre = st.centre.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = centre.count_due() {
+            tracing::warn!(error = %e, "cannot count the stored events into the aggregates yet");
+        }
+    });
     Ok(match outcome {
         BatchOutcome::Duplicate => IngestReply {
             batch,

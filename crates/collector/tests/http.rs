@@ -558,3 +558,71 @@ async fn the_token_is_checked_before_the_body_is_read() {
         assert!(read.load(Ordering::Relaxed), "{path}: the body was read");
     }
 }
+
+/// A store that defers its counting into the aggregates (as the server's does)
+/// is counted after the answers: the ingest handler runs `count_due` once a batch
+/// is answered. 24,000 events in three batches (the embedded store counts once
+/// 20,000 wait): the watermark of what is counted moves without another request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deferring_store_is_counted_after_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let token = store.add_sensor("fw-1", Timestamp(0)).unwrap();
+    store.defer_counting();
+    let db = store.path().to_path_buf();
+    let state = AppState::new(
+        Box::new(store),
+        Pipeline::new(PipelineConfig::new(3_600_000, 7 * 86_400_000)),
+        Limits::default(),
+        Arc::new(|| Timestamp(NOW)),
+    );
+    let s = Setup {
+        state,
+        token: token.clone(),
+        revoked: String::new(),
+        _dir: dir,
+    };
+    let watermark = || -> i64 {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row("SELECT block_id FROM aggregated", [], |r| r.get(0))
+            .unwrap()
+    };
+    for b in 0..3 {
+        let body: String = (0..8_000)
+            .map(|i| {
+                let n = b * 8_000 + i;
+                format!(
+                    "{{\"v\":1,\"time\":\"2026-11-26T10:{:02}:{:02}Z\",\"proto\":\"tcp\",\"src\":\"192.0.2.{}\",\"dst\":\"198.18.0.1\",\"dst_port\":{},\"flags\":\"S\"}}\n",
+                    n / 60 % 60,
+                    n % 60,
+                    n % 250,
+                    1000 + n % 50
+                )
+            })
+            .collect();
+        let (st, v) = post(
+            &s,
+            Some(&token),
+            Some(&format!("b-{b}")),
+            None,
+            body.into_bytes(),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        if b < 2 {
+            assert_eq!(watermark(), 0, "16,000 events wait: not counted yet");
+        }
+    }
+    // Counted in a task of its own after the third answer: bounded wait.
+    let mut counted = false;
+    for _ in 0..100 {
+        if watermark() > 0 {
+            counted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(counted, "the waiting events were never counted");
+    assert_eq!(stored(&s), 24_000);
+}

@@ -331,6 +331,23 @@ pub trait EventStore: Send {
         received: Timestamp,
     ) -> Result<BatchOutcome, StoreError>;
 
+    /// From now on, leaves the bulk work a commit may do after storing its batch
+    /// (the embedded store counting waiting blocks into its aggregates) to
+    /// [`count_due`], which the caller runs after it has answered for the batch:
+    /// the server acknowledges a batch without waiting for a counting, and parses
+    /// the next one meanwhile. Without it, `commit_batch` does that work itself.
+    /// Stores with no such work ignore it.
+    ///
+    /// [`count_due`]: EventStore::count_due
+    fn defer_counting(&mut self) {}
+
+    /// Does the work [`defer_counting`] left, if enough waits; nothing otherwise.
+    ///
+    /// [`defer_counting`]: EventStore::defer_counting
+    fn count_due(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Which of these (sensor, batch id) pairs are stored, looked up where a commit
     /// with `shard_key` puts them.
     fn stored_batches(&self, shard_key: u64, ids: &[(&str, &str)])

@@ -214,6 +214,9 @@ pub struct SqliteStore {
     /// Events in blocks not yet counted into the cells and source days
     /// (`events.rs`): counted once they reach `events::AGGREGATE_EVERY`.
     waiting: u64,
+    /// Counting left to [`EventStore::count_due`] (the server), not done by the
+    /// commit that brings enough events to wait.
+    defer: bool,
     path: PathBuf,
 }
 
@@ -501,6 +504,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn,
             waiting,
+            defer: false,
             path,
         })
     }
@@ -528,12 +532,13 @@ impl SqliteStore {
     }
 
     /// After a commit of `events` events: counts the waiting blocks into the cells
-    /// and source days once enough wait, in a transaction of its own. The batch is
+    /// and source days once enough wait (unless deferred to `count_due`), in a
+    /// transaction of its own. The batch is
     /// already durable, so a failure here is not the batch's: it is logged, the
     /// blocks wait (queries read them meanwhile) and the next commit tries again.
     fn committed(&mut self, events: usize) {
         self.waiting += events as u64;
-        if self.waiting >= events::AGGREGATE_EVERY {
+        if !self.defer && self.waiting >= events::AGGREGATE_EVERY {
             if let Err(e) = self.aggregate_now() {
                 tracing::warn!(error = %e, waiting = self.waiting, "cannot count the stored events into the aggregates yet");
             }
@@ -746,6 +751,17 @@ impl EventStore for SqliteStore {
         Ok(BatchOutcome::Accepted {
             events: events.len(),
         })
+    }
+
+    fn defer_counting(&mut self) {
+        self.defer = true;
+    }
+
+    fn count_due(&mut self) -> Result<(), StoreError> {
+        if self.waiting >= events::AGGREGATE_EVERY {
+            self.aggregate_now()?;
+        }
+        Ok(())
     }
 
     fn stored_batches(

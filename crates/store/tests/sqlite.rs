@@ -908,3 +908,84 @@ fn port_history_over_time_keyed_windows_and_the_version_8_migration() {
     assert!(indexes.is_empty(), "{indexes:?}");
     assert!(dir.path().join("scanwatch.db.v7.bak").exists());
 }
+
+/// The server defers the counting into the aggregates to after its answer
+/// (`defer_counting`, then `count_due`): commits then count nothing however many
+/// events wait, answers are the same meanwhile (queries read the waiting blocks),
+/// and `count_due` counts them. Without deferring, the commit that brings 20,000
+/// events to wait counts them.
+#[test]
+fn deferred_counting_waits_for_count_due_and_answers_the_same() {
+    use scanwatch_store::TopBy;
+    let watermark = |s: &SqliteStore| -> i64 {
+        rusqlite::Connection::open(s.path())
+            .unwrap()
+            .query_row("SELECT block_id FROM aggregated", [], |r| r.get(0))
+            .unwrap()
+    };
+    let batches: Vec<Vec<Event>> = (0..5)
+        .map(|b| {
+            (0..5_000)
+                .map(|i| {
+                    let n = b * 5_000 + i;
+                    ev(
+                        n as i64 * 7_000,
+                        &format!("203.0.{}.{}", n / 250 % 250, n % 250),
+                        [22, 23, 445, 1025][n % 4] + (n % 97 == 0) as u16 * 1000,
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let load = |defer: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(dir.path()).unwrap();
+        s.add_sensor("a", Timestamp(0)).unwrap();
+        if defer {
+            s.defer_counting();
+        }
+        for (i, b) in batches.iter().enumerate() {
+            s.commit_batch("a", &i.to_string(), b, Timestamp(1))
+                .unwrap();
+        }
+        (dir, s)
+    };
+    let answers = |s: &SqliteStore| {
+        let (from, to) = (Timestamp(0), Timestamp(200_000_000));
+        (
+            s.top_ports(from, to, TopBy::Sources, 10).unwrap(),
+            s.top_ports(
+                Timestamp(3_600_000),
+                Timestamp(90_000_000),
+                TopBy::Events,
+                3,
+            )
+            .unwrap(),
+            s.source_activity("203.0.1.7".parse().unwrap(), from, to)
+                .unwrap(),
+        )
+    };
+    let (_d1, inline) = load(false);
+    assert!(
+        watermark(&inline) > 0,
+        "25,000 events were counted at commit"
+    );
+    let (_d2, mut deferred) = load(true);
+    assert_eq!(
+        watermark(&deferred),
+        0,
+        "a deferring store counts nothing at commit"
+    );
+    let want = answers(&inline);
+    assert!(!want.0.is_empty() && !want.2.is_empty());
+    assert_eq!(answers(&deferred), want);
+    deferred.count_due().unwrap();
+    assert!(
+        watermark(&deferred) > 0,
+        "count_due counted the waiting blocks"
+    );
+    assert_eq!(answers(&deferred), want);
+    // Nothing due: nothing to do.
+    deferred.count_due().unwrap();
+    assert_eq!(answers(&deferred), want);
+}
