@@ -70,6 +70,9 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = SqliteStore::open(dir.path()).unwrap();
     let token = store.add_sensor("s", Timestamp(0)).unwrap();
+    // As `scanwatch server` wires it: a batch is answered before the store counts
+    // it into its aggregates (the handler counts after its answer).
+    store.defer_counting();
     let mut pipeline = Pipeline::new(PipelineConfig::new(3_600_000, 7 * 86_400_000));
     pipeline.set_emit_windows(true);
     let limits = Limits {
