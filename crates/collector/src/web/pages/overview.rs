@@ -94,10 +94,9 @@ fn top_ten<'a>(rows: impl Iterator<Item = &'a WindowRow>) -> Vec<&'a WindowRow> 
     v
 }
 
-/// Reads what the overview shows. The history is read for the ten ports only, by
-/// their primary key: reading every port's week (`windows_between`) costs ~0.3 s
-/// with 200 ports, as each row carries its top-source JSON and is found through
-/// the time index.
+/// Reads what the overview shows. The history is read for the ten ports only
+/// (`port_history`): reading every port's week (`windows_between`) costs ~0.3 s
+/// with 200 ports, as each row carries its top-source JSON.
 fn overview_data(s: &dyn Store) -> Result<OverviewData, StoreError> {
     let now = newest_window(s)?;
     let (mut rows, alerts) = match now {
