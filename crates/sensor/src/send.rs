@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::spool::{Spool, SpoolError};
+use crate::spool::{Spool, SpoolError, SpooledBatch};
 
 /// What the sender counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -160,20 +160,45 @@ pub(crate) fn run(
     idle: Duration,
 ) -> Result<(), SpoolError> {
     let mut backoff = Duration::from_millis(200);
+    // The next batch, read from the spool and compressed while the one before was
+    // in flight: used when it is the oldest once that one is answered.
+    let mut ready: Option<(SpooledBatch, Vec<u8>)> = None;
     while !stop.load(Ordering::Relaxed) {
-        let batch = shared.spool.lock().map_or(None, |s| s.oldest());
-        let Some(batch) = batch else {
-            if shared.reader_done.load(Ordering::Relaxed) {
-                let empty = shared.spool.lock().map_or(true, |s| s.backlog().0 == 0);
-                if empty {
-                    break;
-                }
-            }
-            shared.wait(idle);
-            continue;
+        let oldest = shared.spool.lock().map_or(None, |s| s.oldest_seq());
+        let prepared = match (ready.take(), oldest) {
+            (Some((b, wire)), Some(seq)) if b.seq == seq => Some((b, wire)),
+            _ => None,
         };
-        let wire = compress(batch.body.as_bytes());
-        let outcome = submit(t, &batch.id, &wire);
+        let (batch, wire) = match prepared {
+            Some(p) => p,
+            None => {
+                let batch = shared.spool.lock().map_or(None, |s| s.oldest());
+                let Some(batch) = batch else {
+                    if shared.reader_done.load(Ordering::Relaxed) {
+                        let empty = shared.spool.lock().map_or(true, |s| s.backlog().0 == 0);
+                        if empty {
+                            break;
+                        }
+                    }
+                    shared.wait(idle);
+                    continue;
+                };
+                let wire = compress(batch.body.as_bytes());
+                (batch, wire)
+            }
+        };
+        // One batch in flight (the order the centre sees is the order read); the
+        // next is read and compressed meanwhile on a thread of its own.
+        let (outcome, next) = std::thread::scope(|scope| {
+            let next = scope.spawn(|| {
+                let b = shared.spool.lock().map_or(None, |s| s.after(batch.seq))?;
+                let wire = compress(b.body.as_bytes());
+                Some((b, wire))
+            });
+            let outcome = submit(t, &batch.id, &wire);
+            (outcome, next.join().unwrap_or(None))
+        });
+        ready = next;
         let mut c = shared
             .counters
             .lock()

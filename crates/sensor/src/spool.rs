@@ -274,6 +274,22 @@ impl Spool {
     /// The oldest batch not yet acknowledged.
     pub fn oldest(&self) -> Option<SpooledBatch> {
         let (&seq, _) = self.pending.first_key_value()?;
+        self.batch(seq)
+    }
+
+    /// The sequence number of the oldest batch not yet acknowledged.
+    pub fn oldest_seq(&self) -> Option<u64> {
+        self.pending.first_key_value().map(|(&seq, _)| seq)
+    }
+
+    /// The first batch not yet acknowledged after `seq` (the sender prepares it
+    /// while `seq` is in flight).
+    pub fn after(&self, seq: u64) -> Option<SpooledBatch> {
+        let (&next, _) = self.pending.range(seq.saturating_add(1)..).next()?;
+        self.batch(next)
+    }
+
+    fn batch(&self, seq: u64) -> Option<SpooledBatch> {
         let (header, body) = self.read(seq)?;
         Some(SpooledBatch {
             seq,
