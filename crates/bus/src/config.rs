@@ -9,13 +9,45 @@ use serde::Deserialize;
 
 use crate::BusError;
 
+/// Which bus `[bus] kind` names.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "String")]
+pub enum BusKind {
+    /// No bus: the embedded single process (the default).
+    #[default]
+    None,
+    /// NATS JetStream (the scale-out roles).
+    Nats,
+}
+
+impl BusKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BusKind::None => "none",
+            BusKind::Nats => "nats",
+        }
+    }
+}
+
+impl TryFrom<String> for BusKind {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<BusKind, String> {
+        match s.as_str() {
+            "none" => Ok(BusKind::None),
+            "nats" => Ok(BusKind::Nats),
+            other => Err(format!("bus.kind {other:?}: expected \"none\" or \"nats\"")),
+        }
+    }
+}
+
 /// The event bus settings. Every key has a default, so `[bus]` with `kind = "nats"`
 /// and `url` is a working config.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct BusConfig {
     /// `none` (default: no bus, the embedded single process) or `nats` (JetStream).
-    pub kind: String,
+    pub kind: BusKind,
     /// NATS server URLs, comma-separated for a cluster (default
     /// `nats://127.0.0.1:4222`); the client connects to any and fails over.
     pub url: String,
@@ -82,7 +114,7 @@ pub struct BusConfig {
 impl Default for BusConfig {
     fn default() -> Self {
         BusConfig {
-            kind: "none".into(),
+            kind: BusKind::None,
             url: "nats://127.0.0.1:4222".into(),
             stream: "SCANWATCH_EVENTS".into(),
             subject_prefix: "scanwatch.events".into(),
@@ -131,7 +163,7 @@ fn name_ok(s: &str, extra: &[u8]) -> bool {
 impl BusConfig {
     /// Whether a bus is configured (`kind = "nats"`).
     pub fn enabled(&self) -> bool {
-        self.kind == "nats"
+        self.kind == BusKind::Nats
     }
 
     /// The server URLs, trimmed.
@@ -172,14 +204,8 @@ impl BusConfig {
 
     /// Checks every value without I/O.
     pub fn validate(&self) -> Result<(), BusError> {
-        match self.kind.as_str() {
-            "none" => return Ok(()),
-            "nats" => {}
-            other => {
-                return Err(BusError::Config(format!(
-                    "bus.kind {other:?}: expected \"none\" or \"nats\""
-                )))
-            }
+        if self.kind == BusKind::None {
+            return Ok(());
         }
         let ways = [
             self.user.is_some() || self.password_file.is_some(),
@@ -283,13 +309,13 @@ mod tests {
     #[test]
     fn defaults_are_documented_and_valid() {
         let c = BusConfig::default();
-        assert_eq!(c.kind, "none");
+        assert_eq!(c.kind, BusKind::None);
         assert_eq!(c.stream, "SCANWATCH_EVENTS");
         assert_eq!(c.partitions, 16);
         assert_eq!(c.replicas, 1);
         c.validate().unwrap();
         let n = BusConfig {
-            kind: "nats".into(),
+            kind: BusKind::Nats,
             ..BusConfig::default()
         };
         n.validate().unwrap();
@@ -298,9 +324,17 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_kind_is_refused_when_read() {
+        assert_eq!(BusKind::try_from("nats".to_string()), Ok(BusKind::Nats));
+        assert_eq!(BusKind::try_from("none".to_string()), Ok(BusKind::None));
+        let e = BusKind::try_from("kafka".to_string()).unwrap_err();
+        assert_eq!(e, "bus.kind \"kafka\": expected \"none\" or \"nats\"");
+    }
+
+    #[test]
     fn cluster_urls_split_on_commas() {
         let c = BusConfig {
-            kind: "nats".into(),
+            kind: BusKind::Nats,
             url: "nats://a:1, nats://b:2,,nats://c:3".into(),
             ..BusConfig::default()
         };
@@ -310,17 +344,10 @@ mod tests {
     #[test]
     fn mistakes_are_refused_with_a_reason() {
         let base = BusConfig {
-            kind: "nats".into(),
+            kind: BusKind::Nats,
             ..BusConfig::default()
         };
         let cases: Vec<(BusConfig, &str)> = vec![
-            (
-                BusConfig {
-                    kind: "kafka".into(),
-                    ..base.clone()
-                },
-                "expected \"none\" or \"nats\"",
-            ),
             (
                 BusConfig {
                     url: "http://x".into(),

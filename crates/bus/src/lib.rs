@@ -36,7 +36,7 @@ use scanwatch_store::{
 use thiserror::Error;
 use tokio::sync::watch;
 
-pub use config::BusConfig;
+pub use config::{BusConfig, BusKind};
 pub use message::{BusBatch, OutgoingBatch};
 pub use nats::{Lease, NatsBus};
 

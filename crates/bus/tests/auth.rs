@@ -100,7 +100,7 @@ fn batch(n: u32) -> OutgoingBatch {
 
 fn cfg(url: String) -> BusConfig {
     BusConfig {
-        kind: "nats".into(),
+        kind: scanwatch_bus::BusKind::Nats,
         url,
         // Refusals are final: fail within two seconds instead of retrying 30.
         publish_timeout: "2s".into(),

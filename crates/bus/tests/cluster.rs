@@ -172,7 +172,7 @@ fn every_event_is_stored_exactly_once_through_kills_and_a_node_restart() {
         s.add_sensor("fw-2", Timestamp(0)).unwrap();
     }
     let cfg = BusConfig {
-        kind: "nats".into(),
+        kind: scanwatch_bus::BusKind::Nats,
         url: cluster.urls.clone(),
         replicas: 3,
         partitions: 8,
