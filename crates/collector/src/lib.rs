@@ -737,7 +737,7 @@ async fn heartbeat(
         ("x-scanwatch-batch" = String, Header, description = "The sensor's batch id, 1-128 of A-Z a-z 0-9 . _ - : (resending an accepted id stores nothing)", example = "fw-1:000042", pattern = "^[A-Za-z0-9._:-]{1,128}$"),
         ("content-encoding" = Option<openapi::ContentEncoding>, Header, nullable = false, description = "gzip, zstd or none (any other: 415)")
     ),
-    request_body(content = openapi::WireEventSchema, content_type = "application/x-ndjson",
+    request_body(content = scanwatch_event::WireEvent, content_type = "application/x-ndjson",
         description = "JSON Lines: one event object (this schema) a line (docs/formats.md); the first bad line refuses the batch", example = json!({"v": 1, "time": "2026-11-26T10:40:00Z", "proto": "tcp", "src": "192.0.2.1", "dst": "198.18.0.1", "dst_port": 1025, "flags": "S"})),
     responses((status = 200, description = "Stored durably (or a duplicate of an accepted batch)", body = IngestReply),
         (status = 400, description = "Missing or bad batch id, malformed line, not UTF-8, bad gzip or zstd", body = openapi::ErrorBody),

@@ -3,16 +3,15 @@
 //! description and the code cannot drift apart (checked by `tests/openapi.rs`).
 //!
 //! Every answer's schema is derived from the type that answer is built from: the
-//! warning from `scanwatch_alert::Warning` (feature `schema`), the others from the
+//! warning from `scanwatch_alert::Warning` and the wire event from
+//! `scanwatch_event::WireEvent` (both behind feature `schema`), the others from the
 //! handlers' own types. Only what has no Rust type of its own is described here:
-//! the error body, an address, and the enums of query parameters.
+//! the error body and the enums of query parameters.
 
 use axum::Json;
 use serde::Serialize;
-use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{RefOr, Schema};
-use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+use utoipa::{Modify, OpenApi, ToSchema};
 
 /// The body of every refusal: 4xx and 5xx answers carry one message.
 #[derive(Debug, Serialize, ToSchema)]
@@ -28,77 +27,8 @@ pub struct StatusOk {
     pub status: String,
 }
 
-/// An IPv4 or IPv6 address (a string in either notation).
-pub struct IpAddress;
-
-impl PartialSchema for IpAddress {
-    fn schema() -> RefOr<Schema> {
-        let ip = |f| {
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .format(Some(SchemaFormat::KnownFormat(f)))
-        };
-        AnyOfBuilder::new()
-            .item(ip(KnownFormat::Ipv4))
-            .item(ip(KnownFormat::Ipv6))
-            .description(Some("IPv4 or IPv6 address"))
-            .examples([serde_json::json!("192.0.2.1")])
-            .into()
-    }
-}
-
-impl ToSchema for IpAddress {}
-
-/// One event: one line of the JSON Lines body of `POST /api/v1/events`
-/// (`scanwatch_event::WireEvent`, docs/formats.md). The body is any number of these,
-/// one a line.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WireEventSchema {
-    /// Format version: 1.
-    #[serde(default)]
-    #[schema(minimum = 1, maximum = 1, nullable = false)]
-    pub v: Option<u32>,
-    /// RFC 3339 time.
-    #[schema(format = DateTime, example = "2026-11-26T10:40:00Z")]
-    pub time: String,
-    /// Ignored on the wire: the token decides the sensor.
-    #[serde(default)]
-    pub sensor: Option<String>,
-    /// `tcp`, `udp`, `icmp`, `icmpv6`, another protocol's name or number.
-    #[schema(example = "tcp", pattern = "^(tcp|udp|icmp|icmpv6|[0-9]{1,3})$")]
-    pub proto: String,
-    #[schema(value_type = IpAddress)]
-    pub src: String,
-    #[serde(default)]
-    pub src_port: Option<u16>,
-    #[schema(value_type = IpAddress)]
-    pub dst: String,
-    /// Required for tcp and udp.
-    #[serde(default)]
-    pub dst_port: Option<u16>,
-    /// TCP flags as letters (`S`, `SA`, `FA`).
-    #[serde(default)]
-    #[schema(pattern = "^[FSRPAUEC]{0,8}$")]
-    pub flags: Option<String>,
-    #[serde(default)]
-    pub icmp_type: Option<u8>,
-    /// `in` or `out`.
-    #[serde(default)]
-    #[schema(pattern = "^(in|out)$")]
-    pub direction: Option<String>,
-    /// `accept`, `drop` or `reject`.
-    #[serde(default)]
-    #[schema(pattern = "^(accept|drop|reject)$")]
-    pub action: Option<String>,
-    /// How many events this line stands for (default 1).
-    #[serde(default)]
-    #[schema(minimum = 1, nullable = false)]
-    pub count: Option<u32>,
-    /// For events read from IDS alerts: `{"rule", "signature", "cves": [...]}`.
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub ids: Option<serde_json::Value>,
-}
+/// An IPv4 or IPv6 address (defined beside the wire event, which uses it).
+pub use scanwatch_event::schema::IpAddress;
 
 /// Adds the two bearer-token schemes.
 struct Security;

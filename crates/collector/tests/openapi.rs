@@ -369,3 +369,61 @@ async fn a_batch_counting_more_than_a_burst_is_413_not_429() {
         "{text}"
     );
 }
+
+/// The ingest body's schema is derived from the wire event's own type
+/// (`scanwatch_event::WireEvent`, feature `schema`): the fields the parser
+/// requires are required, an address is IPv4 or IPv6, and the IDS part is typed.
+#[tokio::test]
+async fn the_ingest_body_is_the_wire_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(&dir);
+    let doc = served_doc(&st).await;
+    let body = &doc["paths"]["/api/v1/events"]["post"]["requestBody"]["content"]
+        ["application/x-ndjson"]["schema"];
+    assert_eq!(body["$ref"], "#/components/schemas/WireEvent", "{body}");
+    let w = &doc["components"]["schemas"]["WireEvent"];
+    let mut required: Vec<&str> = w["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    required.sort_unstable();
+    assert_eq!(required, ["dst", "proto", "src", "time"], "{w}");
+    let props = w["properties"].as_object().unwrap();
+    for key in [
+        "v",
+        "time",
+        "sensor",
+        "proto",
+        "src",
+        "src_port",
+        "dst",
+        "dst_port",
+        "flags",
+        "icmp_type",
+        "direction",
+        "action",
+        "count",
+        "ids",
+    ] {
+        assert!(props.contains_key(key), "{key} missing: {w}");
+    }
+    assert_eq!(props.len(), 14, "{w}");
+    assert_eq!(
+        props["src"]["$ref"], "#/components/schemas/IpAddress",
+        "{w}"
+    );
+    assert_eq!(props["time"]["format"], "date-time", "{w}");
+    assert!(
+        doc["components"]["schemas"]["WireIds"]["properties"]["cves"].is_object(),
+        "{w}"
+    );
+    // An event the parser takes round-trips as a line of that shape.
+    let line = r#"{"v":1,"time":"2026-11-26T10:40:00Z","proto":"tcp","src":"192.0.2.1","dst":"198.18.0.1","dst_port":1025,"flags":"S"}"#;
+    let e = scanwatch_event::WireEvent::parse_line(line).unwrap();
+    let back: Value = serde_json::from_str(&e.to_line()).unwrap();
+    for key in back.as_object().unwrap().keys() {
+        assert!(props.contains_key(key), "{key}");
+    }
+}

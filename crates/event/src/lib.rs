@@ -9,6 +9,8 @@ pub mod block;
 pub mod bytes;
 mod duration;
 pub mod metrics;
+#[cfg(feature = "schema")]
+pub mod schema;
 mod time;
 mod wire;
 

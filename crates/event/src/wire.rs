@@ -14,37 +14,67 @@ use crate::{parse_rfc3339, Action, Direction, Event, Protocol, TcpFlags, Timesta
 pub const WIRE_VERSION: u32 = 1;
 
 /// The JSON shape of one event line.
+/// One event: one line of the JSON Lines body of `POST /api/v1/events`, and of the
+/// files `analyze` reads (docs/formats.md). A body is any number of these, one a
+/// line.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct WireEvent<'a> {
+    /// Format version: 1 (the default).
     #[serde(default = "default_version")]
+    #[cfg_attr(feature = "schema", schema(minimum = 1, maximum = 1))]
     pub v: u32,
     /// RFC 3339 time, e.g. `2026-11-26T10:40:00.123Z`.
     #[serde(borrow)]
+    #[cfg_attr(
+        feature = "schema",
+        schema(value_type = String, format = DateTime, example = "2026-11-26T10:40:00Z")
+    )]
     pub time: Cow<'a, str>,
-    /// Sensor name; optional in files, filled in by the sensor on the wire.
+    /// Sensor name; optional in files, filled in by the sensor on the wire (the
+    /// centre takes the sensor from the token and ignores it).
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(value_type = Option<String>))]
     pub sensor: Option<Cow<'a, str>>,
     /// `tcp`, `udp`, `icmp`, `icmpv6` or a protocol number.
     #[serde(borrow)]
+    #[cfg_attr(
+        feature = "schema",
+        schema(value_type = String, example = "tcp", pattern = "^(tcp|udp|icmp|icmpv6|[0-9]{1,3})$")
+    )]
     pub proto: Cow<'a, str>,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::schema::IpAddress))]
     pub src: IpAddr,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub src_port: Option<u16>,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::schema::IpAddress))]
     pub dst: IpAddr,
+    /// Required for tcp and udp.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dst_port: Option<u16>,
     /// TCP flags as letters (`S`, `SA`, `FA`); absent when unknown.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schema(value_type = Option<String>, pattern = "^[FSRPAUEC]{0,8}$")
+    )]
     pub flags: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub icmp_type: Option<u8>,
     /// `in` or `out`; absent when unknown.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(value_type = Option<String>, pattern = "^(in|out)$"))]
     pub direction: Option<Cow<'a, str>>,
     /// `accept`, `drop` or `reject`; absent when unknown.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schema(value_type = Option<String>, pattern = "^(accept|drop|reject)$")
+    )]
     pub action: Option<Cow<'a, str>>,
+    /// How many events this line stands for (default 1).
     #[serde(default = "one", skip_serializing_if = "is_one")]
+    #[cfg_attr(feature = "schema", schema(minimum = 1))]
     pub count: u32,
     /// For events read from IDS alerts (Suricata EVE `alert`, fast.log): the rule,
     /// its message and the CVEs it names, so the centre can confirm explanations.
@@ -52,8 +82,9 @@ pub struct WireEvent<'a> {
     pub ids: Option<WireIds>,
 }
 
-/// The IDS facts of an event read from an IDS alert.
+/// The IDS rule behind an event read from an IDS alert.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct WireIds {
     /// `gid:sid:rev` (fast.log) or the signature id (EVE).
     #[serde(default)]
