@@ -120,6 +120,9 @@ pub struct Centre {
     /// no checkpoint is taken from then on, so the next start takes up the last
     /// good one and replays everything after it.
     tainted: Arc<std::sync::atomic::AtomicBool>,
+    /// Set while a [`Centre::count_due`] runs: others return at once instead of
+    /// queueing on the store for nothing.
+    counting: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Centre {
@@ -163,6 +166,7 @@ impl Centre {
             gate: Arc::default(),
             checkpointing: Arc::default(),
             tainted: Arc::default(),
+            counting: Arc::default(),
         }
     }
 
@@ -277,8 +281,18 @@ impl Centre {
     /// the embedded store counting stored blocks into its aggregates). The server
     /// defers it (`EventStore::defer_counting`) and calls this after answering for
     /// a batch, so a sensor's next batch is read and parsed while it runs.
+    /// Returns at once while another call runs (the ingest handler calls it after
+    /// every batch: the calls are not queued on the store).
     pub fn count_due(&self) -> Result<(), CentreError> {
-        Ok(self.store()?.count_due()?)
+        use std::sync::atomic::Ordering;
+        if self.counting.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let done = self
+            .store()
+            .and_then(|mut s| s.count_due().map_err(CentreError::from));
+        self.counting.store(false, Ordering::Release);
+        done
     }
 
     /// Feeds the events of one batch of `sensor` the caller committed, received at

@@ -96,6 +96,7 @@ fn main() {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let addr = listener.local_addr().unwrap();
+    let store = state.store.clone();
     rt.spawn(async move { axum::serve(listener, app(state)).await });
     let url = format!("http://{addr}/api/v1/events");
     let t = Instant::now();
@@ -123,6 +124,10 @@ fn main() {
         .into_iter()
         .flat_map(|h| h.join().unwrap())
         .collect();
+    // The counting the server did after its last answers is part of the work:
+    // wait for a running one (it holds the store) and do what is still due, as the
+    // direct baseline did inline.
+    store.lock().unwrap().count_due().unwrap();
     let http = t.elapsed().as_secs_f64();
     lat.sort_by(f64::total_cmp);
     println!("{:<48} {:>12} {:>10}", "figure", "events/s", "vs direct");

@@ -13,7 +13,6 @@ use crate::{parse_rfc3339, Action, Direction, Event, Protocol, TcpFlags, Timesta
 /// Version written in the `v` field. Readers accept lines without `v` as version 1.
 pub const WIRE_VERSION: u32 = 1;
 
-/// The JSON shape of one event line.
 /// One event: one line of the JSON Lines body of `POST /api/v1/events`, and of the
 /// files `analyze` reads (docs/formats.md). A body is any number of these, one a
 /// line.

@@ -217,6 +217,8 @@ pub struct SqliteStore {
     /// Counting left to [`EventStore::count_due`] (the server), not done by the
     /// commit that brings enough events to wait.
     defer: bool,
+    /// Event blocks this connection decoded lately (`events::BlockCache`).
+    blocks: std::sync::Mutex<events::BlockCache>,
     path: PathBuf,
 }
 
@@ -505,6 +507,7 @@ impl SqliteStore {
             conn,
             waiting,
             defer: false,
+            blocks: Default::default(),
             path,
         })
     }
@@ -722,7 +725,7 @@ impl EventStore for SqliteStore {
         by: TopBy,
         limit: usize,
     ) -> Result<Vec<PortTotals>, StoreError> {
-        port_cells::top_ports(&self.conn, from, to, by, limit)
+        port_cells::top_ports(&self.conn, &self.blocks, from, to, by, limit)
     }
 
     fn source_activity(
@@ -731,7 +734,7 @@ impl EventStore for SqliteStore {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<SourcePort>, StoreError> {
-        events::source_activity(&self.conn, src, from, to)
+        events::source_activity(&self.conn, &self.blocks, src, from, to)
     }
 
     fn commit_batch(

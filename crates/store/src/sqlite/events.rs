@@ -5,15 +5,17 @@
 //!
 //! What queries read instead of raw events — the per-port cells (`port_cells`) and,
 //! per (source, day, protocol, port), a source's summary (`source_days`) — is
-//! brought up to date in bulk: once [`AGGREGATE_EVERY`] events wait (and before
-//! retention), in one transaction that also moves the `aggregated` watermark (the
+//! brought up to date in bulk: once [`AGGREGATE_EVERY`] events wait (by the commit
+//! that brings them, or by `count_due` after the server answered it, when the
+//! store defers its counting; and before retention), in one transaction that also moves the `aggregated` watermark (the
 //! last block counted). Merging a batch's few thousand scattered cells in its own
 //! commit wrote a page per cell; in bulk each page is written once for many
 //! batches. A query adds the blocks after the watermark from their events, so
 //! every answer counts every committed batch exactly once, and a crash loses
 //! nothing: the blocks are the record, the watermark says what is counted.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use scanwatch_aggregate::{decode_distinct, encode_distinct, Distinct};
@@ -253,6 +255,7 @@ pub(crate) fn damaged(conn: &Connection) -> Result<u64, StoreError> {
 /// `[from, to)` to `each`, with its sensor id.
 pub(crate) fn scan_waiting(
     conn: &Connection,
+    cache: Option<&Mutex<BlockCache>>,
     mark: i64,
     from: i64,
     to: i64,
@@ -260,7 +263,8 @@ pub(crate) fn scan_waiting(
 ) -> Result<(), StoreError> {
     scan_query(
         conn,
-        "SELECT id, sensor_id, data FROM event_blocks
+        cache,
+        "SELECT id, sensor_id, events, min_time_ms, data FROM event_blocks
          WHERE id > ?1 AND min_time_ms < ?2 AND max_time_ms >= ?3 ORDER BY id",
         mark,
         from,
@@ -273,6 +277,7 @@ pub(crate) fn scan_waiting(
 /// id, block by block in the order they were stored, each block in its order.
 pub(crate) fn scan(
     conn: &Connection,
+    cache: Option<&Mutex<BlockCache>>,
     from: i64,
     to: i64,
     each: impl FnMut(i64, &Event),
@@ -281,7 +286,8 @@ pub(crate) fn scan(
     // `from - 1 h`.
     scan_query(
         conn,
-        "SELECT id, sensor_id, data FROM event_blocks
+        cache,
+        "SELECT id, sensor_id, events, min_time_ms, data FROM event_blocks
          WHERE min_time_ms > ?1 AND min_time_ms < ?2 AND max_time_ms >= ?3 ORDER BY id",
         from.saturating_sub(HOUR_MS),
         from,
@@ -290,12 +296,55 @@ pub(crate) fn scan(
     )
 }
 
-/// Runs a query for `(id, sensor_id, data)` of blocks (bound to `first`, `to`,
-/// `from`) and hands each of their events with time in `[from, to)` to `each`. A
+/// Decoded event blocks a connection read lately, so the queries that read the
+/// same blocks again (the blocks not yet counted into the cells, and the hours at
+/// a range's ends: every `topports` reads them) decode each once. Keyed by the
+/// block's id with its event count and first time: retention trims a block in
+/// place (fewer events, a later first time), which is then read again. Bounded by
+/// [`BLOCK_CACHE_EVENTS`]; the oldest blocks go first.
+#[derive(Debug, Default)]
+pub(crate) struct BlockCache {
+    blocks: BTreeMap<i64, (i64, i64, Arc<Vec<Event>>)>,
+    events: usize,
+}
+
+/// Events a connection keeps decoded (about 7 MiB).
+const BLOCK_CACHE_EVENTS: usize = 100_000;
+
+impl BlockCache {
+    fn get(&self, id: i64, events: i64, min_time: i64) -> Option<Arc<Vec<Event>>> {
+        match self.blocks.get(&id) {
+            Some((n, t, ev)) if *n == events && *t == min_time => Some(ev.clone()),
+            _ => None,
+        }
+    }
+
+    fn put(&mut self, id: i64, events: i64, min_time: i64, decoded: Arc<Vec<Event>>) {
+        if let Some((_, _, old)) = self.blocks.remove(&id) {
+            self.events -= old.len();
+        }
+        if decoded.len() > BLOCK_CACHE_EVENTS {
+            return;
+        }
+        while self.events + decoded.len() > BLOCK_CACHE_EVENTS {
+            match self.blocks.pop_first() {
+                Some((_, (_, _, old))) => self.events -= old.len(),
+                None => break,
+            }
+        }
+        self.events += decoded.len();
+        self.blocks.insert(id, (events, min_time, decoded));
+    }
+}
+
+/// Runs a query for `(id, sensor_id, events, min_time_ms, data)` of blocks (bound
+/// to `first`, `to`, `from`) and hands each of their events with time in
+/// `[from, to)` to `each`, decoding a block only when `cache` does not hold it. A
 /// block that does not decode is left out with a warning (the writer's next
 /// counting sets it aside: `set_aside`); the other blocks are read.
 fn scan_query(
     conn: &Connection,
+    cache: Option<&Mutex<BlockCache>>,
     sql: &str,
     first: i64,
     from: i64,
@@ -308,12 +357,25 @@ fn scan_query(
     let mut st = conn.prepare_cached(sql)?;
     let mut rows = st.query(params![first, to, from])?;
     while let Some(r) = rows.next()? {
-        let (id, sensor): (i64, i64) = (r.get(0)?, r.get(1)?);
-        let decoded = r
-            .get_ref(2)?
-            .as_blob()
-            .map_err(encode_error)
-            .and_then(|data| decode_events(data).map_err(encode_error));
+        let (id, sensor, n, min_time): (i64, i64, i64, i64) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        let cached = cache.and_then(|c| c.lock().ok()?.get(id, n, min_time));
+        let decoded = match cached {
+            Some(events) => Ok(events),
+            // The blob is read from the row only here (on a miss).
+            None => r
+                .get_ref(4)?
+                .as_blob()
+                .map_err(encode_error)
+                .and_then(|data| decode_events(data).map_err(encode_error))
+                .map(|events| {
+                    let events = Arc::new(events);
+                    if let Some(mut c) = cache.and_then(|c| c.lock().ok()) {
+                        c.put(id, n, min_time, events.clone());
+                    }
+                    events
+                }),
+        };
         match decoded {
             Ok(events) => {
                 for e in events.iter().filter(|e| e.time.0 >= from && e.time.0 < to) {
@@ -336,7 +398,7 @@ pub(crate) fn between(
     to: Timestamp,
 ) -> Result<Vec<(String, Event)>, StoreError> {
     named_in_time_order(conn, |conn, out| {
-        scan(conn, clamp(from), clamp(to), |s, e| {
+        scan(conn, None, clamp(from), clamp(to), |s, e| {
             out.push((s, e.clone()))
         })
     })
@@ -369,15 +431,9 @@ pub(crate) fn mark(conn: &Connection) -> Result<Option<u64>, StoreError> {
 pub(crate) fn after(conn: &Connection, mark: u64) -> Result<Vec<(String, Event)>, StoreError> {
     let mark = i64::try_from(mark).map_err(encode_error)?;
     named_in_time_order(conn, |conn, out| {
-        scan_query(
-            conn,
-            "SELECT id, sensor_id, data FROM event_blocks
-             WHERE id > ?1 AND min_time_ms < ?2 AND max_time_ms >= ?3 ORDER BY id",
-            mark,
-            i64::MIN,
-            i64::MAX,
-            |s, e| out.push((s, e.clone())),
-        )
+        scan_waiting(conn, None, mark, i64::MIN, i64::MAX, |s, e| {
+            out.push((s, e.clone()))
+        })
     })
 }
 
@@ -506,6 +562,7 @@ fn merge_days(conn: &Connection, days: HashMap<DayKey, SourceAcc>) -> Result<(),
 /// day at the ends from the events.
 pub(crate) fn source_activity(
     conn: &Connection,
+    cache: &Mutex<BlockCache>,
     src: std::net::IpAddr,
     from: Timestamp,
     to: Timestamp,
@@ -559,10 +616,10 @@ pub(crate) fn source_activity(
         }
     };
     if d0 < d1 {
-        scan_waiting(conn, mark, d0, d1, &mut count)?;
+        scan_waiting(conn, Some(cache), mark, d0, d1, &mut count)?;
     }
     for (a, b) in ends {
-        scan(conn, a, b, &mut count)?;
+        scan(conn, Some(cache), a, b, &mut count)?;
     }
     drop(tx);
     let mut out: Vec<SourcePort> = ports
@@ -674,4 +731,56 @@ pub(crate) fn migrate_rows(conn: &Connection) -> Result<(), StoreError> {
     }
     conn.execute_batch("DROP TABLE events;")?;
     aggregate(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scanwatch_event::{Action, Direction, Protocol, TcpFlags};
+
+    fn events(n: usize) -> Arc<Vec<Event>> {
+        Arc::new(
+            (0..n)
+                .map(|i| Event {
+                    time: Timestamp(i as i64),
+                    proto: Protocol::Tcp,
+                    src: "192.0.2.1"
+                        .parse()
+                        .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+                    dst: std::net::Ipv4Addr::LOCALHOST.into(),
+                    src_port: None,
+                    dst_port: Some(22),
+                    flags: TcpFlags(TcpFlags::SYN),
+                    flags_known: true,
+                    icmp_type: None,
+                    direction: Direction::Inbound,
+                    action: Action::Drop,
+                    count: 1,
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn the_block_cache_misses_a_trimmed_block_and_stays_bounded() {
+        let mut c = BlockCache::default();
+        c.put(1, 3, 100, events(3));
+        assert_eq!(c.get(1, 3, 100).map(|e| e.len()), Some(3));
+        // Trimmed by retention: fewer events, a later first time.
+        assert!(c.get(1, 2, 150).is_none());
+        assert!(c.get(2, 3, 100).is_none());
+        // Put again under the same id: replaced, counted once.
+        c.put(1, 2, 150, events(2));
+        assert_eq!(c.events, 2);
+        // Over the bound, the oldest ids go first.
+        c.put(5, 60_000, 0, events(60_000));
+        c.put(7, 60_000, 0, events(60_000));
+        assert!(c.get(1, 2, 150).is_none() && c.get(5, 60_000, 0).is_none());
+        assert!(c.get(7, 60_000, 0).is_some());
+        assert!(c.events <= BLOCK_CACHE_EVENTS);
+        // A block bigger than the bound is not kept.
+        c.put(9, 1, 0, events(BLOCK_CACHE_EVENTS + 1));
+        assert!(c.get(9, 1, 0).is_none());
+        assert_eq!(c.events, 60_000);
+    }
 }

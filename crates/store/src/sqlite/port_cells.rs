@@ -2,9 +2,10 @@
 //! time, and every (protocol, port) scanned in it, the events and mergeable
 //! distinct counters of sources, targets and sensors (`scanwatch_aggregate`'s
 //! [`Distinct`]: an exact set while small, a HyperLogLog sketch once it has more
-//! than [`CELL_EXACT_LIMIT`] keys). They are written in the transaction that stores
-//! a batch's raw events, so they count each batch exactly once, and they answer
-//! `top_ports` over any range without reading the raw events of whole hours:
+//! than [`CELL_EXACT_LIMIT`] keys). They are counted from the stored event blocks in
+//! bulk (`events::aggregate`, moving the watermark of what is counted in the same
+//! transaction), so they count each batch exactly once, and they answer `top_ports`
+//! over any range without reading the raw events of whole hours:
 //!
 //! - the range is cut into whole days, whole hours at its ends, and the parts of an
 //!   hour at its very ends, which are counted from the raw events;
@@ -41,8 +42,8 @@ const SPANS: [i64; 2] = [HOUR_MS, DAY_MS];
 /// index holds only the others.
 const SMALL_EVENTS: i64 = 8;
 
-/// Ports merged one primary-key range at a time up to this many; beyond it one scan
-/// of the range's cells is cheaper.
+/// Ports merged one at a time (a primary-key lookup under each stored start of the
+/// range) up to this many; beyond it one scan of the range's cells is cheaper.
 const MERGE_BY_KEY: usize = 64;
 
 /// Version 6 of the schema.
@@ -329,6 +330,7 @@ impl Bounds {
 /// and port.
 pub(crate) fn top_ports(
     conn: &Connection,
+    cache: &std::sync::Mutex<super::events::BlockCache>,
     from: Timestamp,
     to: Timestamp,
     by: TopBy,
@@ -358,10 +360,10 @@ pub(crate) fn top_ports(
         }
     };
     for &(a, b) in &plan.raw {
-        super::events::scan(conn, a, b, &mut count)?;
+        super::events::scan(conn, Some(cache), a, b, &mut count)?;
     }
     if let (Some(first), Some(last)) = (plan.cells.first(), plan.cells.last()) {
-        super::events::scan_waiting(conn, mark, first.1, last.2, &mut count)?;
+        super::events::scan_waiting(conn, Some(cache), mark, first.1, last.2, &mut count)?;
     }
     let with_ends = |mut bounds: HashMap<PortKey, Bounds>, quiet: u64| {
         for (key, c) in &ends {
