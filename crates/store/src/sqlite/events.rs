@@ -7,8 +7,8 @@
 //! per (source, day, protocol, port), a source's summary (`source_days`) — is
 //! brought up to date in bulk: once [`AGGREGATE_EVERY`] events wait (by the commit
 //! that brings them, or by `count_due` after the server answered it, when the
-//! store defers its counting; and before retention), in one transaction that also moves the `aggregated` watermark (the
-//! last block counted). Merging a batch's few thousand scattered cells in its own
+//! store defers its counting; and before retention), in one transaction that also
+//! moves the `aggregated` watermark (the last block counted). Merging a batch's few thousand scattered cells in its own
 //! commit wrote a page per cell; in bulk each page is written once for many
 //! batches. A query adds the blocks after the watermark from their events, so
 //! every answer counts every committed batch exactly once, and a crash loses
