@@ -234,11 +234,29 @@ fn get_distinct(r: &mut Reader<'_>) -> Result<Distinct, DecodeError> {
                 _ => Distinct::Exact(s),
             })
         }
-        1 => Ok(Distinct::Sketch(Box::new(
-            HllSketch::deserialize(r.bytes()?).map_err(|e| bad(format!("distinct sketch: {e}")))?,
-        ))),
+        1 => Ok(Distinct::Sketch(Box::new(checked_sketch(r.bytes()?)?))),
         t => Err(bad(format!("unknown counter form {t}"))),
     }
+}
+
+/// Reads a distinct counter's sketch and refuses one this build would not make
+/// or could not read back once written: another precision (only a forged or
+/// damaged row has it: it would not merge like the others), or bytes the sketch
+/// crate reads although they are inconsistent (a coupon count larger than its
+/// coupons) and then writes as bytes it cannot read itself (found by the fuzz
+/// targets `distinct_counter` and `partial_window`).
+fn checked_sketch(bytes: &[u8]) -> Result<HllSketch, DecodeError> {
+    let h = HllSketch::deserialize(bytes).map_err(|e| bad(format!("distinct sketch: {e}")))?;
+    if h.lg_config_k() != HLL_LG_K {
+        return Err(bad(format!(
+            "distinct sketch of lg k {}, this build makes {HLL_LG_K}",
+            h.lg_config_k()
+        )));
+    }
+    if let Err(e) = HllSketch::deserialize(&h.serialize()) {
+        return Err(bad(format!("distinct sketch inconsistent: {e}")));
+    }
+    Ok(h)
 }
 
 fn put_witnesses(out: &mut Vec<u8>, w: &Witnesses) {
@@ -406,21 +424,16 @@ pub fn decode_distinct(bytes: &[u8]) -> Result<Distinct, DecodeError> {
             })
         }
         1 => {
-            let h =
-                HllSketch::deserialize(r.rest).map_err(|e| bad(format!("distinct sketch: {e}")))?;
-            // Every counter is made with the same precision; another one (only a
-            // forged or damaged row has it) would not merge like the others.
-            if h.lg_config_k() != HLL_LG_K {
-                return Err(bad(format!(
-                    "distinct sketch of lg k {}, this build makes {HLL_LG_K}",
-                    h.lg_config_k()
-                )));
-            }
-            // The sketch crate reads some inconsistent bytes (a coupon count larger
-            // than its coupons) and then writes bytes it cannot read itself: such a
-            // sketch is refused here, not when it is next stored.
-            if let Err(e) = HllSketch::deserialize(&h.serialize()) {
-                return Err(bad(format!("distinct sketch inconsistent: {e}")));
+            let h = checked_sketch(r.rest)?;
+            // `encode_distinct` writes a sketch not yet HLL8 through a union, which
+            // can carry an inconsistency too: checked on those bytes (a stored cell
+            // is HLL8 after its first write, so this costs nothing on queries).
+            if h.target_type() != HllType::Hll8 {
+                let mut u = HllUnion::new(HLL_LG_K).unwrap_or_else(|_| unreachable!("valid lg_k"));
+                u.update(&h);
+                if let Err(e) = HllSketch::deserialize(&u.to_sketch(HllType::Hll8).serialize()) {
+                    return Err(bad(format!("distinct sketch inconsistent: {e}")));
+                }
             }
             Ok(Distinct::Sketch(Box::new(h)))
         }

@@ -501,3 +501,23 @@ fn a_forged_sketch_in_a_distinct_counter_is_refused() {
     let err = scanwatch_aggregate::decode_distinct(&bytes).unwrap_err();
     assert!(err.to_string().contains("lg k 11"), "{err}");
 }
+
+/// A partial window whose sketch the sketch crate reads but then writes as bytes
+/// it cannot read back (found by the `partial_window` fuzz target in CI) is
+/// refused when read, not when the window is next stored.
+#[test]
+fn a_partial_window_with_an_inconsistent_sketch_is_refused() {
+    let bytes: [u8; 35] = [
+        1, 2, 0, 0, 1, 28, 2, 1, 7, 5, 3, 42, 1, 0, 0, 0, 0, 0, 0, 0, 1, 12, 2, 1, 7, 5, 3, 42, 1,
+        0, 48, 0, 0, 0, 0,
+    ];
+    match scanwatch_aggregate::codec::decode_partial_body(&bytes) {
+        Err(e) => assert!(e.to_string().contains("sketch"), "{e}"),
+        Ok((w, times)) => {
+            let again = scanwatch_aggregate::decode_partial(&scanwatch_aggregate::encode_partial(
+                &w, &times,
+            ));
+            assert!(again.is_ok(), "own bytes do not decode: {again:?}");
+        }
+    }
+}
