@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use scanwatch_event::HumanDuration;
 use serde::Deserialize;
 
 use crate::BusError;
@@ -61,10 +62,10 @@ pub struct BusConfig {
     pub replicas: usize,
     /// JetStream's duplicate window (default `2m`): a resend with the same
     /// `Nats-Msg-Id` within it is dropped by the server.
-    pub duplicate_window: String,
+    pub duplicate_window: HumanDuration,
     /// How long the stream keeps messages (default `7d`; aggregators normally ack
     /// them within seconds, this bounds a long aggregator outage).
-    pub max_age: String,
+    pub max_age: HumanDuration,
     /// Partitions (default 16): an event goes to `hash(proto, dst_port) % partitions`.
     /// Changing it on a running deployment re-shards; do it with the stream drained.
     pub partitions: u32,
@@ -74,7 +75,7 @@ pub struct BusConfig {
     /// Messages per pull request (default 256; at most `max_ack_pending`).
     pub fetch_batch: usize,
     /// How long the server waits for an ack before redelivering (default `30s`).
-    pub ack_wait: String,
+    pub ack_wait: HumanDuration,
     /// Durable consumer names are `<consumer_prefix>-<partition>` (default
     /// `scanwatch-agg`).
     pub consumer_prefix: String,
@@ -83,12 +84,12 @@ pub struct BusConfig {
     pub max_message_bytes: usize,
     /// How long a publish is retried (same message id) before the collector gives
     /// up and answers 500, so the sensor retries (default `30s`).
-    pub publish_timeout: String,
+    pub publish_timeout: HumanDuration,
     /// Key-value bucket holding the detector lease (default `scanwatch_leases`).
     pub lease_bucket: String,
     /// Lease time to live (default `10s`): a standby detector takes over at most this
     /// long after the active one stopped renewing.
-    pub lease_ttl: String,
+    pub lease_ttl: HumanDuration,
     /// How this role proves itself to NATS (docs/security.md); the secrets are read
     /// from files at connect, never written in this config. At most one of
     /// `user` + `password_file`, `token_file`, `nkey_seed_file`, `credentials_file`.
@@ -119,17 +120,17 @@ impl Default for BusConfig {
             stream: "SCANWATCH_EVENTS".into(),
             subject_prefix: "scanwatch.events".into(),
             replicas: 1,
-            duplicate_window: "2m".into(),
-            max_age: "7d".into(),
+            duplicate_window: dur_default("2m"),
+            max_age: dur_default("7d"),
             partitions: 16,
             max_ack_pending: 4096,
             fetch_batch: 256,
-            ack_wait: "30s".into(),
+            ack_wait: dur_default("30s"),
             consumer_prefix: "scanwatch-agg".into(),
             max_message_bytes: 900_000,
-            publish_timeout: "30s".into(),
+            publish_timeout: dur_default("30s"),
             lease_bucket: "scanwatch_leases".into(),
-            lease_ttl: "10s".into(),
+            lease_ttl: dur_default("10s"),
             user: None,
             password_file: None,
             token_file: None,
@@ -142,8 +143,9 @@ impl Default for BusConfig {
     }
 }
 
-fn dur(key: &str, v: &str) -> Result<Duration, BusError> {
-    let ms = scanwatch_event::parse_duration(v)
+fn dur(key: &str, v: &HumanDuration) -> Result<Duration, BusError> {
+    let ms = v
+        .millis()
         .map_err(|e| BusError::Config(format!("bus.{key}: {e}")))?;
     if ms <= 0 {
         return Err(BusError::Config(format!(
@@ -151,6 +153,12 @@ fn dur(key: &str, v: &str) -> Result<Duration, BusError> {
         )));
     }
     Ok(Duration::from_millis(ms as u64))
+}
+
+/// A default duration (a literal that parses).
+fn dur_default(text: &str) -> HumanDuration {
+    text.parse()
+        .unwrap_or_else(|_| unreachable!("default duration {text:?}"))
 }
 
 fn name_ok(s: &str, extra: &[u8]) -> bool {
@@ -392,7 +400,7 @@ mod tests {
             ),
             (
                 BusConfig {
-                    duplicate_window: "soon".into(),
+                    duplicate_window: "1500ms".parse().unwrap(),
                     ..base.clone()
                 },
                 "bus.duplicate_window",
@@ -406,7 +414,7 @@ mod tests {
             ),
             (
                 BusConfig {
-                    lease_ttl: "10ms".into(),
+                    lease_ttl: "10ms".parse().unwrap(),
                     ..base.clone()
                 },
                 "bus.lease_ttl",

@@ -18,6 +18,7 @@
 //! the same `i`) resumes where the partition's consumer stopped.
 
 pub mod config;
+pub mod detector;
 pub mod message;
 pub mod nats;
 
@@ -37,6 +38,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 pub use config::{BusConfig, BusKind};
+pub use detector::{Detector, DetectorCounters};
 pub use message::{BusBatch, OutgoingBatch};
 pub use nats::{Lease, NatsBus};
 
@@ -238,6 +240,31 @@ impl AggregatorCounters {
             failed: self.failed.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
         }
+    }
+
+    /// Prometheus text of the counters (an aggregator's `/metrics`).
+    pub fn prometheus(&self) -> String {
+        use scanwatch_event::metrics::{labels, Exposition, MetricKind};
+        let s = self.snapshot();
+        let mut out = Exposition::new();
+        let outcome = |o: &str| labels(&[("outcome", o)]);
+        out.family(
+            "scanwatch_aggregator_messages_total",
+            "Bus messages handled, by outcome (stored: committed; failed: redelivered later).",
+            MetricKind::Counter,
+            &[
+                (outcome("stored"), s.accepted),
+                (outcome("duplicate"), s.duplicates),
+                (outcome("failed"), s.failed),
+                (outcome("refused"), s.refused),
+            ],
+        );
+        out.counter(
+            "scanwatch_aggregator_events_total",
+            "Events committed.",
+            s.events,
+        );
+        out.finish()
     }
 }
 

@@ -103,7 +103,7 @@ fn cfg(url: String) -> BusConfig {
         kind: scanwatch_bus::BusKind::Nats,
         url,
         // Refusals are final: fail within two seconds instead of retrying 30.
-        publish_timeout: "2s".into(),
+        publish_timeout: "2s".parse().unwrap(),
         ..BusConfig::default()
     }
 }

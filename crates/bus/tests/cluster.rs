@@ -177,8 +177,8 @@ fn every_event_is_stored_exactly_once_through_kills_and_a_node_restart() {
         replicas: 3,
         partitions: 8,
         fetch_batch: 16,
-        ack_wait: "5s".into(),
-        publish_timeout: "60s".into(),
+        ack_wait: "5s".parse().unwrap(),
+        publish_timeout: "60s".parse().unwrap(),
         ..BusConfig::default()
     };
     cfg.validate().unwrap();
@@ -278,7 +278,7 @@ fn every_event_is_stored_exactly_once_through_kills_and_a_node_restart() {
 
     // The detector lease on the same cluster.
     let lease_cfg = BusConfig {
-        lease_ttl: "2s".into(),
+        lease_ttl: "2s".parse().unwrap(),
         lease_bucket: "lease_test".into(),
         ..cfg.clone()
     };

@@ -14,6 +14,8 @@
 mod centre;
 pub mod checkpoint;
 mod error;
+pub mod housekeeping;
+pub mod incidents;
 pub mod merge;
 pub mod publish;
 pub mod time;
@@ -22,6 +24,7 @@ pub use centre::{
     AlertHook, Centre, CentreCounters, CheckpointStats, Partial, ReplayStats, SharedStore,
 };
 pub use error::CentreError;
+pub use housekeeping::{Housekeeping, Retention, Schedule};
 pub use merge::{PartialMerge, StepError, Stepped};
 pub use publish::{BatchPublisher, OutgoingBatch, PublishError, PublishFuture, PublishReport};
 pub use time::{SensorTime, TimeConfig, TimeKeeper};

@@ -7,12 +7,34 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use scanwatch_collector::Limits;
+use scanwatch_event::HumanDuration;
 use serde::Deserialize;
 
 use crate::admin::DEFAULT_DATA_DIR;
 
 /// The only config version this build reads.
 pub const CONFIG_VERSION: u32 = 1;
+
+/// Reads a TOML config; an error names the key it is about (`retention.windows:
+/// invalid duration "forever": …`), with the line.
+fn read_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    let de = toml::Deserializer::parse(text).context("invalid config")?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = anyhow::Error::from(e.into_inner());
+        if path == "." {
+            inner.context("invalid config")
+        } else {
+            inner.context(format!("invalid config: {path}"))
+        }
+    })
+}
+
+/// A default duration (a literal that parses).
+fn dur(text: &str) -> HumanDuration {
+    text.parse()
+        .unwrap_or_else(|_| unreachable!("default duration {text:?}"))
+}
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -103,7 +125,7 @@ pub struct StoreSection {
     pub password: Option<String>,
     /// Timeout of each ClickHouse request (default `30s`): how long a hung shard holds
     /// an aggregator's fetch before the retry.
-    pub timeout: String,
+    pub timeout: HumanDuration,
 }
 
 impl Default for StoreSection {
@@ -115,7 +137,7 @@ impl Default for StoreSection {
             cluster: None,
             user: None,
             password: None,
-            timeout: "30s".into(),
+            timeout: dur("30s"),
         }
     }
 }
@@ -173,7 +195,7 @@ impl StoreSection {
             cluster: self.cluster.clone(),
             user: self.user.clone(),
             password: self.password.clone(),
-            timeout: self.timeout.clone(),
+            timeout: self.timeout.to_string(),
         }
     }
 }
@@ -183,26 +205,27 @@ impl StoreSection {
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionSection {
     /// Raw events (default 30 days; replayed at start, so this bounds start time too).
-    pub events: String,
+    pub events: HumanDuration,
     /// Window aggregates and warnings (default 400 days).
-    pub windows: String,
+    pub windows: HumanDuration,
 }
 
 impl Default for RetentionSection {
     fn default() -> Self {
         RetentionSection {
-            events: "30d".into(),
-            windows: "400d".into(),
+            events: dur("30d"),
+            windows: dur("400d"),
         }
     }
 }
 
 impl RetentionSection {
-    /// (events, windows) retention in milliseconds.
-    pub fn millis(&self) -> Result<(i64, i64)> {
-        let e = scanwatch_event::parse_duration(&self.events).context("retention.events")?;
-        let w = scanwatch_event::parse_duration(&self.windows).context("retention.windows")?;
-        Ok((e, w))
+    /// How long events and windows are kept.
+    pub fn keep(&self) -> Result<scanwatch_centre::Retention> {
+        Ok(scanwatch_centre::Retention {
+            events_ms: self.events.millis().context("retention.events")?,
+            windows_ms: self.windows.millis().context("retention.windows")?,
+        })
     }
 }
 
@@ -211,23 +234,23 @@ impl RetentionSection {
 #[serde(deny_unknown_fields, default)]
 pub struct TimeSection {
     /// Events further ahead of the centre's clock are refused with 425 (default 5m).
-    pub max_clock_skew: String,
+    pub max_clock_skew: HumanDuration,
     /// The longest a window waits for a live sensor that does not progress, from
     /// the later of its end and its first event's arrival (default 10m).
-    pub max_wait: String,
+    pub max_wait: HumanDuration,
     /// A sensor without a batch or heartbeat for this long holds nothing back
     /// (default 2m).
-    pub idle_after: String,
+    pub idle_after: HumanDuration,
     /// Subtracted from a heartbeat's "complete through" claim (default 2s).
-    pub grace: String,
+    pub grace: HumanDuration,
     /// Warnings raised by revising windows that ended longer ago are stored, not
     /// notified (default 1d).
-    pub notify_max_age: String,
+    pub notify_max_age: HumanDuration,
 }
 
 impl Default for TimeSection {
     fn default() -> Self {
-        let ms = |v: i64| format!("{}s", v / 1000);
+        let ms = |v: i64| dur(&format!("{}s", v / 1000));
         use scanwatch_centre::TimeConfig as T;
         TimeSection {
             max_clock_skew: ms(T::DEFAULT_MAX_CLOCK_SKEW_MS),
@@ -245,8 +268,8 @@ impl TimeSection {
         &self,
         p: &scanwatch_pipeline::PipelineConfig,
     ) -> Result<scanwatch_centre::TimeConfig> {
-        let d = |name: &str, v: &str| -> Result<i64> {
-            let ms = scanwatch_event::parse_duration(v).with_context(|| format!("time.{name}"))?;
+        let d = |name: &str, v: &HumanDuration| -> Result<i64> {
+            let ms = v.millis().with_context(|| format!("time.{name}"))?;
             if ms < 0 {
                 bail!("time.{name} must not be negative");
             }
@@ -303,10 +326,10 @@ impl Default for ServerSection {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectionSection {
-    pub window: String,
-    pub history: String,
-    pub lateness: Option<String>,
-    pub min_history: String,
+    pub window: HumanDuration,
+    pub history: HumanDuration,
+    pub lateness: Option<HumanDuration>,
+    pub min_history: HumanDuration,
     pub min_sources: u64,
     pub min_sensors: u64,
     pub trim_sensors: usize,
@@ -321,10 +344,10 @@ pub struct DetectionSection {
 impl Default for DetectionSection {
     fn default() -> Self {
         DetectionSection {
-            window: "1h".into(),
-            history: "7d".into(),
+            window: dur("1h"),
+            history: dur("7d"),
             lateness: None,
-            min_history: "1d".into(),
+            min_history: dur("1d"),
             min_sources: 20,
             min_sensors: 3,
             trim_sensors: 1,
@@ -344,9 +367,9 @@ pub struct LimitsSection {
     pub max_events_per_batch: usize,
     pub max_events_per_second_per_sensor: u64,
     /// Time for a request's headers or a TLS handshake (default "10s").
-    pub header_timeout: String,
+    pub header_timeout: HumanDuration,
     /// Time for a request's body once its token is checked (default "60s").
-    pub body_timeout: String,
+    pub body_timeout: HumanDuration,
     pub max_connections: usize,
     pub max_connections_per_client: usize,
     pub max_requests_in_flight: usize,
@@ -360,8 +383,8 @@ impl Default for LimitsSection {
             max_decompressed_bytes: l.max_decompressed_bytes,
             max_events_per_batch: l.max_events_per_batch,
             max_events_per_second_per_sensor: l.max_events_per_second_per_sensor,
-            header_timeout: format!("{}s", l.header_timeout.as_secs()),
-            body_timeout: format!("{}s", l.body_timeout.as_secs()),
+            header_timeout: dur(&format!("{}s", l.header_timeout.as_secs())),
+            body_timeout: dur(&format!("{}s", l.body_timeout.as_secs())),
             max_connections: l.max_connections,
             max_connections_per_client: l.max_connections_per_client,
             max_requests_in_flight: l.max_requests_in_flight,
@@ -370,8 +393,8 @@ impl Default for LimitsSection {
 }
 
 impl LimitsSection {
-    fn duration(what: &str, s: &str) -> Result<std::time::Duration> {
-        let ms = scanwatch_event::parse_duration(s).with_context(|| format!("limits.{what}"))?;
+    fn duration(what: &str, s: &HumanDuration) -> Result<std::time::Duration> {
+        let ms = s.millis().with_context(|| format!("limits.{what}"))?;
         if ms < 100 {
             bail!("limits.{what} must be at least 100ms");
         }
@@ -398,7 +421,7 @@ impl Default for ServerConfig {
 impl ServerConfig {
     /// Parses TOML text (no I/O) and validates it.
     pub fn parse(text: &str) -> Result<ServerConfig> {
-        let cfg: ServerConfig = toml::from_str(text).context("invalid config")?;
+        let cfg: ServerConfig = read_toml(text)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -416,8 +439,8 @@ impl ServerConfig {
         }
         let pcfg = self.detection_args().config()?;
         self.time.config(&pcfg)?;
-        let (events, _) = self.retention.millis()?;
-        let history = scanwatch_event::parse_duration(&self.detection.history)?;
+        let events = self.retention.keep()?.events_ms;
+        let history = self.detection.history.millis()?;
         if events < history {
             bail!(
                 "retention.events ({}) must be at least detection.history ({})",
@@ -484,10 +507,10 @@ impl ServerConfig {
     pub fn detection_args(&self) -> crate::analyze::DetectionArgs {
         let d = &self.detection;
         crate::analyze::DetectionArgs {
-            window: d.window.clone(),
-            history: d.history.clone(),
-            lateness: d.lateness.clone(),
-            min_history: d.min_history.clone(),
+            window: d.window.to_string(),
+            history: d.history.to_string(),
+            lateness: d.lateness.as_ref().map(ToString::to_string),
+            min_history: d.min_history.to_string(),
             min_sources: d.min_sources,
             min_sensors: d.min_sensors,
             trim_sensors: d.trim_sensors,
@@ -685,7 +708,7 @@ impl SensorFileConfig {
     /// flags (the required fields are checked by [`SensorFileConfig::validate`]
     /// once the flags are applied).
     pub fn parse(text: &str) -> Result<SensorFileConfig> {
-        let cfg: SensorFileConfig = toml::from_str(text).context("invalid config")?;
+        let cfg: SensorFileConfig = read_toml(text)?;
         if cfg.version != CONFIG_VERSION {
             bail!(
                 "config version {} is not supported; this build reads version {CONFIG_VERSION}",
@@ -825,7 +848,7 @@ max_events_per_batch = 5000
         )
         .unwrap();
         assert_eq!(cfg.server.listen.port(), 9000);
-        assert_eq!(cfg.detection.window, "10m");
+        assert_eq!(cfg.detection.window.as_str(), "10m");
         assert_eq!(
             cfg.detection.min_sensors, 3,
             "unset keys keep their defaults"
@@ -910,6 +933,14 @@ transport = "tcp"
                 "version = 1\n[retention]\nwindows = \"forever\"",
                 "retention.windows",
             ),
+            (
+                "version = 1\n[bus]\nduplicate_window = \"soon\"",
+                "invalid config: bus.duplicate_window",
+            ),
+            (
+                "version = 1\n[time]\nmax_wait = \"a while\"",
+                "invalid config: time.max_wait",
+            ),
         ] {
             let err = format!("{:#}", ServerConfig::parse(text).unwrap_err());
             assert!(err.contains(want), "{text}: {err}");
@@ -934,7 +965,7 @@ partitions = 8
         )
         .unwrap();
         assert_eq!(cfg.store.database, "scanwatch", "documented default");
-        assert_eq!(cfg.store.timeout, "30s", "documented default");
+        assert_eq!(cfg.store.timeout.as_str(), "30s", "documented default");
         assert_eq!(cfg.store.clickhouse().timeout().unwrap().as_secs(), 30);
         assert_eq!(cfg.bus.urls().len(), 2);
         assert_eq!(cfg.bus.stream, "SCANWATCH_EVENTS", "documented default");
@@ -957,7 +988,8 @@ partitions = 8
             ("version = 1\n[store]\nhost = \"x\"", "unknown field `host`"),
             (
                 "version = 1\n[store]\nkind = \"clickhouse\"\nurl = \"http://x\"\ntimeout = \"soon\"",
-                "[store] invalid clickhouse configuration: timeout",
+                // Read as a duration when the config is read: the key is named.
+                "invalid config: store.timeout",
             ),
             (
                 "version = 1\n[store]\nkind = \"clickhouse\"\nurl = \"http://x\"\ntimeout = \"0s\"",

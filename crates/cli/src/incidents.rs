@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use anyhow::{bail, Result};
-use scanwatch_collector::incidents::{self, Disposition, Incident, StateChange};
+use scanwatch_centre::incidents::{self, Disposition, Incident, StateChange};
 use scanwatch_event::Timestamp;
 
 use crate::admin::StoreArgs;

@@ -3,7 +3,6 @@
 //! the warnings after a restart are the ones before it), and serves the collector's
 //! HTTP app until SIGINT or SIGTERM.
 
-use scanwatch_store::prelude::*;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use rustls::pki_types::pem::PemObject;
-use scanwatch_centre::Centre;
+use scanwatch_centre::{housekeeping, Centre, Housekeeping};
 use scanwatch_collector::{app, AppState};
 use scanwatch_event::Timestamp;
 use scanwatch_pipeline::Pipeline;
@@ -61,10 +60,10 @@ pub struct ServerArgs {
     pub listen: Option<SocketAddr>,
     /// Window length [default: 1h].
     #[arg(long)]
-    pub window: Option<String>,
+    pub window: Option<scanwatch_event::HumanDuration>,
     /// How far back the per-port baseline looks [default: 7d].
     #[arg(long)]
-    pub history: Option<String>,
+    pub history: Option<scanwatch_event::HumanDuration>,
     /// TLS certificate chain (PEM); with --tls-key the server speaks HTTPS only.
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -162,15 +161,7 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
             "warning: {damaged} stored event blocks do not decode and were set aside (table damaged_blocks, with why); their events are not counted"
         )?;
     }
-    let retention = file_cfg.retention.millis()?;
-    let now = wall_clock();
-    let (pe, pw) = store.prune(
-        Timestamp(now.0 - retention.0),
-        Timestamp(now.0 - retention.1),
-    )?;
-    if pe + pw > 0 {
-        writeln!(err, "retention: pruned {pe} events and {pw} windows")?;
-    }
+    let keep = file_cfg.retention.keep()?;
     // Threat context from the data directory: imported advisories, assets and
     // benign scanners, and ports.toml. Loaded once at start (restart to reload).
     let ctx_args = file_cfg.context_args();
@@ -188,6 +179,8 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
     let centre = Centre::new(Box::new(store), pipeline)
         .with_time_config(file_cfg.time.config(&cfg)?)
         .with_context(ctx);
+    // Retention first: the replay then reads only what is kept.
+    housekeeping::prune(&centre.store, wall_clock(), keep)?;
     // Notification sinks: built before the replay, which re-raises the stored
     // warnings (each sink sends a warning once; see scanwatch_notify::state).
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -216,7 +209,7 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
         (None, None) => {}
     }
     // At once: the next start needs only what arrives from now on.
-    take_checkpoint(&centre);
+    housekeeping::checkpoint(&centre, wall_clock());
     if replayed.future_events > 0 {
         writeln!(
             err,
@@ -246,82 +239,24 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
             listener.local_addr()?
         )?;
         // The centre's clock: windows close on deadlines and idle sensors even when
-        // nothing arrives (docs/time.md).
-        let ticking = centre.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                let c = ticking.clone();
-                let r = tokio::task::spawn_blocking(move || c.tick(wall_clock())).await;
-                if let Ok(Err(e)) = r {
-                    eprintln!("tick failed: {e}");
-                }
-            }
-        });
-        // A checkpoint of the pipeline every minute: a restart replays at most the
-        // minute's events after it (docs/server.md, "Restart and replay").
-        let checkpointing = centre.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let c = checkpointing.clone();
-                let _ = tokio::task::spawn_blocking(move || take_checkpoint(&c)).await;
-            }
-        });
-        // Retention, hourly.
-        let store = state.store.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let store = store.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    let now = wall_clock();
-                    if let Ok(mut s) = store.lock() {
-                        if let Err(e) = s.prune(
-                            Timestamp(now.0 - retention.0),
-                            Timestamp(now.0 - retention.1),
-                        ) {
-                            eprintln!("retention failed: {e}");
-                        }
-                    }
-                })
-                .await;
-            }
-        });
-        if let Some(n) = &notifier {
-            spawn_resolver(state.store.clone(), n.resolve_hook());
-        }
-        front_door(listener, tls, state).await?;
+        // nothing arrives (docs/time.md); checkpoints, retention and the ends of
+        // surges for the sinks.
+        let clockwork = Housekeeping::spawn(
+            centre.clone(),
+            Arc::new(wall_clock),
+            keep,
+            notifier.as_ref().map(|n| n.resolve_hook()),
+        )?;
+        let served = front_door(listener, tls, state).await;
+        clockwork.stop();
+        served?;
         Ok::<(), anyhow::Error>(())
     })?;
     // The last one: a restart after a clean stop replays nothing.
-    take_checkpoint(&centre);
+    housekeeping::checkpoint(&centre, wall_clock());
     close_notifier(&rt, notifier, err)?;
     writeln!(err, "stopped")?;
     Ok(())
-}
-
-/// How often the server takes a checkpoint of its pipeline.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Takes a checkpoint; a failure is logged (the next start then replays more).
-fn take_checkpoint(centre: &Centre) {
-    let started = std::time::Instant::now();
-    match centre.checkpoint(wall_clock()) {
-        Ok(Some(c)) => tracing::debug!(
-            mark = c.mark,
-            bytes = c.bytes,
-            ms = started.elapsed().as_millis() as u64,
-            "checkpoint taken"
-        ),
-        Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, "checkpoint failed"),
-    }
 }
 
 /// The notification sinks of a server config (`[[sinks]]`), if any, on `rt`; what
@@ -341,40 +276,6 @@ pub(crate) fn spawn_notifier(
     let n = scanwatch_notify::Notifier::spawn(&ncfg, store, Arc::new(wall_clock), rt.handle())?;
     writeln!(err, "notify: {} sinks", ncfg.sinks.len())?;
     Ok(Some(n))
-}
-
-/// How often the ends of surges are looked for (the sinks get `resolved` once).
-const RESOLVE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Tells the sinks, every [`RESOLVE_EVERY`], the surges whose incidents are over
-/// (on the current tokio runtime, until the process ends).
-pub(crate) fn spawn_resolver(
-    store: Arc<Mutex<Box<dyn Store>>>,
-    resolve: scanwatch_notify::notifier::Hook,
-) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(RESOLVE_EVERY);
-        loop {
-            tick.tick().await;
-            let store = store.clone();
-            let over = tokio::task::spawn_blocking(move || match store.lock() {
-                Ok(s) => {
-                    scanwatch_collector::incidents::over(s.as_ref()).map_err(|e| e.to_string())
-                }
-                Err(_) => Err("store lock poisoned".to_string()),
-            })
-            .await;
-            match over {
-                Ok(Ok(list)) => {
-                    for (id, w) in list {
-                        resolve(id, &w);
-                    }
-                }
-                Ok(Err(e)) => tracing::warn!(error = %e, "notify: cannot read the incidents: {e}"),
-                Err(e) => tracing::warn!(error = %e, "notify: the incident check failed: {e}"),
-            }
-        }
-    });
 }
 
 /// Lets the sinks finish what is queued (bounded: a dead receiver must not hold the
@@ -536,19 +437,18 @@ pub fn open_store(cfg: &ServerConfig) -> Result<Box<dyn Store>> {
 mod roles {
     use std::io::Write;
     use std::sync::{Arc, Mutex};
-    use std::time::{Duration, Instant};
 
     use super::{
         bind, close_notifier, front_door, open_store, server_tls, shutdown, spawn_notifier,
-        wall_clock, ServerArgs, ServerRole, RESOLVE_EVERY,
+        wall_clock, ServerArgs, ServerRole,
     };
     use crate::config::{ServerConfig, StoreKind};
     use anyhow::{bail, Result};
-    use scanwatch_bus::{aggregate_handler, run_aggregator, AggregatorCounters, NatsBus};
-    use scanwatch_centre::{Centre, CentreError, PartialMerge, StepError};
+    use scanwatch_bus::{
+        aggregate_handler, run_aggregator, AggregatorCounters, Detector, DetectorCounters, NatsBus,
+    };
+    use scanwatch_centre::Centre;
     use scanwatch_collector::AppState;
-    use scanwatch_event::metrics::{labels, Exposition, MetricKind};
-    use scanwatch_event::Timestamp;
     use scanwatch_pipeline::Pipeline;
 
     pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
@@ -613,12 +513,7 @@ mod roles {
                     let (tx, rx) = tokio::sync::watch::channel(false);
                     let counters = Arc::new(AggregatorCounters::default());
                     let c = counters.clone();
-                    ops(
-                        &cfg,
-                        "aggregator",
-                        Arc::new(move || aggregator_metrics(&c)),
-                        err,
-                    )?;
+                    ops(&cfg, "aggregator", Arc::new(move || c.prometheus()), err)?;
                     let task = tokio::spawn(run_aggregator(
                         bus,
                         aggregate_handler(
@@ -681,107 +576,6 @@ mod roles {
         Ok(())
     }
 
-    /// Prometheus text of an aggregator's counters.
-    fn aggregator_metrics(c: &AggregatorCounters) -> String {
-        let s = c.snapshot();
-        let mut out = Exposition::new();
-        let outcome = |o: &str| labels(&[("outcome", o)]);
-        out.family(
-            "scanwatch_aggregator_messages_total",
-            "Bus messages handled, by outcome (stored: committed; failed: redelivered later).",
-            MetricKind::Counter,
-            &[
-                (outcome("stored"), s.accepted),
-                (outcome("duplicate"), s.duplicates),
-                (outcome("failed"), s.failed),
-                (outcome("refused"), s.refused),
-            ],
-        );
-        out.counter(
-            "scanwatch_aggregator_events_total",
-            "Events committed.",
-            s.events,
-        );
-        out.finish()
-    }
-
-    /// What the detector role counts, for its `/metrics`.
-    #[derive(Default)]
-    struct DetectorCounters {
-        lease_held: std::sync::atomic::AtomicU64,
-        leases_taken: std::sync::atomic::AtomicU64,
-        steps: std::sync::atomic::AtomicU64,
-        steps_failed: std::sync::atomic::AtomicU64,
-        partials_refused: std::sync::atomic::AtomicU64,
-        caught_up: std::sync::atomic::AtomicU64,
-        /// The counters of the centre while this detector holds the lease.
-        centre: Mutex<Option<Centre>>,
-    }
-
-    impl DetectorCounters {
-        fn prometheus(&self) -> String {
-            use std::sync::atomic::Ordering::Relaxed;
-            let mut out = Exposition::new();
-            out.gauge(
-                "scanwatch_detector_lease_held",
-                "Whether this detector holds the lease (1) or stands by (0).",
-                self.lease_held.load(Relaxed),
-            );
-            out.counter(
-                "scanwatch_detector_leases_taken_total",
-                "Times this detector took the lease.",
-                self.leases_taken.load(Relaxed),
-            );
-            out.family(
-                "scanwatch_detector_steps_total",
-                "Merge steps over the stored partials, by outcome.",
-                MetricKind::Counter,
-                &[
-                    (labels(&[("outcome", "ok")]), self.steps.load(Relaxed)),
-                    (
-                        labels(&[("outcome", "failed")]),
-                        self.steps_failed.load(Relaxed),
-                    ),
-                ],
-            );
-            out.counter(
-                "scanwatch_detector_partials_refused_total",
-                "Partial aggregates left out (damaged or newer).",
-                self.partials_refused.load(Relaxed),
-            );
-            out.gauge(
-                "scanwatch_detector_bus_caught_up",
-                "Whether the aggregators had drained the bus at the last step (1) or not (0: lag).",
-                self.caught_up.load(Relaxed),
-            );
-            if let Ok(c) = self.centre.lock() {
-                if let Some(c) = c.as_ref() {
-                    let k = &c.counters;
-                    for (name, help, v) in [
-                        (
-                            "scanwatch_alerts_raised_total",
-                            "Warnings raised.",
-                            &k.alerts_raised,
-                        ),
-                        (
-                            "scanwatch_windows_closed_total",
-                            "Window cells closed and stored.",
-                            &k.windows_closed,
-                        ),
-                        (
-                            "scanwatch_windows_revised_total",
-                            "Closed windows revised with late parts.",
-                            &k.windows_revised,
-                        ),
-                    ] {
-                        out.counter(name, help, v.load(Relaxed));
-                    }
-                }
-            }
-            out.finish()
-        }
-    }
-
     fn serve(
         rt: &tokio::runtime::Runtime,
         state: AppState,
@@ -831,9 +625,6 @@ mod roles {
         let shared = open_store(cfg)?;
         let (ctx, benign) = shared_context(cfg, shared.as_ref(), err)?;
         drop(shared);
-        let ttl = cfg.bus.lease_ttl()?;
-        let retention = cfg.retention.millis()?;
-        let holder = format!("pid{}-{}", std::process::id(), wall_clock().0);
         // Notification sinks, as in `--role all`: the detector raises the warnings.
         // Their state (what was sent to whom) is in the shared store, so a standby
         // that takes over sends nothing twice.
@@ -843,213 +634,38 @@ mod roles {
             spawn_notifier(cfg, Arc::new(Mutex::new(open_store(cfg)?)), rt, err)?
         };
         let hook = notifier.as_ref().map(|n| n.hook());
-        let resolve = notifier.as_ref().map(|n| n.resolve_hook());
-        let counters = Arc::new(DetectorCounters::default());
+        let fresh_cfg = cfg.clone();
+        let detector = Detector {
+            holder: format!("pid{}-{}", std::process::id(), wall_clock().0),
+            ttl: cfg.bus.lease_ttl()?,
+            keep: cfg.retention.keep()?,
+            clock: Arc::new(wall_clock),
+            // The pipeline over a fresh store connection, built again after a
+            // failed step.
+            fresh: Box::new(move || {
+                let mut pipeline = Pipeline::new(pcfg);
+                pipeline.set_emit_windows(true);
+                pipeline.set_benign(benign.clone());
+                pipeline.set_trusted(&ctx.explain.trusted_sensors);
+                let store = open_store(&fresh_cfg).map_err(|e| format!("{e:#}"))?;
+                let centre = Centre::for_partials(store, pipeline).with_context(ctx.clone());
+                Ok(match &hook {
+                    Some(h) => centre.with_alert_hook(h.clone()),
+                    None => centre,
+                })
+            }),
+            resolve: notifier.as_ref().map(|n| n.resolve_hook()),
+            counters: Arc::new(DetectorCounters::default()),
+        };
         let r = rt.block_on(async {
-            let c = counters.clone();
+            let c = detector.counters.clone();
             ops(cfg, "detector", Arc::new(move || c.prometheus()), err)?;
             let bus = NatsBus::connect(&cfg.bus).await?;
-            let stop = shutdown();
-            tokio::pin!(stop);
-            loop {
-                // Standby until the lease is free.
-                // A bus error here (a node restarting, the lease stream between
-                // leaders) is waited out, never fatal: a detector that exits cannot
-                // take over.
-                let mut lease = loop {
-                    match bus.try_lease("detector", &holder).await {
-                        Ok(Some(l)) => break l,
-                        Ok(None) => {}
-                        Err(e) => writeln!(err, "detector: cannot take the lease yet: {e}")?,
-                    }
-                    tokio::select! {
-                        () = &mut stop => return Ok(()),
-                        () = tokio::time::sleep(ttl / 3) => {}
-                    }
-                };
-                writeln!(
-                    err,
-                    "detector: lease taken; rebuilding from the stored partial aggregates"
-                )?;
-                counters.lease_held.store(1, std::sync::atomic::Ordering::Relaxed);
-                counters.leases_taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                // The pipeline over a fresh store connection; built again after a
-                // failed step (a store or bus outage), since a step that failed half
-                // way may have merged part of its partials: rebuilding from the stored
-                // partials is what a takeover does, so it is exact.
-                let fresh = || -> Result<(Centre, Arc<Mutex<PartialMerge>>)> {
-                    let mut pipeline = Pipeline::new(pcfg);
-                    pipeline.set_emit_windows(true);
-                    pipeline.set_benign(benign.clone());
-                    pipeline.set_trusted(&ctx.explain.trusted_sensors);
-                    let state = Centre::for_partials(open_store(cfg)?, pipeline)
-                        .with_context(ctx.clone());
-                    let state = match &hook {
-                        Some(h) => state.with_alert_hook(h.clone()),
-                        None => state,
-                    };
-                    Ok((state, Arc::new(Mutex::new(PartialMerge::new()))))
-                };
-                let mut current: Option<(Centre, Arc<Mutex<PartialMerge>>)> = None;
-                let mut renewed = Instant::now();
-                let mut waiting: Option<Instant> = None;
-                let mut pruned: Option<Instant> = None;
-                let mut resolved: Option<Instant> = None;
-                loop {
-                    tokio::select! {
-                        () = &mut stop => {
-                            let _ = lease.release().await;
-                            writeln!(err, "stopped")?;
-                            return Ok(());
-                        }
-                        () = tokio::time::sleep(Duration::from_millis(300)) => {}
-                    }
-                    if renewed.elapsed() >= ttl / 3 {
-                        match lease.renew().await {
-                            Ok(true) => renewed = Instant::now(),
-                            Ok(false) => {
-                                writeln!(err, "detector: lease lost; standing by")?;
-                                counters.lease_held.store(0, std::sync::atomic::Ordering::Relaxed);
-                                break;
-                            }
-                            // Not known whether it is still ours: keep trying
-                            // until it would have expired.
-                            Err(e) if renewed.elapsed() < ttl => {
-                                writeln!(err, "detector: lease renewal failed: {e}")?;
-                            }
-                            Err(e) => {
-                                writeln!(
-                                    err,
-                                    "detector: lease not renewed within its ttl ({e}); standing by"
-                                )?;
-                                counters.lease_held.store(0, std::sync::atomic::Ordering::Relaxed);
-                                break;
-                            }
-                        }
-                    }
-                    // Barrier: everything published so far is in the store, so the
-                    // windows close on all of it (as the embedded run's would). Under
-                    // a stream that never drains it is waited for at most
-                    // BARRIER_WAIT; parts committed after their window closed are
-                    // then re-evaluated as late, as late events are.
-                    let up = bus.caught_up().await;
-                    counters.caught_up.store(
-                        u64::from(matches!(up, Ok(true))),
-                        std::sync::atomic::Ordering::Relaxed,
-                    );
-                    match up {
-                        Ok(true) => waiting = None,
-                        Ok(false) => {
-                            if waiting.get_or_insert_with(Instant::now).elapsed() < BARRIER_WAIT {
-                                continue;
-                            }
-                        }
-                        Err(e) => {
-                            writeln!(err, "detector: consumer lag unknown: {e}")?;
-                            continue;
-                        }
-                    }
-                    // The ends of surges, to the sinks (`resolved`, once per sink and
-                    // surge), by the one detector holding the lease.
-                    // (Over the centre's own store connection: opening one checks
-                    // the schema on every server.)
-                    if let (Some(resolve), Some((c, _))) = (&resolve, &current) {
-                        if resolved.is_none_or(|t: Instant| t.elapsed() >= RESOLVE_EVERY) {
-                            resolved = Some(Instant::now());
-                            let store = c.store.clone();
-                            let over = tokio::task::spawn_blocking(move || match store.lock() {
-                                Ok(s) => scanwatch_collector::incidents::over(s.as_ref())
-                                    .map_err(anyhow::Error::from),
-                                Err(_) => Err(anyhow::anyhow!("store lock poisoned")),
-                            })
-                            .await
-                            .unwrap_or_else(|e| Err(e.into()));
-                            match over {
-                                Ok(list) => {
-                                    for (id, w) in list {
-                                        resolve(id, &w);
-                                    }
-                                }
-                                Err(e) => writeln!(err, "detector: cannot read the incidents: {e:#}")?,
-                            }
-                        }
-                    }
-                    // Retention, hourly, by the one detector holding the lease.
-                    if pruned.is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(3600)) {
-                        pruned = Some(Instant::now());
-                        let store = open_store(cfg);
-                        let r = tokio::task::spawn_blocking(move || {
-                            let now = wall_clock();
-                            store?.prune(
-                                Timestamp(now.0 - retention.0),
-                                Timestamp(now.0 - retention.1),
-                            ).map_err(anyhow::Error::from)
-                        })
-                        .await
-                        .unwrap_or_else(|e| Err(e.into()));
-                        match r {
-                            Ok((e, w)) if e + w > 0 => writeln!(err, "retention: pruned {e} events and {w} windows")?,
-                            Ok(_) => {}
-                            Err(e) => writeln!(err, "retention failed: {e:#}")?,
-                        }
-                    }
-                    let (st, pr) = match &current {
-                        Some((st, pr)) => (st.clone(), pr.clone()),
-                        None => match tokio::task::block_in_place(fresh) {
-                            Ok((st, pr)) => {
-                                current = Some((st.clone(), pr.clone()));
-                                if let Ok(mut c) = counters.centre.lock() {
-                                    *c = Some(st.clone());
-                                }
-                                (st, pr)
-                            }
-                            Err(e) => {
-                                writeln!(err, "detector: cannot open the store: {e:#}")?;
-                                continue;
-                            }
-                        },
-                    };
-                    let r = tokio::task::spawn_blocking(move || match pr.lock() {
-                        Ok(mut p) => p.step(&st, wall_clock()),
-                        Err(_) => Err(StepError::Feed(CentreError::Poisoned("detector progress"))),
-                    })
-                    .await
-                    .unwrap_or_else(|_| Err(StepError::Feed(CentreError::Poisoned("detector step"))));
-                    let counted = match &r {
-                        Ok(_) => &counters.steps,
-                        Err(_) => &counters.steps_failed,
-                    };
-                    counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    match r {
-                        Ok(st) => {
-                            counters.partials_refused.fetch_add(
-                                st.refused.len() as u64,
-                                std::sync::atomic::Ordering::Relaxed,
-                            );
-                            for why in st.refused {
-                                writeln!(err, "detector: partial aggregate left out: {why}")?;
-                            }
-                        }
-                        // Nothing fed: the next cycle reads again.
-                        Err(StepError::Read(e)) => {
-                            writeln!(err, "detector: cannot read the store: {e}")?;
-                        }
-                        Err(StepError::Feed(e)) => {
-                            writeln!(
-                                err,
-                                "detector: step failed: {e:#}; rebuilding from the stored partial aggregates"
-                            )?;
-                            current = None;
-                        }
-                    }
-                }
-            }
+            detector.run(&bus, shutdown()).await;
+            writeln!(err, "stopped")?;
+            Ok::<(), anyhow::Error>(())
         });
         close_notifier(rt, notifier, err)?;
         r
     }
-
-    /// The longest the detector waits for the aggregators to drain the bus before it
-    /// closes windows on what is committed.
-    const BARRIER_WAIT: Duration = Duration::from_secs(10);
 }

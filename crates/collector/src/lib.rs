@@ -11,7 +11,7 @@ mod error;
 mod export;
 mod feeds;
 pub use blocklist::{nft_script, parse_blocklist_txt, valid_nft_table, DEFAULT_NFT_TABLE};
-pub mod incidents;
+pub use scanwatch_centre::incidents::{self, read_warning};
 mod incidents_api;
 pub mod openapi;
 pub mod ops;
@@ -549,18 +549,6 @@ async fn read_body(
 }
 
 /// A duration for people: "1d 2h", "5m", "3.2s".
-/// A stored warning, typed; an unreadable record is logged and left out (a record
-/// the centre wrote always reads; one written behind its back may not).
-pub fn read_warning(row: &scanwatch_store::AlertRow) -> Option<scanwatch_alert::Warning> {
-    match scanwatch_alert::Warning::from_stored(row.id, &row.json) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            tracing::warn!(warning = row.id, error = %e, "stored warning left out");
-            None
-        }
-    }
-}
-
 pub fn human_ms(ms: i64) -> String {
     let s = ms.unsigned_abs() / 1000;
     let sign = if ms < 0 { "-" } else { "" };

@@ -17,7 +17,7 @@ mod wire;
 use std::fmt;
 use std::net::IpAddr;
 
-pub use duration::{parse_duration, parse_span, DurationError};
+pub use duration::{parse_duration, parse_span, DurationError, HumanDuration};
 pub use time::{format_rfc3339, parse_rfc3339, Clock, Timestamp};
 pub use wire::{WireError, WireEvent, WireIds, WIRE_VERSION};
 

@@ -34,6 +34,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use scanwatch_event::HumanDuration;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
@@ -172,9 +173,34 @@ impl<'de> Deserialize<'de> for SinkConfig {
     }
 }
 
-/// Parses `500ms`, `2s`, `5m` (humantime).
-pub fn parse_duration(what: &str, s: &str) -> Result<Duration, String> {
-    scanwatch_event::parse_span(s).map_err(|e| format!("{what}: {e}"))
+/// A default duration (a literal that parses).
+fn dur(text: &str) -> HumanDuration {
+    text.parse()
+        .unwrap_or_else(|_| unreachable!("default duration {text:?}"))
+}
+
+/// `max_age` of a sink: a duration (`1d`), or `none` for any age.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct MaxAge(Option<HumanDuration>);
+
+impl std::str::FromStr for MaxAge {
+    type Err = scanwatch_event::DurationError;
+
+    fn from_str(s: &str) -> Result<MaxAge, Self::Err> {
+        if s.trim().eq_ignore_ascii_case("none") {
+            return Ok(MaxAge(None));
+        }
+        s.parse().map(|d| MaxAge(Some(d)))
+    }
+}
+
+impl TryFrom<String> for MaxAge {
+    type Error = scanwatch_event::DurationError;
+
+    fn try_from(s: String) -> Result<MaxAge, Self::Error> {
+        s.parse()
+    }
 }
 
 impl SinkConfig {
@@ -195,7 +221,6 @@ impl SinkConfig {
                 "invalid name: use 1-64 letters, digits, '.', '_' or '-'".into(),
             ));
         }
-        self.filter.validate().map_err(err)?;
         self.retry.validate().map_err(err)?;
         match &self.kind {
             SinkKind::Webhook(c) => c.validate(),
@@ -280,7 +305,7 @@ pub struct Filters {
     /// are not sent (default `1d`; `none` sends any age). The server re-raises
     /// every stored warning when it replays at start: this keeps a newly added
     /// sink from receiving the whole history.
-    pub max_age: String,
+    pub max_age: MaxAge,
 }
 
 impl Default for Filters {
@@ -290,22 +315,15 @@ impl Default for Filters {
             min_confidence: Confidence::Suspected,
             ports: Vec::new(),
             updates: true,
-            max_age: "1d".into(),
+            max_age: MaxAge(Some(dur("1d"))),
         }
     }
 }
 
 impl Filters {
     /// The age limit, `None` for `none`.
-    pub fn max_age(&self) -> Result<Option<Duration>, String> {
-        if self.max_age.trim().eq_ignore_ascii_case("none") {
-            return Ok(None);
-        }
-        parse_duration("max_age", &self.max_age).map(Some)
-    }
-
-    fn validate(&self) -> Result<(), String> {
-        self.max_age().map(|_| ())
+    pub fn max_age(&self) -> Option<Duration> {
+        self.max_age.0.as_ref().map(HumanDuration::span)
     }
 }
 
@@ -316,28 +334,25 @@ pub struct RetryConfig {
     /// Attempts before a notification becomes a dead letter (default 5, at most 100).
     pub attempts: u32,
     /// Wait after the first failure (default `1s`); doubled after each further one.
-    pub initial_delay: String,
+    pub initial_delay: HumanDuration,
     /// The longest wait between two attempts (default `5m`).
-    pub max_delay: String,
+    pub max_delay: HumanDuration,
 }
 
 impl Default for RetryConfig {
     fn default() -> Self {
         RetryConfig {
             attempts: 5,
-            initial_delay: "1s".into(),
-            max_delay: "5m".into(),
+            initial_delay: dur("1s"),
+            max_delay: dur("5m"),
         }
     }
 }
 
 impl RetryConfig {
     /// (initial, max) delays.
-    pub fn delays(&self) -> Result<(Duration, Duration), String> {
-        Ok((
-            parse_duration("initial_delay", &self.initial_delay)?,
-            parse_duration("max_delay", &self.max_delay)?,
-        ))
+    pub fn delays(&self) -> (Duration, Duration) {
+        (self.initial_delay.span(), self.max_delay.span())
     }
 
     /// The wait after failed attempt number `n` (1-based): `initial * 2^(n-1)`,
@@ -353,7 +368,7 @@ impl RetryConfig {
         if self.attempts == 0 || self.attempts > 100 {
             return Err("attempts must be 1 to 100".into());
         }
-        let (i, m) = self.delays()?;
+        let (i, m) = self.delays();
         if i > m {
             return Err("initial_delay must not exceed max_delay".into());
         }
@@ -387,14 +402,14 @@ pub struct WebhookConfig {
     pub format: WebhookFormat,
     /// Timeout of one request (default `10s`).
     #[serde(default = "default_timeout")]
-    pub timeout: String,
+    pub timeout: HumanDuration,
     /// Base URL of the dashboard; adds a link to the warning (default: none).
     #[serde(default)]
     pub dashboard_url: Option<String>,
 }
 
-fn default_timeout() -> String {
-    "10s".into()
+fn default_timeout() -> HumanDuration {
+    dur("10s")
 }
 
 fn check_url(what: &str, u: &str) -> Result<(), String> {
@@ -417,7 +432,7 @@ impl WebhookConfig {
         if self.secret.as_ref().is_some_and(|s| s.0.is_empty()) {
             return Err("secret must not be empty (leave it out for no signature)".into());
         }
-        parse_duration("timeout", &self.timeout).map(|_| ())
+        Ok(())
     }
 }
 
@@ -474,7 +489,7 @@ pub struct SyslogConfig {
     pub enterprise_id: u32,
     /// Connect and write timeout for TCP (default `10s`).
     #[serde(default = "default_timeout")]
-    pub timeout: String,
+    pub timeout: HumanDuration,
 }
 
 fn default_syslog_host() -> String {
@@ -521,7 +536,7 @@ impl SyslogConfig {
         if self.enterprise_id == 0 {
             return Err("enterprise_id must be a private enterprise number".into());
         }
-        parse_duration("timeout", &self.timeout).map(|_| ())
+        Ok(())
     }
 }
 
@@ -573,14 +588,14 @@ pub struct EmailConfig {
     pub dashboard_url: Option<String>,
     /// Timeout of the SMTP conversation steps (default `30s`).
     #[serde(default = "default_smtp_timeout")]
-    pub timeout: String,
+    pub timeout: HumanDuration,
 }
 
 fn default_subject_prefix() -> String {
     "[scanwatch]".into()
 }
-fn default_smtp_timeout() -> String {
-    "30s".into()
+fn default_smtp_timeout() -> HumanDuration {
+    dur("30s")
 }
 
 impl EmailConfig {
@@ -618,7 +633,7 @@ impl EmailConfig {
         if let Some(d) = &self.dashboard_url {
             check_url("dashboard_url", d)?;
         }
-        parse_duration("timeout", &self.timeout).map(|_| ())
+        Ok(())
     }
 }
 
@@ -709,6 +724,14 @@ mod tests {
             (
                 "[[sinks]]\nkind='webhook'\nname='a'\nurl='https://x'\ninitial_delay='1m'\nmax_delay='1s'",
                 "initial_delay",
+            ),
+            (
+                "[[sinks]]\nkind='webhook'\nname='a'\nurl='https://x'\nmax_age='a week'",
+                "invalid duration \"a week\"",
+            ),
+            (
+                "[[sinks]]\nkind='syslog'\nname='a'\ntimeout='soon'",
+                "invalid duration \"soon\"",
             ),
             (
                 "[[sinks]]\nkind='webhook'\nname='a'\nurl='https://x'\n[[sinks]]\nkind='webhook'\nname='a'\nurl='https://y'",

@@ -14,7 +14,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 
-use crate::config::{parse_duration, EmailConfig, SmtpTls};
+use crate::config::{EmailConfig, SmtpTls};
 use crate::sink::{Sink, SinkError};
 use crate::warning::{Event, Notification};
 
@@ -113,7 +113,7 @@ pub fn body(n: &Notification, dashboard: Option<&str>) -> String {
 impl Email {
     /// Reads `ca_file` when one is configured.
     pub fn new(cfg: EmailConfig) -> Result<Email, String> {
-        let timeout = parse_duration("timeout", &cfg.timeout)?;
+        let timeout = cfg.timeout.span();
         let from: Mailbox = cfg
             .from
             .parse()

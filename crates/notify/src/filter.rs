@@ -17,7 +17,7 @@ pub struct Filter {
 impl Filter {
     pub fn new(filters: Filters) -> Result<Filter, String> {
         let max_age_ms = filters
-            .max_age()?
+            .max_age()
             .map(|d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         Ok(Filter {
             filters,
@@ -73,7 +73,7 @@ mod tests {
         // Default max age is a day.
         assert_eq!(pass.reject(&w, end + 86_400_001), Some("age"));
         let none = Filter::new(Filters {
-            max_age: "none".into(),
+            max_age: "none".parse().unwrap(),
             ..Filters::default()
         })
         .expect("valid");

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use scanwatch_event::metrics::{labels, Exposition, MetricKind};
 use scanwatch_event::Timestamp;
-use scanwatch_store::{DeadLetter, Store};
+use scanwatch_store::{DeadLetter, SinkStore, Store};
 use tokio::sync::mpsc;
 
 use crate::config::{NotifyConfig, RetryConfig, SinkConfig};
@@ -216,7 +216,7 @@ impl Notifier {
                 sink: cfg.name.clone(),
                 reason,
             };
-            let (initial, max) = cfg.retry.delays().map_err(err)?;
+            let (initial, max) = cfg.retry.delays();
             let filter = Filter::new(cfg.filter.clone()).map_err(err)?;
             let c = Arc::new(SinkCounters::default());
             counters
@@ -349,9 +349,11 @@ impl Inner {
     }
 }
 
+/// Runs `f` on the shared store off the async threads. A sink's worker sees only
+/// the store's sink role (what it sent, its dead letters).
 fn blocking_store<T: Send + 'static>(
     store: &SharedStore,
-    f: impl FnOnce(&mut dyn Store) -> Result<T, scanwatch_store::StoreError> + Send + 'static,
+    f: impl FnOnce(&mut dyn SinkStore) -> Result<T, scanwatch_store::StoreError> + Send + 'static,
 ) -> impl std::future::Future<Output = Result<T, String>> {
     let store = store.clone();
     async move {
@@ -359,7 +361,8 @@ fn blocking_store<T: Send + 'static>(
             let mut s = store
                 .lock()
                 .map_err(|_| "store lock poisoned".to_string())?;
-            f(s.as_mut()).map_err(|e| e.to_string())
+            let sinks: &mut dyn SinkStore = s.as_mut();
+            f(sinks).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| format!("store task failed: {e}"))?

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use scanwatch_event::Timestamp;
 
-use crate::config::{parse_duration, printusascii, SyslogConfig, SyslogFormat, SyslogTransport};
+use crate::config::{printusascii, SyslogConfig, SyslogFormat, SyslogTransport};
 use crate::sink::{Sink, SinkError};
 use crate::warning::{Notification, Severity};
 
@@ -263,7 +263,7 @@ pub struct Syslog {
 impl Syslog {
     /// Reads this machine's name when no `hostname` is configured.
     pub fn new(cfg: SyslogConfig) -> Result<Syslog, String> {
-        let timeout = parse_duration("timeout", &cfg.timeout)?;
+        let timeout = cfg.timeout.span();
         let facility = facility_code(&cfg.facility)
             .ok_or_else(|| format!("unknown facility {:?}", cfg.facility))?;
         let hostname = match &cfg.hostname {

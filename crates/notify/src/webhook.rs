@@ -15,7 +15,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::config::{parse_duration, WebhookConfig, WebhookFormat};
+use crate::config::{WebhookConfig, WebhookFormat};
 use crate::sink::{Sink, SinkError};
 use crate::warning::{Event, Notification, Severity};
 
@@ -37,7 +37,7 @@ pub struct Webhook {
 
 impl Webhook {
     pub fn new(cfg: WebhookConfig) -> Result<Webhook, String> {
-        let timeout = parse_duration("timeout", &cfg.timeout)?;
+        let timeout = cfg.timeout.span();
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)

@@ -17,8 +17,21 @@ use scanwatch_event::Timestamp;
 use scanwatch_store::{AlertRow, ContextItem, ContextKind, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
+/// A stored warning, typed; an unreadable record is logged and left out (a record
+/// the centre wrote always reads; one written behind its back may not).
+pub fn read_warning(row: &AlertRow) -> Option<Warning> {
+    match Warning::from_stored(row.id, &row.json) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(warning = row.id, error = %e, "stored warning left out");
+            None
+        }
+    }
+}
+
 /// Where an incident is in its course, from its warnings and the newest data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// Its last window is its peak, above the one before.
@@ -32,7 +45,8 @@ pub enum Phase {
 }
 
 /// What an analyst made of an incident.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Disposition {
     #[default]
@@ -68,7 +82,8 @@ impl Disposition {
 }
 
 /// The analyst's state of an incident, as stored.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct IncidentState {
     pub state: Disposition,
@@ -87,19 +102,26 @@ pub struct IncidentState {
 pub const MAX_NOTE: usize = 2000;
 
 /// A change of state as asked: checked without I/O.
-#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StateChange {
     /// `new`, `acknowledged`, `assigned`, `resolved` or `false_positive`.
-    #[schema(value_type = Disposition)]
+    #[cfg_attr(feature = "schema", schema(value_type = Disposition))]
     pub state: String,
     /// Who it is assigned to: needed for `assigned`.
     #[serde(default)]
-    #[schema(max_length = 2000, pattern = "^[^\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f]*$")]
+    #[cfg_attr(
+        feature = "schema",
+        schema(max_length = 2000, pattern = "^[^\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f]*$")
+    )]
     pub assignee: Option<String>,
     /// Why: needed for `false_positive`.
     #[serde(default)]
-    #[schema(max_length = 2000, pattern = "^[^\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f]*$")]
+    #[cfg_attr(
+        feature = "schema",
+        schema(max_length = 2000, pattern = "^[^\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f]*$")
+    )]
     pub note: Option<String>,
 }
 
@@ -143,7 +165,8 @@ impl StateChange {
 }
 
 /// One incident.
-#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Incident {
     /// The id of its first stored warning.
     pub id: i64,
@@ -184,7 +207,8 @@ pub struct Incident {
 }
 
 /// Another incident, as a link.
-#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct IncidentLink {
     pub id: i64,
     pub protocol: String,
@@ -214,7 +238,7 @@ pub fn incidents(
         .collect();
     let mut groups: BTreeMap<GroupKey, Vec<(&AlertRow, Warning)>> = BTreeMap::new();
     for r in rows {
-        let Some(v) = crate::read_warning(r) else {
+        let Some(v) = read_warning(r) else {
             continue;
         };
         if v.withdrawn {
@@ -354,7 +378,7 @@ pub fn over(s: &dyn Store) -> Result<Vec<(i64, Warning)>, StoreError> {
         let Some(&last) = inc.warnings.last() else {
             continue;
         };
-        if let Some(w) = s.alert(last)?.as_ref().and_then(crate::read_warning) {
+        if let Some(w) = s.alert(last)?.as_ref().and_then(read_warning) {
             out.push((last, w));
         }
     }
@@ -419,7 +443,7 @@ pub fn containing(s: &dyn Store, id: i64) -> Result<Option<Incident>, StoreError
     // Its incident starts at or before it: its episode start (or a day before,
     // if the warning does not say); the incidents it may follow up to
     // FOLLOW_ON_LOOKBACK_MS before that.
-    let from = crate::read_warning(&row).map_or(Timestamp(row.window_start.0 - 86_400_000), |w| {
+    let from = read_warning(&row).map_or(Timestamp(row.window_start.0 - 86_400_000), |w| {
         w.episode_start
     });
     let from = Timestamp(from.0.saturating_sub(FOLLOW_ON_LOOKBACK_MS));
