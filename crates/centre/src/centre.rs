@@ -123,6 +123,12 @@ pub struct Centre {
     /// Set while a [`Centre::count_due`] runs: others return at once instead of
     /// queueing on the store for nothing.
     counting: Arc<std::sync::atomic::AtomicBool>,
+    /// Held from a batch's answer (`accepted`) to the end of its feed, and by a
+    /// heartbeat: a sensor's next batch or heartbeat, sent after the answer, is fed
+    /// after it, so a sensor's deliveries reach the time model in the order it made
+    /// them although the answer does not wait for the feed. At most one answered
+    /// batch is unfed at any time: [`Centre::settled`] waits for it.
+    feed_order: Arc<Mutex<()>>,
 }
 
 impl Centre {
@@ -167,6 +173,7 @@ impl Centre {
             checkpointing: Arc::default(),
             tainted: Arc::default(),
             counting: Arc::default(),
+            feed_order: Arc::default(),
         }
     }
 
@@ -237,8 +244,14 @@ impl Centre {
     }
 
     /// Commits one batch of `sensor` (with the IDS alerts it carried, `ids`) and,
-    /// when it is new, calls `accepted` and feeds its events at `received`: one
-    /// step, which a checkpoint never falls inside. A duplicate changes nothing.
+    /// when it is new, calls `accepted` (with the outcome and whether the IDS alerts
+    /// were stored too) and feeds its events at `received`: one step, which a
+    /// checkpoint never falls inside. A duplicate changes nothing.
+    ///
+    /// `accepted` runs once the batch is durable, before its feed, in the order the
+    /// feeds will run: the collector answers the sensor from it, so the sensor's
+    /// next batch is on its way while this one is fed (a crash before the feed
+    /// loses nothing: the next start replays the stored events).
     pub fn ingest(
         &self,
         sensor: &str,
@@ -246,7 +259,7 @@ impl Centre {
         events: &[Event],
         ids: &[ContextItem],
         received: Timestamp,
-        accepted: impl FnOnce(),
+        accepted: impl FnOnce(BatchOutcome, bool),
     ) -> Result<BatchOutcome, CentreError> {
         let _gate = self
             .gate
@@ -265,7 +278,8 @@ impl Centre {
         if matches!(outcome, BatchOutcome::Accepted { .. }) {
             // Durable: fed whatever else fails (its resend is a duplicate), and a
             // feed that fails leaves the state unfit for a checkpoint.
-            accepted();
+            let _order = self.in_feed_order();
+            accepted(outcome, ids_failed.is_none());
             if let Err(e) = self.feed(sensor, events, received) {
                 self.taint("a committed batch could not be fed", &e);
                 return Err(e);
@@ -275,6 +289,19 @@ impl Centre {
             Some(e) => Err(e.into()),
             None => Ok(outcome),
         }
+    }
+
+    /// Returns once every batch already answered is fed (at most one waits), so a
+    /// read that follows an answer sees what the batch did to windows and warnings.
+    pub fn settled(&self) {
+        drop(self.in_feed_order());
+    }
+
+    /// The feed order's turn (a poisoned lock guards no data: taken anyway).
+    fn in_feed_order(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.feed_order
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Does the store's deferred bulk work if enough waits (`EventStore::count_due`:
@@ -336,6 +363,7 @@ impl Centre {
         now: Timestamp,
     ) -> Result<Option<i64>, CentreError> {
         let mut ahead = None;
+        let _order = self.in_feed_order();
         self.advance(now, None, |eng| {
             ahead = eng.time.heartbeat(sensor, claim, now);
         })?;

@@ -14,6 +14,8 @@
 
 #![allow(clippy::unwrap_used)] // a test may panic on a broken setup
 
+mod common;
+
 use scanwatch_store::prelude::*;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -23,9 +25,11 @@ use scanwatch_aggregate::sensor_key;
 use scanwatch_alert::alert_json;
 use scanwatch_centre::Centre;
 use scanwatch_context::ContextData;
-use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
+use scanwatch_event::{Event, Timestamp};
 use scanwatch_pipeline::{Output, Pipeline, PipelineConfig};
 use scanwatch_store::sqlite::SqliteStore;
+
+use common::syn;
 
 const W: i64 = 30_000;
 /// 2026-06-01T00:00:00Z, on a window boundary.
@@ -58,23 +62,6 @@ impl Rng {
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
-    }
-}
-
-fn syn(t: i64, src: IpAddr, dst_last: u8, port: u16) -> Event {
-    Event {
-        time: Timestamp(t),
-        proto: Protocol::Tcp,
-        src,
-        dst: IpAddr::V4(Ipv4Addr::new(198, 18, 0, dst_last)),
-        src_port: Some(40_000),
-        dst_port: Some(port),
-        flags: TcpFlags::parse_letters("S").unwrap(),
-        flags_known: true,
-        icmp_type: None,
-        direction: Direction::Inbound,
-        action: Action::Drop,
-        count: 1,
     }
 }
 

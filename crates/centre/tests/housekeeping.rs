@@ -3,12 +3,14 @@
 
 #![allow(clippy::unwrap_used)] // a test may panic on a broken setup
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use scanwatch_centre::{Centre, Housekeeping, Retention, Schedule};
-use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
+use scanwatch_event::{Event, Timestamp};
 use scanwatch_pipeline::{Pipeline, PipelineConfig};
 use scanwatch_store::prelude::*;
 use scanwatch_store::sqlite::SqliteStore;
@@ -17,21 +19,9 @@ use scanwatch_store::sqlite::SqliteStore;
 const T0: i64 = 1_780_272_000_000;
 const HOUR: i64 = 3_600_000;
 
+/// An event from one of 200 sources to tcp/22.
 fn syn(t: i64, last: u8) -> Event {
-    Event {
-        time: Timestamp(t),
-        proto: Protocol::Tcp,
-        src: IpAddr::V4(Ipv4Addr::new(198, 19, 0, last)),
-        dst: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
-        src_port: Some(40_000),
-        dst_port: Some(22),
-        flags: TcpFlags::parse_letters("S").unwrap(),
-        flags_known: true,
-        icmp_type: None,
-        direction: Direction::Inbound,
-        action: Action::Drop,
-        count: 1,
-    }
+    common::syn(t, IpAddr::V4(Ipv4Addr::new(198, 19, 0, last)), 1, 22)
 }
 
 #[test]
@@ -44,7 +34,9 @@ fn the_clockwork_closes_windows_checkpoints_and_prunes_on_its_own() {
         Pipeline::new(PipelineConfig::new(60_000, HOUR)),
     );
     // Ten minutes of events, delivered just after they were logged.
-    let events: Vec<Event> = (0..600).map(|i| syn(T0 + i * 1_000, (i % 200) as u8)).collect();
+    let events: Vec<Event> = (0..600)
+        .map(|i| syn(T0 + i * 1_000, (i % 200) as u8))
+        .collect();
     let delivered = Timestamp(T0 + 600_000);
     centre
         .store
@@ -64,7 +56,10 @@ fn the_clockwork_closes_windows_checkpoints_and_prunes_on_its_own() {
     // The sensor's progress closes the windows it has delivered past; the last
     // ones wait for the clock.
     let before = windows(&centre);
-    assert!(before < 10, "{before} windows closed before the clock moved");
+    assert!(
+        before < 10,
+        "{before} windows closed before the clock moved"
+    );
     // A day later by the clock: every deadline has passed, and events older than
     // twelve hours go (the windows stay).
     let now = Timestamp(T0 + 24 * HOUR);

@@ -395,12 +395,24 @@ impl AppState {
         &self,
         f: impl FnOnce(&mut dyn Store) -> Result<T, scanwatch_store::StoreError> + Send + 'static,
     ) -> Result<T, AppError> {
+        // What the batches answered so far did to windows and warnings (waited
+        // for before any store lock: the feed takes the writer's).
+        let centre = self.centre.clone();
         if self.readers.is_empty() {
-            return self.with_store(f).await;
+            let store = self.store.clone();
+            return blocking(move || {
+                centre.settled();
+                let mut guard = store
+                    .lock()
+                    .map_err(|_| AppError::internal("store lock poisoned"))?;
+                f(guard.as_mut()).map_err(AppError::from)
+            })
+            .await;
         }
         let readers = self.readers.clone();
         let first = self.next_reader.fetch_add(1, Ordering::Relaxed) as usize;
         blocking(move || {
+            centre.settled();
             let n = readers.len();
             let free = (0..n).find_map(|i| readers[(first + i) % n].try_lock().ok());
             let mut guard = match free {
@@ -495,6 +507,9 @@ async fn healthz() -> Json<Health> {
     (status = 200, description = "Prometheus text exposition of the counters", body = String, content_type = "text/plain"),
     (status = 401, description = "A metrics token is configured and the request does not carry it", body = openapi::ErrorBody)))]
 async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> axum::response::Response {
+    // The counters of every batch answered so far (its feed done).
+    let centre = st.centre.clone();
+    let _ = tokio::task::spawn_blocking(move || centre.settled()).await;
     ops::metrics_response(st.metrics_token.as_deref(), &headers, || {
         let mut text = st.counters.prometheus(&st.centre.counters);
         if let Some(f) = &st.extra_metrics {
@@ -886,19 +901,41 @@ async fn ingest_inner(
     }
     // Committed and fed in one blocking task (a client that hangs up cannot leave
     // a batch committed and not counted) and in one step of the centre's, which a
-    // checkpoint never falls inside (`Centre::ingest`).
+    // checkpoint never falls inside (`Centre::ingest`). The answer goes once the
+    // batch is durable, before its feed: the sensor's next batch is sent and read
+    // meanwhile, and is fed after this one (the centre's feed order); reads wait
+    // for the feed (`Centre::settled`).
     let st2 = st.clone();
-    let outcome = blocking(move || {
+    let (durable, answered) = tokio::sync::oneshot::channel::<BatchOutcome>();
+    let task = tokio::task::spawn_blocking(move || {
         let centre = st2.centre.clone();
         centre
-            .ingest(&sensor, &b2, &events, &items, received, || {
-                // Durable first, then counted: a crash here loses nothing, and the
-                // server replays stored events into the pipeline at start.
-                st2.take_ids(hits)
-            })
+            .ingest(
+                &sensor,
+                &b2,
+                &events,
+                &items,
+                received,
+                |outcome, ids_stored| {
+                    // Durable first, then counted: a crash here loses nothing, and
+                    // the server replays stored events into the pipeline at start.
+                    st2.take_ids(hits);
+                    // IDS alerts that could not be stored: the answer is the
+                    // failure (the sensor retries; the events are a duplicate).
+                    if ids_stored {
+                        let _ = durable.send(outcome);
+                    }
+                },
+            )
             .map_err(AppError::from)
-    })
-    .await?;
+    });
+    let outcome = match answered.await {
+        Ok(outcome) => outcome,
+        // A duplicate, or a failure: the step's own result.
+        Err(_) => task
+            .await
+            .map_err(|e| AppError::internal(e.to_string()))??,
+    };
     // The store's deferred bulk work (if its store defers any), after this answer:
     // the sensor's next batch arrives and is parsed meanwhile. A failure loses
     // nothing (the blocks wait; queries read them) and is tried again after the

@@ -1,0 +1,95 @@
+//! A batch is answered once it is durable, before its feed; what comes after the
+//! answer (a read, the sensor's heartbeat) waits for that feed, so a sensor's
+//! deliveries reach the time model in the order it made them.
+
+#![allow(clippy::unwrap_used)] // a test may panic on a broken setup
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use scanwatch_centre::Centre;
+use scanwatch_event::{Event, Timestamp};
+use scanwatch_pipeline::{Pipeline, PipelineConfig};
+use scanwatch_store::prelude::*;
+use scanwatch_store::sqlite::SqliteStore;
+use scanwatch_store::BatchOutcome;
+
+/// 2026-06-01T00:00:00Z.
+const T0: i64 = 1_780_272_000_000;
+
+/// An event from one source to tcp/22.
+fn syn(t: i64) -> Event {
+    common::syn(t, IpAddr::V4(Ipv4Addr::new(198, 19, 0, 7)), 1, 22)
+}
+
+fn delivered(c: &Centre) -> Option<Timestamp> {
+    c.sensor_times()
+        .unwrap()
+        .get("s1")
+        .and_then(|t| t.delivered_max)
+}
+
+#[test]
+fn the_answer_comes_before_the_feed_and_what_follows_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.add_sensor("s1", Timestamp(T0)).unwrap();
+    let centre = Centre::new(
+        Box::new(store),
+        Pipeline::new(PipelineConfig::new(60_000, 3_600_000)),
+    );
+    let events: Vec<Event> = (0..100).map(|i| syn(T0 + i * 1_000)).collect();
+    let last = events[99].time;
+    let now = Timestamp(T0 + 100_000);
+    let (answer, answered) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    let c = centre.clone();
+    let step = std::thread::spawn(move || {
+        c.ingest("s1", "b1", &events, &[], now, |outcome, ids_stored| {
+            answer.send((outcome, ids_stored)).unwrap();
+            // The sensor has its answer; the feed waits for the test.
+            released.recv().unwrap();
+        })
+    });
+    let (outcome, ids_stored) = answered.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!(outcome, BatchOutcome::Accepted { events: 100 });
+    assert!(ids_stored);
+    assert_eq!(delivered(&centre), None, "answered before the feed");
+    // A read and the sensor's heartbeat, both after the answer, wait for the feed.
+    let (seen, saw) = mpsc::channel();
+    let c = centre.clone();
+    let reader = seen.clone();
+    std::thread::spawn(move || {
+        c.settled();
+        reader.send(("read", delivered(&c))).unwrap();
+    });
+    let c = centre.clone();
+    std::thread::spawn(move || {
+        c.heartbeat("s1", Some(last), now).unwrap();
+        seen.send(("heartbeat", delivered(&c))).unwrap();
+    });
+    assert!(
+        saw.recv_timeout(Duration::from_millis(300)).is_err(),
+        "a read or a heartbeat passed a batch answered and not fed"
+    );
+    release.send(()).unwrap();
+    for _ in 0..2 {
+        let (what, d) = saw.recv_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!(d, Some(last), "{what} after the feed");
+    }
+    assert_eq!(
+        step.join().unwrap().unwrap(),
+        BatchOutcome::Accepted { events: 100 }
+    );
+    // A resend is a duplicate: nothing is answered early, nothing fed again.
+    let again: Vec<Event> = (0..100).map(|i| syn(T0 + i * 1_000)).collect();
+    let outcome = centre
+        .ingest("s1", "b1", &again, &[], now, |_, _| {
+            panic!("a duplicate is not answered as accepted")
+        })
+        .unwrap();
+    assert_eq!(outcome, BatchOutcome::Duplicate);
+}
