@@ -186,7 +186,12 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let notifier = spawn_notifier(&file_cfg, centre.store.clone(), &rt, err)?;
+    let notifier = spawn_notifier(
+        &file_cfg,
+        &|| Ok(Box::new(SqliteStore::open(&data)?)),
+        &rt,
+        err,
+    )?;
     let centre = match &notifier {
         Some(n) => centre.with_alert_hook(n.hook()),
         None => centre,
@@ -260,16 +265,18 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
 }
 
 /// The notification sinks of a server config (`[[sinks]]`), if any, on `rt`; what
-/// each sink sent is remembered in `store`.
+/// each sink sent is remembered in the store `open` connects to (the sinks' role
+/// of it only).
 pub(crate) fn spawn_notifier(
     cfg: &ServerConfig,
-    store: Arc<Mutex<Box<dyn Store>>>,
+    open: &dyn Fn() -> Result<Box<dyn scanwatch_store::SinkStore>>,
     rt: &tokio::runtime::Runtime,
     err: &mut dyn Write,
 ) -> Result<Option<scanwatch_notify::Notifier>> {
     if cfg.sinks.is_empty() {
         return Ok(None);
     }
+    let store = Arc::new(Mutex::new(open()?));
     let ncfg = scanwatch_notify::NotifyConfig {
         sinks: cfg.sinks.clone(),
     };
@@ -631,7 +638,7 @@ mod roles {
         let notifier = if cfg.sinks.is_empty() {
             None
         } else {
-            spawn_notifier(cfg, Arc::new(Mutex::new(open_store(cfg)?)), rt, err)?
+            spawn_notifier(cfg, &|| Ok(open_store(cfg)?), rt, err)?
         };
         let hook = notifier.as_ref().map(|n| n.hook());
         let fresh_cfg = cfg.clone();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use scanwatch_event::metrics::{labels, Exposition, MetricKind};
 use scanwatch_event::Timestamp;
-use scanwatch_store::{DeadLetter, SinkStore, Store};
+use scanwatch_store::{DeadLetter, SinkStore};
 use tokio::sync::mpsc;
 
 use crate::config::{NotifyConfig, RetryConfig, SinkConfig};
@@ -19,8 +19,9 @@ use crate::state::{Decision, SurgeState};
 use crate::warning::{Event, Notification, Warning};
 use crate::NotifyError;
 
-/// The store the notifier keeps its state and dead letters in (the centre's).
-pub type SharedStore = Arc<Mutex<Box<dyn Store>>>;
+/// Where the notifier keeps what each sink sent and its dead letters: the store's
+/// sink role only (a connection of its own to the centre's store).
+pub type SharedStore = Arc<Mutex<Box<dyn SinkStore>>>;
 /// Where "now" comes from (the wall clock in the server; fixed in tests).
 pub use scanwatch_event::Clock;
 /// The hook the collector calls (same type as `scanwatch_collector::AlertHook`).
@@ -349,8 +350,7 @@ impl Inner {
     }
 }
 
-/// Runs `f` on the shared store off the async threads. A sink's worker sees only
-/// the store's sink role (what it sent, its dead letters).
+/// Runs `f` on the sinks' store off the async threads.
 fn blocking_store<T: Send + 'static>(
     store: &SharedStore,
     f: impl FnOnce(&mut dyn SinkStore) -> Result<T, scanwatch_store::StoreError> + Send + 'static,
@@ -361,8 +361,7 @@ fn blocking_store<T: Send + 'static>(
             let mut s = store
                 .lock()
                 .map_err(|_| "store lock poisoned".to_string())?;
-            let sinks: &mut dyn SinkStore = s.as_mut();
-            f(sinks).map_err(|e| e.to_string())
+            f(s.as_mut()).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| format!("store task failed: {e}"))?

@@ -11,7 +11,7 @@ use scanwatch_event::Timestamp;
 use scanwatch_notify::notifier::{Clock, SharedStore};
 use scanwatch_notify::NotifyConfig;
 use scanwatch_store::sqlite::SqliteStore;
-use scanwatch_store::Store;
+use scanwatch_store::SinkStore;
 use serde_json::{json, Value};
 
 /// Window end of the test warnings.
@@ -46,7 +46,7 @@ pub fn warning_json(id: i64, port: u16, sources: u64, severity: &str) -> Value {
 }
 
 pub fn sqlite(dir: &Path) -> SharedStore {
-    let s: Box<dyn Store> = Box::new(SqliteStore::open(dir).expect("open store"));
+    let s: Box<dyn SinkStore> = Box::new(SqliteStore::open(dir).expect("open store"));
     Arc::new(Mutex::new(s))
 }
 
