@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use scanwatch_alert::lineage::FollowOn;
 use scanwatch_alert::Warning;
 use scanwatch_event::Timestamp;
-use scanwatch_store::{AlertRow, ContextItem, ContextKind, Store, StoreError};
+use scanwatch_store::{AlertRow, ContextItem, ContextKind, IncidentStore, StoreError};
 use serde::{Deserialize, Serialize};
 
 /// A stored warning, typed; an unreadable record is logged and left out (a record
@@ -348,7 +348,11 @@ fn link_follow_ons(out: &mut [Incident]) {
 }
 
 /// The incidents of the warnings in `[from, to)`, with their states.
-pub fn load(s: &dyn Store, from: Timestamp, to: Timestamp) -> Result<Vec<Incident>, StoreError> {
+pub fn load(
+    s: &dyn IncidentStore,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<Incident>, StoreError> {
     let rows = s.alerts(from, to, 0)?;
     let states = s.context_items(ContextKind::IncidentState)?;
     let latest = s.latest_window()?;
@@ -362,7 +366,7 @@ pub const OVER_LOOKBACK_MS: i64 = 7 * 86_400_000;
 /// The incidents of the last [`OVER_LOOKBACK_MS`] that are over (no warning for
 /// more than one window before the newest closed one), each with its last warning:
 /// what the notifier tells the sinks as `resolved` (once per sink and surge).
-pub fn over(s: &dyn Store) -> Result<Vec<(i64, Warning)>, StoreError> {
+pub fn over(s: &dyn IncidentStore) -> Result<Vec<(i64, Warning)>, StoreError> {
     let Some((_, end)) = s.latest_window()? else {
         return Ok(Vec::new());
     };
@@ -395,7 +399,7 @@ pub struct FollowOns {
 
 impl FollowOns {
     /// Of warning `id`'s incident (none when it has no incident).
-    pub fn of(s: &dyn Store, id: i64) -> Result<FollowOns, StoreError> {
+    pub fn of(s: &dyn IncidentStore, id: i64) -> Result<FollowOns, StoreError> {
         let Some(inc) = containing(s, id)? else {
             return Ok(FollowOns::default());
         };
@@ -412,7 +416,10 @@ impl FollowOns {
     }
 
     /// Stored warning `id` and its incident's follow-on links.
-    pub fn with_alert(s: &dyn Store, id: i64) -> Result<Option<(AlertRow, FollowOns)>, StoreError> {
+    pub fn with_alert(
+        s: &dyn IncidentStore,
+        id: i64,
+    ) -> Result<Option<(AlertRow, FollowOns)>, StoreError> {
         let Some(row) = s.alert(id)? else {
             return Ok(None);
         };
@@ -436,7 +443,7 @@ impl FollowOns {
 pub const FOLLOW_ON_LOOKBACK_MS: i64 = 30 * 86_400_000;
 
 /// The incident that holds warning `id` (any of its warnings), if any.
-pub fn containing(s: &dyn Store, id: i64) -> Result<Option<Incident>, StoreError> {
+pub fn containing(s: &dyn IncidentStore, id: i64) -> Result<Option<Incident>, StoreError> {
     let Some(row) = s.alert(id)? else {
         return Ok(None);
     };
@@ -455,7 +462,7 @@ pub fn containing(s: &dyn Store, id: i64) -> Result<Option<Incident>, StoreError
 /// Stores `state` for the incident holding warning `id`; the incident as it
 /// stands after, or `None` when there is no such warning.
 pub fn set_state(
-    s: &mut dyn Store,
+    s: &mut dyn IncidentStore,
     id: i64,
     state: &IncidentState,
     now: Timestamp,

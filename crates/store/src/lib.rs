@@ -575,11 +575,18 @@ pub trait SinkStore: Send {
     fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError>;
 }
 
+/// What incidents read and write (`scanwatch_centre::incidents`): the warnings,
+/// the analysts' state of each incident (context documents) and the newest window
+/// (the "now" of their phase). Every store is one.
+pub trait IncidentStore: WarningStore + ContextStore + WindowStore {}
+
+impl<T: WarningStore + ContextStore + WindowStore + ?Sized> IncidentStore for T {}
+
 /// Everything scanwatch keeps: every role above. Implementations:
 /// [`sqlite::SqliteStore`] (the embedded default) and
 /// [`clickhouse::ClickHouseStore`] (scale-out). A component that needs one role
-/// takes that trait (`&dyn WarningStore`, …); the centre and the server hold the
-/// whole store.
+/// takes that trait (`&dyn WarningStore`, `&dyn IncidentStore`, …); the centre and
+/// the HTTP API hold the whole store.
 pub trait Store:
     SensorStore
     + EventStore
@@ -589,6 +596,7 @@ pub trait Store:
     + AuthStore
     + ContextStore
     + SinkStore
+    + IncidentStore
 {
 }
 
@@ -660,7 +668,7 @@ pub struct ImportCounts {
 /// (`use scanwatch_store::prelude::*;`).
 pub mod prelude {
     pub use crate::{
-        AuthStore, CheckpointStore, ContextStore, EventStore, SensorStore, SinkStore, Store,
-        WarningStore, WindowStore,
+        AuthStore, CheckpointStore, ContextStore, EventStore, IncidentStore, SensorStore,
+        SinkStore, Store, WarningStore, WindowStore,
     };
 }
