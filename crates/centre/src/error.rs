@@ -10,4 +10,6 @@ pub enum CentreError {
     Poisoned(&'static str),
     #[error("cannot encode a stored value: {0}")]
     Encode(String),
+    #[error("{0}")]
+    Stored(String),
 }

@@ -18,6 +18,7 @@ pub mod housekeeping;
 pub mod incidents;
 pub mod merge;
 pub mod publish;
+pub mod stored_context;
 pub mod time;
 
 pub use centre::{
@@ -27,4 +28,5 @@ pub use error::CentreError;
 pub use housekeeping::{Housekeeping, Retention, Schedule};
 pub use merge::{PartialMerge, StepError, Stepped};
 pub use publish::{BatchPublisher, OutgoingBatch, PublishError, PublishFuture, PublishReport};
+pub use stored_context::StoredContext;
 pub use time::{SensorTime, TimeConfig, TimeKeeper};

@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use scanwatch_centre::stored_context::{self, StoredContext};
 use scanwatch_context::advisory::{self, Advisory};
 use scanwatch_context::assets::{self, Asset};
-use scanwatch_context::benign::{self, BenignNet, BenignSet};
+use scanwatch_context::benign::{self, BenignSet};
 use scanwatch_context::explain::{ExplainConfig, Intel};
 use scanwatch_context::ids::{self, IdsHit, IdsLine};
 use scanwatch_context::knowledge::{self, PortKnowledge};
@@ -255,7 +256,7 @@ pub fn run_intel(args: &IntelArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
         }
         IntelCommand::List { data } => {
             let store = SqliteStore::open(data)?;
-            let advs = load_advisories(&store)?;
+            let advs = stored_context::advisories(&store)?;
             let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
             for a in &advs {
                 *by.entry(a.source.name()).or_default() += 1;
@@ -273,7 +274,11 @@ pub fn run_intel(args: &IntelArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
                 "assets: {}",
                 store.context_items(ContextKind::Asset)?.len()
             )?;
-            writeln!(out, "IDS alerts from sensors: {}", load_ids(&store)?.len())?;
+            writeln!(
+                out,
+                "IDS alerts from sensors: {}",
+                stored_context::ids(&store)?.len()
+            )?;
             Ok(true)
         }
     }
@@ -344,7 +349,7 @@ pub fn run_assets(args: &AssetsArgs, out: &mut dyn Write, err: &mut dyn Write) -
         }
         AssetsCommand::List { data, json } => {
             let store = SqliteStore::open(data)?;
-            let assets = load_assets(&store)?;
+            let assets = stored_context::assets(&store)?;
             for a in &assets {
                 if *json {
                     crate::analyze::json_line(out, a)?;
@@ -391,48 +396,6 @@ pub fn asset_line(a: &Asset) -> String {
         },
         a.zone.as_deref().unwrap_or("-")
     )
-}
-
-fn decode<T: serde::de::DeserializeOwned>(
-    items: Vec<ContextItem>,
-    kind: ContextKind,
-) -> Result<Vec<T>> {
-    items
-        .into_iter()
-        .map(|i| {
-            serde_json::from_str(&i.json)
-                .with_context(|| format!("stored {kind} {:?} cannot be read", i.key))
-        })
-        .collect()
-}
-
-pub fn load_advisories(store: &dyn ContextStore) -> Result<Vec<Advisory>> {
-    decode(
-        store.context_items(ContextKind::Advisory)?,
-        ContextKind::Advisory,
-    )
-}
-
-pub fn load_assets(store: &dyn ContextStore) -> Result<Vec<Asset>> {
-    decode(store.context_items(ContextKind::Asset)?, ContextKind::Asset)
-}
-
-pub fn load_benign(store: &dyn ContextStore) -> Result<Vec<BenignNet>> {
-    decode(
-        store.context_items(ContextKind::Benign)?,
-        ContextKind::Benign,
-    )
-}
-
-/// IDS alerts the sensors sent to a centre (Suricata EVE, fast.log sources).
-pub fn load_ids(store: &dyn ContextStore) -> Result<Vec<IdsHit>> {
-    let stored: Vec<ids::StoredHit> = decode(
-        store.context_items(scanwatch_store::ContextKind::Ids)?,
-        ContextKind::Ids,
-    )?;
-    let mut hits: Vec<IdsHit> = stored.iter().filter_map(ids::StoredHit::to_hit).collect();
-    ids::bound_hits(&mut hits, ids::MAX_HITS_PER_SENSOR, ids::MAX_HITS);
-    Ok(hits)
 }
 
 /// Options that add context to warnings, shared by `analyze` and `demo`.
@@ -499,12 +462,15 @@ pub fn load_context_with(
     let mut hits: Vec<IdsHit> = Vec::new();
     let mut trusted = std::collections::BTreeSet::new();
     let mut patch_days = scanwatch_context::patchday::PatchDays::builtin();
+    let mut take = |c: StoredContext| {
+        trusted = c.trusted;
+        advisories = c.advisories;
+        assets = c.assets;
+        benign_nets = c.benign;
+        hits = c.ids;
+    };
     if let Some(store) = shared {
-        trusted = scanwatch_store::trust::trusted_sensors(store)?;
-        advisories = load_advisories(store)?;
-        assets = load_assets(store)?;
-        benign_nets = load_benign(store)?;
-        hits = load_ids(store)?;
+        take(StoredContext::read(store)?);
     }
     if let Some(dir) = args.data.as_ref().filter(|_| shared.is_none()) {
         if !dir.join(scanwatch_store::sqlite::DB_FILE).exists() {
@@ -513,12 +479,7 @@ pub fn load_context_with(
                 dir.display()
             );
         }
-        let store = SqliteStore::open(dir)?;
-        trusted = scanwatch_store::trust::trusted_sensors(&store)?;
-        advisories = load_advisories(&store)?;
-        assets = load_assets(&store)?;
-        benign_nets = load_benign(&store)?;
-        hits = load_ids(&store)?;
+        take(StoredContext::read(&SqliteStore::open(dir)?)?);
         let pf = dir.join(PORTS_FILE);
         if pf.exists() {
             let text = std::fs::read_to_string(&pf)
