@@ -160,14 +160,22 @@ pub(crate) fn run(
     idle: Duration,
 ) -> Result<(), SpoolError> {
     let mut backoff = Duration::from_millis(200);
-    // The next batch, read from the spool and compressed while the one before was
-    // in flight: used when it is the oldest once that one is answered.
+    // The batch to send next, read from the spool and compressed: the one after
+    // the batch in flight, or the batch itself after a failed attempt (it is sent
+    // again as it is). Used only when it is the oldest in the spool.
     let mut ready: Option<(SpooledBatch, Vec<u8>)> = None;
+    // The batch after `ready`, prepared while a failed attempt was in flight: kept
+    // across retries (the spool only grows behind the oldest, which only this loop
+    // takes away), so an outage compresses nothing twice.
+    let mut after: Option<(SpooledBatch, Vec<u8>)> = None;
     while !stop.load(Ordering::Relaxed) {
         let oldest = shared.spool.lock().map_or(None, |s| s.oldest_seq());
         let prepared = match (ready.take(), oldest) {
             (Some((b, wire)), Some(seq)) if b.seq == seq => Some((b, wire)),
-            _ => None,
+            _ => {
+                after = None;
+                None
+            }
         };
         let (batch, wire) = match prepared {
             Some(p) => p,
@@ -189,16 +197,23 @@ pub(crate) fn run(
         };
         // One batch in flight (the order the centre sees is the order read); the
         // next is read and compressed meanwhile on a thread of its own.
+        let prefetch = after.is_none();
         let (outcome, next) = std::thread::scope(|scope| {
-            let next = scope.spawn(|| {
-                let b = shared.spool.lock().map_or(None, |s| s.after(batch.seq))?;
-                let wire = compress(b.body.as_bytes());
-                Some((b, wire))
+            let next = prefetch.then(|| {
+                scope.spawn(|| {
+                    let b = shared.spool.lock().map_or(None, |s| s.after(batch.seq))?;
+                    let wire = compress(b.body.as_bytes());
+                    Some((b, wire))
+                })
             });
             let outcome = submit(t, &batch.id, &wire);
-            (outcome, next.join().unwrap_or(None))
+            (outcome, next.and_then(|h| h.join().unwrap_or(None)))
         });
-        ready = next;
+        if next.is_some() {
+            after = next;
+        }
+        // Sent or set aside: the next one goes; else this one again.
+        let done = matches!(outcome, Sent::Accepted | Sent::Rejected(_));
         let mut c = shared
             .counters
             .lock()
@@ -267,6 +282,11 @@ pub(crate) fn run(
                 pause(backoff, stop);
                 backoff = (backoff * 2).min(Duration::from_secs(60));
             }
+        }
+        if done {
+            ready = after.take();
+        } else {
+            ready = Some((batch, wire));
         }
     }
     Ok(())
