@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use crate::feed_order::FeedOrder;
+
 use scanwatch_aggregate::{sensor_key, SensorKey, Window};
 use scanwatch_alert::{alert_json, window_json, Warning};
 use scanwatch_context::ContextData;
@@ -123,12 +125,11 @@ pub struct Centre {
     /// Set while a [`Centre::count_due`] runs: others return at once instead of
     /// queueing on the store for nothing.
     counting: Arc<std::sync::atomic::AtomicBool>,
-    /// Held from a batch's answer (`accepted`) to the end of its feed, and by a
-    /// heartbeat: a sensor's next batch or heartbeat, sent after the answer, is fed
-    /// after it, so a sensor's deliveries reach the time model in the order it made
-    /// them although the answer does not wait for the feed. At most one answered
-    /// batch is unfed at any time: [`Centre::settled`] waits for it.
-    feed_order: Arc<Mutex<()>>,
+    /// The order of the feeds (`feed_order.rs`): a place is taken at a batch's
+    /// commit and by a heartbeat, so what a sensor sends after an answer is fed
+    /// after the answered batch, although the answer does not wait for its feed;
+    /// [`Centre::settled`] waits for every place given out.
+    order: Arc<FeedOrder>,
 }
 
 impl Centre {
@@ -173,7 +174,7 @@ impl Centre {
             checkpointing: Arc::default(),
             tainted: Arc::default(),
             counting: Arc::default(),
-            feed_order: Arc::default(),
+            order: Arc::default(),
         }
     }
 
@@ -239,6 +240,9 @@ impl Centre {
         ahead_ms: i64,
         now: Timestamp,
     ) -> Result<(), CentreError> {
+        // After the feed of what the sensor delivered before (which would clear it).
+        let place = self.order.ticket();
+        place.wait_turn();
         self.engine()?.time.refused_ahead(sensor, ahead_ms, now);
         Ok(())
     }
@@ -248,10 +252,11 @@ impl Centre {
     /// were stored too) and feeds its events at `received`: one step, which a
     /// checkpoint never falls inside. A duplicate changes nothing.
     ///
-    /// `accepted` runs once the batch is durable, before its feed, in the order the
-    /// feeds will run: the collector answers the sensor from it, so the sensor's
-    /// next batch is on its way while this one is fed (a crash before the feed
-    /// loses nothing: the next start replays the stored events).
+    /// `accepted` runs once the batch is durable and has its place in the feed
+    /// order, before its feed: the collector answers the sensor from it, so the
+    /// sensor's next batch is on its way while this one is fed (a crash before the
+    /// feed loses nothing: the next start replays the stored events). A duplicate
+    /// returns once its original is fed.
     pub fn ingest(
         &self,
         sensor: &str,
@@ -265,25 +270,32 @@ impl Centre {
             .gate
             .read()
             .map_err(|_| CentreError::Poisoned("checkpoint gate"))?;
-        let (outcome, ids_failed) = {
+        let (outcome, ids_failed, place) = {
             let mut s = self.store()?;
             let o = s.commit_batch(sensor, batch, events, received)?;
-            let ids_failed = if matches!(o, BatchOutcome::Accepted { .. }) && !ids.is_empty() {
+            let accepted = matches!(o, BatchOutcome::Accepted { .. });
+            let ids_failed = if accepted && !ids.is_empty() {
                 s.put_context_items(ContextKind::Ids, ids, received).err()
             } else {
                 None
             };
-            (o, ids_failed)
+            // Under the store's lock: the feeds follow the commits.
+            (o, ids_failed, accepted.then(|| self.order.ticket()))
         };
-        if matches!(outcome, BatchOutcome::Accepted { .. }) {
-            // Durable: fed whatever else fails (its resend is a duplicate), and a
-            // feed that fails leaves the state unfit for a checkpoint.
-            let _order = self.in_feed_order();
-            accepted(outcome, ids_failed.is_none());
-            if let Err(e) = self.feed(sensor, events, received) {
-                self.taint("a committed batch could not be fed", &e);
-                return Err(e);
+        match place {
+            Some(place) => {
+                // Durable: fed whatever else fails (its resend is a duplicate), and
+                // a feed that fails leaves the state unfit for a checkpoint.
+                accepted(outcome, ids_failed.is_none());
+                place.wait_turn();
+                if let Err(e) = self.feed(sensor, events, received) {
+                    self.taint("a committed batch could not be fed", &e);
+                    return Err(e);
+                }
             }
+            // A resend: its original may be answered and not yet fed (the sensor
+            // gave up waiting); what follows this answer must see it fed.
+            None => self.order.settle(),
         }
         match ids_failed {
             Some(e) => Err(e.into()),
@@ -291,17 +303,11 @@ impl Centre {
         }
     }
 
-    /// Returns once every batch already answered is fed (at most one waits), so a
-    /// read that follows an answer sees what the batch did to windows and warnings.
+    /// Returns once every batch already committed (so every batch answered) is
+    /// fed, so a read that follows an answer sees what the batch did to windows
+    /// and warnings.
     pub fn settled(&self) {
-        drop(self.in_feed_order());
-    }
-
-    /// The feed order's turn (a poisoned lock guards no data: taken anyway).
-    fn in_feed_order(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.feed_order
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.order.settle();
     }
 
     /// Does the store's deferred bulk work if enough waits (`EventStore::count_due`:
@@ -363,7 +369,8 @@ impl Centre {
         now: Timestamp,
     ) -> Result<Option<i64>, CentreError> {
         let mut ahead = None;
-        let _order = self.in_feed_order();
+        let place = self.order.ticket();
+        place.wait_turn();
         self.advance(now, None, |eng| {
             ahead = eng.time.heartbeat(sensor, claim, now);
         })?;

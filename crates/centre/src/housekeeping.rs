@@ -106,6 +106,38 @@ pub fn resolve_over(store: &SharedStore, resolve: &AlertHook) -> Result<usize, C
     Ok(over.len())
 }
 
+/// The steps of the clockwork, by index.
+const JOBS: [&str; 4] = ["tick", "checkpoint", "retention", "resolve"];
+
+fn run_job(
+    job: usize,
+    centre: &Centre,
+    clock: &Clock,
+    keep: Retention,
+    resolve: Option<&AlertHook>,
+) {
+    match job {
+        0 => {
+            if let Err(e) = centre.tick(clock()) {
+                tracing::warn!(error = %e, "tick failed");
+            }
+        }
+        1 => checkpoint(centre, clock()),
+        2 => {
+            if let Err(e) = prune(&centre.store, clock(), keep) {
+                tracing::warn!(error = %e, "retention failed");
+            }
+        }
+        _ => {
+            if let Some(hook) = resolve {
+                if let Err(e) = resolve_over(&centre.store, hook) {
+                    tracing::warn!(error = %e, "notify: cannot read the incidents");
+                }
+            }
+        }
+    }
+}
+
 /// The clockwork of a running single-process centre, on a thread of its own.
 pub struct Housekeeping {
     stop: mpsc::Sender<()>,
@@ -156,25 +188,17 @@ impl Housekeeping {
                         // from now when it ran late (no burst of missed runs).
                         let next = *at + every[job];
                         *at = if next > now { next } else { now + every[job] };
-                        match job {
-                            0 => {
-                                if let Err(e) = centre.tick(clock()) {
-                                    tracing::warn!(error = %e, "tick failed");
-                                }
-                            }
-                            1 => checkpoint(&centre, clock()),
-                            2 => {
-                                if let Err(e) = prune(&centre.store, clock(), keep) {
-                                    tracing::warn!(error = %e, "retention failed");
-                                }
-                            }
-                            _ => {
-                                if let Some(hook) = &resolve {
-                                    if let Err(e) = resolve_over(&centre.store, hook) {
-                                        tracing::warn!(error = %e, "notify: cannot read the incidents");
-                                    }
-                                }
-                            }
+                        // A step that panics costs that run only: the clockwork
+                        // goes on (the next tick, checkpoint, prune).
+                        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            run_job(job, &centre, &clock, keep, resolve.as_ref());
+                        }));
+                        if ran.is_err() {
+                            tracing::error!(
+                                job = JOBS[job],
+                                "housekeeping: the {} step panicked",
+                                JOBS[job]
+                            );
                         }
                     }
                 }

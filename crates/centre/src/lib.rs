@@ -14,6 +14,7 @@
 mod centre;
 pub mod checkpoint;
 mod error;
+mod feed_order;
 pub mod housekeeping;
 pub mod incidents;
 pub mod merge;

@@ -32,6 +32,25 @@ fn delivered(c: &Centre) -> Option<Timestamp> {
         .and_then(|t| t.delivered_max)
 }
 
+/// Resends batch b1 on a thread; what it answered and what was fed then.
+fn saw_dup(
+    c: &Centre,
+    events: Vec<Event>,
+    now: Timestamp,
+) -> mpsc::Receiver<(BatchOutcome, Option<Timestamp>)> {
+    let (tx, rx) = mpsc::channel();
+    let c = c.clone();
+    std::thread::spawn(move || {
+        let outcome = c
+            .ingest("s1", "b1", &events, &[], now, |_, _| {
+                panic!("a duplicate is not answered as accepted")
+            })
+            .unwrap();
+        tx.send((outcome, delivered(&c))).unwrap();
+    });
+    rx
+}
+
 #[test]
 fn the_answer_comes_before_the_feed_and_what_follows_waits_for_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -71,11 +90,22 @@ fn the_answer_comes_before_the_feed_and_what_follows_waits_for_it() {
         c.heartbeat("s1", Some(last), now).unwrap();
         seen.send(("heartbeat", delivered(&c))).unwrap();
     });
+    // The sensor gave up waiting and resends: the duplicate's answer waits too.
+    let c = centre.clone();
+    let resent: Vec<Event> = (0..100).map(|i| syn(T0 + i * 1_000)).collect();
+    let dup = saw_dup(&c, resent, now);
     assert!(
         saw.recv_timeout(Duration::from_millis(300)).is_err(),
         "a read or a heartbeat passed a batch answered and not fed"
     );
+    assert!(
+        dup.recv_timeout(Duration::from_millis(10)).is_err(),
+        "a resend was answered before its original was fed"
+    );
     release.send(()).unwrap();
+    let (outcome, d) = dup.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!(outcome, BatchOutcome::Duplicate);
+    assert_eq!(d, Some(last), "the duplicate after the feed");
     for _ in 0..2 {
         let (what, d) = saw.recv_timeout(Duration::from_secs(30)).unwrap();
         assert_eq!(d, Some(last), "{what} after the feed");

@@ -507,9 +507,12 @@ async fn healthz() -> Json<Health> {
     (status = 200, description = "Prometheus text exposition of the counters", body = String, content_type = "text/plain"),
     (status = 401, description = "A metrics token is configured and the request does not carry it", body = openapi::ErrorBody)))]
 async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> axum::response::Response {
-    // The counters of every batch answered so far (its feed done).
-    let centre = st.centre.clone();
-    let _ = tokio::task::spawn_blocking(move || centre.settled()).await;
+    // The counters of every batch answered so far (its feed done), for those who
+    // may read them.
+    if ops::metrics_allowed(st.metrics_token.as_deref(), &headers) {
+        let centre = st.centre.clone();
+        let _ = tokio::task::spawn_blocking(move || centre.settled()).await;
+    }
     ops::metrics_response(st.metrics_token.as_deref(), &headers, || {
         let mut text = st.counters.prometheus(&st.centre.counters);
         if let Some(f) = &st.extra_metrics {
@@ -909,25 +912,30 @@ async fn ingest_inner(
     let (durable, answered) = tokio::sync::oneshot::channel::<BatchOutcome>();
     let task = tokio::task::spawn_blocking(move || {
         let centre = st2.centre.clone();
-        centre
-            .ingest(
-                &sensor,
-                &b2,
-                &events,
-                &items,
-                received,
-                |outcome, ids_stored| {
-                    // Durable first, then counted: a crash here loses nothing, and
-                    // the server replays stored events into the pipeline at start.
-                    st2.take_ids(hits);
-                    // IDS alerts that could not be stored: the answer is the
-                    // failure (the sensor retries; the events are a duplicate).
-                    if ids_stored {
-                        let _ = durable.send(outcome);
-                    }
-                },
-            )
-            .map_err(AppError::from)
+        let early = std::sync::atomic::AtomicBool::new(false);
+        let r = centre.ingest(
+            &sensor,
+            &b2,
+            &events,
+            &items,
+            received,
+            |outcome, ids_stored| {
+                // Durable first, then counted: a crash here loses nothing, and
+                // the server replays stored events into the pipeline at start.
+                st2.take_ids(hits);
+                // IDS alerts that could not be stored: the answer is the
+                // failure (the sensor retries; the events are a duplicate).
+                if ids_stored {
+                    early.store(durable.send(outcome).is_ok(), Ordering::Relaxed);
+                }
+            },
+        );
+        // Answered already: nobody awaits this result, so its failure is said here
+        // (the batch is stored; the state is unfit for checkpoints until restart).
+        if let (Err(e), true) = (&r, early.load(Ordering::Relaxed)) {
+            tracing::error!(sensor = %sensor, batch = %b2, error = %e, "a stored batch could not be fed to detection after its answer");
+        }
+        r.map_err(AppError::from)
     });
     let outcome = match answered.await {
         Ok(outcome) => outcome,
