@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
 
 mod events;
@@ -527,7 +527,7 @@ impl SqliteStore {
     /// (otherwise done once enough events wait, and before retention). Answers are
     /// the same before and after; queries read less raw data after.
     pub fn aggregate_now(&mut self) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = write_tx(&mut self.conn)?;
         events::aggregate(&tx)?;
         tx.commit()?;
         self.waiting = 0;
@@ -559,6 +559,15 @@ impl SqliteStore {
 }
 
 /// A user row; `None` for a role this build does not know.
+/// A transaction that writes: the write lock taken at `BEGIN` (waiting on the busy
+/// timeout). A deferred one that reads first and then writes fails at once with
+/// `SQLITE_BUSY` when another connection (`scanwatch admin` while the server starts,
+/// the notifier's own connection) committed in between: SQLite cannot upgrade a
+/// stale snapshot, and its busy handler is not asked.
+fn write_tx(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+}
+
 fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<UserRecord>> {
     let role: String = r.get(1)?;
     let Some(role) = Role::parse(&role) else {
@@ -686,7 +695,7 @@ impl EventStore for SqliteStore {
         events_before: Timestamp,
         windows_before: Timestamp,
     ) -> Result<(u64, u64), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = write_tx(&mut self.conn)?;
         let events = events::prune(&tx, events_before.0)?;
         self.waiting = 0;
         tx.execute(
@@ -745,7 +754,7 @@ impl EventStore for SqliteStore {
         received: Timestamp,
     ) -> Result<BatchOutcome, StoreError> {
         let sensor_id = self.sensor_id(sensor)?;
-        let tx = self.conn.transaction()?;
+        let tx = write_tx(&mut self.conn)?;
         if !insert_batch(&tx, sensor_id, batch_id, events, received)? {
             return Ok(BatchOutcome::Duplicate);
         }
@@ -788,7 +797,7 @@ impl EventStore for SqliteStore {
                 ids.insert(b.sensor, self.sensor_id(b.sensor)?);
             }
         }
-        let tx = self.conn.transaction()?;
+        let tx = write_tx(&mut self.conn)?;
         for b in &c.batches {
             if !insert_batch(&tx, ids[b.sensor], b.batch_id, b.events, c.received)? {
                 // Dropping the transaction rolls the whole commit back.
@@ -899,7 +908,7 @@ impl CheckpointStore for SqliteStore {
 
 impl WindowStore for SqliteStore {
     fn put_windows(&mut self, rows: &[WindowRow]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = write_tx(&mut self.conn)?;
         {
             let mut st = tx.prepare_cached(
                 "INSERT OR REPLACE INTO windows (window_start_ms, window_end_ms, proto, port, events, sources, sensors, targets, top_sources)
@@ -990,7 +999,7 @@ impl WarningStore for SqliteStore {
     }
 
     fn upsert_alert(&mut self, a: &AlertRow) -> Result<(i64, bool), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = write_tx(&mut self.conn)?;
         let old: Option<(i64, u8, String)> = tx
             .query_row(
                 "SELECT id, severity, json FROM alerts WHERE kind = ?1 AND proto = ?2 AND port = ?3 AND window_start_ms = ?4",
@@ -1129,7 +1138,7 @@ impl AuthStore for SqliteStore {
         } else {
             "INSERT INTO users (name, role, password_hash, created_ms) VALUES (?1, ?2, ?3, ?4)"
         };
-        let tx = self.conn.transaction()?;
+        let tx = write_tx(&mut self.conn)?;
         match tx.execute(
             sql,
             params![u.name, u.role.name(), u.password_hash, u.created.0],
@@ -1151,7 +1160,7 @@ impl AuthStore for SqliteStore {
     }
 
     fn remove_user(&mut self, name: &str, _now: Timestamp) -> Result<bool, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = write_tx(&mut self.conn)?;
         let n = tx.execute("DELETE FROM users WHERE name = ?1", [name])?;
         tx.execute("DELETE FROM sessions WHERE user = ?1", [name])?;
         tx.commit()?;
@@ -1228,7 +1237,7 @@ impl ContextStore for SqliteStore {
         now: Timestamp,
     ) -> Result<ImportCounts, StoreError> {
         let kind = kind.name();
-        let tx = self.conn.transaction()?;
+        let tx = write_tx(&mut self.conn)?;
         let mut counts = ImportCounts::default();
         {
             let mut get =

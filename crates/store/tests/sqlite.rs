@@ -989,3 +989,28 @@ fn deferred_counting_waits_for_count_due_and_answers_the_same() {
     deferred.count_due().unwrap();
     assert_eq!(answers(&deferred), want);
 }
+
+/// A write that reads first (retention counts, then deletes) waits for another
+/// process's write instead of failing: `scanwatch admin` adding a token while the
+/// server starts made the server's start-up prune fail with "database is locked".
+#[test]
+fn a_write_waits_for_another_connections_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    s.add_sensor("fw-1", Timestamp(1)).unwrap();
+    let db = dir.path().join(scanwatch_store::sqlite::DB_FILE);
+    let (held, hold) = std::sync::mpsc::channel();
+    let other = std::thread::spawn(move || {
+        let c = rusqlite::Connection::open(db).unwrap();
+        c.execute_batch("BEGIN IMMEDIATE").unwrap();
+        c.execute("UPDATE sensors SET created_ms = 2", []).unwrap();
+        held.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        c.execute_batch("COMMIT").unwrap();
+    });
+    hold.recv().unwrap();
+    let pruned = s.prune(Timestamp(1_000), Timestamp(1_000));
+    other.join().unwrap();
+    assert_eq!(pruned.unwrap(), (0, 0));
+    s.add_sensor("fw-2", Timestamp(3)).unwrap();
+}
