@@ -12,4 +12,8 @@ pub enum CentreError {
     Encode(String),
     #[error("{0}")]
     Stored(String),
+    /// The context's files: a data directory without a store, a file that does not
+    /// read or parse (the message names it).
+    #[error("{0}")]
+    Context(String),
 }

@@ -13,6 +13,7 @@
 
 mod centre;
 pub mod checkpoint;
+pub mod context_sources;
 mod error;
 mod feed_order;
 pub mod housekeeping;

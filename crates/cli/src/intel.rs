@@ -9,27 +9,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use scanwatch_centre::context_sources::{self, ContextParts, DataDir, GivenFile, SHOWN_ERRORS};
 use scanwatch_centre::stored_context::{self, StoredContext};
 use scanwatch_context::advisory::{self, Advisory};
 use scanwatch_context::assets::{self, Asset};
 use scanwatch_context::benign::{self, BenignSet};
-use scanwatch_context::explain::{ExplainConfig, Intel};
-use scanwatch_context::ids::{self, IdsHit, IdsLine};
-use scanwatch_context::knowledge::{self, PortKnowledge};
-use scanwatch_context::{services, ContextData};
+use scanwatch_context::ContextData;
 use scanwatch_store::sqlite::SqliteStore;
 use scanwatch_store::{ContextItem, ContextKind, ContextStore, ImportCounts, Store};
 
 use crate::admin::DEFAULT_DATA_DIR;
-
-/// The user's port notes, read from the data directory when present.
-pub const PORTS_FILE: &str = "ports.toml";
-/// The user's patch-day table in the data directory (docs/context.md): adds vendors
-/// to the built-in one or replaces them.
-pub const PATCH_DAYS_FILE: &str = "patchdays.toml";
-
-/// Entry errors shown per file (all are counted).
-const SHOWN_ERRORS: usize = 10;
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct IntelArgs {
@@ -445,106 +434,42 @@ pub fn load_context(
 
 /// [`load_context`], reading the imported advisories, assets, benign lists and IDS
 /// alerts from `shared` (the scale-out store) instead of the data directory's.
+/// The assembly is the centre's ([`context_sources`]); this reads the files the
+/// user named (stdin and compressed files too) and shows what did not parse.
 pub fn load_context_with(
     args: &ContextArgs,
     shared: Option<&dyn Store>,
     year: i32,
     err: &mut dyn Write,
 ) -> Result<(ContextData, BenignSet)> {
-    let mut ports = PortKnowledge::builtin();
-    // The services database is optional: many containers have none.
-    if let Ok(text) = std::fs::read_to_string(&args.services) {
-        ports = ports.with_services(&services::parse_services(&text));
-    }
-    let mut advisories = Vec::new();
-    let mut assets = Vec::new();
-    let mut benign_nets = Vec::new();
-    let mut hits: Vec<IdsHit> = Vec::new();
-    let mut trusted = std::collections::BTreeSet::new();
-    let mut patch_days = scanwatch_context::patchday::PatchDays::builtin();
-    let mut take = |c: StoredContext| {
-        trusted = c.trusted;
-        advisories = c.advisories;
-        assets = c.assets;
-        benign_nets = c.benign;
-        hits = c.ids;
+    let given = |files: &[PathBuf]| -> Result<Vec<GivenFile>> {
+        files
+            .iter()
+            .map(|f| {
+                Ok(GivenFile {
+                    name: f.display().to_string(),
+                    bytes: read_file(f)?,
+                })
+            })
+            .collect()
     };
-    if let Some(store) = shared {
-        take(StoredContext::read(store)?);
-    }
-    if let Some(dir) = args.data.as_ref().filter(|_| shared.is_none()) {
-        if !dir.join(scanwatch_store::sqlite::DB_FILE).exists() {
-            anyhow::bail!(
-                "{} has no scanwatch data (import with `scanwatch intel import` or `scanwatch assets import` first)",
-                dir.display()
-            );
-        }
-        take(StoredContext::read(&SqliteStore::open(dir)?)?);
-        let pf = dir.join(PORTS_FILE);
-        if pf.exists() {
-            let text = std::fs::read_to_string(&pf)
-                .with_context(|| format!("cannot read {}", pf.display()))?;
-            let o = knowledge::parse_overrides(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", pf.display()))?;
-            ports = ports.with_overrides(&o);
-        }
-        let pd = dir.join(PATCH_DAYS_FILE);
-        if pd.exists() {
-            let text = std::fs::read_to_string(&pd)
-                .with_context(|| format!("cannot read {}", pd.display()))?;
-            let user = scanwatch_context::patchday::PatchDays::parse(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", pd.display()))?;
-            patch_days = patch_days.with_overrides(user);
-        }
-    }
-    for f in &args.benign {
-        let text = String::from_utf8_lossy(&read_file(f)?).into_owned();
-        let label = f
-            .file_name()
-            .map_or("benign".into(), |n| n.to_string_lossy().into_owned());
-        let (nets, errors) = benign::parse_list(&text, &label);
-        for e in errors.iter().take(SHOWN_ERRORS) {
-            writeln!(err, "{}: {e}", f.display())?;
-        }
-        benign_nets.extend(nets);
-    }
-    for f in &args.ids {
-        let bytes = read_file(f)?;
-        let text = String::from_utf8_lossy(&bytes);
-        let mut bad = 0usize;
-        for (i, line) in text.lines().enumerate() {
-            match ids::parse_line(line, year) {
-                IdsLine::Hit(h) => hits.push(h),
-                IdsLine::Skip => {}
-                IdsLine::Error(e) => {
-                    bad += 1;
-                    if bad <= SHOWN_ERRORS {
-                        writeln!(err, "{}:{}: {e}", f.display(), i + 1)?;
-                    }
-                }
-            }
-        }
-        if bad > 0 {
-            writeln!(
-                err,
-                "{}: {bad} lines are not IDS alerts and were skipped",
-                f.display()
-            )?;
-        }
-    }
-    let ctx = ContextData {
-        ports,
-        intel: Intel::new(&advisories),
-        ids: hits,
-        assets,
-        explain: ExplainConfig {
-            confirm_min_sensors: args.confirm_min_sensors,
-            trusted_sensors: trusted,
-            patch_days,
-            ..ExplainConfig::default()
+    let parts = ContextParts {
+        // The services database is optional: many containers have none.
+        services: std::fs::read_to_string(&args.services).ok(),
+        data: match (shared, &args.data) {
+            (None, Some(dir)) => Some(DataDir::read(dir)?),
+            _ => None,
         },
+        stored: shared.map(|s| StoredContext::read(s)).transpose()?,
+        benign: given(&args.benign)?,
+        ids: given(&args.ids)?,
+        confirm_min_sensors: args.confirm_min_sensors,
     };
-    Ok((ctx, BenignSet::new(&benign_nets)))
+    let assembled = context_sources::assemble(parts, year)?;
+    for n in &assembled.notices {
+        writeln!(err, "{n}")?;
+    }
+    Ok((assembled.context, assembled.benign))
 }
 
 #[derive(Clone, Debug, clap::Args)]
