@@ -32,7 +32,7 @@ use scanwatch_aggregate::{encode_partial, sensor_key, AggregateConfig, SensorKey
 use scanwatch_context::benign::BenignSet;
 use scanwatch_event::Timestamp;
 use scanwatch_store::{
-    random_id, AggregateCommit, BatchOutcome, BatchPart, PartialRow, Store, StoreError,
+    random_id, AggregateCommit, AggregatorStore, BatchOutcome, BatchPart, PartialRow, StoreError,
 };
 use thiserror::Error;
 use tokio::sync::watch;
@@ -110,7 +110,7 @@ pub fn owned_partitions(partitions: u32, instance: u32, instances: u32) -> Vec<u
 pub use scanwatch_event::Clock;
 
 pub fn aggregate_handler(
-    store: Arc<Mutex<Box<dyn Store>>>,
+    store: Arc<Mutex<Box<dyn AggregatorStore>>>,
     cfg: AggregateConfig,
     benign: Option<BenignSet>,
     clock: Clock,

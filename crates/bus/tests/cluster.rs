@@ -20,7 +20,6 @@ use scanwatch_bus::{
 };
 use scanwatch_event::{Event, Timestamp, WireEvent};
 use scanwatch_store::sqlite::SqliteStore;
-use scanwatch_store::Store;
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/scale/nats-cluster.sh")
@@ -136,7 +135,7 @@ fn aggregator(
         .enable_all()
         .build()
         .unwrap();
-    let store: Box<dyn Store> = Box::new(SqliteStore::open(data).unwrap());
+    let store: Box<dyn AggregatorStore> = Box::new(SqliteStore::open(data).unwrap());
     let handler = aggregate_handler(
         Arc::new(Mutex::new(store)),
         AggregateConfig::new(WINDOW_MS),

@@ -504,6 +504,8 @@ mod roles {
                 // Known benign scanners are left out here, before aggregation, as the
                 // embedded pipeline leaves them out (imported into the shared store).
                 let (_, benign) = shared_context(&cfg, store.as_ref(), err)?;
+                // The aggregator's role of the store only.
+                let store: Box<dyn scanwatch_store::AggregatorStore> = store;
                 let store = Arc::new(Mutex::new(store));
                 let owned = scanwatch_bus::owned_partitions(
                     cfg.bus.partitions,

@@ -582,6 +582,13 @@ pub trait IncidentStore: WarningStore + ContextStore + WindowStore {}
 
 impl<T: WarningStore + ContextStore + WindowStore + ?Sized> IncidentStore for T {}
 
+/// What the scale-out aggregator writes (`scanwatch_bus::aggregate_handler`): the
+/// batches' ids, raw events and partial aggregates in one commit, and the IDS facts
+/// they carry. Every store is one.
+pub trait AggregatorStore: EventStore + ContextStore {}
+
+impl<T: EventStore + ContextStore + ?Sized> AggregatorStore for T {}
+
 /// Everything scanwatch keeps: every role above. Implementations:
 /// [`sqlite::SqliteStore`] (the embedded default) and
 /// [`clickhouse::ClickHouseStore`] (scale-out). A component that needs one role
@@ -597,6 +604,7 @@ pub trait Store:
     + ContextStore
     + SinkStore
     + IncidentStore
+    + AggregatorStore
 {
 }
 
@@ -668,7 +676,7 @@ pub struct ImportCounts {
 /// (`use scanwatch_store::prelude::*;`).
 pub mod prelude {
     pub use crate::{
-        AuthStore, CheckpointStore, ContextStore, EventStore, IncidentStore, SensorStore,
-        SinkStore, Store, WarningStore, WindowStore,
+        AggregatorStore, AuthStore, CheckpointStore, ContextStore, EventStore, IncidentStore,
+        SensorStore, SinkStore, Store, WarningStore, WindowStore,
     };
 }
