@@ -10,7 +10,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use scanwatch_collector::web::auth::{hash_password, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
-use scanwatch_event::Timestamp;
 use scanwatch_store::sqlite::SqliteStore;
 use scanwatch_store::trust::TrustLevel;
 use scanwatch_store::{Role, Store, UserRecord};
@@ -210,14 +209,8 @@ pub enum SensorCommand {
     },
 }
 
-pub fn now() -> Timestamp {
-    // The binary's edge may read the clock: when a sensor was created is wall time.
-    Timestamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64),
-    )
-}
+/// When a sensor, token or user was created is wall time.
+pub use crate::clock::wall_clock as now;
 
 pub fn run(args: &AdminArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
     match &args.command {

@@ -286,11 +286,7 @@ pub fn run(args: &AnalyzeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
         },
     };
     // The only wall-clock read of analyze: the default year of stdin's syslog lines.
-    let now = Timestamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64),
-    );
+    let now = crate::clock::wall_clock();
     let year_ref = args
         .year
         .and_then(|y| Timestamp::from_civil(y, 12, 31, 23, 59, 59, 0));

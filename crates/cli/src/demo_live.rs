@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use chrono::Datelike;
 use scanwatch_alert::StoredWarning;
 use scanwatch_collector::{app, AppState, Limits};
-use scanwatch_event::{Timestamp, WireEvent};
+use scanwatch_event::WireEvent;
 use scanwatch_pipeline::Pipeline;
 use scanwatch_store::sqlite::SqliteStore;
 use scanwatch_store::{new_token, Role, UserRecord};
@@ -28,13 +28,7 @@ pub const DEMO_USER: &str = "demo";
 /// Submissions of one batch are tried this often before the demo gives up.
 const ATTEMPTS: u32 = 5;
 
-fn wall_clock() -> Timestamp {
-    Timestamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64),
-    )
-}
+use crate::clock::wall_clock;
 
 /// POSTs one batch with the sensor's token, retrying (bounded) on 429, 5xx and
 /// network errors as a sensor would.

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod analyze;
 pub mod block;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod demo_live;

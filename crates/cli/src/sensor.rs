@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use scanwatch_event::Timestamp;
 use scanwatch_sensor::listen::Transport;
 use scanwatch_sensor::rules::{Anonymize, Rules};
 use scanwatch_sensor::run::{run as run_sensor, ListenSpec, SensorConfig, Source};
@@ -291,11 +290,7 @@ pub fn run(args: &SensorArgs, err: &mut dyn Write) -> Result<()> {
         .map(|s| parse_source(s))
         .collect::<Result<Vec<_>>>()?;
     // The edge reads the clock once: the default year of syslog timestamps.
-    let now = Timestamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64),
-    );
+    let now = crate::clock::wall_clock();
     let cfg = SensorConfig {
         server: server.clone(),
         token,

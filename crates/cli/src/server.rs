@@ -12,7 +12,6 @@ use anyhow::{Context, Result};
 use rustls::pki_types::pem::PemObject;
 use scanwatch_centre::{housekeeping, Centre, Housekeeping};
 use scanwatch_collector::{app, AppState};
-use scanwatch_event::Timestamp;
 use scanwatch_pipeline::Pipeline;
 use scanwatch_store::sqlite::SqliteStore;
 use scanwatch_store::Store;
@@ -122,13 +121,7 @@ impl ServerArgs {
     }
 }
 
-pub(crate) fn wall_clock() -> Timestamp {
-    Timestamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64),
-    )
-}
+pub(crate) use crate::clock::wall_clock;
 
 pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
     if args.role != ServerRole::All {
