@@ -15,7 +15,8 @@ use scanwatch_detect::Alert;
 use scanwatch_event::{parse_rfc3339, Event, Timestamp};
 use scanwatch_pipeline::{Output, Pipeline};
 use scanwatch_store::{
-    AlertRow, BatchOutcome, ContextItem, ContextKind, Store, StoredCheckpoint, WindowRow,
+    AlertRow, BatchOutcome, CentreStore, ContextItem, ContextKind, Store, StoredCheckpoint,
+    WindowRow,
 };
 
 use crate::checkpoint::{self, CentreState};
@@ -24,6 +25,32 @@ use crate::time::{SensorTime, TimeConfig, TimeKeeper};
 
 /// The store, shared by the centre and the read API.
 pub type SharedStore = Arc<Mutex<Box<dyn Store>>>;
+
+/// The shared store locked, as the centre may use it: its role only
+/// ([`CentreStore`]), so the centre's code cannot reach the dashboard's users,
+/// tokens or the sinks' state even though it shares the API's connection.
+pub(crate) struct Roles<'a>(MutexGuard<'a, Box<dyn Store>>);
+
+impl std::ops::Deref for Roles<'_> {
+    type Target = dyn CentreStore;
+    fn deref(&self) -> &Self::Target {
+        &**self.0
+    }
+}
+
+impl std::ops::DerefMut for Roles<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut **self.0
+    }
+}
+
+/// Locks the shared store for the centre's role.
+pub(crate) fn lock(store: &SharedStore) -> Result<Roles<'_>, CentreError> {
+    store
+        .lock()
+        .map(Roles)
+        .map_err(|_| CentreError::Poisoned("store"))
+}
 
 /// Called with each stored warning (its id and its JSON, as the API shows it), e.g.
 /// to queue notifications. It must not block: it runs on the ingest path.
@@ -209,10 +236,8 @@ impl Centre {
             .map_err(|_| CentreError::Poisoned("pipeline"))
     }
 
-    fn store(&self) -> Result<MutexGuard<'_, Box<dyn Store>>, CentreError> {
-        self.store
-            .lock()
-            .map_err(|_| CentreError::Poisoned("store"))
+    fn store(&self) -> Result<Roles<'_>, CentreError> {
+        lock(&self.store)
     }
 
     /// Runs `f` on the pipeline (e.g. to ask for sensor names).

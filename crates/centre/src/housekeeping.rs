@@ -62,7 +62,7 @@ pub fn prune(
     now: Timestamp,
     keep: Retention,
 ) -> Result<(u64, u64), CentreError> {
-    let mut s = store.lock().map_err(|_| CentreError::Poisoned("store"))?;
+    let mut s = crate::centre::lock(store)?;
     let (e, w) = s.prune(
         Timestamp(now.0.saturating_sub(keep.events_ms)),
         Timestamp(now.0.saturating_sub(keep.windows_ms)),
@@ -97,8 +97,8 @@ pub fn checkpoint(centre: &Centre, now: Timestamp) {
 /// sink); returns how many were told.
 pub fn resolve_over(store: &SharedStore, resolve: &AlertHook) -> Result<usize, CentreError> {
     let over = {
-        let s = store.lock().map_err(|_| CentreError::Poisoned("store"))?;
-        crate::incidents::over(s.as_ref())?
+        let s = crate::centre::lock(store)?;
+        crate::incidents::over(&*s)?
     };
     for (id, w) in &over {
         resolve(*id, w);

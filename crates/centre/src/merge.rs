@@ -78,10 +78,7 @@ impl PartialMerge {
     /// part-fed.
     pub fn step(&mut self, centre: &Centre, now: Timestamp) -> Result<Stepped, StepError> {
         let read = || -> Result<_, CentreError> {
-            let s = centre
-                .store
-                .lock()
-                .map_err(|_| CentreError::Poisoned("store"))?;
+            let s = crate::centre::lock(&centre.store)?;
             Ok((
                 // By commit stamp only, whatever their window: a part of a
                 // closed window revises it (docs/time.md).
@@ -95,10 +92,7 @@ impl PartialMerge {
         };
         let (parts, ids) = read().map_err(StepError::Read)?;
         let records = || -> Result<Vec<scanwatch_store::SensorRecord>, CentreError> {
-            let s = centre
-                .store
-                .lock()
-                .map_err(|_| CentreError::Poisoned("store"))?;
+            let s = crate::centre::lock(&centre.store)?;
             Ok(s.sensors()?)
         };
         // The sensors' heartbeats and last batches every few seconds (one row

@@ -1,7 +1,7 @@
 //! House rules that hold the code, checked on the sources (ARCHITECTURE.md,
-//! "Architecture Invariants"): no library crate prints. Libraries emit `tracing`
+//! "Architecture Invariants"): no library crate prints (libraries emit `tracing`
 //! events; the binary (`crates/cli`) sets the one subscriber and writes the user's
-//! output.
+//! output); the centre uses the store for its role only.
 #![allow(clippy::unwrap_used)] // a test may panic on a broken setup
 
 use std::path::{Path, PathBuf};
@@ -54,5 +54,39 @@ fn no_library_crate_prints() {
         found.is_empty(),
         "library code prints (use tracing):\n{}",
         found.join("\n")
+    );
+}
+
+/// The centre reaches the store it shares with the HTTP API through its role only
+/// (`scanwatch_store::CentreStore`, by `centre::lock`): a direct lock of the shared
+/// store in the centre's code would hand it every role (users, tokens, the sinks'
+/// state).
+#[test]
+fn the_centre_locks_the_store_for_its_role_only() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../centre/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut found = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        // The code before its unit tests, comments and blanks left out.
+        let code: String = text
+            .split("#[cfg(test)]")
+            .next()
+            .unwrap_or("")
+            .lines()
+            .map(|l| l.split("//").next().unwrap_or(""))
+            .collect::<String>()
+            .split_whitespace()
+            .collect();
+        let n = code.matches("store.lock()").count();
+        if n > 0 {
+            found.push(format!("{}: {n}", f.display()));
+        }
+    }
+    assert_eq!(
+        found,
+        vec![format!("{}: 1", src.join("centre.rs").display())],
+        "only `centre::lock` locks the shared store"
     );
 }

@@ -589,6 +589,14 @@ pub trait AggregatorStore: EventStore + ContextStore {}
 
 impl<T: EventStore + ContextStore + ?Sized> AggregatorStore for T {}
 
+/// What the centre's runtime uses (`scanwatch_centre`): sensors (their progress),
+/// events, its checkpoint, windows, warnings and the threat context; not the
+/// dashboard's users and tokens, nor the sinks' state. The HTTP API shares the
+/// centre's connection and uses every role. Every store is one.
+pub trait CentreStore: SensorStore + EventStore + CheckpointStore + IncidentStore {}
+
+impl<T: SensorStore + EventStore + CheckpointStore + IncidentStore + ?Sized> CentreStore for T {}
+
 /// Everything scanwatch keeps: every role above. Implementations:
 /// [`sqlite::SqliteStore`] (the embedded default) and
 /// [`clickhouse::ClickHouseStore`] (scale-out). A component that needs one role
@@ -605,6 +613,7 @@ pub trait Store:
     + SinkStore
     + IncidentStore
     + AggregatorStore
+    + CentreStore
 {
 }
 
@@ -676,7 +685,7 @@ pub struct ImportCounts {
 /// (`use scanwatch_store::prelude::*;`).
 pub mod prelude {
     pub use crate::{
-        AggregatorStore, AuthStore, CheckpointStore, ContextStore, EventStore, IncidentStore,
-        SensorStore, SinkStore, Store, WarningStore, WindowStore,
+        AggregatorStore, AuthStore, CentreStore, CheckpointStore, ContextStore, EventStore,
+        IncidentStore, SensorStore, SinkStore, Store, WarningStore, WindowStore,
     };
 }
