@@ -15,6 +15,8 @@ echo "== server ingest over loopback (crates/collector/benches/ingest.rs)"
 cargo bench --locked -p scanwatch-collector --bench ingest
 echo "== query latency with 30 days loaded, and ingest latency while four analysts query (crates/collector/benches/query.rs)"
 cargo bench --locked -p scanwatch-collector --bench query
+echo "== a port's history with 60 s windows: the time-first walk against a port index (crates/store/benches/history.rs)"
+cargo bench --locked -p scanwatch-store --bench history
 echo "== sensor CPU at 10k lines/s (crates/cli/benches/sensor_cpu.rs)"
 cargo bench --locked -p scanwatch --bench sensor_cpu
 echo "== one sensor backfilling a million lines into the centre, beside the bare loop (crates/cli/benches/sensor_backfill.rs)"
