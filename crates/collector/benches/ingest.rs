@@ -66,6 +66,47 @@ fn main() {
     }
     let direct = t.elapsed().as_secs_f64();
 
+    // Where the direct baseline's time goes, each part alone (best of three): the
+    // parse (JSON and checks), the commit with the counting deferred (compressed
+    // block, batch id), and the counting into the cells and source days.
+    let parsed: Vec<Vec<_>> = bodies
+        .iter()
+        .map(|b| {
+            b.lines()
+                .map(|l| WireEvent::parse_line(l).unwrap().to_event().unwrap())
+                .collect()
+        })
+        .collect();
+    let (mut parse, mut commit, mut count) = (f64::MAX, f64::MAX, f64::MAX);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let n: u64 = bodies
+            .iter()
+            .flat_map(|b| b.lines())
+            .map(|l| {
+                let e = WireEvent::parse_line(l).unwrap().to_event().unwrap();
+                u64::from(std::hint::black_box(e).count)
+            })
+            .sum();
+        parse = parse.min(t.elapsed().as_secs_f64());
+        let want: u64 = parsed.iter().flatten().map(|e| u64::from(e.count)).sum();
+        assert_eq!(n, want);
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(dir.path()).unwrap();
+        store.add_sensor("s", Timestamp(0)).unwrap();
+        store.defer_counting();
+        let t = Instant::now();
+        for (i, evs) in parsed.iter().enumerate() {
+            store
+                .commit_batch("s", &format!("b{i}"), evs, Timestamp(0))
+                .unwrap();
+        }
+        commit = commit.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        store.aggregate_now().unwrap();
+        count = count.min(t.elapsed().as_secs_f64());
+    }
+
     // The server on loopback, with a load generator of two client threads.
     let dir = tempfile::tempdir().unwrap();
     let mut store = SqliteStore::open(dir.path()).unwrap();
@@ -143,6 +184,17 @@ fn main() {
         events / http,
         100.0 * direct / http
     );
+    for (name, t) in [
+        ("  of it: parse alone (JSON, checks)", parse),
+        ("  of it: commit alone (counting deferred)", commit),
+        ("  of it: counting alone (cells, source days)", count),
+    ] {
+        println!(
+            "{name:<48} {:>12.0} {:>9.1}%",
+            events / t,
+            100.0 * direct / t
+        );
+    }
     println!(
         "ack latency per batch: p50 {:.2} ms, p99 {:.2} ms",
         percentile(&lat, 0.5),
