@@ -237,6 +237,11 @@ pub struct Spreads {
 }
 
 impl Spreads {
+    /// Forgets every source, keeping the table's capacity.
+    pub fn clear(&mut self) {
+        self.by_source.clear();
+    }
+
     /// Records that `sensor` saw `ip` (address hash `h`) on port `key` `n` times.
     #[inline]
     pub fn add(&mut self, h: u64, ip: IpAddr, key: u32, sensor: SensorKey, n: u64) {
