@@ -5,9 +5,10 @@
 //! for one run (benign lists, IDS logs). `analyze`, `demo`, `exposure` and every
 //! server role take it from here, so they explain alike.
 //!
-//! The caller reads the user's files (it knows stdin and compressed inputs) and
-//! hands their bytes over; what does not parse is returned as notices for the
-//! caller to show, never printed here.
+//! It reads the data directory (its store, `ports.toml`, `patchdays.toml`); the
+//! caller reads the files the user names (it knows stdin and compressed inputs)
+//! and hands their bytes over one at a time; what does not parse is returned as
+//! notices for the caller to show, never printed here.
 
 use std::path::{Path, PathBuf};
 
@@ -28,14 +29,6 @@ pub const PORTS_FILE: &str = "ports.toml";
 pub const PATCH_DAYS_FILE: &str = "patchdays.toml";
 /// Entry errors shown per file (all are counted).
 pub const SHOWN_ERRORS: usize = 10;
-
-/// A file the user gave for this run, as read by the caller.
-#[derive(Clone, Debug)]
-pub struct GivenFile {
-    /// How notices name it (its path as given).
-    pub name: String,
-    pub bytes: Vec<u8>,
-}
 
 /// What a data directory holds of the context.
 #[derive(Clone, Debug, Default)]
@@ -80,109 +73,133 @@ impl DataDir {
     }
 }
 
-/// Everything the context is assembled from.
+/// Where the kept context comes from.
 #[derive(Clone, Debug, Default)]
-pub struct ContextParts {
-    /// The services database's text (`/etc/services`), when there is one.
-    pub services: Option<String>,
-    /// The context kept in the store: a data directory's, with its files, or the
-    /// shared store's (scale-out roles, no files).
-    pub data: Option<DataDir>,
-    pub stored: Option<StoredContext>,
-    /// Benign-scanner lists for this run (IP/CIDR per line).
-    pub benign: Vec<GivenFile>,
-    /// IDS alert logs for this run (EVE JSON or fast.log).
-    pub ids: Vec<GivenFile>,
-    /// Sensors whose IDS alerts must name a CVE before it is confirmed.
-    pub confirm_min_sensors: usize,
+pub enum Kept {
+    /// A data directory: its store and its files.
+    DataDir(DataDir),
+    /// The shared store of the scale-out roles (no files).
+    Shared(StoredContext),
+    /// Nothing kept: built-in knowledge and what the user gives.
+    #[default]
+    Nothing,
 }
 
-/// The context for the alert stage, the benign set for the pipeline, and what did
-/// not parse (one line each, bounded per file).
-pub struct Assembled {
-    pub context: ContextData,
-    pub benign: BenignSet,
-    pub notices: Vec<String>,
+/// Puts the context together: the kept part when made, then each file the user
+/// gives as it is read (one at a time: an IDS log may be large), then
+/// [`Assembler::finish`].
+pub struct Assembler {
+    ports: PortKnowledge,
+    patch_days: PatchDays,
+    stored: StoredContext,
+    confirm_min_sensors: usize,
+    year: i32,
 }
 
-/// Assembles the context; `year` dates the IDS lines that carry none (fast.log).
-/// A `ports.toml` or `patchdays.toml` that does not parse is an error naming it; a
-/// bad line of a given file is a notice and is skipped.
-pub fn assemble(parts: ContextParts, year: i32) -> Result<Assembled, CentreError> {
-    let mut ports = PortKnowledge::builtin();
-    if let Some(text) = &parts.services {
-        ports = ports.with_services(&services::parse_services(text));
-    }
-    let mut patch_days = PatchDays::builtin();
-    let mut stored = parts.stored.unwrap_or_default();
-    if let Some(dir) = parts.data {
-        let named = |f: &str| dir.path.join(f).display().to_string();
-        if let Some(text) = &dir.ports {
-            let o = knowledge::parse_overrides(text)
-                .map_err(|e| CentreError::Context(format!("{}: {e}", named(PORTS_FILE))))?;
-            ports = ports.with_overrides(&o);
+impl Assembler {
+    /// From the services database's text (`/etc/services`, when there is one), the
+    /// kept context, and the number of sensors whose IDS alerts must name a CVE
+    /// before it is confirmed; `year` dates the IDS lines that carry none
+    /// (fast.log). A `ports.toml` or `patchdays.toml` that does not parse is an
+    /// error naming it.
+    pub fn new(
+        services: Option<&str>,
+        kept: Kept,
+        confirm_min_sensors: usize,
+        year: i32,
+    ) -> Result<Assembler, CentreError> {
+        let mut ports = PortKnowledge::builtin();
+        if let Some(text) = services {
+            ports = ports.with_services(&services::parse_services(text));
         }
-        if let Some(text) = &dir.patch_days {
-            let user = PatchDays::parse(text)
-                .map_err(|e| CentreError::Context(format!("{}: {e}", named(PATCH_DAYS_FILE))))?;
-            patch_days = patch_days.with_overrides(user);
-        }
-        stored = dir.stored;
+        let mut patch_days = PatchDays::builtin();
+        let stored = match kept {
+            Kept::DataDir(dir) => {
+                let named = |f: &str| dir.path.join(f).display().to_string();
+                if let Some(text) = &dir.ports {
+                    let o = knowledge::parse_overrides(text)
+                        .map_err(|e| CentreError::Context(format!("{}: {e}", named(PORTS_FILE))))?;
+                    ports = ports.with_overrides(&o);
+                }
+                if let Some(text) = &dir.patch_days {
+                    let user = PatchDays::parse(text).map_err(|e| {
+                        CentreError::Context(format!("{}: {e}", named(PATCH_DAYS_FILE)))
+                    })?;
+                    patch_days = patch_days.with_overrides(user);
+                }
+                dir.stored
+            }
+            Kept::Shared(stored) => stored,
+            Kept::Nothing => StoredContext::default(),
+        };
+        Ok(Assembler {
+            ports,
+            patch_days,
+            stored,
+            confirm_min_sensors,
+            year,
+        })
     }
-    let mut notices = Vec::new();
-    for f in &parts.benign {
-        let text = String::from_utf8_lossy(&f.bytes);
-        let label = Path::new(&f.name)
+
+    /// A benign-scanner list (IP/CIDR per line) named `name`: its networks are
+    /// added; what does not parse comes back as notices (bounded).
+    pub fn add_benign(&mut self, name: &str, bytes: &[u8]) -> Vec<String> {
+        let text = String::from_utf8_lossy(bytes);
+        let label = Path::new(name)
             .file_name()
             .map_or("benign".into(), |n| n.to_string_lossy().into_owned());
         let (nets, errors) = benign::parse_list(&text, &label);
-        notices.extend(
-            errors
-                .iter()
-                .take(SHOWN_ERRORS)
-                .map(|e| format!("{}: {e}", f.name)),
-        );
-        stored.benign.extend(nets);
+        self.stored.benign.extend(nets);
+        errors
+            .iter()
+            .take(SHOWN_ERRORS)
+            .map(|e| format!("{name}: {e}"))
+            .collect()
     }
-    for f in &parts.ids {
-        let text = String::from_utf8_lossy(&f.bytes);
+
+    /// An IDS alert log (EVE JSON or fast.log) named `name`: its alerts are added;
+    /// the lines that are not alerts come back as notices (bounded, and counted).
+    pub fn add_ids(&mut self, name: &str, bytes: &[u8]) -> Vec<String> {
+        let text = String::from_utf8_lossy(bytes);
+        let mut notices = Vec::new();
         let mut bad = 0usize;
         for (i, line) in text.lines().enumerate() {
-            match ids::parse_line(line, year) {
-                IdsLine::Hit(h) => stored.ids.push(h),
+            match ids::parse_line(line, self.year) {
+                IdsLine::Hit(h) => self.stored.ids.push(h),
                 IdsLine::Skip => {}
                 IdsLine::Error(e) => {
                     bad += 1;
                     if bad <= SHOWN_ERRORS {
-                        notices.push(format!("{}:{}: {e}", f.name, i + 1));
+                        notices.push(format!("{name}:{}: {e}", i + 1));
                     }
                 }
             }
         }
         if bad > 0 {
             notices.push(format!(
-                "{}: {bad} lines are not IDS alerts and were skipped",
-                f.name
+                "{name}: {bad} lines are not IDS alerts and were skipped"
             ));
         }
+        notices
     }
-    let context = ContextData {
-        ports,
-        intel: Intel::new(&stored.advisories),
-        ids: stored.ids,
-        assets: stored.assets,
-        explain: ExplainConfig {
-            confirm_min_sensors: parts.confirm_min_sensors,
-            trusted_sensors: stored.trusted,
-            patch_days,
-            ..ExplainConfig::default()
-        },
-    };
-    Ok(Assembled {
-        context,
-        benign: BenignSet::new(&stored.benign),
-        notices,
-    })
+
+    /// The context for the alert stage and the benign set for the pipeline.
+    pub fn finish(self) -> (ContextData, BenignSet) {
+        let stored = self.stored;
+        let context = ContextData {
+            ports: self.ports,
+            intel: Intel::new(&stored.advisories),
+            ids: stored.ids,
+            assets: stored.assets,
+            explain: ExplainConfig {
+                confirm_min_sensors: self.confirm_min_sensors,
+                trusted_sensors: stored.trusted,
+                patch_days: self.patch_days,
+                ..ExplainConfig::default()
+            },
+        };
+        (context, BenignSet::new(&stored.benign))
+    }
 }
 
 #[cfg(test)]
@@ -190,13 +207,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use scanwatch_store::{ContextItem, ContextKind, ContextStore};
-
-    fn given(name: &str, text: &str) -> GivenFile {
-        GivenFile {
-            name: name.into(),
-            bytes: text.as_bytes().to_vec(),
-        }
-    }
 
     #[test]
     fn a_directory_without_a_store_says_how_to_fill_it() {
@@ -232,32 +242,25 @@ mod tests {
             "version = 1\n[[port]]\nproto = \"tcp\"\nport = 40404\nname = \"our-app\"\n",
         )
         .unwrap();
-        let parts = ContextParts {
-            services: Some("domain 53/tcp\n".into()),
-            data: Some(DataDir::read(dir.path()).unwrap()),
-            stored: None,
-            benign: vec![given("lists/research.txt", "198.51.100.0/24\nnot-a-net\n")],
-            ids: vec![given("fast.log", "garbage line\n")],
-            confirm_min_sensors: 3,
-        };
-        let a = assemble(parts, 2026).unwrap();
-        assert_eq!(a.context.assets.len(), 1);
-        assert_eq!(a.context.explain.confirm_min_sensors, 3);
-        assert!(a.benign.contains("198.51.100.7".parse().unwrap()));
-        assert!(!a.benign.contains("203.0.113.7".parse().unwrap()));
-        let name = a.context.ports.name(scanwatch_event::Protocol::Tcp, 40404);
-        assert_eq!(name, "our-app", "ports.toml is read");
-        assert_eq!(a.notices.len(), 3, "{:?}", a.notices);
-        assert!(
-            a.notices[0].starts_with("lists/research.txt: "),
-            "{:?}",
-            a.notices
-        );
-        assert!(a.notices[1].starts_with("fast.log:1: "), "{:?}", a.notices);
+        let kept = Kept::DataDir(DataDir::read(dir.path()).unwrap());
+        let mut a = Assembler::new(Some("domain 53/tcp\n"), kept, 3, 2026).unwrap();
+        let benign = a.add_benign("lists/research.txt", b"198.51.100.0/24\nnot-a-net\n");
+        assert_eq!(benign.len(), 1, "{benign:?}");
+        assert!(benign[0].starts_with("lists/research.txt: "), "{benign:?}");
+        let ids = a.add_ids("fast.log", b"garbage line\n");
+        assert_eq!(ids.len(), 2, "{ids:?}");
+        assert!(ids[0].starts_with("fast.log:1: "), "{ids:?}");
         assert_eq!(
-            a.notices[2],
+            ids[1],
             "fast.log: 1 lines are not IDS alerts and were skipped"
         );
+        let (context, benign) = a.finish();
+        assert_eq!(context.assets.len(), 1);
+        assert_eq!(context.explain.confirm_min_sensors, 3);
+        assert!(benign.contains("198.51.100.7".parse().unwrap()));
+        assert!(!benign.contains("203.0.113.7".parse().unwrap()));
+        let name = context.ports.name(scanwatch_event::Protocol::Tcp, 40404);
+        assert_eq!(name, "our-app", "ports.toml is read");
     }
 
     #[test]
@@ -265,11 +268,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         drop(SqliteStore::open(dir.path()).unwrap());
         std::fs::write(dir.path().join(PORTS_FILE), "version = [").unwrap();
-        let parts = ContextParts {
-            data: Some(DataDir::read(dir.path()).unwrap()),
-            ..ContextParts::default()
-        };
-        let e = assemble(parts, 2026).err().unwrap().to_string();
+        let kept = Kept::DataDir(DataDir::read(dir.path()).unwrap());
+        let e = Assembler::new(None, kept, 2, 2026)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains(PORTS_FILE), "{e}");
     }
 }

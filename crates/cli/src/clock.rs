@@ -1,5 +1,7 @@
-//! The wall clock: the binary's edge is the only place that reads it (libraries
-//! take the time from their caller, or a `scanwatch_event::Clock` it gives them).
+//! The wall clock of the commands: read here, once per need, and handed to the
+//! libraries (as a time or a `scanwatch_event::Clock`). The exceptions, named in
+//! ARCHITECTURE.md: the sensor's heartbeat reads its host's clock, and the
+//! ClickHouse store stamps its row versions.
 
 use scanwatch_event::Timestamp;
 

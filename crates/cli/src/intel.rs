@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use scanwatch_centre::context_sources::{self, ContextParts, DataDir, GivenFile, SHOWN_ERRORS};
+use scanwatch_centre::context_sources::{Assembler, DataDir, Kept, SHOWN_ERRORS};
 use scanwatch_centre::stored_context::{self, StoredContext};
 use scanwatch_context::advisory::{self, Advisory};
 use scanwatch_context::assets::{self, Asset};
@@ -442,34 +442,26 @@ pub fn load_context_with(
     year: i32,
     err: &mut dyn Write,
 ) -> Result<(ContextData, BenignSet)> {
-    let given = |files: &[PathBuf]| -> Result<Vec<GivenFile>> {
-        files
-            .iter()
-            .map(|f| {
-                Ok(GivenFile {
-                    name: f.display().to_string(),
-                    bytes: read_file(f)?,
-                })
-            })
-            .collect()
+    let kept = match (shared, &args.data) {
+        (Some(s), _) => Kept::Shared(StoredContext::read(s)?),
+        (None, Some(dir)) => Kept::DataDir(DataDir::read(dir)?),
+        (None, None) => Kept::Nothing,
     };
-    let parts = ContextParts {
-        // The services database is optional: many containers have none.
-        services: std::fs::read_to_string(&args.services).ok(),
-        data: match (shared, &args.data) {
-            (None, Some(dir)) => Some(DataDir::read(dir)?),
-            _ => None,
-        },
-        stored: shared.map(|s| StoredContext::read(s)).transpose()?,
-        benign: given(&args.benign)?,
-        ids: given(&args.ids)?,
-        confirm_min_sensors: args.confirm_min_sensors,
-    };
-    let assembled = context_sources::assemble(parts, year)?;
-    for n in &assembled.notices {
-        writeln!(err, "{n}")?;
+    // The services database is optional: many containers have none.
+    let services = std::fs::read_to_string(&args.services).ok();
+    let mut context = Assembler::new(services.as_deref(), kept, args.confirm_min_sensors, year)?;
+    // One file at a time: an IDS log may be large.
+    for f in &args.benign {
+        for n in context.add_benign(&f.display().to_string(), &read_file(f)?) {
+            writeln!(err, "{n}")?;
+        }
     }
-    Ok((assembled.context, assembled.benign))
+    for f in &args.ids {
+        for n in context.add_ids(&f.display().to_string(), &read_file(f)?) {
+            writeln!(err, "{n}")?;
+        }
+    }
+    Ok(context.finish())
 }
 
 #[derive(Clone, Debug, clap::Args)]

@@ -589,10 +589,11 @@ pub trait AggregatorStore: EventStore + ContextStore {}
 
 impl<T: EventStore + ContextStore + ?Sized> AggregatorStore for T {}
 
-/// What the centre's runtime uses (`scanwatch_centre`): sensors (their progress),
-/// events, its checkpoint, windows, warnings and the threat context; not the
-/// dashboard's users and tokens, nor the sinks' state. The HTTP API shares the
-/// centre's connection and uses every role. Every store is one.
+/// What the centre's runtime uses (`scanwatch_centre`): sensors (their list and
+/// progress), events, its checkpoint, windows, warnings and the threat context;
+/// not the dashboard's users and sessions, the API tokens, nor the sinks' state.
+/// The HTTP API shares the centre's connection and uses every role. Every store is
+/// one.
 pub trait CentreStore: SensorStore + EventStore + CheckpointStore + IncidentStore {}
 
 impl<T: SensorStore + EventStore + CheckpointStore + IncidentStore + ?Sized> CentreStore for T {}

@@ -558,7 +558,6 @@ impl SqliteStore {
     }
 }
 
-/// A user row; `None` for a role this build does not know.
 /// A transaction that writes: the write lock taken at `BEGIN` (waiting on the busy
 /// timeout). A deferred one that reads first and then writes fails at once with
 /// `SQLITE_BUSY` when another connection (`scanwatch admin` while the server starts,
@@ -568,6 +567,7 @@ fn write_tx(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
 }
 
+/// A user row; `None` for a role this build does not know.
 fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<UserRecord>> {
     let role: String = r.get(1)?;
     let Some(role) = Role::parse(&role) else {

@@ -177,7 +177,7 @@ pub(crate) fn aggregate(conn: &Connection) -> Result<(), StoreError> {
     )?;
     loop {
         let mut cells = port_cells::Pending::default();
-        let mut days: rustc_hash::FxHashMap<DayKey, SourceAcc> = Default::default();
+        let mut days: HashMap<DayKey, SourceAcc> = HashMap::new();
         let mut last = None;
         let mut rows = st.query([mark])?;
         let mut damaged = Vec::new();
@@ -524,10 +524,7 @@ type DayKey = (Vec<u8>, i64, u8, u16);
 
 /// Merges source days into the stored ones: one upsert per day, the counters
 /// merged by `sw_merge_distinct` (`functions.rs`) when the day is stored.
-fn merge_days(
-    conn: &Connection,
-    days: rustc_hash::FxHashMap<DayKey, SourceAcc>,
-) -> Result<(), StoreError> {
+fn merge_days(conn: &Connection, days: HashMap<DayKey, SourceAcc>) -> Result<(), StoreError> {
     let mut upsert = conn.prepare_cached(
         "INSERT INTO source_days (src, day_ms, proto, port, events, first_in, last_in, sensors, targets)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)

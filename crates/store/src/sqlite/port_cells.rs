@@ -193,8 +193,7 @@ pub(crate) fn ceil_to(t: i64, span: i64) -> i64 {
 /// Cells being counted from blocks, written to the table at once.
 #[derive(Default)]
 pub(crate) struct Pending {
-    // FxHash: the keys are our own numbers, and SipHash cost 3 % of the counting.
-    cells: rustc_hash::FxHashMap<(i64, i64, PortKey), Cell>,
+    cells: HashMap<(i64, i64, PortKey), Cell>,
 }
 
 impl Pending {
@@ -222,7 +221,7 @@ impl Pending {
 /// by `sw_merge_distinct` (`functions.rs`) when the cell is stored.
 fn merge_into_table(
     tx: &Connection,
-    cells: rustc_hash::FxHashMap<(i64, i64, PortKey), Cell>,
+    cells: HashMap<(i64, i64, PortKey), Cell>,
 ) -> Result<(), StoreError> {
     let mut upsert = tx.prepare_cached(
         "INSERT INTO port_cells (span_ms, start_ms, proto, port, events, n_src, n_sensors, src, dst, sensors)
