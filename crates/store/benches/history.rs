@@ -14,26 +14,12 @@ use std::time::Instant;
 
 use scanwatch_event::Timestamp;
 use scanwatch_store::prelude::*;
-use scanwatch_store::sqlite::{SqliteStore, DB_FILE};
+use scanwatch_store::sqlite::{SqliteStore, DB_FILE, PORT_HISTORY_SQL as WALK};
 use scanwatch_store::WindowRow;
 
 const WINDOW_MS: i64 = 60_000;
 const STARTS: i64 = 7 * 24 * 60;
 const PORTS: u16 = 200;
-
-/// A port's history as `port_history` reads it: each distinct start of the range
-/// (the least after the last, one seek), and the port under it (one seek).
-const WALK: &str = "WITH RECURSIVE starts(s) AS (
-         SELECT MIN(window_start_ms) FROM windows
-         WHERE window_start_ms >= ?3 AND window_start_ms < ?4
-         UNION ALL
-         SELECT (SELECT MIN(window_start_ms) FROM windows
-                 WHERE window_start_ms > starts.s AND window_start_ms < ?4)
-         FROM starts WHERE starts.s IS NOT NULL
-     )
-     SELECT w.window_start_ms, w.window_end_ms, w.proto, w.port, w.events, w.sources, w.sensors, w.targets, w.top_sources
-     FROM starts JOIN windows w ON w.window_start_ms = starts.s AND w.proto = ?1 AND w.port = ?2
-     ORDER BY w.window_start_ms";
 
 /// A port's history by the index: one range.
 const RANGE: &str = "SELECT window_start_ms, window_end_ms, proto, port, events, sources, sensors, targets, top_sources

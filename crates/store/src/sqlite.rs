@@ -558,6 +558,24 @@ impl SqliteStore {
     }
 }
 
+/// A port's history (`?1` protocol, `?2` port, `?3`..`?4` the range of window
+/// starts). Windows are keyed by time first (version 8): it walks the range's
+/// distinct starts (each the least start after the last, one seek) and looks the
+/// port up under each (one seek), instead of a port-first key every close scatters
+/// its rows over. Public for the history bench, which times it against a port
+/// index.
+pub const PORT_HISTORY_SQL: &str = "WITH RECURSIVE starts(s) AS (
+         SELECT MIN(window_start_ms) FROM windows
+         WHERE window_start_ms >= ?3 AND window_start_ms < ?4
+         UNION ALL
+         SELECT (SELECT MIN(window_start_ms) FROM windows
+                 WHERE window_start_ms > starts.s AND window_start_ms < ?4)
+         FROM starts WHERE starts.s IS NOT NULL
+     )
+     SELECT w.window_start_ms, w.window_end_ms, w.proto, w.port, w.events, w.sources, w.sensors, w.targets, w.top_sources
+     FROM starts JOIN windows w ON w.window_start_ms = starts.s AND w.proto = ?1 AND w.port = ?2
+     ORDER BY w.window_start_ms";
+
 /// A transaction that writes: the write lock taken at `BEGIN` (waiting on the busy
 /// timeout). A deferred one that reads first and then writes fails at once with
 /// `SQLITE_BUSY` when another connection (`scanwatch admin` while the server starts,
@@ -963,23 +981,7 @@ impl WindowStore for SqliteStore {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<WindowRow>, StoreError> {
-        // Windows are keyed by time first (version 8): walk the range's distinct
-        // starts (each the least start after the last, one seek) and look the port
-        // up under each (one seek), instead of a port-first key every close
-        // scatters its rows over.
-        let mut st = self.conn.prepare_cached(
-            "WITH RECURSIVE starts(s) AS (
-                 SELECT MIN(window_start_ms) FROM windows
-                 WHERE window_start_ms >= ?3 AND window_start_ms < ?4
-                 UNION ALL
-                 SELECT (SELECT MIN(window_start_ms) FROM windows
-                         WHERE window_start_ms > starts.s AND window_start_ms < ?4)
-                 FROM starts WHERE starts.s IS NOT NULL
-             )
-             SELECT w.window_start_ms, w.window_end_ms, w.proto, w.port, w.events, w.sources, w.sensors, w.targets, w.top_sources
-             FROM starts JOIN windows w ON w.window_start_ms = starts.s AND w.proto = ?1 AND w.port = ?2
-             ORDER BY w.window_start_ms",
-        )?;
+        let mut st = self.conn.prepare_cached(PORT_HISTORY_SQL)?;
         let rows = st.query_map(params![proto, port, from.0, to.0], window_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
