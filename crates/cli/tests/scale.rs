@@ -582,9 +582,33 @@ fn scale_out(on_clickhouse: bool) {
     flush(&mut per, hour.unwrap_or(0), &mut batches);
     assert!(total > 1000, "a realistic input: {total} events");
 
+    // A role's counter on /metrics (behind the token).
+    let metric = |port: u16, name: &str| -> u64 {
+        let (st, body) = common::request(
+            port,
+            "GET",
+            "/metrics",
+            &[("Authorization", "Bearer m3trics-t0ken")],
+            b"",
+        )
+        .unwrap();
+        assert_eq!(st, 200, "{body}");
+        body.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} not in {body}"))
+    };
+    // Commits the aggregators failed (each attempt), on both.
+    let failed_commits = || -> u64 {
+        [ops_agg, ops_agg1]
+            .into_iter()
+            .map(|p| metric(p, "scanwatch_aggregator_messages_total{outcome=\"failed\"}"))
+            .sum()
+    };
     let at = |f: f64| (batches.len() as f64 * f) as usize;
     let mut agg_down: Option<Instant> = None;
-    let mut ro_since: Option<Instant> = None;
+    let mut ro_since: Option<(Instant, u64)> = None;
     let mut nats_restart: Option<std::thread::JoinHandle<bool>> = None;
     let restart_agg = |procs: &mut Vec<Proc>| {
         procs[AGG1] = agg(1, "agg1-restarted");
@@ -643,11 +667,18 @@ fn scale_out(on_clickhouse: bool) {
                     }
                     c.set_writable(2, false);
                     eprintln!("fault: clickhouse shard 2 refuses writes from batch {k}");
-                    ro_since = Some(Instant::now());
+                    ro_since = Some((Instant::now(), failed_commits()));
                 }
                 if k == at(ACCEPT_WRITES_AT) {
-                    let since = ro_since.take().unwrap();
+                    let (since, failed_before) = ro_since.take().unwrap();
                     std::thread::sleep(DOWN_FOR.saturating_sub(since.elapsed()));
+                    // The shard stays away until an aggregator has tried to write
+                    // to it (its partitions' consumers may still be moving after
+                    // the node restart): the fault must be met, not slept through.
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    while failed_commits() == failed_before && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
                     c.set_writable(2, true);
                     eprintln!("fault: clickhouse shard 2 writable again at batch {k}");
                 }
@@ -724,22 +755,6 @@ fn scale_out(on_clickhouse: bool) {
     // Every role serves /healthz and /metrics: the aggregator counts what it
     // stored, the surviving detector holds the lease and counts its steps and
     // warnings; /metrics needs the token, on the collectors too.
-    let metric = |port: u16, name: &str| -> u64 {
-        let (st, body) = common::request(
-            port,
-            "GET",
-            "/metrics",
-            &[("Authorization", "Bearer m3trics-t0ken")],
-            b"",
-        )
-        .unwrap();
-        assert_eq!(st, 200, "{body}");
-        body.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} not in {body}"))
-    };
     let survivor_ops = if *survivor == "detector" {
         ops_det
     } else {
@@ -836,10 +851,7 @@ fn scale_out(on_clickhouse: bool) {
         // Either a fetch failed all its attempts (logged, redelivered), or an
         // attempt failed and its retry found the commit's ids stored (a torn
         // commit answers `Duplicate`): the aggregators' metrics count both.
-        let failed_attempts: u64 = [ops_agg, ops_agg1]
-            .into_iter()
-            .map(|p| metric(p, "scanwatch_aggregator_messages_total{outcome=\"failed\"}"))
-            .sum();
+        let failed_attempts = failed_commits();
         assert!(
             (agg_logs.contains("not stored") && agg_logs.contains("store accepts again"))
                 || failed_attempts > 0,
