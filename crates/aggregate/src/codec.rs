@@ -12,11 +12,12 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::counted::HLL_LG_K;
+use crate::keyed::{KeyedMap, KeyedSet};
 use datasketches::codec::{SketchBytes, SketchSlice};
 use datasketches::error::{Error as SketchError, ErrorKind};
 use datasketches::frequencies::{FrequentItemValue, FrequentItemsSketch};
 use datasketches::hll::{HllSketch, HllType, HllUnion};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use scanwatch_event::bytes::{put_var, ReadError, Reader};
 use scanwatch_event::Protocol;
 
@@ -145,21 +146,24 @@ impl From<ReadError> for DecodeError {
     }
 }
 
-fn put_counted<K: Key + Clone + Eq + std::hash::Hash + FrequentItemValue>(
+fn put_counted<K: Key + Clone + Ord + std::hash::Hash + FrequentItemValue>(
     out: &mut Vec<u8>,
     c: &Counted<K>,
 ) {
-    let exact = |out: &mut Vec<u8>, it: &mut dyn ExactSizeIterator<Item = (&K, &u64)>| {
+    // Exact keys in key order: equal counts give equal bytes, whatever order they
+    // were added in and however the (seeded: `keyed`) table holds them.
+    let exact = |out: &mut Vec<u8>, mut v: Vec<(&K, &u64)>| {
+        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
         out.push(0);
-        put_var(out, it.len() as u64);
-        for (k, n) in it {
+        put_var(out, v.len() as u64);
+        for (k, n) in v {
             k.put(out);
             put_var(out, *n);
         }
     };
     match c {
-        Counted::Small(v) => exact(out, &mut v.iter().map(|(k, n)| (k, n))),
-        Counted::Exact(m) => exact(out, &mut m.iter()),
+        Counted::Small(v) => exact(out, v.iter().map(|(k, n)| (k, n)).collect()),
+        Counted::Exact(m) => exact(out, m.iter().collect()),
         Counted::Sketch(s) => {
             out.push(1);
             put_bytes(out, &s.distinct.serialize());
@@ -174,7 +178,7 @@ fn get_counted<K: Key + Clone + Eq + std::hash::Hash + FrequentItemValue>(
     match r.u8()? {
         0 => {
             let n = r.count(2)?;
-            let mut m: FxHashMap<K, u64> = FxHashMap::default();
+            let mut m: KeyedMap<K, u64> = KeyedMap::default();
             for _ in 0..n {
                 let k = K::get(r)?;
                 let c = r.var()?;
@@ -200,17 +204,19 @@ fn get_counted<K: Key + Clone + Eq + std::hash::Hash + FrequentItemValue>(
 }
 
 fn put_distinct(out: &mut Vec<u8>, d: &Distinct) {
-    let exact = |out: &mut Vec<u8>, it: &mut dyn ExactSizeIterator<Item = &u64>| {
+    // Keys in order, as `put_counted`.
+    let exact = |out: &mut Vec<u8>, mut v: Vec<u64>| {
+        v.sort_unstable();
         out.push(0);
-        put_var(out, it.len() as u64);
-        for h in it {
+        put_var(out, v.len() as u64);
+        for h in v {
             out.extend_from_slice(&h.to_le_bytes());
         }
     };
     match d {
-        Distinct::Empty => exact(out, &mut [].iter()),
-        Distinct::Small(v) => exact(out, &mut v.iter()),
-        Distinct::Exact(s) => exact(out, &mut s.iter()),
+        Distinct::Empty => exact(out, Vec::new()),
+        Distinct::Small(v) => exact(out, v.to_vec()),
+        Distinct::Exact(s) => exact(out, s.iter().copied().collect()),
         Distinct::Sketch(h) => {
             out.push(1);
             put_bytes(out, &h.serialize());
@@ -222,7 +228,7 @@ fn get_distinct(r: &mut Reader<'_>) -> Result<Distinct, DecodeError> {
     match r.u8()? {
         0 => {
             let n = r.count(8)?;
-            let mut s: FxHashSet<u64> = FxHashSet::default();
+            let mut s: KeyedSet<u64> = KeyedSet::default();
             for _ in 0..n {
                 if !s.insert(r.u64_le()?) {
                     return Err(bad("key written twice"));

@@ -4,9 +4,9 @@
 
 use std::hash::Hash;
 
+use crate::keyed::{KeyedMap, KeyedSet};
 use datasketches::frequencies::{ErrorType, FrequentItemsSketch};
 use datasketches::hll::{HllSketch, HllType, HllUnion};
-use rustc_hash::FxHashMap;
 
 /// log2 of the HLL register count: 2^14 registers give a relative standard error of
 /// 1.04/√16384 ≈ 0.8 %, so 2 % is about 2.5 standard errors.
@@ -23,7 +23,7 @@ pub const SMALL_KEYS: usize = 8;
 #[derive(Clone)]
 pub enum Counted<K: Eq + Hash + Clone> {
     Small(smallvec::SmallVec<[(K, u64); 2]>),
-    Exact(FxHashMap<K, u64>),
+    Exact(KeyedMap<K, u64>),
     Sketch(Box<Sketches<K>>),
 }
 
@@ -80,7 +80,7 @@ impl<K: Eq + Hash + Clone> Counted<K> {
                 }
                 v.push((k, n));
                 if v.len() > SMALL_KEYS.min(limit) {
-                    let m: FxHashMap<K, u64> = v.drain(..).collect();
+                    let m: KeyedMap<K, u64> = v.drain(..).collect();
                     *self = Counted::Exact(m);
                     if let Counted::Exact(m) = self {
                         if m.len() > limit {
@@ -220,7 +220,7 @@ pub enum Distinct {
     #[default]
     Empty,
     Small(smallvec::SmallVec<[u64; 4]>),
-    Exact(rustc_hash::FxHashSet<u64>),
+    Exact(KeyedSet<u64>),
     Sketch(Box<HllSketch>),
 }
 
@@ -249,7 +249,7 @@ impl Distinct {
                 if !v.contains(&h) {
                     v.push(h);
                     if v.len() > SMALL_KEYS.min(limit) {
-                        let set: rustc_hash::FxHashSet<u64> = v.iter().copied().collect();
+                        let set: KeyedSet<u64> = v.iter().copied().collect();
                         *self = Distinct::Exact(set);
                         if self.distinct() as usize > limit {
                             self.make_sketch();
@@ -347,7 +347,7 @@ impl Distinct {
 /// pairwise with [`Distinct::merge`], without building a union per pair (reading a
 /// port's 30 days of cells merges 30 sketches).
 pub struct DistinctUnion {
-    exact: rustc_hash::FxHashSet<u64>,
+    exact: KeyedSet<u64>,
     union: Option<Box<HllUnion>>,
     limit: usize,
 }
@@ -355,7 +355,7 @@ pub struct DistinctUnion {
 impl DistinctUnion {
     pub fn new(limit: usize) -> DistinctUnion {
         DistinctUnion {
-            exact: rustc_hash::FxHashSet::default(),
+            exact: KeyedSet::default(),
             union: None,
             limit,
         }

@@ -14,6 +14,7 @@
 
 pub mod codec;
 mod counted;
+pub mod keyed;
 pub mod spread;
 pub mod witness;
 
@@ -217,7 +218,7 @@ impl Cell {
 /// The sweepers of a window, by address hash, for reading its cells out.
 #[derive(Debug, Default)]
 pub struct Swept<'a> {
-    pub sweepers: FxHashMap<u64, &'a Spread>,
+    pub sweepers: keyed::KeyedMap<u64, &'a Spread>,
 }
 
 /// A source of a cell with its events and the sensors that saw it.
@@ -405,7 +406,11 @@ pub fn campaign_prefix(ip: IpAddr) -> (IpAddr, u8) {
 }
 
 /// The sweeps of a window from its sweepers (grouped by [`campaign_prefix`]).
-fn sweeps_of(sweepers: &FxHashMap<u64, &Spread>, rule: SweepRule, top_n: usize) -> Vec<Sweep> {
+fn sweeps_of(
+    sweepers: &keyed::KeyedMap<u64, &Spread>,
+    rule: SweepRule,
+    top_n: usize,
+) -> Vec<Sweep> {
     let mut groups: BTreeMap<(IpAddr, u8), Vec<&Spread>> = BTreeMap::new();
     for s in sweepers.values() {
         groups.entry(campaign_prefix(s.ip)).or_default().push(s);

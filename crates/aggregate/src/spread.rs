@@ -233,7 +233,7 @@ impl Spread {
 /// Every source's spread in one window, by address hash.
 #[derive(Clone, Debug, Default)]
 pub struct Spreads {
-    by_source: FxHashMap<u64, Spread>,
+    by_source: crate::keyed::KeyedMap<u64, Spread>,
 }
 
 impl Spreads {
@@ -288,9 +288,9 @@ impl Spreads {
     }
 
     /// The sweepers of the window under `rule`, by address hash.
-    pub fn sweepers(&self, rule: SweepRule) -> FxHashMap<u64, &Spread> {
+    pub fn sweepers(&self, rule: SweepRule) -> crate::keyed::KeyedMap<u64, &Spread> {
         if rule.min_ports == 0 {
-            return FxHashMap::default();
+            return crate::keyed::KeyedMap::default();
         }
         let min = u64::from(rule.min_ports);
         self.by_source

@@ -16,6 +16,7 @@
 //! are scaled from the sample. Hand-written: no sketch crate keeps a small set per
 //! sampled key.
 
+use crate::keyed::KeyedMap;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
@@ -110,7 +111,7 @@ pub enum Witnesses {
     Empty,
     Small(SmallVec<[(u64, WitnessSet); 1]>),
     /// With `bound`: addresses hashing above it are not kept (u64::MAX: all are).
-    Map(FxHashMap<u64, WitnessSet>, u64),
+    Map(KeyedMap<u64, WitnessSet>, u64),
 }
 
 impl Witnesses {
@@ -130,7 +131,7 @@ impl Witnesses {
                 }
                 v.push((src, *set));
                 if v.len() > crate::counted::SMALL_KEYS {
-                    let m: FxHashMap<u64, WitnessSet> = v.drain(..).collect();
+                    let m: KeyedMap<u64, WitnessSet> = v.drain(..).collect();
                     *self = Witnesses::Map(m, u64::MAX);
                 }
             }
@@ -160,7 +161,7 @@ impl Witnesses {
                     }
                 } else if *b != u64::MAX {
                     // Still small although the other part was sampled: keep its bound.
-                    let mine: FxHashMap<u64, WitnessSet> = self
+                    let mine: KeyedMap<u64, WitnessSet> = self
                         .entries()
                         .into_iter()
                         .filter(|(h, _)| *h <= *b)
@@ -201,7 +202,7 @@ impl Witnesses {
         let mut w = if bound == u64::MAX {
             Witnesses::Empty
         } else {
-            Witnesses::Map(FxHashMap::default(), bound)
+            Witnesses::Map(KeyedMap::default(), bound)
         };
         for (h, s) in entries {
             w.add_set(h, &s);
@@ -265,7 +266,7 @@ impl Witnesses {
 }
 
 /// Keeps the [`WITNESS_SOURCES`] smallest hashes; returns the largest kept.
-fn prune(m: &mut FxHashMap<u64, WitnessSet>) -> u64 {
+fn prune(m: &mut KeyedMap<u64, WitnessSet>) -> u64 {
     let mut keys: Vec<u64> = m.keys().copied().collect();
     keys.sort_unstable();
     let bound = keys[WITNESS_SOURCES - 1];

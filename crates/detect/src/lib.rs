@@ -507,7 +507,8 @@ pub struct Detector {
     trusted: rustc_hash::FxHashSet<SensorKey>,
     /// Per sweep campaign (network, prefix length): (window start, episode start)
     /// of its last warning.
-    sweeps: FxHashMap<(IpAddr, u8), (i64, i64)>,
+    /// Keyed by campaign prefixes a scanner picks (`scanwatch_aggregate::keyed`).
+    sweeps: scanwatch_aggregate::keyed::KeyedMap<(IpAddr, u8), (i64, i64)>,
     /// The window being scored: its busiest ports (trimmed sources), for the
     /// trend side of the network index, and its index.
     window_ports: Vec<IndexPort>,
@@ -571,7 +572,7 @@ impl Detector {
             last_window: None,
             memos: std::collections::BTreeMap::new(),
             trusted: rustc_hash::FxHashSet::default(),
-            sweeps: FxHashMap::default(),
+            sweeps: Default::default(),
             window_ports: Vec::new(),
             index: 1.0,
             trend_common: std::cell::Cell::new(None),
