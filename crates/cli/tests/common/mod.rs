@@ -164,7 +164,13 @@ pub fn run_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    // A command may refuse its arguments and exit before it reads its input:
+    // then the pipe is closed under the write, and its output says why.
+    match child.stdin.take().unwrap().write_all(stdin) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => panic!("writing to the command's input: {e}"),
+    }
     child.wait_with_output().unwrap()
 }
 
