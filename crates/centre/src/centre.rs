@@ -152,6 +152,10 @@ pub struct Centre {
     /// Set while a [`Centre::count_due`] runs: others return at once instead of
     /// queueing on the store for nothing.
     counting: Arc<std::sync::atomic::AtomicBool>,
+    /// The store's counting on a connection of its own (`EventStore::counter`), so
+    /// [`Centre::count_due`] counts without holding the store batches commit
+    /// through; `None`: the store's own `count_due`, under its lock.
+    counter: Arc<Mutex<Option<Box<dyn scanwatch_store::Counting>>>>,
     /// The order of the feeds (`feed_order.rs`): a place is taken at a batch's
     /// commit and by a heartbeat, so what a sensor sends after an answer is fed
     /// after the answered batch, although the answer does not wait for its feed;
@@ -185,7 +189,14 @@ impl Centre {
         time: TimeConfig,
         source: Source,
     ) -> Centre {
+        // Without a counter of its own (it could not be opened), the centre
+        // counts through the store, as before: slower, never wrong.
+        let counter = scanwatch_store::EventStore::counter(&*store).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot open a connection apart for counting; counting through the store");
+            None
+        });
         Centre {
+            counter: Arc::new(Mutex::new(counter)),
             store: Arc::new(Mutex::new(store)),
             context: Arc::new(RwLock::new(ContextData::builtin())),
             counters: Arc::new(CentreCounters::default()),
@@ -336,7 +347,8 @@ impl Centre {
     }
 
     /// Does the store's deferred bulk work if enough waits (`EventStore::count_due`:
-    /// the embedded store counting stored blocks into its aggregates). The server
+    /// the embedded store counting stored blocks into its aggregates; on the
+    /// store's counter of its own when it has one, so batches commit meanwhile). The server
     /// defers it (`EventStore::defer_counting`) and calls this after answering for
     /// a batch, so a sensor's next batch is read and parsed while it runs.
     /// Returns at once while another call runs (the ingest handler calls it after
@@ -346,9 +358,17 @@ impl Centre {
         if self.counting.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let done = self
-            .store()
-            .and_then(|mut s| s.count_due().map_err(CentreError::from));
+        let done = match self.counter.lock() {
+            Ok(mut apart) => match apart.as_mut() {
+                Some(c) => c.count_due().map_err(CentreError::from),
+                None => {
+                    drop(apart);
+                    self.store()
+                        .and_then(|mut s| s.count_due().map_err(CentreError::from))
+                }
+            },
+            Err(_) => Err(CentreError::Poisoned("counter")),
+        };
         self.counting.store(false, Ordering::Release);
         done
     }

@@ -192,7 +192,8 @@ fn sensor_trust_is_set_and_listed() {
 
 /// Version 6's tables back to version 5's (a row per event, no cells).
 const BACK_TO_V5: &str = "
-DROP TABLE event_blocks; DROP TABLE source_days; DROP TABLE port_cells; DROP TABLE aggregated;
+DROP TABLE event_blocks; DROP TABLE IF EXISTS source_days; DROP TABLE IF EXISTS port_cells;
+DROP TABLE aggregated;
 DROP TABLE checkpoint; DROP TABLE damaged_blocks;
 CREATE TABLE events (
     time_ms INTEGER NOT NULL, sensor_id INTEGER NOT NULL REFERENCES sensors(id),
@@ -211,7 +212,7 @@ fn admin_migrate_says_what_it_would_do_then_does_it_with_a_copy() {
     let data = dir.path().join("data");
     common::admin(&data, &["sensor", "add", "fw-1"]);
     let up = common::admin(&data, &["migrate", "--check"]);
-    assert!(up.ends_with("schema version 8, up to date"), "{up}");
+    assert!(up.ends_with("schema version 9, up to date"), "{up}");
     let db = data.join("scanwatch.db");
     rusqlite::Connection::open(&db)
         .unwrap()
@@ -219,7 +220,7 @@ fn admin_migrate_says_what_it_would_do_then_does_it_with_a_copy() {
         .unwrap();
     let check = common::admin(&data, &["migrate", "--check"]);
     assert!(
-        check.contains("schema version 5 -> 8 (--check: nothing changed)"),
+        check.contains("schema version 5 -> 9 (--check: nothing changed)"),
         "{check}"
     );
     assert!(check.contains("version 6 adds per-port cells"), "{check}");
@@ -229,6 +230,10 @@ fn admin_migrate_says_what_it_would_do_then_does_it_with_a_copy() {
     );
     assert!(
         check.contains("version 8 adds closed windows keyed by time first"),
+        "{check}"
+    );
+    assert!(
+        check.contains("version 9 adds a file of its own for the per-port cells and source days"),
         "{check}"
     );
     assert!(check.contains("scanwatch.db.v5.bak"), "{check}");
@@ -243,7 +248,7 @@ fn admin_migrate_says_what_it_would_do_then_does_it_with_a_copy() {
     );
     assert!(data.join("scanwatch.db.v5.bak").exists());
     let again = common::admin(&data, &["migrate", "--check"]);
-    assert!(again.ends_with("schema version 8, up to date"), "{again}");
+    assert!(again.ends_with("schema version 9, up to date"), "{again}");
     // The sensor survived the migration.
     assert!(common::admin(&data, &["sensor", "list"]).contains("fw-1"));
     // No database: a clear refusal.

@@ -93,10 +93,12 @@ fn main() {
             .sum()
     };
     let before_checkpoint = size();
-    rusqlite::Connection::open(dir.path().join("scanwatch.db"))
-        .unwrap()
-        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        .unwrap();
+    for db in ["scanwatch.db", "counts.db"] {
+        rusqlite::Connection::open(dir.path().join(db))
+            .unwrap()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+    }
     println!(
         "data directory {:.0} MiB before the WAL checkpoint",
         before_checkpoint as f64 / (1 << 20) as f64

@@ -583,9 +583,9 @@ async fn a_deferring_store_is_counted_after_the_answer() {
         _dir: dir,
     };
     let watermark = || -> i64 {
-        rusqlite::Connection::open(&db)
+        rusqlite::Connection::open(db.with_file_name("counts.db"))
             .unwrap()
-            .query_row("SELECT block_id FROM aggregated", [], |r| r.get(0))
+            .query_row("SELECT block_id FROM counted", [], |r| r.get(0))
             .unwrap()
     };
     for b in 0..3 {

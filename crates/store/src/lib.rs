@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 /// Version of the persisted schema (SQLite `user_version`).
-pub const SCHEMA_VERSION: u32 = 8;
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// Errors of a store. Messages are lowercase with no trailing period.
 #[derive(Debug, Error)]
@@ -317,6 +317,12 @@ pub trait SensorStore: Send {
     fn authenticate_sensor(&self, token: &str) -> Result<Option<String>, StoreError>;
 }
 
+/// The deferred counting of a store, apart from the store (`EventStore::counter`).
+pub trait Counting: Send {
+    /// Counts the waiting events into the aggregates if enough wait.
+    fn count_due(&mut self) -> Result<(), StoreError>;
+}
+
 /// Raw events: batches committed exactly once, the scale-out partials, the
 /// queries over events, and retention.
 pub trait EventStore: Send {
@@ -346,6 +352,16 @@ pub trait EventStore: Send {
     /// [`defer_counting`]: EventStore::defer_counting
     fn count_due(&mut self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// A handle that does the work [`count_due`] does on a connection of its own,
+    /// so that a thread can count while batches commit through this store (the
+    /// embedded store's aggregates are in a file of their own); `None` for a store
+    /// without such work.
+    ///
+    /// [`count_due`]: EventStore::count_due
+    fn counter(&self) -> Result<Option<Box<dyn Counting>>, StoreError> {
+        Ok(None)
     }
 
     /// Which of these (sensor, batch id) pairs are stored, looked up where a commit

@@ -1,6 +1,7 @@
-//! The embedded default store: one SQLite file (`scanwatch.db`) in the data
+//! The embedded default store: an SQLite file (`scanwatch.db`) in the data
 //! directory, in WAL mode with `synchronous = FULL`, so a committed transaction is on
-//! disk before the caller is told so.
+//! disk before the caller is told so; the aggregates counted from its event blocks
+//! are in a second file beside it (`counts.db`, `counts.rs`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
 
+pub mod counts;
 mod events;
 mod functions;
 mod port_cells;
@@ -210,7 +212,11 @@ ALTER TABLE windows_v8 RENAME TO windows;
 /// SQLite behind the [`Store`] trait.
 #[derive(Debug)]
 pub struct SqliteStore {
+    /// The store's file, with the aggregates' file attached read-only as `counts`.
     conn: Connection,
+    /// The store's own connection to the aggregates' file (`counts.rs`): counts
+    /// at commits (unless deferred), on `count_due` and before retention.
+    counter: counts::Counter,
     /// Events in blocks not yet counted into the cells and source days
     /// (`events.rs`): counted once they reach `events::AGGREGATE_EVERY`.
     waiting: u64,
@@ -290,18 +296,16 @@ pub fn permission_warnings(dir: &Path) -> Vec<String> {
         }
     };
     check(dir, 0o700);
-    for f in [
-        DB_FILE.to_string(),
-        format!("{DB_FILE}-wal"),
-        format!("{DB_FILE}-shm"),
-    ] {
-        check(&dir.join(f), 0o600);
+    for db in [DB_FILE, counts::COUNTS_FILE] {
+        for f in [db.to_string(), format!("{db}-wal"), format!("{db}-shm")] {
+            check(&dir.join(f), 0o600);
+        }
     }
     out
 }
 
 /// What each schema version added (the migration to it adds its tables).
-pub const MIGRATIONS: [(u32, &str); 7] = [
+pub const MIGRATIONS: [(u32, &str); 8] = [
     (2, "windows, warnings and API tokens"),
     (
         3,
@@ -323,6 +327,10 @@ pub const MIGRATIONS: [(u32, &str); 7] = [
     (
         8,
         "closed windows keyed by time first and per-port cells without a per-port index, so storing a window's close and counting events append instead of writing a page per port",
+    ),
+    (
+        9,
+        "a file of its own for the per-port cells and source days (counts.db), written by a connection of their own while batches commit",
     ),
 ];
 
@@ -379,16 +387,29 @@ fn backup_path(dir: &Path, version: u32) -> PathBuf {
 /// Copies the database as it is (`VACUUM INTO`: a consistent snapshot, even with a
 /// WAL) into a new file, the owner's only, before a migration changes it.
 fn backup(conn: &Connection, dir: &Path, version: u32) -> Result<PathBuf, StoreError> {
-    let path = backup_path(dir, version);
-    std::fs::OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| StoreError::DataDir {
-            path: path.display().to_string(),
-            reason: format!("cannot create the backup before migrating: {e}"),
-        })?;
+    // Two processes opening an old store at once both back it up: one of them
+    // takes the next name when the other took this one in between.
+    let mut attempts = 0;
+    let path = loop {
+        let path = backup_path(dir, version);
+        match std::fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(_) => break path,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempts < 100 => {
+                attempts += 1;
+            }
+            Err(e) => {
+                return Err(StoreError::DataDir {
+                    path: path.display().to_string(),
+                    reason: format!("cannot create the backup before migrating: {e}"),
+                })
+            }
+        }
+    };
     conn.execute("VACUUM INTO ?1", [path.display().to_string()])?;
     Ok(path)
 }
@@ -414,35 +435,11 @@ impl SqliteStore {
         // Only a file that does not exist yet is touched here: closing any other
         // descriptor of an open database would drop this process's SQLite locks
         // on it (POSIX advisory locks are per process).
-        if !path.exists() {
-            match std::fs::OpenOptions::new()
-                .create_new(true)
-                .write(true)
-                .mode(0o600)
-                .open(&path)
-            {
-                // Another process created it in between: theirs is as good.
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(data_dir(e)),
-            }
-        }
-        let conn = Connection::open(&path)?;
+        counts::create_private(&path).map_err(data_dir)?;
+        let mut conn = Connection::open(&path)?;
         functions::register(&conn)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        // Switching a new database to WAL takes an exclusive lock without waiting on
-        // the busy handler: retried, bounded, when another process opens it too.
-        for attempt in 0.. {
-            match conn.pragma_update(None, "journal_mode", "WAL") {
-                Ok(()) => break,
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::DatabaseBusy && attempt < 200 =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(25));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        counts::set_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // Ingest writes two index entries per event: with SQLite's 2 MiB default
@@ -461,9 +458,15 @@ impl SqliteStore {
         // again under it: two processes opening a new data directory at once (the
         // server starting while `admin sensor add` runs) must not both create the
         // schema (the second would fail on "table already exists").
-        if version != SCHEMA_VERSION {
-            conn.execute_batch("BEGIN IMMEDIATE")?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaVersion { found: version });
+        }
+        // Versions before 8 are brought to 8 in the store's file, in one
+        // transaction; version 9 then moves the aggregates to a file of their own.
+        if version < 8 {
+            let tx = write_tx(&mut conn)?;
             let applied = (|| -> Result<(), StoreError> {
+                let conn: &Connection = &tx;
                 let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
                 let v6 = format!(
                     "{} {} {} {SCHEMA_V7} {SCHEMA_V8}",
@@ -472,7 +475,13 @@ impl SqliteStore {
                     events::SCHEMA_V7
                 );
                 let steps = match version {
-                    0 => format!("{SCHEMA} {SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5} {v6}"),
+                    // A new store: version 9 at once, its aggregates in their own
+                    // file from the start (no version 8 for another process to
+                    // see, back up and move).
+                    0 => format!(
+                        "{SCHEMA} {SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5} {v6}
+                         DROP TABLE port_cells; DROP TABLE source_days;"
+                    ),
                     // Migrations: add the tables of the versions in between (`v6`
                     // holds versions 7 and 8 too).
                     1 => format!("{SCHEMA_V2} {SCHEMA_V3} {SCHEMA_V4} {SCHEMA_V5} {v6}"),
@@ -482,34 +491,69 @@ impl SqliteStore {
                     5 => v6,
                     6 => format!("{} {SCHEMA_V7} {SCHEMA_V8}", events::SCHEMA_V7),
                     7 => SCHEMA_V8.to_string(),
-                    SCHEMA_VERSION => return Ok(()),
+                    // Another process migrated it meanwhile.
+                    8 | SCHEMA_VERSION => return Ok(()),
                     found => return Err(StoreError::SchemaVersion { found }),
                 };
-                conn.execute_batch(&format!("{steps} PRAGMA user_version = {SCHEMA_VERSION};"))?;
-                // The row-per-event table becomes blocks, with their port cells and
-                // source days (inside this transaction: a crash leaves the old
-                // version, backed up, whole).
+                let to = if version == 0 { SCHEMA_VERSION } else { 8 };
+                conn.execute_batch(&format!("{steps} PRAGMA user_version = {to};"))?;
+                // The row-per-event table becomes blocks (inside this transaction:
+                // a crash leaves the old version, backed up, whole).
                 if version < 6 {
-                    events::migrate_rows(&conn)?;
+                    events::migrate_rows(conn)?;
                 }
                 Ok(())
             })();
-            match applied {
-                Ok(()) => conn.execute_batch("COMMIT")?,
-                Err(e) => {
-                    let _ = conn.execute_batch("ROLLBACK");
-                    return Err(e);
-                }
-            }
+            // (Dropped without a commit, the transaction rolls back.)
+            applied?;
+            tx.commit()?;
         }
-        let waiting = events::waiting(&conn)?;
-        Ok(SqliteStore {
+        let mut counter = counts::Counter::open(dir, &path)?;
+        let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaVersion { found: version });
+        }
+        if version == 8 {
+            // The aggregates are copied into their file first, then dropped here
+            // with the version set, under this file's write lock: a crash in
+            // between leaves version 8 whole, and the copy is done again.
+            counter.move_from_v8()?;
+            let tx = write_tx(&mut conn)?;
+            let version: u32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if version == 8 {
+                tx.execute_batch(&format!(
+                    "DROP TABLE main.port_cells; DROP TABLE main.source_days;
+                     PRAGMA user_version = {SCHEMA_VERSION};"
+                ))?;
+            }
+            tx.commit()?;
+        }
+        if counter.check_against_store()? {
+            tracing::warn!("the aggregates were counted further than the store holds (restored from a copy?): counting them again from its events");
+        }
+        counts::attach_read_only(&conn, &dir.join(counts::COUNTS_FILE), "counts")?;
+        let waiting = counter.waiting()?;
+        let mut store = SqliteStore {
             conn,
+            counter,
             waiting,
             defer: false,
             blocks: Default::default(),
             path,
-        })
+        };
+        // Blocks a migration from row-per-event versions stored, or a lost
+        // aggregates file left uncounted, are counted now.
+        if store.waiting >= events::AGGREGATE_EVERY {
+            store.aggregate_now()?;
+        }
+        Ok(store)
+    }
+
+    /// A connection of its own that counts this store's waiting blocks into the
+    /// aggregates (`counts.rs`), for a thread apart from the one that commits.
+    pub fn counter(&self) -> Result<counts::Counter, StoreError> {
+        let dir = self.path.parent().unwrap_or_else(|| Path::new("."));
+        counts::Counter::open(dir, &self.path)
     }
 
     /// How many stored event blocks were set aside because they do not decode
@@ -527,9 +571,7 @@ impl SqliteStore {
     /// (otherwise done once enough events wait, and before retention). Answers are
     /// the same before and after; queries read less raw data after.
     pub fn aggregate_now(&mut self) -> Result<(), StoreError> {
-        let tx = write_tx(&mut self.conn)?;
-        events::aggregate(&tx)?;
-        tx.commit()?;
+        self.counter.count()?;
         self.waiting = 0;
         Ok(())
     }
@@ -713,9 +755,12 @@ impl EventStore for SqliteStore {
         events_before: Timestamp,
         windows_before: Timestamp,
     ) -> Result<(u64, u64), StoreError> {
+        // Everything counted first, so nothing before the cut waits to be counted;
+        // then the blocks and `pruned_to` here, and the aggregates wholly before
+        // the cut in their file after (`counts.rs`: queries never read them then).
+        self.aggregate_now()?;
         let tx = write_tx(&mut self.conn)?;
-        let events = events::prune(&tx, events_before.0)?;
-        self.waiting = 0;
+        let events = events::prune_blocks(&tx, events_before.0)?;
         tx.execute(
             "DELETE FROM batches WHERE received_ms < ?1",
             [events_before.0],
@@ -742,6 +787,11 @@ impl EventStore for SqliteStore {
             [events_before.0],
         )?;
         tx.commit()?;
+        // Retention happened; cells left before the cut are never read and the
+        // next cut deletes them.
+        if let Err(e) = self.counter.prune(events_before.0) {
+            tracing::warn!(error = %e, "cannot delete the aggregates before the retention cut yet");
+        }
         Ok((events, windows as u64))
     }
 
@@ -792,6 +842,10 @@ impl EventStore for SqliteStore {
             self.aggregate_now()?;
         }
         Ok(())
+    }
+
+    fn counter(&self) -> Result<Option<Box<dyn crate::Counting>>, StoreError> {
+        Ok(Some(Box::new(SqliteStore::counter(self)?)))
     }
 
     fn stored_batches(

@@ -2,8 +2,10 @@
 //! exact count over the delivered events does (computed here, as the reference):
 //! top ports, a source's activity and the events of a range, over random networks
 //! delivered in random batches, for ranges aligned on days or hours or on nothing,
-//! by each ranking and limit, after retention cut through a day, and after the
-//! migration that turns a version 5 store's rows into blocks.
+//! by each ranking and limit, while a counter of its own counts on another thread
+//! (the server's), after retention cut through a day, after the aggregates' file
+//! was lost, and after the migration that turns a version 5 store's rows into
+//! blocks.
 #![allow(clippy::unwrap_used)] // a test may panic on a broken setup
 
 use proptest::prelude::*;
@@ -236,6 +238,19 @@ proptest! {
         for n in ["a", "b", "c"] {
             s.add_sensor(n, Timestamp(0)).unwrap();
         }
+        // As the server does: a counter on a connection of its own counts on
+        // another thread while batches commit, queries read and retention cuts.
+        let mut counter = s.counter().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let counting = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    counter.count().unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+            })
+        };
         // Batches of assorted sizes, each sensor's in turn, in delivery order.
         let mut delivered: Vec<(String, Event)> = Vec::new();
         let mut at = 0;
@@ -262,6 +277,18 @@ proptest! {
         delivered.retain(|(_, e)| e.time.0 >= BASE + cut);
         prop_assert_eq!(pruned as usize, before - delivered.len());
         check(&s, &delivered, &cuts)?;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        counting.join().unwrap();
+
+        // The aggregates' file lost: counted again from the blocks at open.
+        drop(s);
+        for f in ["counts.db", "counts.db-wal", "counts.db-shm"] {
+            let _ = std::fs::remove_file(dir.path().join(f));
+        }
+        let mut s = SqliteStore::open(dir.path()).unwrap();
+        check(&s, &delivered, &cuts)?;
+        s.aggregate_now().unwrap();
+        check(&s, &delivered, &cuts)?;
 
         // A version 5 store (a row per event, no cells) is migrated: its rows become
         // blocks, with the cells and source days.
@@ -273,7 +300,9 @@ proptest! {
         old_versions::insert_v5_rows(&conn, &rows);
         conn.execute_batch("PRAGMA user_version = 5;").unwrap();
         drop(conn);
-        let s = SqliteStore::open(dir.path()).unwrap();
+        let mut s = SqliteStore::open(dir.path()).unwrap();
+        check(&s, &rows, &cuts)?;
+        s.aggregate_now().unwrap();
         check(&s, &rows, &cuts)?;
     }
 }

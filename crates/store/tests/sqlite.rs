@@ -8,7 +8,7 @@ use scanwatch_store::sqlite::SqliteStore;
 use scanwatch_store::{BatchOutcome, ContextItem, ContextKind, StoreError};
 
 mod old_versions;
-use old_versions::BACK_TO_V5_EVENTS;
+use old_versions::{BACK_TO_V5_EVENTS, BACK_TO_V8};
 
 fn ev(t: i64, src: &str, port: u16) -> Event {
     Event {
@@ -498,7 +498,7 @@ fn a_migration_is_planned_read_only_and_backed_up_first() {
     s.add_sensor("fw-1", Timestamp(0)).unwrap();
     drop(s);
     let up_to_date = migration_plan(dir.path()).unwrap().unwrap();
-    assert_eq!((up_to_date.from, up_to_date.to), (8, 8));
+    assert_eq!((up_to_date.from, up_to_date.to), (9, 9));
     assert!(up_to_date.steps.is_empty());
     // Back to version 4: without the partials table.
     let db = dir.path().join("scanwatch.db");
@@ -509,8 +509,8 @@ fn a_migration_is_planned_read_only_and_backed_up_first() {
     .unwrap();
     drop(conn);
     let plan = migration_plan(dir.path()).unwrap().unwrap();
-    assert_eq!((plan.from, plan.to), (4, 8));
-    assert_eq!(plan.steps.len(), 4);
+    assert_eq!((plan.from, plan.to), (4, 9));
+    assert_eq!(plan.steps.len(), 5);
     assert_eq!(plan.backup, dir.path().join("scanwatch.db.v4.bak"));
     assert!(!plan.backup.exists(), "planning changes nothing");
     let version = |p: &std::path::Path| -> u32 {
@@ -586,6 +586,42 @@ fn concurrent_first_opens_both_succeed() {
             let r = h.join().unwrap();
             assert!(r.is_ok(), "round {round}: {r:?}");
         }
+    }
+}
+
+/// Four processes opening a version 8 store at once all get it: each backs it up
+/// under a name of its own, one moves the aggregates, the others find it moved.
+#[test]
+fn concurrent_opens_of_a_version_8_store_all_succeed() {
+    for round in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let s = SqliteStore::open(&path).unwrap();
+        let db = s.path().to_path_buf();
+        drop(s);
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch(BACK_TO_V8)
+            .unwrap();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let (p, b) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    b.wait();
+                    SqliteStore::open(&p).map(|_| ())
+                })
+            })
+            .collect();
+        for h in handles {
+            let r = h.join().unwrap();
+            assert!(r.is_ok(), "round {round}: {r:?}");
+        }
+        let version: u32 = rusqlite::Connection::open(&db)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, scanwatch_store::SCHEMA_VERSION);
     }
 }
 
@@ -698,7 +734,9 @@ fn the_event_mark_and_the_checkpoint() {
     drop(s);
     rusqlite::Connection::open(&db)
         .unwrap()
-        .execute_batch("DROP TABLE checkpoint; DROP TABLE damaged_blocks; PRAGMA user_version = 6;")
+        .execute_batch(&format!(
+            "{BACK_TO_V8} DROP TABLE checkpoint; DROP TABLE damaged_blocks; PRAGMA user_version = 6;"
+        ))
         .unwrap();
     let s = SqliteStore::open(dir.path()).unwrap();
     assert_eq!(s.checkpoint().unwrap(), None);
@@ -876,6 +914,10 @@ fn port_history_over_time_keyed_windows_and_the_version_8_migration() {
     // per-port cell index.
     rusqlite::Connection::open(&db)
         .unwrap()
+        .execute_batch(BACK_TO_V8)
+        .unwrap();
+    rusqlite::Connection::open(&db)
+        .unwrap()
         .execute_batch(
             "CREATE TABLE windows_v7 (
                  window_start_ms INTEGER NOT NULL, window_end_ms INTEGER NOT NULL,
@@ -894,7 +936,7 @@ fn port_history_over_time_keyed_windows_and_the_version_8_migration() {
     let plan = scanwatch_store::sqlite::migration_plan(dir.path())
         .unwrap()
         .unwrap();
-    assert_eq!((plan.from, plan.to, plan.steps.len()), (7, 8, 1));
+    assert_eq!((plan.from, plan.to, plan.steps.len()), (7, 9, 2));
     let s = SqliteStore::open(dir.path()).unwrap();
     check(&s);
     let conn = rusqlite::Connection::open(&db).unwrap();
@@ -906,6 +948,16 @@ fn port_history_over_time_keyed_windows_and_the_version_8_migration() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert!(indexes.is_empty(), "{indexes:?}");
+    // Nor did the cells take the per-port index along to their own file.
+    let moved: i64 = rusqlite::Connection::open(dir.path().join("counts.db"))
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'port_cells_by_port'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(moved, 0);
     assert!(dir.path().join("scanwatch.db.v7.bak").exists());
 }
 
@@ -918,9 +970,9 @@ fn port_history_over_time_keyed_windows_and_the_version_8_migration() {
 fn deferred_counting_waits_for_count_due_and_answers_the_same() {
     use scanwatch_store::TopBy;
     let watermark = |s: &SqliteStore| -> i64 {
-        rusqlite::Connection::open(s.path())
+        rusqlite::Connection::open(s.path().with_file_name("counts.db"))
             .unwrap()
-            .query_row("SELECT block_id FROM aggregated", [], |r| r.get(0))
+            .query_row("SELECT block_id FROM counted", [], |r| r.get(0))
             .unwrap()
     };
     let batches: Vec<Vec<Event>> = (0..5)
@@ -988,6 +1040,183 @@ fn deferred_counting_waits_for_count_due_and_answers_the_same() {
     // Nothing due: nothing to do.
     deferred.count_due().unwrap();
     assert_eq!(answers(&deferred), want);
+}
+
+/// The aggregates are in a file of their own (`counts.db`), so a batch commits
+/// while a counting holds that file's write lock (the server counts on another
+/// thread): here another connection holds it for the whole commit. The store's
+/// connection has that file attached read-only; attached writable, its
+/// `BEGIN IMMEDIATE` would wait for the lock (the busy timeout) and fail.
+#[test]
+fn a_batch_commits_while_the_aggregates_file_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    s.add_sensor("a", Timestamp(0)).unwrap();
+    let counts = rusqlite::Connection::open(dir.path().join("counts.db")).unwrap();
+    counts.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let batch: Vec<Event> = (0..100)
+        .map(|i| ev(i * 1_000, "203.0.113.7", 1025))
+        .collect();
+    assert!(matches!(
+        s.commit_batch("a", "1", &batch, Timestamp(1)).unwrap(),
+        BatchOutcome::Accepted { events: 100 }
+    ));
+    counts.execute_batch("COMMIT").unwrap();
+    // Queries read the waiting block meanwhile; the counting then counts it.
+    let top = |s: &SqliteStore| {
+        s.top_ports(
+            Timestamp(0),
+            Timestamp(1_000_000),
+            scanwatch_store::TopBy::Events,
+            5,
+        )
+        .unwrap()
+    };
+    let before = top(&s);
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0].events, 200, "100 events of count 2");
+    s.aggregate_now().unwrap();
+    assert_eq!(top(&s), before);
+}
+
+/// A version 8 store kept its aggregates in its own file: opening it moves them,
+/// rows and watermark, into `counts.db` (version 9) and drops them there; the
+/// answers are the same, nothing is counted again.
+#[test]
+fn a_version_8_store_moves_its_aggregates_to_their_own_file() {
+    use scanwatch_store::TopBy;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    s.add_sensor("a", Timestamp(0)).unwrap();
+    for b in 0..7 {
+        let batch: Vec<Event> = (0..4_000)
+            .map(|i| {
+                let n = b * 4_000 + i;
+                ev(
+                    n as i64 * 9_000,
+                    &format!("203.0.{}.{}", n / 250 % 250, n % 250),
+                    1000 + (n % 40) as u16,
+                )
+            })
+            .collect();
+        s.commit_batch("a", &b.to_string(), &batch, Timestamp(1))
+            .unwrap();
+    }
+    let answers = |s: &SqliteStore| {
+        let (from, to) = (Timestamp(0), Timestamp(1 << 40));
+        (
+            s.top_ports(from, to, TopBy::Sources, 50).unwrap(),
+            s.top_ports(
+                Timestamp(3_600_000),
+                Timestamp(90_000_000),
+                TopBy::Events,
+                5,
+            )
+            .unwrap(),
+            s.source_activity("203.0.3.7".parse().unwrap(), from, to)
+                .unwrap(),
+        )
+    };
+    let counted = |dir: &std::path::Path| -> i64 {
+        rusqlite::Connection::open(dir.join("counts.db"))
+            .unwrap()
+            .query_row("SELECT block_id FROM counted", [], |r| r.get(0))
+            .unwrap()
+    };
+    let want = answers(&s);
+    let mark = counted(dir.path());
+    assert!(mark > 0, "20,000 of the 28,000 events were counted");
+    let db = s.path().to_path_buf();
+    drop(s);
+    // Version 8: the aggregates, rows and watermark, in the store's file; no
+    // counts.db.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(BACK_TO_V8).unwrap();
+    conn.execute(
+        "ATTACH DATABASE ?1 AS c",
+        [dir.path().join("counts.db").display().to_string()],
+    )
+    .unwrap();
+    conn.execute_batch(
+        "INSERT INTO main.port_cells SELECT * FROM c.port_cells;
+         INSERT INTO main.source_days SELECT * FROM c.source_days;
+         UPDATE aggregated SET block_id = (SELECT block_id FROM c.counted);
+         DETACH DATABASE c;",
+    )
+    .unwrap();
+    drop(conn);
+    for f in ["counts.db", "counts.db-wal", "counts.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
+    let s = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(counted(dir.path()), mark, "moved, not counted again");
+    assert_eq!(answers(&s), want);
+    let main_tables: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('port_cells', 'source_days')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(main_tables, 0, "dropped from the store's file");
+    assert!(dir.path().join("scanwatch.db.v8.bak").exists());
+}
+
+/// The store's file put back from an older copy (docs/deploy.md) while
+/// `counts.db` stays: the aggregates were counted further than the restored file
+/// holds, so they are counted again from its events at open; the answers are the
+/// copy's, and the batches that follow are counted.
+#[test]
+fn a_store_restored_from_an_older_copy_is_counted_again() {
+    use scanwatch_store::TopBy;
+    let dir = tempfile::tempdir().unwrap();
+    let batch = |b: usize| -> Vec<Event> {
+        (0..25_000)
+            .map(|i| {
+                ev(
+                    (b * 25_000 + i) as i64 * 1_000,
+                    &format!("203.0.{}.{}", b, i % 250),
+                    1025 + b as u16,
+                )
+            })
+            .collect()
+    };
+    let top = |s: &SqliteStore| {
+        s.top_ports(Timestamp(0), Timestamp(1 << 40), TopBy::Events, 10)
+            .unwrap()
+    };
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    s.add_sensor("a", Timestamp(0)).unwrap();
+    s.commit_batch("a", "0", &batch(0), Timestamp(1)).unwrap();
+    let copy = dir.path().join("copy.db");
+    rusqlite::Connection::open(s.path())
+        .unwrap()
+        .execute("VACUUM INTO ?1", [copy.display().to_string()])
+        .unwrap();
+    let at_copy = top(&s);
+    for b in 1..3 {
+        s.commit_batch("a", &b.to_string(), &batch(b), Timestamp(1))
+            .unwrap();
+    }
+    s.aggregate_now().unwrap();
+    assert_ne!(top(&s), at_copy);
+    let db = s.path().to_path_buf();
+    drop(s);
+    std::fs::copy(&copy, &db).unwrap();
+    for f in ["scanwatch.db-wal", "scanwatch.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(top(&s), at_copy, "the copy's answers");
+    s.commit_batch("a", "3", &batch(3), Timestamp(1)).unwrap();
+    s.aggregate_now().unwrap();
+    let got = top(&s);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        got.iter().all(|p| p.events == 2 * 25_000),
+        "25,000 events of count 2 on each: {got:?}"
+    );
 }
 
 /// A write that reads first (retention counts, then deletes) waits for another

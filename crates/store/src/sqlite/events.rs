@@ -139,7 +139,7 @@ pub(crate) fn store(conn: &Connection, sensor_id: i64, events: &[Event]) -> Resu
 /// The last block counted in the cells and source days.
 pub(crate) fn watermark(conn: &Connection) -> Result<i64, StoreError> {
     Ok(
-        conn.query_row("SELECT block_id FROM aggregated WHERE one = 1", [], |r| {
+        conn.query_row("SELECT block_id FROM counted WHERE one = 1", [], |r| {
             r.get(0)
         })?,
     )
@@ -160,22 +160,25 @@ pub(crate) fn pruned_to(conn: &Connection) -> Result<i64, StoreError> {
 pub(crate) fn waiting(conn: &Connection) -> Result<u64, StoreError> {
     let n: i64 = conn.query_row(
         "SELECT COALESCE(SUM(events), 0) FROM event_blocks
-         WHERE id > (SELECT block_id FROM aggregated WHERE one = 1)",
+         WHERE id > (SELECT block_id FROM counted WHERE one = 1)",
         [],
         |r| r.get(0),
     )?;
     Ok(n as u64)
 }
 
-/// Counts every block after the watermark into the cells and source days and
-/// moves the watermark, in the caller's transaction (256 blocks at a time, so
-/// memory holds a bounded part).
-pub(crate) fn aggregate(conn: &Connection) -> Result<(), StoreError> {
-    let mut mark = watermark(conn)?;
+/// Counts the next blocks after the watermark (up to 256, so memory holds a
+/// bounded part and the caller's transaction of the aggregates' file, `counts.rs`,
+/// holds its lock a bounded time) into the cells and source days and moves the
+/// watermark past them. `None` when no block waits; otherwise the blocks that do
+/// not decode, with why (counted as nothing, passed by the watermark), for the
+/// caller to set aside in the store's file before it commits.
+pub(crate) fn aggregate_next(conn: &Connection) -> Result<Option<Vec<(i64, String)>>, StoreError> {
+    let mark = watermark(conn)?;
     let mut st = conn.prepare_cached(
         "SELECT id, sensor_id, data FROM event_blocks WHERE id > ?1 ORDER BY id LIMIT 256",
     )?;
-    loop {
+    {
         let mut cells = port_cells::Pending::default();
         let mut days: HashMap<DayKey, SourceAcc> = HashMap::new();
         let mut last = None;
@@ -211,16 +214,13 @@ pub(crate) fn aggregate(conn: &Connection) -> Result<(), StoreError> {
             }
         }
         drop(rows);
-        for (id, why) in damaged {
-            set_aside(conn, id, &why)?;
-        }
         let Some(last) = last else {
-            return Ok(());
+            return Ok(None);
         };
         cells.write(conn)?;
         merge_days(conn, days)?;
-        conn.execute("UPDATE aggregated SET block_id = ?1 WHERE one = 1", [last])?;
-        mark = last;
+        conn.execute("UPDATE counted SET block_id = ?1 WHERE one = 1", [last])?;
+        Ok(Some(damaged))
     }
 }
 
@@ -228,7 +228,7 @@ pub(crate) fn aggregate(conn: &Connection) -> Result<(), StoreError> {
 /// the store's back) into `damaged_blocks`, with why: counting, retention and
 /// queries go on without it (its events cannot be read), and it is kept for
 /// whoever looks into it.
-fn set_aside(conn: &Connection, id: i64, why: &str) -> Result<(), StoreError> {
+pub(crate) fn set_aside(conn: &Connection, id: i64, why: &str) -> Result<(), StoreError> {
     conn.execute(
         "INSERT OR REPLACE INTO damaged_blocks
              (id, sensor_id, min_time_ms, max_time_ms, events, data, error)
@@ -340,8 +340,9 @@ impl BlockCache {
 /// Runs a query for `(id, sensor_id, events, min_time_ms, data)` of blocks (bound
 /// to `first`, `to`, `from`) and hands each of their events with time in
 /// `[from, to)` to `each`, decoding a block only when `cache` does not hold it. A
-/// block that does not decode is left out with a warning (the writer's next
-/// counting sets it aside: `set_aside`); the other blocks are read.
+/// block that does not decode is left out with a warning (set aside by the next
+/// counting if it waits to be counted, by retention if the cut runs through it:
+/// `set_aside`); the other blocks are read.
 fn scan_query(
     conn: &Connection,
     cache: Option<&Mutex<BlockCache>>,
@@ -643,15 +644,14 @@ pub(crate) fn source_activity(
     Ok(out)
 }
 
-/// Retention: the events before `cut` go (blocks wholly before it deleted, a block
-/// it cuts through written again with what is left), with the source days and
-/// port cells wholly before it. The cells the cut runs through are left as they
-/// are and never read (`pruned_to`): counting the day again took 14.5 s with 30
-/// days loaded, in the writer's transaction, every hour. Returns how many events
-/// were deleted.
-pub(crate) fn prune(conn: &Connection, cut: i64) -> Result<u64, StoreError> {
-    // Everything counted first, so nothing before the cut waits to be counted.
-    aggregate(conn)?;
+/// Retention in the store's file: the events before `cut` go (blocks wholly before
+/// it deleted, a block it cuts through written again with what is left) and
+/// `pruned_to` moves; the caller has counted everything first and deletes the
+/// source days and port cells wholly before the cut after (`counts.rs`). The cells
+/// the cut runs through are left as they are and never read (`pruned_to`):
+/// counting the day again took 14.5 s with 30 days loaded, in the writer's
+/// transaction, every hour. Returns how many events were deleted.
+pub(crate) fn prune_blocks(conn: &Connection, cut: i64) -> Result<u64, StoreError> {
     let mut deleted: i64 = conn.query_row(
         "SELECT COALESCE(SUM(events), 0) FROM event_blocks WHERE min_time_ms < ?1 AND max_time_ms < ?1",
         [cut],
@@ -686,13 +686,6 @@ pub(crate) fn prune(conn: &Connection, cut: i64) -> Result<u64, StoreError> {
             params![id, lo, events.len() as i64, encode_events(&events)],
         )?;
     }
-    // The source days wholly before the cut go; the day it cuts through stays,
-    // unread (queries read that day from its events) until it is wholly past.
-    conn.execute(
-        "DELETE FROM source_days WHERE day_ms < ?1",
-        [floor_to(cut, DAY_MS)],
-    )?;
-    port_cells::prune(conn, cut)?;
     conn.execute(
         "UPDATE aggregated SET pruned_to = MAX(pruned_to, ?1) WHERE one = 1",
         [cut],
@@ -700,9 +693,21 @@ pub(crate) fn prune(conn: &Connection, cut: i64) -> Result<u64, StoreError> {
     Ok(deleted as u64)
 }
 
+/// The source days wholly before `cut` go (in the aggregates' file); the day it
+/// cuts through stays, unread (queries read that day from its events) until it is
+/// wholly past.
+pub(crate) fn prune_days(conn: &Connection, cut: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "DELETE FROM source_days WHERE day_ms < ?1",
+        [floor_to(cut, DAY_MS)],
+    )?;
+    Ok(())
+}
+
 /// Moves the row-per-event table of versions 1 to 5 into blocks (runs of one
 /// sensor's events in the order they were stored, cut at each hour and every
-/// 20,000 events), with their port cells and source days, and drops it.
+/// 20,000 events), and drops it; the blocks are counted into the aggregates once
+/// the store is open.
 pub(crate) fn migrate_rows(conn: &Connection) -> Result<(), StoreError> {
     const RUN: usize = 20_000;
     let mut run: Vec<Event> = Vec::new();
@@ -729,8 +734,9 @@ pub(crate) fn migrate_rows(conn: &Connection) -> Result<(), StoreError> {
     if let Some(s) = run_sensor {
         store(conn, s, &run)?;
     }
+    // Counted into the aggregates once the store is open (they wait meanwhile).
     conn.execute_batch("DROP TABLE events;")?;
-    aggregate(conn)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,9 +5,34 @@
 
 use scanwatch_event::Event;
 
+/// Version 9 keeps the aggregates in a file of their own (`counts.db`); version 8
+/// kept them in the store's file. Back to version 8: the tables there again,
+/// empty and counted to block 0 (as if no counting had run yet), so the move to
+/// version 9 counts every block again.
+pub const BACK_TO_V8: &str = "
+CREATE TABLE port_cells (
+    span_ms INTEGER NOT NULL, start_ms INTEGER NOT NULL, proto INTEGER NOT NULL,
+    port INTEGER NOT NULL, events INTEGER NOT NULL, n_src INTEGER NOT NULL,
+    n_sensors INTEGER NOT NULL, src BLOB NOT NULL, dst BLOB NOT NULL, sensors BLOB NOT NULL,
+    PRIMARY KEY (span_ms, start_ms, proto, port)
+) WITHOUT ROWID;
+CREATE INDEX port_cells_busy
+    ON port_cells (span_ms, start_ms, proto, port, events, n_src, n_sensors)
+    WHERE events >= 8;
+CREATE TABLE source_days (
+    day_ms INTEGER NOT NULL, src BLOB NOT NULL, proto INTEGER NOT NULL, port INTEGER NOT NULL,
+    events INTEGER NOT NULL, first_in INTEGER NOT NULL, last_in INTEGER NOT NULL,
+    sensors BLOB NOT NULL, targets BLOB NOT NULL,
+    PRIMARY KEY (day_ms, src, proto, port)
+) WITHOUT ROWID;
+UPDATE aggregated SET block_id = 0;
+PRAGMA user_version = 8;
+";
+
 /// Drops version 6's tables and creates version 5's `events` table (empty).
 pub const BACK_TO_V5_EVENTS: &str = "
-DROP TABLE event_blocks; DROP TABLE source_days; DROP TABLE port_cells; DROP TABLE aggregated;
+DROP TABLE event_blocks; DROP TABLE IF EXISTS source_days; DROP TABLE IF EXISTS port_cells;
+DROP TABLE aggregated;
 DROP TABLE checkpoint; DROP TABLE damaged_blocks;
 CREATE TABLE events (
     time_ms   INTEGER NOT NULL,

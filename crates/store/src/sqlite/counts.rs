@@ -1,0 +1,330 @@
+//! The embedded store's aggregates in a database file of their own (`counts.db`
+//! beside `scanwatch.db`, schema version 9): the per-port cells (`port_cells`), the
+//! sources' days (`source_days`) and the watermark they are counted to
+//! (`counted`).
+//!
+//! Why a second file: SQLite has one writer per file, and counting stored blocks
+//! into these tables is most of the work of ingest (about 70 % in the ingest
+//! bench's split), so on one file it held the write lock the batches' commits
+//! wait for. With its own file, a [`Counter`] (its own connection: `counts.db` as
+//! `main`, the store's file attached read-only as `ev`) writes while the store's
+//! connection commits batches; the two cores work at once. The store's connection
+//! has `counts.db` attached read-only as `counts`, so its queries name the tables
+//! as before. A read-only attachment matters: `BEGIN IMMEDIATE` takes the write
+//! lock of every attached database that is writable.
+//!
+//! Consistency: the cells, the source days and the watermark change in one
+//! transaction of this file; the blocks (the record, in the store's file) are only
+//! added to, except by retention. A query reads the watermark first (its snapshot
+//! of this file) and then the blocks after it (its snapshot of the store's file,
+//! taken later, so it holds every block the cells count): each committed batch is
+//! counted once. Retention cuts the blocks and moves `pruned_to` first and deletes
+//! the cells wholly before the cut after (queries never read cells before
+//! `pruned_to`). The aggregates are derived: a lost or deleted `counts.db` is
+//! recounted from the blocks (watermark 0) when the store opens.
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::{events, functions, port_cells};
+use crate::StoreError;
+
+/// The aggregates' file, beside [`super::DB_FILE`].
+pub const COUNTS_FILE: &str = "counts.db";
+
+/// The aggregates' tables (the shapes of the store's versions 6 to 8, where they
+/// lived in the store's file) and the watermark.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS port_cells (
+    span_ms   INTEGER NOT NULL,
+    start_ms  INTEGER NOT NULL,
+    proto     INTEGER NOT NULL,
+    port      INTEGER NOT NULL,
+    events    INTEGER NOT NULL,
+    n_src     INTEGER NOT NULL,
+    n_sensors INTEGER NOT NULL,
+    src       BLOB    NOT NULL,
+    dst       BLOB    NOT NULL,
+    sensors   BLOB    NOT NULL,
+    PRIMARY KEY (span_ms, start_ms, proto, port)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS port_cells_busy
+    ON port_cells (span_ms, start_ms, proto, port, events, n_src, n_sensors)
+    WHERE events >= 8;
+CREATE TABLE IF NOT EXISTS source_days (
+    day_ms   INTEGER NOT NULL,
+    src      BLOB    NOT NULL,
+    proto    INTEGER NOT NULL,
+    port     INTEGER NOT NULL,
+    events   INTEGER NOT NULL,
+    first_in INTEGER NOT NULL,
+    last_in  INTEGER NOT NULL,
+    sensors  BLOB    NOT NULL,
+    targets  BLOB    NOT NULL,
+    PRIMARY KEY (day_ms, src, proto, port)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counted (
+    one      INTEGER PRIMARY KEY CHECK (one = 1),
+    block_id INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO counted (one, block_id) VALUES (1, 0);
+";
+
+/// Version 9 moves the aggregates of a version-8 store (in its file) here: the
+/// rows and the watermark, replacing whatever this file held (a move cut short by
+/// a crash is simply done again).
+const MOVE_FROM_V8: &str = "
+DELETE FROM port_cells;
+DELETE FROM source_days;
+INSERT INTO port_cells (span_ms, start_ms, proto, port, events, n_src, n_sensors, src, dst, sensors)
+    SELECT span_ms, start_ms, proto, port, events, n_src, n_sensors, src, dst, sensors
+    FROM ev.port_cells ORDER BY span_ms, start_ms, proto, port;
+INSERT INTO source_days (day_ms, src, proto, port, events, first_in, last_in, sensors, targets)
+    SELECT day_ms, src, proto, port, events, first_in, last_in, sensors, targets
+    FROM ev.source_days ORDER BY day_ms, src, proto, port;
+UPDATE counted SET block_id = (SELECT block_id FROM ev.aggregated WHERE one = 1) WHERE one = 1;
+";
+
+/// A file name as an SQLite URI (`file://` and the absolute path, with `%`, `?`
+/// and `#` escaped), so it can carry `mode=ro`.
+fn uri(path: &Path, query: &str) -> String {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut s = String::from("file://");
+    for c in path.display().to_string().chars() {
+        match c {
+            '%' => s.push_str("%25"),
+            '?' => s.push_str("%3f"),
+            '#' => s.push_str("%23"),
+            c => s.push(c),
+        }
+    }
+    s.push('?');
+    s.push_str(query);
+    s
+}
+
+/// Attaches the database file `path` to `conn` read-only, as `name`.
+pub(crate) fn attach_read_only(
+    conn: &Connection,
+    path: &Path,
+    name: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        &format!("ATTACH DATABASE ?1 AS {name}"),
+        [uri(path, "mode=ro")],
+    )?;
+    Ok(())
+}
+
+/// Creates `path` the owner's only if it does not exist (SQLite's WAL and
+/// shared-memory files take its mode): the store's files hold what it holds.
+pub(crate) fn create_private(path: &Path) -> std::io::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        // Another process created it in between: theirs is as good.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Switches a connection's database to WAL. Switching a new database takes an
+/// exclusive lock without waiting on the busy handler: retried, bounded, when
+/// another process opens it too.
+pub(crate) fn set_wal(conn: &Connection) -> Result<(), StoreError> {
+    for attempt in 0.. {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Ok(()) => break,
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && attempt < 200 =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// A connection that counts the store's waiting blocks into the aggregates, apart
+/// from the store's own connection: the server runs one on a thread of its own
+/// (`EventStore::counter`), so counting never holds the lock batches commit under.
+#[derive(Debug)]
+pub struct Counter {
+    conn: Connection,
+    /// The store's file (blocks set aside as damaged are moved there).
+    store_file: PathBuf,
+}
+
+impl Counter {
+    /// Opens the aggregates of the store in `dir` (`store_file` is its
+    /// database), creating their tables if the file is new.
+    pub(crate) fn open(dir: &Path, store_file: &Path) -> Result<Counter, StoreError> {
+        let path = dir.join(COUNTS_FILE);
+        create_private(&path).map_err(|e| StoreError::DataDir {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let mut conn = Connection::open(&path)?;
+        functions::register(&conn)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        set_wal(&conn)?;
+        // Derived data: a commit lost to a power cut takes its watermark with it
+        // (one transaction), and the blocks are counted again.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "cache_size", -65_536)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
+        // Read first: every process that opens the store opens this file, and
+        // only a new one needs the write lock.
+        let made: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'counted')",
+            [],
+            |r| r.get(0),
+        )?;
+        if !made {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(SCHEMA)?;
+            tx.commit()?;
+        }
+        attach_read_only(&conn, store_file, "ev")?;
+        Ok(Counter {
+            conn,
+            store_file: store_file.to_path_buf(),
+        })
+    }
+
+    /// Moves a version-8 store's aggregates into this file, if the store is still
+    /// at version 8 (read under this file's write lock; the caller then drops them
+    /// from the store's file and sets version 9 there).
+    pub(crate) fn move_from_v8(&mut self) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: u32 = tx.pragma_query_value(Some("ev"), "user_version", |r| r.get(0))?;
+        if version == 8 {
+            tx.execute_batch(MOVE_FROM_V8)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Starts the aggregates afresh (watermark 0) if they were counted further
+    /// than the store's file has ever stored (its block ids are never reused):
+    /// the store's file was put back from an older copy, and the cells count
+    /// events it does not hold while its next blocks would take ids below the
+    /// watermark and never be counted.
+    pub(crate) fn check_against_store(&mut self) -> Result<bool, StoreError> {
+        fn ahead(conn: &Connection) -> Result<bool, StoreError> {
+            // The highest id ever given (AUTOINCREMENT keeps it in
+            // `sqlite_sequence`; a table made without it has only its rows).
+            let sequence: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM ev.sqlite_master WHERE name = 'sqlite_sequence')",
+                [],
+                |r| r.get(0),
+            )?;
+            let given = if sequence {
+                "MAX(COALESCE((SELECT MAX(id) FROM ev.event_blocks), 0),
+                     COALESCE((SELECT seq FROM ev.sqlite_sequence WHERE name = 'event_blocks'), 0))"
+            } else {
+                "COALESCE((SELECT MAX(id) FROM ev.event_blocks), 0)"
+            };
+            Ok(conn.query_row(
+                &format!("SELECT (SELECT block_id FROM counted WHERE one = 1) > {given}"),
+                [],
+                |r| r.get(0),
+            )?)
+        }
+        // Read first: the write lock only when there is something to do.
+        if !ahead(&self.conn)? {
+            return Ok(false);
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let reset = ahead(&tx)?;
+        if reset {
+            tx.execute_batch(
+                "DELETE FROM port_cells; DELETE FROM source_days;
+                 UPDATE counted SET block_id = 0 WHERE one = 1;",
+            )?;
+        }
+        tx.commit()?;
+        Ok(reset)
+    }
+
+    /// How many events wait in blocks after the watermark.
+    pub fn waiting(&self) -> Result<u64, StoreError> {
+        events::waiting(&self.conn)
+    }
+
+    /// Counts every block after the watermark into the aggregates and moves it:
+    /// 256 blocks per transaction of this file (which locks only this file), so
+    /// another counter (another process's) waits at most one of them.
+    pub fn count(&mut self) -> Result<(), StoreError> {
+        loop {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some(damaged) = events::aggregate_next(&tx)? else {
+                return Ok(());
+            };
+            if !damaged.is_empty() {
+                set_aside(&self.store_file, &damaged)?;
+            }
+            tx.commit()?;
+        }
+    }
+
+    /// Counts if at least [`events::AGGREGATE_EVERY`] events wait.
+    pub fn count_due(&mut self) -> Result<(), StoreError> {
+        if self.waiting()? >= events::AGGREGATE_EVERY {
+            self.count()?;
+        }
+        Ok(())
+    }
+
+    /// Retention cut the blocks before `cut` (and moved `pruned_to`): the cells
+    /// and source days wholly before it go. The hour and the day it cuts through
+    /// stay, unread, until a later cut passes them.
+    pub(crate) fn prune(&mut self, cut: i64) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        events::prune_days(&tx, cut)?;
+        port_cells::prune(&tx, cut)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// Moves blocks that do not decode (rare: damaged on disk, or written behind the
+/// store's back) into the store's `damaged_blocks`, on a connection of its own to
+/// the store's file, before the counting that passed them commits: a crash in
+/// between leaves them set aside and not yet passed, which the next counting
+/// does not see. (The locks are taken in this order only: this file's, then the
+/// store's; nothing takes them the other way round.)
+fn set_aside(store_file: &Path, damaged: &[(i64, String)]) -> Result<(), StoreError> {
+    let mut store = Connection::open(store_file)?;
+    store.busy_timeout(std::time::Duration::from_secs(10))?;
+    let tx = store.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for (id, why) in damaged {
+        events::set_aside(&tx, *id, why)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+impl crate::Counting for Counter {
+    fn count_due(&mut self) -> Result<(), StoreError> {
+        Counter::count_due(self)
+    }
+}
