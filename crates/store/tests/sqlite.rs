@@ -571,22 +571,25 @@ fn a_migration_is_planned_read_only_and_backed_up_first() {
 fn concurrent_first_opens_both_succeed() {
     for round in 0..20 {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().to_path_buf();
-        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
-        let handles: Vec<_> = (0..4)
-            .map(|_| {
-                let (p, b) = (path.clone(), barrier.clone());
-                std::thread::spawn(move || {
-                    b.wait();
-                    SqliteStore::open(&p).map(|_| ())
-                })
-            })
-            .collect();
-        for h in handles {
-            let r = h.join().unwrap();
+        for r in open_at_once(dir.path(), 4) {
             assert!(r.is_ok(), "round {round}: {r:?}");
         }
     }
+}
+
+/// Opens the store in `dir` from `n` threads released at once.
+fn open_at_once(dir: &std::path::Path, n: usize) -> Vec<Result<(), StoreError>> {
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(n));
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let (p, b) = (dir.to_path_buf(), barrier.clone());
+            std::thread::spawn(move || {
+                b.wait();
+                SqliteStore::open(&p).map(|_| ())
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
 }
 
 /// Four processes opening a version 8 store at once all get it: each backs it up
@@ -603,18 +606,7 @@ fn concurrent_opens_of_a_version_8_store_all_succeed() {
             .unwrap()
             .execute_batch(BACK_TO_V8)
             .unwrap();
-        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
-        let handles: Vec<_> = (0..4)
-            .map(|_| {
-                let (p, b) = (path.clone(), barrier.clone());
-                std::thread::spawn(move || {
-                    b.wait();
-                    SqliteStore::open(&p).map(|_| ())
-                })
-            })
-            .collect();
-        for h in handles {
-            let r = h.join().unwrap();
+        for r in open_at_once(&path, 4) {
             assert!(r.is_ok(), "round {round}: {r:?}");
         }
         let version: u32 = rusqlite::Connection::open(&db)
