@@ -508,7 +508,13 @@ impl SqliteStore {
             applied?;
             tx.commit()?;
         }
-        let mut counter = counts::Counter::open(dir, &path)?;
+        let (mut counter, aside) = counts::Counter::open_or_recount(dir, &path)?;
+        if let Some(aside) = aside {
+            tracing::warn!(
+                moved_to = %aside.display(),
+                "the aggregates' file (counts.db) is not a sound database: moved aside; counting them again from the stored events"
+            );
+        }
         let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::SchemaVersion { found: version });

@@ -1155,6 +1155,41 @@ fn a_version_8_store_moves_its_aggregates_to_their_own_file() {
     assert!(dir.path().join("scanwatch.db.v8.bak").exists());
 }
 
+/// A damaged aggregates' file (here written over with bytes that are no database)
+/// is moved aside, kept for whoever looks into it, and the aggregates are counted
+/// again from the blocks: the store opens and answers as before.
+#[test]
+fn a_damaged_aggregates_file_is_moved_aside_and_counted_again() {
+    use scanwatch_store::TopBy;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    s.add_sensor("a", Timestamp(0)).unwrap();
+    let batch: Vec<Event> = (0..30_000)
+        .map(|i| {
+            ev(
+                i * 1_000,
+                &format!("203.0.{}.{}", i / 250 % 250, i % 250),
+                1025,
+            )
+        })
+        .collect();
+    s.commit_batch("a", "1", &batch, Timestamp(1)).unwrap();
+    let top = |s: &SqliteStore| {
+        s.top_ports(Timestamp(0), Timestamp(1 << 40), TopBy::Sources, 5)
+            .unwrap()
+    };
+    let want = top(&s);
+    drop(s);
+    std::fs::write(dir.path().join("counts.db"), vec![b'x'; 8192]).unwrap();
+    let s = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(top(&s), want);
+    assert_eq!(
+        std::fs::read(dir.path().join("counts.db.damaged")).unwrap(),
+        vec![b'x'; 8192],
+        "the damaged file is kept"
+    );
+}
+
 /// The store's file put back from an older copy (docs/deploy.md) while
 /// `counts.db` stays: the aggregates were counted further than the restored file
 /// holds, so they are counted again from its events at open; the answers are the

@@ -202,6 +202,29 @@ impl Counter {
         })
     }
 
+    /// As [`Counter::open`], but an aggregates' file that is not a sound database
+    /// (damaged on disk, or written over) is moved aside (`counts.db.damaged`, or
+    /// `.damaged.1`, …, its WAL and shared memory with it: a stale WAL must not be
+    /// played into the new file) and a new one made, counted again from the
+    /// blocks: the aggregates are derived. Returns where the damaged file went.
+    pub(crate) fn open_or_recount(
+        dir: &Path,
+        store_file: &Path,
+    ) -> Result<(Counter, Option<PathBuf>), StoreError> {
+        match Counter::open(dir, store_file) {
+            Err(StoreError::Db(rusqlite::Error::SqliteFailure(f, _)))
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+                ) =>
+            {
+                let aside = move_aside(dir)?;
+                Ok((Counter::open(dir, store_file)?, Some(aside)))
+            }
+            r => r.map(|c| (c, None)),
+        }
+    }
+
     /// Moves a version-8 store's aggregates into this file, if the store is still
     /// at version 8 (read under this file's write lock; the caller then drops them
     /// from the store's file and sets version 9 there).
@@ -304,6 +327,33 @@ impl Counter {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Renames a damaged `counts.db` and its `-wal` and `-shm` to the first free
+/// `counts.db.damaged[.N]` (with the same suffixes). Another process that moved it
+/// first is as good.
+fn move_aside(dir: &Path) -> Result<PathBuf, StoreError> {
+    let err = |p: &Path, e: std::io::Error| StoreError::DataDir {
+        path: p.display().to_string(),
+        reason: format!("cannot move the damaged aggregates aside: {e}"),
+    };
+    let base = dir.join(format!("{COUNTS_FILE}.damaged"));
+    let mut aside = base.clone();
+    let mut n = 1;
+    while aside.exists() && n < 1000 {
+        aside = PathBuf::from(format!("{}.{n}", base.display()));
+        n += 1;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let from = dir.join(format!("{COUNTS_FILE}{suffix}"));
+        let to = PathBuf::from(format!("{}{suffix}", aside.display()));
+        match std::fs::rename(&from, &to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(err(&from, e)),
+        }
+    }
+    Ok(aside)
 }
 
 /// Moves blocks that do not decode (rare: damaged on disk, or written behind the
