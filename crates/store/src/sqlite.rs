@@ -374,7 +374,11 @@ pub fn migration_plan(dir: &Path) -> Result<Option<MigrationPlan>, StoreError> {
 
 /// `scanwatch.db.v<version>.bak`, or with `.1`, `.2`, … when taken before.
 fn backup_path(dir: &Path, version: u32) -> PathBuf {
-    let base = dir.join(format!("{DB_FILE}.v{version}.bak"));
+    free_name(dir.join(format!("{DB_FILE}.v{version}.bak")))
+}
+
+/// `base` if no file has that name, or else the first free `base.1`, `base.2`, …
+pub(crate) fn free_name(base: PathBuf) -> PathBuf {
     let mut p = base.clone();
     let mut n = 1;
     while p.exists() && n < 1000 {

@@ -337,13 +337,7 @@ fn move_aside(dir: &Path) -> Result<PathBuf, StoreError> {
         path: p.display().to_string(),
         reason: format!("cannot move the damaged aggregates aside: {e}"),
     };
-    let base = dir.join(format!("{COUNTS_FILE}.damaged"));
-    let mut aside = base.clone();
-    let mut n = 1;
-    while aside.exists() && n < 1000 {
-        aside = PathBuf::from(format!("{}.{n}", base.display()));
-        n += 1;
-    }
+    let aside = super::free_name(dir.join(format!("{COUNTS_FILE}.damaged")));
     for suffix in ["", "-wal", "-shm"] {
         let from = dir.join(format!("{COUNTS_FILE}{suffix}"));
         let to = PathBuf::from(format!("{}{suffix}", aside.display()));
