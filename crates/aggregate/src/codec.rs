@@ -31,10 +31,12 @@ use crate::{
 /// sensor's latest event time in the part (the centre's per-sensor progress,
 /// docs/time.md); version 3 adds each cell's witnesses (which sensors saw each
 /// source, `witness`); version 4 adds each source's spread (the ports it reached,
-/// `spread`). Versions 1 to 3 are still read (no times, no witnesses: their
-/// sources count as seen by no known sensor, so none is corroborated; no spreads:
-/// nobody in them is a sweeper).
-pub const FORMAT_VERSION: u8 = 4;
+/// `spread`); version 5 writes, after a sampled cell's witness bound, which
+/// ranking drew the sample (`witness::ranking`: the deployment's seed). Versions
+/// 1 to 4 are still read (no times, no witnesses: their sources count as seen by
+/// no known sensor, so none is corroborated; no spreads: nobody in them is a
+/// sweeper; a version-4 sample was drawn by the address hash).
+pub const FORMAT_VERSION: u8 = 5;
 
 /// Each sensor's latest event time (ms) in a part, by sensor key.
 pub type SensorTimes = Vec<(crate::SensorKey, i64)>;
@@ -275,10 +277,15 @@ fn put_witnesses(out: &mut Vec<u8>, w: &Witnesses) {
             out.extend_from_slice(&k.to_le_bytes());
         }
     }
-    out.extend_from_slice(&w.bound().to_le_bytes());
+    let bound = w.bound();
+    out.extend_from_slice(&bound.to_le_bytes());
+    if bound != u64::MAX {
+        out.extend_from_slice(&crate::witness::ranking().to_le_bytes());
+    }
 }
 
-fn get_witnesses(r: &mut Reader<'_>) -> Result<Witnesses, DecodeError> {
+/// `v`: the format version (before 5, a sample was drawn by the address hash).
+fn get_witnesses(r: &mut Reader<'_>, v: u8) -> Result<Witnesses, DecodeError> {
     let n = r.count(17)?;
     if n > crate::WITNESS_SOURCES {
         return Err(bad("more witnessed sources than a cell keeps"));
@@ -297,7 +304,12 @@ fn get_witnesses(r: &mut Reader<'_>) -> Result<Witnesses, DecodeError> {
         entries.push((h, s));
     }
     let bound = r.u64_le()?;
-    Ok(Witnesses::from_parts(entries, bound))
+    let ranked_by = if bound != u64::MAX && v >= 5 {
+        r.u64_le()?
+    } else {
+        0
+    };
+    Ok(Witnesses::from_parts(entries, bound, ranked_by))
 }
 
 fn put_spreads(out: &mut Vec<u8>, s: &Spreads) {
@@ -538,7 +550,7 @@ pub fn decode_partial_body(body: &[u8]) -> Result<(Window, SensorTimes), DecodeE
             targets: get_distinct(&mut r)?,
             sensors: get_counted(&mut r)?,
             witnesses: if v >= 3 {
-                get_witnesses(&mut r)?
+                get_witnesses(&mut r, v)?
             } else {
                 Witnesses::default()
             },

@@ -11,16 +11,73 @@
 //!   a warning's top sources and to the blocklist.
 //!
 //! Memory is bounded: past [`WITNESS_SOURCES`] sources a cell keeps the sources
-//! with the smallest address hashes only (a bottom-k sample, which merges exactly:
-//! the bottom k of a union is the bottom k of the parts' bottom k), and counts
-//! are scaled from the sample. Hand-written: no sketch crate keeps a small set per
-//! sampled key.
+//! of smallest *rank* only (a bottom-k sample, which merges exactly: the bottom k
+//! of a union is the bottom k of the parts' bottom k), and counts are scaled from
+//! the sample. Hand-written: no sketch crate keeps a small set per sampled key.
+//!
+//! The rank of a source is its address hash hashed again under the deployment's
+//! sample seed ([`set_sample_seed`]). The address hash alone is public (unseeded
+//! xxh3, which every process must agree on): a hostile sensor could search offline
+//! for addresses of smallest hash, report thousands of them, and fill the sample
+//! with sources only it saw; the scaled count of its sole sources would then be
+//! nearly the whole cell, and trimming the largest contributor would hide a real
+//! surge. Under a secret seed it cannot tell which addresses rank low. Every
+//! process that merges a deployment's cells must rank under the same seed: the
+//! embedded store keeps it (`deployment` table), the scale-out roles share it
+//! through the bus. Without a seed (`analyze`, tests) the rank is the address
+//! hash, as before the seed existed; the codec writes which ranking drew a
+//! sample, and a sample drawn under another is taken as a sample of its own kept
+//! entries (still a bounded, unbiased-by-the-sender subset: never mixed bounds).
 
 use crate::keyed::KeyedMap;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 use crate::SensorKey;
+use std::sync::OnceLock;
+
+static SAMPLE_SEED: OnceLock<u64> = OnceLock::new();
+
+/// The sample seed was set already, to another value.
+#[derive(Debug, thiserror::Error)]
+#[error("the witness sample seed is set already (to another value)")]
+pub struct SeedAlreadySet;
+
+/// Sets the deployment's sample seed for this process, before any cell is made
+/// (the binary does it once, from the store or the bus). Setting the same seed
+/// again is accepted; another one is refused.
+pub fn set_sample_seed(seed: u64) -> Result<(), SeedAlreadySet> {
+    match SAMPLE_SEED.get_or_init(|| seed) {
+        s if *s == seed => Ok(()),
+        _ => Err(SeedAlreadySet),
+    }
+}
+
+/// The rank of the source hashing to `h` under `seed` (`None`: the hash itself).
+/// foldhash under a secret seed: built against hash flooding, so a sender cannot
+/// predict which of its addresses rank low (the same choice as `keyed`).
+#[inline]
+pub fn rank_under(seed: Option<u64>, h: u64) -> u64 {
+    use std::hash::BuildHasher;
+    match seed {
+        None => h,
+        Some(s) => foldhash::fast::FixedState::with_seed(s).hash_one(h),
+    }
+}
+
+#[inline]
+fn rank(h: u64) -> u64 {
+    rank_under(SAMPLE_SEED.get().copied(), h)
+}
+
+/// Which ranking this process samples by, as the codec writes it beside a
+/// sampled cell: 0 without a seed, otherwise a fingerprint of the seed (not the
+/// seed: stored bytes must not give it away).
+pub fn ranking() -> u64 {
+    SAMPLE_SEED.get().map_or(0, |s| {
+        xxhash_rust::xxh3::xxh3_64_with_seed(b"scanwatch witness ranking", *s) | 1
+    })
+}
 
 /// Witnesses kept per source: enough for any corroboration threshold we accept
 /// (`blocklist_min_sensors`, `confirm_min_sensors` are at most this).
@@ -110,7 +167,7 @@ pub enum Witnesses {
     #[default]
     Empty,
     Small(SmallVec<[(u64, WitnessSet); 1]>),
-    /// With `bound`: addresses hashing above it are not kept (u64::MAX: all are).
+    /// With `bound`: sources ranking above it are not kept (u64::MAX: all are).
     Map(KeyedMap<u64, WitnessSet>, u64),
 }
 
@@ -136,7 +193,7 @@ impl Witnesses {
                 }
             }
             Witnesses::Map(m, bound) => {
-                if src > *bound {
+                if *bound != u64::MAX && rank(src) > *bound {
                     return;
                 }
                 m.entry(src).or_default().merge(set);
@@ -157,14 +214,14 @@ impl Witnesses {
                 if let Witnesses::Map(mine, bound) = self {
                     if *b < *bound {
                         *bound = *b;
-                        mine.retain(|h, _| *h <= *b);
+                        mine.retain(|h, _| rank(*h) <= *b);
                     }
                 } else if *b != u64::MAX {
                     // Still small although the other part was sampled: keep its bound.
                     let mine: KeyedMap<u64, WitnessSet> = self
                         .entries()
                         .into_iter()
-                        .filter(|(h, _)| *h <= *b)
+                        .filter(|(h, _)| rank(*h) <= *b)
                         .collect();
                     *self = Witnesses::Map(mine, *b);
                 }
@@ -173,32 +230,47 @@ impl Witnesses {
     }
 
     /// The kept (source hash, witnesses), sorted by hash, at most
-    /// [`WITNESS_SOURCES`] of them (the smallest hashes).
+    /// [`WITNESS_SOURCES`] of them (those of smallest rank).
     pub fn entries(&self) -> Vec<(u64, WitnessSet)> {
         let mut v: Vec<(u64, WitnessSet)> = match self {
             Witnesses::Empty => Vec::new(),
             Witnesses::Small(v) => v.to_vec(),
             Witnesses::Map(m, _) => m.iter().map(|(h, s)| (*h, *s)).collect(),
         };
+        if v.len() > WITNESS_SOURCES {
+            v.sort_unstable_by_key(|e| (rank(e.0), e.0));
+            v.truncate(WITNESS_SOURCES);
+        }
         v.sort_unstable_by_key(|e| e.0);
-        v.truncate(WITNESS_SOURCES);
         v
     }
 
-    /// The bound above which address hashes are not kept (u64::MAX: none left out).
+    /// The rank above which sources are not kept (u64::MAX: none left out).
     pub fn bound(&self) -> u64 {
         match self {
-            Witnesses::Map(m, b) if m.len() > WITNESS_SOURCES => {
-                (*b).min(self.entries().last().map_or(u64::MAX, |e| e.0))
-            }
+            Witnesses::Map(m, b) if m.len() > WITNESS_SOURCES => (*b).min(
+                self.entries()
+                    .iter()
+                    .map(|e| rank(e.0))
+                    .max()
+                    .unwrap_or(u64::MAX),
+            ),
             Witnesses::Map(_, b) => *b,
             _ => u64::MAX,
         }
     }
 
     /// Witnesses from kept entries and their bound (what [`Witnesses::entries`] and
-    /// [`Witnesses::bound`] give; the codec's read).
-    pub fn from_parts(entries: Vec<(u64, WitnessSet)>, bound: u64) -> Witnesses {
+    /// [`Witnesses::bound`] give; the codec's read), sampled under `ranked_by`
+    /// ([`ranking`] when they were written). A sample drawn under another ranking
+    /// than this process's is taken as the sample of its own entries: the bound
+    /// becomes their largest rank here, so later merges compare like with like.
+    pub fn from_parts(entries: Vec<(u64, WitnessSet)>, bound: u64, ranked_by: u64) -> Witnesses {
+        let bound = if bound != u64::MAX && ranked_by != ranking() {
+            entries.iter().map(|e| rank(e.0)).max().unwrap_or(0)
+        } else {
+            bound
+        };
         let mut w = if bound == u64::MAX {
             Witnesses::Empty
         } else {
@@ -265,12 +337,13 @@ impl Witnesses {
     }
 }
 
-/// Keeps the [`WITNESS_SOURCES`] smallest hashes; returns the largest kept.
+/// Keeps the [`WITNESS_SOURCES`] sources of smallest rank; returns the largest
+/// rank kept.
 fn prune(m: &mut KeyedMap<u64, WitnessSet>) -> u64 {
-    let mut keys: Vec<u64> = m.keys().copied().collect();
-    keys.sort_unstable();
-    let bound = keys[WITNESS_SOURCES - 1];
-    m.retain(|h, _| *h <= bound);
+    let mut ranks: Vec<u64> = m.keys().map(|h| rank(*h)).collect();
+    ranks.sort_unstable();
+    let bound = ranks[WITNESS_SOURCES - 1];
+    m.retain(|h, _| rank(*h) <= bound);
     bound
 }
 

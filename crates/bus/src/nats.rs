@@ -197,7 +197,7 @@ impl NatsBus {
     pub async fn try_lease(&self, name: &str, holder: &str) -> Result<Option<Lease>, BusError> {
         let stream = self.lease_stream().await?;
         let subject = format!("{}.{name}", self.cfg.lease_bucket);
-        match cas(&self.js, &subject, holder, 0).await? {
+        match cas(&self.js, &subject, holder, 0, "lease").await? {
             Some(revision) => Ok(Some(Lease {
                 js: self.js.clone(),
                 stream,
@@ -207,6 +207,55 @@ impl NatsBus {
             })),
             None => Ok(None),
         }
+    }
+
+    /// The deployment's witness sample seed (`scanwatch_aggregate::witness`), which
+    /// every role must share: the first role to ask publishes a random one to a
+    /// stream of its own (`<stream>_DEPLOYMENT`, kept for good) by a
+    /// compare-and-set on an empty subject; every role then reads the one stored.
+    pub async fn sample_seed(&self) -> Result<u64, BusError> {
+        let name = format!("{}_DEPLOYMENT", self.cfg.stream);
+        let subject = format!("{name}.sample_seed");
+        let sc = stream::Config {
+            name,
+            subjects: vec![subject.clone()],
+            storage: StorageType::File,
+            num_replicas: self.cfg.replicas,
+            max_messages_per_subject: 1,
+            ..Default::default()
+        };
+        let stream = self
+            .js
+            .get_or_create_stream(sc)
+            .await
+            .map_err(nats("cannot create the deployment stream"))?;
+        let candidate = scanwatch_store::random_id()?;
+        // `None`: another role stored one first; it is read below either way. A
+        // replicated stream another role has just made may not take messages yet
+        // ("no stream found"): asked again, for at most 10 s.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match cas(&self.js, &subject, &candidate.to_string(), 0, "sample seed").await {
+                Ok(_) => break,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "the deployment stream is not ready yet");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let msg = stream
+            .get_last_raw_message_by_subject(&subject)
+            .await
+            .map_err(nats("cannot read the deployment's sample seed"))?;
+        std::str::from_utf8(&msg.payload)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| {
+                BusError::Nats(format!(
+                    "the deployment's sample seed on {subject} is not a number"
+                ))
+            })
     }
 
     /// Flushes what the client still has to send (acks).
@@ -222,6 +271,7 @@ async fn cas(
     subject: &str,
     value: &str,
     expected: u64,
+    what: &str,
 ) -> Result<Option<u64>, BusError> {
     let p = Publish::build()
         .payload(bytes::Bytes::from(value.to_string()))
@@ -229,11 +279,11 @@ async fn cas(
     let ack = js
         .send_publish(subject.to_string(), p)
         .await
-        .map_err(nats("lease"))?;
+        .map_err(nats(what))?;
     match ack.await {
         Ok(a) => Ok(Some(a.sequence)),
         Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => Ok(None),
-        Err(e) => Err(nats("lease")(e)),
+        Err(e) => Err(nats(what)(e)),
     }
 }
 
@@ -251,7 +301,15 @@ pub struct Lease {
 impl Lease {
     /// Renews the lease; `false` if it was lost (expired, maybe taken by another).
     pub async fn renew(&mut self) -> Result<bool, BusError> {
-        match cas(&self.js, &self.subject, &self.holder, self.revision).await? {
+        match cas(
+            &self.js,
+            &self.subject,
+            &self.holder,
+            self.revision,
+            "lease",
+        )
+        .await?
+        {
             Some(r) => {
                 self.revision = r;
                 Ok(true)

@@ -188,6 +188,24 @@ fn every_event_is_stored_exactly_once_through_kills_and_a_node_restart() {
         .build()
         .unwrap();
     let publisher = rt.block_on(NatsBus::connect(&cfg)).unwrap();
+    // The deployment's witness sample seed: four roles asking at once get one.
+    let seeds: Vec<u64> = rt.block_on(async {
+        let asks: Vec<_> = (0..4)
+            .map(|_| {
+                let cfg = cfg.clone();
+                tokio::spawn(async move {
+                    let bus = NatsBus::connect(&cfg).await.unwrap();
+                    bus.sample_seed().await.unwrap()
+                })
+            })
+            .collect();
+        let mut v = Vec::new();
+        for a in asks {
+            v.push(a.await.unwrap());
+        }
+        v
+    });
+    assert!(seeds.iter().all(|s| *s == seeds[0]), "{seeds:?}");
 
     let counters = Arc::new(AggregatorCounters::default());
     let a0 = aggregator(&cfg, data.path(), 0, 2, counters.clone());
@@ -229,6 +247,8 @@ fn every_event_is_stored_exactly_once_through_kills_and_a_node_restart() {
         assert!(Instant::now() < deadline, "aggregators did not catch up");
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The seed outlived the node restart (a replicated stream of its own).
+    assert_eq!(rt.block_on(publisher.sample_seed()).unwrap(), seeds[0]);
     let store = SqliteStore::open(data.path()).unwrap();
     let mut got: Vec<String> = store
         .events_between(Timestamp(i64::MIN), Timestamp(i64::MAX))

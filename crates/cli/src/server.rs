@@ -141,6 +141,8 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
     // that connect meanwhile wait in the backlog.
     let listener = bind(listen, "listen")?;
     let mut store = SqliteStore::open(&data)?;
+    // The deployment's witness sample seed, before any cell is made (`witness`).
+    scanwatch_aggregate::witness::set_sample_seed(store.sample_seed()?)?;
     // Batches are answered before the store counts them into its aggregates
     // (the ingest handler runs the counting after its answer).
     scanwatch_store::EventStore::defer_counting(&mut store);
@@ -465,6 +467,10 @@ mod roles {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
+        // Every role ranks the witnesses' samples under the deployment's seed,
+        // shared through the bus (`witness`), before any cell is made.
+        let seed = rt.block_on(async { NatsBus::connect(&cfg.bus).await?.sample_seed().await })?;
+        scanwatch_aggregate::witness::set_sample_seed(seed)?;
         match args.role {
             ServerRole::Collector | ServerRole::Api => {
                 let store = open_store(&cfg)?;

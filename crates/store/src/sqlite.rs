@@ -566,6 +566,29 @@ impl SqliteStore {
         counts::Counter::open(dir, &self.path)
     }
 
+    /// The deployment's witness sample seed (`scanwatch_aggregate::witness`): drawn
+    /// at random the first time it is asked for, then kept in the store's file for
+    /// its life (copied with its backups). Under one write lock, so processes
+    /// asking at once agree. Its table is additive (older builds ignore it), so it
+    /// needs no schema version of its own.
+    pub fn sample_seed(&mut self) -> Result<u64, StoreError> {
+        let candidate = crate::random_id()?;
+        let tx = write_tx(&mut self.conn)?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS deployment (
+                 one         INTEGER PRIMARY KEY CHECK (one = 1),
+                 sample_seed INTEGER NOT NULL
+             );",
+        )?;
+        tx.execute(
+            "INSERT OR IGNORE INTO deployment (one, sample_seed) VALUES (1, ?1)",
+            [candidate as i64],
+        )?;
+        let seed: i64 = tx.query_row("SELECT sample_seed FROM deployment", [], |r| r.get(0))?;
+        tx.commit()?;
+        Ok(seed as u64)
+    }
+
     /// How many stored event blocks were set aside because they do not decode
     /// (table `damaged_blocks`, with why; the server says so at start).
     pub fn damaged_blocks(&self) -> Result<u64, StoreError> {

@@ -1270,3 +1270,38 @@ fn a_write_waits_for_another_connections_write() {
     assert_eq!(pruned.unwrap(), (0, 0));
     s.add_sensor("fw-2", Timestamp(3)).unwrap();
 }
+
+/// The deployment's witness sample seed is drawn once and kept: the same after a
+/// reopen and for four processes asking at once, another for another store.
+#[test]
+fn the_sample_seed_is_drawn_once_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = SqliteStore::open(dir.path())
+        .unwrap()
+        .sample_seed()
+        .unwrap();
+    assert_eq!(
+        SqliteStore::open(dir.path())
+            .unwrap()
+            .sample_seed()
+            .unwrap(),
+        first
+    );
+    let other = tempfile::tempdir().unwrap();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let seeds: Vec<u64> = (0..4)
+        .map(|_| {
+            let (p, b) = (other.path().to_path_buf(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut s = SqliteStore::open(&p).unwrap();
+                b.wait();
+                s.sample_seed().unwrap()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    assert!(seeds.iter().all(|s| *s == seeds[0]), "{seeds:?}");
+    assert_ne!(seeds[0], first);
+}
