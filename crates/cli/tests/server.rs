@@ -57,6 +57,14 @@ fn acknowledged_batches_survive_kill_9_and_resends_count_once() {
     // kill -9 right after the acknowledgement.
     server.0.kill().unwrap();
     server.0.wait().unwrap();
+    // The server drew the deployment's witness sample seed at start and keeps it.
+    let seed = || -> i64 {
+        rusqlite::Connection::open(dir.join("scanwatch.db"))
+            .unwrap()
+            .query_row("SELECT sample_seed FROM deployment", [], |r| r.get(0))
+            .unwrap()
+    };
+    let first_seed = seed();
 
     let list = bin()
         .args(["admin", "sensor", "list", "--data"])
@@ -100,6 +108,7 @@ fn acknowledged_batches_survive_kill_9_and_resends_count_once() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(code.success(), "{code:?}");
+    assert_eq!(seed(), first_seed, "the sample seed outlives a restart");
     let list = bin()
         .args(["admin", "sensor", "list", "--data"])
         .arg(&dir)
