@@ -21,6 +21,7 @@
 //! Exact while a merged counter is small, the sketch's documented error (about 0.8 %
 //! relative standard error) when large: the rule `analyze` follows for its windows.
 
+use scanwatch_aggregate::keyed::KeyedMap;
 use std::collections::HashMap;
 
 use rusqlite::{params, Connection};
@@ -193,7 +194,8 @@ pub(crate) fn ceil_to(t: i64, span: i64) -> i64 {
 /// Cells being counted from blocks, written to the table at once.
 #[derive(Default)]
 pub(crate) struct Pending {
-    cells: HashMap<(i64, i64, PortKey), Cell>,
+    // Keyed by times and ports a sender chooses: the keyed hasher (`keyed`).
+    cells: KeyedMap<(i64, i64, PortKey), Cell>,
 }
 
 impl Pending {
@@ -221,7 +223,7 @@ impl Pending {
 /// by `sw_merge_distinct` (`functions.rs`) when the cell is stored.
 fn merge_into_table(
     tx: &Connection,
-    cells: HashMap<(i64, i64, PortKey), Cell>,
+    cells: KeyedMap<(i64, i64, PortKey), Cell>,
 ) -> Result<(), StoreError> {
     let mut upsert = tx.prepare_cached(
         "INSERT INTO port_cells (span_ms, start_ms, proto, port, events, n_src, n_sensors, src, dst, sensors)
