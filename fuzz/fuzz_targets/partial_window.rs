@@ -1,25 +1,12 @@
-//! Fuzz the partial-window decoder of the scale-out mode: any bytes must decode to a
-//! window (with each sensor's latest event time, format version 2) or a reason,
-//! never panic, and a decoded part must encode and decode again to the same part.
+//! Fuzz the partial-window decoder of the scale-out mode, without a witness sample
+//! seed (as `analyze` runs): `partial_window_check.rs` says what must hold.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scanwatch_aggregate::codec::decode_partial_body;
-use scanwatch_aggregate::{decode_partial, decode_window, encode_partial};
+
+#[path = "partial_window_check.rs"]
+mod partial_window_check;
 
 fuzz_target!(|data: &[u8]| {
-    // The checksummed form first (almost always refused), then the body without it,
-    // which is where the structure is.
-    let _ = decode_window(data);
-    if let Ok((w, times)) = decode_partial_body(data) {
-        let (again, again_times) = decode_partial(&encode_partial(&w, &times)).expect("own bytes decode");
-        assert_eq!(again.cells.len(), w.cells.len());
-        assert_eq!(again.totals.all_events, w.totals.all_events);
-        let mut sorted = times.clone();
-        sorted.sort_unstable();
-        assert_eq!(again_times, sorted);
-        for c in again.cells.values() {
-            let _ = c.summary(scanwatch_event::Protocol::Tcp, 1, 10);
-        }
-    }
+    partial_window_check::check(data);
 });

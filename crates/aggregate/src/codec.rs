@@ -309,7 +309,13 @@ fn get_witnesses(r: &mut Reader<'_>, v: u8) -> Result<Witnesses, DecodeError> {
     } else {
         0
     };
-    Ok(Witnesses::from_parts(entries, bound, ranked_by))
+    let w = Witnesses::from_parts(entries, bound, ranked_by);
+    // A sample keeps its sources of smallest rank: one that kept none would cut
+    // every other part's sample away when merged.
+    if w.sampled() && w.entries().is_empty() {
+        return Err(bad("a sampled witness set keeps no source"));
+    }
+    Ok(w)
 }
 
 fn put_spreads(out: &mut Vec<u8>, s: &Spreads) {

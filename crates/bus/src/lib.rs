@@ -49,6 +49,8 @@ pub enum BusError {
     Config(String),
     #[error("nats: {0}")]
     Nats(String),
+    #[error("nats: no stream takes subject {0} yet")]
+    NoStream(String),
     #[error("message {id} cannot be read: {reason}")]
     Message { id: String, reason: String },
     #[error("store: {0}")]

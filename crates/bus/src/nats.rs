@@ -213,6 +213,8 @@ impl NatsBus {
     /// every role must share: the first role to ask publishes a random one to a
     /// stream of its own (`<stream>_DEPLOYMENT`, kept for good) by a
     /// compare-and-set on an empty subject; every role then reads the one stored.
+    /// Right after a cluster starts, or while another role is making the stream,
+    /// it is asked again for up to `publish_timeout`.
     pub async fn sample_seed(&self) -> Result<u64, BusError> {
         let name = format!("{}_DEPLOYMENT", self.cfg.stream);
         let subject = format!("{name}.sample_seed");
@@ -222,28 +224,26 @@ impl NatsBus {
             storage: StorageType::File,
             num_replicas: self.cfg.replicas,
             max_messages_per_subject: 1,
+            // Kept for good: a new seed would make every stored part's sample
+            // foreign (read as a sample of its own entries, `witness`).
+            deny_delete: true,
+            deny_purge: true,
             ..Default::default()
         };
-        let stream = self
-            .js
-            .get_or_create_stream(sc)
-            .await
-            .map_err(nats("cannot create the deployment stream"))?;
         let candidate = scanwatch_store::random_id()?;
-        // `None`: another role stored one first; it is read below either way. A
-        // replicated stream another role has just made may not take messages yet
-        // ("no stream found"): asked again, for at most 10 s.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match cas(&self.js, &subject, &candidate.to_string(), 0, "sample seed").await {
-                Ok(_) => break,
-                Err(e) if Instant::now() < deadline => {
+        let deadline = Instant::now() + self.cfg.publish_timeout()?;
+        let stream = loop {
+            match self.seed_stored(&sc, &subject, candidate).await {
+                Ok(stream) => break stream,
+                Err(e @ (BusError::Nats(_) | BusError::NoStream(_)))
+                    if Instant::now() < deadline =>
+                {
                     tracing::debug!(error = %e, "the deployment stream is not ready yet");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
                 }
                 Err(e) => return Err(e),
             }
-        }
+        };
         let msg = stream
             .get_last_raw_message_by_subject(&subject)
             .await
@@ -256,6 +256,34 @@ impl NatsBus {
                     "the deployment's sample seed on {subject} is not a number"
                 ))
             })
+    }
+
+    /// Makes sure of the deployment stream and that a seed is stored on it (this
+    /// one, `candidate`, unless another role stored one first).
+    async fn seed_stored(
+        &self,
+        sc: &stream::Config,
+        subject: &str,
+        candidate: u64,
+    ) -> Result<stream::Stream, BusError> {
+        let mut stream = self
+            .js
+            .get_or_create_stream(sc.clone())
+            .await
+            .map_err(nats("cannot create the deployment stream"))?;
+        let info = stream
+            .info()
+            .await
+            .map_err(nats("cannot read the deployment stream"))?;
+        if !info.config.subjects.iter().any(|s| s == subject) {
+            return Err(BusError::Config(format!(
+                "a stream named {} exists without subject {subject} (another deployment's?): set [bus] stream to a name of this deployment's own",
+                info.config.name
+            )));
+        }
+        // `None`: another role stored one first; the caller reads it either way.
+        cas(&self.js, subject, &candidate.to_string(), 0, "sample seed").await?;
+        Ok(stream)
     }
 
     /// Flushes what the client still has to send (acks).
@@ -276,14 +304,19 @@ async fn cas(
     let p = Publish::build()
         .payload(bytes::Bytes::from(value.to_string()))
         .expected_last_subject_sequence(expected);
+    use jetstream::context::PublishErrorKind;
+    let refused = |e: jetstream::context::PublishError| match e.kind() {
+        PublishErrorKind::StreamNotFound => BusError::NoStream(subject.to_string()),
+        _ => nats(what)(e),
+    };
     let ack = js
         .send_publish(subject.to_string(), p)
         .await
-        .map_err(nats(what))?;
+        .map_err(refused)?;
     match ack.await {
         Ok(a) => Ok(Some(a.sequence)),
-        Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => Ok(None),
-        Err(e) => Err(nats(what)(e)),
+        Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(None),
+        Err(e) => Err(refused(e)),
     }
 }
 

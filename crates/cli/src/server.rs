@@ -143,6 +143,10 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
     let mut store = SqliteStore::open(&data)?;
     // The deployment's witness sample seed, before any cell is made (`witness`).
     scanwatch_aggregate::witness::set_sample_seed(store.sample_seed()?)?;
+    tracing::info!(
+        ranking = %format!("{:016x}", scanwatch_aggregate::witness::ranking()),
+        "witness samples ranked under the data directory's sample seed"
+    );
     // Batches are answered before the store counts them into its aggregates
     // (the ingest handler runs the counting after its answer).
     scanwatch_store::EventStore::defer_counting(&mut store);
@@ -471,6 +475,10 @@ mod roles {
         // shared through the bus (`witness`), before any cell is made.
         let seed = rt.block_on(async { NatsBus::connect(&cfg.bus).await?.sample_seed().await })?;
         scanwatch_aggregate::witness::set_sample_seed(seed)?;
+        tracing::info!(
+            ranking = %format!("{:016x}", scanwatch_aggregate::witness::ranking()),
+            "witness samples ranked under the deployment's sample seed (from the bus)"
+        );
         match args.role {
             ServerRole::Collector | ServerRole::Api => {
                 let store = open_store(&cfg)?;
