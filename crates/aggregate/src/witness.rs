@@ -252,8 +252,12 @@ impl Witnesses {
             Witnesses::Map(m, _) => m.iter().map(|(h, s)| (*h, *s)).collect(),
         };
         if v.len() > WITNESS_SOURCES {
-            v.sort_unstable_by_key(|e| (rank(e.0), e.0));
-            v.truncate(WITNESS_SOURCES);
+            // Each rank computed once (a keyed hash), then the smallest kept.
+            let mut ranked: Vec<(u64, u64, WitnessSet)> =
+                v.into_iter().map(|(h, s)| (rank(h), h, s)).collect();
+            ranked.select_nth_unstable_by_key(WITNESS_SOURCES - 1, |e| (e.0, e.1));
+            ranked.truncate(WITNESS_SOURCES);
+            v = ranked.into_iter().map(|(_, h, s)| (h, s)).collect();
         }
         v.sort_unstable_by_key(|e| e.0);
         v

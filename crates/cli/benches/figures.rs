@@ -80,6 +80,17 @@ fn main() {
         scanwatch::analyze::run(args, &mut out, &mut err).expect("analyze runs");
         out
     };
+    if std::env::var("SCANWATCH_BENCH_ONLY").as_deref() == Ok("analyze2") {
+        // For profiling: `analyze` with a second thread, many times.
+        let two = scanwatch::analyze::AnalyzeArgs {
+            threads: std::num::NonZeroUsize::new(2),
+            ..args.clone()
+        };
+        let t = best(10, || analyze(&two).len());
+        println!("analyze, parse on a 2nd thread: {:.0} lines/s", lines / t);
+        let _ = std::fs::remove_file(&path);
+        return;
+    }
     let e2e = best(reps, || analyze(&args).len());
     let threaded = scanwatch::analyze::AnalyzeArgs {
         threads: std::num::NonZeroUsize::new(2),

@@ -15,7 +15,8 @@ use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
 pub const REAL: u32 = 10_000;
 const HOSTILE: u64 = 99;
 
-fn syn(src: IpAddr) -> Event {
+/// A SYN from `src` to tcp/1025 (also the witness bench's events).
+pub fn syn(src: IpAddr) -> Event {
     Event {
         time: Timestamp(0),
         proto: Protocol::Tcp,
