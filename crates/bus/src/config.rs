@@ -205,6 +205,14 @@ impl BusConfig {
         format!("{}.{partition}", self.subject_prefix)
     }
 
+    /// The stream that keeps the deployment's witness sample seed, and its one
+    /// subject (`NatsBus::sample_seed`).
+    pub fn deployment_stream(&self) -> (String, String) {
+        let name = format!("{}_DEPLOYMENT", self.stream);
+        let subject = format!("{name}.sample_seed");
+        (name, subject)
+    }
+
     /// The durable consumer of one partition.
     pub fn consumer_name(&self, partition: u32) -> String {
         format!("{}-{partition}", self.consumer_prefix)
@@ -274,6 +282,20 @@ impl BusConfig {
             return Err(BusError::Config(format!(
                 "bus.lease_bucket {:?}: use 1-64 letters, digits, '_' or '-'",
                 self.lease_bucket
+            )));
+        }
+        let (deployment, _) = self.deployment_stream();
+        if !name_ok(&deployment, b"") {
+            return Err(BusError::Config(format!(
+                "bus.stream {:?}: at most 53 characters (the deployment stream {deployment:?} must fit in 64)",
+                self.stream
+            )));
+        }
+        if self.lease_bucket == deployment
+            || self.subject_prefix.split('.').next() == Some(deployment.as_str())
+        {
+            return Err(BusError::Config(format!(
+                "bus.lease_bucket and bus.subject_prefix must not be {deployment:?}: that is the deployment stream's"
             )));
         }
         if !(1..=5).contains(&self.replicas) {
@@ -390,6 +412,27 @@ mod tests {
                     ..base.clone()
                 },
                 "bus.stream",
+            ),
+            (
+                BusConfig {
+                    stream: "S".repeat(60),
+                    ..base.clone()
+                },
+                "at most 53 characters",
+            ),
+            (
+                BusConfig {
+                    lease_bucket: "SCANWATCH_EVENTS_DEPLOYMENT".into(),
+                    ..base.clone()
+                },
+                "the deployment stream's",
+            ),
+            (
+                BusConfig {
+                    subject_prefix: "SCANWATCH_EVENTS_DEPLOYMENT.events".into(),
+                    ..base.clone()
+                },
+                "the deployment stream's",
             ),
             (
                 BusConfig {

@@ -216,8 +216,7 @@ impl NatsBus {
     /// Right after a cluster starts, or while another role is making the stream,
     /// it is asked again for up to `publish_timeout`.
     pub async fn sample_seed(&self) -> Result<u64, BusError> {
-        let name = format!("{}_DEPLOYMENT", self.cfg.stream);
-        let subject = format!("{name}.sample_seed");
+        let (name, subject) = self.cfg.deployment_stream();
         let sc = stream::Config {
             name,
             subjects: vec![subject.clone()],
