@@ -123,6 +123,19 @@ impl ServerArgs {
 
 pub(crate) use crate::clock::wall_clock;
 
+/// Ranks the witnesses' samples under the deployment's seed (`witness`), before
+/// any cell is made, and logs the ranking's fingerprint (the same in every process
+/// of a deployment); `from`: where the seed was read.
+pub(crate) fn use_sample_seed(seed: u64, from: &str) -> Result<()> {
+    scanwatch_aggregate::witness::set_sample_seed(seed)?;
+    tracing::info!(
+        ranking = %format!("{:016x}", scanwatch_aggregate::witness::ranking()),
+        from,
+        "witness samples ranked under the deployment's sample seed"
+    );
+    Ok(())
+}
+
 pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
     if args.role != ServerRole::All {
         return roles::run(args, err);
@@ -142,11 +155,7 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
     let listener = bind(listen, "listen")?;
     let mut store = SqliteStore::open(&data)?;
     // The deployment's witness sample seed, before any cell is made (`witness`).
-    scanwatch_aggregate::witness::set_sample_seed(store.sample_seed()?)?;
-    tracing::info!(
-        ranking = %format!("{:016x}", scanwatch_aggregate::witness::ranking()),
-        "witness samples ranked under the data directory's sample seed"
-    );
+    use_sample_seed(store.sample_seed()?, "the data directory")?;
     // Batches are answered before the store counts them into its aggregates
     // (the ingest handler runs the counting after its answer).
     scanwatch_store::EventStore::defer_counting(&mut store);
@@ -474,11 +483,7 @@ mod roles {
         // Every role ranks the witnesses' samples under the deployment's seed,
         // shared through the bus (`witness`), before any cell is made.
         let seed = rt.block_on(async { NatsBus::connect(&cfg.bus).await?.sample_seed().await })?;
-        scanwatch_aggregate::witness::set_sample_seed(seed)?;
-        tracing::info!(
-            ranking = %format!("{:016x}", scanwatch_aggregate::witness::ranking()),
-            "witness samples ranked under the deployment's sample seed (from the bus)"
-        );
+        super::use_sample_seed(seed, "the bus")?;
         match args.role {
             ServerRole::Collector | ServerRole::Api => {
                 let store = open_store(&cfg)?;
