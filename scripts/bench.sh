@@ -9,8 +9,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup.sh
 echo "== figures (crates/cli/benches/figures.rs)"
 cargo bench --locked -p scanwatch --bench figures
-echo "== the witnesses' sample ranked under a seed, one cell of 50,000 sources (crates/aggregate/benches/witness_sample.rs)"
-cargo bench --locked -p scanwatch-aggregate --bench witness_sample
+echo "== the bounded samples ranked under a seed: one cell of 50,000 sources, one source sweeping every tcp port (crates/aggregate/benches/seeded_samples.rs)"
+cargo bench --locked -p scanwatch-aggregate --bench seeded_samples
 echo "== memory per cell (crates/cli/benches/memory.rs)"
 cargo bench --locked -p scanwatch --bench memory
 echo "== server ingest over loopback (crates/collector/benches/ingest.rs)"

@@ -1,4 +1,4 @@
-//! Fuzz the partial-window decoder under a witness sample seed (as the centre
+//! Fuzz the partial-window decoder under a sample seed (as the centre
 //! runs): samples written under this process's ranking and under any other are
 //! read; `partial_window_check.rs` says what must hold.
 #![no_main]
@@ -9,6 +9,6 @@ use libfuzzer_sys::fuzz_target;
 mod partial_window_check;
 
 fuzz_target!(|data: &[u8]| {
-    scanwatch_aggregate::witness::set_sample_seed(0x5eed_f022).expect("one seed");
+    scanwatch_aggregate::sample_seed::set_sample_seed(0x5eed_f022).expect("one seed");
     partial_window_check::check(data);
 });

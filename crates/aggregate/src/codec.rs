@@ -32,7 +32,7 @@ use crate::{
 /// docs/time.md); version 3 adds each cell's witnesses (which sensors saw each
 /// source, `witness`); version 4 adds each source's spread (the ports it reached,
 /// `spread`); version 5 writes, after a sampled cell's witness bound, which
-/// ranking drew the sample (`witness::ranking`: the deployment's seed). Versions
+/// ranking drew the sample (`sample_seed::ranking`: the deployment's seed). Versions
 /// 1 to 4 are still read (no times, no witnesses: their sources count as seen by
 /// no known sensor, so none is corroborated; no spreads: nobody in them is a
 /// sweeper; a version-4 sample was drawn by the address hash).
@@ -280,7 +280,7 @@ fn put_witnesses(out: &mut Vec<u8>, w: &Witnesses) {
     let bound = w.bound();
     out.extend_from_slice(&bound.to_le_bytes());
     if bound != u64::MAX {
-        out.extend_from_slice(&crate::witness::ranking().to_le_bytes());
+        out.extend_from_slice(&crate::sample_seed::ranking().to_le_bytes());
     }
 }
 

@@ -15,6 +15,7 @@
 pub mod codec;
 mod counted;
 pub mod keyed;
+pub mod sample_seed;
 pub mod spread;
 pub mod witness;
 

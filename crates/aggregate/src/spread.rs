@@ -13,11 +13,20 @@
 //! - a source is a **sweeper** of the window when its trimmed spread reaches
 //!   [`SweepRule::min_ports`].
 //!
-//! Memory is bounded: a source keeps at most [`SPREAD_CAP`] ports, the smallest
-//! (protocol, port) keys, so what is kept is the same whatever the order of the
-//! events or the partial aggregates (the bottom k of a union is the bottom k of
-//! the parts' bottom k), and `capped` says more were seen. Hand-written: no crate
-//! keeps a small per-key record under a bottom-k cap.
+//! Memory is bounded: a source keeps at most [`SPREAD_CAP`] ports, those of
+//! smallest *rank* (a bottom-k sample: what is kept is the same whatever the order
+//! of the events or the partial aggregates, since the bottom k of a union is the
+//! bottom k of the parts' bottom k), and `capped` says more were seen. The rank of
+//! a port is its (protocol, port) key hashed under the deployment's secret sample
+//! seed ([`crate::sample_seed`]), and past the cap the trimmed spread is scaled
+//! from the sample to the estimated number of ports. Were the smallest *keys*
+//! kept, one sensor reporting a sweeper on the 4,096 lowest ports would push the
+//! ports the honest sensors saw out of the record, and trimming it would leave
+//! nothing: the sweep hidden. Under a secret rank its ports are a random part of
+//! the sample, and flooding it with more ports only makes that part larger, while
+//! the honest ports keep their share, scaled back up. Without a seed (`analyze`)
+//! the rank is the key and nothing is scaled, as before the seed existed.
+//! Hand-written: no crate keeps a small per-key record under a bottom-k cap.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -27,7 +36,7 @@ use smallvec::SmallVec;
 
 use crate::SensorKey;
 
-/// Ports kept per source and window (the smallest keys beyond it).
+/// Ports kept per source and window (those of smallest rank beyond it).
 pub const SPREAD_CAP: usize = 4096;
 
 /// Ports kept inline before a source's ports go to a sorted map.
@@ -111,7 +120,16 @@ impl PortSeen {
 #[derive(Clone, Debug)]
 enum Ports {
     Small(SmallVec<[PortSeen; 2]>),
+    /// At most [`SPREAD_CAP`] ports, by key.
     Large(BTreeMap<u32, PortSeen>),
+    /// Past the cap: the [`SPREAD_CAP`] ports of smallest (rank, key).
+    Sampled(BTreeMap<(u64, u32), PortSeen>),
+}
+
+/// The rank of a (protocol, port) key ([`crate::sample_seed`]).
+#[inline]
+fn port_rank(key: u32) -> u64 {
+    crate::sample_seed::rank(u64::from(key))
 }
 
 /// The ports one source reached in a window.
@@ -120,7 +138,7 @@ pub struct Spread {
     pub ip: IpAddr,
     pub events: u64,
     ports: Ports,
-    /// More than [`SPREAD_CAP`] ports were seen (the smallest keys are kept).
+    /// More than [`SPREAD_CAP`] ports were seen (those of smallest rank are kept).
     pub capped: bool,
 }
 
@@ -157,10 +175,27 @@ impl Spread {
                 m.insert(s.key, s);
                 return;
             }
+            // Full: from now on by rank (only sources past the cap pay for it).
+            let by_rank = std::mem::take(m)
+                .into_values()
+                .map(|p| ((port_rank(p.key), p.key), p))
+                .collect();
+            self.ports = Ports::Sampled(by_rank);
+        }
+        if let Ports::Sampled(m) = &mut self.ports {
+            let at = (port_rank(s.key), s.key);
+            if let Some(p) = m.get_mut(&at) {
+                p.absorb(&s);
+                return;
+            }
+            if m.len() < SPREAD_CAP {
+                m.insert(at, s);
+                return;
+            }
             self.capped = true;
-            if m.last_key_value().is_some_and(|(max, _)| s.key < *max) {
+            if m.last_key_value().is_some_and(|(max, _)| at < *max) {
                 m.pop_last();
-                m.insert(s.key, s);
+                m.insert(at, s);
             }
         }
     }
@@ -178,6 +213,7 @@ impl Spread {
         match &self.ports {
             Ports::Small(v) => Box::new(v.iter()),
             Ports::Large(m) => Box::new(m.values()),
+            Ports::Sampled(m) => Box::new(m.values()),
         }
     }
 
@@ -186,6 +222,7 @@ impl Spread {
         match &self.ports {
             Ports::Small(v) => v.len() as u64,
             Ports::Large(m) => m.len() as u64,
+            Ports::Sampled(m) => m.len() as u64,
         }
     }
 
@@ -194,11 +231,13 @@ impl Spread {
         match &self.ports {
             Ports::Small(v) => v.iter().find(|p| p.key == key),
             Ports::Large(m) => m.get(&key),
+            Ports::Sampled(m) => m.get(&(port_rank(key), key)),
         }
     }
 
     /// Distinct ports without what the `trim` largest single-sensor contributors
-    /// add above the next one (the module docs).
+    /// add above the next one (the module docs); past the cap under a seed,
+    /// scaled from the sample to [`Spread::ports_estimate`].
     pub fn trimmed_ports(&self, trim: usize) -> u64 {
         let mut sole: FxHashMap<u32, u64> = FxHashMap::default();
         for p in self.ports().filter(|p| !p.multi) {
@@ -208,7 +247,37 @@ impl Spread {
         v.sort_unstable_by(|a, b| b.cmp(a));
         let next = v.get(trim).copied().unwrap_or(0);
         let excess: u64 = v.iter().take(trim).map(|n| n - next).sum();
-        self.port_count() - excess
+        let kept = self.port_count();
+        let trimmed = kept - excess;
+        let estimate = self.ports_estimate();
+        if estimate == kept || kept == 0 {
+            return trimmed;
+        }
+        (trimmed as f64 * estimate as f64 / kept as f64).round() as u64
+    }
+
+    /// Distinct ports the source reached: exact below the cap. Past it under a
+    /// seed, estimated from the sample (k minimum values: the k-th smallest of
+    /// uniform ranks covers about k-1 / n of the rank space); without a seed the
+    /// kept ports (the smallest keys are no sample: a lower bound).
+    pub fn ports_estimate(&self) -> u64 {
+        let kept = self.port_count();
+        // Only a full sample is a bottom-k of the ports seen (a decoded part may
+        // claim the cap with fewer).
+        if !self.capped || kept < SPREAD_CAP as u64 || crate::sample_seed::seed().is_none() {
+            return kept;
+        }
+        let largest = match &self.ports {
+            Ports::Sampled(m) => m.last_key_value().map_or(u64::MAX, |(at, _)| at.0),
+            _ => self
+                .ports()
+                .map(|p| port_rank(p.key))
+                .max()
+                .unwrap_or(u64::MAX),
+        };
+        // The fraction of the rank space below the largest kept rank.
+        let covered = (largest as f64 + 1.0) / 18_446_744_073_709_551_616.0;
+        (((kept - 1) as f64 / covered).round() as u64).max(kept)
     }
 
     /// Distinct sensors named in the records: a lower bound of the sensors that
@@ -226,6 +295,7 @@ impl Spread {
             Ports::Small(_) => 0,
             // A B-tree node holds up to 11 entries; count about 1.5× the entries.
             Ports::Large(m) => m.len() * (std::mem::size_of::<PortSeen>() + 4) * 3 / 2,
+            Ports::Sampled(m) => m.len() * (std::mem::size_of::<PortSeen>() + 16) * 3 / 2,
         }
     }
 }
@@ -295,8 +365,11 @@ impl Spreads {
         let min = u64::from(rule.min_ports);
         self.by_source
             .iter()
-            // Cheap test first: a source with fewer ports than the rule cannot pass.
-            .filter(|(_, s)| s.port_count() >= min && s.trimmed_ports(rule.trim) >= min)
+            // Cheap test first: a source with fewer ports than the rule cannot pass
+            // (past the cap, the estimate may).
+            .filter(|(_, s)| {
+                (s.capped || s.port_count() >= min) && s.trimmed_ports(rule.trim) >= min
+            })
             .map(|(h, s)| (*h, s))
             .collect()
     }
@@ -364,7 +437,7 @@ mod tests {
     }
 
     #[test]
-    fn the_cap_keeps_the_smallest_keys_in_any_order() {
+    fn without_a_seed_the_cap_keeps_the_smallest_keys_in_any_order() {
         let keys: Vec<u32> = (0..(SPREAD_CAP as u32 + 500))
             .map(|k| k * 7 % 65_521)
             .collect();

@@ -205,7 +205,7 @@ impl BusConfig {
         format!("{}.{partition}", self.subject_prefix)
     }
 
-    /// The stream that keeps the deployment's witness sample seed, and its one
+    /// The stream that keeps the deployment's sample seed, and its one
     /// subject (`NatsBus::sample_seed`).
     pub fn deployment_stream(&self) -> (String, String) {
         let name = format!("{}_DEPLOYMENT", self.stream);

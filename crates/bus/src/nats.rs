@@ -209,7 +209,7 @@ impl NatsBus {
         }
     }
 
-    /// The deployment's witness sample seed (`scanwatch_aggregate::witness`), which
+    /// The deployment's sample seed (`scanwatch_aggregate::sample_seed`), which
     /// every role must share: the first role to ask publishes a random one to a
     /// stream of its own (`<stream>_DEPLOYMENT`, kept for good) by a
     /// compare-and-set on an empty subject; every role then reads the one stored.

@@ -188,7 +188,7 @@ fn every_event_is_stored_exactly_once_through_kills_and_a_node_restart() {
         .build()
         .unwrap();
     let publisher = rt.block_on(NatsBus::connect(&cfg)).unwrap();
-    // The deployment's witness sample seed: four roles asking at once get one.
+    // The deployment's sample seed: four roles asking at once get one.
     let seeds: Vec<u64> = rt.block_on(async {
         let asks: Vec<_> = (0..4)
             .map(|_| {

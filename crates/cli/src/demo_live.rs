@@ -78,7 +78,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         }
     };
     let mut store = SqliteStore::open(&store_dir)?;
-    // As the server does: the store's witness sample seed (`witness`).
+    // As the server does: the store's sample seed (`sample_seed`).
     crate::server::use_sample_seed(store.sample_seed()?, "the demo's store")?;
     let now = wall_clock();
     let names: Vec<String> = (0..sc.sensors).map(|i| sc.sensor_name(i)).collect();

@@ -123,15 +123,15 @@ impl ServerArgs {
 
 pub(crate) use crate::clock::wall_clock;
 
-/// Ranks the witnesses' samples under the deployment's seed (`witness`), before
-/// any cell is made, and logs the ranking's fingerprint (the same in every process
+/// Ranks the bounded samples (witnesses, spreads) under the deployment's seed
+/// (`sample_seed`), before any cell is made, and logs the ranking's fingerprint (the same in every process
 /// of a deployment); `from`: where the seed was read.
 pub(crate) fn use_sample_seed(seed: u64, from: &str) -> Result<()> {
-    scanwatch_aggregate::witness::set_sample_seed(seed)?;
+    scanwatch_aggregate::sample_seed::set_sample_seed(seed)?;
     tracing::info!(
-        ranking = %format!("{:016x}", scanwatch_aggregate::witness::ranking()),
+        ranking = %format!("{:016x}", scanwatch_aggregate::sample_seed::ranking()),
         from,
-        "witness samples ranked under the deployment's sample seed"
+        "bounded samples ranked under the deployment's sample seed"
     );
     Ok(())
 }
@@ -154,7 +154,7 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
     // that connect meanwhile wait in the backlog.
     let listener = bind(listen, "listen")?;
     let mut store = SqliteStore::open(&data)?;
-    // The deployment's witness sample seed, before any cell is made (`witness`).
+    // The deployment's sample seed, before any cell is made (`sample_seed`).
     use_sample_seed(store.sample_seed()?, "the data directory")?;
     // Batches are answered before the store counts them into its aggregates
     // (the ingest handler runs the counting after its answer).
@@ -480,8 +480,8 @@ mod roles {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        // Every role ranks the witnesses' samples under the deployment's seed,
-        // shared through the bus (`witness`), before any cell is made.
+        // Every role ranks the bounded samples under the deployment's seed,
+        // shared through the bus (`sample_seed`), before any cell is made.
         let seed = rt.block_on(async { NatsBus::connect(&cfg.bus).await?.sample_seed().await })?;
         super::use_sample_seed(seed, "the bus")?;
         match args.role {

@@ -57,7 +57,7 @@ fn acknowledged_batches_survive_kill_9_and_resends_count_once() {
     // kill -9 right after the acknowledgement.
     server.0.kill().unwrap();
     server.0.wait().unwrap();
-    // The server drew the deployment's witness sample seed at start and keeps it.
+    // The server drew the deployment's sample seed at start and keeps it.
     let seed = || -> i64 {
         rusqlite::Connection::open(dir.join("scanwatch.db"))
             .unwrap()

@@ -566,7 +566,7 @@ impl SqliteStore {
         counts::Counter::open(dir, &self.path)
     }
 
-    /// The deployment's witness sample seed (`scanwatch_aggregate::witness`): drawn
+    /// The deployment's sample seed (`scanwatch_aggregate::sample_seed`): drawn
     /// at random the first time it is asked for, then kept in the store's file for
     /// its life (copied with its backups). Under one write lock, so processes
     /// asking at once agree. Its table is additive (older builds ignore it), so it

@@ -1271,7 +1271,7 @@ fn a_write_waits_for_another_connections_write() {
     s.add_sensor("fw-2", Timestamp(3)).unwrap();
 }
 
-/// The deployment's witness sample seed is drawn once and kept: the same after a
+/// The deployment's sample seed is drawn once and kept: the same after a
 /// reopen and for four processes asking at once, another for another store.
 #[test]
 fn the_sample_seed_is_drawn_once_and_kept() {

@@ -8,7 +8,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use scanwatch_aggregate::witness::rank_under;
+use scanwatch_aggregate::sample_seed::rank_under;
 use scanwatch_aggregate::{decode_window, encode_window, ip_hash, Cell, Window, WITNESS_SOURCES};
 use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
 

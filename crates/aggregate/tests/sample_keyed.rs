@@ -1,0 +1,204 @@
+//! The attacks on the bounded samples under the deployment's seed (`sample_attack`:
+//! the chosen addresses rank at random, the surge stays; `sweep_attack`: the
+//! chosen ports rank at random, the sweep stays). Every
+//! test sets the same seed first (the seed is set once per process).
+#![allow(clippy::unwrap_used)] // a test may panic on a broken setup
+
+mod sample_attack;
+mod sweep_attack;
+use sample_attack::*;
+
+use scanwatch_aggregate::sample_seed::{ranking, set_sample_seed};
+use scanwatch_aggregate::{ip_hash, WitnessSet, Witnesses, WITNESS_SOURCES};
+
+const SEED: u64 = 0x5eed_1234_abcd_0042;
+
+fn seeded() {
+    set_sample_seed(SEED).unwrap();
+}
+
+#[test]
+fn under_a_seed_a_hostile_sensor_cannot_fill_the_sample() {
+    seeded();
+    assert!(set_sample_seed(7).is_err(), "another seed is refused");
+    assert_ne!(ranking(), 0);
+    let c = cell(&events(&chosen()));
+    let left = trimmed(&c);
+    eprintln!("under a seed: {left} of {REAL} real sources left after trimming");
+    assert!(
+        (8_500..=11_500).contains(&left),
+        "{left} of {REAL} sources left"
+    );
+    // Written with its ranking and read back as it was.
+    let back = round_trip(&c);
+    assert!(back.witnesses.entries() == c.witnesses.entries());
+    assert_eq!(back.witnesses.bound(), c.witnesses.bound());
+    assert!(back.witnesses.sampled());
+}
+
+/// Parts cut anywhere, each written and read back, merge to the whole's sample.
+#[test]
+fn under_a_seed_merged_parts_keep_the_wholes_sample() {
+    seeded();
+    let all = events(&chosen());
+    let whole = cell(&all);
+    for cut in [1, all.len() / 3, all.len() / 2, all.len() - 5] {
+        let mut merged = round_trip(&cell(&all[..cut]));
+        merged.merge(&round_trip(&cell(&all[cut..])), 64);
+        assert!(
+            merged.witnesses.entries() == whole.witnesses.entries(),
+            "cut at {cut}"
+        );
+        assert_eq!(
+            merged.witnesses.bound(),
+            whole.witnesses.bound(),
+            "cut at {cut}"
+        );
+        assert_eq!(trimmed(&merged), trimmed(&whole), "cut at {cut}");
+    }
+}
+
+/// A sample drawn under another ranking (a part written before the seed, or
+/// under another deployment's) is read as a sample of its own entries: none of
+/// them is lost, its bound is this process's largest rank of them, and merging
+/// the same part again changes nothing.
+#[test]
+fn a_sample_drawn_under_another_ranking_is_a_sample_of_its_entries() {
+    seeded();
+    // The bottom 4,096 by the address hash itself: what a part ranked without a
+    // seed keeps, with its bound.
+    let mut by_hash: std::collections::BTreeMap<u64, WitnessSet> = Default::default();
+    for (sensor, e) in events(&chosen()) {
+        by_hash.entry(ip_hash(e.src)).or_default().insert(sensor);
+    }
+    let kept: Vec<(u64, WitnessSet)> = by_hash.into_iter().take(WITNESS_SOURCES).collect();
+    let bound = kept.last().unwrap().0;
+    let foreign = Witnesses::from_parts(kept.clone(), bound, 0);
+    assert!(foreign.sampled());
+    assert!(
+        foreign.entries() == kept,
+        "no entry of the foreign sample is lost"
+    );
+    let mut again = foreign.clone();
+    again.merge(&foreign);
+    assert!(again.entries() == kept);
+    // Read as if it had been ranked here, the bound would drop most of them.
+    assert!(
+        Witnesses::from_parts(kept.clone(), bound, ranking())
+            .entries()
+            .len()
+            < kept.len()
+    );
+}
+
+/// The ports that rank lowest without the seed are a random part of the sample
+/// under it: the honest ports keep their share, scaled back up.
+#[test]
+fn under_a_seed_a_hostile_sensor_cannot_hide_a_sweep_with_chosen_ports() {
+    seeded();
+    let src = sweep_attack::sweeper();
+    let mut all = sweep_attack::sweep(src);
+    all.extend(sweep_attack::lowest(src));
+    let w = sweep_attack::window(&all);
+    assert!(sweep_attack::spread(&w, src).capped);
+    let left = sweep_attack::trimmed(&w, src);
+    eprintln!(
+        "under a seed, chosen ports: {left} of the sweeper's {} ports left after trimming",
+        sweep_attack::SWEPT
+    );
+    assert!((700..=1_300).contains(&left), "{left} ports left");
+    assert!(sweep_attack::is_sweeper(&w, src));
+}
+
+/// Flooding a sweeper with ports of its own makes the hostile sensor's part of
+/// the sample larger: fewer than 100 honest ports are kept, and unscaled the
+/// sweep would be hidden; scaled to the estimated ports, it stays a sweep.
+#[test]
+fn under_a_seed_a_flood_of_ports_cannot_hide_a_sweep() {
+    seeded();
+    let src = sweep_attack::sweeper();
+    let mut all = sweep_attack::sweep(src);
+    all.extend(sweep_attack::flood(src));
+    let w = sweep_attack::window(&all);
+    let kept = sweep_attack::honest_kept(&w, src);
+    let left = sweep_attack::trimmed(&w, src);
+    let estimate = sweep_attack::spread(&w, src).ports_estimate();
+    eprintln!(
+        "under a seed, a flood of 65,536 ports: {kept} honest ports kept, {left} of {} after trimming and scaling (estimated ports {estimate})",
+        sweep_attack::SWEPT
+    );
+    assert!(
+        kept < 100,
+        "{kept} honest ports kept: the flood did not bite"
+    );
+    assert!((600..=1_500).contains(&left), "{left} ports left");
+    assert!(sweep_attack::is_sweeper(&w, src));
+    assert!((60_000..=73_000).contains(&estimate), "estimate {estimate}");
+}
+
+/// Scaling must not turn a surge's source into a sweeper: the hostile sensor's
+/// flood of one real source (tcp/1025, seen by two sensors) is trimmed away
+/// before scaling.
+#[test]
+fn under_a_seed_a_flood_of_ports_cannot_make_a_sweeper() {
+    seeded();
+    let src = sweep_attack::sweeper();
+    let mut all = sweep_attack::surge_source(src);
+    all.extend(sweep_attack::flood(src));
+    let w = sweep_attack::window(&all);
+    let left = sweep_attack::trimmed(&w, src);
+    assert!(left < 100, "{left} ports left");
+    assert!(!sweep_attack::is_sweeper(&w, src));
+}
+
+/// An honest sweep of every tcp port by eight sensors: past the cap, its ports
+/// are estimated within a few percent, and it is a sweep.
+#[test]
+fn under_a_seed_a_full_sweep_is_estimated() {
+    seeded();
+    let src = sweep_attack::sweeper();
+    let w = sweep_attack::window(&sweep_attack::sweep_from(src, 0, u16::MAX));
+    let s = sweep_attack::spread(&w, src);
+    assert!(s.capped);
+    assert_eq!(s.port_count(), scanwatch_aggregate::SPREAD_CAP as u64);
+    let estimate = s.ports_estimate();
+    let left = sweep_attack::trimmed(&w, src);
+    eprintln!("under a seed, a sweep of 65,535 ports: estimated {estimate}, {left} after trimming");
+    assert!((61_000..=70_000).contains(&estimate), "estimate {estimate}");
+    assert!((61_000..=70_000).contains(&left), "{left} ports left");
+    assert!(sweep_attack::is_sweeper(&w, src));
+}
+
+/// Parts cut anywhere, each written and read back, merge to the whole's kept
+/// ports and trimmed count.
+#[test]
+fn under_a_seed_merged_parts_keep_the_wholes_ports() {
+    seeded();
+    let src = sweep_attack::sweeper();
+    let mut all = sweep_attack::sweep(src);
+    all.extend(sweep_attack::lowest(src));
+    // Interleaved, so that each part holds honest and hostile ports.
+    all.sort_by_key(|(_, e)| e.dst_port.map(|p| p.wrapping_mul(40_503)));
+    let whole = sweep_attack::window(&all);
+    let keys = |w: &scanwatch_aggregate::Window| {
+        let mut k: Vec<(u32, u32, u32, bool)> = sweep_attack::spread(w, src)
+            .ports()
+            .map(|p| (p.key, p.sensor, p.events, p.multi))
+            .collect();
+        k.sort_unstable();
+        k
+    };
+    for cut in [1, all.len() / 3, all.len() / 2, all.len() - 5] {
+        let mut merged = sweep_attack::round_trip(&sweep_attack::window(&all[..cut]));
+        merged.merge(
+            &sweep_attack::round_trip(&sweep_attack::window(&all[cut..])),
+            64,
+        );
+        assert_eq!(keys(&merged), keys(&whole), "cut at {cut}");
+        assert_eq!(
+            sweep_attack::trimmed(&merged, src),
+            sweep_attack::trimmed(&whole, src),
+            "cut at {cut}"
+        );
+    }
+}
