@@ -500,12 +500,14 @@ impl ClosedWindow {
         let swept = Swept {
             sweepers: w.spreads.sweepers(rule),
         };
-        let mut cells: Vec<CellSummary> = w
-            .cells
-            .iter()
+        // The cells in (protocol, port) order, sorted before they are summarised:
+        // moving the summaries (large) was a twentieth of the aggregation's profile.
+        let mut order: Vec<(&(Protocol, u16), &Cell)> = w.cells.iter().collect();
+        order.sort_unstable_by_key(|(k, _)| **k);
+        let cells: Vec<CellSummary> = order
+            .into_iter()
             .map(|((p, port), c)| c.summary_without(*p, *port, top_n, &swept))
             .collect();
-        cells.sort_by_key(|c| (c.proto, c.port));
         ClosedWindow {
             start,
             end: Timestamp(start.0 + window_ms),

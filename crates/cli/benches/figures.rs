@@ -41,12 +41,6 @@ fn main() {
     let lines = text.lines().count() as f64;
     let mb = text.len() as f64 / 1e6;
     println!("input: {hours} simulated hours, {lines:.0} netfilter lines, {mb:.1} MB, one thread (one core) unless said");
-    let reps = 5;
-    let base = best(reps, || common::bare_loop(&text));
-    let parse = best(reps, || common::parse_only(&text));
-    let full = best(reps, || common::pipeline(&text));
-    let parsed = common::parsed_events(&text);
-    let agg = best(reps, || common::aggregate_detect(&parsed));
     // The real command on a file: reading, format detection, sensor naming, merge.
     let path = std::env::temp_dir().join(format!("scanwatch-bench-{}.log", std::process::id()));
     std::fs::write(&path, &text).expect("write temp file");
@@ -80,17 +74,25 @@ fn main() {
         scanwatch::analyze::run(args, &mut out, &mut err).expect("analyze runs");
         out
     };
-    if std::env::var("SCANWATCH_BENCH_ONLY").as_deref() == Ok("analyze2") {
-        // For profiling: `analyze` with a second thread, many times.
-        let two = scanwatch::analyze::AnalyzeArgs {
-            threads: std::num::NonZeroUsize::new(2),
+    let only = std::env::var("SCANWATCH_BENCH_ONLY").ok();
+    if let Some(threads @ ("analyze1" | "analyze2")) = only.as_deref() {
+        // For profiling: `analyze` alone on one or two threads, many times.
+        let n = if threads == "analyze1" { 1 } else { 2 };
+        let run = scanwatch::analyze::AnalyzeArgs {
+            threads: std::num::NonZeroUsize::new(n),
             ..args.clone()
         };
-        let t = best(10, || analyze(&two).len());
-        println!("analyze, parse on a 2nd thread: {:.0} lines/s", lines / t);
+        let t = best(10, || analyze(&run).len());
+        println!("analyze, {n} thread(s): {:.0} lines/s", lines / t);
         let _ = std::fs::remove_file(&path);
         return;
     }
+    let reps = 5;
+    let base = best(reps, || common::bare_loop(&text));
+    let parse = best(reps, || common::parse_only(&text));
+    let full = best(reps, || common::pipeline(&text));
+    let parsed = common::parsed_events(&text);
+    let agg = best(reps, || common::aggregate_detect(&parsed));
     let e2e = best(reps, || analyze(&args).len());
     let threaded = scanwatch::analyze::AnalyzeArgs {
         threads: std::num::NonZeroUsize::new(2),

@@ -677,7 +677,7 @@ impl Detector {
         }
         let mut alerts = Vec::new();
         let ports = index_ports(&w.cells, self.cfg.trim_sensors);
-        self.set_window(ws, ports);
+        self.set_window(ws, ports.clone());
         for c in &w.cells {
             if let Some(a) = self.evaluate(w, c, true) {
                 alerts.push(a);
@@ -691,13 +691,19 @@ impl Detector {
             h.push(ws, Trimmed::of(c, self.cfg.trim_sensors).values());
         }
         self.last_window = Some(ws);
-        self.remember(w, alerts.clone(), 0);
+        self.remember(w, ports, alerts.clone(), 0);
         alerts
     }
 
-    /// Keeps what a revision of `w` needs, and forgets windows older than one
-    /// history span.
-    fn remember(&mut self, w: &ClosedWindow, alerts: Vec<Alert>, revision: u32) {
+    /// Keeps what a revision of `w` needs (`index_ports`: the window's
+    /// [`index_ports`]), and forgets windows older than one history span.
+    fn remember(
+        &mut self,
+        w: &ClosedWindow,
+        index_ports: Vec<IndexPort>,
+        alerts: Vec<Alert>,
+        revision: u32,
+    ) {
         let cfg = self.cfg;
         self.memos.insert(
             w.start.0,
@@ -711,7 +717,7 @@ impl Detector {
                     .cloned()
                     .collect(),
                 sweeps: w.sweeps.clone(),
-                index_ports: index_ports(&w.cells, cfg.trim_sensors),
+                index_ports,
                 alerts,
                 revision,
             },
@@ -768,7 +774,8 @@ impl Detector {
             .memos
             .get(&ws)
             .map_or((Vec::new(), 0), |m| (m.alerts.clone(), m.revision));
-        self.remember(w, old_alerts, revision + 1);
+        let ports = index_ports(&w.cells, self.cfg.trim_sensors);
+        self.remember(w, ports, old_alerts, revision + 1);
         // Episodes as they stood before the revised window.
         for h in self.ports.values_mut() {
             h.last_alert = None;

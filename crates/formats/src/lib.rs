@@ -9,6 +9,7 @@ mod cisco_asa;
 mod dshield;
 mod fastlog;
 mod filterlog;
+pub mod ip;
 mod jsonl;
 mod mikrotik;
 mod netfilter;

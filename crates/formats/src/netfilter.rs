@@ -161,8 +161,8 @@ fn fields_fast(line: &str, kv_start: usize) -> Option<Fields<'_>> {
     let mut f = Fields {
         iface_in: Some(value_at(line, kv_start + 3).0),
         iface_out: find(f_out, 5).map(|v| v.0),
-        src: Some(find(f_src, 5)?.0.parse().ok()?),
-        dst: Some(find(f_dst, 5)?.0.parse().ok()?),
+        src: Some(crate::ip::parse_ip(find(f_src, 5)?.0)?),
+        dst: Some(crate::ip::parse_ip(find(f_dst, 5)?.0)?),
         proto: Some(Protocol::parse(find(f_proto, 7)?.0)?),
         spt: opt_parse(find(f_spt, 5))?,
         dpt: opt_parse(dpt_found)?,
@@ -347,7 +347,7 @@ pub(crate) fn action_from_prefix(prefix: &str) -> Action {
 }
 
 fn parse_ip(field: &'static str, v: &str) -> Result<IpAddr, ParseError> {
-    v.parse().map_err(|_| ParseError::invalid(field, v))
+    crate::ip::parse_ip(v).ok_or_else(|| ParseError::invalid(field, v))
 }
 
 fn parse_port(field: &'static str, v: &str) -> Result<u16, ParseError> {
