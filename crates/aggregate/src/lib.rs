@@ -138,7 +138,14 @@ impl Cell {
         top_n: usize,
         swept: &Swept<'_>,
     ) -> CellSummary {
-        let raw_sources = self.sources.distinct();
+        // From the witnesses (exact, or a keyed sample), not the sketch whose
+        // public hash a sender can aim at (`Witnesses::distinct`); and never more
+        // than the cell's events, which no choice of addresses can inflate.
+        let raw_sources = self
+            .witnesses
+            .distinct()
+            .unwrap_or_else(|| self.sources.distinct())
+            .min(self.events);
         let is_swept =
             |ip: IpAddr| !swept.sweepers.is_empty() && swept.sweepers.contains_key(&ip_hash(ip));
         let mut witnessed = self.witnesses.entries();
@@ -200,7 +207,8 @@ impl Cell {
             events: self.events.saturating_sub(swept_events),
             sources,
             sensors: self.sensors.distinct(),
-            targets: self.targets.distinct(),
+            // Each event has one target: a sketch aimed at cannot read more.
+            targets: self.targets.distinct().min(self.events),
             top_sources: all.iter().take(top_n).map(|(k, n)| (k.0, *n)).collect(),
             top_sensors: self.sensors.top(top_n, |a, b| a.cmp(b)),
             sole_sources: {

@@ -62,6 +62,18 @@ pub(crate) fn rank(h: u64) -> u64 {
     rank_under(seed(), h)
 }
 
+/// How many keys a bottom-k sample stands for: `k` kept keys whose largest rank
+/// is `largest` (k minimum values: under a seed the ranks are uniform, so the
+/// k-th smallest covers about (k - 1) / n of the rank space). At least `k`.
+/// Meaningful only under a seed: without one the rank is the key itself.
+pub(crate) fn kmv_estimate(k: u64, largest: u64) -> u64 {
+    if k < 2 {
+        return k;
+    }
+    let covered = (largest as f64 + 1.0) / 18_446_744_073_709_551_616.0;
+    (((k - 1) as f64 / covered).round() as u64).max(k)
+}
+
 /// Which ranking this process samples by, as the codec writes it beside a
 /// sampled cell: 0 without a seed, otherwise a fingerprint of the ranking
 /// function and the seed (not the seed: stored bytes must not give it away).

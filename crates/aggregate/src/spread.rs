@@ -275,9 +275,7 @@ impl Spread {
                 .max()
                 .unwrap_or(u64::MAX),
         };
-        // The fraction of the rank space below the largest kept rank.
-        let covered = (largest as f64 + 1.0) / 18_446_744_073_709_551_616.0;
-        (((kept - 1) as f64 / covered).round() as u64).max(kept)
+        crate::sample_seed::kmv_estimate(kept, largest)
     }
 
     /// Distinct sensors named in the records: a lower bound of the sensors that

@@ -243,6 +243,34 @@ impl Witnesses {
         w
     }
 
+    /// The cell's distinct sources, counted from its witnesses: exact while every
+    /// source is kept; past that, under the deployment's seed, estimated from the
+    /// sample ([`crate::sample_seed::kmv_estimate`] of a keyed rank). `None`
+    /// without a seed past that, or without witnesses (a part of a build before
+    /// them): the caller takes the sketch's estimate then. Why not the sketch
+    /// first: a HyperLogLog's hash is public (every process must agree on it), so
+    /// a sender can choose a few thousand addresses whose hashes set its
+    /// registers high and make a port of 200 sources read as millions
+    /// (docs/security.md); a count or a keyed sample cannot be aimed at.
+    pub fn distinct(&self) -> Option<u64> {
+        match self {
+            Witnesses::Empty => None,
+            Witnesses::Small(v) => Some(v.len() as u64),
+            Witnesses::Map(m, b) if *b == u64::MAX => Some(m.len() as u64),
+            Witnesses::Map(..) => {
+                if ranking() == 0 {
+                    return None;
+                }
+                let entries = self.entries();
+                let largest = entries.iter().map(|e| rank(e.0)).max()?;
+                Some(crate::sample_seed::kmv_estimate(
+                    entries.len() as u64,
+                    largest,
+                ))
+            }
+        }
+    }
+
     /// Whether only a sample of the sources is kept.
     pub fn sampled(&self) -> bool {
         match self {

@@ -1,10 +1,12 @@
 //! The attacks on the bounded samples under the deployment's seed (`sample_attack`:
 //! the chosen addresses rank at random, the surge stays; `sweep_attack`: the
-//! chosen ports rank at random, the sweep stays). Every
+//! chosen ports rank at random, the sweep stays; `sketch_attack`: the cell's
+//! sources are counted from its keyed sample, not its sketch). Every
 //! test sets the same seed first (the seed is set once per process).
 #![allow(clippy::unwrap_used)] // a test may panic on a broken setup
 
 mod sample_attack;
+mod sketch_attack;
 mod sweep_attack;
 use sample_attack::*;
 
@@ -201,4 +203,26 @@ fn under_a_seed_merged_parts_keep_the_wholes_ports() {
             "cut at {cut}"
         );
     }
+}
+
+/// A sketch inflated with chosen addresses does not move the cell's count: it
+/// is counted from the witnesses' keyed sample.
+#[test]
+fn under_a_seed_a_sketch_aimed_at_does_not_move_the_count() {
+    seeded();
+    let chosen = sketch_attack::chosen();
+    let c = sketch_attack::attacked(&chosen);
+    let truth = u64::from(sketch_attack::REAL) + chosen.len() as u64;
+    let (sources, left) = sketch_attack::read(&c);
+    eprintln!(
+        "under a seed, {} chosen addresses: the sketch reads {} sources, the cell {sources} (truth {truth}), {left} after trimming (real: {})",
+        chosen.len(),
+        c.sources.distinct(),
+        sketch_attack::REAL
+    );
+    assert!(
+        sources.abs_diff(truth) * 20 < truth,
+        "{sources} sources, truth {truth}"
+    );
+    assert!((100..=400).contains(&left), "{left} sources after trimming");
 }

@@ -1,10 +1,12 @@
 //! The attacks on the bounded samples without a seed (`sample_attack`: a cell's
-//! witnesses, `sweep_attack`: a source's ports): they work, which is why the
-//! centre ranks under the deployment's seed (`sample_keyed.rs`). A process of its
-//! own: no seed is ever set here.
+//! witnesses, `sweep_attack`: a source's ports, `sketch_attack`: a cell's
+//! distinct-source sketch): they work (the last only up to the cell's events),
+//! which is why the centre ranks under the deployment's seed (`sample_keyed.rs`).
+//! A process of its own: no seed is ever set here.
 #![allow(clippy::unwrap_used)] // a test may panic on a broken setup
 
 mod sample_attack;
+mod sketch_attack;
 mod sweep_attack;
 use sample_attack::*;
 
@@ -34,4 +36,48 @@ fn without_a_seed_a_hostile_sensor_fills_a_sweepers_ports_and_hides_the_sweep() 
     );
     assert_eq!(left, 0);
     assert!(!sweep_attack::is_sweeper(&w, src));
+}
+
+#[test]
+fn without_a_seed_a_sketch_aimed_at_is_held_to_the_cells_events() {
+    let chosen = sketch_attack::chosen();
+    let c = sketch_attack::attacked(&chosen);
+    let sketch = c.sources.distinct();
+    let (sources, left) = sketch_attack::read(&c);
+    eprintln!(
+        "without a seed, {} chosen addresses: the sketch reads {sketch} sources, the cell {sources} ({} events), {left} after trimming (real: {})",
+        chosen.len(),
+        c.events,
+        sketch_attack::REAL
+    );
+    assert!(sketch > 1_000_000, "the sketch was not inflated: {sketch}");
+    assert!(sources <= c.events);
+    assert!(left < 1_000, "{left} sources after trimming");
+}
+
+/// Up to 4,096 sources a cell's count is exact, although its sketch took over
+/// at the exact limit (64) and is off by some.
+#[test]
+fn a_cell_of_four_thousand_sources_counts_them_exactly() {
+    let mut c = scanwatch_aggregate::Cell::default();
+    for i in 0..4_000u32 {
+        let e = syn(std::net::IpAddr::V4(std::net::Ipv4Addr::from(
+            0x0a00_0000 | i,
+        )));
+        c.add(
+            u64::from(i % 10),
+            &e,
+            scanwatch_aggregate::ip_hash(e.src),
+            64,
+        );
+    }
+    assert!(!c.sources.is_exact(), "the sketch took over");
+    let sketch = c.sources.distinct();
+    let (sources, _) = sketch_attack::read(&c);
+    eprintln!("4,000 sources: the sketch reads {sketch}, the cell {sources}");
+    assert_ne!(
+        sketch, 4_000,
+        "the sketch happens to be exact: pick another size"
+    );
+    assert_eq!(sources, 4_000);
 }
