@@ -327,8 +327,8 @@ fn peak_rss(pid: u32) -> u64 {
 /// The memory bound of docs/time.md for a flood of late events: ten batches of
 /// 100,000 events (100,000 distinct sources each), each in another past hour,
 /// after every window up to now has closed. Late events are revised from the store,
-/// not held: the server's peak stays under 256 MiB (it was 1.1 GB when late windows
-/// were held in memory).
+/// not held: the server's peak stays under 384 MiB (it was 1.1 GB when late windows
+/// were held in memory; docs/time.md has what the rest is).
 #[test]
 fn a_flood_of_late_events_over_past_hours_stays_under_the_memory_bound() {
     use std::io::Write;
@@ -416,8 +416,8 @@ fn a_flood_of_late_events_over_past_hours_stays_under_the_memory_bound() {
         peak >> 20
     );
     assert!(
-        peak < 256 << 20,
-        "peak RSS {} MiB is over the 256 MiB bound",
+        peak < 384 << 20,
+        "peak RSS {} MiB is over the 384 MiB bound",
         peak >> 20
     );
     drop(server);
