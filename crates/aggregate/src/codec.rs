@@ -280,7 +280,11 @@ fn put_witnesses(out: &mut Vec<u8>, w: &Witnesses) {
     let bound = w.bound();
     out.extend_from_slice(&bound.to_le_bytes());
     if bound != u64::MAX {
-        out.extend_from_slice(&crate::sample_seed::ranking().to_le_bytes());
+        // A foreign sample is written under a ranking that is not this one (the
+        // fingerprint is odd, so this differs), so that it reads back foreign.
+        let ranking = crate::sample_seed::ranking();
+        let ranked_by = if w.foreign() { ranking ^ 2 } else { ranking };
+        out.extend_from_slice(&ranked_by.to_le_bytes());
     }
 }
 
@@ -316,22 +320,6 @@ fn get_witnesses(r: &mut Reader<'_>, v: u8) -> Result<Witnesses, DecodeError> {
         return Err(bad("a sampled witness set keeps no source"));
     }
     Ok(w)
-}
-
-/// The witnesses of a cell written before witnesses existed (versions 1–2): its
-/// exact sources, each seen by no known sensor (so none is corroborated, and the
-/// cell's distinct sources are still counted from its witnesses); nothing for a
-/// sketched cell (its sources are then counted from the sketch).
-fn unwitnessed(sources: &Counted<SourceIp>) -> Witnesses {
-    if !sources.is_exact() {
-        return Witnesses::default();
-    }
-    let entries = sources
-        .top(usize::MAX, |a, b| a.cmp(b))
-        .into_iter()
-        .map(|(k, _)| (crate::ip_hash(k.0), WitnessSet::default()))
-        .collect();
-    Witnesses::from_parts(entries, u64::MAX, 0)
 }
 
 fn put_spreads(out: &mut Vec<u8>, s: &Spreads) {
@@ -566,17 +554,16 @@ pub fn decode_partial_body(body: &[u8]) -> Result<(Window, SensorTimes), DecodeE
     for _ in 0..n {
         let proto = Protocol::from_number(r.u8()?);
         let port = u16::from_le_bytes(r.take(2)?.try_into().map_err(|_| bad("truncated"))?);
-        let mut cell = Cell {
+        let cell = Cell {
             events: r.var()?,
             sources: get_counted(&mut r)?,
             targets: get_distinct(&mut r)?,
             sensors: get_counted(&mut r)?,
-            witnesses: Witnesses::default(),
-        };
-        cell.witnesses = if v >= 3 {
-            get_witnesses(&mut r, v)?
-        } else {
-            unwitnessed(&cell.sources)
+            witnesses: if v >= 3 {
+                get_witnesses(&mut r, v)?
+            } else {
+                Witnesses::default()
+            },
         };
         if cells.insert((proto, port), cell).is_some() {
             return Err(bad("cell written twice"));

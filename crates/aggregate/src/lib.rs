@@ -175,12 +175,18 @@ impl Cell {
                 });
             } else {
                 // Sketched: the sweepers that reached this port, from their own
-                // records (exact below the spread cap).
+                // records; past the spread's cap a record keeps a sample of its
+                // ports, so one that did not keep this port is looked up in the
+                // cell's witnesses (every source up to 4,096; the keyed sample
+                // beyond), its events here taken as one probe.
                 let key = port_key(proto, port);
-                for s in swept.sweepers.values() {
+                for (h, s) in swept.sweepers.iter() {
                     if let Some(p) = s.port(key) {
                         swept_sources += 1;
                         swept_events += u64::from(p.events);
+                    } else if s.capped && self.witnesses.contains(*h) {
+                        swept_sources += 1;
+                        swept_events += 1;
                     }
                 }
                 all.retain(|(k, _)| !is_swept(k.0));

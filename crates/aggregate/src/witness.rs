@@ -124,8 +124,10 @@ pub enum Witnesses {
     #[default]
     Empty,
     Small(SmallVec<[(u64, WitnessSet); 1]>),
-    /// With `bound`: sources ranking above it are not kept (u64::MAX: all are).
-    Map(KeyedMap<u64, WitnessSet>, u64),
+    /// With `bound`: sources ranking above it are not kept (u64::MAX: all are);
+    /// and whether the sample was drawn, in whole or in part, under another
+    /// ranking than this process's ([`Witnesses::foreign`]; only when sampled).
+    Map(KeyedMap<u64, WitnessSet>, u64, bool),
 }
 
 impl Witnesses {
@@ -146,10 +148,10 @@ impl Witnesses {
                 v.push((src, *set));
                 if v.len() > crate::counted::SMALL_KEYS {
                     let m: KeyedMap<u64, WitnessSet> = v.drain(..).collect();
-                    *self = Witnesses::Map(m, u64::MAX);
+                    *self = Witnesses::Map(m, u64::MAX, false);
                 }
             }
-            Witnesses::Map(m, bound) => {
+            Witnesses::Map(m, bound, _) => {
                 if *bound != u64::MAX && rank(src) > *bound {
                     return;
                 }
@@ -166,9 +168,10 @@ impl Witnesses {
         match o {
             Witnesses::Empty => {}
             Witnesses::Small(v) => v.iter().for_each(|(h, s)| self.add_set(*h, s)),
-            Witnesses::Map(m, b) => {
+            Witnesses::Map(m, b, f) => {
                 m.iter().for_each(|(h, s)| self.add_set(*h, s));
-                if let Witnesses::Map(mine, bound) = self {
+                if let Witnesses::Map(mine, bound, foreign) = self {
+                    *foreign |= *f;
                     if *b < *bound {
                         *bound = *b;
                         mine.retain(|h, _| rank(*h) <= *b);
@@ -180,7 +183,7 @@ impl Witnesses {
                         .into_iter()
                         .filter(|(h, _)| rank(*h) <= *b)
                         .collect();
-                    *self = Witnesses::Map(mine, *b);
+                    *self = Witnesses::Map(mine, *b, *f);
                 }
             }
         }
@@ -192,7 +195,7 @@ impl Witnesses {
         let mut v: Vec<(u64, WitnessSet)> = match self {
             Witnesses::Empty => Vec::new(),
             Witnesses::Small(v) => v.to_vec(),
-            Witnesses::Map(m, _) => m.iter().map(|(h, s)| (*h, *s)).collect(),
+            Witnesses::Map(m, _, _) => m.iter().map(|(h, s)| (*h, *s)).collect(),
         };
         if v.len() > WITNESS_SOURCES {
             // Each rank computed once (a keyed hash), then the smallest kept.
@@ -209,14 +212,14 @@ impl Witnesses {
     /// The rank above which sources are not kept (u64::MAX: none left out).
     pub fn bound(&self) -> u64 {
         match self {
-            Witnesses::Map(m, b) if m.len() > WITNESS_SOURCES => (*b).min(
+            Witnesses::Map(m, b, _) if m.len() > WITNESS_SOURCES => (*b).min(
                 self.entries()
                     .iter()
                     .map(|e| rank(e.0))
                     .max()
                     .unwrap_or(u64::MAX),
             ),
-            Witnesses::Map(_, b) => *b,
+            Witnesses::Map(_, b, _) => *b,
             _ => u64::MAX,
         }
     }
@@ -225,9 +228,11 @@ impl Witnesses {
     /// [`Witnesses::bound`] give; the codec's read), sampled under `ranked_by`
     /// ([`ranking`] when they were written). A sample drawn under another ranking
     /// than this process's is taken as the sample of its own entries: the bound
-    /// becomes their largest rank here, so later merges compare like with like.
+    /// becomes their largest rank here, so later merges compare like with like,
+    /// and it is marked [`Witnesses::foreign`].
     pub fn from_parts(entries: Vec<(u64, WitnessSet)>, bound: u64, ranked_by: u64) -> Witnesses {
-        let bound = if bound != u64::MAX && ranked_by != ranking() {
+        let foreign = bound != u64::MAX && ranked_by != ranking();
+        let bound = if foreign {
             entries.iter().map(|e| rank(e.0)).max().unwrap_or(0)
         } else {
             bound
@@ -235,7 +240,7 @@ impl Witnesses {
         let mut w = if bound == u64::MAX {
             Witnesses::Empty
         } else {
-            Witnesses::Map(KeyedMap::default(), bound)
+            Witnesses::Map(KeyedMap::default(), bound, foreign)
         };
         for (h, s) in entries {
             w.add_set(h, &s);
@@ -243,11 +248,14 @@ impl Witnesses {
         w
     }
 
-    /// The cell's distinct sources, counted from its witnesses: exact while every
-    /// source is kept; past that, under the deployment's seed, estimated from the
-    /// sample ([`crate::sample_seed::kmv_estimate`] of a keyed rank). `None`
-    /// without a seed past that, or without witnesses (a part of a build before
-    /// them): the caller takes the sketch's estimate then. Why not the sketch
+    /// The cell's distinct sources, counted from its witnesses: exact up to
+    /// [`WITNESS_SOURCES`] sources; past that, under the deployment's seed,
+    /// estimated from the sample ([`crate::sample_seed::kmv_estimate`] of a keyed
+    /// rank). `None` without a seed past that, for a sample drawn under another
+    /// ranking ([`Witnesses::foreign`]: its bound is not a bottom-k bound here), or
+    /// without witnesses (a part of a build before them): the caller takes the
+    /// sketch's estimate then. (A cell merged from parts of a build before
+    /// witnesses and of this one counts only the witnessed part.) Why not the sketch
     /// first: a HyperLogLog's hash is public (every process must agree on it), so
     /// a sender can choose a few thousand addresses whose hashes set its
     /// registers high and make a port of 200 sources read as millions
@@ -256,7 +264,12 @@ impl Witnesses {
         match self {
             Witnesses::Empty => None,
             Witnesses::Small(v) => Some(v.len() as u64),
-            Witnesses::Map(m, b) if *b == u64::MAX => Some(m.len() as u64),
+            Witnesses::Map(_, _, true) => None,
+            // Exact while the codec writes every kept source (no more than
+            // `WITNESS_SOURCES`), so a cell counts alike before and after it.
+            Witnesses::Map(m, b, _) if *b == u64::MAX && m.len() <= WITNESS_SOURCES => {
+                Some(m.len() as u64)
+            }
             Witnesses::Map(..) => {
                 if ranking() == 0 {
                     return None;
@@ -271,10 +284,27 @@ impl Witnesses {
         }
     }
 
+    /// Whether the source hashing to `src` is kept.
+    pub fn contains(&self, src: u64) -> bool {
+        match self {
+            Witnesses::Empty => false,
+            Witnesses::Small(v) => v.iter().any(|e| e.0 == src),
+            Witnesses::Map(m, _, _) => m.contains_key(&src),
+        }
+    }
+
+    /// Whether the sample was drawn, in whole or in part, under another ranking
+    /// than this process's (a part written before the seed, or under another
+    /// deployment's): its entries are kept, but it cannot estimate the cell's
+    /// sources. The codec writes it so that it reads back foreign.
+    pub fn foreign(&self) -> bool {
+        matches!(self, Witnesses::Map(_, _, true))
+    }
+
     /// Whether only a sample of the sources is kept.
     pub fn sampled(&self) -> bool {
         match self {
-            Witnesses::Map(m, b) => *b != u64::MAX || m.len() > WITNESS_SOURCES,
+            Witnesses::Map(m, b, _) => *b != u64::MAX || m.len() > WITNESS_SOURCES,
             _ => false,
         }
     }
@@ -321,7 +351,9 @@ impl Witnesses {
                     0
                 }
             }
-            Witnesses::Map(m, _) => m.capacity() * (std::mem::size_of::<(u64, WitnessSet)>() + 1),
+            Witnesses::Map(m, _, _) => {
+                m.capacity() * (std::mem::size_of::<(u64, WitnessSet)>() + 1)
+            }
         }
     }
 }

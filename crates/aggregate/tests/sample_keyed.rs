@@ -84,6 +84,19 @@ fn a_sample_drawn_under_another_ranking_is_a_sample_of_its_entries() {
     let mut again = foreign.clone();
     again.merge(&foreign);
     assert!(again.entries() == kept);
+    // It cannot estimate the cell's sources (its bound is no bottom-k bound
+    // here): a cell holding it counts them from its sketch, not as ~4,096; and
+    // written and read back it stays so.
+    assert!(foreign.foreign());
+    assert_eq!(foreign.distinct(), None);
+    let mut c = cell(&events(&chosen()));
+    c.witnesses = foreign.clone();
+    let back = round_trip(&c);
+    assert!(back.witnesses.foreign());
+    assert!(back.witnesses.entries() == kept);
+    let sources = c.summary(scanwatch_event::Protocol::Tcp, 1025, 10).sources;
+    assert_eq!(sources, c.sources.distinct().min(c.events));
+    assert!(sources > 10_000, "{sources}");
     // Read as if it had been ranked here, the bound would drop most of them.
     assert!(
         Witnesses::from_parts(kept.clone(), bound, ranking())
@@ -225,4 +238,61 @@ fn under_a_seed_a_sketch_aimed_at_does_not_move_the_count() {
         "{sources} sources, truth {truth}"
     );
     assert!((100..=400).contains(&left), "{left} sources after trimming");
+}
+
+/// A cell of 6,000 sources (past the 4,096 a part keeps, not yet pruned in
+/// memory) counts alike before and after the codec.
+#[test]
+fn under_a_seed_a_cell_counts_alike_before_and_after_the_codec() {
+    seeded();
+    let c = cell(&events(&[])[..12_000]);
+    let before = trimmed(&c);
+    let sources = c.summary(scanwatch_event::Protocol::Tcp, 1025, 10).sources;
+    let back = round_trip(&c);
+    assert_eq!(
+        back.summary(scanwatch_event::Protocol::Tcp, 1025, 10)
+            .sources,
+        sources
+    );
+    assert_eq!(trimmed(&back), before);
+    assert!(sources.abs_diff(6_000) < 300, "{sources}");
+}
+
+/// A sweeper of every tcp port keeps a random sample of its ports under a seed:
+/// on a busy port whose record it did not keep, it is still set aside (found in
+/// the cell's witnesses).
+#[test]
+fn under_a_seed_a_full_sweeper_is_set_aside_on_a_busy_port() {
+    seeded();
+    let src = sweep_attack::sweeper();
+    let mut all = sweep_attack::sweep_from(src, 0, u16::MAX);
+    // tcp/20,000 is busy: 100 other sources, sketched past 64.
+    for i in 0..100u32 {
+        let mut e = syn(std::net::IpAddr::V4(std::net::Ipv4Addr::from(
+            0x0a00_0000 | i,
+        )));
+        e.dst_port = Some(20_000);
+        all.push((u64::from(i % 8), e));
+    }
+    let w = sweep_attack::window(&all);
+    let kept = scanwatch_aggregate::port_key(scanwatch_event::Protocol::Tcp, 20_000);
+    assert!(
+        sweep_attack::spread(&w, src).port(kept).is_none(),
+        "the record happens to keep the port: pick another"
+    );
+    let closed = scanwatch_aggregate::ClosedWindow::from_window(
+        scanwatch_event::Timestamp(0),
+        3_600_000,
+        &w,
+        10,
+        scanwatch_aggregate::SweepRule::default(),
+    );
+    let cell = closed
+        .cells
+        .iter()
+        .find(|c| c.port == 20_000)
+        .expect("the busy port's cell");
+    assert!(!cell.exact);
+    assert_eq!(cell.swept_sources, 1);
+    assert_eq!(cell.sources, 100);
 }

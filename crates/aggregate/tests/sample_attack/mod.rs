@@ -73,7 +73,6 @@ pub fn trimmed(c: &Cell) -> u64 {
 }
 
 /// The cell written by the codec and read back.
-#[allow(dead_code)] // used by the keyed binary only
 pub fn round_trip(c: &Cell) -> Cell {
     let mut w = Window::default();
     w.cells.insert((Protocol::Tcp, 1025), c.clone());
