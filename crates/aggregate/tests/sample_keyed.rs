@@ -240,22 +240,13 @@ fn under_a_seed_a_sketch_aimed_at_does_not_move_the_count() {
     assert!((100..=400).contains(&left), "{left} sources after trimming");
 }
 
-/// A cell of 6,000 sources (past the 4,096 a part keeps, not yet pruned in
-/// memory) counts alike before and after the codec.
+/// A cell counts alike before and after the codec (`through_the_codec`).
 #[test]
 fn under_a_seed_a_cell_counts_alike_before_and_after_the_codec() {
     seeded();
-    let c = cell(&events(&[])[..12_000]);
-    let before = trimmed(&c);
-    let sources = c.summary(scanwatch_event::Protocol::Tcp, 1025, 10).sources;
-    let back = round_trip(&c);
-    assert_eq!(
-        back.summary(scanwatch_event::Protocol::Tcp, 1025, 10)
-            .sources,
-        sources
-    );
-    assert_eq!(trimmed(&back), before);
-    assert!(sources.abs_diff(6_000) < 300, "{sources}");
+    let [before, after] = through_the_codec();
+    assert_eq!(before, after);
+    assert!(before.0.abs_diff(6_000) < 300, "{before:?}");
 }
 
 /// A sweeper of every tcp port keeps a random sample of its ports under a seed:

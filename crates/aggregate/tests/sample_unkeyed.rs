@@ -82,16 +82,9 @@ fn a_cell_of_four_thousand_sources_counts_them_exactly() {
     assert_eq!(sources, 4_000);
 }
 
-/// A cell of 6,000 sources (past the 4,096 a part keeps, not yet pruned in
-/// memory) counts alike before and after the codec.
+/// A cell counts alike before and after the codec (`through_the_codec`).
 #[test]
 fn without_a_seed_a_cell_counts_alike_before_and_after_the_codec() {
-    let c = cell(&events(&[])[..12_000]);
-    let sources = c.summary(scanwatch_event::Protocol::Tcp, 1025, 10).sources;
-    let back = round_trip(&c);
-    assert_eq!(
-        back.summary(scanwatch_event::Protocol::Tcp, 1025, 10)
-            .sources,
-        sources
-    );
+    let [before, after] = through_the_codec();
+    assert_eq!(before, after);
 }
