@@ -141,14 +141,14 @@ impl Cell {
         // From the witnesses (exact, or a keyed sample), not the sketch whose
         // public hash a sender can aim at (`Witnesses::distinct`); and never more
         // than the cell's events, which no choice of addresses can inflate.
+        let mut witnessed = self.witnesses.entries();
         let raw_sources = self
             .witnesses
-            .distinct()
+            .distinct_in(&witnessed)
             .unwrap_or_else(|| self.sources.distinct())
             .min(self.events);
         let is_swept =
             |ip: IpAddr| !swept.sweepers.is_empty() && swept.sweepers.contains_key(&ip_hash(ip));
-        let mut witnessed = self.witnesses.entries();
         if !swept.sweepers.is_empty() {
             witnessed.retain(|(h, _)| !swept.sweepers.contains_key(h));
         }

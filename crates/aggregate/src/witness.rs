@@ -261,6 +261,17 @@ impl Witnesses {
     /// registers high and make a port of 200 sources read as millions
     /// (docs/security.md); a count or a keyed sample cannot be aimed at.
     pub fn distinct(&self) -> Option<u64> {
+        self.distinct_with(|| sample_estimate(&self.entries()))
+    }
+
+    /// [`Witnesses::distinct`] from this set's [`Witnesses::entries`], for a
+    /// caller that has them already (a cell's read-out: selecting them once).
+    pub fn distinct_in(&self, entries: &[(u64, WitnessSet)]) -> Option<u64> {
+        self.distinct_with(|| sample_estimate(entries))
+    }
+
+    /// `sampled`: the estimate from the kept entries, asked only of a sample.
+    fn distinct_with(&self, sampled: impl FnOnce() -> Option<u64>) -> Option<u64> {
         match self {
             Witnesses::Empty => None,
             Witnesses::Small(v) => Some(v.len() as u64),
@@ -274,12 +285,7 @@ impl Witnesses {
                 if ranking() == 0 {
                     return None;
                 }
-                let entries = self.entries();
-                let largest = entries.iter().map(|e| rank(e.0)).max()?;
-                Some(crate::sample_seed::kmv_estimate(
-                    entries.len() as u64,
-                    largest,
-                ))
+                sampled()
             }
         }
     }
@@ -356,6 +362,15 @@ impl Witnesses {
             }
         }
     }
+}
+
+/// The sources a sample's kept entries stand for (k minimum values of the rank).
+fn sample_estimate(entries: &[(u64, WitnessSet)]) -> Option<u64> {
+    let largest = entries.iter().map(|e| rank(e.0)).max()?;
+    Some(crate::sample_seed::kmv_estimate(
+        entries.len() as u64,
+        largest,
+    ))
 }
 
 /// Keeps the [`WITNESS_SOURCES`] sources of smallest rank; returns the largest
