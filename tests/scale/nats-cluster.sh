@@ -179,6 +179,10 @@ restart-node)
     echo "nats-cluster: n$N was not running"
   fi
   start_node "$DIR" "$N"
+  # A node killed -9 recovers its JetStream state before it is healthy: 5-7 s
+  # alone, but once over 30 s with four cluster tests loading two cores (CI of
+  # 2026-12-06); bounded all the same.
+  WAIT_SECS=${NATS_RESTART_WAIT_SECS:-90}
   wait_ready "$DIR" "$N" || die "n$N not healthy within ${WAIT_SECS}s after restart"
   echo "nats-cluster: n$N back, meta leader $(jsz_leader "$(eval echo "\$NATS_MONITOR_PORT_$N")")"
   ;;
