@@ -31,6 +31,12 @@ if command -v nats-server >/dev/null && command -v clickhouse-server >/dev/null;
 else
     echo "skipped: needs nats-server and clickhouse-server (apt-get install -y nats-server clickhouse-server clickhouse-client)"
 fi
+echo "== the desk on ClickHouse with 30 days: cells against the raw events (crates/cli/benches/desk_clickhouse.rs)"
+if command -v clickhouse-server >/dev/null; then
+    cargo bench --locked -p scanwatch --bench desk_clickhouse
+else
+    echo "skipped: needs clickhouse-server (apt-get install -y clickhouse-server clickhouse-client)"
+fi
 if [ "${QUICK:-0}" != 1 ]; then
     echo "== criterion: parsers"
     cargo bench --locked -p scanwatch-formats --bench parsers

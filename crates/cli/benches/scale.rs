@@ -23,8 +23,11 @@
 //! `nats-server` and `clickhouse-server` (Debian bookworm packages).
 #![allow(clippy::unwrap_used)] // a bench may panic on a broken setup
 
+mod servers;
+
 use scanwatch_store::prelude::*;
-use std::path::{Path, PathBuf};
+use servers::{env_value, Servers};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,47 +47,6 @@ fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(d)
-}
-
-fn scripts() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/scale")
-}
-
-/// A directory of servers started by one of the tests/scale scripts; `stop` on drop.
-struct Servers(&'static str, PathBuf);
-
-impl Servers {
-    fn start(script: &'static str, dir: &Path) -> (Servers, String) {
-        let st = Command::new("bash")
-            .arg(scripts().join(script))
-            .arg("start")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        let s = Servers(script, dir.to_path_buf());
-        assert!(st.success(), "{script} start failed");
-        (s, std::fs::read_to_string(dir.join("ports.env")).unwrap())
-    }
-}
-
-impl Drop for Servers {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(scripts().join(self.0))
-            .arg("stop")
-            .arg(&self.1)
-            .stdout(Stdio::null())
-            .status();
-    }
-}
-
-fn env_value(env: &str, key: &str) -> String {
-    env.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("{key} not in ports.env"))
-        .trim_matches(|c| c == '"' || c == '\'')
-        .to_string()
 }
 
 /// A `scanwatch server` process, killed on drop.

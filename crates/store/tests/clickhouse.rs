@@ -15,7 +15,7 @@ use std::process::Command;
 use scanwatch_event::Timestamp;
 use scanwatch_store::clickhouse::{ClickHouseConfig, ClickHouseStore};
 use scanwatch_store::sqlite::SqliteStore;
-use scanwatch_store::StoreError;
+use scanwatch_store::{StoreError, TopBy};
 
 /// Two ClickHouse servers in a tempdir, stopped on drop (also when a test fails).
 struct Servers {
@@ -155,6 +155,8 @@ fn clickhouse_behaves_like_sqlite() {
 
     two_collectors_share_sensors_and_tokens(&servers);
     a_torn_commit_counts_nothing(&servers);
+    cells_answer_as_the_raw_events(&servers);
+    a_version_2_database_gets_its_cells(&servers);
     newer_schema_is_refused(&servers);
     wrong_shard_order_is_refused(&servers);
 }
@@ -324,5 +326,249 @@ fn wrong_shard_order_is_refused(servers: &Servers) {
     assert!(
         ClickHouseStore::open(&cfg).is_err(),
         "every shard must answer"
+    );
+}
+
+/// Events of many commits over three days, some of them torn, on one server and on
+/// two shards: top ports and a source's activity read from the cells equal the same
+/// read from the raw events, for ranges on and off the hour, every ranking and
+/// several limits (one past the ports counted at once), also after a prune; so does
+/// what the store answers (raw up to two days, cells beyond).
+fn cells_answer_as_the_raw_events(servers: &Servers) {
+    for (cfg, shards) in [
+        (cluster_cfg(servers, "cells"), vec![1, 2]),
+        (single_cfg(servers, "cells_single"), vec![1]),
+    ] {
+        let mut s = ClickHouseStore::open(&cfg).unwrap();
+        load_commits(servers, &mut s, &cfg.database, 0);
+        let ports = s
+            .top_ports_from_events(
+                Timestamp(i64::MIN),
+                Timestamp(i64::MAX),
+                TopBy::Events,
+                100_000,
+            )
+            .unwrap()
+            .len();
+        assert!(
+            ports > 4_096,
+            "{ports} ports: too few to count past the candidates"
+        );
+        compare_cells(&s);
+        // Retention drops whole days, of the cells as of the events.
+        s.prune(
+            Timestamp(conformance::T0 + conformance::DAY + 1),
+            Timestamp(0),
+        )
+        .unwrap();
+        compare_cells(&s);
+        // The cells really are fewer rows than the events they count.
+        let rows = |table: &str| -> u64 {
+            shards
+                .iter()
+                .map(|&n| {
+                    let t = if cfg.cluster.is_some() {
+                        format!("{table}_local")
+                    } else {
+                        table.to_string()
+                    };
+                    servers
+                        .sql(n, &format!("SELECT count() FROM {}.{t}", cfg.database))
+                        .trim()
+                        .parse::<u64>()
+                        .unwrap()
+                })
+                .sum()
+        };
+        assert!(
+            rows("port_hours") < rows("events"),
+            "{} cells",
+            rows("port_hours")
+        );
+    }
+}
+
+fn compare_cells(s: &ClickHouseStore) {
+    let d = conformance::DAY;
+    let t = |ms: i64| Timestamp(conformance::T0 + ms);
+    let ranges = [
+        (t(0), t(3 * d)),
+        (t(1_234_567), t(2 * d + 777_777)),
+        (t(3_600_000), t(d)),
+        (t(5_000), t(3_000_000)),
+        (t(d - 1), t(d + 1)),
+        (Timestamp(i64::MIN), Timestamp(i64::MAX)),
+        (Timestamp(-5_000_000), Timestamp(7_200_000)),
+    ];
+    let mut compared = 0;
+    for &(a, b) in &ranges {
+        for by in [TopBy::Events, TopBy::Sources, TopBy::Sensors] {
+            // 5,000: more than the ports counted at once (4,096), on one range.
+            let over = if a.0 == i64::MIN { 5_000 } else { 1_000 };
+            for limit in [1, 10, over] {
+                let cells = s.top_ports_from_cells(a, b, by, limit).unwrap();
+                let raw = s.top_ports_from_events(a, b, by, limit).unwrap();
+                assert_eq!(cells, raw, "top {by:?} {limit} over {a:?}..{b:?}");
+                if limit == 10 {
+                    assert_eq!(s.top_ports(a, b, by, limit).unwrap(), raw);
+                }
+                compared += cells.len();
+            }
+        }
+        for src in ["192.0.2.1", "192.0.2.7", "2001:db8::3", "10.0.0.1"] {
+            let ip = src.parse().unwrap();
+            let cells = s.source_activity_from_cells(ip, a, b).unwrap();
+            let raw = s.source_activity_from_events(ip, a, b).unwrap();
+            assert_eq!(cells, raw, "source {src} over {a:?}..{b:?}");
+            assert_eq!(s.source_activity(ip, a, b).unwrap(), raw);
+            compared += cells.len();
+        }
+    }
+    assert!(compared > 500, "too little compared: {compared}");
+}
+
+/// Forty commits of 450 events each over three days (busy ports seen by many
+/// sources, a long tail over 20,000 ports, IPv4 and IPv6, a few events timed before
+/// 1970 or after 2100, which have no cells), every seventh one torn after its events
+/// (its batch rows deleted, as a crash before the commit point leaves it). Commit ids
+/// start after `first`.
+fn load_commits(servers: &Servers, s: &mut ClickHouseStore, db: &str, first: u64) {
+    use scanwatch_store::{AggregateCommit, BatchPart};
+    if first == 0 {
+        s.add_sensor("fw-1", Timestamp(1)).unwrap();
+    }
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d ^ first;
+    let mut next = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let clustered = servers
+        .sql(1, &format!("EXISTS TABLE {db}.batches_local"))
+        .starts_with('1');
+    for c in first..first + 40 {
+        let events: Vec<_> = (0..450)
+            .map(|_| {
+                let time = match next(100) {
+                    0 => -7_200_000 + next(3_600_000) as i64,
+                    1 => 4_102_444_800_000 + next(3_600_000) as i64,
+                    _ => conformance::T0 + (next(3 * 24) * 3_600_000 + next(3_600_000)) as i64,
+                };
+                let src = match next(4) {
+                    0 => format!("2001:db8::{:x}", next(40)),
+                    _ => format!("192.0.2.{}", next(60)),
+                };
+                let port = match next(3) {
+                    0 => 1024 + next(20_000) as u16,
+                    _ => [23, 445, 1025, 3389][next(4) as usize],
+                };
+                let mut e = conformance::ev(time, &src, &format!("198.18.0.{}", next(9)), port);
+                e.count = 1 + next(3) as u32;
+                e
+            })
+            .collect();
+        let sensors = ["fw-1", "fw-2", "fw-3"];
+        let ids: Vec<String> = (0..3).map(|k| format!("c{c}-{k}")).collect();
+        let commit = AggregateCommit {
+            commit: 1_000 + c,
+            shard_key: c,
+            received: Timestamp(conformance::T0),
+            batches: (0..3)
+                .map(|k| BatchPart {
+                    sensor: sensors[k],
+                    batch_id: &ids[k],
+                    events: &events[k * 150..(k + 1) * 150],
+                })
+                .collect(),
+            partials: Vec::new(),
+        };
+        s.commit_aggregate(&commit).unwrap();
+        if c % 7 == 3 {
+            let (shard, table) = if clustered {
+                ((c % 2) as u8 + 1, "batches_local")
+            } else {
+                (1, "batches")
+            };
+            servers.sql(
+                shard,
+                &format!("ALTER TABLE {db}.{table} DELETE WHERE seq = {}", 1_000 + c),
+            );
+        }
+    }
+    // Wait for the deletes (mutations) to finish.
+    for n in [1u8, 2] {
+        let mut waited = 0;
+        while servers
+            .sql(n, "SELECT count() FROM system.mutations WHERE is_done = 0")
+            .trim()
+            != "0"
+        {
+            assert!(waited < 200, "mutations did not finish in 20 s");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            waited += 1;
+        }
+    }
+}
+
+/// A database of schema version 2 (no cells) gets cells for what is committed after
+/// a build of version 3 opens it, and the commits from before are read raw: the
+/// answers equal the raw events' before and after new commits.
+fn a_version_2_database_gets_its_cells(servers: &Servers) {
+    let cfg = cluster_cfg(servers, "upgrade");
+    let mut s = ClickHouseStore::open(&cfg).unwrap();
+    // What version 2 had: no cell tables, no views, version 2 recorded.
+    let v2 = |n: u8| {
+        for t in ["port_hours", "source_hours"] {
+            for suffix in ["_feed_local", "_local", ""] {
+                servers.sql(n, &format!("DROP TABLE IF EXISTS upgrade.{t}{suffix}"));
+            }
+        }
+        servers.sql(n, "DROP TABLE IF EXISTS upgrade.cells_after_local");
+        servers.sql(
+            n,
+            "ALTER TABLE upgrade.schema_version DELETE WHERE version = 3",
+        );
+        let mut waited = 0;
+        while servers
+            .sql(n, "SELECT count() FROM upgrade.schema_version")
+            .trim()
+            != "0"
+        {
+            assert!(waited < 200, "the delete did not finish in 20 s");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            waited += 1;
+        }
+        servers.sql(n, "INSERT INTO upgrade.schema_version VALUES (2)");
+    };
+    v2(1);
+    v2(2);
+    // Events stored by version 2: no view makes cells of them.
+    load_commits(servers, &mut s, "upgrade", 0);
+    drop(s);
+    let mut s = ClickHouseStore::open(&cfg).unwrap();
+    for n in [1, 2] {
+        assert_eq!(
+            servers
+                .sql(n, "SELECT max(version) FROM upgrade.schema_version")
+                .trim(),
+            "3"
+        );
+        assert_eq!(
+            servers
+                .sql(n, "SELECT count() FROM upgrade.port_hours_local")
+                .trim(),
+            "0",
+            "nothing is rebuilt"
+        );
+    }
+    compare_cells(&s);
+    load_commits(servers, &mut s, "upgrade", 100);
+    compare_cells(&s);
+    assert_ne!(
+        servers
+            .sql(1, "SELECT count() FROM upgrade.port_hours_local")
+            .trim(),
+        "0"
     );
 }

@@ -22,10 +22,12 @@
 //! default since 23.x), `DateTime('UTC')` plus an `Int64` millisecond column (no
 //! `DateTime64`, which came in 20.1), addresses as `FixedString(16)` with a flag for
 //! IPv4 (no `IPv4`/`IPv6` types, 19.3), `ReplacingMergeTree(version)`,
-//! `AggregatingMergeTree` with `sum`/`max` states, `Distributed(cluster, db, table)`,
+//! `AggregatingMergeTree` with `sum`/`max`/`min`/`uniqExact` states and their
+//! `-Merge`/`-MergeState` combinators, `Distributed(cluster, db, table)`, one level of
+//! `MATERIALIZED VIEW .. TO` (18.16 does not cascade views, so none reads another),
 //! and the functions `argMax`, `tuple`/`tupleElement`, `uniqExact`, `toDate`,
-//! `unhex`/`hex`. Not used: TTL (19.6), `ON CLUSTER` (needs ZooKeeper), materialized
-//! views (18.16 does not cascade them), `FINAL` (see below), query parameters.
+//! `unhex`/`hex`. Not used: TTL (19.6), `ON CLUSTER` (needs ZooKeeper), `FINAL` (see
+//! below), query parameters.
 //!
 //! * **Raw events** (`events`): MergeTree partitioned by day (`toDate(time)`),
 //!   `ORDER BY (proto, dst_port, time)`. Retention is [`Store::prune`] dropping whole
@@ -34,6 +36,11 @@
 //!   day that contains the cutoff (SQLite deletes to the millisecond). Each event
 //!   carries its batch id and the batch's commit sequence, so `events_between` keeps
 //!   SQLite's order (time, then commit order, then position in the batch).
+//! * **Cells** (`port_hours`, `source_hours`): per commit, hour and port (and source)
+//!   `sum`/`uniqExact`/`min`/`max` states, made from every insert into the events by
+//!   a materialized view, counted under the same commit point, pruned with the
+//!   events; top ports and a source's activity over more than two days read them
+//!   ([`cells`] has the rules).
 //! * **Batch markers** (`batches`): one row per accepted (sensor, batch id), beside the
 //!   batch's events on the same shard, partitioned by the day received (pruned with
 //!   the events, like SQLite's `received_ms < events_before`).
@@ -70,10 +77,10 @@
 //!
 //! # Exactly once, and the races
 //!
-//! `commit_batch` checks the batch marker, inserts the events in ONE insert (atomic:
-//! one block, on one server, as long as a batch has fewer rows than
-//! `max_insert_block_size`, 1,048,576 by default), then the marker, then the sensor
-//! counters. ClickHouse has no transaction across these inserts, so:
+//! `commit_batch` checks the batch marker, inserts the events in ONE insert (one
+//! server; the events' parts and the cells the views make of them are written one
+//! after the other, so a failure can leave some of them, all counted under the
+//! marker only), then the marker, then the sensor counters. ClickHouse has no transaction across these inserts, so:
 //! * two writers committing the same batch at the same moment could both pass the
 //!   check; this is safe when one consumer owns a batch at a time, which the bus
 //!   (one collector per sensor connection, or a JetStream consumer) guarantees;
@@ -106,13 +113,14 @@ use crate::{
 };
 
 /// Version of the ClickHouse schema, recorded in `schema_version` on every server.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Seconds stored in `DateTime` columns are clamped to [0, 2100-01-01): 18.16 wraps
 /// larger values. Exact times are in the `Int64` millisecond columns; the `DateTime`
 /// columns only choose partitions and narrow scans.
 const MAX_SECS: i64 = 4_102_444_800;
 
+pub mod cells;
 mod config;
 mod http;
 mod queries;
@@ -154,6 +162,9 @@ pub struct ClickHouseStore {
     servers: Vec<String>,
     /// The last row version handed out (see the module docs).
     last_version: u64,
+    /// Commits up to this seq were stored before the cells existed (an upgraded
+    /// database): their events are read raw. 0: every commit has cells.
+    cells_after: u64,
 }
 
 impl fmt::Debug for ClickHouseStore {
@@ -188,6 +199,7 @@ impl ClickHouseStore {
             cluster: cfg.cluster.clone(),
             servers: Vec::new(),
             last_version: 0,
+            cells_after: 0,
         };
         let urls = cfg.urls();
         match &cfg.cluster {
@@ -221,6 +233,7 @@ impl ClickHouseStore {
         for i in 0..store.servers.len() {
             store.create_data_tables(i)?;
         }
+        store.cells_after = store.read_cells_after()?;
         store.create_control_tables()?;
         store.seed_version()?;
         Ok(store)

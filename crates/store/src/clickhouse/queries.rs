@@ -324,33 +324,11 @@ impl EventStore for ClickHouseStore {
         by: TopBy,
         limit: usize,
     ) -> Result<Vec<PortTotals>, StoreError> {
-        let order = match by {
-            TopBy::Events => "events",
-            TopBy::Sources => "sources",
-            TopBy::Sensors => "sensors",
-        };
-        let rows = self.dist_rows(&format!(
-            "SELECT proto, dst_port AS port, sum(count) AS events, uniqExact(src, src_v4) AS sources,
-                    uniqExact(sensor) AS sensors, uniqExact(dst, dst_v4) AS targets
-             FROM {} WHERE scanned = 1 AND {} AND {}
-             GROUP BY proto, port ORDER BY {order} DESC, events DESC, proto, port LIMIT {}",
-            self.dist("events"),
-            time_range("time", "time_ms", from, to),
-            self.committed("batch_seq"),
-            u64::try_from(limit).unwrap_or(u64::MAX).min(i64::MAX as u64)
-        ))?;
-        rows.iter()
-            .map(|r| {
-                Ok(PortTotals {
-                    proto: r.int("proto")?,
-                    port: r.int("port")?,
-                    events: r.int("events")?,
-                    sources: r.int("sources")?,
-                    sensors: r.int("sensors")?,
-                    targets: r.int("targets")?,
-                })
-            })
-            .collect()
+        if to.0.saturating_sub(from.0) <= cells::RAW_RANGE_MS {
+            self.top_ports_from_events(from, to, by, limit)
+        } else {
+            self.top_ports_from_cells(from, to, by, limit)
+        }
     }
 
     fn source_activity(
@@ -359,30 +337,11 @@ impl EventStore for ClickHouseStore {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<SourcePort>, StoreError> {
-        let (b, v4) = ip16(src);
-        let rows = self.dist_rows(&format!(
-            "SELECT proto, dst_port AS port, sum(count) AS events, uniqExact(sensor) AS sensors,
-                    uniqExact(dst, dst_v4) AS targets, min(time_ms) AS first_ms, max(time_ms) AS last_ms
-             FROM {} WHERE src = unhex({}) AND src_v4 = {v4} AND scanned = 1 AND {} AND {}
-             GROUP BY proto, port ORDER BY events DESC, proto, port",
-            self.dist("events"),
-            quote(&hex(&b)),
-            time_range("time", "time_ms", from, to),
-            self.committed("batch_seq"),
-        ))?;
-        rows.iter()
-            .map(|r| {
-                Ok(SourcePort {
-                    proto: r.int("proto")?,
-                    port: r.int("port")?,
-                    events: r.int("events")?,
-                    sensors: r.int("sensors")?,
-                    targets: r.int("targets")?,
-                    first_seen: Timestamp(r.int("first_ms")?),
-                    last_seen: Timestamp(r.int("last_ms")?),
-                })
-            })
-            .collect()
+        if to.0.saturating_sub(from.0) <= cells::RAW_RANGE_MS {
+            self.source_activity_from_events(src, from, to)
+        } else {
+            self.source_activity_from_cells(src, from, to)
+        }
     }
 
     fn prune(
@@ -390,6 +349,10 @@ impl EventStore for ClickHouseStore {
         events_before: Timestamp,
         windows_before: Timestamp,
     ) -> Result<(u64, u64), StoreError> {
+        // Cells are made of the events, so they go with them, first: a prune cut
+        // short leaves no cell of an event that is gone.
+        self.drop_days("port_hours", "hour", events_before, "1")?;
+        self.drop_days("source_hours", "hour", events_before, "1")?;
         let events = self.drop_days("events", "time", events_before, "1")?;
         self.drop_days("batches", "keep", events_before, "1")?;
         // Partials count only under their batch ids, so they go with them.

@@ -22,7 +22,9 @@ impl ClickHouseStore {
             Some(r) => (r.int::<u64>("n")?, r.int::<u32>("v")?),
             None => (0, 0),
         };
-        if n > 0 && found != SCHEMA_VERSION {
+        // Version 2 had no cells: they are created below, for what comes next.
+        let upgrade = n > 0 && found == 2;
+        if n > 0 && found != SCHEMA_VERSION && !upgrade {
             return Err(StoreError::ClickHouseSchemaVersion { found });
         }
         let events = self.local("events");
@@ -119,7 +121,8 @@ impl ClickHouseStore {
                 )?;
             }
         }
-        if n == 0 {
+        self.create_cells(i, upgrade)?;
+        if n == 0 || upgrade {
             self.exec(
                 i,
                 &format!("INSERT INTO {db}.schema_version (version) VALUES ({SCHEMA_VERSION})"),

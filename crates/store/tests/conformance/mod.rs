@@ -274,6 +274,20 @@ pub fn conformance(s: &mut dyn Store) -> Vec<String> {
         "top day0",
         s.top_ports(t(0), t(DAY), TopBy::Sources, 10).unwrap(),
     );
+    // Ranges that do not start or end on an hour (ClickHouse reads ranges up to two
+    // days from its raw events; its cells are compared with those in
+    // tests/clickhouse.rs).
+    for (a, b) in [
+        (1_500, DAY + 4_500),
+        (2_500, 3_550),
+        (3_000, DAY),
+        (0, 3_600_000),
+    ] {
+        log.push(
+            &format!("top {a}..{b}"),
+            s.top_ports(t(a), t(b), TopBy::Sources, 10).unwrap(),
+        );
+    }
     for src in [
         "192.0.2.1",
         "::ffff:192.0.2.1",
@@ -284,6 +298,11 @@ pub fn conformance(s: &mut dyn Store) -> Vec<String> {
         log.push(
             &format!("source {src}"),
             s.source_activity(src.parse().unwrap(), t(0), t(2 * DAY))
+                .unwrap(),
+        );
+        log.push(
+            &format!("source {src} 1500..{}", DAY + 4_500),
+            s.source_activity(src.parse().unwrap(), t(1_500), t(DAY + 4_500))
                 .unwrap(),
         );
     }
