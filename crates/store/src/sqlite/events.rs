@@ -632,8 +632,8 @@ pub(crate) fn source_activity(
             proto,
             port,
             events: a.events,
-            sensors: a.sensors.distinct(),
-            targets: a.targets.distinct(),
+            sensors: a.sensors.distinct().min(a.events),
+            targets: a.targets.distinct().min(a.events),
             first_seen: Timestamp(a.first),
             last_seen: Timestamp(a.last),
         })

@@ -132,8 +132,8 @@ impl Cell {
     fn value(&self, by: TopBy) -> u64 {
         match by {
             TopBy::Events => self.events,
-            TopBy::Sources => self.src.distinct(),
-            TopBy::Sensors => self.sensors.distinct(),
+            TopBy::Sources => self.src.distinct().min(self.events),
+            TopBy::Sensors => self.sensors.distinct().min(self.events),
         }
     }
 }
@@ -230,8 +230,9 @@ fn merge_into_table(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (span_ms, start_ms, proto, port) DO UPDATE SET
              events = events + excluded.events,
-             n_src = sw_merged_distinct_count(src, excluded.src),
-             n_sensors = sw_merged_distinct_count(sensors, excluded.sensors),
+             n_src = MIN(sw_merged_distinct_count(src, excluded.src), events + excluded.events),
+             n_sensors = MIN(sw_merged_distinct_count(sensors, excluded.sensors),
+                             events + excluded.events),
              src = sw_merge_distinct(src, excluded.src),
              dst = sw_merge_distinct(dst, excluded.dst),
              sensors = sw_merge_distinct(sensors, excluded.sensors)",
@@ -246,8 +247,8 @@ fn merge_into_table(
             proto,
             port,
             cell.events as i64,
-            cell.src.distinct() as i64,
-            cell.sensors.distinct() as i64,
+            cell.src.distinct().min(cell.events) as i64,
+            cell.sensors.distinct().min(cell.events) as i64,
             encode_distinct(&cell.src),
             encode_distinct(&cell.dst),
             encode_distinct(&cell.sensors),
@@ -441,9 +442,12 @@ pub(crate) fn top_ports(
             proto,
             port,
             events: c.events,
-            sources: c.src.distinct(),
-            sensors: c.sensors.distinct(),
-            targets: c.dst.distinct(),
+            // Held to the events: a sketch's estimate can exceed them (by its error,
+            // or far when a sender chose addresses to set its registers high:
+            // docs/security.md), a distinct count cannot.
+            sources: c.src.distinct().min(c.events),
+            sensors: c.sensors.distinct().min(c.events),
+            targets: c.dst.distinct().min(c.events),
         })
         .collect();
     let value = |t: &PortTotals| match by {
