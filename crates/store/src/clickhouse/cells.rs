@@ -167,9 +167,10 @@ impl ClickHouseStore {
         Ok(after)
     }
 
-    /// Rows of `port_hours` cells and raw events over `[from, to)`, as states per
-    /// (proto, port): `cells` is the select list over the cells, `raw` over events,
-    /// both naming the same columns; `extra` narrows both (e.g. to some ports).
+    /// The SQL of the states per (proto, port) over `[from, to)`: the cells of
+    /// `table` for the whole hours (of commits after an upgrade), the raw events for
+    /// the rest; `cells` is the select list over the cells, `raw` over events, both
+    /// naming the same columns; `extra` narrows both (to some ports, one source).
     fn merged(
         &self,
         table: &str,
