@@ -382,14 +382,20 @@ pub struct Sweep {
     pub sources: u64,
     /// Up to `top_n` of them, most ports first.
     pub top_sources: Vec<SweepSource>,
-    /// Distinct (protocol, port)s they reached together (at least this many when
-    /// `capped`).
+    /// Distinct (protocol, port)s they reached together: exact unless `capped`
+    /// (a sweeper reached more ports than are kept); then estimated from the
+    /// sample under a seed (`ports_estimated`), otherwise at least this many.
     pub ports: u64,
     pub capped: bool,
+    /// `ports` is estimated from the sweepers' samples (`spread`).
+    #[serde(default)]
+    pub ports_estimated: bool,
     /// Distinct sensors that saw them (a lower bound: see `spread`).
     pub sensors: u64,
     pub events: u64,
-    /// Up to `top_n` (protocol, port, sweepers that reached it), most first.
+    /// Up to `top_n` (protocol, port, sweepers that reached it), most first;
+    /// when a sweeper's ports are a sample, from the ports every sample holds
+    /// (exact counts of a sample of the ports).
     pub busiest_ports: Vec<(Protocol, u16, u64)>,
 }
 
@@ -455,7 +461,29 @@ fn sweeps_of(
                     .then(a.ip.cmp(&b.ip))
             });
             top.truncate(top_n);
-            let mut busiest: Vec<(u32, u64)> = ports.iter().map(|(k, n)| (*k, *n)).collect();
+            // Past the cap a sweeper keeps the ports of smallest rank, so below the
+            // least of the full samples' bounds every sweeper's record is whole:
+            // those ports' counts are exact, and under a seed they are a random
+            // sample of the campaign's ports, scaled to estimate them all (above the
+            // bound a port's count would be a lower bound, and without a seed the
+            // smallest keys are no sample).
+            let bound = members.iter().filter_map(|s| s.sample_bound()).min();
+            let in_sample = |k: u32| bound.is_none_or(|b| spread::port_rank(k) <= b);
+            let (total, estimated) = match bound {
+                Some(b) if sample_seed::seed().is_some() => {
+                    let m = ports.keys().filter(|k| in_sample(**k)).count() as u64;
+                    (
+                        sample_seed::kmv_estimate(m, b).max(ports.len() as u64),
+                        true,
+                    )
+                }
+                _ => (ports.len() as u64, false),
+            };
+            let mut busiest: Vec<(u32, u64)> = ports
+                .iter()
+                .filter(|(k, _)| in_sample(**k))
+                .map(|(k, n)| (*k, *n))
+                .collect();
             busiest.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             busiest.truncate(top_n);
             Sweep {
@@ -463,8 +491,9 @@ fn sweeps_of(
                 prefix_len,
                 sources: members.len() as u64,
                 top_sources: top,
-                ports: ports.len() as u64,
+                ports: total,
                 capped: members.iter().any(|s| s.capped),
+                ports_estimated: estimated,
                 sensors: sensors.len() as u64,
                 events: members.iter().map(|s| s.events).sum(),
                 busiest_ports: busiest

@@ -128,7 +128,7 @@ enum Ports {
 
 /// The rank of a (protocol, port) key ([`crate::sample_seed`]).
 #[inline]
-fn port_rank(key: u32) -> u64 {
+pub(crate) fn port_rank(key: u32) -> u64 {
     crate::sample_seed::rank(u64::from(key))
 }
 
@@ -262,20 +262,30 @@ impl Spread {
     /// kept ports (the smallest keys are no sample: a lower bound).
     pub fn ports_estimate(&self) -> u64 {
         let kept = self.port_count();
-        // Only a full sample is a bottom-k of the ports seen (a decoded part may
-        // claim the cap with fewer).
-        if !self.capped || kept < SPREAD_CAP as u64 || crate::sample_seed::seed().is_none() {
-            return kept;
+        match self.sample_bound() {
+            Some(largest) if crate::sample_seed::seed().is_some() => {
+                crate::sample_seed::kmv_estimate(kept, largest)
+            }
+            _ => kept,
         }
-        let largest = match &self.ports {
+    }
+
+    /// The largest rank a full sample keeps: every port of lower rank the source
+    /// reached is in it. `None` when every port seen is kept, or when the record
+    /// is no full sample (a decoded part may claim the cap with fewer ports; its
+    /// ports are taken as they are).
+    pub fn sample_bound(&self) -> Option<u64> {
+        if !self.capped || self.port_count() < SPREAD_CAP as u64 {
+            return None;
+        }
+        Some(match &self.ports {
             Ports::Sampled(m) => m.last_key_value().map_or(u64::MAX, |(at, _)| at.0),
             _ => self
                 .ports()
                 .map(|p| port_rank(p.key))
                 .max()
                 .unwrap_or(u64::MAX),
-        };
-        crate::sample_seed::kmv_estimate(kept, largest)
+        })
     }
 
     /// Distinct sensors named in the records: a lower bound of the sensors that

@@ -184,6 +184,38 @@ fn under_a_seed_a_full_sweep_is_estimated() {
     assert!(sweep_attack::is_sweeper(&w, src));
 }
 
+/// A campaign of sweepers past the cap: its ports together are estimated from
+/// the samples (not the union of the samples, a tenth of them), and its busiest
+/// ports carry exact counts, in any order of the parts.
+#[test]
+fn under_a_seed_a_campaigns_ports_are_estimated_and_its_busiest_exact() {
+    seeded();
+    let all = sweep_attack::campaign();
+    let sw = sweep_attack::the_sweep(&sweep_attack::window(&all));
+    eprintln!(
+        "under a seed, a campaign of 65,535 ports: estimated {} (capped {}, estimated {})",
+        sw.ports, sw.capped, sw.ports_estimated
+    );
+    assert_eq!(sw.sources, 5);
+    assert!(sw.capped && sw.ports_estimated);
+    assert!((61_000..=70_000).contains(&sw.ports), "{} ports", sw.ports);
+    assert_eq!(sw.busiest_ports.len(), 10);
+    for (proto, port, n) in &sw.busiest_ports {
+        assert_eq!(*proto, scanwatch_event::Protocol::Tcp);
+        assert_eq!(*n, sweep_attack::campaign_reached(*port), "tcp/{port}");
+    }
+    assert_eq!(sw.busiest_ports[0].2, 5, "the ports all five reached lead");
+    // The same from parts cut anywhere, each written and read back.
+    for cut in [all.len() / 3, all.len() / 2] {
+        let mut merged = sweep_attack::round_trip(&sweep_attack::window(&all[..cut]));
+        merged.merge(
+            &sweep_attack::round_trip(&sweep_attack::window(&all[cut..])),
+            64,
+        );
+        assert_eq!(sweep_attack::the_sweep(&merged), sw, "cut at {cut}");
+    }
+}
+
 /// Parts cut anywhere, each written and read back, merge to the whole's kept
 /// ports and trimmed count.
 #[test]

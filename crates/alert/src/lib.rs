@@ -77,6 +77,16 @@ pub fn times(x: f64) -> String {
     }
 }
 
+/// What a sweep's port count is when a source reached more ports than are kept:
+/// "about " when estimated from the samples, "at least " otherwise.
+pub fn ports_qualifier(capped: bool, estimated: bool) -> &'static str {
+    match (capped, estimated) {
+        (_, true) => "about ",
+        (true, false) => "at least ",
+        (false, false) => "",
+    }
+}
+
 /// The one-sentence explanation of a warning, with its numbers.
 pub fn summary(a: &Alert) -> String {
     let proto = a.proto.name().to_uppercase();
@@ -87,7 +97,7 @@ pub fn summary(a: &Alert) -> String {
             sw.prefix_len,
             thousands(sw.sources),
             if sw.sources == 1 { "" } else { "s" },
-            if sw.capped { "at least " } else { "" },
+            ports_qualifier(sw.capped, sw.ports_estimated),
             thousands(sw.ports),
             a.port,
             thousands(sw.sensors),

@@ -257,9 +257,12 @@ pub struct SweepJson {
     pub sources: u64,
     /// Distinct (protocol, port)s its sources reached in the window.
     pub ports: u64,
-    /// True when a source reached more ports than are kept (`ports` is a lower
-    /// bound).
+    /// True when a source reached more ports than are kept: `ports` is then
+    /// estimated from the sources' samples when `ports_estimated`, otherwise a
+    /// lower bound.
     pub ports_capped: bool,
+    /// True when `ports` is estimated from the sources' samples of their ports.
+    pub ports_estimated: bool,
     pub sensors: u64,
     pub events: u64,
     /// Its sources, most ports first (up to 10).
@@ -275,6 +278,7 @@ impl From<&scanwatch_aggregate::Sweep> for SweepJson {
             sources: s.sources,
             ports: s.ports,
             ports_capped: s.capped,
+            ports_estimated: s.ports_estimated,
             sensors: s.sensors,
             events: s.events,
             top_sources: s

@@ -109,3 +109,41 @@ pub fn honest_kept(w: &Window, src: IpAddr) -> usize {
 pub fn round_trip(w: &Window) -> Window {
     decode_window(&encode_window(w)).expect("a window reads back")
 }
+
+/// A campaign of five sweepers of 203.0.113.0/24, three past the cap (tcp
+/// 1–65,535, tcp 1–30,000 and tcp 10,001–20,000) and two below it (tcp
+/// 10,001–10,200 each), each port seen by one of eight sensors. 65,535 ports
+/// together; tcp 10,001–10,200 reached by all five.
+#[allow(dead_code)] // used by the keyed binary only
+pub fn campaign() -> Vec<(u64, Event)> {
+    let at = |last: u8| IpAddr::V4(Ipv4Addr::new(203, 0, 113, last));
+    let mut all = sweep_from(at(1), 1, u16::MAX);
+    all.extend(sweep_from(at(2), 1, 30_000));
+    all.extend(sweep_from(at(3), 10_001, 10_000));
+    all.extend(sweep_from(at(4), 10_001, 200));
+    all.extend(sweep_from(at(5), 10_001, 200));
+    all
+}
+
+/// How many of the campaign's sweepers reached tcp `port`.
+#[allow(dead_code)] // used by the keyed binary only
+pub fn campaign_reached(port: u16) -> u64 {
+    u64::from(port >= 1)
+        + u64::from((1..=30_000).contains(&port))
+        + u64::from((10_001..=20_000).contains(&port))
+        + 2 * u64::from((10_001..=10_200).contains(&port))
+}
+
+/// The window's one sweep (campaign) under the default rule.
+#[allow(dead_code)] // used by the keyed binary only
+pub fn the_sweep(w: &Window) -> scanwatch_aggregate::Sweep {
+    let closed = scanwatch_aggregate::ClosedWindow::from_window(
+        scanwatch_event::Timestamp(0),
+        3_600_000,
+        w,
+        10,
+        SweepRule::default(),
+    );
+    assert_eq!(closed.sweeps.len(), 1, "one campaign");
+    closed.sweeps.into_iter().next().expect("a sweep")
+}

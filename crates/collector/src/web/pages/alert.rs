@@ -534,7 +534,7 @@ fn sweep_section(b: &mut String, sw: &scanwatch_alert::SweepJson) {
         num(sw.sources),
         if sw.sources == 1 { "" } else { "s" },
         esc(&sw.prefix),
-        if sw.ports_capped { "at least " } else { "" },
+        scanwatch_alert::ports_qualifier(sw.ports_capped, sw.ports_estimated),
         num(sw.ports),
         num(sw.sensors),
         num(sw.events),
