@@ -56,6 +56,29 @@ pub enum StoreError {
     Encode(String),
     #[error("this store keeps no {0}")]
     Unsupported(&'static str),
+    #[error(
+        "event {index} of the batch counts {count} packets; an event counts from 1 to {}",
+        scanwatch_event::MAX_COUNT
+    )]
+    EventCount { index: usize, count: u32 },
+}
+
+/// Refuses a batch with an event that counts no packet or more than one line may
+/// carry ([`scanwatch_event::MAX_COUNT`]): the parsers and the centre refuse such
+/// lines already, and the stores' bounds rely on it (a cell's distinct counts are
+/// held to its events; ClickHouse's top-k bound assumes every event counts at
+/// least once), so a caller that skipped those checks cannot break them.
+pub(crate) fn check_counts(events: &[Event]) -> Result<(), StoreError> {
+    match events
+        .iter()
+        .position(|e| e.count == 0 || e.count > scanwatch_event::MAX_COUNT)
+    {
+        Some(index) => Err(StoreError::EventCount {
+            index,
+            count: events[index].count,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// What a threat-context document is: the `kind` its items are stored under. One

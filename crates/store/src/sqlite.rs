@@ -1443,6 +1443,7 @@ fn insert_batch(
     events: &[Event],
     received: Timestamp,
 ) -> Result<bool, StoreError> {
+    crate::check_counts(events)?;
     let fresh = tx.execute(
         "INSERT OR IGNORE INTO batches (sensor_id, batch_id, received_ms, events) VALUES (?1, ?2, ?3, ?4)",
         params![sensor_id, batch_id, received.0, events.len() as i64],

@@ -23,7 +23,8 @@
 //!   distinct counts of the ports that can still rank: a port's sources and sensors
 //!   are at most its events, so once `limit` ports are counted exactly, a port with
 //!   fewer events than the last of them cannot rank (every event counts at least
-//!   once: the wire format and the parsers refuse a count of 0). The passes are two
+//!   once: the wire format and the parsers refuse a count of 0, and so does every
+//!   commit of the stores, `crate::check_counts`). The passes are two
 //!   reads, not one snapshot: a commit landing between them can leave a port it made
 //!   busy out of that answer (the next one has it).
 //! * **Upgrade.** Schema version 2 had no cells; opening it creates them for what is

@@ -148,6 +148,7 @@ impl EventStore for ClickHouseStore {
         events: &[Event],
         received: Timestamp,
     ) -> Result<BatchOutcome, StoreError> {
+        crate::check_counts(events)?;
         if !self.sensor_exists(sensor)? {
             return Err(StoreError::NoSuchSensor(sensor.to_string()));
         }
@@ -223,6 +224,9 @@ impl EventStore for ClickHouseStore {
     }
 
     fn commit_aggregate(&mut self, c: &AggregateCommit<'_>) -> Result<(), StoreError> {
+        for b in &c.batches {
+            crate::check_counts(b.events)?;
+        }
         let shard = self.shard_of_key(c.shard_key);
         let ids: Vec<(&str, &str)> = c.batches.iter().map(|b| (b.sensor, b.batch_id)).collect();
         if let Some(i) = self

@@ -109,6 +109,7 @@ fn kind(e: StoreError) -> String {
         StoreError::NoSuchToken(n) => format!("NoSuchToken({n})"),
         StoreError::InvalidName(n) => format!("InvalidName({n})"),
         StoreError::BatchStored { sensor, batch } => format!("BatchStored({sensor}, {batch})"),
+        StoreError::EventCount { index, count } => format!("EventCount({index}, {count})"),
         other => panic!("unexpected error: {other}"),
     }
 }
@@ -238,6 +239,18 @@ pub fn conformance(s: &mut dyn Store) -> Vec<String> {
             .map_err(kind)
             .err(),
     );
+    // An event that counts no packet, or more than a line may carry, is refused
+    // with its batch (nothing of it stored: the events below are counted).
+    for count in [0, scanwatch_event::MAX_COUNT + 1] {
+        let mut bad = day1.clone();
+        bad[1].count = count;
+        log.push(
+            &format!("count {count}"),
+            s.commit_batch("fw-1", "b-bad", &bad, t(104))
+                .map_err(kind)
+                .err(),
+        );
+    }
     let sensors = s.sensors().unwrap();
     let names: Vec<_> = sensors.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["fw-1", "fw-2"]);
