@@ -350,6 +350,9 @@ pub struct DistinctUnion {
     exact: KeyedSet<u64>,
     union: Option<Box<HllUnion>>,
     limit: usize,
+    /// The HLL8 register arrays added by their bytes (`codec`,
+    /// [`DistinctUnion::add_encoded`]), merged into the union once at the end.
+    pub(crate) arrays: Option<Box<crate::codec::Hll8Arrays>>,
 }
 
 impl DistinctUnion {
@@ -358,6 +361,7 @@ impl DistinctUnion {
             exact: KeyedSet::default(),
             union: None,
             limit,
+            arrays: None,
         }
     }
 
@@ -372,7 +376,20 @@ impl DistinctUnion {
         })
     }
 
+    /// Merges the arrays added by their bytes into the union, before anything
+    /// else is added: the union then sees the counters in the order they came
+    /// (its estimator depends on it), as if each had been added decoded.
+    pub(crate) fn flush_arrays(&mut self) {
+        if let Some(a) = self.arrays.take() {
+            let h = a.into_sketch();
+            self.union().update(&h);
+        }
+    }
+
     fn key(&mut self, k: u64) {
+        if self.arrays.is_some() {
+            self.flush_arrays();
+        }
         match &mut self.union {
             Some(u) => u.update_value(k),
             None => {
@@ -388,11 +405,15 @@ impl DistinctUnion {
             Distinct::Empty => {}
             Distinct::Small(v) => v.iter().for_each(|k| self.key(*k)),
             Distinct::Exact(s) => s.iter().for_each(|k| self.key(*k)),
-            Distinct::Sketch(h) => self.union().update(h),
+            Distinct::Sketch(h) => {
+                self.flush_arrays();
+                self.union().update(h)
+            }
         }
     }
 
-    pub fn finish(self) -> Distinct {
+    pub fn finish(mut self) -> Distinct {
+        self.flush_arrays();
         match self.union {
             // HLL8: read once for its estimate, and quicker to make than HLL4.
             Some(u) => Distinct::Sketch(Box::new(u.to_sketch(HllType::Hll8))),

@@ -489,6 +489,72 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// Adding counters by their bytes (HLL8 arrays merged register by register)
+    /// counts what adding them decoded counts, exactly: the same registers, the
+    /// same estimator.
+    #[test]
+    fn a_union_of_encoded_counters_equals_the_union_of_decoded_ones(
+        parts in prop::collection::vec((0u64..1_000_000, 0usize..30_000), 1..8),
+        limit in prop_oneof![Just(64usize), Just(1024)],
+    ) {
+        use scanwatch_aggregate::{decode_distinct, encode_distinct, key_hash, Distinct, DistinctUnion};
+        let encoded: Vec<Vec<u8>> = parts
+            .iter()
+            .map(|(first, n)| {
+                let mut d = Distinct::default();
+                (*first..*first + *n as u64)
+                    .for_each(|k| d.add_hash(key_hash(&k.to_le_bytes()), limit));
+                encode_distinct(&d)
+            })
+            .collect();
+        let (mut by_bytes, mut decoded) = (DistinctUnion::new(limit), DistinctUnion::new(limit));
+        for e in &encoded {
+            by_bytes.add_encoded(e).unwrap();
+            decoded.add(&decode_distinct(e).unwrap());
+        }
+        let (a, b) = (by_bytes.finish(), decoded.finish());
+        prop_assert_eq!(a.is_exact(), b.is_exact());
+        prop_assert_eq!(a.distinct(), b.distinct());
+    }
+}
+
+/// A union of counters by their bytes refuses an HLL8 array with a register out
+/// of range or another header, with a reason and no panic; so does the decoder.
+#[test]
+fn a_union_refuses_a_forged_array() {
+    use scanwatch_aggregate::{encode_distinct, key_hash, Distinct, DistinctUnion};
+    let mut d = Distinct::default();
+    (0u64..50_000).for_each(|k| d.add_hash(key_hash(&k.to_le_bytes()), 64));
+    let good = encode_distinct(&d);
+    assert_eq!(good.len(), 1 + 40 + (1 << 14), "an HLL8 array image");
+    let mut high = good.clone();
+    *high.last_mut().unwrap() = 200;
+    let mut other = good.clone();
+    other[1 + 2] ^= 1; // the family byte
+    for (bad, what) in [(&high, "register"), (&other, "")] {
+        for first in [true, false] {
+            let mut u = DistinctUnion::new(64);
+            if !first {
+                u.add_encoded(&good).unwrap();
+            }
+            let e = u.add_encoded(bad).expect_err("refused");
+            assert!(e.to_string().contains(what), "{e}");
+        }
+    }
+    // Decoded alone, the register out of range is refused too (the sketch crate
+    // reads it, and merging it overflowed the estimator's sums).
+    let e = scanwatch_aggregate::decode_distinct(&high).expect_err("refused");
+    assert!(e.to_string().contains("register"), "{e}");
+    // And a good pair still counts.
+    let mut u = DistinctUnion::new(64);
+    u.add_encoded(&good).unwrap();
+    u.add_encoded(&good).unwrap();
+    let n = u.finish().distinct();
+    assert!((49_000..=51_000).contains(&n), "{n}");
+}
+
 /// A forged sketch found by the `distinct_counter` fuzz target: refused, no panic.
 #[test]
 fn a_forged_sketch_in_a_distinct_counter_is_refused() {

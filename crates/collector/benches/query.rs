@@ -165,6 +165,23 @@ fn main() {
             rfc(end)
         )),
     );
+    if std::env::var("SCANWATCH_BENCH_ONLY").as_deref() == Ok("topports-range") {
+        // For profiling: the whole range's top ports alone, many times.
+        let f = get(format!(
+            "/api/v1/topports?by=sources&limit=10&from={}&to={}",
+            rfc(end - i64::from(days) * 86_400_000),
+            rfc(end)
+        ));
+        let t = Instant::now();
+        for _ in 0..300 {
+            f();
+        }
+        println!(
+            "topports over {days} days: {:.2} ms each",
+            t.elapsed().as_secs_f64() * 1000.0 / 300.0
+        );
+        return;
+    }
     let (top30_50, top30_99, _) = measure(
         &format!("GET /api/v1/topports?by=sources, last {days} days"),
         &get(format!(
