@@ -1,6 +1,6 @@
 //! What the partial-window fuzz targets check on any bytes: they decode to a
-//! window (with each sensor's latest event time) or a reason, never panic, and a
-//! decoded part encodes and decodes again to the same part.
+//! window (with each sensor's latest event time) or a reason, never panic, a
+//! decoded part encodes and decodes again to the same part, and merges with it.
 
 use scanwatch_aggregate::codec::decode_partial_body;
 use scanwatch_aggregate::{decode_partial, decode_window, encode_partial};
@@ -19,6 +19,13 @@ pub fn check(data: &[u8]) {
         for (k, c) in &again.cells {
             // A sampled witness set reads back as written (same kept sources).
             assert!(c.witnesses.entries() == w.cells[k].witnesses.entries());
+            let _ = c.summary(scanwatch_event::Protocol::Tcp, 1, 10);
+        }
+        // Merged, as the centre merges parts: every sketch's registers are summed
+        // into its estimator (a forged register once overflowed there).
+        let mut merged = w.clone();
+        merged.merge(&again, 64);
+        for c in merged.cells.values() {
             let _ = c.summary(scanwatch_event::Protocol::Tcp, 1, 10);
         }
     }

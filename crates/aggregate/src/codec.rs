@@ -195,8 +195,7 @@ fn get_counted<K: Key + Clone + Eq + std::hash::Hash + FrequentItemValue>(
             })
         }
         1 => {
-            let distinct = HllSketch::deserialize(r.bytes()?)
-                .map_err(|e| bad(format!("distinct sketch: {e}")))?;
+            let distinct = checked_sketch(r.bytes()?)?;
             let heavy = FrequentItemsSketch::<K>::deserialize(r.bytes()?)
                 .map_err(|e| bad(format!("frequent-items sketch: {e}")))?;
             Ok(Counted::Sketch(Box::new(Sketches { distinct, heavy })))
@@ -254,9 +253,10 @@ fn get_distinct(r: &mut Reader<'_>) -> Result<Distinct, DecodeError> {
 /// coupons) and then writes as bytes it cannot read itself (found by the fuzz
 /// targets `distinct_counter` and `partial_window`).
 fn checked_sketch(bytes: &[u8]) -> Result<HllSketch, DecodeError> {
-    // An HLL4 register is the image's current minimum plus a nibble: a minimum
-    // past 48 makes registers of 64 or more (below).
-    if bytes.len() >= HLL_HEADER && bytes[0] == HLL_PREINTS && bytes[7] & 3 == 2 && bytes[6] > 48 {
+    // An HLL4 register is the image's current minimum plus a nibble of at most
+    // 14: a minimum past 49 makes registers of 64 or more (below).
+    let hll4 = |mode: u8| mode & 3 == 2 && (mode >> 2) & 3 == 0;
+    if bytes.len() >= HLL_HEADER && bytes[0] == HLL_PREINTS && hll4(bytes[7]) && bytes[6] > 49 {
         return Err(bad(REGISTER_OUT_OF_RANGE));
     }
     let h = HllSketch::deserialize(bytes).map_err(|e| bad(format!("distinct sketch: {e}")))?;
@@ -270,21 +270,32 @@ fn checked_sketch(bytes: &[u8]) -> Result<HllSketch, DecodeError> {
     if let Err(e) = HllSketch::deserialize(&image) {
         return Err(bad(format!("distinct sketch inconsistent: {e}")));
     }
-    // The sketch crate reads any byte as an HLL8 register, and a value of 64 or
-    // more overflows its estimator's sums once the sketch is merged (found by the
-    // `distinct_counter` fuzz target).
-    if hll8_registers(&image).is_some_and(out_of_range) {
-        return Err(bad(REGISTER_OUT_OF_RANGE));
+    if let Some(registers) = hll8_registers(&image) {
+        check_array(&image, registers)?;
     }
     Ok(h)
 }
 
 const REGISTER_OUT_OF_RANGE: &str = "distinct sketch: a register out of range";
 
-/// Whether an HLL register holds 64 or more (a 64-bit hash leaves at most
-/// 64 - lg k + 1).
-fn out_of_range(registers: &[u8]) -> bool {
-    registers.iter().fold(0u8, |m, v| m.max(*v)) >= 64
+/// What the sketch crate does not check of an HLL8 array image and relies on:
+/// registers below 64 (it reads any byte as one, and a value of 64 or more
+/// overflows its estimator's sums once the sketch is merged: found by the
+/// `distinct_counter` fuzz target), a zero count that is the registers' (a union
+/// skips a sketch whose count says all are zero), no auxiliary entries.
+fn check_array(image: &[u8], registers: &[u8]) -> Result<(), DecodeError> {
+    if registers.iter().fold(0u8, |m, v| m.max(*v)) >= 64 {
+        return Err(bad(REGISTER_OUT_OF_RANGE));
+    }
+    let word =
+        |at: usize| u32::from_le_bytes([image[at], image[at + 1], image[at + 2], image[at + 3]]);
+    let zeros = registers.iter().filter(|v| **v == 0).count();
+    if word(32) as usize != zeros || word(36) != 0 {
+        return Err(bad(
+            "distinct sketch: HLL8 counts inconsistent with its registers",
+        ));
+    }
+    Ok(())
 }
 
 /// The image of an HLL8 sketch in array mode, in the Apache DataSketches HLL
@@ -372,8 +383,8 @@ fn hll8_registers(bytes: &[u8]) -> Option<&[u8]> {
 impl crate::DistinctUnion {
     /// Adds a counter from its bytes ([`encode_distinct`]): what
     /// `add(&decode_distinct(bytes)?)` does, with HLL8 arrays merged register by
-    /// register from the bytes (registers must be below 64; the first is
-    /// decoded and checked as `decode_distinct` does).
+    /// register from the bytes (each checked as `decode_distinct` checks an
+    /// array; the first also decoded).
     pub fn add_encoded(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
         let Some(regs) = bytes
             .split_first()
@@ -384,9 +395,7 @@ impl crate::DistinctUnion {
             return Ok(());
         };
         let image = &bytes[1..];
-        if out_of_range(regs) {
-            return Err(bad(REGISTER_OUT_OF_RANGE));
-        }
+        check_array(image, regs)?;
         match &mut self.arrays {
             None => {
                 let first = checked_sketch(image)?;
@@ -397,12 +406,6 @@ impl crate::DistinctUnion {
                 }));
             }
             Some(a) => {
-                // What the sketch crate checks of an HLL8 image's counts.
-                let zeros = u32::from_le_bytes([image[32], image[33], image[34], image[35]]);
-                let aux = u32::from_le_bytes([image[36], image[37], image[38], image[39]]);
-                if zeros as usize > HLL_REGISTERS || aux != 0 {
-                    return Err(bad("distinct sketch: HLL8 counts out of range"));
-                }
                 for (m, v) in a.registers.iter_mut().zip(regs) {
                     *m = (*m).max(*v);
                 }

@@ -75,7 +75,7 @@ impl<K: Eq + Hash + Clone> Counted<K> {
         match self {
             Counted::Small(v) => {
                 if let Some(e) = v.iter_mut().find(|e| e.0 == k) {
-                    e.1 += n;
+                    e.1 = e.1.saturating_add(n);
                     return;
                 }
                 v.push((k, n));
@@ -90,7 +90,8 @@ impl<K: Eq + Hash + Clone> Counted<K> {
                 }
             }
             Counted::Exact(m) => {
-                *m.entry(k).or_insert(0) += n;
+                let c = m.entry(k).or_insert(0);
+                *c = c.saturating_add(n);
                 if m.len() > limit {
                     self.promote();
                 }

@@ -109,7 +109,8 @@ impl Cell {
 
     /// Merges a partial aggregate of the same (window, protocol, port).
     pub fn merge(&mut self, other: &Cell, limit: usize) {
-        self.events += other.events;
+        // Saturating: a decoded part's counts are not bounded by the decoder.
+        self.events = self.events.saturating_add(other.events);
         self.sources.merge(&other.sources, limit);
         self.targets.merge(&other.targets, limit);
         self.sensors.merge(&other.sensors, limit);
@@ -338,9 +339,11 @@ impl Window {
             self.cells.entry(*k).or_default().merge(c, limit);
         }
         self.totals.sensors.merge(&other.totals.sensors, limit);
-        self.totals.all_events += other.totals.all_events;
-        self.totals.port_events += other.totals.port_events;
-        self.totals.icmp_events += other.totals.icmp_events;
+        // Saturating: a decoded part's counts are not bounded by the decoder.
+        let t = &mut self.totals;
+        t.all_events = t.all_events.saturating_add(other.totals.all_events);
+        t.port_events = t.port_events.saturating_add(other.totals.port_events);
+        t.icmp_events = t.icmp_events.saturating_add(other.totals.icmp_events);
         self.spreads.merge(&other.spreads);
     }
 
@@ -393,9 +396,9 @@ pub struct Sweep {
     /// Distinct sensors that saw them (a lower bound: see `spread`).
     pub sensors: u64,
     pub events: u64,
-    /// Up to `top_n` (protocol, port, sweepers that reached it), most first;
-    /// when a sweeper's ports are a sample, from the ports every sample holds
-    /// (exact counts of a sample of the ports).
+    /// Up to `top_n` (protocol, port, sweepers that reached it), most first.
+    /// When `capped`, a port some sweeper's sample left out counts it not: a
+    /// count is then at least the sweepers that reached the port.
     pub busiest_ports: Vec<(Protocol, u16, u64)>,
 }
 
@@ -462,16 +465,15 @@ fn sweeps_of(
             });
             top.truncate(top_n);
             // Past the cap a sweeper keeps the ports of smallest rank, so below the
-            // least of the full samples' bounds every sweeper's record is whole:
-            // those ports' counts are exact, and under a seed they are a random
-            // sample of the campaign's ports, scaled to estimate them all (above the
-            // bound a port's count would be a lower bound, and without a seed the
-            // smallest keys are no sample).
+            // least of the capped records' bounds every sweeper's record is whole:
+            // under a seed those ports are a random sample of the campaign's
+            // ports, scaled to estimate them all (without a seed the smallest keys
+            // are no sample, and the count stays a lower bound).
             let bound = members.iter().filter_map(|s| s.sample_bound()).min();
-            let in_sample = |k: u32| bound.is_none_or(|b| spread::port_rank(k) <= b);
             let (total, estimated) = match bound {
                 Some(b) if sample_seed::seed().is_some() => {
-                    let m = ports.keys().filter(|k| in_sample(**k)).count() as u64;
+                    let m = ports.keys().filter(|k| spread::port_rank(**k) <= b).count();
+                    let m = m as u64;
                     (
                         sample_seed::kmv_estimate(m, b).max(ports.len() as u64),
                         true,
@@ -479,11 +481,9 @@ fn sweeps_of(
                 }
                 _ => (ports.len() as u64, false),
             };
-            let mut busiest: Vec<(u32, u64)> = ports
-                .iter()
-                .filter(|(k, _)| in_sample(**k))
-                .map(|(k, n)| (*k, *n))
-                .collect();
+            // Ranked over every port kept (the busiest port names the warning): a
+            // count is exact below the bound, at least that many above it.
+            let mut busiest: Vec<(u32, u64)> = ports.iter().map(|(k, n)| (*k, *n)).collect();
             busiest.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             busiest.truncate(top_n);
             Sweep {

@@ -201,7 +201,7 @@ impl Spread {
     }
 
     pub fn merge(&mut self, o: &Spread) {
-        self.events += o.events;
+        self.events = self.events.saturating_add(o.events);
         self.capped |= o.capped;
         for p in o.ports() {
             self.insert(*p);
@@ -262,20 +262,22 @@ impl Spread {
     /// kept ports (the smallest keys are no sample: a lower bound).
     pub fn ports_estimate(&self) -> u64 {
         let kept = self.port_count();
+        // Only a full sample is a bottom-k of the ports seen (a decoded part may
+        // claim the cap with fewer).
         match self.sample_bound() {
-            Some(largest) if crate::sample_seed::seed().is_some() => {
+            Some(largest) if kept >= SPREAD_CAP as u64 && crate::sample_seed::seed().is_some() => {
                 crate::sample_seed::kmv_estimate(kept, largest)
             }
             _ => kept,
         }
     }
 
-    /// The largest rank a full sample keeps: every port of lower rank the source
-    /// reached is in it. `None` when every port seen is kept, or when the record
-    /// is no full sample (a decoded part may claim the cap with fewer ports; its
-    /// ports are taken as they are).
+    /// When ports were left out (`capped`), the largest rank kept: the record
+    /// holds every port of lower rank the source reached (a record of fewer ports
+    /// than the cap that claims it is taken at its word). `None` when every port
+    /// seen is kept.
     pub fn sample_bound(&self) -> Option<u64> {
-        if !self.capped || self.port_count() < SPREAD_CAP as u64 {
+        if !self.capped {
             return None;
         }
         Some(match &self.ports {

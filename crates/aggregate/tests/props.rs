@@ -533,7 +533,14 @@ fn a_union_refuses_a_forged_array() {
     *high.last_mut().unwrap() = 200;
     let mut other = good.clone();
     other[1 + 2] ^= 1; // the family byte
-    for (bad, what) in [(&high, "register"), (&other, "")] {
+                       // A zero count of all registers: the sketch crate's union would skip it.
+    let mut empty = good.clone();
+    empty[1 + 32..1 + 36].copy_from_slice(&(1u32 << 14).to_le_bytes());
+    for (bad, what) in [
+        (&high, "register"),
+        (&other, "distinct sketch"),
+        (&empty, "inconsistent"),
+    ] {
         for first in [true, false] {
             let mut u = DistinctUnion::new(64);
             if !first {
@@ -547,6 +554,8 @@ fn a_union_refuses_a_forged_array() {
     // reads it, and merging it overflowed the estimator's sums).
     let e = scanwatch_aggregate::decode_distinct(&high).expect_err("refused");
     assert!(e.to_string().contains("register"), "{e}");
+    let e = scanwatch_aggregate::decode_distinct(&empty).expect_err("refused");
+    assert!(e.to_string().contains("inconsistent"), "{e}");
     // And a good pair still counts.
     let mut u = DistinctUnion::new(64);
     u.add_encoded(&good).unwrap();

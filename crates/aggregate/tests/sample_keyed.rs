@@ -185,10 +185,11 @@ fn under_a_seed_a_full_sweep_is_estimated() {
 }
 
 /// A campaign of sweepers past the cap: its ports together are estimated from
-/// the samples (not the union of the samples, a tenth of them), and its busiest
-/// ports carry exact counts, in any order of the parts.
+/// the samples (not the union of the samples, a seventh of them), its busiest
+/// ports are led by those all five reached, and no count is above the truth; the
+/// same in any order of the parts.
 #[test]
-fn under_a_seed_a_campaigns_ports_are_estimated_and_its_busiest_exact() {
+fn under_a_seed_a_campaigns_ports_are_estimated() {
     seeded();
     let all = sweep_attack::campaign();
     let sw = sweep_attack::the_sweep(&sweep_attack::window(&all));
@@ -202,7 +203,8 @@ fn under_a_seed_a_campaigns_ports_are_estimated_and_its_busiest_exact() {
     assert_eq!(sw.busiest_ports.len(), 10);
     for (proto, port, n) in &sw.busiest_ports {
         assert_eq!(*proto, scanwatch_event::Protocol::Tcp);
-        assert_eq!(*n, sweep_attack::campaign_reached(*port), "tcp/{port}");
+        let reached = sweep_attack::campaign_reached(*port);
+        assert!(*n <= reached, "tcp/{port}: {n} of {reached}");
     }
     assert_eq!(sw.busiest_ports[0].2, 5, "the ports all five reached lead");
     // The same from parts cut anywhere, each written and read back.

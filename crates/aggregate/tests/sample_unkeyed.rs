@@ -39,20 +39,22 @@ fn without_a_seed_a_hostile_sensor_fills_a_sweepers_ports_and_hides_the_sweep() 
 }
 
 /// Without a seed a campaign's samples are its smallest keys, no random sample:
-/// its ports are a lower bound (not estimated), and its busiest ports are counted
-/// only below every sample's bound, where the counts are exact (tcp
-/// 10,001–10,200, reached by all five, are in three records only and would lead
-/// with 3).
+/// its ports are a lower bound (not estimated), and its busiest ports' counts are
+/// at least the sweepers that reached them, exact below every sample's bound
+/// (tcp 1-4,096).
 #[test]
-fn without_a_seed_a_campaigns_ports_are_a_lower_bound_and_its_busiest_exact() {
+fn without_a_seed_a_campaigns_ports_are_a_lower_bound() {
     let sw = sweep_attack::the_sweep(&sweep_attack::window(&sweep_attack::campaign()));
     assert!(sw.capped && !sw.ports_estimated);
     assert_eq!(sw.sources, 5);
     assert_eq!(sw.ports, 8_192, "tcp 1-4,096 and 10,001-14,096");
     assert_eq!(sw.busiest_ports.len(), 10);
     for (_, port, n) in &sw.busiest_ports {
-        assert_eq!(*n, sweep_attack::campaign_reached(*port), "tcp/{port}");
-        assert!(*port <= 4_096, "tcp/{port} is below every sample's bound");
+        let reached = sweep_attack::campaign_reached(*port);
+        assert!(*n <= reached, "tcp/{port}: {n} of {reached}");
+        if *port <= 4_096 {
+            assert_eq!(*n, reached, "tcp/{port} is below every sample's bound");
+        }
     }
 }
 

@@ -854,6 +854,8 @@ impl EventStore for SqliteStore {
         events: &[Event],
         received: Timestamp,
     ) -> Result<BatchOutcome, StoreError> {
+        // Before the sensor, as the other backend checks.
+        crate::check_counts(events)?;
         let sensor_id = self.sensor_id(sensor)?;
         let tx = write_tx(&mut self.conn)?;
         if !insert_batch(&tx, sensor_id, batch_id, events, received)? {
@@ -896,6 +898,9 @@ impl EventStore for SqliteStore {
     }
 
     fn commit_aggregate(&mut self, c: &AggregateCommit<'_>) -> Result<(), StoreError> {
+        for b in &c.batches {
+            crate::check_counts(b.events)?;
+        }
         let mut ids = std::collections::HashMap::new();
         for b in &c.batches {
             if !ids.contains_key(b.sensor) {

@@ -114,7 +114,6 @@ pub fn round_trip(w: &Window) -> Window {
 /// 1–65,535, tcp 1–30,000 and tcp 10,001–20,000) and two below it (tcp
 /// 10,001–10,200 each), each port seen by one of eight sensors. 65,535 ports
 /// together; tcp 10,001–10,200 reached by all five.
-#[allow(dead_code)] // used by the keyed binary only
 pub fn campaign() -> Vec<(u64, Event)> {
     let at = |last: u8| IpAddr::V4(Ipv4Addr::new(203, 0, 113, last));
     let mut all = sweep_from(at(1), 1, u16::MAX);
@@ -126,7 +125,6 @@ pub fn campaign() -> Vec<(u64, Event)> {
 }
 
 /// How many of the campaign's sweepers reached tcp `port`.
-#[allow(dead_code)] // used by the keyed binary only
 pub fn campaign_reached(port: u16) -> u64 {
     u64::from(port >= 1)
         + u64::from((1..=30_000).contains(&port))
@@ -135,7 +133,6 @@ pub fn campaign_reached(port: u16) -> u64 {
 }
 
 /// The window's one sweep (campaign) under the default rule.
-#[allow(dead_code)] // used by the keyed binary only
 pub fn the_sweep(w: &Window) -> scanwatch_aggregate::Sweep {
     let closed = scanwatch_aggregate::ClosedWindow::from_window(
         scanwatch_event::Timestamp(0),
