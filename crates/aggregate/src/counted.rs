@@ -380,7 +380,7 @@ impl DistinctUnion {
     /// Merges the arrays added by their bytes into the union, before anything
     /// else is added: the union then sees the counters in the order they came
     /// (its estimator depends on it), as if each had been added decoded.
-    pub(crate) fn flush_arrays(&mut self) {
+    fn flush_arrays(&mut self) {
         if let Some(a) = self.arrays.take() {
             let h = a.into_sketch();
             self.union().update(&h);
@@ -388,9 +388,7 @@ impl DistinctUnion {
     }
 
     fn key(&mut self, k: u64) {
-        if self.arrays.is_some() {
-            self.flush_arrays();
-        }
+        self.flush_arrays();
         match &mut self.union {
             Some(u) => u.update_value(k),
             None => {

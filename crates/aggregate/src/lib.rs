@@ -495,7 +495,8 @@ fn sweeps_of(
                 capped: members.iter().any(|s| s.capped),
                 ports_estimated: estimated,
                 sensors: sensors.len() as u64,
-                events: members.iter().map(|s| s.events).sum(),
+                // Saturating, as merging a decoded part's spreads is.
+                events: members.iter().fold(0u64, |n, s| n.saturating_add(s.events)),
                 busiest_ports: busiest
                     .into_iter()
                     .map(|(k, n)| {
