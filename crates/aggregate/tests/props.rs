@@ -618,3 +618,76 @@ proptest! {
         prop_assert_eq!(window(&mut events.iter()), window(&mut events.iter().rev()));
     }
 }
+
+/// Merges of counts that would pass `u64::MAX` saturate instead of wrapping: a
+/// forged or damaged part can carry any count (the decoder does not bound them),
+/// and the centre merges such a part with its others (found by the
+/// `partial_window` fuzz target, whose seed `merged-overflow` replays it under
+/// overflow checks; this test holds it in release, where a wrap would be silent).
+#[test]
+fn merges_of_huge_counts_saturate() {
+    use scanwatch_aggregate::{port_key, SourceIp};
+    let huge = u64::MAX - 1;
+    let mut w = Window::default();
+    let mut c = cell_of(&[(1, 7, 9, 1)], 64);
+    c.events = huge;
+    c.sources.add(SourceIp(ip(7)), huge, 64);
+    c.sensors.add(1, huge, 64);
+    w.cells.insert((Protocol::Tcp, 1025), c);
+    w.totals.all_events = huge;
+    w.totals.port_events = huge;
+    w.totals.icmp_events = huge;
+    w.spreads
+        .add(3, ip(7), port_key(Protocol::Tcp, 1025), 1, huge);
+    let mut merged = w.clone();
+    merged.merge(&w, 64);
+    let t = &merged.totals;
+    assert_eq!(
+        (t.all_events, t.port_events, t.icmp_events),
+        (u64::MAX, u64::MAX, u64::MAX)
+    );
+    let c = &merged.cells[&(Protocol::Tcp, 1025)];
+    assert_eq!(c.events, u64::MAX);
+    assert_eq!(c.sources.top(1, |a, b| a.cmp(b))[0].1, u64::MAX);
+    assert_eq!(c.sensors.max_count(), u64::MAX);
+    assert_eq!(merged.spreads.get(3).unwrap().events, u64::MAX);
+}
+
+/// An HLL4 image whose current minimum is past 49 holds registers of 64 or
+/// more (the minimum plus a nibble of up to 14), which overflowed the sketch
+/// crate's estimator once merged (found by the `distinct_counter` fuzz target):
+/// the decoder refuses it, and takes the largest minimum that stays in range.
+#[test]
+fn an_hll4_image_past_the_register_range_is_refused() {
+    use datasketches::hll::{HllSketch, HllType};
+    use scanwatch_aggregate::{decode_distinct, DistinctUnion, HLL_LG_K};
+    let mut h = HllSketch::new(HLL_LG_K, HllType::Hll4).unwrap();
+    (0u64..50_000).for_each(|k| h.update(&k));
+    let image = h.serialize();
+    assert_eq!(
+        image[7] & 15,
+        2,
+        "an HLL4 array image (mode byte {})",
+        image[7]
+    );
+    let counter = |cur_min: u8| {
+        let mut forged = image.clone();
+        forged[6] = cur_min;
+        // The counter's form (a sketch), then the image.
+        [&[1u8][..], &forged].concat()
+    };
+    let e = decode_distinct(&counter(50)).expect_err("refused");
+    assert!(e.to_string().contains("register"), "{e}");
+    let mut u = DistinctUnion::new(64);
+    assert!(
+        u.add_encoded(&counter(50)).is_err(),
+        "refused by the union too"
+    );
+    // A minimum of 49 keeps every register under 64: read, and merged twice
+    // without overflow.
+    let d = decode_distinct(&counter(49)).expect("in range");
+    let mut u = DistinctUnion::new(64);
+    u.add(&d);
+    u.add(&d);
+    assert!(u.finish().distinct() > 0);
+}

@@ -701,6 +701,36 @@ pub fn conformance(s: &mut dyn Store) -> Vec<String> {
         "nothing of the refused commit",
         s.stored_batches(1, &[("fw-1", "p:1:4")]).unwrap(),
     );
+    // A good batch beside one whose event counts no packet: the whole commit is
+    // refused (its good batch, its partial), as a batch alone is.
+    let mut zero = agg[1].clone();
+    zero.count = 0;
+    let zero = [zero];
+    let c3 = AggregateCommit {
+        commit: 9,
+        batches: vec![
+            BatchPart {
+                sensor: "fw-1",
+                batch_id: "p:1:5",
+                events: &agg[..1],
+            },
+            BatchPart {
+                sensor: "fw-2",
+                batch_id: "p:1:6",
+                events: &zero,
+            },
+        ],
+        partials: vec![part(9, b"counted no packet")],
+        ..c1.clone()
+    };
+    let refused = s.commit_aggregate(&c3).map_err(kind).err();
+    assert_eq!(refused.as_deref(), Some("EventCount(0, 0)"));
+    log.push("commit count 0", refused);
+    let stored = s
+        .stored_batches(1, &[("fw-1", "p:1:5"), ("fw-2", "p:1:6")])
+        .unwrap();
+    assert_eq!(stored, [false, false]);
+    log.push("nothing of the commit with count 0", stored);
     log.push(
         "partials",
         s.partials_between(t(DAY), t(DAY + 1), Timestamp(i64::MIN))
