@@ -16,6 +16,12 @@ pub fn check(data: &[u8]) {
         let mut sorted = times.clone();
         sorted.sort_unstable();
         assert_eq!(again_times, sorted);
+        // A spread's cap and the ranking its sample was drawn under read back
+        // as written (a foreign sample stays foreign).
+        for (h, sp) in w.spreads.iter() {
+            let back = again.spreads.get(*h).expect("a spread reads back");
+            assert_eq!((back.capped, back.foreign), (sp.capped, sp.foreign));
+        }
         for (k, c) in &again.cells {
             // A sampled witness set reads back as written (same kept sources).
             assert!(c.witnesses.entries() == w.cells[k].witnesses.entries());

@@ -32,11 +32,14 @@ use crate::{
 /// docs/time.md); version 3 adds each cell's witnesses (which sensors saw each
 /// source, `witness`); version 4 adds each source's spread (the ports it reached,
 /// `spread`); version 5 writes, after a sampled cell's witness bound, which
-/// ranking drew the sample (`sample_seed::ranking`: the deployment's seed). Versions
-/// 1 to 4 are still read (no times, no witnesses: their sources count as seen by
-/// no known sensor, so none is corroborated; no spreads: nobody in them is a
-/// sweeper; a version-4 sample was drawn by the address hash).
-pub const FORMAT_VERSION: u8 = 5;
+/// ranking drew the sample (`sample_seed::ranking`: the deployment's seed); version
+/// 6 writes the same after a capped spread's flag (which ranking chose its kept
+/// ports). Versions 1 to 5 are still read (no times, no witnesses: their sources
+/// count as seen by no known sensor, so none is corroborated; no spreads: nobody
+/// in them is a sweeper; a version-4 sample was drawn by the address hash; a
+/// capped spread before version 6 is taken as drawn under another ranking, so
+/// nothing is estimated from it).
+pub const FORMAT_VERSION: u8 = 6;
 
 /// Each sensor's latest event time (ms) in a part, by sensor key.
 pub type SensorTimes = Vec<(crate::SensorKey, i64)>;
@@ -480,6 +483,13 @@ fn put_spreads(out: &mut Vec<u8>, s: &Spreads) {
         SourceIp(sp.ip).put(out);
         put_var(out, sp.events);
         out.push(u8::from(sp.capped));
+        if sp.capped {
+            // As a witness sample's: a foreign sample under a ranking that is not
+            // this one, so that it reads back foreign.
+            let ranking = crate::sample_seed::ranking();
+            let ranked_by = if sp.foreign { ranking ^ 2 } else { ranking };
+            out.extend_from_slice(&ranked_by.to_le_bytes());
+        }
         let mut ports: Vec<&PortSeen> = sp.ports().collect();
         ports.sort_unstable_by_key(|p| p.key);
         put_var(out, ports.len() as u64);
@@ -492,7 +502,8 @@ fn put_spreads(out: &mut Vec<u8>, s: &Spreads) {
     }
 }
 
-fn get_spreads(r: &mut Reader<'_>) -> Result<Spreads, DecodeError> {
+/// `v`: the format version (before 6, a capped spread's ranking is unknown).
+fn get_spreads(r: &mut Reader<'_>, v: u8) -> Result<Spreads, DecodeError> {
     let n = r.count(15)?;
     let mut out = Spreads::default();
     for _ in 0..n {
@@ -508,6 +519,10 @@ fn get_spreads(r: &mut Reader<'_>) -> Result<Spreads, DecodeError> {
             1 => true,
             t => return Err(bad(format!("spread cap flag {t}"))),
         };
+        if sp.capped {
+            let ranked_by = if v >= 6 { r.u64_le()? } else { 0 };
+            sp.foreign = ranked_by != crate::sample_seed::ranking();
+        }
         let ports = r.count(10)?;
         if ports > crate::SPREAD_CAP {
             return Err(bad("more ports than a spread keeps"));
@@ -728,7 +743,7 @@ pub fn decode_partial_body(body: &[u8]) -> Result<(Window, SensorTimes), DecodeE
         }
     }
     let spreads = if v >= 4 {
-        get_spreads(&mut r)?
+        get_spreads(&mut r, v)?
     } else {
         Spreads::default()
     };

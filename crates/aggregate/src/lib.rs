@@ -468,8 +468,11 @@ fn sweeps_of(
             // least of the capped records' bounds every sweeper's record is whole:
             // under a seed those ports are a random sample of the campaign's
             // ports, scaled to estimate them all (without a seed the smallest keys
-            // are no sample, and the count stays a lower bound).
+            // are no sample, nor is a record sampled under another ranking, and
+            // the count stays a lower bound).
+            let foreign = members.iter().any(|s| s.foreign);
             let bound = members.iter().filter_map(|s| s.sample_bound()).min();
+            let bound = bound.filter(|_| !foreign);
             let (total, estimated) = match bound {
                 Some(b) if sample_seed::seed().is_some() => {
                     let m = ports.keys().filter(|k| spread::port_rank(**k) <= b).count();

@@ -140,6 +140,12 @@ pub struct Spread {
     ports: Ports,
     /// More than [`SPREAD_CAP`] ports were seen (those of smallest rank are kept).
     pub capped: bool,
+    /// The kept ports were sampled, in whole or in part, under another ranking
+    /// than this process's (a part written before the ranking was recorded, or
+    /// under another deployment's seed): they are kept, but they are no bottom-k
+    /// sample here, so nothing is estimated from them (a lower bound, as without
+    /// a seed). The codec writes it so that it reads back foreign.
+    pub foreign: bool,
 }
 
 impl Spread {
@@ -149,6 +155,7 @@ impl Spread {
             events: 0,
             ports: Ports::Small(SmallVec::new()),
             capped: false,
+            foreign: false,
         }
     }
 
@@ -203,6 +210,7 @@ impl Spread {
     pub fn merge(&mut self, o: &Spread) {
         self.events = self.events.saturating_add(o.events);
         self.capped |= o.capped;
+        self.foreign |= o.foreign;
         for p in o.ports() {
             self.insert(*p);
         }
@@ -259,13 +267,18 @@ impl Spread {
     /// Distinct ports the source reached: exact below the cap. Past it under a
     /// seed, estimated from the sample (k minimum values: the k-th smallest of
     /// uniform ranks covers about k-1 / n of the rank space); without a seed the
-    /// kept ports (the smallest keys are no sample: a lower bound).
+    /// kept ports (the smallest keys are no sample: a lower bound), and so for a
+    /// sample drawn under another ranking ([`Spread::foreign`]).
     pub fn ports_estimate(&self) -> u64 {
         let kept = self.port_count();
         // Only a full sample is a bottom-k of the ports seen (a decoded part may
         // claim the cap with fewer).
         match self.sample_bound() {
-            Some(largest) if kept >= SPREAD_CAP as u64 && crate::sample_seed::seed().is_some() => {
+            Some(largest)
+                if kept >= SPREAD_CAP as u64
+                    && !self.foreign
+                    && crate::sample_seed::seed().is_some() =>
+            {
                 crate::sample_seed::kmv_estimate(kept, largest)
             }
             _ => kept,

@@ -662,7 +662,7 @@ fn an_hll4_image_past_the_register_range_is_refused() {
     use datasketches::hll::{HllSketch, HllType};
     use scanwatch_aggregate::{decode_distinct, DistinctUnion, HLL_LG_K};
     let mut h = HllSketch::new(HLL_LG_K, HllType::Hll4).unwrap();
-    (0u64..50_000).for_each(|k| h.update(&k));
+    (0u64..50_000).for_each(|k| h.update(k));
     let image = h.serialize();
     assert_eq!(
         image[7] & 15,

@@ -218,6 +218,60 @@ fn under_a_seed_a_campaigns_ports_are_estimated() {
     }
 }
 
+/// A capped spread sampled under another ranking (a part of a build before
+/// the codec wrote it, version 5, or of another deployment's seed) keeps its
+/// ports, but nothing is estimated from them: its count, a merge with it and a
+/// campaign holding it are lower bounds, not a bottom-k estimate that would err
+/// low; and written and read back it stays so.
+#[test]
+fn a_spread_sampled_under_another_ranking_is_not_estimated() {
+    seeded();
+    let src = sweep_attack::sweeper();
+    let w = sweep_attack::window(&sweep_attack::sweep_from(src, 0, u16::MAX));
+    let mine = sweep_attack::spread(&w, src);
+    assert!((61_000..=70_000).contains(&mine.ports_estimate()));
+    // Version 5 bytes of the same window: no ranking after the cap flag.
+    let bytes = scanwatch_aggregate::encode_window(&w);
+    let body = &bytes[..bytes.len() - 8];
+    assert_eq!(body[0], 6);
+    let mark = ranking().to_le_bytes();
+    let at: Vec<usize> = (0..body.len() - 8)
+        .filter(|i| body[i + 1..i + 9] == mark && body[*i] == 1)
+        .collect();
+    assert_eq!(at.len(), 1, "one capped spread, one ranking written");
+    let v5 = [&[5u8][..], &body[1..at[0] + 1], &body[at[0] + 9..]].concat();
+    let old = scanwatch_aggregate::codec::decode_body(&v5).expect("version 5 reads");
+    let theirs = sweep_attack::spread(&old, src);
+    assert!(theirs.foreign && theirs.capped);
+    assert_eq!(theirs.port_count(), mine.port_count());
+    assert_eq!(
+        theirs.ports_estimate(),
+        theirs.port_count(),
+        "a lower bound"
+    );
+    // Marked foreign, written and read back: still foreign.
+    let back = sweep_attack::round_trip(&old);
+    assert!(sweep_attack::spread(&back, src).foreign);
+    // Merged with a part of this ranking: foreign, a lower bound.
+    let mut merged = sweep_attack::round_trip(&w);
+    merged.merge(&old, 64);
+    let m = sweep_attack::spread(&merged, src);
+    assert!(m.foreign);
+    assert_eq!(m.ports_estimate(), m.port_count());
+    // A campaign holding it is not estimated either.
+    let mut all = sweep_attack::window(&sweep_attack::campaign());
+    let sw = sweep_attack::the_sweep(&all);
+    assert!(sw.ports_estimated);
+    let first = sweep_attack::campaign()[0].1.src;
+    let h = scanwatch_aggregate::ip_hash(first);
+    let mut foreign = all.spreads.get(h).unwrap().clone();
+    foreign.foreign = true;
+    all.spreads.insert_spread(h, foreign);
+    let sw = sweep_attack::the_sweep(&all);
+    assert!(sw.capped && !sw.ports_estimated);
+    assert!(sw.ports <= 65_535, "{} ports", sw.ports);
+}
+
 /// Parts cut anywhere, each written and read back, merge to the whole's kept
 /// ports and trimmed count.
 #[test]
