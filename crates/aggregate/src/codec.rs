@@ -36,9 +36,9 @@ use crate::{
 /// 6 writes the same after a capped spread's flag (which ranking chose its kept
 /// ports). Versions 1 to 5 are still read (no times, no witnesses: their sources
 /// count as seen by no known sensor, so none is corroborated; no spreads: nobody
-/// in them is a sweeper; a version-4 sample was drawn by the address hash; a
-/// capped spread before version 6 is taken as drawn under another ranking, so
-/// nothing is estimated from it).
+/// in them is a sweeper; a version-4 sample was drawn by the address hash; under
+/// a seed, a capped spread before version 6 is taken as drawn under another
+/// ranking, so nothing is estimated from it).
 pub const FORMAT_VERSION: u8 = 6;
 
 /// Each sensor's latest event time (ms) in a part, by sensor key.
@@ -432,8 +432,8 @@ fn put_witnesses(out: &mut Vec<u8>, w: &Witnesses) {
     let bound = w.bound();
     out.extend_from_slice(&bound.to_le_bytes());
     if bound != u64::MAX {
-        // A foreign sample is written under a ranking that is not this one (the
-        // fingerprint is odd, so this differs), so that it reads back foreign.
+        // A foreign sample is written under a ranking that is not this one
+        // (`ranking ^ 2` differs from it), so that it reads back foreign.
         let ranking = crate::sample_seed::ranking();
         let ranked_by = if w.foreign() { ranking ^ 2 } else { ranking };
         out.extend_from_slice(&ranked_by.to_le_bytes());
@@ -485,7 +485,7 @@ fn put_spreads(out: &mut Vec<u8>, s: &Spreads) {
         out.push(u8::from(sp.capped));
         if sp.capped {
             // As a witness sample's: a foreign sample under a ranking that is not
-            // this one, so that it reads back foreign.
+            // this one (`ranking ^ 2` differs from it), so it reads back foreign.
             let ranking = crate::sample_seed::ranking();
             let ranked_by = if sp.foreign { ranking ^ 2 } else { ranking };
             out.extend_from_slice(&ranked_by.to_le_bytes());

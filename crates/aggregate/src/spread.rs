@@ -141,9 +141,9 @@ pub struct Spread {
     /// More than [`SPREAD_CAP`] ports were seen (those of smallest rank are kept).
     pub capped: bool,
     /// The kept ports were sampled, in whole or in part, under another ranking
-    /// than this process's (a part written before the ranking was recorded, or
-    /// under another deployment's seed): they are kept, but they are no bottom-k
-    /// sample here, so nothing is estimated from them (a lower bound, as without
+    /// than this process's (under a seed: a part written before the ranking was
+    /// recorded, or under another deployment's seed): they are kept, but are no
+    /// bottom-k sample here, so nothing is estimated from them (a lower bound, as without
     /// a seed). The codec writes it so that it reads back foreign.
     pub foreign: bool,
 }

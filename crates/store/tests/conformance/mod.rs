@@ -731,6 +731,10 @@ pub fn conformance(s: &mut dyn Store) -> Vec<String> {
         .unwrap();
     assert_eq!(stored, [false, false]);
     log.push("nothing of the commit with count 0", stored);
+    let partials = s
+        .partials_between(t(DAY), t(DAY + 1), Timestamp(i64::MIN))
+        .unwrap();
+    assert!(partials.iter().all(|p| p.commit != 9), "{partials:?}");
     log.push(
         "partials",
         s.partials_between(t(DAY), t(DAY + 1), Timestamp(i64::MIN))
