@@ -5,8 +5,9 @@
 //! commit (`commit_aggregate`, the cells made by ClickHouse's views on insert).
 //! Then `top_ports` by sources over the last 24 h and over the 30 days, and one
 //! source's activity over the 30 days, each read from the cells (what the store
-//! answers for ranges over two days) beside the same read from the raw events (the
-//! baseline: what the store answered before the cells, and answers up to two days)
+//! answers for top ports from a day on, a source over more than two days) beside
+//! the same read from the raw events (the baseline: what the store answered before
+//! the cells, and answers for shorter ranges)
 //! in the same run, p50/p99 over SCANWATCH_BENCH_REPS
 //! (default 20) alternating requests; the answers are asserted equal.
 //!

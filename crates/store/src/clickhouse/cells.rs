@@ -40,13 +40,21 @@ const HOUR_MS: i64 = 3_600_000;
 const CELL_END_MS: i64 = MAX_SECS / 3600 * HOUR_MS;
 /// Beyond this many candidate ports, one query counts every port exactly.
 const MAX_CANDIDATES: usize = 4_096;
-/// Ranges up to two days are read from the raw events: one query, which on 18.16
-/// answers a day faster than the two over the cells (BENCHMARKS.md, "The desk on
+/// A source's activity over up to two days is read from the raw events: one query,
+/// which on 18.16 answers a day as fast as the cells (BENCHMARKS.md, "The desk on
 /// ClickHouse"); longer ranges from the cells.
 pub const RAW_RANGE_MS: i64 = 2 * 86_400_000;
+/// Top ports over less than a day are read from the raw events (an hour or two
+/// is mostly partial hours, read raw anyway, in one query instead of two); from
+/// a day on from the cells, which answer a day quicker since the first pass
+/// returns only the busiest ports (BENCHMARKS.md, "The desk on ClickHouse").
+pub const TOP_PORTS_RAW_BELOW_MS: i64 = 86_400_000;
 /// Ports counted exactly at first (the busiest by events), at least `limit`: enough
 /// that the last of the `limit` best is a busy port, whose count bounds the rest.
 const FIRST_CANDIDATES: usize = 256;
+
+/// A port, (protocol, port), and its events over a range.
+type PortEvents = ((u8, u16), u64);
 
 /// The cell tables: (name, columns, key, the materialized view's select list).
 fn tables() -> [(&'static str, &'static str, &'static str, &'static str); 2] {
@@ -224,7 +232,8 @@ impl ClickHouseStore {
     }
 
     /// [`Store::top_ports`](crate::EventStore::top_ports) from the cells, whatever
-    /// the range (the store reads ranges up to [`RAW_RANGE_MS`] from the raw events).
+    /// the range (the store reads ranges shorter than [`TOP_PORTS_RAW_BELOW_MS`]
+    /// from the raw events).
     pub fn top_ports_from_cells(
         &self,
         from: Timestamp,
@@ -298,7 +307,7 @@ impl ClickHouseStore {
         to: Timestamp,
         at_least: Option<u64>,
         first: Option<usize>,
-    ) -> Result<Vec<((u8, u16), u64)>, StoreError> {
+    ) -> Result<Vec<PortEvents>, StoreError> {
         let having = at_least.map_or(String::new(), |n| format!(" HAVING events >= {n}"));
         let first = first.map_or(String::new(), |n| format!(" LIMIT {n}"));
         let rows = self.dist_rows(&format!(
@@ -326,7 +335,7 @@ impl ClickHouseStore {
     /// The exact totals of some ports over `[from, to)`.
     fn exact_ports(
         &self,
-        ports: Option<&[((u8, u16), u64)]>,
+        ports: Option<&[PortEvents]>,
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<PortTotals>, StoreError> {

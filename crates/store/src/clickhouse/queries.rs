@@ -328,7 +328,7 @@ impl EventStore for ClickHouseStore {
         by: TopBy,
         limit: usize,
     ) -> Result<Vec<PortTotals>, StoreError> {
-        if to.0.saturating_sub(from.0) <= cells::RAW_RANGE_MS {
+        if to.0.saturating_sub(from.0) < cells::TOP_PORTS_RAW_BELOW_MS {
             self.top_ports_from_events(from, to, by, limit)
         } else {
             self.top_ports_from_cells(from, to, by, limit)
