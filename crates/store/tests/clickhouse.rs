@@ -405,7 +405,9 @@ fn compare_cells(s: &ClickHouseStore) {
         for by in [TopBy::Events, TopBy::Sources, TopBy::Sensors] {
             // 5,000: more than the ports counted at once (4,096), on one range.
             let over = if a.0 == i64::MIN { 5_000 } else { 1_000 };
-            for limit in [1, 10, over] {
+            // And no limit at all (every port), on one range.
+            let all = (a.0 == i64::MIN).then_some(usize::MAX);
+            for limit in [1, 10, over].into_iter().chain(all) {
                 let cells = s.top_ports_from_cells(a, b, by, limit).unwrap();
                 let raw = s.top_ports_from_events(a, b, by, limit).unwrap();
                 assert_eq!(cells, raw, "top {by:?} {limit} over {a:?}..{b:?}");

@@ -258,7 +258,7 @@ impl ClickHouseStore {
         // The busiest ports by events (at least `limit`) and the events of the
         // next one: every port not read has at most that many.
         let first = limit.max(FIRST_CANDIDATES);
-        let mut ports = self.busiest_ports(from, to, None, Some(first + 1))?;
+        let mut ports = self.busiest_ports(from, to, None, Some(first.saturating_add(1)))?;
         let mut unread = (ports.len() > first)
             .then(|| ports.pop().map(|p| p.1))
             .flatten();
@@ -309,7 +309,12 @@ impl ClickHouseStore {
         first: Option<usize>,
     ) -> Result<Vec<PortEvents>, StoreError> {
         let having = at_least.map_or(String::new(), |n| format!(" HAVING events >= {n}"));
-        let first = first.map_or(String::new(), |n| format!(" LIMIT {n}"));
+        let first = first.map_or(String::new(), |n| {
+            format!(
+                " LIMIT {}",
+                u64::try_from(n).unwrap_or(u64::MAX).min(i64::MAX as u64)
+            )
+        });
         let rows = self.dist_rows(&format!(
             "SELECT proto, port, sumMerge(e) AS events FROM ({}) GROUP BY proto, port{having} \
              ORDER BY events DESC, proto, port{first}",
