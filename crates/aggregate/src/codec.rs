@@ -432,12 +432,17 @@ fn put_witnesses(out: &mut Vec<u8>, w: &Witnesses) {
     let bound = w.bound();
     out.extend_from_slice(&bound.to_le_bytes());
     if bound != u64::MAX {
-        // A foreign sample is written under a ranking that is not this one
-        // (`ranking ^ 2` differs from it), so that it reads back foreign.
-        let ranking = crate::sample_seed::ranking();
-        let ranked_by = if w.foreign() { ranking ^ 2 } else { ranking };
-        out.extend_from_slice(&ranked_by.to_le_bytes());
+        put_ranked_by(out, w.foreign());
     }
+}
+
+/// Writes which ranking drew a sample: this process's, or for a foreign sample
+/// one that is not this one (`ranking ^ 2` differs from it), so that it reads
+/// back foreign.
+fn put_ranked_by(out: &mut Vec<u8>, foreign: bool) {
+    let ranking = crate::sample_seed::ranking();
+    let ranked_by = if foreign { ranking ^ 2 } else { ranking };
+    out.extend_from_slice(&ranked_by.to_le_bytes());
 }
 
 /// `v`: the format version (before 5, a sample was drawn by the address hash).
@@ -484,11 +489,7 @@ fn put_spreads(out: &mut Vec<u8>, s: &Spreads) {
         put_var(out, sp.events);
         out.push(u8::from(sp.capped));
         if sp.capped {
-            // As a witness sample's: a foreign sample under a ranking that is not
-            // this one (`ranking ^ 2` differs from it), so it reads back foreign.
-            let ranking = crate::sample_seed::ranking();
-            let ranked_by = if sp.foreign { ranking ^ 2 } else { ranking };
-            out.extend_from_slice(&ranked_by.to_le_bytes());
+            put_ranked_by(out, sp.foreign);
         }
         let mut ports: Vec<&PortSeen> = sp.ports().collect();
         ports.sort_unstable_by_key(|p| p.key);
