@@ -22,6 +22,62 @@ fn nats<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> BusError + '_ {
     move |e| BusError::Nats(format!("{what}: {e}"))
 }
 
+/// How long a JetStream API request (a stream's or consumer's info or creation, a
+/// message read, a purge) may go unanswered before the step that sent it asks
+/// again; the client's default is 10 s. nats-server 2.9 leaves some of several
+/// concurrent creations of one stream unanswered (nats-io/nats-server#3677), which
+/// is what the roles of a deployment do when they start together: measured on a
+/// fresh 3-node cluster with eight roles starting at once, a role whose creation
+/// went unanswered waited the whole 10 s (`tests/scale/start-race.sh`). Asked
+/// again, the stream is found made.
+const API_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A step asked again until `deadline` (connecting, making the stream, storing
+/// the seed): a failure is a warning, with the error, once the step has taken a
+/// second (before that, roles starting together meet each other's half-made
+/// streams, which is expected: debug), then at most one every 5 s, so a role that
+/// waits says what for.
+struct Retrying<'a> {
+    what: &'a str,
+    started: Instant,
+    deadline: Instant,
+    warned: Option<Instant>,
+}
+
+impl<'a> Retrying<'a> {
+    fn new(what: &'a str, deadline: Instant) -> Self {
+        Retrying {
+            what,
+            started: Instant::now(),
+            deadline,
+            warned: None,
+        }
+    }
+
+    /// Whether to ask again after `error` (the deadline is not reached); logs it.
+    fn again(&mut self, error: &dyn std::fmt::Display) -> bool {
+        let now = Instant::now();
+        if now >= self.deadline {
+            return false;
+        }
+        if now.duration_since(self.started) < Duration::from_secs(1) {
+            tracing::debug!(%error, "bus: {} did not succeed yet; asking again", self.what);
+        } else if self
+            .warned
+            .is_none_or(|w| now.duration_since(w) >= Duration::from_secs(5))
+        {
+            self.warned = Some(now);
+            tracing::warn!(
+                %error,
+                left_s = self.deadline.duration_since(now).as_secs(),
+                "bus: {} did not succeed yet; asking again",
+                self.what
+            );
+        }
+        true
+    }
+}
+
 /// A connection to the NATS cluster with the stream made sure of.
 #[derive(Clone)]
 pub struct NatsBus {
@@ -47,17 +103,18 @@ impl NatsBus {
             return Err(BusError::Config("bus.kind is \"none\"".into()));
         }
         let deadline = Instant::now() + cfg.publish_timeout()?;
+        let mut retry = Retrying::new("connecting", deadline);
         let client = loop {
             match connect_options(cfg)
                 .await?
                 .name("scanwatch")
                 .connection_timeout(Duration::from_secs(5))
+                .request_timeout(Some(API_TIMEOUT))
                 .connect(cfg.urls())
                 .await
             {
                 Ok(c) => break c,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
+                Err(e) if retry.again(&e) => {
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
                 Err(e) => return Err(nats("cannot connect")(e)),
@@ -89,11 +146,11 @@ impl NatsBus {
             ..Default::default()
         };
         // Right after a cluster starts, JetStream may have no meta leader yet.
+        let mut retry = Retrying::new("making the stream", deadline);
         loop {
             match self.js.get_or_create_stream(sc.clone()).await {
                 Ok(_) => return Ok(()),
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
+                Err(e) if retry.again(&e) => {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
                 Err(e) => return Err(nats("cannot create the stream")(e)),
@@ -231,13 +288,11 @@ impl NatsBus {
         };
         let candidate = scanwatch_store::random_id()?;
         let deadline = Instant::now() + self.cfg.publish_timeout()?;
+        let mut retry = Retrying::new("storing the deployment's sample seed", deadline);
         let stream = loop {
             match self.seed_stored(&sc, &subject, candidate).await {
                 Ok(stream) => break stream,
-                Err(e @ (BusError::Nats(_) | BusError::NoStream(_)))
-                    if Instant::now() < deadline =>
-                {
-                    tracing::debug!(error = %e, "the deployment stream is not ready yet");
+                Err(e @ (BusError::Nats(_) | BusError::NoStream(_))) if retry.again(&e) => {
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
                 Err(e) => return Err(e),

@@ -553,7 +553,9 @@ fn scale_out(on_clickhouse: bool) {
             .is_some_and(|l| l.contains("lease taken"))
     };
     let mut killed_detector: Option<&str> = None;
-    for p in [c1, c2, e] {
+    // Every role is up (its listener or ops endpoint answers) before the first
+    // batch: a role that does not start fails here, named by its port.
+    for p in [c1, c2, e, ops_agg, ops_agg1, ops_det, ops_det2] {
         wait_http(p);
     }
 
@@ -591,7 +593,7 @@ fn scale_out(on_clickhouse: bool) {
             &[("Authorization", "Bearer m3trics-t0ken")],
             b"",
         )
-        .unwrap();
+        .unwrap_or_else(|| panic!("no answer from /metrics on port {port}"));
         assert_eq!(st, 200, "{body}");
         body.lines()
             .find(|l| l.starts_with(name))
@@ -626,6 +628,7 @@ fn scale_out(on_clickhouse: bool) {
                 let down = agg_down.take().unwrap();
                 std::thread::sleep(DOWN_FOR.saturating_sub(down.elapsed()));
                 restart_agg(&mut procs);
+                wait_http(ops_agg1);
                 eprintln!("fault: aggregator 1 started again at batch {k}");
             }
             if k == at(KILL_DETECTOR_AT) {
