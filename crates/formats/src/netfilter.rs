@@ -477,6 +477,17 @@ mod tests {
         lines.push("Nov 26 10:00:00 gw kernel: IN=eth0 OUT= SRC=192.0.2.9 DST=192.0.2.1 PROTO=TCP SYN SPT=1 DPT=2 ACK TYPE=x".to_string());
         lines.push("Nov 26 10:00:00 gw kernel: IN=eth0 OUT= SRC=192.0.2.9 DST=192.0.2.1 PROTO=ICMP TYPE=8 SPT=99999".to_string());
         lines.push("Nov 26 10:00:00 gw kernel: IN=eth0 OUT=a OUT=b SRC=192.0.2.9 SRC=192.0.2.8 DST=192.0.2.1 PROTO=UDP SPT=1 DPT=2  SYN  FIN".to_string());
+        // Where the line's first SRC= is: only in an ICMP error's quoted packet, not
+        // at a token start first, last.
+        lines.push("Nov 26 10:00:00 gw kernel: IN=eth0 OUT= DST=192.0.2.1 PROTO=ICMP TYPE=3 [SRC=192.0.2.9 DST=192.0.2.1 PROTO=TCP SPT=1 DPT=2]".to_string());
+        lines.push("Nov 26 10:00:00 gw kernel: IN=eth0 OUT= DST=192.0.2.1 PROTO=ICMP TYPE=3 [ SRC=192.0.2.9 ]".to_string());
+        lines.push("Nov 26 10:00:00 gw kernel: IN=eth0 xSRC=192.0.2.7 SRC=192.0.2.9 DST=192.0.2.1 PROTO=UDP SPT=1 DPT=2".to_string());
+        lines.push("Nov 26 10:00:00 gw kernel: IN=eth0 OUT= DST=192.0.2.1 PROTO=UDP SPT=1 DPT=2 SRC=".to_string());
+        lines.push("Nov 26 10:00:00 gw kernel: IN=eth0 OUT= DST=192.0.2.1 PROTO=UDP SPT=1 DPT=2 SRC=192.0.2.9".to_string());
+        // The kernel's uptime stamp before the prefix, odd ones too (the action's cache).
+        lines.push("Nov 26 10:00:00 gw kernel: [12.5] DROP IN=eth0 OUT= SRC=192.0.2.9 DST=192.0.2.1 PROTO=UDP SPT=1 DPT=2".to_string());
+        lines.push("Nov 26 10:00:00 gw kernel: [12.5]] x] ACCEPT IN=eth0 OUT= SRC=192.0.2.9 DST=192.0.2.1 PROTO=UDP SPT=1 DPT=2".to_string());
+        lines.push("Nov 26 10:00:00 gw kernel: [12.5]IN=eth0 OUT= SRC=192.0.2.9 DST=192.0.2.1 PROTO=UDP SPT=1 DPT=2".to_string());
         assert!(lines.len() > 60, "{}", lines.len());
         let opts = ParserOptions {
             reference_time: parse_rfc3339("2026-11-26T12:00:00Z").unwrap(),
