@@ -3,7 +3,8 @@
 //! (40 sensors, ~30 diurnal ports, a random-port tail, research scanners)
 //! stretched to SCANWATCH_BENCH_DAYS (default 30) days, committed as aggregators
 //! commit (`commit_aggregate`, the cells made by ClickHouse's views on insert).
-//! Then `top_ports` by sources over the last 24 h and over the 30 days, and one
+//! Then `top_ports` by sources (limit 20, as the desk) and by events (limit 10, the
+//! API's default) over the last 24 h and over the 30 days, and one
 //! source's activity over the 30 days, each read from the cells (what the store
 //! answers for top ports from a day on, a source over more than two days) beside
 //! the same read from the raw events (the baseline: what the store answered before
@@ -284,6 +285,35 @@ fn main() {
                     },
                     || {
                         s.top_ports_from_events(all, Timestamp(end), TopBy::Sources, 20)
+                            .unwrap()
+                    },
+                ),
+            ),
+            // The API's default order (`/api/v1/topports`, limit 10).
+            (
+                "top_ports by events, last 24 h".into(),
+                compare(
+                    reps,
+                    || {
+                        s.top_ports_from_cells(day, Timestamp(end), TopBy::Events, 10)
+                            .unwrap()
+                    },
+                    || {
+                        s.top_ports_from_events(day, Timestamp(end), TopBy::Events, 10)
+                            .unwrap()
+                    },
+                ),
+            ),
+            (
+                format!("top_ports by events, {days} days"),
+                compare(
+                    reps,
+                    || {
+                        s.top_ports_from_cells(all, Timestamp(end), TopBy::Events, 10)
+                            .unwrap()
+                    },
+                    || {
+                        s.top_ports_from_events(all, Timestamp(end), TopBy::Events, 10)
                             .unwrap()
                     },
                 ),

@@ -482,7 +482,10 @@ mod tests {
         lines.push("Nov 26 10:00:00 gw kernel: IN=eth0 OUT= DST=192.0.2.1 PROTO=ICMP TYPE=3 [SRC=192.0.2.9 DST=192.0.2.1 PROTO=TCP SPT=1 DPT=2]".to_string());
         lines.push("Nov 26 10:00:00 gw kernel: IN=eth0 OUT= DST=192.0.2.1 PROTO=ICMP TYPE=3 [ SRC=192.0.2.9 ]".to_string());
         lines.push("Nov 26 10:00:00 gw kernel: IN=eth0 xSRC=192.0.2.7 SRC=192.0.2.9 DST=192.0.2.1 PROTO=UDP SPT=1 DPT=2".to_string());
-        lines.push("Nov 26 10:00:00 gw kernel: IN=eth0 OUT= DST=192.0.2.1 PROTO=UDP SPT=1 DPT=2 SRC=".to_string());
+        lines.push(
+            "Nov 26 10:00:00 gw kernel: IN=eth0 OUT= DST=192.0.2.1 PROTO=UDP SPT=1 DPT=2 SRC="
+                .to_string(),
+        );
         lines.push("Nov 26 10:00:00 gw kernel: IN=eth0 OUT= DST=192.0.2.1 PROTO=UDP SPT=1 DPT=2 SRC=192.0.2.9".to_string());
         // The kernel's uptime stamp before the prefix, odd ones too (the action's cache).
         lines.push("Nov 26 10:00:00 gw kernel: [12.5] DROP IN=eth0 OUT= SRC=192.0.2.9 DST=192.0.2.1 PROTO=UDP SPT=1 DPT=2".to_string());

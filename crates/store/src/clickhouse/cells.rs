@@ -256,8 +256,14 @@ impl ClickHouseStore {
                 .then((a.proto, a.port).cmp(&(b.proto, b.port)))
         };
         // The busiest ports by events (at least `limit`) and the events of the
-        // next one: every port not read has at most that many.
-        let first = limit.max(FIRST_CANDIDATES);
+        // next one: every port not read has at most that many. Ranked by events,
+        // the first pass's order is the answer's (the same tie-break), so only the
+        // `limit` first are counted exactly (and ports tied with the last, read
+        // below); by sources or sensors, which events only bound, more.
+        let first = match by {
+            TopBy::Events => limit,
+            TopBy::Sources | TopBy::Sensors => limit.max(FIRST_CANDIDATES),
+        };
         let mut ports = self.busiest_ports(from, to, None, Some(first.saturating_add(1)))?;
         let mut unread = (ports.len() > first)
             .then(|| ports.pop().map(|p| p.1))
