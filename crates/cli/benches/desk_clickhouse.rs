@@ -260,79 +260,49 @@ fn main() {
             .source_activity(src, all, Timestamp(end))
             .unwrap()
             .is_empty());
-        let rows: Vec<(String, [(f64, f64); 2])> = vec![
-            (
-                "top_ports by sources, last 24 h".into(),
-                compare(
-                    reps,
-                    || {
-                        s.top_ports_from_cells(day, Timestamp(end), TopBy::Sources, 20)
-                            .unwrap()
-                    },
-                    || {
-                        s.top_ports_from_events(day, Timestamp(end), TopBy::Sources, 20)
-                            .unwrap()
-                    },
-                ),
+        // Top ports by sources (limit 20, as the desk) and by events (limit 10, the
+        // API's default), over the last 24 h and the whole range.
+        let top = |by: TopBy, limit: usize, from: Timestamp| {
+            compare(
+                reps,
+                || {
+                    s.top_ports_from_cells(from, Timestamp(end), by, limit)
+                        .unwrap()
+                },
+                || {
+                    s.top_ports_from_events(from, Timestamp(end), by, limit)
+                        .unwrap()
+                },
+            )
+        };
+        let mut rows: Vec<(String, [(f64, f64); 2])> = Vec::new();
+        for (by, name, limit) in [
+            (TopBy::Sources, "sources", 20),
+            (TopBy::Events, "events", 10),
+        ] {
+            rows.push((
+                format!("top_ports by {name}, last 24 h"),
+                top(by, limit, day),
+            ));
+            rows.push((
+                format!("top_ports by {name}, {days} days"),
+                top(by, limit, all),
+            ));
+        }
+        rows.push((
+            format!("source_activity, {days} days"),
+            compare(
+                reps,
+                || {
+                    s.source_activity_from_cells(src, all, Timestamp(end))
+                        .unwrap()
+                },
+                || {
+                    s.source_activity_from_events(src, all, Timestamp(end))
+                        .unwrap()
+                },
             ),
-            (
-                format!("top_ports by sources, {days} days"),
-                compare(
-                    reps,
-                    || {
-                        s.top_ports_from_cells(all, Timestamp(end), TopBy::Sources, 20)
-                            .unwrap()
-                    },
-                    || {
-                        s.top_ports_from_events(all, Timestamp(end), TopBy::Sources, 20)
-                            .unwrap()
-                    },
-                ),
-            ),
-            // The API's default order (`/api/v1/topports`, limit 10).
-            (
-                "top_ports by events, last 24 h".into(),
-                compare(
-                    reps,
-                    || {
-                        s.top_ports_from_cells(day, Timestamp(end), TopBy::Events, 10)
-                            .unwrap()
-                    },
-                    || {
-                        s.top_ports_from_events(day, Timestamp(end), TopBy::Events, 10)
-                            .unwrap()
-                    },
-                ),
-            ),
-            (
-                format!("top_ports by events, {days} days"),
-                compare(
-                    reps,
-                    || {
-                        s.top_ports_from_cells(all, Timestamp(end), TopBy::Events, 10)
-                            .unwrap()
-                    },
-                    || {
-                        s.top_ports_from_events(all, Timestamp(end), TopBy::Events, 10)
-                            .unwrap()
-                    },
-                ),
-            ),
-            (
-                format!("source_activity, {days} days"),
-                compare(
-                    reps,
-                    || {
-                        s.source_activity_from_cells(src, all, Timestamp(end))
-                            .unwrap()
-                    },
-                    || {
-                        s.source_activity_from_events(src, all, Timestamp(end))
-                            .unwrap()
-                    },
-                ),
-            ),
-        ];
+        ));
         for (name, [(c50, c99), (r50, r99)]) in rows {
             println!(
                 "{name:<44} {c50:>10.1} {c99:>10.1} {r50:>10.1} {r99:>10.1} {:>8.2}",
