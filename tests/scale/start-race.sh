@@ -7,10 +7,10 @@
 # BINARY: a scanwatch binary (default target/release/scanwatch); ROUNDS fresh clusters
 # (default 4), ROLES detector roles started at once on each (default 8). Prints one line
 # per role ("seed after S s", or "no seed after 40 s") and the slowest per round.
-# nats-server 2.9 leaves some concurrent creations of one stream unanswered
-# (nats-io/nats-server#3677): a role then waits for its JetStream API request's timeout
-# (crates/bus/src/nats.rs, API_TIMEOUT). Only 127.0.0.1; every process is stopped and the
-# directory removed on exit.
+# With nats-server 2.9.10 some concurrent creations of one stream go unanswered (a bug
+# like nats-io/nats-server#3677): a role then waits until it asks again
+# (crates/bus/src/nats.rs, API_TIMEOUT). Needs nats-server, curl, jq, awk. Only 127.0.0.1;
+# every process is stopped and the directory removed on exit.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${1:-$here/../../target/release/scanwatch}
@@ -55,13 +55,14 @@ for round in $(seq 1 "$rounds"); do
   for i in $(seq 1 "$roles"); do
     t=$(grep -m1 "bounded samples ranked" "$work/l$i.log" | cut -c1-27)
     if [[ -z $t ]]; then
-      echo "round $round role $i: no seed after 40 s"
+      echo "round $round role $i: no seed after 40 s; its log ends:"
+      tail -n 3 "$work/l$i.log" | sed 's/^/    /'
       slowest=40
       continue
     fi
-    d=$(echo "$(date -d "$t" +%s.%N) - $start" | bc)
+    d=$(awk -v a="$(date -d "$t" +%s.%N)" -v b="$start" 'BEGIN { printf "%.3f", a - b }')
     echo "round $round role $i: seed after $d s"
-    slowest=$(echo "if ($d > $slowest) $d else $slowest" | bc)
+    slowest=$(awk -v a="$d" -v b="$slowest" 'BEGIN { print (a > b ? a : b) }')
   done
   echo "round $round: slowest $slowest s"
   bash "$here/nats-cluster.sh" stop "$work/nats" >/dev/null 2>&1

@@ -22,15 +22,31 @@ fn nats<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> BusError + '_ {
     move |e| BusError::Nats(format!("{what}: {e}"))
 }
 
-/// How long a JetStream API request (a stream's or consumer's info or creation, a
-/// message read, a purge) may go unanswered before the step that sent it asks
-/// again; the client's default is 10 s. nats-server 2.9 leaves some of several
-/// concurrent creations of one stream unanswered (nats-io/nats-server#3677), which
-/// is what the roles of a deployment do when they start together: measured on a
-/// fresh 3-node cluster with eight roles starting at once, a role whose creation
-/// went unanswered waited the whole 10 s (`tests/scale/start-race.sh`). Asked
-/// again, the stream is found made.
+/// How long a role's start-up waits for an answer about the event stream or the
+/// deployment stream (made, read, the seed read) before it asks again
+/// (`answered`); the client's request timeout, for every other JetStream request,
+/// stays at its default 10 s. Observed with nats-server 2.9.10 (the Debian
+/// package): of eight roles starting at once on a fresh 3-node cluster, some get
+/// no answer to their creation of a stream that the others are creating (a bug
+/// like nats-io/nats-server#3677), or to the first read of a stream just made, and
+/// such a role waited the whole 10 s, twice when it met it twice
+/// (`tests/scale/start-race.sh`). Asked again, the stream is found made.
 const API_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `request`, a stream's creation, or an error once it has gone unanswered for
+/// [`API_TIMEOUT`].
+async fn answered<T, E: std::fmt::Display>(
+    what: &str,
+    request: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, BusError> {
+    match tokio::time::timeout(API_TIMEOUT, request).await {
+        Ok(r) => r.map_err(nats(what)),
+        Err(_) => Err(BusError::Nats(format!(
+            "{what}: no answer in {} s",
+            API_TIMEOUT.as_secs()
+        ))),
+    }
+}
 
 /// A step asked again until `deadline` (connecting, making the stream, storing
 /// the seed): a failure is a warning, with the error, once the step has taken a
@@ -109,7 +125,6 @@ impl NatsBus {
                 .await?
                 .name("scanwatch")
                 .connection_timeout(Duration::from_secs(5))
-                .request_timeout(Some(API_TIMEOUT))
                 .connect(cfg.urls())
                 .await
             {
@@ -148,12 +163,16 @@ impl NatsBus {
         // Right after a cluster starts, JetStream may have no meta leader yet.
         let mut retry = Retrying::new("making the stream", deadline);
         loop {
-            match self.js.get_or_create_stream(sc.clone()).await {
+            let made = answered(
+                "cannot create the stream",
+                self.js.get_or_create_stream(sc.clone()),
+            );
+            match made.await {
                 Ok(_) => return Ok(()),
                 Err(e) if retry.again(&e) => {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
-                Err(e) => return Err(nats("cannot create the stream")(e)),
+                Err(e) => return Err(e),
             }
         }
     }
@@ -289,20 +308,16 @@ impl NatsBus {
         let candidate = scanwatch_store::random_id()?;
         let deadline = Instant::now() + self.cfg.publish_timeout()?;
         let mut retry = Retrying::new("storing the deployment's sample seed", deadline);
-        let stream = loop {
+        let payload = loop {
             match self.seed_stored(&sc, &subject, candidate).await {
-                Ok(stream) => break stream,
+                Ok(payload) => break payload,
                 Err(e @ (BusError::Nats(_) | BusError::NoStream(_))) if retry.again(&e) => {
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
                 Err(e) => return Err(e),
             }
         };
-        let msg = stream
-            .get_last_raw_message_by_subject(&subject)
-            .await
-            .map_err(nats("cannot read the deployment's sample seed"))?;
-        std::str::from_utf8(&msg.payload)
+        std::str::from_utf8(&payload)
             .ok()
             .and_then(|s| s.parse::<u64>().ok())
             .ok_or_else(|| {
@@ -313,31 +328,33 @@ impl NatsBus {
     }
 
     /// Makes sure of the deployment stream and that a seed is stored on it (this
-    /// one, `candidate`, unless another role stored one first).
+    /// one, `candidate`, unless another role stored one first); the stored one.
     async fn seed_stored(
         &self,
         sc: &stream::Config,
         subject: &str,
         candidate: u64,
-    ) -> Result<stream::Stream, BusError> {
-        let mut stream = self
-            .js
-            .get_or_create_stream(sc.clone())
-            .await
-            .map_err(nats("cannot create the deployment stream"))?;
-        let info = stream
-            .info()
-            .await
-            .map_err(nats("cannot read the deployment stream"))?;
+    ) -> Result<bytes::Bytes, BusError> {
+        let mut stream = answered(
+            "cannot create the deployment stream",
+            self.js.get_or_create_stream(sc.clone()),
+        )
+        .await?;
+        let info = answered("cannot read the deployment stream", stream.info()).await?;
         if !info.config.subjects.iter().any(|s| s == subject) {
             return Err(BusError::Config(format!(
                 "a stream named {} exists without subject {subject} (another deployment's?): set [bus] stream to a name of this deployment's own",
                 info.config.name
             )));
         }
-        // `None`: another role stored one first; the caller reads it either way.
+        // `None`: another role stored one first; the one stored is read either way.
         cas(&self.js, subject, &candidate.to_string(), 0, "sample seed").await?;
-        Ok(stream)
+        let msg = answered(
+            "cannot read the deployment's sample seed",
+            stream.get_last_raw_message_by_subject(subject),
+        )
+        .await?;
+        Ok(msg.payload)
     }
 
     /// Flushes what the client still has to send (acks).

@@ -463,6 +463,7 @@ mod roles {
         aggregate_handler, run_aggregator, AggregatorCounters, Detector, DetectorCounters, NatsBus,
     };
     use scanwatch_centre::Centre;
+    use scanwatch_collector::ops::Readiness;
     use scanwatch_collector::AppState;
     use scanwatch_pipeline::Pipeline;
 
@@ -480,6 +481,27 @@ mod roles {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
+        // The aggregator's and the detector's /healthz and /metrics answer from
+        // the start: "starting", with what the role waits for, until it serves.
+        let readiness = Readiness::starting("the bus");
+        let agg_counters = Arc::new(AggregatorCounters::default());
+        let det_counters = Arc::new(DetectorCounters::default());
+        {
+            let _rt = rt.enter();
+            match args.role {
+                ServerRole::Aggregator => {
+                    let c = agg_counters.clone();
+                    let metrics = Arc::new(move || c.prometheus());
+                    ops(&cfg, "aggregator", metrics, &readiness, err)?;
+                }
+                ServerRole::Detector => {
+                    let c = det_counters.clone();
+                    let metrics = Arc::new(move || c.prometheus());
+                    ops(&cfg, "detector", metrics, &readiness, err)?;
+                }
+                _ => {}
+            }
+        }
         // Every role ranks the bounded samples under the deployment's seed,
         // shared through the bus (`sample_seed`), before any cell is made.
         let seed = rt.block_on(async { NatsBus::connect(&cfg.bus).await?.sample_seed().await })?;
@@ -511,6 +533,7 @@ mod roles {
                 serve(&rt, state, &cfg, err)
             }
             ServerRole::Aggregator => {
+                readiness.waiting_for("the store");
                 let store = open_store(&cfg)?;
                 let agg = cfg.detection_args().config()?.aggregate;
                 // Known benign scanners are left out here, before aggregation, as the
@@ -530,11 +553,10 @@ mod roles {
                     args.instance, args.instances
                 )?;
                 rt.block_on(async {
+                    readiness.waiting_for("the bus");
                     let bus = NatsBus::connect(&cfg.bus).await?;
                     let (tx, rx) = tokio::sync::watch::channel(false);
-                    let counters = Arc::new(AggregatorCounters::default());
-                    let c = counters.clone();
-                    ops(&cfg, "aggregator", Arc::new(move || c.prometheus()), err)?;
+                    let counters = agg_counters;
                     let task = tokio::spawn(run_aggregator(
                         bus,
                         aggregate_handler(
@@ -549,6 +571,7 @@ mod roles {
                         rx,
                         counters.clone(),
                     ));
+                    readiness.ready();
                     shutdown().await;
                     let _ = tx.send(true);
                     let _ = task.await;
@@ -561,7 +584,7 @@ mod roles {
                     Ok::<(), anyhow::Error>(())
                 })
             }
-            ServerRole::Detector => detector(&rt, &cfg, err),
+            ServerRole::Detector => detector(&rt, &cfg, det_counters, &readiness, err),
             ServerRole::All => bail!("role all is not a scale-out role"),
         }
     }
@@ -572,6 +595,7 @@ mod roles {
         cfg: &ServerConfig,
         role: &'static str,
         metrics: scanwatch_collector::ops::MetricsFn,
+        readiness: &Readiness,
         err: &mut dyn Write,
     ) -> Result<()> {
         let Some(addr) = cfg.server.ops_listen else {
@@ -583,7 +607,12 @@ mod roles {
             "role {role}: /healthz and /metrics on http://{}",
             listener.local_addr()?
         )?;
-        let router = scanwatch_collector::ops::ops_app(role, metrics, cfg.metrics_token()?);
+        let router = scanwatch_collector::ops::ops_app(
+            role,
+            metrics,
+            cfg.metrics_token()?,
+            readiness.clone(),
+        );
         let limits = cfg.limits()?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         tokio::spawn(scanwatch_collector::serve::serve(
@@ -640,9 +669,12 @@ mod roles {
     fn detector(
         rt: &tokio::runtime::Runtime,
         cfg: &ServerConfig,
+        counters: Arc<DetectorCounters>,
+        readiness: &Readiness,
         err: &mut dyn Write,
     ) -> Result<()> {
         let pcfg = cfg.detection_args().config()?;
+        readiness.waiting_for("the store");
         let shared = open_store(cfg)?;
         let (ctx, benign) = shared_context(cfg, shared.as_ref(), err)?;
         drop(shared);
@@ -676,12 +708,13 @@ mod roles {
                 })
             }),
             resolve: notifier.as_ref().map(|n| n.resolve_hook()),
-            counters: Arc::new(DetectorCounters::default()),
+            counters,
         };
         let r = rt.block_on(async {
-            let c = detector.counters.clone();
-            ops(cfg, "detector", Arc::new(move || c.prometheus()), err)?;
+            readiness.waiting_for("the bus");
             let bus = NatsBus::connect(&cfg.bus).await?;
+            // Serving: holding the lease or standing by (`scanwatch_detector_lease_held`).
+            readiness.ready();
             detector.run(&bus, shutdown()).await;
             writeln!(err, "stopped")?;
             Ok::<(), anyhow::Error>(())

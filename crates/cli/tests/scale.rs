@@ -132,15 +132,20 @@ fn server(config: &Path, role: &str, extra: &[&str], log: &Path) -> Proc {
     Proc(child)
 }
 
+/// Waits (at most 60 s) until the server on `port` serves: `/healthz` answers 200
+/// (an aggregator or detector answers 503 while it starts).
 fn wait_http(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        if request(port, "/healthz", &[], b"").is_some() {
+        if matches!(request(port, "/healthz", &[], b""), Some((200, _))) {
             return;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("no server on port {port}");
+    panic!(
+        "the server on port {port} did not serve in 60 s: /healthz {:?}",
+        request(port, "/healthz", &[], b"")
+    );
 }
 
 /// `scanwatch admin sensor add NAME --data DIR` or `--config FILE`: the token.
@@ -867,6 +872,68 @@ fn scale_out(on_clickhouse: bool) {
 /// `scanwatch admin … --config` works on the store the config names: on ClickHouse,
 /// a sensor, API token and user added through one process are seen by another
 /// store instance (as every collector sees them), and a revocation too.
+/// An aggregator and a detector whose bus is not there yet answer on their ops
+/// endpoint from the start, saying what they wait for, rather than refusing
+/// connections; no NATS server is needed (the bus URL is a closed port).
+#[test]
+fn a_role_waiting_for_its_bus_says_so_on_its_ops_endpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A port nothing listens on (bound, then released).
+    let closed = free_port();
+    let cfg = tmp.path().join("scale.toml");
+    std::fs::write(
+        &cfg,
+        config(
+            &tmp.path().join("data"),
+            free_port(),
+            &format!("nats://127.0.0.1:{closed}"),
+            "publish_timeout = \"60s\"\n",
+        ),
+    )
+    .unwrap();
+    for role in ["aggregator", "detector"] {
+        let ops = free_port();
+        let log = tmp.path().join(format!("{role}.log"));
+        let _p = server(
+            &cfg,
+            role,
+            &["--ops-listen", &format!("127.0.0.1:{ops}")],
+            &log,
+        );
+        // Bounded wait for the endpoint; it must answer 503, never 200, while the
+        // bus is away.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (st, body) = loop {
+            if let Some(r) = request(ops, "/healthz", &[], b"") {
+                break r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no ops endpoint: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(st, 503, "{role}: {body}");
+        assert!(body.contains(r#""status":"starting""#), "{body}");
+        assert!(body.contains(r#""waiting_for":"the bus""#), "{body}");
+        assert!(body.contains(&format!(r#""role":"{role}""#)), "{body}");
+        let (st, metrics) = request(ops, "/metrics", &[], b"").unwrap();
+        assert_eq!(st, 200, "{metrics}");
+        assert!(
+            metrics.contains(&format!("scanwatch_role_ready{{role=\"{role}\"}} 0")),
+            "{metrics}"
+        );
+        // The role's own counters are there too, at zero.
+        let counter = if role == "aggregator" {
+            "scanwatch_aggregator_events_total"
+        } else {
+            "scanwatch_detector_lease_held"
+        };
+        assert!(metrics.contains(counter), "{metrics}");
+    }
+}
+
 #[test]
 fn admin_with_a_clickhouse_config_manages_the_shared_store() {
     let tmp = tempfile::tempdir().unwrap();

@@ -49,8 +49,9 @@ pub const RAW_RANGE_MS: i64 = 2 * 86_400_000;
 /// a day on from the cells, which answer a day quicker since the first pass
 /// returns only the busiest ports (BENCHMARKS.md, "The desk on ClickHouse").
 pub const TOP_PORTS_RAW_BELOW_MS: i64 = 86_400_000;
-/// Ports counted exactly at first (the busiest by events), at least `limit`: enough
-/// that the last of the `limit` best is a busy port, whose count bounds the rest.
+/// Ports counted exactly at first when ranking by sources or sensors (the busiest
+/// by events), at least `limit`: enough that the last of the `limit` best is a busy
+/// port, whose count bounds the rest. Ranked by events, `limit` of them.
 const FIRST_CANDIDATES: usize = 256;
 
 /// A port, (protocol, port), and its events over a range.
@@ -268,6 +269,11 @@ impl ClickHouseStore {
         let mut unread = (ports.len() > first)
             .then(|| ports.pop().map(|p| p.1))
             .flatten();
+        if matches!(by, TopBy::Events) {
+            // The first `limit` are the answer, ties at the limit broken there as
+            // here: a port not read cannot rank, even with as many events.
+            unread = None;
+        }
         // Counted exactly: those first, then every port whose events reach the
         // `limit`-th value counted (the bound only rises), read once the ports
         // not read might reach it.
