@@ -486,21 +486,20 @@ mod roles {
         let readiness = Readiness::starting("the bus");
         let agg_counters = Arc::new(AggregatorCounters::default());
         let det_counters = Arc::new(DetectorCounters::default());
-        {
-            let _rt = rt.enter();
-            match args.role {
-                ServerRole::Aggregator => {
-                    let c = agg_counters.clone();
-                    let metrics = Arc::new(move || c.prometheus());
-                    ops(&cfg, "aggregator", metrics, &readiness, err)?;
-                }
-                ServerRole::Detector => {
-                    let c = det_counters.clone();
-                    let metrics = Arc::new(move || c.prometheus());
-                    ops(&cfg, "detector", metrics, &readiness, err)?;
-                }
-                _ => {}
+        let metrics: Option<(&'static str, scanwatch_collector::ops::MetricsFn)> = match args.role {
+            ServerRole::Aggregator => {
+                let c = agg_counters.clone();
+                Some(("aggregator", Arc::new(move || c.prometheus())))
             }
+            ServerRole::Detector => {
+                let c = det_counters.clone();
+                Some(("detector", Arc::new(move || c.prometheus())))
+            }
+            _ => None,
+        };
+        if let Some((role, metrics)) = metrics {
+            let _rt = rt.enter();
+            ops(&cfg, role, metrics, &readiness, err)?;
         }
         // Every role ranks the bounded samples under the deployment's seed,
         // shared through the bus (`sample_seed`), before any cell is made.
