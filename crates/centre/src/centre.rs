@@ -152,6 +152,9 @@ pub struct Centre {
     /// Set while a [`Centre::count_due`] runs: others return at once instead of
     /// queueing on the store for nothing.
     counting: Arc<std::sync::atomic::AtomicBool>,
+    /// Set when the last [`Centre::count_due`] that ran failed, cleared when one
+    /// succeeds ([`Centre::counting_fails`]).
+    count_failed: Arc<std::sync::atomic::AtomicBool>,
     /// The store's counting on a connection of its own (`EventStore::counter`), so
     /// [`Centre::count_due`] counts without holding the store batches commit
     /// through; `None`: the store's own `count_due`, under its lock.
@@ -212,6 +215,7 @@ impl Centre {
             checkpointing: Arc::default(),
             tainted: Arc::default(),
             counting: Arc::default(),
+            count_failed: Arc::default(),
             order: Arc::default(),
         }
     }
@@ -369,8 +373,16 @@ impl Centre {
             },
             Err(_) => Err(CentreError::Poisoned("counter")),
         };
+        self.count_failed.store(done.is_err(), Ordering::Relaxed);
         self.counting.store(false, Ordering::Release);
         done
+    }
+
+    /// Whether the last counting that ran ([`Centre::count_due`]) failed: the
+    /// server then takes batches whatever waits (refusing them would count
+    /// nothing and only keep them from detection).
+    pub fn counting_fails(&self) -> bool {
+        self.count_failed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Feeds the events of one batch of `sensor` the caller committed, received at

@@ -373,6 +373,10 @@ pub struct LimitsSection {
     pub max_connections: usize,
     pub max_connections_per_client: usize,
     pub max_requests_in_flight: usize,
+    /// Stored events that may wait to be counted into the aggregates before
+    /// batches are answered 503 (default 500,000; 0: no bound; else at least
+    /// twice `scanwatch_store::sqlite::AGGREGATE_EVERY`).
+    pub max_uncounted_events: u64,
 }
 
 impl Default for LimitsSection {
@@ -388,6 +392,7 @@ impl Default for LimitsSection {
             max_connections: l.max_connections,
             max_connections_per_client: l.max_connections_per_client,
             max_requests_in_flight: l.max_requests_in_flight,
+            max_uncounted_events: l.max_uncounted_events,
         }
     }
 }
@@ -458,6 +463,13 @@ impl ServerConfig {
             || l.max_requests_in_flight == 0
         {
             bail!("limits must be greater than zero");
+        }
+        let counted_at_once = scanwatch_store::sqlite::AGGREGATE_EVERY;
+        if l.max_uncounted_events != 0 && l.max_uncounted_events < 2 * counted_at_once {
+            bail!(
+                "limits.max_uncounted_events must be 0 (no bound) or at least {} (twice what the store counts at once)",
+                2 * counted_at_once
+            );
         }
         if l.max_connections_per_client > l.max_connections {
             bail!("limits.max_connections_per_client must be at most limits.max_connections");
@@ -533,6 +545,7 @@ impl ServerConfig {
             max_connections: l.max_connections,
             max_connections_per_client: l.max_connections_per_client,
             max_requests_in_flight: l.max_requests_in_flight,
+            max_uncounted_events: l.max_uncounted_events,
         })
     }
 }
@@ -919,6 +932,10 @@ transport = "tcp"
             (
                 "version = 1\n[limits]\nmax_events_per_batch = 0",
                 "greater than zero",
+            ),
+            (
+                "version = 1\n[limits]\nmax_uncounted_events = 39999",
+                "max_uncounted_events must be 0 (no bound) or at least 40000",
             ),
             ("version = 1\n[server]\nlisten = \"nowhere\"", "invalid"),
             (

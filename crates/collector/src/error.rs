@@ -28,6 +28,9 @@ pub enum AppError {
     ClockAhead(String),
     /// The request body did not arrive in time (408).
     Timeout(String),
+    /// The centre cannot take the batch now (a counting backlog): 503 with
+    /// `Retry-After`; the sensor sends it again.
+    Busy(String),
     /// Anything else; the message is logged, never sent.
     Internal(String),
 }
@@ -77,6 +80,7 @@ impl IntoResponse for AppError {
             AppError::RateLimited(m) => (StatusCode::TOO_MANY_REQUESTS, m),
             AppError::ClockAhead(m) => (StatusCode::TOO_EARLY, m),
             AppError::Timeout(m) => (StatusCode::REQUEST_TIMEOUT, m),
+            AppError::Busy(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
             AppError::Internal(m) => {
                 tracing::error!(error = %m, "internal error: {m}");
                 (
@@ -85,6 +89,14 @@ impl IntoResponse for AppError {
                 )
             }
         };
-        (status, Json(Body { error: msg })).into_response()
+        let busy = status == StatusCode::SERVICE_UNAVAILABLE;
+        let mut r = (status, Json(Body { error: msg })).into_response();
+        if busy {
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        r
     }
 }

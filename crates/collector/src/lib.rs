@@ -65,6 +65,16 @@ pub struct Limits {
     pub max_connections_per_client: usize,
     /// Requests handled at once at most; more are answered 503 (default 256).
     pub max_requests_in_flight: usize,
+    /// Committed events that may wait to be counted into the store's aggregates
+    /// (`EventStore::uncounted`; default 500,000, 0: no bound). Every query reads
+    /// the waiting events raw on top of the aggregates, so while a flood arrives
+    /// faster than the store counts it, batches are answered 503 with
+    /// `Retry-After` once this many wait (the sensors keep them in their spools
+    /// and send them again) until the counting catches up: the desk's answers stay
+    /// quick and the ingest rate falls to the counting's. At least twice what the
+    /// embedded store counts at once (`scanwatch_store::sqlite::AGGREGATE_EVERY`),
+    /// or nothing would ever be counted.
+    pub max_uncounted_events: u64,
 }
 
 impl Default for Limits {
@@ -79,6 +89,7 @@ impl Default for Limits {
             max_connections: 1024,
             max_connections_per_client: 32,
             max_requests_in_flight: 256,
+            max_uncounted_events: 500_000,
         }
     }
 }
@@ -123,6 +134,13 @@ pub struct Counters {
     pub refused_clock_ahead: AtomicU64,
     /// Batches whose body did not arrive within the body timeout.
     pub refused_timeout: AtomicU64,
+    /// Batches refused (503) while more than `max_uncounted_events` waited to be
+    /// counted into the store's aggregates.
+    pub refused_backlog: AtomicU64,
+    /// The committed events waiting to be counted, as of the last batch.
+    pub uncounted_events: AtomicU64,
+    /// Set while batches are refused for the backlog (its start and end are logged).
+    pub shedding_backlog: std::sync::atomic::AtomicBool,
     /// IDS alerts let go from memory over the bounds (still stored).
     pub ids_dropped: AtomicU64,
     /// Time from request to acknowledgement of accepted batches.
@@ -217,6 +235,7 @@ impl Counters {
                 ("reason=rate_limited", g(&self.refused_rate_limited)),
                 ("reason=clock_ahead", g(&self.refused_clock_ahead)),
                 ("reason=timeout", g(&self.refused_timeout)),
+                ("reason=backlog", g(&self.refused_backlog)),
             ],
         );
         counter(
@@ -262,6 +281,11 @@ impl Counters {
             "scanwatch_late_events_total",
             "Events that arrived after their window had closed (revised into it).",
             &[("", g(&centre.late_events))],
+        );
+        out.gauge(
+            "scanwatch_uncounted_events",
+            "Stored events waiting to be counted into the aggregates, as of the last batch (batches are refused over limits.max_uncounted_events).",
+            g(&self.uncounted_events),
         );
         self.ingest_latency.prometheus(
             &mut out,
@@ -753,7 +777,8 @@ async fn heartbeat(
         (status = 415, description = "A content-encoding other than gzip or zstd", body = openapi::ErrorBody),
         (status = 425, description = "An event lies further ahead of the centre's clock than the clock skew allows (the message names the line and the skew); the sensor keeps the batch and retries", body = openapi::ErrorBody),
         (status = 429, description = "The sensor is over its events per second; retry later", body = openapi::ErrorBody),
-        (status = 500, description = "Internal error", body = openapi::ErrorBody)))]
+        (status = 500, description = "Internal error", body = openapi::ErrorBody),
+        (status = 503, description = "More stored events wait to be counted into the aggregates than `limits.max_uncounted_events`: the sensor keeps the batch and sends it again (`Retry-After`)", body = openapi::ErrorBody)))]
 async fn ingest(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -777,6 +802,7 @@ async fn ingest(
         Err(AppError::RateLimited(_)) => c.refused_rate_limited.fetch_add(1, Ordering::Relaxed),
         Err(AppError::ClockAhead(_)) => c.refused_clock_ahead.fetch_add(1, Ordering::Relaxed),
         Err(AppError::Timeout(_)) => c.refused_timeout.fetch_add(1, Ordering::Relaxed),
+        Err(AppError::Busy(_)) => c.refused_backlog.fetch_add(1, Ordering::Relaxed),
         Err(
             AppError::Internal(_)
             | AppError::UnauthorizedApi
@@ -787,16 +813,70 @@ async fn ingest(
     r.map(Json)
 }
 
+/// Refuses a batch (503) while `uncounted` committed events wait to be counted
+/// into the store's aggregates and that is at least `max_uncounted_events`
+/// (before its body is read: a refused batch costs its headers), making sure a
+/// counting runs; logs when the refusing starts and ends. Flow control, not a
+/// stop: while the counting fails (logged by it), batches are taken whatever
+/// waits, since refusing them would count nothing and only keep them from
+/// detection.
+fn backlog(st: &AppState, uncounted: u64) -> Result<(), AppError> {
+    let c = &st.counters;
+    let bound = st.limits.max_uncounted_events;
+    c.uncounted_events.store(uncounted, Ordering::Relaxed);
+    if bound == 0 || uncounted < bound || st.centre.counting_fails() {
+        if c.shedding_backlog.swap(false, Ordering::Relaxed) {
+            tracing::info!(
+                uncounted,
+                "the stored events are counted into the aggregates again: accepting batches"
+            );
+        }
+        return Ok(());
+    }
+    if !c.shedding_backlog.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            uncounted,
+            bound,
+            "more stored events wait to be counted into the aggregates than max_uncounted_events: refusing batches (503) until the counting catches up"
+        );
+    }
+    // The counting after the last answer may have failed, or not be due yet in
+    // its eyes: one runs (at once if none does; this returns while one runs).
+    let centre = st.centre.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = centre.count_due() {
+            tracing::warn!(error = %e, "cannot count the stored events into the aggregates yet");
+        }
+    });
+    Err(AppError::Busy(format!(
+        "the centre is counting a backlog: {uncounted} stored events wait to be counted (at most {bound}); send the batch again later"
+    )))
+}
+
 async fn ingest_inner(
     st: &AppState,
     headers: &HeaderMap,
     body: axum::body::Body,
 ) -> Result<IngestReply, AppError> {
     let token = bearer(headers).ok_or(AppError::Unauthorized)?.to_string();
-    let sensor = st
-        .with_store(move |s| s.authenticate_sensor(&token))
-        .await?
-        .ok_or(AppError::Unauthorized)?;
+    let bound = st.limits.max_uncounted_events;
+    let (sensor, uncounted) = st
+        .with_store(move |s| {
+            let sensor = s.authenticate_sensor(&token)?;
+            // Only for a sensor: a stranger learns nothing of the backlog. Not
+            // known (the aggregates' file unreadable): taken as none, so a fault
+            // of the aggregates never keeps batches from detection.
+            let uncounted = match sensor {
+                Some(_) if bound > 0 => s.uncounted().unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "cannot read how many stored events wait to be counted");
+                    0
+                }),
+                _ => 0,
+            };
+            Ok((sensor, uncounted))
+        })
+        .await?;
+    let sensor = sensor.ok_or(AppError::Unauthorized)?;
     let batch = headers
         .get(BATCH_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -807,6 +887,7 @@ async fn ingest_inner(
             ))
         })?
         .to_string();
+    backlog(st, uncounted)?;
     // The body is read only now, after the token and the batch id passed: a
     // request without a valid token costs no more than its headers.
     let body = read_body(

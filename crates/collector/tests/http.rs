@@ -626,3 +626,159 @@ async fn a_deferring_store_is_counted_after_the_answer() {
     assert!(counted, "the waiting events were never counted");
     assert_eq!(stored(&s), 24_000);
 }
+
+/// Ten thousand events in a batch body, batch `b`'s own.
+fn ten_thousand(b: usize) -> Vec<u8> {
+    (0..10_000)
+        .map(|i| {
+            let n = b * 10_000 + i;
+            format!(
+                "{{\"v\":1,\"time\":\"2026-11-26T10:{:02}:{:02}Z\",\"proto\":\"tcp\",\"src\":\"192.0.{}.{}\",\"dst\":\"198.18.0.1\",\"dst_port\":{},\"flags\":\"S\"}}\n",
+                n / 60 % 60,
+                n % 60,
+                n / 250 % 250,
+                n % 250,
+                1000 + n % 50
+            )
+        })
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// A server whose store defers its counting (as `scanwatch server` wires it),
+/// with at most 40,000 events waiting to be counted, and its `counts.db`.
+fn backlog_setup() -> (Setup, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let token = store.add_sensor("fw-1", Timestamp(0)).unwrap();
+    store.defer_counting();
+    let counts_file = store.path().with_file_name("counts.db");
+    let limits = Limits {
+        max_uncounted_events: 40_000,
+        ..Limits::default()
+    };
+    let state = AppState::new(
+        Box::new(store),
+        Pipeline::new(PipelineConfig::new(3_600_000, 7 * 86_400_000)),
+        limits,
+        Arc::new(|| Timestamp(NOW)),
+    );
+    let s = Setup {
+        state,
+        token,
+        revoked: String::new(),
+        _dir: dir,
+    };
+    (s, counts_file)
+}
+
+fn metric(s: &Setup, name: &str) -> u64 {
+    let text = s.state.counters.prometheus(&s.state.centre.counters);
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in {text}"))
+}
+
+/// While more stored events wait to be counted into the aggregates than
+/// `max_uncounted_events` (a flood faster than the counting), batches are answered
+/// 503 with `Retry-After` before their body is read, counted and shown in
+/// `/metrics`; once the counting catches up, the batch sent again is stored, once.
+/// The counting is held back here by holding the aggregates' file's write lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counting_backlog_over_the_bound_refuses_batches_until_counted() {
+    let (s, counts_file) = backlog_setup();
+    let token = s.token.clone();
+    let lock = rusqlite::Connection::open(&counts_file).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let body = ten_thousand;
+    let metric = |name: &str| metric(&s, name);
+    // 0, 10,000, 20,000 and 30,000 wait before each: under the bound.
+    for b in 0..4 {
+        let (st, v) = post(&s, Some(&token), Some(&format!("b-{b}")), None, body(b)).await;
+        assert_eq!(st, StatusCode::OK, "batch {b}: {v}");
+    }
+    // 40,000 wait: refused, with why, before the body is read.
+    let req = Request::post("/api/v1/events")
+        .header("authorization", format!("Bearer {token}"))
+        .header(BATCH_HEADER, "b-4")
+        .body(Body::from(body(4)))
+        .unwrap();
+    let resp = app(s.state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let v: Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let why = v["error"].as_str().unwrap();
+    assert!(why.contains("40000 stored events wait"), "{why}");
+    assert_eq!(stored(&s), 40_000, "nothing of the refused batch is stored");
+    assert_eq!(
+        metric("scanwatch_requests_refused_total{reason=\"backlog\"}"),
+        1
+    );
+    assert_eq!(metric("scanwatch_uncounted_events"), 40_000);
+    // A stranger is refused for its token, and learns nothing of the backlog.
+    let (st, _) = post(&s, Some("wrong"), Some("b-9"), None, body(9)).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    // The counting goes on once the lock goes (a counting waits on it, another
+    // is started by the refusal): bounded wait for it to catch up.
+    lock.execute_batch("COMMIT").unwrap();
+    let mut counted = false;
+    for _ in 0..200 {
+        if s.state.store.lock().unwrap().uncounted().unwrap() == 0 {
+            counted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(counted, "the waiting events were never counted");
+    let (st, v) = post(&s, Some(&token), Some("b-4"), None, body(4)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["accepted"], 10_000);
+    assert_eq!(stored(&s), 50_000);
+    assert_eq!(metric("scanwatch_uncounted_events"), 0);
+    assert_eq!(
+        metric("scanwatch_requests_refused_total{reason=\"backlog\"}"),
+        1
+    );
+}
+
+/// A counting that fails does not stop ingest, however many events wait:
+/// refusing batches would count nothing and only keep them from detection. The
+/// counting fails here for a table of the aggregates' file gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_counting_does_not_refuse_batches() {
+    let (s, counts_file) = backlog_setup();
+    rusqlite::Connection::open(&counts_file)
+        .unwrap()
+        .execute_batch("DROP TABLE port_cells")
+        .unwrap();
+    for b in 0..4 {
+        let (st, v) = post(
+            &s,
+            Some(&s.token),
+            Some(&format!("b-{b}")),
+            None,
+            ten_thousand(b),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "batch {b}: {v}");
+    }
+    // The counting after the answers (20,000 and more waiting) fails: bounded wait.
+    let mut failed = false;
+    for _ in 0..200 {
+        if s.state.centre.counting_fails() {
+            failed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(failed, "the counting did not fail");
+    let (st, v) = post(&s, Some(&s.token), Some("b-4"), None, ten_thousand(4)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(stored(&s), 50_000);
+    assert_eq!(metric(&s, "scanwatch_uncounted_events"), 40_000);
+    assert_eq!(
+        metric(&s, "scanwatch_requests_refused_total{reason=\"backlog\"}"),
+        0
+    );
+}

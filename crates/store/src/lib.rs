@@ -377,6 +377,16 @@ pub trait EventStore: Send {
         Ok(())
     }
 
+    /// How many committed events wait to be counted into the aggregates queries
+    /// read (the embedded store's blocks after its watermark: every query reads
+    /// them raw on top of the aggregates), as of now; 0 for a store without such
+    /// work. The server refuses batches for a while when too many wait
+    /// (`max_uncounted_events`), so its queries stay bounded while a flood is
+    /// counted.
+    fn uncounted(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
     /// A handle that does the work [`count_due`] does on a connection of its own,
     /// so that a thread can count while batches commit through this store (the
     /// embedded store's aggregates are in a file of their own); `None` for a store

@@ -15,6 +15,7 @@ mod events;
 mod functions;
 mod port_cells;
 
+pub use events::AGGREGATE_EVERY;
 pub use port_cells::CELL_EXACT_LIMIT;
 
 use crate::{
@@ -877,6 +878,13 @@ impl EventStore for SqliteStore {
             self.aggregate_now()?;
         }
         Ok(())
+    }
+
+    fn uncounted(&self) -> Result<u64, StoreError> {
+        // The watermark from the aggregates' file (attached read-only), then the
+        // blocks after it: a sum over their rows' leading columns (the blocks'
+        // data is not read).
+        events::waiting(&self.conn)
     }
 
     fn counter(&self) -> Result<Option<Box<dyn crate::Counting>>, StoreError> {

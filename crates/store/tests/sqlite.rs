@@ -1014,12 +1014,20 @@ fn deferred_counting_waits_for_count_due_and_answers_the_same() {
         watermark(&inline) > 0,
         "25,000 events were counted at commit"
     );
+    assert_eq!(inline.uncounted().unwrap(), 5_000, "the last batch waits");
     let (_d2, mut deferred) = load(true);
     assert_eq!(
         watermark(&deferred),
         0,
         "a deferring store counts nothing at commit"
     );
+    // What waits is what the server bounds (`max_uncounted_events`): every event
+    // committed and not counted, a duplicate adding nothing.
+    assert_eq!(deferred.uncounted().unwrap(), 25_000);
+    deferred
+        .commit_batch("a", "0", &batches[0], Timestamp(1))
+        .unwrap();
+    assert_eq!(deferred.uncounted().unwrap(), 25_000);
     let want = answers(&inline);
     assert!(!want.0.is_empty() && !want.2.is_empty());
     assert_eq!(answers(&deferred), want);
@@ -1028,6 +1036,7 @@ fn deferred_counting_waits_for_count_due_and_answers_the_same() {
         watermark(&deferred) > 0,
         "count_due counted the waiting blocks"
     );
+    assert_eq!(deferred.uncounted().unwrap(), 0);
     assert_eq!(answers(&deferred), want);
     // Nothing due: nothing to do.
     deferred.count_due().unwrap();

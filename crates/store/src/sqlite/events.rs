@@ -96,8 +96,9 @@ fn encode_error(e: impl std::fmt::Display) -> StoreError {
 }
 
 /// How many events may wait in blocks after the watermark before they are
-/// aggregated (a query reads at most about these from raw blocks on top of the
-/// cells).
+/// aggregated (a query reads these from raw blocks on top of the cells; while a
+/// counting runs, more arrive: the server refuses batches once
+/// `limits.max_uncounted_events` wait, `EventStore::uncounted`).
 pub const AGGREGATE_EVERY: u64 = 20_000;
 
 /// Stores a batch's events as blocks in the caller's transaction.
