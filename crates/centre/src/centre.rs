@@ -358,12 +358,37 @@ impl Centre {
     /// Returns at once while another call runs (the ingest handler calls it after
     /// every batch: the calls are not queued on the store).
     pub fn count_due(&self) -> Result<(), CentreError> {
-        use std::sync::atomic::Ordering;
+        self.count(false)
+    }
+
+    /// As [`Centre::count_due`], but counts whatever waits on the store's
+    /// counter, however little (a store without one counts as `count_due`
+    /// does): the server calls it while it refuses batches for the backlog.
+    pub fn count_backlog(&self) -> Result<(), CentreError> {
+        self.count(true)
+    }
+
+    fn count(&self, all: bool) -> Result<(), CentreError> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        /// Ends a counting: clears `counting`, and marks it failed if it
+        /// panicked (the counter's lock is then poisoned, which the next one
+        /// reports as a failure), so no later counting is skipped for it.
+        struct Running<'a>(&'a AtomicBool, &'a AtomicBool);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.1.store(true, Ordering::Relaxed);
+                }
+                self.0.store(false, Ordering::Release);
+            }
+        }
         if self.counting.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        let _running = Running(&self.counting, &self.count_failed);
         let done = match self.counter.lock() {
             Ok(mut apart) => match apart.as_mut() {
+                Some(c) if all => c.count_all().map_err(CentreError::from),
                 Some(c) => c.count_due().map_err(CentreError::from),
                 None => {
                     drop(apart);
@@ -374,11 +399,11 @@ impl Centre {
             Err(_) => Err(CentreError::Poisoned("counter")),
         };
         self.count_failed.store(done.is_err(), Ordering::Relaxed);
-        self.counting.store(false, Ordering::Release);
         done
     }
 
-    /// Whether the last counting that ran ([`Centre::count_due`]) failed: the
+    /// Whether the last counting that ran ([`Centre::count_due`],
+    /// [`Centre::count_backlog`]) failed or panicked, until one succeeds: the
     /// server then takes batches whatever waits (refusing them would count
     /// nothing and only keep them from detection).
     pub fn counting_fails(&self) -> bool {

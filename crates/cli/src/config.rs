@@ -373,9 +373,10 @@ pub struct LimitsSection {
     pub max_connections: usize,
     pub max_connections_per_client: usize,
     pub max_requests_in_flight: usize,
-    /// Stored events that may wait to be counted into the aggregates before
-    /// batches are answered 503 (default 500,000; 0: no bound; else at least
-    /// twice `scanwatch_store::sqlite::AGGREGATE_EVERY`).
+    /// Stored events waiting to be counted into the aggregates from which batches
+    /// are answered 503 (default 500,000; 0: no bound; else at least twice the
+    /// `scanwatch_store::sqlite::AGGREGATE_EVERY` events from which the store
+    /// counts).
     pub max_uncounted_events: u64,
 }
 
@@ -467,7 +468,7 @@ impl ServerConfig {
         let counted_at_once = scanwatch_store::sqlite::AGGREGATE_EVERY;
         if l.max_uncounted_events != 0 && l.max_uncounted_events < 2 * counted_at_once {
             bail!(
-                "limits.max_uncounted_events must be 0 (no bound) or at least {} (twice what the store counts at once)",
+                "limits.max_uncounted_events must be 0 (no bound) or at least {} (twice the events from which the store counts)",
                 2 * counted_at_once
             );
         }
@@ -912,6 +913,26 @@ transport = "tcp"
     }
 
     #[test]
+    fn the_backlog_bound_takes_none_or_at_least_twice_the_counting_step() {
+        let bound = |text: &str| {
+            ServerConfig::parse(text)
+                .unwrap()
+                .limits()
+                .unwrap()
+                .max_uncounted_events
+        };
+        assert_eq!(bound("version = 1"), 500_000, "documented default");
+        for n in [0, 40_000, 10_000_000] {
+            assert_eq!(
+                bound(&format!(
+                    "version = 1\n[limits]\nmax_uncounted_events = {n}"
+                )),
+                n
+            );
+        }
+    }
+
+    #[test]
     fn bad_configs_are_refused_with_a_reason() {
         for (text, want) in [
             (
@@ -935,6 +956,10 @@ transport = "tcp"
             ),
             (
                 "version = 1\n[limits]\nmax_uncounted_events = 39999",
+                "max_uncounted_events must be 0 (no bound) or at least 40000",
+            ),
+            (
+                "version = 1\n[limits]\nmax_uncounted_events = 1",
                 "max_uncounted_events must be 0 (no bound) or at least 40000",
             ),
             ("version = 1\n[server]\nlisten = \"nowhere\"", "invalid"),

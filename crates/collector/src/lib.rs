@@ -65,15 +65,17 @@ pub struct Limits {
     pub max_connections_per_client: usize,
     /// Requests handled at once at most; more are answered 503 (default 256).
     pub max_requests_in_flight: usize,
-    /// Committed events that may wait to be counted into the store's aggregates
-    /// (`EventStore::uncounted`; default 500,000, 0: no bound). Every query reads
-    /// the waiting events raw on top of the aggregates, so while a flood arrives
-    /// faster than the store counts it, batches are answered 503 with
-    /// `Retry-After` once this many wait (the sensors keep them in their spools
-    /// and send them again) until the counting catches up: the desk's answers stay
-    /// quick and the ingest rate falls to the counting's. At least twice what the
-    /// embedded store counts at once (`scanwatch_store::sqlite::AGGREGATE_EVERY`),
-    /// or nothing would ever be counted.
+    /// Committed events from which batches are refused while they wait to be
+    /// counted into the store's aggregates (`EventStore::uncounted`; default
+    /// 500,000, 0: no bound). Every query reads the waiting events raw on top of
+    /// the aggregates, so while a flood arrives faster than the store counts it,
+    /// batches are answered 503 with `Retry-After` once this many wait (the
+    /// sensors keep them in their spools and send them again after it) while the
+    /// counting catches up. A soft bound: it is checked as a batch arrives, so
+    /// the batches already past the check still commit (at most the requests in
+    /// flight). Not while the counting fails. The server's config asks for at
+    /// least twice the 20,000 events from which the store counts
+    /// (`scanwatch_store::sqlite::AGGREGATE_EVERY`).
     pub max_uncounted_events: u64,
 }
 
@@ -134,7 +136,7 @@ pub struct Counters {
     pub refused_clock_ahead: AtomicU64,
     /// Batches whose body did not arrive within the body timeout.
     pub refused_timeout: AtomicU64,
-    /// Batches refused (503) while more than `max_uncounted_events` waited to be
+    /// Batches refused (503) while at least `max_uncounted_events` waited to be
     /// counted into the store's aggregates.
     pub refused_backlog: AtomicU64,
     /// The committed events waiting to be counted, as of the last batch.
@@ -284,7 +286,7 @@ impl Counters {
         );
         out.gauge(
             "scanwatch_uncounted_events",
-            "Stored events waiting to be counted into the aggregates, as of the last batch (batches are refused over limits.max_uncounted_events).",
+            "Stored events waiting to be counted into the aggregates, as of the last batch (batches are refused from limits.max_uncounted_events on).",
             g(&self.uncounted_events),
         );
         self.ingest_latency.prometheus(
@@ -778,7 +780,8 @@ async fn heartbeat(
         (status = 425, description = "An event lies further ahead of the centre's clock than the clock skew allows (the message names the line and the skew); the sensor keeps the batch and retries", body = openapi::ErrorBody),
         (status = 429, description = "The sensor is over its events per second; retry later", body = openapi::ErrorBody),
         (status = 500, description = "Internal error", body = openapi::ErrorBody),
-        (status = 503, description = "More stored events wait to be counted into the aggregates than `limits.max_uncounted_events`: the sensor keeps the batch and sends it again (`Retry-After`)", body = openapi::ErrorBody)))]
+        (status = 503, description = "The centre is busy: `limits.max_uncounted_events` stored events wait to be counted into the aggregates, or `limits.max_requests_in_flight` requests are handled; the sensor keeps the batch and sends it again after `Retry-After`", body = openapi::ErrorBody,
+            headers(("retry-after" = u32, description = "Seconds to wait before sending again")))))]
 async fn ingest(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -814,22 +817,29 @@ async fn ingest(
 }
 
 /// Refuses a batch (503) while `uncounted` committed events wait to be counted
-/// into the store's aggregates and that is at least `max_uncounted_events`
-/// (before its body is read: a refused batch costs its headers), making sure a
-/// counting runs; logs when the refusing starts and ends. Flow control, not a
-/// stop: while the counting fails (logged by it), batches are taken whatever
-/// waits, since refusing them would count nothing and only keep them from
-/// detection.
+/// into the store's aggregates and that is at least `max_uncounted_events`,
+/// making sure a counting runs; logs when the refusing starts and ends. Flow
+/// control, not a stop: while the counting fails (logged by it), batches are
+/// taken whatever waits, since refusing them would count nothing and only keep
+/// them from detection.
 fn backlog(st: &AppState, uncounted: u64) -> Result<(), AppError> {
     let c = &st.counters;
     let bound = st.limits.max_uncounted_events;
     c.uncounted_events.store(uncounted, Ordering::Relaxed);
-    if bound == 0 || uncounted < bound || st.centre.counting_fails() {
+    let failing = st.centre.counting_fails();
+    if bound == 0 || uncounted < bound || failing {
         if c.shedding_backlog.swap(false, Ordering::Relaxed) {
-            tracing::info!(
-                uncounted,
-                "the stored events are counted into the aggregates again: accepting batches"
-            );
+            if failing {
+                tracing::warn!(
+                    uncounted,
+                    "the counting into the aggregates fails: accepting batches whatever waits"
+                );
+            } else {
+                tracing::info!(
+                    uncounted,
+                    "the stored events are counted into the aggregates again: accepting batches"
+                );
+            }
         }
         return Ok(());
     }
@@ -840,16 +850,15 @@ fn backlog(st: &AppState, uncounted: u64) -> Result<(), AppError> {
             "more stored events wait to be counted into the aggregates than max_uncounted_events: refusing batches (503) until the counting catches up"
         );
     }
-    // The counting after the last answer may have failed, or not be due yet in
-    // its eyes: one runs (at once if none does; this returns while one runs).
+    // A counting runs (started here if none does, whatever its threshold).
     let centre = st.centre.clone();
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = centre.count_due() {
+        if let Err(e) = centre.count_backlog() {
             tracing::warn!(error = %e, "cannot count the stored events into the aggregates yet");
         }
     });
     Err(AppError::Busy(format!(
-        "the centre is counting a backlog: {uncounted} stored events wait to be counted (at most {bound}); send the batch again later"
+        "the centre is counting a backlog: {uncounted} stored events wait to be counted (batches are refused from {bound} on); send the batch again later"
     )))
 }
 
@@ -859,7 +868,6 @@ async fn ingest_inner(
     body: axum::body::Body,
 ) -> Result<IngestReply, AppError> {
     let token = bearer(headers).ok_or(AppError::Unauthorized)?.to_string();
-    let bound = st.limits.max_uncounted_events;
     let (sensor, uncounted) = st
         .with_store(move |s| {
             let sensor = s.authenticate_sensor(&token)?;
@@ -867,11 +875,11 @@ async fn ingest_inner(
             // known (the aggregates' file unreadable): taken as none, so a fault
             // of the aggregates never keeps batches from detection.
             let uncounted = match sensor {
-                Some(_) if bound > 0 => s.uncounted().unwrap_or_else(|e| {
+                Some(_) => s.uncounted().unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "cannot read how many stored events wait to be counted");
                     0
                 }),
-                _ => 0,
+                None => 0,
             };
             Ok((sensor, uncounted))
         })
@@ -887,7 +895,6 @@ async fn ingest_inner(
             ))
         })?
         .to_string();
-    backlog(st, uncounted)?;
     // The body is read only now, after the token and the batch id passed: a
     // request without a valid token costs no more than its headers.
     let body = read_body(
@@ -897,6 +904,10 @@ async fn ingest_inner(
         || format!("request body exceeds {} bytes", st.limits.max_body_bytes),
     )
     .await?;
+    // Refused for the backlog after its body is read (the sensor has sent it
+    // anyway, and then reads the answer instead of a connection cut mid-send),
+    // before it is decompressed and parsed.
+    backlog(st, uncounted)?;
     let raw = decode_body(headers, &body, st.limits.max_decompressed_bytes)?;
     let (events, lines, mut hits) = parse_batch(&raw, st.limits.max_events_per_batch)?;
     // Each IDS alert names its sensor: confirmation needs several (docs/security.md).

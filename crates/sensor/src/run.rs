@@ -166,6 +166,9 @@ pub struct SensorStats {
     pub clock_refusals: u64,
     /// The centre's last word on such a refusal (names the line and the skew).
     pub clock_refused: Option<String>,
+    /// Batches the centre asked to send again later (429 or 503 with
+    /// `Retry-After`, e.g. while it counts a backlog): kept and sent after it.
+    pub busy_refusals: u64,
     /// Everything logged up to this time (the sensor host's clock, ms since the
     /// epoch) has been delivered: every source was read to its end and the spool
     /// was empty. Sent in heartbeats as `complete_through` (docs/time.md).
@@ -259,6 +262,7 @@ fn heartbeat(
         "send_failures": stats.send_failures,
         "clock_refusals": stats.clock_refusals,
         "clock_refused": stats.clock_refused,
+        "busy_refusals": stats.busy_refusals,
         "complete_through": stats.complete_through.map(|t| Timestamp(t).to_rfc3339()),
         "syslog": listens.iter().map(|(name, st)| {
             let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
@@ -335,6 +339,7 @@ fn merged(stats: &SensorStats, shared: &Shared) -> SensorStats {
         send_failures: c.send_failures,
         clock_refusals: c.clock_refusals,
         clock_refused: c.clock_refused,
+        busy_refusals: c.busy_refusals,
         wire_bytes: c.wire_bytes,
         body_bytes: c.body_bytes,
         ..stats.clone()

@@ -22,6 +22,9 @@ pub struct SendCounters {
     pub send_failures: u64,
     pub clock_refusals: u64,
     pub clock_refused: Option<String>,
+    /// Batches the centre asked to send again later (429 or 503 with
+    /// `Retry-After`): kept in the spool and sent after the wait it asked for.
+    pub busy_refusals: u64,
     /// Bytes sent on the wire (compressed) and the bytes they stand for.
     pub wire_bytes: u64,
     pub body_bytes: u64,
@@ -82,6 +85,29 @@ pub(crate) enum Sent {
     TooEarly(String),
     /// Try again later (network error, 408, 429, 5xx), and why.
     Retry(String),
+    /// The centre is busy (429 or 503 with `Retry-After`): the batch is sent
+    /// again after the time it asks for (capped at [`MAX_RETRY_AFTER`]), without
+    /// the growing back-off of a failure.
+    Busy {
+        code: u16,
+        after: Duration,
+    },
+}
+
+/// The longest `Retry-After` a sensor waits.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// A `Retry-After` in seconds (the centre sends no dates), capped.
+fn retry_after(r: &ureq::http::Response<ureq::Body>) -> Option<Duration> {
+    let secs: u64 = r
+        .headers()
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
 }
 
 /// Where and as whom to submit.
@@ -120,7 +146,11 @@ pub(crate) fn submit(t: &Target<'_>, id: &str, wire: &[u8]) -> Sent {
         Ok(r) => r,
         Err(e) => return Sent::Retry(e.to_string()),
     };
-    match r.status().as_u16() {
+    let code = r.status().as_u16();
+    if let (429 | 503, Some(after)) = (code, retry_after(&r)) {
+        return Sent::Busy { code, after };
+    }
+    match code {
         200..=299 => Sent::Accepted,
         425 => Sent::TooEarly(
             r.into_body()
@@ -269,6 +299,18 @@ pub(crate) fn run(
                 pause(backoff, stop);
                 backoff = (backoff * 2).min(Duration::from_secs(60));
             }
+            Sent::Busy { code, after } => {
+                c.busy_refusals += 1;
+                drop(c);
+                tracing::info!(
+                    batch = %batch.id,
+                    status = code,
+                    "the centre is busy ({code}): batch {} sent again in {} s",
+                    batch.id,
+                    after.as_secs()
+                );
+                pause(after.max(Duration::from_millis(100)), stop);
+            }
             Sent::Retry(why) => {
                 c.send_failures += 1;
                 drop(c);
@@ -298,4 +340,84 @@ fn ack(shared: &Shared, seq: u64) -> Result<(), SpoolError> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .ack(seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// Answers one request on loopback with `response`, after reading its
+    /// headers and body.
+    fn answer_once(response: String) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Headers, then as much body as they announce.
+            loop {
+                let n = conn.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if got.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            conn.write_all(response.as_bytes()).unwrap();
+        });
+        format!("http://{addr}")
+    }
+
+    fn outcome(response: &str) -> Sent {
+        let server = answer_once(response.to_string());
+        let agent = ureq::Agent::new_with_defaults();
+        let t = Target {
+            agent: &agent,
+            server: &server,
+            token: "t",
+        };
+        submit(&t, "b-1", &compress(b"{}\n"))
+    }
+
+    /// A busy centre's `Retry-After` is waited (capped), not treated as a
+    /// failure; without it, a 503 or 429 is a failure retried with back-off.
+    #[test]
+    fn retry_after_on_429_and_503_is_a_wait_not_a_failure() {
+        let busy = |code: u16, after: &str| -> String {
+            format!(
+                "HTTP/1.1 {code} Busy\r\nretry-after: {after}\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+            )
+        };
+        for (response, want) in [
+            (busy(503, "2"), Some((503, 2))),
+            (busy(429, "1"), Some((429, 1))),
+            (busy(503, "86400"), Some((503, MAX_RETRY_AFTER.as_secs()))),
+            (busy(503, "Wed, 21 Oct 2026 07:28:00 GMT"), None),
+            (
+                "HTTP/1.1 503 Busy\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}".to_string(),
+                None,
+            ),
+        ] {
+            match (outcome(&response), want) {
+                (Sent::Busy { code, after }, Some((c, secs))) => {
+                    assert_eq!((code, after.as_secs()), (c, secs), "{response}")
+                }
+                (Sent::Retry(why), None) => assert!(why.contains("answered"), "{why}"),
+                (_, want) => panic!("{response}: not {want:?}"),
+            }
+        }
+    }
 }

@@ -344,6 +344,9 @@ pub trait SensorStore: Send {
 pub trait Counting: Send {
     /// Counts the waiting events into the aggregates if enough wait.
     fn count_due(&mut self) -> Result<(), StoreError>;
+
+    /// Counts every waiting event into the aggregates, however few wait.
+    fn count_all(&mut self) -> Result<(), StoreError>;
 }
 
 /// Raw events: batches committed exactly once, the scale-out partials, the

@@ -371,4 +371,8 @@ impl crate::Counting for Counter {
     fn count_due(&mut self) -> Result<(), StoreError> {
         Counter::count_due(self)
     }
+
+    fn count_all(&mut self) -> Result<(), StoreError> {
+        Counter::count(self)
+    }
 }
