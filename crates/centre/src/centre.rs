@@ -999,3 +999,50 @@ pub(crate) fn heartbeat_claim(json: &str) -> Option<Timestamp> {
     let c: Claim = serde_json::from_str(json).ok()?;
     parse_rfc3339(c.complete_through.as_deref()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A counter whose counting panics once, then fails.
+    struct Panics;
+
+    impl scanwatch_store::Counting for Panics {
+        fn count_due(&mut self) -> Result<(), scanwatch_store::StoreError> {
+            panic!("a counting that panics");
+        }
+
+        fn count_all(&mut self) -> Result<(), scanwatch_store::StoreError> {
+            panic!("a counting that panics");
+        }
+    }
+
+    /// A counting that panics ends as a failure: the next countings run (and
+    /// report the poisoned counter) instead of returning at once for ever as if
+    /// one still ran, and the server stops refusing batches for the backlog.
+    #[test]
+    fn a_panicked_counting_is_a_failure_and_skips_no_later_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = scanwatch_store::sqlite::SqliteStore::open(dir.path()).unwrap();
+        let centre = Centre::new(
+            Box::new(store),
+            Pipeline::new(scanwatch_pipeline::PipelineConfig::new(
+                3_600_000,
+                7 * 86_400_000,
+            )),
+        );
+        assert!(centre.count_due().is_ok(), "the store's counter counts");
+        assert!(!centre.counting_fails());
+        *centre.counter.lock().unwrap() = Some(Box::new(Panics));
+        let c = centre.clone();
+        assert!(std::thread::spawn(move || c.count_backlog())
+            .join()
+            .is_err());
+        assert!(centre.counting_fails());
+        assert!(
+            matches!(centre.count_due(), Err(CentreError::Poisoned("counter"))),
+            "the next counting ran"
+        );
+        assert!(centre.counting_fails());
+    }
+}
