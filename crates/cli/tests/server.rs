@@ -958,3 +958,69 @@ fn a_refused_token_keeps_the_batches_until_a_valid_one_delivers_them_once() {
     assert_eq!(spooled(), 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A centre whose counting into the aggregates is held up (here: another
+/// process holds the aggregates' file's write lock) refuses batches with 503 once
+/// `limits.max_uncounted_events` stored events wait; the real sensor keeps them in
+/// its spool, waits the centre's `Retry-After` and sends them again, and once the
+/// counting goes on every event is stored, once.
+#[test]
+fn a_counting_backlog_holds_the_sensor_back_and_loses_nothing() {
+    let dir = scratch("backlog");
+    let data = dir.join("data");
+    let token = add_sensor(&data, &dir);
+    let port = free_port();
+    let cfg = dir.join("server.toml");
+    std::fs::write(
+        &cfg,
+        "version = 1\n[limits]\nmax_uncounted_events = 40000\n",
+    )
+    .unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let args = [
+        "server".as_ref(),
+        "--config".as_ref(),
+        cfg.as_os_str(),
+        "--listen".as_ref(),
+        listen.as_ref(),
+        "--data".as_ref(),
+        data.as_os_str(),
+    ];
+    let _server = spawn_server(&args, port, Duration::from_secs(10));
+    // The counting that starts once 20,000 events wait waits for this lock
+    // (SQLite's busy timeout, 10 s): released as soon as a refusal is seen.
+    let lock = rusqlite::Connection::open(data.join("counts.db")).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let log = dir.join("fw.log");
+    std::fs::write(&log, syn_lines(0, 60_000)).unwrap();
+    let spool = dir.join("spool");
+    let sensor = sensor_cmd(port, &token, &spool, &log)
+        .args(["--from-start", "--once"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let refused = || -> u64 {
+        let (_, text) = request(port, "GET", "/metrics", &[], b"").unwrap_or_default();
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("scanwatch_requests_refused_total{reason=\"backlog\"}")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while refused() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let seen = refused();
+    lock.execute_batch("COMMIT").unwrap();
+    let out = sensor.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(seen > 0, "no batch was refused for the backlog: {err}");
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("the centre is busy (503)"), "{err}");
+    assert_eq!(stored_events(&data), 60_000);
+    let _ = std::fs::remove_dir_all(&dir);
+}
