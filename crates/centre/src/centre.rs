@@ -386,17 +386,32 @@ impl Centre {
             return Ok(());
         }
         let _running = Running(&self.counting, &self.count_failed);
-        let done = match self.counter.lock() {
-            Ok(mut apart) => match apart.as_mut() {
-                Some(c) if all => c.count_all().map_err(CentreError::from),
-                Some(c) => c.count_due().map_err(CentreError::from),
-                None => {
-                    drop(apart);
-                    self.store()
-                        .and_then(|mut s| s.count_due().map_err(CentreError::from))
-                }
-            },
-            Err(_) => Err(CentreError::Poisoned("counter")),
+        let mut apart = match self.counter.lock() {
+            Ok(apart) => apart,
+            Err(poisoned) => {
+                // A counting panicked (its transaction rolled back): a counter
+                // afresh, or counting through the store, rather than none ever
+                // again. (The store's lock after the counter's: nothing takes
+                // them the other way round.)
+                let mut apart = poisoned.into_inner();
+                *apart = self
+                    .store()
+                    .ok()
+                    .and_then(|s| scanwatch_store::EventStore::counter(&**s.0).ok())
+                    .flatten();
+                self.counter.clear_poison();
+                tracing::warn!("a counting panicked: counting again on a counter afresh");
+                apart
+            }
+        };
+        let done = match apart.as_mut() {
+            Some(c) if all => c.count_all().map_err(CentreError::from),
+            Some(c) => c.count_due().map_err(CentreError::from),
+            None => {
+                drop(apart);
+                self.store()
+                    .and_then(|mut s| s.count_due().map_err(CentreError::from))
+            }
         };
         self.count_failed.store(done.is_err(), Ordering::Relaxed);
         done
@@ -1004,7 +1019,7 @@ pub(crate) fn heartbeat_claim(json: &str) -> Option<Timestamp> {
 mod tests {
     use super::*;
 
-    /// A counter whose counting panics once, then fails.
+    /// A counter whose counting panics.
     struct Panics;
 
     impl scanwatch_store::Counting for Panics {
@@ -1017,9 +1032,9 @@ mod tests {
         }
     }
 
-    /// A counting that panics ends as a failure: the next countings run (and
-    /// report the poisoned counter) instead of returning at once for ever as if
-    /// one still ran, and the server stops refusing batches for the backlog.
+    /// A counting that panics ends as a failure (the server takes batches
+    /// whatever waits meanwhile), and the next one runs, on a counter afresh,
+    /// instead of returning at once for ever as if one still ran.
     #[test]
     fn a_panicked_counting_is_a_failure_and_skips_no_later_one() {
         let dir = tempfile::tempdir().unwrap();
@@ -1039,10 +1054,8 @@ mod tests {
             .join()
             .is_err());
         assert!(centre.counting_fails());
-        assert!(
-            matches!(centre.count_due(), Err(CentreError::Poisoned("counter"))),
-            "the next counting ran"
-        );
-        assert!(centre.counting_fails());
+        assert!(centre.count_backlog().is_ok(), "the next counting ran");
+        assert!(!centre.counting_fails());
+        assert!(centre.counter.lock().is_ok(), "a counter afresh");
     }
 }

@@ -206,12 +206,22 @@ fn load(bodies: &Arc<Vec<String>>, ports: &[u16], tokens: &[String], run: &str) 
                 for (i, b) in bodies.iter().enumerate().filter(|(i, _)| i % CLIENTS == k) {
                     let url = format!("http://127.0.0.1:{}/api/v1/events", ports[i % ports.len()]);
                     let t = Instant::now();
-                    agent
-                        .post(&url)
-                        .header("Authorization", &format!("Bearer {}", tokens[i % SENSORS]))
-                        .header("X-Scanwatch-Batch", &format!("{run}-{i}"))
-                        .send(b.as_str())
-                        .unwrap();
+                    // A centre counting a backlog answers 503 (`max_uncounted_events`):
+                    // sent again shortly (bounded), as a sensor would after its wait.
+                    for attempt in 0.. {
+                        match agent
+                            .post(&url)
+                            .header("Authorization", &format!("Bearer {}", tokens[i % SENSORS]))
+                            .header("X-Scanwatch-Batch", &format!("{run}-{i}"))
+                            .send(b.as_str())
+                        {
+                            Ok(_) => break,
+                            Err(ureq::Error::StatusCode(503)) if attempt < 10_000 => {
+                                std::thread::sleep(Duration::from_millis(20))
+                            }
+                            Err(e) => panic!("batch {i}: {e}"),
+                        }
+                    }
                     lat.push(t.elapsed().as_secs_f64() * 1000.0);
                 }
                 lat

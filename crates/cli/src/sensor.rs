@@ -343,7 +343,7 @@ pub fn run(args: &SensorArgs, err: &mut dyn Write) -> Result<()> {
     let stats = run_sensor(&cfg, &stop)?;
     writeln!(
         err,
-        "sensor: {} lines, {} events kept, {} ignored, {} excluded by local rules, {} parse errors; {} batches sent ({} MiB compressed to {} MiB), {} refused, {} send retries",
+        "sensor: {} lines, {} events kept, {} ignored, {} excluded by local rules, {} parse errors; {} batches sent ({} MiB compressed to {} MiB), {} refused, {} send retries, {} waits for a busy centre",
         stats.lines,
         stats.events_kept,
         stats.events_ignored,
@@ -353,7 +353,8 @@ pub fn run(args: &SensorArgs, err: &mut dyn Write) -> Result<()> {
         mib(stats.body_bytes),
         mib(stats.wire_bytes),
         stats.batches_rejected,
-        stats.send_failures
+        stats.send_failures,
+        stats.busy_refusals
     )?;
     Ok(())
 }

@@ -204,9 +204,9 @@ fn main() {
                 let (mut lat, mut refused) = (Vec::new(), 0u64);
                 for (i, b) in bodies.iter().enumerate().filter(|(i, _)| i % 2 == k) {
                     let t = Instant::now();
-                    // Answered 503 while more events wait to be counted than the
-                    // server's bound (`max_uncounted_events`): sent again a little
-                    // later, as a sensor does (bounded).
+                    // Answered 503 while the server's bound of events waiting to be
+                    // counted is reached (`max_uncounted_events`): sent again after
+                    // 20 ms (bounded; a sensor waits the answer's `Retry-After`).
                     for attempt in 0.. {
                         let r = agent
                             .post(&url)

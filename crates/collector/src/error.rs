@@ -21,8 +21,9 @@ pub enum AppError {
     TooLarge(String),
     /// A `Content-Encoding` other than gzip, zstd or identity.
     UnsupportedEncoding(String),
-    /// The sensor is over its events-per-second budget.
-    RateLimited(String),
+    /// The sensor is over its events-per-second budget: 429 with `Retry-After`,
+    /// the seconds until its budget holds the batch.
+    RateLimited(String, u64),
     /// An event lies further ahead of the centre's clock than the clock skew
     /// allows: the sensor keeps the batch and retries (425 Too Early).
     ClockAhead(String),
@@ -60,6 +61,7 @@ struct Body {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
+        let mut retry_after: Option<u64> = None;
         let (status, msg) = match self {
             AppError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
@@ -77,10 +79,16 @@ impl IntoResponse for AppError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 format!("unsupported content-encoding {e:?}; use gzip, zstd or none"),
             ),
-            AppError::RateLimited(m) => (StatusCode::TOO_MANY_REQUESTS, m),
+            AppError::RateLimited(m, secs) => {
+                retry_after = Some(secs);
+                (StatusCode::TOO_MANY_REQUESTS, m)
+            }
             AppError::ClockAhead(m) => (StatusCode::TOO_EARLY, m),
             AppError::Timeout(m) => (StatusCode::REQUEST_TIMEOUT, m),
-            AppError::Busy(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
+            AppError::Busy(m) => {
+                retry_after = Some(1);
+                (StatusCode::SERVICE_UNAVAILABLE, m)
+            }
             AppError::Internal(m) => {
                 tracing::error!(error = %m, "internal error: {m}");
                 (
@@ -89,12 +97,11 @@ impl IntoResponse for AppError {
                 )
             }
         };
-        let busy = status == StatusCode::SERVICE_UNAVAILABLE;
         let mut r = (status, Json(Body { error: msg })).into_response();
-        if busy {
+        if let Some(secs) = retry_after {
             r.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
+                axum::http::HeaderValue::from(secs),
             );
         }
         r

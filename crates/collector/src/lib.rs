@@ -71,9 +71,11 @@ pub struct Limits {
     /// the aggregates, so while a flood arrives faster than the store counts it,
     /// batches are answered 503 with `Retry-After` once this many wait (the
     /// sensors keep them in their spools and send them again after it) while the
-    /// counting catches up. A soft bound: it is checked as a batch arrives, so
-    /// the batches already past the check still commit (at most the requests in
-    /// flight). Not while the counting fails. The server's config asks for at
+    /// counting catches up. A soft bound: it is checked as a batch arrives (the
+    /// count read with its token), so the batches already past the check still
+    /// commit (one per request in flight at most: in practice a batch per
+    /// sensor, at worst `max_requests_in_flight` × `max_events_per_batch`). Not
+    /// while the counting fails. The server's config asks for at
     /// least twice the 20,000 events from which the store counts
     /// (`scanwatch_store::sqlite::AGGREGATE_EVERY`).
     pub max_uncounted_events: u64,
@@ -118,6 +120,15 @@ impl RateLimiter {
             false
         }
     }
+
+    /// Whole seconds until `sensor`'s bucket (as [`RateLimiter::take`] last left
+    /// it) holds `n` events at `rate` a second: what a 429 asks the sensor to
+    /// wait (at least one).
+    pub fn wait_secs(&self, sensor: &str, n: u64, rate: u64) -> u64 {
+        let level = self.buckets.get(sensor).map_or(0.0, |(l, _)| *l);
+        let missing = (n as f64 - level).max(0.0);
+        ((missing / rate.max(1) as f64).ceil() as u64).max(1)
+    }
 }
 
 /// Counters of what the collector accepted and refused.
@@ -143,6 +154,9 @@ pub struct Counters {
     pub uncounted_events: AtomicU64,
     /// Set while batches are refused for the backlog (its start and end are logged).
     pub shedding_backlog: std::sync::atomic::AtomicBool,
+    /// Whether the counting into the aggregates failed, as of the last batch
+    /// (the backlog's bound is off meanwhile).
+    pub counting_failing: std::sync::atomic::AtomicBool,
     /// IDS alerts let go from memory over the bounds (still stored).
     pub ids_dropped: AtomicU64,
     /// Time from request to acknowledgement of accepted batches.
@@ -283,6 +297,11 @@ impl Counters {
             "scanwatch_late_events_total",
             "Events that arrived after their window had closed (revised into it).",
             &[("", g(&centre.late_events))],
+        );
+        out.gauge(
+            "scanwatch_counting_failing",
+            "1 while the counting into the aggregates fails (logged; batches are then taken whatever waits), as of the last batch.",
+            u64::from(self.counting_failing.load(Ordering::Relaxed)),
         );
         out.gauge(
             "scanwatch_uncounted_events",
@@ -778,7 +797,8 @@ async fn heartbeat(
         (status = 413, description = "Body, decompressed body, lines or counted events (ten seconds of the sensor's rate) over the limits: refused for good", body = openapi::ErrorBody),
         (status = 415, description = "A content-encoding other than gzip or zstd", body = openapi::ErrorBody),
         (status = 425, description = "An event lies further ahead of the centre's clock than the clock skew allows (the message names the line and the skew); the sensor keeps the batch and retries", body = openapi::ErrorBody),
-        (status = 429, description = "The sensor is over its events per second; retry later", body = openapi::ErrorBody),
+        (status = 429, description = "The sensor is over its events per second; retry after `Retry-After`", body = openapi::ErrorBody,
+            headers(("retry-after" = u32, description = "Seconds until the sensor's budget holds the batch"))),
         (status = 500, description = "Internal error", body = openapi::ErrorBody),
         (status = 503, description = "The centre is busy: `limits.max_uncounted_events` stored events wait to be counted into the aggregates, or `limits.max_requests_in_flight` requests are handled; the sensor keeps the batch and sends it again after `Retry-After`", body = openapi::ErrorBody,
             headers(("retry-after" = u32, description = "Seconds to wait before sending again")))))]
@@ -802,7 +822,7 @@ async fn ingest(
         Err(AppError::TooLarge(_)) => c.refused_too_large.fetch_add(1, Ordering::Relaxed),
         Err(AppError::BadRequest(_)) => c.refused_malformed.fetch_add(1, Ordering::Relaxed),
         Err(AppError::UnsupportedEncoding(_)) => c.refused_encoding.fetch_add(1, Ordering::Relaxed),
-        Err(AppError::RateLimited(_)) => c.refused_rate_limited.fetch_add(1, Ordering::Relaxed),
+        Err(AppError::RateLimited(..)) => c.refused_rate_limited.fetch_add(1, Ordering::Relaxed),
         Err(AppError::ClockAhead(_)) => c.refused_clock_ahead.fetch_add(1, Ordering::Relaxed),
         Err(AppError::Timeout(_)) => c.refused_timeout.fetch_add(1, Ordering::Relaxed),
         Err(AppError::Busy(_)) => c.refused_backlog.fetch_add(1, Ordering::Relaxed),
@@ -827,6 +847,7 @@ fn backlog(st: &AppState, uncounted: u64) -> Result<(), AppError> {
     let bound = st.limits.max_uncounted_events;
     c.uncounted_events.store(uncounted, Ordering::Relaxed);
     let failing = st.centre.counting_fails();
+    c.counting_failing.store(failing, Ordering::Relaxed);
     if bound == 0 || uncounted < bound || failing {
         if c.shedding_backlog.swap(false, Ordering::Relaxed) {
             if failing {
@@ -945,21 +966,20 @@ async fn ingest_inner(
             "the batch counts {counted} events, more than the {burst} a sensor may send at once"
         )));
     }
-    let allowed = st
-        .rate
-        .lock()
-        .map_err(|_| AppError::internal("rate lock poisoned"))?
-        .take(
-            &sensor,
-            counted,
-            st.limits.max_events_per_second_per_sensor,
-            received,
-        );
-    if !allowed {
-        return Err(AppError::RateLimited(format!(
-            "sensor {sensor:?} is over {} events per second; retry later",
-            st.limits.max_events_per_second_per_sensor
-        )));
+    let rate = st.limits.max_events_per_second_per_sensor;
+    let refused = {
+        let mut limiter = st
+            .rate
+            .lock()
+            .map_err(|_| AppError::internal("rate lock poisoned"))?;
+        (!limiter.take(&sensor, counted, rate, received))
+            .then(|| limiter.wait_secs(&sensor, counted, rate))
+    };
+    if let Some(secs) = refused {
+        return Err(AppError::RateLimited(
+            format!("sensor {sensor:?} is over {rate} events per second; retry later"),
+            secs,
+        ));
     }
     let b2 = batch.clone();
     let items = hits

@@ -80,6 +80,29 @@ async fn post(
     )
 }
 
+/// Posts a batch with the sensor's token and answers its status, its
+/// `Retry-After` (if any) and its JSON body.
+async fn post_retry_after(
+    s: &Setup,
+    token: &str,
+    batch: &str,
+    body: Vec<u8>,
+) -> (StatusCode, Option<String>, Value) {
+    let req = Request::post("/api/v1/events")
+        .header("authorization", format!("Bearer {token}"))
+        .header(BATCH_HEADER, batch)
+        .body(Body::from(body))
+        .unwrap();
+    let resp = app(s.state.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let after = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, after, serde_json::from_slice(&bytes).unwrap())
+}
+
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     e.write_all(data).unwrap();
@@ -351,8 +374,10 @@ async fn a_sensor_over_its_rate_gets_429_and_recovers() {
             .0,
         StatusCode::OK
     );
-    let (st, v) = post(&s, Some(&token), Some("b"), None, eight.clone()).await;
+    let (st, after, v) = post_retry_after(&s, &token, "b", eight.clone()).await;
     assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    // Two left of ten: six more seconds at one a second hold the batch.
+    assert_eq!(after.as_deref(), Some("6"));
     assert!(v["error"].as_str().unwrap().contains("retry later"));
     // Six seconds later the bucket holds 8 again.
     now.store(NOW + 6_000, Ordering::Relaxed);
@@ -704,16 +729,9 @@ async fn a_counting_backlog_over_the_bound_refuses_batches_until_counted() {
         "the counting waits, not fails"
     );
     // 40,000 wait: refused, with why.
-    let req = Request::post("/api/v1/events")
-        .header("authorization", format!("Bearer {token}"))
-        .header(BATCH_HEADER, "b-4")
-        .body(Body::from(body(4)))
-        .unwrap();
-    let resp = app(s.state.clone()).oneshot(req).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(resp.headers()["retry-after"], "1");
-    let v: Value =
-        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let (st, after, v) = post_retry_after(&s, &token, "b-4", body(4)).await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(after.as_deref(), Some("1"));
     let why = v["error"].as_str().unwrap();
     assert!(
         why.contains("40000 stored events wait") && why.contains("from 40000 on"),
@@ -730,6 +748,12 @@ async fn a_counting_backlog_over_the_bound_refuses_batches_until_counted() {
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     // The counting goes on once the lock goes (a counting waits on it, another
     // is started by the refusal): bounded wait for it to catch up.
+    // Still waiting on the lock (SQLite's busy timeout is 10 s): had it failed,
+    // no counting would be left to catch up.
+    assert!(
+        !s.state.centre.counting_fails(),
+        "the held-up counting failed"
+    );
     lock.execute_batch("COMMIT").unwrap();
     let mut counted = false;
     for _ in 0..200 {
@@ -786,6 +810,7 @@ async fn a_failing_counting_does_not_refuse_batches() {
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(stored(&s), 50_000);
     assert_eq!(metric(&s, "scanwatch_uncounted_events"), 40_000);
+    assert_eq!(metric(&s, "scanwatch_counting_failing"), 1);
     assert_eq!(
         metric(&s, "scanwatch_requests_refused_total{reason=\"backlog\"}"),
         0

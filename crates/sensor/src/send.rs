@@ -86,8 +86,8 @@ pub(crate) enum Sent {
     /// Try again later (network error, 408, 429, 5xx), and why.
     Retry(String),
     /// The centre is busy (429 or 503 with `Retry-After`): the batch is sent
-    /// again after the time it asks for (capped at [`MAX_RETRY_AFTER`]), without
-    /// the growing back-off of a failure.
+    /// again after the time it asks for (capped at [`MAX_RETRY_AFTER`], plus up to
+    /// half again, `jittered`), without the growing back-off of a failure.
     Busy {
         code: u16,
         after: Duration,
@@ -166,6 +166,17 @@ pub(crate) fn submit(t: &Target<'_>, id: &str, wire: &[u8]) -> Sent {
         code @ 400..=499 => Sent::Rejected(code),
         code => Sent::Retry(format!("the centre answered {code}")),
     }
+}
+
+/// What a sensor waits for a `Retry-After` of `asked`: at least 100 ms, plus up
+/// to half again, so sensors refused at one moment do not all come back at one
+/// moment (the spread from the clock's nanoseconds: no random source needed).
+fn jittered(asked: Duration) -> Duration {
+    let base = asked.max(Duration::from_millis(100));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    base + base.mul_f64(f64::from(nanos % 1000) / 2000.0)
 }
 
 /// Sleeps up to `d`, waking early when `stop` is set.
@@ -299,17 +310,20 @@ pub(crate) fn run(
                 pause(backoff, stop);
                 backoff = (backoff * 2).min(Duration::from_secs(60));
             }
-            Sent::Busy { code, after } => {
+            Sent::Busy { code, after: asked } => {
                 c.busy_refusals += 1;
                 drop(c);
+                let wait = jittered(asked);
                 tracing::info!(
                     batch = %batch.id,
                     status = code,
-                    "the centre is busy ({code}): batch {} sent again in {} s",
+                    "the centre is busy ({code}): batch {} sent again in {} ms",
                     batch.id,
-                    after.as_secs()
+                    wait.as_millis()
                 );
-                pause(after.max(Duration::from_millis(100)), stop);
+                pause(wait, stop);
+                // The centre answers: a later failure backs off from the start.
+                backoff = Duration::from_millis(200);
             }
             Sent::Retry(why) => {
                 c.send_failures += 1;
@@ -390,6 +404,16 @@ mod tests {
             token: "t",
         };
         submit(&t, "b-1", &compress(b"{}\n"))
+    }
+
+    #[test]
+    fn a_busy_wait_is_what_was_asked_plus_at_most_half() {
+        for asked in [0, 50, 1_000, 60_000] {
+            let asked = Duration::from_millis(asked);
+            let base = asked.max(Duration::from_millis(100));
+            let w = jittered(asked);
+            assert!(w >= base && w <= base + base / 2, "{asked:?}: {w:?}");
+        }
     }
 
     /// A busy centre's `Retry-After` is waited (capped), not treated as a
