@@ -868,7 +868,7 @@ fn backlog(st: &AppState, uncounted: u64) -> Result<(), AppError> {
         tracing::warn!(
             uncounted,
             bound,
-            "more stored events wait to be counted into the aggregates than max_uncounted_events: refusing batches (503) until the counting catches up"
+            "limits.max_uncounted_events stored events wait to be counted into the aggregates: refusing batches (503) until the counting catches up"
         );
     }
     // A counting runs (started here if none does, whatever its threshold).
