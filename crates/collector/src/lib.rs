@@ -842,12 +842,18 @@ async fn ingest(
 /// control, not a stop: while the counting fails (logged by it), batches are
 /// taken whatever waits, since refusing them would count nothing and only keep
 /// them from detection.
-fn backlog(st: &AppState, uncounted: u64) -> Result<(), AppError> {
+fn backlog(st: &AppState, uncounted: u64, stored_before: bool) -> Result<(), AppError> {
     let c = &st.counters;
     let bound = st.limits.max_uncounted_events;
     c.uncounted_events.store(uncounted, Ordering::Relaxed);
     let failing = st.centre.counting_fails();
     c.counting_failing.store(failing, Ordering::Relaxed);
+    // A batch sent again that is stored already is not refused: it adds nothing
+    // to count, and its sender learns it is delivered (answered as a duplicate)
+    // instead of holding it and sending it again.
+    if stored_before {
+        return Ok(());
+    }
     if bound == 0 || uncounted < bound || failing {
         if c.shedding_backlog.swap(false, Ordering::Relaxed) {
             if failing {
@@ -889,7 +895,14 @@ async fn ingest_inner(
     body: axum::body::Body,
 ) -> Result<IngestReply, AppError> {
     let token = bearer(headers).ok_or(AppError::Unauthorized)?.to_string();
-    let (sensor, uncounted) = st
+    let batch_header = headers
+        .get(BATCH_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| valid_batch_id(id))
+        .map(str::to_string);
+    let bound = st.limits.max_uncounted_events;
+    let id = batch_header.clone();
+    let (sensor, uncounted, stored_before) = st
         .with_store(move |s| {
             let sensor = s.authenticate_sensor(&token)?;
             // Only for a sensor: a stranger learns nothing of the backlog. Not
@@ -902,20 +915,22 @@ async fn ingest_inner(
                 }),
                 None => 0,
             };
-            Ok((sensor, uncounted))
+            // Looked up only when the batch would be refused for the backlog.
+            let stored_before = match (&sensor, &id) {
+                (Some(name), Some(id)) if bound != 0 && uncounted >= bound => {
+                    s.stored_batches(0, &[(name, id)])?.first() == Some(&true)
+                }
+                _ => false,
+            };
+            Ok((sensor, uncounted, stored_before))
         })
         .await?;
     let sensor = sensor.ok_or(AppError::Unauthorized)?;
-    let batch = headers
-        .get(BATCH_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| valid_batch_id(id))
-        .ok_or_else(|| {
-            AppError::BadRequest(format!(
-                "header {BATCH_HEADER} must be 1-128 of A-Z a-z 0-9 . _ - :"
-            ))
-        })?
-        .to_string();
+    let batch = batch_header.ok_or_else(|| {
+        AppError::BadRequest(format!(
+            "header {BATCH_HEADER} must be 1-128 of A-Z a-z 0-9 . _ - :"
+        ))
+    })?;
     // The body is read only now, after the token and the batch id passed: a
     // request without a valid token costs no more than its headers.
     let body = read_body(
@@ -928,7 +943,7 @@ async fn ingest_inner(
     // Refused for the backlog after its body is read (the sensor has sent it
     // anyway, and then reads the answer instead of a connection cut mid-send),
     // before it is decompressed and parsed.
-    backlog(st, uncounted)?;
+    backlog(st, uncounted, stored_before)?;
     let raw = decode_body(headers, &body, st.limits.max_decompressed_bytes)?;
     let (events, lines, mut hits) = parse_batch(&raw, st.limits.max_events_per_batch)?;
     // Each IDS alert names its sensor: confirmation needs several (docs/security.md).

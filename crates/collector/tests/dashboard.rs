@@ -690,6 +690,51 @@ async fn the_sensors_page_flags_a_noisy_sensor() {
     );
 }
 
+/// The sensors page shows a sensor's own counters from its last heartbeat, sent
+/// as a sensor sends it: among them its busy waits (the centre's 429/503 with
+/// Retry-After it waited out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sensors_page_shows_a_sensors_heartbeat_counters() {
+    let s = setup(false).await;
+    let token = s
+        .state
+        .store
+        .lock()
+        .unwrap()
+        .add_sensor("fw-busy", Timestamp(0))
+        .unwrap();
+    let hb = r#"{"parse_errors":3,"spool_batches":2,"spool_bytes":4096,"send_failures":1,"busy_refusals":17}"#;
+    let (st, b, _) = send(
+        &s,
+        Request::post("/api/v1/heartbeat")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(hb))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    let (st, html, _) = get(&s, "/sensors", Some(&s.analyst)).await;
+    assert_eq!(st, StatusCode::OK);
+    let i = html.find("data-sensor=\"fw-busy\"").unwrap();
+    let row = html[i..].split("</tr>").next().unwrap();
+    for (field, want) in [
+        ("parse_errors", "3"),
+        ("spool_backlog", "2 (4,096 bytes)"),
+        ("send_failures", "1"),
+        ("busy_refusals", "17"),
+    ] {
+        assert!(
+            row.contains(&format!("data-field=\"{field}\">{want}</td>")),
+            "{field}: {row}"
+        );
+    }
+    // A sensor that never sent a heartbeat shows none of them.
+    let i = html.find("data-sensor=\"sensor-01\"").unwrap();
+    let row = html[i..].split("</tr>").next().unwrap();
+    assert!(row.contains("data-field=\"busy_refusals\">-</td>"), "{row}");
+}
+
 /// A sweep is one warning on the desk, with its campaign on its page, and no port
 /// warning beside it (docs/detection.md, "Sweeps").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

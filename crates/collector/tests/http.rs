@@ -746,6 +746,17 @@ async fn a_counting_backlog_over_the_bound_refuses_batches_until_counted() {
     // A stranger is refused for its token, and learns nothing of the backlog.
     let (st, _) = post(&s, Some("wrong"), Some("b-9"), None, body(9)).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
+    // A batch sent again that is stored already is answered as delivered (a
+    // duplicate), not refused: its sender can let go of it.
+    let (st, v) = post(&s, Some(&token), Some("b-2"), None, body(2)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["duplicate"], true, "{v}");
+    assert_eq!(v["accepted"], 0, "{v}");
+    assert_eq!(stored(&s), 40_000);
+    assert_eq!(
+        metric("scanwatch_requests_refused_total{reason=\"backlog\"}"),
+        1
+    );
     // The counting goes on once the lock goes (a counting waits on it, another
     // is started by the refusal): bounded wait for it to catch up.
     // Still waiting on the lock (SQLite's busy timeout is 10 s): had it failed,

@@ -21,7 +21,9 @@ pub(super) async fn sensors_page(
     let _ = write!(
         b,
         "<p class=\"note\">Last seen and heartbeats are the server's clock when they arrived (now {}). \
-         Counters other than batches and events come from the sensor's last heartbeat. \
+         Counters other than batches and events come from the sensor's last heartbeat; \
+         busy waits are the times the centre asked the sensor to send again later (a 429 or 503 \
+         with Retry-After: over its rate, too busy, or counting a backlog, docs/server.md). \
          \"Complete through\" is how far its delivered data is complete; a live sensor holds \
          windows back until it gets there (docs/time.md). A trusted sensor's sightings and IDS alerts count without corroboration (docs/security.md). A sensor with at least 1.3 times the median \
          sensor's events is flagged.</p>",
@@ -30,7 +32,7 @@ pub(super) async fn sensors_page(
     b.push_str(
         "<table id=\"sensors\" class=\"data\"><thead><tr><th>name</th><th>state</th><th>last seen</th>\
          <th class=\"n\">batches</th><th class=\"n\">events</th><th class=\"n\">parse errors</th>\
-         <th class=\"n\">spool backlog</th><th class=\"n\">drops</th><th class=\"n\">send failures</th><th>last heartbeat</th>\
+         <th class=\"n\">spool backlog</th><th class=\"n\">drops</th><th class=\"n\">send failures</th><th class=\"n\">busy waits</th><th>last heartbeat</th>\
          <th>complete through</th><th>trust</th>",
     );
     let admin = user.role == Role::Admin;
@@ -97,7 +99,8 @@ pub(super) async fn sensors_page(
             "<tr data-sensor=\"{name}\" class=\"state-{state_cls}\"><td>{name}</td><td data-field=\"state\">{state}</td><td>{seen}</td>\
              <td class=\"n\" data-field=\"batches\">{}</td><td class=\"n\" data-field=\"events\">{}</td>\
              <td class=\"n\" data-field=\"parse_errors\">{}</td><td class=\"n\" data-field=\"spool_backlog\">{}</td>\
-             <td class=\"n\" data-field=\"drops\">{}</td><td class=\"n\" data-field=\"send_failures\">{}</td><td>{}</td>",
+             <td class=\"n\" data-field=\"drops\">{}</td><td class=\"n\" data-field=\"send_failures\">{}</td>\
+             <td class=\"n\" data-field=\"busy_refusals\">{}</td><td>{}</td>",
             num(s.batches),
             match busy(s.events) {
                 Some(r) => format!(
@@ -111,6 +114,7 @@ pub(super) async fn sensors_page(
             esc(&backlog),
             drops,
             opt("send_failures"),
+            opt("busy_refusals"),
             s.heartbeat.as_ref().map_or_else(|| "-".into(), |h| time_el(h.0)),
             name = esc(&s.name),
             state_cls = state.replace(' ', "-"),
