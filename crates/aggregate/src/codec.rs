@@ -287,12 +287,23 @@ const REGISTER_OUT_OF_RANGE: &str = "distinct sketch: a register out of range";
 /// `distinct_counter` fuzz target), a zero count that is the registers' (a union
 /// skips a sketch whose count says all are zero), no auxiliary entries.
 fn check_array(image: &[u8], registers: &[u8]) -> Result<(), DecodeError> {
-    if registers.iter().fold(0u8, |m, v| m.max(*v)) >= 64 {
+    // One pass for the largest register and the zeros, counted per chunk in a
+    // byte (the compiler keeps it in vector registers; a count per register in
+    // a usize made this 7 % of the desk's 30-day `topports`, `perf`).
+    let (mut largest, mut zeros) = (0u8, 0usize);
+    for chunk in registers.chunks(128) {
+        let mut z = 0u8;
+        for &v in chunk {
+            largest = largest.max(v);
+            z += u8::from(v == 0);
+        }
+        zeros += usize::from(z);
+    }
+    if largest >= 64 {
         return Err(bad(REGISTER_OUT_OF_RANGE));
     }
     let word =
         |at: usize| u32::from_le_bytes([image[at], image[at + 1], image[at + 2], image[at + 3]]);
-    let zeros = registers.iter().filter(|v| **v == 0).count();
     if word(32) as usize != zeros || word(36) != 0 {
         return Err(bad(
             "distinct sketch: HLL8 counts inconsistent with its registers",

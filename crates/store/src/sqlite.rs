@@ -543,6 +543,8 @@ impl SqliteStore {
             tracing::warn!("the aggregates were counted further than the store holds (restored from a copy?): counting them again from its events");
         }
         counts::attach_read_only(&conn, &dir.join(counts::COUNTS_FILE), "counts")?;
+        counts::map_for_reading(&conn, "main")?;
+        counts::map_for_reading(&conn, "counts")?;
         let waiting = counter.waiting()?;
         let mut store = SqliteStore {
             conn,
