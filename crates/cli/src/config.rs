@@ -126,6 +126,11 @@ pub struct StoreSection {
     /// Timeout of each ClickHouse request (default `30s`): how long a hung shard holds
     /// an aggregator's fetch before the retry.
     pub timeout: HumanDuration,
+    /// The embedded server's read connections (`read_connections`) read the
+    /// store's files through a memory map (default true: the desk's long ranges
+    /// about a third quicker). false: with `pread`, so that a disk read error fails
+    /// a query instead of ending the server (SIGBUS). sqlite only.
+    pub map_reads: bool,
 }
 
 impl Default for StoreSection {
@@ -138,6 +143,7 @@ impl Default for StoreSection {
             user: None,
             password: None,
             timeout: dur("30s"),
+            map_reads: true,
         }
     }
 }
@@ -1013,6 +1019,13 @@ partitions = 8
         assert_eq!(cfg.bus.stream, "SCANWATCH_EVENTS", "documented default");
         let d = ServerConfig::parse("version = 1").unwrap();
         assert_eq!(d.store.kind, StoreKind::Sqlite);
+        assert!(d.store.map_reads, "documented default");
+        assert!(
+            !ServerConfig::parse("version = 1\n[store]\nmap_reads = false")
+                .unwrap()
+                .store
+                .map_reads
+        );
         assert!(!d.bus.enabled());
         for (text, want) in [
             (

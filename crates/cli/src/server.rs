@@ -231,7 +231,13 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
         )?;
     }
     let readers = (0..file_cfg.server.read_connections)
-        .map(|_| Ok(Box::new(SqliteStore::open(&data)?) as Box<dyn Store>))
+        .map(|_| {
+            let reader = SqliteStore::open(&data)?;
+            if file_cfg.store.map_reads {
+                reader.map_for_reading()?;
+            }
+            Ok(Box::new(reader) as Box<dyn Store>)
+        })
         .collect::<Result<Vec<_>>>()?;
     let mut state = AppState::with_centre(centre.clone(), file_cfg.limits()?, Arc::new(wall_clock))
         .with_readers(readers);

@@ -114,7 +114,14 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let router = app(state.clone());
+    // Reads go through a read connection, as the server's (`[server]
+    // read_connections`, `[store] map_reads`).
+    let reader = SqliteStore::open(dir.path()).unwrap();
+    reader.map_for_reading().unwrap();
+    let served = state
+        .clone()
+        .with_readers(vec![Box::new(reader) as Box<dyn Store>]);
+    let router = app(served);
     let get = |path: String| {
         let router = router.clone();
         let api = api.clone();
@@ -204,6 +211,7 @@ fn main() {
     // the range (what `topports` counted before them, issue 14), here read from
     // the event blocks and counted in memory.
     let raw = SqliteStore::open(dir.path()).unwrap();
+    raw.map_for_reading().unwrap();
     let (raw50, raw99, _) = measure(
         "without cells: exact counts over the raw events, 24 h",
         &|| {
@@ -266,7 +274,11 @@ fn main() {
     // with reads on the writer's connection (the baseline, as before them).
     let with_readers = state.clone().with_readers(
         (0..4)
-            .map(|_| Box::new(SqliteStore::open(dir.path()).unwrap()) as Box<dyn Store>)
+            .map(|_| {
+                let reader = SqliteStore::open(dir.path()).unwrap();
+                reader.map_for_reading().unwrap();
+                Box::new(reader) as Box<dyn Store>
+            })
             .collect(),
     );
     let top = format!(

@@ -841,7 +841,8 @@ async fn ingest(
 /// making sure a counting runs; logs when the refusing starts and ends. Flow
 /// control, not a stop: while the counting fails (logged by it), batches are
 /// taken whatever waits, since refusing them would count nothing and only keep
-/// them from detection.
+/// them from detection; and a batch stored already (`stored_before`) is not
+/// refused (the caller answers it as a duplicate).
 fn backlog(st: &AppState, uncounted: u64, stored_before: bool) -> Result<(), AppError> {
     let c = &st.counters;
     let bound = st.limits.max_uncounted_events;
@@ -901,6 +902,7 @@ async fn ingest_inner(
         .filter(|id| valid_batch_id(id))
         .map(str::to_string);
     let bound = st.limits.max_uncounted_events;
+    let failing = st.centre.counting_fails();
     let id = batch_header.clone();
     let (sensor, uncounted, stored_before) = st
         .with_store(move |s| {
@@ -915,11 +917,19 @@ async fn ingest_inner(
                 }),
                 None => 0,
             };
-            // Looked up only when the batch would be refused for the backlog.
+            // Looked up only when the batch would be refused for the backlog,
+            // under the name its token belongs to. Shard key 0: only the embedded
+            // store has a backlog (`uncounted` is 0 for ClickHouse), and it keeps
+            // every batch id in one table. A failed lookup: the batch is refused
+            // as any other.
             let stored_before = match (&sensor, &id) {
-                (Some(name), Some(id)) if bound != 0 && uncounted >= bound => {
-                    s.stored_batches(0, &[(name, id)])?.first() == Some(&true)
-                }
+                (Some(name), Some(id)) if bound != 0 && uncounted >= bound && !failing => s
+                    .stored_batches(0, &[(name, id)])
+                    .map(|found| found.first() == Some(&true))
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "cannot look up whether a batch is stored");
+                        false
+                    }),
                 _ => false,
             };
             Ok((sensor, uncounted, stored_before))
@@ -944,6 +954,16 @@ async fn ingest_inner(
     // anyway, and then reads the answer instead of a connection cut mid-send),
     // before it is decompressed and parsed.
     backlog(st, uncounted, stored_before)?;
+    // A batch stored already, sent again during a backlog: answered as the
+    // duplicate it is, without decompressing, parsing or charging the sensor's
+    // rate (it adds nothing).
+    if stored_before {
+        return Ok(IngestReply {
+            batch,
+            accepted: 0,
+            duplicate: true,
+        });
+    }
     let raw = decode_body(headers, &body, st.limits.max_decompressed_bytes)?;
     let (events, lines, mut hits) = parse_batch(&raw, st.limits.max_events_per_batch)?;
     // Each IDS alert names its sensor: confirmation needs several (docs/security.md).

@@ -743,8 +743,9 @@ async fn a_counting_backlog_over_the_bound_refuses_batches_until_counted() {
         1
     );
     assert_eq!(metric("scanwatch_uncounted_events"), 40_000);
-    // A stranger is refused for its token, and learns nothing of the backlog.
-    let (st, _) = post(&s, Some("wrong"), Some("b-9"), None, body(9)).await;
+    // A stranger is refused for its token, and learns nothing of the backlog,
+    // not even with a stored batch id.
+    let (st, _) = post(&s, Some("wrong"), Some("b-2"), None, body(2)).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     // A batch sent again that is stored already is answered as delivered (a
     // duplicate), not refused: its sender can let go of it.
@@ -753,9 +754,26 @@ async fn a_counting_backlog_over_the_bound_refuses_batches_until_counted() {
     assert_eq!(v["duplicate"], true, "{v}");
     assert_eq!(v["accepted"], 0, "{v}");
     assert_eq!(stored(&s), 40_000);
+    assert_eq!(metric("scanwatch_batches_duplicate_total"), 1);
+    // Another sensor sending that id is refused: the id is stored for fw-1,
+    // not for it. So is fw-1's next new batch, and a batch without an id.
+    let other = s
+        .state
+        .store
+        .lock()
+        .unwrap()
+        .add_sensor("fw-2", Timestamp(0))
+        .unwrap();
+    let (st, v) = post(&s, Some(&other), Some("b-2"), None, body(2)).await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    let (st, v) = post(&s, Some(&token), Some("b-5"), None, body(5)).await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    let (st, v) = post(&s, Some(&token), None, None, body(5)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(stored(&s), 40_000);
     assert_eq!(
         metric("scanwatch_requests_refused_total{reason=\"backlog\"}"),
-        1
+        3
     );
     // The counting goes on once the lock goes (a counting waits on it, another
     // is started by the refusal): bounded wait for it to catch up.
@@ -782,7 +800,7 @@ async fn a_counting_backlog_over_the_bound_refuses_batches_until_counted() {
     assert_eq!(metric("scanwatch_uncounted_events"), 0);
     assert_eq!(
         metric("scanwatch_requests_refused_total{reason=\"backlog\"}"),
-        1
+        3
     );
 }
 

@@ -543,8 +543,6 @@ impl SqliteStore {
             tracing::warn!("the aggregates were counted further than the store holds (restored from a copy?): counting them again from its events");
         }
         counts::attach_read_only(&conn, &dir.join(counts::COUNTS_FILE), "counts")?;
-        counts::map_for_reading(&conn, "main")?;
-        counts::map_for_reading(&conn, "counts")?;
         let waiting = counter.waiting()?;
         let mut store = SqliteStore {
             conn,
@@ -601,6 +599,17 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// From now on, reads the store's file and the aggregates' through a memory
+    /// map (`counts::map_for_reading`): for the server's read connections, whose
+    /// queries then skip a system call and a copy per page. The price: a disk
+    /// read error on a mapped page ends the process (SIGBUS) instead of failing
+    /// the query, as does another program truncating a file in place
+    /// (`[store] map_reads = false` in the server's config reads without it).
+    pub fn map_for_reading(&self) -> Result<(), StoreError> {
+        counts::map_for_reading(&self.conn, "main")?;
+        counts::map_for_reading(&self.conn, "counts")
     }
 
     /// Counts every block not yet counted into the cells and source days now

@@ -1043,6 +1043,64 @@ fn deferred_counting_waits_for_count_due_and_answers_the_same() {
     assert_eq!(answers(&deferred), want);
 }
 
+/// A read connection that reads the files through a memory map (the server's,
+/// `[store] map_reads`) answers what the writer answers: with events waiting to
+/// be counted, after they are counted (pages in the aggregates' WAL, not yet in
+/// its file), and after more batches commit.
+#[test]
+fn a_mapped_reader_answers_as_the_writer_does() {
+    use scanwatch_store::TopBy;
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = SqliteStore::open(dir.path()).unwrap();
+    writer.add_sensor("a", Timestamp(0)).unwrap();
+    writer.defer_counting();
+    let batch = |b: usize| -> Vec<Event> {
+        (0..4_000)
+            .map(|i| {
+                let n = b * 4_000 + i;
+                ev(
+                    n as i64 * 9_000,
+                    &format!("198.51.{}.{}", n / 200 % 200, n % 200),
+                    [23, 445, 3389][n % 3] + (n % 89 == 0) as u16 * 2000,
+                )
+            })
+            .collect()
+    };
+    let answers = |s: &SqliteStore| {
+        let (from, to) = (Timestamp(0), Timestamp(400_000_000));
+        (
+            s.top_ports(from, to, TopBy::Sources, 10).unwrap(),
+            s.top_ports(Timestamp(7_200_000), to, TopBy::Events, 5)
+                .unwrap(),
+            s.source_activity("198.51.3.17".parse().unwrap(), from, to)
+                .unwrap(),
+            s.events_between(from, to).unwrap().len(),
+        )
+    };
+    let mapped = SqliteStore::open(dir.path()).unwrap();
+    mapped.map_for_reading().unwrap();
+    for b in 0..3 {
+        writer
+            .commit_batch("a", &format!("b{b}"), &batch(b), Timestamp(1))
+            .unwrap();
+    }
+    let want = answers(&writer);
+    assert!(!want.0.is_empty() && !want.2.is_empty() && want.3 == 12_000);
+    assert_eq!(answers(&mapped), want, "events waiting to be counted");
+    writer.aggregate_now().unwrap();
+    assert_eq!(writer.uncounted().unwrap(), 0);
+    assert_eq!(answers(&mapped), want, "counted");
+    for b in 3..6 {
+        writer
+            .commit_batch("a", &format!("b{b}"), &batch(b), Timestamp(1))
+            .unwrap();
+    }
+    writer.aggregate_now().unwrap();
+    let more = answers(&writer);
+    assert_ne!(more, want);
+    assert_eq!(answers(&mapped), more, "after more batches");
+}
+
 /// The aggregates are in a file of their own (`counts.db`), so a batch commits
 /// while a counting holds that file's write lock (the server counts on another
 /// thread): here another connection holds it for the whole commit. The store's

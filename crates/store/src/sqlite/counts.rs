@@ -125,11 +125,12 @@ pub(crate) const MAP_BYTES: u64 = 1 << 30;
 /// memory map of up to [`MAP_BYTES`] instead of a `pread` into SQLite's page
 /// cache per page: the desk's 30-day `topports`, which reads a few thousand pages
 /// of cells, took 24–27 ms against 35 ms (query bench, BENCHMARKS.md). Writes
-/// still go through the WAL; SQLite never truncates a file below what a reader's
-/// snapshot maps. The mapped pages are the kernel's page cache, counted in the
-/// process's resident memory once read, and reclaimable. The store's connections
-/// (queries, and the commits' few reads) map both files; the counting's does not
-/// (no quicker in the ingest bench, and its upserts walk all of the aggregates).
+/// still go through the WAL, and SQLite's own connections never truncate a file
+/// below what a reader's snapshot maps (this store never vacuums in place). The
+/// mapped pages are the kernel's page cache, counted in the process's resident
+/// memory once read, and reclaimable. Only the server's read connections map
+/// (`SqliteStore::map_for_reading`): not the writer's, nor the counting's (no
+/// quicker in the ingest bench, and its upserts walk all of the aggregates).
 pub(crate) fn map_for_reading(conn: &Connection, schema: &str) -> Result<(), StoreError> {
     conn.pragma_update(Some(schema), "mmap_size", MAP_BYTES as i64)?;
     Ok(())
