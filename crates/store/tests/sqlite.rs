@@ -27,6 +27,24 @@ fn ev(t: i64, src: &str, port: u16) -> Event {
     }
 }
 
+/// The `n`-th event of a spread: `ms` apart, from `per` addresses in each of `per`
+/// /24s of `net`, to `ports` in turn, every `tail`-th moved `shift` ports up (a
+/// long tail of ports).
+fn nth(
+    n: usize,
+    ms: i64,
+    net: &str,
+    per: usize,
+    ports: &[u16],
+    (tail, shift): (usize, u16),
+) -> Event {
+    ev(
+        n as i64 * ms,
+        &format!("{net}.{}.{}", n / per % per, n % per),
+        ports[n % ports.len()] + u16::from(n % tail == 0) * shift,
+    )
+}
+
 #[test]
 fn sensors_tokens_and_revocation() {
     let dir = tempfile::tempdir().unwrap();
@@ -971,11 +989,13 @@ fn deferred_counting_waits_for_count_due_and_answers_the_same() {
         .map(|b| {
             (0..5_000)
                 .map(|i| {
-                    let n = b * 5_000 + i;
-                    ev(
-                        n as i64 * 7_000,
-                        &format!("203.0.{}.{}", n / 250 % 250, n % 250),
-                        [22, 23, 445, 1025][n % 4] + (n % 97 == 0) as u16 * 1000,
+                    nth(
+                        b * 5_000 + i,
+                        7_000,
+                        "203.0",
+                        250,
+                        &[22, 23, 445, 1025],
+                        (97, 1000),
                     )
                 })
                 .collect()
@@ -1057,11 +1077,13 @@ fn a_mapped_reader_answers_as_the_writer_does() {
     let batch = |b: usize| -> Vec<Event> {
         (0..4_000)
             .map(|i| {
-                let n = b * 4_000 + i;
-                ev(
-                    n as i64 * 9_000,
-                    &format!("198.51.{}.{}", n / 200 % 200, n % 200),
-                    [23, 445, 3389][n % 3] + (n % 89 == 0) as u16 * 2000,
+                nth(
+                    b * 4_000 + i,
+                    9_000,
+                    "198.51",
+                    200,
+                    &[23, 445, 3389],
+                    (89, 2000),
                 )
             })
             .collect()
