@@ -14,6 +14,7 @@ pub mod counts;
 mod events;
 mod functions;
 mod port_cells;
+mod upsert;
 
 pub use events::AGGREGATE_EVERY;
 pub use port_cells::CELL_EXACT_LIMIT;

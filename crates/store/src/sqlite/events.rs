@@ -24,6 +24,7 @@ use scanwatch_event::{Event, Timestamp};
 
 use super::ip_bytes;
 use super::port_cells::{self, ceil_to, floor_to, ip_key, DAY_MS, HOUR_MS};
+use super::upsert::Upsert;
 use super::CELL_EXACT_LIMIT;
 use crate::{SourcePort, StoreError};
 use scanwatch_event::block::{decode_events, encode_events};
@@ -527,39 +528,37 @@ impl SourceAcc {
 
 type DayKey = (Vec<u8>, i64, u8, u16);
 
-/// Merges source days into the stored ones: one upsert per day, the counters
+/// Merges source days into the stored ones: upserts (`upsert.rs`), the counters
 /// merged by `sw_merge_distinct` (`functions.rs`) when the day is stored.
 fn merge_days(conn: &Connection, days: KeyedMap<DayKey, SourceAcc>) -> Result<(), StoreError> {
-    let mut upsert = conn.prepare_cached(
-        "INSERT INTO source_days (src, day_ms, proto, port, events, first_in, last_in, sensors, targets)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT (day_ms, src, proto, port) DO UPDATE SET
+    const UPSERT: Upsert<'static> = Upsert {
+        head: "INSERT INTO source_days (src, day_ms, proto, port, events, first_in, last_in, sensors, targets)",
+        tail: "ON CONFLICT (day_ms, src, proto, port) DO UPDATE SET
              events = events + excluded.events,
              first_in = MIN(first_in, excluded.first_in),
              last_in = MAX(last_in, excluded.last_in),
              sensors = sw_merge_distinct(sensors, excluded.sensors),
              targets = sw_merge_distinct(targets, excluded.targets)",
-    )?;
+        columns: 9,
+    };
     // In key order (day, source, protocol, port): neighbouring rows share pages.
-    let mut days: Vec<_> = days.into_iter().collect();
+    // (References sorted: a day's counters are too large to move around cheaply.)
+    let mut days: Vec<_> = days.iter().collect();
     days.sort_unstable_by(|a, b| {
-        let ((sa, da, pa, qa), (sb, db, pb, qb)) = (&a.0, &b.0);
+        let ((sa, da, pa, qa), (sb, db, pb, qb)) = (a.0, b.0);
         (da, sa, pa, qa).cmp(&(db, sb, pb, qb))
     });
-    for ((src, day, proto, port), acc) in days {
-        upsert.execute(params![
-            src,
-            day,
-            proto,
-            port,
-            acc.events as i64,
-            acc.first - day,
-            acc.last - day,
-            encode_distinct(&acc.sensors),
-            encode_distinct(&acc.targets),
-        ])?;
-    }
-    Ok(())
+    UPSERT.run(conn, &days, |st, at, ((src, day, proto, port), acc)| {
+        st.raw_bind_parameter(at + 1, src)?;
+        st.raw_bind_parameter(at + 2, day)?;
+        st.raw_bind_parameter(at + 3, proto)?;
+        st.raw_bind_parameter(at + 4, port)?;
+        st.raw_bind_parameter(at + 5, acc.events as i64)?;
+        st.raw_bind_parameter(at + 6, acc.first - day)?;
+        st.raw_bind_parameter(at + 7, acc.last - day)?;
+        st.raw_bind_parameter(at + 8, encode_distinct(&acc.sensors))?;
+        st.raw_bind_parameter(at + 9, encode_distinct(&acc.targets))
+    })
 }
 
 /// What one source did over `[from, to)`, per port, busiest first: whole days

@@ -30,6 +30,7 @@ use rusqlite::{params, Connection};
 use scanwatch_aggregate::{encode_distinct, ip_hash, Distinct, DistinctUnion};
 use scanwatch_event::{Event, Timestamp};
 
+use super::upsert::Upsert;
 use crate::{PortTotals, StoreError, TopBy};
 
 /// Keys kept exactly per counter of a cell (and of a merge over a range) before it
@@ -221,16 +222,15 @@ impl Pending {
     }
 }
 
-/// Merges cells into the stored ones: one upsert per cell, the counters merged
+/// Merges cells into the stored ones: upserts (`upsert.rs`), the counters merged
 /// by `sw_merge_distinct` (`functions.rs`) when the cell is stored.
 fn merge_into_table(
     tx: &Connection,
     cells: KeyedMap<(i64, i64, PortKey), Cell>,
 ) -> Result<(), StoreError> {
-    let mut upsert = tx.prepare_cached(
-        "INSERT INTO port_cells (span_ms, start_ms, proto, port, events, n_src, n_sensors, src, dst, sensors)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-         ON CONFLICT (span_ms, start_ms, proto, port) DO UPDATE SET
+    const UPSERT: Upsert<'static> = Upsert {
+        head: "INSERT INTO port_cells (span_ms, start_ms, proto, port, events, n_src, n_sensors, src, dst, sensors)",
+        tail: "ON CONFLICT (span_ms, start_ms, proto, port) DO UPDATE SET
              events = events + excluded.events,
              n_src = MIN(sw_merged_distinct_count(src, excluded.src), events + excluded.events),
              n_sensors = MIN(sw_merged_distinct_count(sensors, excluded.sensors),
@@ -238,25 +238,28 @@ fn merge_into_table(
              src = sw_merge_distinct(src, excluded.src),
              dst = sw_merge_distinct(dst, excluded.dst),
              sensors = sw_merge_distinct(sensors, excluded.sensors)",
-    )?;
-    // In key order: neighbouring cells share pages.
-    let mut cells: Vec<_> = cells.into_iter().collect();
+        columns: 10,
+    };
+    // In key order: neighbouring cells share pages. (Keys and references sorted:
+    // a cell is too large to move around cheaply.)
+    let mut cells: Vec<_> = cells.iter().map(|(k, c)| (*k, c)).collect();
     cells.sort_unstable_by_key(|(k, _)| *k);
-    for ((span, start, (proto, port)), cell) in cells {
-        upsert.execute(params![
-            span,
-            start,
-            proto,
-            port,
-            cell.events as i64,
-            cell.src.distinct().min(cell.events) as i64,
-            cell.sensors.distinct().min(cell.events) as i64,
-            encode_distinct(&cell.src),
-            encode_distinct(&cell.dst),
-            encode_distinct(&cell.sensors),
-        ])?;
-    }
-    Ok(())
+    UPSERT.run(
+        tx,
+        &cells,
+        |st, at, ((span, start, (proto, port)), cell)| {
+            st.raw_bind_parameter(at + 1, span)?;
+            st.raw_bind_parameter(at + 2, start)?;
+            st.raw_bind_parameter(at + 3, proto)?;
+            st.raw_bind_parameter(at + 4, port)?;
+            st.raw_bind_parameter(at + 5, cell.events as i64)?;
+            st.raw_bind_parameter(at + 6, cell.src.distinct().min(cell.events) as i64)?;
+            st.raw_bind_parameter(at + 7, cell.sensors.distinct().min(cell.events) as i64)?;
+            st.raw_bind_parameter(at + 8, encode_distinct(&cell.src))?;
+            st.raw_bind_parameter(at + 9, encode_distinct(&cell.dst))?;
+            st.raw_bind_parameter(at + 10, encode_distinct(&cell.sensors))
+        },
+    )
 }
 
 /// Retention deleted the raw events before `cut`: the cells wholly before it go.
