@@ -755,6 +755,29 @@ async fn a_counting_backlog_over_the_bound_refuses_batches_until_counted() {
     assert_eq!(v["accepted"], 0, "{v}");
     assert_eq!(stored(&s), 40_000);
     assert_eq!(metric("scanwatch_batches_duplicate_total"), 1);
+    // When the lookup of the batch id fails (here the store's table of batch ids
+    // renamed away by another connection, while the tokens and the backlog still
+    // read), the batch is refused as any other: 503, not an error of the centre,
+    // and nothing stored; once the table is back, it is the duplicate again.
+    let store_file = counts_file.with_file_name(scanwatch_store::sqlite::DB_FILE);
+    let other_conn = rusqlite::Connection::open(&store_file).unwrap();
+    other_conn
+        .execute_batch("ALTER TABLE batches RENAME TO batches_away")
+        .unwrap();
+    let (st, v) = post(&s, Some(&token), Some("b-2"), None, body(2)).await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(
+        metric("scanwatch_requests_refused_total{reason=\"backlog\"}"),
+        2
+    );
+    other_conn
+        .execute_batch("ALTER TABLE batches_away RENAME TO batches")
+        .unwrap();
+    let (st, v) = post(&s, Some(&token), Some("b-2"), None, body(2)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["duplicate"], true, "{v}");
+    assert_eq!(stored(&s), 40_000);
+    assert_eq!(metric("scanwatch_batches_duplicate_total"), 2);
     // Another sensor sending that id is refused: the id is stored for fw-1,
     // not for it. So is fw-1's next new batch, and a batch without an id.
     let other = s
@@ -773,7 +796,7 @@ async fn a_counting_backlog_over_the_bound_refuses_batches_until_counted() {
     assert_eq!(stored(&s), 40_000);
     assert_eq!(
         metric("scanwatch_requests_refused_total{reason=\"backlog\"}"),
-        3
+        4
     );
     // The counting goes on once the lock goes (a counting waits on it, another
     // is started by the refusal): bounded wait for it to catch up.
@@ -800,7 +823,7 @@ async fn a_counting_backlog_over_the_bound_refuses_batches_until_counted() {
     assert_eq!(metric("scanwatch_uncounted_events"), 0);
     assert_eq!(
         metric("scanwatch_requests_refused_total{reason=\"backlog\"}"),
-        3
+        4
     );
 }
 
