@@ -431,6 +431,15 @@ impl Merge {
         &mut self,
         report: &mut dyn FnMut(&FileStats, u64, &str),
     ) -> Result<Option<(SensorKey, Event)>> {
+        if let [input] = self.inputs.as_mut_slice() {
+            // One input is its own order: its events as they come, without the
+            // heap (7 % of `analyze`'s main thread on one file, in moves).
+            if let Some(head) = self.heads[0].take() {
+                self.heap.clear();
+                return Ok(Some(head));
+            }
+            return input.next_event(report);
+        }
         let Some(Reverse((_, i))) = self.heap.pop() else {
             return Ok(None);
         };
