@@ -75,14 +75,7 @@ fn main() {
     // block, batch id), and the counting into the cells and source days as the
     // server does it (after a commit once 20,000 events wait, and the rest at the
     // end), timed apart from the commits.
-    let parsed: Vec<Vec<_>> = bodies
-        .iter()
-        .map(|b| {
-            b.lines()
-                .map(|l| WireEvent::parse_line(l).unwrap().to_event().unwrap())
-                .collect()
-        })
-        .collect();
+    let parsed = parse_all(&bodies);
     let (mut parse, mut commit, mut count) = (f64::MAX, f64::MAX, f64::MAX);
     for _ in 0..3 {
         let t = Instant::now();
@@ -97,24 +90,7 @@ fn main() {
         parse = parse.min(t.elapsed().as_secs_f64());
         let want: u64 = parsed.iter().flatten().map(|e| u64::from(e.count)).sum();
         assert_eq!(n, want);
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = SqliteStore::open(dir.path()).unwrap();
-        store.add_sensor("s", Timestamp(0)).unwrap();
-        store.defer_counting();
-        let (mut c, mut k) = (0.0, 0.0);
-        for (i, evs) in parsed.iter().enumerate() {
-            let t = Instant::now();
-            store
-                .commit_batch("s", &format!("b{i}"), evs, Timestamp(0))
-                .unwrap();
-            c += t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            store.count_due().unwrap();
-            k += t.elapsed().as_secs_f64();
-        }
-        let t = Instant::now();
-        store.aggregate_now().unwrap();
-        k += t.elapsed().as_secs_f64();
+        let (c, k) = commit_then_count(&parsed);
         commit = commit.min(c);
         count = count.min(k);
     }
@@ -300,35 +276,50 @@ fn main() {
     );
 }
 
-/// For profiling (`SCANWATCH_BENCH_ONLY=counting`): the counting alone, as the
-/// split above times it, five times on fresh stores; the rate of each.
-fn counting_alone(bodies: &[String]) {
-    let parsed: Vec<Vec<_>> = bodies
+/// The bodies' events, a batch each.
+fn parse_all(bodies: &[String]) -> Vec<Vec<scanwatch_event::Event>> {
+    bodies
         .iter()
         .map(|b| {
             b.lines()
                 .map(|l| WireEvent::parse_line(l).unwrap().to_event().unwrap())
                 .collect()
         })
-        .collect();
+        .collect()
+}
+
+/// The batches committed to a fresh store with the counting deferred, counted as
+/// the server does (once 20,000 events wait, after a commit, and the rest at the
+/// end): the seconds of the commits and of the counting, apart.
+fn commit_then_count(parsed: &[Vec<scanwatch_event::Event>]) -> (f64, f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.add_sensor("s", Timestamp(0)).unwrap();
+    store.defer_counting();
+    let (mut c, mut k) = (0.0, 0.0);
+    for (i, evs) in parsed.iter().enumerate() {
+        let t = Instant::now();
+        store
+            .commit_batch("s", &format!("b{i}"), evs, Timestamp(0))
+            .unwrap();
+        c += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        store.count_due().unwrap();
+        k += t.elapsed().as_secs_f64();
+    }
+    let t = Instant::now();
+    store.aggregate_now().unwrap();
+    k += t.elapsed().as_secs_f64();
+    (c, k)
+}
+
+/// For profiling (`SCANWATCH_BENCH_ONLY=counting`): the counting alone, as the
+/// split above times it, five times on fresh stores; the rate of each.
+fn counting_alone(bodies: &[String]) {
+    let parsed = parse_all(bodies);
     let n: usize = parsed.iter().map(Vec::len).sum();
     for _ in 0..5 {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = SqliteStore::open(dir.path()).unwrap();
-        store.add_sensor("s", Timestamp(0)).unwrap();
-        store.defer_counting();
-        let mut k = 0.0;
-        for (i, evs) in parsed.iter().enumerate() {
-            store
-                .commit_batch("s", &format!("b{i}"), evs, Timestamp(0))
-                .unwrap();
-            let t = Instant::now();
-            store.count_due().unwrap();
-            k += t.elapsed().as_secs_f64();
-        }
-        let t = Instant::now();
-        store.aggregate_now().unwrap();
-        k += t.elapsed().as_secs_f64();
+        let (_, k) = commit_then_count(&parsed);
         println!("counting alone: {:.0} events/s", n as f64 / k);
     }
 }
