@@ -433,7 +433,10 @@ impl Merge {
     ) -> Result<Option<(SensorKey, Event)>> {
         if let [input] = self.inputs.as_mut_slice() {
             // One input is its own order: its events as they come, without the
-            // heap (7 % of `analyze`'s main thread on one file, in moves).
+            // heap (7 % of `analyze`'s main thread on one file, in moves). Unlike
+            // the heap, which reads an event ahead, an input's bad lines are
+            // reported as they are reached and a failed read after an event
+            // comes after that event, not in its place.
             if let Some(head) = self.heads[0].take() {
                 self.heap.clear();
                 return Ok(Some(head));

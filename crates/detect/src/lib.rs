@@ -451,7 +451,7 @@ impl PortHistory {
 
     /// The non-zero history values of metric `m` of windows in `[from, ws)`, sorted.
     /// Built on demand: only cells that pass the cheap gates (and the report's top
-    /// ports) need a baseline, so the many ports of the long tail cost one deque
+    /// ports) need a baseline, so the many ports of the long tail cost one
     /// push per window.
     fn sorted(&self, m: usize, from: i64, ws: i64) -> SortedWindow {
         SortedWindow::from_values(self.range(from, ws).map(|(_, v)| v[m]).collect())

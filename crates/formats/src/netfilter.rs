@@ -246,10 +246,7 @@ impl NetfilterParser {
     /// The action of a log prefix, cached: the kernel's `[uptime]` stamp is skipped
     /// so that the same rule prefix hits the cache on every line.
     fn action(&mut self, tag: &str) -> Action {
-        let tag = match tag
-            .strip_prefix("kernel: [")
-            .and_then(|r| r.split_once("] "))
-        {
+        let tag = match tag.strip_prefix("kernel: [").and_then(split_at_bracket) {
             Some((_, rest)) => rest,
             None => tag,
         };
@@ -258,6 +255,22 @@ impl NetfilterParser {
         }
         self.last_tag.1
     }
+}
+
+/// `s.split_once("] ")`, by `memchr` for the `]`: on every line, where the
+/// general substring search was 3 % of the parse (`perf`).
+fn split_at_bracket(s: &str) -> Option<(&str, &str)> {
+    let b = s.as_bytes();
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b']', &b[from..]) {
+        let i = from + i;
+        if b.get(i + 1) == Some(&b' ') {
+            // Both ends are ASCII, so both are char boundaries.
+            return Some((&s[..i], &s[i + 2..]));
+        }
+        from = i + 1;
+    }
+    None
 }
 
 /// Parses a Proxmox `dd/Mon/yyyy:hh:mm:ss +zzzz` timestamp token pair.
@@ -437,6 +450,15 @@ impl NetfilterParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The `memchr` split is `split_once("] ")`, on any text (brackets and
+        /// spaces made likely).
+        #[test]
+        fn the_bracket_split_is_split_once(s in "[\\] a\\[é0-9]{0,24}") {
+            proptest::prop_assert_eq!(split_at_bracket(&s), s.split_once("] "));
+        }
+    }
 
     /// Every line in this file's tests and in the fixtures: fast path == general path.
     #[test]

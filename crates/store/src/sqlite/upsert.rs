@@ -36,9 +36,11 @@ impl Upsert<'_> {
         )
     }
 
-    /// Upserts `rows` (no two with the same key: a statement's rows are written
-    /// in order, and a second one would update the first). `bind` binds one row's
-    /// values at parameter indexes `at + 1 ..= at + columns`.
+    /// Upserts `rows`, in order (two with the same key merge as two statements
+    /// would: SQLite decides insert or update row by row). `bind` must bind every
+    /// one of a row's values, at parameter indexes `at + 1 ..= at + columns`: a
+    /// statement keeps the values bound before, so one left out would be the
+    /// previous chunk's.
     pub(crate) fn run<R>(
         &self,
         conn: &Connection,
@@ -48,6 +50,7 @@ impl Upsert<'_> {
         let mut chunks = rows.chunks_exact(ROWS);
         if rows.len() >= ROWS {
             let mut st = conn.prepare_cached(&self.sql(ROWS))?;
+            debug_assert_eq!(st.parameter_count(), ROWS * self.columns);
             for chunk in &mut chunks {
                 for (i, r) in chunk.iter().enumerate() {
                     bind(&mut st, i * self.columns, r)?;
@@ -58,6 +61,7 @@ impl Upsert<'_> {
         let rest = chunks.remainder();
         if !rest.is_empty() {
             let mut st = conn.prepare_cached(&self.sql(1))?;
+            debug_assert_eq!(st.parameter_count(), self.columns);
             for r in rest {
                 bind(&mut st, 0, r)?;
                 st.raw_execute()?;
