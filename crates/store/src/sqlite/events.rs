@@ -208,7 +208,7 @@ pub(crate) fn aggregate_next(conn: &Connection) -> Result<Option<Vec<(i64, Strin
                 if let Some((proto, port)) = e.scanned_port() {
                     cells.add(sensor, &e);
                     days.entry((
-                        ip_bytes(e.src),
+                        SrcBytes::of(e.src),
                         floor_to(e.time.0, DAY_MS),
                         proto.number(),
                         port,
@@ -526,7 +526,38 @@ impl SourceAcc {
     }
 }
 
-type DayKey = (Vec<u8>, i64, u8, u16);
+type DayKey = (SrcBytes, i64, u8, u16);
+
+/// A source's address as the table stores it (`ip_bytes`: 4 or 16 bytes), kept
+/// without an allocation per event. Ordered as SQLite orders the blobs (bytes,
+/// then the shorter first: zero padding is the least byte), so the rows sort in
+/// the table's key order.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct SrcBytes {
+    bytes: [u8; 16],
+    len: u8,
+}
+
+impl SrcBytes {
+    fn of(ip: std::net::IpAddr) -> SrcBytes {
+        let mut bytes = [0; 16];
+        let len = match ip {
+            std::net::IpAddr::V4(a) => {
+                bytes[..4].copy_from_slice(&a.octets());
+                4
+            }
+            std::net::IpAddr::V6(a) => {
+                bytes = a.octets();
+                16
+            }
+        };
+        SrcBytes { bytes, len }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
 
 /// Merges source days into the stored ones: upserts (`upsert.rs`), the counters
 /// merged by `sw_merge_distinct` (`functions.rs`) when the day is stored.
@@ -549,7 +580,7 @@ fn merge_days(conn: &Connection, days: KeyedMap<DayKey, SourceAcc>) -> Result<()
         (da, sa, pa, qa).cmp(&(db, sb, pb, qb))
     });
     UPSERT.run(conn, &days, |st, at, ((src, day, proto, port), acc)| {
-        st.raw_bind_parameter(at + 1, src)?;
+        st.raw_bind_parameter(at + 1, src.as_slice())?;
         st.raw_bind_parameter(at + 2, day)?;
         st.raw_bind_parameter(at + 3, proto)?;
         st.raw_bind_parameter(at + 4, port)?;
@@ -746,6 +777,45 @@ pub(crate) fn migrate_rows(conn: &Connection) -> Result<(), StoreError> {
 mod tests {
     use super::*;
     use scanwatch_event::{Action, Direction, Protocol, TcpFlags};
+
+    /// Addresses sorted as `SrcBytes` come out as SQLite sorts their blobs (the
+    /// table's key order), and each is stored as `ip_bytes` writes it.
+    #[test]
+    fn source_bytes_sort_as_sqlite_sorts_the_blobs() {
+        let ips: Vec<std::net::IpAddr> = [
+            "192.0.2.1",
+            "192.0.2.0",
+            "0.0.0.0",
+            "255.255.255.255",
+            "c000:201::",
+            "c000:201::1",
+            "c000:200::",
+            "::",
+            "::1",
+            "ffff::",
+            "10.0.0.1",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (b BLOB)").unwrap();
+        for ip in &ips {
+            assert_eq!(SrcBytes::of(*ip).as_slice(), ip_bytes(*ip).as_slice());
+            conn.execute("INSERT INTO t VALUES (?1)", [ip_bytes(*ip)])
+                .unwrap();
+        }
+        let mut st = conn.prepare("SELECT b FROM t ORDER BY b").unwrap();
+        let by_sqlite: Vec<Vec<u8>> = st
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut ours: Vec<SrcBytes> = ips.iter().map(|ip| SrcBytes::of(*ip)).collect();
+        ours.sort();
+        let ours: Vec<Vec<u8>> = ours.iter().map(|b| b.as_slice().to_vec()).collect();
+        assert_eq!(ours, by_sqlite);
+    }
 
     fn events(n: usize) -> Arc<Vec<Event>> {
         Arc::new(
