@@ -230,11 +230,39 @@ pub struct SqliteStore {
     path: PathBuf,
 }
 
-fn ip_bytes(ip: IpAddr) -> Vec<u8> {
-    match ip {
-        IpAddr::V4(a) => a.octets().to_vec(),
-        IpAddr::V6(a) => a.octets().to_vec(),
+/// An address as the tables store it (4 or 16 bytes), without an allocation:
+/// the counting keys each event's source day by it. Ordered as SQLite orders the
+/// blobs (bytes, then the shorter first: zero padding is the least byte), so rows
+/// sorted by it go in the table's key order.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct SrcBytes {
+    bytes: [u8; 16],
+    len: u8,
+}
+
+impl SrcBytes {
+    pub(crate) fn of(ip: IpAddr) -> SrcBytes {
+        let mut bytes = [0; 16];
+        let len = match ip {
+            IpAddr::V4(a) => {
+                bytes[..4].copy_from_slice(&a.octets());
+                4
+            }
+            IpAddr::V6(a) => {
+                bytes = a.octets();
+                16
+            }
+        };
+        SrcBytes { bytes, len }
     }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+fn ip_bytes(ip: IpAddr) -> Vec<u8> {
+    SrcBytes::of(ip).as_slice().to_vec()
 }
 
 fn ip_from(b: &[u8]) -> Option<IpAddr> {

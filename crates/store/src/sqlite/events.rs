@@ -22,10 +22,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use scanwatch_aggregate::{decode_distinct, encode_distinct, Distinct};
 use scanwatch_event::{Event, Timestamp};
 
-use super::ip_bytes;
 use super::port_cells::{self, ceil_to, floor_to, ip_key, DAY_MS, HOUR_MS};
 use super::upsert::Upsert;
 use super::CELL_EXACT_LIMIT;
+use super::{ip_bytes, SrcBytes};
 use crate::{SourcePort, StoreError};
 use scanwatch_event::block::{decode_events, encode_events};
 
@@ -528,37 +528,6 @@ impl SourceAcc {
 
 type DayKey = (SrcBytes, i64, u8, u16);
 
-/// A source's address as the table stores it (`ip_bytes`: 4 or 16 bytes), kept
-/// without an allocation per event. Ordered as SQLite orders the blobs (bytes,
-/// then the shorter first: zero padding is the least byte), so the rows sort in
-/// the table's key order.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-struct SrcBytes {
-    bytes: [u8; 16],
-    len: u8,
-}
-
-impl SrcBytes {
-    fn of(ip: std::net::IpAddr) -> SrcBytes {
-        let mut bytes = [0; 16];
-        let len = match ip {
-            std::net::IpAddr::V4(a) => {
-                bytes[..4].copy_from_slice(&a.octets());
-                4
-            }
-            std::net::IpAddr::V6(a) => {
-                bytes = a.octets();
-                16
-            }
-        };
-        SrcBytes { bytes, len }
-    }
-
-    fn as_slice(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
-    }
-}
-
 /// Merges source days into the stored ones: upserts (`upsert.rs`), the counters
 /// merged by `sw_merge_distinct` (`functions.rs`) when the day is stored.
 fn merge_days(conn: &Connection, days: KeyedMap<DayKey, SourceAcc>) -> Result<(), StoreError> {
@@ -779,7 +748,7 @@ mod tests {
     use scanwatch_event::{Action, Direction, Protocol, TcpFlags};
 
     /// Addresses sorted as `SrcBytes` come out as SQLite sorts their blobs (the
-    /// table's key order), and each is stored as `ip_bytes` writes it.
+    /// table's key order), and each is its 4 or 16 octets.
     #[test]
     fn source_bytes_sort_as_sqlite_sorts_the_blobs() {
         let ips: Vec<std::net::IpAddr> = [
@@ -801,7 +770,11 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (b BLOB)").unwrap();
         for ip in &ips {
-            assert_eq!(SrcBytes::of(*ip).as_slice(), ip_bytes(*ip).as_slice());
+            let octets = match ip {
+                std::net::IpAddr::V4(a) => a.octets().to_vec(),
+                std::net::IpAddr::V6(a) => a.octets().to_vec(),
+            };
+            assert_eq!(SrcBytes::of(*ip).as_slice(), octets.as_slice());
             conn.execute("INSERT INTO t VALUES (?1)", [ip_bytes(*ip)])
                 .unwrap();
         }
