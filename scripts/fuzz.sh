@@ -10,7 +10,8 @@
 # logs in fuzz/artifacts/logs/. Exits non-zero if any target fails to build or finds a
 # crash, leak, timeout or out-of-memory input.
 #
-# Environment: FUZZ_SANITIZER (default address; "none" is faster), FUZZ_CORPUS_DIR.
+# Environment: FUZZ_SANITIZER (default address; "none" is faster), FUZZ_CORPUS_DIR,
+# FUZZ_JOBS (targets run at once; default the cores, `nproc`).
 set -euo pipefail
 
 secs="${1:-60}"
@@ -43,23 +44,49 @@ echo "== building ${#targets[@]} targets (sanitizer: $sanitizer)"
 cargo fuzz build --sanitizer "$sanitizer"
 
 mkdir -p "$log_dir"
-failed=()
-summary=()
-for t in "${targets[@]}"; do
-    corpus="$corpus_root/$t"
+
+# One target: fuzz it for $secs, then write its result line beside its log.
+run_target() {
+    local t=$1 corpus="$corpus_root/$1" log="$log_dir/$1.log" result
     mkdir -p "$corpus"
     if [ -d "seeds/$t" ]; then
         cp -R "seeds/$t/." "$corpus/"
     fi
-    log="$log_dir/$t.log"
-    echo "== $t: ${secs}s, corpus $corpus"
     if cargo fuzz run --sanitizer "$sanitizer" "$t" "$corpus" -- \
         -max_total_time="$secs" -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
         result=ok
     else
         result=FAILED
+    fi
+    echo "$result" >"$log_dir/$t.result"
+}
+
+# libFuzzer runs a target on one core: FUZZ_JOBS targets at a time (default: the
+# cores), each for the whole $secs, so every target gets the same time as alone.
+jobs_max="${FUZZ_JOBS:-$(nproc)}"
+case "$jobs_max" in
+    '' | *[!0-9]* | 0) echo "FUZZ_JOBS must be a positive number" >&2; exit 2 ;;
+esac
+echo "== running ${#targets[@]} targets, ${jobs_max} at a time"
+for t in "${targets[@]}"; do
+    rm -f "$log_dir/$t.result"
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do
+        wait -n || true
+    done
+    echo "== $t: ${secs}s, corpus $corpus_root/$t"
+    run_target "$t" &
+done
+wait
+
+failed=()
+summary=()
+for t in "${targets[@]}"; do
+    log="$log_dir/$t.log"
+    result="$(cat "$log_dir/$t.result" 2>/dev/null || echo FAILED)"
+    if [ "$result" != ok ]; then
         failed+=("$t")
-        tail -n 40 "$log" >&2
+        echo "== $t failed; the end of its log:" >&2
+        tail -n 40 "$log" >&2 || true
     fi
     runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
     rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)"

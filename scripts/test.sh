@@ -55,51 +55,64 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
     rustup component add rustfmt clippy
 fi
 
-echo "== cargo fmt --check"
+# Each stage's title, and the time the one before it took (where CI's time goes).
+stage_start=
+stage() {
+    local now
+    now=$(date +%s)
+    if [ -n "$stage_start" ]; then
+        echo "   (took $((now - stage_start)) s)"
+    fi
+    stage_start=$now
+    echo "== $*"
+}
+
+stage "cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "== cargo clippy -D warnings"
+stage "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --release --locked -- -D warnings
 
-echo "== cargo test (release: the golden and million-key tests want optimised code)"
+stage "cargo test (release: the golden and million-key tests want optimised code)"
 test_log="$(mktemp)"
 trap 'rm -f "$test_log"' EXIT
 cargo test --workspace --release --locked 2>&1 | tee "$test_log"
 read -r passed failed < <(awk '/^test result:/ {p += $4; f += $6} END {print p + 0, f + 0}' "$test_log")
 
-echo "== end to end in network namespaces: three sensor hosts with nftables logging, nmap and hping3 scans, sensors, server; per-sensor and per-port counts"
+stage "end to end in network namespaces: three sensor hosts with nftables logging, nmap and hping3 scans, sensors, server; per-sensor and per-port counts"
 tests/netns/e2e.sh target/release/scanwatch
 passed=$((passed + 1))
 
-echo "== live capture in network namespaces: libpcap sensor, nmap and hping3, nftables counters as ground truth"
+stage "live capture in network namespaces: libpcap sensor, nmap and hping3, nftables counters as ground truth"
 tests/netns/capture.sh target/release/scanwatch
 passed=$((passed + 1))
 
-echo "== threat context in network namespaces: nmap XML inventory, advisories, exposure, nft -c and loaded rules"
+stage "threat context in network namespaces: nmap XML inventory, advisories, exposure, nft -c and loaded rules"
 tests/netns/context.sh target/release/scanwatch
 passed=$((passed + 1))
 
-echo "== the blocklist applied in network namespaces: scanwatch block loads nftables, a scanner is dropped, then let in once its entry expires"
+stage "the blocklist applied in network namespaces: scanwatch block loads nftables, a scanner is dropped, then let in once its entry expires"
 tests/netns/block.sh target/release/scanwatch
 passed=$((passed + 1))
 
-echo "== API contract: schemathesis against the live server's OpenAPI document (no 5xx, responses match the schema)"
+stage "API contract: schemathesis against the live server's OpenAPI document (no 5xx, responses match the schema)"
 tests/api/schemathesis.sh target/release/scanwatch
 passed=$((passed + 1))
 
-echo "== dashboard in headless Chromium: demo through the real centre, login, the seed warning, screenshots"
+stage "dashboard in headless Chromium: demo through the real centre, login, the seed warning, screenshots"
 tests/browser/run.sh target/release/scanwatch
 passed=$((passed + 1))
 
-echo "== the Debian package: cargo-deb, dpkg -i, the unit's command line answers /healthz, dpkg --purge"
+stage "the Debian package: cargo-deb, dpkg -i, the unit's command line answers /healthz, dpkg --purge"
 tests/deb/run.sh
 passed=$((passed + 1))
 
 fuzz_seconds="${FUZZ_SECONDS:-30}"
 if [ "$fuzz_seconds" -gt 0 ]; then
-    echo "== fuzzing every parser for ${fuzz_seconds}s each"
+    stage "fuzzing every parser for ${fuzz_seconds}s each"
     scripts/fuzz.sh "$fuzz_seconds"
 fi
 
+stage "done"
 echo "== all checks passed in $(( $(date +%s) - start ))s"
 echo "cargo test: ${passed} passed, ${failed} failed"
