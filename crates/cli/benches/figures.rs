@@ -28,7 +28,15 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(24);
     let text = common::netfilter_text(hours);
-    if std::env::var("SCANWATCH_BENCH_ONLY").as_deref() == Ok("aggregate") {
+    let only = std::env::var("SCANWATCH_BENCH_ONLY").ok();
+    // A mode misspelt must not run the whole bench in its place.
+    if let Some(o) = only
+        .as_deref()
+        .filter(|o| !["aggregate", "analyze1", "analyze2"].contains(o))
+    {
+        panic!("SCANWATCH_BENCH_ONLY={o}: this bench's profiling modes are aggregate, analyze1 and analyze2");
+    }
+    if only.as_deref() == Some("aggregate") {
         // For profiling: aggregation alone, many times.
         let parsed = common::parsed_events(&text);
         let t = best(10, || common::aggregate_detect(&parsed));
@@ -74,7 +82,6 @@ fn main() {
         scanwatch::analyze::run(args, &mut out, &mut err).expect("analyze runs");
         out
     };
-    let only = std::env::var("SCANWATCH_BENCH_ONLY").ok();
     if let Some(threads @ ("analyze1" | "analyze2")) = only.as_deref() {
         // For profiling: `analyze` alone on one or two threads, many times.
         let n = if threads == "analyze1" { 1 } else { 2 };

@@ -49,7 +49,12 @@ fn main() {
     let bodies = Arc::new(bodies(n_batches));
     let events = (n_batches * BATCH) as f64;
     println!("input: {n_batches} batches of {BATCH} events (simulated demo traffic), JSON Lines");
-    if std::env::var("SCANWATCH_BENCH_ONLY").as_deref() == Ok("counting") {
+    let only = std::env::var("SCANWATCH_BENCH_ONLY").ok();
+    // A mode misspelt must not run the whole bench in its place.
+    if let Some(o) = only.as_deref().filter(|o| *o != "counting") {
+        panic!("SCANWATCH_BENCH_ONLY={o}: this bench's one profiling mode is `counting`");
+    }
+    if only.is_some() {
         counting_alone(&bodies);
         return;
     }

@@ -32,6 +32,11 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    let only = std::env::var("SCANWATCH_BENCH_ONLY").ok();
+    // A mode misspelt must not run the whole bench in its place.
+    if let Some(o) = only.as_deref().filter(|o| *o != "topports-range") {
+        panic!("SCANWATCH_BENCH_ONLY={o}: this bench's one profiling mode is `topports-range`");
+    }
     let days: u32 = std::env::var("SCANWATCH_BENCH_DAYS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -172,7 +177,7 @@ fn main() {
             rfc(end)
         )),
     );
-    if std::env::var("SCANWATCH_BENCH_ONLY").as_deref() == Ok("topports-range") {
+    if only.is_some() {
         // For profiling: the whole range's top ports alone, many times.
         let f = get(format!(
             "/api/v1/topports?by=sources&limit=10&from={}&to={}",
