@@ -13,7 +13,7 @@
 //! function of the batch, so a resend produces the same ids and JetStream's
 //! duplicate window drops it.
 
-use scanwatch_event::{Event, Protocol, Timestamp, WireEvent};
+use scanwatch_event::{batch, Event, Protocol, Timestamp, WireEvent};
 use scanwatch_store::ContextItem;
 use serde::{Deserialize, Serialize};
 
@@ -158,8 +158,10 @@ pub fn decode(msg_id: &str, payload: &[u8]) -> Result<BusBatch, BusError> {
         reason,
     };
     let text = std::str::from_utf8(payload).map_err(|e| bad(format!("not utf-8: {e}")))?;
-    let mut lines = text.lines();
-    let head = lines.next().ok_or_else(|| bad("empty message".into()))?;
+    if text.is_empty() {
+        return Err(bad("empty message".into()));
+    }
+    let (head, rest) = text.split_once('\n').unwrap_or((text, ""));
     let h: Header = serde_json::from_str(head).map_err(|e| bad(format!("bad header line: {e}")))?;
     if h.v != MESSAGE_VERSION {
         return Err(bad(format!(
@@ -167,17 +169,13 @@ pub fn decode(msg_id: &str, payload: &[u8]) -> Result<BusBatch, BusError> {
             h.v
         )));
     }
+    // The events: the collector's reader of a batch's lines, numbered here from
+    // the header line.
     let mut events = Vec::new();
-    for (i, line) in lines.enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let w = WireEvent::parse_line(line).map_err(|e| bad(format!("line {}: {e}", i + 2)))?;
-        events.push(
-            w.to_event()
-                .map_err(|e| bad(format!("line {}: {e}", i + 2)))?,
-        );
-    }
+    batch::read_lines(rest, usize::MAX, |_, _, e| events.push(e)).map_err(|e| match e {
+        batch::BatchError::Line { line, error } => bad(format!("line {}: {error}", line + 1)),
+        other => bad(other.to_string()),
+    })?;
     let id = if msg_id.is_empty() {
         self::msg_id(&h.sensor, &h.batch, h.partition, h.chunk)
     } else {

@@ -82,6 +82,7 @@ fn main() {
     // end), timed apart from the commits.
     let parsed = parse_all(&bodies);
     let (mut parse, mut commit, mut count) = (f64::MAX, f64::MAX, f64::MAX);
+    let mut rows = String::new();
     for _ in 0..3 {
         let t = Instant::now();
         let n: u64 = bodies
@@ -95,9 +96,10 @@ fn main() {
         parse = parse.min(t.elapsed().as_secs_f64());
         let want: u64 = parsed.iter().flatten().map(|e| u64::from(e.count)).sum();
         assert_eq!(n, want);
-        let (c, k) = commit_then_count(&parsed);
+        let (c, k, dir) = commit_then_count(&parsed);
         commit = commit.min(c);
         count = count.min(k);
+        rows = rows_written(dir.path(), parsed.iter().map(Vec::len).sum());
     }
 
     // What waiting events cost a query (the server bounds them,
@@ -256,6 +258,7 @@ fn main() {
             100.0 * direct / t
         );
     }
+    println!("{rows}");
     println!(
         "ack latency per batch: p50 {:.2} ms, p99 {:.2} ms",
         percentile(&lat, 0.5),
@@ -296,7 +299,7 @@ fn parse_all(bodies: &[String]) -> Vec<Vec<scanwatch_event::Event>> {
 /// The batches committed to a fresh store with the counting deferred, counted as
 /// the server does (once 20,000 events wait, after a commit, and the rest at the
 /// end): the seconds of the commits and of the counting, apart.
-fn commit_then_count(parsed: &[Vec<scanwatch_event::Event>]) -> (f64, f64) {
+fn commit_then_count(parsed: &[Vec<scanwatch_event::Event>]) -> (f64, f64, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut store = SqliteStore::open(dir.path()).unwrap();
     store.add_sensor("s", Timestamp(0)).unwrap();
@@ -315,7 +318,39 @@ fn commit_then_count(parsed: &[Vec<scanwatch_event::Event>]) -> (f64, f64) {
     let t = Instant::now();
     store.aggregate_now().unwrap();
     k += t.elapsed().as_secs_f64();
-    (c, k)
+    (c, k, dir)
+}
+
+/// What the counting wrote into the aggregates of the store in `dir`, per kind of
+/// row and per event counted: a row is the counting's unit of cost (an upsert
+/// into a B-tree), so this says which rows the counting's time goes to.
+fn rows_written(dir: &std::path::Path, events: usize) -> String {
+    let conn =
+        rusqlite::Connection::open(dir.join(scanwatch_store::sqlite::counts::COUNTS_FILE)).unwrap();
+    let count =
+        |sql: &str| -> f64 { conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap() as f64 };
+    let per = |n: f64| n / events as f64;
+    let cells = |span: i64, small: bool| {
+        count(&format!(
+            "SELECT COUNT(*) FROM port_cells WHERE span_ms = {span} AND (events < 8) = {small}"
+        ))
+    };
+    let (hour_small, hour_busy) = (cells(3_600_000, true), cells(3_600_000, false));
+    let (day_small, day_busy) = (cells(86_400_000, true), cells(86_400_000, false));
+    let days_one = count("SELECT COUNT(*) FROM source_days WHERE events = 1");
+    let days_more = count("SELECT COUNT(*) FROM source_days WHERE events > 1");
+    let all = hour_small + hour_busy + day_small + day_busy + days_one + days_more;
+    format!(
+        "rows the counting wrote, per event: {:.3} in all; hour cells {:.3} with fewer than 8 events and {:.3} busier, \
+         day cells {:.3} and {:.3}, source days {:.3} of one event and {:.3} of more",
+        per(all),
+        per(hour_small),
+        per(hour_busy),
+        per(day_small),
+        per(day_busy),
+        per(days_one),
+        per(days_more),
+    )
 }
 
 /// For profiling (`SCANWATCH_BENCH_ONLY=counting`): the counting alone, as the
@@ -324,7 +359,7 @@ fn counting_alone(bodies: &[String]) {
     let parsed = parse_all(bodies);
     let n: usize = parsed.iter().map(Vec::len).sum();
     for _ in 0..5 {
-        let (_, k) = commit_then_count(&parsed);
+        let (_, k, _) = commit_then_count(&parsed);
         println!("counting alone: {:.0} events/s", n as f64 / k);
     }
 }

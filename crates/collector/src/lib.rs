@@ -18,7 +18,6 @@ pub mod ops;
 pub mod serve;
 pub mod web;
 
-use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -30,8 +29,9 @@ use axum::{Json, Router};
 use scanwatch_centre::Centre;
 use scanwatch_context::ids::{hit_from_wire, IdsHit, StoredHit};
 use scanwatch_context::ContextData;
+use scanwatch_event::batch::{self, BatchError, BodyError, Encoding};
 use scanwatch_event::metrics::{labels, Exposition, MetricKind};
-use scanwatch_event::{parse_rfc3339, Event, Timestamp, WireEvent};
+use scanwatch_event::{parse_rfc3339, Event, Timestamp};
 use scanwatch_pipeline::Pipeline;
 use scanwatch_store::{BatchOutcome, ContextItem, Store};
 use serde::Serialize;
@@ -641,76 +641,42 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Decompresses per `Content-Encoding` (gzip or zstd), never beyond the limit.
+/// Decompresses per `Content-Encoding` (gzip or zstd), never beyond the limit
+/// (`scanwatch_event::batch`).
 fn decode_body(headers: &HeaderMap, body: &[u8], limit: usize) -> Result<Vec<u8>, AppError> {
-    let encoding = headers
+    let value = headers
         .get(axum::http::header::CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("?").to_ascii_lowercase());
-    match encoding.as_deref() {
-        None | Some("identity") => Ok(body.to_vec()),
-        Some("gzip") => {
-            let mut out = Vec::new();
-            let mut dec = flate2::read::MultiGzDecoder::new(body).take(limit as u64 + 1);
-            dec.read_to_end(&mut out)
-                .map_err(|e| AppError::BadRequest(format!("invalid gzip body: {e}")))?;
-            if out.len() > limit {
-                return Err(AppError::TooLarge(format!(
-                    "decompressed body exceeds {limit} bytes"
-                )));
-            }
-            Ok(out)
-        }
-        Some("zstd") => {
-            let dec = ruzstd::decoding::StreamingDecoder::new(body)
-                .map_err(|e| AppError::BadRequest(format!("invalid zstd body: {e}")))?;
-            let mut out = Vec::new();
-            dec.take(limit as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| AppError::BadRequest(format!("invalid zstd body: {e}")))?;
-            if out.len() > limit {
-                return Err(AppError::TooLarge(format!(
-                    "decompressed body exceeds {limit} bytes"
-                )));
-            }
-            Ok(out)
-        }
-        Some(other) => Err(AppError::UnsupportedEncoding(other.to_string())),
-    }
+        .map(|v| v.to_str().unwrap_or("?"));
+    let encoding = Encoding::from_header(value)
+        .ok_or_else(|| AppError::UnsupportedEncoding(value.unwrap_or("?").to_ascii_lowercase()))?;
+    batch::decompress(encoding, body, limit).map_err(|e| match e {
+        BodyError::TooLarge { .. } => AppError::TooLarge(e.to_string()),
+        BodyError::Invalid { .. } => AppError::BadRequest(e.to_string()),
+    })
 }
 
 /// A parsed batch: its events, the line number of each, and the IDS alerts among them.
 type ParsedBatch = (Vec<Event>, Vec<usize>, Vec<IdsHit>);
 
 /// Parses a JSON Lines body into events and the IDS alerts among them; the first
-/// bad line refuses the whole batch.
+/// bad line refuses the whole batch (`scanwatch_event::batch`).
 fn parse_batch(body: &[u8], max_events: usize) -> Result<ParsedBatch, AppError> {
     let text = std::str::from_utf8(body)
         .map_err(|e| AppError::BadRequest(format!("body is not utf-8: {e}")))?;
-    let mut events = Vec::new();
-    let mut lines = Vec::new();
-    let mut hits = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let w = WireEvent::parse_line(line)
-            .map_err(|e| AppError::BadRequest(format!("line {}: {e}", i + 1)))?;
-        let e = w
-            .to_event()
-            .map_err(|e| AppError::BadRequest(format!("line {}: {e}", i + 1)))?;
+    let (mut events, mut lines, mut hits) = (Vec::new(), Vec::new(), Vec::new());
+    batch::read_lines(text, max_events, |line, w, e| {
         if let Some(ids) = &w.ids {
             hits.push(hit_from_wire(
                 e.time, e.proto, e.src, e.dst, e.dst_port, ids,
             ));
         }
         events.push(e);
-        lines.push(i + 1);
-        if events.len() > max_events {
-            return Err(AppError::TooLarge(format!(
-                "more than {max_events} events in one batch"
-            )));
-        }
-    }
+        lines.push(line);
+    })
+    .map_err(|e| match e {
+        BatchError::TooMany { .. } => AppError::TooLarge(e.to_string()),
+        BatchError::Line { .. } => AppError::BadRequest(e.to_string()),
+    })?;
     Ok((events, lines, hits))
 }
 

@@ -5,6 +5,7 @@
 //! attempt (or, for DShield lines, `count` of them). It carries no sensor: the stage
 //! that reads a source decides which sensor an event belongs to (see `--sensor-id`).
 
+pub mod batch;
 pub mod block;
 pub mod bytes;
 mod duration;
