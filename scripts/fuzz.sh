@@ -68,8 +68,10 @@ case "$jobs_max" in
     '' | *[!0-9]* | 0) echo "FUZZ_JOBS must be a positive number" >&2; exit 2 ;;
 esac
 echo "== running ${#targets[@]} targets, ${jobs_max} at a time"
+# Interrupted or timed out, the script takes its fuzzers with it.
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT INT TERM
 for t in "${targets[@]}"; do
-    rm -f "$log_dir/$t.result"
+    rm -f "$log_dir/$t.result" "$log_dir/$t.log"
     while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do
         wait -n || true
     done
@@ -82,6 +84,7 @@ failed=()
 summary=()
 for t in "${targets[@]}"; do
     log="$log_dir/$t.log"
+    touch "$log" # a target that failed before it ran has none
     result="$(cat "$log_dir/$t.result" 2>/dev/null || echo FAILED)"
     if [ "$result" != ok ]; then
         failed+=("$t")

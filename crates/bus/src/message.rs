@@ -250,6 +250,28 @@ mod tests {
     }
 
     #[test]
+    fn a_message_is_its_header_line_then_its_events() {
+        let head = r#"{"v":1,"sensor":"s","batch":"b","partition":3,"chunk":0,"received":7}"#;
+        let line = WireEvent::from_event(&ev(443, 1), None).to_line();
+        // A header alone, with or without its line's end (also "\r\n"): no events.
+        for text in [head.to_string(), format!("{head}\n"), format!("{head}\r\n")] {
+            let d = decode("", text.as_bytes()).unwrap();
+            assert!(d.events.is_empty(), "{text:?}");
+            assert_eq!((d.partition, d.msg_id.as_str()), (3, "s:b:3"));
+        }
+        let d = decode("m", format!("{head}\r\n{line}\r\n\r\n{line}").as_bytes()).unwrap();
+        assert_eq!(d.events, vec![ev(443, 1), ev(443, 1)]);
+        // Lines are numbered from the header's: the first event is line 2.
+        let bad = |text: String| decode("m", text.as_bytes()).unwrap_err().to_string();
+        let e = bad(format!("{head}\n{line}\n\n{{\"time\":\"never\"}}"));
+        assert!(e.contains("line 4: "), "{e}");
+        assert!(bad(String::new()).contains("empty message"));
+        assert!(bad("\n".into()).contains("bad header line"));
+        let e = bad(head.replace("\"v\":1", "\"v\":2"));
+        assert!(e.contains("message version 2"), "{e}");
+    }
+
+    #[test]
     fn big_partitions_are_chunked_and_empty_batches_are_one_message() {
         let events: Vec<Event> = (0..500).map(|i| ev(443, i)).collect();
         let b = OutgoingBatch {
