@@ -46,9 +46,9 @@ pub enum BodyError {
 /// The body's bytes, decompressed: at most `limit` of them (a compressed body
 /// that would give more is refused after `limit + 1`, so a small body cannot make
 /// the centre hold a large output). An identity body is taken as it is (its size
-/// was bounded as it was read). Not bounded here: the zstd decoder's window, which
-/// a frame's header names and `ruzstd` allocates up front (at most 100 MiB), so a
-/// sensor with a token can make one request hold that much while it decodes.
+/// was bounded as it was read). The zstd decoder's window, which a frame's header
+/// names, is not allocated up front by `ruzstd` for a body's (first) frame: it
+/// holds what it has produced, which the bound caps (about `limit` and a block).
 pub fn decompress(encoding: Encoding, body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
     let (name, reader): (&'static str, Box<dyn Read + '_>) = match encoding {
         Encoding::Identity => return Ok(body.to_vec()),
