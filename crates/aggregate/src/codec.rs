@@ -565,16 +565,25 @@ fn get_spreads(r: &mut Reader<'_>, v: u8) -> Result<Spreads, DecodeError> {
 /// varint deltas (a small key such as an IPv4 address or a row id takes a few
 /// bytes), or the sketch. No version byte or checksum: the caller's row carries it.
 pub fn encode_distinct(d: &Distinct) -> Vec<u8> {
-    let mut keys: Vec<u64> = match d {
-        Distinct::Empty => Vec::new(),
-        Distinct::Small(v) => v.to_vec(),
+    let mut out = Vec::new();
+    encode_distinct_into(d, &mut out);
+    out
+}
+
+/// [`encode_distinct`] appended to `out`: a caller writing many counters (the
+/// store's counting, three a cell) reuses one buffer instead of allocating per
+/// counter; the few keys of a small counter are sorted without a heap allocation.
+pub fn encode_distinct_into(d: &Distinct, out: &mut Vec<u8>) {
+    let mut keys: smallvec::SmallVec<[u64; 8]> = match d {
+        Distinct::Empty => smallvec::SmallVec::new(),
+        Distinct::Small(v) => v.iter().copied().collect(),
         Distinct::Exact(s) => s.iter().copied().collect(),
         Distinct::Sketch(h) => {
             // As HLL8, a byte per register: twice the bytes of HLL4, and a union
             // of many (a port's 30 days) reads them several times faster. A
             // sketch read from these bytes stays HLL8, so only the first write
             // converts.
-            let mut out = vec![1];
+            out.push(1);
             if h.target_type() == HllType::Hll8 {
                 out.extend_from_slice(&h.serialize());
             } else {
@@ -582,19 +591,18 @@ pub fn encode_distinct(d: &Distinct) -> Vec<u8> {
                 u.update(h);
                 out.extend_from_slice(&u.to_sketch(HllType::Hll8).serialize());
             }
-            return out;
+            return;
         }
     };
     keys.sort_unstable();
-    let mut out = Vec::with_capacity(2 + keys.len() * 5);
+    out.reserve(2 + keys.len() * 5);
     out.push(0);
-    put_var(&mut out, keys.len() as u64);
+    put_var(out, keys.len() as u64);
     let mut last = 0u64;
     for (i, k) in keys.into_iter().enumerate() {
-        put_var(&mut out, if i == 0 { k } else { k - last });
+        put_var(out, if i == 0 { k } else { k - last });
         last = k;
     }
-    out
 }
 
 /// Reads bytes made by [`encode_distinct`]: keys strictly increasing, nothing

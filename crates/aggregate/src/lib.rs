@@ -26,8 +26,8 @@ use rustc_hash::FxHashMap;
 use scanwatch_event::{Event, Protocol, Timestamp};
 
 pub use codec::{
-    decode_distinct, decode_partial, decode_window, encode_distinct, encode_partial, encode_window,
-    DecodeError, SensorTimes,
+    decode_distinct, decode_partial, decode_window, encode_distinct, encode_distinct_into,
+    encode_partial, encode_window, DecodeError, SensorTimes,
 };
 pub use counted::{key_hash, Counted, Distinct, DistinctUnion, HEAVY_MAP_SIZE, HLL_LG_K};
 pub use spread::{port_key, port_of, PortSeen, Spread, Spreads, SweepRule, SPREAD_CAP};

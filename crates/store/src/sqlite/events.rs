@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
-use scanwatch_aggregate::{decode_distinct, encode_distinct, Distinct};
+use scanwatch_aggregate::{decode_distinct, encode_distinct_into, Distinct};
 use scanwatch_event::{Event, Timestamp};
 
 use super::port_cells::{self, ceil_to, floor_to, ip_key, DAY_MS, HOUR_MS};
@@ -548,6 +548,8 @@ fn merge_days(conn: &Connection, days: KeyedMap<DayKey, SourceAcc>) -> Result<()
         let ((sa, da, pa, qa), (sb, db, pb, qb)) = (a.0, b.0);
         (da, sa, pa, qa).cmp(&(db, sb, pb, qb))
     });
+    // One buffer for every counter's bytes: a bound blob is copied by SQLite.
+    let mut buf = Vec::new();
     UPSERT.run(conn, &days, |st, at, ((src, day, proto, port), acc)| {
         st.raw_bind_parameter(at + 1, src.as_slice())?;
         st.raw_bind_parameter(at + 2, day)?;
@@ -556,8 +558,12 @@ fn merge_days(conn: &Connection, days: KeyedMap<DayKey, SourceAcc>) -> Result<()
         st.raw_bind_parameter(at + 5, acc.events as i64)?;
         st.raw_bind_parameter(at + 6, acc.first - day)?;
         st.raw_bind_parameter(at + 7, acc.last - day)?;
-        st.raw_bind_parameter(at + 8, encode_distinct(&acc.sensors))?;
-        st.raw_bind_parameter(at + 9, encode_distinct(&acc.targets))
+        for (i, d) in [(8, &acc.sensors), (9, &acc.targets)] {
+            buf.clear();
+            encode_distinct_into(d, &mut buf);
+            st.raw_bind_parameter(at + i, buf.as_slice())?;
+        }
+        Ok(())
     })
 }
 

@@ -27,7 +27,7 @@ use scanwatch_aggregate::keyed::KeyedMap;
 use std::collections::HashMap;
 
 use rusqlite::{params, Connection};
-use scanwatch_aggregate::{encode_distinct, ip_hash, Distinct, DistinctUnion};
+use scanwatch_aggregate::{encode_distinct_into, ip_hash, Distinct, DistinctUnion};
 use scanwatch_event::{Event, Timestamp};
 
 use super::upsert::Upsert;
@@ -244,6 +244,8 @@ fn merge_into_table(
     // a cell is too large to move around cheaply.)
     let mut cells: Vec<_> = cells.iter().map(|(k, c)| (*k, c)).collect();
     cells.sort_unstable_by_key(|(k, _)| *k);
+    // One buffer for every counter's bytes: a bound blob is copied by SQLite.
+    let mut buf = Vec::new();
     UPSERT.run(
         tx,
         &cells,
@@ -255,9 +257,12 @@ fn merge_into_table(
             st.raw_bind_parameter(at + 5, cell.events as i64)?;
             st.raw_bind_parameter(at + 6, cell.src.distinct().min(cell.events) as i64)?;
             st.raw_bind_parameter(at + 7, cell.sensors.distinct().min(cell.events) as i64)?;
-            st.raw_bind_parameter(at + 8, encode_distinct(&cell.src))?;
-            st.raw_bind_parameter(at + 9, encode_distinct(&cell.dst))?;
-            st.raw_bind_parameter(at + 10, encode_distinct(&cell.sensors))
+            for (i, d) in [(8, &cell.src), (9, &cell.dst), (10, &cell.sensors)] {
+                buf.clear();
+                encode_distinct_into(d, &mut buf);
+                st.raw_bind_parameter(at + i, buf.as_slice())?;
+            }
+            Ok(())
         },
     )
 }
