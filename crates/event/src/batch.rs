@@ -46,32 +46,43 @@ pub enum BodyError {
 /// The body's bytes, decompressed: at most `limit` of them (a compressed body
 /// that would give more is refused after `limit + 1`, so a small body cannot make
 /// the centre hold a large output). An identity body is taken as it is (its size
-/// was bounded as it was read). The zstd decoder's window, which a frame's header
-/// names, is not allocated up front by `ruzstd` for a body's (first) frame: it
+/// was bounded as it was read); a gzip or zstd body is read to its last member or
+/// frame. The zstd decoder's window, which a frame's header
+/// names, is not allocated up front by `ruzstd` (each frame has a new decoder): it
 /// holds what it has produced, which the bound caps (about `limit` and a block).
 pub fn decompress(encoding: Encoding, body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
-    let (name, reader): (&'static str, Box<dyn Read + '_>) = match encoding {
-        Encoding::Identity => return Ok(body.to_vec()),
-        Encoding::Gzip => ("gzip", Box::new(flate2::read::MultiGzDecoder::new(body))),
-        Encoding::Zstd => (
-            "zstd",
-            Box::new(ruzstd::decoding::StreamingDecoder::new(body).map_err(|e| {
-                BodyError::Invalid {
-                    encoding: "zstd",
-                    reason: e.to_string(),
-                }
-            })?),
-        ),
+    let invalid = |encoding: &'static str, e: &dyn std::fmt::Display| BodyError::Invalid {
+        encoding,
+        reason: e.to_string(),
     };
     let mut out = Vec::new();
-    reader
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| BodyError::Invalid {
-            encoding: name,
-            reason: e.to_string(),
-        })?;
-    if out.len() > limit {
+    // Reads `r` on into `out`: `Ok(false)` once past the bound.
+    let mut read = |r: &mut dyn Read, name: &'static str| -> Result<bool, BodyError> {
+        let room = (limit + 1 - out.len()) as u64;
+        r.take(room)
+            .read_to_end(&mut out)
+            .map_err(|e| invalid(name, &e))?;
+        Ok(out.len() <= limit)
+    };
+    let within = match encoding {
+        Encoding::Identity => return Ok(body.to_vec()),
+        // Every member of the body (`MultiGzDecoder`).
+        Encoding::Gzip => read(&mut flate2::read::MultiGzDecoder::new(body), "gzip")?,
+        // Every frame of the body: `ruzstd` reads one and then ends, so the frames
+        // are read one after another from what is left (a body may be several,
+        // RFC 8878); bytes after a frame that are not one refuse the body.
+        Encoding::Zstd => {
+            let mut rest = body;
+            loop {
+                let mut frame = ruzstd::decoding::StreamingDecoder::new(&mut rest)
+                    .map_err(|e| invalid("zstd", &e))?;
+                if !read(&mut frame, "zstd")? || rest.is_empty() {
+                    break out.len() <= limit;
+                }
+            }
+        }
+    };
+    if !within {
         return Err(BodyError::TooLarge { limit });
     }
     Ok(out)
@@ -156,6 +167,29 @@ mod tests {
         );
         let e = decompress(Encoding::Gzip, b"not gzip", 1 << 20).unwrap_err();
         assert!(e.to_string().starts_with("invalid gzip body: "), "{e}");
+        // A zstd body of several frames is read to its end, within the bound; bytes
+        // after a frame that are not one refuse it.
+        let zstd = |t: &str| {
+            ruzstd::encoding::compress_to_vec(
+                t.as_bytes(),
+                ruzstd::encoding::CompressionLevel::Fastest,
+            )
+        };
+        let two = [zstd(&text), zstd("second\n")].concat();
+        let both = format!("{text}second\n");
+        assert_eq!(
+            decompress(Encoding::Zstd, &two, both.len()).unwrap(),
+            both.as_bytes()
+        );
+        assert_eq!(
+            decompress(Encoding::Zstd, &two, both.len() - 1),
+            Err(BodyError::TooLarge {
+                limit: both.len() - 1
+            })
+        );
+        let trailing = [zstd(&text), b"junk".to_vec()].concat();
+        let e = decompress(Encoding::Zstd, &trailing, 1 << 20).unwrap_err();
+        assert!(e.to_string().starts_with("invalid zstd body: "), "{e}");
         let e = decompress(Encoding::Zstd, b"not zstd", 1 << 20).unwrap_err();
         assert!(e.to_string().starts_with("invalid zstd body: "), "{e}");
         assert_eq!(
