@@ -16,6 +16,7 @@ pub mod codec;
 mod counted;
 pub mod keyed;
 pub mod sample_seed;
+pub mod source_day;
 pub mod spread;
 pub mod witness;
 

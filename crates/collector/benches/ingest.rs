@@ -342,17 +342,21 @@ fn rows_written(dir: &std::path::Path, events: usize) -> String {
     };
     let (hour_small, hour_busy) = (cells(3_600_000, true), cells(3_600_000, false));
     let (day_small, day_busy) = (cells(86_400_000, true), cells(86_400_000, false));
+    // A source's ports of a day packed in one row (version 10), and the ports
+    // past that row's bound in rows of their own.
+    let packed = count("SELECT COUNT(*) FROM source_ports");
     let days_one = count("SELECT COUNT(*) FROM source_days WHERE events = 1");
     let days_more = count("SELECT COUNT(*) FROM source_days WHERE events > 1");
-    let all = hour_small + hour_busy + day_small + day_busy + days_one + days_more;
+    let all = hour_small + hour_busy + day_small + day_busy + packed + days_one + days_more;
     format!(
         "rows the counting wrote, per event: {:.3} in all; hour cells {:.3} with fewer than 8 events and {:.3} busier, \
-         day cells {:.3} and {:.3}, source days {:.3} of one event and {:.3} of more",
+         day cells {:.3} and {:.3}, source days {:.3} packed, and {:.3} of one event and {:.3} of more in rows of their own",
         per(all),
         per(hour_small),
         per(hour_busy),
         per(day_small),
         per(day_busy),
+        per(packed),
         per(days_one),
         per(days_more),
     )

@@ -14,10 +14,12 @@ pub mod counts;
 mod events;
 mod functions;
 mod port_cells;
+mod source_days;
 mod upsert;
 
 pub use events::AGGREGATE_EVERY;
 pub use port_cells::CELL_EXACT_LIMIT;
+pub use source_days::PACK_PORTS;
 
 use crate::{
     hash_token, new_token, valid_sensor_name, AggregateCommit, AlertRow, ApiTokenRecord, AuthStore,
@@ -335,7 +337,7 @@ pub fn permission_warnings(dir: &Path) -> Vec<String> {
 }
 
 /// What each schema version added (the migration to it adds its tables).
-pub const MIGRATIONS: [(u32, &str); 8] = [
+pub const MIGRATIONS: [(u32, &str); 9] = [
     (2, "windows, warnings and API tokens"),
     (
         3,
@@ -361,6 +363,10 @@ pub const MIGRATIONS: [(u32, &str); 8] = [
     (
         9,
         "a file of its own for the per-port cells and source days (counts.db), written by a connection of their own while batches commit",
+    ),
+    (
+        10,
+        "a source's ports of a day in one row of the aggregates' file (up to 128 ports), so counting writes a row per source and day instead of one per port",
     ),
 ];
 
@@ -526,7 +532,7 @@ impl SqliteStore {
                     6 => format!("{} {SCHEMA_V7} {SCHEMA_V8}", events::SCHEMA_V7),
                     7 => SCHEMA_V8.to_string(),
                     // Another process migrated it meanwhile.
-                    8 | SCHEMA_VERSION => return Ok(()),
+                    8..=SCHEMA_VERSION => return Ok(()),
                     found => return Err(StoreError::SchemaVersion { found }),
                 };
                 let to = if version == 0 { SCHEMA_VERSION } else { 8 };
@@ -565,6 +571,17 @@ impl SqliteStore {
                     "DROP TABLE main.port_cells; DROP TABLE main.source_days;
                      PRAGMA user_version = {SCHEMA_VERSION};"
                 ))?;
+            }
+            tx.commit()?;
+        }
+        if version == 9 {
+            // Version 10 adds a table to the aggregates' file (made when the
+            // counter opened it, above); the store's file only says so, so that a
+            // build of version 9, which would not read it, refuses the store.
+            let tx = write_tx(&mut conn)?;
+            let version: u32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if version == 9 {
+                tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
             }
             tx.commit()?;
         }
@@ -644,6 +661,12 @@ impl SqliteStore {
     /// Counts every block not yet counted into the cells and source days now
     /// (otherwise done once enough events wait, and before retention). Answers are
     /// the same before and after; queries read less raw data after.
+    /// [`counts::Counter::set_pack_ports`] for this store's own counting.
+    #[doc(hidden)]
+    pub fn set_pack_ports(&mut self, n: usize) {
+        self.counter.set_pack_ports(n);
+    }
+
     pub fn aggregate_now(&mut self) -> Result<(), StoreError> {
         self.counter.count()?;
         self.waiting = 0;

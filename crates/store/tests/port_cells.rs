@@ -388,3 +388,80 @@ fn a_sketch_that_overcounts_is_held_to_the_events() {
         );
     }
 }
+
+/// A store counted by version 9 (every port of a source's day in a row of its
+/// own) opens as version 10 and counts on into packed rows: a port counted in
+/// both shapes adds up, and every answer is the exact count's. Then a sweep past
+/// the bound of a packed row: the ports that do not fit are counted in rows of
+/// their own, and answered the same.
+#[test]
+fn a_version_9_store_counts_on_into_packed_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    s.set_pack_ports(0);
+    s.add_sensor("a", Timestamp(0)).unwrap();
+    // 12,000 events 20 s apart (2.8 days), 40 sources, 300 ports; a second round
+    // the same, 1 ms later.
+    let round = |k: i64| -> Vec<Event> {
+        (0..12_000u32)
+            .map(|n| {
+                let port = 1 + (n * 7 % 300) as u16;
+                ev(BASE + i64::from(n) * 20_000 + k, n % 40, (n % 9) as u8, port, 1, true)
+            })
+            .collect()
+    };
+    fn deliver(s: &mut SqliteStore, delivered: &mut Vec<(String, Event)>, events: Vec<Event>) {
+        for part in events.chunks(1_000) {
+            let id = format!("b{}", delivered.len());
+            s.commit_batch("a", &id, part, Timestamp(0)).unwrap();
+            delivered.extend(part.iter().map(|e| ("a".to_string(), e.clone())));
+        }
+        s.aggregate_now().unwrap();
+    }
+    let mut delivered: Vec<(String, Event)> = Vec::new();
+    deliver(&mut s, &mut delivered, round(0));
+    drop(s);
+    // Back to version 9: no table of packed rows, and the store's file says 9.
+    let counts = rusqlite::Connection::open(dir.path().join("counts.db")).unwrap();
+    let rows = |c: &rusqlite::Connection, t: &str| -> i64 {
+        c.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(rows(&counts, "source_ports"), 0, "counted as version 9");
+    let own = rows(&counts, "source_days");
+    assert!(own > 1_000, "{own} rows of their own");
+    counts.execute_batch("DROP TABLE source_ports").unwrap();
+    drop(counts);
+    let db = dir.path().join("scanwatch.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 9")
+        .unwrap();
+
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    let version: u32 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, scanwatch_store::SCHEMA_VERSION);
+    check(&s, &delivered, &[]).unwrap();
+    deliver(&mut s, &mut delivered, round(1));
+    let counts = rusqlite::Connection::open(dir.path().join("counts.db")).unwrap();
+    assert!(rows(&counts, "source_ports") > 0, "counted on into packed rows");
+    assert_eq!(rows(&counts, "source_days"), own, "the old rows as they were");
+    check(&s, &delivered, &[]).unwrap();
+
+    // One source sweeps 1,000 ports in an hour: 128 in its packed row, the rest
+    // in rows of their own.
+    let sweep: Vec<Event> = (0..1_000u16)
+        .map(|p| ev(BASE + 2 * DAY + i64::from(p) * 1_000, 59, 1, 2_000 + p, 1, true))
+        .collect();
+    deliver(&mut s, &mut delivered, sweep);
+    let now = rows(&counts, "source_days");
+    assert_eq!(
+        now - own,
+        1_000 - scanwatch_store::sqlite::PACK_PORTS as i64,
+        "the ports past the bound"
+    );
+    check(&s, &delivered, &[]).unwrap();
+}

@@ -14,16 +14,15 @@
 //! every answer counts every committed batch exactly once, and a crash loses
 //! nothing: the blocks are the record, the watermark says what is counted.
 
-use scanwatch_aggregate::keyed::KeyedMap;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
-use scanwatch_aggregate::{decode_distinct, encode_distinct_into, Distinct};
+use scanwatch_aggregate::source_day::{PortActivity, PortKey};
 use scanwatch_event::{Event, Timestamp};
 
 use super::port_cells::{self, ceil_to, floor_to, ip_key, DAY_MS, HOUR_MS};
-use super::upsert::Upsert;
+use super::source_days;
 use super::CELL_EXACT_LIMIT;
 use super::{ip_bytes, SrcBytes};
 use crate::{SourcePort, StoreError};
@@ -176,7 +175,10 @@ pub(crate) fn waiting(conn: &Connection) -> Result<u64, StoreError> {
 /// watermark past them. `None` when no block waits; otherwise the blocks that do
 /// not decode, with why (counted as nothing, passed by the watermark), for the
 /// caller to set aside in the store's file before it commits.
-pub(crate) fn aggregate_next(conn: &Connection) -> Result<Option<Vec<(i64, String)>>, StoreError> {
+pub(crate) fn aggregate_next(
+    conn: &Connection,
+    pack_ports: usize,
+) -> Result<Option<Vec<(i64, String)>>, StoreError> {
     let mark = watermark(conn)?;
     let mut st = conn.prepare_cached(
         "SELECT id, sensor_id, data FROM event_blocks WHERE id > ?1 ORDER BY id LIMIT 256",
@@ -185,7 +187,7 @@ pub(crate) fn aggregate_next(conn: &Connection) -> Result<Option<Vec<(i64, Strin
         let mut cells = port_cells::Pending::default();
         // Keyed by addresses a sender chooses: the keyed hasher (`keyed`), which
         // is also quicker than the standard library's SipHash.
-        let mut days: KeyedMap<DayKey, SourceAcc> = KeyedMap::default();
+        let mut days = source_days::Pending::default();
         let mut last = None;
         let mut rows = st.query([mark])?;
         let mut damaged = Vec::new();
@@ -207,14 +209,7 @@ pub(crate) fn aggregate_next(conn: &Connection) -> Result<Option<Vec<(i64, Strin
             for e in events {
                 if let Some((proto, port)) = e.scanned_port() {
                     cells.add(sensor, &e);
-                    days.entry((
-                        SrcBytes::of(e.src),
-                        floor_to(e.time.0, DAY_MS),
-                        proto.number(),
-                        port,
-                    ))
-                    .or_default()
-                    .add(sensor, &e);
+                    source_days::add(&mut days, sensor, ip_key(e.dst), &e, proto.number(), port);
                 }
             }
         }
@@ -223,7 +218,7 @@ pub(crate) fn aggregate_next(conn: &Connection) -> Result<Option<Vec<(i64, Strin
             return Ok(None);
         };
         cells.write(conn)?;
-        merge_days(conn, days)?;
+        source_days::merge(conn, days, pack_ports)?;
         conn.execute("UPDATE counted SET block_id = ?1 WHERE one = 1", [last])?;
         Ok(Some(damaged))
     }
@@ -471,102 +466,6 @@ fn named_in_time_order(
         .collect()
 }
 
-/// What a source did on one port, while counting.
-#[derive(Clone, Debug)]
-struct SourceAcc {
-    events: u64,
-    first: i64,
-    last: i64,
-    sensors: Distinct,
-    targets: Distinct,
-}
-
-impl Default for SourceAcc {
-    fn default() -> Self {
-        SourceAcc {
-            events: 0,
-            first: i64::MAX,
-            last: i64::MIN,
-            sensors: Distinct::default(),
-            targets: Distinct::default(),
-        }
-    }
-}
-
-impl SourceAcc {
-    fn add(&mut self, sensor: i64, e: &Event) {
-        self.events += u64::from(e.count);
-        self.first = self.first.min(e.time.0);
-        self.last = self.last.max(e.time.0);
-        self.sensors.add_hash(sensor as u64, CELL_EXACT_LIMIT);
-        self.targets.add_hash(ip_key(e.dst), CELL_EXACT_LIMIT);
-    }
-
-    fn merge(&mut self, o: &SourceAcc) {
-        self.events += o.events;
-        self.first = self.first.min(o.first);
-        self.last = self.last.max(o.last);
-        self.sensors.merge(&o.sensors, CELL_EXACT_LIMIT);
-        self.targets.merge(&o.targets, CELL_EXACT_LIMIT);
-    }
-
-    /// A stored day (`day`: its start; first and last are kept as milliseconds into
-    /// the day, a few bytes less a row than times since 1970).
-    fn read(r: &rusqlite::Row<'_>, at: usize, day: i64) -> Result<SourceAcc, StoreError> {
-        let d = |i: usize| -> Result<Distinct, StoreError> {
-            decode_distinct(r.get_ref(i)?.as_blob().map_err(encode_error)?).map_err(encode_error)
-        };
-        Ok(SourceAcc {
-            events: r.get::<_, i64>(at)? as u64,
-            first: day + r.get::<_, i64>(at + 1)?,
-            last: day + r.get::<_, i64>(at + 2)?,
-            sensors: d(at + 3)?,
-            targets: d(at + 4)?,
-        })
-    }
-}
-
-type DayKey = (SrcBytes, i64, u8, u16);
-
-/// Merges source days into the stored ones: upserts (`upsert.rs`), the counters
-/// merged by `sw_merge_distinct` (`functions.rs`) when the day is stored.
-fn merge_days(conn: &Connection, days: KeyedMap<DayKey, SourceAcc>) -> Result<(), StoreError> {
-    const UPSERT: Upsert<'static> = Upsert {
-        head: "INSERT INTO source_days (src, day_ms, proto, port, events, first_in, last_in, sensors, targets)",
-        tail: "ON CONFLICT (day_ms, src, proto, port) DO UPDATE SET
-             events = events + excluded.events,
-             first_in = MIN(first_in, excluded.first_in),
-             last_in = MAX(last_in, excluded.last_in),
-             sensors = sw_merge_distinct(sensors, excluded.sensors),
-             targets = sw_merge_distinct(targets, excluded.targets)",
-        columns: 9,
-    };
-    // In key order (day, source, protocol, port): neighbouring rows share pages.
-    // (References sorted: a day's counters are too large to move around cheaply.)
-    let mut days: Vec<_> = days.iter().collect();
-    days.sort_unstable_by(|a, b| {
-        let ((sa, da, pa, qa), (sb, db, pb, qb)) = (a.0, b.0);
-        (da, sa, pa, qa).cmp(&(db, sb, pb, qb))
-    });
-    // One buffer for every counter's bytes: a bound blob is copied by SQLite.
-    let mut buf = Vec::new();
-    UPSERT.run(conn, &days, |st, at, ((src, day, proto, port), acc)| {
-        st.raw_bind_parameter(at + 1, src.as_slice())?;
-        st.raw_bind_parameter(at + 2, day)?;
-        st.raw_bind_parameter(at + 3, proto)?;
-        st.raw_bind_parameter(at + 4, port)?;
-        st.raw_bind_parameter(at + 5, acc.events as i64)?;
-        st.raw_bind_parameter(at + 6, acc.first - day)?;
-        st.raw_bind_parameter(at + 7, acc.last - day)?;
-        for (i, d) in [(8, &acc.sensors), (9, &acc.targets)] {
-            buf.clear();
-            encode_distinct_into(d, &mut buf);
-            st.raw_bind_parameter(at + i, buf.as_slice())?;
-        }
-        Ok(())
-    })
-}
-
 /// What one source did over `[from, to)`, per port, busiest first: whole days
 /// from its summaries (and the blocks not yet counted into them), the parts of a
 /// day at the ends from the events.
@@ -582,33 +481,18 @@ pub(crate) fn source_activity(
     let tx = conn.unchecked_transaction()?;
     let conn: &Connection = &tx;
     let mark = watermark(conn)?;
-    let mut ports: HashMap<(u8, u16), SourceAcc> = HashMap::new();
+    let mut ports: HashMap<PortKey, PortActivity> = HashMap::new();
     // The day retention cut through is read from its events.
     let start = from.max(pruned_to(conn)?);
     let (d0, d1) = (ceil_to(start, DAY_MS), floor_to(to, DAY_MS));
     let ends = if d0 < d1 {
-        // A seek per day: the table's key starts with the day (the rows a counting
-        // writes then share pages, and retention deletes a prefix).
-        let mut st = conn.prepare_cached(
-            "SELECT proto, port, events, first_in, last_in, sensors, targets FROM source_days
-             WHERE day_ms = ?1 AND src = ?2",
-        )?;
         let key = ip_bytes(src);
-        // Only the days the table holds, each found by a seek on the key's prefix
-        // (however far apart they lie).
-        let mut next = conn.prepare_cached(
-            "SELECT MIN(day_ms) FROM source_days WHERE day_ms >= ?1 AND day_ms < ?2",
-        )?;
+        // Only the days the tables hold, each found by a seek on the key's prefix
+        // (the tables' keys start with the day: the rows a counting writes share
+        // pages, and retention deletes a prefix).
         let mut at = d0;
-        while let Some(day) = next.query_row(params![at, d1], |r| r.get::<_, Option<i64>>(0))? {
-            let mut rows = st.query(params![day, key])?;
-            while let Some(r) = rows.next()? {
-                let port = (r.get::<_, i64>(0)? as u8, r.get::<_, i64>(1)? as u16);
-                ports
-                    .entry(port)
-                    .or_default()
-                    .merge(&SourceAcc::read(r, 2, day)?);
-            }
+        while let Some(day) = source_days::next_day(conn, at, d1)? {
+            source_days::read_day(conn, day, &key, &mut ports)?;
             at = day.saturating_add(1);
         }
         vec![(from, d0), (d1, to)]
@@ -618,10 +502,13 @@ pub(crate) fn source_activity(
     let mut count = |sensor: i64, e: &Event| {
         if e.src == src {
             if let Some((proto, port)) = e.scanned_port() {
-                ports
-                    .entry((proto.number(), port))
-                    .or_default()
-                    .add(sensor, e);
+                ports.entry((proto.number(), port)).or_default().add(
+                    sensor as u64,
+                    ip_key(e.dst),
+                    e.time.0,
+                    e.count,
+                    CELL_EXACT_LIMIT,
+                );
             }
         }
     };
@@ -700,17 +587,6 @@ pub(crate) fn prune_blocks(conn: &Connection, cut: i64) -> Result<u64, StoreErro
         [cut],
     )?;
     Ok(deleted as u64)
-}
-
-/// The source days wholly before `cut` go (in the aggregates' file); the day it
-/// cuts through stays, unread (queries read that day from its events) until it is
-/// wholly past.
-pub(crate) fn prune_days(conn: &Connection, cut: i64) -> Result<(), StoreError> {
-    conn.execute(
-        "DELETE FROM source_days WHERE day_ms < ?1",
-        [floor_to(cut, DAY_MS)],
-    )?;
-    Ok(())
 }
 
 /// Moves the row-per-event table of versions 1 to 5 into blocks (runs of one
