@@ -175,7 +175,8 @@ mod tests {
         // A counter past its exact limit is a sketch: it round-trips too.
         let mut wide = activity(5, day + 7, day + DAY_MS - 1, 3);
         for k in 0..500 {
-            wide.targets.add_hash(crate::key_hash(&u64::to_le_bytes(k)), 64);
+            wide.targets
+                .add_hash(crate::key_hash(&u64::to_le_bytes(k)), 64);
         }
         let ports = vec![
             ((6, 22), activity(1, day, day, 1)),

@@ -406,7 +406,14 @@ fn a_version_9_store_counts_on_into_packed_rows() {
         (0..12_000u32)
             .map(|n| {
                 let port = 1 + (n * 7 % 300) as u16;
-                ev(BASE + i64::from(n) * 20_000 + k, n % 40, (n % 9) as u8, port, 1, true)
+                ev(
+                    BASE + i64::from(n) * 20_000 + k,
+                    n % 40,
+                    (n % 9) as u8,
+                    port,
+                    1,
+                    true,
+                )
             })
             .collect()
     };
@@ -447,14 +454,30 @@ fn a_version_9_store_counts_on_into_packed_rows() {
     check(&s, &delivered, &[]).unwrap();
     deliver(&mut s, &mut delivered, round(1));
     let counts = rusqlite::Connection::open(dir.path().join("counts.db")).unwrap();
-    assert!(rows(&counts, "source_ports") > 0, "counted on into packed rows");
-    assert_eq!(rows(&counts, "source_days"), own, "the old rows as they were");
+    assert!(
+        rows(&counts, "source_ports") > 0,
+        "counted on into packed rows"
+    );
+    assert_eq!(
+        rows(&counts, "source_days"),
+        own,
+        "the old rows as they were"
+    );
     check(&s, &delivered, &[]).unwrap();
 
     // One source sweeps 1,000 ports in an hour: 128 in its packed row, the rest
     // in rows of their own.
     let sweep: Vec<Event> = (0..1_000u16)
-        .map(|p| ev(BASE + 2 * DAY + i64::from(p) * 1_000, 59, 1, 2_000 + p, 1, true))
+        .map(|p| {
+            ev(
+                BASE + 2 * DAY + i64::from(p) * 1_000,
+                59,
+                1,
+                2_000 + p,
+                1,
+                true,
+            )
+        })
         .collect();
     deliver(&mut s, &mut delivered, sweep);
     let now = rows(&counts, "source_days");

@@ -300,13 +300,11 @@ impl Counter {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let reset = ahead(&tx)?;
         if reset {
-            tx.execute_batch(
-                &format!(
-                    "DELETE FROM port_cells; {}
+            tx.execute_batch(&format!(
+                "DELETE FROM port_cells; {}
                      UPDATE counted SET block_id = 0 WHERE one = 1;",
-                    source_days::CLEAR
-                ),
-            )?;
+                source_days::CLEAR
+            ))?;
         }
         tx.commit()?;
         Ok(reset)

@@ -3,8 +3,8 @@
 //! touches, not as one row per event; a block spans less than an hour, so the
 //! blocks of a range are found by their first event's time.
 //!
-//! What queries read instead of raw events — the per-port cells (`port_cells`) and,
-//! per (source, day, protocol, port), a source's summary (`source_days`) — is
+//! What queries read instead of raw events — the per-port cells (`port_cells`) and
+//! what a source did on each port of a day (`source_days`) — is
 //! brought up to date in bulk: once [`AGGREGATE_EVERY`] events wait (by the commit
 //! that brings them, or by `count_due` after the server answered it, when the
 //! store defers its counting; and before retention), in one transaction that also
@@ -24,7 +24,7 @@ use scanwatch_event::{Event, Timestamp};
 use super::port_cells::{self, ceil_to, floor_to, ip_key, DAY_MS, HOUR_MS};
 use super::source_days;
 use super::CELL_EXACT_LIMIT;
-use super::{ip_bytes, SrcBytes};
+use super::ip_bytes;
 use crate::{SourcePort, StoreError};
 use scanwatch_event::block::{decode_events, encode_events};
 
@@ -627,6 +627,7 @@ pub(crate) fn migrate_rows(conn: &Connection) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sqlite::SrcBytes;
     use scanwatch_event::{Action, Direction, Protocol, TcpFlags};
 
     /// Addresses sorted as `SrcBytes` come out as SQLite sorts their blobs (the

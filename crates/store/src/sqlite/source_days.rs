@@ -63,14 +63,9 @@ pub(crate) fn add(
     proto: u8,
     port: u16,
 ) {
-    days.entry((
-        SrcBytes::of(e.src),
-        floor_to(e.time.0, DAY_MS),
-        proto,
-        port,
-    ))
-    .or_default()
-    .add(sensor as u64, target, e.time.0, e.count, CELL_EXACT_LIMIT);
+    days.entry((SrcBytes::of(e.src), floor_to(e.time.0, DAY_MS), proto, port))
+        .or_default()
+        .add(sensor as u64, target, e.time.0, e.count, CELL_EXACT_LIMIT);
 }
 
 /// Merges a counting's source days into the stored ones: each source's day into
@@ -340,7 +335,9 @@ mod tests {
     #[test]
     fn a_sweep_fills_its_row_and_goes_on_in_rows_of_their_own() {
         let conn = db();
-        let sweep: Vec<Ev> = (0..300u16).map(|p| (1, 0, p, i64::from(p), 0, 1, 1)).collect();
+        let sweep: Vec<Ev> = (0..300u16)
+            .map(|p| (1, 0, p, i64::from(p), 0, 1, 1))
+            .collect();
         for _ in 0..2 {
             let mut days = Pending::default();
             add_all(&mut days, &sweep);
@@ -348,8 +345,14 @@ mod tests {
         }
         let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
         assert_eq!(count("SELECT COUNT(*) FROM source_ports"), 1);
-        assert_eq!(count("SELECT COUNT(*) FROM source_days"), 300 - PACK_PORTS as i64);
-        assert_eq!(count("SELECT MIN(events) = 2 AND MAX(events) = 2 FROM source_days"), 1);
+        assert_eq!(
+            count("SELECT COUNT(*) FROM source_days"),
+            300 - PACK_PORTS as i64
+        );
+        assert_eq!(
+            count("SELECT MIN(events) = 2 AND MAX(events) = 2 FROM source_days"),
+            1
+        );
         let key = SrcBytes::of(std::net::Ipv4Addr::new(192, 0, 2, 1).into());
         let mut got = HashMap::new();
         read_day(&conn, 0, key.as_slice(), &mut got).unwrap();
