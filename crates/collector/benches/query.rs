@@ -4,7 +4,8 @@
 //! stored and fed through the same path as ingest (raw events, window aggregates,
 //! warnings). Then, through the HTTP app (`oneshot`, no network): `topports` over the
 //! last 24 h and one port's 30-day history, p50/p99 over repeated requests, beside
-//! the floor measured in the same run (`/healthz` through the same app). Then the
+//! the floor measured in the same run (`/healthz` through the same app), and two
+//! sources' pages over the whole range. Then the
 //! ingest latency of a small batch while four analysts call `topports` without
 //! pause, against the same latency idle, with the read connections the server
 //! opens (4) and without them (reads on the writer's connection), in one run.
@@ -12,6 +13,7 @@
 #![allow(clippy::unwrap_used)] // a bench may panic on a broken setup
 
 use scanwatch_store::prelude::*;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -49,6 +51,15 @@ fn main() {
     sc.hours = days * 24;
     let dir = tempfile::tempdir().unwrap();
     let mut store = SqliteStore::open(dir.path()).unwrap();
+    // To compare the layouts of the sources' days in one binary:
+    // `SCANWATCH_BENCH_PACK_PORTS=0` counts every port of a source's day in a row
+    // of its own, as schema version 9 did (default: up to `PACK_PORTS` in one row).
+    let pack_ports = std::env::var("SCANWATCH_BENCH_PACK_PORTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(scanwatch_store::sqlite::PACK_PORTS);
+    store.set_pack_ports(pack_ports);
+    println!("a source's day: up to {pack_ports} ports in one row");
     let names: Vec<String> = (0..sc.sensors).map(|i| sc.sensor_name(i)).collect();
     for n in &names {
         store.add_sensor(n, Timestamp(0)).unwrap();
@@ -71,9 +82,20 @@ fn main() {
     let t = Instant::now();
     let mut events = 0u64;
     let mut batch = 0u64;
-    for hour in sc.generator() {
+    // The ports each source probed in the last hour: the desk looks up the one
+    // with the most (a vertical scanner of the random-port tail).
+    let mut last_ports: HashMap<std::net::IpAddr, HashSet<(u8, u16)>> = HashMap::new();
+    for (h, hour) in sc.generator().enumerate() {
         let mut per: Vec<Vec<scanwatch_event::Event>> = vec![Vec::new(); names.len()];
         for (s, e) in hour {
+            if h + 1 == sc.hours as usize {
+                if let Some((p, port)) = e.scanned_port() {
+                    last_ports
+                        .entry(e.src)
+                        .or_default()
+                        .insert((p.number(), port));
+                }
+            }
             per[s as usize].push(e);
         }
         for (s, evs) in per.into_iter().enumerate() {
@@ -271,6 +293,30 @@ fn main() {
             rfc(end)
         )),
     );
+    // A source's page: a research scanner (its ports every day of the range) and
+    // the vertical scanner of the last hour (many ports in one day).
+    let scanner = sc.research_scanner_ips()[0];
+    let (vertical, vertical_ports) = last_ports
+        .iter()
+        .map(|(ip, p)| (*ip, p.len()))
+        .max_by_key(|(ip, n)| (*n, *ip))
+        .unwrap();
+    for (who, ip) in [
+        ("a research scanner".to_string(), scanner),
+        (
+            format!("a vertical scanner ({vertical_ports} ports)"),
+            vertical,
+        ),
+    ] {
+        measure(
+            &format!("GET /api/v1/sources/{{ip}}, {who}, {days} days"),
+            &get(format!(
+                "/api/v1/sources/{ip}?from={}&to={}",
+                rfc(end - i64::from(days) * 86_400_000),
+                rfc(end)
+            )),
+        );
+    }
     println!(
         "ratios to the floor (p50): topports {:.0}×, history {:.0}×; target p99 < 50 ms: topports {}, history {}",
         top50 / floor50,

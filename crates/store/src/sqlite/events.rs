@@ -21,10 +21,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use scanwatch_aggregate::source_day::{PortActivity, PortKey};
 use scanwatch_event::{Event, Timestamp};
 
+use super::ip_bytes;
 use super::port_cells::{self, ceil_to, floor_to, ip_key, DAY_MS, HOUR_MS};
 use super::source_days;
 use super::CELL_EXACT_LIMIT;
-use super::ip_bytes;
 use crate::{SourcePort, StoreError};
 use scanwatch_event::block::{decode_events, encode_events};
 

@@ -63,9 +63,13 @@ pub(crate) fn add(
     proto: u8,
     port: u16,
 ) {
-    days.entry((SrcBytes::of(e.src), floor_to(e.time.0, DAY_MS), proto, port))
+    // Times beyond ±2^60 ms (no real event time: the wire's are years 0 to
+    // 9999) are taken as ±2^60, as `floor_to` takes them, so that first and last
+    // lie in the day the row is keyed by and its bytes always read back.
+    let t = e.time.0.clamp(-(1 << 60), 1 << 60);
+    days.entry((SrcBytes::of(e.src), floor_to(t, DAY_MS), proto, port))
         .or_default()
-        .add(sensor as u64, target, e.time.0, e.count, CELL_EXACT_LIMIT);
+        .add(sensor as u64, target, t, e.count, CELL_EXACT_LIMIT);
 }
 
 /// Merges a counting's source days into the stored ones: each source's day into
@@ -326,6 +330,27 @@ mod tests {
                 let n = decode_day_ports(day, &bytes).unwrap().len();
                 prop_assert!(n <= largest, "{} ports packed under a bound of {}", n, largest);
             }
+        }
+    }
+
+    /// An event time no clock gives (beyond ±2^60 ms) is counted at ±2^60, in
+    /// the day that holds it: the row reads back.
+    #[test]
+    fn times_at_the_ends_of_the_clock_are_kept_in_their_day() {
+        let conn = db();
+        for t in [i64::MIN, -(1 << 61), 1 << 61, i64::MAX] {
+            let mut e = event(&(1, 0, 80, 0, 0, 1, 1));
+            e.time = Timestamp(t);
+            let mut days = Pending::default();
+            add(&mut days, 0, 1, &e, 6, 80);
+            merge(&conn, days, PACK_PORTS).unwrap();
+        }
+        let key = SrcBytes::of(std::net::Ipv4Addr::new(192, 0, 2, 1).into());
+        for edge in [-(1i64 << 60), 1 << 60] {
+            let mut got = HashMap::new();
+            read_day(&conn, floor_to(edge, DAY_MS), key.as_slice(), &mut got).unwrap();
+            let a = &got[&(6, 80)];
+            assert_eq!((a.events, a.first, a.last), (2, edge, edge));
         }
     }
 
