@@ -325,7 +325,8 @@ fn commit_then_count(parsed: &[Vec<scanwatch_event::Event>]) -> (f64, f64, tempf
     (c, k, dir)
 }
 
-/// What the counting wrote into the aggregates of the store in `dir`, per kind of
+/// The rows the counting stored in the aggregates of the store in `dir` (a row
+/// written again by a later counting is counted once), per kind of
 /// row and per event counted (`events`: the batches' lines, as the rates count
 /// them; the demo's events stand for one each): a row is the counting's unit of cost (an upsert
 /// into a B-tree), so this says which rows the counting's time goes to.
@@ -349,7 +350,7 @@ fn rows_written(dir: &std::path::Path, events: usize) -> String {
     let days_more = count("SELECT COUNT(*) FROM source_days WHERE events > 1");
     let all = hour_small + hour_busy + day_small + day_busy + packed + days_one + days_more;
     format!(
-        "rows the counting wrote, per event: {:.3} in all; hour cells {:.3} with fewer than 8 events and {:.3} busier, \
+        "rows the counting stored, per event: {:.3} in all; hour cells {:.3} with fewer than 8 events and {:.3} busier, \
          day cells {:.3} and {:.3}, source days {:.3} packed, and {:.3} of one event and {:.3} of more in rows of their own",
         per(all),
         per(hour_small),

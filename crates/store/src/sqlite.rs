@@ -578,6 +578,9 @@ impl SqliteStore {
             // Version 10 adds a table to the aggregates' file (made when the
             // counter opened it, above); the store's file only says so, so that a
             // build of version 9, which would not read it, refuses the store.
+            if counter.start_again_if_packed()? {
+                tracing::warn!("the store was put back to version 9 after an upgrade (the aggregates hold rows of version 10): counting them again from its events");
+            }
             let tx = write_tx(&mut conn)?;
             let version: u32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
             if version == 9 {
@@ -658,15 +661,15 @@ impl SqliteStore {
         counts::map_for_reading(&self.conn, "counts")
     }
 
-    /// Counts every block not yet counted into the cells and source days now
-    /// (otherwise done once enough events wait, and before retention). Answers are
-    /// the same before and after; queries read less raw data after.
     /// [`counts::Counter::set_pack_ports`] for this store's own counting.
     #[doc(hidden)]
     pub fn set_pack_ports(&mut self, n: usize) {
         self.counter.set_pack_ports(n);
     }
 
+    /// Counts every block not yet counted into the cells and source days now
+    /// (otherwise done once enough events wait, and before retention). Answers are
+    /// the same before and after; queries read less raw data after.
     pub fn aggregate_now(&mut self) -> Result<(), StoreError> {
         self.counter.count()?;
         self.waiting = 0;

@@ -300,14 +300,31 @@ impl Counter {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let reset = ahead(&tx)?;
         if reset {
-            tx.execute_batch(&format!(
-                "DELETE FROM port_cells; {}
-                     UPDATE counted SET block_id = 0 WHERE one = 1;",
-                source_days::CLEAR
-            ))?;
+            start_again(&tx)?;
         }
         tx.commit()?;
         Ok(reset)
+    }
+
+    /// Starts the aggregates afresh (watermark 0) if they hold packed source days
+    /// while the store's file says version 9, before it is set to 10: only a
+    /// build of version 10 packs them, so the store was put back from its copy of
+    /// version 9 (an upgrade undone), and a build of version 9 may since have
+    /// counted the same events again into rows of their own (it starts afresh
+    /// without clearing the packed rows, which it does not know). Counting again
+    /// from the blocks is exact either way.
+    pub(crate) fn start_again_if_packed(&mut self) -> Result<bool, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let packed: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM source_ports)", [], |r| {
+            r.get(0)
+        })?;
+        if packed {
+            start_again(&tx)?;
+        }
+        tx.commit()?;
+        Ok(packed)
     }
 
     /// Keeps at most `n` ports of a source's day in its one row from now on
@@ -361,6 +378,16 @@ impl Counter {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Empties every aggregate and sets the watermark to 0, in the caller's
+/// transaction: everything stored is counted again.
+fn start_again(tx: &Connection) -> Result<(), StoreError> {
+    tx.execute_batch(&format!(
+        "DELETE FROM port_cells; {} UPDATE counted SET block_id = 0 WHERE one = 1;",
+        source_days::CLEAR
+    ))?;
+    Ok(())
 }
 
 /// Renames a damaged `counts.db` and its `-wal` and `-shm` to the first free

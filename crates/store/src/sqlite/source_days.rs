@@ -14,6 +14,7 @@
 //! version 10 (every port in `source_days`) and after (the same ports packed)
 //! answers what its events say.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use rusqlite::{params, Connection};
@@ -37,11 +38,18 @@ CREATE TABLE IF NOT EXISTS source_ports (
 ";
 
 /// At most this many ports of a source's day are kept in its row of
-/// `source_ports`: about 2–4 KB (a port of one event and one sensor takes about
-/// 15 bytes, a busy one a few counters more), read and written again by each
-/// counting that sees the source that day. The ingest bench's vertical scanners
-/// probe about 120 ports an hour each.
+/// `source_ports`, which each counting that sees the source that day reads and
+/// writes again. The ingest bench's vertical scanners probe about 120 ports an
+/// hour each.
 pub const PACK_PORTS: usize = 128;
+
+/// A port of a source's day stays in the packed row while it counts fewer events
+/// than this, and has a row of its own from then on: its counters hold at most 15
+/// keys each, so a port takes at most about 170 bytes and a packed row about 22 KB
+/// (a port of one event about 15 bytes). Without it, a source's busiest ports
+/// (thousands of targets: counters of 8–16 KB) would make a row of megabytes that
+/// every counting seeing one more event of that source rewrote.
+pub const PACKED_EVENTS: u64 = 16;
 
 /// (source, day, protocol number, port).
 pub(crate) type DayKey = (SrcBytes, i64, u8, u16);
@@ -74,8 +82,11 @@ pub(crate) fn add(
 
 /// Merges a counting's source days into the stored ones: each source's day into
 /// its row of `source_ports` (read, merged, written again), the ports that do not
-/// fit under `pack_ports` into rows of their own in `source_days`, upserted with
-/// their counters merged by `sw_merge_distinct` (`functions.rs`).
+/// fit under `pack_ports` or reach [`PACKED_EVENTS`] into rows of their own in
+/// `source_days`, upserted with their counters merged by `sw_merge_distinct`
+/// (`functions.rs`). A port is in its packed row, in its row of its own, or (a
+/// store counted before version 10, or a port that left its packed row while it
+/// had a row of its own) in both: readers add them up.
 pub(crate) fn merge(conn: &Connection, days: Pending, pack_ports: usize) -> Result<(), StoreError> {
     const PACKS: Upsert<'static> = Upsert {
         head: "INSERT INTO source_ports (day_ms, src, ports)",
@@ -101,7 +112,9 @@ pub(crate) fn merge(conn: &Connection, days: Pending, pack_ports: usize) -> Resu
         (da, sa, pa, qa).cmp(&(db, sb, pb, qb))
     });
     let mut packs: Vec<(i64, &SrcBytes, Vec<u8>)> = Vec::new();
-    let mut own: Vec<(&DayKey, &PortActivity)> = Vec::new();
+    // Ports for rows of their own: a counting's (borrowed) or one that left its
+    // packed row (owned, with all it counted there).
+    let mut own: Vec<(&DayKey, Cow<'_, PortActivity>)> = Vec::new();
     // One buffer for every counter's bytes: a bound blob is copied by SQLite.
     let mut buf = Vec::new();
     {
@@ -120,10 +133,17 @@ pub(crate) fn merge(conn: &Connection, days: Pending, pack_ports: usize) -> Resu
             for &(key, a) in run {
                 let port = (key.2, key.3);
                 match pack.binary_search_by_key(&port, |(p, _)| *p) {
-                    Ok(i) => pack[i].1.merge(a, CELL_EXACT_LIMIT),
-                    Err(i) if pack.len() < pack_ports => pack.insert(i, (port, a.clone())),
+                    Ok(i) => {
+                        pack[i].1.merge(a, CELL_EXACT_LIMIT);
+                        if pack[i].1.events >= PACKED_EVENTS {
+                            own.push((key, Cow::Owned(pack.remove(i).1)));
+                        }
+                    }
+                    Err(i) if a.events < PACKED_EVENTS && pack.len() < pack_ports => {
+                        pack.insert(i, (port, a.clone()))
+                    }
                     Err(_) => {
-                        own.push((key, a));
+                        own.push((key, Cow::Borrowed(a)));
                         continue;
                     }
                 }
@@ -352,6 +372,52 @@ mod tests {
             let a = &got[&(6, 80)];
             assert_eq!((a.events, a.first, a.last), (2, edge, edge));
         }
+    }
+
+    /// A port leaves the packed row when it reaches `PACKED_EVENTS`, so the row
+    /// stays small however busy the source's ports get, and the answers add up.
+    #[test]
+    fn busy_ports_leave_the_packed_row_so_it_stays_small() {
+        let conn = db();
+        let key = SrcBytes::of(std::net::Ipv4Addr::new(192, 0, 2, 1).into());
+        let mut want: HashMap<PortKey, PortActivity> = HashMap::new();
+        let mut count = |per_port: u64, first_target: u64| {
+            let mut days = Pending::default();
+            for port in 0..PACK_PORTS as u16 {
+                for k in 0..per_port {
+                    let (t, target) = (i64::from(port) + k as i64, first_target + k);
+                    days.entry((key, 0, 6, port)).or_default().add(
+                        1,
+                        target,
+                        t,
+                        1,
+                        CELL_EXACT_LIMIT,
+                    );
+                    want.entry((6, port))
+                        .or_default()
+                        .add(1, target, t, 1, CELL_EXACT_LIMIT);
+                }
+            }
+            merge(&conn, days, PACK_PORTS).unwrap();
+        };
+        let rows = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        let packed_bytes = "SELECT COALESCE(MAX(length(ports)), 0) FROM source_ports";
+        // 15 events and 15 targets a port: every port packed, the row ~22 KB at most.
+        count(PACKED_EVENTS - 1, 0);
+        assert_eq!(rows("SELECT COUNT(*) FROM source_days"), 0);
+        let full = rows(packed_bytes);
+        assert!((2_000..=22_000).contains(&full), "{full} bytes");
+        // One more event each: every port leaves the row for one of its own.
+        count(1, 1_000);
+        assert_eq!(rows("SELECT COUNT(*) FROM source_days"), PACK_PORTS as i64);
+        assert!(rows(packed_bytes) < 10, "an empty packed row");
+        // Hundreds more targets a port: counted in the rows of their own.
+        count(500, 5_000);
+        assert!(rows(packed_bytes) < 10);
+        let mut got = HashMap::new();
+        read_day(&conn, 0, key.as_slice(), &mut got).unwrap();
+        assert_eq!(figures(&got), figures(&want));
+        assert_eq!(got[&(6, 0)].targets.distinct(), 516);
     }
 
     /// A sweep of 300 ports in a day: the first `PACK_PORTS` in the source's row,
