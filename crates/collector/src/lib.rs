@@ -643,7 +643,11 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// Decompresses per `Content-Encoding` (gzip or zstd), never beyond the limit
 /// (`scanwatch_event::batch`).
-fn decode_body(headers: &HeaderMap, body: &[u8], limit: usize) -> Result<Vec<u8>, AppError> {
+fn decode_body<'a>(
+    headers: &HeaderMap,
+    body: &'a [u8],
+    limit: usize,
+) -> Result<std::borrow::Cow<'a, [u8]>, AppError> {
     let value = headers
         .get(axum::http::header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?"));

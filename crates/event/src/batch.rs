@@ -4,6 +4,7 @@
 //! bodies with it and the bus its messages' lines (after their header line): one
 //! reader for both, fuzzed as one (`fuzz/fuzz_targets/wire_batch.rs`).
 
+use std::borrow::Cow;
 use std::io::Read;
 
 use thiserror::Error;
@@ -45,12 +46,16 @@ pub enum BodyError {
 
 /// The body's bytes, decompressed: at most `limit` of them (a compressed body
 /// that would give more is refused after `limit + 1`, so a small body cannot make
-/// the centre hold a large output). An identity body is taken as it is (its size
-/// was bounded as it was read); a gzip or zstd body is read to its last member or
-/// frame. The zstd decoder's window, which a frame's header
+/// the centre hold a large output). An identity body is taken as it is, borrowed
+/// (its size was bounded as it was read); a gzip or zstd body is read to its last
+/// member or frame. The zstd decoder's window, which a frame's header
 /// names, is not allocated up front by `ruzstd` (each frame has a new decoder): it
 /// holds what it has produced, which the bound caps (about `limit` and a block).
-pub fn decompress(encoding: Encoding, body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
+pub fn decompress(
+    encoding: Encoding,
+    body: &[u8],
+    limit: usize,
+) -> Result<Cow<'_, [u8]>, BodyError> {
     let invalid = |encoding: &'static str, e: &dyn std::fmt::Display| BodyError::Invalid {
         encoding,
         reason: e.to_string(),
@@ -65,7 +70,7 @@ pub fn decompress(encoding: Encoding, body: &[u8], limit: usize) -> Result<Vec<u
         Ok(out.len() <= limit)
     };
     let within = match encoding {
-        Encoding::Identity => return Ok(body.to_vec()),
+        Encoding::Identity => return Ok(Cow::Borrowed(body)),
         // Every member of the body (`MultiGzDecoder`).
         Encoding::Gzip => read(&mut flate2::read::MultiGzDecoder::new(body), "gzip")?,
         // Every frame of the body: `ruzstd` reads one and then ends, so the frames
@@ -85,7 +90,7 @@ pub fn decompress(encoding: Encoding, body: &[u8], limit: usize) -> Result<Vec<u
     if !within {
         return Err(BodyError::TooLarge { limit });
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 /// Why a batch's lines are refused.
@@ -192,10 +197,12 @@ mod tests {
         assert!(e.to_string().starts_with("invalid zstd body: "), "{e}");
         let e = decompress(Encoding::Zstd, b"not zstd", 1 << 20).unwrap_err();
         assert!(e.to_string().starts_with("invalid zstd body: "), "{e}");
-        assert_eq!(
-            decompress(Encoding::Identity, b"as is", 1).unwrap(),
-            b"as is"
-        );
+        // An identity body is the request's bytes, not a copy.
+        let body = b"as is";
+        match decompress(Encoding::Identity, body, 1).unwrap() {
+            Cow::Borrowed(b) => assert!(std::ptr::eq(b, body.as_slice())),
+            Cow::Owned(_) => panic!("an identity body copied"),
+        }
     }
 
     #[test]

@@ -459,6 +459,41 @@ fn an_upgrade_undone_then_done_again_counts_each_event_once() {
     check(&s, &delivered, &[]).unwrap();
 }
 
+/// A packed row damaged inside a sound `counts.db`: the counting that meets it
+/// fails with an error that says what to do (the centre goes on taking batches
+/// and reads what is not counted from the blocks), and doing it (removing
+/// `counts.db`) gives back exact answers.
+#[test]
+fn a_damaged_packed_row_stops_the_counting_with_the_way_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    s.add_sensor("a", Timestamp(0)).unwrap();
+    let mut delivered: Vec<(String, Event)> = Vec::new();
+    deliver(&mut s, &mut delivered, round(0));
+    let counts = rusqlite::Connection::open(dir.path().join("counts.db")).unwrap();
+    let hit = counts
+        .execute(
+            "UPDATE source_ports SET ports = x'07' WHERE day_ms = ?1",
+            [BASE],
+        )
+        .unwrap();
+    assert!(hit > 0);
+    drop(counts);
+    for part in round(1).chunks(1_000) {
+        let id = format!("b{}", delivered.len());
+        s.commit_batch("a", &id, part, Timestamp(0)).unwrap();
+        delivered.extend(part.iter().map(|e| ("a".to_string(), e.clone())));
+    }
+    let err = s.aggregate_now().unwrap_err().to_string();
+    assert!(err.contains("remove counts.db"), "{err}");
+    drop(s);
+    for f in ["counts.db", "counts.db-wal", "counts.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
+    let s = SqliteStore::open(dir.path()).unwrap();
+    check(&s, &delivered, &[]).unwrap();
+}
+
 /// A store counted by version 9 (every port of a source's day in a row of its
 /// own) opens as version 10 and counts on into packed rows: a port counted in
 /// both shapes adds up, and every answer is the exact count's. Then a sweep past

@@ -19,18 +19,28 @@ use scanwatch_aggregate::{decode_distinct, encode_distinct, Distinct};
 use super::CELL_EXACT_LIMIT;
 
 fn merged(ctx: &Context<'_>) -> rusqlite::Result<Distinct> {
+    // The first argument is the stored counter: one that does not read back is
+    // damaged derived data, and the message says how to count it again.
+    let fail = |i: usize, e: &dyn std::fmt::Display| {
+        let what = if i == 0 {
+            format!("; {DAMAGED}")
+        } else {
+            String::new()
+        };
+        rusqlite::Error::UserFunctionError(format!("argument {i}: {e}{what}").into())
+    };
     let arg = |i: usize| -> rusqlite::Result<Distinct> {
-        let bytes = ctx
-            .get_raw(i)
-            .as_blob()
-            .map_err(|e| rusqlite::Error::UserFunctionError(format!("argument {i}: {e}").into()))?;
-        decode_distinct(bytes)
-            .map_err(|e| rusqlite::Error::UserFunctionError(format!("argument {i}: {e}").into()))
+        let bytes = ctx.get_raw(i).as_blob().map_err(|e| fail(i, &e))?;
+        decode_distinct(bytes).map_err(|e| fail(i, &e))
     };
     let mut stored = arg(0)?;
     stored.merge(&arg(1)?, CELL_EXACT_LIMIT);
     Ok(stored)
 }
+
+/// What an error of a stored aggregate that does not read back adds: it is
+/// derived data, counted again from the events when `counts.db` is gone.
+pub(crate) const DAMAGED: &str = "a stored aggregate does not read back (counts.db is damaged): stop the centre and remove counts.db (and its -wal and -shm) to count the aggregates again from the stored events";
 
 /// Registers the functions on `conn` (every connection the store opens: only the
 /// writer's statements use them).
@@ -83,5 +93,6 @@ mod tests {
             })
             .unwrap_err();
         assert!(err.to_string().contains("argument 0"), "{err}");
+        assert!(err.to_string().contains("remove counts.db"), "{err}");
     }
 }

@@ -61,6 +61,14 @@ fn encode_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::Encode(e.to_string())
 }
 
+/// A stored packed row that does not read back.
+fn damaged(day: i64, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Encode(format!(
+        "the packed source day at {day} ms: {e}; {}",
+        super::functions::DAMAGED
+    ))
+}
+
 /// Counts `e` (from the sensor with id `sensor`, to the target with key
 /// `target`) into its source's day on `(proto, port)`.
 pub(crate) fn add(
@@ -125,7 +133,7 @@ pub(crate) fn merge(conn: &Connection, days: Pending, pack_ports: usize) -> Resu
             let mut rows = read.query(params![day, src.as_slice()])?;
             let mut pack = match rows.next()? {
                 Some(r) => decode_day_ports(day, r.get_ref(0)?.as_blob().map_err(encode_error)?)
-                    .map_err(encode_error)?,
+                    .map_err(|e| damaged(day, e))?,
                 None => Vec::new(),
             };
             drop(rows);
@@ -193,7 +201,7 @@ pub(crate) fn read_day(
     let mut rows = packed.query(params![day, src])?;
     if let Some(r) = rows.next()? {
         let bytes = r.get_ref(0)?.as_blob().map_err(encode_error)?;
-        for (port, a) in decode_day_ports(day, bytes).map_err(encode_error)? {
+        for (port, a) in decode_day_ports(day, bytes).map_err(|e| damaged(day, e))? {
             ports.entry(port).or_default().merge(&a, CELL_EXACT_LIMIT);
         }
     }
@@ -204,7 +212,8 @@ pub(crate) fn read_day(
     let mut rows = own.query(params![day, src])?;
     while let Some(r) = rows.next()? {
         let d = |i: usize| -> Result<Distinct, StoreError> {
-            decode_distinct(r.get_ref(i)?.as_blob().map_err(encode_error)?).map_err(encode_error)
+            decode_distinct(r.get_ref(i)?.as_blob().map_err(encode_error)?)
+                .map_err(|e| damaged(day, e))
         };
         let a = PortActivity {
             events: r.get::<_, i64>(2)? as u64,
