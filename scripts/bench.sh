@@ -15,6 +15,8 @@ echo "== memory per cell (crates/cli/benches/memory.rs)"
 cargo bench --locked -p scanwatch --bench memory
 echo "== server ingest over loopback (crates/collector/benches/ingest.rs)"
 cargo bench --locked -p scanwatch-collector --bench ingest
+echo "== server ingest with 12 sensors sending at once, a million events (issue 14's target: 500k events/s acknowledged)"
+SCANWATCH_BENCH_CLIENTS=12 SCANWATCH_BENCH_BATCHES=1000 cargo bench --locked -p scanwatch-collector --bench ingest
 echo "== query latency with 30 days loaded, and ingest latency while four analysts query (crates/collector/benches/query.rs)"
 cargo bench --locked -p scanwatch-collector --bench query
 echo "== a port's history with 60 s windows: the time-first walk against a port index (crates/store/benches/history.rs)"

@@ -1,7 +1,9 @@
 //! Ingest throughput of the embedded server over loopback: batches of 1,000 events
 //! posted by a load generator in the same run, beside a baseline measured in the
 //! same run (the same batches parsed and committed to the store directly, without
-//! HTTP), with p50/p99 acknowledgement latency. Run with `scripts/bench.sh` or
+//! HTTP), with p50/p99 acknowledgement latency. `SCANWATCH_BENCH_CLIENTS` sets how
+//! many sensors send at once (default 2), `SCANWATCH_BENCH_BATCHES` how many
+//! batches (default 200). Run with `scripts/bench.sh` or
 //! `cargo bench -p scanwatch-collector --bench ingest`.
 #![allow(clippy::unwrap_used)] // a bench may panic on a broken setup
 
@@ -148,10 +150,19 @@ fn main() {
         (waiting, raw, best(&store))
     };
 
-    // The server on loopback, with a load generator of two client threads.
+    // The server on loopback, with a load generator of client threads (two, or
+    // `SCANWATCH_BENCH_CLIENTS`), each a sensor of its own with one batch in
+    // flight, as a sensor sends.
+    let clients: usize = std::env::var("SCANWATCH_BENCH_CLIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(2);
     let dir = tempfile::tempdir().unwrap();
     let mut store = SqliteStore::open(dir.path()).unwrap();
-    let token = store.add_sensor("s", Timestamp(0)).unwrap();
+    let tokens: Vec<String> = (0..clients)
+        .map(|k| store.add_sensor(&format!("s{k}"), Timestamp(0)).unwrap())
+        .collect();
     // As `scanwatch server` wires it: a batch is answered before the store counts
     // it into its aggregates (the handler counts after its answer).
     store.defer_counting();
@@ -187,13 +198,15 @@ fn main() {
     rt.spawn(async move { axum::serve(listener, app(state)).await });
     let url = format!("http://{addr}/api/v1/events");
     let t = Instant::now();
-    let threads: Vec<_> = (0..2)
+    // (Shared: a copy of the bodies per client would be 50 MB each.)
+    let shared = Arc::new(bodies.clone());
+    let threads: Vec<_> = (0..clients)
         .map(|k| {
-            let (bodies, url, token) = (bodies.clone(), url.clone(), token.clone());
+            let (bodies, url, token) = (shared.clone(), url.clone(), tokens[k].clone());
             std::thread::spawn(move || {
                 let agent = ureq::Agent::new_with_defaults();
                 let (mut lat, mut refused) = (Vec::new(), 0u64);
-                for (i, b) in bodies.iter().enumerate().filter(|(i, _)| i % 2 == k) {
+                for (i, b) in bodies.iter().enumerate().filter(|(i, _)| i % clients == k) {
                     let t = Instant::now();
                     // Answered 503 while the server's bound of events waiting to be
                     // counted is reached (`max_uncounted_events`): sent again after
@@ -247,7 +260,7 @@ fn main() {
     );
     println!(
         "{:<48} {:>12.0} {:>9.1}%",
-        "server over loopback: 2 clients, 1,000/batch",
+        format!("server over loopback: {clients} clients, 1,000/batch"),
         events / http,
         100.0 * direct / http
     );
