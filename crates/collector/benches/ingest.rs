@@ -245,8 +245,9 @@ fn main() {
     let answered = t.elapsed().as_secs_f64();
     let backlog = store.lock().unwrap().uncounted().unwrap();
     // The counting the server did after its last answers is part of the work:
-    // wait for a running one (it holds the store) and do what is still due, as the
-    // direct baseline did inline.
+    // count what is still due (a counting the centre's counter is running holds
+    // the aggregates' lock, so this waits for it), as the direct baseline did
+    // inline.
     store.lock().unwrap().count_due().unwrap();
     let http = t.elapsed().as_secs_f64();
     lat.sort_by(f64::total_cmp);

@@ -459,10 +459,35 @@ fn an_upgrade_undone_then_done_again_counts_each_event_once() {
     check(&s, &delivered, &[]).unwrap();
 }
 
+/// As above, but the build of version 9 did not start afresh (no event came after
+/// the upgrade, so its watermark was not ahead): it counted on, into rows of their
+/// own, beside the packed rows of version 10. Opened by version 10 again, every
+/// event is counted once.
+#[test]
+fn an_upgrade_undone_that_counted_on_is_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    s.add_sensor("a", Timestamp(0)).unwrap();
+    let mut delivered: Vec<(String, Event)> = Vec::new();
+    deliver(&mut s, &mut delivered, round(0));
+    // Version 9's counting: every port in a row of its own.
+    s.set_pack_ports(0);
+    deliver(&mut s, &mut delivered, round(1));
+    drop(s);
+    rusqlite::Connection::open(dir.path().join("scanwatch.db"))
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 9")
+        .unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(version(dir.path()), scanwatch_store::SCHEMA_VERSION);
+    check(&s, &delivered, &[]).unwrap();
+    s.aggregate_now().unwrap();
+    check(&s, &delivered, &[]).unwrap();
+}
+
 /// A packed row damaged inside a sound `counts.db`: the counting that meets it
-/// fails with an error that says what to do (the centre goes on taking batches
-/// and reads what is not counted from the blocks), and doing it (removing
-/// `counts.db`) gives back exact answers.
+/// fails with an error that says what to do, and doing it (removing `counts.db`)
+/// gives back exact answers.
 #[test]
 fn a_damaged_packed_row_stops_the_counting_with_the_way_out() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,7 @@
 //! The embedded store's aggregates in a database file of their own (`counts.db`
-//! beside `scanwatch.db`, schema version 9): the per-port cells (`port_cells`), the
-//! sources' days (`source_days`) and the watermark they are counted to
+//! beside `scanwatch.db`, since schema version 9): the per-port cells
+//! (`port_cells`), the sources' days (`source_ports` since version 10, and
+//! `source_days`: `source_days.rs`) and the watermark they are counted to
 //! (`counted`).
 //!
 //! Why a second file: SQLite has one writer per file, and counting stored blocks
@@ -317,14 +318,18 @@ impl Counter {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Read again under this file's lock: another process may have set the
+        // store to version 10 and counted into packed rows meanwhile.
+        let version: u32 = tx.pragma_query_value(Some("ev"), "user_version", |r| r.get(0))?;
         let packed: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM source_ports)", [], |r| {
             r.get(0)
         })?;
-        if packed {
+        let again = version == 9 && packed;
+        if again {
             start_again(&tx)?;
         }
         tx.commit()?;
-        Ok(packed)
+        Ok(again)
     }
 
     /// Keeps at most `n` ports of a source's day in its one row from now on

@@ -43,13 +43,23 @@ CREATE TABLE IF NOT EXISTS source_ports (
 /// hour each.
 pub const PACK_PORTS: usize = 128;
 
-/// A port of a source's day stays in the packed row while it counts fewer events
-/// than this, and has a row of its own from then on: its counters hold at most 15
-/// keys each, so a port takes at most about 170 bytes and a packed row about 22 KB
-/// (a port of one event about 15 bytes). Without it, a source's busiest ports
-/// (thousands of targets: counters of 8–16 KB) would make a row of megabytes that
-/// every counting seeing one more event of that source rewrote.
+/// A port of a source's day stays in the packed row while it counts fewer events,
+/// sensors and targets than this each, and leaves it for a row of its own when one
+/// of them reaches it: its counters hold at most 15 keys each, so a port takes at
+/// most about 170 bytes and a packed row about 22 KB (a port of one event about 15
+/// bytes). Without it, a source's busiest ports (thousands of targets: counters of
+/// 8–16 KB) would make a row of megabytes that every counting seeing one more event
+/// of that source rewrote. (A port that left may come back to the packed row with
+/// a later counting's few events, and leave again: readers add both up.)
 pub const PACKED_EVENTS: u64 = 16;
+
+/// Whether a port is too busy for the packed row ([`PACKED_EVENTS`]); its
+/// counters are counted too, since a block may hold events of count 0.
+fn busy(a: &PortActivity) -> bool {
+    a.events >= PACKED_EVENTS
+        || a.targets.distinct() >= PACKED_EVENTS
+        || a.sensors.distinct() >= PACKED_EVENTS
+}
 
 /// (source, day, protocol number, port).
 pub(crate) type DayKey = (SrcBytes, i64, u8, u16);
@@ -61,10 +71,10 @@ fn encode_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::Encode(e.to_string())
 }
 
-/// A stored packed row that does not read back.
+/// A stored source day (packed, or a port's own row) that does not read back.
 fn damaged(day: i64, e: impl std::fmt::Display) -> StoreError {
     StoreError::Encode(format!(
-        "the packed source day at {day} ms: {e}; {}",
+        "the source day at {day} ms: {e}; {}",
         super::functions::DAMAGED
     ))
 }
@@ -92,9 +102,10 @@ pub(crate) fn add(
 /// its row of `source_ports` (read, merged, written again), the ports that do not
 /// fit under `pack_ports` or reach [`PACKED_EVENTS`] into rows of their own in
 /// `source_days`, upserted with their counters merged by `sw_merge_distinct`
-/// (`functions.rs`). A port is in its packed row, in its row of its own, or (a
-/// store counted before version 10, or a port that left its packed row while it
-/// had a row of its own) in both: readers add them up.
+/// (`functions.rs`). A port is in its packed row, in its row of its own, or in
+/// both (a store counted before version 10, a port that left its packed row and
+/// came back to it, one that had a row of its own when it left): readers add them
+/// up.
 pub(crate) fn merge(conn: &Connection, days: Pending, pack_ports: usize) -> Result<(), StoreError> {
     const PACKS: Upsert<'static> = Upsert {
         head: "INSERT INTO source_ports (day_ms, src, ports)",
@@ -120,6 +131,7 @@ pub(crate) fn merge(conn: &Connection, days: Pending, pack_ports: usize) -> Resu
         (da, sa, pa, qa).cmp(&(db, sb, pb, qb))
     });
     let mut packs: Vec<(i64, &SrcBytes, Vec<u8>)> = Vec::new();
+    let mut emptied: Vec<(i64, &SrcBytes)> = Vec::new();
     // Ports for rows of their own: a counting's (borrowed) or one that left its
     // packed row (owned, with all it counted there).
     let mut own: Vec<(&DayKey, Cow<'_, PortActivity>)> = Vec::new();
@@ -143,11 +155,11 @@ pub(crate) fn merge(conn: &Connection, days: Pending, pack_ports: usize) -> Resu
                 match pack.binary_search_by_key(&port, |(p, _)| *p) {
                     Ok(i) => {
                         pack[i].1.merge(a, CELL_EXACT_LIMIT);
-                        if pack[i].1.events >= PACKED_EVENTS {
+                        if busy(&pack[i].1) {
                             own.push((key, Cow::Owned(pack.remove(i).1)));
                         }
                     }
-                    Err(i) if a.events < PACKED_EVENTS && pack.len() < pack_ports => {
+                    Err(i) if !busy(a) && pack.len() < pack_ports => {
                         pack.insert(i, (port, a.clone()))
                     }
                     Err(_) => {
@@ -157,11 +169,21 @@ pub(crate) fn merge(conn: &Connection, days: Pending, pack_ports: usize) -> Resu
                 }
                 changed = true;
             }
-            if changed {
+            if changed && pack.is_empty() {
+                // Every port left: no row rather than an empty one.
+                emptied.push((day, src));
+            } else if changed {
                 let mut bytes = Vec::new();
                 encode_day_ports(day, &pack, &mut bytes, &mut buf);
                 packs.push((day, src, bytes));
             }
+        }
+    }
+    {
+        let mut delete =
+            conn.prepare_cached("DELETE FROM source_ports WHERE day_ms = ?1 AND src = ?2")?;
+        for (day, src) in &emptied {
+            delete.execute(params![day, src.as_slice()])?;
         }
     }
     PACKS.run(conn, &packs, |st, at, (day, src, bytes)| {
@@ -317,7 +339,7 @@ mod tests {
         #[test]
         fn a_source_day_reads_as_its_events_whatever_the_bound(
             evs in prop::collection::vec(
-                (0u8..3, 0i64..2, 0u16..12, 0..DAY_MS, 0i64..3, 0u8..6, 1u32..4),
+                (0u8..3, 0i64..2, 0u16..12, 0..DAY_MS, 0i64..3, 0u8..6, 0u32..10),
                 1..200,
             ),
             countings in prop::collection::vec((1usize..60, 0usize..6), 1..8),
@@ -427,6 +449,20 @@ mod tests {
         read_day(&conn, 0, key.as_slice(), &mut got).unwrap();
         assert_eq!(figures(&got), figures(&want));
         assert_eq!(got[&(6, 0)].targets.distinct(), 516);
+        // Events of count 0 (an older block may hold them) to 20 targets: too busy
+        // for the packed row however few events they count.
+        let mut days = Pending::default();
+        for target in 0..20 {
+            days.entry((key, 0, 6, 999))
+                .or_default()
+                .add(1, target, 5, 0, CELL_EXACT_LIMIT);
+        }
+        merge(&conn, days, PACK_PORTS).unwrap();
+        assert_eq!(
+            rows("SELECT COUNT(*) FROM source_days"),
+            PACK_PORTS as i64 + 1
+        );
+        assert!(rows(packed_bytes) < 10);
     }
 
     /// A sweep of 300 ports in a day: the first `PACK_PORTS` in the source's row,
