@@ -425,17 +425,38 @@ fn version(dir: &std::path::Path) -> u32 {
         .unwrap()
 }
 
+/// A store of version 10 with the first round of traffic counted into it.
+fn counted_round() -> (tempfile::TempDir, SqliteStore, Vec<(String, Event)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    s.add_sensor("a", Timestamp(0)).unwrap();
+    let mut delivered: Vec<(String, Event)> = Vec::new();
+    deliver(&mut s, &mut delivered, round(0));
+    (dir, s, delivered)
+}
+
+/// Puts the store's file in `dir` back to version 9, opens it (as version 10
+/// again) and checks every answer against the delivered events, before and after
+/// a counting.
+fn undone_then_done_again(dir: &std::path::Path, delivered: &[(String, Event)]) {
+    rusqlite::Connection::open(dir.join("scanwatch.db"))
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 9")
+        .unwrap();
+    let mut s = SqliteStore::open(dir).unwrap();
+    assert_eq!(version(dir), scanwatch_store::SCHEMA_VERSION);
+    check(&s, delivered, &[]).unwrap();
+    s.aggregate_now().unwrap();
+    check(&s, delivered, &[]).unwrap();
+}
+
 /// An upgrade undone: the store's file put back to version 9 while `counts.db`
 /// keeps packed rows of version 10, and a build of version 9 starts its
 /// aggregates afresh (it clears what it knows: the cells and the rows of their
 /// own). Opened by version 10 again, the packed rows are not counted twice.
 #[test]
 fn an_upgrade_undone_then_done_again_counts_each_event_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = SqliteStore::open(dir.path()).unwrap();
-    s.add_sensor("a", Timestamp(0)).unwrap();
-    let mut delivered: Vec<(String, Event)> = Vec::new();
-    deliver(&mut s, &mut delivered, round(0));
+    let (dir, s, delivered) = counted_round();
     drop(s);
     let counts = rusqlite::Connection::open(dir.path().join("counts.db")).unwrap();
     counts
@@ -448,15 +469,7 @@ fn an_upgrade_undone_then_done_again_counts_each_event_once() {
         .unwrap();
     assert!(packed > 0, "packed rows left behind");
     drop(counts);
-    rusqlite::Connection::open(dir.path().join("scanwatch.db"))
-        .unwrap()
-        .execute_batch("PRAGMA user_version = 9")
-        .unwrap();
-    let mut s = SqliteStore::open(dir.path()).unwrap();
-    assert_eq!(version(dir.path()), scanwatch_store::SCHEMA_VERSION);
-    check(&s, &delivered, &[]).unwrap();
-    s.aggregate_now().unwrap();
-    check(&s, &delivered, &[]).unwrap();
+    undone_then_done_again(dir.path(), &delivered);
 }
 
 /// As above, but the build of version 9 did not start afresh (no event came after
@@ -465,24 +478,12 @@ fn an_upgrade_undone_then_done_again_counts_each_event_once() {
 /// event is counted once.
 #[test]
 fn an_upgrade_undone_that_counted_on_is_counted_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = SqliteStore::open(dir.path()).unwrap();
-    s.add_sensor("a", Timestamp(0)).unwrap();
-    let mut delivered: Vec<(String, Event)> = Vec::new();
-    deliver(&mut s, &mut delivered, round(0));
+    let (dir, mut s, mut delivered) = counted_round();
     // Version 9's counting: every port in a row of its own.
     s.set_pack_ports(0);
     deliver(&mut s, &mut delivered, round(1));
     drop(s);
-    rusqlite::Connection::open(dir.path().join("scanwatch.db"))
-        .unwrap()
-        .execute_batch("PRAGMA user_version = 9")
-        .unwrap();
-    let mut s = SqliteStore::open(dir.path()).unwrap();
-    assert_eq!(version(dir.path()), scanwatch_store::SCHEMA_VERSION);
-    check(&s, &delivered, &[]).unwrap();
-    s.aggregate_now().unwrap();
-    check(&s, &delivered, &[]).unwrap();
+    undone_then_done_again(dir.path(), &delivered);
 }
 
 /// A packed row damaged inside a sound `counts.db`: the counting that meets it
@@ -490,11 +491,7 @@ fn an_upgrade_undone_that_counted_on_is_counted_once() {
 /// gives back exact answers.
 #[test]
 fn a_damaged_packed_row_stops_the_counting_with_the_way_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = SqliteStore::open(dir.path()).unwrap();
-    s.add_sensor("a", Timestamp(0)).unwrap();
-    let mut delivered: Vec<(String, Event)> = Vec::new();
-    deliver(&mut s, &mut delivered, round(0));
+    let (dir, mut s, mut delivered) = counted_round();
     let counts = rusqlite::Connection::open(dir.path().join("counts.db")).unwrap();
     let hit = counts
         .execute(
