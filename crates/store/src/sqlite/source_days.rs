@@ -92,7 +92,7 @@ pub(crate) fn add(
     // Times beyond ±2^60 ms (no real event time: the wire's are years 0 to
     // 9999) are taken as ±2^60, as `floor_to` takes them, so that first and last
     // lie in the day the row is keyed by and its bytes always read back.
-    let t = e.time.0.clamp(-(1 << 60), 1 << 60);
+    let t = super::events::clamp(e.time);
     days.entry((SrcBytes::of(e.src), floor_to(t, DAY_MS), proto, port))
         .or_default()
         .add(sensor as u64, target, t, e.count, CELL_EXACT_LIMIT);
