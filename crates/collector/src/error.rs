@@ -50,7 +50,17 @@ impl From<scanwatch_centre::CentreError> for AppError {
 
 impl From<scanwatch_store::StoreError> for AppError {
     fn from(e: scanwatch_store::StoreError) -> Self {
-        AppError::Internal(e.to_string())
+        match e {
+            // Derived data being counted again: the answer comes back once it
+            // is (the detail is logged, not sent).
+            scanwatch_store::StoreError::DamagedAggregate(_) => {
+                tracing::error!(error = %e, "a query met a damaged aggregate");
+                AppError::Busy(
+                    "the stored aggregates are being counted again; try again shortly".into(),
+                )
+            }
+            e => AppError::Internal(e.to_string()),
+        }
     }
 }
 

@@ -450,7 +450,9 @@ impl AppState {
                 let mut guard = store
                     .lock()
                     .map_err(|_| AppError::internal("store lock poisoned"))?;
-                f(guard.as_mut()).map_err(AppError::from)
+                let r = f(guard.as_mut());
+                drop(guard);
+                read_result(&centre, r)
             })
             .await;
         }
@@ -466,7 +468,9 @@ impl AppState {
                     .lock()
                     .map_err(|_| AppError::internal("reader lock poisoned"))?,
             };
-            f(guard.as_mut()).map_err(AppError::from)
+            let r = f(guard.as_mut());
+            drop(guard);
+            read_result(&centre, r)
         })
         .await
     }
@@ -621,6 +625,24 @@ pub fn human_ms(ms: i64) -> String {
         3600..86400 => format!("{sign}{}h {}m", s / 3600, (s % 3600) / 60),
         _ => format!("{sign}{}d {}h", s / 86400, (s % 86400) / 3600),
     }
+}
+
+/// A read's result. One that met a damaged aggregate (the store asked for the
+/// aggregates to be counted again) starts that counting now, in a task of its
+/// own, rather than after the next batch (which may be long in coming).
+fn read_result<T>(
+    centre: &Centre,
+    r: Result<T, scanwatch_store::StoreError>,
+) -> Result<T, AppError> {
+    if let Err(scanwatch_store::StoreError::DamagedAggregate(_)) = &r {
+        let centre = centre.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = centre.count_due() {
+                tracing::warn!(error = %e, "cannot count the stored events into the aggregates yet");
+            }
+        });
+    }
+    r.map_err(AppError::from)
 }
 
 /// Runs blocking store work off the async threads.

@@ -137,6 +137,10 @@ pub enum ReadErrors {
     /// Internal error; details only in the server's log.
     #[response(status = 500)]
     Internal(ErrorBody),
+    /// The stored aggregates are being counted again from the stored events (a
+    /// read met one that does not read back); try again after `Retry-After`.
+    #[response(status = 503)]
+    Busy(ErrorBody),
 }
 
 /// What `topports` ranks by.

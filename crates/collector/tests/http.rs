@@ -868,3 +868,91 @@ async fn a_failing_counting_does_not_refuse_batches() {
         0
     );
 }
+
+/// A damaged aggregate met by a read (`/api/v1/topports` over the counted
+/// cells): 503 with `Retry-After` and a message of what happens (none of the
+/// store's detail), and the read starts a counting (no batch comes) that counts
+/// the aggregates again from the stored events: the read then answers as before
+/// the damage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_aggregate_answers_busy_until_counted_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let token = store.add_sensor("fw-1", Timestamp(0)).unwrap();
+    let analyst = store
+        .add_api_token("alice", scanwatch_store::Role::Analyst, Timestamp(0))
+        .unwrap();
+    let counts_file = store.path().with_file_name("counts.db");
+    let state = AppState::new(
+        Box::new(store),
+        Pipeline::new(PipelineConfig::new(3_600_000, 7 * 86_400_000)),
+        Limits::default(),
+        Arc::new(|| Timestamp(NOW)),
+    );
+    let s = Setup {
+        state,
+        token: token.clone(),
+        revoked: String::new(),
+        _dir: dir,
+    };
+    // 20,000 events: counted into the cells by the second batch's commit.
+    for b in 0..2 {
+        let (st, v) = post(
+            &s,
+            Some(&token),
+            Some(&format!("b-{b}")),
+            None,
+            ten_thousand(b),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    let top = || async {
+        let req = Request::get(
+            "/api/v1/topports?by=sources&limit=5&from=2026-11-26T00:00:00Z&to=2026-11-27T00:00:00Z",
+        )
+        .header("authorization", format!("Bearer {analyst}"))
+        .body(Body::empty())
+        .unwrap();
+        let resp = app(s.state.clone()).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let after = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        (status, after, v)
+    };
+    let (st, _, before) = top().await;
+    assert_eq!(st, StatusCode::OK, "{before}");
+    assert_eq!(before.as_array().map(Vec::len), Some(5), "{before}");
+    let hit = rusqlite::Connection::open(&counts_file)
+        .unwrap()
+        .execute("UPDATE port_cells SET src = x'ff00ff'", [])
+        .unwrap();
+    assert!(hit > 0);
+    let (st, after, v) = top().await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(after.as_deref(), Some("1"));
+    assert_eq!(
+        v["error"],
+        "the stored aggregates are being counted again; try again shortly"
+    );
+    // The counting runs in a task of its own: bounded wait for the read to
+    // answer again.
+    let mut again = None;
+    for _ in 0..100 {
+        let (st, _, v) = top().await;
+        if st == StatusCode::OK {
+            again = Some(v);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        again.as_ref(),
+        Some(&before),
+        "the aggregates were never counted again"
+    );
+}

@@ -54,6 +54,11 @@ pub enum StoreError {
     ClickHouseSchemaVersion { found: u32 },
     #[error("cannot encode a record: {0}")]
     Encode(String),
+    /// An aggregate the embedded store keeps (a cell's counter, a source's day)
+    /// that no longer reads back: derived data, counted again from the stored
+    /// events by the next counting.
+    #[error("a stored aggregate does not read back ({0}); the aggregates are counted again from the stored events")]
+    DamagedAggregate(String),
     #[error("this store keeps no {0}")]
     Unsupported(&'static str),
     #[error(

@@ -902,7 +902,10 @@ impl EventStore for SqliteStore {
         by: TopBy,
         limit: usize,
     ) -> Result<Vec<PortTotals>, StoreError> {
-        port_cells::top_ports(&self.conn, &self.blocks, from, to, by, limit)
+        counts::ask_recount_if_damaged(
+            &self.path,
+            port_cells::top_ports(&self.conn, &self.blocks, from, to, by, limit),
+        )
     }
 
     fn source_activity(
@@ -911,7 +914,10 @@ impl EventStore for SqliteStore {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<SourcePort>, StoreError> {
-        events::source_activity(&self.conn, &self.blocks, src, from, to)
+        counts::ask_recount_if_damaged(
+            &self.path,
+            events::source_activity(&self.conn, &self.blocks, src, from, to),
+        )
     }
 
     fn commit_batch(
@@ -940,7 +946,7 @@ impl EventStore for SqliteStore {
     }
 
     fn count_due(&mut self) -> Result<(), StoreError> {
-        if self.waiting >= events::AGGREGATE_EVERY {
+        if self.waiting >= events::AGGREGATE_EVERY || self.counter.recount_asked() {
             self.aggregate_now()?;
         }
         Ok(())

@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
 use scanwatch_store::prelude::*;
 use scanwatch_store::sqlite::SqliteStore;
-use scanwatch_store::{PortTotals, SourcePort, TopBy};
+use scanwatch_store::{PortTotals, SourcePort, StoreError, TopBy};
 use std::collections::{HashMap, HashSet};
 
 mod old_versions;
@@ -486,34 +486,73 @@ fn an_upgrade_undone_that_counted_on_is_counted_once() {
     undone_then_done_again(dir.path(), &delivered);
 }
 
-/// A packed row damaged inside a sound `counts.db`: the counting that meets it
-/// fails with an error that says what to do, and doing it (removing `counts.db`)
-/// gives back exact answers.
+/// Damages the stored aggregates of the first round (`sql` on `counts.db`,
+/// which must change rows).
+fn damage(dir: &std::path::Path, sql: &str) {
+    let counts = rusqlite::Connection::open(dir.join("counts.db")).unwrap();
+    assert!(counts.execute(sql, []).unwrap() > 0, "{sql}");
+}
+
+fn recount_asked(dir: &std::path::Path) -> bool {
+    dir.join(scanwatch_store::sqlite::counts::RECOUNT_FILE)
+        .exists()
+}
+
+/// A damaged aggregate inside a sound `counts.db` (a packed source day, or a
+/// cell's counter that the next counting's upsert merges into) met by the
+/// counting: it counts the aggregates again from the blocks instead of failing,
+/// and every answer is the exact count's.
 #[test]
-fn a_damaged_packed_row_stops_the_counting_with_the_way_out() {
-    let (dir, mut s, mut delivered) = counted_round();
-    let counts = rusqlite::Connection::open(dir.path().join("counts.db")).unwrap();
-    let hit = counts
-        .execute(
-            "UPDATE source_ports SET ports = x'07' WHERE day_ms = ?1",
-            [BASE],
-        )
-        .unwrap();
-    assert!(hit > 0);
-    drop(counts);
-    for part in round(1).chunks(1_000) {
-        let id = format!("b{}", delivered.len());
-        s.commit_batch("a", &id, part, Timestamp(0)).unwrap();
-        delivered.extend(part.iter().map(|e| ("a".to_string(), e.clone())));
+fn a_damaged_aggregate_met_by_the_counting_is_counted_again() {
+    for sql in [
+        "UPDATE source_ports SET ports = x'07'",
+        "UPDATE port_cells SET src = x'ff00ff'",
+    ] {
+        let (dir, mut s, mut delivered) = counted_round();
+        damage(dir.path(), sql);
+        deliver(&mut s, &mut delivered, round(1));
+        assert!(!recount_asked(dir.path()), "{sql}");
+        check(&s, &delivered, &[]).unwrap();
+        // The aggregates were counted again: nothing waits.
+        assert_eq!(s.uncounted().unwrap(), 0, "{sql}");
     }
-    let err = s.aggregate_now().unwrap_err().to_string();
-    assert!(err.contains("remove counts.db"), "{err}");
-    drop(s);
-    for f in ["counts.db", "counts.db-wal", "counts.db-shm"] {
-        let _ = std::fs::remove_file(dir.path().join(f));
+}
+
+/// A damaged aggregate met by a query (a cell, or a source day, no counting
+/// touches again): the query fails with a typed error and leaves the ask for a
+/// recount, which the next counting (here the server's, on a connection of its
+/// own) carries out; then every answer is the exact count's.
+#[test]
+fn a_damaged_aggregate_met_by_a_query_is_counted_again_by_the_next_counting() {
+    let src: std::net::IpAddr = std::net::Ipv4Addr::from(0xC000_0000u32 | 7).into();
+    type Query<'a> = &'a dyn Fn(&SqliteStore) -> Result<(), StoreError>;
+    let cases: [(&str, Query); 2] = [
+        ("UPDATE port_cells SET dst = x'ff00ff'", &|s| {
+            s.top_ports(Timestamp(i64::MIN), Timestamp(i64::MAX), TopBy::Events, 10)
+                .map(drop)
+        }),
+        ("UPDATE source_ports SET ports = x'07'", &|s| {
+            s.source_activity(src, Timestamp(i64::MIN), Timestamp(i64::MAX))
+                .map(drop)
+        }),
+    ];
+    for (sql, query) in cases {
+        let (dir, s, delivered) = counted_round();
+        damage(dir.path(), sql);
+        let err = query(&s).unwrap_err();
+        assert!(
+            matches!(err, StoreError::DamagedAggregate(_)),
+            "{sql}: {err}"
+        );
+        assert!(err.to_string().contains("counted again"), "{err}");
+        assert!(recount_asked(dir.path()), "{sql}");
+        // Nothing waits, yet the ask makes the counting start again.
+        let mut counter = s.counter().unwrap();
+        counter.count_due().unwrap();
+        assert!(!recount_asked(dir.path()), "{sql}");
+        query(&s).unwrap();
+        check(&s, &delivered, &[]).unwrap();
     }
-    let s = SqliteStore::open(dir.path()).unwrap();
-    check(&s, &delivered, &[]).unwrap();
 }
 
 /// A store counted by version 9 (every port of a source's day in a row of its

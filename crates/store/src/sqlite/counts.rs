@@ -181,6 +181,8 @@ pub(crate) fn set_wal(conn: &Connection) -> Result<(), StoreError> {
 #[derive(Debug)]
 pub struct Counter {
     conn: Connection,
+    /// Raised by the merge functions when a stored counter does not decode.
+    damage: functions::Damage,
     /// How many ports of a source's day go in its one row
     /// ([`source_days::PACK_PORTS`]).
     pack_ports: usize,
@@ -198,7 +200,7 @@ impl Counter {
             reason: e.to_string(),
         })?;
         let mut conn = Connection::open(&path)?;
-        functions::register(&conn)?;
+        let damage = functions::register(&conn)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         set_wal(&conn)?;
         // Derived data: a commit lost to a power cut takes its watermark with it
@@ -223,6 +225,7 @@ impl Counter {
         attach_read_only(&conn, store_file, "ev")?;
         Ok(Counter {
             conn,
+            damage,
             pack_ports: source_days::PACK_PORTS,
             store_file: store_file.to_path_buf(),
         })
@@ -348,12 +351,34 @@ impl Counter {
     /// Counts every block after the watermark into the aggregates and moves it:
     /// 256 blocks per transaction of this file (which locks only this file), so
     /// another counter (another process's) waits at most one of them.
+    ///
+    /// A stored aggregate that does not read back (damaged on disk, or written
+    /// behind the store's back), met here or by a query since (which leaves
+    /// [`RECOUNT_FILE`]), starts the aggregates again from the blocks, as a lost
+    /// `counts.db` does: the counting goes on instead of failing at that row
+    /// until someone removes the file. Meanwhile queries read the blocks, slower
+    /// and exact. At most once per call: a second failure is returned.
     pub fn count(&mut self) -> Result<(), StoreError> {
+        let mut started_again = false;
+        if self.recount_asked() {
+            self.recount("a query met a stored aggregate that does not read back")?;
+            started_again = true;
+        }
         loop {
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let Some(damaged) = events::aggregate_next(&tx, self.pack_ports)? else {
+            self.damage.take();
+            let next = match events::aggregate_next(&tx, self.pack_ports) {
+                Err(e) if !started_again && (self.damage.take() || is_damage(&e)) => {
+                    drop(tx);
+                    self.recount(&e.to_string())?;
+                    started_again = true;
+                    continue;
+                }
+                r => r?,
+            };
+            let Some(damaged) = next else {
                 return Ok(());
             };
             if !damaged.is_empty() {
@@ -363,12 +388,39 @@ impl Counter {
         }
     }
 
-    /// Counts if at least [`events::AGGREGATE_EVERY`] events wait.
+    /// Counts if at least [`events::AGGREGATE_EVERY`] events wait, or a query
+    /// asked for the aggregates to be counted again.
     pub fn count_due(&mut self) -> Result<(), StoreError> {
-        if self.waiting()? >= events::AGGREGATE_EVERY {
+        if self.recount_asked() || self.waiting()? >= events::AGGREGATE_EVERY {
             self.count()?;
         }
         Ok(())
+    }
+
+    fn recount_file(&self) -> PathBuf {
+        recount_file(&self.store_file)
+    }
+
+    pub(crate) fn recount_asked(&self) -> bool {
+        self.recount_file().exists()
+    }
+
+    /// Empties the aggregates and sets the watermark to 0 (everything stored is
+    /// counted again), then takes back a query's ask.
+    fn recount(&mut self, why: &str) -> Result<(), StoreError> {
+        tracing::error!(reason = %why, "a stored aggregate does not read back: counting the aggregates again from the stored events");
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        start_again(&tx)?;
+        tx.commit()?;
+        match std::fs::remove_file(self.recount_file()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::DataDir {
+                path: self.recount_file().display().to_string(),
+                reason: e.to_string(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Retention cut the blocks before `cut` (and moved `pruned_to`): the cells
@@ -382,6 +434,41 @@ impl Counter {
         port_cells::prune(&tx, cut)?;
         tx.commit()?;
         Ok(())
+    }
+}
+
+/// The file a query leaves beside the store's (`counts.db.recount`) when it met a
+/// stored aggregate that does not read back: the next counting, in whichever
+/// process, starts the aggregates again and removes it.
+pub const RECOUNT_FILE: &str = "counts.db.recount";
+
+fn recount_file(store_file: &Path) -> PathBuf {
+    store_file.with_file_name(RECOUNT_FILE)
+}
+
+fn is_damage(e: &StoreError) -> bool {
+    matches!(e, StoreError::DamagedAggregate(_))
+}
+
+/// Passes on `r`; if it is a damaged aggregate, first asks the next counting to
+/// start the aggregates again ([`RECOUNT_FILE`] beside `store_file`). A query
+/// that cannot leave the file says so in its error.
+pub(crate) fn ask_recount_if_damaged<T>(
+    store_file: &Path,
+    r: Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match r {
+        Err(StoreError::DamagedAggregate(what)) => {
+            let path = recount_file(store_file);
+            match create_private(&path) {
+                Ok(()) => Err(StoreError::DamagedAggregate(what)),
+                Err(e) => Err(StoreError::DamagedAggregate(format!(
+                    "{what}; cannot ask for a recount at {}: {e}",
+                    path.display()
+                ))),
+            }
+        }
+        r => r,
     }
 }
 

@@ -10,7 +10,13 @@
 //!   holds (the cells keep it beside the counter, for the busy index).
 //!
 //! A counter that does not decode fails the statement (and with it the counting's
-//! transaction), as the read-merge-write did.
+//! transaction), as the read-merge-write did. A stored one (the first argument)
+//! also raises the connection's [`Damage`] flag: SQLite carries a function's
+//! error out of the statement as text only, and the counting must tell a
+//! damaged stored aggregate (counted again from the events) from other failures.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::Connection;
@@ -18,16 +24,26 @@ use scanwatch_aggregate::{decode_distinct, encode_distinct, Distinct};
 
 use super::CELL_EXACT_LIMIT;
 
-fn merged(ctx: &Context<'_>) -> rusqlite::Result<Distinct> {
+/// Raised when a stored counter given to one of the functions did not decode.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Damage(Arc<AtomicBool>);
+
+impl Damage {
+    /// Whether a stored counter failed to decode since the last call.
+    pub(crate) fn take(&self) -> bool {
+        self.0.swap(false, Ordering::Relaxed)
+    }
+}
+
+fn merged(ctx: &Context<'_>, damage: &Damage) -> rusqlite::Result<Distinct> {
     // The first argument is the stored counter: one that does not read back is
-    // damaged derived data, and the message says how to count it again.
+    // damaged derived data.
     let fail = |i: usize, e: &dyn std::fmt::Display| {
-        let what = if i == 0 {
-            format!("; {DAMAGED}")
-        } else {
-            String::new()
-        };
-        rusqlite::Error::UserFunctionError(format!("argument {i}: {e}{what}").into())
+        if i == 0 {
+            damage.0.store(true, Ordering::Relaxed);
+        }
+        let what = if i == 0 { " (the stored counter)" } else { "" };
+        rusqlite::Error::UserFunctionError(format!("argument {i}{what}: {e}").into())
     };
     let arg = |i: usize| -> rusqlite::Result<Distinct> {
         let bytes = ctx.get_raw(i).as_blob().map_err(|e| fail(i, &e))?;
@@ -38,22 +54,23 @@ fn merged(ctx: &Context<'_>) -> rusqlite::Result<Distinct> {
     Ok(stored)
 }
 
-/// What an error of a stored aggregate that does not read back adds: it is
-/// derived data, counted again from the events when `counts.db` is gone.
-pub(crate) const DAMAGED: &str = "a stored aggregate does not read back (counts.db is damaged): stop the centre and remove counts.db (and its -wal and -shm) to count the aggregates again from the stored events";
-
 /// Registers the functions on `conn` (every connection the store opens: only the
-/// writer's statements use them).
-pub(crate) fn register(conn: &Connection) -> rusqlite::Result<()> {
+/// counting's statements use them); the flag says when a stored counter did not
+/// decode.
+pub(crate) fn register(conn: &Connection) -> rusqlite::Result<Damage> {
     let flags = FunctionFlags::SQLITE_UTF8
         | FunctionFlags::SQLITE_DETERMINISTIC
         | FunctionFlags::SQLITE_INNOCUOUS;
-    conn.create_scalar_function("sw_merge_distinct", 2, flags, |ctx| {
-        Ok(encode_distinct(&merged(ctx)?))
+    let damage = Damage::default();
+    let d = damage.clone();
+    conn.create_scalar_function("sw_merge_distinct", 2, flags, move |ctx| {
+        Ok(encode_distinct(&merged(ctx, &d)?))
     })?;
-    conn.create_scalar_function("sw_merged_distinct_count", 2, flags, |ctx| {
-        Ok(merged(ctx)?.distinct() as i64)
-    })
+    let d = damage.clone();
+    conn.create_scalar_function("sw_merged_distinct_count", 2, flags, move |ctx| {
+        Ok(merged(ctx, &d)?.distinct() as i64)
+    })?;
+    Ok(damage)
 }
 
 #[cfg(test)]
@@ -63,7 +80,7 @@ mod tests {
     #[test]
     fn merges_counters_and_refuses_what_does_not_decode() {
         let conn = Connection::open_in_memory().unwrap();
-        register(&conn).unwrap();
+        let damage = register(&conn).unwrap();
         let enc = |keys: &[u64]| {
             let mut d = Distinct::default();
             for k in keys {
@@ -87,12 +104,14 @@ mod tests {
             })
             .unwrap_err();
         assert!(err.to_string().contains("argument 1"), "{err}");
+        assert!(!damage.take(), "the new counter is not the stored one");
         let err = conn
             .query_row("SELECT sw_merged_distinct_count(1, ?1)", [&a], |r| {
                 r.get::<_, i64>(0)
             })
             .unwrap_err();
         assert!(err.to_string().contains("argument 0"), "{err}");
-        assert!(err.to_string().contains("remove counts.db"), "{err}");
+        assert!(damage.take(), "a stored counter that does not decode");
+        assert!(!damage.take(), "taken");
     }
 }

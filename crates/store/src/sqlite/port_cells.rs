@@ -619,7 +619,7 @@ impl Union {
     fn add_row(&mut self, r: &rusqlite::Row<'_>, at: usize, w: Want) -> Result<(), StoreError> {
         let add = |u: &mut DistinctUnion, i: usize| -> Result<(), StoreError> {
             u.add_encoded(blob(r, i)?)
-                .map_err(|e| StoreError::Encode(e.to_string()))
+                .map_err(|e| StoreError::DamagedAggregate(format!("a cell's counter: {e}")))
         };
         self.events += r.get::<_, i64>(at)? as u64;
         if w.src {

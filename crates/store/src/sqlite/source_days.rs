@@ -73,10 +73,7 @@ fn encode_error(e: impl std::fmt::Display) -> StoreError {
 
 /// A stored source day (packed, or a port's own row) that does not read back.
 fn damaged(day: i64, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Encode(format!(
-        "the source day at {day} ms: {e}; {}",
-        super::functions::DAMAGED
-    ))
+    StoreError::DamagedAggregate(format!("the source day at {day} ms: {e}"))
 }
 
 /// Counts `e` (from the sensor with id `sensor`, to the target with key
