@@ -51,6 +51,23 @@ fn setup(limits: Limits) -> Setup {
     }
 }
 
+/// A server over `store` (kept in `dir`) with the tests' pipeline and clock and
+/// `limits`; `token` is its sensor's.
+fn serve(dir: tempfile::TempDir, store: SqliteStore, token: &str, limits: Limits) -> Setup {
+    let state = AppState::new(
+        Box::new(store),
+        Pipeline::new(PipelineConfig::new(3_600_000, 7 * 86_400_000)),
+        limits,
+        Arc::new(|| Timestamp(NOW)),
+    );
+    Setup {
+        state,
+        token: token.to_string(),
+        revoked: String::new(),
+        _dir: dir,
+    }
+}
+
 async fn post(
     s: &Setup,
     token: Option<&str>,
@@ -595,18 +612,7 @@ async fn a_deferring_store_is_counted_after_the_answer() {
     let token = store.add_sensor("fw-1", Timestamp(0)).unwrap();
     store.defer_counting();
     let db = store.path().to_path_buf();
-    let state = AppState::new(
-        Box::new(store),
-        Pipeline::new(PipelineConfig::new(3_600_000, 7 * 86_400_000)),
-        Limits::default(),
-        Arc::new(|| Timestamp(NOW)),
-    );
-    let s = Setup {
-        state,
-        token: token.clone(),
-        revoked: String::new(),
-        _dir: dir,
-    };
+    let s = serve(dir, store, &token, Limits::default());
     let watermark = || -> i64 {
         rusqlite::Connection::open(db.with_file_name("counts.db"))
             .unwrap()
@@ -682,19 +688,7 @@ fn backlog_setup() -> (Setup, std::path::PathBuf) {
         max_uncounted_events: 40_000,
         ..Limits::default()
     };
-    let state = AppState::new(
-        Box::new(store),
-        Pipeline::new(PipelineConfig::new(3_600_000, 7 * 86_400_000)),
-        limits,
-        Arc::new(|| Timestamp(NOW)),
-    );
-    let s = Setup {
-        state,
-        token,
-        revoked: String::new(),
-        _dir: dir,
-    };
-    (s, counts_file)
+    (serve(dir, store, &token, limits), counts_file)
 }
 
 fn metric(s: &Setup, name: &str) -> u64 {
@@ -883,18 +877,7 @@ async fn a_damaged_aggregate_answers_busy_until_counted_again() {
         .add_api_token("alice", scanwatch_store::Role::Analyst, Timestamp(0))
         .unwrap();
     let counts_file = store.path().with_file_name("counts.db");
-    let state = AppState::new(
-        Box::new(store),
-        Pipeline::new(PipelineConfig::new(3_600_000, 7 * 86_400_000)),
-        Limits::default(),
-        Arc::new(|| Timestamp(NOW)),
-    );
-    let s = Setup {
-        state,
-        token: token.clone(),
-        revoked: String::new(),
-        _dir: dir,
-    };
+    let s = serve(dir, store, &token, Limits::default());
     // 20,000 events: counted into the cells by the second batch's commit.
     for b in 0..2 {
         let (st, v) = post(
