@@ -110,6 +110,12 @@ async fn post_retry_after(
         .header(BATCH_HEADER, batch)
         .body(Body::from(body))
         .unwrap();
+    send(s, req).await
+}
+
+/// Sends `req` to the server and answers its status, its `Retry-After` (if any)
+/// and its JSON body.
+async fn send(s: &Setup, req: Request<Body>) -> (StatusCode, Option<String>, Value) {
     let resp = app(s.state.clone()).oneshot(req).await.unwrap();
     let status = resp.status();
     let after = resp
@@ -897,15 +903,7 @@ async fn a_damaged_aggregate_answers_busy_until_counted_again() {
         .header("authorization", format!("Bearer {analyst}"))
         .body(Body::empty())
         .unwrap();
-        let resp = app(s.state.clone()).oneshot(req).await.unwrap();
-        let status = resp.status();
-        let after = resp
-            .headers()
-            .get("retry-after")
-            .map(|v| v.to_str().unwrap().to_string());
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let v: Value = serde_json::from_slice(&bytes).unwrap();
-        (status, after, v)
+        send(&s, req).await
     };
     let (st, _, before) = top().await;
     assert_eq!(st, StatusCode::OK, "{before}");
