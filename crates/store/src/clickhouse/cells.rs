@@ -179,18 +179,27 @@ impl ClickHouseStore {
         Ok(after)
     }
 
-    /// The SQL of the states per (proto, port) over `[from, to)`: the cells of
-    /// `table` for the whole hours (of commits after an upgrade), the raw events for
-    /// the rest; `cells` is the select list over the cells, `raw` over events, both
-    /// naming the same columns; `extra` narrows both (to some ports, one source).
+    /// The SQL of `SELECT proto, port, {outer} … GROUP BY proto, port{tail}` over
+    /// `[from, to)`: from the cells of `table` for the whole hours (of commits
+    /// after an upgrade), from the raw events for the rest. `outer` merges states
+    /// named as the cells' columns; `cells` selects them from the cells and `raw`
+    /// makes them from the raw events, both naming them so; `extra` narrows both
+    /// (to some ports, one source). A range of whole hours of cells alone is one
+    /// aggregation over the table (each shard merges its cells, the first server
+    /// the shards'); with raw parts the parts are merged in a subquery first, an
+    /// aggregation more: on 30 days loaded, a day's busiest ports took 25 ms in one
+    /// and 32 ms in two (curl, ten each, alternating), 30 days' 312 against 344 ms.
+    #[allow(clippy::too_many_arguments)] // one query's parts, each named
     fn merged(
         &self,
         table: &str,
+        outer: &str,
         cells: &str,
         raw: &str,
         extra: &str,
         from: Timestamp,
         to: Timestamp,
+        tail: &str,
     ) -> String {
         let raw_range = |a: i64, b: i64| time_range("time", "time_ms", Timestamp(a), Timestamp(b));
         let raw_part = |cond: String| {
@@ -201,8 +210,11 @@ impl ClickHouseStore {
                 self.committed("batch_seq"),
             )
         };
+        let nested = |parts: String| {
+            format!("SELECT proto, port, {outer} FROM ({parts}) GROUP BY proto, port{tail}")
+        };
         match whole_hours(from, to) {
-            None => raw_part(raw_range(from.0, to.0)),
+            None => nested(raw_part(raw_range(from.0, to.0))),
             Some((a, b)) => {
                 let mut ends = Vec::new();
                 if from.0 < a {
@@ -216,17 +228,19 @@ impl ClickHouseStore {
                 if old > 0 {
                     ends.push(format!("({} AND batch_seq <= {old})", raw_range(a, b)));
                 }
-                let cell_part = format!(
-                    "SELECT proto, port, {cells} FROM {} WHERE {} AND {} AND seq > {old}{extra} \
-                     GROUP BY proto, port",
+                let of_cells = format!(
+                    "FROM {} WHERE {} AND {} AND seq > {old}{extra} GROUP BY proto, port",
                     self.dist(table),
                     time_range("hour", "hour_ms", Timestamp(a), Timestamp(b)),
                     self.committed("seq"),
                 );
                 if ends.is_empty() {
-                    cell_part
+                    format!("SELECT proto, port, {outer} {of_cells}{tail}")
                 } else {
-                    format!("{cell_part} UNION ALL {}", raw_part(ends.join(" OR ")))
+                    nested(format!(
+                        "SELECT proto, port, {cells} {of_cells} UNION ALL {}",
+                        raw_part(ends.join(" OR "))
+                    ))
                 }
             }
         }
@@ -327,17 +341,15 @@ impl ClickHouseStore {
                 u64::try_from(n).unwrap_or(u64::MAX).min(i64::MAX as u64)
             )
         });
-        let rows = self.dist_rows(&format!(
-            "SELECT proto, port, sumMerge(e) AS events FROM ({}) GROUP BY proto, port{having} \
-             ORDER BY events DESC, proto, port{first}",
-            self.merged(
-                "port_hours",
-                "sumMergeState(events) AS e",
-                "sumState(toUInt64(count)) AS e",
-                "",
-                from,
-                to
-            )
+        let rows = self.dist_rows(&self.merged(
+            "port_hours",
+            "sumMerge(events) AS events",
+            "sumMergeState(events) AS events",
+            "sumState(toUInt64(count)) AS events",
+            "",
+            from,
+            to,
+            &format!("{having} ORDER BY events DESC, proto, port{first}"),
         ))?;
         rows.iter()
             .map(|r| {
@@ -370,20 +382,18 @@ impl ClickHouseStore {
                 format!(" AND (proto, port) IN ({})", list.join(", "))
             }
         };
-        let rows = self.dist_rows(&format!(
-            "SELECT proto, port, sumMerge(e) AS events, uniqExactMerge(s) AS sources, \
-                    uniqExactMerge(n) AS sensors, uniqExactMerge(d) AS targets \
-             FROM ({}) GROUP BY proto, port",
-            self.merged(
-                "port_hours",
-                "sumMergeState(events) AS e, uniqExactMergeState(sources) AS s, \
-                 uniqExactMergeState(sensors) AS n, uniqExactMergeState(targets) AS d",
-                "sumState(toUInt64(count)) AS e, uniqExactState(src, src_v4) AS s, \
-                 uniqExactState(sensor) AS n, uniqExactState(dst, dst_v4) AS d",
-                &list,
-                from,
-                to
-            )
+        let rows = self.dist_rows(&self.merged(
+            "port_hours",
+            "sumMerge(events) AS events, uniqExactMerge(sources) AS sources, \
+             uniqExactMerge(sensors) AS sensors, uniqExactMerge(targets) AS targets",
+            "sumMergeState(events) AS events, uniqExactMergeState(sources) AS sources, \
+             uniqExactMergeState(sensors) AS sensors, uniqExactMergeState(targets) AS targets",
+            "sumState(toUInt64(count)) AS events, uniqExactState(src, src_v4) AS sources, \
+             uniqExactState(sensor) AS sensors, uniqExactState(dst, dst_v4) AS targets",
+            &list,
+            from,
+            to,
+            "",
         ))?;
         rows.iter().map(port_totals).collect()
     }
@@ -400,22 +410,21 @@ impl ClickHouseStore {
             return Ok(Vec::new());
         }
         let (b, v4) = ip16(src);
-        let rows = self.dist_rows(&format!(
-            "SELECT proto, port, sumMerge(e) AS events, uniqExactMerge(n) AS sensors, \
-                    uniqExactMerge(d) AS targets, minMerge(f) AS first_ms, maxMerge(l) AS last_ms \
-             FROM ({}) GROUP BY proto, port ORDER BY events DESC, proto, port",
-            self.merged(
-                "source_hours",
-                "sumMergeState(events) AS e, uniqExactMergeState(sensors) AS n, \
-                 uniqExactMergeState(targets) AS d, minMergeState(first_ms) AS f, \
-                 maxMergeState(last_ms) AS l",
-                "sumState(toUInt64(count)) AS e, uniqExactState(sensor) AS n, \
-                 uniqExactState(dst, dst_v4) AS d, minState(time_ms) AS f, \
-                 maxState(time_ms) AS l",
-                &format!(" AND src = unhex({}) AND src_v4 = {v4}", quote(&hex(&b))),
-                from,
-                to
-            )
+        let rows = self.dist_rows(&self.merged(
+            "source_hours",
+            "sumMerge(events) AS events, uniqExactMerge(sensors) AS sensors, \
+             uniqExactMerge(targets) AS targets, minMerge(first_ms) AS first_ms, \
+             maxMerge(last_ms) AS last_ms",
+            "sumMergeState(events) AS events, uniqExactMergeState(sensors) AS sensors, \
+             uniqExactMergeState(targets) AS targets, minMergeState(first_ms) AS first_ms, \
+             maxMergeState(last_ms) AS last_ms",
+            "sumState(toUInt64(count)) AS events, uniqExactState(sensor) AS sensors, \
+             uniqExactState(dst, dst_v4) AS targets, minState(time_ms) AS first_ms, \
+             maxState(time_ms) AS last_ms",
+            &format!(" AND src = unhex({}) AND src_v4 = {v4}", quote(&hex(&b))),
+            from,
+            to,
+            " ORDER BY events DESC, proto, port",
         ))?;
         rows.iter().map(source_port).collect()
     }
