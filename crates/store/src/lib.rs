@@ -56,8 +56,8 @@ pub enum StoreError {
     Encode(String),
     /// An aggregate the embedded store keeps (a cell's counter, a source's day)
     /// that no longer reads back: derived data, counted again from the stored
-    /// events by the next counting.
-    #[error("a stored aggregate does not read back ({0}); the aggregates are counted again from the stored events")]
+    /// events by the next counting (what happens is said after the detail).
+    #[error("a stored aggregate does not read back: {0}")]
     DamagedAggregate(String),
     #[error("this store keeps no {0}")]
     Unsupported(&'static str),

@@ -188,6 +188,11 @@ pub struct Counter {
     pack_ports: usize,
     /// The store's file (blocks set aside as damaged are moved there).
     store_file: PathBuf,
+    /// While this counter counts the aggregates again (after a damaged one): the
+    /// last block stored when it began. A damaged aggregate met again before the
+    /// watermark passes it came back (a failing disk, a defect) and is not
+    /// counted away again: the counting fails with the way out.
+    recounting_to: Option<i64>,
 }
 
 impl Counter {
@@ -228,6 +233,7 @@ impl Counter {
             damage,
             pack_ports: source_days::PACK_PORTS,
             store_file: store_file.to_path_buf(),
+            recounting_to: None,
         })
     }
 
@@ -353,38 +359,45 @@ impl Counter {
     /// another counter (another process's) waits at most one of them.
     ///
     /// A stored aggregate that does not read back (damaged on disk, or written
-    /// behind the store's back), met here or by a query since (which leaves
-    /// [`RECOUNT_FILE`]), starts the aggregates again from the blocks, as a lost
-    /// `counts.db` does: the counting goes on instead of failing at that row
-    /// until someone removes the file. Meanwhile queries read the blocks, slower
-    /// and exact. At most once per call: a second failure is returned.
+    /// behind the store's back), met here or by a query (which leaves
+    /// [`RECOUNT_FILE`], looked for before and after counting), starts the
+    /// aggregates again from the blocks, as a lost `counts.db` does: the counting
+    /// goes on instead of stopping at that row. Meanwhile queries read the blocks,
+    /// slower and exact. One met again before that recount is done fails the
+    /// counting instead (see `recounting_to`).
     pub fn count(&mut self) -> Result<(), StoreError> {
-        let mut started_again = false;
-        if self.recount_asked() {
-            self.recount("a query met a stored aggregate that does not read back")?;
-            started_again = true;
-        }
+        self.take_ask()?;
         loop {
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
             self.damage.take();
             let next = match events::aggregate_next(&tx, self.pack_ports) {
-                Err(e) if !started_again && (self.damage.take() || is_damage(&e)) => {
+                Err(e) if self.damage.take() || is_damage(&e) => {
                     drop(tx);
                     self.recount(&e.to_string())?;
-                    started_again = true;
                     continue;
                 }
                 r => r?,
             };
             let Some(damaged) = next else {
+                drop(tx);
+                self.recounting_to = None;
+                // A query may have asked while this counting ran.
+                if self.take_ask()? {
+                    continue;
+                }
                 return Ok(());
             };
             if !damaged.is_empty() {
                 set_aside(&self.store_file, &damaged)?;
             }
             tx.commit()?;
+            if let Some(to) = self.recounting_to {
+                if events::watermark(&self.conn)? >= to {
+                    self.recounting_to = None;
+                }
+            }
         }
     }
 
@@ -405,22 +418,48 @@ impl Counter {
         self.recount_file().exists()
     }
 
+    /// Takes a query's ask for a recount, if there is one (removed first: one
+    /// that cannot be removed fails here, before anything is emptied), and
+    /// starts the recount unless one is under way already. Whether it did.
+    fn take_ask(&mut self) -> Result<bool, StoreError> {
+        match std::fs::remove_file(self.recount_file()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => {
+                return Err(StoreError::DataDir {
+                    path: self.recount_file().display().to_string(),
+                    reason: format!("cannot take the ask for a recount: {e}"),
+                })
+            }
+        }
+        if self.recounting_to.is_some() {
+            return Ok(false);
+        }
+        self.recount("a query met a stored aggregate that does not read back")?;
+        Ok(true)
+    }
+
     /// Empties the aggregates and sets the watermark to 0 (everything stored is
-    /// counted again), then takes back a query's ask.
+    /// counted again); fails instead if a recount is under way.
     fn recount(&mut self, why: &str) -> Result<(), StoreError> {
+        if self.recounting_to.is_some() {
+            return Err(StoreError::DamagedAggregate(format!(
+                "{why}; met again while counting the aggregates again: check the disk, stop the centre and remove counts.db (and its -wal and -shm) to count them again at start"
+            )));
+        }
         tracing::error!(reason = %why, "a stored aggregate does not read back: counting the aggregates again from the stored events");
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         start_again(&tx)?;
+        let last: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(id), 0) FROM ev.event_blocks",
+            [],
+            |r| r.get(0),
+        )?;
         tx.commit()?;
-        match std::fs::remove_file(self.recount_file()) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::DataDir {
-                path: self.recount_file().display().to_string(),
-                reason: e.to_string(),
-            }),
-            _ => Ok(()),
-        }
+        self.recounting_to = Some(last);
+        Ok(())
     }
 
     /// Retention cut the blocks before `cut` (and moved `pruned_to`): the cells
@@ -461,7 +500,9 @@ pub(crate) fn ask_recount_if_damaged<T>(
         Err(StoreError::DamagedAggregate(what)) => {
             let path = recount_file(store_file);
             match create_private(&path) {
-                Ok(()) => Err(StoreError::DamagedAggregate(what)),
+                Ok(()) => Err(StoreError::DamagedAggregate(format!(
+                    "{what}; the next counting counts the aggregates again from the stored events"
+                ))),
                 Err(e) => Err(StoreError::DamagedAggregate(format!(
                     "{what}; cannot ask for a recount at {}: {e}",
                     path.display()

@@ -177,11 +177,11 @@ impl Want {
     }
 }
 
-/// A BLOB column, borrowed.
+/// A stored counter's BLOB column, borrowed (one of another type is damaged).
 fn blob<'a>(r: &'a rusqlite::Row<'_>, i: usize) -> Result<&'a [u8], StoreError> {
     r.get_ref(i)?
         .as_blob()
-        .map_err(|e| StoreError::Encode(format!("column {i}: {e}")))
+        .map_err(|e| StoreError::DamagedAggregate(format!("a cell's counter: {e}")))
 }
 
 /// `t` rounded down to a multiple of `span`; times beyond ±2^60 ms (no real event

@@ -67,10 +67,6 @@ pub(crate) type DayKey = (SrcBytes, i64, u8, u16);
 /// The source days a counting adds, before they are merged into the stored ones.
 pub(crate) type Pending = KeyedMap<DayKey, PortActivity>;
 
-fn encode_error(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Encode(e.to_string())
-}
-
 /// A stored source day (packed, or a port's own row) that does not read back.
 fn damaged(day: i64, e: impl std::fmt::Display) -> StoreError {
     StoreError::DamagedAggregate(format!("the source day at {day} ms: {e}"))
@@ -141,8 +137,10 @@ pub(crate) fn merge(conn: &Connection, days: Pending, pack_ports: usize) -> Resu
             let (src, day) = (&run[0].0 .0, run[0].0 .1);
             let mut rows = read.query(params![day, src.as_slice()])?;
             let mut pack = match rows.next()? {
-                Some(r) => decode_day_ports(day, r.get_ref(0)?.as_blob().map_err(encode_error)?)
-                    .map_err(|e| damaged(day, e))?,
+                Some(r) => {
+                    decode_day_ports(day, r.get_ref(0)?.as_blob().map_err(|e| damaged(day, e))?)
+                        .map_err(|e| damaged(day, e))?
+                }
                 None => Vec::new(),
             };
             drop(rows);
@@ -219,7 +217,7 @@ pub(crate) fn read_day(
         conn.prepare_cached("SELECT ports FROM source_ports WHERE day_ms = ?1 AND src = ?2")?;
     let mut rows = packed.query(params![day, src])?;
     if let Some(r) = rows.next()? {
-        let bytes = r.get_ref(0)?.as_blob().map_err(encode_error)?;
+        let bytes = r.get_ref(0)?.as_blob().map_err(|e| damaged(day, e))?;
         for (port, a) in decode_day_ports(day, bytes).map_err(|e| damaged(day, e))? {
             ports.entry(port).or_default().merge(&a, CELL_EXACT_LIMIT);
         }
@@ -231,7 +229,7 @@ pub(crate) fn read_day(
     let mut rows = own.query(params![day, src])?;
     while let Some(r) = rows.next()? {
         let d = |i: usize| -> Result<Distinct, StoreError> {
-            decode_distinct(r.get_ref(i)?.as_blob().map_err(encode_error)?)
+            decode_distinct(r.get_ref(i)?.as_blob().map_err(|e| damaged(day, e))?)
                 .map_err(|e| damaged(day, e))
         };
         let a = PortActivity {

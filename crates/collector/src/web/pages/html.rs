@@ -247,6 +247,9 @@ pub fn page(html: String) -> Response {
 pub enum PageError {
     BadRequest(String),
     NotFound(String),
+    /// The centre cannot answer now (the stored aggregates being counted
+    /// again): 503 with `Retry-After`, as the API answers.
+    Busy(String),
     Internal(String),
 }
 
@@ -255,6 +258,7 @@ impl From<AppError> for PageError {
         match e {
             AppError::NotFound(m) => PageError::NotFound(m),
             AppError::BadRequest(m) => PageError::BadRequest(m),
+            AppError::Busy(m) => PageError::Busy(m),
             other => PageError::Internal(format!("{other:?}")),
         }
     }
@@ -265,6 +269,7 @@ impl IntoResponse for PageError {
         let (status, msg) = match self {
             PageError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             PageError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            PageError::Busy(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
             PageError::Internal(m) => {
                 tracing::error!(error = %m, "internal error: {m}");
                 (
@@ -283,6 +288,10 @@ impl IntoResponse for PageError {
         );
         let mut r = page(html);
         *r.status_mut() = status;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         r
     }
 }
