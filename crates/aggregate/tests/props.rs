@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use scanwatch_aggregate::{
     decode_window, encode_window, AggregateConfig, Aggregator, Cell, Counted, Window,
 };
-use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
+use scanwatch_event::{Event, Protocol, TcpFlags, Timestamp};
 
 fn ip(n: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(n))
@@ -16,18 +16,8 @@ fn ip(n: u32) -> IpAddr {
 
 fn syn(t: i64, src: u32, dst: u32, port: u16, count: u32) -> Event {
     Event {
-        time: Timestamp(t),
-        proto: Protocol::Tcp,
-        src: ip(src),
-        dst: ip(dst),
         src_port: Some(40000),
-        dst_port: Some(port),
-        flags: TcpFlags(TcpFlags::SYN),
-        flags_known: true,
-        icmp_type: None,
-        direction: Direction::Inbound,
-        action: Action::Drop,
-        count,
+        ..Event::syn_probe(Timestamp(t), ip(src), ip(dst), port, count)
     }
 }
 

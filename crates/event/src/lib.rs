@@ -258,6 +258,31 @@ pub struct Event {
 pub const MAX_COUNT: u32 = 65_535;
 
 impl Event {
+    /// A scan probe as a firewall logs one: an inbound TCP SYN to `dst_port`,
+    /// dropped, standing for `count` packets, with no source port.
+    pub fn syn_probe(
+        time: Timestamp,
+        src: IpAddr,
+        dst: IpAddr,
+        dst_port: u16,
+        count: u32,
+    ) -> Event {
+        Event {
+            time,
+            proto: Protocol::Tcp,
+            src,
+            dst,
+            src_port: None,
+            dst_port: Some(dst_port),
+            flags: TcpFlags(TcpFlags::SYN),
+            flags_known: true,
+            icmp_type: None,
+            direction: Direction::Inbound,
+            action: Action::Drop,
+            count,
+        }
+    }
+
     /// Whether this event is an unsolicited inbound attempt, the only kind scanwatch
     /// counts as scanning:
     /// - direction is inbound (or unknown), never outbound;

@@ -2,7 +2,7 @@
 //! persistence across reopen, and refusal of a newer schema.
 #![allow(clippy::unwrap_used)] // a test may panic on a broken setup
 
-use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
+use scanwatch_event::{Event, TcpFlags, Timestamp};
 use scanwatch_store::prelude::*;
 use scanwatch_store::sqlite::SqliteStore;
 use scanwatch_store::{BatchOutcome, ContextItem, ContextKind, StoreError};
@@ -12,18 +12,14 @@ use old_versions::{BACK_TO_V5_EVENTS, BACK_TO_V8};
 
 fn ev(t: i64, src: &str, port: u16) -> Event {
     Event {
-        time: Timestamp(t),
-        proto: Protocol::Tcp,
-        src: src.parse().unwrap(),
-        dst: "198.18.0.1".parse().unwrap(),
         src_port: Some(40000),
-        dst_port: Some(port),
-        flags: TcpFlags(TcpFlags::SYN),
-        flags_known: true,
-        icmp_type: None,
-        direction: Direction::Inbound,
-        action: Action::Drop,
-        count: 2,
+        ..Event::syn_probe(
+            Timestamp(t),
+            src.parse().unwrap(),
+            "198.18.0.1".parse().unwrap(),
+            port,
+            2,
+        )
     }
 }
 

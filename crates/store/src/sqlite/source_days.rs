@@ -273,7 +273,7 @@ pub(crate) const CLEAR: &str = "DELETE FROM source_days; DELETE FROM source_port
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use scanwatch_event::{Action, Direction, Event, Protocol, TcpFlags, Timestamp};
+    use scanwatch_event::{Event, Timestamp};
 
     fn db() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
@@ -287,20 +287,13 @@ mod tests {
     type Ev = (u8, i64, u16, i64, i64, u8, u32);
 
     fn event(&(src, day, port, at, _, target, count): &Ev) -> Event {
-        Event {
-            time: Timestamp(day * DAY_MS + at),
-            proto: Protocol::Tcp,
-            src: std::net::Ipv4Addr::new(192, 0, 2, src).into(),
-            dst: std::net::Ipv4Addr::new(198, 18, 0, target).into(),
-            src_port: None,
-            dst_port: Some(port),
-            flags: TcpFlags(TcpFlags::SYN),
-            flags_known: true,
-            icmp_type: None,
-            direction: Direction::Inbound,
-            action: Action::Drop,
+        Event::syn_probe(
+            Timestamp(day * DAY_MS + at),
+            std::net::Ipv4Addr::new(192, 0, 2, src).into(),
+            std::net::Ipv4Addr::new(198, 18, 0, target).into(),
+            port,
             count,
-        }
+        )
     }
 
     fn add_all(days: &mut Pending, evs: &[Ev]) {

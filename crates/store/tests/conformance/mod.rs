@@ -20,18 +20,14 @@ pub const HOSTILE: &str = "it's \\' \"; DROP TABLE x; -- \n\t\0 \u{7f} é☃ \\x
 
 pub fn ev(t: i64, src: &str, dst: &str, port: u16) -> Event {
     Event {
-        time: Timestamp(t),
-        proto: Protocol::Tcp,
-        src: src.parse().unwrap(),
-        dst: dst.parse().unwrap(),
         src_port: Some(40000),
-        dst_port: Some(port),
-        flags: TcpFlags(TcpFlags::SYN),
-        flags_known: true,
-        icmp_type: None,
-        direction: Direction::Inbound,
-        action: Action::Drop,
-        count: 2,
+        ..Event::syn_probe(
+            Timestamp(t),
+            src.parse().unwrap(),
+            dst.parse().unwrap(),
+            port,
+            2,
+        )
     }
 }
 
