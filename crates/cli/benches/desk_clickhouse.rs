@@ -4,7 +4,8 @@
 //! stretched to SCANWATCH_BENCH_DAYS (default 30) days, committed as aggregators
 //! commit (`commit_aggregate`, the cells made by ClickHouse's views on insert).
 //! Then `top_ports` by sources (limit 20, as the desk) and by events (limit 10, the
-//! API's default) over the last 24 h and over the 30 days, and one
+//! API's default) over the last 24 h, over 24 h ending mid-hour (the API's "last
+//! 24 h" from a clock mid-hour: raw ends) and over the 30 days, and one
 //! source's activity over the 30 days, each read from the cells (what the store
 //! answers for top ports from a day on, a source over more than two days) beside
 //! the same read from the raw events (the baseline: what the store answered before
@@ -261,20 +262,17 @@ fn main() {
             .unwrap()
             .is_empty());
         // Top ports by sources (limit 20, as the desk) and by events (limit 10, the
-        // API's default), over the last 24 h and the whole range.
-        let top = |by: TopBy, limit: usize, from: Timestamp| {
+        // API's default), over the last 24 h and the whole range (whole hours), and
+        // over 24 h ending half an hour before (as the API's "last 24 h" from a
+        // clock mid-hour: the cells of 23 hours and two half hours of raw events).
+        let top = |by: TopBy, limit: usize, from: Timestamp, to: Timestamp| {
             compare(
                 reps,
-                || {
-                    s.top_ports_from_cells(from, Timestamp(end), by, limit)
-                        .unwrap()
-                },
-                || {
-                    s.top_ports_from_events(from, Timestamp(end), by, limit)
-                        .unwrap()
-                },
+                || s.top_ports_from_cells(from, to, by, limit).unwrap(),
+                || s.top_ports_from_events(from, to, by, limit).unwrap(),
             )
         };
+        let half_hour = 1_800_000;
         let mut rows: Vec<(String, [(f64, f64); 2])> = Vec::new();
         for (by, name, limit) in [
             (TopBy::Sources, "sources", 20),
@@ -282,11 +280,20 @@ fn main() {
         ] {
             rows.push((
                 format!("top_ports by {name}, last 24 h"),
-                top(by, limit, day),
+                top(by, limit, day, Timestamp(end)),
+            ));
+            rows.push((
+                format!("top_ports by {name}, 24 h to mid-hour"),
+                top(
+                    by,
+                    limit,
+                    Timestamp(day.0 - half_hour),
+                    Timestamp(end - half_hour),
+                ),
             ));
             rows.push((
                 format!("top_ports by {name}, {days} days"),
-                top(by, limit, all),
+                top(by, limit, all, Timestamp(end)),
             ));
         }
         rows.push((
