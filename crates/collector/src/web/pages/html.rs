@@ -300,6 +300,21 @@ impl IntoResponse for PageError {
 mod tests {
     use super::*;
 
+    /// A read the centre cannot answer now (the aggregates being counted again)
+    /// is a 503 page with `Retry-After`, as the API answers, not a 500.
+    #[test]
+    fn a_busy_read_is_a_503_page() {
+        let r = PageError::from(AppError::Busy("try again shortly".into())).into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            r.headers().get(header::RETRY_AFTER).map(|v| v.as_bytes()),
+            Some(&b"1"[..])
+        );
+        let r = PageError::from(AppError::internal("x")).into_response();
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(r.headers().get(header::RETRY_AFTER).is_none());
+    }
+
     #[test]
     fn the_port_is_not_said_twice() {
         assert_eq!(headline_after_port("TCP/445: 339 sources"), "339 sources");
