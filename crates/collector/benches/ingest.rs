@@ -3,8 +3,11 @@
 //! same run (the same batches parsed and committed to the store directly, without
 //! HTTP), with p50/p99 acknowledgement latency. `SCANWATCH_BENCH_CLIENTS` sets how
 //! many sensors send at once (default 2), `SCANWATCH_BENCH_BATCHES` how many
-//! batches (default 200). Run with `scripts/bench.sh` or
-//! `cargo bench -p scanwatch-collector --bench ingest`.
+//! batches (default 200). The direct baseline's time is split into the parse, the
+//! commit and the counting (as the server counts, and in the large transactions it
+//! takes when behind). `SCANWATCH_BENCH_ONLY=counting` runs the counting alone,
+//! `=server` the server with its load generator alone, for profiling. Run with
+//! `scripts/bench.sh` or `cargo bench -p scanwatch-collector --bench ingest`.
 #![allow(clippy::unwrap_used)] // a bench may panic on a broken setup
 
 use scanwatch_store::prelude::*;
