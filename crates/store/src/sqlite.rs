@@ -14,6 +14,7 @@ pub mod counts;
 mod events;
 mod functions;
 mod port_cells;
+mod recount;
 mod source_days;
 mod upsert;
 
@@ -902,10 +903,7 @@ impl EventStore for SqliteStore {
         by: TopBy,
         limit: usize,
     ) -> Result<Vec<PortTotals>, StoreError> {
-        counts::ask_recount_if_damaged(
-            &self.path,
-            port_cells::top_ports(&self.conn, &self.blocks, from, to, by, limit),
-        )
+        port_cells::top_ports(&self.conn, &self.path, &self.blocks, from, to, by, limit)
     }
 
     fn source_activity(
@@ -914,10 +912,7 @@ impl EventStore for SqliteStore {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<SourcePort>, StoreError> {
-        counts::ask_recount_if_damaged(
-            &self.path,
-            events::source_activity(&self.conn, &self.blocks, src, from, to),
-        )
+        events::source_activity(&self.conn, &self.path, &self.blocks, src, from, to)
     }
 
     fn commit_batch(

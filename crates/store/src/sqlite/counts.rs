@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, TransactionBehavior};
 
+use super::recount::{self, Ask};
 use super::{events, functions, port_cells, source_days};
 use crate::StoreError;
 
@@ -188,11 +189,6 @@ pub struct Counter {
     pack_ports: usize,
     /// The store's file (blocks set aside as damaged are moved there).
     store_file: PathBuf,
-    /// While this counter counts the aggregates again (after a damaged one): the
-    /// last block stored when it began. A damaged aggregate met again before the
-    /// watermark passes it came back (a failing disk, a defect) and is not
-    /// counted away again: the counting fails with the way out.
-    recounting_to: Option<i64>,
 }
 
 impl Counter {
@@ -215,9 +211,11 @@ impl Counter {
         conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
         // Read first: every process that opens the store opens this file, and
         // only a new one needs the write lock.
-        // (A file of version 9 lacks the table of version 10.)
+        // (A file of version 9 lacks the table of version 10, one made before the
+        // recounts' row lacks that.)
         let made: bool = conn.query_row(
-            "SELECT COUNT(*) = 2 FROM sqlite_master WHERE name IN ('counted', 'source_ports')",
+            "SELECT COUNT(*) = 3 FROM sqlite_master
+             WHERE name IN ('counted', 'source_ports', 'recounts')",
             [],
             |r| r.get(0),
         )?;
@@ -225,6 +223,7 @@ impl Counter {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute_batch(SCHEMA)?;
             tx.execute_batch(source_days::SCHEMA_V10)?;
+            tx.execute_batch(recount::SCHEMA)?;
             tx.commit()?;
         }
         attach_read_only(&conn, store_file, "ev")?;
@@ -233,7 +232,6 @@ impl Counter {
             damage,
             pack_ports: source_days::PACK_PORTS,
             store_file: store_file.to_path_buf(),
-            recounting_to: None,
         })
     }
 
@@ -364,7 +362,7 @@ impl Counter {
     /// aggregates again from the blocks, as a lost `counts.db` does: the counting
     /// goes on instead of stopping at that row. Meanwhile queries read the blocks,
     /// slower and exact. One met again before that recount is done fails the
-    /// counting instead (see `recounting_to`).
+    /// counting instead, also after a restart (`recount.rs`).
     pub fn count(&mut self) -> Result<(), StoreError> {
         self.take_ask()?;
         loop {
@@ -382,7 +380,6 @@ impl Counter {
             };
             let Some(damaged) = next else {
                 drop(tx);
-                self.recounting_to = None;
                 // A query may have asked while this counting ran.
                 if self.take_ask()? {
                     continue;
@@ -393,11 +390,6 @@ impl Counter {
                 set_aside(&self.store_file, &damaged)?;
             }
             tx.commit()?;
-            if let Some(to) = self.recounting_to {
-                if events::watermark(&self.conn)? >= to {
-                    self.recounting_to = None;
-                }
-            }
         }
     }
 
@@ -410,56 +402,48 @@ impl Counter {
         Ok(())
     }
 
-    fn recount_file(&self) -> PathBuf {
-        recount_file(&self.store_file)
-    }
-
     pub(crate) fn recount_asked(&self) -> bool {
-        self.recount_file().exists()
+        recount::ask_file(&self.store_file).exists()
     }
 
     /// Takes a query's ask for a recount, if there is one (removed first: one
     /// that cannot be removed fails here, before anything is emptied), and
-    /// starts the recount unless one is under way already. Whether it did.
+    /// starts the recount unless one is under way already or began since the
+    /// query's snapshot (which then met a row that recount emptied). Whether it
+    /// did.
     fn take_ask(&mut self) -> Result<bool, StoreError> {
-        match std::fs::remove_file(self.recount_file()) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => {
-                return Err(StoreError::DataDir {
-                    path: self.recount_file().display().to_string(),
-                    reason: format!("cannot take the ask for a recount: {e}"),
-                })
-            }
-        }
-        if self.recounting_to.is_some() {
+        let asked_at = match recount::take(&self.store_file)? {
+            Ask::None => return Ok(false),
+            Ask::From(epoch) => epoch,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if recount::under_way(&tx)? {
             return Ok(false);
         }
-        self.recount("a query met a stored aggregate that does not read back")?;
+        if let Some(asked_at) = asked_at {
+            let now = recount::epoch(&tx)?;
+            if asked_at < now {
+                tracing::info!(
+                    asked_at,
+                    now,
+                    "an ask for a recount from before the last one: not taken"
+                );
+                return Ok(false);
+            }
+        }
+        recount_in(tx, "a query met a stored aggregate that does not read back")?;
         Ok(true)
     }
 
     /// Empties the aggregates and sets the watermark to 0 (everything stored is
     /// counted again); fails instead if a recount is under way.
     fn recount(&mut self, why: &str) -> Result<(), StoreError> {
-        if self.recounting_to.is_some() {
-            return Err(StoreError::DamagedAggregate(format!(
-                "{why}; met again while counting the aggregates again: check the disk, stop the centre and remove counts.db (and its -wal and -shm) to count them again at start"
-            )));
-        }
-        tracing::error!(reason = %why, "a stored aggregate does not read back: counting the aggregates again from the stored events");
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        start_again(&tx)?;
-        let last: i64 = tx.query_row(
-            "SELECT COALESCE(MAX(id), 0) FROM ev.event_blocks",
-            [],
-            |r| r.get(0),
-        )?;
-        tx.commit()?;
-        self.recounting_to = Some(last);
-        Ok(())
+        recount_in(tx, why)
     }
 
     /// Retention cut the blocks before `cut` (and moved `pruned_to`): the cells
@@ -476,50 +460,36 @@ impl Counter {
     }
 }
 
-/// The file a query leaves beside the store's (`counts.db.recount`) when it met a
-/// stored aggregate that does not read back: the next counting, in whichever
-/// process, starts the aggregates again and removes it.
-pub const RECOUNT_FILE: &str = "counts.db.recount";
+pub use super::recount::RECOUNT_FILE;
 
-fn recount_file(store_file: &Path) -> PathBuf {
-    store_file.with_file_name(RECOUNT_FILE)
+/// [`Counter::recount`] in `tx`, which holds this file's write lock: the guard is
+/// read and the recount marked begun under it.
+fn recount_in(tx: rusqlite::Transaction<'_>, why: &str) -> Result<(), StoreError> {
+    if recount::under_way(&tx)? {
+        return Err(StoreError::DamagedAggregate(format!(
+            "{why}; met again while counting the aggregates again: check the disk, stop the centre and remove counts.db (and its -wal and -shm) to count them again at start"
+        )));
+    }
+    tracing::error!(reason = %why, "a stored aggregate does not read back: counting the aggregates again from the stored events");
+    start_again(&tx)?;
+    recount::begin(&tx)?;
+    tx.commit()?;
+    Ok(())
 }
 
 fn is_damage(e: &StoreError) -> bool {
     matches!(e, StoreError::DamagedAggregate(_))
 }
 
-/// Passes on `r`; if it is a damaged aggregate, first asks the next counting to
-/// start the aggregates again ([`RECOUNT_FILE`] beside `store_file`). A query
-/// that cannot leave the file says so in its error.
-pub(crate) fn ask_recount_if_damaged<T>(
-    store_file: &Path,
-    r: Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    match r {
-        Err(StoreError::DamagedAggregate(what)) => {
-            let path = recount_file(store_file);
-            match create_private(&path) {
-                Ok(()) => Err(StoreError::DamagedAggregate(format!(
-                    "{what}; the next counting counts the aggregates again from the stored events"
-                ))),
-                Err(e) => Err(StoreError::DamagedAggregate(format!(
-                    "{what}; cannot ask for a recount at {}: {e}",
-                    path.display()
-                ))),
-            }
-        }
-        r => r,
-    }
-}
-
 /// Empties every aggregate and sets the watermark to 0, in the caller's
-/// transaction: everything stored is counted again.
+/// transaction: everything stored is counted again (a recount under way is
+/// forgotten; [`Counter::recount`] marks its own after this).
 fn start_again(tx: &Connection) -> Result<(), StoreError> {
     tx.execute_batch(&format!(
         "DELETE FROM port_cells; {} UPDATE counted SET block_id = 0 WHERE one = 1;",
         source_days::CLEAR
     ))?;
+    recount::forget(tx)?;
     Ok(())
 }
 

@@ -471,6 +471,7 @@ fn named_in_time_order(
 /// day at the ends from the events.
 pub(crate) fn source_activity(
     conn: &Connection,
+    store_file: &std::path::Path,
     cache: &Mutex<BlockCache>,
     src: std::net::IpAddr,
     from: Timestamp,
@@ -478,9 +479,40 @@ pub(crate) fn source_activity(
 ) -> Result<Vec<SourcePort>, StoreError> {
     let (from, to) = (clamp(from), clamp(to));
     // One snapshot: the summaries and the watermark they were counted to.
-    let tx = conn.unchecked_transaction()?;
-    let conn: &Connection = &tx;
-    let mark = watermark(conn)?;
+    let ports = super::recount::in_snapshot(conn, store_file, |conn, mark| {
+        source_ports_in(conn, mark, cache, src, from, to)
+    })?;
+    let mut out: Vec<SourcePort> = ports
+        .into_iter()
+        .map(|((proto, port), a)| SourcePort {
+            proto,
+            port,
+            events: a.events,
+            sensors: a.sensors.distinct().min(a.events),
+            targets: a.targets.distinct().min(a.events),
+            first_seen: Timestamp(a.first),
+            last_seen: Timestamp(a.last),
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.events
+            .cmp(&a.events)
+            .then(a.proto.cmp(&b.proto))
+            .then(a.port.cmp(&b.port))
+    });
+    Ok(out)
+}
+
+/// A source's ports over `[from, to)` in one snapshot whose aggregates are counted
+/// to `mark`.
+fn source_ports_in(
+    conn: &Connection,
+    mark: i64,
+    cache: &Mutex<BlockCache>,
+    src: std::net::IpAddr,
+    from: i64,
+    to: i64,
+) -> Result<HashMap<PortKey, PortActivity>, StoreError> {
     let mut ports: HashMap<PortKey, PortActivity> = HashMap::new();
     // The day retention cut through is read from its events.
     let start = from.max(pruned_to(conn)?);
@@ -518,26 +550,7 @@ pub(crate) fn source_activity(
     for (a, b) in ends {
         scan(conn, Some(cache), a, b, &mut count)?;
     }
-    drop(tx);
-    let mut out: Vec<SourcePort> = ports
-        .into_iter()
-        .map(|((proto, port), a)| SourcePort {
-            proto,
-            port,
-            events: a.events,
-            sensors: a.sensors.distinct().min(a.events),
-            targets: a.targets.distinct().min(a.events),
-            first_seen: Timestamp(a.first),
-            last_seen: Timestamp(a.last),
-        })
-        .collect();
-    out.sort_by(|a, b| {
-        b.events
-            .cmp(&a.events)
-            .then(a.proto.cmp(&b.proto))
-            .then(a.port.cmp(&b.port))
-    });
-    Ok(out)
+    Ok(ports)
 }
 
 /// Retention in the store's file: the events before `cut` go (blocks wholly before

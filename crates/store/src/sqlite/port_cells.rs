@@ -343,6 +343,7 @@ impl Bounds {
 /// and port.
 pub(crate) fn top_ports(
     conn: &Connection,
+    store_file: &std::path::Path,
     cache: &std::sync::Mutex<super::events::BlockCache>,
     from: Timestamp,
     to: Timestamp,
@@ -355,9 +356,20 @@ pub(crate) fn top_ports(
     }
     // One snapshot: the cells, the watermark they were counted to, and where
     // retention last cut.
-    let tx = conn.unchecked_transaction()?;
-    let conn: &Connection = &tx;
-    let mark = super::events::watermark(conn)?;
+    super::recount::in_snapshot(conn, store_file, |conn, mark| {
+        top_ports_in(conn, mark, cache, from, to, by, limit)
+    })
+}
+
+fn top_ports_in(
+    conn: &Connection,
+    mark: i64,
+    cache: &std::sync::Mutex<super::events::BlockCache>,
+    from: i64,
+    to: i64,
+    by: TopBy,
+    limit: usize,
+) -> Result<Vec<PortTotals>, StoreError> {
     let plan = plan(from, to, super::events::pruned_to(conn)?);
     // The ends from the raw events, and the events of the cells' range not yet
     // counted into them: exact, and merged into every port's total.
