@@ -603,9 +603,17 @@ impl SqliteStore {
             path,
         };
         // Blocks a migration from row-per-event versions stored, or a lost
-        // aggregates file left uncounted, are counted now.
+        // aggregates file left uncounted, are counted now. A damage that came
+        // back during a recount does not keep the store closed: it is opened
+        // (queries read the blocks), and every counting fails with the way out
+        // until it is taken.
         if store.waiting >= events::AGGREGATE_EVERY {
-            store.aggregate_now()?;
+            match store.aggregate_now() {
+                Err(StoreError::DamagedAggregate(e)) => {
+                    tracing::error!(error = %e, "cannot count the aggregates at open");
+                }
+                r => r?,
+            }
         }
         Ok(store)
     }

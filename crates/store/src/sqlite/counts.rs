@@ -88,6 +88,7 @@ INSERT INTO source_days (day_ms, src, proto, port, events, first_in, last_in, se
     SELECT day_ms, src, proto, port, events, first_in, last_in, sensors, targets
     FROM ev.source_days ORDER BY day_ms, src, proto, port;
 UPDATE counted SET block_id = (SELECT block_id FROM ev.aggregated WHERE one = 1) WHERE one = 1;
+UPDATE recounts SET epoch = epoch + 1, to_block = NULL WHERE one = 1;
 ";
 
 /// A file name as an SQLite URI (`file://` and the absolute path, with `%`, `?`
@@ -214,8 +215,12 @@ impl Counter {
         // (A file of version 9 lacks the table of version 10, one made before the
         // recounts' row lacks that.)
         let made: bool = conn.query_row(
-            "SELECT COUNT(*) = 3 FROM sqlite_master
-             WHERE name IN ('counted', 'source_ports', 'recounts')",
+            &format!(
+                "SELECT COUNT(*) = 4 FROM sqlite_master
+                 WHERE name IN ('counted', 'source_ports', '{}', '{}')",
+                recount::NAMES[0],
+                recount::NAMES[1]
+            ),
             [],
             |r| r.get(0),
         )?;
@@ -227,6 +232,7 @@ impl Counter {
             tx.commit()?;
         }
         attach_read_only(&conn, store_file, "ev")?;
+        recount::clear_leftovers(store_file);
         Ok(Counter {
             conn,
             damage,
@@ -372,8 +378,11 @@ impl Counter {
             self.damage.take();
             let next = match events::aggregate_next(&tx, self.pack_ports) {
                 Err(e) if self.damage.take() || is_damage(&e) => {
+                    // The epoch of the aggregates that met it: another counter
+                    // may empty them before this one has the lock again.
+                    let seen = recount::epoch(&tx)?;
                     drop(tx);
-                    self.recount(&e.to_string())?;
+                    self.recount(&e.to_string(), seen)?;
                     continue;
                 }
                 r => r?,
@@ -384,6 +393,7 @@ impl Counter {
                 if self.take_ask()? {
                     continue;
                 }
+                recount::end_if_done(&mut self.conn)?;
                 return Ok(());
             };
             if !damaged.is_empty() {
@@ -406,44 +416,36 @@ impl Counter {
         recount::ask_file(&self.store_file).exists()
     }
 
-    /// Takes a query's ask for a recount, if there is one (removed first: one
-    /// that cannot be removed fails here, before anything is emptied), and
-    /// starts the recount unless one is under way already or began since the
-    /// query's snapshot (which then met a row that recount emptied). Whether it
+    /// Takes a query's ask for a recount, if there is one, under this file's
+    /// write lock (one that cannot be taken fails here, before anything is
+    /// emptied), and starts the recount as [`begin_recount`] decides. Whether it
     /// did.
     fn take_ask(&mut self) -> Result<bool, StoreError> {
+        if !self.recount_asked() {
+            return Ok(false);
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let asked_at = match recount::take(&self.store_file)? {
             Ask::None => return Ok(false),
             Ask::From(epoch) => epoch,
         };
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if recount::under_way(&tx)? {
-            return Ok(false);
-        }
-        if let Some(asked_at) = asked_at {
-            let now = recount::epoch(&tx)?;
-            if asked_at < now {
-                tracing::info!(
-                    asked_at,
-                    now,
-                    "an ask for a recount from before the last one: not taken"
-                );
-                return Ok(false);
-            }
-        }
-        recount_in(tx, "a query met a stored aggregate that does not read back")?;
-        Ok(true)
+        begin_recount(
+            tx,
+            "a query met a stored aggregate that does not read back",
+            asked_at,
+        )
     }
 
     /// Empties the aggregates and sets the watermark to 0 (everything stored is
-    /// counted again); fails instead if a recount is under way.
-    fn recount(&mut self, why: &str) -> Result<(), StoreError> {
+    /// counted again) for a damage met in aggregates of epoch `seen`, as
+    /// [`begin_recount`] decides.
+    fn recount(&mut self, why: &str, seen: i64) -> Result<(), StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        recount_in(tx, why)
+        begin_recount(tx, why, Some(seen)).map(drop)
     }
 
     /// Retention cut the blocks before `cut` (and moved `pruned_to`): the cells
@@ -462,10 +464,31 @@ impl Counter {
 
 pub use super::recount::RECOUNT_FILE;
 
-/// [`Counter::recount`] in `tx`, which holds this file's write lock: the guard is
-/// read and the recount marked begun under it.
-fn recount_in(tx: rusqlite::Transaction<'_>, why: &str) -> Result<(), StoreError> {
+/// Empties the aggregates and marks a recount begun, in `tx` (which holds this
+/// file's write lock, so the guard is read and set under it), for a damaged
+/// aggregate met in aggregates of epoch `seen` (`None`: not known, an ask left by
+/// a build before the epochs). Does nothing when they were emptied since (the
+/// damage went with them), or when a recount is under way and `seen` is not
+/// known. Fails with the way out when the damage was met during the recount
+/// under way: it came back (a failing disk, a defect). Whether it began one.
+fn begin_recount(
+    tx: rusqlite::Transaction<'_>,
+    why: &str,
+    seen: Option<i64>,
+) -> Result<bool, StoreError> {
+    let now = recount::epoch(&tx)?;
+    if let Some(seen) = seen.filter(|&s| s != now) {
+        tracing::info!(
+            seen,
+            now,
+            "a damaged aggregate met before the aggregates were last emptied: not counted again"
+        );
+        return Ok(false);
+    }
     if recount::under_way(&tx)? {
+        if seen.is_none() {
+            return Ok(false);
+        }
         return Err(StoreError::DamagedAggregate(format!(
             "{why}; met again while counting the aggregates again: check the disk, stop the centre and remove counts.db (and its -wal and -shm) to count them again at start"
         )));
@@ -474,7 +497,7 @@ fn recount_in(tx: rusqlite::Transaction<'_>, why: &str) -> Result<(), StoreError
     start_again(&tx)?;
     recount::begin(&tx)?;
     tx.commit()?;
-    Ok(())
+    Ok(true)
 }
 
 fn is_damage(e: &StoreError) -> bool {
@@ -482,14 +505,15 @@ fn is_damage(e: &StoreError) -> bool {
 }
 
 /// Empties every aggregate and sets the watermark to 0, in the caller's
-/// transaction: everything stored is counted again (a recount under way is
-/// forgotten; [`Counter::recount`] marks its own after this).
+/// transaction: everything stored is counted again (the recount epoch moves on,
+/// and a recount under way is forgotten: [`begin_recount`] marks its own after
+/// this).
 fn start_again(tx: &Connection) -> Result<(), StoreError> {
     tx.execute_batch(&format!(
         "DELETE FROM port_cells; {} UPDATE counted SET block_id = 0 WHERE one = 1;",
         source_days::CLEAR
     ))?;
-    recount::forget(tx)?;
+    recount::emptied(tx)?;
     Ok(())
 }
 
@@ -538,5 +562,61 @@ impl crate::Counting for Counter {
 
     fn count_all(&mut self) -> Result<(), StoreError> {
         Counter::count(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prelude::*;
+    use scanwatch_event::{Event, Timestamp};
+
+    /// Two counters meet one damage: the second to have the lock finds the
+    /// aggregates emptied by the first since it met it (another epoch), so it
+    /// neither empties them again nor takes the recount under way for the damage
+    /// coming back; a damage met in the recount's own epoch does fail with the
+    /// way out.
+    #[test]
+    fn a_damage_another_counter_counted_away_meanwhile_is_left_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = crate::sqlite::SqliteStore::open(dir.path()).unwrap();
+        s.add_sensor("a", Timestamp(0)).unwrap();
+        let ip = std::net::IpAddr::from([192, 0, 2, 1]);
+        let events: Vec<Event> = (0..100u16)
+            .map(|n| {
+                Event::syn_probe(
+                    Timestamp(1_700_000_000_000 + i64::from(n) * 1_000),
+                    ip,
+                    ip,
+                    80 + n,
+                    1,
+                )
+            })
+            .collect();
+        s.commit_batch("a", "b0", &events, Timestamp(0)).unwrap();
+        let (mut a, mut b) = (s.counter().unwrap(), s.counter().unwrap());
+        a.count().unwrap();
+        let seen = recount::epoch(&a.conn).unwrap();
+        b.recount("a damage", seen).unwrap();
+        assert!(recount::under_way(&b.conn).unwrap());
+        let sentinel = "SELECT COUNT(*) FROM port_cells WHERE span_ms = 1";
+        a.conn
+            .execute_batch(
+                "INSERT INTO port_cells VALUES (1, 0, 6, 1, 1, 1, 1, x'00', x'00', x'00')",
+            )
+            .unwrap();
+        a.recount("a damage", seen).unwrap();
+        let kept: i64 = a.conn.query_row(sentinel, [], |r| r.get(0)).unwrap();
+        assert_eq!(kept, 1, "emptied again");
+        let now = recount::epoch(&a.conn).unwrap();
+        assert_ne!(now, seen);
+        let err = a.recount("a damage", now).unwrap_err();
+        assert!(err.to_string().contains("remove counts.db"), "{err}");
+        // Counted to the end, the recount is over.
+        a.conn
+            .execute("DELETE FROM port_cells WHERE span_ms = 1", [])
+            .unwrap();
+        a.count().unwrap();
+        assert!(!recount::under_way(&a.conn).unwrap());
     }
 }

@@ -1,6 +1,6 @@
 //! Counting the aggregates again after a damaged one, kept in `counts.db` so that
-//! it outlives a restart: which recount this is (its epoch) and, while one runs,
-//! the last block stored when it began.
+//! it outlives a restart: how many times the aggregates were emptied (the epoch)
+//! and, while a recount after a damage runs, the last block stored when it began.
 //!
 //! A stored aggregate that does not read back (damaged on disk, or written behind
 //! the store's back) starts the aggregates again from the blocks (`Counter::count`,
@@ -14,7 +14,12 @@
 //! - a query leaves an ask for a recount ([`RECOUNT_FILE`]) when it meets a damaged
 //!   aggregate, and it writes there the epoch of its snapshot: a query whose
 //!   snapshot predates a recount may meet the damaged row after that recount has
-//!   emptied it, and its ask, from an older epoch, is not taken.
+//!   emptied it, and its ask, from another epoch, is not taken. Likewise a counter
+//!   that met a damage after another counter emptied the aggregates for it.
+//!
+//! Every emptying moves the epoch on: [`start_again`](super::counts) does, and a
+//! trigger does it for any watermark moved back (also by a build before the
+//! epochs, which knows nothing of this row).
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -25,7 +30,8 @@ use rusqlite::Connection;
 use crate::StoreError;
 
 /// The recounts' row in `counts.db` (added to files made before it when a counter
-/// opens them; a build before it ignores the table).
+/// opens them; a build before it does not read it, and its resets of the
+/// watermark move the epoch on through the trigger).
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS recounts (
     one      INTEGER PRIMARY KEY CHECK (one = 1),
@@ -33,7 +39,15 @@ CREATE TABLE IF NOT EXISTS recounts (
     to_block INTEGER
 );
 INSERT OR IGNORE INTO recounts (one, epoch, to_block) VALUES (1, 0, NULL);
+CREATE TRIGGER IF NOT EXISTS recounts_on_reset AFTER UPDATE OF block_id ON counted
+WHEN NEW.block_id < OLD.block_id
+BEGIN
+    UPDATE recounts SET epoch = epoch + 1, to_block = NULL WHERE one = 1;
+END;
 ";
+
+/// The names [`SCHEMA`] makes, for the check that a file has them.
+pub(crate) const NAMES: [&str; 2] = ["recounts", "recounts_on_reset"];
 
 /// The file a query leaves beside the store's (`counts.db.recount`) when it met a
 /// stored aggregate that does not read back, holding the recount epoch of its
@@ -61,23 +75,44 @@ pub(crate) fn epoch(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.query_row("SELECT epoch FROM recounts WHERE one = 1", [], |r| r.get(0))?)
 }
 
-/// Marks a recount begun, in the caller's transaction (the one that empties the
-/// aggregates): the next epoch, and the last block stored now.
+/// Marks a recount after a damage begun, in the caller's transaction (the one
+/// that emptied the aggregates): the last block stored now.
 pub(crate) fn begin(tx: &Connection) -> Result<(), StoreError> {
     tx.execute(
-        "UPDATE recounts SET epoch = epoch + 1,
-             to_block = (SELECT COALESCE(MAX(id), 0) FROM ev.event_blocks)
+        "UPDATE recounts SET to_block = (SELECT COALESCE(MAX(id), 0) FROM ev.event_blocks)
          WHERE one = 1",
         [],
     )?;
     Ok(())
 }
 
-/// Forgets a recount under way, in the caller's transaction: the aggregates start
-/// again for another reason (lost, or counted past the store), and a damage met in
-/// that counting is counted away as any other.
-pub(crate) fn forget(tx: &Connection) -> Result<(), StoreError> {
-    tx.execute("UPDATE recounts SET to_block = NULL WHERE one = 1", [])?;
+/// The aggregates are emptied, in the caller's transaction: the epoch moves on,
+/// and a recount under way is forgotten (one that empties them for a damage marks
+/// its own after this; one for another reason, a lost file or one counted past
+/// the store, counts a damage it meets away as any other).
+pub(crate) fn emptied(tx: &Connection) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE recounts SET epoch = epoch + 1, to_block = NULL WHERE one = 1",
+        [],
+    )?;
+    Ok(())
+}
+
+/// Ends a recount under way once nothing waits to be counted (the blocks up to
+/// where it began may have gone: a store file put back from a copy). Takes this
+/// file's write lock only then.
+pub(crate) fn end_if_done(conn: &mut Connection) -> Result<(), StoreError> {
+    let done = "SELECT r.to_block IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM ev.event_blocks WHERE id > c.block_id)
+        FROM recounts r, counted c WHERE r.one = 1 AND c.one = 1";
+    if !conn.query_row(done, [], |r| r.get::<_, bool>(0))? {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if tx.query_row(done, [], |r| r.get::<_, bool>(0))? {
+        tx.execute("UPDATE recounts SET to_block = NULL WHERE one = 1", [])?;
+    }
+    tx.commit()?;
     Ok(())
 }
 
@@ -112,27 +147,59 @@ pub(crate) fn in_snapshot<T>(
     }
 }
 
+/// A name beside the ask of this process and call's own (`counts.db.recount.` +
+/// `what` + a random part): queries and counters of other threads and processes
+/// write and take asks at once.
+fn own_name(store_file: &Path, what: &str) -> std::io::Result<PathBuf> {
+    let n = crate::random_id().map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(store_file.with_file_name(format!("{RECOUNT_FILE}.{what}.{n:016x}")))
+}
+
 /// Leaves the ask for a recount, holding `epoch`: written aside and renamed into
 /// place, so the counting reads a whole one (the owner's only, as the store's
 /// files are).
 fn ask(store_file: &Path, epoch: i64) -> std::io::Result<()> {
-    // A name of this ask's own: queries on other threads may ask at once.
-    static ASKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = ASKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = ask_file(store_file);
-    let part = path.with_extension(format!("recount.{}.{n}", std::process::id()));
+    let part = own_name(store_file, "asking")?;
     let written = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .write(true)
         .mode(0o600)
         .open(&part)
         .and_then(|mut f| f.write_all(epoch.to_string().as_bytes()))
-        .and_then(|()| std::fs::rename(&part, &path));
+        .and_then(|()| std::fs::rename(&part, ask_file(store_file)));
     if written.is_err() {
         let _ = std::fs::remove_file(&part);
     }
     written
+}
+
+/// Removes what an ask or a take cut short by a crash left beside the store
+/// (`counts.db.recount.asking.*`, `.taking.*`), if older than ten minutes (a
+/// younger one may be another process's, in hand).
+pub(crate) fn clear_leftovers(store_file: &Path) {
+    let Some(dir) = store_file.parent() else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefixes = [
+        format!("{RECOUNT_FILE}.asking."),
+        format!("{RECOUNT_FILE}.taking."),
+    ];
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(600));
+        if old && prefixes.iter().any(|p| name.starts_with(p.as_str())) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// What an ask said.
@@ -145,26 +212,24 @@ pub(crate) enum Ask {
     From(Option<i64>),
 }
 
-/// Takes the ask for a recount, if there is one: read, then removed (one that
-/// cannot be read or removed is an error, before anything is emptied: left in
-/// place it would ask again at every counting).
+/// Takes the ask for a recount, if there is one: claimed (renamed to a name of
+/// this call's own, so an ask left meanwhile is the next one, and two counters
+/// never take the same), then read and removed. One that cannot be taken is an
+/// error, before anything is emptied.
 pub(crate) fn take(store_file: &Path) -> Result<Ask, StoreError> {
     let path = ask_file(store_file);
     let err = |e: std::io::Error| StoreError::DataDir {
         path: path.display().to_string(),
         reason: format!("cannot take the ask for a recount: {e}"),
     };
-    let said = match std::fs::read_to_string(&path) {
-        Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Ask::None),
-        Err(e) => return Err(err(e)),
-    };
-    match std::fs::remove_file(&path) {
+    let taken = own_name(store_file, "taking").map_err(err)?;
+    match std::fs::rename(&path, &taken) {
         Ok(()) => {}
-        // Another process's counting took it meanwhile: it acts on it.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Ask::None),
         Err(e) => return Err(err(e)),
     }
+    let said = std::fs::read_to_string(&taken).map_err(err)?;
+    std::fs::remove_file(&taken).map_err(err)?;
     Ok(Ask::From(said.trim().parse().ok()))
 }
 
