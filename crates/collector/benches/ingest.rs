@@ -4,8 +4,8 @@
 //! HTTP), with p50/p99 acknowledgement latency. `SCANWATCH_BENCH_CLIENTS` sets how
 //! many sensors send at once (default 2), `SCANWATCH_BENCH_BATCHES` how many
 //! batches (default 200). The direct baseline's time is split into the parse, the
-//! commit and the counting (as the server counts, and in the large transactions it
-//! takes when behind). `SCANWATCH_BENCH_ONLY=counting` runs the counting alone,
+//! commit and the counting (as the server counts, in the large transactions it
+//! takes when behind, and of a whole backlog at once). `SCANWATCH_BENCH_ONLY=counting` runs the counting alone,
 //! `=server` the server with its load generator alone, for profiling. Run with
 //! `scripts/bench.sh` or `cargo bench -p scanwatch-collector --bench ingest`.
 #![allow(clippy::unwrap_used)] // a bench may panic on a broken setup
@@ -103,10 +103,11 @@ fn main() {
     // block, batch id), and the counting into the cells and source days as the
     // server does it (after a commit once 20,000 events wait, and the rest at the
     // end), timed apart from the commits. Then the counting every 256 batches, as
-    // the server counts a backlog (best of three).
+    // the server counts a backlog, and of every batch at once, as after a lost
+    // `counts.db` or a recount (best of three each).
     let parsed = parse_all(&bodies);
-    let (mut parse, mut commit, mut count, mut count_big) =
-        (f64::MAX, f64::MAX, f64::MAX, f64::MAX);
+    let (mut parse, mut commit, mut count, mut count_big, mut count_all) =
+        (f64::MAX, f64::MAX, f64::MAX, f64::MAX, f64::MAX);
     let mut rows = String::new();
     for _ in 0..3 {
         let t = Instant::now();
@@ -129,6 +130,10 @@ fn main() {
     for _ in 0..3 {
         let (_, k, _) = commit_then_count(&parsed, Some(BIG_COUNTING));
         count_big = count_big.min(k);
+    }
+    for _ in 0..3 {
+        let (_, k, _) = commit_then_count(&parsed, Some(usize::MAX));
+        count_all = count_all.min(k);
     }
 
     // What waiting events cost a query (the server bounds them,
@@ -202,6 +207,7 @@ fn main() {
         ("  of it: commit alone (counting deferred)", commit),
         ("  of it: counting alone, every 20,000 events", count),
         ("  counting alone, every 256 batches", count_big),
+        ("  counting alone, every batch at once", count_all),
     ] {
         println!(
             "{name:<48} {:>12.0} {:>9.1}%",
@@ -381,7 +387,7 @@ fn parse_all(bodies: &[String]) -> Vec<Vec<scanwatch_event::Event>> {
 
 /// Batches between countings for the row "every 256 batches": about what one
 /// transaction takes when the counting is behind (at most 256 blocks,
-/// `events::aggregate_next`; a batch is one block, or two when it crosses an
+/// `events::GROUP_BLOCKS`; a batch is one block, or two when it crosses an
 /// hour), as the server counts a backlog. A transaction writes again every page
 /// its cells lie on, so fewer, larger ones write less (BENCHMARKS.md).
 const BIG_COUNTING: usize = 256;

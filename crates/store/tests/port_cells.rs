@@ -683,6 +683,55 @@ fn an_ask_from_before_the_last_recount_is_not_taken() {
     }
 }
 
+/// A backlog of many transactions' worth of blocks (each counting reads the next
+/// blocks on a thread of its own while it writes the ones before) counted by
+/// three counters at once: each transaction checks the watermark its blocks
+/// follow, so every event is counted once, and every answer is the exact count's.
+#[test]
+fn three_counters_at_once_count_a_long_backlog_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    s.add_sensor("a", Timestamp(0)).unwrap();
+    s.defer_counting();
+    let mut delivered: Vec<(String, Event)> = Vec::new();
+    // 1,500 batches of 8 events within an hour each: a block each.
+    for b in 0..1_500u32 {
+        let part: Vec<Event> = (0..8u32)
+            .map(|n| {
+                let k = b * 8 + n;
+                ev(
+                    BASE + i64::from(b / 64) * HOUR + i64::from(n),
+                    k % 97,
+                    (k % 11) as u8,
+                    1 + (k * 13 % 400) as u16,
+                    1,
+                    true,
+                )
+            })
+            .collect();
+        s.commit_batch("a", &format!("b{b}"), &part, Timestamp(0))
+            .unwrap();
+        delivered.extend(part.into_iter().map(|e| ("a".to_string(), e)));
+    }
+    assert_eq!(s.uncounted().unwrap(), 12_000);
+    let start = std::sync::Arc::new(std::sync::Barrier::new(3));
+    let counting: Vec<_> = (0..3)
+        .map(|_| {
+            let mut counter = s.counter().unwrap();
+            let start = start.clone();
+            std::thread::spawn(move || {
+                start.wait();
+                counter.count().unwrap();
+            })
+        })
+        .collect();
+    for c in counting {
+        c.join().unwrap();
+    }
+    assert_eq!(s.uncounted().unwrap(), 0);
+    check(&s, &delivered, &[BASE, BASE + 5 * HOUR, BASE + DAY]).unwrap();
+}
+
 /// An aggregates' file of a build before the recounts' row (and its trigger) is
 /// given them when the store opens, and is queried and counted as before; a
 /// watermark such a build moves back moves the epoch on.

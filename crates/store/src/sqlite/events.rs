@@ -169,58 +169,106 @@ pub(crate) fn waiting(conn: &Connection) -> Result<u64, StoreError> {
     Ok(n as u64)
 }
 
-/// Counts the next blocks after the watermark (up to 256, so memory holds a
-/// bounded part and the caller's transaction of the aggregates' file, `counts.rs`,
-/// holds its lock a bounded time) into the cells and source days and moves the
-/// watermark past them. `None` when no block waits; otherwise the blocks that do
-/// not decode, with why (counted as nothing, passed by the watermark), for the
-/// caller to set aside in the store's file before it commits.
-pub(crate) fn aggregate_next(
-    conn: &Connection,
-    pack_ports: usize,
-) -> Result<Option<Vec<(i64, String)>>, StoreError> {
-    let mark = watermark(conn)?;
+/// The next blocks after a watermark, counted in memory and not yet written
+/// ([`prepare_next`]): a thread of the counter reads and counts them while
+/// another writes the ones before (`counts.rs`).
+pub(crate) struct Prepared {
+    after: i64,
+    last: i64,
+    /// How many blocks.
+    blocks: usize,
+    cells: port_cells::Pending,
+    days: source_days::Pending,
+    damaged: Vec<(i64, String)>,
+}
+
+/// The most blocks counted in one transaction of the aggregates' file.
+pub(crate) const GROUP_BLOCKS: usize = 256;
+
+/// Reads the next blocks after `after` (up to [`GROUP_BLOCKS`], so memory holds a bounded
+/// part and the transaction that writes them holds the aggregates' lock a bounded
+/// time) and counts them in memory. `None` when no block waits. `conn` reads the
+/// store's file (as `event_blocks`). Blocks that do not decode count as nothing
+/// and are listed for [`Prepared::write`]'s caller to set aside.
+pub(crate) fn prepare_next(conn: &Connection, after: i64) -> Result<Option<Prepared>, StoreError> {
     let mut st = conn.prepare_cached(
-        "SELECT id, sensor_id, data FROM event_blocks WHERE id > ?1 ORDER BY id LIMIT 256",
+        "SELECT id, sensor_id, data FROM event_blocks WHERE id > ?1 ORDER BY id LIMIT ?2",
     )?;
-    {
-        let mut cells = port_cells::Pending::default();
-        // Keyed by addresses a sender chooses: the keyed hasher (`keyed`), which
-        // is also quicker than the standard library's SipHash.
-        let mut days = source_days::Pending::default();
-        let mut last = None;
-        let mut rows = st.query([mark])?;
-        let mut damaged = Vec::new();
-        while let Some(r) = rows.next()? {
-            let (id, sensor): (i64, i64) = (r.get(0)?, r.get(1)?);
-            last = Some(id);
-            let decoded = r
-                .get_ref(2)?
-                .as_blob()
-                .map_err(encode_error)
-                .and_then(|data| decode_events(data).map_err(encode_error));
-            let events = match decoded {
-                Ok(events) => events,
-                Err(e) => {
-                    damaged.push((id, e.to_string()));
-                    continue;
-                }
-            };
-            for e in events {
-                if let Some((proto, port)) = e.scanned_port() {
-                    cells.add(sensor, &e);
-                    source_days::add(&mut days, sensor, ip_key(e.dst), &e, proto.number(), port);
-                }
+    let mut cells = port_cells::Pending::default();
+    // Keyed by addresses a sender chooses: the keyed hasher (`keyed`), which
+    // is also quicker than the standard library's SipHash.
+    let mut days = source_days::Pending::default();
+    let mut last = None;
+    let mut rows = st.query([after, GROUP_BLOCKS as i64])?;
+    let mut damaged = Vec::new();
+    let mut blocks = 0;
+    while let Some(r) = rows.next()? {
+        let (id, sensor): (i64, i64) = (r.get(0)?, r.get(1)?);
+        last = Some(id);
+        blocks += 1;
+        let decoded = r
+            .get_ref(2)?
+            .as_blob()
+            .map_err(encode_error)
+            .and_then(|data| decode_events(data).map_err(encode_error));
+        let events = match decoded {
+            Ok(events) => events,
+            Err(e) => {
+                damaged.push((id, e.to_string()));
+                continue;
+            }
+        };
+        for e in events {
+            if let Some((proto, port)) = e.scanned_port() {
+                cells.add(sensor, &e);
+                source_days::add(&mut days, sensor, ip_key(e.dst), &e, proto.number(), port);
             }
         }
-        drop(rows);
-        let Some(last) = last else {
-            return Ok(None);
-        };
-        cells.write(conn)?;
-        source_days::merge(conn, days, pack_ports)?;
-        conn.execute("UPDATE counted SET block_id = ?1 WHERE one = 1", [last])?;
-        Ok(Some(damaged))
+    }
+    Ok(last.map(|last| Prepared {
+        after,
+        last,
+        blocks,
+        cells,
+        days,
+        damaged,
+    }))
+}
+
+impl Prepared {
+    /// The watermark these blocks follow.
+    pub(crate) fn after(&self) -> i64 {
+        self.after
+    }
+
+    /// The last of these blocks.
+    pub(crate) fn last(&self) -> i64 {
+        self.last
+    }
+
+    /// Whether there were as many blocks as a group holds (so more may wait).
+    pub(crate) fn is_full(&self) -> bool {
+        self.blocks >= GROUP_BLOCKS
+    }
+
+    /// Writes these counts into the cells and source days, in the caller's
+    /// transaction of the aggregates' file, whose watermark it has checked is
+    /// [`Prepared::after`], and moves the watermark past them. Returns the blocks
+    /// that do not decode, with why (counted as nothing, passed by the
+    /// watermark), for the caller to set aside in the store's file before it
+    /// commits.
+    pub(crate) fn write(
+        self,
+        conn: &Connection,
+        pack_ports: usize,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        self.cells.write(conn)?;
+        source_days::merge(conn, self.days, pack_ports)?;
+        conn.execute(
+            "UPDATE counted SET block_id = ?1 WHERE one = 1",
+            [self.last],
+        )?;
+        Ok(self.damaged)
     }
 }
 
