@@ -127,13 +127,11 @@ fn main() {
         count = count.min(k);
         rows = rows_written(dir.path(), parsed.iter().map(Vec::len).sum());
     }
-    for _ in 0..3 {
-        let (_, k, _) = commit_then_count(&parsed, Some(BIG_COUNTING));
-        count_big = count_big.min(k);
-    }
-    for _ in 0..3 {
-        let (_, k, _) = commit_then_count(&parsed, Some(usize::MAX));
-        count_all = count_all.min(k);
+    for (every, best) in [(BIG_COUNTING, &mut count_big), (usize::MAX, &mut count_all)] {
+        for _ in 0..3 {
+            let (_, k, _) = commit_then_count(&parsed, Some(every));
+            *best = best.min(k);
+        }
     }
 
     // What waiting events cost a query (the server bounds them,

@@ -12,7 +12,9 @@
 //! connection commits batches; the two cores work at once. The store's connection
 //! has `counts.db` attached read-only as `counts`, so its queries name the tables
 //! as before. A read-only attachment matters: `BEGIN IMMEDIATE` takes the write
-//! lock of every attached database that is writable.
+//! lock of every attached database that is writable. A counter counting a backlog
+//! of more than one transaction reads the blocks on a second connection of its
+//! own (the store's file attached read-only), on a thread of its own.
 //!
 //! Consistency: the cells, the source days and the watermark change in one
 //! transaction of this file; the blocks (the record, in the store's file) are only
@@ -184,8 +186,9 @@ pub(crate) fn set_wal(conn: &Connection) -> Result<(), StoreError> {
 pub struct Counter {
     conn: Connection,
     /// Reads the store's blocks (attached read-only, as `ev`) for the thread
-    /// that counts the next ones in memory while `conn` writes the ones before.
-    reader: Connection,
+    /// that counts the next ones in memory while `conn` writes the ones before;
+    /// opened the first time a backlog needs it.
+    reader: Option<Connection>,
     /// Raised by the merge functions when a stored counter does not decode.
     damage: functions::Damage,
     /// How many ports of a source's day go in its one row
@@ -235,12 +238,10 @@ impl Counter {
             tx.commit()?;
         }
         attach_read_only(&conn, store_file, "ev")?;
-        let reader = Connection::open_in_memory()?;
-        attach_read_only(&reader, store_file, "ev")?;
         recount::clear_leftovers(store_file);
         Ok(Counter {
             conn,
-            reader,
+            reader: None,
             damage,
             pack_ports: source_days::PACK_PORTS,
             store_file: store_file.to_path_buf(),
@@ -402,14 +403,24 @@ impl Counter {
     /// [`events::GROUP_BLOCKS`] (so another counter, another process's, waits
     /// at most one of them), each checking the watermark is where its blocks
     /// follow. A backlog of more than one transaction is counted by two threads:
-    /// one reads and counts the next blocks in memory (`reader`) while this one
-    /// writes the ones before, the part that holds the lock. Reading was about a
-    /// third of the counting's time in a profile of the twelve-sensor ingest
-    /// bench; a backlog of a million events counted 1.4 times as fast so
-    /// (BENCHMARKS.md). A smaller one is counted here alone: handing a group's
-    /// counts to another thread cost more than it saved.
+    /// one reads the next blocks and counts them in memory (on `reader`) while
+    /// this one writes the ones before, the part that holds the lock; at most
+    /// two groups are in memory (the one written, the one read). Reading and
+    /// counting in memory were about a third of the counting's time in a profile
+    /// of the twelve-sensor ingest bench; a backlog of a million events counted
+    /// about 1.4 times as fast so (BENCHMARKS.md, "The counting reads ahead"). A
+    /// smaller one is counted here alone: handing a group's counts to another
+    /// thread cost more than it saved.
     fn count_waiting(&mut self) -> Result<Counted, StoreError> {
         let start = events::watermark(&self.conn)?;
+        let Some(first) = events::prepare_next(&self.conn, start)? else {
+            return Ok(Counted::All);
+        };
+        if first.is_full() && self.reader.is_none() {
+            let reader = Connection::open_in_memory()?;
+            attach_read_only(&reader, &self.store_file, "ev")?;
+            self.reader = Some(reader);
+        }
         let Counter {
             conn,
             reader,
@@ -417,67 +428,59 @@ impl Counter {
             pack_ports,
             store_file,
         } = self;
-        let mut write = |prepared: events::Prepared| -> Result<Option<Counted>, StoreError> {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if events::watermark(&tx)? != prepared.after() {
-                return Ok(Some(Counted::Again));
-            }
-            damage.take();
-            let damaged = match prepared.write(&tx, *pack_ports) {
-                Err(e) if damage.take() || is_damage(&e) => {
-                    // The epoch of the aggregates that met it: another counter
-                    // may empty them before this one has the lock again.
-                    let seen = recount::epoch(&tx)?;
-                    return Ok(Some(Counted::Damage {
-                        why: e.to_string(),
-                        seen,
-                    }));
-                }
-                r => r?,
-            };
-            if !damaged.is_empty() {
-                set_aside(store_file, &damaged)?;
-            }
-            tx.commit()?;
-            Ok(None)
+        let mut group = Group {
+            conn,
+            damage,
+            pack_ports: *pack_ports,
+            store_file,
         };
-        let Some(first) = events::prepare_next(reader, start)? else {
-            return Ok(Counted::All);
+        let Some(reader) = reader.as_mut().filter(|_| first.is_full()) else {
+            return Ok(group.write(first)?.unwrap_or(Counted::Again));
         };
-        if !first.is_full() {
-            return Ok(write(first)?.unwrap_or(Counted::Again));
-        }
-        let reader: &mut Connection = reader;
+        let interrupt = reader.get_interrupt_handle();
         std::thread::scope(|scope| {
-            // One group being written here, one read ahead, one being read.
-            let (send, next) = std::sync::mpsc::sync_channel(1);
+            // A rendezvous: the next group is handed over once this thread takes
+            // it, so two are in memory at most.
+            let (send, next) = std::sync::mpsc::sync_channel(0);
             let mut after = first.last();
-            scope.spawn(move || loop {
-                let prepared = events::prepare_next(reader, after);
-                let go_on = match &prepared {
-                    Ok(Some(p)) => {
-                        after = p.last();
-                        true
+            let reading = std::thread::Builder::new()
+                .name("scanwatch-count-read".into())
+                .spawn_scoped(scope, move || loop {
+                    let prepared = events::prepare_next(reader, after);
+                    let go_on = match &prepared {
+                        Ok(Some(p)) => {
+                            after = p.last();
+                            true
+                        }
+                        Ok(None) | Err(_) => false,
+                    };
+                    // The writer stopped taking them: nothing more to read.
+                    if send.send(prepared).is_err() || !go_on {
+                        return;
                     }
-                    Ok(None) | Err(_) => false,
-                };
-                // The writer stopped taking them: nothing more to read.
-                if send.send(prepared).is_err() || !go_on {
-                    return;
-                }
-            });
+                });
+            if let Err(e) = reading {
+                tracing::warn!(error = %e, "cannot start a thread to read the blocks to count: counting on one thread");
+                return group.on_one_thread(first);
+            }
             let mut prepared = first;
             let counted = loop {
-                match write(prepared) {
+                match group.write(prepared) {
                     Ok(None) => {}
                     r => break r.map(|c| c.unwrap_or(Counted::All)),
                 }
-                prepared = match next.recv().map_err(|_| gone()) {
+                prepared = match next.recv() {
                     Ok(Ok(Some(p))) => p,
                     Ok(Ok(None)) => break Ok(Counted::All),
-                    Ok(Err(e)) | Err(e) => break Err(e),
+                    Ok(Err(e)) => break Err(e),
+                    // The reading thread panicked: the scope passes it on.
+                    Err(_) => break Ok(Counted::Again),
                 };
             };
+            if !matches!(counted, Ok(Counted::All)) {
+                // Stopped early: the group being read is not wanted.
+                interrupt.interrupt();
+            }
             // The reading thread's next send fails: it ends (the scope waits).
             drop(next);
             counted
@@ -545,6 +548,60 @@ impl Counter {
 
 pub use super::recount::RECOUNT_FILE;
 
+/// What writing a group of counted blocks needs of a [`Counter`].
+struct Group<'a> {
+    conn: &'a mut Connection,
+    damage: &'a functions::Damage,
+    pack_ports: usize,
+    store_file: &'a Path,
+}
+
+impl Group<'_> {
+    /// Writes `prepared` in a transaction of its own, if the watermark is still
+    /// where its blocks follow; `None` when written, else how the counting ends.
+    fn write(&mut self, prepared: events::Prepared) -> Result<Option<Counted>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if events::watermark(&tx)? != prepared.after() {
+            return Ok(Some(Counted::Again));
+        }
+        self.damage.take();
+        let damaged = match prepared.write(&tx, self.pack_ports) {
+            Err(e) if self.damage.take() || is_damage(&e) => {
+                // The epoch of the aggregates that met it: another counter may
+                // empty them before this one has the lock again.
+                let seen = recount::epoch(&tx)?;
+                return Ok(Some(Counted::Damage {
+                    why: e.to_string(),
+                    seen,
+                }));
+            }
+            r => r?,
+        };
+        if !damaged.is_empty() {
+            set_aside(self.store_file, &damaged)?;
+        }
+        tx.commit()?;
+        Ok(None)
+    }
+
+    /// Writes `first` and reads and writes the groups after it, on this thread.
+    fn on_one_thread(&mut self, first: events::Prepared) -> Result<Counted, StoreError> {
+        let mut prepared = first;
+        loop {
+            let after = prepared.last();
+            if let Some(end) = self.write(prepared)? {
+                return Ok(end);
+            }
+            match events::prepare_next(self.conn, after)? {
+                Some(p) => prepared = p,
+                None => return Ok(Counted::All),
+            }
+        }
+    }
+}
+
 /// How a counting of the waiting blocks ended.
 enum Counted {
     /// Every block that waited is counted.
@@ -553,15 +610,6 @@ enum Counted {
     Again,
     /// A stored aggregate did not read back, met in aggregates of epoch `seen`.
     Damage { why: String, seen: i64 },
-}
-
-/// The reading thread ended without a word (it panicked; the scope passes the
-/// panic on).
-fn gone() -> StoreError {
-    StoreError::DataDir {
-        path: COUNTS_FILE.to_string(),
-        reason: "the thread reading the blocks to count ended".to_string(),
-    }
 }
 
 /// Empties the aggregates and marks a recount begun, in `tx` (which holds this
