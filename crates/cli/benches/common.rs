@@ -53,6 +53,28 @@ pub fn bare_loop(text: &str) -> u64 {
     counts.iter().sum()
 }
 
+/// The bare baseline as a plain program over the file writes it, reading the
+/// file as the issue's first figure did (issue 14: a "bare Rust loop that splits
+/// lines and counts ports exactly, same file", 0.76 s for 2,035,456 lines): the
+/// standard library's buffered lines (each checked as UTF-8, in a `String`),
+/// `str::find` for `DPT=`, `str::parse` for the port.
+pub fn bare_loop_std(path: &std::path::Path) -> u64 {
+    use std::io::BufRead;
+    let mut counts = vec![0u64; 65536];
+    let file = std::io::BufReader::new(std::fs::File::open(path).expect("open"));
+    for line in file.lines() {
+        let line = line.expect("read");
+        if let Some(i) = line.find("DPT=") {
+            let rest = &line[i + 4..];
+            let end = rest.find(' ').unwrap_or(rest.len());
+            if let Ok(port) = rest[..end].parse::<u16>() {
+                counts[usize::from(port)] += 1;
+            }
+        }
+    }
+    counts.iter().sum()
+}
+
 /// Parse only.
 pub fn parse_only(text: &str) -> u64 {
     let opts = ParserOptions {

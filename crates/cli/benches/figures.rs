@@ -100,6 +100,12 @@ fn main() {
     }
     let reps = 5;
     let base = best(reps, || common::bare_loop(&text));
+    let base_std = best(reps, || common::bare_loop_std(&path));
+    assert_eq!(
+        common::bare_loop(&text),
+        common::bare_loop_std(&path),
+        "the two bare loops count alike"
+    );
     let parse = best(reps, || common::parse_only(&text));
     let full = best(reps, || common::pipeline(&text));
     let parsed = common::parsed_events(&text);
@@ -122,6 +128,7 @@ fn main() {
     );
     for (name, t) in [
         ("bare loop (split + DPT=)", base),
+        ("bare loop, std lines of the file", base_std),
         ("netfilter parse", parse),
         ("parse + aggregate + detect", full),
         ("aggregate + detect (pre-parsed)", agg),
@@ -134,6 +141,21 @@ fn main() {
             lines / t,
             mb / t,
             100.0 * base / t
+        );
+    }
+
+    // Against the plain program over the file (issue 14's first figure): the
+    // real command on the same file.
+    println!("{:<34} {:>14} {:>10} {:>12}", "", "", "", "vs std lines");
+    for (name, t) in [
+        ("scanwatch analyze on a file", e2e),
+        ("analyze, parse on a 2nd thread", e2e2),
+    ] {
+        println!(
+            "{name:<34} {:>14} {:>10} {:>11.1}%",
+            "",
+            "",
+            100.0 * base_std / t
         );
     }
 
