@@ -683,22 +683,18 @@ fn an_ask_from_before_the_last_recount_is_not_taken() {
     }
 }
 
-/// A backlog of many transactions' worth of blocks (each counting reads the next
-/// blocks on a thread of its own while it writes the ones before) counted by
-/// three counters at once: each transaction checks the watermark its blocks
-/// follow, so every event is counted once, and every answer is the exact count's.
-#[test]
-fn three_counters_at_once_count_a_long_backlog_once() {
+/// A store with `batches` batches of `per_batch` events from sensor "a" waiting
+/// to be counted, each batch's events within an hour (a block each).
+fn backlog(batches: u32, per_batch: u32) -> (tempfile::TempDir, SqliteStore, Vec<(String, Event)>) {
     let dir = tempfile::tempdir().unwrap();
     let mut s = SqliteStore::open(dir.path()).unwrap();
     s.add_sensor("a", Timestamp(0)).unwrap();
     s.defer_counting();
     let mut delivered: Vec<(String, Event)> = Vec::new();
-    // 1,500 batches of 8 events within an hour each: a block each.
-    for b in 0..1_500u32 {
-        let part: Vec<Event> = (0..8u32)
+    for b in 0..batches {
+        let part: Vec<Event> = (0..per_batch)
             .map(|n| {
-                let k = b * 8 + n;
+                let k = b * per_batch + n;
                 ev(
                     BASE + i64::from(b / 64) * HOUR + i64::from(n),
                     k % 97,
@@ -713,7 +709,17 @@ fn three_counters_at_once_count_a_long_backlog_once() {
             .unwrap();
         delivered.extend(part.into_iter().map(|e| ("a".to_string(), e)));
     }
-    assert_eq!(s.uncounted().unwrap(), 12_000);
+    assert_eq!(s.uncounted().unwrap(), u64::from(batches * per_batch));
+    (dir, s, delivered)
+}
+
+/// A backlog of many transactions' worth of blocks (each counting reads the next
+/// blocks on a thread of its own while it writes the ones before) counted by
+/// three counters at once: each transaction checks the watermark its blocks
+/// follow, so every event is counted once, and every answer is the exact count's.
+#[test]
+fn three_counters_at_once_count_a_long_backlog_once() {
+    let (_dir, s, delivered) = backlog(1_500, 8);
     let start = std::sync::Arc::new(std::sync::Barrier::new(3));
     let counting: Vec<_> = (0..3)
         .map(|_| {
@@ -737,28 +743,7 @@ fn three_counters_at_once_count_a_long_backlog_once() {
 /// others count as the events say.
 #[test]
 fn a_damaged_block_read_ahead_is_set_aside() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = SqliteStore::open(dir.path()).unwrap();
-    s.add_sensor("a", Timestamp(0)).unwrap();
-    s.defer_counting();
-    let mut delivered: Vec<(String, Event)> = Vec::new();
-    for b in 0..700u32 {
-        let part: Vec<Event> = (0..4u32)
-            .map(|n| {
-                ev(
-                    BASE + i64::from(b / 64) * HOUR + i64::from(n),
-                    b % 53,
-                    (n % 5) as u8,
-                    1 + (b * 7 % 90) as u16,
-                    1,
-                    true,
-                )
-            })
-            .collect();
-        s.commit_batch("a", &format!("b{b}"), &part, Timestamp(0))
-            .unwrap();
-        delivered.extend(part.into_iter().map(|e| ("a".to_string(), e)));
-    }
+    let (dir, mut s, mut delivered) = backlog(700, 4);
     let store = rusqlite::Connection::open(dir.path().join("scanwatch.db")).unwrap();
     let (id, lo, hi): (i64, i64, i64) = store
         .query_row(
@@ -770,12 +755,10 @@ fn a_damaged_block_read_ahead_is_set_aside() {
     store
         .execute("UPDATE event_blocks SET data = x'00' WHERE id = ?1", [id])
         .unwrap();
-    // The damaged block is the 301st batch's (a block a batch here).
-    let lost: Vec<Event> = delivered[1_200..1_204]
+    // The damaged block is the 301st batch's.
+    assert!(delivered[1_200..1_204]
         .iter()
-        .map(|(_, e)| e.clone())
-        .collect();
-    assert!(lost.iter().all(|e| e.time.0 >= lo && e.time.0 <= hi));
+        .all(|(_, e)| e.time.0 >= lo && e.time.0 <= hi));
     delivered.drain(1_200..1_204);
     s.aggregate_now().unwrap();
     assert_eq!(s.damaged_blocks().unwrap(), 1);
