@@ -58,6 +58,7 @@ pub fn bare_loop(text: &str) -> u64 {
 /// lines and counts ports exactly, same file", 0.76 s for 2,035,456 lines): the
 /// standard library's buffered lines (each checked as UTF-8, in a `String`),
 /// `str::find` for `DPT=`, `str::parse` for the port.
+#[allow(dead_code)] // the figures bench's only (the criterion bench reads no file)
 pub fn bare_loop_std(path: &std::path::Path) -> u64 {
     use std::io::BufRead;
     let mut counts = vec![0u64; 65536];
