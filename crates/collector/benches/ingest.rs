@@ -469,5 +469,10 @@ fn counting_alone(bodies: &[String]) {
     for _ in 0..5 {
         let (_, k, _) = commit_then_count(&parsed, None);
         println!("counting alone: {:.0} events/s", n as f64 / k);
+        let (_, k, _) = commit_then_count(&parsed, Some(usize::MAX));
+        println!(
+            "counting alone, every batch at once: {:.0} events/s",
+            n as f64 / k
+        );
     }
 }

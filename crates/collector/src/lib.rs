@@ -629,12 +629,18 @@ pub fn human_ms(ms: i64) -> String {
 
 /// A read's result. One that met a damaged aggregate (the store asked for the
 /// aggregates to be counted again) starts that counting now, in a task of its
-/// own, rather than after the next batch (which may be long in coming).
+/// own, rather than after the next batch (which may be long in coming); so does
+/// one that met it again during that recount (the counting then fails with the
+/// way out, and `scanwatch_counting_failing` says so).
 fn read_result<T>(
     centre: &Centre,
     r: Result<T, scanwatch_store::StoreError>,
 ) -> Result<T, AppError> {
-    if let Err(scanwatch_store::StoreError::DamagedAggregate(_)) = &r {
+    if let Err(
+        scanwatch_store::StoreError::DamagedAggregate(_)
+        | scanwatch_store::StoreError::DamageRecurs(_),
+    ) = &r
+    {
         let centre = centre.clone();
         tokio::task::spawn_blocking(move || {
             if let Err(e) = centre.count_due() {

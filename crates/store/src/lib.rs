@@ -59,6 +59,11 @@ pub enum StoreError {
     /// events by the next counting (what happens is said after the detail).
     #[error("a stored aggregate does not read back: {0}")]
     DamagedAggregate(String),
+    /// A stored aggregate that does not read back, met again while the
+    /// aggregates are counted again after one (a failing disk, a defect): not
+    /// counted away again; an operator has to act (the detail says how).
+    #[error("a stored aggregate does not read back again while the aggregates are counted again: {0}; check the disk, stop the centre and remove counts.db (and its -wal and -shm) to count them again at start")]
+    DamageRecurs(String),
     #[error("this store keeps no {0}")]
     Unsupported(&'static str),
     #[error(

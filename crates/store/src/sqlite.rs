@@ -609,7 +609,7 @@ impl SqliteStore {
         // until it is taken.
         if store.waiting >= events::AGGREGATE_EVERY {
             match store.aggregate_now() {
-                Err(StoreError::DamagedAggregate(e)) => {
+                Err(e @ StoreError::DamageRecurs(_)) => {
                     tracing::error!(error = %e, "cannot count the aggregates at open");
                 }
                 r => r?,

@@ -196,6 +196,11 @@ pub struct Counter {
     pack_ports: usize,
     /// The store's file (blocks set aside as damaged are moved there).
     store_file: PathBuf,
+    /// Blocks per transaction ([`events::GROUP_BLOCKS`]; fewer in tests, so
+    /// that small stores are read ahead).
+    group_blocks: usize,
+    /// Groups this counter took from its reading thread.
+    read_ahead: u64,
 }
 
 impl Counter {
@@ -244,6 +249,8 @@ impl Counter {
             reader: None,
             damage,
             pack_ports: source_days::PACK_PORTS,
+            group_blocks: events::GROUP_BLOCKS,
+            read_ahead: 0,
             store_file: store_file.to_path_buf(),
         })
     }
@@ -360,6 +367,21 @@ impl Counter {
         self.pack_ports = n;
     }
 
+    /// Counts at most `n` blocks (at least 1) in a transaction from now on, so
+    /// that a backlog of more than `n` is read ahead on a second thread. Not a
+    /// setting: the tests read ahead in small stores.
+    #[doc(hidden)]
+    pub fn set_group_blocks(&mut self, n: usize) {
+        self.group_blocks = n.max(1);
+    }
+
+    /// How many groups of blocks this counter took from its reading thread (for
+    /// the tests: that the path of two threads ran).
+    #[doc(hidden)]
+    pub fn groups_read_ahead(&self) -> u64 {
+        self.read_ahead
+    }
+
     /// How many events wait in blocks after the watermark.
     pub fn waiting(&self) -> Result<u64, StoreError> {
         events::waiting(&self.conn)
@@ -413,11 +435,13 @@ impl Counter {
     /// thread cost more than it saved.
     fn count_waiting(&mut self) -> Result<Counted, StoreError> {
         let start = events::watermark(&self.conn)?;
-        let Some(first) = events::prepare_next(&self.conn, start)? else {
+        let limit = self.group_blocks;
+        let Some(first) = events::prepare_next(&self.conn, start, limit)? else {
             return Ok(Counted::All);
         };
         if first.is_full() && self.reader.is_none() {
             let reader = Connection::open_in_memory()?;
+            reader.busy_timeout(std::time::Duration::from_secs(10))?;
             attach_read_only(&reader, &self.store_file, "ev")?;
             self.reader = Some(reader);
         }
@@ -427,12 +451,15 @@ impl Counter {
             damage,
             pack_ports,
             store_file,
+            read_ahead,
+            ..
         } = self;
         let mut group = Group {
             conn,
             damage,
             pack_ports: *pack_ports,
             store_file,
+            limit,
         };
         let Some(reader) = reader.as_mut().filter(|_| first.is_full()) else {
             return Ok(group.write(first)?.unwrap_or(Counted::Again));
@@ -446,7 +473,7 @@ impl Counter {
             let reading = std::thread::Builder::new()
                 .name("scanwatch-count-read".into())
                 .spawn_scoped(scope, move || loop {
-                    let prepared = events::prepare_next(reader, after);
+                    let prepared = events::prepare_next(reader, after, limit);
                     let go_on = match &prepared {
                         Ok(Some(p)) => {
                             after = p.last();
@@ -470,7 +497,10 @@ impl Counter {
                     r => break r.map(|c| c.unwrap_or(Counted::All)),
                 }
                 prepared = match next.recv() {
-                    Ok(Ok(Some(p))) => p,
+                    Ok(Ok(Some(p))) => {
+                        *read_ahead += 1;
+                        p
+                    }
                     Ok(Ok(None)) => break Ok(Counted::All),
                     Ok(Err(e)) => break Err(e),
                     // The reading thread panicked: the scope passes it on.
@@ -554,6 +584,8 @@ struct Group<'a> {
     damage: &'a functions::Damage,
     pack_ports: usize,
     store_file: &'a Path,
+    /// Blocks per transaction.
+    limit: usize,
 }
 
 impl Group<'_> {
@@ -594,7 +626,7 @@ impl Group<'_> {
             if let Some(end) = self.write(prepared)? {
                 return Ok(end);
             }
-            match events::prepare_next(self.conn, after)? {
+            match events::prepare_next(self.conn, after, self.limit)? {
                 Some(p) => prepared = p,
                 None => return Ok(Counted::All),
             }
@@ -637,9 +669,7 @@ fn begin_recount(
         if seen.is_none() {
             return Ok(false);
         }
-        return Err(StoreError::DamagedAggregate(format!(
-            "{why}; met again while counting the aggregates again: check the disk, stop the centre and remove counts.db (and its -wal and -shm) to count them again at start"
-        )));
+        return Err(StoreError::DamageRecurs(why.to_string()));
     }
     tracing::error!(reason = %why, "a stored aggregate does not read back: counting the aggregates again from the stored events");
     start_again(&tx)?;
@@ -765,6 +795,18 @@ mod tests {
             .execute("DELETE FROM port_cells WHERE span_ms = 1", [])
             .unwrap();
         a.count().unwrap();
-        assert!(!recount::under_way(&a.conn).unwrap());
+        let to_block = |c: &Connection| -> Option<i64> {
+            c.query_row("SELECT to_block FROM recounts", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(to_block(&a.conn), None);
+        // A recount whose last blocks went (set aside, a store put back) ends
+        // when nothing waits.
+        a.conn
+            .execute("UPDATE recounts SET to_block = 1000000000", [])
+            .unwrap();
+        assert!(recount::under_way(&a.conn).unwrap());
+        a.count().unwrap();
+        assert_eq!(to_block(&a.conn), None);
     }
 }

@@ -7,8 +7,9 @@
 //! what a source did on each port of a day (`source_days`) — is
 //! brought up to date in bulk: once [`AGGREGATE_EVERY`] events wait (by the commit
 //! that brings them, or by `count_due` after the server answered it, when the
-//! store defers its counting; and before retention), in one transaction that also
-//! moves the `aggregated` watermark (the last block counted). Merging a batch's few thousand scattered cells in its own
+//! store defers its counting; and before retention), in transactions of up to
+//! [`GROUP_BLOCKS`] blocks of the aggregates' file (`counts.rs`) that also move
+//! its `counted` watermark (the last block counted). Merging a batch's few thousand scattered cells in its own
 //! commit wrote a page per cell; in bulk each page is written once for many
 //! batches. A query adds the blocks after the watermark from their events, so
 //! every answer counts every committed batch exactly once, and a crash loses
@@ -175,8 +176,8 @@ pub(crate) fn waiting(conn: &Connection) -> Result<u64, StoreError> {
 pub(crate) struct Prepared {
     after: i64,
     last: i64,
-    /// How many blocks.
-    blocks: usize,
+    /// Whether as many blocks as were asked for came (so more may wait).
+    full: bool,
     cells: port_cells::Pending,
     days: source_days::Pending,
     damaged: Vec<(i64, String)>,
@@ -185,12 +186,17 @@ pub(crate) struct Prepared {
 /// The most blocks counted in one transaction of the aggregates' file.
 pub(crate) const GROUP_BLOCKS: usize = 256;
 
-/// Reads the next blocks after `after` (up to [`GROUP_BLOCKS`], so memory holds a bounded
+/// Reads the next blocks after `after` (up to `limit`, [`GROUP_BLOCKS`] but in
+/// tests, so memory holds a bounded
 /// part and the transaction that writes them holds the aggregates' lock a bounded
 /// time) and counts them in memory. `None` when no block waits. `conn` reads the
 /// store's file (as `event_blocks`). Blocks that do not decode count as nothing
 /// and are listed for [`Prepared::write`]'s caller to set aside.
-pub(crate) fn prepare_next(conn: &Connection, after: i64) -> Result<Option<Prepared>, StoreError> {
+pub(crate) fn prepare_next(
+    conn: &Connection,
+    after: i64,
+    limit: usize,
+) -> Result<Option<Prepared>, StoreError> {
     let mut st = conn.prepare_cached(
         "SELECT id, sensor_id, data FROM event_blocks WHERE id > ?1 ORDER BY id LIMIT ?2",
     )?;
@@ -199,7 +205,7 @@ pub(crate) fn prepare_next(conn: &Connection, after: i64) -> Result<Option<Prepa
     // is also quicker than the standard library's SipHash.
     let mut days = source_days::Pending::default();
     let mut last = None;
-    let mut rows = st.query([after, GROUP_BLOCKS as i64])?;
+    let mut rows = st.query([after, i64::try_from(limit).unwrap_or(i64::MAX)])?;
     let mut damaged = Vec::new();
     let mut blocks = 0;
     while let Some(r) = rows.next()? {
@@ -228,7 +234,7 @@ pub(crate) fn prepare_next(conn: &Connection, after: i64) -> Result<Option<Prepa
     Ok(last.map(|last| Prepared {
         after,
         last,
-        blocks,
+        full: blocks >= limit,
         cells,
         days,
         damaged,
@@ -248,7 +254,7 @@ impl Prepared {
 
     /// Whether there were as many blocks as a group holds (so more may wait).
     pub(crate) fn is_full(&self) -> bool {
-        self.blocks >= GROUP_BLOCKS
+        self.full
     }
 
     /// Writes these counts into the cells and source days, in the caller's

@@ -70,7 +70,8 @@ pub(crate) fn under_way(conn: &Connection) -> Result<bool, StoreError> {
     )?)
 }
 
-/// The number of recounts begun so far in this `counts.db`.
+/// A number moved on at every emptying of the aggregates in this `counts.db`
+/// (by one or more): only compared for equality.
 pub(crate) fn epoch(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.query_row("SELECT epoch FROM recounts WHERE one = 1", [], |r| r.get(0))?)
 }
@@ -119,21 +120,30 @@ pub(crate) fn end_if_done(conn: &mut Connection) -> Result<(), StoreError> {
 /// Runs a query of the aggregates on one snapshot of both files: `read` gets the
 /// snapshot and the watermark the aggregates were counted to (read first, so
 /// the blocks read after it hold every block they count). A damaged aggregate
-/// it meets leaves the ask for a recount, with the snapshot's epoch.
+/// it meets leaves the ask for a recount, with the snapshot's epoch; met while a
+/// recount after a damage runs (in the snapshot), it came back:
+/// [`StoreError::DamageRecurs`], not the error a recount will mend.
 pub(crate) fn in_snapshot<T>(
     conn: &Connection,
     store_file: &Path,
     read: impl FnOnce(&Connection, i64) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     let tx = conn.unchecked_transaction()?;
-    let (mark, epoch): (i64, i64) = tx.query_row(
-        "SELECT c.block_id, r.epoch FROM counted c, recounts r WHERE c.one = 1 AND r.one = 1",
+    let (mark, epoch, recounting): (i64, i64, bool) = tx.query_row(
+        "SELECT c.block_id, r.epoch, r.to_block IS NOT NULL AND c.block_id < r.to_block
+         FROM counted c, recounts r WHERE c.one = 1 AND r.one = 1",
         [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     match read(&tx, mark) {
         Err(StoreError::DamagedAggregate(what)) => {
-            Err(StoreError::DamagedAggregate(match ask(store_file, epoch) {
+            // Asked also when it came back: the counting that takes the ask
+            // fails with the way out (`counts.rs`), which the centre reports.
+            let asked = ask(store_file, epoch);
+            if recounting {
+                return Err(StoreError::DamageRecurs(what));
+            }
+            Err(StoreError::DamagedAggregate(match asked {
                 Ok(()) => format!(
                     "{what}; the next counting counts the aggregates again from the stored events"
                 ),
@@ -215,7 +225,8 @@ pub(crate) enum Ask {
 /// Takes the ask for a recount, if there is one: claimed (renamed to a name of
 /// this call's own, so an ask left meanwhile is the next one, and two counters
 /// never take the same), then read and removed. One that cannot be taken is an
-/// error, before anything is emptied.
+/// error, before anything is emptied; one claimed but not read is put back, so
+/// every counting fails on it until it is mended.
 pub(crate) fn take(store_file: &Path) -> Result<Ask, StoreError> {
     let path = ask_file(store_file);
     let err = |e: std::io::Error| StoreError::DataDir {
@@ -228,7 +239,13 @@ pub(crate) fn take(store_file: &Path) -> Result<Ask, StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Ask::None),
         Err(e) => return Err(err(e)),
     }
-    let said = std::fs::read_to_string(&taken).map_err(err)?;
+    let said = match std::fs::read_to_string(&taken) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = std::fs::rename(&taken, &path);
+            return Err(err(e));
+        }
+    };
     std::fs::remove_file(&taken).map_err(err)?;
     Ok(Ask::From(said.trim().parse().ok()))
 }

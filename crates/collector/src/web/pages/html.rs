@@ -315,6 +315,24 @@ mod tests {
         assert!(r.headers().get(header::RETRY_AFTER).is_none());
     }
 
+    /// A damaged aggregate met again during its recount is not a read a
+    /// recount will mend: a 500 (the way out only in the log), in the API and
+    /// on a page, while a first one is a 503 to try again.
+    #[test]
+    fn a_damage_that_came_back_is_a_500_and_a_first_one_a_503() {
+        use scanwatch_store::StoreError;
+        let came_back = || StoreError::DamageRecurs("a cell of tcp/445".into());
+        for r in [
+            AppError::from(came_back()).into_response(),
+            PageError::from(AppError::from(came_back())).into_response(),
+        ] {
+            assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            assert!(r.headers().get(header::RETRY_AFTER).is_none());
+        }
+        let first = AppError::from(StoreError::DamagedAggregate("a cell".into())).into_response();
+        assert_eq!(first.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
     #[test]
     fn the_port_is_not_said_twice() {
         assert_eq!(headline_after_port("TCP/445: 339 sources"), "339 sources");
