@@ -27,6 +27,11 @@ pub const DAY_MS: i64 = 86_400_000;
 #[derive(Clone, Debug)]
 pub struct PortActivity {
     pub events: u64,
+    /// Events as stored, each once whatever its `count`: no port can have more
+    /// distinct sensors or targets than this (a sketch's estimate can; the store
+    /// holds its answers to this). The packed bytes do not keep it (their ports'
+    /// counters are small and exact): read back, their events stand in.
+    pub records: u64,
     /// The first and last event's time (milliseconds since 1970).
     pub first: i64,
     pub last: i64,
@@ -38,6 +43,7 @@ impl Default for PortActivity {
     fn default() -> Self {
         PortActivity {
             events: 0,
+            records: 0,
             first: i64::MAX,
             last: i64::MIN,
             sensors: Distinct::default(),
@@ -51,6 +57,7 @@ impl PortActivity {
     /// these keys; counters keep up to `limit` keys exactly.
     pub fn add(&mut self, sensor: u64, target: u64, time: i64, count: u32, limit: usize) {
         self.events += u64::from(count);
+        self.records += 1;
         self.first = self.first.min(time);
         self.last = self.last.max(time);
         self.sensors.add_hash(sensor, limit);
@@ -59,6 +66,7 @@ impl PortActivity {
 
     pub fn merge(&mut self, o: &PortActivity, limit: usize) {
         self.events += o.events;
+        self.records += o.records;
         self.first = self.first.min(o.first);
         self.last = self.last.max(o.last);
         self.sensors.merge(&o.sensors, limit);
@@ -130,6 +138,7 @@ pub fn decode_day_ports(
             key,
             PortActivity {
                 events,
+                records: events,
                 first: day.saturating_add(first as i64),
                 last: day.saturating_add(last as i64),
                 sensors,

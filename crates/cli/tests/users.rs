@@ -212,7 +212,7 @@ fn admin_migrate_says_what_it_would_do_then_does_it_with_a_copy() {
     let data = dir.path().join("data");
     common::admin(&data, &["sensor", "add", "fw-1"]);
     let up = common::admin(&data, &["migrate", "--check"]);
-    assert!(up.ends_with("schema version 10, up to date"), "{up}");
+    assert!(up.ends_with("schema version 11, up to date"), "{up}");
     let db = data.join("scanwatch.db");
     rusqlite::Connection::open(&db)
         .unwrap()
@@ -220,7 +220,7 @@ fn admin_migrate_says_what_it_would_do_then_does_it_with_a_copy() {
         .unwrap();
     let check = common::admin(&data, &["migrate", "--check"]);
     assert!(
-        check.contains("schema version 5 -> 10 (--check: nothing changed)"),
+        check.contains("schema version 5 -> 11 (--check: nothing changed)"),
         "{check}"
     );
     assert!(check.contains("version 6 adds per-port cells"), "{check}");
@@ -240,6 +240,10 @@ fn admin_migrate_says_what_it_would_do_then_does_it_with_a_copy() {
         check.contains("version 10 adds a source's ports of a day in one row"),
         "{check}"
     );
+    assert!(
+        check.contains("version 11 adds the events as stored beside each per-port cell"),
+        "{check}"
+    );
     assert!(check.contains("scanwatch.db.v5.bak"), "{check}");
     assert!(
         !data.join("scanwatch.db.v5.bak").exists(),
@@ -252,7 +256,7 @@ fn admin_migrate_says_what_it_would_do_then_does_it_with_a_copy() {
     );
     assert!(data.join("scanwatch.db.v5.bak").exists());
     let again = common::admin(&data, &["migrate", "--check"]);
-    assert!(again.ends_with("schema version 10, up to date"), "{again}");
+    assert!(again.ends_with("schema version 11, up to date"), "{again}");
     // The sensor survived the migration.
     assert!(common::admin(&data, &["sensor", "list"]).contains("fw-1"));
     // No database: a clear refusal.

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 /// Version of the persisted schema (SQLite `user_version`).
-pub const SCHEMA_VERSION: u32 = 10;
+pub const SCHEMA_VERSION: u32 = 11;
 
 /// Errors of a store. Messages are lowercase with no trailing period.
 #[derive(Debug, Error)]

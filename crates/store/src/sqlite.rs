@@ -338,7 +338,7 @@ pub fn permission_warnings(dir: &Path) -> Vec<String> {
 }
 
 /// What each schema version added (the migration to it adds its tables).
-pub const MIGRATIONS: [(u32, &str); 9] = [
+pub const MIGRATIONS: [(u32, &str); 10] = [
     (2, "windows, warnings and API tokens"),
     (
         3,
@@ -368,6 +368,10 @@ pub const MIGRATIONS: [(u32, &str); 9] = [
     (
         10,
         "a source's ports of a day in one row of the aggregates' file (up to 128 ports), so counting writes a row per source and day instead of one per port",
+    ),
+    (
+        11,
+        "the events as stored beside each per-port cell and source day, to which their distinct counts are held (a sketch aimed at with chosen addresses cannot read more sources or targets than lines were sent)",
     ),
 ];
 
@@ -575,16 +579,17 @@ impl SqliteStore {
             }
             tx.commit()?;
         }
-        if version == 9 {
-            // Version 10 adds a table to the aggregates' file (made when the
-            // counter opened it, above); the store's file only says so, so that a
-            // build of version 9, which would not read it, refuses the store.
-            if counter.start_again_if_packed()? {
-                tracing::warn!("the store was put back to version 9 after an upgrade (the aggregates hold rows of version 10): counting them again from its events");
+        if (9..=10).contains(&version) {
+            // Version 10 adds a table to the aggregates' file, version 11 a column
+            // (both made when the counter opened it, above); the store's file only
+            // says so, so that a build of an earlier version, which would not
+            // write them, refuses the store.
+            if counter.start_again_if_newer()? {
+                tracing::warn!(version, "the store was put back to an earlier version after an upgrade (the aggregates hold rows of a later one): counting them again from its events");
             }
             let tx = write_tx(&mut conn)?;
-            let version: u32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-            if version == 9 {
+            let now: u32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if (9..=10).contains(&now) {
                 tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
             }
             tx.commit()?;

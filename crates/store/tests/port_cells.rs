@@ -309,11 +309,9 @@ proptest! {
     }
 }
 
-/// A store holding `n` events on tcp/1025, `step` ms apart, each of another source.
-fn one_source_per_event(n: u32, step: i64) -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = SqliteStore::open(dir.path()).unwrap();
-    s.add_sensor("a", Timestamp(0)).unwrap();
+/// A store holding `n` events on tcp/1025, `step` ms apart, each of another
+/// source and each of `count`.
+fn one_source_per_event(n: u32, step: i64, count: u32) -> (tempfile::TempDir, SqliteStore) {
     let events: Vec<Event> = (0..n)
         .map(|i| {
             ev(
@@ -321,24 +319,31 @@ fn one_source_per_event(n: u32, step: i64) -> (tempfile::TempDir, SqliteStore) {
                 i,
                 (i % 200) as u8,
                 1025,
-                1,
+                count,
                 true,
             )
         })
         .collect();
+    store_of(&events)
+}
+
+/// A store of sensor "a" holding `events`, in batches of 700.
+fn store_of(events: &[Event]) -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    s.add_sensor("a", Timestamp(0)).unwrap();
     for (k, part) in events.chunks(700).enumerate() {
         s.commit_batch("a", &k.to_string(), part, Timestamp(0))
             .unwrap();
     }
     (dir, s)
 }
-
 /// A port with more sources than a cell keeps exactly is counted by the sketch,
 /// within its documented error (2 % is about 2.5 standard errors).
 #[test]
 fn many_sources_are_counted_within_the_sketch_error() {
     let n = 5_000u32;
-    let (_dir, s) = one_source_per_event(n, 10_000);
+    let (_dir, s) = one_source_per_event(n, 10_000, 1);
     let top = s
         .top_ports(
             Timestamp(BASE),
@@ -354,14 +359,11 @@ fn many_sources_are_counted_within_the_sketch_error() {
     assert_eq!(top[0].targets, 200, "a small counter stays exact");
 }
 
-/// A sketch's estimate can exceed the events it counted (here by its error; by far
-/// when a sender chose addresses to set its registers high, docs/security.md): the
-/// store holds every distinct count to the events, as an exact count is.
-#[test]
-fn a_sketch_that_overcounts_is_held_to_the_events() {
+/// The first number of keys `0xC000_0000 + i`, one each, whose sketch reads more
+/// than it holds.
+fn overcounting_size() -> u32 {
     use scanwatch_aggregate::Distinct;
-    // The first size, one event per source, whose sketch reads more than it holds.
-    let n = (1_100..4_000u32)
+    (1_100..4_000u32)
         .step_by(50)
         .find(|&n| {
             let mut d = Distinct::default();
@@ -373,21 +375,122 @@ fn a_sketch_that_overcounts_is_held_to_the_events() {
             }
             d.distinct() > u64::from(n)
         })
-        .expect("some size overcounts");
-    let (_dir, mut s) = one_source_per_event(n, 1_000);
-    s.aggregate_now().unwrap();
-    // The whole range (cells only) and one that starts after the first event
-    // (its first hour read raw).
-    for (a, b, events) in [(BASE, BASE + 2 * DAY, n), (BASE + 1, BASE + 2 * DAY, n - 1)] {
-        let top = s
-            .top_ports(Timestamp(a), Timestamp(b), TopBy::Sources, 5)
+        .expect("some size overcounts")
+}
+
+/// A sketch's estimate can exceed what it counted (here by its error; by far when
+/// a sender chose addresses to set its registers high, docs/security.md): the
+/// store holds every distinct count to the events as stored, as an exact count
+/// is, whatever their `count` (a line of count 1,000 still carries one source
+/// and one target). A port's sources over a range and a source's targets.
+#[test]
+fn a_sketch_that_overcounts_is_held_to_the_lines() {
+    let n = overcounting_size();
+    for count in [1, 1_000] {
+        let (_dir, mut s) = one_source_per_event(n, 1_000, count);
+        s.aggregate_now().unwrap();
+        // The whole range (cells only) and one that starts after the first event
+        // (its first hour read raw).
+        for (a, b, lines) in [(BASE, BASE + 2 * DAY, n), (BASE + 1, BASE + 2 * DAY, n - 1)] {
+            let top = s
+                .top_ports(Timestamp(a), Timestamp(b), TopBy::Sources, 5)
+                .unwrap();
+            assert_eq!(top[0].events, u64::from(lines) * u64::from(count));
+            assert!(
+                top[0].sources <= u64::from(lines),
+                "{} sources in {lines} lines of count {count}",
+                top[0].sources
+            );
+        }
+    }
+    // One source to `n` targets, on one day: its own row of the day (busy).
+    let src = std::net::IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 9));
+    let events: Vec<Event> = (0..n)
+        .map(|i| Event {
+            src,
+            dst: std::net::IpAddr::V4(std::net::Ipv4Addr::from(0xC000_0000 | i)),
+            ..ev(BASE + i64::from(i) * 10, 0, 0, 1025, 1_000, true)
+        })
+        .collect();
+    let (_dir, mut s) = store_of(&events);
+    for counted in [false, true] {
+        if counted {
+            s.aggregate_now().unwrap();
+        }
+        let page = s
+            .source_activity(src, Timestamp(BASE), Timestamp(BASE + DAY))
             .unwrap();
-        assert_eq!(top[0].events, u64::from(events));
+        assert_eq!(page[0].events, u64::from(n) * 1_000);
         assert!(
-            top[0].sources <= top[0].events,
-            "{} sources for {n} events",
-            top[0].sources
+            page[0].targets <= u64::from(n),
+            "{} targets in {n} lines (counted: {counted})",
+            page[0].targets
         );
+    }
+}
+
+/// The attack on a cell's source sketch (docs/security.md), on the desk: a
+/// sensor searches offline, for each of the sketch's 16,384 registers, the
+/// address of a /10 whose key sets it highest, and sends each once, in lines of
+/// count 65,535, on a port of 200 real sources (1,000 lines). The port's sources
+/// over the day: at most the lines, before and after counting.
+#[test]
+fn addresses_chosen_for_the_sketch_read_no_more_sources_than_lines() {
+    use scanwatch_aggregate::HLL_LG_K;
+    // The register and value a key sets: the crate keeps its coupon's fields
+    // private; its `Debug` shows the packed number (value above 26 bits of
+    // slot), which is what an attacker computes. (An IPv4 address is its own
+    // key in a cell's counter.)
+    let register = |key: u64| -> (usize, u32) {
+        let c = datasketches::hll::Coupon::from_value(key);
+        let packed: u32 = format!("{c:?}")
+            .trim_start_matches("Coupon(")
+            .trim_end_matches(')')
+            .parse()
+            .expect("a coupon prints as Coupon(n)");
+        (
+            ((packed & ((1 << 26) - 1)) % (1 << HLL_LG_K)) as usize,
+            packed >> 26,
+        )
+    };
+    let mut best = vec![(0u32, 0u32); 1 << HLL_LG_K];
+    for i in 0u32..(1 << 22) {
+        let ip = 0x6440_0000 | i;
+        let (slot, value) = register(u64::from(ip));
+        if value > best[slot].0 {
+            best[slot] = (value, ip);
+        }
+    }
+    let chosen: Vec<u32> = best
+        .iter()
+        .filter(|(v, _)| *v > 0)
+        .map(|(_, ip)| *ip)
+        .collect();
+    let real = 200u32;
+    let mut events: Vec<Event> = (0..real * 5)
+        .map(|i| ev(BASE + i64::from(i) * 60_000, i % real, 1, 1025, 1, true))
+        .collect();
+    events.extend(chosen.iter().enumerate().map(|(k, ip)| Event {
+        src: std::net::IpAddr::V4(std::net::Ipv4Addr::from(*ip)),
+        ..ev(BASE + k as i64 * 5_000, 0, 2, 1025, 65_535, true)
+    }));
+    events.sort_by_key(|e| e.time);
+    let (_dir, mut s) = store_of(&events);
+    // Lines (events as stored): what the count is held to.
+    let lines = events.len() as u64;
+    for counted in [false, true] {
+        if counted {
+            s.aggregate_now().unwrap();
+        }
+        let top = s
+            .top_ports(Timestamp(BASE), Timestamp(BASE + DAY), TopBy::Sources, 1)
+            .unwrap();
+        println!(
+            "{} sources read for {real} real and {} chosen (counted: {counted})",
+            top[0].sources,
+            chosen.len()
+        );
+        assert!(top[0].sources <= lines, "{} sources", top[0].sources);
     }
 }
 
@@ -610,7 +713,9 @@ fn a_damage_that_comes_back_during_the_recount_fails_with_the_way_out() {
     let counts = rusqlite::Connection::open(dir.path().join("counts.db")).unwrap();
     let sentinel = "SELECT COUNT(*) FROM port_cells WHERE span_ms = 1";
     counts
-        .execute_batch("INSERT INTO port_cells VALUES (1, 0, 6, 1, 1, 1, 1, x'00', x'00', x'00')")
+        .execute_batch(
+            "INSERT INTO port_cells VALUES (1, 0, 6, 1, 1, 1, 1, x'00', x'00', x'00', 1)",
+        )
         .unwrap();
     let err = s.aggregate_now().unwrap_err();
     assert!(err.to_string().contains("remove counts.db"), "{err}");
@@ -672,7 +777,9 @@ fn an_ask_from_before_the_last_recount_is_not_taken() {
     // from before that recount leaves it after the recount is done.
     let counts = rusqlite::Connection::open(dir.path().join("counts.db")).unwrap();
     counts
-        .execute_batch("INSERT INTO port_cells VALUES (1, 0, 6, 1, 1, 1, 1, x'00', x'00', x'00')")
+        .execute_batch(
+            "INSERT INTO port_cells VALUES (1, 0, 6, 1, 1, 1, 1, x'00', x'00', x'00', 1)",
+        )
         .unwrap();
     let sentinel = "SELECT COUNT(*) FROM port_cells WHERE span_ms = 1";
     for (said, kept) in [(stale, 1), (Vec::new(), 0)] {
@@ -851,11 +958,7 @@ fn a_version_9_store_counts_on_into_packed_rows() {
     assert!(own > 1_000, "{own} rows of their own");
     counts.execute_batch("DROP TABLE source_ports").unwrap();
     drop(counts);
-    let db = dir.path().join("scanwatch.db");
-    rusqlite::Connection::open(&db)
-        .unwrap()
-        .execute_batch("PRAGMA user_version = 9")
-        .unwrap();
+    back_to_before_records(dir.path(), 9);
 
     let mut s = SqliteStore::open(dir.path()).unwrap();
     assert_eq!(version(dir.path()), scanwatch_store::SCHEMA_VERSION);
@@ -894,5 +997,109 @@ fn a_version_9_store_counts_on_into_packed_rows() {
         1_000 - scanwatch_store::sqlite::PACK_PORTS as i64,
         "the ports past the bound"
     );
+    check(&s, &delivered, &[]).unwrap();
+}
+
+/// Makes the aggregates in `dir` as a build before version 11 left them (no
+/// records beside the cells and the source days) and sets the store's file to
+/// `version`.
+fn back_to_before_records(dir: &std::path::Path, version: u32) {
+    rusqlite::Connection::open(dir.join("counts.db"))
+        .unwrap()
+        .execute_batch(
+            "ALTER TABLE port_cells DROP COLUMN records;
+             ALTER TABLE source_days DROP COLUMN records;",
+        )
+        .unwrap();
+    rusqlite::Connection::open(dir.join("scanwatch.db"))
+        .unwrap()
+        .execute_batch(&format!("PRAGMA user_version = {version}"))
+        .unwrap();
+}
+
+/// (cells without records, cells with them, source days without, with) in
+/// `counts.db` of `dir`.
+fn records_kept(dir: &std::path::Path) -> [i64; 4] {
+    let counts = rusqlite::Connection::open(dir.join("counts.db")).unwrap();
+    let n = |sql: &str| -> i64 { counts.query_row(sql, [], |r| r.get(0)).unwrap() };
+    [
+        n("SELECT COUNT(*) FROM port_cells WHERE records IS NULL"),
+        n("SELECT COUNT(*) FROM port_cells WHERE records IS NOT NULL"),
+        n("SELECT COUNT(*) FROM source_days WHERE records IS NULL"),
+        n("SELECT COUNT(*) FROM source_days WHERE records IS NOT NULL"),
+    ]
+}
+
+/// The aggregates' epoch in `dir` (moved on by every counting again).
+fn epoch(dir: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(dir.join("counts.db"))
+        .unwrap()
+        .query_row("SELECT epoch FROM recounts", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// A store counted by version 10 (no records beside its cells and source days)
+/// opens as version 11 without counting anything again: its rows stay without
+/// records (their events stand in), a later counting's new rows have them, and
+/// every answer is the exact count's, also over cells of both kinds.
+#[test]
+fn a_version_10_store_counts_on_with_records() {
+    let (dir, mut s, mut delivered) = counted_round();
+    // A sweep, so that a source's day has a row of its own.
+    let sweep = |day: i64| -> Vec<Event> {
+        (0..300u16)
+            .map(|p| {
+                ev(
+                    BASE + day * DAY + i64::from(p) * 1_000,
+                    59,
+                    1,
+                    2_000 + p,
+                    1,
+                    true,
+                )
+            })
+            .collect()
+    };
+    deliver(&mut s, &mut delivered, sweep(0));
+    drop(s);
+    back_to_before_records(dir.path(), 10);
+    let before = epoch(dir.path());
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(version(dir.path()), scanwatch_store::SCHEMA_VERSION);
+    assert_eq!(epoch(dir.path()), before, "nothing counted again");
+    let [a, b, c, d] = records_kept(dir.path());
+    assert!(a > 0 && b == 0 && c > 0 && d == 0, "{:?}", [a, b, c, d]);
+    check(&s, &delivered, &[]).unwrap();
+    // The same traffic 1 ms later (into the cells without records), then days
+    // later (new cells, with them).
+    deliver(&mut s, &mut delivered, round(1));
+    deliver(&mut s, &mut delivered, round(4 * DAY));
+    deliver(&mut s, &mut delivered, sweep(4));
+    let [a2, b2, c2, d2] = records_kept(dir.path());
+    assert_eq!((a2, c2), (a, c), "the old rows keep no records");
+    assert!(b2 > 0 && d2 > 0, "{:?}", [a2, b2, c2, d2]);
+    check(&s, &delivered, &[]).unwrap();
+}
+
+/// An upgrade to version 11 undone: the store's file put back to version 10
+/// while `counts.db` keeps records, which a build of version 10 would leave as
+/// they were while it counted events into their cells (a bound too low).
+/// Opened by version 11 again, the aggregates are counted again.
+#[test]
+fn an_upgrade_to_version_11_undone_is_counted_again() {
+    let (dir, s, delivered) = counted_round();
+    drop(s);
+    let before = epoch(dir.path());
+    rusqlite::Connection::open(dir.path().join("scanwatch.db"))
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 10")
+        .unwrap();
+    let mut s = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(version(dir.path()), scanwatch_store::SCHEMA_VERSION);
+    assert!(epoch(dir.path()) > before, "counted again");
+    check(&s, &delivered, &[]).unwrap();
+    s.aggregate_now().unwrap();
+    let [a, b, c, _] = records_kept(dir.path());
+    assert!(a == 0 && b > 0 && c == 0, "{:?}", [a, b, c]);
     check(&s, &delivered, &[]).unwrap();
 }

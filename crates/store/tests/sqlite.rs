@@ -512,7 +512,7 @@ fn a_migration_is_planned_read_only_and_backed_up_first() {
     s.add_sensor("fw-1", Timestamp(0)).unwrap();
     drop(s);
     let up_to_date = migration_plan(dir.path()).unwrap().unwrap();
-    assert_eq!((up_to_date.from, up_to_date.to), (10, 10));
+    assert_eq!((up_to_date.from, up_to_date.to), (11, 11));
     assert!(up_to_date.steps.is_empty());
     // Back to version 4: without the partials table.
     let db = dir.path().join("scanwatch.db");
@@ -523,8 +523,8 @@ fn a_migration_is_planned_read_only_and_backed_up_first() {
     .unwrap();
     drop(conn);
     let plan = migration_plan(dir.path()).unwrap().unwrap();
-    assert_eq!((plan.from, plan.to), (4, 10));
-    assert_eq!(plan.steps.len(), 6);
+    assert_eq!((plan.from, plan.to), (4, 11));
+    assert_eq!(plan.steps.len(), 7);
     assert_eq!(plan.backup, dir.path().join("scanwatch.db.v4.bak"));
     assert!(!plan.backup.exists(), "planning changes nothing");
     let version = |p: &std::path::Path| -> u32 {
@@ -942,7 +942,7 @@ fn port_history_over_time_keyed_windows_and_the_version_8_migration() {
     let plan = scanwatch_store::sqlite::migration_plan(dir.path())
         .unwrap()
         .unwrap();
-    assert_eq!((plan.from, plan.to, plan.steps.len()), (7, 10, 3));
+    assert_eq!((plan.from, plan.to, plan.steps.len()), (7, 11, 4));
     let s = SqliteStore::open(dir.path()).unwrap();
     check(&s);
     let conn = rusqlite::Connection::open(&db).unwrap();
@@ -1218,8 +1218,10 @@ fn a_version_8_store_moves_its_aggregates_to_their_own_file() {
     )
     .unwrap();
     conn.execute_batch(
-        "INSERT INTO main.port_cells SELECT * FROM c.port_cells;
-         INSERT INTO main.source_days SELECT * FROM c.source_days;
+        "INSERT INTO main.port_cells SELECT span_ms, start_ms, proto, port, events, n_src,
+             n_sensors, src, dst, sensors FROM c.port_cells;
+         INSERT INTO main.source_days SELECT day_ms, src, proto, port, events, first_in,
+             last_in, sensors, targets FROM c.source_days;
          UPDATE aggregated SET block_id = (SELECT block_id FROM c.counted);
          DETACH DATABASE c;",
     )

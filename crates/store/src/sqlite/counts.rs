@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS port_cells (
     src       BLOB    NOT NULL,
     dst       BLOB    NOT NULL,
     sensors   BLOB    NOT NULL,
+    records   INTEGER,
     PRIMARY KEY (span_ms, start_ms, proto, port)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS port_cells_busy
@@ -67,6 +68,7 @@ CREATE TABLE IF NOT EXISTS source_days (
     last_in  INTEGER NOT NULL,
     sensors  BLOB    NOT NULL,
     targets  BLOB    NOT NULL,
+    records  INTEGER,
     PRIMARY KEY (day_ms, src, proto, port)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counted (
@@ -242,6 +244,31 @@ impl Counter {
             tx.execute_batch(recount::SCHEMA)?;
             tx.commit()?;
         }
+        // A file of a build before version 11 has cells and source days without
+        // their records: the column is added (NULL in its rows, whose events
+        // stand in).
+        const RECORDED: [&str; 2] = ["port_cells", "source_days"];
+        let missing = |conn: &Connection| -> rusqlite::Result<Vec<&str>> {
+            let mut out = Vec::new();
+            for table in RECORDED {
+                let has: bool = conn.query_row(
+                    "SELECT COUNT(*) = 1 FROM pragma_table_info(?1) WHERE name = 'records'",
+                    [table],
+                    |r| r.get(0),
+                )?;
+                if !has {
+                    out.push(table);
+                }
+            }
+            Ok(out)
+        };
+        if !missing(&conn)?.is_empty() {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for table in missing(&tx)? {
+                tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN records INTEGER"))?;
+            }
+            tx.commit()?;
+        }
         attach_read_only(&conn, store_file, "ev")?;
         recount::clear_leftovers(store_file);
         Ok(Counter {
@@ -334,24 +361,36 @@ impl Counter {
         Ok(reset)
     }
 
-    /// Starts the aggregates afresh (watermark 0) if they hold packed source days
-    /// while the store's file says version 9, before it is set to 10: only a
-    /// build of version 10 packs them, so the store was put back from its copy of
-    /// version 9 (an upgrade undone), and a build of version 9 may since have
-    /// counted the same events again into rows of their own (it starts afresh
-    /// without clearing the packed rows, which it does not know). Counting again
-    /// from the blocks is exact either way.
-    pub(crate) fn start_again_if_packed(&mut self) -> Result<bool, StoreError> {
+    /// Starts the aggregates afresh (watermark 0) if they hold what only a later
+    /// build writes while the store's file says an earlier version, before it is
+    /// set to this build's: packed source days at version 9 (version 10 packs
+    /// them), cells with their records at version 9 or 10 (version 11 counts
+    /// them). The store was put back from its copy of the earlier version (an
+    /// upgrade undone), and a build of that version may since have counted into
+    /// this file: the same events again into rows of their own (it starts afresh
+    /// without clearing the packed rows, which it does not know), or events into
+    /// cells whose records it leaves as they were (a bound then too low). Counting
+    /// again from the blocks is exact either way.
+    pub(crate) fn start_again_if_newer(&mut self) -> Result<bool, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         // Read again under this file's lock: another process may have set the
-        // store to version 10 and counted into packed rows meanwhile.
+        // store to this version and counted into it meanwhile.
         let version: u32 = tx.pragma_query_value(Some("ev"), "user_version", |r| r.get(0))?;
         let packed: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM source_ports)", [], |r| {
             r.get(0)
         })?;
-        let again = version == 9 && packed;
+        // (Once per upgrade: a scan of the cells when none has records.)
+        let recorded = || -> rusqlite::Result<bool> {
+            tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM port_cells WHERE records IS NOT NULL)
+                     OR EXISTS (SELECT 1 FROM source_days WHERE records IS NOT NULL)",
+                [],
+                |r| r.get(0),
+            )
+        };
+        let again = (version == 9 && packed) || ((9..=10).contains(&version) && recorded()?);
         if again {
             start_again(&tx)?;
         }
@@ -780,7 +819,7 @@ mod tests {
         let sentinel = "SELECT COUNT(*) FROM port_cells WHERE span_ms = 1";
         a.conn
             .execute_batch(
-                "INSERT INTO port_cells VALUES (1, 0, 6, 1, 1, 1, 1, x'00', x'00', x'00')",
+                "INSERT INTO port_cells VALUES (1, 0, 6, 1, 1, 1, 1, x'00', x'00', x'00', 1)",
             )
             .unwrap();
         a.recount("a damage", seen).unwrap();

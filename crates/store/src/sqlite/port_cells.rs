@@ -85,6 +85,11 @@ pub(crate) fn ip_key(ip: std::net::IpAddr) -> u64 {
 #[derive(Clone, Debug, Default)]
 struct Cell {
     events: u64,
+    /// Events as stored, each counted once whatever its `count`: no cell can
+    /// hold more distinct sources, targets or sensors than this (see
+    /// [`Cell::held`]). A cell of a build before version 11 does not know it
+    /// (`records` is NULL): its events stand in.
+    records: u64,
     src: Distinct,
     dst: Distinct,
     sensors: Distinct,
@@ -93,6 +98,7 @@ struct Cell {
 impl Cell {
     fn add(&mut self, sensor_id: i64, src: u64, dst: u64, count: u64) {
         self.events += count;
+        self.records += 1;
         self.src.add_hash(src, CELL_EXACT_LIMIT);
         self.dst.add_hash(dst, CELL_EXACT_LIMIT);
         self.sensors.add_hash(sensor_id as u64, CELL_EXACT_LIMIT);
@@ -100,6 +106,7 @@ impl Cell {
 
     fn merge(&mut self, o: &Cell) {
         self.events += o.events;
+        self.records += o.records;
         self.src.merge(&o.src, CELL_EXACT_LIMIT);
         self.dst.merge(&o.dst, CELL_EXACT_LIMIT);
         self.sensors.merge(&o.sensors, CELL_EXACT_LIMIT);
@@ -108,6 +115,7 @@ impl Cell {
     /// Merges `o`'s events and the counters `w` names.
     fn merge_only(&mut self, o: &Cell, w: Want) {
         self.events += o.events;
+        self.records += o.records;
         if w.src {
             self.src.merge(&o.src, CELL_EXACT_LIMIT);
         }
@@ -135,9 +143,19 @@ impl Cell {
     fn value(&self, by: TopBy) -> u64 {
         match by {
             TopBy::Events => self.events,
-            TopBy::Sources => self.src.distinct().min(self.events),
-            TopBy::Sensors => self.sensors.distinct().min(self.events),
+            TopBy::Sources => self.held(&self.src),
+            TopBy::Sensors => self.held(&self.sensors),
         }
+    }
+
+    /// A counter's distinct count held to what the cell's events can hold: a
+    /// sketch's estimate can exceed them (by its error, or far when a sender
+    /// chose addresses to set its registers high: docs/security.md), a distinct
+    /// count cannot. Held to the records, not only to the events: one stored
+    /// event carries one source and one target whatever its `count` (up to
+    /// 65,535), so a line cannot add more than one.
+    fn held(&self, d: &Distinct) -> u64 {
+        d.distinct().min(self.events).min(self.records)
     }
 }
 
@@ -229,16 +247,20 @@ fn merge_into_table(
     cells: KeyedMap<(i64, i64, PortKey), Cell>,
 ) -> Result<(), StoreError> {
     const UPSERT: Upsert<'static> = Upsert {
-        head: "INSERT INTO port_cells (span_ms, start_ms, proto, port, events, n_src, n_sensors, src, dst, sensors)",
+        head: "INSERT INTO port_cells (span_ms, start_ms, proto, port, events, n_src, n_sensors, src, dst, sensors, records)",
+        // A cell of a build before version 11 (`records` NULL) stays without
+        // records; its events stand in for them in the bounds.
         tail: "ON CONFLICT (span_ms, start_ms, proto, port) DO UPDATE SET
              events = events + excluded.events,
-             n_src = MIN(sw_merged_distinct_count(src, excluded.src), events + excluded.events),
+             n_src = MIN(sw_merged_distinct_count(src, excluded.src), events + excluded.events,
+                         COALESCE(records, events) + excluded.records),
              n_sensors = MIN(sw_merged_distinct_count(sensors, excluded.sensors),
-                             events + excluded.events),
+                             events + excluded.events, COALESCE(records, events) + excluded.records),
              src = sw_merge_distinct(src, excluded.src),
              dst = sw_merge_distinct(dst, excluded.dst),
-             sensors = sw_merge_distinct(sensors, excluded.sensors)",
-        columns: 10,
+             sensors = sw_merge_distinct(sensors, excluded.sensors),
+             records = records + excluded.records",
+        columns: 11,
     };
     // In key order: neighbouring cells share pages. (Keys and references sorted:
     // a cell is too large to move around cheaply.)
@@ -255,13 +277,14 @@ fn merge_into_table(
             st.raw_bind_parameter(at + 3, proto)?;
             st.raw_bind_parameter(at + 4, port)?;
             st.raw_bind_parameter(at + 5, cell.events as i64)?;
-            st.raw_bind_parameter(at + 6, cell.src.distinct().min(cell.events) as i64)?;
-            st.raw_bind_parameter(at + 7, cell.sensors.distinct().min(cell.events) as i64)?;
+            st.raw_bind_parameter(at + 6, cell.held(&cell.src) as i64)?;
+            st.raw_bind_parameter(at + 7, cell.held(&cell.sensors) as i64)?;
             for (i, d) in [(8, &cell.src), (9, &cell.dst), (10, &cell.sensors)] {
                 buf.clear();
                 encode_distinct_into(d, &mut buf);
                 st.raw_bind_parameter(at + i, buf.as_slice())?;
             }
+            st.raw_bind_parameter(at + 11, cell.records as i64)?;
             Ok(())
         },
     )
@@ -464,12 +487,9 @@ fn top_ports_in(
             proto,
             port,
             events: c.events,
-            // Held to the events: a sketch's estimate can exceed them (by its error,
-            // or far when a sender chose addresses to set its registers high:
-            // docs/security.md), a distinct count cannot.
-            sources: c.src.distinct().min(c.events),
-            sensors: c.sensors.distinct().min(c.events),
-            targets: c.dst.distinct().min(c.events),
+            sources: c.held(&c.src),
+            sensors: c.held(&c.sensors),
+            targets: c.held(&c.dst),
         })
         .collect();
     let value = |t: &PortTotals| match by {
@@ -611,6 +631,7 @@ fn every_cell_pass(
 /// Merged counters per port while merging.
 struct Union {
     events: u64,
+    records: u64,
     src: DistinctUnion,
     dst: DistinctUnion,
     sensors: DistinctUnion,
@@ -620,20 +641,23 @@ impl Union {
     fn new() -> Union {
         Union {
             events: 0,
+            records: 0,
             src: DistinctUnion::new(CELL_EXACT_LIMIT),
             dst: DistinctUnion::new(CELL_EXACT_LIMIT),
             sensors: DistinctUnion::new(CELL_EXACT_LIMIT),
         }
     }
 
-    /// Adds a stored cell (events, then the three counters' bytes from `at`),
-    /// decoding only the counters `w` names.
+    /// Adds a stored cell (events, then the three counters' bytes, then its
+    /// records or, without them, its events again, from `at`), decoding only the
+    /// counters `w` names.
     fn add_row(&mut self, r: &rusqlite::Row<'_>, at: usize, w: Want) -> Result<(), StoreError> {
         let add = |u: &mut DistinctUnion, i: usize| -> Result<(), StoreError> {
             u.add_encoded(blob(r, i)?)
                 .map_err(|e| StoreError::DamagedAggregate(format!("a cell's counter: {e}")))
         };
         self.events += r.get::<_, i64>(at)? as u64;
+        self.records += r.get::<_, i64>(at + 4)? as u64;
         if w.src {
             add(&mut self.src, at + 1)?;
         }
@@ -649,6 +673,7 @@ impl Union {
     fn finish(self) -> Cell {
         Cell {
             events: self.events,
+            records: self.records,
             src: self.src.finish(),
             dst: self.dst.finish(),
             sensors: self.sensors.finish(),
@@ -690,7 +715,7 @@ fn port_cell(
     w: Want,
 ) -> Result<Cell, StoreError> {
     let mut st = conn.prepare_cached(
-        "SELECT events, src, dst, sensors FROM port_cells
+        "SELECT events, src, dst, sensors, COALESCE(records, events) FROM port_cells
          WHERE span_ms = ?1 AND start_ms = ?2 AND proto = ?3 AND port = ?4",
     )?;
     let mut u = Union::new();
@@ -712,7 +737,7 @@ fn merge_ports(
 ) -> Result<HashMap<PortKey, Cell>, StoreError> {
     let mut out: HashMap<PortKey, Union> = HashMap::new();
     let mut st = conn.prepare_cached(
-        "SELECT proto, port, events, src, dst, sensors FROM port_cells
+        "SELECT proto, port, events, src, dst, sensors, COALESCE(records, events) FROM port_cells
          WHERE span_ms = ?1 AND start_ms >= ?2 AND start_ms < ?3",
     )?;
     for &(span, a, b) in &plan.cells {

@@ -106,14 +106,17 @@ pub(crate) fn merge(conn: &Connection, days: Pending, pack_ports: usize) -> Resu
         columns: 3,
     };
     const OWN: Upsert<'static> = Upsert {
-        head: "INSERT INTO source_days (src, day_ms, proto, port, events, first_in, last_in, sensors, targets)",
+        head: "INSERT INTO source_days (src, day_ms, proto, port, events, first_in, last_in, sensors, targets, records)",
+        // A row of a build before version 11 (`records` NULL) stays without
+        // records: its events stand in for them.
         tail: "ON CONFLICT (day_ms, src, proto, port) DO UPDATE SET
              events = events + excluded.events,
              first_in = MIN(first_in, excluded.first_in),
              last_in = MAX(last_in, excluded.last_in),
              sensors = sw_merge_distinct(sensors, excluded.sensors),
-             targets = sw_merge_distinct(targets, excluded.targets)",
-        columns: 9,
+             targets = sw_merge_distinct(targets, excluded.targets),
+             records = records + excluded.records",
+        columns: 10,
     };
     // In key order (day, source, protocol, port): a source's day is a run, and
     // neighbouring rows share pages. (References sorted: a day's counters are too
@@ -201,6 +204,7 @@ pub(crate) fn merge(conn: &Connection, days: Pending, pack_ports: usize) -> Resu
             encode_distinct_into(d, &mut buf);
             st.raw_bind_parameter(at + i, buf.as_slice())?;
         }
+        st.raw_bind_parameter(at + 10, acc.records as i64)?;
         Ok(())
     })
 }
@@ -223,8 +227,9 @@ pub(crate) fn read_day(
         }
     }
     let mut own = conn.prepare_cached(
-        "SELECT proto, port, events, first_in, last_in, sensors, targets FROM source_days
-         WHERE day_ms = ?1 AND src = ?2",
+        "SELECT proto, port, events, first_in, last_in, sensors, targets,
+                COALESCE(records, events)
+         FROM source_days WHERE day_ms = ?1 AND src = ?2",
     )?;
     let mut rows = own.query(params![day, src])?;
     while let Some(r) = rows.next()? {
@@ -234,6 +239,7 @@ pub(crate) fn read_day(
         };
         let a = PortActivity {
             events: r.get::<_, i64>(2)? as u64,
+            records: r.get::<_, i64>(7)? as u64,
             first: day + r.get::<_, i64>(3)?,
             last: day + r.get::<_, i64>(4)?,
             sensors: d(5)?,
