@@ -25,6 +25,8 @@ pub fn check(data: &[u8]) {
         for (k, c) in &again.cells {
             // A sampled witness set reads back as written (same kept sources).
             assert!(c.witnesses.entries() == w.cells[k].witnesses.entries());
+            // Its lines too (what its distinct counts are held to).
+            assert_eq!(c.lines, w.cells[k].lines);
             let _ = c.summary(scanwatch_event::Protocol::Tcp, 1, 10);
         }
         // Merged, as the centre merges parts: every sketch's registers are summed

@@ -38,8 +38,10 @@ use crate::{
 /// count as seen by no known sensor, so none is corroborated; no spreads: nobody
 /// in them is a sweeper; a version-4 sample was drawn by the address hash; under
 /// a seed, a capped spread before version 6 is taken as drawn under another
-/// ranking, so nothing is estimated from it).
-pub const FORMAT_VERSION: u8 = 6;
+/// ranking, so nothing is estimated from it). Version 7 writes each cell's lines
+/// after its witnesses (events as given, each once: what its distinct counts are
+/// held to); before it a cell's events stand in.
+pub const FORMAT_VERSION: u8 = 7;
 
 /// Each sensor's latest event time (ms) in a part, by sensor key.
 pub type SensorTimes = Vec<(crate::SensorKey, i64)>;
@@ -679,6 +681,7 @@ pub fn encode_partial(w: &Window, sensor_times: &[(crate::SensorKey, i64)]) -> V
         put_distinct(&mut out, &c.targets);
         put_counted(&mut out, &c.sensors);
         put_witnesses(&mut out, &c.witnesses);
+        put_var(&mut out, c.lines);
     }
     let mut times = sensor_times.to_vec();
     times.sort_unstable();
@@ -738,8 +741,10 @@ pub fn decode_partial_body(body: &[u8]) -> Result<(Window, SensorTimes), DecodeE
     for _ in 0..n {
         let proto = Protocol::from_number(r.u8()?);
         let port = u16::from_le_bytes(r.take(2)?.try_into().map_err(|_| bad("truncated"))?);
-        let cell = Cell {
-            events: r.var()?,
+        let events = r.var()?;
+        let mut cell = Cell {
+            events,
+            lines: events,
             sources: get_counted(&mut r)?,
             targets: get_distinct(&mut r)?,
             sensors: get_counted(&mut r)?,
@@ -749,6 +754,9 @@ pub fn decode_partial_body(body: &[u8]) -> Result<(Window, SensorTimes), DecodeE
                 Witnesses::default()
             },
         };
+        if v >= 7 {
+            cell.lines = r.var()?;
+        }
         if cells.insert((proto, port), cell).is_some() {
             return Err(bad("cell written twice"));
         }

@@ -89,6 +89,11 @@ impl AggregateConfig {
 #[derive(Clone, Debug, Default)]
 pub struct Cell {
     pub events: u64,
+    /// Events as given, each once whatever its `count`: a line carries one
+    /// source and one target, so no distinct count of the cell can exceed this
+    /// (a sketch's estimate can: a sender can choose addresses that set its
+    /// registers high, and a `count` of up to 65,535 makes the events no bound).
+    pub lines: u64,
     pub sources: Counted<SourceIp>,
     pub targets: Distinct,
     pub sensors: Counted<SensorKey>,
@@ -102,6 +107,7 @@ impl Cell {
     pub fn add(&mut self, sensor: SensorKey, e: &Event, src_hash: u64, limit: usize) {
         let n = u64::from(e.count);
         self.events += n;
+        self.lines += 1;
         self.sources.add(SourceIp(e.src), n, limit);
         self.targets.add_hash(ip_hash(e.dst), limit);
         self.sensors.add(sensor, n, limit);
@@ -112,6 +118,7 @@ impl Cell {
     pub fn merge(&mut self, other: &Cell, limit: usize) {
         // Saturating: a decoded part's counts are not bounded by the decoder.
         self.events = self.events.saturating_add(other.events);
+        self.lines = self.lines.saturating_add(other.lines);
         self.sources.merge(&other.sources, limit);
         self.targets.merge(&other.targets, limit);
         self.sensors.merge(&other.sensors, limit);
@@ -142,13 +149,15 @@ impl Cell {
     ) -> CellSummary {
         // From the witnesses (exact, or a keyed sample), not the sketch whose
         // public hash a sender can aim at (`Witnesses::distinct`); and never more
-        // than the cell's events, which no choice of addresses can inflate.
+        // than the cell's events and lines, which no choice of addresses can
+        // inflate.
         let mut witnessed = self.witnesses.entries();
         let raw_sources = self
             .witnesses
             .distinct_in(&witnessed)
             .unwrap_or_else(|| self.sources.distinct())
-            .min(self.events);
+            .min(self.events)
+            .min(self.lines);
         let is_swept =
             |ip: IpAddr| !swept.sweepers.is_empty() && swept.sweepers.contains_key(&ip_hash(ip));
         if !swept.sweepers.is_empty() {
@@ -215,8 +224,8 @@ impl Cell {
             events: self.events.saturating_sub(swept_events),
             sources,
             sensors: self.sensors.distinct(),
-            // Each event has one target: a sketch aimed at cannot read more.
-            targets: self.targets.distinct().min(self.events),
+            // Each line has one target: a sketch aimed at cannot read more.
+            targets: self.targets.distinct().min(self.events).min(self.lines),
             top_sources: all.iter().take(top_n).map(|(k, n)| (k.0, *n)).collect(),
             top_sensors: self.sensors.top(top_n, |a, b| a.cmp(b)),
             sole_sources: {

@@ -130,6 +130,34 @@ proptest! {
     }
 }
 
+/// A cell's lines go through the bytes (version 7); a part written before them
+/// (version 6) reads with its events standing in for its lines.
+#[test]
+fn a_cells_lines_go_through_the_bytes_and_older_parts_read_their_events() {
+    let mut a = Aggregator::new(AggregateConfig::new(60_000), 10);
+    a.add(1, &syn(5, 1, 2, 1025, 3));
+    a.add(1, &syn(6, 7, 2, 1025, 40));
+    let w = a.open_windows()[&0].clone();
+    let cell = |w: &scanwatch_aggregate::Window| {
+        let c = w.cells.values().next().unwrap();
+        (c.events, c.lines)
+    };
+    assert_eq!(cell(&w), (43, 2));
+    let back = decode_window(&encode_window(&w)).unwrap();
+    assert_eq!(cell(&back), (43, 2));
+    // The byte of the lines: where the bytes of one line more differ.
+    let mut more = w.clone();
+    more.cells.values_mut().next().unwrap().lines = 3;
+    let (one, other) = (encode_window(&w), encode_window(&more));
+    let at: Vec<usize> = (0..one.len() - 8).filter(|&i| one[i] != other[i]).collect();
+    assert_eq!(at.len(), 1, "{at:?}");
+    let mut v6 = one[..one.len() - 8].to_vec();
+    v6.remove(at[0]);
+    v6[0] = 6;
+    let old = scanwatch_aggregate::codec::decode_body(&v6).unwrap();
+    assert_eq!(cell(&old), (43, 43));
+}
+
 /// Damaged or foreign bytes are refused with a reason, never merged.
 #[test]
 fn damaged_partials_are_refused() {

@@ -58,21 +58,26 @@ fn without_a_seed_a_campaigns_ports_are_a_lower_bound() {
     }
 }
 
+/// The cell's count is held to its lines, whatever their `count`: sent in lines
+/// of count 65,535, the chosen addresses read no more than in lines of 1.
 #[test]
-fn without_a_seed_a_sketch_aimed_at_is_held_to_the_cells_events() {
+fn without_a_seed_a_sketch_aimed_at_is_held_to_the_cells_lines() {
     let chosen = sketch_attack::chosen();
-    let c = sketch_attack::attacked(&chosen);
-    let sketch = c.sources.distinct();
-    let (sources, left) = sketch_attack::read(&c);
-    eprintln!(
-        "without a seed, {} chosen addresses: the sketch reads {sketch} sources, the cell {sources} ({} events), {left} after trimming (real: {})",
-        chosen.len(),
-        c.events,
-        sketch_attack::REAL
-    );
-    assert!(sketch > 1_000_000, "the sketch was not inflated: {sketch}");
-    assert!(sources <= c.events);
-    assert!(left < 1_000, "{left} sources after trimming");
+    for count in [1, 65_535] {
+        let c = sketch_attack::attacked(&chosen, count);
+        let sketch = c.sources.distinct();
+        let (sources, left) = sketch_attack::read(&c);
+        eprintln!(
+            "without a seed, {} chosen addresses in lines of {count}: the sketch reads {sketch} sources, the cell {sources} ({} events, {} lines), {left} after trimming (real: {})",
+            chosen.len(),
+            c.events,
+            c.lines,
+            sketch_attack::REAL
+        );
+        assert!(sketch > 1_000_000, "the sketch was not inflated: {sketch}");
+        assert!(sources <= c.lines, "{sources} sources in {} lines", c.lines);
+        assert!(left < 1_000, "{left} sources after trimming");
+    }
 }
 
 /// Up to 4,096 sources a cell's count is exact, although its sketch took over

@@ -10,7 +10,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use scanwatch_aggregate::{ip_hash, Cell, SourceIp, HLL_LG_K};
-use scanwatch_event::Protocol;
+use scanwatch_event::{Event, Protocol};
 
 /// Real sources of the port: 200, each seen by two of ten sensors, five events each.
 pub const REAL: u32 = 200;
@@ -57,11 +57,15 @@ pub fn honest() -> Cell {
     c
 }
 
-/// The honest port with the hostile sensor's chosen addresses, once each.
-pub fn attacked(chosen: &[IpAddr]) -> Cell {
+/// The honest port with the hostile sensor's chosen addresses, once each, in
+/// lines of `count`.
+pub fn attacked(chosen: &[IpAddr], count: u32) -> Cell {
     let mut c = honest();
     for ip in chosen {
-        let e = crate::sample_attack::syn(*ip);
+        let e = Event {
+            count,
+            ..crate::sample_attack::syn(*ip)
+        };
         c.add(HOSTILE, &e, ip_hash(e.src), 64);
     }
     c
