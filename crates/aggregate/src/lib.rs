@@ -125,6 +125,12 @@ impl Cell {
         self.witnesses.merge(&other.witnesses);
     }
 
+    /// A distinct count of this cell held to what its lines can hold: a
+    /// sketch's estimate can exceed them, a distinct count cannot.
+    fn held(&self, n: u64) -> u64 {
+        n.min(self.events).min(self.lines)
+    }
+
     pub fn heap_bytes(&self) -> usize {
         self.sources.heap_bytes()
             + self.targets.heap_bytes()
@@ -152,12 +158,11 @@ impl Cell {
         // than the cell's events and lines, which no choice of addresses can
         // inflate.
         let mut witnessed = self.witnesses.entries();
-        let raw_sources = self
-            .witnesses
-            .distinct_in(&witnessed)
-            .unwrap_or_else(|| self.sources.distinct())
-            .min(self.events)
-            .min(self.lines);
+        let raw_sources = self.held(
+            self.witnesses
+                .distinct_in(&witnessed)
+                .unwrap_or_else(|| self.sources.distinct()),
+        );
         let is_swept =
             |ip: IpAddr| !swept.sweepers.is_empty() && swept.sweepers.contains_key(&ip_hash(ip));
         if !swept.sweepers.is_empty() {
@@ -225,7 +230,7 @@ impl Cell {
             sources,
             sensors: self.sensors.distinct(),
             // Each line has one target: a sketch aimed at cannot read more.
-            targets: self.targets.distinct().min(self.events).min(self.lines),
+            targets: self.held(self.targets.distinct()),
             top_sources: all.iter().take(top_n).map(|(k, n)| (k.0, *n)).collect(),
             top_sensors: self.sensors.top(top_n, |a, b| a.cmp(b)),
             sole_sources: {

@@ -64,6 +64,13 @@ impl PortActivity {
         self.targets.add_hash(target, limit);
     }
 
+    /// A distinct count of this port (its sensors' or targets') held to what its
+    /// events as stored can hold: a sketch's estimate can exceed them, a
+    /// distinct count cannot.
+    pub fn held(&self, d: &Distinct) -> u64 {
+        d.distinct().min(self.events).min(self.records)
+    }
+
     pub fn merge(&mut self, o: &PortActivity, limit: usize) {
         self.events += o.events;
         self.records += o.records;

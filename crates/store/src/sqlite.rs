@@ -594,6 +594,9 @@ impl SqliteStore {
             }
             tx.commit()?;
         }
+        // (After the store's file says this version: a crash in between leaves
+        // an unmarked file, which the next open marks.)
+        counter.mark_version()?;
         if counter.check_against_store()? {
             tracing::warn!("the aggregates were counted further than the store holds (restored from a copy?): counting them again from its events");
         }

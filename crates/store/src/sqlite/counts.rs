@@ -364,13 +364,14 @@ impl Counter {
     /// Starts the aggregates afresh (watermark 0) if they hold what only a later
     /// build writes while the store's file says an earlier version, before it is
     /// set to this build's: packed source days at version 9 (version 10 packs
-    /// them), cells with their records at version 9 or 10 (version 11 counts
-    /// them). The store was put back from its copy of the earlier version (an
-    /// upgrade undone), and a build of that version may since have counted into
-    /// this file: the same events again into rows of their own (it starts afresh
-    /// without clearing the packed rows, which it does not know), or events into
-    /// cells whose records it leaves as they were (a bound then too low). Counting
-    /// again from the blocks is exact either way.
+    /// them), or anything at version 9 or 10 once a build of version 11 or later
+    /// opened the store (it marks this file, [`Counter::mark_version`]: then its
+    /// cells keep their records). The store was put back from its copy of the
+    /// earlier version (an upgrade undone), and a build of that version may since
+    /// have counted into this file: the same events again into rows of their own
+    /// (it starts afresh without clearing the packed rows, which it does not
+    /// know), or events into cells whose records it leaves as they were (a bound
+    /// then too low). Counting again from the blocks is exact either way.
     pub(crate) fn start_again_if_newer(&mut self) -> Result<bool, StoreError> {
         let tx = self
             .conn
@@ -381,21 +382,34 @@ impl Counter {
         let packed: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM source_ports)", [], |r| {
             r.get(0)
         })?;
-        // (Once per upgrade: a scan of the cells when none has records.)
-        let recorded = || -> rusqlite::Result<bool> {
-            tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM port_cells WHERE records IS NOT NULL)
-                     OR EXISTS (SELECT 1 FROM source_days WHERE records IS NOT NULL)",
-                [],
-                |r| r.get(0),
-            )
-        };
-        let again = (version == 9 && packed) || ((9..=10).contains(&version) && recorded()?);
+        let marked: u32 = tx.pragma_query_value(Some("main"), "user_version", |r| r.get(0))?;
+        let again = (version == 9 && packed) || ((9..=10).contains(&version) && marked >= 11);
         if again {
             start_again(&tx)?;
         }
         tx.commit()?;
         Ok(again)
+    }
+
+    /// Marks this file as opened by a build of this schema version (its
+    /// `user_version`, read by [`Counter::start_again_if_newer`]), once the
+    /// store's file says it: from then on the cells keep their records, which an
+    /// earlier build would not.
+    pub(crate) fn mark_version(&mut self) -> Result<(), StoreError> {
+        let marked = |c: &Connection| -> rusqlite::Result<u32> {
+            c.pragma_query_value(Some("main"), "user_version", |r| r.get(0))
+        };
+        if marked(&self.conn)? >= crate::SCHEMA_VERSION {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if marked(&tx)? < crate::SCHEMA_VERSION {
+            tx.pragma_update(Some("main"), "user_version", crate::SCHEMA_VERSION)?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Keeps at most `n` ports of a source's day in its one row from now on

@@ -542,11 +542,10 @@ pub(crate) fn source_activity(
             proto,
             port,
             events: a.events,
-            // Held to the events as stored: a sketch's estimate can exceed them
-            // (far, when a sender chose the addresses: docs/security.md), a
-            // distinct count cannot.
-            sensors: a.sensors.distinct().min(a.events).min(a.records),
-            targets: a.targets.distinct().min(a.events).min(a.records),
+            // Held to the events as stored (far above them when a sender chose
+            // the addresses: docs/security.md).
+            sensors: a.held(&a.sensors),
+            targets: a.held(&a.targets),
             first_seen: Timestamp(a.first),
             last_seen: Timestamp(a.last),
         })

@@ -127,8 +127,12 @@ impl Cell {
         }
     }
 
-    /// Takes the counters `w` names from `o` (read for the same port and range).
+    /// Takes the counters `w` names from `o` (read for the same port and range),
+    /// and with any its records (read only with a counter).
     fn take(&mut self, o: Cell, w: Want) {
+        if w.any() {
+            self.records = o.records;
+        }
         if w.src {
             self.src = o.src;
         }
@@ -183,6 +187,11 @@ impl Want {
             dst: false,
             sensors: by == TopBy::Sensors,
         }
+    }
+
+    /// Whether any counter is read (then the records too).
+    fn any(self) -> bool {
+        self.src || self.dst || self.sensors
     }
 
     /// The counters this does not read.
@@ -248,8 +257,10 @@ fn merge_into_table(
 ) -> Result<(), StoreError> {
     const UPSERT: Upsert<'static> = Upsert {
         head: "INSERT INTO port_cells (span_ms, start_ms, proto, port, events, n_src, n_sensors, src, dst, sensors, records)",
-        // A cell of a build before version 11 (`records` NULL) stays without
-        // records; its events stand in for them in the bounds.
+        // A cell of a build before version 11 (`records` NULL) has its events
+        // stand in for the records it had, so from its first update on it holds
+        // them and the lines counted since (a line added later, however late its
+        // time, counts once).
         tail: "ON CONFLICT (span_ms, start_ms, proto, port) DO UPDATE SET
              events = events + excluded.events,
              n_src = MIN(sw_merged_distinct_count(src, excluded.src), events + excluded.events,
@@ -259,7 +270,7 @@ fn merge_into_table(
              src = sw_merge_distinct(src, excluded.src),
              dst = sw_merge_distinct(dst, excluded.dst),
              sensors = sw_merge_distinct(sensors, excluded.sensors),
-             records = records + excluded.records",
+             records = COALESCE(records, events) + excluded.records",
         columns: 11,
     };
     // In key order: neighbouring cells share pages. (Keys and references sorted:
@@ -650,13 +661,17 @@ impl Union {
 
     /// Adds a stored cell (events, then the three counters' bytes, then its
     /// records or, without them, its events again, from `at`), decoding only the
-    /// counters `w` names.
+    /// counters `w` names; without any, only its events are read (a statement
+    /// may select them alone).
     fn add_row(&mut self, r: &rusqlite::Row<'_>, at: usize, w: Want) -> Result<(), StoreError> {
         let add = |u: &mut DistinctUnion, i: usize| -> Result<(), StoreError> {
             u.add_encoded(blob(r, i)?)
                 .map_err(|e| StoreError::DamagedAggregate(format!("a cell's counter: {e}")))
         };
         self.events += r.get::<_, i64>(at)? as u64;
+        if !w.any() {
+            return Ok(());
+        }
         self.records += r.get::<_, i64>(at + 4)? as u64;
         if w.src {
             add(&mut self.src, at + 1)?;
@@ -707,17 +722,24 @@ fn cell_starts(conn: &Connection, plan: &Plan) -> Result<Vec<(i64, i64)>, StoreE
     Ok(out)
 }
 
-/// One port's events and the counters `w` names over the cells at `starts`.
+/// One port's events and the counters `w` names over the cells at `starts` (with
+/// any counter, its records too).
 fn port_cell(
     conn: &Connection,
     starts: &[(i64, i64)],
     key: PortKey,
     w: Want,
 ) -> Result<Cell, StoreError> {
-    let mut st = conn.prepare_cached(
+    // Events alone when no counter is wanted (ranking by events): SQLite reads
+    // every column a statement selects, the counters' bytes (a sketch's span
+    // pages of their own) included.
+    let mut st = conn.prepare_cached(if w.any() {
         "SELECT events, src, dst, sensors, COALESCE(records, events) FROM port_cells
-         WHERE span_ms = ?1 AND start_ms = ?2 AND proto = ?3 AND port = ?4",
-    )?;
+         WHERE span_ms = ?1 AND start_ms = ?2 AND proto = ?3 AND port = ?4"
+    } else {
+        "SELECT events FROM port_cells
+         WHERE span_ms = ?1 AND start_ms = ?2 AND proto = ?3 AND port = ?4"
+    })?;
     let mut u = Union::new();
     for &(span, start) in starts {
         let mut rows = st.query(params![span, start, key.0, key.1])?;

@@ -107,15 +107,15 @@ pub(crate) fn merge(conn: &Connection, days: Pending, pack_ports: usize) -> Resu
     };
     const OWN: Upsert<'static> = Upsert {
         head: "INSERT INTO source_days (src, day_ms, proto, port, events, first_in, last_in, sensors, targets, records)",
-        // A row of a build before version 11 (`records` NULL) stays without
-        // records: its events stand in for them.
+        // A row of a build before version 11 (`records` NULL) has its events
+        // stand in for the records it had, from its first update on.
         tail: "ON CONFLICT (day_ms, src, proto, port) DO UPDATE SET
              events = events + excluded.events,
              first_in = MIN(first_in, excluded.first_in),
              last_in = MAX(last_in, excluded.last_in),
              sensors = sw_merge_distinct(sensors, excluded.sensors),
              targets = sw_merge_distinct(targets, excluded.targets),
-             records = records + excluded.records",
+             records = COALESCE(records, events) + excluded.records",
         columns: 10,
     };
     // In key order (day, source, protocol, port): a source's day is a run, and

@@ -13,7 +13,7 @@ use rusqlite::{Connection, Statement};
 
 use crate::StoreError;
 
-/// Rows per statement: 64 rows of up to ten columns stay far under SQLite's limit
+/// Rows per statement: 64 rows of up to eleven columns stay far under SQLite's limit
 /// of bound parameters (32,766).
 pub(crate) const ROWS: usize = 64;
 
