@@ -95,6 +95,9 @@ UPDATE counted SET block_id = (SELECT block_id FROM ev.aggregated WHERE one = 1)
 UPDATE recounts SET epoch = epoch + 1, to_block = NULL WHERE one = 1;
 ";
 
+/// The first schema version whose builds mark this file ([`Counter::mark_version`]).
+const MARKED_SINCE: u32 = 11;
+
 /// A file name as an SQLite URI (`file://` and the absolute path, with `%`, `?`
 /// and `#` escaped), so it can carry `mode=ro`.
 fn uri(path: &Path, query: &str) -> String {
@@ -383,7 +386,8 @@ impl Counter {
             r.get(0)
         })?;
         let marked: u32 = tx.pragma_query_value(Some("main"), "user_version", |r| r.get(0))?;
-        let again = (version == 9 && packed) || ((9..=10).contains(&version) && marked >= 11);
+        let again =
+            (version == 9 && packed) || ((9..=10).contains(&version) && marked >= MARKED_SINCE);
         if again {
             start_again(&tx)?;
         }
