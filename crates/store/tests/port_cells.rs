@@ -724,7 +724,7 @@ fn a_damage_that_comes_back_during_the_recount_fails_with_the_way_out() {
     let sentinel = "SELECT COUNT(*) FROM port_cells WHERE span_ms = 1";
     counts
         .execute_batch(
-            "INSERT INTO port_cells VALUES (1, 0, 6, 1, 1, 1, 1, x'00', x'00', x'00', 1)",
+            "INSERT INTO port_cells VALUES (1, 0, 6, 1, 1, 1, 1, 1, x'00', x'00', x'00')",
         )
         .unwrap();
     let err = s.aggregate_now().unwrap_err();
@@ -788,7 +788,7 @@ fn an_ask_from_before_the_last_recount_is_not_taken() {
     let counts = rusqlite::Connection::open(dir.path().join("counts.db")).unwrap();
     counts
         .execute_batch(
-            "INSERT INTO port_cells VALUES (1, 0, 6, 1, 1, 1, 1, x'00', x'00', x'00', 1)",
+            "INSERT INTO port_cells VALUES (1, 0, 6, 1, 1, 1, 1, 1, x'00', x'00', x'00')",
         )
         .unwrap();
     let sentinel = "SELECT COUNT(*) FROM port_cells WHERE span_ms = 1";

@@ -49,10 +49,10 @@ CREATE TABLE IF NOT EXISTS port_cells (
     events    INTEGER NOT NULL,
     n_src     INTEGER NOT NULL,
     n_sensors INTEGER NOT NULL,
+    records   INTEGER,
     src       BLOB    NOT NULL,
     dst       BLOB    NOT NULL,
     sensors   BLOB    NOT NULL,
-    records   INTEGER,
     PRIMARY KEY (span_ms, start_ms, proto, port)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS port_cells_busy
@@ -66,9 +66,9 @@ CREATE TABLE IF NOT EXISTS source_days (
     events   INTEGER NOT NULL,
     first_in INTEGER NOT NULL,
     last_in  INTEGER NOT NULL,
+    records  INTEGER,
     sensors  BLOB    NOT NULL,
     targets  BLOB    NOT NULL,
-    records  INTEGER,
     PRIMARY KEY (day_ms, src, proto, port)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counted (
@@ -837,7 +837,7 @@ mod tests {
         let sentinel = "SELECT COUNT(*) FROM port_cells WHERE span_ms = 1";
         a.conn
             .execute_batch(
-                "INSERT INTO port_cells VALUES (1, 0, 6, 1, 1, 1, 1, x'00', x'00', x'00', 1)",
+                "INSERT INTO port_cells VALUES (1, 0, 6, 1, 1, 1, 1, 1, x'00', x'00', x'00')",
             )
             .unwrap();
         a.recount("a damage", seen).unwrap();
