@@ -669,12 +669,17 @@ fn a_damaged_aggregate_met_by_a_query_is_counted_again_by_the_next_counting() {
     }
 }
 
-/// The aggregates' watermark in `dir`'s `counts.db`.
-fn watermark(dir: &std::path::Path) -> i64 {
+/// One number `sql` reads from `dir`'s `counts.db`.
+fn counts_value(dir: &std::path::Path, sql: &str) -> i64 {
     rusqlite::Connection::open(dir.join("counts.db"))
         .unwrap()
-        .query_row("SELECT block_id FROM counted", [], |r| r.get(0))
+        .query_row(sql, [], |r| r.get(0))
         .unwrap()
+}
+
+/// The aggregates' watermark in `dir`'s `counts.db`.
+fn watermark(dir: &std::path::Path) -> i64 {
+    counts_value(dir, "SELECT block_id FROM counted")
 }
 
 /// A damaged aggregate that comes back while the aggregates are counted again
@@ -1031,8 +1036,7 @@ fn back_to_before_records(dir: &std::path::Path, version: u32) {
 /// (cells without records, cells with them, source days without, with) in
 /// `counts.db` of `dir`.
 fn records_kept(dir: &std::path::Path) -> [i64; 4] {
-    let counts = rusqlite::Connection::open(dir.join("counts.db")).unwrap();
-    let n = |sql: &str| -> i64 { counts.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let n = |sql: &str| counts_value(dir, sql);
     [
         n("SELECT COUNT(*) FROM port_cells WHERE records IS NULL"),
         n("SELECT COUNT(*) FROM port_cells WHERE records IS NOT NULL"),
@@ -1043,10 +1047,7 @@ fn records_kept(dir: &std::path::Path) -> [i64; 4] {
 
 /// The aggregates' epoch in `dir` (moved on by every counting again).
 fn epoch(dir: &std::path::Path) -> i64 {
-    rusqlite::Connection::open(dir.join("counts.db"))
-        .unwrap()
-        .query_row("SELECT epoch FROM recounts", [], |r| r.get(0))
-        .unwrap()
+    counts_value(dir, "SELECT epoch FROM recounts")
 }
 
 /// A store counted by version 10 (no records beside its cells and source days)
@@ -1084,11 +1085,8 @@ fn a_version_10_store_counts_on_with_records() {
     check(&s, &delivered, &[]).unwrap();
     // Counted into by this build: marked (an earlier build's counting is then
     // undone at the next open, above).
-    let marked: u32 = rusqlite::Connection::open(dir.path().join("counts.db"))
-        .unwrap()
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(marked, scanwatch_store::SCHEMA_VERSION);
+    let marked = counts_value(dir.path(), "PRAGMA user_version");
+    assert_eq!(marked, i64::from(scanwatch_store::SCHEMA_VERSION));
     // The same traffic 1 ms later (into the cells without records), then days
     // later (new cells).
     deliver(&mut s, &mut delivered, round(1));
