@@ -494,6 +494,9 @@ impl SqliteStore {
         // Checkpoint the WAL every 64 MiB instead of every 4 MiB: an index page
         // written by many batches in between is copied to the database once.
         conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
+        // Statement journals in memory, not in files of the temporary directory
+        // (`counts::TEMP_STORE`).
+        conn.pragma_update(None, "temp_store", counts::TEMP_STORE)?;
         let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if (1..SCHEMA_VERSION).contains(&version) {
             // An upgrade: a consistent copy of the data as it was, first.
