@@ -558,6 +558,12 @@ impl Centre {
                 return Ok(None);
             };
             let eng = self.engine()?;
+            // Looked at again under the gate and the engine: a step that failed
+            // while this waited for them (a feed under the gate, a heartbeat's
+            // step under the engine) marked the state unfit before letting go.
+            if self.tainted.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
             let lineage = self
                 .lineage
                 .lock()
@@ -771,16 +777,23 @@ impl Centre {
         replay_horizon: Option<i64>,
         push: impl FnOnce(&mut Engine),
     ) -> Result<(), CentreError> {
-        let r = self.advance_once(now, replay_horizon, push);
+        // Held until the outputs are stored, and on a failure until the state is
+        // marked unfit: a checkpoint (which takes the engine, then looks at the
+        // mark) never sees a window closed whose rows and warnings are not
+        // stored.
+        let mut guard = self.engine()?;
+        let r = self.advance_once(&mut guard, now, replay_horizon, push);
         if let Err(e) = &r {
             // Windows may have closed or been revised without being stored.
             self.taint("a step of the centre failed", e);
         }
+        drop(guard);
         r
     }
 
     fn advance_once(
         &self,
+        guard: &mut Engine,
         now: Timestamp,
         replay_horizon: Option<i64>,
         push: impl FnOnce(&mut Engine),
@@ -788,11 +801,8 @@ impl Centre {
         let window = self.time.window_ms;
         let mut outs = Vec::new();
         let mut names = HashMap::new();
-        // Held until the outputs are stored: a checkpoint (which takes the engine)
-        // never sees a window closed whose rows and warnings are not stored yet.
-        let mut guard = self.engine()?;
-        push(&mut guard);
-        let eng = &mut *guard;
+        push(guard);
+        let eng = guard;
         let mut collect = |o: Output| outs.push(o);
         let horizon = replay_horizon.or_else(|| eng.time.horizon(now));
         if let Some(h) = horizon {

@@ -628,3 +628,76 @@ fn events_left_out_as_future_are_fed_by_a_later_start() {
     );
     assert!(c.checkpoint(Timestamp(later)).unwrap().is_some());
 }
+
+/// A step that could not store what it closed leaves the state unfit for a
+/// checkpoint (its mark would pass a batch whose windows and warnings were never
+/// stored, and a restart would not feed that batch again): no checkpoint is taken
+/// after it, also not by one that was already waiting for the batch's feed when
+/// the feed failed (the centre's gate: the server's ingest holds it from the
+/// commit to the end of the feed).
+#[test]
+fn no_checkpoint_after_a_step_that_could_not_store_its_windows() {
+    let logs = logs(5);
+    let dir = store_with_sensors();
+    let c = std::sync::Arc::new(centre(dir.path()));
+    let (mut next, mut batch, mut now) = (vec![0usize; SENSORS], 0u64, T0);
+    for s in 0..SENSORS {
+        let n = logs[s].len() / 2;
+        deliver_one(&c, &logs, &mut next, &mut batch, s, n, &mut now, false);
+    }
+    c.checkpoint(Timestamp(now)).unwrap().unwrap();
+    // The windows' table refuses rows from now on (a real SQLite failure), and
+    // another writer holds the store, so the next batch's commit waits, with the
+    // gate held, until the test lets it go.
+    let db = rusqlite::Connection::open(dir.path().join(scanwatch_store::sqlite::DB_FILE)).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refused BEFORE INSERT ON windows
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;
+         BEGIN IMMEDIATE;",
+    )
+    .unwrap();
+    // The rest of a sensor's events, an hour after: their feed closes windows.
+    let events = logs[0][next[0]..].to_vec();
+    let received = Timestamp(now + 3_600_000);
+    let ingest = {
+        let c = c.clone();
+        std::thread::spawn(move || c.ingest(&name(0), "late", &events, &[], received, |_, _| {}))
+    };
+    // The ingest holds the store's lock while its commit waits (bounded wait).
+    let start = std::time::Instant::now();
+    while c.store.try_lock().is_ok() {
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "the ingest never took the store"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let waiting = {
+        let c = c.clone();
+        std::thread::spawn(move || c.checkpoint(received).unwrap())
+    };
+    // Time for the checkpoint to pass its first look and wait at the gate (had it
+    // not reached the gate by then, it would find the state unfit at its first
+    // look, and the test would pass without telling the two apart).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    db.execute_batch("COMMIT").unwrap();
+    let fed = ingest.join().unwrap();
+    assert!(
+        fed.as_ref()
+            .is_err_and(|e| e.to_string().contains("refused by the test")),
+        "the feed fails storing its windows: {fed:?}"
+    );
+    assert_eq!(
+        waiting.join().unwrap(),
+        None,
+        "a checkpoint waiting for the failed feed is not taken"
+    );
+    assert_eq!(
+        c.checkpoint(received).unwrap(),
+        None,
+        "nor one taken after it"
+    );
+    // A heartbeat's step that fails the same way: still none.
+    assert!(c.tick(Timestamp(received.0 + 3_600_000)).is_err());
+    assert_eq!(c.checkpoint(received).unwrap(), None);
+}
