@@ -863,6 +863,26 @@ fn three_counters_at_once_count_a_long_backlog_once() {
     check(&s, &delivered, &[BASE, BASE + 5 * HOUR, BASE + DAY]).unwrap();
 }
 
+/// A group of blocks is cut by its events too, not only by its blocks: a block
+/// holds a whole batch (up to 100,000 events by default), and 256 of them counted
+/// in memory at once (two groups when read ahead) would not fit. Twelve blocks
+/// of 2,000 events, groups of at most 5,000 events past their first block: four
+/// groups (three read ahead) where the blocks alone would make one.
+#[test]
+fn a_group_of_large_blocks_is_cut_by_its_events() {
+    let (_dir, s, delivered) = backlog(12, 2_000);
+    let mut counter = s.counter().unwrap();
+    counter.set_group_lines(5_000);
+    counter.count().unwrap();
+    assert_eq!(
+        counter.groups_read_ahead(),
+        3,
+        "groups of three blocks, the three after the first read ahead"
+    );
+    assert_eq!(s.uncounted().unwrap(), 0);
+    check(&s, &delivered, &[BASE, BASE + HOUR]).unwrap();
+}
+
 /// A block that does not decode in a group the counting read ahead (the second of
 /// a backlog of three groups) is set aside when its group is written, and the
 /// others count as the events say.

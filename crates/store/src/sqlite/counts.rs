@@ -210,9 +210,9 @@ pub struct Counter {
     pack_ports: usize,
     /// The store's file (blocks set aside as damaged are moved there).
     store_file: PathBuf,
-    /// Blocks per transaction ([`events::GROUP_BLOCKS`]; fewer in tests, so
-    /// that small stores are read ahead).
-    group_blocks: usize,
+    /// Blocks and events per transaction ([`events::GroupLimit::DEFAULT`];
+    /// fewer in tests, so that small stores are read ahead).
+    group: events::GroupLimit,
     /// Groups this counter took from its reading thread.
     read_ahead: u64,
 }
@@ -289,7 +289,7 @@ impl Counter {
             reader: None,
             damage,
             pack_ports: source_days::PACK_PORTS,
-            group_blocks: events::GROUP_BLOCKS,
+            group: events::GroupLimit::DEFAULT,
             read_ahead: 0,
             store_file: store_file.to_path_buf(),
         })
@@ -322,15 +322,15 @@ impl Counter {
     /// at version 8 (read under this file's write lock; the caller then drops them
     /// from the store's file and sets version 9 there).
     pub(crate) fn move_from_v8(&mut self) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let version: u32 = tx.pragma_query_value(Some("ev"), "user_version", |r| r.get(0))?;
-        if version == 8 {
-            tx.execute_batch(MOVE_FROM_V8)?;
-        }
-        tx.commit()?;
-        Ok(())
+        durably(&mut self.conn, |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let version: u32 = tx.pragma_query_value(Some("ev"), "user_version", |r| r.get(0))?;
+            if version == 8 {
+                tx.execute_batch(MOVE_FROM_V8)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// Starts the aggregates afresh (watermark 0) if they were counted further
@@ -363,15 +363,15 @@ impl Counter {
         if !ahead(&self.conn)? {
             return Ok(false);
         }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let reset = ahead(&tx)?;
-        if reset {
-            start_again(&tx)?;
-        }
-        tx.commit()?;
-        Ok(reset)
+        durably(&mut self.conn, |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let reset = ahead(&tx)?;
+            if reset {
+                start_again(&tx)?;
+            }
+            tx.commit()?;
+            Ok(reset)
+        })
     }
 
     /// Starts the aggregates afresh (watermark 0) if they hold what only a later
@@ -386,23 +386,24 @@ impl Counter {
     /// know), or events into cells whose records it leaves as they were (a bound
     /// then too low). Counting again from the blocks is exact either way.
     pub(crate) fn start_again_if_newer(&mut self) -> Result<bool, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // Read again under this file's lock: another process may have set the
-        // store to this version and counted into it meanwhile.
-        let version: u32 = tx.pragma_query_value(Some("ev"), "user_version", |r| r.get(0))?;
-        let packed: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM source_ports)", [], |r| {
-            r.get(0)
-        })?;
-        let marked: u32 = tx.pragma_query_value(Some("main"), "user_version", |r| r.get(0))?;
-        let again =
-            (version == 9 && packed) || ((9..=10).contains(&version) && marked >= MARKED_SINCE);
-        if again {
-            start_again(&tx)?;
-        }
-        tx.commit()?;
-        Ok(again)
+        durably(&mut self.conn, |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Read again under this file's lock: another process may have set the
+            // store to this version and counted into it meanwhile.
+            let version: u32 = tx.pragma_query_value(Some("ev"), "user_version", |r| r.get(0))?;
+            let packed: bool =
+                tx.query_row("SELECT EXISTS (SELECT 1 FROM source_ports)", [], |r| {
+                    r.get(0)
+                })?;
+            let marked: u32 = tx.pragma_query_value(Some("main"), "user_version", |r| r.get(0))?;
+            let again =
+                (version == 9 && packed) || ((9..=10).contains(&version) && marked >= MARKED_SINCE);
+            if again {
+                start_again(&tx)?;
+            }
+            tx.commit()?;
+            Ok(again)
+        })
     }
 
     /// Marks this file as opened by a build of this schema version (its
@@ -439,7 +440,14 @@ impl Counter {
     /// setting: the tests read ahead in small stores.
     #[doc(hidden)]
     pub fn set_group_blocks(&mut self, n: usize) {
-        self.group_blocks = n.max(1);
+        self.group.blocks = n.max(1);
+    }
+
+    /// Reads no more blocks into a transaction once it holds `n` events (its
+    /// first block is read whatever its size). Not a setting: for the tests.
+    #[doc(hidden)]
+    pub fn set_group_lines(&mut self, n: i64) {
+        self.group.lines = n.max(1);
     }
 
     /// How many groups of blocks this counter took from its reading thread (for
@@ -455,7 +463,8 @@ impl Counter {
     }
 
     /// Counts every block after the watermark into the aggregates and moves it:
-    /// at most [`events::GROUP_BLOCKS`] blocks per transaction of this file (which
+    /// at most [`events::GROUP_BLOCKS`] blocks (and [`events::GROUP_LINES`]
+    /// events past the first block) per transaction of this file (which
     /// locks only this file), so another counter (another process's) waits at most
     /// one of them (`count_waiting`).
     ///
@@ -489,7 +498,7 @@ impl Counter {
     }
 
     /// Counts the blocks after the watermark in transactions of up to
-    /// [`events::GROUP_BLOCKS`] (so another counter, another process's, waits
+    /// [`events::GROUP_BLOCKS`] blocks and [`events::GROUP_LINES`] events (so another counter, another process's, waits
     /// at most one of them), each checking the watermark is where its blocks
     /// follow. A backlog of more than one transaction is counted by two threads:
     /// one reads the next blocks and counts them in memory (on `reader`) while
@@ -502,7 +511,7 @@ impl Counter {
     /// thread cost more than it saved.
     fn count_waiting(&mut self) -> Result<Counted, StoreError> {
         let start = events::watermark(&self.conn)?;
-        let limit = self.group_blocks;
+        let limit = self.group;
         let Some(first) = events::prepare_next(&self.conn, start, limit)? else {
             return Ok(Counted::All);
         };
@@ -652,7 +661,7 @@ struct Group<'a> {
     pack_ports: usize,
     store_file: &'a Path,
     /// Blocks per transaction.
-    limit: usize,
+    limit: events::GroupLimit,
 }
 
 impl Group<'_> {
@@ -747,6 +756,24 @@ fn begin_recount(
 
 fn is_damage(e: &StoreError) -> bool {
     matches!(e, StoreError::DamagedAggregate(_))
+}
+
+/// Runs `f` with this file's commits synced (`synchronous = FULL`; else
+/// `NORMAL`, which a power cut may roll back by a few commits, and which is
+/// safe for the counting: the older watermark and cells still describe the
+/// same blocks, which are counted again). A change of what the cells describe
+/// (emptied to count again, moved from an older store) must not be rolled back
+/// once the store's file, synced at every commit, has moved on from it (set
+/// its version, stored blocks with ids below the old watermark): the cells
+/// would describe another history, and nothing would look at them again.
+fn durably<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let r = f(conn);
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    r
 }
 
 /// Empties every aggregate and sets the watermark to 0, in the caller's

@@ -8,7 +8,7 @@
 //! brought up to date in bulk: once [`AGGREGATE_EVERY`] events wait (by the commit
 //! that brings them, or by `count_due` after the server answered it, when the
 //! store defers its counting; and before retention), in transactions of up to
-//! [`GROUP_BLOCKS`] blocks of the aggregates' file (`counts.rs`) that also move
+//! [`GROUP_BLOCKS`] blocks (and [`GROUP_LINES`] events) of the aggregates' file (`counts.rs`) that also move
 //! its `counted` watermark (the last block counted). Merging a batch's few thousand scattered cells in its own
 //! commit wrote a page per cell; in bulk each page is written once for many
 //! batches. A query adds the blocks after the watermark from their events, so
@@ -176,7 +176,8 @@ pub(crate) fn waiting(conn: &Connection) -> Result<u64, StoreError> {
 pub(crate) struct Prepared {
     after: i64,
     last: i64,
-    /// Whether as many blocks as were asked for came (so more may wait).
+    /// Whether as many blocks or events as a group holds came (so more may
+    /// wait).
     full: bool,
     cells: port_cells::Pending,
     days: source_days::Pending,
@@ -186,32 +187,63 @@ pub(crate) struct Prepared {
 /// The most blocks counted in one transaction of the aggregates' file.
 pub(crate) const GROUP_BLOCKS: usize = 256;
 
-/// Reads the next blocks after `after` (up to `limit`, [`GROUP_BLOCKS`] but in
-/// tests, so memory holds a bounded
-/// part and the transaction that writes them holds the aggregates' lock a bounded
-/// time) and counts them in memory. `None` when no block waits. `conn` reads the
-/// store's file (as `event_blocks`). Blocks that do not decode count as nothing
-/// and are listed for [`Prepared::write`]'s caller to set aside.
+/// The most events (as stored, each once) read into one group, past its first
+/// block: a block holds up to a whole batch (`max_events_per_batch`, 100,000
+/// by default), so 256 of them could be 25.6 M events, and the counts in memory
+/// grow with the distinct sources and ports among them (a few hundred bytes
+/// each; two groups are in memory when a backlog is read ahead). A whole
+/// store counted again at open (a lost `counts.db`, a recount) would not fit.
+/// 262,144 is 256 blocks of 1,024: a group of the batches of 1,000 the ingest
+/// bench sends is cut by its blocks, as before.
+pub(crate) const GROUP_LINES: i64 = 262_144;
+
+/// How much one group reads: at most `blocks` blocks, and no more blocks once
+/// it holds `lines` events.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GroupLimit {
+    pub blocks: usize,
+    pub lines: i64,
+}
+
+impl GroupLimit {
+    pub(crate) const DEFAULT: GroupLimit = GroupLimit {
+        blocks: GROUP_BLOCKS,
+        lines: GROUP_LINES,
+    };
+}
+
+/// Reads the next blocks after `after` (up to `limit`, [`GroupLimit::DEFAULT`]
+/// but in tests, so memory holds a bounded part and the transaction that writes
+/// them holds the aggregates' lock a bounded time) and counts them in memory.
+/// `None` when no block waits. `conn` reads the store's file (as
+/// `event_blocks`). Blocks that do not decode count as nothing and are listed
+/// for [`Prepared::write`]'s caller to set aside.
 pub(crate) fn prepare_next(
     conn: &Connection,
     after: i64,
-    limit: usize,
+    limit: GroupLimit,
 ) -> Result<Option<Prepared>, StoreError> {
     let mut st = conn.prepare_cached(
-        "SELECT id, sensor_id, data FROM event_blocks WHERE id > ?1 ORDER BY id LIMIT ?2",
+        "SELECT id, sensor_id, data, events FROM event_blocks WHERE id > ?1 ORDER BY id LIMIT ?2",
     )?;
     let mut cells = port_cells::Pending::default();
     // Keyed by addresses a sender chooses: the keyed hasher (`keyed`), which
     // is also quicker than the standard library's SipHash.
     let mut days = source_days::Pending::default();
     let mut last = None;
-    let mut rows = st.query([after, i64::try_from(limit).unwrap_or(i64::MAX)])?;
+    let mut rows = st.query([after, i64::try_from(limit.blocks).unwrap_or(i64::MAX)])?;
     let mut damaged = Vec::new();
-    let mut blocks = 0;
+    let (mut blocks, mut lines, mut full) = (0, 0i64, false);
     while let Some(r) = rows.next()? {
+        if lines >= limit.lines {
+            // Cut by its events: more wait.
+            full = true;
+            break;
+        }
         let (id, sensor): (i64, i64) = (r.get(0)?, r.get(1)?);
         last = Some(id);
         blocks += 1;
+        lines = lines.saturating_add(r.get::<_, i64>(3)?.max(1));
         let decoded = r
             .get_ref(2)?
             .as_blob()
@@ -234,7 +266,7 @@ pub(crate) fn prepare_next(
     Ok(last.map(|last| Prepared {
         after,
         last,
-        full: blocks >= limit,
+        full: full || blocks >= limit.blocks,
         cells,
         days,
         damaged,
