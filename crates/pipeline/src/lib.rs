@@ -73,6 +73,9 @@ pub struct PipelineState {
 pub struct Pipeline {
     cfg: PipelineConfig,
     emit_windows: bool,
+    /// Whether the report keeps every warning (`analyze` prints them at the
+    /// end); a centre's does not: it stores them, and runs for months.
+    keep_alerts: bool,
     agg: Aggregator,
     det: Detector,
     report: Report,
@@ -83,6 +86,7 @@ impl Pipeline {
     pub fn new(cfg: PipelineConfig) -> Pipeline {
         Pipeline {
             emit_windows: true,
+            keep_alerts: true,
             agg: Aggregator::new(cfg.aggregate, cfg.top_n),
             det: Detector::new(cfg.detect),
             cfg,
@@ -123,7 +127,8 @@ impl Pipeline {
     /// [`Pipeline::close_through`], from every sensor's progress and the centre's
     /// clock (`docs/time.md`), and a closed window that late events change is
     /// listed by [`Pipeline::take_dirty`], to be revised from the complete stored
-    /// data with [`Pipeline::revise`]. Nothing late is held in memory.
+    /// data with [`Pipeline::revise`]. Nothing late is held in memory, nor the
+    /// warnings in the report: the outputs carry them.
     pub fn new_centre(cfg: PipelineConfig) -> Pipeline {
         let mut p = Pipeline::new(cfg);
         p.set_external_closing();
@@ -134,6 +139,16 @@ impl Pipeline {
     /// before anything is pushed: open windows are dropped.
     pub fn set_external_closing(&mut self) {
         self.agg = Aggregator::new_external(self.cfg.aggregate, self.cfg.top_n);
+        self.keep_alerts = false;
+    }
+
+    /// Hands a warning to `out`, and keeps it in the report unless this is a
+    /// centre's pipeline.
+    fn warn(&mut self, a: Alert, out: &mut impl FnMut(Output)) {
+        if self.keep_alerts {
+            self.report.alerts.push(a.clone());
+        }
+        out(Output::Alert(Box::new(a)));
     }
 
     /// Closes every window that ends at or before `horizon` and processes it.
@@ -360,8 +375,7 @@ impl Pipeline {
                     out(Output::Window(Box::new(WindowReport { window: w, top })));
                 }
                 for a in alerts {
-                    out(Output::Alert(Box::new(a.clone())));
-                    self.report.alerts.push(a);
+                    self.warn(a, out);
                 }
                 continue;
             }
@@ -385,8 +399,7 @@ impl Pipeline {
                 out(Output::Window(Box::new(wr)));
             }
             for a in alerts {
-                out(Output::Alert(Box::new(a.clone())));
-                self.report.alerts.push(a);
+                self.warn(a, out);
             }
         }
     }

@@ -118,3 +118,56 @@ fn a_state_whose_window_does_not_decode_is_refused_and_changes_nothing() {
     assert!(b.open_window_starts().is_empty(), "nothing was taken up");
     assert_eq!(b.closed_before(), None);
 }
+
+/// A centre runs for months and a sensor chooses its events' times: what its
+/// pipeline holds does not grow with either. Late events in thousands of
+/// distinct closed windows leave the saved state as it was once their windows
+/// are taken for revision (builds before 2026-12-07 kept a count per late
+/// window, without bound, in every checkpoint), and the warnings go out, not
+/// into the report (which a centre never reads).
+#[test]
+fn a_centres_pipeline_holds_nothing_per_late_window_or_per_warning() {
+    let sc = scanwatch_simulate::golden_cases()
+        .into_iter()
+        .find(|c| c.name == "seed-surge")
+        .unwrap();
+    let events = sc.all_events();
+    let mut p = centre_pipeline();
+    let mut max = i64::MIN;
+    let out = feed(&mut p, &events, &mut max);
+    let warned = out.iter().filter(|o| matches!(o, Output::Alert(_))).count();
+    assert!(warned > 0, "the surge is warned");
+    let before = encoded(&p);
+    // One late event in each of 5,000 hours long closed (one sensor's clock, or
+    // its choice), then the windows taken for revision as the centre takes them.
+    let (_, e) = &events[0];
+    let key = sensor_key("sensor-1");
+    for k in 1..=5_000 {
+        let mut late = e.clone();
+        late.time = scanwatch_event::Timestamp(e.time.0 - k * HOUR);
+        assert!(!p.push(key, &late), "late");
+    }
+    assert_eq!(p.take_dirty().len(), 5_000);
+    let after = encoded(&p);
+    // Only the count of late events moves (a number in the state).
+    assert!(
+        after.len() <= before.len() + 16,
+        "the state grew from {} to {} bytes",
+        before.len(),
+        after.len()
+    );
+    let report = p.finish(&mut |_| {});
+    assert!(
+        report.alerts.is_empty(),
+        "{} warnings kept in a centre's report",
+        report.alerts.len()
+    );
+    // An `analyze` pipeline keeps them for its summary.
+    let mut a = Pipeline::new(PipelineConfig::new(HOUR, 2 * 24 * HOUR));
+    a.set_trusted(&["sensor-3".to_string()]);
+    for (s, e) in &events {
+        let name = format!("sensor-{s}");
+        a.push(sensor_key(&name), e);
+    }
+    assert!(!a.finish(&mut |_| {}).alerts.is_empty());
+}
