@@ -293,6 +293,11 @@ impl DetectorCounters {
                         "Closed windows revised with late parts.",
                         &k.windows_revised,
                     ),
+                    (
+                        "scanwatch_windows_not_revised_total",
+                        "Closed windows late parts reached that were not revised: older than the raw events' retention, their other parts are gone.",
+                        &k.windows_not_revised,
+                    ),
                 ] {
                     out.counter(name, help, v.load(Relaxed));
                 }

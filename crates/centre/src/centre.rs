@@ -70,6 +70,9 @@ pub struct CentreCounters {
     /// Stored events left out of the replay at start because they lie further in
     /// the future than the clock skew allows (stored by an older version).
     pub replay_future_events: AtomicU64,
+    /// Closed windows late events reached that were not revised: older than
+    /// the raw events' retention, so their other events are gone.
+    pub windows_not_revised: AtomicU64,
 }
 
 /// The pipeline and the time model, locked together: what closes depends on both.
@@ -164,6 +167,9 @@ pub struct Centre {
     /// after the answered batch, although the answer does not wait for its feed;
     /// [`Centre::settled`] waits for every place given out.
     order: Arc<FeedOrder>,
+    /// Revises no closed window older than this before the clock
+    /// ([`Centre::with_retention`]).
+    revise_within: Option<i64>,
 }
 
 impl Centre {
@@ -217,7 +223,20 @@ impl Centre {
             counting: Arc::default(),
             count_failed: Arc::default(),
             order: Arc::default(),
+            revise_within: None,
         }
+    }
+
+    /// The same centre, revising no closed window older than `events_ms` (the
+    /// raw events' retention, `[retention]`): retention has pruned, or is about
+    /// to prune, the other events of such a window (raw or partial), and a
+    /// revision from what is left would replace its stored counts with the late
+    /// events' alone (a backfill of a sensor two months offline would show a
+    /// port's history falling to its few events). Its late events are stored and
+    /// counted on the desk until retention prunes them.
+    pub fn with_retention(mut self, events_ms: i64) -> Centre {
+        self.revise_within = Some(events_ms);
+        self
     }
 
     /// The same centre with other time settings (before anything was fed).
@@ -812,7 +831,14 @@ impl Centre {
                 eng.time.closed(cb);
             }
         }
+        let oldest = self.revise_within.map(|ms| now.0.saturating_sub(ms));
         for ws in eng.pipeline.take_dirty() {
+            if oldest.is_some_and(|o| ws < o) {
+                self.counters
+                    .windows_not_revised
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             let w = self.complete_window(&eng.pipeline, ws)?;
             eng.pipeline.revise(ws, &w, &mut collect);
         }

@@ -701,3 +701,73 @@ fn no_checkpoint_after_a_step_that_could_not_store_its_windows() {
     assert!(c.tick(Timestamp(received.0 + 3_600_000)).is_err());
     assert_eq!(c.checkpoint(received).unwrap(), None);
 }
+
+/// A late event in a window older than the raw events' retention does not
+/// revise it (its other events are pruned, or about to be: a revision would
+/// replace the window's stored counts with the late event's alone); one within
+/// it does. Both are stored.
+#[test]
+fn a_window_older_than_the_events_retention_is_not_revised() {
+    let logs = logs(7);
+    let dir = store_with_sensors();
+    let (mut next, mut batch, mut now) = (vec![0usize; SENSORS], 0u64, T0);
+    // Every window closes an hour after the last event; retention keeps the
+    // raw events from window 20 on at that clock.
+    let end = T0 + WINDOWS * W + 3_600_000;
+    let c = centre(dir.path()).with_retention(end - (T0 + 20 * W));
+    while (0..SENSORS).any(|s| next[s] < logs[s].len()) {
+        for s in 0..SENSORS {
+            deliver_one(&c, &logs, &mut next, &mut batch, s, 150, &mut now, false);
+        }
+    }
+    c.tick(Timestamp(end)).unwrap();
+    let events_in = |ws: i64| -> u64 {
+        c.store
+            .lock()
+            .unwrap()
+            .windows_between(Timestamp(ws), Timestamp(ws + 1))
+            .unwrap()
+            .iter()
+            .filter(|r| r.proto == 6 && r.port == 23)
+            .map(|r| r.events)
+            .sum()
+    };
+    let (old, kept) = (T0 + 2 * W, T0 + 30 * W);
+    let (old_before, kept_before) = (events_in(old), events_in(kept));
+    // Retention prunes the raw events before window 20 (the windows stay).
+    c.store
+        .lock()
+        .unwrap()
+        .prune(Timestamp(T0 + 20 * W), Timestamp(i64::MIN))
+        .unwrap();
+    let src = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 99));
+    for (i, ws) in [old, kept].into_iter().enumerate() {
+        let late = vec![syn(ws + 1_000, src, 7, 23)];
+        c.store
+            .lock()
+            .unwrap()
+            .commit_batch(&name(0), &format!("late{i}"), &late, Timestamp(end))
+            .unwrap();
+        c.feed(&name(0), &late, Timestamp(end)).unwrap();
+    }
+    let counters = &c.counters;
+    assert_eq!(
+        counters
+            .windows_not_revised
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(
+        counters
+            .windows_revised
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(
+        events_in(old),
+        old_before,
+        "the old window as it was stored, not its late event alone"
+    );
+    assert_eq!(events_in(kept), kept_before + 1, "the kept one revised");
+    assert!(old_before > 0, "tcp/23 was in the old window");
+}

@@ -186,6 +186,7 @@ pub fn run(args: &ServerArgs, err: &mut dyn Write) -> Result<()> {
     pipeline.set_trusted(&ctx.explain.trusted_sensors);
     let centre = Centre::new(Box::new(store), pipeline)
         .with_time_config(file_cfg.time.config(&cfg)?)
+        .with_retention(keep.events_ms)
         .with_context(ctx);
     // Retention first: the replay then reads only what is kept.
     housekeeping::prune(&centre.store, wall_clock(), keep)?;
@@ -693,10 +694,11 @@ mod roles {
         };
         let hook = notifier.as_ref().map(|n| n.hook());
         let fresh_cfg = cfg.clone();
+        let keep = cfg.retention.keep()?;
         let detector = Detector {
             holder: format!("pid{}-{}", std::process::id(), wall_clock().0),
             ttl: cfg.bus.lease_ttl()?,
-            keep: cfg.retention.keep()?,
+            keep,
             clock: Arc::new(wall_clock),
             // The pipeline over a fresh store connection, built again after a
             // failed step.
@@ -706,7 +708,9 @@ mod roles {
                 pipeline.set_benign(benign.clone());
                 pipeline.set_trusted(&ctx.explain.trusted_sensors);
                 let store = open_store(&fresh_cfg).map_err(|e| format!("{e:#}"))?;
-                let centre = Centre::for_partials(store, pipeline).with_context(ctx.clone());
+                let centre = Centre::for_partials(store, pipeline)
+                    .with_retention(keep.events_ms)
+                    .with_context(ctx.clone());
                 Ok(match &hook {
                     Some(h) => centre.with_alert_hook(h.clone()),
                     None => centre,

@@ -289,6 +289,11 @@ impl Counters {
             &[("", g(&centre.windows_revised))],
         );
         counter(
+            "scanwatch_windows_not_revised_total",
+            "Closed windows late events reached that were not revised: older than the raw events' retention, their other events are gone.",
+            &[("", g(&centre.windows_not_revised))],
+        );
+        counter(
             "scanwatch_alerts_withdrawn_total",
             "Warnings a revision showed no longer hold.",
             &[("", g(&centre.alerts_withdrawn))],
