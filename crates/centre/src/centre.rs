@@ -309,7 +309,12 @@ impl Centre {
     /// Commits one batch of `sensor` (with the IDS alerts it carried, `ids`) and,
     /// when it is new, calls `accepted` (with the outcome and whether the IDS alerts
     /// were stored too) and feeds its events at `received`: one step, which a
-    /// checkpoint never falls inside. A duplicate changes nothing.
+    /// checkpoint never falls inside. A duplicate feeds nothing; it stores the
+    /// IDS alerts again (their keys are the batch's: unchanged when they were
+    /// stored), since the first attempt may have failed to (answered with the
+    /// failure, which the sensor retries) or stopped between the batch's commit
+    /// and theirs; when that stored any, it calls `accepted` with `true`, so they
+    /// are taken in once.
     ///
     /// `accepted` runs once the batch is durable and has its place in the feed
     /// order, before its feed: the collector answers the sensor from it, so the
@@ -329,18 +334,21 @@ impl Centre {
             .gate
             .read()
             .map_err(|_| CentreError::Poisoned("checkpoint gate"))?;
-        let (outcome, ids_failed, place) = {
+        let (outcome, ids, place) = {
             let mut s = self.store()?;
             let o = s.commit_batch(sensor, batch, events, received)?;
             let accepted = matches!(o, BatchOutcome::Accepted { .. });
-            let ids_failed = if accepted && !ids.is_empty() {
-                s.put_context_items(ContextKind::Ids, ids, received).err()
+            let ids = if ids.is_empty() {
+                Ok(0)
             } else {
-                None
+                s.put_context_items(ContextKind::Ids, ids, received)
+                    .map(|c| c.added)
             };
             // Under the store's lock: the feeds follow the commits.
-            (o, ids_failed, accepted.then(|| self.order.ticket()))
+            (o, ids, accepted.then(|| self.order.ticket()))
         };
+        let added = ids.as_ref().map_or(0, |n| *n);
+        let ids_failed = ids.err();
         match place {
             Some(place) => {
                 // Durable: fed whatever else fails (its resend is a duplicate), and
@@ -354,7 +362,12 @@ impl Centre {
             }
             // A resend: its original may be answered and not yet fed (the sensor
             // gave up waiting); what follows this answer must see it fed.
-            None => self.order.settle(),
+            None => {
+                self.order.settle();
+                if added > 0 {
+                    accepted(outcome, true);
+                }
+            }
         }
         match ids_failed {
             Some(e) => Err(e.into()),

@@ -15,7 +15,7 @@ use scanwatch_event::{Event, Timestamp};
 use scanwatch_pipeline::{Pipeline, PipelineConfig};
 use scanwatch_store::prelude::*;
 use scanwatch_store::sqlite::SqliteStore;
-use scanwatch_store::BatchOutcome;
+use scanwatch_store::{BatchOutcome, ContextItem, ContextKind};
 
 /// 2026-06-01T00:00:00Z.
 const T0: i64 = 1_780_272_000_000;
@@ -122,4 +122,68 @@ fn the_answer_comes_before_the_feed_and_what_follows_waits_for_it() {
         })
         .unwrap();
     assert_eq!(outcome, BatchOutcome::Duplicate);
+}
+
+/// The IDS alerts a batch carried are stored in a transaction after the batch's:
+/// when storing them fails, the batch is answered with the failure and they are
+/// not taken in; the sensor's resend, a duplicate, stores them and hands them
+/// over once (as it would after a crash between the two commits), and a further
+/// resend changes nothing.
+#[test]
+fn a_resend_stores_the_ids_alerts_its_first_attempt_could_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    store.add_sensor("s1", Timestamp(T0)).unwrap();
+    let centre = Centre::new(
+        Box::new(store),
+        Pipeline::new(PipelineConfig::new(60_000, 3_600_000)),
+    );
+    let db = rusqlite::Connection::open(dir.path().join(scanwatch_store::sqlite::DB_FILE)).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refused BEFORE INSERT ON context_items
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+    )
+    .unwrap();
+    let events: Vec<Event> = (0..10).map(|i| syn(T0 + i * 1_000)).collect();
+    let items: Vec<ContextItem> = (0..2)
+        .map(|i| ContextItem {
+            key: format!("s1:b1:{i}"),
+            origin: "s1".into(),
+            json: format!("{{\"n\":{i}}}"),
+        })
+        .collect();
+    let now = Timestamp(T0 + 20_000);
+    let calls = std::sync::Mutex::new(Vec::new());
+    let first = centre.ingest("s1", "b1", &events, &items, now, |o, stored| {
+        calls.lock().unwrap().push((o, stored))
+    });
+    assert!(
+        first.is_err_and(|e| e.to_string().contains("refused by the test")),
+        "the answer is the failure"
+    );
+    assert_eq!(
+        calls.lock().unwrap().split_off(0),
+        vec![(BatchOutcome::Accepted { events: 10 }, false)],
+        "durable, the alerts not stored: not taken in"
+    );
+    let stored = |c: &Centre| {
+        c.store
+            .lock()
+            .unwrap()
+            .context_items(ContextKind::Ids)
+            .unwrap()
+            .len()
+    };
+    assert_eq!(stored(&centre), 0);
+    db.execute_batch("DROP TRIGGER refused").unwrap();
+    for (round, want) in [(1, vec![(BatchOutcome::Duplicate, true)]), (2, vec![])] {
+        let again = centre
+            .ingest("s1", "b1", &events, &items, now, |o, stored| {
+                calls.lock().unwrap().push((o, stored))
+            })
+            .unwrap();
+        assert_eq!(again, BatchOutcome::Duplicate);
+        assert_eq!(calls.lock().unwrap().split_off(0), want, "resend {round}");
+        assert_eq!(stored(&centre), 2, "resend {round}");
+    }
 }

@@ -1072,10 +1072,11 @@ async fn ingest_inner(
             |outcome, ids_stored| {
                 // Durable first, then counted: a crash here loses nothing, and
                 // the server replays stored events into the pipeline at start.
-                st2.take_ids(hits);
                 // IDS alerts that could not be stored: the answer is the
-                // failure (the sensor retries; the events are a duplicate).
+                // failure, and they are not taken in; the sensor retries, and
+                // its resend (a duplicate) stores them and calls this again.
                 if ids_stored {
+                    st2.take_ids(hits);
                     early.store(durable.send(outcome).is_ok(), Ordering::Relaxed);
                 }
             },
