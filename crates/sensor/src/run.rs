@@ -224,6 +224,9 @@ struct Followed {
     body: String,
     events: usize,
     since: Option<Instant>,
+    /// The batch in `body` was refused by a full spool: it is spooled before
+    /// this source reads on (`spool_filled`).
+    refused: bool,
     /// An IDS alert log (Suricata EVE, fast.log): alerts also carry their rule,
     /// message and CVEs to the centre.
     ids: bool,
@@ -422,8 +425,13 @@ pub fn run(cfg: &SensorConfig, stop: &AtomicBool) -> Result<SensorStats, SensorE
 }
 
 /// Spools a source's batch being filled, with the file position reached (a file),
-/// or only records the position when no event was kept.
-fn spool_filled(src: &mut Followed, shared: &Shared) -> Result<(), SensorError> {
+/// or only records the position when no event was kept. Returns whether it did:
+/// a spool too full for the batch (`Spool::append`) leaves it in `src`, its lines
+/// read and their position not saved, marked `refused`: the source reads nothing
+/// more until it is spooled, so nothing read is dropped and memory holds one
+/// batch (a first version dropped the batch, and the next one saved a position
+/// past its lines).
+fn spool_filled(src: &mut Followed, shared: &Shared) -> Result<bool, SensorError> {
     let mut spool = lock(&shared.spool);
     let mut positions: Positions = spool.positions().clone();
     match &src.input {
@@ -439,15 +447,19 @@ fn spool_filled(src: &mut Followed, shared: &Shared) -> Result<(), SensorError> 
     }
     let body = std::mem::take(&mut src.body);
     let n = std::mem::take(&mut src.events);
-    src.since = None;
+    let since = src.since.take();
     if n > 0 {
-        spool.append(&body, n, &positions)?;
+        if spool.append(&body, n, &positions)?.is_none() {
+            (src.body, src.events, src.since, src.refused) = (body, n, since, true);
+            return Ok(false);
+        }
         drop(spool);
         shared.notify();
     } else if &positions != spool.positions() {
         spool.set_positions(&positions)?;
     }
-    Ok(())
+    src.refused = false;
+    Ok(true)
 }
 
 #[allow(clippy::too_many_arguments)] // the run's parts, each used once
@@ -478,6 +490,7 @@ fn read_loop(
                 body: String::new(),
                 events: 0,
                 since: None,
+                refused: false,
                 ids: false,
             }
         })
@@ -502,6 +515,7 @@ fn read_loop(
             body: String::new(),
             events: 0,
             since: None,
+            refused: false,
             ids: false,
         });
     }
@@ -513,6 +527,7 @@ fn read_loop(
         body: String::new(),
         events: 0,
         since: None,
+        refused: false,
         ids: false,
     }));
     let opts = ParserOptions {
@@ -537,6 +552,8 @@ fn read_loop(
     // Whether the last pass took everything the receivers held, and how many
     // final passes ran (bounded, in case a sender outpaces the stop).
     let (mut receivers_empty, mut final_passes) = (false, 0u32);
+    // Captured packets' batch that a full spool refused.
+    let mut capture_held: Option<(String, usize)> = None;
     while !halt.load(Ordering::Relaxed) {
         if stop.load(Ordering::Relaxed) {
             if !has_receivers || (finishing && (receivers_empty || final_passes >= 64)) {
@@ -556,11 +573,18 @@ fn read_loop(
         receivers_empty = true;
         // Some source holds lines read but not yet spooled (a batch filling).
         let mut held = false;
+        // Some source's batch did not fit in the spool (it waits in memory).
+        let mut refused = false;
         let full = spool_full();
         let read_at = host_clock_ms();
         // Read and spool, unless the spool is full (backpressure: lines stay unread).
         if !full {
             for src in &mut sources {
+                if src.refused && !spool_filled(src, shared)? {
+                    // Still no room: read nothing more here, look again later.
+                    (held, refused) = (true, true);
+                    continue;
+                }
                 let mut lines = std::mem::take(&mut src.pending_lines);
                 let at_end = src.input.read(&mut lines)?;
                 all_at_end &= at_end;
@@ -645,31 +669,40 @@ fn read_loop(
                     held = true; // read, not yet spooled
                     continue;
                 }
-                spool_filled(src, shared)?;
+                if !spool_filled(src, shared)? {
+                    (held, refused) = (true, true);
+                }
             }
         }
         // Captured packets: one batch per pass, no log position to record.
+        // A batch a full spool refused is kept and spooled before more is taken
+        // (captured packets exist nowhere else).
         if let Some(c) = capture {
             if !spool_full() {
-                let mut body = String::new();
-                let mut n = 0usize;
-                for mut event in c.take() {
-                    if rules.keep(&event) {
-                        rules.apply(&mut event);
-                        body.push_str(&WireEvent::from_event(&event, None).to_line());
-                        body.push('\n');
-                        n += 1;
-                    } else {
-                        stats.events_excluded += 1;
+                let (mut body, mut n) = capture_held.take().unwrap_or_default();
+                if n == 0 {
+                    for mut event in c.take() {
+                        if rules.keep(&event) {
+                            rules.apply(&mut event);
+                            body.push_str(&WireEvent::from_event(&event, None).to_line());
+                            body.push('\n');
+                            n += 1;
+                        } else {
+                            stats.events_excluded += 1;
+                        }
                     }
+                    stats.events_kept += n as u64;
                 }
                 if n > 0 {
-                    stats.events_kept += n as u64;
                     let mut spool = lock(&shared.spool);
                     let positions = spool.positions().clone();
-                    spool.append(&body, n, &positions)?;
-                    drop(spool);
-                    shared.notify();
+                    if spool.append(&body, n, &positions)?.is_none() {
+                        capture_held = Some((body, n));
+                        (held, refused) = (true, true);
+                    } else {
+                        drop(spool);
+                        shared.notify();
+                    }
                 }
             }
         }
@@ -710,10 +743,13 @@ fn read_loop(
         }
         // Behind: read on at once. Caught up (or the spool is full): pause; a
         // `once` run that only waits for the sender's last answers looks again soon.
-        if (all_at_end || full) && !finishing {
+        if (all_at_end || full || refused) && !finishing {
             let wait_for_sender = cfg.once && all_at_end && !full;
             std::thread::sleep(if wait_for_sender {
                 cfg.poll.min(Duration::from_millis(20))
+            } else if refused {
+                // A batch waits for room the sender makes as it is answered.
+                cfg.poll.min(Duration::from_millis(200))
             } else {
                 cfg.poll
             });
@@ -724,7 +760,17 @@ fn read_loop(
         // messages exist nowhere else; a file's lines would only be read again).
         // The sender delivers it at the next start.
         for src in &mut sources {
-            spool_filled(src, shared)?;
+            if !spool_filled(src, shared)? {
+                // A file's lines are read again at the next start (their
+                // position is not saved); received messages are lost.
+                tracing::warn!(
+                    source = %src.input.name(),
+                    events = src.events,
+                    "stopping with the spool full: {} events read from {} not spooled",
+                    src.events,
+                    src.input.name()
+                );
+            }
         }
     }
     Ok(stats)

@@ -31,7 +31,8 @@ struct Recorder {
     rec: Mutex<Recorded>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
-    refuse_first: AtomicBool,
+    /// How many /events requests to refuse (503) before accepting.
+    refuse: AtomicUsize,
 }
 
 fn serve(conn: TcpStream, r: &Recorder) {
@@ -65,7 +66,11 @@ fn serve(conn: TcpStream, r: &Recorder) {
         }
         let mut body = vec![0u8; len];
         rd.read_exact(&mut body).unwrap();
-        let status = if events && r.refuse_first.swap(false, Ordering::SeqCst) {
+        let refuse = events
+            && r.refuse
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        let status = if refuse {
             r.rec.lock().unwrap().refused += 1;
             "503 Service Unavailable"
         } else {
@@ -99,43 +104,43 @@ fn line(i: usize) -> String {
     )
 }
 
-#[test]
-fn a_backfill_goes_compressed_in_order_one_batch_at_a_time_without_pausing() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("fw.log");
-    // About 10 MiB of log: several batches (each cut at 2 MiB of wire events).
-    let n = 45_000;
-    let text: String = (0..n).map(line).collect();
-    assert!(text.len() > 8 << 20, "{} bytes", text.len());
-    std::fs::write(&log, &text).unwrap();
-
+/// A recording endpoint on loopback that refuses the first `refusals` batches.
+fn recorder(refusals: usize) -> (Arc<Recorder>, u16) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let recorder = Arc::new(Recorder {
         rec: Mutex::new(Recorded::default()),
         in_flight: AtomicUsize::new(0),
         max_in_flight: AtomicUsize::new(0),
-        refuse_first: AtomicBool::new(true),
+        refuse: AtomicUsize::new(refusals),
     });
-    {
-        let r = recorder.clone();
-        std::thread::spawn(move || {
-            for c in listener.incoming().take(64) {
-                let r = r.clone();
-                std::thread::spawn(move || serve(c.unwrap(), &r));
-            }
-        });
-    }
-    let cfg = SensorConfig {
+    let r = recorder.clone();
+    std::thread::spawn(move || {
+        for c in listener.incoming().take(64) {
+            let r = r.clone();
+            std::thread::spawn(move || serve(c.unwrap(), &r));
+        }
+    });
+    (recorder, port)
+}
+
+/// A `once` run over `log` from its start, to the recorder on `port`.
+fn config(
+    dir: &std::path::Path,
+    log: &std::path::Path,
+    port: u16,
+    max_spool_bytes: u64,
+) -> SensorConfig {
+    SensorConfig {
         server: format!("http://127.0.0.1:{port}"),
         token: "t".into(),
-        spool_dir: dir.path().join("spool"),
+        spool_dir: dir.join("spool"),
         sources: vec![Source {
-            path: log.clone(),
+            path: log.to_path_buf(),
             format: scanwatch_formats::format_by_name("netfilter"),
         }],
         from_start: true,
-        max_spool_bytes: 256 << 20,
+        max_spool_bytes,
         once: true,
         poll: Duration::from_secs(60),
         reference_time: Timestamp(1_796_000_000_000),
@@ -150,7 +155,33 @@ fn a_backfill_goes_compressed_in_order_one_batch_at_a_time_without_pausing() {
         capture: None,
         listen: Vec::new(),
         journal: None,
-    };
+    }
+}
+
+/// The destination ports of every accepted event, in the order accepted (each
+/// log line has its own: `line`).
+fn accepted_ports(rec: &Recorded) -> Vec<u64> {
+    rec.accepted
+        .iter()
+        .flat_map(|(_, body)| body.lines().map(str::to_string).collect::<Vec<_>>())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+            v["dst_port"].as_u64().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn a_backfill_goes_compressed_in_order_one_batch_at_a_time_without_pausing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("fw.log");
+    // About 10 MiB of log: several batches (each cut at 2 MiB of wire events).
+    let n = 45_000;
+    let text: String = (0..n).map(line).collect();
+    assert!(text.len() > 8 << 20, "{} bytes", text.len());
+    std::fs::write(&log, &text).unwrap();
+    let (recorder, port) = recorder(1);
+    let cfg = config(dir.path(), &log, port, 256 << 20);
     let stop = AtomicBool::new(false);
     let started = Instant::now();
     let stats = run(&cfg, &stop).unwrap();
@@ -173,15 +204,7 @@ fn a_backfill_goes_compressed_in_order_one_batch_at_a_time_without_pausing() {
         .map(|(id, _)| id.rsplit('-').next().unwrap().parse().unwrap())
         .collect();
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
-    let ids: Vec<u64> = rec
-        .accepted
-        .iter()
-        .flat_map(|(_, body)| body.lines().map(str::to_string).collect::<Vec<_>>())
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(&l).unwrap();
-            v["dst_port"].as_u64().unwrap()
-        })
-        .collect();
+    let ids = accepted_ports(&rec);
     assert_eq!(ids.len(), n, "every event once");
     let expected: Vec<u64> = (0..n).map(|i| 1 + (i % 60000) as u64).collect();
     assert_eq!(ids, expected, "in the order read");
@@ -192,4 +215,30 @@ fn a_backfill_goes_compressed_in_order_one_batch_at_a_time_without_pausing() {
         took < Duration::from_secs(45),
         "the reader paused while behind: {took:?}"
     );
+}
+
+/// A spool with room for less than two batches while the centre refuses: the
+/// second batch does not fit although the spool is not full; it waits in memory
+/// with its lines' position unsaved, and reading pauses, until the first is
+/// delivered. Every line arrives once, in order (a first version dropped the
+/// batch that did not fit, and the next one saved a position past its lines).
+#[test]
+fn a_batch_that_does_not_fit_in_the_spool_waits_and_nothing_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("fw.log");
+    let n = 45_000;
+    let text: String = (0..n).map(line).collect();
+    std::fs::write(&log, &text).unwrap();
+    // Batches are cut at 2 MiB of wire events: one fits in 3 MiB, two do not.
+    let (recorder, port) = recorder(3);
+    let stop = AtomicBool::new(false);
+    let stats = run(&config(dir.path(), &log, port, 3 << 20), &stop).unwrap();
+    let rec = recorder.rec.lock().unwrap();
+    assert_eq!(rec.refused, 3);
+    assert!(rec.accepted.len() >= 4, "{} batches", rec.accepted.len());
+    let ids = accepted_ports(&rec);
+    let expected: Vec<u64> = (0..n).map(|i| 1 + (i % 60000) as u64).collect();
+    assert_eq!(ids.len(), n, "every event once");
+    assert_eq!(ids, expected, "in the order read");
+    assert_eq!(stats.events_kept, n as u64);
 }
