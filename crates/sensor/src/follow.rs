@@ -1,7 +1,11 @@
 //! Following a log file like `tail -F`: reads complete new lines, survives rotation
-//! by rename-and-create (the old file is read to its end first) and by copy-truncate
-//! (the file shrinks: start again from 0), and reports a position — file identity
-//! and byte offset of the last complete line — that can be saved and resumed.
+//! by rename-and-create (the old file is read to its end first, and once more at
+//! the next poll: the logger may write to it until it reopens the path) and by
+//! copy-truncate (the file shrinks: start again from 0), and reports a position —
+//! file identity and byte offset of the last complete line — that can be saved and
+//! resumed. A saved position whose file was rotated away while the sensor was
+//! stopped is resumed in that file, found by its identity beside the path
+//! (`fw.log.1`, `fw.log-20261207`), which is read to its end before the new one.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -40,6 +44,10 @@ pub struct Follower {
     /// truncated and refilled past the old offset between two polls is recognised
     /// by its changed head (as Vector's file source does with its fingerprint).
     head: Option<(usize, u64)>,
+    /// The file renamed away at the last poll, with its unterminated last line:
+    /// read once more to its end at the next poll, before the new one (the
+    /// logger writes to it until it reopens the path, e.g. at rsyslog's HUP).
+    rotated: Option<(File, Vec<u8>)>,
 }
 
 /// Bytes of the head fingerprint.
@@ -50,6 +58,26 @@ fn head_of(path: &Path, len: usize) -> Option<u64> {
     let mut buf = vec![0u8; len];
     f.read_exact(&mut buf).ok()?;
     Some(xxhash_rust::xxh3::xxh3_64(&buf))
+}
+
+/// The file of identity `id` beside `path` (its rotated names start with the
+/// path's file name), if it holds at least `offset` bytes.
+fn rotated_sibling(path: &Path, id: u64, offset: u64) -> Option<File> {
+    let name = path.file_name()?.to_str()?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
+        let n = entry.file_name();
+        let n = n.to_str()?;
+        if n == name || !n.starts_with(name) {
+            return None;
+        }
+        let f = File::open(entry.path()).ok()?;
+        let m = f.metadata().ok()?;
+        (m.is_file() && identity(&m) == id && m.len() >= offset).then_some(f)
+    })
 }
 
 impl Follower {
@@ -64,6 +92,7 @@ impl Follower {
             from_start,
             dropped_partial_bytes: 0,
             head: None,
+            rotated: None,
         }
     }
 
@@ -84,7 +113,21 @@ impl Follower {
         };
         let m = f.metadata()?;
         let id = identity(&m);
-        let start = match self.resume.take() {
+        let resume = self.resume.take();
+        // Rotated away while stopped: the rest of the saved file first (the
+        // poll that reaches its end goes on to the path's file, from 0).
+        if let Some((rid, off)) = resume.filter(|(rid, _)| *rid != id) {
+            if let Some(mut old) = rotated_sibling(&self.path, rid, off) {
+                old.seek(SeekFrom::Start(off))?;
+                self.file = Some(old);
+                self.id = rid;
+                self.offset = off;
+                self.partial.clear();
+                self.head = None;
+                return Ok(true);
+            }
+        }
+        let start = match resume {
             Some((rid, off)) if rid == id && off <= m.len() => off,
             Some(_) => 0, // a different file than the saved one: read all of it
             None if self.from_start => 0,
@@ -106,8 +149,26 @@ impl Follower {
         if self.file.is_none() && !self.open()? {
             return Ok(true);
         }
-        let mut read_total = 0;
         let mut buf = vec![0u8; 64 * 1024];
+        if let Some((mut old, mut partial)) = self.rotated.take() {
+            // What the logger wrote to the renamed file since the last poll.
+            loop {
+                let n = old.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                partial.extend_from_slice(&buf[..n]);
+            }
+            let mut lines = partial.split(|&b| b == b'\n').peekable();
+            while let Some(line) = lines.next() {
+                if lines.peek().is_some() {
+                    out.push(String::from_utf8_lossy(line).into_owned());
+                } else {
+                    self.dropped_partial_bytes += line.len() as u64;
+                }
+            }
+        }
+        let mut read_total = 0;
         loop {
             let Some(f) = self.file.as_mut() else {
                 return Ok(true);
@@ -138,9 +199,12 @@ impl Follower {
         };
         match std::fs::metadata(&self.path) {
             Ok(m) if identity(&m) != self.id => {
-                // Rename-and-create: the old file is read to its end; go to the new one.
-                self.dropped_partial_bytes += self.partial.len() as u64;
-                self.file = None;
+                // Rename-and-create: the old file is read to its end (and once
+                // more at the next poll); go to the new one.
+                self.rotated = self
+                    .file
+                    .take()
+                    .map(|f| (f, std::mem::take(&mut self.partial)));
                 self.from_start = true;
                 self.resume = None;
                 self.open()?;
@@ -212,5 +276,55 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(poll_all(&mut g), vec!["g"]);
+    }
+
+    /// What the logger writes to the renamed file after the sensor moved to the
+    /// new one (until the logger reopens the path) is read at the next poll.
+    #[test]
+    fn a_write_to_the_renamed_file_after_the_switch_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("fw.log");
+        std::fs::write(&p, "").unwrap();
+        let mut f = Follower::new(&p, None, true);
+        assert!(poll_all(&mut f).is_empty());
+        let mut h = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        std::io::Write::write_all(&mut h, b"x\n").unwrap();
+        std::fs::rename(&p, dir.path().join("fw.log.1")).unwrap();
+        std::fs::write(&p, "y\n").unwrap();
+        let mut out = Vec::new();
+        assert!(!f.poll(&mut out, 1 << 20).unwrap(), "moved to the new file");
+        assert_eq!(out, vec!["x"]);
+        // The logger has not reopened the path yet.
+        std::io::Write::write_all(&mut h, b"z\npart").unwrap();
+        assert_eq!(poll_all(&mut f), vec!["z", "y"]);
+        assert_eq!(f.dropped_partial_bytes, 4, "an unterminated last line");
+        std::io::Write::write_all(&mut h, b"ial\nlate\n").unwrap();
+        assert!(poll_all(&mut f).is_empty(), "one more read only");
+    }
+
+    /// A file rotated away while the sensor was stopped is read to its end from
+    /// the saved position (found beside the path by its identity), then the new
+    /// one from its start: the lines written between the stop and the rotation
+    /// are not lost. With no such file (deleted, compressed), the new one from 0.
+    #[test]
+    fn a_rotation_while_stopped_resumes_in_the_rotated_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("fw.log");
+        std::fs::write(&p, "a\nb\n").unwrap();
+        let mut f = Follower::new(&p, None, true);
+        assert_eq!(poll_all(&mut f), vec!["a", "b"]);
+        let saved = f.position();
+        drop(f);
+        let mut h = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        std::io::Write::write_all(&mut h, b"c\n").unwrap();
+        std::fs::rename(&p, dir.path().join("fw.log.1")).unwrap();
+        std::fs::write(&p, "d\n").unwrap();
+        let mut g = Follower::new(&p, Some(saved), false);
+        assert_eq!(poll_all(&mut g), vec!["c", "d"]);
+        // The rotated file gone: the new one from its start.
+        let saved = (saved.0, 2);
+        std::fs::remove_file(dir.path().join("fw.log.1")).unwrap();
+        let mut k = Follower::new(&p, Some(saved), false);
+        assert_eq!(poll_all(&mut k), vec!["d"]);
     }
 }
