@@ -308,9 +308,16 @@ impl Spool {
         }
         let path = self.dir.join(batch_name(seq));
         let aside = self.dir.join("rejected");
-        fs::create_dir_all(&aside).map_err(io(&aside))?;
-        let kept = aside.join(batch_name(seq));
-        fs::copy(&path, &kept).map_err(io(&kept))?;
+        if !aside.is_dir() {
+            fs::create_dir_all(&aside).map_err(io(&aside))?;
+            if let Ok(d) = fs::File::open(&self.dir) {
+                let _ = d.sync_all();
+            }
+        }
+        // Durable before the acknowledgement removes the batch: a power cut in
+        // between must not lose both.
+        let data = fs::read(&path).map_err(io(&path))?;
+        write_atomic(&aside, &batch_name(seq), &data)?;
         self.ack(seq)
     }
 
