@@ -51,8 +51,8 @@ fn saw_dup(
     rx
 }
 
-#[test]
-fn the_answer_comes_before_the_feed_and_what_follows_waits_for_it() {
+/// A centre of 1-minute windows over a store in a new directory, sensor `s1`.
+fn centre_of_s1() -> (tempfile::TempDir, Centre) {
     let dir = tempfile::tempdir().unwrap();
     let mut store = SqliteStore::open(dir.path()).unwrap();
     store.add_sensor("s1", Timestamp(T0)).unwrap();
@@ -60,6 +60,12 @@ fn the_answer_comes_before_the_feed_and_what_follows_waits_for_it() {
         Box::new(store),
         Pipeline::new(PipelineConfig::new(60_000, 3_600_000)),
     );
+    (dir, centre)
+}
+
+#[test]
+fn the_answer_comes_before_the_feed_and_what_follows_waits_for_it() {
+    let (_dir, centre) = centre_of_s1();
     let events: Vec<Event> = (0..100).map(|i| syn(T0 + i * 1_000)).collect();
     let last = events[99].time;
     let now = Timestamp(T0 + 100_000);
@@ -131,13 +137,7 @@ fn the_answer_comes_before_the_feed_and_what_follows_waits_for_it() {
 /// resend changes nothing.
 #[test]
 fn a_resend_stores_the_ids_alerts_its_first_attempt_could_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = SqliteStore::open(dir.path()).unwrap();
-    store.add_sensor("s1", Timestamp(T0)).unwrap();
-    let centre = Centre::new(
-        Box::new(store),
-        Pipeline::new(PipelineConfig::new(60_000, 3_600_000)),
-    );
+    let (dir, centre) = centre_of_s1();
     let db = rusqlite::Connection::open(dir.path().join(scanwatch_store::sqlite::DB_FILE)).unwrap();
     db.execute_batch(
         "CREATE TRIGGER refused BEFORE INSERT ON context_items
