@@ -149,6 +149,21 @@ impl Follower {
         if self.file.is_none() && !self.open()? {
             return Ok(true);
         }
+        // Copy-truncate refilled past where reading stopped (while the sensor was
+        // held back by a full spool, say): from the start before reading on, not
+        // from the old offset into the new content (a broken first line, then
+        // every line again once its end showed the change).
+        if let Some((len, h)) = self.head {
+            let same = std::fs::metadata(&self.path).is_ok_and(|m| identity(&m) == self.id);
+            if same && head_of(&self.path, len).is_some_and(|now| now != h) {
+                if let Some(f) = self.file.as_mut() {
+                    f.seek(SeekFrom::Start(0))?;
+                }
+                self.partial.clear();
+                self.offset = 0;
+                self.head = None;
+            }
+        }
         let mut buf = vec![0u8; 64 * 1024];
         if let Some((mut old, mut partial)) = self.rotated.take() {
             // What the logger wrote to the renamed file since the last poll.
@@ -276,6 +291,23 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(poll_all(&mut g), vec!["g"]);
+    }
+
+    /// A file copy-truncated and refilled past the offset reached, between two
+    /// polls: its new lines once each, from the first.
+    #[test]
+    fn a_file_refilled_past_the_offset_is_read_from_its_start_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("fw.log");
+        std::fs::write(&p, "first line\nsecond\n").unwrap();
+        let mut f = Follower::new(&p, None, true);
+        assert_eq!(poll_all(&mut f), vec!["first line", "second"]);
+        std::fs::write(&p, "").unwrap();
+        std::fs::write(&p, "new one\nnew two\nnew three\nnew four\n").unwrap();
+        assert_eq!(
+            poll_all(&mut f),
+            vec!["new one", "new two", "new three", "new four"]
+        );
     }
 
     /// What the logger writes to the renamed file after the sensor moved to the
