@@ -1,11 +1,14 @@
 //! Following a log file like `tail -F`: reads complete new lines, survives rotation
-//! by rename-and-create (the old file is read to its end first, and once more at
-//! the next poll: the logger may write to it until it reopens the path) and by
+//! by rename-and-create (the old file is read to its end first, and at every poll
+//! after until it has been quiet for [`ROTATE_WAIT`]: the logger writes to it until
+//! it reopens the path, at rsyslog's HUP after logrotate) and by
 //! copy-truncate (the file shrinks: start again from 0), and reports a position —
 //! file identity and byte offset of the last complete line — that can be saved and
 //! resumed. A saved position whose file was rotated away while the sensor was
 //! stopped is resumed in that file, found by its identity beside the path
-//! (`fw.log.1`, `fw.log-20261207`), which is read to its end before the new one.
+//! (`fw.log.1`, `fw.log-20261207`; not a compressed one), which is read to its end
+//! before the new one. (Rotated twice while stopped: the saved file is finished,
+//! then the path's; the file rotated in between is not read.)
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -44,11 +47,17 @@ pub struct Follower {
     /// truncated and refilled past the old offset between two polls is recognised
     /// by its changed head (as Vector's file source does with its fingerprint).
     head: Option<(usize, u64)>,
-    /// The file renamed away at the last poll, with its unterminated last line:
-    /// read once more to its end at the next poll, before the new one (the
-    /// logger writes to it until it reopens the path, e.g. at rsyslog's HUP).
-    rotated: Option<(File, Vec<u8>)>,
+    /// The file renamed away, with its unterminated last line and when it last
+    /// gave a byte: read to its end at every poll, before the new one, until it
+    /// has been quiet for [`ROTATE_WAIT`].
+    rotated: Option<(File, Vec<u8>, std::time::Instant)>,
 }
+
+/// How long a renamed file is still read after it last grew: the logger writes to
+/// it until it reopens the path (rsyslog at the HUP of logrotate's `postrotate`,
+/// usually within a second), as `tail -F` and Vector's file source (its
+/// `rotate_wait`) do; one descriptor per rotation is held meanwhile.
+pub const ROTATE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Bytes of the head fingerprint.
 const HEAD_BYTES: usize = 256;
@@ -71,12 +80,22 @@ fn rotated_sibling(path: &Path, id: u64, offset: u64) -> Option<File> {
     std::fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
         let n = entry.file_name();
         let n = n.to_str()?;
-        if n == name || !n.starts_with(name) {
+        // A compressed rotation is another file (and an inode number reused by
+        // one would be read as text).
+        let compressed = [".gz", ".bz2", ".xz", ".zst", ".lz4"]
+            .iter()
+            .any(|ext| n.ends_with(ext));
+        if n == name || !n.starts_with(name) || compressed {
+            return None;
+        }
+        // Looked at before it is opened: opening a FIFO would block.
+        let m = entry.metadata().ok()?;
+        if !(m.is_file() && identity(&m) == id && m.len() >= offset) {
             return None;
         }
         let f = File::open(entry.path()).ok()?;
         let m = f.metadata().ok()?;
-        (m.is_file() && identity(&m) == id && m.len() >= offset).then_some(f)
+        (identity(&m) == id).then_some(f)
     })
 }
 
@@ -165,7 +184,7 @@ impl Follower {
             }
         }
         let mut buf = vec![0u8; 64 * 1024];
-        if let Some((mut old, mut partial)) = self.rotated.take() {
+        if let Some((mut old, mut partial, mut active)) = self.rotated.take() {
             // What the logger wrote to the renamed file since the last poll.
             loop {
                 let n = old.read(&mut buf)?;
@@ -173,14 +192,20 @@ impl Follower {
                     break;
                 }
                 partial.extend_from_slice(&buf[..n]);
+                active = std::time::Instant::now();
             }
-            let mut lines = partial.split(|&b| b == b'\n').peekable();
-            while let Some(line) = lines.next() {
-                if lines.peek().is_some() {
-                    out.push(String::from_utf8_lossy(line).into_owned());
-                } else {
-                    self.dropped_partial_bytes += line.len() as u64;
-                }
+            if let Some(end) = partial.iter().rposition(|&b| b == b'\n') {
+                out.extend(
+                    partial[..end]
+                        .split(|&b| b == b'\n')
+                        .map(|l| String::from_utf8_lossy(l).into_owned()),
+                );
+                partial.drain(..=end);
+            }
+            if active.elapsed() < ROTATE_WAIT {
+                self.rotated = Some((old, partial, active));
+            } else {
+                self.dropped_partial_bytes += partial.len() as u64;
             }
         }
         let mut read_total = 0;
@@ -214,12 +239,19 @@ impl Follower {
         };
         match std::fs::metadata(&self.path) {
             Ok(m) if identity(&m) != self.id => {
-                // Rename-and-create: the old file is read to its end (and once
-                // more at the next poll); go to the new one.
-                self.rotated = self
-                    .file
-                    .take()
-                    .map(|f| (f, std::mem::take(&mut self.partial)));
+                // Rename-and-create: the old file is read to its end (and at the
+                // polls within ROTATE_WAIT after); go to the new one.
+                if let Some((_, partial, _)) = self.rotated.take() {
+                    // Rotated again within the wait: the older one is let go.
+                    self.dropped_partial_bytes += partial.len() as u64;
+                }
+                self.rotated = self.file.take().map(|f| {
+                    (
+                        f,
+                        std::mem::take(&mut self.partial),
+                        std::time::Instant::now(),
+                    )
+                });
                 self.from_start = true;
                 self.resume = None;
                 self.open()?;
@@ -311,7 +343,7 @@ mod tests {
     }
 
     /// What the logger writes to the renamed file after the sensor moved to the
-    /// new one (until the logger reopens the path) is read at the next poll.
+    /// new one (until the logger reopens the path) is read at the polls after.
     #[test]
     fn a_write_to_the_renamed_file_after_the_switch_is_read() {
         let dir = tempfile::tempdir().unwrap();
@@ -329,9 +361,11 @@ mod tests {
         // The logger has not reopened the path yet.
         std::io::Write::write_all(&mut h, b"z\npart").unwrap();
         assert_eq!(poll_all(&mut f), vec!["z", "y"]);
-        assert_eq!(f.dropped_partial_bytes, 4, "an unterminated last line");
+        // Polls later (within ROTATE_WAIT), the rest of a line and another.
+        assert!(poll_all(&mut f).is_empty());
         std::io::Write::write_all(&mut h, b"ial\nlate\n").unwrap();
-        assert!(poll_all(&mut f).is_empty(), "one more read only");
+        assert_eq!(poll_all(&mut f), vec!["partial", "late"]);
+        assert_eq!(f.dropped_partial_bytes, 0);
     }
 
     /// A file rotated away while the sensor was stopped is read to its end from
@@ -351,6 +385,12 @@ mod tests {
         std::io::Write::write_all(&mut h, b"c\n").unwrap();
         std::fs::rename(&p, dir.path().join("fw.log.1")).unwrap();
         std::fs::write(&p, "d\n").unwrap();
+        // A FIFO beside it is not opened (that would block).
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(dir.path().join("fw.log.fifo"))
+            .status()
+            .unwrap();
+        assert!(fifo.success());
         let mut g = Follower::new(&p, Some(saved), false);
         assert_eq!(poll_all(&mut g), vec!["c", "d"]);
         // The rotated file gone: the new one from its start.

@@ -772,6 +772,16 @@ fn read_loop(
                 );
             }
         }
+        if let Some((body, n)) = capture_held.take() {
+            let mut spool = lock(&shared.spool);
+            let positions = spool.positions().clone();
+            if spool.append(&body, n, &positions)?.is_none() {
+                tracing::warn!(
+                    events = n,
+                    "stopping with the spool full: {n} captured packets not spooled"
+                );
+            }
+        }
     }
     Ok(stats)
 }
