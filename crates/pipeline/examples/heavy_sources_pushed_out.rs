@@ -1,0 +1,71 @@
+//! A known open weakness (docs/security.md, "Heavy sources pushed out"): one
+//! hostile sensor empties a surge warning's corroborated top sources by reporting
+//! a few hundred made-up sources, each in one line of a high `count`, in the
+//! surge's first window. Prints, for 0 to 1,000 such sources, whether the golden
+//! seed-surge network's surge still warns in its first window, its trimmed
+//! sources, and how many corroborated and uncorroborated top sources it names.
+//! Run with `cargo run --release -p scanwatch-pipeline --example heavy_sources_pushed_out`.
+#![allow(clippy::unwrap_used)] // an example may panic on a broken setup
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use scanwatch_detect::{Alert, AlertKind};
+use scanwatch_event::{Event, Timestamp};
+use scanwatch_pipeline::{sensor_key, Output, Pipeline, PipelineConfig};
+
+const HOUR: i64 = 3_600_000;
+
+fn run(sc: &scanwatch_simulate::Scenario, events: &[(u32, Event)]) -> Vec<Alert> {
+    let mut p = Pipeline::new(PipelineConfig::new(HOUR, 2 * 24 * HOUR));
+    p.set_emit_windows(false);
+    let mut alerts = Vec::new();
+    let mut keep = |o: Output| {
+        if let Output::Alert(a) = o {
+            alerts.push(*a);
+        }
+    };
+    for (s, e) in events {
+        p.push(sensor_key(&sc.sensor_name(*s)), e);
+        p.drain(&mut keep);
+    }
+    p.finish(&mut keep);
+    alerts
+}
+
+fn main() {
+    let sc = scanwatch_simulate::golden_cases()
+        .into_iter()
+        .find(|c| c.name == "seed-surge")
+        .unwrap();
+    let honest = sc.all_events();
+    let onset = sc.start.0 + (3 * 24 + 10) * HOUR;
+    let template = honest
+        .iter()
+        .find(|(_, e)| e.dst_port == Some(1025) && e.time.0 >= onset && e.time.0 < onset + HOUR)
+        .unwrap()
+        .1
+        .clone();
+    for fakes in [0usize, 100, 200, 300, 500, 1_000] {
+        let mut events = honest.clone();
+        for k in 0..fakes {
+            let mut f = template.clone();
+            f.src = IpAddr::V4(Ipv4Addr::new(100, 99, (k / 250) as u8, (k % 250) as u8));
+            f.time = Timestamp(onset + HOUR - 1_000);
+            f.count = 60_000;
+            events.push((2, f));
+        }
+        events.sort_by_key(|(s, e)| (e.time, *s));
+        let alerts = run(&sc, &events);
+        match alerts.iter().find(|a| {
+            a.port == 1025 && a.kind == AlertKind::Surge && !a.is_update && a.window_start.0 == onset
+        }) {
+            Some(a) => println!(
+                "{fakes:>5} made-up sources: warned, trimmed sources {}, top_sources {}, uncorroborated_sources {}",
+                a.trimmed.sources,
+                a.top_sources.len(),
+                a.uncorroborated_sources.len()
+            ),
+            None => println!("{fakes:>5} made-up sources: no warning in the first window"),
+        }
+    }
+}
