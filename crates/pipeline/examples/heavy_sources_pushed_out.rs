@@ -9,28 +9,12 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use scanwatch_detect::{Alert, AlertKind};
-use scanwatch_event::{Event, Timestamp};
-use scanwatch_pipeline::{sensor_key, Output, Pipeline, PipelineConfig};
+#[path = "../tests/common/mod.rs"]
+mod common;
 
-const HOUR: i64 = 3_600_000;
-
-fn run(sc: &scanwatch_simulate::Scenario, events: &[(u32, Event)]) -> Vec<Alert> {
-    let mut p = Pipeline::new(PipelineConfig::new(HOUR, 2 * 24 * HOUR));
-    p.set_emit_windows(false);
-    let mut alerts = Vec::new();
-    let mut keep = |o: Output| {
-        if let Output::Alert(a) = o {
-            alerts.push(*a);
-        }
-    };
-    for (s, e) in events {
-        p.push(sensor_key(&sc.sensor_name(*s)), e);
-        p.drain(&mut keep);
-    }
-    p.finish(&mut keep);
-    alerts
-}
+use common::{run, HOUR};
+use scanwatch_detect::AlertKind;
+use scanwatch_event::Timestamp;
 
 fn main() {
     let sc = scanwatch_simulate::golden_cases()

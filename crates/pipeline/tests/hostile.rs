@@ -5,28 +5,10 @@
 //! invented ports (each "seen" by that sensor alone) raise nothing.
 #![allow(clippy::unwrap_used)] // a test may panic on a broken setup
 
+mod common;
+
+use common::{run, HOUR};
 use scanwatch_detect::{Alert, AlertKind};
-use scanwatch_event::Event;
-use scanwatch_pipeline::{sensor_key, Output, Pipeline, PipelineConfig};
-
-const HOUR: i64 = 3_600_000;
-
-fn run(sc: &scanwatch_simulate::Scenario, events: &[(u32, Event)]) -> Vec<Alert> {
-    let mut p = Pipeline::new(PipelineConfig::new(HOUR, 2 * 24 * HOUR));
-    p.set_emit_windows(false);
-    let mut alerts = Vec::new();
-    let mut keep = |o: Output| {
-        if let Output::Alert(a) = o {
-            alerts.push(*a);
-        }
-    };
-    for (s, e) in events {
-        p.push(sensor_key(&sc.sensor_name(*s)), e);
-        p.drain(&mut keep);
-    }
-    p.finish(&mut keep);
-    alerts
-}
 
 #[test]
 fn a_hostile_sensor_cannot_turn_a_surge_into_a_sweep() {
