@@ -12,17 +12,13 @@ use std::net::{IpAddr, Ipv4Addr};
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{run, HOUR};
+use common::{run, seed_surge, HOUR};
 use scanwatch_detect::AlertKind;
 use scanwatch_event::Timestamp;
 
 fn main() {
-    let sc = scanwatch_simulate::golden_cases()
-        .into_iter()
-        .find(|c| c.name == "seed-surge")
-        .unwrap();
+    let (sc, onset) = seed_surge();
     let honest = sc.all_events();
-    let onset = sc.start.0 + (3 * 24 + 10) * HOUR;
     let template = honest
         .iter()
         .find(|(_, e)| e.dst_port == Some(1025) && e.time.0 >= onset && e.time.0 < onset + HOUR)

@@ -7,17 +7,13 @@
 
 mod common;
 
-use common::{run, HOUR};
+use common::{run, seed_surge, HOUR};
 use scanwatch_detect::{Alert, AlertKind};
 
 #[test]
 fn a_hostile_sensor_cannot_turn_a_surge_into_a_sweep() {
-    let sc = scanwatch_simulate::golden_cases()
-        .into_iter()
-        .find(|c| c.name == "seed-surge")
-        .unwrap();
+    let (sc, onset) = seed_surge();
     let honest = sc.all_events();
-    let onset = sc.start.0 + (3 * 24 + 10) * HOUR;
     let mut hostile = honest.clone();
     for (_, e) in honest.iter().filter(|(_, e)| {
         e.dst_port == Some(1025) && e.time.0 >= onset && e.time.0 < onset + 12 * HOUR
